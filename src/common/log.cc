@@ -1,0 +1,82 @@
+#include "common/log.h"
+
+#include <cmath>
+#include <ctime>
+
+namespace keygate {
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xf]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+namespace {
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+}  // namespace
+
+void Logger::Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+  if (!Enabled(level)) return;
+  // The log line's timestamp is for humans reading logs, not for any decision, so it may use
+  // the real time of day (clock.h governs decisions).
+  std::timespec ts;
+  std::timespec_get(&ts, TIME_UTC);
+  std::tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[40];
+  std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+  std::string line;
+  line.reserve(256);
+  line += "{\"ts\":\"";
+  line += when;
+  line += "\",\"level\":\"";
+  line += LevelName(level);
+  line += "\",\"event\":";
+  AppendJsonString(&line, event);
+  for (const LogField& f : fields) {
+    line += ',';
+    AppendJsonString(&line, f.key);
+    line += ':';
+    if (auto* s = std::get_if<std::string_view>(&f.value)) {
+      AppendJsonString(&line, *s);
+    } else if (auto* i = std::get_if<int64_t>(&f.value)) {
+      line += std::to_string(*i);
+    } else if (auto* d = std::get_if<double>(&f.value)) {
+      line += std::isfinite(*d) ? std::to_string(*d) : "null";
+    } else {
+      line += std::get<bool>(f.value) ? "true" : "false";
+    }
+  }
+  line += "}\n";
+  std::lock_guard<std::mutex> lock(mu_);
+  std::fwrite(line.data(), 1, line.size(), out_);
+  std::fflush(out_);
+}
+
+}  // namespace keygate

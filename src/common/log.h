@@ -1,0 +1,66 @@
+// Structured logging: one JSON object per line on a FILE* (stderr by default), with a level,
+// an event name, and fields. Never pass a secret: callers log keys only through
+// keys::MaskSecret() or their public hash prefix.
+//
+// The Logger is created once in main() and passed by reference (no global logger).
+// Thread safety: Log() may be called from any thread; lines never interleave.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <initializer_list>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace keygate {
+
+enum class LogLevel {
+  kDebug,  // verbose diagnostics, off by default
+  kInfo,   // lifecycle and access lines
+  kWarn,   // a request or component misbehaved, service continues
+  kError,  // keygate's own fault
+};
+
+struct LogField {
+  std::string_view key;
+  std::variant<std::string_view, int64_t, double, bool> value;
+  LogField(std::string_view k, std::string_view v) : key(k), value(v) {}
+  LogField(std::string_view k, const std::string& v) : key(k), value(std::string_view(v)) {}
+  LogField(std::string_view k, const char* v) : key(k), value(std::string_view(v)) {}
+  LogField(std::string_view k, int64_t v) : key(k), value(v) {}
+  LogField(std::string_view k, int v) : key(k), value(static_cast<int64_t>(v)) {}
+  LogField(std::string_view k, uint64_t v) : key(k), value(static_cast<int64_t>(v)) {}
+  LogField(std::string_view k, double v) : key(k), value(v) {}
+  LogField(std::string_view k, bool v) : key(k), value(v) {}
+};
+
+class Logger {
+ public:
+  // Does not take ownership of `out`.
+  explicit Logger(std::FILE* out = stderr, LogLevel min_level = LogLevel::kInfo)
+      : out_(out), min_level_(min_level) {}
+
+  void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});
+  void Info(std::string_view event, std::initializer_list<LogField> fields = {}) {
+    Log(LogLevel::kInfo, event, fields);
+  }
+  void Warn(std::string_view event, std::initializer_list<LogField> fields = {}) {
+    Log(LogLevel::kWarn, event, fields);
+  }
+  void Error(std::string_view event, std::initializer_list<LogField> fields = {}) {
+    Log(LogLevel::kError, event, fields);
+  }
+  bool Enabled(LogLevel level) const { return level >= min_level_; }
+
+ private:
+  std::FILE* out_;
+  LogLevel min_level_;
+  std::mutex mu_;
+};
+
+// Appends `s` to `out` as a JSON string literal (with quotes), escaping as RFC 8259 requires.
+void AppendJsonString(std::string* out, std::string_view s);
+
+}  // namespace keygate

@@ -1,0 +1,78 @@
+#include "common/money.h"
+
+#include <cmath>
+#include <string>
+
+namespace keygate {
+namespace {
+
+constexpr int kMaxDecimals = 6;
+
+Error BadAmount(std::string_view param, std::string_view why) {
+  return Error::InvalidArgument(std::string(param) + " " + std::string(why), std::string(param));
+}
+
+}  // namespace
+
+Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param) {
+  if (text.empty()) return BadAmount(param, "must be a decimal USD amount");
+  if (text.front() == '-') return BadAmount(param, "must not be negative");
+  if (text.front() == '+') text.remove_prefix(1);
+  MicroUsd whole = 0;
+  size_t i = 0;
+  bool any_digit = false;
+  for (; i < text.size() && text[i] != '.'; ++i) {
+    char c = text[i];
+    if (c < '0' || c > '9') return BadAmount(param, "must be a decimal USD amount");
+    whole = whole * 10 + (c - '0');
+    any_digit = true;
+    if (whole > kMaxMicroUsd / kMicrosPerUsd) return BadAmount(param, "is too large");
+  }
+  MicroUsd frac = 0;
+  int decimals = 0;
+  if (i < text.size()) {  // at '.'
+    for (++i; i < text.size(); ++i) {
+      char c = text[i];
+      if (c < '0' || c > '9') return BadAmount(param, "must be a decimal USD amount");
+      if (++decimals > kMaxDecimals) return BadAmount(param, "has more than 6 decimals");
+      frac = frac * 10 + (c - '0');
+      any_digit = true;
+    }
+  }
+  if (!any_digit) return BadAmount(param, "must be a decimal USD amount");
+  for (int d = decimals; d < kMaxDecimals; ++d) frac *= 10;
+  MicroUsd total = whole * kMicrosPerUsd + frac;
+  if (total > kMaxMicroUsd) return BadAmount(param, "is too large");
+  return total;
+}
+
+Result<MicroUsd> UsdFromDouble(double usd, std::string_view param) {
+  if (!std::isfinite(usd)) return BadAmount(param, "must be a finite number");
+  double micros = std::round(usd * static_cast<double>(kMicrosPerUsd));
+  if (std::fabs(micros) > static_cast<double>(kMaxMicroUsd)) return BadAmount(param, "is too large");
+  return static_cast<MicroUsd>(micros);
+}
+
+std::string FormatUsd(MicroUsd micros) {
+  bool negative = micros < 0;
+  uint64_t abs = negative ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
+  std::string out = std::to_string(abs / kMicrosPerUsd);
+  uint64_t frac = abs % kMicrosPerUsd;
+  if (frac != 0) {
+    std::string digits = std::to_string(frac);
+    digits.insert(0, kMaxDecimals - digits.size(), '0');
+    while (!digits.empty() && digits.back() == '0') digits.pop_back();
+    out += "." + digits;
+  }
+  return negative ? "-" + out : out;
+}
+
+MicroUsd CostForTokens(int64_t tokens, MicroUsd micro_usd_per_mtok) {
+  constexpr int64_t kTokensPerMillion = 1'000'000;
+  // 128-bit intermediate: tokens (< 2^40) times a price (< 2^50) can pass 2^63.
+  __int128 product = static_cast<__int128>(tokens) * micro_usd_per_mtok;
+  __int128 cost = (product + kTokensPerMillion - 1) / kTokensPerMillion;
+  return static_cast<MicroUsd>(cost);
+}
+
+}  // namespace keygate

@@ -1,0 +1,41 @@
+// Money as integer micro-dollars (1 USD = 1,000,000). Never double in arithmetic; doubles
+// appear only at the JSON edge, where a number must be written.
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace keygate {
+
+using MicroUsd = int64_t;
+inline constexpr MicroUsd kMicrosPerUsd = 1'000'000;
+// Upper bound for any configured amount: one trillion USD keeps every sum far from overflow.
+inline constexpr MicroUsd kMaxMicroUsd = 1'000'000'000'000 * kMicrosPerUsd;
+
+// Parses a decimal USD amount ("150", "0.25", "1e2" is refused) into micro-dollars.
+// Returns InvalidArgument (naming `param`) for a malformed, negative-signed or over-precise
+// (more than 6 decimals) value, or one above kMaxMicroUsd.
+Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param);
+
+// Converts a JSON number of USD into micro-dollars, rounding half away from zero.
+// Returns InvalidArgument for NaN, infinities, or a value above kMaxMicroUsd in magnitude.
+Result<MicroUsd> UsdFromDouble(double usd, std::string_view param);
+
+// Formats micro-dollars as a decimal string without trailing zeros ("42", "0.000123").
+std::string FormatUsd(MicroUsd micros);
+
+// The value as a double, for writing a JSON number.
+inline double UsdAsDouble(MicroUsd micros) {
+  return static_cast<double>(micros) / static_cast<double>(kMicrosPerUsd);
+}
+
+// Cost of `tokens` at `micro_usd_per_mtok` (micro-dollars per million tokens), rounded up so
+// that a reservation is never below the real charge.
+MicroUsd CostForTokens(int64_t tokens, MicroUsd micro_usd_per_mtok);
+
+}  // namespace keygate

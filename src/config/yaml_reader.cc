@@ -1,0 +1,117 @@
+#include "config/yaml_reader.h"
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace keygate::config::internal {
+namespace {
+
+constexpr size_t kMaxEchoedValueBytes = 64;
+
+std::string Quoted(std::string_view text) {
+  if (text.size() <= kMaxEchoedValueBytes) return "'" + std::string(text) + "'";
+  return "'" + std::string(text.substr(0, kMaxEchoedValueBytes)) + "…'";
+}
+
+std::string WhereMark(const std::string& file, const YAML::Mark& mark) {
+  if (mark.is_null() || mark.line < 0) return file;
+  return file + ":" + std::to_string(mark.line + 1);  // yaml-cpp counts lines from 0
+}
+
+}  // namespace
+
+Result<YAML::Node> ParseYamlFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error::InvalidArgument(path + ": cannot read: " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Error::InvalidArgument(path + ": cannot read: " + std::strerror(errno));
+  try {
+    return YAML::Load(text.str());
+  } catch (const YAML::Exception& e) {
+    return Error::InvalidArgument(WhereMark(path, e.mark) + ": invalid YAML: " + e.msg);
+  }
+}
+
+std::string YamlReader::Where(const YAML::Node& node) const {
+  return WhereMark(file_, node.Mark());
+}
+
+Error YamlReader::ErrorAt(const YAML::Node& node, std::string_view path,
+                          std::string_view complaint) const {
+  std::string message = Where(node) + ": ";
+  if (!path.empty()) message += std::string(path) + ": ";
+  message += complaint;
+  return Error::InvalidArgument(std::move(message), std::string(path));
+}
+
+Result<std::string> YamlReader::Text(const YAML::Node& node, std::string_view path) const {
+  if (!node.IsDefined() || node.IsNull()) return std::string();
+  if (!node.IsScalar()) return ErrorAt(node, path, "must be a single value, not a list or mapping");
+  return node.Scalar();
+}
+
+Result<int64_t> YamlReader::Integer(const YAML::Node& node, std::string_view path, int64_t min,
+                                    int64_t max) const {
+  std::string range = "must be an integer in " + std::to_string(min) + ".." + std::to_string(max);
+  if (!node.IsDefined() || node.IsNull()) return ErrorAt(node, path, range);
+  if (!node.IsScalar()) return ErrorAt(node, path, range + ", not a list or mapping");
+  const std::string& text = node.Scalar();
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end || value < min || value > max) {
+    return ErrorAt(node, path, range + ", got " + Quoted(text));
+  }
+  return value;
+}
+
+Result<MicroUsd> YamlReader::UsdPerMtok(const YAML::Node& node, std::string_view path) const {
+  constexpr std::string_view kComplaint =
+      "must be a number ≥ 0 (USD per million tokens, at most 6 decimals)";
+  if (!node.IsDefined() || node.IsNull() || !node.IsScalar()) {
+    return ErrorAt(node, path, kComplaint);
+  }
+  Result<MicroUsd> micros = ParseUsd(node.Scalar(), path);
+  if (!micros.ok()) {
+    return ErrorAt(node, path, std::string(kComplaint) + ", got " + Quoted(node.Scalar()));
+  }
+  return micros;
+}
+
+Status YamlReader::ForEachEntry(const YAML::Node& map, std::string_view path,
+                                const EntryVisitor& visit) const {
+  if (!map.IsDefined() || map.IsNull()) return OkStatus();
+  if (!map.IsMap()) {
+    return ErrorAt(map, path, path.empty() ? "the document must be a mapping of keys to values"
+                                           : "must be a mapping of keys to values");
+  }
+  std::set<std::string> seen;
+  for (const auto& entry : map) {
+    // Copies, not references: the iterator hands out a temporary pair (node handles are cheap).
+    const YAML::Node key_node = entry.first;
+    const YAML::Node value = entry.second;
+    if (!key_node.IsScalar()) return ErrorAt(key_node, path, "keys must be plain names");
+    const std::string& key = key_node.Scalar();
+    if (!seen.insert(key).second) {
+      return ErrorAt(key_node, JoinPath(path, key), "duplicate key");
+    }
+    KG_RETURN_IF_ERROR(visit(key, key_node, value));
+  }
+  return OkStatus();
+}
+
+std::string JoinPath(std::string_view path, std::string_view key) {
+  if (path.empty()) return std::string(key);
+  return std::string(path) + "." + std::string(key);
+}
+
+std::string IndexPath(std::string_view path, size_t index) {
+  return std::string(path) + "[" + std::to_string(index) + "]";
+}
+
+}  // namespace keygate::config::internal

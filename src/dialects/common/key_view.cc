@@ -1,0 +1,72 @@
+#include "dialects/common/key_view.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "limits/period.h"
+
+namespace keygate::dialects {
+namespace {
+
+constexpr int64_t kMsPerDay = 86'400'000;
+
+int64_t DayOf(UnixMillis ms) { return ms / kMsPerDay; }
+
+MicroUsd CurrentPeriodSpend(keys::ResetInterval interval, const store::SpendSums& sums) {
+  switch (interval) {
+    case keys::ResetInterval::kDaily: return sums.since_day;
+    case keys::ResetInterval::kWeekly: return sums.since_week;
+    case keys::ResetInterval::kMonthly: return sums.since_month;
+    case keys::ResetInterval::kNever: return sums.total;
+  }
+  return sums.total;
+}
+
+}  // namespace
+
+Result<std::vector<KeyView>> KeyViewer::Views(std::vector<keys::ServiceKey> keys) const {
+  const UnixMillis now = clock_.NowMs();
+  store::DayBounds bounds;
+  bounds.today = DayOf(limits::PeriodStart(keys::ResetInterval::kDaily, now));
+  bounds.week_start = DayOf(limits::PeriodStart(keys::ResetInterval::kWeekly, now));
+  bounds.month_start = DayOf(limits::PeriodStart(keys::ResetInterval::kMonthly, now));
+  std::vector<std::string> lineages;
+  lineages.reserve(keys.size());
+  for (const keys::ServiceKey& key : keys) lineages.push_back(key.lineage);
+  std::sort(lineages.begin(), lineages.end());
+  lineages.erase(std::unique(lineages.begin(), lineages.end()), lineages.end());
+  auto sums = usage_.SpendFor(lineages, bounds);
+  if (!sums.ok()) return sums.error();
+
+  std::vector<KeyView> views;
+  views.reserve(keys.size());
+  for (keys::ServiceKey& key : keys) {
+    KeyView view;
+    const store::SpendSums& s = (*sums)[key.lineage];
+    view.usage.total = s.total;
+    view.usage.daily = s.since_day;
+    view.usage.weekly = s.since_week;
+    view.usage.monthly = s.since_month;
+    view.usage.current_period = CurrentPeriodSpend(key.guardrails.reset_interval, s);
+    if (live_ != nullptr) live_->AddLive(key, now, &view.usage);
+    view.status = keys::StatusAt(key, now);
+    view.budget_resets_at = limits::NextReset(key.guardrails.reset_interval, now);
+    if (key.guardrails.credit_limit) {
+      view.limit_remaining =
+          std::max<MicroUsd>(0, *key.guardrails.credit_limit - view.usage.current_period);
+    }
+    view.key = std::move(key);
+    views.push_back(std::move(view));
+  }
+  return views;
+}
+
+Result<KeyView> KeyViewer::View(keys::ServiceKey key) const {
+  std::vector<keys::ServiceKey> one;
+  one.push_back(std::move(key));
+  auto views = Views(std::move(one));
+  if (!views.ok()) return views.error();
+  return std::move(views->front());
+}
+
+}  // namespace keygate::dialects

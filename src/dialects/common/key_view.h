@@ -1,0 +1,55 @@
+// A service key as every dialect shows it: the stored record plus the derived status, spend
+// figures and the next budget reset. Three codecs render the same KeyView, so a key reads
+// the same in every dialect (spec dialects.md: one key store, three wire formats).
+//
+// Thread safety: KeyViewer methods may be called concurrently.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "keys/model.h"
+#include "store/usage_store.h"
+
+namespace keygate::dialects {
+
+struct KeyView {
+  keys::ServiceKey key;
+  keys::KeyStatus status = keys::KeyStatus::kActive;
+  keys::UsageTotals usage;
+  std::optional<UnixMillis> budget_resets_at;  // nullopt when the budget never resets
+  // credit_limit - current_period spend (never below 0); nullopt when unlimited.
+  std::optional<MicroUsd> limit_remaining;
+};
+
+// The data plane's live figures (in-flight spend not yet in the store, the current minute's
+// requests and tokens). Optional: without it, views show the store's figures only.
+class LiveUsage {
+ public:
+  virtual ~LiveUsage() = default;
+  // Adds what the store does not know yet to `totals` for `lineage` at `now`.
+  virtual void AddLive(const keys::ServiceKey& key, UnixMillis now,
+                       keys::UsageTotals* totals) const = 0;
+};
+
+class KeyViewer {
+ public:
+  // Neither reference is owned.
+  KeyViewer(store::UsageStore& usage, const Clock& clock) : usage_(usage), clock_(clock) {}
+  // Not owned; may be null. REQUIRES: called before serving.
+  void SetLiveUsage(const LiveUsage* live) { live_ = live; }
+
+  // Views of `keys`, with usage read from the store in one query. Unavailable on store failure.
+  Result<std::vector<KeyView>> Views(std::vector<keys::ServiceKey> keys) const;
+  Result<KeyView> View(keys::ServiceKey key) const;
+
+ private:
+  store::UsageStore& usage_;
+  const Clock& clock_;
+  const LiveUsage* live_ = nullptr;
+};
+
+}  // namespace keygate::dialects

@@ -1,0 +1,39 @@
+#include "dialects/common/management.h"
+
+#include <memory>
+#include <utility>
+
+namespace keygate::dialects {
+
+http::Response Json(int status, std::string body) {
+  http::Response response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, Audience audience,
+                              RouteBody body) {
+  return [&context, render, audience, body = std::move(body)](
+             http::Request& request, std::shared_ptr<http::Responder> responder) {
+    auto caller = context.keys.Authenticate(request.BearerToken());
+    if (!caller.ok()) return responder->Send(render(caller.error()));
+    Status allowed = OkStatus();
+    if (audience == Audience::kManagers) allowed = keys::KeyService::RequireManager(*caller);
+    if (audience == Audience::kOwnersOnly) allowed = keys::KeyService::RequireOwner(*caller);
+    if (!allowed.ok()) return responder->Send(render(allowed.error()));
+    auto response = body(*caller, request);
+    if (!response.ok()) {
+      const Error& error = response.error();
+      if (HttpStatusFor(error.code) >= 500) {
+        context.log.Error("management.failed", {{"path", request.path},
+                                                {"request_id", request.request_id},
+                                                {"error", error.message}});
+      }
+      return responder->Send(render(error));
+    }
+    responder->Send(std::move(response).value());
+  };
+}
+
+}  // namespace keygate::dialects

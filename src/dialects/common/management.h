@@ -1,0 +1,42 @@
+// What every management route shares: the services it calls and the wrapper that
+// authenticates the caller, checks that it may manage keys (spec §2), runs the route and
+// renders any error in the dialect's own shape.
+//
+// Thread safety: handlers made here are safe to run concurrently (on the blocking pool).
+#pragma once
+
+#include <functional>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "dialects/common/key_view.h"
+#include "http/handler.h"
+#include "keys/key_service.h"
+
+namespace keygate::dialects {
+
+struct ManagementContext {
+  keys::KeyService& keys;
+  KeyViewer& viewer;
+  Logger& log;
+};
+
+using ErrorRenderer = http::Response (*)(const Error& error);
+using RouteBody =
+    std::function<Result<http::Response>(const keys::Caller& caller, const http::Request& request)>;
+
+enum class Audience {
+  kManagers,     // owners and provisioning keys; a service key gets 403
+  kAnyKey,       // any valid credential (GET /api/v1/key)
+  kOwnersOnly,   // owner credentials only
+};
+
+// A blocking-pool handler: authenticate → check audience → `body` → send. Errors (from any
+// step) are rendered with `render`.
+http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, Audience audience,
+                              RouteBody body);
+
+// A JSON response with the given status.
+http::Response Json(int status, std::string body);
+
+}  // namespace keygate::dialects

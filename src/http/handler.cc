@@ -1,0 +1,66 @@
+#include "http/handler.h"
+
+#include <cctype>
+
+namespace keygate::http {
+
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsSpace(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+const std::string* FindHeader(const HeaderList& headers, std::string_view name) {
+  // The server stores names lower-cased; comparing without case also serves handlers and
+  // tests that build a Request by hand.
+  for (const auto& [key, value] : headers) {
+    if (EqualsIgnoreCase(key, name)) return &value;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string_view Request::Header(std::string_view lower_name) const {
+  const std::string* value = FindHeader(headers, lower_name);
+  return value == nullptr ? std::string_view() : std::string_view(*value);
+}
+
+bool Request::HasHeader(std::string_view lower_name) const {
+  return FindHeader(headers, lower_name) != nullptr;
+}
+
+std::string_view Request::PathParam(std::string_view name) const {
+  for (const auto& [key, value] : path_params) {
+    if (key == name) return value;
+  }
+  return {};
+}
+
+std::string_view Request::BearerToken() const {
+  static constexpr std::string_view kScheme = "bearer";
+  std::string_view value = TrimSpaces(Header("authorization"));
+  if (value.size() <= kScheme.size() || !EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
+    return {};
+  }
+  // The scheme must be followed by whitespace: "Bearerabc" is not a bearer credential.
+  if (!IsSpace(value[kScheme.size()])) return {};
+  return TrimSpaces(value.substr(kScheme.size()));
+}
+
+}  // namespace keygate::http

@@ -1,0 +1,73 @@
+// The seam between the HTTP server (Beast, confined to http/*.cc) and everything that answers
+// requests. Handlers see plain structs; no Beast or Asio type crosses this header.
+//
+// Thread safety: a Request is owned by its handler invocation. A Responder may be called from
+// any thread (it posts to its connection's strand); Send() or the stream calls are made at
+// most once per request, in order.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace keygate::http {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+  std::string method;      // "GET", "POST", ... as sent
+  std::string target;      // raw request target
+  std::string path;        // percent-decoded path without the query
+  std::string query;       // raw query string without '?', "" if none
+  HeaderList headers;      // names lower-cased
+  std::string body;
+  std::string request_id;  // x-request-id from the client if sane, else generated
+  std::string remote_address;
+  // Filled by the router: values of `{name}` segments of the matched pattern, decoded.
+  std::vector<std::pair<std::string, std::string>> path_params;
+
+  // First header with this lower-case name, or "" if absent.
+  std::string_view Header(std::string_view lower_name) const;
+  // True if the header is present (even empty).
+  bool HasHeader(std::string_view lower_name) const;
+  // Value of a `{name}` path parameter, or "".
+  std::string_view PathParam(std::string_view name) const;
+  // The bearer token of the Authorization header, or "" if absent or not "Bearer".
+  std::string_view BearerToken() const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  HeaderList headers;  // extra headers (Retry-After, x-ratelimit-*, ...)
+};
+
+// How the response goes back. Obtained by a handler, possibly kept beyond the handler's return
+// (the data plane answers asynchronously).
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  // Sends a complete response. Call once.
+  virtual void Send(Response response) = 0;
+  // Starts a chunked streaming response (Server-Sent Events by default).
+  virtual void BeginStream(int status, HeaderList headers,
+                           std::string content_type = "text/event-stream") = 0;
+  // Queues `data` to the client. `on_written(true)` once written, `(false)` if the client is
+  // gone; called on an io thread. REQUIRES: BeginStream() called, EndStream() not yet.
+  virtual void WriteChunk(std::string data, std::function<void(bool ok)> on_written) = 0;
+  // Finishes the stream (last chunk). The connection may then serve the next request.
+  virtual void EndStream() = 0;
+  // `cb` runs once (on an io thread) if the client disconnects before the response completes.
+  virtual void OnClientGone(std::function<void()> cb) = 0;
+  // The request's id (for logs and x-request-id).
+  virtual const std::string& request_id() const = 0;
+};
+
+using Handler = std::function<void(Request& request, std::shared_ptr<Responder> responder)>;
+
+}  // namespace keygate::http

@@ -1,0 +1,1 @@
+// room placeholder; removed when the room has code

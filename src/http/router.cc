@@ -1,0 +1,206 @@
+#include "http/router.h"
+
+#include <set>
+#include <stdexcept>
+
+#include "common/status.h"
+#include "http/error_response.h"
+
+namespace keygate::http {
+
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Splits "/a/b" into {"a", "b"}; "/" and "" give no segments. One trailing slash is dropped,
+// so "/a/b/" splits like "/a/b".
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> segments;
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  if (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  if (path.empty()) return segments;
+  size_t start = 0;
+  while (true) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) {
+      segments.push_back(path.substr(start));
+      return segments;
+    }
+    segments.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+}
+
+std::string JoinMethods(const std::set<std::string, std::less<>>& methods) {
+  std::string out;
+  for (const std::string& method : methods) {
+    if (!out.empty()) out += ", ";
+    out += method;
+  }
+  return out;
+}
+
+Response NotFound(std::string_view method, std::string_view raw_path) {
+  std::string message = "Invalid URL (";
+  message.append(method).append(" ").append(raw_path).append(")");
+  return ErrorResponse(Error::NotFound(std::move(message)));
+}
+
+Response MethodNotAllowed(std::string_view method, std::string_view raw_path,
+                          const std::string& allow) {
+  std::string message = "Method ";
+  message.append(method).append(" is not allowed on ").append(raw_path);
+  message.append(" (allowed: ").append(allow).append(")");
+  Response response =
+      ErrorResponse(Error{ErrorCode::kMethodNotAllowed, std::move(message), {}, {}});
+  response.headers.emplace_back("allow", allow);
+  return response;
+}
+
+void ThrowBadPattern(const std::string& pattern, const char* why) {
+  throw std::invalid_argument("route pattern '" + pattern + "': " + why);
+}
+
+}  // namespace
+
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    int high = HexValue(s[i + 1]);
+    int low = HexValue(s[i + 2]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out.push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return out;
+}
+
+void Router::Add(std::string method, std::string pattern, Handler handler, Execution exec) {
+  if (method.empty()) ThrowBadPattern(pattern, "empty method");
+  if (pattern.empty() || pattern.front() != '/') ThrowBadPattern(pattern, "must start with '/'");
+  Route route;
+  Endpoint endpoint{std::move(handler), exec, {}};
+  for (std::string_view part : SplitPath(pattern)) {
+    if (part.empty()) ThrowBadPattern(pattern, "empty segment");
+    bool is_param = part.size() >= 2 && part.front() == '{' && part.back() == '}';
+    std::string_view inner = is_param ? part.substr(1, part.size() - 2) : part;
+    if (inner.find_first_of("{}") != std::string_view::npos || (is_param && inner.empty())) {
+      ThrowBadPattern(pattern, "a parameter must be a whole segment '{name}'");
+    }
+    if (is_param) {
+      for (const std::string& seen : endpoint.param_names) {
+        if (seen == inner) ThrowBadPattern(pattern, "repeated parameter name");
+      }
+      endpoint.param_names.emplace_back(inner);
+    }
+    route.segments.push_back({is_param, is_param ? std::string() : std::string(inner)});
+  }
+  for (Route& existing : routes_) {
+    if (!SameShape(existing.segments, route.segments)) continue;
+    if (!existing.endpoints.emplace(method, std::move(endpoint)).second) {
+      ThrowBadPattern(pattern, ("duplicate route for method " + method).c_str());
+    }
+    return;
+  }
+  route.endpoints.emplace(std::move(method), std::move(endpoint));
+  routes_.push_back(std::move(route));
+}
+
+RouteMatch Router::Match(std::string_view method, std::string_view raw_path) const {
+  RouteMatch result;
+  if (raw_path.empty() || raw_path.front() != '/') {
+    result.rejection = NotFound(method, raw_path);
+    return result;
+  }
+  std::vector<std::string> segments;
+  for (std::string_view raw : SplitPath(raw_path)) {
+    std::optional<std::string> decoded = PercentDecode(raw);
+    if (!decoded) {
+      result.rejection = ErrorResponse(
+          Error::InvalidArgument("Malformed percent-encoding in request path"));
+      return result;
+    }
+    segments.push_back(std::move(*decoded));
+  }
+  const Route* best = nullptr;
+  const Endpoint* best_endpoint = nullptr;
+  std::set<std::string, std::less<>> allowed;
+  for (const Route& route : routes_) {
+    if (!Matches(route, segments)) continue;
+    for (const auto& entry : route.endpoints) allowed.insert(entry.first);
+    const Endpoint* endpoint = FindEndpoint(route, method);
+    if (endpoint == nullptr) continue;
+    if (best == nullptr || MoreSpecific(route, *best)) {
+      best = &route;
+      best_endpoint = endpoint;
+    }
+  }
+  if (best == nullptr) {
+    if (allowed.empty()) {
+      result.rejection = NotFound(method, raw_path);
+    } else {
+      if (allowed.count("GET") > 0) allowed.insert("HEAD");
+      result.rejection = MethodNotAllowed(method, raw_path, JoinMethods(allowed));
+    }
+    return result;
+  }
+  result.handler = &best_endpoint->handler;
+  result.execution = best_endpoint->execution;
+  size_t param_index = 0;
+  for (size_t i = 0; i < best->segments.size(); ++i) {
+    if (!best->segments[i].is_param) continue;
+    result.path_params.emplace_back(best_endpoint->param_names[param_index++],
+                                    std::move(segments[i]));
+  }
+  return result;
+}
+
+bool Router::SameShape(const std::vector<Segment>& a, const std::vector<Segment>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].is_param != b[i].is_param || a[i].literal != b[i].literal) return false;
+  }
+  return true;
+}
+
+bool Router::MoreSpecific(const Route& a, const Route& b) {
+  // Both matched the same path, so they have the same length; the first segment where one is
+  // literal and the other a parameter decides.
+  for (size_t i = 0; i < a.segments.size() && i < b.segments.size(); ++i) {
+    if (a.segments[i].is_param != b.segments[i].is_param) return !a.segments[i].is_param;
+  }
+  return false;
+}
+
+bool Router::Matches(const Route& route, const std::vector<std::string>& segments) {
+  if (route.segments.size() != segments.size()) return false;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const Segment& segment = route.segments[i];
+    if (segment.is_param ? segments[i].empty() : segment.literal != segments[i]) return false;
+  }
+  return true;
+}
+
+const Router::Endpoint* Router::FindEndpoint(const Route& route, std::string_view method) {
+  auto it = route.endpoints.find(method);
+  if (it != route.endpoints.end()) return &it->second;
+  // HEAD is GET without a body (RFC 9110 §9.3.2); the server strips the body.
+  if (method == "HEAD") {
+    it = route.endpoints.find(std::string_view("GET"));
+    if (it != route.endpoints.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+}  // namespace keygate::http

@@ -1,0 +1,108 @@
+// Maps (method, path) to a Handler and says where the handler runs.
+//
+// Patterns are literal paths whose segments may be `{name}` parameters:
+//   router.Add("GET", "/api/v1/keys/{hash}", GetKey);
+//   router.Add("POST", "/prod/createServiceKey", CreateKey, Execution::kBlocking);
+//   router.Add("GET", "/healthz", Healthz, Execution::kInline);
+// Matching works on the raw path of the request target: it is split on '/', then each
+// segment is percent-decoded, so "%2F" inside a segment is data, never a separator. A `{name}`
+// segment captures one non-empty decoded segment. One trailing slash on the request is
+// tolerated ("/api/v1/keys/" matches "/api/v1/keys"). When several patterns match, the one
+// whose first differing segment is literal wins ("/keys/current" beats "/keys/{hash}"),
+// considering only patterns that accept the request's method. HEAD uses the GET handler when
+// no HEAD handler is registered (the server then sends no body).
+//
+// Thread safety: Add() is for startup and must not run concurrently with anything else.
+// Match() is const and safe from any number of threads once all Add() calls are done.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "http/handler.h"
+
+namespace keygate::http {
+
+// Where the server runs a route's handler.
+enum class Execution {
+  // On the connection's io thread. The handler must not block (no store access, no sleep,
+  // no synchronous I/O); it may answer later from any thread through its Responder.
+  kInline,
+  // On the server's blocking pool (ServerOptions::blocking_threads). The handler may block,
+  // for example on the key store; the io threads keep serving other connections meanwhile.
+  kBlocking,
+};
+
+// The outcome of Router::Match().
+struct RouteMatch {
+  // The matched handler, owned by the Router; nullptr when nothing matched.
+  const Handler* handler = nullptr;
+  Execution execution = Execution::kBlocking;
+  // Decoded values of the pattern's `{name}` segments, in pattern order.
+  std::vector<std::pair<std::string, std::string>> path_params;
+  // When handler == nullptr: the response to send instead (404 not_found, 405
+  // method_not_allowed with an Allow header, or 400 for malformed percent-encoding), as
+  // OpenAI-shaped JSON.
+  Response rejection;
+
+  bool ok() const { return handler != nullptr; }
+};
+
+// Decodes %XX escapes of `s` ('+' stays '+'). Returns nullopt if a '%' is not followed by
+// two hex digits.
+std::optional<std::string> PercentDecode(std::string_view s);
+
+class Router {
+ public:
+  Router() = default;
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Registers `handler` for `method` (case-sensitive, e.g. "GET") on `pattern`.
+  // Throws std::invalid_argument (startup only, never on the request path) if `pattern` does
+  // not start with '/', has an empty or repeated `{}` name or a '{' that is not a whole
+  // segment, if `method` is empty, or if the same method is already registered on a pattern
+  // of the same shape (same literals, parameters in the same places).
+  void Add(std::string method, std::string pattern, Handler handler,
+           Execution exec = Execution::kBlocking);
+
+  // Finds the handler for `method` on `raw_path` (the request target's path, still
+  // percent-encoded, without the query). Returns a RouteMatch with handler != nullptr on
+  // success; otherwise handler == nullptr and `rejection` holds the response:
+  //   404 not_found           no pattern matches the path;
+  //   405 method_not_allowed  a pattern matches but not for `method`; the rejection carries
+  //                           `Allow` listing the accepted methods (HEAD whenever GET is);
+  //   400 invalid_request     a segment has a malformed percent-escape.
+  RouteMatch Match(std::string_view method, std::string_view raw_path) const;
+
+  // Number of distinct pattern shapes registered.
+  size_t size() const { return routes_.size(); }
+
+ private:
+  struct Segment {
+    bool is_param = false;
+    std::string literal;  // decoded literal text; empty for a parameter
+  };
+  struct Endpoint {
+    Handler handler;
+    Execution execution = Execution::kBlocking;
+    std::vector<std::string> param_names;  // in segment order
+  };
+  struct Route {
+    std::vector<Segment> segments;
+    std::map<std::string, Endpoint, std::less<>> endpoints;  // by method
+  };
+
+  static bool SameShape(const std::vector<Segment>& a, const std::vector<Segment>& b);
+  static bool MoreSpecific(const Route& a, const Route& b);
+  static bool Matches(const Route& route, const std::vector<std::string>& segments);
+  static const Endpoint* FindEndpoint(const Route& route, std::string_view method);
+
+  std::vector<Route> routes_;
+};
+
+}  // namespace keygate::http

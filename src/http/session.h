@@ -1,0 +1,246 @@
+// Private to src/http/*.cc (includes Beast): the state shared by a server's listener and
+// sessions, and the Session, which owns one client connection.
+//
+// A Session reads one request at a time (header under header_timeout_s, body under an
+// idle_timeout_s stall limit), routes it, runs the handler inline or on the blocking pool, and
+// writes the handler's response (complete, or streamed as HTTP/1.1 chunks) before reading the
+// next request, so pipelined requests are answered in order. While a response is outstanding
+// it keeps reading (buffering up to kMaxPipelinedBytes) so that a client that disconnects is
+// noticed and the handler's OnClientGone callback fires.
+//
+// Thread safety: ServerState is safe from any thread. A Session's private state is touched
+// only on its strand; its public methods may be called from any thread (they post).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "http/beast.h"
+#include "http/handler.h"
+#include "http/router.h"
+#include "http/server.h"
+
+namespace keygate::http::internal {
+
+class Session;
+
+// What a Server shares with its listener and sessions. Owned by Server::Impl, which outlives
+// every Session.
+class ServerState {
+ public:
+  ServerState(const ServerOptions& options, const Router& router, Logger& logger)
+      : options_(options), router_(router), logger_(logger) {}
+
+  const ServerOptions& options() const { return options_; }
+  const Router& router() const { return router_; }
+  Logger& logger() const { return logger_; }
+  // REQUIRES: set_blocking_pool() was called (Run() does so before serving).
+  net::thread_pool& blocking_pool() const { return *blocking_pool_; }
+  void set_blocking_pool(net::thread_pool* pool) { blocking_pool_ = pool; }
+
+  // Session registry: a session registers when it starts and unregisters in its destructor.
+  void Register(const std::shared_ptr<Session>& session);
+  void Unregister(Session* session);
+  size_t active() const { return active_.load(std::memory_order_relaxed); }
+  // The sessions alive now (the ones not already being destroyed).
+  std::vector<std::shared_ptr<Session>> Sessions() const;
+
+  // Marks the server as draining and returns the live sessions. `on_drained` is called once,
+  // from whichever thread unregisters the last session (at once if there is none).
+  std::vector<std::shared_ptr<Session>> BeginDrain(std::function<void()> on_drained);
+  bool draining() const { return draining_.load(); }
+  // Marks the io_context as stopped: nothing may be posted to it any more.
+  void MarkStopped();
+  bool stopped() const { return stopped_.load(); }
+
+ private:
+  const ServerOptions& options_;
+  const Router& router_;
+  Logger& logger_;
+  net::thread_pool* blocking_pool_ = nullptr;
+  mutable std::mutex mu_;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  std::function<void()> on_drained_;                               // guarded by mu_
+  std::atomic<size_t> active_{0};
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+// The status line and header block of a response.
+struct ResponseHead {
+  // How the body is delimited.
+  enum class Framing {
+    kContentLength,  // Content-Length: content_length
+    kChunked,        // Transfer-Encoding: chunked
+    kNone,           // no length (204/304, or an HTTP/1.0 stream ended by closing)
+  };
+  unsigned version = 11;  // 10 or 11
+  int status = 200;
+  std::string_view content_type;  // omitted when empty
+  const HeaderList* headers = nullptr;
+  std::string_view request_id;
+  Framing framing = Framing::kContentLength;
+  uint64_t content_length = 0;
+  bool keep_alive = true;
+};
+
+// Serializes `head` (ending with the blank line). Extra headers that would break framing
+// (Content-Length, Transfer-Encoding, Connection, x-request-id) or that are not a valid token
+// name with a CR/LF/NUL-free value are left out and their names appended to `dropped`.
+std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dropped);
+
+// Returns the client's x-request-id if it is 1..128 characters of [A-Za-z0-9._-], else a new
+// "req_" + 16 hex id.
+std::string RequestIdFor(std::string_view client_value);
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, ServerState& state);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Registers with the ServerState and starts reading. Called once, by the listener.
+  void Start();
+  // Drain: closes the connection now if it is waiting for a request; otherwise it closes
+  // after the current response (which says Connection: close). Thread-safe.
+  void Shutdown();
+  // Closes the connection now; an outstanding handler is told through OnClientGone.
+  // Thread-safe.
+  void ForceClose();
+
+ private:
+  friend class ResponderImpl;
+
+  // Which read is pending on the socket; at most one at a time.
+  enum class ReadMode {
+    kNone,    // no read pending
+    kIdle,    // waiting for the first byte of a request
+    kHeader,  // reading a request header
+    kBody,    // reading a request body
+    kWatch,   // response outstanding: buffering pipelined bytes, watching for a disconnect
+    kLinger,  // after shutdown(send): discarding input until the client closes
+  };
+  // Progress of the response to the current request.
+  enum class ResponseState {
+    kAwaiting,   // the handler has not answered yet
+    kWriting,    // a complete response is queued or being written
+    kStreaming,  // a streamed response is open
+    kEnding,     // the stream's last chunk is queued
+  };
+  struct Exchange {
+    uint64_t seq = 0;
+    std::string method;      // for the access log
+    std::string path;        // decoded, without query
+    std::string request_id;
+    unsigned version = 11;
+    bool head = false;       // HEAD request: headers only
+    bool keep_alive = false;
+    bool chunked = false;
+    ResponseState state = ResponseState::kAwaiting;
+    int status = 0;
+    uint64_t bytes = 0;      // body bytes queued to the client
+    std::chrono::steady_clock::time_point start;
+    std::function<void()> on_client_gone;
+  };
+  struct OutItem {
+    std::string head;  // header block or chunk-size line
+    std::string body;
+    std::string tail;  // chunk terminator
+    std::function<void(bool ok)> on_written;
+    bool completes = false;  // writing it completes the exchange
+  };
+  using Parser = bhttp::request_parser<bhttp::string_body>;
+  using Clock = std::chrono::steady_clock;
+
+  // Runs f(*this) on the strand, keeping the session alive; a no-op once the server stopped.
+  template <class F>
+  void Post(F&& f);
+
+  // Reading (session.cc).
+  void WaitForRequest();
+  void OnReadable(beast::error_code ec);
+  void ReadHeader();
+  void OnHeader(beast::error_code ec);
+  void ReadBody();
+  void OnBody(beast::error_code ec);
+  void OnReadError(beast::error_code ec);
+  void OnRequest();
+  void Dispatch(const RouteMatch& match, Request request);
+  void InvokeHandler(const Handler& handler, Request& request,
+                     const std::shared_ptr<Responder>& responder);
+  void StartWatch();
+  void OnWatch(beast::error_code ec, size_t bytes);
+  void AfterExchange();
+  void CloseGracefully();
+  void Linger();
+  void Close();
+  void ClientGone();
+  void ArmReadTimer(Clock::duration timeout);
+  void CancelReadTimer();
+  void ArmWriteTimer();
+  void CancelWriteTimer();
+
+  // Responding (session_write.cc).
+  void Reject(const Error& error, int status_override);
+  void SendResponse(uint64_t seq, Response response);
+  void BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type);
+  void WriteChunk(uint64_t seq, std::string data, std::function<void(bool)> on_written);
+  void EndStream(uint64_t seq);
+  void SetClientGoneCallback(uint64_t seq, std::function<void()> callback);
+  void HandlerFailed(uint64_t seq);
+  void ResponderReleased(uint64_t seq);
+  void AbortExchange(const char* why);
+  std::string MakeHead(int status, std::string_view content_type, const HeaderList& headers,
+                       ResponseHead::Framing framing, uint64_t content_length);
+  void Enqueue(OutItem item);
+  void WriteNext();
+  void OnWrite(beast::error_code ec);
+  void FinishExchange();
+  void LogAccess();
+  bool IsCurrent(uint64_t seq) const { return exchange_ && exchange_->seq == seq; }
+  bool Writable() const { return !closed_ && !client_gone_; }
+  void RunCallback(const char* what, const std::function<void()>& callback);
+
+  ServerState& state_;
+  const net::any_io_executor executor_;  // the connection's strand
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+  std::optional<Parser> parser_;
+  net::steady_timer read_timer_;
+  net::steady_timer write_timer_;
+  uint64_t read_timer_generation_ = 0;
+  uint64_t write_timer_generation_ = 0;
+  ReadMode read_mode_ = ReadMode::kNone;
+  std::optional<Exchange> exchange_;
+  std::deque<OutItem> out_;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool client_gone_ = false;
+  bool keep_alive_ = true;  // read another request once the current exchange finishes
+  uint64_t next_seq_ = 0;
+  uint64_t requests_served_ = 0;
+  size_t linger_bytes_ = 0;
+  Clock::time_point request_start_;
+  std::string remote_address_;
+};
+
+template <class F>
+void Session::Post(F&& f) {
+  if (state_.stopped()) return;
+  net::post(executor_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(*self); });
+}
+
+}  // namespace keygate::http::internal

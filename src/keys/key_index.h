@@ -1,0 +1,65 @@
+// The in-memory index of credentials that the data plane authenticates against without a
+// store round trip (spec §5): SHA-256 digest → the service key's current record, plus the
+// digests of provisioning keys and owner credentials (so that they can be told apart and
+// refused with 403 rather than 401).
+//
+// Kept current by KeyService on every write of this replica, and by a poller that applies
+// KeyStore::ServiceKeysChangedSince() for writes of other replicas.
+//
+// Thread safety: all methods may be called concurrently. Find() is lock-sharded and returns
+// an immutable snapshot that stays valid after later updates.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "keys/model.h"
+
+namespace keygate::keys {
+
+enum class CredentialKind {
+  kNone,             // no credential has this digest
+  kServiceKey,       // see the record
+  kProvisioningKey,  // management only
+  kOwner,            // owner credential
+};
+
+struct IndexedCredential {
+  CredentialKind kind = CredentialKind::kNone;
+  std::shared_ptr<const ServiceKey> service_key;  // set for kServiceKey
+  std::string org_id;                             // set for the other kinds
+  bool disabled = false;                          // provisioning keys
+};
+
+class KeyIndex {
+ public:
+  // Inserts or replaces a service key (ignored if `key.version` is older than what is held).
+  void UpsertServiceKey(const ServiceKey& key);
+  void UpsertOther(const std::string& hash, CredentialKind kind, const std::string& org_id,
+                   bool disabled);
+  void Remove(const std::string& hash);
+  // A snapshot for `hash` (lowercase hex digest); kind kNone if absent.
+  IndexedCredential Find(std::string_view hash) const;
+  // The highest service-key version applied so far.
+  int64_t max_version() const;
+  size_t service_key_count() const;
+
+ private:
+  static constexpr size_t kShards = 32;
+  struct Shard {
+    mutable std::shared_mutex mu;
+    std::unordered_map<std::string, IndexedCredential> entries;
+  };
+  Shard& ShardFor(std::string_view hash) const;
+
+  mutable std::array<Shard, kShards> shards_;
+  mutable std::shared_mutex version_mu_;
+  int64_t max_version_ = 0;
+};
+
+}  // namespace keygate::keys

@@ -1,0 +1,514 @@
+#include "keys/key_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "keys/secrets.h"
+
+namespace keygate::keys {
+namespace {
+
+constexpr int64_t kMsPerSecond = 1000;
+constexpr size_t kDigestHexChars = 64;
+
+bool LooksLikeDigest(std::string_view s) {
+  return s.size() == kDigestHexChars &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+Error NoSuchKey() { return Error::NotFound("no such key"); }
+
+template <class T>
+void ApplyPatch(const Patch<T>& patch, std::optional<T>* field) {
+  if (patch.has_value()) *field = *patch;
+}
+
+void ApplyStringPatch(const Patch<std::string>& patch, std::string* field) {
+  if (patch.has_value()) *field = patch->value_or("");
+}
+
+}  // namespace
+
+std::string Caller::Actor() const {
+  switch (kind) {
+    case CallerKind::kOwner: return "owner:" + id;
+    case CallerKind::kProvisioningKey: return "pk:" + id;
+    case CallerKind::kServiceKey: return "sk:" + id;
+  }
+  return "unknown";
+}
+
+KeyService::KeyService(store::KeyStore& store, store::AuditLog& audit, KeyIndex& index,
+                       const Clock& clock, SecretSource& secrets, KeyPrefixes prefixes, Logger& log)
+    : store_(store),
+      audit_(audit),
+      index_(index),
+      clock_(clock),
+      secrets_(secrets),
+      prefixes_(std::move(prefixes)),
+      log_(log) {}
+
+// ---------------------------------------------------------------- authentication
+
+Result<Caller> KeyService::Authenticate(std::string_view bearer_token) {
+  if (bearer_token.empty()) {
+    return Error::Unauthenticated("missing Authorization: Bearer <key> header", "missing_api_key");
+  }
+  const std::string digest = Sha256Hex(bearer_token);
+  // Provisioning keys and owners are few and read from the store, so that a disable or a
+  // delete holds on every replica at once (spec §2: a disabled provisioning key gets 401).
+  if (auto pk = store_.GetProvisioningKey(digest); pk.ok()) {
+    if (!ConstantTimeEquals(pk->hash, digest)) return Error::Unauthenticated("invalid API key");
+    if (pk->disabled) {
+      return Error::Unauthenticated("this provisioning key is disabled", "key_disabled");
+    }
+    NoteUsed(digest);
+    return Caller{CallerKind::kProvisioningKey, pk->org_id, pk->hash, pk->name};
+  } else if (pk.error().code != ErrorCode::kNotFound) {
+    return pk.error();
+  }
+  if (auto owner = store_.GetOwnerCredential(digest); owner.ok()) {
+    if (!ConstantTimeEquals(owner->hash, digest)) return Error::Unauthenticated("invalid API key");
+    return Caller{CallerKind::kOwner, owner->org_id, owner->hash, owner->name};
+  } else if (owner.error().code != ErrorCode::kNotFound) {
+    return owner.error();
+  }
+  IndexedCredential indexed = index_.Find(digest);
+  if (indexed.kind == CredentialKind::kServiceKey &&
+      !RevokedAt(*indexed.service_key, clock_.NowMs()) &&
+      ConstantTimeEquals(indexed.service_key->hash, digest)) {
+    return Caller{CallerKind::kServiceKey, indexed.service_key->org_id, digest,
+                  indexed.service_key->name};
+  }
+  return Error::Unauthenticated("invalid API key");
+}
+
+Status KeyService::RequireManager(const Caller& caller) {
+  if (caller.kind == CallerKind::kServiceKey) {
+    return Error::PermissionDenied(
+        "a service key cannot call the key-management API; use a provisioning key");
+  }
+  return OkStatus();
+}
+
+Status KeyService::RequireOwner(const Caller& caller) {
+  if (caller.kind != CallerKind::kOwner) {
+    return Error::PermissionDenied("only an organization owner may do this");
+  }
+  return OkStatus();
+}
+
+Status KeyService::CheckOrgClaim(const Caller& caller, const std::optional<std::string>& org_id) {
+  if (org_id.has_value() && !org_id->empty() && *org_id != caller.org_id) {
+    return Error::NotFound("no such organization");
+  }
+  return OkStatus();
+}
+
+// ---------------------------------------------------------------- organizations
+
+Result<IssuedOrganization> KeyService::CreateOrganization(const std::string& name) {
+  if (name.empty() || name.size() > ValidationLimits::kMaxNameChars) {
+    return Error::InvalidArgument("org name must be 1 to 256 characters", "org");
+  }
+  const UnixMillis now = clock_.NowMs();
+  IssuedOrganization out;
+  out.org = Organization{RandomId("org_", secrets_), name, now};
+  out.owner_secret = GenerateSecret(prefixes_.owner, secrets_);
+  OwnerCredential owner{Sha256Hex(out.owner_secret), out.org.id, "owner",
+                        MaskSecret(prefixes_.owner, out.owner_secret), now};
+  AuditEntry audit;
+  audit.org_id = out.org.id;
+  audit.at = now;
+  audit.actor = "cli";
+  audit.actor_name = "keygate init";
+  audit.action = "organization.create";
+  audit.target = out.org.id;
+  audit.changes_json = "{}";
+  KG_RETURN_IF_ERROR(store_.CreateOrganization(out.org, owner, audit));
+  index_.UpsertOther(owner.hash, CredentialKind::kOwner, owner.org_id, false);
+  log_.Info("organization.created", {{"org_id", out.org.id}, {"owner", owner.masked}});
+  return out;
+}
+
+// ---------------------------------------------------------------- provisioning keys
+
+Result<IssuedProvisioningKey> KeyService::CreateProvisioningKey(const Caller& caller,
+                                                                const std::string& name,
+                                                                const std::string& request_id) {
+  KG_RETURN_IF_ERROR(RequireOwner(caller));
+  if (name.empty() || name.size() > ValidationLimits::kMaxNameChars) {
+    return Error::InvalidArgument("name must be 1 to 256 characters", "name");
+  }
+  IssuedProvisioningKey out;
+  out.secret = GenerateSecret(prefixes_.provisioning, secrets_);
+  out.key.hash = Sha256Hex(out.secret);
+  out.key.org_id = caller.org_id;
+  out.key.name = name;
+  out.key.masked = MaskSecret(prefixes_.provisioning, out.secret);
+  out.key.created_at = clock_.NowMs();
+  std::string changes = "{\"name\":{\"before\":null,\"after\":";
+  AppendJsonString(&changes, name);
+  changes += "}}";
+  KG_RETURN_IF_ERROR(store_.InsertProvisioningKey(
+      out.key, MakeAudit(caller, "provisioning_key.create", out.key.hash, changes, request_id)));
+  index_.UpsertOther(out.key.hash, CredentialKind::kProvisioningKey, out.key.org_id, false);
+  log_.Info("provisioning_key.created",
+            {{"org_id", caller.org_id}, {"key", out.key.masked}, {"request_id", request_id}});
+  return out;
+}
+
+Result<std::vector<ProvisioningKey>> KeyService::ListProvisioningKeys(const Caller& caller) {
+  KG_RETURN_IF_ERROR(RequireOwner(caller));
+  return store_.ListProvisioningKeys(caller.org_id);
+}
+
+Result<ProvisioningKey> KeyService::LoadOwnedProvisioningKey(const Caller& caller,
+                                                             const std::string& id) {
+  if (!LooksLikeDigest(id)) return Error::NotFound("no such provisioning key");
+  auto key = store_.GetProvisioningKey(id);
+  if (!key.ok()) {
+    if (key.error().code == ErrorCode::kNotFound) return Error::NotFound("no such provisioning key");
+    return key.error();
+  }
+  if (key->org_id != caller.org_id) return Error::NotFound("no such provisioning key");
+  return key;
+}
+
+Result<ProvisioningKey> KeyService::UpdateProvisioningKey(const Caller& caller,
+                                                          const std::string& id,
+                                                          const std::optional<std::string>& name,
+                                                          std::optional<bool> disabled,
+                                                          const std::string& request_id) {
+  KG_RETURN_IF_ERROR(RequireOwner(caller));
+  auto loaded = LoadOwnedProvisioningKey(caller, id);
+  if (!loaded.ok()) return loaded.error();
+  ProvisioningKey key = *loaded;
+  std::string changes = "{";
+  if (name.has_value()) {
+    if (name->empty() || name->size() > ValidationLimits::kMaxNameChars) {
+      return Error::InvalidArgument("name must be 1 to 256 characters", "name");
+    }
+    changes += "\"name\":{\"before\":";
+    AppendJsonString(&changes, key.name);
+    changes += ",\"after\":";
+    AppendJsonString(&changes, *name);
+    changes += "}";
+    key.name = *name;
+  }
+  if (disabled.has_value()) {
+    if (changes.size() > 1) changes += ",";
+    changes += std::string("\"disabled\":{\"before\":") + (key.disabled ? "true" : "false") +
+               ",\"after\":" + (*disabled ? "true" : "false") + "}";
+    key.disabled = *disabled;
+  }
+  changes += "}";
+  const char* action = !disabled.has_value() ? "provisioning_key.update"
+                       : *disabled           ? "provisioning_key.disable"
+                                             : "provisioning_key.enable";
+  KG_RETURN_IF_ERROR(
+      store_.UpdateProvisioningKey(key, MakeAudit(caller, action, key.hash, changes, request_id)));
+  index_.UpsertOther(key.hash, CredentialKind::kProvisioningKey, key.org_id, key.disabled);
+  return key;
+}
+
+Status KeyService::DeleteProvisioningKey(const Caller& caller, const std::string& id,
+                                         const std::string& request_id) {
+  KG_RETURN_IF_ERROR(RequireOwner(caller));
+  auto loaded = LoadOwnedProvisioningKey(caller, id);
+  if (!loaded.ok()) return loaded.error();
+  KG_RETURN_IF_ERROR(store_.DeleteProvisioningKey(
+      caller.org_id, id, MakeAudit(caller, "provisioning_key.delete", id, "{}", request_id)));
+  index_.Remove(id);
+  return OkStatus();
+}
+
+// ---------------------------------------------------------------- service keys
+
+Status KeyService::ResolveProject(const Caller& caller, const KeyFields& fields, ServiceKey* key,
+                                  std::optional<Project>* new_project) {
+  const bool id_given = fields.project_id.has_value() && fields.project_id->has_value() &&
+                        !(*fields.project_id)->empty();
+  const bool name_given = fields.project_name.has_value() && fields.project_name->has_value() &&
+                          !(*fields.project_name)->empty();
+  if (id_given) {
+    auto project = store_.GetProject(caller.org_id, **fields.project_id);
+    if (!project.ok()) {
+      if (project.error().code != ErrorCode::kNotFound) return project.error();
+      return Error{ErrorCode::kNotFound, "no such project_id in this organization", "project_id",
+                   "project_not_found"};
+    }
+    if (name_given && **fields.project_name != project->name) {
+      return Error::InvalidArgument("project_name does not match project_id", "project_name");
+    }
+    key->project_id = project->id;
+    key->project_name = project->name;
+    return OkStatus();
+  }
+  if (name_given) {
+    const std::string& name = **fields.project_name;
+    if (name.size() > ValidationLimits::kMaxNameChars) {
+      return Error::InvalidArgument("project_name must be at most 256 characters", "project_name");
+    }
+    auto project = store_.FindProjectByName(caller.org_id, name);
+    if (project.ok()) {
+      key->project_id = project->id;
+      key->project_name = project->name;
+      return OkStatus();
+    }
+    if (project.error().code != ErrorCode::kNotFound) return project.error();
+    // spec dialects.md: an unknown project_name creates the project.
+    Project created{RandomId("proj_", secrets_), caller.org_id, name, clock_.NowMs()};
+    key->project_id = created.id;
+    key->project_name = created.name;
+    *new_project = std::move(created);
+    return OkStatus();
+  }
+  // Explicit nulls clear the project on update.
+  if (fields.project_id.has_value() || fields.project_name.has_value()) {
+    key->project_id.clear();
+    key->project_name.clear();
+  }
+  return OkStatus();
+}
+
+Status KeyService::ApplyFields(const Caller& caller, const KeyFields& fields, bool creating,
+                               ServiceKey* key, std::optional<Project>* new_project) {
+  if (fields.name.has_value()) key->name = *fields.name;
+  KG_RETURN_IF_ERROR(ResolveProject(caller, fields, key, new_project));
+  Guardrails& g = key->guardrails;
+  ApplyPatch(fields.models, &g.models);
+  ApplyPatch(fields.credit_limit, &g.credit_limit);
+  if (fields.reset_interval.has_value()) {
+    g.reset_interval = fields.reset_interval->value_or(ResetInterval::kNever);
+  }
+  ApplyPatch(fields.rpm_limit, &g.rpm_limit);
+  ApplyPatch(fields.tpm_limit, &g.tpm_limit);
+  ApplyPatch(fields.expires_at, &g.expires_at);
+  if (fields.disabled.has_value()) key->disabled = *fields.disabled;
+  ApplyStringPatch(fields.metadata_json, &key->metadata_json);
+  if (fields.tags.has_value()) key->tags = fields.tags->value_or(std::vector<std::string>{});
+  if (fields.include_byok_in_limit.has_value()) {
+    key->include_byok_in_limit = *fields.include_byok_in_limit;
+  }
+  ApplyStringPatch(fields.creator_user_id, &key->creator_user_id);
+  ApplyStringPatch(fields.external_user, &key->external_user);
+  if (creating && !fields.name.has_value()) {
+    return Error::InvalidArgument("name is required", "name");
+  }
+  const bool expiry_changed = fields.expires_at.has_value() && fields.expires_at->has_value();
+  return ValidateServiceKey(*key, clock_.NowMs(), expiry_changed);
+}
+
+Result<IssuedServiceKey> KeyService::CreateServiceKey(const Caller& caller,
+                                                      const KeyFields& fields, KeySource source,
+                                                      const std::string& request_id) {
+  KG_RETURN_IF_ERROR(RequireManager(caller));
+  if (source == KeySource::kWorkspace && caller.kind != CallerKind::kOwner) {
+    return Error::PermissionDenied("provisioning keys cannot create workspace keys");
+  }
+  IssuedServiceKey out;
+  ServiceKey& key = out.key;
+  key.org_id = caller.org_id;
+  key.source = source;
+  key.created_at = clock_.NowMs();
+  key.created_by = caller.Actor();
+  std::optional<Project> new_project;
+  KG_RETURN_IF_ERROR(ApplyFields(caller, fields, /*creating=*/true, &key, &new_project));
+  // The secret is made only after validation passed, and never leaves this function but in
+  // the answer.
+  out.secret = GenerateSecret(prefixes_.service, secrets_);
+  key.hash = Sha256Hex(out.secret);
+  key.masked = MaskSecret(prefixes_.service, out.secret);
+  key.lineage = key.hash;
+  AuditEntry audit = MakeAudit(caller, "service_key.create", key.hash,
+                               DiffServiceKeys(nullptr, key), request_id);
+  KG_RETURN_IF_ERROR(store_.InsertServiceKey(&key, new_project, audit));
+  index_.UpsertServiceKey(key);
+  log_.Info("service_key.created", {{"org_id", key.org_id},
+                                    {"key", key.masked},
+                                    {"hash", key.hash.substr(0, 12)},
+                                    {"request_id", request_id}});
+  return out;
+}
+
+Result<ServiceKey> KeyService::LoadOwnedKey(const Caller& caller, const std::string& hash) {
+  KG_RETURN_IF_ERROR(RequireManager(caller));
+  if (!LooksLikeDigest(hash)) return NoSuchKey();
+  auto key = store_.GetServiceKey(hash);
+  if (!key.ok()) {
+    if (key.error().code == ErrorCode::kNotFound) return NoSuchKey();
+    return key.error();
+  }
+  // spec §2: another org's key is indistinguishable from a key that does not exist.
+  if (key->org_id != caller.org_id || RevokedAt(*key, clock_.NowMs())) return NoSuchKey();
+  if (key->source == KeySource::kWorkspace && caller.kind != CallerKind::kOwner) {
+    return Error::PermissionDenied("provisioning keys cannot access workspace keys");
+  }
+  return key;
+}
+
+Result<store::ServiceKeyPage> KeyService::ListServiceKeys(const Caller& caller,
+                                                          const ServiceKeyListOptions& options) {
+  KG_RETURN_IF_ERROR(RequireManager(caller));
+  store::ServiceKeyQuery query;
+  query.org_id = caller.org_id;
+  query.source = options.source;
+  if (caller.kind == CallerKind::kProvisioningKey) {
+    if (options.source == KeySource::kWorkspace) {
+      return Error::PermissionDenied("provisioning keys cannot list workspace keys");
+    }
+    query.source = KeySource::kRouter;
+  }
+  if (options.limit < 1 || options.limit > ValidationLimits::kMaxPageSize) {
+    return Error::InvalidArgument("limit must be between 1 and 1000", "limit");
+  }
+  if (options.offset < 0) return Error::InvalidArgument("offset must be >= 0", "offset");
+  query.project_id = options.project_id;
+  if (query.project_id.empty() && !options.project_name.empty()) {
+    auto project = store_.FindProjectByName(caller.org_id, options.project_name);
+    if (!project.ok()) {
+      if (project.error().code != ErrorCode::kNotFound) return project.error();
+      return store::ServiceKeyPage{};
+    }
+    query.project_id = project->id;
+  }
+  query.tags = options.tags;
+  query.status = options.status;
+  query.include_disabled = options.include_disabled;
+  query.search = options.search;
+  query.now = clock_.NowMs();
+  query.limit = options.limit;
+  query.offset = options.offset;
+  query.starting_after = options.starting_after;
+  query.newest_first = options.newest_first;
+  return store_.ListServiceKeys(query);
+}
+
+Result<ServiceKey> KeyService::GetServiceKey(const Caller& caller, const std::string& hash) {
+  return LoadOwnedKey(caller, hash);
+}
+
+Result<ServiceKey> KeyService::UpdateServiceKey(const Caller& caller, const std::string& hash,
+                                                const KeyFields& fields,
+                                                const std::string& request_id) {
+  auto loaded = LoadOwnedKey(caller, hash);
+  if (!loaded.ok()) return loaded.error();
+  const ServiceKey before = *loaded;
+  ServiceKey key = before;
+  std::optional<Project> new_project;
+  KG_RETURN_IF_ERROR(ApplyFields(caller, fields, /*creating=*/false, &key, &new_project));
+  key.updated_at = clock_.NowMs();
+  AuditEntry audit = MakeAudit(caller, "service_key.update", key.hash,
+                               DiffServiceKeys(&before, key), request_id);
+  KG_RETURN_IF_ERROR(store_.UpdateServiceKey(&key, new_project, audit));
+  index_.UpsertServiceKey(key);
+  return key;
+}
+
+Status KeyService::DeleteServiceKey(const Caller& caller, const std::string& hash,
+                                    const std::string& request_id) {
+  auto loaded = LoadOwnedKey(caller, hash);
+  if (!loaded.ok()) return loaded.error();
+  ServiceKey key = *loaded;
+  const UnixMillis now = clock_.NowMs();
+  key.revoke_at = now;
+  key.updated_at = now;
+  std::string changes = "{\"revoked_at\":{\"before\":null,\"after\":" + std::to_string(now) + "}}";
+  KG_RETURN_IF_ERROR(store_.UpdateServiceKey(
+      &key, std::nullopt, MakeAudit(caller, "service_key.delete", key.hash, changes, request_id)));
+  index_.UpsertServiceKey(key);
+  log_.Info("service_key.revoked", {{"org_id", key.org_id}, {"key", key.masked},
+                                    {"request_id", request_id}});
+  return OkStatus();
+}
+
+Result<RotatedServiceKey> KeyService::RotateServiceKey(const Caller& caller,
+                                                       const std::string& hash,
+                                                       int64_t grace_seconds,
+                                                       const std::string& request_id) {
+  if (grace_seconds < 0 || grace_seconds > ValidationLimits::kMaxGraceSeconds) {
+    return Error::InvalidArgument("grace_period_seconds must be between 0 and 2592000",
+                                  "grace_period_seconds");
+  }
+  auto loaded = LoadOwnedKey(caller, hash);
+  if (!loaded.ok()) return loaded.error();
+  ServiceKey old_key = *loaded;
+  const UnixMillis now = clock_.NowMs();
+  const UnixMillis revoke_at = now + grace_seconds * kMsPerSecond;
+  // A second rotation within a grace period may only shorten the old key's life.
+  old_key.revoke_at = old_key.revoke_at ? std::min(*old_key.revoke_at, revoke_at) : revoke_at;
+  old_key.updated_at = now;
+
+  RotatedServiceKey out;
+  out.secret = GenerateSecret(prefixes_.service, secrets_);
+  ServiceKey& fresh = out.key;
+  fresh = *loaded;  // every guardrail, tag and metadata; same lineage, so spend carries over
+  fresh.hash = Sha256Hex(out.secret);
+  fresh.masked = MaskSecret(prefixes_.service, out.secret);
+  fresh.created_at = now;
+  fresh.updated_at.reset();
+  fresh.last_used_at.reset();
+  fresh.revoke_at.reset();
+  fresh.created_by = caller.Actor();
+  out.old_hash = old_key.hash;
+  out.revoke_at = *old_key.revoke_at;
+
+  std::string changes = "{\"replaced_by\":{\"before\":null,\"after\":\"" + fresh.hash +
+                        "\"},\"revoke_at\":{\"before\":null,\"after\":" +
+                        std::to_string(out.revoke_at) + "}}";
+  KG_RETURN_IF_ERROR(store_.RotateServiceKey(
+      &old_key, &fresh, MakeAudit(caller, "service_key.rotate", old_key.hash, changes, request_id)));
+  index_.UpsertServiceKey(old_key);
+  index_.UpsertServiceKey(fresh);
+  log_.Info("service_key.rotated", {{"org_id", fresh.org_id}, {"old", old_key.masked},
+                                    {"new", fresh.masked}, {"grace_s", grace_seconds},
+                                    {"request_id", request_id}});
+  return out;
+}
+
+// ---------------------------------------------------------------- audit and usage
+
+Result<store::AuditPage> KeyService::ListAudit(const Caller& caller, store::AuditQuery query) {
+  KG_RETURN_IF_ERROR(RequireOwner(caller));
+  if (query.limit < 1 || query.limit > ValidationLimits::kMaxPageSize) {
+    return Error::InvalidArgument("limit must be between 1 and 1000", "limit");
+  }
+  query.org_id = caller.org_id;
+  return audit_.ListAudit(query);
+}
+
+AuditEntry KeyService::MakeAudit(const Caller& caller, std::string action, std::string target,
+                                 std::string changes_json, const std::string& request_id) const {
+  AuditEntry entry;
+  entry.org_id = caller.org_id;
+  entry.at = clock_.NowMs();
+  entry.actor = caller.Actor();
+  entry.actor_name = caller.name;
+  entry.action = std::move(action);
+  entry.target = std::move(target);
+  entry.changes_json = std::move(changes_json);
+  entry.request_id = request_id;
+  return entry;
+}
+
+void KeyService::NoteUsed(const std::string& hash) {
+  std::lock_guard lock(touch_mu_);
+  touched_[hash] = clock_.NowMs();
+}
+
+Status KeyService::FlushLastUsed() {
+  std::vector<store::KeyStore::Touch> batch;
+  {
+    std::lock_guard lock(touch_mu_);
+    batch.reserve(touched_.size());
+    for (auto& [hash, at] : touched_) batch.push_back({hash, at});
+    touched_.clear();
+  }
+  if (batch.empty()) return OkStatus();
+  return store_.TouchLastUsed(batch);
+}
+
+}  // namespace keygate::keys

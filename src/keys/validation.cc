@@ -1,0 +1,139 @@
+// Validation of a service key and the audit diff; both rules live here once for every dialect.
+#include <string>
+#include <string_view>
+
+#include "common/log.h"
+#include "keys/key_service.h"
+
+namespace keygate::keys {
+namespace {
+
+size_t Utf8Chars(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+Status CheckName(const std::string& name) {
+  if (name.empty()) return Error::InvalidArgument("name must not be empty", "name");
+  if (Utf8Chars(name) > ValidationLimits::kMaxNameChars) {
+    return Error::InvalidArgument("name must be at most 256 characters", "name");
+  }
+  return OkStatus();
+}
+
+// "provider/model" or "provider/*": both parts non-empty.
+Status CheckModels(const std::vector<std::string>& models) {
+  if (models.size() > ValidationLimits::kMaxModels) {
+    return Error::InvalidArgument("models may list at most 1000 entries", "models");
+  }
+  for (const std::string& m : models) {
+    size_t slash = m.find('/');
+    if (m.size() > ValidationLimits::kMaxModelChars || slash == std::string::npos || slash == 0 ||
+        slash + 1 == m.size()) {
+      return Error::InvalidArgument(
+          "models entries must look like provider/model or provider/*, got '" +
+              m.substr(0, ValidationLimits::kMaxModelChars) + "'",
+          "models");
+    }
+  }
+  return OkStatus();
+}
+
+Status CheckTags(const std::vector<std::string>& tags) {
+  if (tags.size() > ValidationLimits::kMaxTags) {
+    return Error::InvalidArgument("tags may hold at most 64 entries", "tags");
+  }
+  for (const std::string& t : tags) {
+    if (t.empty() || Utf8Chars(t) > ValidationLimits::kMaxTagChars) {
+      return Error::InvalidArgument("each tag must be 1 to 256 characters", "tags");
+    }
+  }
+  return OkStatus();
+}
+
+Status CheckRate(const std::optional<int64_t>& limit, const char* param) {
+  if (limit.has_value() && (*limit <= 0 || *limit > ValidationLimits::kMaxRateLimit)) {
+    return Error::InvalidArgument(std::string(param) + " must be an integer between 1 and 1000000000",
+                                  param);
+  }
+  return OkStatus();
+}
+
+// A tiny JSON writer for the audit diff (keys/ does not depend on a JSON library).
+std::string Json(const std::string& s) {
+  std::string out;
+  AppendJsonString(&out, s);
+  return out;
+}
+std::string Json(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : "null"; }
+std::string Json(bool v) { return v ? "true" : "false"; }
+std::string Json(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ",";
+    AppendJsonString(&out, v[i]);
+  }
+  return out + "]";
+}
+std::string Json(const std::optional<std::vector<std::string>>& v) { return v ? Json(*v) : "null"; }
+std::string MoneyJson(const std::optional<MicroUsd>& v) { return v ? FormatUsd(*v) : "null"; }
+std::string RawOrNull(const std::string& raw) { return raw.empty() ? "null" : raw; }
+std::string OrNull(const std::string& s) { return s.empty() ? "null" : Json(s); }
+
+}  // namespace
+
+Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed) {
+  KG_RETURN_IF_ERROR(CheckName(key.name));
+  const Guardrails& g = key.guardrails;
+  if (g.models) KG_RETURN_IF_ERROR(CheckModels(*g.models));
+  if (g.credit_limit && *g.credit_limit <= 0) {
+    return Error::InvalidArgument("credit_limit must be greater than 0 (null means unlimited)",
+                                  "credit_limit");
+  }
+  KG_RETURN_IF_ERROR(CheckRate(g.rpm_limit, "rpm_limit"));
+  KG_RETURN_IF_ERROR(CheckRate(g.tpm_limit, "tpm_limit"));
+  if (expiry_changed && g.expires_at && *g.expires_at <= now) {
+    return Error::InvalidArgument("expire_key must be in the future", "expire_key");
+  }
+  if (key.metadata_json.size() > ValidationLimits::kMaxMetadataBytes) {
+    return Error::InvalidArgument("metadata must be at most 16 KiB of JSON", "metadata");
+  }
+  KG_RETURN_IF_ERROR(CheckTags(key.tags));
+  if (key.creator_user_id.size() > ValidationLimits::kMaxNameChars) {
+    return Error::InvalidArgument("creator_user_id must be at most 256 characters",
+                                  "creator_user_id");
+  }
+  if (key.external_user.size() > ValidationLimits::kMaxNameChars) {
+    return Error::InvalidArgument("external.user must be at most 256 characters", "external");
+  }
+  return OkStatus();
+}
+
+std::string DiffServiceKeys(const ServiceKey* before, const ServiceKey& after) {
+  static const ServiceKey kEmpty{};
+  const ServiceKey& b = before ? *before : kEmpty;
+  std::string out = "{";
+  auto field = [&out](const char* name, const std::string& was, const std::string& now) {
+    if (was == now) return;
+    if (out.size() > 1) out += ",";
+    out += "\"";
+    out += name;
+    out += "\":{\"before\":" + was + ",\"after\":" + now + "}";
+  };
+  field("name", before ? Json(b.name) : "null", Json(after.name));
+  field("project_id", OrNull(b.project_id), OrNull(after.project_id));
+  field("models", Json(b.guardrails.models), Json(after.guardrails.models));
+  field("credit_limit", MoneyJson(b.guardrails.credit_limit), MoneyJson(after.guardrails.credit_limit));
+  field("reset_budget_interval", OrNull(ToString(b.guardrails.reset_interval)),
+        OrNull(ToString(after.guardrails.reset_interval)));
+  field("rpm_limit", Json(b.guardrails.rpm_limit), Json(after.guardrails.rpm_limit));
+  field("tpm_limit", Json(b.guardrails.tpm_limit), Json(after.guardrails.tpm_limit));
+  field("expire_key", Json(b.guardrails.expires_at), Json(after.guardrails.expires_at));
+  field("disabled", before ? Json(b.disabled) : "null", Json(after.disabled));
+  field("metadata", RawOrNull(b.metadata_json), RawOrNull(after.metadata_json));
+  field("tags", before ? Json(b.tags) : "null", Json(after.tags));
+  return out + "}";
+}
+
+}  // namespace keygate::keys

@@ -1,0 +1,100 @@
+#include "limits/budget.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "limits/period.h"
+
+namespace keygate::limits {
+namespace {
+
+// Sums of money stay exact: a result past int64 saturates instead of wrapping, which can only
+// make a budget look fuller.
+MicroUsd SaturatingAdd(MicroUsd a, MicroUsd b) {
+  MicroUsd sum = 0;
+  if (__builtin_add_overflow(a, b, &sum)) {
+    return b > 0 ? std::numeric_limits<MicroUsd>::max() : std::numeric_limits<MicroUsd>::min();
+  }
+  return sum;
+}
+
+}  // namespace
+
+bool Budget::Roll(keys::ResetInterval interval, UnixMillis now) {
+  now = std::max(now, latest_ms_);
+  latest_ms_ = now;
+  interval_ = interval;
+  resets_at_ = NextReset(interval, now);
+  const UnixMillis start = PeriodStart(interval, now);
+  if (started_ && start == period_start_) return seeded_;
+  // A later start with no charge since it: spend of the new period is 0, known locally. This is
+  // the plain rollover, and also a narrower interval on a lineage idle since the new start.
+  const bool known_zero = started_ && seeded_ && start > period_start_ &&
+                          (spend_ == 0 || last_charge_ms_ < start);
+  if (known_zero) {
+    period_start_ = start;
+    spend_ = 0;
+    return true;
+  }
+  Unseed(start);
+  return false;
+}
+
+void Budget::Unseed(UnixMillis period_start) {
+  started_ = true;
+  seeded_ = false;
+  ++epoch_;
+  period_start_ = period_start;
+  spend_ = 0;
+}
+
+SeedRequest Budget::BeginSeed() const { return {period_start_, epoch_, spend_}; }
+
+bool Budget::SeedSpend(const SeedRequest& request, MicroUsd stored_spend) {
+  if (!started_ || seeded_ || request.epoch != epoch_) return false;
+  spend_ = SaturatingAdd(std::max<MicroUsd>(stored_spend, 0), spend_ - request.local_mark);
+  seeded_ = true;
+  // The stored spend happened at some instant up to now; assume the latest.
+  last_charge_ms_ = latest_ms_;
+  return true;
+}
+
+BudgetDecision Budget::TryReserve(UnixMillis now, MicroUsd amount, MicroUsd limit,
+                                  keys::ResetInterval interval) {
+  BudgetDecision decision;
+  if (!Roll(interval, now)) {
+    decision.outcome = BudgetOutcome::kUnseeded;
+    decision.figures = Figures(limit);
+    return decision;
+  }
+  amount = std::max<MicroUsd>(amount, 0);
+  const MicroUsd committed = SaturatingAdd(spend_, reserved_);
+  if (SaturatingAdd(committed, amount) > limit) {
+    decision.outcome = BudgetOutcome::kExceeded;
+    decision.figures = Figures(limit);
+    return decision;
+  }
+  reserved_ += amount;
+  decision.reservation.amount = amount;
+  decision.figures = Figures(limit);
+  return decision;
+}
+
+void Budget::Settle(const BudgetReservation& reservation, MicroUsd actual_cost, UnixMillis now) {
+  Roll(interval_, now);
+  Release(reservation);
+  if (actual_cost <= 0) return;
+  spend_ = SaturatingAdd(spend_, actual_cost);
+  last_charge_ms_ = latest_ms_;
+}
+
+void Budget::Release(const BudgetReservation& reservation) {
+  // Never below 0: a negative total would let later requests past the limit.
+  reserved_ = std::max<MicroUsd>(reserved_ - std::max<MicroUsd>(reservation.amount, 0), 0);
+}
+
+BudgetFigures Budget::Figures(MicroUsd limit) const {
+  return {limit, spend(), reserved_, period_start_, resets_at_};
+}
+
+}  // namespace keygate::limits

@@ -1,0 +1,118 @@
+// The in-process Limiter: exact rolling windows and budgets for every lineage this process
+// serves, held in memory. Right for a single replica; replicas that share keys use RedisLimiter.
+//
+// State lives in a hash map split into kShardCount shards, each behind its own mutex, so calls
+// for different lineages rarely contend; one Admit is a single critical section on one shard,
+// which makes each admission all-or-nothing under any concurrency.
+//
+// Budgets survive restarts: the first time a lineage with a credit limit is seen in a budget
+// period, the SpendLoader reads what the store recorded from the period's start. The read runs
+// outside every lock. Idle lineages (empty windows, no open ticket, quiet for
+// idle_eviction_ms) can be dropped by EvictIdle and are re-seeded from the store when next seen;
+// the default quiet time is far longer than the usage writer's flush delay, so the store has
+// every settled cost by then.
+//
+// Thread safety: every public method is safe to call from any thread.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/money.h"
+#include "common/status.h"
+#include "limits/budget.h"
+#include "limits/limiter.h"
+#include "limits/rate_window.h"
+
+namespace keygate::limits {
+
+// Reads the spend a lineage has recorded from `period_start` (inclusive) onwards.
+// Returns the spend in micro-dollars, or an error if the store cannot answer.
+using SpendLoader =
+    std::function<Result<MicroUsd>(const std::string& lineage, UnixMillis period_start)>;
+
+struct LocalLimiterOptions {
+  int64_t window_ms = kDefaultWindowMs;  // rolling window of RPM and TPM
+  // How long a lineage must have had no call before EvictIdle may drop it.
+  int64_t idle_eviction_ms = kDefaultWindowMs;
+};
+
+class LocalLimiter final : public Limiter {
+ public:
+  static constexpr size_t kShardCount = 64;
+
+  // `loader` is called concurrently from any thread, with no lock held.
+  // REQUIRES: loader non-empty; options.window_ms > 0; options.idle_eviction_ms >= 0.
+  explicit LocalLimiter(SpendLoader loader, LocalLimiterOptions options = {});
+
+  LocalLimiter(const LocalLimiter&) = delete;
+  LocalLimiter& operator=(const LocalLimiter&) = delete;
+
+  // Limiter
+  Decision Admit(const AdmitRequest& request) override;
+  void Settle(const Ticket& ticket, int64_t actual_tokens, MicroUsd actual_cost,
+              UnixMillis now) override;
+  void Release(const Ticket& ticket) override;
+  // A lineage this limiter does not hold is answered from the loader alone, without keeping
+  // any state for it.
+  Result<LimiterSnapshot> Snapshot(const std::string& lineage, UnixMillis now,
+                                   keys::ResetInterval interval) override;
+
+  // Drops the state of every lineage whose windows are empty at `now`, that has no open ticket,
+  // and whose last call is at least idle_eviction_ms before `now`. Returns how many were
+  // dropped. Meant to be called periodically (for example once a minute).
+  size_t EvictIdle(UnixMillis now);
+
+  // Lineages currently held.
+  size_t LineageCount() const;
+
+ private:
+  // The reservations of one admitted call.
+  struct OpenTicket {
+    WindowEntryId request_entry = kNoWindowEntry;
+    WindowEntryId token_entry = kNoWindowEntry;
+    BudgetReservation budget;
+  };
+
+  struct LineageState {
+    explicit LineageState(int64_t window_ms) : requests(window_ms), tokens(window_ms) {}
+    RateWindow requests;
+    RateWindow tokens;
+    Budget budget;
+    std::unordered_map<uint64_t, OpenTicket> open;
+    UnixMillis last_activity_ms = 0;  // newest admit or settle
+  };
+
+  struct alignas(64) Shard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, LineageState> lineages;  // guarded by mu
+    uint64_t next_ticket_id = 1;                              // guarded by mu
+  };
+
+  Shard& ShardFor(const std::string& lineage);
+  // The lineage's state, created if absent. REQUIRES: shard.mu held.
+  LineageState& StateFor(Shard& shard, const std::string& lineage, UnixMillis now);
+  // Makes sure the lineage's budget is seeded for the period of `interval` containing `now`,
+  // reading the store with `lock` released if needed; `lock` is held again on return.
+  // Returns OK, or Unavailable if the store could not answer.
+  // REQUIRES: `lock` holds shard.mu.
+  Status EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lock,
+                      const std::string& lineage, keys::ResetInterval interval, UnixMillis now);
+  // RPM, then TPM, then budget, in one critical section. REQUIRES: shard.mu held, budget seeded
+  // when request.credit_limit is set.
+  Decision AdmitLocked(Shard& shard, LineageState& state, const AdmitRequest& request);
+  // The ticket's open reservations, or nullptr. REQUIRES: shard.mu held.
+  LineageState* FindTicketOwner(Shard& shard, const Ticket& ticket);
+
+  const SpendLoader loader_;
+  const LocalLimiterOptions options_;
+  std::array<Shard, kShardCount> shards_;
+};
+
+}  // namespace keygate::limits

@@ -1,0 +1,142 @@
+// keygate: the command line. `serve` runs the gateway; `init` and `provisioning-key create`
+// bootstrap an organization without HTTP (spec §2a). Exceptions are for start-up only: every
+// failure here prints one line and exits 1.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "common/clock.h"
+#include "common/json_writer.h"
+#include "common/log.h"
+#include "common/secret_source.h"
+#include "config/config.h"
+#include "server/app.h"
+
+namespace {
+
+using keygate::Result;
+
+struct CommonFlags {
+  std::string config_path;
+  std::string data_dir;
+  std::string listen;
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "keygate: %s\n", message.c_str());
+  return 1;
+}
+
+Result<keygate::config::Config> LoadConfig(const CommonFlags& flags) {
+  std::vector<keygate::config::SettingOverride> overrides;
+  if (!flags.data_dir.empty()) overrides.emplace_back("data", flags.data_dir);
+  if (!flags.listen.empty()) overrides.emplace_back("listen", flags.listen);
+  return keygate::config::LoadConfig(flags.config_path, &std::getenv, overrides);
+}
+
+struct Runtime {
+  keygate::SystemClock clock;
+  keygate::OsSecretSource secrets;
+};
+
+int Serve(const CommonFlags& flags) {
+  auto config = LoadConfig(flags);
+  if (!config.ok()) return Fail(config.error().message);
+  keygate::Logger log(stderr, config->settings.log_level);
+  Runtime runtime;
+  auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets);
+  if (!app.ok()) return Fail(app.error().message);
+  auto port = (*app)->Start();
+  if (!port.ok()) return Fail(port.error().message);
+  log.Info("server.listening", {{"host", config->settings.listen_host},
+                                {"port", static_cast<int64_t>(*port)},
+                                {"data", config->settings.data_dir}});
+  std::printf("keygate listening on http://%s:%u\n", config->settings.listen_host.c_str(), *port);
+  std::fflush(stdout);
+  (*app)->Run();
+  return 0;
+}
+
+// Runs `fn` against the key service of the configured store, without serving.
+template <class Fn>
+int WithKeyService(const CommonFlags& flags, Fn fn) {
+  auto config = LoadConfig(flags);
+  if (!config.ok()) return Fail(config.error().message);
+  keygate::Logger log(stderr, keygate::LogLevel::kWarn);
+  Runtime runtime;
+  auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets);
+  if (!app.ok()) return Fail(app.error().message);
+  return fn((*app)->key_service());
+}
+
+int Init(const CommonFlags& flags, const std::string& org_name) {
+  return WithKeyService(flags, [&](keygate::keys::KeyService& keys) {
+    auto org = keys.CreateOrganization(org_name);
+    if (!org.ok()) return Fail(org.error().message);
+    keygate::JsonWriter w;
+    w.BeginObject().Key("org_id").String(org->org.id).Key("owner_key").String(org->owner_secret);
+    w.EndObject();
+    std::printf("%s\n", w.str().c_str());
+    return 0;
+  });
+}
+
+int CreateProvisioningKey(const CommonFlags& flags, const std::string& org_id,
+                          const std::string& name) {
+  return WithKeyService(flags, [&](keygate::keys::KeyService& keys) {
+    keygate::keys::Caller cli{keygate::keys::CallerKind::kOwner, org_id, "cli", "keygate cli"};
+    auto issued = keys.CreateProvisioningKey(cli, name, "cli");
+    if (!issued.ok()) return Fail(issued.error().message);
+    keygate::JsonWriter w;
+    w.BeginObject().Key("id").String(issued->key.hash).Key("key").String(issued->secret);
+    w.EndObject();
+    std::printf("%s\n", w.str().c_str());
+    return 0;
+  });
+}
+
+void AddCommonFlags(CLI::App* command, CommonFlags* flags, bool with_listen) {
+  command->add_option("--config", flags->config_path, "YAML config file");
+  command->add_option("--data", flags->data_dir, "data directory (default ./data)");
+  if (with_listen) command->add_option("--listen", flags->listen, "HOST:PORT (default 127.0.0.1:8080)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"keygate: a self-hosted AI gateway whose API keys manage themselves"};
+  cli.require_subcommand(1);
+  CommonFlags flags;
+  std::string org_name = "default";
+  std::string org_id, key_name;
+
+  CLI::App* serve = cli.add_subcommand("serve", "serve the management and data APIs");
+  AddCommonFlags(serve, &flags, true);
+  serve->footer("Settings (YAML keys, env overrides):\n" + keygate::config::SettingsHelp());
+  CLI::App* init = cli.add_subcommand("init", "create an organization and its first owner key");
+  AddCommonFlags(init, &flags, false);
+  init->add_option("--org", org_name, "organization name");
+  CLI::App* pk = cli.add_subcommand("provisioning-key", "manage provisioning keys");
+  pk->require_subcommand(1);
+  CLI::App* pk_create = pk->add_subcommand("create", "create a provisioning key");
+  AddCommonFlags(pk_create, &flags, false);
+  pk_create->add_option("--org", org_id, "organization id")->required();
+  pk_create->add_option("--name", key_name, "unique name in the org")->required();
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e);
+  }
+  try {
+    if (*serve) return Serve(flags);
+    if (*init) return Init(flags, org_name);
+    if (*pk_create) return CreateProvisioningKey(flags, org_id, key_name);
+  } catch (const std::exception& e) {
+    return Fail(e.what());
+  }
+  return 1;
+}

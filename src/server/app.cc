@@ -1,0 +1,172 @@
+#include "server/app.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "dialects/common/key_view.h"
+#include "dialects/common/management.h"
+#include "dialects/fastrouter/fastrouter.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "owner/owner_api.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace keygate::server {
+namespace {
+
+constexpr auto kBackgroundTick = std::chrono::milliseconds(500);
+constexpr int64_t kIndexBatch = 10'000;
+
+keys::KeyPrefixes PrefixesFrom(const config::Settings& s) {
+  return keys::KeyPrefixes{s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
+}
+
+http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
+  http::ServerOptions o;
+  o.host = s.listen_host;
+  o.port = s.listen_port;
+  o.max_body_bytes = static_cast<size_t>(s.max_body_bytes);
+  o.header_timeout_s = static_cast<int>(s.header_timeout_s);
+  o.idle_timeout_s = static_cast<int>(s.idle_timeout_s);
+  o.max_connections = static_cast<size_t>(s.max_connections);
+  return o;
+}
+
+}  // namespace
+
+struct App::Parts {
+  Parts(const config::Config& cfg, Logger& logger, const Clock& clk, SecretSource& rng,
+        std::unique_ptr<store::SqliteStore> db)
+      : config(cfg),
+        log(logger),
+        clock(clk),
+        store(std::move(db)),
+        keys(*store, *store, index, clock, rng, PrefixesFrom(cfg.settings), log),
+        viewer(*store, clock),
+        management{keys, viewer, log},
+        server(ServerOptionsFrom(cfg.settings), router, log) {}
+
+  void RegisterRoutes();
+  Status LoadIndex();
+  void BackgroundLoop();
+  void ApplyIndexChanges();
+
+  const config::Config config;
+  Logger& log;
+  const Clock& clock;
+  std::unique_ptr<store::SqliteStore> store;
+  keys::KeyIndex index;
+  keys::KeyService keys;
+  dialects::KeyViewer viewer;
+  dialects::ManagementContext management;
+  http::Router router;
+  http::Server server;
+
+  std::mutex background_mu;
+  std::condition_variable background_cv;
+  bool stopping = false;
+  std::thread background;
+};
+
+void App::Parts::RegisterRoutes() {
+  router.Add("GET", "/healthz",
+             [](http::Request&, std::shared_ptr<http::Responder> responder) {
+               responder->Send(dialects::Json(200, R"({"status":"ok"})"));
+             },
+             http::Execution::kInline);
+  router.Add("GET", "/readyz", [this](http::Request&, std::shared_ptr<http::Responder> responder) {
+    auto orgs = store->ListOrganizations();
+    if (!orgs.ok()) {
+      return responder->Send(dialects::Json(503, R"({"status":"unavailable","store":"down"})"));
+    }
+    responder->Send(dialects::Json(200, R"({"status":"ready","store":"ok"})"));
+  });
+  dialects::fastrouter::Register(router, management);
+  owner::Register(router, management);
+}
+
+Status App::Parts::LoadIndex() {
+  auto live = store->AllLiveServiceKeys(clock.NowMs());
+  if (!live.ok()) return live.error();
+  for (const keys::ServiceKey& key : *live) index.UpsertServiceKey(key);
+  log.Info("index.loaded", {{"service_keys", static_cast<int64_t>(live->size())}});
+  return OkStatus();
+}
+
+// Writes of other replicas (and of the CLI) reach this one's index within a tick.
+void App::Parts::ApplyIndexChanges() {
+  auto changed = store->ServiceKeysChangedSince(index.max_version(), kIndexBatch);
+  if (!changed.ok()) {
+    log.Warn("index.refresh_failed", {{"error", changed.error().message}});
+    return;
+  }
+  for (const keys::ServiceKey& key : *changed) index.UpsertServiceKey(key);
+}
+
+void App::Parts::BackgroundLoop() {
+  std::unique_lock lock(background_mu);
+  while (!stopping) {
+    background_cv.wait_for(lock, kBackgroundTick);
+    lock.unlock();
+    ApplyIndexChanges();
+    if (auto flushed = keys.FlushLastUsed(); !flushed.ok()) {
+      log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
+    }
+    lock.lock();
+  }
+}
+
+Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log,
+                                       const Clock& clock, SecretSource& secrets) {
+  if (config.settings.store_kind != config::StoreKind::kSqlite) {
+    return Error::Unavailable("store " + config.settings.store_url +
+                              ": only the embedded SQLite store is available in this build");
+  }
+  const std::string path = config.settings.SqlitePath();
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  auto db = store::SqliteStore::Open(path, store::SqliteOptions{});
+  if (!db.ok()) return db.error();
+  auto parts = std::make_unique<Parts>(config, log, clock, secrets, std::move(*db));
+  parts->RegisterRoutes();
+  KG_RETURN_IF_ERROR(parts->LoadIndex());
+  return std::unique_ptr<App>(new App(std::move(parts)));
+}
+
+App::App(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+App::~App() {
+  Stop();
+  if (parts_->background.joinable()) parts_->background.join();
+}
+
+Result<uint16_t> App::Start() {
+  auto port = parts_->server.Start();
+  if (!port.ok()) return port;
+  parts_->background = std::thread([this] { parts_->BackgroundLoop(); });
+  return port;
+}
+
+void App::Run() {
+  parts_->server.Run();
+  {
+    std::lock_guard lock(parts_->background_mu);
+    parts_->stopping = true;
+  }
+  parts_->background_cv.notify_all();
+  if (parts_->background.joinable()) parts_->background.join();
+  if (auto flushed = parts_->keys.FlushLastUsed(); !flushed.ok()) {
+    parts_->log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
+  }
+  parts_->log.Info("server.stopped");
+}
+
+void App::Stop() { parts_->server.Stop(); }
+
+keys::KeyService& App::key_service() { return parts_->keys; }
+
+}  // namespace keygate::server

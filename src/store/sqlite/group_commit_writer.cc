@@ -1,0 +1,140 @@
+#include "store/sqlite/group_commit_writer.h"
+
+#include <exception>
+#include <string>
+#include <utility>
+
+namespace keygate::store::sqlite {
+namespace {
+
+constexpr const char* kBegin = "BEGIN IMMEDIATE";
+constexpr const char* kCommit = "COMMIT";
+constexpr const char* kRollback = "ROLLBACK";
+constexpr const char* kSavepoint = "SAVEPOINT kg_write";
+constexpr const char* kRelease = "RELEASE kg_write";
+constexpr const char* kRollbackToSavepoint = "ROLLBACK TO kg_write";
+
+Status Invoke(const GroupCommitWriter::WriteFn& fn, Connection& conn) {
+  // The writer thread is a boundary: an exception escaping it would terminate the process.
+  try {
+    return fn(conn);
+  } catch (const std::exception& e) {
+    return Error::Internal(std::string("store write threw: ") + e.what());
+  } catch (...) {
+    return Error::Internal("store write threw a non-standard exception");
+  }
+}
+
+}  // namespace
+
+GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> conn, size_t max_batch)
+    : conn_(std::move(conn)), max_batch_(max_batch == 0 ? 1 : max_batch), thread_([this] { Loop(); }) {}
+
+GroupCommitWriter::~GroupCommitWriter() { Stop(); }
+
+Status GroupCommitWriter::Submit(const WriteFn& fn) {
+  Pending pending;
+  pending.fn = &fn;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stopping_) return Error::Unavailable("the sqlite store is closed");
+  queue_.push_back(&pending);
+  // The writer only sleeps when the queue is empty, so only the first arrival must wake it.
+  if (queue_.size() == 1) work_cv_.notify_one();
+  pending.done_cv.wait(lock, [&pending] { return pending.done; });
+  return std::move(pending.status);
+}
+
+void GroupCommitWriter::Stop() {
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  conn_.reset();
+}
+
+GroupCommitWriter::Stats GroupCommitWriter::GetStats() const {
+  return Stats{batches_.load(), writes_.load(), failed_batches_.load()};
+}
+
+void GroupCommitWriter::Loop() {
+  std::vector<Pending*> batch;
+  batch.reserve(max_batch_);
+  while (TakeBatch(&batch)) {
+    RunBatch(batch);
+    Complete(batch);
+    batch.clear();
+  }
+}
+
+bool GroupCommitWriter::TakeBatch(std::vector<Pending*>* batch) {
+  std::unique_lock<std::mutex> lock(mu_);
+  work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+  // On stop the queue is drained first: every write accepted before Stop() still runs.
+  if (queue_.empty()) return false;
+  while (!queue_.empty() && batch->size() < max_batch_) {
+    batch->push_back(queue_.front());
+    queue_.pop_front();
+  }
+  return true;
+}
+
+void GroupCommitWriter::RunBatch(const std::vector<Pending*>& batch) {
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  writes_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+  auto fail_all = [&](const std::string& what, const Error& cause) {
+    failed_batches_.fetch_add(1, std::memory_order_relaxed);
+    for (Pending* p : batch) p->status = Error::Unavailable(what + ": " + cause.message);
+  };
+
+  Status begun = RunStatement(kBegin);
+  if (!begun.ok()) return fail_all("cannot begin a write transaction", begun.error());
+  for (Pending* p : batch) {
+    p->status = RunInSavepoint(*p->fn);
+    if (sqlite3_get_autocommit(conn_->db()) != 0) {
+      // SQLite abandoned the whole transaction (I/O error, disk full): the writes before this
+      // one are gone too, so nobody in the batch may be told OK.
+      const Error cause =
+          p->status.ok() ? Error::Unavailable("transaction ended early") : p->status.error();
+      return fail_all("write transaction rolled back", cause);
+    }
+  }
+  Status committed = RunStatement(kCommit);
+  if (committed.ok()) return;
+  // A COMMIT refused by a deferred constraint leaves the transaction open.
+  if (sqlite3_get_autocommit(conn_->db()) == 0) (void)RunStatement(kRollback);
+  fail_all("commit failed", committed.error());
+}
+
+Status GroupCommitWriter::RunInSavepoint(const WriteFn& fn) {
+  KG_RETURN_IF_ERROR(RunStatement(kSavepoint));
+  Status status = Invoke(fn, *conn_);
+  if (status.ok()) {
+    Status released = RunStatement(kRelease);
+    if (released.ok()) return released;
+    status = std::move(released);
+  }
+  // Undo only this write; the rest of the batch goes on. Failures here surface through the
+  // autocommit check in RunBatch.
+  (void)RunStatement(kRollbackToSavepoint);
+  (void)RunStatement(kRelease);
+  return status;
+}
+
+Status GroupCommitWriter::RunStatement(const char* sql) {
+  auto stmt = conn_->Prepare(sql);
+  if (!stmt.ok()) return stmt.error();
+  return stmt->Run();
+}
+
+void GroupCommitWriter::Complete(const std::vector<Pending*>& batch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Pending* p : batch) {
+    p->done = true;
+    p->done_cv.notify_one();
+  }
+}
+
+}  // namespace keygate::store::sqlite

@@ -1,0 +1,97 @@
+// Group commit for the SQLite store (spec §5: a write is durable before it is acknowledged;
+// thousands of durable writes per second).
+//
+// Every write of the store runs on one thread that owns the only write connection. A caller
+// submits a closure over that connection and blocks until its batch is done. The thread takes
+// everything queued (up to `max_batch`), runs BEGIN IMMEDIATE, runs each write inside its own
+// SAVEPOINT (a failing write is rolled back to its savepoint and gets its own error; the
+// others still commit), then one COMMIT, which with synchronous=FULL is one fsync for the
+// whole batch, and only then wakes every waiter of the batch.
+//
+// Thread safety: Submit() may be called from any thread. Closures run on the writer thread,
+// one at a time, while their submitter is blocked, so they may use the submitter's locals.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "store/sqlite/sqlite_connection.h"
+
+namespace keygate::store::sqlite {
+
+class GroupCommitWriter {
+ public:
+  // A write: runs statements on the write connection inside its savepoint. Returning an
+  // error rolls back everything it did.
+  using WriteFn = std::function<Status(Connection&)>;
+
+  struct Stats {
+    int64_t batches = 0;         // transactions committed or attempted
+    int64_t writes = 0;          // closures run
+    int64_t failed_batches = 0;  // transactions that could not begin or commit
+  };
+
+  // Takes ownership of `conn` (opened read-write, in WAL mode) and starts the writer thread.
+  // REQUIRES: max_batch >= 1.
+  GroupCommitWriter(std::unique_ptr<Connection> conn, size_t max_batch);
+  // Stop().
+  ~GroupCommitWriter();
+  GroupCommitWriter(const GroupCommitWriter&) = delete;
+  GroupCommitWriter& operator=(const GroupCommitWriter&) = delete;
+
+  // Runs `fn` in the next batch and blocks until that batch is durable or has failed.
+  // Returns OK once the batch committed (fsynced); `fn`'s own error if it failed (only its
+  // savepoint is rolled back); Unavailable if the batch's transaction could not begin or
+  // commit, or SQLite rolled it back (nothing of the batch is durable); Unavailable if the
+  // writer is stopped; Internal if `fn` threw.
+  Status Submit(const WriteFn& fn);
+
+  // Runs every write already queued, then stops the thread and closes the connection.
+  // Later Submit() calls return Unavailable. Idempotent.
+  void Stop();
+
+  Stats GetStats() const;
+
+ private:
+  struct Pending {
+    const WriteFn* fn = nullptr;
+    Status status;
+    bool done = false;
+    std::condition_variable done_cv;
+  };
+
+  void Loop();
+  // Blocks until work or stop; moves up to max_batch_ queued writes into `batch`. Returns
+  // false when stopping with nothing left to do.
+  bool TakeBatch(std::vector<Pending*>* batch);
+  void RunBatch(const std::vector<Pending*>& batch);
+  Status RunInSavepoint(const WriteFn& fn);
+  Status RunStatement(const char* sql);
+  void Complete(const std::vector<Pending*>& batch);
+
+  std::unique_ptr<Connection> conn_;  // touched only by the writer thread while it runs
+  const size_t max_batch_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::deque<Pending*> queue_;  // guarded by mu_
+  bool stopping_ = false;       // guarded by mu_
+
+  std::atomic<int64_t> batches_{0};
+  std::atomic<int64_t> writes_{0};
+  std::atomic<int64_t> failed_batches_{0};
+
+  std::mutex stop_mu_;  // serializes Stop() callers around join()
+  std::thread thread_;
+};
+
+}  // namespace keygate::store::sqlite

@@ -1,0 +1,64 @@
+#include "store/sqlite/read_pool.h"
+
+#include <utility>
+
+namespace keygate::store::sqlite {
+
+ReadPool::Lease::~Lease() {
+  if (conn_ != nullptr) pool_->Return(std::move(conn_));
+}
+
+ReadPool::ReadPool(std::string path, int max_connections, int busy_timeout_ms)
+    : path_(std::move(path)),
+      max_connections_(max_connections < 1 ? 1 : max_connections),
+      busy_timeout_ms_(busy_timeout_ms) {}
+
+ReadPool::~ReadPool() { Close(); }
+
+Result<ReadPool::Lease> ReadPool::Acquire() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] {
+    return closed_ || !idle_.empty() || open_count_ < max_connections_;
+  });
+  if (closed_) return Error::Unavailable("the sqlite store is closed");
+  if (!idle_.empty()) {
+    std::unique_ptr<Connection> conn = std::move(idle_.back());
+    idle_.pop_back();
+    return Lease(this, std::move(conn));
+  }
+  // Reserve the slot, then open outside the lock: opening touches the file system.
+  ++open_count_;
+  lock.unlock();
+  auto conn = Connection::Open(path_, SQLITE_OPEN_READONLY, busy_timeout_ms_);
+  if (!conn.ok()) {
+    lock.lock();
+    --open_count_;
+    cv_.notify_all();
+    return conn.error();
+  }
+  return Lease(this, std::move(*conn));
+}
+
+void ReadPool::Close() {
+  std::vector<std::unique_ptr<Connection>> to_close;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_count_ == static_cast<int>(idle_.size()); });
+    to_close.swap(idle_);
+    open_count_ = 0;
+  }
+  // Destroyed here, outside the lock.
+}
+
+void ReadPool::Return(std::unique_ptr<Connection> conn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(std::move(conn));
+  }
+  // Wakes waiting acquirers and a Close() waiting for its leases alike.
+  cv_.notify_all();
+}
+
+}  // namespace keygate::store::sqlite

@@ -1,0 +1,238 @@
+#include "store/sqlite/schema.h"
+
+#include <array>
+#include <string>
+#include <string_view>
+
+namespace keygate::store::sqlite {
+namespace {
+
+// Version 1: the whole model of spec §1 plus usage and the audit log. Money is INTEGER
+// micro-dollars and times INTEGER ms since the epoch throughout.
+constexpr const char* kInitialSchema = R"sql(
+CREATE TABLE organizations (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE owner_credentials (
+  hash TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id),
+  name TEXT NOT NULL,
+  masked TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX owner_credentials_by_org ON owner_credentials(org_id);
+
+CREATE TABLE provisioning_keys (
+  hash TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id),
+  name TEXT NOT NULL,
+  masked TEXT NOT NULL,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER,
+  UNIQUE (org_id, name)
+);
+
+CREATE TABLE projects (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id),
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (org_id, name)
+);
+
+-- Counters bumped inside write transactions, so they are right even if another process
+-- (the CLI) writes the same file, and never go back when rows are removed.
+CREATE TABLE sequences (
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO sequences (name, value) VALUES ('service_key_seq', 0), ('service_key_version', 0);
+
+CREATE TABLE service_keys (
+  hash TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL UNIQUE,
+  version INTEGER NOT NULL,
+  org_id TEXT NOT NULL REFERENCES organizations(id),
+  name TEXT NOT NULL,
+  masked TEXT NOT NULL,
+  project_id TEXT REFERENCES projects(id),
+  source TEXT NOT NULL CHECK (source IN ('router', 'workspace')),
+  models_json TEXT,
+  credit_limit INTEGER,
+  reset_interval TEXT CHECK (reset_interval IN ('daily', 'weekly', 'monthly')),
+  rpm_limit INTEGER,
+  tpm_limit INTEGER,
+  expires_at INTEGER,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  metadata_json TEXT,
+  tags_json TEXT NOT NULL DEFAULT '[]',
+  include_byok_in_limit INTEGER NOT NULL DEFAULT 0,
+  creator_user_id TEXT,
+  external_user TEXT,
+  created_by TEXT NOT NULL,
+  lineage TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER,
+  last_used_at INTEGER,
+  revoke_at INTEGER
+);
+CREATE INDEX service_keys_by_org_seq ON service_keys(org_id, seq);
+CREATE INDEX service_keys_by_version ON service_keys(version);
+CREATE INDEX service_keys_by_project ON service_keys(project_id);
+
+CREATE TABLE service_key_tags (
+  hash TEXT NOT NULL REFERENCES service_keys(hash),
+  tag TEXT NOT NULL,
+  PRIMARY KEY (hash, tag)
+) WITHOUT ROWID;
+CREATE INDEX service_key_tags_by_tag ON service_key_tags(tag, hash);
+
+CREATE TABLE audit_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  org_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  actor_name TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  changes_json TEXT NOT NULL,
+  request_id TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_org ON audit_log(org_id, id);
+CREATE INDEX audit_log_by_actor ON audit_log(org_id, actor, id);
+CREATE INDEX audit_log_by_target ON audit_log(org_id, target, id);
+
+CREATE TABLE usage_records (
+  id INTEGER PRIMARY KEY,
+  key_hash TEXT NOT NULL,
+  lineage TEXT NOT NULL,
+  org_id TEXT NOT NULL,
+  model TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  prompt_tokens INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  cost INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  latency_ms INTEGER NOT NULL,
+  ttfb_ms INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX usage_records_by_lineage ON usage_records(lineage, at);
+
+CREATE TABLE usage_daily (
+  lineage TEXT NOT NULL,
+  day INTEGER NOT NULL,
+  cost INTEGER NOT NULL,
+  prompt_tokens INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  requests INTEGER NOT NULL,
+  PRIMARY KEY (lineage, day)
+) WITHOUT ROWID;
+)sql";
+
+constexpr std::array kMigrations = {
+    Migration{1, "initial schema: organizations, keys, projects, audit log, usage",
+              kInitialSchema},
+};
+
+constexpr const char* kCreateMigrationsTable =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)";
+
+// Applies one step in its own transaction. Re-reads the version under the write lock, so two
+// processes opening the same fresh file do not both apply it.
+Status ApplyOne(Connection& conn, const Migration& migration, const Clock& clock) {
+  Transaction tx(conn);
+  KG_RETURN_IF_ERROR(tx.Begin("BEGIN IMMEDIATE"));
+  auto current = CurrentSchemaVersion(conn);
+  if (!current.ok()) return current.error();
+  if (*current >= migration.version) return tx.Commit();
+  KG_RETURN_IF_ERROR(conn.Exec(migration.sql));
+  auto record =
+      conn.Prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
+  if (!record.ok()) return record.error();
+  record->Bind(1, migration.version);
+  record->Bind(2, clock.NowMs());
+  KG_RETURN_IF_ERROR(record->Run());
+  return tx.Commit();
+}
+
+struct ConstraintField {
+  std::string_view column;  // as SQLite names it in "UNIQUE constraint failed: <column>"
+  const char* message;
+  const char* param;
+};
+
+constexpr std::array kUniqueFields = {
+    ConstraintField{"provisioning_keys.name",
+                    "a provisioning key with this name already exists in the organization",
+                    "name"},
+    ConstraintField{"projects.name", "a project with this name already exists in the organization",
+                    "project_name"},
+    ConstraintField{"service_keys.hash", "a service key with this hash already exists", "hash"},
+    ConstraintField{"provisioning_keys.hash", "a provisioning key with this hash already exists",
+                    "hash"},
+    ConstraintField{"owner_credentials.hash", "an owner credential with this hash already exists",
+                    "hash"},
+    ConstraintField{"organizations.id", "an organization with this id already exists", "org_id"},
+    ConstraintField{"projects.id", "a project with this id already exists", "project_id"},
+};
+
+}  // namespace
+
+std::span<const Migration> Migrations() { return kMigrations; }
+
+int64_t LatestSchemaVersion() { return kMigrations.back().version; }
+
+Result<int64_t> CurrentSchemaVersion(Connection& conn) {
+  auto stmt = conn.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!stmt.ok()) return stmt.error();
+  auto row = stmt->Step();
+  if (!row.ok()) return row.error();
+  return *row ? stmt->ColumnInt(0) : 0;
+}
+
+Status ApplyMigrations(Connection& conn, const Clock& clock) {
+  KG_RETURN_IF_ERROR(conn.Exec(kCreateMigrationsTable));
+  auto current = CurrentSchemaVersion(conn);
+  if (!current.ok()) return current.error();
+  if (*current > LatestSchemaVersion()) {
+    return Error::Unavailable("sqlite database " + conn.path() + " has schema version " +
+                              std::to_string(*current) + ", but this keygate knows versions up to " +
+                              std::to_string(LatestSchemaVersion()) +
+                              "; it was written by a newer keygate: upgrade keygate to open it");
+  }
+  for (const Migration& migration : kMigrations) {
+    if (migration.version <= *current) continue;
+    Status applied = ApplyOne(conn, migration, clock);
+    if (!applied.ok()) {
+      const Error& e = applied.error();
+      return Error{e.code,
+                   "schema migration " + std::to_string(migration.version) + " (" +
+                       migration.description + ") failed: " + e.message,
+                   {}, {}};
+    }
+  }
+  return OkStatus();
+}
+
+Error DescribeConstraintError(const Error& error) {
+  if (error.code == ErrorCode::kNotFound &&
+      error.message.find("FOREIGN KEY") != std::string::npos) {
+    return Error::NotFound("the organization or project referred to does not exist");
+  }
+  if (error.code != ErrorCode::kConflict) return error;
+  for (const ConstraintField& field : kUniqueFields) {
+    if (error.message.find(field.column) != std::string::npos) {
+      return Error::Conflict(field.message, field.param);
+    }
+  }
+  return error;
+}
+
+}  // namespace keygate::store::sqlite

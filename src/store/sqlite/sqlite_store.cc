@@ -1,0 +1,338 @@
+// SqliteStore: opening and closing, the read and write paths, organizations, owner
+// credentials, provisioning keys, projects and last-used stamps. Service keys live in
+// sqlite_service_keys.cc; the audit log and usage in sqlite_audit_usage.cc.
+#include "store/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <exception>
+#include <filesystem>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+#include "store/sqlite/group_commit_writer.h"
+#include "store/sqlite/read_pool.h"
+#include "store/sqlite/row_codec.h"
+#include "store/sqlite/schema.h"
+#include "store/sqlite/store_statements.h"
+
+namespace keygate::store {
+
+using sqlite::Connection;
+using sqlite::ForEachRow;
+using sqlite::ReadOneRow;
+using sqlite::RunSql;
+using sqlite::RunSqlCountingChanges;
+using sqlite::SqlValue;
+
+namespace {
+
+constexpr int kMaxReadConnections = 64;
+constexpr int kMaxBatchWrites = 100'000;
+
+Status ValidateOptions(const std::string& path, const SqliteOptions& options) {
+  if (path.empty() || path == ":memory:" || path.starts_with("file:")) {
+    return Error::InvalidArgument("the sqlite store needs a file path, got '" + path + "'",
+                                  "path");
+  }
+  if (options.busy_timeout_ms < 0) {
+    return Error::InvalidArgument("busy_timeout_ms must be >= 0", "busy_timeout_ms");
+  }
+  if (options.read_connections < 1 || options.read_connections > kMaxReadConnections) {
+    return Error::InvalidArgument("read_connections must be between 1 and 64",
+                                  "read_connections");
+  }
+  if (options.max_batch_writes < 1 || options.max_batch_writes > kMaxBatchWrites) {
+    return Error::InvalidArgument("max_batch_writes must be between 1 and 100000",
+                                  "max_batch_writes");
+  }
+  return OkStatus();
+}
+
+Status CreateParentDirectory(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) return OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return Error::Unavailable("cannot create directory " + parent.string() + " for sqlite database " +
+                              path + ": " + ec.message());
+  }
+  return OkStatus();
+}
+
+// spec §5: WAL so readers run beside the writer; synchronous=FULL so that COMMIT returns only
+// after the WAL is fsynced (acknowledged means durable); foreign keys enforced.
+Status ConfigureWriteConnection(Connection& conn) {
+  auto mode = conn.PragmaValue("PRAGMA journal_mode=WAL");
+  if (!mode.ok()) return mode.error();
+  if (*mode != "wal") {
+    return Error::Unavailable("sqlite database " + conn.path() +
+                              " cannot use WAL journal mode (it reports '" + *mode + "')");
+  }
+  KG_RETURN_IF_ERROR(conn.Exec("PRAGMA synchronous=FULL"));
+  KG_RETURN_IF_ERROR(conn.Exec("PRAGMA foreign_keys=ON"));
+  return OkStatus();
+}
+
+// Errors while opening name the file, whatever step failed.
+Error WithPath(const std::string& path, const Error& error) {
+  if (error.message.find(path) != std::string::npos) return error;
+  return Error{error.code, "sqlite database " + path + ": " + error.message, error.param,
+               error.reason};
+}
+
+keys::Project ReadProject(const sqlite::Statement& stmt) {
+  return keys::Project{stmt.ColumnText(0), stmt.ColumnText(1), stmt.ColumnText(2),
+                       stmt.ColumnInt(3)};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- lifecycle
+
+SqliteStore::SqliteStore(std::string path, std::unique_ptr<sqlite::GroupCommitWriter> writer,
+                         std::unique_ptr<sqlite::ReadPool> readers)
+    : path_(std::move(path)), writer_(std::move(writer)), readers_(std::move(readers)) {}
+
+SqliteStore::~SqliteStore() { Close(); }
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                       const SqliteOptions& options) {
+  KG_RETURN_IF_ERROR(ValidateOptions(path, options));
+  KG_RETURN_IF_ERROR(CreateParentDirectory(path));
+  auto conn = Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                               options.busy_timeout_ms);
+  if (!conn.ok()) return conn.error();
+  if (Status configured = ConfigureWriteConnection(**conn); !configured.ok()) {
+    return WithPath(path, configured.error());
+  }
+  const SystemClock system_clock;
+  const Clock& clock = options.clock != nullptr ? *options.clock : system_clock;
+  if (Status migrated = sqlite::ApplyMigrations(**conn, clock); !migrated.ok()) {
+    return WithPath(path, migrated.error());
+  }
+  auto writer = std::make_unique<sqlite::GroupCommitWriter>(
+      std::move(*conn), static_cast<size_t>(options.max_batch_writes));
+  auto readers = std::make_unique<sqlite::ReadPool>(path, options.read_connections,
+                                                    options.busy_timeout_ms);
+  return std::unique_ptr<SqliteStore>(new SqliteStore(path, std::move(writer), std::move(readers)));
+}
+
+void SqliteStore::Close() {
+  // Readers first: the write connection is the last to close, so it checkpoints the WAL.
+  readers_->Close();
+  writer_->Stop();
+}
+
+int64_t SqliteStore::SchemaVersion() { return sqlite::LatestSchemaVersion(); }
+
+SqliteStore::WriteStats SqliteStore::GetWriteStats() const {
+  const sqlite::GroupCommitWriter::Stats stats = writer_->GetStats();
+  return WriteStats{stats.batches, stats.writes, stats.failed_batches};
+}
+
+Status SqliteStore::Write(const ConnFn& fn) { return writer_->Submit(fn); }
+
+Status SqliteStore::Read(const ConnFn& fn) {
+  try {
+    auto lease = readers_->Acquire();
+    if (!lease.ok()) return lease.error();
+    Connection& conn = lease->conn();
+    sqlite::Transaction tx(conn);
+    KG_RETURN_IF_ERROR(tx.Begin());
+    KG_RETURN_IF_ERROR(fn(conn));
+    return tx.Commit();
+  } catch (const std::exception& e) {
+    return Error::Internal(std::string("store read threw: ") + e.what());
+  }
+}
+
+// ---------------------------------------------------------------- organizations and owners
+
+Status SqliteStore::CreateOrganization(const keys::Organization& org,
+                                       const keys::OwnerCredential& owner,
+                                       const keys::AuditEntry& audit) {
+  return Write([&](Connection& conn) -> Status {
+    KG_RETURN_IF_ERROR(
+        RunSql(conn, "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)",
+               {org.id, org.name, org.created_at}));
+    KG_RETURN_IF_ERROR(RunSql(conn,
+                              "INSERT INTO owner_credentials (hash, org_id, name, masked, "
+                              "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                              {owner.hash, owner.org_id, owner.name, owner.masked,
+                               owner.created_at}));
+    return sqlite::InsertAuditEntry(conn, audit);
+  });
+}
+
+Result<keys::Organization> SqliteStore::GetOrganization(const std::string& org_id) {
+  keys::Organization org;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return ReadOneRow(conn, "SELECT id, name, created_at FROM organizations WHERE id = ?1",
+                      {org_id}, "organization not found", [&](const sqlite::Statement& row) {
+                        org = {row.ColumnText(0), row.ColumnText(1), row.ColumnInt(2)};
+                        return OkStatus();
+                      });
+  }));
+  return org;
+}
+
+Result<std::vector<keys::Organization>> SqliteStore::ListOrganizations() {
+  std::vector<keys::Organization> orgs;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return ForEachRow(conn, "SELECT id, name, created_at FROM organizations ORDER BY created_at, id",
+                      {}, [&](const sqlite::Statement& row) {
+                        orgs.push_back({row.ColumnText(0), row.ColumnText(1), row.ColumnInt(2)});
+                        return OkStatus();
+                      });
+  }));
+  return orgs;
+}
+
+Result<keys::OwnerCredential> SqliteStore::GetOwnerCredential(const std::string& hash) {
+  keys::OwnerCredential owner;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return ReadOneRow(
+        conn,
+        "SELECT hash, org_id, name, masked, created_at FROM owner_credentials WHERE hash = ?1",
+        {hash}, "owner credential not found", [&](const sqlite::Statement& row) {
+          owner = {row.ColumnText(0), row.ColumnText(1), row.ColumnText(2), row.ColumnText(3),
+                   row.ColumnInt(4)};
+          return OkStatus();
+        });
+  }));
+  return owner;
+}
+
+// ---------------------------------------------------------------- provisioning keys
+
+Status SqliteStore::InsertProvisioningKey(const keys::ProvisioningKey& key,
+                                          const keys::AuditEntry& audit) {
+  return Write([&](Connection& conn) -> Status {
+    KG_RETURN_IF_ERROR(RunSql(conn,
+                              "INSERT INTO provisioning_keys (hash, org_id, name, masked, "
+                              "disabled, created_at, last_used_at) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                              {key.hash, key.org_id, key.name, key.masked,
+                               SqlValue::Bool(key.disabled), key.created_at, key.last_used_at}));
+    return sqlite::InsertAuditEntry(conn, audit);
+  });
+}
+
+Result<keys::ProvisioningKey> SqliteStore::GetProvisioningKey(const std::string& hash) {
+  keys::ProvisioningKey key;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return ReadOneRow(conn,
+                      std::string("SELECT ") + sqlite::kProvisioningKeyColumns +
+                          " FROM provisioning_keys WHERE hash = ?1",
+                      {hash}, "provisioning key not found", [&](const sqlite::Statement& row) {
+                        key = sqlite::ReadProvisioningKey(row);
+                        return OkStatus();
+                      });
+  }));
+  return key;
+}
+
+Result<std::vector<keys::ProvisioningKey>> SqliteStore::ListProvisioningKeys(
+    const std::string& org_id) {
+  std::vector<keys::ProvisioningKey> out;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return ForEachRow(conn,
+                      std::string("SELECT ") + sqlite::kProvisioningKeyColumns +
+                          " FROM provisioning_keys WHERE org_id = ?1 ORDER BY created_at, rowid",
+                      {org_id}, [&](const sqlite::Statement& row) {
+                        out.push_back(sqlite::ReadProvisioningKey(row));
+                        return OkStatus();
+                      });
+  }));
+  return out;
+}
+
+Status SqliteStore::UpdateProvisioningKey(const keys::ProvisioningKey& key,
+                                          const keys::AuditEntry& audit) {
+  return Write([&](Connection& conn) -> Status {
+    auto changed = RunSqlCountingChanges(
+        conn,
+        "UPDATE provisioning_keys SET name = ?1, disabled = ?2 WHERE hash = ?3 AND org_id = ?4",
+        {key.name, SqlValue::Bool(key.disabled), key.hash, key.org_id});
+    if (!changed.ok()) return changed.error();
+    if (*changed == 0) return Error::NotFound("provisioning key not found");
+    return sqlite::InsertAuditEntry(conn, audit);
+  });
+}
+
+Status SqliteStore::DeleteProvisioningKey(const std::string& org_id, const std::string& hash,
+                                          const keys::AuditEntry& audit) {
+  // spec §2: the service keys it made keep working; they refer to it only by name in
+  // created_by, so nothing else changes.
+  return Write([&](Connection& conn) -> Status {
+    auto changed = RunSqlCountingChanges(
+        conn, "DELETE FROM provisioning_keys WHERE hash = ?1 AND org_id = ?2", {hash, org_id});
+    if (!changed.ok()) return changed.error();
+    if (*changed == 0) return Error::NotFound("provisioning key not found");
+    return sqlite::InsertAuditEntry(conn, audit);
+  });
+}
+
+// ---------------------------------------------------------------- projects
+
+Result<keys::Project> SqliteStore::GetProject(const std::string& org_id,
+                                              const std::string& project_id) {
+  keys::Project project;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return ReadOneRow(
+        conn, "SELECT id, org_id, name, created_at FROM projects WHERE id = ?1 AND org_id = ?2",
+        {project_id, org_id}, "project not found", [&](const sqlite::Statement& row) {
+          project = ReadProject(row);
+          return OkStatus();
+        });
+  }));
+  return project;
+}
+
+Result<keys::Project> SqliteStore::FindProjectByName(const std::string& org_id,
+                                                     const std::string& name) {
+  keys::Project project;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return ReadOneRow(
+        conn, "SELECT id, org_id, name, created_at FROM projects WHERE org_id = ?1 AND name = ?2",
+        {org_id, name}, "project not found", [&](const sqlite::Statement& row) {
+          project = ReadProject(row);
+          return OkStatus();
+        });
+  }));
+  return project;
+}
+
+// ---------------------------------------------------------------- last used
+
+Status SqliteStore::TouchLastUsed(const std::vector<Touch>& touches) {
+  if (touches.empty()) return OkStatus();
+  // One row update per key, with its latest stamp, whatever the batch holds.
+  std::unordered_map<std::string, UnixMillis> latest;
+  for (const Touch& touch : touches) {
+    auto [it, inserted] = latest.emplace(touch.hash, touch.at);
+    if (!inserted) it->second = std::max(it->second, touch.at);
+  }
+  return Write([&](Connection& conn) -> Status {
+    for (const auto& [hash, at] : latest) {
+      // Never moves a stamp backwards, and never bumps version: the in-memory index does not
+      // need last_used_at from the store.
+      auto changed = RunSqlCountingChanges(
+          conn,
+          "UPDATE service_keys SET last_used_at = ?2 "
+          "WHERE hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+          {hash, at});
+      if (!changed.ok()) return changed.error();
+      if (*changed > 0) continue;
+      KG_RETURN_IF_ERROR(RunSql(conn,
+                                "UPDATE provisioning_keys SET last_used_at = ?2 "
+                                "WHERE hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                                {hash, at}));
+    }
+    return OkStatus();
+  });
+}
+
+}  // namespace keygate::store

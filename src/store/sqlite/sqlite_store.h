@@ -1,0 +1,155 @@
+// The embedded store (spec §5): organizations, keys, projects, the audit log and usage in one
+// SQLite file in WAL mode. Implements KeyStore, AuditLog and UsageStore with the contracts
+// written in those headers.
+//
+// Durability: the write connection runs with synchronous=FULL, so a write's Status is OK only
+// after its transaction is fsynced; a `kill -9` at any moment loses no acknowledged write.
+// Writes from every thread go through one writer thread that commits them in groups (one
+// fsync per group; see group_commit_writer.h); each caller still gets its own Status, and an
+// audit entry commits in the same transaction as the write it describes. Reads use a small
+// pool of read-only connections that run beside the writer.
+//
+// Schema: versioned migrations (schema.h), applied by Open(). A file written by a newer
+// keygate is refused.
+//
+// Errors: NotFound for a missing row; Conflict naming the field for a uniqueness violation
+// ("name" for provisioning keys, "project_name" for projects); Unavailable for any storage
+// fault (I/O error, disk full, database locked too long) and after Close(); Internal for
+// keygate's own faults (corrupt row, malformed SQL). Storage faults are never InvalidArgument.
+// No exception escapes.
+//
+// Thread safety: every method may be called concurrently from any thread, except that
+// Close() (and destruction) REQUIRES that no other call is in flight.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "keys/model.h"
+#include "store/audit_log.h"
+#include "store/key_store.h"
+#include "store/usage_store.h"
+
+namespace keygate::store {
+
+namespace sqlite {
+class Connection;
+class GroupCommitWriter;
+class ReadPool;
+}  // namespace sqlite
+
+// Settings of the SQLite store. Defaults suit a single gateway process.
+struct SqliteOptions {
+  // How long a connection waits for a lock held elsewhere (a checkpoint, the CLI writing the
+  // same file) before the call fails with Unavailable. REQUIRES: >= 0.
+  int busy_timeout_ms = 5000;
+  // Read-only connections in the pool; more concurrent readers wait. REQUIRES: 1..64.
+  int read_connections = 4;
+  // Most writes committed in one transaction (one fsync). REQUIRES: 1..100000.
+  int max_batch_writes = 512;
+  // Stamps schema_migrations.applied_at. Not owned; must outlive Open(). nullptr = the
+  // system clock.
+  const Clock* clock = nullptr;
+};
+
+class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
+ public:
+  // Counters of the group-commit writer, for metrics and tests.
+  struct WriteStats {
+    int64_t batches = 0;         // transactions the writer ran
+    int64_t writes = 0;          // writes it ran in them
+    int64_t failed_batches = 0;  // transactions that could not begin or commit
+  };
+
+  // Opens (creating it, and its parent directory, if needed) the database file at `path`,
+  // switches it to WAL, applies pending schema migrations and starts the writer thread.
+  // Returns the store on success; InvalidArgument naming the option for options out of range;
+  // Unavailable naming the path and SQLite's message if the file cannot be created, opened or
+  // put in WAL mode, or if it holds a schema from a newer keygate; the mapped error of a
+  // failing migration. The caller owns the store.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                   const SqliteOptions& options);
+
+  // Close().
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // Commits every write already queued, joins the writer thread, waits for reads in flight
+  // and closes every connection. Every later call returns Unavailable. Idempotent.
+  void Close();
+
+  // The schema version this store has brought its file to.
+  static int64_t SchemaVersion();
+  const std::string& path() const { return path_; }
+  WriteStats GetWriteStats() const;
+
+  // KeyStore
+  Status CreateOrganization(const keys::Organization& org, const keys::OwnerCredential& owner,
+                            const keys::AuditEntry& audit) override;
+  Result<keys::Organization> GetOrganization(const std::string& org_id) override;
+  Result<std::vector<keys::Organization>> ListOrganizations() override;
+  Result<keys::OwnerCredential> GetOwnerCredential(const std::string& hash) override;
+  Status InsertProvisioningKey(const keys::ProvisioningKey& key,
+                               const keys::AuditEntry& audit) override;
+  Result<keys::ProvisioningKey> GetProvisioningKey(const std::string& hash) override;
+  Result<std::vector<keys::ProvisioningKey>> ListProvisioningKeys(
+      const std::string& org_id) override;
+  Status UpdateProvisioningKey(const keys::ProvisioningKey& key,
+                               const keys::AuditEntry& audit) override;
+  Status DeleteProvisioningKey(const std::string& org_id, const std::string& hash,
+                               const keys::AuditEntry& audit) override;
+  Result<keys::Project> GetProject(const std::string& org_id,
+                                   const std::string& project_id) override;
+  Result<keys::Project> FindProjectByName(const std::string& org_id,
+                                          const std::string& name) override;
+  Status InsertServiceKey(keys::ServiceKey* key, const std::optional<keys::Project>& new_project,
+                          const keys::AuditEntry& audit) override;
+  Status UpdateServiceKey(keys::ServiceKey* key, const std::optional<keys::Project>& new_project,
+                          const keys::AuditEntry& audit) override;
+  Status RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey* new_key,
+                          const keys::AuditEntry& audit) override;
+  Result<keys::ServiceKey> GetServiceKey(const std::string& hash) override;
+  Result<ServiceKeyPage> ListServiceKeys(const ServiceKeyQuery& query) override;
+  Result<std::vector<keys::ServiceKey>> ServiceKeysChangedSince(int64_t after_version,
+                                                               int64_t max) override;
+  Result<std::vector<keys::ServiceKey>> AllLiveServiceKeys(UnixMillis now) override;
+  Status TouchLastUsed(const std::vector<Touch>& touches) override;
+
+  // AuditLog
+  Result<AuditPage> ListAudit(const AuditQuery& query) override;
+
+  // UsageStore
+  Status AppendUsage(const std::vector<UsageRecord>& records) override;
+  Result<std::map<std::string, SpendSums>> SpendFor(const std::vector<std::string>& lineages,
+                                                   const DayBounds& bounds) override;
+  Result<MicroUsd> SpendSince(const std::string& lineage, int64_t from_day) override;
+  Result<std::vector<DailyUsage>> DailySeries(const std::string& lineage,
+                                              int64_t from_day) override;
+  Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage,
+                                               int64_t limit) override;
+
+ private:
+  using ConnFn = std::function<Status(sqlite::Connection&)>;
+
+  SqliteStore(std::string path, std::unique_ptr<sqlite::GroupCommitWriter> writer,
+              std::unique_ptr<sqlite::ReadPool> readers);
+
+  // Runs `fn` as one write of the next group commit (see group_commit_writer.h).
+  Status Write(const ConnFn& fn);
+  // Runs `fn` on a pooled read connection inside one read transaction (one snapshot).
+  Status Read(const ConnFn& fn);
+
+  const std::string path_;
+  std::unique_ptr<sqlite::GroupCommitWriter> writer_;
+  std::unique_ptr<sqlite::ReadPool> readers_;
+};
+
+}  // namespace keygate::store

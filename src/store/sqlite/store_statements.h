@@ -1,0 +1,48 @@
+// Statement helpers shared by the .cc files of SqliteStore: run a statement with its
+// parameters in one call, iterate rows, bump a sequence, append an audit entry. Each runs on
+// a connection the caller already holds (the writer's, inside a write; or a read lease).
+//
+// Errors are those of sqlite_connection.h, with constraint violations described by
+// DescribeConstraintError (a Conflict names its field).
+//
+// Thread safety: as the connection passed in.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <string>
+
+#include "common/status.h"
+#include "keys/model.h"
+#include "store/sqlite/sqlite_connection.h"
+
+namespace keygate::store::sqlite {
+
+// Runs `sql` with `params` bound to ?1, ?2, ..., discarding any rows.
+Status RunSql(Connection& conn, const std::string& sql, std::initializer_list<SqlValue> params);
+
+// As RunSql; returns how many rows the statement inserted, updated or deleted.
+Result<int64_t> RunSqlCountingChanges(Connection& conn, const std::string& sql,
+                                      std::initializer_list<SqlValue> params);
+
+// Runs a query and calls `on_row` for each row, in order. Stops at the first error, from
+// SQLite or from `on_row`, and returns it.
+using RowFn = std::function<Status(const Statement&)>;
+Status ForEachRow(Connection& conn, const std::string& sql, std::initializer_list<SqlValue> params,
+                  const RowFn& on_row);
+
+// Runs a query expected to answer one row and calls `on_row` with it. Returns NotFound with
+// `not_found_message` if there is no row.
+Status ReadOneRow(Connection& conn, const std::string& sql, std::initializer_list<SqlValue> params,
+                  const std::string& not_found_message, const RowFn& on_row);
+
+// The next value of a row of the `sequences` table ("service_key_seq",
+// "service_key_version"). Must run inside a write transaction, which makes it atomic and
+// rolls it back with the write.
+Result<int64_t> NextSequenceValue(Connection& conn, const char* name);
+
+// Appends `entry` to audit_log; the database assigns its id (entry.id is ignored).
+Status InsertAuditEntry(Connection& conn, const keys::AuditEntry& entry);
+
+}  // namespace keygate::store::sqlite

@@ -1,0 +1,73 @@
+// Usage records of the data plane and the spend totals they feed (spec data-plane.md,
+// "Cost and usage"). Records arrive in batches from the usage writer (at most 100 ms behind).
+// Totals are kept per lineage (see keys::ServiceKey::lineage) and per UTC day.
+//
+// Thread safety: every method may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/money.h"
+#include "common/status.h"
+
+namespace keygate::store {
+
+struct UsageRecord {
+  std::string key_hash;
+  std::string lineage;
+  std::string org_id;
+  std::string model;
+  std::string provider;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  MicroUsd cost = 0;
+  int status = 0;  // HTTP status answered to the caller
+  int64_t latency_ms = 0;
+  int64_t ttfb_ms = 0;
+  std::string request_id;
+  UnixMillis at = 0;
+};
+
+// Spend of one lineage summed over days >= each bound (days since the epoch, UTC).
+struct SpendSums {
+  MicroUsd total = 0;
+  MicroUsd since_day = 0;
+  MicroUsd since_week = 0;
+  MicroUsd since_month = 0;
+};
+
+struct DayBounds {
+  int64_t today = 0;        // days since epoch of today (UTC)
+  int64_t week_start = 0;   // Monday of this week
+  int64_t month_start = 0;  // the 1st of this month
+};
+
+struct DailyUsage {
+  int64_t day = 0;  // days since epoch
+  MicroUsd cost = 0;
+  int64_t requests = 0;
+  int64_t tokens = 0;
+};
+
+class UsageStore {
+ public:
+  virtual ~UsageStore() = default;
+  // Appends the records and adds them to the per-lineage daily totals, in one transaction.
+  virtual Status AppendUsage(const std::vector<UsageRecord>& records) = 0;
+  // Sums for each lineage asked for (absent lineages get zeros).
+  virtual Result<std::map<std::string, SpendSums>> SpendFor(
+      const std::vector<std::string>& lineages, const DayBounds& bounds) = 0;
+  // Spend since day `from_day` (inclusive) of one lineage: used to seed budgets at start.
+  virtual Result<MicroUsd> SpendSince(const std::string& lineage, int64_t from_day) = 0;
+  // Per-day series for the console chart, days >= from_day.
+  virtual Result<std::vector<DailyUsage>> DailySeries(const std::string& lineage,
+                                                      int64_t from_day) = 0;
+  // Latest records of one key, newest first.
+  virtual Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage,
+                                                       int64_t limit) = 0;
+};
+
+}  // namespace keygate::store

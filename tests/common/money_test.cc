@@ -1,0 +1,49 @@
+#include "common/money.h"
+
+#include <gtest/gtest.h>
+
+namespace keygate {
+namespace {
+
+TEST(MoneyTest, ParsesDecimalStringsExactly) {
+  EXPECT_EQ(*ParseUsd("150", "x"), 150'000'000);
+  EXPECT_EQ(*ParseUsd("0.25", "x"), 250'000);
+  EXPECT_EQ(*ParseUsd("0.000001", "x"), 1);
+  EXPECT_EQ(*ParseUsd("12.", "x"), 12'000'000);
+  EXPECT_EQ(*ParseUsd(".5", "x"), 500'000);
+}
+
+TEST(MoneyTest, RefusesMalformedNegativeAndOverPreciseAmounts) {
+  for (const char* bad : {"", "-1", "1e2", "abc", "1.2.3", "0.0000001", ".", "1,5"}) {
+    auto r = ParseUsd(bad, "credit_limit");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(r.error().param, "credit_limit");
+  }
+  EXPECT_FALSE(ParseUsd("99999999999999999999", "x").ok());
+}
+
+TEST(MoneyTest, DoublesRoundToTheNearestMicro) {
+  EXPECT_EQ(*UsdFromDouble(0.1, "x"), 100'000);
+  EXPECT_EQ(*UsdFromDouble(150, "x"), 150'000'000);
+  EXPECT_FALSE(UsdFromDouble(1e300, "x").ok());
+}
+
+TEST(MoneyTest, FormatsWithoutTrailingZeros) {
+  EXPECT_EQ(FormatUsd(150'000'000), "150");
+  EXPECT_EQ(FormatUsd(123), "0.000123");
+  EXPECT_EQ(FormatUsd(42'500'000), "42.5");
+  EXPECT_EQ(FormatUsd(0), "0");
+  EXPECT_EQ(FormatUsd(-1'500'000), "-1.5");
+}
+
+TEST(MoneyTest, TokenCostRoundsUpSoReservationsNeverUnderstate) {
+  // 0.15 USD per Mtok = 150000 micro-USD per Mtok; 1 token costs 0.15 micro-USD → 1.
+  EXPECT_EQ(CostForTokens(1, 150'000), 1);
+  EXPECT_EQ(CostForTokens(1'000'000, 150'000), 150'000);
+  EXPECT_EQ(CostForTokens(0, 150'000), 0);
+  EXPECT_EQ(CostForTokens(3, 1'000'000), 3);
+}
+
+}  // namespace
+}  // namespace keygate

@@ -1,0 +1,188 @@
+// Who may do what (spec §2) and the tenant boundary, from the outside: every management route
+// with another org's key answers 404, exactly like a key that does not exist.
+#include <gtest/gtest.h>
+
+#include "integration/management_fixture.h"
+
+namespace keygate::testing {
+namespace {
+
+namespace json = boost::json;
+
+struct Call {
+  std::string method;
+  std::string path;
+  std::string body;
+};
+
+// Every route that names a service key, aimed at `hash`.
+std::vector<Call> KeyRoutes(const std::string& hash) {
+  const std::string by_hash = R"({"api_key_id_hash":")" + hash + R"("})";
+  return {
+      {"POST", "/prod/updateServiceKey", R"({"api_key_id_hash":")" + hash + R"(","rpm_limit":1})"},
+      {"POST", "/prod/deleteServiceKey", by_hash},
+      {"POST", "/prod/rotateServiceKey", by_hash},
+  };
+}
+
+std::vector<Call> OwnerKeyRoutes(const std::string& hash) {
+  return {
+      {"GET", "/api/owner/keys/" + hash, ""},
+      {"PATCH", "/api/owner/keys/" + hash, R"({"name":"x"})"},
+      {"POST", "/api/owner/keys/" + hash + "/rotate", "{}"},
+      {"DELETE", "/api/owner/keys/" + hash, ""},
+  };
+}
+
+TEST_F(ManagementTest, AnotherOrgsKeyIsNotFoundOnEveryRoute) {
+  const std::string foreign = CreateKeyHash(b_, "b-key");
+  const std::string missing(64, 'a');
+  for (const std::string& target : {foreign, missing}) {
+    for (const Call& call : KeyRoutes(target)) {
+      auto reply = client_->Request(call.method, call.path, call.body,
+                                    {{"authorization", "Bearer " + a_.pk}});
+      EXPECT_EQ(reply.status, 404) << call.path << " " << reply.body;
+    }
+    for (const Call& call : OwnerKeyRoutes(target)) {
+      auto reply = client_->Request(call.method, call.path, call.body,
+                                    {{"authorization", "Bearer " + a_.owner_key}});
+      EXPECT_EQ(reply.status, 404) << call.method << " " << call.path << " " << reply.body;
+    }
+  }
+  // Another org's provisioning key, through the owner API.
+  for (const Call& call : std::vector<Call>{
+           {"PATCH", "/api/owner/provisioning-keys/" + b_.pk_id, R"({"disabled":true})"},
+           {"DELETE", "/api/owner/provisioning-keys/" + b_.pk_id, ""}}) {
+    auto reply = client_->Request(call.method, call.path, call.body,
+                                  {{"authorization", "Bearer " + a_.owner_key}});
+    EXPECT_EQ(reply.status, 404) << call.path << " " << reply.body;
+  }
+  // A claimed org_id of another org is 404 too; lists never show another org's keys.
+  auto claimed = client_->Post("/prod/createServiceKey",
+                               R"({"api_key_name":"x","org_id":")" + b_.org_id + R"("})", a_.pk);
+  EXPECT_EQ(claimed.status, 404);
+  auto listed = client_->Get("/prod/getServiceKeys", a_.pk);
+  EXPECT_EQ(Parse(listed.body).as_object()["total"], 0);
+  auto owner_list = client_->Get("/api/owner/keys", a_.owner_key);
+  EXPECT_EQ(Parse(owner_list.body).as_object()["total"], 0);
+  // And b's key is untouched.
+  auto b_list = client_->Get("/prod/getServiceKeys", b_.pk);
+  EXPECT_EQ(Parse(b_list.body).as_object()["data"].as_array()[0].as_object()["rpm_limit"],
+            nullptr);
+}
+
+TEST_F(ManagementTest, ProvisioningKeysCannotUseTheOwnerApiNorMintProvisioningKeys) {
+  for (const Call& call : std::vector<Call>{{"GET", "/api/owner/provisioning-keys", ""},
+                                            {"POST", "/api/owner/provisioning-keys", R"({"name":"n"})"},
+                                            {"GET", "/api/owner/keys", ""},
+                                            {"GET", "/api/owner/audit", ""}}) {
+    auto reply = client_->Request(call.method, call.path, call.body,
+                                  {{"authorization", "Bearer " + a_.pk}});
+    EXPECT_EQ(reply.status, 403) << call.path << " " << reply.body;
+  }
+}
+
+TEST_F(ManagementTest, ServiceKeysGet403OnManagementRoutes) {
+  auto created = CreateKey(a_, R"({"api_key_name":"svc"})");
+  const std::string secret(created["api_key"].as_string());
+  for (const Call& call : std::vector<Call>{{"POST", "/prod/createServiceKey", R"({"api_key_name":"x"})"},
+                                            {"GET", "/prod/getServiceKeys", ""},
+                                            {"GET", "/api/owner/keys", ""}}) {
+    auto reply = client_->Request(call.method, call.path, call.body,
+                                  {{"authorization", "Bearer " + secret}});
+    EXPECT_EQ(reply.status, 403) << call.path << " " << reply.body;
+  }
+}
+
+TEST_F(ManagementTest, MissingOrUnknownCredentialsAre401) {
+  EXPECT_EQ(client_->Get("/prod/getServiceKeys").status, 401);
+  EXPECT_EQ(client_->Get("/prod/getServiceKeys", "pk-kg-notakey").status, 401);
+  EXPECT_EQ(client_->Get("/api/owner/keys", "").status, 401);
+}
+
+TEST_F(ManagementTest, DisabledProvisioningKeyGets401EverywhereAndItsKeysKeepWorking) {
+  const std::string made = CreateKeyHash(a_, "made-before");
+  auto disable = client_->Patch("/api/owner/provisioning-keys/" + a_.pk_id, R"({"disabled":true})",
+                                a_.owner_key);
+  ASSERT_EQ(disable.status, 200) << disable.body;
+  EXPECT_EQ(Parse(disable.body).as_object()["data"].as_object()["disabled"], true);
+  EXPECT_EQ(client_->Get("/prod/getServiceKeys", a_.pk).status, 401);
+  EXPECT_EQ(client_->Post("/prod/createServiceKey", R"({"api_key_name":"x"})", a_.pk).status, 401);
+  // The owner still sees the key it made.
+  auto got = client_->Get("/api/owner/keys/" + made, a_.owner_key);
+  EXPECT_EQ(got.status, 200) << got.body;
+  // Enable again: works on the next call.
+  client_->Patch("/api/owner/provisioning-keys/" + a_.pk_id, R"({"disabled":false})", a_.owner_key);
+  EXPECT_EQ(client_->Get("/prod/getServiceKeys", a_.pk).status, 200);
+  // Delete: refused from then on, and its service keys stay.
+  auto deleted = client_->Delete("/api/owner/provisioning-keys/" + a_.pk_id, a_.owner_key);
+  EXPECT_EQ(deleted.status, 200);
+  EXPECT_EQ(client_->Get("/prod/getServiceKeys", a_.pk).status, 401);
+  EXPECT_EQ(client_->Get("/api/owner/keys/" + made, a_.owner_key).status, 200);
+}
+
+TEST_F(ManagementTest, ProvisioningKeysCannotTouchWorkspaceKeys) {
+  auto made = client_->Post("/api/owner/keys", R"({"name":"console-key"})", a_.owner_key);
+  ASSERT_EQ(made.status, 201) << made.body;
+  auto data = Parse(made.body).as_object()["data"].as_object();
+  EXPECT_EQ(data["source"], "workspace");
+  const std::string hash(data["hash"].as_string());
+  auto reply = client_->Post("/prod/updateServiceKey",
+                             R"({"api_key_id_hash":")" + hash + R"(","rpm_limit":1})", a_.pk);
+  EXPECT_EQ(reply.status, 403) << reply.body;
+  // A provisioning key's list shows router keys only; the owner's shows both.
+  CreateKeyHash(a_, "router-key");
+  EXPECT_EQ(Parse(client_->Get("/prod/getServiceKeys", a_.pk).body).as_object()["total"], 1);
+  EXPECT_EQ(Parse(client_->Get("/api/owner/keys", a_.owner_key).body).as_object()["total"], 2);
+}
+
+TEST_F(ManagementTest, OwnerManagesProvisioningKeysAndDuplicateNamesConflict) {
+  auto created = client_->Post("/api/owner/provisioning-keys", R"({"name":"deploy"})", a_.owner_key);
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto body = Parse(created.body).as_object();
+  EXPECT_EQ(std::string(body["key"].as_string()).rfind("pk-kg-", 0), 0u);
+  const std::string id(body["data"].as_object()["id"].as_string());
+  EXPECT_EQ(client_->Post("/api/owner/provisioning-keys", R"({"name":"deploy"})", a_.owner_key).status,
+            409);
+  auto listed = Parse(client_->Get("/api/owner/provisioning-keys", a_.owner_key).body).as_object();
+  ASSERT_EQ(listed["data"].as_array().size(), 2u);
+  for (const auto& pk : listed["data"].as_array()) {
+    EXPECT_NE(std::string(pk.as_object().at("masked_key").as_string()).find("••••"), std::string::npos);
+    EXPECT_FALSE(pk.as_object().contains("key"));
+  }
+  auto renamed = client_->Patch("/api/owner/provisioning-keys/" + id, R"({"name":"deploy-2"})",
+                                a_.owner_key);
+  EXPECT_EQ(Parse(renamed.body).as_object()["data"].as_object()["name"], "deploy-2");
+}
+
+TEST_F(ManagementTest, AuditLogRecordsEveryActionWithoutSecrets) {
+  auto created = CreateKey(a_, R"({"api_key_name":"audited","rpm_limit":5})");
+  const std::string hash(created["api_key_id_hash"].as_string());
+  const std::string secret(created["api_key"].as_string());
+  client_->Post("/prod/updateServiceKey", R"({"api_key_id_hash":")" + hash + R"(","rpm_limit":9})",
+                a_.pk);
+  client_->Post("/prod/deleteServiceKey", R"({"api_key_id_hash":")" + hash + R"("})", a_.pk);
+  auto reply = client_->Get("/api/owner/audit?key=" + hash, a_.owner_key);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.body.find(secret), std::string::npos);
+  auto entries = Parse(reply.body).as_object()["data"].as_array();
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].as_object().at("action"), "service_key.delete");
+  EXPECT_EQ(entries[1].as_object().at("action"), "service_key.update");
+  EXPECT_EQ(entries[2].as_object().at("action"), "service_key.create");
+  auto change = entries[1].as_object().at("changes").as_object().at("rpm_limit").as_object();
+  EXPECT_EQ(change.at("before"), 5);
+  EXPECT_EQ(change.at("after"), 9);
+  EXPECT_EQ(entries[1].as_object().at("actor"), json::value("pk:" + a_.pk_id));
+  // Filter by actor; page with limit/before.
+  auto by_actor = client_->Get("/api/owner/audit?limit=1&actor=pk:" + a_.pk_id, a_.owner_key);
+  auto page = Parse(by_actor.body).as_object();
+  EXPECT_EQ(page["data"].as_array().size(), 1u);
+  EXPECT_EQ(page["has_more"], true);
+  // b's owner sees none of a's entries.
+  auto other = client_->Get("/api/owner/audit?key=" + hash, b_.owner_key);
+  EXPECT_EQ(Parse(other.body).as_object()["data"].as_array().size(), 0u);
+}
+
+}  // namespace
+}  // namespace keygate::testing

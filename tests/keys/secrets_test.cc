@@ -1,0 +1,57 @@
+#include "keys/secrets.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "common/secret_source.h"
+
+namespace keygate::keys {
+namespace {
+
+TEST(SecretsTest, SecretsHavePrefixFixedLengthAndBase62Body) {
+  OsSecretSource source;
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    std::string s = GenerateSecret("sk-kg-", source);
+    ASSERT_EQ(s.rfind("sk-kg-", 0), 0u);
+    ASSERT_EQ(s.size(), 6u + 43u);
+    for (char c : s.substr(6)) ASSERT_TRUE(std::isalnum(static_cast<unsigned char>(c))) << s;
+    seen.insert(s);
+  }
+  EXPECT_EQ(seen.size(), 200u);
+}
+
+TEST(SecretsTest, DigestIsLowercaseHexSha256) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(SecretsTest, ConstantTimeEqualsComparesWholeStrings) {
+  EXPECT_TRUE(ConstantTimeEquals("abcd", "abcd"));
+  EXPECT_FALSE(ConstantTimeEquals("abcd", "abce"));
+  EXPECT_FALSE(ConstantTimeEquals("abcd", "abc"));
+}
+
+TEST(SecretsTest, MaskShowsOnlyPrefixAndLastFour) {
+  EXPECT_EQ(MaskSecret("sk-kg-", "sk-kg-0123456789abcdefa91c"), "sk-kg-••••a91c");
+  EXPECT_EQ(MaskSecret("sk-kg-", "sk-kg-abc"), "sk-kg-••••");
+}
+
+class CountingSource final : public SecretSource {
+ public:
+  void Fill(uint8_t* out, size_t n) override {
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(next_++);
+  }
+
+ private:
+  uint8_t next_ = 0;
+};
+
+TEST(SecretsTest, SecretsComeFromTheInjectedSource) {
+  CountingSource a, b;
+  EXPECT_EQ(GenerateSecret("pk-", a), GenerateSecret("pk-", b));
+  EXPECT_EQ(RandomId("org_", a).size(), 4u + 16u);
+}
+
+}  // namespace
+}  // namespace keygate::keys
