@@ -22,9 +22,8 @@ constexpr std::string_view kModelKeys =
 
 // Headers the proxy owns: framing, hop-by-hop (RFC 9110 §7.6.1) and the target host.
 constexpr std::string_view kReservedHeaders[] = {
-    "host",    "content-length", "transfer-encoding", "connection",          "keep-alive",
-    "te",      "trailer",        "upgrade",           "proxy-authorization", "proxy-connection",
-    "expect",
+    "host",    "content-length", "transfer-encoding",   "connection",       "keep-alive", "te",
+    "trailer", "upgrade",        "proxy-authorization", "proxy-connection", "expect",
 };
 
 char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -54,8 +53,8 @@ bool IsEnvVarName(std::string_view name) {
 bool IsHeaderName(std::string_view name) {
   constexpr std::string_view kTokenPunct = "!#$%&'*+-.^_`|~";
   return !name.empty() && std::all_of(name.begin(), name.end(), [&](char c) {
-           return IsAlnum(c) || kTokenPunct.find(c) != std::string_view::npos;
-         });
+    return IsAlnum(c) || kTokenPunct.find(c) != std::string_view::npos;
+  });
 }
 
 // Printable, no control characters (CR/LF would smuggle headers).
@@ -124,29 +123,32 @@ struct ProviderDraft {
 Status ParseHeaders(const YamlReader& reader, const YAML::Node& node, const std::string& path,
                     ProviderConfig* provider) {
   std::map<std::string, bool> seen_lower;
-  return reader.ForEachEntry(node, path, [&](const std::string& name, const YAML::Node& key_node,
-                                             const YAML::Node& value) -> Status {
-    std::string field = JoinPath(path, name);
-    if (!IsHeaderName(name)) return reader.ErrorAt(key_node, field, "is not a valid header name");
-    std::string lower = LowerAscii(name);
-    if (IsReservedHeader(lower)) {
-      return reader.ErrorAt(key_node, field, "is set by keygate itself and cannot be configured");
-    }
-    if (!seen_lower.emplace(lower, true).second) {
-      return reader.ErrorAt(key_node, field, "duplicate header (names are case-insensitive)");
-    }
-    Result<std::string> text = reader.Text(value, field);
-    if (!text.ok()) return text.error();
-    if (!IsPrintable(*text, /*allow_space=*/true)) {
-      return reader.ErrorAt(value, field, "must not contain control characters");
-    }
-    provider->headers.emplace_back(name, std::move(*text));
-    return OkStatus();
-  });
+  return reader.ForEachEntry(
+      node, path,
+      [&](const std::string& name, const YAML::Node& key_node, const YAML::Node& value) -> Status {
+        std::string field = JoinPath(path, name);
+        if (!IsHeaderName(name))
+          return reader.ErrorAt(key_node, field, "is not a valid header name");
+        std::string lower = LowerAscii(name);
+        if (IsReservedHeader(lower)) {
+          return reader.ErrorAt(key_node, field,
+                                "is set by keygate itself and cannot be configured");
+        }
+        if (!seen_lower.emplace(lower, true).second) {
+          return reader.ErrorAt(key_node, field, "duplicate header (names are case-insensitive)");
+        }
+        Result<std::string> text = reader.Text(value, field);
+        if (!text.ok()) return text.error();
+        if (!IsPrintable(*text, /*allow_space=*/true)) {
+          return reader.ErrorAt(value, field, "must not contain control characters");
+        }
+        provider->headers.emplace_back(name, std::move(*text));
+        return OkStatus();
+      });
 }
 
-Status ApplyProviderText(const YamlReader& reader, const std::string& key,
-                         const YAML::Node& value, const std::string& field, ProviderDraft* draft) {
+Status ApplyProviderText(const YamlReader& reader, const std::string& key, const YAML::Node& value,
+                         const std::string& field, ProviderDraft* draft) {
   Result<std::string> text = reader.Text(value, field);
   if (!text.ok()) return text.error();
   ProviderConfig& provider = draft->provider;
@@ -165,7 +167,8 @@ Status ApplyProviderText(const YamlReader& reader, const std::string& key,
     draft->has_base_url = true;
   } else {  // api_key_env
     if (!text->empty() && !IsEnvVarName(*text)) {
-      return reader.ErrorAt(value, field, "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+      return reader.ErrorAt(value, field,
+                            "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
     }
     provider.api_key_env = std::move(*text);
   }
@@ -192,7 +195,8 @@ Status ApplyProviderField(const YamlReader& reader, const std::string& key,
         static_cast<int>(*ms);
     return OkStatus();
   }
-  return reader.ErrorAt(key_node, field, "unknown key (expected " + std::string(kProviderKeys) + ")");
+  return reader.ErrorAt(key_node, field,
+                        "unknown key (expected " + std::string(kProviderKeys) + ")");
 }
 
 Result<ProviderConfig> ParseProvider(const YamlReader& reader, const YAML::Node& node,
@@ -206,8 +210,9 @@ Result<ProviderConfig> ParseProvider(const YamlReader& reader, const YAML::Node&
   if (!draft.has_name) return reader.ErrorAt(node, path, "missing required key name");
   if (!draft.has_base_url) return reader.ErrorAt(node, path, "missing required key base_url");
   const ProviderConfig& provider = draft.provider;
-  bool sets_authorization = std::any_of(provider.headers.begin(), provider.headers.end(),
-                                        [](const auto& h) { return LowerAscii(h.first) == "authorization"; });
+  bool sets_authorization =
+      std::any_of(provider.headers.begin(), provider.headers.end(),
+                  [](const auto& h) { return LowerAscii(h.first) == "authorization"; });
   if (sets_authorization && !provider.api_key_env.empty()) {
     return reader.ErrorAt(draft.headers_node, JoinPath(path, "headers.Authorization"),
                           "conflicts with api_key_env, which already sets Authorization");
@@ -281,8 +286,9 @@ Status ResolveModelId(const YamlReader& reader, const std::string& path,
   std::string field = JoinPath(path, "id");
   size_t slash = model.id.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == model.id.size()) {
-    return reader.ErrorAt(draft->id_node, field,
-                          "must be provider/model (e.g. openai/gpt-4o-mini), got '" + model.id + "'");
+    return reader.ErrorAt(
+        draft->id_node, field,
+        "must be provider/model (e.g. openai/gpt-4o-mini), got '" + model.id + "'");
   }
   std::string provider_part = model.id.substr(0, slash);
   auto declared = std::find_if(providers.begin(), providers.end(), [&](const ProviderConfig& p) {
@@ -307,10 +313,8 @@ Result<ModelConfig> ParseModel(const YamlReader& reader, const YAML::Node& node,
         return ApplyModelField(reader, key, key_node, value, path, &draft);
       }));
   const std::pair<bool, std::string_view> required[] = {
-      {draft.id_node.IsDefined(), "id"},
-      {draft.has_input, "input_usd_per_mtok"},
-      {draft.has_output, "output_usd_per_mtok"},
-      {draft.has_context, "context_tokens"},
+      {draft.id_node.IsDefined(), "id"},           {draft.has_input, "input_usd_per_mtok"},
+      {draft.has_output, "output_usd_per_mtok"},   {draft.has_context, "context_tokens"},
       {draft.has_max_output, "max_output_tokens"},
   };
   for (const auto& [present, key] : required) {
@@ -318,9 +322,9 @@ Result<ModelConfig> ParseModel(const YamlReader& reader, const YAML::Node& node,
   }
   KG_RETURN_IF_ERROR(ResolveModelId(reader, path, providers, &draft));
   if (draft.model.max_output_tokens > draft.model.context_tokens) {
-    return reader.ErrorAt(draft.max_output_node, JoinPath(path, "max_output_tokens"),
-                          "must not exceed context_tokens (" +
-                              std::to_string(draft.model.context_tokens) + ")");
+    return reader.ErrorAt(
+        draft.max_output_node, JoinPath(path, "max_output_tokens"),
+        "must not exceed context_tokens (" + std::to_string(draft.model.context_tokens) + ")");
   }
   return std::move(draft.model);
 }
@@ -341,9 +345,9 @@ Status ParseProviders(const YamlReader& reader, const YAML::Node& node, Catalog*
     if (!provider.ok()) return provider.error();
     auto [it, inserted] = first_seen.emplace(LowerAscii(provider->name), reader.Where(node[i]));
     if (!inserted) {
-      return reader.ErrorAt(node[i]["name"], JoinPath(path, "name"),
-                            "duplicate provider name '" + provider->name + "' (first at " +
-                                it->second + ")");
+      return reader.ErrorAt(
+          node[i]["name"], JoinPath(path, "name"),
+          "duplicate provider name '" + provider->name + "' (first at " + it->second + ")");
     }
     catalog->providers.push_back(std::move(*provider));
   }

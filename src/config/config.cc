@@ -24,8 +24,9 @@ constexpr size_t kMaxSuggestionDistance = 2;
 char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return LowerChar(x) == LowerChar(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return LowerChar(x) == LowerChar(y);
+         });
 }
 
 // A section groups dotted settings: "limits" for "limits.max_body_bytes".
@@ -99,7 +100,8 @@ Status ApplyFile(const YamlReader& reader, const YAML::Node& root, Settings* set
           *models = value;
           return OkStatus();
         }
-        if (!IsSection(key)) return ApplyFileSetting(reader, key, key_node, value, settings, origins);
+        if (!IsSection(key))
+          return ApplyFileSetting(reader, key, key_node, value, settings, origins);
         return reader.ForEachEntry(value, key,
                                    [&](const std::string& sub, const YAML::Node& sub_key_node,
                                        const YAML::Node& sub_value) {
@@ -136,8 +138,7 @@ Status ApplyOverrides(const std::vector<SettingOverride>& overrides, Settings* s
   return OkStatus();
 }
 
-Status ValidateCombined(const Settings& settings, const Origins& origins,
-                        const std::string& path) {
+Status ValidateCombined(const Settings& settings, const Origins& origins, const std::string& path) {
   Status status = ValidateSettings(settings);
   if (status.ok()) return status;
   auto origin = origins.find(status.error().param);

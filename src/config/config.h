@@ -58,7 +58,8 @@ struct Catalog {
   // this Catalog lives unmodified.
   const ProviderConfig* FindProvider(std::string_view name) const;
   // The model `id`, matching the provider part case-insensitively and the rest exactly
-  // (spec: "matched case-insensitively on the provider part"), or nullptr.
+  // (spec: "matched case-insensitively on the provider part"), or nullptr. Linear in the
+  // number of models; a caller on the hot path may build its own index once per Catalog.
   const ModelConfig* FindModel(std::string_view id) const;
 };
 
@@ -69,7 +70,8 @@ struct Config {
 };
 
 // The environment, injected so that tests need not touch the process's: returns the value of
-// the named variable or nullptr when it is unset. Pass `std::getenv` in production.
+// the named variable or nullptr when it is unset. In production pass
+// `[](const char* name) -> const char* { return std::getenv(name); }`.
 using GetEnv = std::function<const char*(const char*)>;
 
 // A command-line override: setting name (as in settings.h) and its text.

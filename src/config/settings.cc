@@ -105,7 +105,8 @@ Status ApplyStore(std::string_view text, Settings* settings) {
 }
 
 Status ApplyRedis(std::string_view text, Settings* settings) {
-  if (!text.empty() && !HasSchemeAndHost(text, "redis://") && !HasSchemeAndHost(text, "rediss://")) {
+  if (!text.empty() && !HasSchemeAndHost(text, "redis://") &&
+      !HasSchemeAndHost(text, "rediss://")) {
     return Bad("must be empty (no Redis) or redis://HOST[:PORT][/DB] (rediss:// for TLS)");
   }
   settings->redis_url = std::string(text);
@@ -178,7 +179,8 @@ constexpr SettingInfo kSettings[] = {
      "Redis holding rolling windows, spend and reservations shared by replicas; empty keeps them "
      "in this process.",
      ApplyRedis},
-    {"limits.max_body_bytes", "KEYGATE_LIMITS_MAX_BODY_BYTES", "10485760", "integer 1024..1073741824",
+    {"limits.max_body_bytes", "KEYGATE_LIMITS_MAX_BODY_BYTES", "10485760",
+     "integer 1024..1073741824",
      "Largest request body accepted; a larger one is refused with 413.",
      ApplyInteger<&Settings::max_body_bytes, 1024, 1'073'741'824>},
     {"limits.header_timeout_s", "KEYGATE_LIMITS_HEADER_TIMEOUT_S", "10", "integer 1..300",

@@ -87,8 +87,9 @@ Status YamlReader::ForEachEntry(const YAML::Node& map, std::string_view path,
                                 const EntryVisitor& visit) const {
   if (!map.IsDefined() || map.IsNull()) return OkStatus();
   if (!map.IsMap()) {
-    return ErrorAt(map, path, path.empty() ? "the document must be a mapping of keys to values"
-                                           : "must be a mapping of keys to values");
+    return ErrorAt(map, path,
+                   path.empty() ? "the document must be a mapping of keys to values"
+                                : "must be a mapping of keys to values");
   }
   std::set<std::string> seen;
   for (const auto& entry : map) {

@@ -46,8 +46,8 @@ class YamlReader {
   // negative, non-decimal, over-precise (more than 6 decimals) or absurd value.
   Result<MicroUsd> UsdPerMtok(const YAML::Node& node, std::string_view path) const;
 
-  using EntryVisitor =
-      std::function<Status(const std::string& key, const YAML::Node& key_node, const YAML::Node& value)>;
+  using EntryVisitor = std::function<Status(const std::string& key, const YAML::Node& key_node,
+                                            const YAML::Node& value)>;
   // Calls `visit` for each entry of the mapping `map` in file order, stopping at the first
   // error, which it returns. A null `map` has no entries. InvalidArgument when `map` is not a
   // mapping, a key is not a scalar, or a key appears twice (yaml-cpp keeps both silently).

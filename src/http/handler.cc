@@ -55,7 +55,8 @@ std::string_view Request::PathParam(std::string_view name) const {
 std::string_view Request::BearerToken() const {
   static constexpr std::string_view kScheme = "bearer";
   std::string_view value = TrimSpaces(Header("authorization"));
-  if (value.size() <= kScheme.size() || !EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
+  if (value.size() <= kScheme.size() ||
+      !EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
     return {};
   }
   // The scheme must be followed by whitespace: "Bearerabc" is not a bearer credential.

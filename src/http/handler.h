@@ -19,11 +19,11 @@ namespace keygate::http {
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct Request {
-  std::string method;      // "GET", "POST", ... as sent
-  std::string target;      // raw request target
-  std::string path;        // percent-decoded path without the query
-  std::string query;       // raw query string without '?', "" if none
-  HeaderList headers;      // names lower-cased
+  std::string method;  // "GET", "POST", ... as sent
+  std::string target;  // raw request target
+  std::string path;    // percent-decoded path without the query
+  std::string query;   // raw query string without '?', "" if none
+  HeaderList headers;  // names lower-cased
   std::string body;
   std::string request_id;  // x-request-id from the client if sane, else generated
   std::string remote_address;

@@ -127,8 +127,8 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
   for (std::string_view raw : SplitPath(raw_path)) {
     std::optional<std::string> decoded = PercentDecode(raw);
     if (!decoded) {
-      result.rejection = ErrorResponse(
-          Error::InvalidArgument("Malformed percent-encoding in request path"));
+      result.rejection =
+          ErrorResponse(Error::InvalidArgument("Malformed percent-encoding in request path"));
       return result;
     }
     segments.push_back(std::move(*decoded));

@@ -91,6 +91,7 @@ struct ResponseHead {
   std::string_view content_type;  // omitted when empty
   const HeaderList* headers = nullptr;
   std::string_view request_id;
+  std::string_view date;  // IMF-fixdate for the Date header; omitted when empty
   Framing framing = Framing::kContentLength;
   uint64_t content_length = 0;
   bool keep_alive = true;
@@ -100,6 +101,10 @@ struct ResponseHead {
 // (Content-Length, Transfer-Encoding, Connection, x-request-id) or that are not a valid token
 // name with a CR/LF/NUL-free value are left out and their names appended to `dropped`.
 std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dropped);
+
+// The current time as an RFC 9110 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), for the
+// Date header. Formatted at most once per second per thread.
+std::string_view HttpDate();
 
 // Returns the client's x-request-id if it is 1..128 characters of [A-Za-z0-9._-], else a new
 // "req_" + 16 hex id.
@@ -142,16 +147,16 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   struct Exchange {
     uint64_t seq = 0;
-    std::string method;      // for the access log
-    std::string path;        // decoded, without query
+    std::string method;  // for the access log
+    std::string path;    // decoded, without query
     std::string request_id;
     unsigned version = 11;
-    bool head = false;       // HEAD request: headers only
+    bool head = false;  // HEAD request: headers only
     bool keep_alive = false;
     bool chunked = false;
     ResponseState state = ResponseState::kAwaiting;
     int status = 0;
-    uint64_t bytes = 0;      // body bytes queued to the client
+    uint64_t bytes = 0;  // body bytes queued to the client
     std::chrono::steady_clock::time_point start;
     std::function<void()> on_client_gone;
   };
@@ -178,9 +183,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnBody(beast::error_code ec);
   void OnReadError(beast::error_code ec);
   void OnRequest();
+  void Reject(const Error& error, int status_override);
   void Dispatch(const RouteMatch& match, Request request);
-  void InvokeHandler(const Handler& handler, Request& request,
-                     const std::shared_ptr<Responder>& responder);
   void StartWatch();
   void OnWatch(beast::error_code ec, size_t bytes);
   void AfterExchange();
@@ -194,7 +198,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void CancelWriteTimer();
 
   // Responding (session_write.cc).
-  void Reject(const Error& error, int status_override);
   void SendResponse(uint64_t seq, Response response);
   void BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type);
   void WriteChunk(uint64_t seq, std::string data, std::function<void(bool)> on_written);
@@ -208,6 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Enqueue(OutItem item);
   void WriteNext();
   void OnWrite(beast::error_code ec);
+  void FailWrites();
   void FinishExchange();
   void LogAccess();
   bool IsCurrent(uint64_t seq) const { return exchange_ && exchange_->seq == seq; }

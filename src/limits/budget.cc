@@ -8,8 +8,7 @@
 namespace keygate::limits {
 namespace {
 
-// Sums of money stay exact: a result past int64 saturates instead of wrapping, which can only
-// make a budget look fuller.
+// Spend past int64 saturates instead of wrapping, which can only make a budget look fuller.
 MicroUsd SaturatingAdd(MicroUsd a, MicroUsd b) {
   MicroUsd sum = 0;
   if (__builtin_add_overflow(a, b, &sum)) {
@@ -29,8 +28,8 @@ bool Budget::Roll(keys::ResetInterval interval, UnixMillis now) {
   if (started_ && start == period_start_) return seeded_;
   // A later start with no charge since it: spend of the new period is 0, known locally. This is
   // the plain rollover, and also a narrower interval on a lineage idle since the new start.
-  const bool known_zero = started_ && seeded_ && start > period_start_ &&
-                          (spend_ == 0 || last_charge_ms_ < start);
+  const bool known_zero =
+      started_ && seeded_ && start > period_start_ && (spend_ == 0 || last_charge_ms_ < start);
   if (known_zero) {
     period_start_ = start;
     spend_ = 0;
@@ -68,8 +67,11 @@ BudgetDecision Budget::TryReserve(UnixMillis now, MicroUsd amount, MicroUsd limi
     return decision;
   }
   amount = std::max<MicroUsd>(amount, 0);
-  const MicroUsd committed = SaturatingAdd(spend_, reserved_);
-  if (SaturatingAdd(committed, amount) > limit) {
+  // A sum past int64 is certainly past any limit.
+  MicroUsd total = 0;
+  const bool fits = !__builtin_add_overflow(spend_, reserved_, &total) &&
+                    !__builtin_add_overflow(total, amount, &total) && total <= limit;
+  if (!fits) {
     decision.outcome = BudgetOutcome::kExceeded;
     decision.figures = Figures(limit);
     return decision;

@@ -11,10 +11,10 @@
 // Seeding: a budget does not know the spend a store recorded before this process saw the
 // lineage. Until it is seeded for the current period, TryReserve answers kUnseeded. The owner
 // calls BeginSeed, reads the spend of `period_start` onwards from the store (without holding
-// its lock), then SeedSpend; costs settled while the store was read are added on top. A seed
-// is needed once per lineage: a later rollover is computed locally, and a change of interval
-// needs a new seed only when the new period starts before the old one, or while spend settled
-// since the new period's start cannot be told apart locally.
+// its lock), then SeedSpend; costs settled while the store was read are added on top. Once
+// seeded, a budget stays seeded across rollovers (the new period's spend is 0, known locally).
+// It needs a new seed only when its interval changes so that the new period starts earlier
+// than the old one, or starts later but after some of the spend counted locally.
 //
 // Time never runs backwards inside a budget: a `now` older than one already seen is taken as
 // the newest seen.
@@ -124,7 +124,7 @@ class Budget {
   uint64_t epoch_ = 0;  // bumped by every Unseed, so a slow read cannot seed a later stretch
   UnixMillis period_start_ = 0;
   std::optional<UnixMillis> resets_at_;
-  UnixMillis latest_ms_ = kBeforeAnyTime;      // newest `now` seen
+  UnixMillis latest_ms_ = kBeforeAnyTime;       // newest `now` seen
   UnixMillis last_charge_ms_ = kBeforeAnyTime;  // when spend_ last grew or was seeded
   // Seeded: spend of the current period. Unseeded: costs settled since the last Unseed, so that
   // SeedSpend can add those settled while the store was being read.

@@ -35,8 +35,8 @@ namespace keygate::limits {
 
 // One model call asking to go upstream.
 struct AdmitRequest {
-  std::string lineage;  // whose limits; never empty
-  UnixMillis now = 0;   // from the caller's Clock (system time)
+  std::string lineage;                   // whose limits; never empty
+  UnixMillis now = 0;                    // from the caller's Clock (system time)
   std::optional<int64_t> rpm_limit;      // nullopt: unlimited
   std::optional<int64_t> tpm_limit;      // nullopt: unlimited
   std::optional<MicroUsd> credit_limit;  // nullopt: unlimited
@@ -66,8 +66,8 @@ struct WindowFigures {
 // The budget's figures for a 402 and for usage reads.
 struct BudgetState {
   MicroUsd limit = 0;
-  MicroUsd spend = 0;     // settled in the current period
-  MicroUsd reserved = 0;  // open reservations
+  MicroUsd spend = 0;                      // settled in the current period
+  MicroUsd reserved = 0;                   // open reservations
   std::optional<UnixMillis> resets_at_ms;  // nullopt: never resets
 };
 

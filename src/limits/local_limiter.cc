@@ -77,8 +77,7 @@ Decision LocalLimiter::Admit(const AdmitRequest& request) {
   return AdmitLocked(shard, StateFor(shard, request.lineage, request.now), request);
 }
 
-Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state,
-                                   const AdmitRequest& request) {
+Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state, const AdmitRequest& request) {
   const UnixMillis now = request.now;
   const int64_t tokens = std::max<int64_t>(request.worst_case_tokens, 0);
   const int64_t tpm = request.tpm_limit.value_or(kUnlimited);
@@ -89,17 +88,17 @@ Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state,
     decision.outcome = outcome;
     decision.requests = FiguresOf(state.requests, request.rpm_limit, now);
     decision.tokens = FiguresOf(state.tokens, request.tpm_limit, now);
-    return decision;
+    return std::move(decision);
   };
   // A request larger than the whole TPM limit never fits: say so rather than name a wait.
   if (tokens > tpm) return finish(LimitOutcome::kRejectTpmNeverFits);
   // spec §3: RPM, then TPM, then budget; a later refusal undoes the earlier reservations.
-  const WindowDecision slot =
-      state.requests.TryAdd(now, 1, request.rpm_limit.value_or(kUnlimited));
+  const WindowDecision slot = state.requests.TryAdd(now, 1, request.rpm_limit.value_or(kUnlimited));
   if (!slot.admitted()) {
     // Honest for the whole request: at the later of the two waits both windows hold it.
-    const int64_t rpm_wait = slot.outcome == WindowOutcome::kFull ? slot.retry_after_ms
-                                                                   : options_.window_ms;
+    // A limit below one request (outside the contract) names a whole window, not "never".
+    const int64_t rpm_wait =
+        slot.outcome == WindowOutcome::kFull ? slot.retry_after_ms : options_.window_ms;
     decision.retry_after_ms =
         std::max(rpm_wait, state.tokens.FitsAfterMs(now, tokens, tpm).value_or(0));
     return finish(LimitOutcome::kRejectRpm);
@@ -112,9 +111,9 @@ Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state,
   }
   BudgetReservation reservation;
   if (request.credit_limit.has_value()) {
-    const BudgetDecision budget = state.budget.TryReserve(
-        now, std::max<MicroUsd>(request.worst_case_cost, 0), *request.credit_limit,
-        request.reset_interval);
+    const BudgetDecision budget =
+        state.budget.TryReserve(now, std::max<MicroUsd>(request.worst_case_cost, 0),
+                                *request.credit_limit, request.reset_interval);
     decision.budget = StateOf(budget.figures);
     if (!budget.reserved()) {
       state.tokens.Remove(reserved_tokens.entry);
@@ -130,36 +129,41 @@ Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state,
   return finish(LimitOutcome::kAllow);
 }
 
-LocalLimiter::LineageState* LocalLimiter::FindTicketOwner(Shard& shard, const Ticket& ticket) {
-  auto it = shard.lineages.find(ticket.lineage);
-  if (it == shard.lineages.end()) return nullptr;
-  return it->second.open.count(ticket.id) != 0 ? &it->second : nullptr;
+LocalLimiter::LineageState* LocalLimiter::TakeTicket(Shard& shard, const Ticket& ticket,
+                                                     OpenTicket* taken) {
+  if (!ticket.valid()) return nullptr;
+  auto lineage = shard.lineages.find(ticket.lineage);
+  if (lineage == shard.lineages.end()) return nullptr;
+  LineageState& state = lineage->second;
+  auto open = state.open.find(ticket.id);
+  // Already settled or released: closing twice must not return anything twice.
+  if (open == state.open.end()) return nullptr;
+  *taken = open->second;
+  state.open.erase(open);
+  return &state;
 }
 
 void LocalLimiter::Settle(const Ticket& ticket, int64_t actual_tokens, MicroUsd actual_cost,
                           UnixMillis now) {
-  if (!ticket.valid()) return;
   Shard& shard = ShardFor(ticket.lineage);
   std::lock_guard<std::mutex> lock(shard.mu);
-  LineageState* state = FindTicketOwner(shard, ticket);
+  OpenTicket taken;
+  LineageState* state = TakeTicket(shard, ticket, &taken);
   if (state == nullptr) return;
-  auto open = state->open.find(ticket.id);
-  state->tokens.Adjust(open->second.token_entry, std::max<int64_t>(actual_tokens, 0));
-  state->budget.Settle(open->second.budget, std::max<MicroUsd>(actual_cost, 0), now);
-  state->open.erase(open);
+  state->tokens.Adjust(taken.token_entry, std::max<int64_t>(actual_tokens, 0));
+  state->budget.Settle(taken.budget, std::max<MicroUsd>(actual_cost, 0), now);
   state->last_activity_ms = std::max(state->last_activity_ms, now);
 }
 
 void LocalLimiter::Release(const Ticket& ticket) {
-  if (!ticket.valid()) return;
   Shard& shard = ShardFor(ticket.lineage);
   std::lock_guard<std::mutex> lock(shard.mu);
-  LineageState* state = FindTicketOwner(shard, ticket);
+  OpenTicket taken;
+  LineageState* state = TakeTicket(shard, ticket, &taken);
   if (state == nullptr) return;
-  auto open = state->open.find(ticket.id);
-  state->tokens.Remove(open->second.token_entry);
-  state->budget.Release(open->second.budget);
-  state->open.erase(open);
+  // The request slot stays taken: the call was admitted (see Limiter::Release).
+  state->tokens.Remove(taken.token_entry);
+  state->budget.Release(taken.budget);
 }
 
 Result<LimiterSnapshot> LocalLimiter::Snapshot(const std::string& lineage, UnixMillis now,
@@ -192,11 +196,18 @@ size_t LocalLimiter::EvictIdle(UnixMillis now) {
   size_t evicted = 0;
   for (Shard& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    evicted += std::erase_if(shard.lineages, [&](auto& entry) {
-      LineageState& state = entry.second;
-      return state.open.empty() && now - state.last_activity_ms >= options_.idle_eviction_ms &&
-             state.requests.Empty(now) && state.tokens.Empty(now);
-    });
+    for (auto it = shard.lineages.begin(); it != shard.lineages.end();) {
+      LineageState& state = it->second;
+      const bool idle = state.open.empty() &&
+                        now - state.last_activity_ms >= options_.idle_eviction_ms &&
+                        state.requests.Empty(now) && state.tokens.Empty(now);
+      if (idle) {
+        it = shard.lineages.erase(it);
+        ++evicted;
+      } else {
+        ++it;
+      }
+    }
   }
   return evicted;
 }

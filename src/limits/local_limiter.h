@@ -10,7 +10,10 @@
 // outside every lock. Idle lineages (empty windows, no open ticket, quiet for
 // idle_eviction_ms) can be dropped by EvictIdle and are re-seeded from the store when next seen;
 // the default quiet time is far longer than the usage writer's flush delay, so the store has
-// every settled cost by then.
+// every settled cost by then. Calls without a credit limit never read the store on Admit. The
+// one gap: when a busy lineage first gains a credit limit, or changes interval so that its
+// period must be re-read, the store may not yet hold the costs settled within the usage
+// writer's flush delay (at most 100 ms) before the read.
 //
 // Thread safety: every public method is safe to call from any thread.
 #pragma once
@@ -92,7 +95,7 @@ class LocalLimiter final : public Limiter {
   struct alignas(64) Shard {
     mutable std::mutex mu;
     std::unordered_map<std::string, LineageState> lineages;  // guarded by mu
-    uint64_t next_ticket_id = 1;                              // guarded by mu
+    uint64_t next_ticket_id = 1;                             // guarded by mu
   };
 
   Shard& ShardFor(const std::string& lineage);
@@ -102,13 +105,14 @@ class LocalLimiter final : public Limiter {
   // reading the store with `lock` released if needed; `lock` is held again on return.
   // Returns OK, or Unavailable if the store could not answer.
   // REQUIRES: `lock` holds shard.mu.
-  Status EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lock,
-                      const std::string& lineage, keys::ResetInterval interval, UnixMillis now);
+  Status EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lock, const std::string& lineage,
+                      keys::ResetInterval interval, UnixMillis now);
   // RPM, then TPM, then budget, in one critical section. REQUIRES: shard.mu held, budget seeded
   // when request.credit_limit is set.
   Decision AdmitLocked(Shard& shard, LineageState& state, const AdmitRequest& request);
-  // The ticket's open reservations, or nullptr. REQUIRES: shard.mu held.
-  LineageState* FindTicketOwner(Shard& shard, const Ticket& ticket);
+  // Closes the ticket: moves its reservations to `*taken` and returns its lineage's state, or
+  // returns nullptr if the ticket is not open. REQUIRES: shard.mu held.
+  LineageState* TakeTicket(Shard& shard, const Ticket& ticket, OpenTicket* taken);
 
   const SpendLoader loader_;
   const LocalLimiterOptions options_;

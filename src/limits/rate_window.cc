@@ -27,6 +27,7 @@ UnixMillis RateWindow::Advance(UnixMillis now) {
 
 WindowDecision RateWindow::TryAdd(UnixMillis now, int64_t amount, int64_t limit) {
   now = Advance(now);
+  amount = std::max<int64_t>(amount, 0);
   if (amount > limit) return {WindowOutcome::kNeverFits, kNoWindowEntry, 0};
   if (amount > limit - used_) {
     return {WindowOutcome::kFull, kNoWindowEntry, WaitMs(now, amount, limit)};
@@ -39,6 +40,7 @@ WindowDecision RateWindow::TryAdd(UnixMillis now, int64_t amount, int64_t limit)
 
 std::optional<int64_t> RateWindow::FitsAfterMs(UnixMillis now, int64_t amount, int64_t limit) {
   now = Advance(now);
+  amount = std::max<int64_t>(amount, 0);
   if (amount > limit) return std::nullopt;
   if (amount <= limit - used_) return 0;
   return WaitMs(now, amount, limit);

@@ -123,8 +123,9 @@ void App::Parts::BackgroundLoop() {
 Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log,
                                        const Clock& clock, SecretSource& secrets) {
   if (config.settings.store_kind != config::StoreKind::kSqlite) {
-    return Error::Unavailable("store " + config.settings.store_url +
-                              ": only the embedded SQLite store is available in this build");
+    // The URL may hold a password: name the kind of store only.
+    return Error::Unavailable(
+        "store: PostgreSQL is not available in this build yet; use the embedded SQLite store");
   }
   const std::string path = config.settings.SqlitePath();
   std::error_code ec;

@@ -158,8 +158,8 @@ TEST_F(ConfigTest, OperatorDocsExampleParses) {
 
 TEST_F(ConfigTest, PricesConvertExactlyFromTheirText) {
   const std::pair<std::string, MicroUsd> cases[] = {
-      {"0.15", 150'000}, {"0.60", 600'000},     {"1", 1'000'000}, {"2.5", 2'500'000},
-      {"0.000001", 1},   {"0", 0},              {".5", 500'000},  {"'0.15'", 150'000},
+      {"0.15", 150'000},         {"0.60", 600'000}, {"1", 1'000'000}, {"2.5", 2'500'000},
+      {"0.000001", 1},           {"0", 0},          {".5", 500'000},  {"'0.15'", 150'000},
       {"15.000000", 15'000'000}, {"0.1", 100'000},
   };
   for (const auto& [text, micros] : cases) {
@@ -240,7 +240,8 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
       {"data: x\nlimits: 5\n", "cfg.yaml:2: limits: must be a mapping"},
       {"\n\nlimits:\n  max_body_bytes: 12\n",
        "cfg.yaml:4: limits.max_body_bytes: must be an integer in 1024..1073741824, got '12'"},
-      {"limits: {header_timeout_s: ten}\n", "cfg.yaml:1: limits.header_timeout_s: must be an integer"},
+      {"limits: {header_timeout_s: ten}\n",
+       "cfg.yaml:1: limits.header_timeout_s: must be an integer"},
       {"log_level: loud\n", "cfg.yaml:1: log_level: must be one of debug, info, warn, error"},
       {"failure_mode: maybe\n", "cfg.yaml:1: failure_mode: must be deny or allow"},
       {"listen: 1.2.3.4\n", "cfg.yaml:1: listen: must be HOST:PORT"},
@@ -262,7 +263,8 @@ TEST_F(ConfigTest, ProviderErrorsNameTheirLine) {
     std::string expected;
   };
   const Case cases[] = {
-      {"  - name: a\n    base_url: ftp://x\n", "cfg.yaml:3: providers[0].base_url: must be http(s)://"},
+      {"  - name: a\n    base_url: ftp://x\n",
+       "cfg.yaml:3: providers[0].base_url: must be http(s)://"},
       {"  - name: a\n    base_url: https://x/v1?key=1\n", "cfg.yaml:3: providers[0].base_url"},
       {"  - name: a\n    base_url: https://user:pw@x/v1\n", "cfg.yaml:3: providers[0].base_url"},
       {"  - name: a\n    base_url: http://\n", "cfg.yaml:3: providers[0].base_url"},
@@ -337,8 +339,8 @@ TEST_F(ConfigTest, ModelsMayPrecedeTheirProvider) {
 }
 
 TEST_F(ConfigTest, UpstreamDefaultsToTheModelPartOfTheId) {
-  Result<Config> config = LoadYaml(std::string(kProvider) + "models:\n" +
-                                   Model("mock/meta-llama/Llama-3-8b"));
+  Result<Config> config =
+      LoadYaml(std::string(kProvider) + "models:\n" + Model("mock/meta-llama/Llama-3-8b"));
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_EQ(config->catalog.models[0].upstream, "meta-llama/Llama-3-8b");
 }
@@ -356,7 +358,8 @@ TEST_F(ConfigTest, ProviderOptionsAreRead) {
   const ProviderConfig& p = config->catalog.providers[0];
   EXPECT_EQ(p.base_url, "https://openrouter.ai/api/v1");  // trailing '/' dropped
   ASSERT_EQ(p.headers.size(), 2u);
-  EXPECT_EQ(p.headers[0], (std::pair<std::string, std::string>{"HTTP-Referer", "https://example.com"}));
+  EXPECT_EQ(p.headers[0],
+            (std::pair<std::string, std::string>{"HTTP-Referer", "https://example.com"}));
   EXPECT_EQ(p.headers[1], (std::pair<std::string, std::string>{"X-Title", "My app"}));
   EXPECT_EQ(p.connect_timeout_ms, 250);
   EXPECT_EQ(p.response_timeout_ms, 30000);
@@ -378,7 +381,8 @@ TEST_F(ConfigTest, OverlappingKeyPrefixesAreRefused) {
   EXPECT_THAT(ErrorOf("key_prefixes:\n  service: kg-\n  owner: kg-own-\n"),
               HasSubstr("cfg.yaml:3: key_prefixes.service and key_prefixes.owner: must differ"));
   env_ = {{"KEYGATE_KEY_PREFIXES_PROVISIONING", "sk-kg-"}};
-  EXPECT_THAT(ErrorOf(""), HasSubstr("environment KEYGATE_KEY_PREFIXES_PROVISIONING: key_prefixes.service and"));
+  EXPECT_THAT(ErrorOf(""),
+              HasSubstr("environment KEYGATE_KEY_PREFIXES_PROVISIONING: key_prefixes.service and"));
 }
 
 TEST_F(ConfigTest, MissingFileIsReported) {

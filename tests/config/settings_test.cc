@@ -40,11 +40,10 @@ TEST(SettingsTest, EveryEntryDescribesItself) {
     EXPECT_NE(info.apply, nullptr) << info.name;
     EXPECT_EQ(FindSetting(info.name), &info);
   }
-  for (std::string_view required : {"listen", "data", "store", "redis", "limits.max_body_bytes",
-                                    "limits.header_timeout_s", "limits.idle_timeout_s",
-                                    "limits.max_connections", "log_level", "key_prefixes.service",
-                                    "key_prefixes.provisioning", "key_prefixes.owner",
-                                    "failure_mode"}) {
+  for (std::string_view required :
+       {"listen", "data", "store", "redis", "limits.max_body_bytes", "limits.header_timeout_s",
+        "limits.idle_timeout_s", "limits.max_connections", "log_level", "key_prefixes.service",
+        "key_prefixes.provisioning", "key_prefixes.owner", "failure_mode"}) {
     EXPECT_NE(FindSetting(required), nullptr) << required;
   }
   EXPECT_EQ(FindSetting("limits"), nullptr);
@@ -133,8 +132,8 @@ TEST(SettingsTest, IntegerLimitsHoldTheirBounds) {
   EXPECT_TRUE(ApplySetting("limits.max_body_bytes", "1024", &s).ok());
   EXPECT_TRUE(ApplySetting("limits.max_body_bytes", "1073741824", &s).ok());
   EXPECT_EQ(s.max_body_bytes, 1073741824);
-  for (const char* bad : {"1023", "1073741825", "-5", "+5", " 5", "5 ", "5k", "0x10", "",
-                          "99999999999999999999"}) {
+  for (const char* bad :
+       {"1023", "1073741825", "-5", "+5", " 5", "5 ", "5k", "0x10", "", "99999999999999999999"}) {
     EXPECT_FALSE(ApplySetting("limits.max_body_bytes", bad, &s).ok()) << bad;
   }
   EXPECT_EQ(ApplySetting("limits.header_timeout_s", "301", &s).error().message,

@@ -59,6 +59,11 @@ GroupCommitWriter::Stats GroupCommitWriter::GetStats() const {
   return Stats{batches_.load(), writes_.load(), failed_batches_.load()};
 }
 
+size_t GroupCommitWriter::QueueDepth() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
 void GroupCommitWriter::Loop() {
   std::vector<Pending*> batch;
   batch.reserve(max_batch_);

@@ -60,6 +60,8 @@ class GroupCommitWriter {
   void Stop();
 
   Stats GetStats() const;
+  // Writes waiting for the next batch (not counting the batch running now).
+  size_t QueueDepth() const;
 
  private:
   struct Pending {

@@ -80,9 +80,47 @@ CREATE TABLE service_keys (
   last_used_at INTEGER,
   revoke_at INTEGER
 );
+-- Pages: a range of (org_id, seq), in creation order or its reverse, after a cursor.
 CREATE INDEX service_keys_by_org_seq ON service_keys(org_id, seq);
+-- Counts of filtered lists read this index alone; it also finds keys in a grace period.
+CREATE INDEX service_keys_by_org_state
+  ON service_keys(org_id, revoke_at, disabled, expires_at, source);
 CREATE INDEX service_keys_by_version ON service_keys(version);
 CREATE INDEX service_keys_by_project ON service_keys(project_id);
+
+-- Keys never revoked, and those of them not disabled, per org; kept by triggers in the
+-- writing transaction, so that the total of a list filtered by nothing but liveness (and
+-- perhaps disabled) is a counter plus the few keys still in a grace period, rather than a
+-- scan of every key of the org.
+CREATE TABLE org_key_counts (
+  org_id TEXT PRIMARY KEY,
+  unrevoked INTEGER NOT NULL,
+  unrevoked_enabled INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER service_keys_count_insert AFTER INSERT ON service_keys
+BEGIN
+  INSERT INTO org_key_counts (org_id, unrevoked, unrevoked_enabled)
+  VALUES (NEW.org_id, NEW.revoke_at IS NULL, NEW.revoke_at IS NULL AND NEW.disabled = 0)
+  ON CONFLICT (org_id) DO UPDATE SET
+    unrevoked = unrevoked + excluded.unrevoked,
+    unrevoked_enabled = unrevoked_enabled + excluded.unrevoked_enabled;
+END;
+CREATE TRIGGER service_keys_count_update AFTER UPDATE OF revoke_at, disabled ON service_keys
+WHEN (OLD.revoke_at IS NULL) != (NEW.revoke_at IS NULL) OR OLD.disabled != NEW.disabled
+BEGIN
+  UPDATE org_key_counts SET
+    unrevoked = unrevoked - (OLD.revoke_at IS NULL) + (NEW.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (OLD.revoke_at IS NULL AND OLD.disabled = 0)
+                        + (NEW.revoke_at IS NULL AND NEW.disabled = 0)
+  WHERE org_id = NEW.org_id;
+END;
+CREATE TRIGGER service_keys_count_delete AFTER DELETE ON service_keys
+BEGIN
+  UPDATE org_key_counts SET
+    unrevoked = unrevoked - (OLD.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (OLD.revoke_at IS NULL AND OLD.disabled = 0)
+  WHERE org_id = OLD.org_id;
+END;
 
 CREATE TABLE service_key_tags (
   hash TEXT NOT NULL REFERENCES service_keys(hash),

@@ -56,6 +56,23 @@ Result<int64_t> NextSequenceValue(Connection& conn, const char* name) {
   return value;
 }
 
+void WhereClause::Add(const std::string& condition, std::vector<Value> values) {
+  sql_ += sql_.empty() ? "WHERE " : " AND ";
+  sql_ += condition;
+  for (Value& value : values) values_.push_back(std::move(value));
+}
+
+int WhereClause::BindTo(Statement& stmt, int first) const {
+  for (const Value& value : values_) {
+    if (const auto* integer = std::get_if<int64_t>(&value)) {
+      stmt.Bind(first++, *integer);
+    } else {
+      stmt.Bind(first++, std::string_view(std::get<std::string>(value)));
+    }
+  }
+  return first;
+}
+
 Status InsertAuditEntry(Connection& conn, const keys::AuditEntry& entry) {
   return RunSql(conn,
                 "INSERT INTO audit_log (org_id, at, actor, actor_name, action, target, "

@@ -12,6 +12,9 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include "common/status.h"
 #include "keys/model.h"
@@ -41,6 +44,24 @@ Status ReadOneRow(Connection& conn, const std::string& sql, std::initializer_lis
 // "service_key_version"). Must run inside a write transaction, which makes it atomic and
 // rolls it back with the write.
 Result<int64_t> NextSequenceValue(Connection& conn, const char* name);
+
+// A WHERE clause built from optional filters, with the values its "?" placeholders take, in
+// order. Values are owned, so the clause can outlive the query it was built from.
+class WhereClause {
+ public:
+  using Value = std::variant<int64_t, std::string>;
+
+  // Appends `condition` (joined with AND) and the values of its placeholders.
+  void Add(const std::string& condition, std::vector<Value> values = {});
+  // "" or "WHERE a AND b ...".
+  const std::string& sql() const { return sql_; }
+  // Binds the values to ?first, ?first+1, ...; returns the next free parameter.
+  int BindTo(Statement& stmt, int first) const;
+
+ private:
+  std::string sql_;
+  std::vector<Value> values_;
+};
 
 // Appends `entry` to audit_log; the database assigns its id (entry.id is ignored).
 Status InsertAuditEntry(Connection& conn, const keys::AuditEntry& entry);

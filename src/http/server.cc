@@ -1,0 +1,273 @@
+#include "http/server.h"
+
+#include <algorithm>
+#include <csignal>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "http/beast.h"
+#include "http/listener.h"
+#include "http/session.h"
+
+namespace keygate::http {
+
+namespace net = internal::net;
+namespace beast = internal::beast;
+using internal::tcp;
+
+namespace {
+
+// After the drain timeout closes the remaining connections, how long their sessions get to
+// unwind (run OnClientGone callbacks, which are posted handlers) before the io threads stop.
+constexpr std::chrono::milliseconds kForceCloseGrace{250};
+
+Status ValidateOptions(const ServerOptions& options) {
+  if (options.host.empty()) return Error::InvalidArgument("host must not be empty", "host");
+  if (options.max_body_bytes == 0) {
+    return Error::InvalidArgument("max_body_bytes must be positive", "max_body_bytes");
+  }
+  if (options.header_timeout_s < 1) {
+    return Error::InvalidArgument("header_timeout_s must be at least 1", "header_timeout_s");
+  }
+  if (options.idle_timeout_s < 1) {
+    return Error::InvalidArgument("idle_timeout_s must be at least 1", "idle_timeout_s");
+  }
+  if (options.max_connections < 1) {
+    return Error::InvalidArgument("max_connections must be at least 1", "max_connections");
+  }
+  if (options.io_threads < 0) {
+    return Error::InvalidArgument("io_threads must be 0 (one per core) or more", "io_threads");
+  }
+  if (options.blocking_threads < 1) {
+    return Error::InvalidArgument("blocking_threads must be at least 1", "blocking_threads");
+  }
+  if (options.drain_timeout_s < 0) {
+    return Error::InvalidArgument("drain_timeout_s must not be negative", "drain_timeout_s");
+  }
+  return OkStatus();
+}
+
+int IoThreadCount(const ServerOptions& options) {
+  if (options.io_threads > 0) return options.io_threads;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  Impl(ServerOptions options, Router& router, Logger& logger)
+      : options_(std::move(options)),
+        logger_(logger),
+        state_(options_, router, logger),
+        ioc_(IoThreadCount(options_)),
+        control_(net::make_strand(ioc_)),
+        drain_timer_(control_) {}
+
+  ~Impl() { state_.MarkStopped(); }
+
+  Result<uint16_t> Start();
+  void Run();
+  void Stop();
+  void OnSighup(std::function<void()> callback) {
+    std::lock_guard<std::mutex> lock(sighup_mu_);
+    on_sighup_ = std::move(callback);
+  }
+  net::io_context& io_context() { return ioc_; }
+  size_t active_connections() const { return state_.active(); }
+
+ private:
+  Result<tcp::endpoint> ResolveEndpoint();
+  void RunIoLoop();
+  void WaitForSignal();
+  void RunSighup();
+  void BeginDrain();
+  void OnDrainTimeout();
+  void FinishDrain();
+
+  // Destruction runs bottom-up: the blocking pool (whose queued handlers hold sessions) goes
+  // before the io_context, and the ServerState (which sessions unregister from) after it.
+  ServerOptions options_;
+  Logger& logger_;
+  internal::ServerState state_;
+  net::io_context ioc_;
+  net::strand<net::io_context::executor_type> control_;  // drain and signal handling
+  net::steady_timer drain_timer_;
+  std::optional<net::signal_set> signals_;
+  std::optional<net::thread_pool> blocking_pool_;
+  std::shared_ptr<internal::Listener> listener_;
+  std::mutex sighup_mu_;
+  std::function<void()> on_sighup_;  // guarded by sighup_mu_
+  std::atomic<bool> stop_requested_{false};
+  bool drain_finished_ = false;  // on control_
+  uint16_t port_ = 0;
+};
+
+Result<uint16_t> Server::Impl::Start() {
+  if (listener_) return Error::Internal("Server::Start() called twice");
+  KG_RETURN_IF_ERROR(ValidateOptions(options_));
+  Result<tcp::endpoint> endpoint = ResolveEndpoint();
+  if (!endpoint.ok()) return endpoint.error();
+  auto listener = std::make_shared<internal::Listener>(ioc_, state_);
+  KG_RETURN_IF_ERROR(listener->Listen(*endpoint));
+  listener_ = std::move(listener);
+  listener_->Run();
+  port_ = listener_->port();
+  return port_;
+}
+
+Result<tcp::endpoint> Server::Impl::ResolveEndpoint() {
+  beast::error_code ec;
+  net::ip::address address = net::ip::make_address(options_.host, ec);
+  if (!ec) return tcp::endpoint(address, options_.port);
+  tcp::resolver resolver(ioc_);
+  auto results = resolver.resolve(options_.host, std::to_string(options_.port), ec);
+  if (ec || results.empty()) {
+    return Error::InvalidArgument(
+        "cannot resolve host '" + options_.host + "': " + (ec ? ec.message() : "no address"),
+        "host");
+  }
+  return results.begin()->endpoint();
+}
+
+void Server::Impl::Run() {
+  if (!listener_) {
+    logger_.Error("http.run_without_start");
+    return;
+  }
+  blocking_pool_.emplace(static_cast<std::size_t>(options_.blocking_threads));
+  state_.set_blocking_pool(&*blocking_pool_);
+  signals_.emplace(control_, SIGINT, SIGTERM, SIGHUP);
+  WaitForSignal();
+  int threads = IoThreadCount(options_);
+  logger_.Info("http.listening", {{"host", options_.host},
+                                  {"port", static_cast<int>(port_)},
+                                  {"io_threads", threads},
+                                  {"blocking_threads", options_.blocking_threads}});
+  std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(threads - 1));
+  for (int i = 1; i < threads; ++i) workers.emplace_back([this] { RunIoLoop(); });
+  RunIoLoop();
+  for (std::thread& worker : workers) worker.join();
+  // Handlers already running finish (their responses go nowhere); queued ones are dropped.
+  blocking_pool_->stop();
+  blocking_pool_->join();
+  logger_.Info("http.stopped");
+}
+
+void Server::Impl::RunIoLoop() {
+  // Sessions catch handler exceptions; this only guards against one escaping Asio itself
+  // (such as bad_alloc), after which the thread rejoins the loop.
+  while (true) {
+    try {
+      ioc_.run();
+      return;
+    } catch (const std::exception& e) {
+      logger_.Error("http.io_exception", {{"error", e.what()}});
+    } catch (...) {
+      logger_.Error("http.io_exception", {{"error", "non-standard exception"}});
+    }
+  }
+}
+
+void Server::Impl::Stop() {
+  if (stop_requested_.exchange(true)) return;
+  net::post(control_, [this] { BeginDrain(); });
+}
+
+void Server::Impl::WaitForSignal() {
+  signals_->async_wait([this](beast::error_code ec, int signal_number) {
+    if (ec) return;
+    if (signal_number == SIGHUP) {
+      RunSighup();
+    } else if (stop_requested_.load()) {
+      // A second SIGTERM/SIGINT while draining: the operator wants out now.
+      logger_.Warn("http.signal_forced_stop", {{"signal", signal_number}});
+      OnDrainTimeout();
+    } else {
+      logger_.Info("http.signal", {{"signal", signal_number}});
+      Stop();
+    }
+    WaitForSignal();
+  });
+}
+
+void Server::Impl::RunSighup() {
+  std::function<void()> callback;
+  {
+    std::lock_guard<std::mutex> lock(sighup_mu_);
+    callback = on_sighup_;
+  }
+  logger_.Info("http.sighup", {{"has_callback", static_cast<bool>(callback)}});
+  if (!callback) return;
+  // The callback may block (re-reading config); the blocking pool keeps io threads free.
+  net::post(*blocking_pool_, [this, callback = std::move(callback)] {
+    try {
+      callback();
+    } catch (const std::exception& e) {
+      logger_.Error("http.sighup_failed", {{"error", e.what()}});
+    } catch (...) {
+      logger_.Error("http.sighup_failed", {{"error", "non-standard exception"}});
+    }
+  });
+}
+
+void Server::Impl::BeginDrain() {
+  logger_.Info("http.draining", {{"active_connections", static_cast<uint64_t>(state_.active())},
+                                 {"drain_timeout_s", options_.drain_timeout_s}});
+  if (listener_) listener_->Close();
+  std::vector<std::shared_ptr<internal::Session>> sessions =
+      state_.BeginDrain([this] { net::post(control_, [this] { FinishDrain(); }); });
+  for (const auto& session : sessions) session->Shutdown();
+  drain_timer_.expires_after(std::chrono::seconds(options_.drain_timeout_s));
+  drain_timer_.async_wait([this](beast::error_code ec) {
+    if (!ec) OnDrainTimeout();
+  });
+}
+
+void Server::Impl::OnDrainTimeout() {
+  if (drain_finished_) return;
+  std::vector<std::shared_ptr<internal::Session>> sessions = state_.Sessions();
+  logger_.Warn("http.drain_timeout",
+               {{"open_connections", static_cast<uint64_t>(sessions.size())}});
+  for (const auto& session : sessions) session->ForceClose();
+  drain_timer_.expires_after(kForceCloseGrace);
+  drain_timer_.async_wait([this](beast::error_code ec) {
+    if (!ec) FinishDrain();
+  });
+}
+
+void Server::Impl::FinishDrain() {
+  if (drain_finished_) return;
+  drain_finished_ = true;
+  beast::error_code ignored;
+  drain_timer_.cancel();
+  if (signals_) signals_->cancel(ignored);
+  state_.MarkStopped();
+  ioc_.stop();
+}
+
+// Server
+
+Server::Server(ServerOptions options, Router& router, Logger& logger)
+    : impl_(std::make_unique<Impl>(std::move(options), router, logger)) {}
+
+Server::~Server() = default;
+
+Result<uint16_t> Server::Start() { return impl_->Start(); }
+
+void Server::Run() { impl_->Run(); }
+
+void Server::Stop() { impl_->Stop(); }
+
+void Server::OnSighup(std::function<void()> callback) { impl_->OnSighup(std::move(callback)); }
+
+boost::asio::io_context& Server::io_context() { return impl_->io_context(); }
+
+size_t Server::active_connections() const { return impl_->active_connections(); }
+
+}  // namespace keygate::http

@@ -1,0 +1,552 @@
+// Session lifecycle and the read side: waiting for a request, parsing it under the header and
+// body limits, routing it and handing it to its handler. The write side is session_write.cc.
+#include "http/session.h"
+
+#include <algorithm>
+#include <boost/beast/core/string.hpp>
+#include <boost/url/parse.hpp>
+#include <cctype>
+#include <exception>
+#include <random>
+#include <utility>
+
+#include "http/error_response.h"
+
+namespace keygate::http::internal {
+
+namespace {
+
+constexpr uint32_t kMaxHeaderBytes = 32 * 1024;
+constexpr int kStatusHeaderTooLarge = 431;
+// Pipelined bytes buffered while a response is outstanding; past this the session stops
+// reading (and stops noticing a disconnect) until the response is done.
+constexpr size_t kMaxPipelinedBytes = 64 * 1024;
+constexpr size_t kReadChunkBytes = 16 * 1024;
+// After a response that closes the connection, input is discarded for this long so that the
+// client reads the response instead of a reset (e.g. a 413 sent before the body was read).
+constexpr std::chrono::seconds kLingerTimeout{2};
+constexpr size_t kMaxLingerBytes = 64 * 1024 * 1024;
+constexpr size_t kMaxRequestIdLength = 128;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+std::mt19937_64& RequestIdRng() {
+  // Request ids are correlation handles, not secrets: a per-thread PRNG is enough.
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
+  return rng;
+}
+
+bool IsRequestIdChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Splits a request target into its raw (still percent-encoded) path and raw query. Accepts
+// origin-form ("/a?b") and absolute-form ("http://host/a?b", RFC 9112 §3.2.2).
+bool SplitTarget(const std::string& target, std::string* raw_path, std::string* query) {
+  if (!target.empty() && target.front() == '/') {
+    size_t question = target.find('?');
+    *raw_path = target.substr(0, question);
+    *query = question == std::string::npos ? std::string() : target.substr(question + 1);
+    return true;
+  }
+  auto url = boost::urls::parse_absolute_uri(target);
+  if (!url) return false;
+  *raw_path = url->encoded_path().empty() ? std::string("/") : std::string(url->encoded_path());
+  *query = std::string(url->encoded_query());
+  return true;
+}
+
+// The decoded path of a target, for logs only (never the query).
+std::string LogPath(std::string_view target) {
+  std::string_view raw = target.substr(0, target.find('?'));
+  return PercentDecode(raw).value_or(std::string(raw));
+}
+
+}  // namespace
+
+// The Responder a handler gets: every call posts to the session's strand, which checks that
+// the call fits the state of the exchange `seq`.
+class ResponderImpl final : public Responder {
+ public:
+  ResponderImpl(std::shared_ptr<Session> session, uint64_t seq, std::string request_id)
+      : session_(std::move(session)), seq_(seq), request_id_(std::move(request_id)) {}
+
+  // A handler that lets go of its responder without answering gets a 500 for its client
+  // instead of a connection that hangs.
+  ~ResponderImpl() override {
+    session_->Post([seq = seq_](Session& s) { s.ResponderReleased(seq); });
+  }
+
+  // Responder
+  void Send(Response response) override {
+    session_->Post([seq = seq_, response = std::move(response)](Session& s) mutable {
+      s.SendResponse(seq, std::move(response));
+    });
+  }
+  void BeginStream(int status, HeaderList headers, std::string content_type) override {
+    session_->Post([seq = seq_, status, headers = std::move(headers),
+                    content_type = std::move(content_type)](Session& s) mutable {
+      s.BeginStream(seq, status, std::move(headers), std::move(content_type));
+    });
+  }
+  void WriteChunk(std::string data, std::function<void(bool ok)> on_written) override {
+    session_->Post([seq = seq_, data = std::move(data),
+                    on_written = std::move(on_written)](Session& s) mutable {
+      s.WriteChunk(seq, std::move(data), std::move(on_written));
+    });
+  }
+  void EndStream() override {
+    session_->Post([seq = seq_](Session& s) { s.EndStream(seq); });
+  }
+  void OnClientGone(std::function<void()> cb) override {
+    session_->Post([seq = seq_, cb = std::move(cb)](Session& s) mutable {
+      s.SetClientGoneCallback(seq, std::move(cb));
+    });
+  }
+  const std::string& request_id() const override { return request_id_; }
+
+  // The handler threw: answer 500 if nothing was sent yet, else cut the stream.
+  void Fail() {
+    session_->Post([seq = seq_](Session& s) { s.HandlerFailed(seq); });
+  }
+
+ private:
+  std::shared_ptr<Session> session_;
+  const uint64_t seq_;
+  const std::string request_id_;
+};
+
+namespace {
+
+// The session's one catch-all (style: a stray exception becomes a logged 500, never a crash).
+// Runs on an io thread (kInline) or a blocking-pool thread (kBlocking).
+void InvokeHandler(ServerState& state, const Handler& handler, Request& request,
+                   const std::shared_ptr<ResponderImpl>& responder) {
+  std::string error;
+  try {
+    handler(request, responder);
+    return;
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "non-standard exception";
+  }
+  state.logger().Error("http.handler_exception", {{"request_id", request.request_id},
+                                                  {"method", request.method},
+                                                  {"path", request.path},
+                                                  {"error", error}});
+  responder->Fail();
+}
+
+}  // namespace
+
+// ServerState
+
+void ServerState::Register(const std::shared_ptr<Session>& session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sessions_.emplace(session.get(), session);
+  active_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ServerState::Unregister(Session* session) {
+  std::function<void()> drained;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (sessions_.erase(session) == 0) return;
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    if (sessions_.empty() && on_drained_) drained = std::exchange(on_drained_, nullptr);
+  }
+  if (drained) drained();
+}
+
+std::vector<std::shared_ptr<Session>> ServerState::Sessions() const {
+  std::vector<std::shared_ptr<Session>> live;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& entry : sessions_) {
+    if (auto session = entry.second.lock()) live.push_back(std::move(session));
+  }
+  return live;
+}
+
+std::vector<std::shared_ptr<Session>> ServerState::BeginDrain(std::function<void()> on_drained) {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    draining_.store(true);
+    for (const auto& entry : sessions_) {
+      if (auto session = entry.second.lock()) live.push_back(std::move(session));
+    }
+    if (!sessions_.empty()) on_drained_ = std::exchange(on_drained, nullptr);
+  }
+  if (on_drained) on_drained();
+  return live;
+}
+
+void ServerState::MarkStopped() {
+  stopped_.store(true);
+  std::lock_guard<std::mutex> lock(mu_);
+  on_drained_ = nullptr;
+}
+
+std::string RequestIdFor(std::string_view client_value) {
+  if (!client_value.empty() && client_value.size() <= kMaxRequestIdLength &&
+      std::all_of(client_value.begin(), client_value.end(), IsRequestIdChar)) {
+    return std::string(client_value);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t bits = RequestIdRng()();
+  std::string id = "req_";
+  for (int shift = 60; shift >= 0; shift -= 4) id.push_back(kHex[(bits >> shift) & 0xf]);
+  return id;
+}
+
+// Session lifecycle
+
+Session::Session(tcp::socket socket, ServerState& state)
+    : state_(state),
+      executor_(socket.get_executor()),
+      socket_(std::move(socket)),
+      read_timer_(executor_),
+      write_timer_(executor_) {}
+
+Session::~Session() { state_.Unregister(this); }
+
+void Session::Start() {
+  state_.Register(shared_from_this());
+  beast::error_code ec;
+  tcp::endpoint remote = socket_.remote_endpoint(ec);
+  if (!ec) remote_address_ = remote.address().to_string();
+  // Responses and stream chunks are written whole; Nagle would only delay them.
+  socket_.set_option(tcp::no_delay(true), ec);
+  net::dispatch(executor_, [self = shared_from_this()] { self->WaitForRequest(); });
+}
+
+void Session::Shutdown() {
+  Post([](Session& s) {
+    if (s.read_mode_ == ReadMode::kIdle) s.Close();
+  });
+}
+
+void Session::ForceClose() {
+  Post([](Session& s) {
+    if (s.exchange_) {
+      s.ClientGone();
+    } else {
+      s.Close();
+    }
+  });
+}
+
+// Reading a request
+
+void Session::WaitForRequest() {
+  if (closed_) return;
+  if (state_.draining()) {
+    Close();
+    return;
+  }
+  const ServerOptions& options = state_.options();
+  // The first request's header timeout runs from accept; later ones get the idle timeout until
+  // their first byte, then the header timeout.
+  bool first = requests_served_ == 0;
+  if (!first && buffer_.size() > 0) {
+    ArmReadTimer(std::chrono::seconds(options.header_timeout_s));
+    ReadHeader();
+    return;
+  }
+  ArmReadTimer(std::chrono::seconds(first ? options.header_timeout_s : options.idle_timeout_s));
+  read_mode_ = ReadMode::kIdle;
+  socket_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](beast::error_code ec) { self->OnReadable(ec); });
+}
+
+void Session::OnReadable(beast::error_code ec) {
+  read_mode_ = ReadMode::kNone;
+  if (closed_) return;
+  if (ec) {
+    Close();
+    return;
+  }
+  if (requests_served_ > 0) {
+    ArmReadTimer(std::chrono::seconds(state_.options().header_timeout_s));
+  }
+  ReadHeader();
+}
+
+void Session::ReadHeader() {
+  parser_.emplace();
+  parser_->header_limit(kMaxHeaderBytes);
+  parser_->body_limit(static_cast<std::uint64_t>(state_.options().max_body_bytes));
+  read_mode_ = ReadMode::kHeader;
+  bhttp::async_read_header(
+      socket_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+}
+
+void Session::OnHeader(beast::error_code ec) {
+  read_mode_ = ReadMode::kNone;
+  if (ec) {
+    OnReadError(ec);
+    return;
+  }
+  request_start_ = Clock::now();
+  const auto& header = parser_->get();
+  bool expects_continue = header.version() >= 11 && !parser_->is_done() &&
+                          beast::iequals(header[bhttp::field::expect], "100-continue");
+  if (!expects_continue) {
+    ReadBody();
+    return;
+  }
+  // The body fits the limit (a larger Content-Length already failed with body_limit), so
+  // invite the client to send it rather than make it wait out its continue timeout.
+  ArmWriteTimer();
+  net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
+                   [self = shared_from_this()](beast::error_code write_ec, size_t) {
+                     self->CancelWriteTimer();
+                     if (write_ec || self->closed_) {
+                       self->Close();
+                       return;
+                     }
+                     self->ReadBody();
+                   });
+}
+
+void Session::ReadBody() {
+  if (parser_->is_done()) {
+    OnRequest();
+    return;
+  }
+  ArmReadTimer(std::chrono::seconds(state_.options().idle_timeout_s));
+  read_mode_ = ReadMode::kBody;
+  bhttp::async_read_some(
+      socket_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+}
+
+void Session::OnBody(beast::error_code ec) {
+  read_mode_ = ReadMode::kNone;
+  if (ec) {
+    OnReadError(ec);
+    return;
+  }
+  ReadBody();
+}
+
+void Session::OnReadError(beast::error_code ec) {
+  if (closed_) return;  // a timeout or a drain closed the socket
+  CancelReadTimer();
+  if (ec == bhttp::error::body_limit) {
+    Reject(Error{ErrorCode::kPayloadTooLarge,
+                 "Request body exceeds the limit of " +
+                     std::to_string(state_.options().max_body_bytes) + " bytes",
+                 {},
+                 {}},
+           0);
+    return;
+  }
+  if (ec == bhttp::error::header_limit) {
+    Error error = Error::InvalidArgument("Request header exceeds the limit of " +
+                                         std::to_string(kMaxHeaderBytes) + " bytes");
+    error.reason = "request_header_too_large";
+    Reject(error, kStatusHeaderTooLarge);
+    return;
+  }
+  // A clean close between requests, a client that gave up mid-message, or a socket error:
+  // nobody is left to answer.
+  bool is_parse_error =
+      &ec.category() == &bhttp::make_error_code(bhttp::error::bad_method).category();
+  if (!is_parse_error || ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message) {
+    Close();
+    return;
+  }
+  Reject(Error::InvalidArgument("Malformed HTTP request: " + ec.message()), 0);
+}
+
+void Session::Reject(const Error& error, int status_override) {
+  Exchange& exchange = exchange_.emplace();
+  exchange.seq = ++next_seq_;
+  exchange.start = Clock::now();
+  exchange.keep_alive = false;  // the stream may hold unread or unparseable bytes
+  if (parser_ && parser_->is_header_done()) {
+    const auto& header = parser_->get();
+    exchange.method = std::string(header.method_string());
+    exchange.path = LogPath(header.target());
+    exchange.version = header.version() == 10 ? 10 : 11;
+    exchange.request_id = RequestIdFor(header["x-request-id"]);
+  } else {
+    exchange.request_id = RequestIdFor({});
+  }
+  parser_.reset();
+  Response response = ErrorResponse(error);
+  if (status_override != 0) response.status = status_override;
+  SendResponse(exchange.seq, std::move(response));
+}
+
+void Session::OnRequest() {
+  CancelReadTimer();
+  Parser::value_type message = parser_->release();
+  parser_.reset();
+  Request request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  request.headers.reserve(16);
+  for (const auto& field : message) {
+    request.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
+  }
+  request.body = std::move(message.body());
+  request.remote_address = remote_address_;
+  request.request_id = RequestIdFor(request.Header("x-request-id"));
+
+  Exchange& exchange = exchange_.emplace();
+  exchange.seq = ++next_seq_;
+  exchange.method = request.method;
+  exchange.request_id = request.request_id;
+  exchange.version = message.version() == 10 ? 10 : 11;
+  exchange.head = message.method() == bhttp::verb::head;
+  exchange.keep_alive = message.keep_alive();
+  exchange.start = request_start_;
+
+  std::string raw_path;
+  if (!SplitTarget(request.target, &raw_path, &request.query)) {
+    SendResponse(exchange.seq, ErrorResponse(Error::InvalidArgument("Malformed request target")));
+    return;
+  }
+  request.path = PercentDecode(raw_path).value_or(raw_path);
+  exchange.path = request.path;
+  RouteMatch match = state_.router().Match(request.method, raw_path);
+  if (!match.ok()) {
+    SendResponse(exchange.seq, std::move(match.rejection));
+    return;
+  }
+  request.path_params = std::move(match.path_params);
+  Dispatch(match, std::move(request));
+}
+
+void Session::Dispatch(const RouteMatch& match, Request request) {
+  auto responder =
+      std::make_shared<ResponderImpl>(shared_from_this(), exchange_->seq, exchange_->request_id);
+  StartWatch();
+  const Handler* handler = match.handler;
+  if (match.execution == Execution::kInline) {
+    InvokeHandler(state_, *handler, request, responder);
+    return;
+  }
+  net::post(state_.blocking_pool(), [&state = state_, handler, request = std::move(request),
+                                     responder = std::move(responder)]() mutable {
+    InvokeHandler(state, *handler, request, responder);
+  });
+}
+
+// While the handler works: keep reading so a disconnect is noticed, and keep what arrives
+// (a pipelined request) for later.
+
+void Session::StartWatch() {
+  if (closed_ || buffer_.size() >= kMaxPipelinedBytes) return;
+  read_mode_ = ReadMode::kWatch;
+  socket_.async_read_some(buffer_.prepare(kReadChunkBytes),
+                          [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+                            self->OnWatch(ec, bytes);
+                          });
+}
+
+void Session::OnWatch(beast::error_code ec, size_t bytes) {
+  read_mode_ = ReadMode::kNone;
+  if (!ec) buffer_.commit(bytes);
+  if (closed_) return;
+  if (!exchange_) {
+    // The exchange finished and cancelled this read (or raced it); carry on from there.
+    if (ec && ec != net::error::operation_aborted) {
+      Close();
+      return;
+    }
+    AfterExchange();
+    return;
+  }
+  if (ec) {
+    ClientGone();
+    return;
+  }
+  StartWatch();
+}
+
+void Session::AfterExchange() {
+  if (closed_) return;
+  if (keep_alive_) {
+    WaitForRequest();
+  } else {
+    CloseGracefully();
+  }
+}
+
+void Session::CloseGracefully() {
+  beast::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) {
+    Close();
+    return;
+  }
+  buffer_.clear();
+  ArmReadTimer(kLingerTimeout);
+  Linger();
+}
+
+void Session::Linger() {
+  read_mode_ = ReadMode::kLinger;
+  socket_.async_read_some(buffer_.prepare(kReadChunkBytes),
+                          [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+                            self->read_mode_ = ReadMode::kNone;
+                            self->linger_bytes_ += bytes;
+                            if (ec || self->closed_ || self->linger_bytes_ > kMaxLingerBytes) {
+                              self->Close();
+                              return;
+                            }
+                            self->Linger();
+                          });
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  CancelReadTimer();
+  CancelWriteTimer();
+  beast::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+void Session::ClientGone() {
+  if (client_gone_) return;
+  client_gone_ = true;
+  Close();
+  if (exchange_ && exchange_->on_client_gone) {
+    std::function<void()> callback = std::exchange(exchange_->on_client_gone, nullptr);
+    RunCallback("on_client_gone", callback);
+  }
+}
+
+void Session::ArmReadTimer(Clock::duration timeout) {
+  uint64_t generation = ++read_timer_generation_;
+  read_timer_.expires_after(timeout);
+  read_timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
+    if (ec || generation != self->read_timer_generation_ || self->closed_) return;
+    self->state_.logger().Log(LogLevel::kDebug, "http.read_timeout",
+                              {{"remote", self->remote_address_}});
+    self->Close();
+  });
+}
+
+void Session::CancelReadTimer() {
+  ++read_timer_generation_;
+  read_timer_.cancel();
+}
+
+}  // namespace keygate::http::internal

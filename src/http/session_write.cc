@@ -1,0 +1,420 @@
+// The write side of a Session: complete responses, chunked streams, the one-at-a-time write
+// queue, the end of an exchange and its access-log line.
+#include <array>
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+#include <exception>
+#include <utility>
+
+#include "http/error_response.h"
+#include "http/session.h"
+
+namespace keygate::http::internal {
+
+namespace {
+
+// nginx's "client closed request": logged when the client left before any status was chosen.
+constexpr int kStatusClientClosed = 499;
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+bool IsTokenChar(char c) {
+  static constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  return std::isalnum(static_cast<unsigned char>(c)) || kSymbols.find(c) != std::string_view::npos;
+}
+
+bool IsValidName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!IsTokenChar(c)) return false;
+  }
+  return true;
+}
+
+bool IsValidValue(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Headers the server owns: a handler's copy would break framing or the request id.
+bool IsReserved(std::string_view name, bool has_content_type) {
+  return IEquals(name, "content-length") || IEquals(name, "transfer-encoding") ||
+         IEquals(name, "connection") || IEquals(name, "x-request-id") ||
+         (has_content_type && IEquals(name, "content-type"));
+}
+
+void AppendField(std::string* out, std::string_view name, std::string_view value) {
+  out->append(name).append(": ").append(value).append("\r\n");
+}
+
+std::string ChunkSizeLine(size_t size) {
+  char line[24];
+  int length = std::snprintf(line, sizeof line, "%zx\r\n", size);
+  return std::string(line, static_cast<size_t>(length));
+}
+
+Response InternalErrorResponse() {
+  return ErrorResponse(Error::Internal("The server had an error while processing your request"));
+}
+
+}  // namespace
+
+std::string_view HttpDate() {
+  // The Date header is informational (RFC 9110 §6.6.1) and never drives a decision, so the
+  // wall clock is read directly, as log.cc does for log timestamps.
+  thread_local std::time_t cached_second = -1;
+  thread_local char formatted[40] = {};
+  std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::strftime(formatted, sizeof formatted, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached_second = now;
+  }
+  return formatted;
+}
+
+std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dropped) {
+  std::string out;
+  out.reserve(256);
+  out += head.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(head.status);
+  out += ' ';
+  bhttp::status status = bhttp::int_to_status(static_cast<unsigned>(head.status));
+  if (status != bhttp::status::unknown) out.append(bhttp::obsolete_reason(status));
+  out += "\r\n";
+  if (!head.date.empty()) AppendField(&out, "Date", head.date);
+  bool has_content_type = !head.content_type.empty() && IsValidValue(head.content_type);
+  if (has_content_type) AppendField(&out, "Content-Type", head.content_type);
+  if (head.framing == ResponseHead::Framing::kContentLength) {
+    AppendField(&out, "Content-Length", std::to_string(head.content_length));
+  } else if (head.framing == ResponseHead::Framing::kChunked) {
+    AppendField(&out, "Transfer-Encoding", "chunked");
+  }
+  if (head.headers != nullptr) {
+    for (const auto& [name, value] : *head.headers) {
+      if (!IsValidName(name) || !IsValidValue(value) || IsReserved(name, has_content_type)) {
+        if (dropped != nullptr) dropped->push_back(name);
+        continue;
+      }
+      AppendField(&out, name, value);
+    }
+  }
+  AppendField(&out, "x-request-id", head.request_id);
+  if (head.version >= 11 && !head.keep_alive) AppendField(&out, "Connection", "close");
+  if (head.version == 10 && head.keep_alive) AppendField(&out, "Connection", "keep-alive");
+  out += "\r\n";
+  return out;
+}
+
+std::string Session::MakeHead(int status, std::string_view content_type, const HeaderList& headers,
+                              ResponseHead::Framing framing, uint64_t content_length) {
+  Exchange& exchange = *exchange_;
+  // A draining server tells each client this is its last response on the connection.
+  exchange.keep_alive = exchange.keep_alive && !state_.draining();
+  ResponseHead head;
+  head.version = exchange.version;
+  head.status = status;
+  head.content_type = content_type;
+  head.headers = &headers;
+  head.request_id = exchange.request_id;
+  head.date = HttpDate();
+  head.framing = framing;
+  head.content_length = content_length;
+  head.keep_alive = exchange.keep_alive;
+  std::vector<std::string> dropped;
+  std::string out = SerializeHead(head, &dropped);
+  for (const std::string& name : dropped) {
+    state_.logger().Warn("http.header_dropped",
+                         {{"request_id", exchange.request_id}, {"header", name}});
+  }
+  return out;
+}
+
+void Session::SendResponse(uint64_t seq, Response response) {
+  if (!IsCurrent(seq)) return;
+  Exchange& exchange = *exchange_;
+  if (exchange.state != ResponseState::kAwaiting) {
+    state_.logger().Warn("http.responder_misuse",
+                         {{"request_id", exchange.request_id}, {"call", "Send"}});
+    return;
+  }
+  if (response.status < 200 || response.status > 599) {
+    state_.logger().Error("http.bad_status",
+                          {{"request_id", exchange.request_id}, {"status", response.status}});
+    response = InternalErrorResponse();
+  }
+  exchange.status = response.status;
+  exchange.state = ResponseState::kWriting;
+  if (!Writable()) {
+    FinishExchange();
+    return;
+  }
+  // RFC 9110 §6.4.1: 204 and 304 never carry content (nor its length).
+  bool bodiless = response.status == 204 || response.status == 304;
+  OutItem item;
+  item.head = MakeHead(
+      response.status, bodiless ? std::string_view() : response.content_type, response.headers,
+      bodiless ? ResponseHead::Framing::kNone : ResponseHead::Framing::kContentLength,
+      response.body.size());
+  if (!exchange.head && !bodiless) item.body = std::move(response.body);
+  exchange.bytes = item.body.size();
+  item.completes = true;
+  Enqueue(std::move(item));
+}
+
+void Session::BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type) {
+  if (!IsCurrent(seq)) return;
+  Exchange& exchange = *exchange_;
+  if (exchange.state != ResponseState::kAwaiting) {
+    state_.logger().Warn("http.responder_misuse",
+                         {{"request_id", exchange.request_id}, {"call", "BeginStream"}});
+    return;
+  }
+  if (status < 200 || status > 599) {
+    state_.logger().Error("http.bad_status",
+                          {{"request_id", exchange.request_id}, {"status", status}});
+    status = HttpStatusFor(ErrorCode::kInternal);
+  }
+  exchange.status = status;
+  exchange.state = ResponseState::kStreaming;
+  if (!Writable()) return;
+  exchange.chunked = exchange.version >= 11;
+  // HTTP/1.0 has no chunks: the stream's end is the connection's end.
+  if (!exchange.chunked) exchange.keep_alive = false;
+  OutItem item;
+  item.head = MakeHead(
+      status, content_type, headers,
+      exchange.chunked ? ResponseHead::Framing::kChunked : ResponseHead::Framing::kNone, 0);
+  Enqueue(std::move(item));
+}
+
+void Session::WriteChunk(uint64_t seq, std::string data, std::function<void(bool)> on_written) {
+  auto report = [&on_written, this](bool ok) {
+    if (on_written) RunCallback("on_written", [&on_written, ok] { on_written(ok); });
+  };
+  if (!IsCurrent(seq) || exchange_->state != ResponseState::kStreaming) {
+    if (IsCurrent(seq)) {
+      state_.logger().Warn("http.responder_misuse",
+                           {{"request_id", exchange_->request_id}, {"call", "WriteChunk"}});
+    }
+    report(false);
+    return;
+  }
+  Exchange& exchange = *exchange_;
+  if (!Writable()) {
+    report(false);
+    return;
+  }
+  // An empty chunk would be read as the end of the stream; HEAD gets no body at all.
+  if (data.empty() || exchange.head) {
+    report(true);
+    return;
+  }
+  exchange.bytes += data.size();
+  OutItem item;
+  if (exchange.chunked) {
+    item.head = ChunkSizeLine(data.size());
+    item.tail = "\r\n";
+  }
+  item.body = std::move(data);
+  item.on_written = std::move(on_written);
+  Enqueue(std::move(item));
+}
+
+void Session::EndStream(uint64_t seq) {
+  if (!IsCurrent(seq)) return;
+  Exchange& exchange = *exchange_;
+  if (exchange.state != ResponseState::kStreaming) {
+    state_.logger().Warn("http.responder_misuse",
+                         {{"request_id", exchange.request_id}, {"call", "EndStream"}});
+    return;
+  }
+  exchange.state = ResponseState::kEnding;
+  if (!Writable()) {
+    FinishExchange();
+    return;
+  }
+  OutItem item;
+  if (exchange.chunked && !exchange.head) item.head = std::string(kLastChunk);
+  item.completes = true;
+  Enqueue(std::move(item));
+}
+
+void Session::SetClientGoneCallback(uint64_t seq, std::function<void()> callback) {
+  if (!IsCurrent(seq) || !callback) return;
+  if (client_gone_) {
+    RunCallback("on_client_gone", callback);
+    return;
+  }
+  exchange_->on_client_gone = std::move(callback);
+}
+
+void Session::HandlerFailed(uint64_t seq) {
+  if (!IsCurrent(seq)) return;
+  switch (exchange_->state) {
+    case ResponseState::kAwaiting:
+      SendResponse(seq, InternalErrorResponse());
+      return;
+    case ResponseState::kStreaming:
+      AbortExchange("handler threw during a stream");
+      return;
+    case ResponseState::kWriting:
+    case ResponseState::kEnding:
+      return;  // the response is complete and on its way
+  }
+}
+
+void Session::ResponderReleased(uint64_t seq) {
+  if (!IsCurrent(seq)) return;
+  switch (exchange_->state) {
+    case ResponseState::kAwaiting:
+      if (Writable()) {
+        state_.logger().Error("http.no_response",
+                              {{"request_id", exchange_->request_id}, {"path", exchange_->path}});
+      }
+      SendResponse(seq, InternalErrorResponse());
+      return;
+    case ResponseState::kStreaming:
+      AbortExchange("responder released before EndStream");
+      return;
+    case ResponseState::kWriting:
+    case ResponseState::kEnding:
+      return;
+  }
+}
+
+void Session::AbortExchange(const char* why) {
+  state_.logger().Warn("http.stream_aborted",
+                       {{"request_id", exchange_->request_id}, {"reason", why}});
+  // The status line is gone already; cutting the connection is the only way to tell the
+  // client the stream is incomplete.
+  exchange_->keep_alive = false;
+  ClientGone();
+  FinishExchange();
+}
+
+// The write queue: one async_write at a time; each item's buffers live in the deque until
+// its write completes.
+
+void Session::Enqueue(OutItem item) {
+  if (!Writable()) {
+    if (item.on_written) RunCallback("on_written", [&item] { item.on_written(false); });
+    if (item.completes) FinishExchange();
+    return;
+  }
+  out_.push_back(std::move(item));
+  if (!writing_) WriteNext();
+}
+
+void Session::WriteNext() {
+  if (out_.empty()) return;
+  writing_ = true;
+  ArmWriteTimer();
+  const OutItem& item = out_.front();
+  std::array<net::const_buffer, 3> buffers{net::buffer(item.head), net::buffer(item.body),
+                                           net::buffer(item.tail)};
+  net::async_write(socket_, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->OnWrite(ec);
+  });
+}
+
+void Session::OnWrite(beast::error_code ec) {
+  writing_ = false;
+  CancelWriteTimer();
+  if (ec) {
+    FailWrites();
+    return;
+  }
+  OutItem item = std::move(out_.front());
+  out_.pop_front();
+  if (item.on_written) RunCallback("on_written", [&item] { item.on_written(true); });
+  if (item.completes) {
+    FinishExchange();
+    return;
+  }
+  WriteNext();
+}
+
+void Session::FailWrites() {
+  std::deque<OutItem> failed;
+  failed.swap(out_);
+  ClientGone();
+  bool completes = false;
+  for (OutItem& item : failed) {
+    if (item.on_written) RunCallback("on_written", [&item] { item.on_written(false); });
+    completes = completes || item.completes;
+  }
+  if (completes) FinishExchange();
+}
+
+void Session::FinishExchange() {
+  if (!exchange_) return;
+  LogAccess();
+  keep_alive_ = exchange_->keep_alive && Writable() && !state_.draining();
+  exchange_.reset();  // drops the handler's callbacks, which may hold its responder
+  ++requests_served_;
+  if (read_mode_ == ReadMode::kWatch) {
+    // The watch read must end before the next read starts; OnWatch() then calls
+    // AfterExchange().
+    beast::error_code ignored;
+    socket_.cancel(ignored);
+    return;
+  }
+  AfterExchange();
+}
+
+void Session::LogAccess() {
+  const Exchange& exchange = *exchange_;
+  auto duration =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.start);
+  // Never a header, never the query: they may hold credentials.
+  state_.logger().Info("http.request",
+                       {{"method", exchange.method},
+                        {"path", exchange.path},
+                        {"status", exchange.status != 0 ? exchange.status : kStatusClientClosed},
+                        {"duration_us", static_cast<int64_t>(duration.count())},
+                        {"request_id", exchange.request_id},
+                        {"bytes", exchange.bytes},
+                        {"client_gone", client_gone_}});
+}
+
+void Session::RunCallback(const char* what, const std::function<void()>& callback) {
+  try {
+    callback();
+  } catch (const std::exception& e) {
+    state_.logger().Error("http.callback_exception", {{"callback", what}, {"error", e.what()}});
+    Close();
+  } catch (...) {
+    state_.logger().Error("http.callback_exception",
+                          {{"callback", what}, {"error", "non-standard exception"}});
+    Close();
+  }
+}
+
+void Session::ArmWriteTimer() {
+  uint64_t generation = ++write_timer_generation_;
+  write_timer_.expires_after(std::chrono::seconds(state_.options().idle_timeout_s));
+  write_timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
+    if (ec || generation != self->write_timer_generation_ || self->closed_) return;
+    self->state_.logger().Warn("http.write_timeout", {{"remote", self->remote_address_}});
+    self->ClientGone();
+  });
+}
+
+void Session::CancelWriteTimer() {
+  ++write_timer_generation_;
+  write_timer_.cancel();
+}
+
+}  // namespace keygate::http::internal

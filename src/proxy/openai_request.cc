@@ -1,0 +1,257 @@
+#include "proxy/openai_request.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+namespace keygate::proxy {
+namespace {
+
+namespace json = boost::json;
+
+// Fields outside `messages` that the model reads as part of its prompt: tool and function
+// schemas and the response format are rendered into it.
+constexpr std::string_view kPromptFields[] = {"tools", "functions", "tool_choice",
+                                              "function_call", "response_format"};
+
+Error Invalid(std::string message, std::string param) {
+  return Error::InvalidArgument(std::move(message), std::move(param));
+}
+
+std::string Indexed(std::string_view base, size_t index) {
+  return std::string(base) + "[" + std::to_string(index) + "]";
+}
+
+// UTF-8 bytes of a value as the model would read it: a string's own bytes, the JSON text of
+// anything else (an upper bound of its rendering).
+int64_t TextBytes(const json::value& value) {
+  if (value.is_string()) return static_cast<int64_t>(value.get_string().size());
+  if (value.is_null()) return 0;
+  return static_cast<int64_t>(json::serialize(value).size());
+}
+
+Result<json::value> ParseObject(std::string_view body) {
+  boost::system::error_code ec;
+  json::value document = json::parse(body, ec);
+  if (ec) {
+    return Invalid("the request body is not valid JSON (" + ec.message() +
+                       "); send a JSON object with Content-Type: application/json",
+                   "");
+  }
+  if (!document.is_object()) return Invalid("the request body must be a JSON object", "");
+  return document;
+}
+
+Result<std::string> ReadModel(const json::object& body) {
+  const json::value* model = body.if_contains("model");
+  if (model == nullptr || model->is_null()) {
+    return Invalid("you must provide a model parameter, e.g. \"provider/model\"", "model");
+  }
+  if (!model->is_string()) return Invalid("model must be a string", "model");
+  if (model->get_string().empty()) return Invalid("model must not be empty", "model");
+  return std::string(model->get_string());
+}
+
+// An optional integer field in [min, max]; nullopt when absent or null.
+Result<std::optional<int64_t>> ReadBoundedInt(const json::object& body, std::string_view key,
+                                              int64_t min, int64_t max) {
+  const json::value* value = body.if_contains(key);
+  if (value == nullptr || value->is_null()) return std::optional<int64_t>();
+  const bool in_range = value->is_int64() && value->get_int64() >= min && value->get_int64() <= max;
+  if (!in_range) {
+    return Invalid(std::string(key) + " must be an integer from " + std::to_string(min) + " to " +
+                       std::to_string(max) + ", got " + json::serialize(*value),
+                   std::string(key));
+  }
+  return std::optional<int64_t>(value->get_int64());
+}
+
+Status AddContentParts(const json::array& parts, const std::string& param, InputSize* size) {
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const json::object* part = parts[i].if_object();
+    const json::value* type = part ? part->if_contains("type") : nullptr;
+    if (type == nullptr || !type->is_string()) {
+      return Invalid(Indexed(param, i) + " must be an object with a string type",
+                     Indexed(param, i));
+    }
+    const std::string_view kind = type->get_string();
+    if (kind != "text" && kind != "refusal") {
+      // An image, audio or file: no byte bound on its tokens.
+      size->unbounded = true;
+      continue;
+    }
+    const json::value* text = part->if_contains(kind);
+    if (text == nullptr || !text->is_string()) {
+      return Invalid(Indexed(param, i) + "." + std::string(kind) + " must be a string",
+                     Indexed(param, i) + "." + std::string(kind));
+    }
+    size->text_bytes += static_cast<int64_t>(text->get_string().size());
+  }
+  return OkStatus();
+}
+
+Status AddMessage(const json::value& value, size_t index, InputSize* size) {
+  const std::string param = Indexed("messages", index);
+  const json::object* message = value.if_object();
+  const json::value* role = message ? message->if_contains("role") : nullptr;
+  if (role == nullptr || !role->is_string()) {
+    return Invalid(param + " must be an object with a string role", param + ".role");
+  }
+  for (const auto& field : *message) {
+    if (field.key() == "content") continue;
+    // An earlier audio answer referenced by id: the model reads audio tokens again.
+    if (field.key() == "audio" && !field.value().is_null()) size->unbounded = true;
+    size->text_bytes += TextBytes(field.value());
+  }
+  size->overhead_tokens += kPerMessageTokens;
+  const json::value* content = message->if_contains("content");
+  if (content == nullptr || content->is_null()) return OkStatus();
+  if (content->is_string()) {
+    size->text_bytes += static_cast<int64_t>(content->get_string().size());
+    return OkStatus();
+  }
+  if (content->is_array()) return AddContentParts(content->get_array(), param + ".content", size);
+  return Invalid(param + ".content must be a string, an array of content parts or null",
+                 param + ".content");
+}
+
+Status ReadMessages(const json::object& body, ModelRequest* request) {
+  const json::value* messages = body.if_contains("messages");
+  if (messages == nullptr || messages->is_null()) {
+    return Invalid("you must provide a messages parameter", "messages");
+  }
+  if (!messages->is_array()) return Invalid("messages must be an array", "messages");
+  if (messages->get_array().empty()) return Invalid("messages must not be empty", "messages");
+  InputSize conversation;
+  conversation.overhead_tokens = kPerConversationTokens;
+  const json::array& list = messages->get_array();
+  for (size_t i = 0; i < list.size(); ++i) KG_RETURN_IF_ERROR(AddMessage(list[i], i, &conversation));
+  for (std::string_view key : kPromptFields) {
+    if (const json::value* field = body.if_contains(key)) conversation.text_bytes += TextBytes(*field);
+  }
+  request->prompt.inputs.push_back(conversation);
+  return OkStatus();
+}
+
+Status ReadStreamFields(const json::object& body, ModelRequest* request) {
+  if (const json::value* stream = body.if_contains("stream"); stream && !stream->is_null()) {
+    if (!stream->is_bool()) return Invalid("stream must be a boolean", "stream");
+    request->stream = stream->get_bool();
+  }
+  const json::value* options = body.if_contains("stream_options");
+  if (options == nullptr || options->is_null()) return OkStatus();
+  if (!options->is_object()) return Invalid("stream_options must be an object", "stream_options");
+  const json::value* usage = options->get_object().if_contains("include_usage");
+  if (usage == nullptr || usage->is_null()) return OkStatus();
+  if (!usage->is_bool()) {
+    return Invalid("stream_options.include_usage must be a boolean",
+                   "stream_options.include_usage");
+  }
+  request->caller_wants_usage = usage->get_bool();
+  return OkStatus();
+}
+
+Status ReadCompletionLimits(const json::object& body, ModelRequest* request) {
+  auto max_tokens = ReadBoundedInt(body, "max_tokens", 1, kMaxCompletionTokensField);
+  if (!max_tokens.ok()) return max_tokens.error();
+  auto max_completion = ReadBoundedInt(body, "max_completion_tokens", 1, kMaxCompletionTokensField);
+  if (!max_completion.ok()) return max_completion.error();
+  // The upstream honours one of the two; the larger bounds whichever it picks.
+  if (max_tokens->has_value() || max_completion->has_value()) {
+    request->max_completion_tokens =
+        std::max(max_tokens->value_or(0), max_completion->value_or(0));
+  }
+  auto choices = ReadBoundedInt(body, "n", 1, kMaxChoices);
+  if (!choices.ok()) return choices.error();
+  request->choices = choices->value_or(1);
+  return OkStatus();
+}
+
+Status AddEmbeddingInput(const json::value& input, const std::string& param, PromptSize* prompt) {
+  InputSize size;
+  size.overhead_tokens = kPerInputTokens;
+  if (input.is_string()) {
+    if (input.get_string().empty()) return Invalid(param + " must not be an empty string", param);
+    size.text_bytes = static_cast<int64_t>(input.get_string().size());
+  } else if (input.is_array() && !input.get_array().empty()) {
+    for (const json::value& id : input.get_array()) {
+      if (!id.is_int64() || id.get_int64() < 0) {
+        return Invalid(param + " must be a string or an array of token ids", param);
+      }
+    }
+    size.token_ids = static_cast<int64_t>(input.get_array().size());
+  } else {
+    return Invalid(param + " must be a non-empty string or array of token ids", param);
+  }
+  prompt->inputs.push_back(size);
+  return OkStatus();
+}
+
+Status ReadEmbeddingInput(const json::object& body, ModelRequest* request) {
+  const json::value* input = body.if_contains("input");
+  if (input == nullptr || input->is_null()) {
+    return Invalid("you must provide an input parameter", "input");
+  }
+  if (input->is_string()) return AddEmbeddingInput(*input, "input", &request->prompt);
+  if (!input->is_array() || input->get_array().empty()) {
+    return Invalid("input must be a non-empty string or array", "input");
+  }
+  const json::array& list = input->get_array();
+  // A flat array of integers is one input given as token ids.
+  if (std::all_of(list.begin(), list.end(), [](const json::value& v) { return v.is_number(); })) {
+    return AddEmbeddingInput(*input, "input", &request->prompt);
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    KG_RETURN_IF_ERROR(AddEmbeddingInput(list[i], Indexed("input", i), &request->prompt));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<ModelRequest> ParseChatRequest(std::string_view body) {
+  auto document = ParseObject(body);
+  if (!document.ok()) return document.error();
+  const json::object& object = document->get_object();
+  ModelRequest request;
+  request.endpoint = Endpoint::kChatCompletions;
+  auto model = ReadModel(object);
+  if (!model.ok()) return model.error();
+  request.model = std::move(*model);
+  KG_RETURN_IF_ERROR(ReadMessages(object, &request));
+  KG_RETURN_IF_ERROR(ReadCompletionLimits(object, &request));
+  KG_RETURN_IF_ERROR(ReadStreamFields(object, &request));
+  request.document = std::make_shared<json::value>(std::move(*document));
+  return request;
+}
+
+Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body) {
+  auto document = ParseObject(body);
+  if (!document.ok()) return document.error();
+  const json::object& object = document->get_object();
+  ModelRequest request;
+  request.endpoint = Endpoint::kEmbeddings;
+  auto model = ReadModel(object);
+  if (!model.ok()) return model.error();
+  request.model = std::move(*model);
+  KG_RETURN_IF_ERROR(ReadEmbeddingInput(object, &request));
+  request.document = std::make_shared<json::value>(std::move(*document));
+  return request;
+}
+
+std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model) {
+  json::object& body = request.document->get_object();
+  body["model"] = upstream_model;
+  if (request.stream) {
+    // spec data-plane.md "Streaming": usage is always asked for, so that the real cost settles.
+    json::value& options = body["stream_options"];
+    if (!options.is_object()) options = json::object();
+    options.get_object()["include_usage"] = true;
+  }
+  return json::serialize(body);
+}
+
+}  // namespace keygate::proxy

@@ -1,0 +1,71 @@
+// The data plane's reading of an OpenAI request body (spec data-plane.md): the fields keygate
+// acts on, checked for type and range, and the size of the prompt for the token estimate
+// (token_estimate.h). Everything else in the body is kept as sent and forwarded untouched.
+//
+// Errors are InvalidArgument, each naming the field at fault in `param` ("messages[2].content",
+// "max_tokens") and in the message; the data plane answers them 400 in OpenAI's error shape
+// (spec §4: bad input is never forwarded).
+//
+// Thread safety: pure functions; a ModelRequest is a value owned by one call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/json/fwd.hpp>
+
+#include "common/status.h"
+#include "proxy/token_estimate.h"
+
+namespace keygate::proxy {
+
+// The OpenAI endpoints the data plane forwards.
+enum class Endpoint {
+  kChatCompletions,  // POST /v1/chat/completions
+  kEmbeddings,       // POST /v1/embeddings
+};
+
+// Upper limits of fields that are otherwise free integers; above them a request is refused as
+// absurd rather than allowed to reserve an overflowing amount.
+inline constexpr int64_t kMaxCompletionTokensField = 100'000'000;
+inline constexpr int64_t kMaxChoices = 128;
+
+struct ModelRequest {
+  Endpoint endpoint = Endpoint::kChatCompletions;
+  std::string model;  // as the caller wrote it, e.g. "openai/gpt-4o-mini"
+  bool stream = false;
+  // stream_options.include_usage as the caller set it: whether the usage-only chunk of a
+  // stream is passed on (keygate always asks the upstream for it).
+  bool caller_wants_usage = false;
+  // The larger of max_tokens and max_completion_tokens, when either is set.
+  std::optional<int64_t> max_completion_tokens;
+  int64_t choices = 1;  // `n`
+  PromptSize prompt;
+  // The parsed body, kept for UpstreamBody(). Never null after a successful parse.
+  std::shared_ptr<boost::json::value> document;
+};
+
+// Parses a POST /v1/chat/completions body. Returns the request, or InvalidArgument for: a body
+// that is not JSON or not an object; `model` missing, not a string or empty; `messages`
+// missing, not an array, empty, or holding a message that is not an object with a string
+// `role` and a `content` that is a string, an array of parts or null; a text part without a
+// string `text`; `max_tokens` or `max_completion_tokens` not an integer in
+// 1..kMaxCompletionTokensField; `n` not an integer in 1..kMaxChoices; `stream` not a boolean;
+// `stream_options` not an object, or its `include_usage` not a boolean.
+Result<ModelRequest> ParseChatRequest(std::string_view body);
+
+// Parses a POST /v1/embeddings body. Returns the request, or InvalidArgument for: a body that
+// is not a JSON object; `model` missing, not a string or empty; `input` missing, an empty
+// string or array, or anything other than a string, an array of strings, an array of token ids
+// (non-negative integers) or an array of such arrays.
+Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body);
+
+// Returns the body to send upstream: the parsed body with `model` replaced by `upstream_model`
+// and, for a stream, `stream_options.include_usage` set to true (other stream options kept).
+// REQUIRES: `request` came from a successful parse.
+std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model);
+
+}  // namespace keygate::proxy

@@ -1,0 +1,72 @@
+// The data plane's reading of an upstream's answer: the `usage` block of a complete response,
+// and the Server-Sent Events of a stream (spec data-plane.md "Streaming"), cut into whole
+// events so that each is relayed as soon as it is complete and the usage-only one can be kept
+// back.
+//
+// Thread safety: pure functions; an SseSplitter belongs to one stream.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/pricing.h"
+
+namespace keygate::proxy {
+
+// Returns the token counts of the top-level `usage` object of a JSON response or stream event
+// payload (prompt_tokens, and completion_tokens or 0 when absent, as for embeddings), or
+// nullopt if `json` is not a JSON object or has no usage object with an integer prompt_tokens.
+std::optional<TokenUsage> ParseUsage(std::string_view json);
+
+// Splits a byte stream into SSE events. An event ends with a blank line ("\n\n", "\r\n\r\n" or
+// "\r\r", per the SSE specification); its text includes that terminator, so that relaying the
+// events back to back reproduces the stream byte for byte.
+class SseSplitter {
+ public:
+  // Appends `data` and sets `*events` to the events completed by it, in order (cleared first).
+  // The views stay valid until the next call to Feed().
+  void Feed(std::string_view data, std::vector<std::string_view>* events);
+
+  // Bytes received after the last complete event (an event cut short).
+  std::string_view Pending() const;
+
+  // Total bytes fed so far.
+  uint64_t bytes_fed() const { return bytes_fed_; }
+
+ private:
+  std::string buffer_;
+  size_t consumed_ = 0;  // bytes of buffer_ already returned as events
+  size_t scanned_ = 0;   // bytes of buffer_ searched for a terminator without finding one
+  uint64_t bytes_fed_ = 0;
+};
+
+// What a stream event is, for the relay.
+enum class EventKind {
+  kContent,    // anything else: relayed as is
+  kUsageOnly,  // a chunk with "choices": [] and a usage object: relayed only on request
+  kDone,       // "data: [DONE]"
+};
+
+// Classifies one event as returned by SseSplitter (terminator included).
+EventKind ClassifyEvent(std::string_view event);
+
+// The JSON payload of an event: the text after "data:" (and one optional space) on its data
+// line, without the line terminator; empty if the event has no data line. Only the first data
+// line is returned (OpenAI-compatible upstreams send one per event).
+std::string_view EventData(std::string_view event);
+
+// If `event` carries a top-level `"usage":null` just before the closing brace of its payload,
+// as chunks do when usage was asked for, returns the event without it; else returns nullopt.
+// A caller who did not ask for usage then sees the chunks the upstream would have sent.
+std::optional<std::string> WithoutNullUsage(std::string_view event);
+
+// Returns an upper bound of the completion text carried by `event`, in UTF-8 bytes: the raw
+// lengths of every "content", "arguments", "refusal", "reasoning" and "reasoning_content" string
+// value in it (escapes count as their raw bytes, which is never less than what they decode to).
+int64_t CompletionTextBytes(std::string_view event);
+
+}  // namespace keygate::proxy

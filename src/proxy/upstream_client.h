@@ -1,0 +1,142 @@
+// The HTTP/1.1 client the data plane forwards model calls with (spec data-plane.md "Models and
+// providers"): keep-alive connections pooled per upstream (scheme, host, port), TLS through
+// OpenSSL verified against the system's CA store with SNI and host-name checking, a connect
+// timeout (resolve + connect + handshake) and a response timeout (the longest wait for the
+// response head, and then the longest silence between two reads of its body), and cancellation.
+// The response body is handed over piece by piece as it arrives, so that a stream can be
+// relayed without buffering.
+//
+// A pooled connection found closed by its server before any byte of the answer arrived is
+// replaced by a fresh one and the request sent once more (the server never saw it). A
+// connection goes back to the pool only after a complete response that allows keep-alive.
+//
+// Beast, Asio and OpenSSL stay in upstream_client.cc; this header forward-declares the
+// io_context only.
+//
+// Thread safety: Send(), CloseIdle() and idle_connections() may be called from any thread.
+// Each call runs on a strand of its own; its observer's methods are called on that strand, one
+// at a time, in order. UpstreamCall::Cancel() may be called from any thread, any number of
+// times.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "config/config.h"
+#include "http/handler.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace keygate::proxy {
+
+// Where a provider's calls go and what they carry, resolved once from its ProviderConfig.
+struct UpstreamTarget {
+  std::string provider;     // the provider's name, for logs
+  bool tls = false;         // https
+  std::string host;         // name or IP literal, without IPv6 brackets
+  uint16_t port = 0;
+  std::string host_header;  // "host" or "host:port" (brackets kept for IPv6)
+  std::string base_path;    // path prefix of base_url, "" or "/v1"
+  // Sent on every request: the provider's extra headers and, when it has an API key, its
+  // Authorization. Holds a secret: never log it.
+  http::HeaderList headers;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds response_timeout{600000};
+  // Set when the provider cannot be called (its api_key_env is unset): why, without secrets.
+  std::string unusable_reason;
+
+  // "scheme://host:port": the pool a connection belongs to.
+  std::string PoolKey() const;
+};
+
+// Resolves `provider` into a target, reading its API key from the environment through
+// `getenv`. A provider whose api_key_env is unset or empty is still returned, with
+// unusable_reason set (its calls are refused; keygate still starts).
+// Returns InvalidArgument if base_url is not http(s)://host[:port][/path].
+Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider,
+                                          const config::GetEnv& getenv);
+
+// How an upstream exchange ended.
+enum class UpstreamOutcome {
+  kComplete,       // the whole response was received
+  kConnectFailed,  // name resolution, connection or TLS handshake failed (refused: 502)
+  kReset,          // the connection closed or broke before the response was complete (502)
+  kTimeout,        // the connect or response timeout passed (504)
+  kBadResponse,    // the upstream's answer was not valid HTTP/1.1 (502)
+  kCancelled,      // Cancel() was called
+};
+
+// Returns "complete", "connect_failed", ... for logs.
+const char* ToString(UpstreamOutcome outcome);
+
+// Receives the events of one exchange, on the exchange's strand, in this order:
+// OnResponseHead at most once, then OnResponseData any number of times, then OnResponseEnd
+// exactly once (also after a failure before any head).
+class UpstreamObserver {
+ public:
+  virtual ~UpstreamObserver() = default;
+  // The status and headers (names lower-cased) of the response.
+  virtual void OnResponseHead(int status, http::HeaderList headers) = 0;
+  // A piece of the (de-chunked) body. The view is valid during the call only.
+  virtual void OnResponseData(std::string_view data) = 0;
+  // The end; `detail` says what failed (no secret), empty on kComplete.
+  virtual void OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) = 0;
+};
+
+// A running exchange.
+class UpstreamCall {
+ public:
+  virtual ~UpstreamCall() = default;
+  // Stops the exchange: its connection is closed (never pooled) and the observer gets
+  // OnResponseEnd(kCancelled) unless the exchange has ended already. Thread-safe, idempotent.
+  virtual void Cancel() = 0;
+};
+
+struct UpstreamRequest {
+  std::shared_ptr<const UpstreamTarget> target;  // never null
+  std::string method = "POST";
+  std::string path;        // appended to target->base_path, e.g. "/chat/completions"
+  http::HeaderList headers;  // end-to-end headers to send besides the target's
+  std::string body;        // sent with Content-Length
+};
+
+struct UpstreamClientOptions {
+  size_t max_idle_per_upstream = 256;  // idle connections kept per pool key
+  std::chrono::seconds max_idle_time{60};  // an idle connection older than this is closed
+  size_t max_header_bytes = 64 * 1024;
+};
+
+class UpstreamClient {
+ public:
+  // Uses `io` (not owned, must outlive the client) for every socket and timer.
+  explicit UpstreamClient(boost::asio::io_context& io, UpstreamClientOptions options = {});
+  ~UpstreamClient();  // REQUIRES: CloseIdle() called if the io_context has been stopped.
+  UpstreamClient(const UpstreamClient&) = delete;
+  UpstreamClient& operator=(const UpstreamClient&) = delete;
+
+  // Starts sending `request`. The observer is kept until its OnResponseEnd returns. Returns
+  // the call, for Cancel(). Never fails synchronously: every failure reaches the observer.
+  // REQUIRES: request.target non-null and usable; observer non-null.
+  std::shared_ptr<UpstreamCall> Send(UpstreamRequest request,
+                                     std::shared_ptr<UpstreamObserver> observer);
+
+  // Closes every idle pooled connection (shutdown, or to drop connections to a provider whose
+  // address changed on reload).
+  void CloseIdle();
+
+  // Idle pooled connections, over every upstream.
+  size_t idle_connections() const;
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace keygate::proxy

@@ -1,0 +1,203 @@
+// SqliteStore: reading the audit log, and usage (raw records plus per-lineage daily totals).
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/sqlite/row_codec.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/store_statements.h"
+
+namespace keygate::store {
+
+using sqlite::Connection;
+using sqlite::RunSql;
+using sqlite::Statement;
+using sqlite::WhereClause;
+
+namespace {
+
+constexpr int64_t kMaxPageSize = 1000;
+
+Status ValidateAuditQuery(const AuditQuery& query) {
+  if (query.org_id.empty()) return Error::InvalidArgument("org_id is required", "org_id");
+  if (query.limit < 1 || query.limit > kMaxPageSize) {
+    return Error::InvalidArgument("limit must be between 1 and 1000", "limit");
+  }
+  if (query.before_id < 0) return Error::InvalidArgument("before_id must be >= 0", "before_id");
+  return OkStatus();
+}
+
+// The filters map onto the indexes (org_id, id), (org_id, actor, id) and (org_id, target, id),
+// so a page is a short index range scan whatever the log's size.
+WhereClause BuildAuditFilter(const AuditQuery& query) {
+  WhereClause where;
+  where.Add("org_id = ?", {query.org_id});
+  if (!query.actor.empty()) where.Add("actor = ?", {query.actor});
+  if (!query.target.empty()) where.Add("target = ?", {query.target});
+  if (query.before_id > 0) where.Add("id < ?", {query.before_id});
+  return where;
+}
+
+// Usage of one lineage on one UTC day, summed over a batch of records.
+struct DailyDelta {
+  MicroUsd cost = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t requests = 0;
+};
+using DailyDeltas = std::map<std::pair<std::string, int64_t>, DailyDelta>;
+
+DailyDeltas SumByLineageAndDay(const std::vector<UsageRecord>& records) {
+  DailyDeltas deltas;
+  for (const UsageRecord& record : records) {
+    DailyDelta& delta = deltas[{record.lineage, sqlite::DayOf(record.at)}];
+    delta.cost += record.cost;
+    delta.prompt_tokens += record.prompt_tokens;
+    delta.completion_tokens += record.completion_tokens;
+    delta.requests += 1;
+  }
+  return deltas;
+}
+
+Status InsertUsageRecord(Connection& conn, const UsageRecord& r) {
+  return RunSql(conn,
+                "INSERT INTO usage_records (key_hash, lineage, org_id, model, provider, "
+                "prompt_tokens, completion_tokens, cost, status, latency_ms, ttfb_ms, request_id, "
+                "at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                {r.key_hash, r.lineage, r.org_id, r.model, r.provider, r.prompt_tokens,
+                 r.completion_tokens, r.cost, r.status, r.latency_ms, r.ttfb_ms, r.request_id,
+                 r.at});
+}
+
+Status AddToDaily(Connection& conn, const std::string& lineage, int64_t day,
+                  const DailyDelta& delta) {
+  return RunSql(conn,
+                "INSERT INTO usage_daily (lineage, day, cost, prompt_tokens, completion_tokens, "
+                "requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                "ON CONFLICT (lineage, day) DO UPDATE SET cost = cost + excluded.cost, "
+                "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+                "completion_tokens = completion_tokens + excluded.completion_tokens, "
+                "requests = requests + excluded.requests",
+                {lineage, day, delta.cost, delta.prompt_tokens, delta.completion_tokens,
+                 delta.requests});
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- audit log
+
+Result<AuditPage> SqliteStore::ListAudit(const AuditQuery& query) {
+  KG_RETURN_IF_ERROR(ValidateAuditQuery(query));
+  const WhereClause where = BuildAuditFilter(query);
+  AuditPage page;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) -> Status {
+    auto stmt = conn.Prepare(std::string("SELECT ") + sqlite::kAuditColumns + " FROM audit_log " +
+                             where.sql() + " ORDER BY id DESC LIMIT ?");
+    if (!stmt.ok()) return stmt.error();
+    // One row more than asked tells whether there is another page.
+    stmt->Bind(where.BindTo(*stmt, 1), query.limit + 1);
+    while (true) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      page.entries.push_back(sqlite::ReadAuditEntry(*stmt));
+    }
+    return OkStatus();
+  }));
+  page.has_more = static_cast<int64_t>(page.entries.size()) > query.limit;
+  if (page.has_more) page.entries.pop_back();
+  return page;
+}
+
+// ---------------------------------------------------------------- usage
+
+Status SqliteStore::AppendUsage(const std::vector<UsageRecord>& records) {
+  if (records.empty()) return OkStatus();
+  const DailyDeltas deltas = SumByLineageAndDay(records);
+  // Raw rows and daily totals in one savepoint: the totals never disagree with the rows.
+  return Write([&](Connection& conn) -> Status {
+    for (const UsageRecord& record : records) {
+      KG_RETURN_IF_ERROR(InsertUsageRecord(conn, record));
+    }
+    for (const auto& [lineage_day, delta] : deltas) {
+      KG_RETURN_IF_ERROR(AddToDaily(conn, lineage_day.first, lineage_day.second, delta));
+    }
+    return OkStatus();
+  });
+}
+
+Result<std::map<std::string, SpendSums>> SqliteStore::SpendFor(
+    const std::vector<std::string>& lineages, const DayBounds& bounds) {
+  std::map<std::string, SpendSums> out;
+  for (const std::string& lineage : lineages) out[lineage] = SpendSums{};
+  if (lineages.empty()) return out;
+  // One query for every lineage and every bound.
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return sqlite::ForEachRow(
+        conn,
+        "SELECT lineage, SUM(cost), "
+        "SUM(CASE WHEN day >= ?2 THEN cost ELSE 0 END), "
+        "SUM(CASE WHEN day >= ?3 THEN cost ELSE 0 END), "
+        "SUM(CASE WHEN day >= ?4 THEN cost ELSE 0 END) "
+        "FROM usage_daily WHERE lineage IN (SELECT value FROM json_each(?1)) GROUP BY lineage",
+        {sqlite::EncodeStringArray(lineages), bounds.today, bounds.week_start, bounds.month_start},
+        [&](const Statement& row) {
+          out[row.ColumnText(0)] =
+              SpendSums{row.ColumnInt(1), row.ColumnInt(2), row.ColumnInt(3), row.ColumnInt(4)};
+          return OkStatus();
+        });
+  }));
+  return out;
+}
+
+Result<MicroUsd> SqliteStore::SpendSince(const std::string& lineage, int64_t from_day) {
+  MicroUsd spend = 0;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return sqlite::ForEachRow(
+        conn, "SELECT COALESCE(SUM(cost), 0) FROM usage_daily WHERE lineage = ?1 AND day >= ?2",
+        {lineage, from_day}, [&](const Statement& row) {
+          spend = row.ColumnInt(0);
+          return OkStatus();
+        });
+  }));
+  return spend;
+}
+
+Result<std::vector<DailyUsage>> SqliteStore::DailySeries(const std::string& lineage,
+                                                         int64_t from_day) {
+  std::vector<DailyUsage> out;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return sqlite::ForEachRow(
+        conn,
+        "SELECT day, cost, requests, prompt_tokens + completion_tokens FROM usage_daily "
+        "WHERE lineage = ?1 AND day >= ?2 ORDER BY day",
+        {lineage, from_day}, [&](const Statement& row) {
+          out.push_back(
+              DailyUsage{row.ColumnInt(0), row.ColumnInt(1), row.ColumnInt(2), row.ColumnInt(3)});
+          return OkStatus();
+        });
+  }));
+  return out;
+}
+
+Result<std::vector<UsageRecord>> SqliteStore::RecentUsage(const std::string& lineage,
+                                                          int64_t limit) {
+  if (limit < 1 || limit > kMaxPageSize) {
+    return Error::InvalidArgument("limit must be between 1 and 1000", "limit");
+  }
+  std::vector<UsageRecord> out;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return sqlite::ForEachRow(conn,
+                              std::string("SELECT ") + sqlite::kUsageColumns +
+                                  " FROM usage_records WHERE lineage = ?1 "
+                                  "ORDER BY at DESC, id DESC LIMIT ?2",
+                              {lineage, limit}, [&](const Statement& row) {
+                                out.push_back(sqlite::ReadUsageRecord(row));
+                                return OkStatus();
+                              });
+  }));
+  return out;
+}
+
+}  // namespace keygate::store

@@ -1,0 +1,75 @@
+#include "http/handler.h"
+
+#include <gtest/gtest.h>
+
+namespace keygate::http {
+namespace {
+
+Request WithHeaders(HeaderList headers) {
+  Request request;
+  request.headers = std::move(headers);
+  return request;
+}
+
+TEST(RequestTest, HeaderIsFoundByLowerCaseName) {
+  Request request = WithHeaders({{"content-type", "application/json"}, {"x-a", "1"}});
+  EXPECT_EQ(request.Header("content-type"), "application/json");
+  EXPECT_EQ(request.Header("x-a"), "1");
+}
+
+TEST(RequestTest, HeaderLookupIgnoresCase) {
+  Request request = WithHeaders({{"X-Custom", "v"}});
+  EXPECT_EQ(request.Header("x-custom"), "v");
+  EXPECT_TRUE(request.HasHeader("x-custom"));
+}
+
+TEST(RequestTest, HeaderReturnsFirstOfRepeated) {
+  Request request = WithHeaders({{"x-a", "first"}, {"x-a", "second"}});
+  EXPECT_EQ(request.Header("x-a"), "first");
+}
+
+TEST(RequestTest, MissingHeaderIsEmptyAndAbsent) {
+  Request request = WithHeaders({{"x-a", "1"}});
+  EXPECT_EQ(request.Header("x-b"), "");
+  EXPECT_FALSE(request.HasHeader("x-b"));
+}
+
+TEST(RequestTest, EmptyHeaderIsPresent) {
+  Request request = WithHeaders({{"cookie", ""}});
+  EXPECT_TRUE(request.HasHeader("cookie"));
+  EXPECT_EQ(request.Header("cookie"), "");
+}
+
+TEST(RequestTest, PathParamByName) {
+  Request request;
+  request.path_params = {{"org", "acme"}, {"hash", "abc"}};
+  EXPECT_EQ(request.PathParam("hash"), "abc");
+  EXPECT_EQ(request.PathParam("org"), "acme");
+  EXPECT_EQ(request.PathParam("missing"), "");
+}
+
+TEST(RequestTest, BearerTokenFromAuthorization) {
+  EXPECT_EQ(WithHeaders({{"authorization", "Bearer sk-abc"}}).BearerToken(), "sk-abc");
+}
+
+TEST(RequestTest, BearerSchemeIsCaseInsensitive) {
+  EXPECT_EQ(WithHeaders({{"authorization", "bearer sk-abc"}}).BearerToken(), "sk-abc");
+  EXPECT_EQ(WithHeaders({{"authorization", "BEARER sk-abc"}}).BearerToken(), "sk-abc");
+}
+
+TEST(RequestTest, BearerTokenIsTrimmed) {
+  EXPECT_EQ(WithHeaders({{"authorization", "  Bearer    sk-abc  "}}).BearerToken(), "sk-abc");
+  EXPECT_EQ(WithHeaders({{"authorization", "Bearer\tsk-abc\t"}}).BearerToken(), "sk-abc");
+}
+
+TEST(RequestTest, BearerTokenEmptyForOtherSchemesOrMalformedValues) {
+  EXPECT_EQ(WithHeaders({}).BearerToken(), "");
+  EXPECT_EQ(WithHeaders({{"authorization", "Basic dXNlcjpwYXNz"}}).BearerToken(), "");
+  EXPECT_EQ(WithHeaders({{"authorization", "Bearer"}}).BearerToken(), "");
+  EXPECT_EQ(WithHeaders({{"authorization", "Bearer   "}}).BearerToken(), "");
+  EXPECT_EQ(WithHeaders({{"authorization", "Bearersk-abc"}}).BearerToken(), "");
+  EXPECT_EQ(WithHeaders({{"authorization", ""}}).BearerToken(), "");
+}
+
+}  // namespace
+}  // namespace keygate::http

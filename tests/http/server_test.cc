@@ -1,0 +1,520 @@
+#include "http/server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "http/error_response.h"
+#include "testing/http_client.h"
+
+namespace keygate::http {
+namespace {
+
+using keygate::testing::TestHttpClient;
+using std::chrono_literals::operator""ms;
+using std::chrono_literals::operator""s;
+
+constexpr auto kWaitLimit = 5s;
+
+Response Text(std::string body) {
+  Response response;
+  response.content_type = "text/plain";
+  response.body = std::move(body);
+  return response;
+}
+
+boost::json::object ErrorOf(const TestHttpClient::Reply& reply) {
+  return boost::json::parse(reply.body).as_object().at("error").as_object();
+}
+
+bool IsGeneratedRequestId(const std::string& id) {
+  static const std::regex kPattern("^req_[0-9a-f]{16}$");
+  return std::regex_match(id, kPattern);
+}
+
+// Waits (polling) until `condition` holds or kWaitLimit passes.
+template <class Condition>
+bool Eventually(Condition condition) {
+  auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  ServerTest() : gate_future_(gate_.get_future().share()) {
+    log_file_ = std::tmpfile();
+    logger_ = std::make_unique<Logger>(log_file_, LogLevel::kInfo);
+    AddRoutes();
+  }
+
+  ~ServerTest() override {
+    OpenGate();
+    StopServer();
+    // The server's log explains most failures; show it only then.
+    if (HasFailure() || std::getenv("KEYGATE_TEST_SHOW_LOG") != nullptr) {
+      std::fprintf(stderr, "--- server log ---\n%s", LogText().c_str());
+    }
+    std::fclose(log_file_);
+  }
+
+  static ServerOptions TestOptions() {
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.io_threads = 2;
+    options.blocking_threads = 4;
+    return options;
+  }
+
+  void StartServer(ServerOptions options = TestOptions()) {
+    server_ = std::make_unique<Server>(options, router_, *logger_);
+    Result<uint16_t> port = server_->Start();
+    ASSERT_TRUE(port.ok()) << port.error().message;
+    port_ = *port;
+    run_thread_ = std::thread([this] { server_->Run(); });
+  }
+
+  void StopServer() {
+    if (!server_) return;
+    server_->Stop();
+    if (run_thread_.joinable()) run_thread_.join();
+  }
+
+  TestHttpClient Client() { return TestHttpClient("127.0.0.1", port_); }
+
+  void OpenGate() {
+    if (!gate_opened_) {
+      gate_opened_ = true;
+      gate_.set_value();
+    }
+  }
+
+  std::string LogText() {
+    std::fflush(log_file_);
+    std::rewind(log_file_);
+    std::string text;
+    char buffer[4096];
+    size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, log_file_)) > 0) text.append(buffer, n);
+    std::fseek(log_file_, 0, SEEK_END);
+    return text;
+  }
+
+  void AddRoutes();
+
+  Router router_;
+  std::FILE* log_file_ = nullptr;
+  std::unique_ptr<Logger> logger_;
+  std::unique_ptr<Server> server_;
+  std::thread run_thread_;
+  uint16_t port_ = 0;
+  // Released by the test to let GET /gated answer.
+  std::promise<void> gate_;
+  std::shared_future<void> gate_future_;
+  bool gate_opened_ = false;
+  std::promise<void> gated_started_;
+  std::promise<void> sleep_started_;
+  std::promise<void> client_gone_;
+  std::atomic<int> chunks_written_{0};
+};
+
+void ServerTest::AddRoutes() {
+  router_.Add(
+      "GET", "/hello", [](Request&, std::shared_ptr<Responder> r) { r->Send(Text("hello")); },
+      Execution::kInline);
+  router_.Add("POST", "/echo",
+              [](Request& request, std::shared_ptr<Responder> r) { r->Send(Text(request.body)); });
+  router_.Add(
+      "GET", "/items/{id}",
+      [](Request& request, std::shared_ptr<Responder> r) {
+        r->Send(Text(std::string(request.PathParam("id"))));
+      },
+      Execution::kInline);
+  router_.Add(
+      "GET", "/request-id",
+      [](Request& request, std::shared_ptr<Responder> r) { r->Send(Text(request.request_id)); },
+      Execution::kInline);
+  router_.Add("GET", "/throw", [](Request&, std::shared_ptr<Responder>) {
+    throw std::runtime_error("handler bug");
+  });
+  router_.Add(
+      "GET", "/drop", [](Request&, std::shared_ptr<Responder>) {}, Execution::kInline);
+  router_.Add(
+      "GET", "/stream",
+      [this](Request&, std::shared_ptr<Responder> r) {
+        r->BeginStream(200, {{"cache-control", "no-cache"}});
+        for (int i = 1; i <= 3; ++i) {
+          r->WriteChunk("data: " + std::to_string(i) + "\n\n", [this](bool ok) {
+            if (ok) ++chunks_written_;
+          });
+        }
+        r->EndStream();
+      },
+      Execution::kInline);
+  router_.Add("GET", "/gated", [this](Request&, std::shared_ptr<Responder> r) {
+    gated_started_.set_value();
+    gate_future_.wait_for(kWaitLimit);
+    r->Send(Text("gated"));
+  });
+  router_.Add("GET", "/sleep", [this](Request&, std::shared_ptr<Responder> r) {
+    sleep_started_.set_value();
+    std::this_thread::sleep_for(300ms);
+    r->Send(Text("slept"));
+  });
+  router_.Add(
+      "GET", "/hang",
+      [this](Request&, std::shared_ptr<Responder> r) {
+        // Keeps the responder alive in its own callback until the client leaves.
+        r->OnClientGone([this, r] { client_gone_.set_value(); });
+      },
+      Execution::kInline);
+}
+
+TEST_F(ServerTest, KeepsConnectionAliveAcrossRequests) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  TestHttpClient::Reply first = client.Get("/hello");
+  TestHttpClient::Reply second = client.Get("/items/42");
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.body, "hello");
+  EXPECT_EQ(first.Header("content-type"), "text/plain");
+  EXPECT_EQ(first.Header("content-length"), "5");
+  EXPECT_EQ(first.Header("connection"), "");
+  EXPECT_TRUE(std::regex_match(first.Header("date"),
+                               std::regex(R"(^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$)")))
+      << first.Header("date");
+  EXPECT_EQ(second.body, "42");
+  EXPECT_EQ(client.connections_opened(), 1);
+  EXPECT_EQ(server_->active_connections(), 1u);
+}
+
+TEST_F(ServerTest, PassesBodyToBlockingHandler) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  TestHttpClient::Reply reply = client.Post("/echo", "{\"x\":1}");
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "{\"x\":1}");
+}
+
+TEST_F(ServerTest, DecodesPathParams) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  EXPECT_EQ(client.Get("/items/a%2Fb").body, "a/b");
+  EXPECT_EQ(client.Get("/items/x/").body, "x");
+  EXPECT_EQ(client.Get("/items/q?x=1").body, "q");
+}
+
+TEST_F(ServerTest, OversizedBodyGets413AndServerKeepsServing) {
+  ServerOptions options = TestOptions();
+  options.max_body_bytes = 1024;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  TestHttpClient client = Client();
+  TestHttpClient::Reply reply = client.Post("/echo", std::string(2048, 'x'));
+  EXPECT_EQ(reply.status, 413);
+  EXPECT_EQ(reply.Header("connection"), "close");
+  boost::json::object error = ErrorOf(reply);
+  EXPECT_EQ(error.at("code").as_string(), "payload_too_large");
+  EXPECT_NE(std::string(error.at("message").as_string()).find("1024"), std::string::npos);
+  EXPECT_EQ(client.Post("/echo", std::string(1024, 'y')).status, 200);
+}
+
+TEST_F(ServerTest, OversizedChunkedBodyGets413) {
+  ServerOptions options = TestOptions();
+  options.max_body_bytes = 1024;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  TestHttpClient client = Client();
+  std::string raw =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "800\r\n" +
+      std::string(2048, 'x') + "\r\n0\r\n\r\n";
+  std::string reply = client.RawExchange(raw);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+  EXPECT_EQ(client.Get("/hello").status, 200);
+}
+
+TEST_F(ServerTest, UnknownRouteIs404Json) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  TestHttpClient::Reply reply = client.Get("/nope");
+  EXPECT_EQ(reply.status, 404);
+  EXPECT_EQ(reply.Header("content-type"), "application/json");
+  boost::json::object error = ErrorOf(reply);
+  EXPECT_EQ(error.at("code").as_string(), "not_found");
+  EXPECT_EQ(error.at("type").as_string(), "invalid_request_error");
+  EXPECT_TRUE(error.at("param").is_null());
+  EXPECT_EQ(client.Get("/hello").status, 200);  // still the same connection
+  EXPECT_EQ(client.connections_opened(), 1);
+}
+
+TEST_F(ServerTest, WrongMethodIs405WithAllow) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  TestHttpClient::Reply reply = client.Delete("/hello");
+  EXPECT_EQ(reply.status, 405);
+  EXPECT_EQ(reply.Header("allow"), "GET, HEAD");
+  EXPECT_EQ(ErrorOf(reply).at("code").as_string(), "method_not_allowed");
+}
+
+TEST_F(ServerTest, BlockingHandlerDoesNotBlockInlineOne) {
+  ServerOptions options = TestOptions();
+  options.io_threads = 1;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  auto slow = std::async(std::launch::async, [this] { return Client().Get("/gated"); });
+  ASSERT_EQ(gated_started_.get_future().wait_for(kWaitLimit), std::future_status::ready);
+  // The blocking handler is parked; the single io thread must still answer.
+  TestHttpClient client = Client();
+  EXPECT_EQ(client.Get("/hello").status, 200);
+  OpenGate();
+  TestHttpClient::Reply reply = slow.get();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "gated");
+}
+
+TEST_F(ServerTest, StreamsChunks) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  std::vector<std::string> lines = client.StreamLines("GET", "/stream");
+  EXPECT_EQ(lines, (std::vector<std::string>{"data: 1", "data: 2", "data: 3"}));
+  EXPECT_EQ(chunks_written_.load(), 3);
+  TestHttpClient::Reply reply = client.Get("/stream");
+  EXPECT_EQ(reply.Header("transfer-encoding"), "chunked");
+  EXPECT_EQ(reply.Header("content-type"), "text/event-stream");
+  EXPECT_EQ(reply.Header("cache-control"), "no-cache");
+  EXPECT_EQ(reply.Header("content-length"), "");
+  EXPECT_EQ(client.connections_opened(), 1);  // a finished stream leaves the connection usable
+}
+
+TEST_F(ServerTest, StreamIsFramedAsHttpChunks) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string raw =
+      Client().RawExchange("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string body = raw.substr(raw.find("\r\n\r\n") + 4);
+  EXPECT_EQ(body, "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\n0\r\n\r\n");
+}
+
+TEST_F(ServerTest, HandlerExceptionGives500AndServerKeepsServing) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  TestHttpClient::Reply reply = client.Get("/throw");
+  EXPECT_EQ(reply.status, 500);
+  boost::json::object error = ErrorOf(reply);
+  EXPECT_EQ(error.at("code").as_string(), "internal_error");
+  EXPECT_EQ(std::string(error.at("message").as_string()).find("handler bug"), std::string::npos);
+  EXPECT_EQ(client.Get("/hello").status, 200);
+  EXPECT_NE(LogText().find("http.handler_exception"), std::string::npos);
+}
+
+TEST_F(ServerTest, HandlerThatDropsItsResponderGives500) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  EXPECT_EQ(client.Get("/drop").status, 500);
+  EXPECT_EQ(client.Get("/hello").status, 200);
+}
+
+TEST_F(ServerTest, KeepsValidClientRequestId) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  TestHttpClient::Reply reply =
+      client.Request("GET", "/request-id", "", {{"X-Request-Id", "abc-123._Z"}});
+  EXPECT_EQ(reply.body, "abc-123._Z");
+  EXPECT_EQ(reply.Header("x-request-id"), "abc-123._Z");
+}
+
+TEST_F(ServerTest, GeneratesRequestIdWhenMissingOrInvalid) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  TestHttpClient::Reply none = client.Get("/request-id");
+  EXPECT_TRUE(IsGeneratedRequestId(none.body)) << none.body;
+  EXPECT_EQ(none.Header("x-request-id"), none.body);
+  for (const std::string& bad :
+       {std::string("bad id!"), std::string(129, 'a'), std::string("a/b")}) {
+    TestHttpClient::Reply reply = client.Request("GET", "/request-id", "", {{"x-request-id", bad}});
+    EXPECT_TRUE(IsGeneratedRequestId(reply.body)) << bad << " -> " << reply.body;
+  }
+  EXPECT_NE(client.Get("/request-id").body, none.body);
+  EXPECT_TRUE(IsGeneratedRequestId(client.Get("/nope").Header("x-request-id")));
+}
+
+TEST_F(ServerTest, IdleAndHeaderTimeoutsCloseConnections) {
+  ServerOptions options = TestOptions();
+  options.idle_timeout_s = 1;
+  options.header_timeout_s = 1;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  TestHttpClient client = Client();
+  ASSERT_EQ(client.Get("/hello").status, 200);
+  // A second client sends half a header and waits; the header timeout must close it while
+  // the first connection's idle timeout runs out.
+  std::string partial = Client().RawExchange("GET /hello HTTP/1.1\r\nHost: x\r\n");
+  EXPECT_EQ(partial, "");
+  EXPECT_TRUE(Eventually([this] { return server_->active_connections() == 0; }));
+  EXPECT_EQ(client.Get("/hello").status, 200);
+  EXPECT_EQ(client.connections_opened(), 2);
+}
+
+TEST_F(ServerTest, StopLetsInFlightRequestFinish) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto slow = std::async(std::launch::async, [this] { return Client().Get("/sleep"); });
+  ASSERT_EQ(sleep_started_.get_future().wait_for(kWaitLimit), std::future_status::ready);
+  server_->Stop();
+  TestHttpClient::Reply reply = slow.get();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "slept");
+  EXPECT_EQ(reply.Header("connection"), "close");
+  run_thread_.join();  // Run() returns once drained
+  EXPECT_EQ(server_->active_connections(), 0u);
+  TestHttpClient late = Client();
+  EXPECT_THROW(late.Get("/hello"), std::runtime_error);
+}
+
+TEST_F(ServerTest, DrainTimeoutClosesConnectionsStillBusy) {
+  ServerOptions options = TestOptions();
+  options.drain_timeout_s = 0;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  auto slow = std::async(std::launch::async, [this] { return Client().Get("/gated"); });
+  ASSERT_EQ(gated_started_.get_future().wait_for(kWaitLimit), std::future_status::ready);
+  server_->Stop();
+  // The handler is still parked, so the connection is cut without a response.
+  EXPECT_THROW(slow.get(), std::runtime_error);
+  OpenGate();  // Run() waits for blocking handlers already running
+  run_thread_.join();
+  EXPECT_NE(LogText().find("http.drain_timeout"), std::string::npos);
+}
+
+TEST_F(ServerTest, StopIsIdempotentAndWorksBeforeRun) {
+  server_ = std::make_unique<Server>(TestOptions(), router_, *logger_);
+  ASSERT_TRUE(server_->Start().ok());
+  server_->Stop();
+  server_->Stop();
+  server_->Run();  // drains at once and returns
+  SUCCEED();
+}
+
+TEST_F(ServerTest, OnClientGoneFiresWhenClientDisconnects) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  Client().SendAndDisconnect("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(client_gone_.get_future().wait_for(kWaitLimit), std::future_status::ready);
+  EXPECT_TRUE(Eventually([this] { return server_->active_connections() == 0; }));
+}
+
+TEST_F(ServerTest, MalformedRequestGets400AndClose) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string reply = Client().RawExchange("NOT HTTP AT ALL\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Connection: close"), std::string::npos);
+  EXPECT_NE(reply.find("x-request-id: req_"), std::string::npos);
+  EXPECT_EQ(Client().Get("/hello").status, 200);
+}
+
+TEST_F(ServerTest, AcceptsEmptyCookieHeader) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string reply = Client().RawExchange(
+      "GET /hello HTTP/1.1\r\nHost: x\r\nCookie: \r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK", 0), 0u) << reply;
+}
+
+TEST_F(ServerTest, Http10RequestIsAnsweredThenClosed) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  // RawExchange returns only once the server closes the connection.
+  std::string reply = Client().RawExchange("GET /hello HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.0 200 OK", 0), 0u) << reply;
+  EXPECT_EQ(reply.substr(reply.size() - 5), "hello");
+}
+
+TEST_F(ServerTest, HeadGetsHeadersWithoutBody) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string reply =
+      Client().RawExchange("HEAD /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Content-Length: 5"), std::string::npos);
+  EXPECT_EQ(reply.substr(reply.size() - 4), "\r\n\r\n");
+}
+
+TEST_F(ServerTest, AnswersPipelinedRequestsInOrder) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string reply = Client().RawExchange(
+      "GET /items/first HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond"
+      "GET /items/third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  size_t first = reply.find("\r\n\r\nfirst");
+  size_t second = reply.find("\r\n\r\nsecond");
+  size_t third = reply.find("\r\n\r\nthird");
+  ASSERT_NE(first, std::string::npos) << reply;
+  ASSERT_NE(second, std::string::npos) << reply;
+  ASSERT_NE(third, std::string::npos) << reply;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+}
+
+TEST_F(ServerTest, AnswersExpectContinue) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string reply = Client().RawExchange(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"
+      "Connection: close\r\n\r\nhello");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 0), 0u) << reply;
+}
+
+TEST_F(ServerTest, RefusesConnectionsOverLimit) {
+  ServerOptions options = TestOptions();
+  options.max_connections = 1;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  TestHttpClient client = Client();
+  ASSERT_EQ(client.Get("/hello").status, 200);  // holds the only slot
+  std::string reply = Client().RawExchange("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply;
+  EXPECT_NE(reply.find("\"code\":\"unavailable\""), std::string::npos);
+  EXPECT_EQ(client.Get("/hello").status, 200);
+}
+
+TEST_F(ServerTest, AccessLogHasOneLinePerRequestWithoutQueryOrHeaders) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  ASSERT_EQ(client.Get("/hello?token=querysecret", "sk-headersecret").status, 200);
+  ASSERT_TRUE(
+      Eventually([this] { return LogText().find("\"http.request\"") != std::string::npos; }));
+  std::string log = LogText();
+  EXPECT_NE(log.find("\"method\":\"GET\",\"path\":\"/hello\",\"status\":200"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("\"duration_us\":"), std::string::npos);
+  EXPECT_NE(log.find("\"bytes\":5"), std::string::npos);
+  EXPECT_EQ(log.find("querysecret"), std::string::npos);
+  EXPECT_EQ(log.find("sk-headersecret"), std::string::npos);
+}
+
+TEST_F(ServerTest, StartFailsWhenAddressInUse) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ServerOptions options = TestOptions();
+  options.port = port_;
+  Server second(options, router_, *logger_);
+  Result<uint16_t> result = second.Start();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(result.error().message.find("in use"), std::string::npos) << result.error().message;
+  EXPECT_NE(result.error().message.find(std::to_string(port_)), std::string::npos);
+}
+
+TEST_F(ServerTest, StartRejectsBadOptions) {
+  ServerOptions options = TestOptions();
+  options.blocking_threads = 0;
+  Server server(options, router_, *logger_);
+  Result<uint16_t> result = server.Start();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(result.error().param, "blocking_threads");
+}
+
+}  // namespace
+}  // namespace keygate::http

@@ -1,0 +1,225 @@
+#include "store/audit_log.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/time_format.h"
+#include "store/store_contract.h"
+#include "store/usage_store.h"
+
+namespace keygate::store::testing {
+namespace {
+
+using keys::AuditEntry;
+using keys::ProvisioningKey;
+using Strings = std::vector<std::string>;
+
+constexpr int64_t kMsPerDay = 86'400'000;
+
+AuditQuery AuditFor(const std::string& org_id, int64_t limit = 100) {
+  AuditQuery query;
+  query.org_id = org_id;
+  query.limit = limit;
+  return query;
+}
+
+Strings Actions(const AuditPage& page) {
+  Strings actions;
+  for (const AuditEntry& entry : page.entries) actions.push_back(entry.action);
+  return actions;
+}
+
+UnixMillis At(int64_t year, unsigned month, unsigned day, int64_t ms_into_day = 0) {
+  return DaysFromCivil(year, month, day) * kMsPerDay + ms_into_day;
+}
+
+UsageRecord Record(const std::string& lineage, MicroUsd cost, UnixMillis at) {
+  UsageRecord record;
+  record.key_hash = lineage + "-current";
+  record.lineage = lineage;
+  record.org_id = "org_a";
+  record.model = "gpt-4o";
+  record.provider = "openai";
+  record.prompt_tokens = 10;
+  record.completion_tokens = 5;
+  record.cost = cost;
+  record.status = 200;
+  record.latency_ms = 120;
+  record.ttfb_ms = 30;
+  record.request_id = "req-" + std::to_string(at);
+  record.at = at;
+  return record;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- audit log
+
+TEST_P(KeyStoreContractTest, AuditEntriesCommitWithTheirWritesNewestFirst) {
+  CreateOrg("org_a");
+  ProvisioningKey pk = MakeProvisioningKey("org_a", "ci");
+  AuditEntry create = Audit("org_a", "provisioning_key.create", pk.hash);
+  create.changes_json = R"({"name":{"before":null,"after":"ci"}})";
+  create.request_id = "req-create";
+  create.at = kT0 + 1;
+  ASSERT_TRUE(keys().InsertProvisioningKey(pk, create).ok());
+  pk.disabled = true;
+  ASSERT_TRUE(keys().UpdateProvisioningKey(pk, Audit("org_a", "provisioning_key.disable", pk.hash)).ok());
+  ASSERT_TRUE(keys().DeleteProvisioningKey("org_a", pk.hash, Audit("org_a", "provisioning_key.delete", pk.hash)).ok());
+
+  auto page = audit().ListAudit(AuditFor("org_a"));
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  EXPECT_EQ(Actions(*page), (Strings{"provisioning_key.delete", "provisioning_key.disable",
+                                     "provisioning_key.create", "organization.create"}));
+  EXPECT_FALSE(page->has_more);
+  const AuditEntry& created = page->entries[2];
+  EXPECT_GT(created.id, page->entries[3].id);
+  EXPECT_LT(created.id, page->entries[1].id);
+  EXPECT_EQ(created.org_id, "org_a");
+  EXPECT_EQ(created.at, kT0 + 1);
+  EXPECT_EQ(created.actor, "owner:abc");
+  EXPECT_EQ(created.actor_name, "first owner");
+  EXPECT_EQ(created.target, pk.hash);
+  EXPECT_EQ(created.changes_json, create.changes_json);
+  EXPECT_EQ(created.request_id, "req-create");
+}
+
+TEST_P(KeyStoreContractTest, FailedWriteLeavesNoAuditEntry) {
+  CreateOrg("org_a");
+  ASSERT_TRUE(keys().InsertProvisioningKey(MakeProvisioningKey("org_a", "ci"),
+                                           Audit("org_a", "provisioning_key.create", "")).ok());
+  ProvisioningKey dup = MakeProvisioningKey("org_a", "ci");
+  dup.hash = std::string(64, 'd');
+  ASSERT_FALSE(keys().InsertProvisioningKey(dup, Audit("org_a", "should.not.appear", "")).ok());
+  keys::ServiceKey ghost = MakeServiceKey("org_a", "ghost");
+  ASSERT_FALSE(keys().UpdateServiceKey(&ghost, std::nullopt, Audit("org_a", "nor.this", "")).ok());
+  EXPECT_EQ(Actions(*audit().ListAudit(AuditFor("org_a"))),
+            (Strings{"provisioning_key.create", "organization.create"}));
+}
+
+TEST_P(KeyStoreContractTest, AuditFiltersByActorAndTargetAndPagesBeforeId) {
+  CreateOrg("org_a");
+  CreateOrg("org_b");
+  for (int i = 0; i < 5; ++i) {
+    ProvisioningKey pk = MakeProvisioningKey("org_a", "pk" + std::to_string(i));
+    AuditEntry entry = Audit("org_a", "provisioning_key.create", i % 2 == 0 ? "even" : "odd");
+    entry.actor = i < 3 ? "owner:abc" : "pk:other";
+    entry.changes_json = std::to_string(i);
+    ASSERT_TRUE(keys().InsertProvisioningKey(pk, entry).ok());
+  }
+  AuditQuery query = AuditFor("org_a");
+  query.actor = "pk:other";
+  auto by_actor = audit().ListAudit(query);
+  ASSERT_EQ(by_actor->entries.size(), 2u);
+  EXPECT_EQ(by_actor->entries[0].changes_json, "4");
+  EXPECT_EQ(by_actor->entries[1].changes_json, "3");
+
+  query = AuditFor("org_a", 2);
+  query.target = "even";
+  auto first = audit().ListAudit(query);
+  ASSERT_EQ(first->entries.size(), 2u);
+  EXPECT_EQ(first->entries[0].changes_json, "4");
+  EXPECT_EQ(first->entries[1].changes_json, "2");
+  EXPECT_TRUE(first->has_more);
+  query.before_id = first->entries.back().id;
+  auto second = audit().ListAudit(query);
+  ASSERT_EQ(second->entries.size(), 1u);
+  EXPECT_EQ(second->entries[0].changes_json, "0");
+  EXPECT_FALSE(second->has_more);
+
+  query = AuditFor("org_a");
+  query.actor = "owner:abc";
+  query.target = "odd";
+  auto both = audit().ListAudit(query);
+  ASSERT_EQ(both->entries.size(), 1u);
+  EXPECT_EQ(both->entries[0].changes_json, "1");
+  // The other org sees only its own creation.
+  EXPECT_EQ(Actions(*audit().ListAudit(AuditFor("org_b"))), (Strings{"organization.create"}));
+}
+
+TEST_P(KeyStoreContractTest, AuditRejectsBadLimit) {
+  EXPECT_EQ(audit().ListAudit(AuditFor("org_a", 0)).error().param, "limit");
+  EXPECT_EQ(audit().ListAudit(AuditFor("org_a", 1001)).error().param, "limit");
+  EXPECT_EQ(audit().ListAudit(AuditFor("", 10)).error().code, ErrorCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------- usage
+
+TEST_P(KeyStoreContractTest, SpendSumsRespectDayWeekAndMonthBounds) {
+  // Wednesday 2024-01-31: the week began Monday 01-29, the month on 01-01.
+  const DayBounds bounds{DaysFromCivil(2024, 1, 31), DaysFromCivil(2024, 1, 29),
+                         DaysFromCivil(2024, 1, 1)};
+  const int64_t last_ms = kMsPerDay - 1;
+  ASSERT_TRUE(usage().AppendUsage({
+      Record("lin", 1, At(2023, 12, 31, last_ms)),  // last year, last month, last week
+      Record("lin", 10, At(2024, 1, 1)),             // this month, an earlier week
+      Record("lin", 100, At(2024, 1, 28, last_ms)),  // Sunday: still last week
+      Record("lin", 1'000, At(2024, 1, 29)),         // Monday 00:00: this week
+      Record("lin", 10'000, At(2024, 1, 30, last_ms)),  // yesterday
+      Record("lin", 100'000, At(2024, 1, 31)),       // today 00:00
+      Record("lin", 1'000'000, At(2024, 1, 31, last_ms)),
+      Record("other", 7, At(2024, 1, 31)),
+  }).ok());
+  auto sums = usage().SpendFor({"lin", "other", "absent"}, bounds);
+  ASSERT_TRUE(sums.ok()) << sums.error().message;
+  ASSERT_EQ(sums->size(), 3u);
+  const SpendSums& lin = sums->at("lin");
+  EXPECT_EQ(lin.total, 1'111'111);
+  EXPECT_EQ(lin.since_day, 1'100'000);
+  EXPECT_EQ(lin.since_week, 1'111'000);
+  EXPECT_EQ(lin.since_month, 1'111'110);
+  EXPECT_EQ(sums->at("other").total, 7);
+  EXPECT_EQ(sums->at("other").since_day, 7);
+  EXPECT_EQ(sums->at("absent").total, 0);
+  EXPECT_TRUE(usage().SpendFor({}, bounds)->empty());
+
+  EXPECT_EQ(*usage().SpendSince("lin", DaysFromCivil(2024, 1, 29)), 1'111'000);
+  EXPECT_EQ(*usage().SpendSince("absent", 0), 0);
+}
+
+TEST_P(KeyStoreContractTest, AppendUsageAccumulatesAcrossBatches) {
+  const UnixMillis day = At(2024, 3, 5, 1000);
+  ASSERT_TRUE(usage().AppendUsage({Record("lin", 5, day)}).ok());
+  ASSERT_TRUE(usage().AppendUsage({Record("lin", 6, day + 1), Record("lin", 7, day + kMsPerDay)}).ok());
+  ASSERT_TRUE(usage().AppendUsage({}).ok());
+  auto series = usage().DailySeries("lin", DaysFromCivil(2024, 3, 1));
+  ASSERT_TRUE(series.ok());
+  ASSERT_EQ(series->size(), 2u);
+  EXPECT_EQ((*series)[0].day, DaysFromCivil(2024, 3, 5));
+  EXPECT_EQ((*series)[0].cost, 11);
+  EXPECT_EQ((*series)[0].requests, 2);
+  EXPECT_EQ((*series)[0].tokens, 30);
+  EXPECT_EQ((*series)[1].day, DaysFromCivil(2024, 3, 6));
+  EXPECT_EQ((*series)[1].cost, 7);
+  EXPECT_EQ(usage().DailySeries("lin", DaysFromCivil(2024, 3, 6))->size(), 1u);
+  EXPECT_TRUE(usage().DailySeries("absent", 0)->empty());
+}
+
+TEST_P(KeyStoreContractTest, RecentUsageIsNewestFirstAndKeepsEveryField) {
+  ASSERT_TRUE(usage().AppendUsage({Record("lin", 1, kT0), Record("lin", 2, kT0 + 2),
+                                   Record("lin", 3, kT0 + 1), Record("other", 9, kT0 + 5)}).ok());
+  auto recent = usage().RecentUsage("lin", 2);
+  ASSERT_TRUE(recent.ok()) << recent.error().message;
+  ASSERT_EQ(recent->size(), 2u);
+  EXPECT_EQ((*recent)[0].cost, 2);
+  EXPECT_EQ((*recent)[1].cost, 3);
+  const UsageRecord& r = (*recent)[0];
+  const UsageRecord want = Record("lin", 2, kT0 + 2);
+  EXPECT_EQ(r.key_hash, want.key_hash);
+  EXPECT_EQ(r.lineage, "lin");
+  EXPECT_EQ(r.org_id, "org_a");
+  EXPECT_EQ(r.model, "gpt-4o");
+  EXPECT_EQ(r.provider, "openai");
+  EXPECT_EQ(r.prompt_tokens, 10);
+  EXPECT_EQ(r.completion_tokens, 5);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.latency_ms, 120);
+  EXPECT_EQ(r.ttfb_ms, 30);
+  EXPECT_EQ(r.request_id, want.request_id);
+  EXPECT_EQ(r.at, kT0 + 2);
+  EXPECT_EQ(usage().RecentUsage("lin", 0).error().param, "limit");
+}
+
+}  // namespace keygate::store::testing

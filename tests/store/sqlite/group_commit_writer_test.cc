@@ -1,0 +1,194 @@
+#include "store/sqlite/group_commit_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/sqlite/sqlite_connection.h"
+#include "store/store_contract.h"
+
+namespace keygate::store::sqlite {
+namespace {
+
+using store::testing::MakeTempDir;
+
+// Holds the writer thread inside a write until Open() is called, so that the test can queue
+// more writes behind it and know they will form one batch.
+class Gate {
+ public:
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+  }
+  void WaitUntilEntered() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return entered_; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool open_ = false;
+};
+
+class GroupCommitWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir();
+    path_ = dir_ + "/writer.db";
+    auto conn = Connection::Open(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
+    ASSERT_TRUE(conn.ok()) << conn.error().message;
+    ASSERT_TRUE((*conn)->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                              "PRAGMA foreign_keys=ON;"
+                              "CREATE TABLE t (name TEXT PRIMARY KEY);"
+                              "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+                              "CREATE TABLE child (pid INTEGER REFERENCES parent(id) "
+                              "DEFERRABLE INITIALLY DEFERRED);")
+                    .ok());
+    writer_ = std::make_unique<GroupCommitWriter>(std::move(*conn), 512);
+  }
+  void TearDown() override {
+    writer_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  static GroupCommitWriter::WriteFn Insert(const std::string& name) {
+    return [name](Connection& conn) -> Status {
+      auto stmt = conn.Prepare("INSERT INTO t (name) VALUES (?1)");
+      if (!stmt.ok()) return stmt.error();
+      stmt->Bind(1, std::string_view(name));
+      return stmt->Run();
+    };
+  }
+
+  // Names committed so far, read through a separate connection.
+  std::vector<std::string> CommittedNames() {
+    std::vector<std::string> names;
+    auto conn = Connection::Open(path_, SQLITE_OPEN_READONLY, 1000);
+    if (!conn.ok()) return names;
+    auto stmt = (*conn)->Prepare("SELECT name FROM t ORDER BY name");
+    if (!stmt.ok()) return names;
+    while (*stmt->Step()) names.push_back(stmt->ColumnText(0));
+    return names;
+  }
+
+  // Starts a write that blocks the writer on `gate`, then `writes` in other threads, and
+  // returns once all of those are queued behind it as one batch.
+  void QueueBehindGate(Gate* gate, const std::vector<GroupCommitWriter::WriteFn>& writes,
+                       std::vector<Status>* results, std::vector<std::thread>* threads) {
+    results->resize(writes.size() + 1);
+    threads->emplace_back([this, gate, results] {
+      (*results)[0] = writer_->Submit([gate](Connection&) -> Status {
+        gate->Wait();
+        return OkStatus();
+      });
+    });
+    gate->WaitUntilEntered();
+    for (size_t i = 0; i < writes.size(); ++i) {
+      threads->emplace_back([this, write = writes[i], results, i] {
+        (*results)[i + 1] = writer_->Submit(write);
+      });
+    }
+    while (writer_->QueueDepth() < writes.size()) std::this_thread::yield();
+  }
+
+  std::string dir_;
+  std::string path_;
+  std::unique_ptr<GroupCommitWriter> writer_;
+};
+
+TEST_F(GroupCommitWriterTest, FailingWriteInABatchDoesNotFailItsNeighbours) {
+  ASSERT_TRUE(writer_->Submit(Insert("taken")).ok());
+  Gate gate;
+  std::vector<Status> results;
+  std::vector<std::thread> threads;
+  const std::vector<GroupCommitWriter::WriteFn> writes = {Insert("a"), Insert("taken"),
+                                                          Insert("b")};
+  QueueBehindGate(&gate, writes, &results, &threads);
+  const int64_t batches_before = writer_->GetStats().batches;
+  gate.Open();
+  for (std::thread& thread : threads) thread.join();
+
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_TRUE(results[1].ok());
+  ASSERT_FALSE(results[2].ok());
+  EXPECT_EQ(results[2].error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(results[3].ok());
+  // The gate's batch, then the three queued writes together.
+  EXPECT_EQ(writer_->GetStats().batches - batches_before, 1);
+  EXPECT_EQ(CommittedNames(), (std::vector<std::string>{"a", "b", "taken"}));
+}
+
+TEST_F(GroupCommitWriterTest, WriteThatFailsHalfwayIsRolledBackToItsSavepoint) {
+  auto status = writer_->Submit([](Connection& conn) -> Status {
+    KG_RETURN_IF_ERROR(Insert("first half")(conn));
+    return Error::Internal("second half failed");
+  });
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().message, "second half failed");
+  EXPECT_TRUE(writer_->Submit(Insert("next")).ok());
+  EXPECT_EQ(CommittedNames(), std::vector<std::string>{"next"});
+}
+
+TEST_F(GroupCommitWriterTest, FailedCommitFailsEveryWaiterOfTheBatch) {
+  Gate gate;
+  std::vector<Status> results;
+  std::vector<std::thread> threads;
+  // The orphan passes its own savepoint (the foreign key is deferred) and fails at COMMIT.
+  const std::vector<GroupCommitWriter::WriteFn> writes = {
+      Insert("innocent"), [](Connection& conn) { return conn.Exec("INSERT INTO child VALUES (42)"); }};
+  QueueBehindGate(&gate, writes, &results, &threads);
+  gate.Open();
+  for (std::thread& thread : threads) thread.join();
+
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].error().code, ErrorCode::kUnavailable);
+  ASSERT_FALSE(results[2].ok());
+  EXPECT_EQ(results[2].error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(writer_->GetStats().failed_batches, 1);
+  EXPECT_TRUE(CommittedNames().empty());
+  // The writer recovers: the next batch commits.
+  EXPECT_TRUE(writer_->Submit(Insert("after")).ok());
+  EXPECT_EQ(CommittedNames(), std::vector<std::string>{"after"});
+}
+
+TEST_F(GroupCommitWriterTest, ThrowingWriteBecomesInternalError) {
+  Status status = writer_->Submit([](Connection&) -> Status { throw std::runtime_error("boom"); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::kInternal);
+  EXPECT_TRUE(writer_->Submit(Insert("fine")).ok());
+}
+
+TEST_F(GroupCommitWriterTest, StopRunsQueuedWritesThenRefusesNewOnes) {
+  Gate gate;
+  std::vector<Status> results;
+  std::vector<std::thread> threads;
+  QueueBehindGate(&gate, {Insert("q1"), Insert("q2")}, &results, &threads);
+  std::thread stopper([this] { writer_->Stop(); });
+  gate.Open();
+  stopper.join();
+  for (std::thread& thread : threads) thread.join();
+  for (const Status& status : results) EXPECT_TRUE(status.ok());
+  EXPECT_EQ(CommittedNames(), (std::vector<std::string>{"q1", "q2"}));
+  Status late = writer_->Submit(Insert("late"));
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace keygate::store::sqlite

@@ -1,0 +1,445 @@
+#include "server.h"
+
+#include <algorithm>
+#include <array>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace mock_upstream {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using ErrorCode = boost::system::error_code;
+
+constexpr uint64_t kMaxBodyBytes = 64ull * 1024 * 1024;
+constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
+constexpr unsigned kHttp11 = 11;
+
+void AppendNumber(std::string* out, uint64_t value, int base = 10) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value, base);
+  out->append(digits, end);
+}
+
+// Status line and headers. `content_length` is ignored when `chunked`; with neither (an
+// HTTP/1.0 stream) the body ends when the connection closes.
+struct Head {
+  int status = 200;
+  std::string_view content_type;
+  std::optional<size_t> content_length;
+  bool chunked = false;
+  bool event_stream = false;
+  bool keep_alive = true;
+  unsigned version = kHttp11;
+  int retry_after_s = 0;
+};
+
+void AppendHead(std::string* out, const Head& head) {
+  out->append("HTTP/1.1 ");
+  AppendNumber(out, static_cast<uint64_t>(head.status));
+  out->push_back(' ');
+  out->append(http::obsolete_reason(static_cast<http::status>(head.status)));
+  out->append("\r\nServer: keygate-mock-upstream\r\nContent-Type: ");
+  out->append(head.content_type);
+  out->append("\r\n");
+  if (head.chunked) {
+    out->append("Transfer-Encoding: chunked\r\n");
+  } else if (head.content_length) {
+    out->append("Content-Length: ");
+    AppendNumber(out, *head.content_length);
+    out->append("\r\n");
+  }
+  if (head.event_stream) out->append("Cache-Control: no-cache\r\n");
+  if (head.retry_after_s > 0) {
+    out->append("Retry-After: ");
+    AppendNumber(out, static_cast<uint64_t>(head.retry_after_s));
+    out->append("\r\n");
+  }
+  if (!head.keep_alive) {
+    out->append("Connection: close\r\n");
+  } else if (head.version < kHttp11) {
+    out->append("Connection: keep-alive\r\n");
+  }
+  out->append("\r\n");
+}
+
+// One HTTP chunk (RFC 9112 §7.1), or the raw bytes when not chunked.
+void AppendFramed(std::string* out, std::string_view data, bool chunked) {
+  if (!chunked) {
+    out->append(data);
+    return;
+  }
+  AppendNumber(out, data.size(), 16);
+  out->append("\r\n");
+  out->append(data);
+  out->append("\r\n");
+}
+
+std::optional<std::string_view> FieldOf(const http::request<http::string_body>& request,
+                                        std::string_view name) {
+  auto it = request.find(name);
+  if (it == request.end()) return std::nullopt;
+  return std::string_view(it->value().data(), it->value().size());
+}
+
+// One connection. Runs only on its socket's io_context, which one thread runs: no strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, size_t slot, const MockApi& api, Stats& stats)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        slot_(slot),
+        api_(api),
+        stats_(stats) {}
+
+  void Start() { DoRead(); }
+
+ private:
+  void DoRead();
+  void OnRead(ErrorCode ec);
+  // `message` must need no JSON escaping.
+  void RespondAndClose(int status, const std::string& message);
+  void Record(const http::request<http::string_body>& request);
+  void AfterDelay(void (Session::*next)(), int delay_ms);
+  void Act();
+  void Respond();
+  void StartStream();
+  void WriteSegment();
+  void OnSegmentWritten(ErrorCode ec);
+  void Hang();
+  void CloseGracefully();
+  void CloseAbortively();
+
+  tcp::socket socket_;
+  net::steady_timer timer_;
+  size_t slot_;
+  const MockApi& api_;
+  Stats& stats_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Reply reply_;
+  std::string out_;           // status line and headers, or a whole framed stream
+  std::vector<size_t> cuts_;  // stream: end offsets in out_ of each write
+  size_t written_ = 0;
+  size_t next_cut_ = 0;
+  bool keep_alive_ = true;
+  bool close_after_stream_ = false;
+  unsigned version_ = kHttp11;
+  std::array<char, 512> drain_{};
+};
+
+void Session::DoRead() {
+  parser_.emplace();
+  parser_->body_limit(kMaxBodyBytes);
+  parser_->header_limit(kMaxHeaderBytes);
+  http::async_read(socket_, buffer_, *parser_,
+                   [self = shared_from_this()](ErrorCode ec, size_t) { self->OnRead(ec); });
+}
+
+void Session::OnRead(ErrorCode ec) {
+  if (ec == http::error::end_of_stream) return CloseGracefully();
+  if (ec == http::error::body_limit || ec == http::error::header_limit) {
+    return RespondAndClose(413, "Request too large for the mock upstream.");
+  }
+  if (ec == net::error::operation_aborted || ec == net::error::eof ||
+      ec == net::error::connection_reset || ec == http::error::partial_message) {
+    return;  // the client went away
+  }
+  if (ec) return RespondAndClose(400, "Malformed HTTP request.");
+  const http::request<http::string_body>& request = parser_->get();
+  keep_alive_ = request.keep_alive();
+  version_ = request.version();
+  RequestView view;
+  view.method = std::string_view(request.method_string().data(), request.method_string().size());
+  view.target = std::string_view(request.target().data(), request.target().size());
+  view.body = request.body();
+  view.fault = FieldOf(request, "x-mock-fault");
+  view.chunks = FieldOf(request, "x-mock-chunks");
+  view.chunk_delay_ms = FieldOf(request, "x-mock-chunk-delay-ms");
+  try {
+    api_.Handle(view, &reply_);
+  } catch (const std::exception& e) {  // a bug of ours: answer 500 rather than lose the thread
+    std::fprintf(stderr, "mock_upstream: handler failed: %s\n", e.what());
+    reply_.Clear();
+    reply_.status = 500;
+    reply_.body = R"({"error":{"message":"mock handler failed","type":"server_error"}})";
+  }
+  Record(request);  // before answering, so a client that saw the answer sees the stats
+  AfterDelay(&Session::Act, reply_.delay_ms);
+}
+
+void Session::RespondAndClose(int status, const std::string& message) {
+  reply_.Clear();
+  reply_.status = status;
+  reply_.body = R"({"error":{"message":")" + message +
+                R"(","type":"invalid_request_error","param":null,"code":null}})";
+  keep_alive_ = false;
+  Respond();
+}
+
+void Session::Record(const http::request<http::string_body>& request) {
+  stats_.Record(slot_, reply_.kind, [&](LastRequest* last) {
+    for (const auto& field : request) {
+      std::string_view name(field.name_string().data(), field.name_string().size());
+      std::string_view value(field.value().data(), field.value().size());
+      last->AddHeader(name, value);
+      if (field.name() == http::field::authorization) {
+        last->has_authorization = true;
+        last->authorization.assign(value);
+      }
+    }
+    last->body.assign(request.body());
+  });
+}
+
+void Session::AfterDelay(void (Session::*next)(), int delay_ms) {
+  if (delay_ms <= 0) return (this->*next)();
+  timer_.expires_after(std::chrono::milliseconds(delay_ms));
+  timer_.async_wait([self = shared_from_this(), next](ErrorCode ec) {
+    if (!ec) ((*self).*next)();
+  });
+}
+
+void Session::Act() {
+  switch (reply_.action) {
+    case Action::kRespond:
+      return Respond();
+    case Action::kStream:
+      return StartStream();
+    case Action::kClose:
+      return CloseAbortively();
+    case Action::kHang:
+      return Hang();
+  }
+}
+
+void Session::Respond() {
+  out_.clear();
+  AppendHead(&out_, {.status = reply_.status,
+                     .content_type = reply_.content_type,
+                     .content_length = reply_.body.size(),
+                     .keep_alive = keep_alive_,
+                     .version = version_,
+                     .retry_after_s = reply_.retry_after_s});
+  std::array<net::const_buffer, 2> buffers = {net::buffer(out_), net::buffer(reply_.body)};
+  net::async_write(socket_, buffers, [self = shared_from_this()](ErrorCode ec, size_t) {
+    if (ec) return;
+    if (!self->keep_alive_) return self->CloseGracefully();
+    self->DoRead();
+  });
+}
+
+// Frames every event into out_ up front; cuts_ marks where to pause for chunk_delay_ms.
+void Session::StartStream() {
+  bool chunked = version_ >= kHttp11;
+  bool reset = reply_.reset_mid_stream;
+  close_after_stream_ = reset || !keep_alive_ || !chunked;
+  out_.clear();
+  cuts_.clear();
+  AppendHead(&out_, {.status = reply_.status,
+                     .content_type = reply_.content_type,
+                     .content_length = std::nullopt,
+                     .chunked = chunked,
+                     .event_stream = true,
+                     .keep_alive = !close_after_stream_,
+                     .version = version_});
+  size_t events =
+      reset ? std::min(kResetAfterContentEvents, reply_.content_events) : reply_.event_ends.size();
+  size_t begin = 0;
+  std::string_view body = reply_.body;
+  for (size_t i = 0; i < events; ++i) {
+    AppendFramed(&out_, body.substr(begin, reply_.event_ends[i] - begin), chunked);
+    begin = reply_.event_ends[i];
+    bool more_content = i + 1 < reply_.content_events && i + 1 < events;
+    if (more_content && reply_.chunk_delay_ms > 0) cuts_.push_back(out_.size());
+  }
+  if (chunked && !reset) out_.append("0\r\n\r\n");  // reset: no terminating chunk, by design
+  cuts_.push_back(out_.size());
+  written_ = 0;
+  next_cut_ = 0;
+  WriteSegment();
+}
+
+void Session::WriteSegment() {
+  net::async_write(
+      socket_, net::buffer(out_.data() + written_, cuts_[next_cut_] - written_),
+      [self = shared_from_this()](ErrorCode ec, size_t) { self->OnSegmentWritten(ec); });
+}
+
+void Session::OnSegmentWritten(ErrorCode ec) {
+  if (ec) return;  // the client went away mid-stream
+  written_ = cuts_[next_cut_++];
+  if (next_cut_ < cuts_.size()) return AfterDelay(&Session::WriteSegment, reply_.chunk_delay_ms);
+  if (close_after_stream_) return CloseGracefully();
+  DoRead();
+}
+
+// Answers nothing, but keeps reading so that the session ends when the client hangs up.
+void Session::Hang() {
+  socket_.async_read_some(net::buffer(drain_), [self = shared_from_this()](ErrorCode ec, size_t) {
+    if (ec) return self->CloseGracefully();
+    self->Hang();
+  });
+}
+
+// FIN after everything written: data already sent is guaranteed to arrive.
+void Session::CloseGracefully() {
+  ErrorCode ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+// RST: linger 0 discards anything unsent, which is nothing here.
+void Session::CloseAbortively() {
+  ErrorCode ignored;
+  socket_.set_option(net::socket_base::linger(true, 0), ignored);
+  socket_.close(ignored);
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(const Options& options, const MockApi& api, Stats& stats);
+  void DoAccept();
+  void OnAccept(ErrorCode ec, size_t slot, tcp::socket socket);
+  void RunContext(size_t index);
+
+  const MockApi& api;
+  Stats& stats;
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  tcp::acceptor acceptor;
+  net::signal_set signals;
+  net::steady_timer accept_retry;
+  size_t next_slot = 0;
+};
+
+namespace {
+
+std::vector<std::unique_ptr<net::io_context>> MakeContexts(size_t count) {
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  for (size_t i = 0; i < count; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
+  return contexts;
+}
+
+// An IP literal as is; a name ("localhost") through the resolver, first address wins.
+tcp::endpoint ResolveListen(net::io_context& context, const Options& options) {
+  ErrorCode ec;
+  net::ip::address address = net::ip::make_address(options.host, ec);
+  if (!ec) return {address, options.port};
+  tcp::resolver resolver(context);
+  auto results = resolver.resolve(options.host, std::to_string(options.port));  // throws
+  if (results.empty()) throw std::runtime_error("no address for " + options.host);
+  return results.begin()->endpoint();
+}
+
+}  // namespace
+
+Server::Impl::Impl(const Options& options, const MockApi& api_in, Stats& stats_in)
+    : api(api_in),
+      stats(stats_in),
+      contexts(MakeContexts(Server::ThreadCount(options))),
+      acceptor(*contexts[0]),
+      signals(*contexts[0], SIGINT, SIGTERM),
+      accept_retry(*contexts[0]) {
+  for (auto& context : contexts) guards.push_back(net::make_work_guard(*context));
+  tcp::endpoint endpoint = ResolveListen(*contexts[0], options);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(net::socket_base::reuse_address(true));
+  acceptor.bind(endpoint);
+  acceptor.listen(net::socket_base::max_listen_connections);
+}
+
+void Server::Impl::DoAccept() {
+  size_t slot = next_slot;
+  next_slot = (next_slot + 1) % contexts.size();
+  // The new socket belongs to context `slot`, so its session runs on that thread only.
+  acceptor.async_accept(*contexts[slot], [this, slot](ErrorCode ec, tcp::socket socket) {
+    OnAccept(ec, slot, std::move(socket));
+  });
+}
+
+void Server::Impl::OnAccept(ErrorCode ec, size_t slot, tcp::socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+  if (ec) {  // e.g. out of file descriptors: back off instead of spinning
+    std::fprintf(stderr, "mock_upstream: accept failed: %s\n", ec.message().c_str());
+    accept_retry.expires_after(kAcceptRetryDelay);
+    accept_retry.async_wait([this](ErrorCode wait_ec) {
+      if (!wait_ec) DoAccept();
+    });
+    return;
+  }
+  ErrorCode ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  auto session = std::make_shared<Session>(std::move(socket), slot, api, stats);
+  net::post(*contexts[slot], [session] { session->Start(); });
+  DoAccept();
+}
+
+void Server::Impl::RunContext(size_t index) {
+  for (;;) {
+    try {
+      contexts[index]->run();
+      return;
+    } catch (const std::exception& e) {  // keep serving: one bad handler must not kill a thread
+      std::fprintf(stderr, "mock_upstream: io thread %zu: %s\n", index, e.what());
+    }
+  }
+}
+
+Server::Server(const Options& options, const MockApi& api, Stats& stats) {
+  try {
+    impl_ = std::make_unique<Impl>(options, api, stats);
+  } catch (const boost::system::system_error& e) {  // keep the operator's line short
+    throw std::runtime_error(e.code().message());
+  }
+}
+
+Server::~Server() = default;
+
+uint16_t Server::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+std::string Server::address() const {
+  tcp::endpoint endpoint = impl_->acceptor.local_endpoint();
+  std::string host = endpoint.address().to_string();
+  if (endpoint.address().is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(endpoint.port());
+}
+
+size_t Server::ThreadCount(const Options& options) {
+  if (options.threads > 0) return static_cast<size_t>(options.threads);
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void Server::Run() {
+  impl_->signals.async_wait([this](ErrorCode ec, int) {
+    if (!ec) Stop();
+  });
+  impl_->DoAccept();
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < impl_->contexts.size(); ++i) {
+    threads.emplace_back([this, i] { impl_->RunContext(i); });
+  }
+  impl_->RunContext(0);
+  for (std::thread& thread : threads) thread.join();
+}
+
+void Server::Stop() {
+  for (auto& context : impl_->contexts) context->stop();
+}
+
+}  // namespace mock_upstream
