@@ -9,8 +9,10 @@
 // Limits (spec §6): a request header must arrive within header_timeout_s of the connection
 // opening or of its first byte; a kept-alive connection may stay silent for idle_timeout_s
 // between requests; a body (or a response write) may stall for at most idle_timeout_s; a body
-// over max_body_bytes is answered 413 and the connection closed; malformed HTTP gets 400 and a
-// close; connections beyond max_connections get 503 and a close.
+// over max_body_bytes is answered 413 and the connection closed; a header block over 32 KiB
+// gets 431; malformed HTTP gets 400 and a close; connections beyond max_connections get 503
+// and a close. After a response that closes the connection, input is drained for up to 2 s so
+// that the client reads the response rather than a reset.
 //
 // Every response carries `x-request-id`; every request produces one "http.request" log line
 // (method, path without query, status, duration_us, request_id, bytes; never a header).

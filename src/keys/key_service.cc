@@ -65,13 +65,13 @@ Result<Caller> KeyService::Authenticate(std::string_view bearer_token) {
       return Error::Unauthenticated("this provisioning key is disabled", "key_disabled");
     }
     NoteUsed(digest);
-    return Caller{CallerKind::kProvisioningKey, pk->org_id, pk->hash, pk->name};
+    return Caller{CallerKind::kProvisioningKey, pk->org_id, pk->hash, pk->name, pk->masked};
   } else if (pk.error().code != ErrorCode::kNotFound) {
     return pk.error();
   }
   if (auto owner = store_.GetOwnerCredential(digest); owner.ok()) {
     if (!ConstantTimeEquals(owner->hash, digest)) return Error::Unauthenticated("invalid API key");
-    return Caller{CallerKind::kOwner, owner->org_id, owner->hash, owner->name};
+    return Caller{CallerKind::kOwner, owner->org_id, owner->hash, owner->name, owner->masked};
   } else if (owner.error().code != ErrorCode::kNotFound) {
     return owner.error();
   }
@@ -80,7 +80,7 @@ Result<Caller> KeyService::Authenticate(std::string_view bearer_token) {
       !RevokedAt(*indexed.service_key, clock_.NowMs()) &&
       ConstantTimeEquals(indexed.service_key->hash, digest)) {
     return Caller{CallerKind::kServiceKey, indexed.service_key->org_id, digest,
-                  indexed.service_key->name};
+                  indexed.service_key->name, indexed.service_key->masked};
   }
   return Error::Unauthenticated("invalid API key");
 }
@@ -389,6 +389,26 @@ Result<store::ServiceKeyPage> KeyService::ListServiceKeys(const Caller& caller,
 
 Result<ServiceKey> KeyService::GetServiceKey(const Caller& caller, const std::string& hash) {
   return LoadOwnedKey(caller, hash);
+}
+
+Result<ServiceKey> KeyService::GetOwnServiceKey(const Caller& caller) {
+  if (caller.kind != CallerKind::kServiceKey) {
+    return Error::PermissionDenied("only a service key has a service key record");
+  }
+  // The store, not the index: the answer must reflect the latest write of any replica.
+  auto key = store_.GetServiceKey(caller.id);
+  if (!key.ok()) {
+    if (key.error().code == ErrorCode::kNotFound) return Error::Unauthenticated("invalid API key");
+    return key.error();
+  }
+  const UnixMillis now = clock_.NowMs();
+  if (RevokedAt(*key, now)) return Error::Unauthenticated("invalid API key");
+  // spec §3 step 1: an expired key is 401 before a disabled one is 403.
+  if (key->guardrails.expires_at && *key->guardrails.expires_at <= now) {
+    return Error::Unauthenticated("this API key has expired", "key_expired");
+  }
+  if (key->disabled) return Error::PermissionDenied("this API key is disabled", "key_disabled");
+  return key;
 }
 
 Result<ServiceKey> KeyService::UpdateServiceKey(const Caller& caller, const std::string& hash,

@@ -65,6 +65,7 @@ struct Caller {
   std::string org_id;
   std::string id;    // the credential's digest
   std::string name;
+  std::string masked;  // the credential's masked form ("pk-kg-••••a91c"), for display
   // The audit actor: "owner:<id>" or "pk:<id>" or "sk:<id>".
   std::string Actor() const;
 };
@@ -163,6 +164,12 @@ class KeyService {
   // NotFound for unknown, revoked, or another org's key; PermissionDenied for a workspace key
   // asked by a provisioning key.
   Result<ServiceKey> GetServiceKey(const Caller& caller, const std::string& hash);
+  // The stored record of a service-key caller reading itself (GET /api/v1/key), checked as the
+  // data plane checks a call (spec §3 step 1). PermissionDenied unless `caller` is a service
+  // key; Unauthenticated ("invalid_api_key") if the key has been revoked since it was
+  // authenticated, ("key_expired") from its expiry on; PermissionDenied ("key_disabled") for a
+  // disabled key; Unavailable on store failure.
+  Result<ServiceKey> GetOwnServiceKey(const Caller& caller);
   Result<ServiceKey> UpdateServiceKey(const Caller& caller, const std::string& hash,
                                       const KeyFields& fields, const std::string& request_id);
   // Revokes at once; the data plane refuses the key from the next request.

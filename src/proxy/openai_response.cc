@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include <boost/json/parse.hpp>
+#include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 
 namespace keygate::proxy {
@@ -11,10 +11,29 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::string_view kDataField = "data:";
+constexpr std::string_view kUsageKey = "\"usage\"";
 constexpr std::string_view kNullUsage = ",\"usage\":null";
 constexpr std::string_view kCompletionKeys[] = {"\"content\":\"", "\"arguments\":\"",
                                                 "\"refusal\":\"", "\"reasoning\":\"",
                                                 "\"reasoning_content\":\""};
+
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// If the "usage" at `at` is a key (after '{' or ',') whose value is an object, returns where
+// that object starts; else npos (the text was inside a string, or a value).
+size_t UsageObjectStart(std::string_view text, size_t at) {
+  size_t before = at;
+  while (before > 0 && IsJsonSpace(text[before - 1])) --before;
+  if (before == 0 || (text[before - 1] != '{' && text[before - 1] != ',')) {
+    return std::string_view::npos;
+  }
+  size_t i = at + kUsageKey.size();
+  while (i < text.size() && IsJsonSpace(text[i])) ++i;
+  if (i >= text.size() || text[i] != ':') return std::string_view::npos;
+  ++i;
+  while (i < text.size() && IsJsonSpace(text[i])) ++i;
+  return i < text.size() && text[i] == '{' ? i : std::string_view::npos;
+}
 
 int64_t NonNegative(const json::value* value) {
   if (value == nullptr || !value->is_int64()) return 0;
@@ -49,15 +68,23 @@ size_t StringBodyLength(std::string_view text, size_t from) {
 }  // namespace
 
 std::optional<TokenUsage> ParseUsage(std::string_view text) {
-  boost::system::error_code ec;
-  json::value document = json::parse(text, ec);
-  if (ec || !document.is_object()) return std::nullopt;
-  const json::value* usage = document.get_object().if_contains("usage");
-  if (usage == nullptr || !usage->is_object()) return std::nullopt;
-  const json::object& counts = usage->get_object();
-  const json::value* prompt = counts.if_contains("prompt_tokens");
-  if (prompt == nullptr || !prompt->is_int64()) return std::nullopt;
-  return TokenUsage{NonNegative(prompt), NonNegative(counts.if_contains("completion_tokens"))};
+  // The usage object comes last in OpenAI's answers: find it from the end and parse only it,
+  // not the whole answer (an embeddings answer is mostly numbers).
+  for (size_t at = text.rfind(kUsageKey); at != std::string_view::npos;
+       at = at == 0 ? std::string_view::npos : text.rfind(kUsageKey, at - 1)) {
+    const size_t object = UsageObjectStart(text, at);
+    if (object == std::string_view::npos) continue;
+    json::parser parser;
+    boost::system::error_code ec;
+    parser.write_some(text.data() + object, text.size() - object, ec);
+    if (ec) return std::nullopt;
+    const json::value usage = parser.release();
+    const json::value* prompt = usage.get_object().if_contains("prompt_tokens");
+    if (prompt == nullptr || !prompt->is_int64()) return std::nullopt;
+    return TokenUsage{NonNegative(prompt),
+                      NonNegative(usage.get_object().if_contains("completion_tokens"))};
+  }
+  return std::nullopt;
 }
 
 void SseSplitter::Feed(std::string_view data, std::vector<std::string_view>* events) {
@@ -115,7 +142,7 @@ EventKind ClassifyEvent(std::string_view event) {
   }
   const bool no_choices = data.find("\"choices\":[]") != std::string_view::npos ||
                           data.find("\"choices\": []") != std::string_view::npos;
-  return no_choices ? EventKind::kUsageOnly : EventKind::kContent;
+  return no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
 }
 
 std::optional<std::string> WithoutNullUsage(std::string_view event) {

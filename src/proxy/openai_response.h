@@ -17,9 +17,10 @@
 
 namespace keygate::proxy {
 
-// Returns the token counts of the top-level `usage` object of a JSON response or stream event
+// Returns the token counts of the last `usage` object of a JSON response or stream event
 // payload (prompt_tokens, and completion_tokens or 0 when absent, as for embeddings), or
-// nullopt if `json` is not a JSON object or has no usage object with an integer prompt_tokens.
+// nullopt if there is no `"usage": {...}` member whose object parses and has an integer
+// prompt_tokens. Only the usage object is parsed, not the whole answer.
 std::optional<TokenUsage> ParseUsage(std::string_view json);
 
 // Splits a byte stream into SSE events. An event ends with a blank line ("\n\n", "\r\n\r\n" or
@@ -46,9 +47,10 @@ class SseSplitter {
 
 // What a stream event is, for the relay.
 enum class EventKind {
-  kContent,    // anything else: relayed as is
-  kUsageOnly,  // a chunk with "choices": [] and a usage object: relayed only on request
-  kDone,       // "data: [DONE]"
+  kContent,           // anything else: relayed
+  kContentWithUsage,  // a chunk with choices and a usage object (some providers): relayed
+  kUsageOnly,         // a chunk with "choices": [] and a usage object: relayed only on request
+  kDone,              // "data: [DONE]"
 };
 
 // Classifies one event as returned by SseSplitter (terminator included).

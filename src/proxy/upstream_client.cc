@@ -16,6 +16,7 @@
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -205,9 +206,9 @@ const char* ToString(UpstreamOutcome outcome) {
 
 // ---- the pool -----------------------------------------------------------------------------
 
-class UpstreamClient::Impl : public std::enable_shared_from_this<Impl> {
+class ConnectionPool {
  public:
-  Impl(net::io_context& io, UpstreamClientOptions options)
+  ConnectionPool(net::io_context& io, UpstreamClientOptions options)
       : io_(io), options_(options), tls_context_(MakeTlsContext()) {}
 
   net::io_context& io() { return io_; }
@@ -265,7 +266,7 @@ using Parser = bhttp::response_parser<bhttp::buffer_body>;
 
 class Exchange final : public UpstreamCall, public std::enable_shared_from_this<Exchange> {
  public:
-  Exchange(std::shared_ptr<UpstreamClient::Impl> client, UpstreamRequest request,
+  Exchange(std::shared_ptr<ConnectionPool> client, UpstreamRequest request,
            std::shared_ptr<UpstreamObserver> observer)
       : client_(std::move(client)),
         strand_(net::make_strand(client_->io())),
@@ -275,11 +276,11 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
         request_text_(Serialize(*target_, request)),
         observer_(std::move(observer)) {}
 
-  void Start() {
+  // UpstreamCall
+  void Start() override {
     net::dispatch(strand_, [self = shared_from_this()] { self->Begin(); });
   }
 
-  // UpstreamCall
   void Cancel() override {
     net::post(strand_, [self = shared_from_this()] {
       if (self->done_ || self->cancelled_) return;
@@ -312,7 +313,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
     return net::bind_executor(strand_, std::forward<F>(f));
   }
 
-  std::shared_ptr<UpstreamClient::Impl> client_;
+  std::shared_ptr<ConnectionPool> client_;
   net::strand<net::io_context::executor_type> strand_;
   net::steady_timer timer_;
   tcp::resolver resolver_;
@@ -529,19 +530,17 @@ void Exchange::Interrupt() {
 // ---- UpstreamClient -----------------------------------------------------------------------
 
 UpstreamClient::UpstreamClient(boost::asio::io_context& io, UpstreamClientOptions options)
-    : impl_(std::make_shared<Impl>(io, options)) {}
+    : pool_(std::make_shared<ConnectionPool>(io, options)) {}
 
 UpstreamClient::~UpstreamClient() = default;
 
-std::shared_ptr<UpstreamCall> UpstreamClient::Send(UpstreamRequest request,
-                                                   std::shared_ptr<UpstreamObserver> observer) {
-  auto exchange = std::make_shared<Exchange>(impl_, std::move(request), std::move(observer));
-  exchange->Start();
-  return exchange;
+std::shared_ptr<UpstreamCall> UpstreamClient::Create(UpstreamRequest request,
+                                                     std::shared_ptr<UpstreamObserver> observer) {
+  return std::make_shared<Exchange>(pool_, std::move(request), std::move(observer));
 }
 
-void UpstreamClient::CloseIdle() { impl_->CloseIdle(); }
+void UpstreamClient::CloseIdle() { pool_->CloseIdle(); }
 
-size_t UpstreamClient::idle_connections() const { return impl_->IdleCount(); }
+size_t UpstreamClient::idle_connections() const { return pool_->IdleCount(); }
 
 }  // namespace keygate::proxy

@@ -13,7 +13,7 @@
 // Beast, Asio and OpenSSL stay in upstream_client.cc; this header forward-declares the
 // io_context only.
 //
-// Thread safety: Send(), CloseIdle() and idle_connections() may be called from any thread.
+// Thread safety: Create(), CloseIdle() and idle_connections() may be called from any thread.
 // Each call runs on a strand of its own; its observer's methods are called on that strand, one
 // at a time, in order. UpstreamCall::Cancel() may be called from any thread, any number of
 // times.
@@ -35,6 +35,8 @@ class io_context;
 }  // namespace boost::asio
 
 namespace keygate::proxy {
+
+class ConnectionPool;  // private to upstream_client.cc
 
 // Where a provider's calls go and what they carry, resolved once from its ProviderConfig.
 struct UpstreamTarget {
@@ -90,10 +92,12 @@ class UpstreamObserver {
   virtual void OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) = 0;
 };
 
-// A running exchange.
+// One exchange, made by UpstreamClient::Create().
 class UpstreamCall {
  public:
   virtual ~UpstreamCall() = default;
+  // Starts the exchange. Call once. The observer may be called before Start() returns.
+  virtual void Start() = 0;
   // Stops the exchange: its connection is closed (never pooled) and the observer gets
   // OnResponseEnd(kCancelled) unless the exchange has ended already. Thread-safe, idempotent.
   virtual void Cancel() = 0;
@@ -121,11 +125,11 @@ class UpstreamClient {
   UpstreamClient(const UpstreamClient&) = delete;
   UpstreamClient& operator=(const UpstreamClient&) = delete;
 
-  // Starts sending `request`. The observer is kept until its OnResponseEnd returns. Returns
-  // the call, for Cancel(). Never fails synchronously: every failure reaches the observer.
-  // REQUIRES: request.target non-null and usable; observer non-null.
-  std::shared_ptr<UpstreamCall> Send(UpstreamRequest request,
-                                     std::shared_ptr<UpstreamObserver> observer);
+  // Makes the exchange for `request`; nothing is sent before its Start(). The observer is kept
+  // until its OnResponseEnd returns. Never fails synchronously: every failure reaches the
+  // observer. REQUIRES: request.target non-null and usable; observer non-null.
+  std::shared_ptr<UpstreamCall> Create(UpstreamRequest request,
+                                       std::shared_ptr<UpstreamObserver> observer);
 
   // Closes every idle pooled connection (shutdown, or to drop connections to a provider whose
   // address changed on reload).
@@ -135,8 +139,7 @@ class UpstreamClient {
   size_t idle_connections() const;
 
  private:
-  class Impl;
-  std::shared_ptr<Impl> impl_;
+  std::shared_ptr<ConnectionPool> pool_;  // shared with running exchanges
 };
 
 }  // namespace keygate::proxy

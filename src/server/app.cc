@@ -10,9 +10,12 @@
 #include "dialects/common/key_view.h"
 #include "dialects/common/management.h"
 #include "dialects/fastrouter/fastrouter.h"
+#include "dialects/openrouter/openrouter.h"
+#include "dialects/routerkeys/routerkeys.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "owner/owner_api.h"
+#include "server/openapi.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace keygate::server {
@@ -85,8 +88,12 @@ void App::Parts::RegisterRoutes() {
     }
     responder->Send(dialects::Json(200, R"({"status":"ready","store":"ok"})"));
   });
+  // The management dialects: one line each (a new dialect is one folder and one line here).
   dialects::fastrouter::Register(router, management);
+  dialects::openrouter::Register(router, management);
+  dialects::routerkeys::Register(router, management);
   owner::Register(router, management);
+  RegisterOpenApi(router);
 }
 
 Status App::Parts::LoadIndex() {

@@ -66,8 +66,12 @@ TEST_P(KeyStoreContractTest, AuditEntriesCommitWithTheirWritesNewestFirst) {
   create.at = kT0 + 1;
   ASSERT_TRUE(keys().InsertProvisioningKey(pk, create).ok());
   pk.disabled = true;
-  ASSERT_TRUE(keys().UpdateProvisioningKey(pk, Audit("org_a", "provisioning_key.disable", pk.hash)).ok());
-  ASSERT_TRUE(keys().DeleteProvisioningKey("org_a", pk.hash, Audit("org_a", "provisioning_key.delete", pk.hash)).ok());
+  ASSERT_TRUE(
+      keys().UpdateProvisioningKey(pk, Audit("org_a", "provisioning_key.disable", pk.hash)).ok());
+  ASSERT_TRUE(keys()
+                  .DeleteProvisioningKey("org_a", pk.hash,
+                                         Audit("org_a", "provisioning_key.delete", pk.hash))
+                  .ok());
 
   auto page = audit().ListAudit(AuditFor("org_a"));
   ASSERT_TRUE(page.ok()) << page.error().message;
@@ -88,8 +92,10 @@ TEST_P(KeyStoreContractTest, AuditEntriesCommitWithTheirWritesNewestFirst) {
 
 TEST_P(KeyStoreContractTest, FailedWriteLeavesNoAuditEntry) {
   CreateOrg("org_a");
-  ASSERT_TRUE(keys().InsertProvisioningKey(MakeProvisioningKey("org_a", "ci"),
-                                           Audit("org_a", "provisioning_key.create", "")).ok());
+  ASSERT_TRUE(keys()
+                  .InsertProvisioningKey(MakeProvisioningKey("org_a", "ci"),
+                                         Audit("org_a", "provisioning_key.create", ""))
+                  .ok());
   ProvisioningKey dup = MakeProvisioningKey("org_a", "ci");
   dup.hash = std::string(64, 'd');
   ASSERT_FALSE(keys().InsertProvisioningKey(dup, Audit("org_a", "should.not.appear", "")).ok());
@@ -152,16 +158,19 @@ TEST_P(KeyStoreContractTest, SpendSumsRespectDayWeekAndMonthBounds) {
   const DayBounds bounds{DaysFromCivil(2024, 1, 31), DaysFromCivil(2024, 1, 29),
                          DaysFromCivil(2024, 1, 1)};
   const int64_t last_ms = kMsPerDay - 1;
-  ASSERT_TRUE(usage().AppendUsage({
-      Record("lin", 1, At(2023, 12, 31, last_ms)),  // last year, last month, last week
-      Record("lin", 10, At(2024, 1, 1)),             // this month, an earlier week
-      Record("lin", 100, At(2024, 1, 28, last_ms)),  // Sunday: still last week
-      Record("lin", 1'000, At(2024, 1, 29)),         // Monday 00:00: this week
-      Record("lin", 10'000, At(2024, 1, 30, last_ms)),  // yesterday
-      Record("lin", 100'000, At(2024, 1, 31)),       // today 00:00
-      Record("lin", 1'000'000, At(2024, 1, 31, last_ms)),
-      Record("other", 7, At(2024, 1, 31)),
-  }).ok());
+  ASSERT_TRUE(
+      usage()
+          .AppendUsage({
+              Record("lin", 1, At(2023, 12, 31, last_ms)),      // last year, last month, last week
+              Record("lin", 10, At(2024, 1, 1)),                // this month, an earlier week
+              Record("lin", 100, At(2024, 1, 28, last_ms)),     // Sunday: still last week
+              Record("lin", 1'000, At(2024, 1, 29)),            // Monday 00:00: this week
+              Record("lin", 10'000, At(2024, 1, 30, last_ms)),  // yesterday
+              Record("lin", 100'000, At(2024, 1, 31)),          // today 00:00
+              Record("lin", 1'000'000, At(2024, 1, 31, last_ms)),
+              Record("other", 7, At(2024, 1, 31)),
+          })
+          .ok());
   auto sums = usage().SpendFor({"lin", "other", "absent"}, bounds);
   ASSERT_TRUE(sums.ok()) << sums.error().message;
   ASSERT_EQ(sums->size(), 3u);
@@ -182,7 +191,8 @@ TEST_P(KeyStoreContractTest, SpendSumsRespectDayWeekAndMonthBounds) {
 TEST_P(KeyStoreContractTest, AppendUsageAccumulatesAcrossBatches) {
   const UnixMillis day = At(2024, 3, 5, 1000);
   ASSERT_TRUE(usage().AppendUsage({Record("lin", 5, day)}).ok());
-  ASSERT_TRUE(usage().AppendUsage({Record("lin", 6, day + 1), Record("lin", 7, day + kMsPerDay)}).ok());
+  ASSERT_TRUE(
+      usage().AppendUsage({Record("lin", 6, day + 1), Record("lin", 7, day + kMsPerDay)}).ok());
   ASSERT_TRUE(usage().AppendUsage({}).ok());
   auto series = usage().DailySeries("lin", DaysFromCivil(2024, 3, 1));
   ASSERT_TRUE(series.ok());
@@ -198,8 +208,10 @@ TEST_P(KeyStoreContractTest, AppendUsageAccumulatesAcrossBatches) {
 }
 
 TEST_P(KeyStoreContractTest, RecentUsageIsNewestFirstAndKeepsEveryField) {
-  ASSERT_TRUE(usage().AppendUsage({Record("lin", 1, kT0), Record("lin", 2, kT0 + 2),
-                                   Record("lin", 3, kT0 + 1), Record("other", 9, kT0 + 5)}).ok());
+  ASSERT_TRUE(usage()
+                  .AppendUsage({Record("lin", 1, kT0), Record("lin", 2, kT0 + 2),
+                                Record("lin", 3, kT0 + 1), Record("other", 9, kT0 + 5)})
+                  .ok());
   auto recent = usage().RecentUsage("lin", 2);
   ASSERT_TRUE(recent.ok()) << recent.error().message;
   ASSERT_EQ(recent->size(), 2u);

@@ -132,8 +132,10 @@ TEST_P(KeyStoreContractTest, ListFiltersBySourceAndProject) {
   InsertKey("org_a", "workspace", [](ServiceKey* k) { k->source = keys::KeySource::kWorkspace; });
   ServiceKey in_project = MakeServiceKey("org_a", "in-project");
   in_project.project_id = "proj_1";
-  ASSERT_TRUE(keys().InsertServiceKey(&in_project, keys::Project{"proj_1", "org_a", "p", kT0},
-                                      Audit("org_a", "service_key.create", "")).ok());
+  ASSERT_TRUE(keys()
+                  .InsertServiceKey(&in_project, keys::Project{"proj_1", "org_a", "p", kT0},
+                                    Audit("org_a", "service_key.create", ""))
+                  .ok());
   ServiceKeyQuery query = Query("org_a");
   query.source = keys::KeySource::kWorkspace;
   EXPECT_EQ(Names(*keys().ListServiceKeys(query)), (Strings{"workspace"}));
@@ -269,7 +271,8 @@ TEST_P(KeyStoreContractTest, ListTotalFollowsRevocationsAndGracePeriods) {
   EXPECT_EQ(Names(*page), (Strings{"a", "b2"}));
   // Delete (revoke now), then an update that clears revoke_at again.
   a.revoke_at = kT0;
-  ASSERT_TRUE(keys().UpdateServiceKey(&a, std::nullopt, Audit("org_a", "service_key.delete", a.hash)).ok());
+  ASSERT_TRUE(
+      keys().UpdateServiceKey(&a, std::nullopt, Audit("org_a", "service_key.delete", a.hash)).ok());
   EXPECT_EQ(keys().ListServiceKeys(Query("org_a"))->total, 2);
   a.revoke_at.reset();
   ASSERT_TRUE(keys().UpdateServiceKey(&a, std::nullopt, Audit("org_a", "x", a.hash)).ok());
@@ -286,11 +289,11 @@ TEST_P(KeyStoreContractTest, ListTotalMatchesTheRowsAfterEveryKindOfWrite) {
       if (i == 7) k->revoke_at = kT0 + 50;
     }));
   }
-  made[1].disabled = true;                 // enabled -> disabled
-  made[3].disabled = false;                // disabled -> enabled
-  made[4].revoke_at = kT0;                 // deleted
-  made[6].revoke_at = kT0 + 10;            // disabled key put in a grace period
-  made[7].revoke_at.reset();               // grace period lifted
+  made[1].disabled = true;       // enabled -> disabled
+  made[3].disabled = false;      // disabled -> enabled
+  made[4].revoke_at = kT0;       // deleted
+  made[6].revoke_at = kT0 + 10;  // disabled key put in a grace period
+  made[7].revoke_at.reset();     // grace period lifted
   made[7].disabled = true;
   for (int i : {1, 3, 4, 6, 7}) {
     ASSERT_TRUE(keys().UpdateServiceKey(&made[i], std::nullopt, Audit("org_a", "x", "")).ok());

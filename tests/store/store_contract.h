@@ -42,6 +42,9 @@ std::vector<Backend> Backends();
 // A fresh directory under the test temp dir. The caller removes it.
 std::string MakeTempDir();
 
+// A deterministic 64-character hex id derived from `seed`, shaped like a key digest.
+std::string HexId(const std::string& seed);
+
 inline constexpr UnixMillis kT0 = 1'700'000'000'000;  // 2023-11-14T22:13:20Z
 
 class KeyStoreContractTest : public ::testing::TestWithParam<Backend> {

@@ -130,7 +130,7 @@ Result<store::ServiceKeyPage> FailingStore::ListServiceKeys(const store::Service
 }
 
 Result<std::vector<keys::ServiceKey>> FailingStore::ServiceKeysChangedSince(int64_t after_version,
-                                                                           int64_t max) {
+                                                                            int64_t max) {
   KG_RETURN_IF_ERROR(AdmitRead("ServiceKeysChangedSince"));
   return keys_.ServiceKeysChangedSince(after_version, max);
 }

@@ -25,7 +25,9 @@
 
 namespace keygate::testing {
 
-class FailingStore final : public store::KeyStore, public store::AuditLog, public store::UsageStore {
+class FailingStore final : public store::KeyStore,
+                           public store::AuditLog,
+                           public store::UsageStore {
  public:
   // Forwards to the three interfaces given, which it does not own and which must outlive it
   // (often one SqliteStore passed three times; see the one-argument form).
@@ -77,7 +79,7 @@ class FailingStore final : public store::KeyStore, public store::AuditLog, publi
   Result<keys::ServiceKey> GetServiceKey(const std::string& hash) override;
   Result<store::ServiceKeyPage> ListServiceKeys(const store::ServiceKeyQuery& query) override;
   Result<std::vector<keys::ServiceKey>> ServiceKeysChangedSince(int64_t after_version,
-                                                               int64_t max) override;
+                                                                int64_t max) override;
   Result<std::vector<keys::ServiceKey>> AllLiveServiceKeys(UnixMillis now) override;
   Status TouchLastUsed(const std::vector<Touch>& touches) override;
 
@@ -86,8 +88,8 @@ class FailingStore final : public store::KeyStore, public store::AuditLog, publi
 
   // UsageStore
   Status AppendUsage(const std::vector<store::UsageRecord>& records) override;
-  Result<std::map<std::string, store::SpendSums>> SpendFor(
-      const std::vector<std::string>& lineages, const store::DayBounds& bounds) override;
+  Result<std::map<std::string, store::SpendSums>> SpendFor(const std::vector<std::string>& lineages,
+                                                           const store::DayBounds& bounds) override;
   Result<MicroUsd> SpendSince(const std::string& lineage, int64_t from_day) override;
   Result<std::vector<store::DailyUsage>> DailySeries(const std::string& lineage,
                                                      int64_t from_day) override;

@@ -109,6 +109,23 @@ void WriteKeyData(JsonWriter& w, const KeyView& view) {
   TimestampOrNull(w, k.last_used_at);
 }
 
+std::string KeyDataDocument(const KeyView& view, const std::string* secret,
+                            const keys::RotatedServiceKey* rotated) {
+  JsonWriter w;
+  w.BeginObject().Key("data").BeginObject();
+  WriteKeyData(w, view);
+  w.EndObject();
+  if (secret != nullptr) w.Key("key").String(*secret);
+  if (rotated != nullptr) {
+    w.Key("replaces").BeginObject();
+    w.Key("hash").String(rotated->old_hash);
+    w.Key("revoke_at").String(FormatTimestamp(rotated->revoke_at));
+    w.EndObject();
+  }
+  w.EndObject();
+  return w.Take();
+}
+
 http::Response RenderError(const Error& raw) {
   Error error = RenameParam(raw, kWireNames);
   const int status = HttpStatusFor(error.code);

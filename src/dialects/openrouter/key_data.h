@@ -25,6 +25,12 @@ Result<keys::KeyFields> ReadKeyFields(const boost::json::object& body);
 // own fields, into an object the caller has opened.
 void WriteKeyData(JsonWriter& w, const KeyView& view);
 
+// The whole answer of get, update, create and rotate: {"data": KeyData}, plus "key" (the secret,
+// shown once) when `secret` is given, plus "replaces": {"hash", "revoke_at"} when `rotated` is.
+// Neither pointer is kept.
+std::string KeyDataDocument(const KeyView& view, const std::string* secret,
+                            const keys::RotatedServiceKey* rotated);
+
 // {"error": {"code": <status>, "message": "…"}} with the status of the error's code; the
 // field at fault is named in the message (and in `param` when known).
 http::Response RenderError(const Error& error);

@@ -28,7 +28,9 @@ Status Invoke(const GroupCommitWriter::WriteFn& fn, Connection& conn) {
 }  // namespace
 
 GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> conn, size_t max_batch)
-    : conn_(std::move(conn)), max_batch_(max_batch == 0 ? 1 : max_batch), thread_([this] { Loop(); }) {}
+    : conn_(std::move(conn)),
+      max_batch_(max_batch == 0 ? 1 : max_batch),
+      thread_([this] { Loop(); }) {}
 
 GroupCommitWriter::~GroupCommitWriter() { Stop(); }
 

@@ -17,9 +17,7 @@ ReadPool::~ReadPool() { Close(); }
 
 Result<ReadPool::Lease> ReadPool::Acquire() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] {
-    return closed_ || !idle_.empty() || open_count_ < max_connections_;
-  });
+  cv_.wait(lock, [this] { return closed_ || !idle_.empty() || open_count_ < max_connections_; });
   if (closed_) return Error::Unavailable("the sqlite store is closed");
   if (!idle_.empty()) {
     std::unique_ptr<Connection> conn = std::move(idle_.back());

@@ -23,8 +23,7 @@ class ReadPool {
   // A borrowed connection, returned to the pool on destruction.
   class Lease {
    public:
-    Lease(ReadPool* pool, std::unique_ptr<Connection> conn)
-        : pool_(pool), conn_(std::move(conn)) {}
+    Lease(ReadPool* pool, std::unique_ptr<Connection> conn) : pool_(pool), conn_(std::move(conn)) {}
     Lease(Lease&&) noexcept = default;
     Lease& operator=(Lease&&) = delete;
     ~Lease();

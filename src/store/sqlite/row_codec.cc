@@ -35,8 +35,8 @@ class StringArrayParser {
 
  private:
   void SkipSpace() {
-    while (pos_ < in_.size() && (in_[pos_] == ' ' || in_[pos_] == '\n' || in_[pos_] == '\r' ||
-                                 in_[pos_] == '\t')) {
+    while (pos_ < in_.size() &&
+           (in_[pos_] == ' ' || in_[pos_] == '\n' || in_[pos_] == '\r' || in_[pos_] == '\t')) {
       ++pos_;
     }
   }
@@ -66,16 +66,34 @@ class StringArrayParser {
   bool ParseEscape(std::string* out) {
     if (pos_ >= in_.size()) return false;
     switch (in_[pos_++]) {
-      case '"': out->push_back('"'); return true;
-      case '\\': out->push_back('\\'); return true;
-      case '/': out->push_back('/'); return true;
-      case 'b': out->push_back('\b'); return true;
-      case 'f': out->push_back('\f'); return true;
-      case 'n': out->push_back('\n'); return true;
-      case 'r': out->push_back('\r'); return true;
-      case 't': out->push_back('\t'); return true;
-      case 'u': return ParseUnicodeEscape(out);
-      default: return false;
+      case '"':
+        out->push_back('"');
+        return true;
+      case '\\':
+        out->push_back('\\');
+        return true;
+      case '/':
+        out->push_back('/');
+        return true;
+      case 'b':
+        out->push_back('\b');
+        return true;
+      case 'f':
+        out->push_back('\f');
+        return true;
+      case 'n':
+        out->push_back('\n');
+        return true;
+      case 'r':
+        out->push_back('\r');
+        return true;
+      case 't':
+        out->push_back('\t');
+        return true;
+      case 'u':
+        return ParseUnicodeEscape(out);
+      default:
+        return false;
     }
   }
 
@@ -153,10 +171,32 @@ Result<keys::ResetInterval> ParseResetInterval(std::string_view text) {
 
 // Column indexes of kServiceKeyColumns.
 enum ServiceKeyColumn {
-  kHash, kOrgId, kName, kMasked, kProjectId, kProjectName, kSource, kModelsJson, kCreditLimit,
-  kResetInterval, kRpmLimit, kTpmLimit, kExpiresAt, kDisabled, kMetadataJson, kTagsJson,
-  kIncludeByok, kCreatorUserId, kExternalUser, kCreatedBy, kLineage, kCreatedAt, kUpdatedAt,
-  kLastUsedAt, kRevokeAt, kVersion,
+  kHash,
+  kOrgId,
+  kName,
+  kMasked,
+  kProjectId,
+  kProjectName,
+  kSource,
+  kModelsJson,
+  kCreditLimit,
+  kResetInterval,
+  kRpmLimit,
+  kTpmLimit,
+  kExpiresAt,
+  kDisabled,
+  kMetadataJson,
+  kTagsJson,
+  kIncludeByok,
+  kCreatorUserId,
+  kExternalUser,
+  kCreatedBy,
+  kLineage,
+  kCreatedAt,
+  kUpdatedAt,
+  kLastUsedAt,
+  kRevokeAt,
+  kVersion,
 };
 
 // The enum- and JSON-typed columns, which can fail to decode.
@@ -210,8 +250,7 @@ const char* const kServiceKeyColumns =
     "k.created_by, k.lineage, k.created_at, k.updated_at, k.last_used_at, k.revoke_at, "
     "k.version";
 
-const char* const kServiceKeyFrom =
-    "service_keys k LEFT JOIN projects p ON p.id = k.project_id";
+const char* const kServiceKeyFrom = "service_keys k LEFT JOIN projects p ON p.id = k.project_id";
 
 Result<keys::ServiceKey> ReadServiceKey(const Statement& stmt) {
   keys::ServiceKey key;

@@ -174,8 +174,7 @@ CREATE TABLE usage_daily (
 )sql";
 
 constexpr std::array kMigrations = {
-    Migration{1, "initial schema: organizations, keys, projects, audit log, usage",
-              kInitialSchema},
+    Migration{1, "initial schema: organizations, keys, projects, audit log, usage", kInitialSchema},
 };
 
 constexpr const char* kCreateMigrationsTable =
@@ -191,8 +190,7 @@ Status ApplyOne(Connection& conn, const Migration& migration, const Clock& clock
   if (!current.ok()) return current.error();
   if (*current >= migration.version) return tx.Commit();
   KG_RETURN_IF_ERROR(conn.Exec(migration.sql));
-  auto record =
-      conn.Prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
+  auto record = conn.Prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
   if (!record.ok()) return record.error();
   record->Bind(1, migration.version);
   record->Bind(2, clock.NowMs());
@@ -208,8 +206,7 @@ struct ConstraintField {
 
 constexpr std::array kUniqueFields = {
     ConstraintField{"provisioning_keys.name",
-                    "a provisioning key with this name already exists in the organization",
-                    "name"},
+                    "a provisioning key with this name already exists in the organization", "name"},
     ConstraintField{"projects.name", "a project with this name already exists in the organization",
                     "project_name"},
     ConstraintField{"service_keys.hash", "a service key with this hash already exists", "hash"},
@@ -240,10 +237,10 @@ Status ApplyMigrations(Connection& conn, const Clock& clock) {
   auto current = CurrentSchemaVersion(conn);
   if (!current.ok()) return current.error();
   if (*current > LatestSchemaVersion()) {
-    return Error::Unavailable("sqlite database " + conn.path() + " has schema version " +
-                              std::to_string(*current) + ", but this keygate knows versions up to " +
-                              std::to_string(LatestSchemaVersion()) +
-                              "; it was written by a newer keygate: upgrade keygate to open it");
+    return Error::Unavailable(
+        "sqlite database " + conn.path() + " has schema version " + std::to_string(*current) +
+        ", but this keygate knows versions up to " + std::to_string(LatestSchemaVersion()) +
+        "; it was written by a newer keygate: upgrade keygate to open it");
   }
   for (const Migration& migration : kMigrations) {
     if (migration.version <= *current) continue;
@@ -253,7 +250,8 @@ Status ApplyMigrations(Connection& conn, const Clock& clock) {
       return Error{e.code,
                    "schema migration " + std::to_string(migration.version) + " (" +
                        migration.description + ") failed: " + e.message,
-                   {}, {}};
+                   {},
+                   {}};
     }
   }
   return OkStatus();

@@ -1,11 +1,12 @@
 // SqliteStore: reading the audit log, and usage (raw records plus per-lineage daily totals).
+#include "store/sqlite/sqlite_store.h"
+
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "store/sqlite/row_codec.h"
-#include "store/sqlite/sqlite_store.h"
 #include "store/sqlite/store_statements.h"
 
 namespace keygate::store {
@@ -61,26 +62,26 @@ DailyDeltas SumByLineageAndDay(const std::vector<UsageRecord>& records) {
 }
 
 Status InsertUsageRecord(Connection& conn, const UsageRecord& r) {
-  return RunSql(conn,
-                "INSERT INTO usage_records (key_hash, lineage, org_id, model, provider, "
-                "prompt_tokens, completion_tokens, cost, status, latency_ms, ttfb_ms, request_id, "
-                "at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                {r.key_hash, r.lineage, r.org_id, r.model, r.provider, r.prompt_tokens,
-                 r.completion_tokens, r.cost, r.status, r.latency_ms, r.ttfb_ms, r.request_id,
-                 r.at});
+  return RunSql(
+      conn,
+      "INSERT INTO usage_records (key_hash, lineage, org_id, model, provider, "
+      "prompt_tokens, completion_tokens, cost, status, latency_ms, ttfb_ms, request_id, "
+      "at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+      {r.key_hash, r.lineage, r.org_id, r.model, r.provider, r.prompt_tokens, r.completion_tokens,
+       r.cost, r.status, r.latency_ms, r.ttfb_ms, r.request_id, r.at});
 }
 
 Status AddToDaily(Connection& conn, const std::string& lineage, int64_t day,
                   const DailyDelta& delta) {
-  return RunSql(conn,
-                "INSERT INTO usage_daily (lineage, day, cost, prompt_tokens, completion_tokens, "
-                "requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-                "ON CONFLICT (lineage, day) DO UPDATE SET cost = cost + excluded.cost, "
-                "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-                "completion_tokens = completion_tokens + excluded.completion_tokens, "
-                "requests = requests + excluded.requests",
-                {lineage, day, delta.cost, delta.prompt_tokens, delta.completion_tokens,
-                 delta.requests});
+  return RunSql(
+      conn,
+      "INSERT INTO usage_daily (lineage, day, cost, prompt_tokens, completion_tokens, "
+      "requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+      "ON CONFLICT (lineage, day) DO UPDATE SET cost = cost + excluded.cost, "
+      "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+      "completion_tokens = completion_tokens + excluded.completion_tokens, "
+      "requests = requests + excluded.requests",
+      {lineage, day, delta.cost, delta.prompt_tokens, delta.completion_tokens, delta.requests});
 }
 
 }  // namespace

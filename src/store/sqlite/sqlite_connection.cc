@@ -71,8 +71,8 @@ void Statement::Bind(int index, int64_t value) {
 }
 
 void Statement::Bind(int index, std::string_view value) {
-  const int rc = sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
-                                     SQLITE_UTF8);
+  const int rc =
+      sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
 }
 
@@ -99,9 +99,15 @@ void Statement::BindTextOrNull(int index, std::string_view value) {
 
 void Statement::BindValue(int index, const SqlValue& value) {
   switch (value.kind()) {
-    case SqlValue::Kind::kNull: BindNull(index); return;
-    case SqlValue::Kind::kInteger: Bind(index, value.integer()); return;
-    case SqlValue::Kind::kText: Bind(index, value.text()); return;
+    case SqlValue::Kind::kNull:
+      BindNull(index);
+      return;
+    case SqlValue::Kind::kInteger:
+      Bind(index, value.integer());
+      return;
+    case SqlValue::Kind::kText:
+      Bind(index, value.text());
+      return;
   }
 }
 

@@ -43,13 +43,13 @@ class SqlValue {
     kInteger,  // INTEGER
     kText,     // TEXT
   };
-  SqlValue(std::nullptr_t) {}                                          // NOLINT
-  SqlValue(int64_t value) : kind_(Kind::kInteger), integer_(value) {}  // NOLINT
-  SqlValue(int value) : kind_(Kind::kInteger), integer_(value) {}      // NOLINT
-  SqlValue(std::string_view value) : kind_(Kind::kText), text_(value) {}  // NOLINT
+  SqlValue(std::nullptr_t) {}                                               // NOLINT
+  SqlValue(int64_t value) : kind_(Kind::kInteger), integer_(value) {}       // NOLINT
+  SqlValue(int value) : kind_(Kind::kInteger), integer_(value) {}           // NOLINT
+  SqlValue(std::string_view value) : kind_(Kind::kText), text_(value) {}    // NOLINT
   SqlValue(const std::string& value) : kind_(Kind::kText), text_(value) {}  // NOLINT
-  SqlValue(const char* value) : kind_(Kind::kText), text_(value) {}        // NOLINT
-  SqlValue(const std::optional<int64_t>& value)  // NOLINT
+  SqlValue(const char* value) : kind_(Kind::kText), text_(value) {}         // NOLINT
+  SqlValue(const std::optional<int64_t>& value)                             // NOLINT
       : kind_(value ? Kind::kInteger : Kind::kNull), integer_(value.value_or(0)) {}
   // 1 or 0.
   static SqlValue Bool(bool value) { return SqlValue(int64_t{value ? 1 : 0}); }

@@ -1,4 +1,6 @@
 // SqliteStore: service keys (insert, update, rotate, reads, the filtered and paged list).
+#include "store/sqlite/sqlite_store.h"
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -6,7 +8,6 @@
 
 #include "store/sqlite/row_codec.h"
 #include "store/sqlite/schema.h"
-#include "store/sqlite/sqlite_store.h"
 #include "store/sqlite/store_statements.h"
 
 namespace keygate::store {
@@ -58,9 +59,9 @@ Status InsertTags(Connection& conn, const std::string& hash, const std::vector<s
 // A key may only sit in a project of its own organization.
 Status CheckProjectInOrg(Connection& conn, const keys::ServiceKey& key) {
   if (key.project_id.empty()) return OkStatus();
-  return sqlite::ReadOneRow(
-      conn, "SELECT 1 FROM projects WHERE id = ?1 AND org_id = ?2", {key.project_id, key.org_id},
-      "project not found", [](const Statement&) { return OkStatus(); });
+  return sqlite::ReadOneRow(conn, "SELECT 1 FROM projects WHERE id = ?1 AND org_id = ?2",
+                            {key.project_id, key.org_id}, "project not found",
+                            [](const Statement&) { return OkStatus(); });
 }
 
 Status InsertProjectIfNew(Connection& conn, const std::optional<keys::Project>& project) {
@@ -193,7 +194,7 @@ Result<keys::ServiceKey> SqliteStore::GetServiceKey(const std::string& hash) {
 }
 
 Result<std::vector<keys::ServiceKey>> SqliteStore::ServiceKeysChangedSince(int64_t after_version,
-                                                                          int64_t max) {
+                                                                           int64_t max) {
   if (max < 1) return Error::InvalidArgument("max must be at least 1", "max");
   std::vector<keys::ServiceKey> out;
   KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
@@ -206,9 +207,9 @@ Result<std::vector<keys::ServiceKey>> SqliteStore::ServiceKeysChangedSince(int64
 Result<std::vector<keys::ServiceKey>> SqliteStore::AllLiveServiceKeys(UnixMillis now) {
   std::vector<keys::ServiceKey> out;
   KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
-    return CollectKeys(
-        conn, SelectKeys("WHERE k.revoke_at IS NULL OR k.revoke_at > ?1 ORDER BY k.seq"), {now},
-        &out);
+    return CollectKeys(conn,
+                       SelectKeys("WHERE k.revoke_at IS NULL OR k.revoke_at > ?1 ORDER BY k.seq"),
+                       {now}, &out);
   }));
   return out;
 }

@@ -32,15 +32,13 @@ constexpr int kMaxBatchWrites = 100'000;
 
 Status ValidateOptions(const std::string& path, const SqliteOptions& options) {
   if (path.empty() || path == ":memory:" || path.starts_with("file:")) {
-    return Error::InvalidArgument("the sqlite store needs a file path, got '" + path + "'",
-                                  "path");
+    return Error::InvalidArgument("the sqlite store needs a file path, got '" + path + "'", "path");
   }
   if (options.busy_timeout_ms < 0) {
     return Error::InvalidArgument("busy_timeout_ms must be >= 0", "busy_timeout_ms");
   }
   if (options.read_connections < 1 || options.read_connections > kMaxReadConnections) {
-    return Error::InvalidArgument("read_connections must be between 1 and 64",
-                                  "read_connections");
+    return Error::InvalidArgument("read_connections must be between 1 and 64", "read_connections");
   }
   if (options.max_batch_writes < 1 || options.max_batch_writes > kMaxBatchWrites) {
     return Error::InvalidArgument("max_batch_writes must be between 1 and 100000",
@@ -55,8 +53,8 @@ Status CreateParentDirectory(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(parent, ec);
   if (ec) {
-    return Error::Unavailable("cannot create directory " + parent.string() + " for sqlite database " +
-                              path + ": " + ec.message());
+    return Error::Unavailable("cannot create directory " + parent.string() +
+                              " for sqlite database " + path + ": " + ec.message());
   }
   return OkStatus();
 }
@@ -64,6 +62,10 @@ Status CreateParentDirectory(const std::string& path) {
 // spec §5: WAL so readers run beside the writer; synchronous=FULL so that COMMIT returns only
 // after the WAL is fsynced (acknowledged means durable); foreign keys enforced.
 Status ConfigureWriteConnection(Connection& conn) {
+  // SQLite silently opens a write-protected file read-only; fail now, not on the first write.
+  if (sqlite3_db_readonly(conn.db(), "main") == 1) {
+    return Error::Unavailable("sqlite database " + conn.path() + " is read-only");
+  }
   auto mode = conn.PragmaValue("PRAGMA journal_mode=WAL");
   if (!mode.ok()) return mode.error();
   if (*mode != "wal") {
@@ -101,8 +103,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                        const SqliteOptions& options) {
   KG_RETURN_IF_ERROR(ValidateOptions(path, options));
   KG_RETURN_IF_ERROR(CreateParentDirectory(path));
-  auto conn = Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                               options.busy_timeout_ms);
+  auto conn =
+      Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.busy_timeout_ms);
   if (!conn.ok()) return conn.error();
   if (Status configured = ConfigureWriteConnection(**conn); !configured.ok()) {
     return WithPath(path, configured.error());
@@ -114,8 +116,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
   }
   auto writer = std::make_unique<sqlite::GroupCommitWriter>(
       std::move(*conn), static_cast<size_t>(options.max_batch_writes));
-  auto readers = std::make_unique<sqlite::ReadPool>(path, options.read_connections,
-                                                    options.busy_timeout_ms);
+  auto readers =
+      std::make_unique<sqlite::ReadPool>(path, options.read_connections, options.busy_timeout_ms);
   return std::unique_ptr<SqliteStore>(new SqliteStore(path, std::move(writer), std::move(readers)));
 }
 
@@ -145,6 +147,8 @@ Status SqliteStore::Read(const ConnFn& fn) {
     return tx.Commit();
   } catch (const std::exception& e) {
     return Error::Internal(std::string("store read threw: ") + e.what());
+  } catch (...) {
+    return Error::Internal("store read threw a non-standard exception");
   }
 }
 
@@ -157,11 +161,11 @@ Status SqliteStore::CreateOrganization(const keys::Organization& org,
     KG_RETURN_IF_ERROR(
         RunSql(conn, "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)",
                {org.id, org.name, org.created_at}));
-    KG_RETURN_IF_ERROR(RunSql(conn,
-                              "INSERT INTO owner_credentials (hash, org_id, name, masked, "
-                              "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                              {owner.hash, owner.org_id, owner.name, owner.masked,
-                               owner.created_at}));
+    KG_RETURN_IF_ERROR(
+        RunSql(conn,
+               "INSERT INTO owner_credentials (hash, org_id, name, masked, "
+               "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+               {owner.hash, owner.org_id, owner.name, owner.masked, owner.created_at}));
     return sqlite::InsertAuditEntry(conn, audit);
   });
 }
@@ -181,8 +185,9 @@ Result<keys::Organization> SqliteStore::GetOrganization(const std::string& org_i
 Result<std::vector<keys::Organization>> SqliteStore::ListOrganizations() {
   std::vector<keys::Organization> orgs;
   KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
-    return ForEachRow(conn, "SELECT id, name, created_at FROM organizations ORDER BY created_at, id",
-                      {}, [&](const sqlite::Statement& row) {
+    return ForEachRow(conn,
+                      "SELECT id, name, created_at FROM organizations ORDER BY created_at, id", {},
+                      [&](const sqlite::Statement& row) {
                         orgs.push_back({row.ColumnText(0), row.ColumnText(1), row.ColumnInt(2)});
                         return OkStatus();
                       });
@@ -319,11 +324,11 @@ Status SqliteStore::TouchLastUsed(const std::vector<Touch>& touches) {
     for (const auto& [hash, at] : latest) {
       // Never moves a stamp backwards, and never bumps version: the in-memory index does not
       // need last_used_at from the store.
-      auto changed = RunSqlCountingChanges(
-          conn,
-          "UPDATE service_keys SET last_used_at = ?2 "
-          "WHERE hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
-          {hash, at});
+      auto changed =
+          RunSqlCountingChanges(conn,
+                                "UPDATE service_keys SET last_used_at = ?2 "
+                                "WHERE hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                                {hash, at});
       if (!changed.ok()) return changed.error();
       if (*changed > 0) continue;
       KG_RETURN_IF_ERROR(RunSql(conn,

@@ -18,8 +18,9 @@
 // keygate's own faults (corrupt row, malformed SQL). Storage faults are never InvalidArgument.
 // No exception escapes.
 //
-// Thread safety: every method may be called concurrently from any thread, except that
-// Close() (and destruction) REQUIRES that no other call is in flight.
+// Thread safety: every method may be called concurrently from any thread, Close() included
+// (calls racing it either complete or get Unavailable). Destruction REQUIRES that no other
+// call is in flight.
 #pragma once
 
 #include <cstdint>
@@ -91,7 +92,9 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   const std::string& path() const { return path_; }
   WriteStats GetWriteStats() const;
 
-  // KeyStore
+  // KeyStore. InsertServiceKey stores an empty lineage as the key's own hash (an original
+  // key) and writes it back to `key`; RotateServiceKey gives an empty new_key->lineage the
+  // old key's.
   Status CreateOrganization(const keys::Organization& org, const keys::OwnerCredential& owner,
                             const keys::AuditEntry& audit) override;
   Result<keys::Organization> GetOrganization(const std::string& org_id) override;
@@ -119,7 +122,7 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Result<keys::ServiceKey> GetServiceKey(const std::string& hash) override;
   Result<ServiceKeyPage> ListServiceKeys(const ServiceKeyQuery& query) override;
   Result<std::vector<keys::ServiceKey>> ServiceKeysChangedSince(int64_t after_version,
-                                                               int64_t max) override;
+                                                                int64_t max) override;
   Result<std::vector<keys::ServiceKey>> AllLiveServiceKeys(UnixMillis now) override;
   Status TouchLastUsed(const std::vector<Touch>& touches) override;
 
@@ -129,12 +132,11 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   // UsageStore
   Status AppendUsage(const std::vector<UsageRecord>& records) override;
   Result<std::map<std::string, SpendSums>> SpendFor(const std::vector<std::string>& lineages,
-                                                   const DayBounds& bounds) override;
+                                                    const DayBounds& bounds) override;
   Result<MicroUsd> SpendSince(const std::string& lineage, int64_t from_day) override;
   Result<std::vector<DailyUsage>> DailySeries(const std::string& lineage,
                                               int64_t from_day) override;
-  Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage,
-                                               int64_t limit) override;
+  Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage, int64_t limit) override;
 
  private:
   using ConnFn = std::function<Status(sqlite::Connection&)>;

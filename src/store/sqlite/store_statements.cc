@@ -44,7 +44,8 @@ Status ReadOneRow(Connection& conn, const std::string& sql, std::initializer_lis
 }
 
 Result<int64_t> NextSequenceValue(Connection& conn, const char* name) {
-  auto stmt = conn.Prepare("UPDATE sequences SET value = value + 1 WHERE name = ?1 RETURNING value");
+  auto stmt =
+      conn.Prepare("UPDATE sequences SET value = value + 1 WHERE name = ?1 RETURNING value");
   if (!stmt.ok()) return stmt.error();
   stmt->Bind(1, std::string_view(name));
   auto row = stmt->Step();

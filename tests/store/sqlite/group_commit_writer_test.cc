@@ -52,12 +52,13 @@ class GroupCommitWriterTest : public ::testing::Test {
     path_ = dir_ + "/writer.db";
     auto conn = Connection::Open(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
     ASSERT_TRUE(conn.ok()) << conn.error().message;
-    ASSERT_TRUE((*conn)->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                              "PRAGMA foreign_keys=ON;"
-                              "CREATE TABLE t (name TEXT PRIMARY KEY);"
-                              "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
-                              "CREATE TABLE child (pid INTEGER REFERENCES parent(id) "
-                              "DEFERRABLE INITIALLY DEFERRED);")
+    ASSERT_TRUE((*conn)
+                    ->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                           "PRAGMA foreign_keys=ON;"
+                           "CREATE TABLE t (name TEXT PRIMARY KEY);"
+                           "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+                           "CREATE TABLE child (pid INTEGER REFERENCES parent(id) "
+                           "DEFERRABLE INITIALLY DEFERRED);")
                     .ok());
     writer_ = std::make_unique<GroupCommitWriter>(std::move(*conn), 512);
   }
@@ -100,9 +101,8 @@ class GroupCommitWriterTest : public ::testing::Test {
     });
     gate->WaitUntilEntered();
     for (size_t i = 0; i < writes.size(); ++i) {
-      threads->emplace_back([this, write = writes[i], results, i] {
-        (*results)[i + 1] = writer_->Submit(write);
-      });
+      threads->emplace_back(
+          [this, write = writes[i], results, i] { (*results)[i + 1] = writer_->Submit(write); });
     }
     while (writer_->QueueDepth() < writes.size()) std::this_thread::yield();
   }
@@ -151,7 +151,8 @@ TEST_F(GroupCommitWriterTest, FailedCommitFailsEveryWaiterOfTheBatch) {
   std::vector<std::thread> threads;
   // The orphan passes its own savepoint (the foreign key is deferred) and fails at COMMIT.
   const std::vector<GroupCommitWriter::WriteFn> writes = {
-      Insert("innocent"), [](Connection& conn) { return conn.Exec("INSERT INTO child VALUES (42)"); }};
+      Insert("innocent"),
+      [](Connection& conn) { return conn.Exec("INSERT INTO child VALUES (42)"); }};
   QueueBehindGate(&gate, writes, &results, &threads);
   gate.Open();
   for (std::thread& thread : threads) thread.join();

@@ -1,7 +1,10 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -151,7 +154,8 @@ TEST_F(SqliteStoreTest, MigrationsAreRecordedOnceAndNotReapplied) {
 
 TEST_F(SqliteStoreTest, DatabaseFromNewerKeygateIsRefused) {
   OpenOrDie().reset();
-  ASSERT_TRUE(RawDb(path_).Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)"));
+  ASSERT_TRUE(
+      RawDb(path_).Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)"));
   auto store = SqliteStore::Open(path_, {});
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.error().code, ErrorCode::kUnavailable);
@@ -198,12 +202,77 @@ TEST_F(SqliteStoreTest, ConcurrentInsertsAreGroupCommitted) {
   EXPECT_EQ(writes, kThreads * kPerThread);
   EXPECT_EQ(after.failed_batches, 0);
   // A measurement for the record, not an assertion (timings belong in bench/).
-  std::printf("[ measure  ] %d durable inserts from %d threads in %.3f s: %.0f writes/s, "
-              "%lld batches (%.1f writes per fsync)\n",
-              kThreads * kPerThread, kThreads, seconds, writes / seconds,
-              static_cast<long long>(batches), static_cast<double>(writes) / batches);
+  std::printf(
+      "[ measure  ] %d durable inserts from %d threads in %.3f s: %.0f writes/s, "
+      "%lld batches (%.1f writes per fsync)\n",
+      kThreads * kPerThread, kThreads, seconds, writes / seconds, static_cast<long long>(batches),
+      static_cast<double>(writes) / batches);
   EXPECT_EQ(RawDb(path_).Column("SELECT COUNT(*) FROM service_keys"),
             std::vector<std::string>{std::to_string(kThreads * kPerThread)});
+}
+
+// The child of KillNineLosesNoAcknowledgedWrite: inserts keys from several threads and
+// reports each acknowledged one on `ack_fd`, until it is killed.
+[[noreturn]] void InsertUntilKilled(const std::string& path, int ack_fd) {
+  constexpr int kThreads = 8;
+  auto store = SqliteStore::Open(path, {});
+  if (!store.ok()) _exit(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int32_t i = t;; i += kThreads) {
+        keys::ServiceKey key;
+        key.hash = "k" + std::to_string(i);
+        key.org_id = "org_a";
+        key.name = key.hash;
+        key.created_by = "owner:abc";
+        keys::AuditEntry audit;
+        audit.org_id = "org_a";
+        if (!(*store)->InsertServiceKey(&key, std::nullopt, audit).ok()) _exit(3);
+        if (write(ack_fd, &i, sizeof(i)) != sizeof(i)) _exit(4);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  _exit(0);
+}
+
+// spec §5: a kill -9 at any moment loses no acknowledged write.
+TEST_F(SqliteStoreTest, KillNineLosesNoAcknowledgedWrite) {
+  constexpr size_t kAcksBeforeKill = 300;
+  {
+    auto store = OpenOrDie();
+    CreateOrg(*store, "org_a");
+  }
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    InsertUntilKilled(path_, fds[1]);
+  }
+  close(fds[1]);
+  std::vector<int32_t> acked;
+  int32_t id = 0;
+  while (acked.size() < kAcksBeforeKill && read(fds[0], &id, sizeof(id)) == sizeof(id)) {
+    acked.push_back(id);
+  }
+  kill(child, SIGKILL);
+  int wait_status = 0;
+  waitpid(child, &wait_status, 0);
+  // Acknowledgements already in the pipe count too.
+  while (read(fds[0], &id, sizeof(id)) == sizeof(id)) acked.push_back(id);
+  close(fds[0]);
+  ASSERT_TRUE(WIFSIGNALED(wait_status)) << "child exited early with " << WEXITSTATUS(wait_status);
+  ASSERT_GE(acked.size(), kAcksBeforeKill);
+
+  auto store = OpenOrDie();
+  int missing = 0;
+  for (int32_t acked_id : acked) {
+    if (!store->GetServiceKey("k" + std::to_string(acked_id)).ok()) ++missing;
+  }
+  EXPECT_EQ(missing, 0) << "of " << acked.size() << " acknowledged inserts";
 }
 
 // Loads `count` keys of one org straight into the file, in one transaction, the way the store
@@ -245,7 +314,8 @@ TEST_F(SqliteStoreTest, ListPageAmongHundredThousandKeysUsesTheOrgSeqIndex) {
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < kRounds; ++i) EXPECT_TRUE(store->ListServiceKeys(q).ok());
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-               .count() / kRounds;
+               .count() /
+           kRounds;
   };
   const double offset_ms = timed(query);
   query.starting_after = first->keys.back().hash;
@@ -256,9 +326,10 @@ TEST_F(SqliteStoreTest, ListPageAmongHundredThousandKeysUsesTheOrgSeqIndex) {
   query.newest_first = false;
   query.include_disabled = false;
   const double filtered_ms = timed(query);
-  std::printf("[ measure  ] page of 100 among %d keys (with total): offset 0 %.2f ms, "
-              "cursor %.2f ms, newest first %.2f ms; hiding disabled (a counted filter) %.2f ms\n",
-              kKeys, offset_ms, cursor_ms, newest_ms, filtered_ms);
+  std::printf(
+      "[ measure  ] page of 100 among %d keys (with total): offset 0 %.2f ms, "
+      "cursor %.2f ms, newest first %.2f ms; hiding disabled (a counted filter) %.2f ms\n",
+      kKeys, offset_ms, cursor_ms, newest_ms, filtered_ms);
 
   // Structure, not timing: the page is a range scan of the (org_id, seq) index, in seq
   // order, with no sort step.

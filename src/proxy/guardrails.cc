@@ -1,0 +1,229 @@
+#include "proxy/guardrails.h"
+
+#include <cctype>
+#include <utility>
+
+#include "http/error_response.h"
+#include "keys/secrets.h"
+#include "proxy/limit_answers.h"
+
+namespace keygate::proxy {
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return !prefix.empty() && s.substr(0, prefix.size()) == prefix;
+}
+
+// Splits "provider/model" at the first '/'; no '/' leaves the provider empty.
+std::pair<std::string_view, std::string_view> SplitModel(std::string_view id) {
+  const size_t slash = id.find('/');
+  if (slash == std::string_view::npos) return {{}, id};
+  return {id.substr(0, slash), id.substr(slash + 1)};
+}
+
+Error ManagementKeyRefused() {
+  return Error::PermissionDenied(
+      "provisioning keys and owner credentials manage keys; they cannot call models. Use a "
+      "service key.",
+      "management_key_not_allowed");
+}
+
+std::string AllowedList(const std::vector<std::string>& allowed) {
+  if (allowed.empty()) return "none";
+  std::string out;
+  for (const std::string& model : allowed) {
+    if (!out.empty()) out += ", ";
+    out += model;
+  }
+  return out;
+}
+
+template <class T>
+Verdict<T> Refuse(const Error& error) {
+  return Verdict<T>{std::nullopt, http::ErrorResponse(error)};
+}
+
+}  // namespace
+
+bool ModelAllowed(const std::optional<std::vector<std::string>>& allowed,
+                  std::string_view requested) {
+  if (!allowed.has_value()) return true;
+  const auto [provider, model] = SplitModel(requested);
+  for (const std::string& entry : *allowed) {
+    const auto [allowed_provider, allowed_model] = SplitModel(entry);
+    if (!EqualsIgnoreCase(provider, allowed_provider)) continue;
+    if (allowed_model == "*" || allowed_model == model) return true;
+  }
+  return false;
+}
+
+Guardrails::Guardrails(GuardrailOptions options, const keys::KeyIndex& index,
+                       limits::Limiter& limiter, const Clock& clock)
+    : options_(std::move(options)), index_(index), limiter_(limiter), clock_(clock) {}
+
+Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
+    std::string_view bearer_token) const {
+  if (bearer_token.empty()) {
+    return Error::Unauthenticated(
+        "You didn't provide an API key. Send Authorization: Bearer <service key>.",
+        "missing_api_key");
+  }
+  const std::string digest = keys::Sha256Hex(bearer_token);
+  const keys::IndexedCredential found = index_.Find(digest);
+  switch (found.kind) {
+    case keys::CredentialKind::kServiceKey:
+      break;
+    case keys::CredentialKind::kProvisioningKey:
+      // spec §2: a disabled provisioning key gets 401 on every call.
+      if (found.disabled) {
+        return Error::Unauthenticated("this provisioning key is disabled", "key_disabled");
+      }
+      return ManagementKeyRefused();
+    case keys::CredentialKind::kOwner:
+      return ManagementKeyRefused();
+    case keys::CredentialKind::kNone:
+      // Management credentials made outside this process (the CLI) are not indexed; their
+      // prefix still tells what they are, and no such secret may call a model.
+      if (StartsWith(bearer_token, options_.provisioning_key_prefix) ||
+          StartsWith(bearer_token, options_.owner_key_prefix)) {
+        return ManagementKeyRefused();
+      }
+      return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
+  }
+  const std::shared_ptr<const keys::ServiceKey>& key = found.service_key;
+  const UnixMillis now = clock_.NowMs();
+  // spec §3 step 1, in its order: unknown (or revoked) 401, expired 401, disabled 403.
+  if (!keys::ConstantTimeEquals(key->hash, digest) || keys::RevokedAt(*key, now)) {
+    return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
+  }
+  if (key->guardrails.expires_at && *key->guardrails.expires_at <= now) {
+    return Error::Unauthenticated("This API key has expired.", "key_expired");
+  }
+  if (key->disabled) {
+    return Error::PermissionDenied("This API key is disabled.", "key_disabled");
+  }
+  return key;
+}
+
+Status Guardrails::CheckModel(const keys::ServiceKey& key, const ModelRequest& request,
+                              const ResolvedCatalog& catalog,
+                              const config::ModelConfig** model) const {
+  // spec §3 step 2.
+  if (!ModelAllowed(key.guardrails.models, request.model)) {
+    Error error = Error::PermissionDenied("This key may not call model '" + request.model +
+                                              "'. Allowed models: " +
+                                              AllowedList(*key.guardrails.models) + ".",
+                                          "model_not_allowed");
+    error.param = "model";
+    return error;
+  }
+  *model = catalog.FindModel(request.model);
+  if (*model == nullptr) {
+    return Error{ErrorCode::kNotFound,
+                 "The model '" + request.model + "' does not exist in this gateway's catalog.",
+                 "model", "model_not_found"};
+  }
+  const int64_t prompt_floor = LargestInputLowerBound(request.prompt);
+  if (prompt_floor > (*model)->context_tokens) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "This model's maximum context length is " +
+                     std::to_string((*model)->context_tokens) + " tokens, but the input has at " +
+                     "least " + std::to_string(prompt_floor) + " tokens.",
+                 request.endpoint == Endpoint::kEmbeddings ? "input" : "messages",
+                 "context_length_exceeded"};
+  }
+  const int64_t max_output = (*model)->max_output_tokens;
+  if (request.max_completion_tokens && max_output > 0 && *request.max_completion_tokens > max_output) {
+    return Error::InvalidArgument("max_tokens is too large: " +
+                                      std::to_string(*request.max_completion_tokens) +
+                                      ". This model supports at most " +
+                                      std::to_string(max_output) + " completion tokens.",
+                                  "max_tokens");
+  }
+  return OkStatus();
+}
+
+Verdict<PreparedCall> Guardrails::Prepare(std::string_view bearer_token, Endpoint endpoint,
+                                          std::string_view body,
+                                          std::shared_ptr<const ResolvedCatalog> catalog) const {
+  auto key = Authenticate(bearer_token);
+  if (!key.ok()) return Refuse<PreparedCall>(key.error());
+  auto request =
+      endpoint == Endpoint::kEmbeddings ? ParseEmbeddingsRequest(body) : ParseChatRequest(body);
+  if (!request.ok()) return Refuse<PreparedCall>(request.error());
+  const config::ModelConfig* model = nullptr;
+  if (Status status = CheckModel(**key, *request, *catalog, &model); !status.ok()) {
+    return Refuse<PreparedCall>(status.error());
+  }
+  std::shared_ptr<const UpstreamTarget> target = catalog->TargetFor(*model);
+  if (target == nullptr || !target->unusable_reason.empty()) {
+    return Refuse<PreparedCall>(Error::Unavailable(
+        target ? target->unusable_reason : "the provider of " + model->id + " is not declared"));
+  }
+  PreparedCall call;
+  call.worst = WorstCaseOf(*model, *request);
+  call.key = std::move(*key);
+  call.catalog = std::move(catalog);
+  call.model = model;
+  call.target = std::move(target);
+  call.request = std::move(*request);
+  return Verdict<PreparedCall>{std::move(call), {}};
+}
+
+Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
+  const keys::ServiceKey& key = *call.key;
+  limits::AdmitRequest ask;
+  ask.lineage = key.lineage.empty() ? key.hash : key.lineage;
+  ask.now = clock_.NowMs();
+  ask.rpm_limit = key.guardrails.rpm_limit;
+  ask.tpm_limit = key.guardrails.tpm_limit;
+  ask.credit_limit = key.guardrails.credit_limit;
+  ask.reset_interval = key.guardrails.reset_interval;
+  ask.worst_case_tokens = call.worst.tokens();
+  ask.worst_case_cost = call.worst.cost;
+  // spec §3 steps 3 and 4: RPM, then TPM, then budget, all or nothing.
+  limits::Decision decision = limiter_.Admit(ask);
+  switch (decision.outcome) {
+    case limits::LimitOutcome::kAllow:
+      break;
+    case limits::LimitOutcome::kRejectRpm:
+    case limits::LimitOutcome::kRejectTpm:
+    case limits::LimitOutcome::kRejectTpmNeverFits:
+      return {std::nullopt, RateLimitedResponse(decision, call.worst, ask.now)};
+    case limits::LimitOutcome::kRejectBudget:
+      return {std::nullopt,
+              BudgetExceededResponse(decision, call.worst, ask.reset_interval, ask.now)};
+    case limits::LimitOutcome::kStoreUnavailable:
+      if (options_.failure_mode == config::FailureMode::kDeny) {
+        return Refuse<Admission>(Error::Unavailable(
+            "The key's spend could not be read, so its budget cannot be enforced; try again "
+            "shortly."));
+      }
+      // failure_mode allow: forwarded unenforced, with no ticket to settle.
+      return Verdict<Admission>{Admission{std::move(call), {}, {}}, {}};
+  }
+  Admission admission{std::move(call), decision.ticket, {}};
+  AppendRateLimitHeaders(decision, ask.now, &admission.rate_limit_headers);
+  return Verdict<Admission>{std::move(admission), {}};
+}
+
+Verdict<Admission> Guardrails::Check(std::string_view bearer_token, Endpoint endpoint,
+                                     std::string_view body,
+                                     std::shared_ptr<const ResolvedCatalog> catalog) const {
+  Verdict<PreparedCall> prepared = Prepare(bearer_token, endpoint, body, std::move(catalog));
+  if (!prepared.ok()) return {std::nullopt, std::move(prepared.refusal)};
+  return Admit(std::move(*prepared.value));
+}
+
+}  // namespace keygate::proxy

@@ -1,0 +1,128 @@
+#include "proxy/limit_answers.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "common/json_writer.h"
+#include "common/money.h"
+#include "common/time_format.h"
+#include "http/error_response.h"
+
+namespace keygate::proxy {
+namespace {
+
+constexpr int64_t kMsPerSecond = 1000;
+constexpr int64_t kMsPerMinute = 60 * kMsPerSecond;
+constexpr int64_t kMsPerHour = 60 * kMsPerMinute;
+
+// "12.5" for 12500 ms: seconds with up to three decimals, trailing zeros dropped.
+std::string Seconds(int64_t ms) {
+  std::string out = std::to_string(ms / kMsPerSecond);
+  const int64_t fraction = ms % kMsPerSecond;
+  if (fraction == 0) return out;
+  char digits[8];
+  std::snprintf(digits, sizeof digits, ".%03lld", static_cast<long long>(fraction));
+  std::string text(digits);
+  while (text.back() == '0') text.pop_back();
+  return out + text;
+}
+
+std::string Usd(MicroUsd micros) { return "$" + FormatUsd(micros); }
+
+void AppendWindow(const char* kind, const limits::WindowFigures& figures, UnixMillis now,
+                  http::HeaderList* headers) {
+  const std::string suffix(kind);
+  headers->emplace_back("x-ratelimit-limit-" + suffix, std::to_string(figures.limit));
+  headers->emplace_back("x-ratelimit-remaining-" + suffix,
+                        std::to_string(std::max<int64_t>(figures.remaining, 0)));
+  headers->emplace_back("x-ratelimit-reset-" + suffix,
+                        FormatResetDuration(figures.reset_at_ms - now));
+}
+
+std::string RateLimitMessage(const limits::Decision& decision, const WorstCase& worst) {
+  const std::string tokens = std::to_string(worst.tokens()) + " tokens (a prompt of at most " +
+                             std::to_string(worst.prompt_tokens) + " plus up to " +
+                             std::to_string(worst.completion_tokens) + " completion tokens)";
+  const int64_t tpm = decision.tokens ? decision.tokens->limit : 0;
+  switch (decision.outcome) {
+    case limits::LimitOutcome::kRejectRpm:
+      return "Rate limit reached for requests: this key allows " +
+             std::to_string(decision.requests ? decision.requests->limit : 0) +
+             " requests per minute. Try again in " + Seconds(decision.retry_after_ms) + "s.";
+    case limits::LimitOutcome::kRejectTpmNeverFits:
+      return "This request can never fit this key's token rate limit: it may use up to " +
+             tokens + ", more than the whole limit of " + std::to_string(tpm) +
+             " tokens per minute. Lower max_tokens or shorten the input.";
+    default:
+      return "Rate limit reached for tokens: this key allows " + std::to_string(tpm) +
+             " tokens per minute, " +
+             std::to_string(decision.tokens ? decision.tokens->remaining : 0) +
+             " remain, and this request may use up to " + tokens + ". Try again in " +
+             Seconds(decision.retry_after_ms) + "s.";
+  }
+}
+
+}  // namespace
+
+std::string FormatResetDuration(int64_t ms) {
+  if (ms <= 0) return "0s";
+  if (ms < kMsPerSecond) return std::to_string(ms) + "ms";
+  std::string out;
+  if (ms >= kMsPerHour) out += std::to_string(ms / kMsPerHour) + "h";
+  if (ms >= kMsPerMinute) out += std::to_string(ms % kMsPerHour / kMsPerMinute) + "m";
+  return out + Seconds(ms % kMsPerMinute) + "s";
+}
+
+void AppendRateLimitHeaders(const limits::Decision& decision, UnixMillis now,
+                            http::HeaderList* headers) {
+  if (decision.requests) AppendWindow("requests", *decision.requests, now, headers);
+  if (decision.tokens) AppendWindow("tokens", *decision.tokens, now, headers);
+}
+
+http::Response RateLimitedResponse(const limits::Decision& decision, const WorstCase& worst,
+                                   UnixMillis now) {
+  Error error{ErrorCode::kRateLimited, RateLimitMessage(decision, worst), "", "rate_limit_exceeded"};
+  if (decision.outcome == limits::LimitOutcome::kRejectTpmNeverFits) error.param = "max_tokens";
+  http::Response response = http::ErrorResponse(error);
+  if (decision.outcome != limits::LimitOutcome::kRejectTpmNeverFits) {
+    // spec §3: honest, when enough of the window will have expired. Rounded up, so that a
+    // client waiting exactly this long finds room.
+    const int64_t wait_ms = std::max<int64_t>(decision.retry_after_ms, 1);
+    response.headers.emplace_back("Retry-After",
+                                  std::to_string((wait_ms + kMsPerSecond - 1) / kMsPerSecond));
+    response.headers.emplace_back("retry-after-ms", std::to_string(wait_ms));
+  }
+  AppendRateLimitHeaders(decision, now, &response.headers);
+  return response;
+}
+
+http::Response BudgetExceededResponse(const limits::Decision& decision, const WorstCase& worst,
+                                      keys::ResetInterval interval, UnixMillis now) {
+  const limits::BudgetState& budget = *decision.budget;
+  const std::string resets =
+      budget.resets_at_ms ? FormatTimestamp(*budget.resets_at_ms) : std::string();
+  const std::string period = interval == keys::ResetInterval::kNever
+                                 ? std::string("in total")
+                                 : std::string("in the current ") + keys::ToString(interval) +
+                                       " period";
+  std::string message = "Budget exceeded: this key has spent " + Usd(budget.spend) + " of its " +
+                        Usd(budget.limit) + " limit " + period + " (" + Usd(budget.reserved) +
+                        " more is reserved by calls in flight), and this request may cost up to " +
+                        Usd(worst.cost) + ". ";
+  message += resets.empty() ? "The budget never resets." : "The budget resets at " + resets + ".";
+  JsonWriter w;
+  w.BeginObject().Key("error").BeginObject();
+  w.Key("message").String(message).Key("type").String(ErrorTypeFor(ErrorCode::kPaymentRequired));
+  w.Key("code").String("budget_exceeded").Key("param").Null();
+  w.Key("limit").Usd(budget.limit).Key("spend").Usd(budget.spend);
+  w.Key("reserved").Usd(budget.reserved).Key("request_max_cost").Usd(worst.cost);
+  w.Key("resets_at").StringOrNull(resets);
+  w.EndObject().EndObject();
+  http::Response response =
+      http::JsonResponse(HttpStatusFor(ErrorCode::kPaymentRequired), w.Take());
+  AppendRateLimitHeaders(decision, now, &response.headers);
+  return response;
+}
+
+}  // namespace keygate::proxy

@@ -1,0 +1,32 @@
+// The data plane's live figures for the management answers (dialects::LiveUsage): spend that
+// the usage writer has not committed yet, and the current rolling minute's requests and tokens
+// from the Limiter, so that `usage` and v2's consumption fields are current to the call.
+//
+// Thread safety: AddLive may be called from any thread concurrently.
+#pragma once
+
+#include "dialects/common/key_view.h"
+#include "limits/limiter.h"
+#include "proxy/usage_writer.h"
+
+namespace keygate::proxy {
+
+class LimiterLiveUsage final : public dialects::LiveUsage {
+ public:
+  // Neither reference is owned; both must outlive this object.
+  LimiterLiveUsage(limits::Limiter& limiter, const UsageWriter& writer)
+      : limiter_(limiter), writer_(writer) {}
+
+  // dialects::LiveUsage
+  // Adds the key's uncommitted spend (by its lineage) to every spend figure of `totals`, and
+  // sets the minute's requests and tokens from the Limiter (left as they are if it cannot
+  // answer).
+  void AddLive(const keys::ServiceKey& key, UnixMillis now,
+               keys::UsageTotals* totals) const override;
+
+ private:
+  limits::Limiter& limiter_;
+  const UsageWriter& writer_;
+};
+
+}  // namespace keygate::proxy

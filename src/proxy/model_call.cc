@@ -1,0 +1,328 @@
+#include "proxy/model_call.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <utility>
+
+#include "http/error_response.h"
+#include "store/usage_store.h"
+
+namespace keygate::proxy {
+namespace {
+
+constexpr int kStatusClientClosed = 499;  // nginx's: the caller went away first
+constexpr int64_t kNanosPerMilli = 1'000'000;
+
+// Request headers that never go upstream (see ForwardableHeaders()).
+constexpr std::array<std::string_view, 24> kDroppedRequestHeaders = {
+    "connection",          "keep-alive",        "proxy-connection",  "proxy-authenticate",
+    "proxy-authorization", "te",                "trailer",           "transfer-encoding",
+    "upgrade",             "host",              "content-length",    "content-type",
+    "accept-encoding",     "authorization",     "api-key",           "x-api-key",
+    "cookie",              "x-request-id",      "expect",            "openai-organization",
+    "openai-project",      "forwarded",         "x-real-ip",         "via"};
+
+// Response headers of the upstream that never reach the caller: framing and hop-by-hop ones,
+// the server's own, cookies, and the provider's rate limits (the caller's are keygate's).
+constexpr std::array<std::string_view, 14> kDroppedResponseHeaders = {
+    "connection", "keep-alive",       "proxy-connection", "te",           "trailer",
+    "upgrade",    "transfer-encoding", "content-length",   "content-type", "content-encoding",
+    "date",       "server",            "set-cookie",       "alt-svc"};
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+template <size_t N>
+bool Contains(const std::array<std::string_view, N>& names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// True if `name` is listed in a Connection header value (which names more hop-by-hop headers).
+bool NamedByConnection(std::string_view connection, std::string_view name) {
+  size_t start = 0;
+  while (start <= connection.size()) {
+    size_t end = connection.find(',', start);
+    if (end == std::string_view::npos) end = connection.size();
+    std::string_view token = connection.substr(start, end - start);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    if (token.size() == name.size() &&
+        std::equal(token.begin(), token.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == b;
+        })) {
+      return true;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+std::string_view HeaderValue(const http::HeaderList& headers, std::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (key == name) return value;
+  }
+  return {};
+}
+
+}  // namespace
+
+http::HeaderList ForwardableHeaders(const http::HeaderList& headers) {
+  const std::string_view connection = HeaderValue(headers, "connection");
+  http::HeaderList out;
+  for (const auto& [name, value] : headers) {
+    if (Contains(kDroppedRequestHeaders, name) || StartsWith(name, "x-forwarded-") ||
+        NamedByConnection(connection, name)) {
+      continue;
+    }
+    out.emplace_back(name, value);
+  }
+  return out;
+}
+
+ModelCall::ModelCall(const CallEnvironment& env, Admission admission,
+                     std::shared_ptr<http::Responder> responder, http::HeaderList forward_headers)
+    : env_(env),
+      admission_(std::move(admission)),
+      responder_(std::move(responder)),
+      forward_headers_(std::move(forward_headers)),
+      start_ns_(env.clock.MonotonicNs()) {}
+
+ModelCall::~ModelCall() {
+  // A call dropped without ending (the server stopped with it in flight) still gives its
+  // reservation back.
+  if (!closed_) env_.limiter.Release(admission_.ticket);
+}
+
+void ModelCall::Start() {
+  const PreparedCall& call = admission_.call;
+  UpstreamRequest request;
+  request.target = call.target;
+  request.path =
+      call.request.endpoint == Endpoint::kEmbeddings ? "/embeddings" : "/chat/completions";
+  request.headers = std::move(forward_headers_);
+  request.headers.emplace_back("Content-Type", "application/json");
+  // keygate reads the answer (usage): it must not come compressed.
+  request.headers.emplace_back("Accept-Encoding", "identity");
+  request.headers.emplace_back("x-request-id", responder_->request_id());
+  request.body = UpstreamBody(call.request, call.model->upstream);
+  upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this());
+  std::weak_ptr<ModelCall> weak = weak_from_this();
+  responder_->OnClientGone([weak] {
+    std::shared_ptr<ModelCall> self = weak.lock();
+    if (self == nullptr) return;
+    self->client_gone_ = true;
+    self->upstream_call_->Cancel();
+  });
+  upstream_call_->Start();
+}
+
+http::HeaderList ModelCall::ResponseHeaders() const {
+  http::HeaderList headers = admission_.rate_limit_headers;
+  for (const auto& [name, value] : upstream_headers_) {
+    if (Contains(kDroppedResponseHeaders, name) || StartsWith(name, "x-ratelimit-")) continue;
+    if (name == "x-request-id") {
+      headers.emplace_back("x-upstream-request-id", value);
+      continue;
+    }
+    headers.emplace_back(name, value);
+  }
+  return headers;
+}
+
+void ModelCall::OnResponseHead(int status, http::HeaderList headers) {
+  head_ns_ = env_.clock.MonotonicNs();
+  upstream_status_ = status;
+  upstream_headers_ = std::move(headers);
+  // An upstream error to a stream request is relayed whole, like any complete answer.
+  if (!admission_.call.request.stream || status != 200 || client_gone_) return;
+  streaming_ = true;
+  http::HeaderList out = ResponseHeaders();
+  out.emplace_back("Cache-Control", "no-cache");
+  std::string_view type = HeaderValue(upstream_headers_, "content-type");
+  responder_->BeginStream(200, std::move(out),
+                          type.empty() ? std::string("text/event-stream") : std::string(type));
+}
+
+void ModelCall::OnResponseData(std::string_view data) {
+  if (streaming_) return RelayEvents(data);
+  if (body_too_large_) return;
+  if (body_.size() + data.size() > env_.max_response_bytes) {
+    body_too_large_ = true;
+    body_.clear();
+    upstream_call_->Cancel();
+    return;
+  }
+  body_.append(data);
+}
+
+void ModelCall::RelayEvents(std::string_view data) {
+  // spec data-plane.md: each chunk passed on as it arrives. Every event completed by this read
+  // goes out in one write.
+  splitter_.Feed(data, &events_);
+  std::string out;
+  for (std::string_view event : events_) AppendEvent(event, &out);
+  if (!out.empty()) responder_->WriteChunk(std::move(out), nullptr);
+}
+
+void ModelCall::AppendEvent(std::string_view event, std::string* out) {
+  const bool caller_wants_usage = admission_.call.request.caller_wants_usage;
+  switch (ClassifyEvent(event)) {
+    case EventKind::kDone:
+      out->append(event);
+      return;
+    case EventKind::kUsageOnly:
+      if (auto usage = ParseUsage(EventData(event))) stream_usage_ = usage;
+      // Asked for by keygate to settle the real cost; passed on only if the caller asked too.
+      if (caller_wants_usage) out->append(event);
+      return;
+    case EventKind::kContentWithUsage:
+      if (auto usage = ParseUsage(EventData(event))) stream_usage_ = usage;
+      break;
+    case EventKind::kContent:
+      break;
+  }
+  completion_bytes_ += CompletionTextBytes(event);
+  if (!caller_wants_usage) {
+    if (std::optional<std::string> plain = WithoutNullUsage(event)) {
+      out->append(*plain);
+      return;
+    }
+  }
+  out->append(event);
+}
+
+void ModelCall::OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) {
+  if (streaming_) return FinishStream(outcome, detail);
+  if (body_too_large_) {
+    return FailBeforeAnswer(UpstreamOutcome::kBadResponse, "answer larger than the gateway's "
+                                                           "limit on upstream responses");
+  }
+  if (outcome == UpstreamOutcome::kComplete) return FinishComplete();
+  FailBeforeAnswer(outcome, detail);
+}
+
+void ModelCall::FinishComplete() {
+  const bool success = upstream_status_ >= 200 && upstream_status_ < 300;
+  std::optional<TokenUsage> usage = ParseUsage(body_);
+  // spec data-plane.md: an upstream error is charged only for the usage it reports.
+  Charge charge = Charge::kRelease;
+  TokenUsage charged;
+  if (usage) {
+    charge = Charge::kUsage;
+    charged = *usage;
+  } else if (success) {
+    charge = Charge::kUsage;
+    charged = EstimateReceived(static_cast<int64_t>(body_.size()));
+  }
+  http::Response response;
+  response.status = upstream_status_;
+  const std::string_view type = HeaderValue(upstream_headers_, "content-type");
+  response.content_type = type.empty() ? std::string("application/json") : std::string(type);
+  response.body = std::move(body_);
+  response.headers = ResponseHeaders();
+  if (!client_gone_) responder_->Send(std::move(response));
+  Close(upstream_status_, charge, charged);
+  responder_.reset();
+}
+
+void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
+  if (outcome == UpstreamOutcome::kComplete) {
+    // An event the upstream left without its blank line still goes out.
+    if (!splitter_.Pending().empty()) responder_->WriteChunk(std::string(splitter_.Pending()), nullptr);
+    responder_->EndStream();
+  } else if (outcome != UpstreamOutcome::kCancelled) {
+    env_.log.Warn("proxy.stream_broken", {{"request_id", responder_->request_id()},
+                                          {"provider", admission_.call.target->provider},
+                                          {"outcome", ToString(outcome)},
+                                          {"detail", detail}});
+  }
+  // spec data-plane.md: what was received is charged, from the usage chunk if it came.
+  const TokenUsage usage = stream_usage_.value_or(EstimateReceived(completion_bytes_));
+  int status = 200;
+  if (outcome == UpstreamOutcome::kCancelled) status = kStatusClientClosed;
+  if (outcome == UpstreamOutcome::kTimeout) status = HttpStatusFor(ErrorCode::kUpstreamTimeout);
+  if (outcome == UpstreamOutcome::kReset || outcome == UpstreamOutcome::kBadResponse ||
+      outcome == UpstreamOutcome::kConnectFailed) {
+    status = HttpStatusFor(ErrorCode::kUpstreamFailed);
+  }
+  Close(status, Charge::kUsage, usage);
+  // Without EndStream, letting go of the responder cuts the connection: the caller sees the
+  // stream end without its last chunk, the only way HTTP/1.1 can say it broke.
+  responder_.reset();
+}
+
+void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail) {
+  const std::string& provider = admission_.call.target->provider;
+  if (outcome == UpstreamOutcome::kCancelled) {
+    Close(kStatusClientClosed, Charge::kRelease, {});
+    responder_.reset();
+    return;
+  }
+  env_.log.Warn("proxy.upstream_failed", {{"request_id", responder_->request_id()},
+                                          {"provider", provider},
+                                          {"outcome", ToString(outcome)},
+                                          {"detail", detail}});
+  Error error{ErrorCode::kUpstreamFailed,
+              "The upstream provider '" + provider + "' failed (" + std::string(detail) + ").",
+              "", "upstream_error"};
+  if (outcome == UpstreamOutcome::kTimeout) {
+    error = Error{ErrorCode::kUpstreamTimeout,
+                  "The upstream provider '" + provider + "' did not answer in time (" +
+                      std::string(detail) + ").",
+                  "", "upstream_timeout"};
+  }
+  http::Response response = http::ErrorResponse(error);
+  response.headers = admission_.rate_limit_headers;
+  const int status = response.status;
+  if (!client_gone_) responder_->Send(std::move(response));
+  // spec §3 step 5: a failed or timed-out upstream call releases its reservations.
+  Close(status, Charge::kRelease, {});
+  responder_.reset();
+}
+
+TokenUsage ModelCall::EstimateReceived(int64_t completion_bytes) const {
+  const WorstCase& worst = admission_.call.worst;
+  return TokenUsage{worst.prompt_tokens, std::min(completion_bytes, worst.completion_tokens)};
+}
+
+void ModelCall::Close(int status, Charge charge, TokenUsage usage) {
+  if (closed_) return;
+  closed_ = true;
+  const PreparedCall& call = admission_.call;
+  const UnixMillis now = env_.clock.NowMs();
+  MicroUsd cost = 0;
+  if (charge == Charge::kUsage) {
+    cost = CostOf(*call.model, usage);
+    env_.limiter.Settle(admission_.ticket, usage.total(), cost, now);
+    if (usage.total() > call.worst.tokens()) {
+      env_.log.Warn("proxy.usage_above_reservation",
+                    {{"request_id", responder_->request_id()},
+                     {"model", call.model->id},
+                     {"tokens", usage.total()},
+                     {"reserved_tokens", call.worst.tokens()}});
+    }
+  } else {
+    env_.limiter.Release(admission_.ticket);
+    usage = {};
+  }
+  const int64_t end_ns = env_.clock.MonotonicNs();
+  store::UsageRecord record;
+  record.key_hash = call.key->hash;
+  record.lineage = call.key->lineage.empty() ? call.key->hash : call.key->lineage;
+  record.org_id = call.key->org_id;
+  record.model = call.model->id;
+  record.provider = call.model->provider;
+  record.prompt_tokens = usage.prompt_tokens;
+  record.completion_tokens = usage.completion_tokens;
+  record.cost = cost;
+  record.status = status;
+  record.latency_ms = (end_ns - start_ns_) / kNanosPerMilli;
+  record.ttfb_ms = head_ns_ == 0 ? record.latency_ms : (head_ns_ - start_ns_) / kNanosPerMilli;
+  record.request_id = responder_->request_id();
+  record.at = now;
+  env_.usage.Append(std::move(record));
+}
+
+}  // namespace keygate::proxy

@@ -1,0 +1,118 @@
+// One admitted model call from the moment it is forwarded to its settlement (spec §3 step 5 and
+// data-plane.md "Streaming", "Upstream failures"):
+//   - forwards the request with the caller's end-to-end headers (never its key), the
+//     provider's key, `model` rewritten to the upstream name and x-request-id;
+//   - relays the answer: a complete one as a whole; a stream event by event as each arrives,
+//     keeping the usage-only chunk back unless the caller asked for it;
+//   - settles the ticket with the cost and tokens of the upstream's `usage` (or, for a stream
+//     cut short or an answer without usage, an upper-bound estimate of what was received), or
+//     releases it when nothing was charged: a refused, reset or timed-out upstream, an upstream
+//     error without usage;
+//   - maps failures before any byte reached the caller to 502 (refused, reset, bad answer) and
+//     504 (timeout); a stream that breaks after it began is cut, so the caller sees it end
+//     without its terminating chunk;
+//   - cancels the upstream request when the caller disconnects and charges what was received;
+//   - leaves one usage record per call with the usage writer.
+// The ticket is settled or released exactly once, on every path (the destructor releases it
+// if the call never ended, as when the server stops with the call in flight).
+//
+// Thread safety: upstream events arrive on the exchange's strand, one at a time; the
+// client-gone notice may come from any thread and only cancels the exchange.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "http/handler.h"
+#include "limits/limiter.h"
+#include "proxy/guardrails.h"
+#include "proxy/openai_response.h"
+#include "proxy/upstream_client.h"
+#include "proxy/usage_writer.h"
+
+namespace keygate::proxy {
+
+// What every call shares, owned by the DataPlane.
+struct CallEnvironment {
+  limits::Limiter& limiter;
+  UsageWriter& usage;
+  UpstreamClient& upstream;
+  const Clock& clock;
+  Logger& log;
+  size_t max_response_bytes = 0;  // a complete answer larger than this is a 502
+};
+
+// Returns the caller's headers that go upstream: end-to-end ones only. Left out: hop-by-hop
+// headers (RFC 9110 §7.6.1, and any the Connection header names), the caller's credentials
+// (Authorization, api-key, x-api-key, cookies), headers keygate sets itself (Host,
+// Content-Length, Content-Type, Accept-Encoding, x-request-id) or that name the caller's own
+// account at the provider (openai-organization, openai-project), and forwarding metadata.
+http::HeaderList ForwardableHeaders(const http::HeaderList& headers);
+
+class ModelCall final : public UpstreamObserver, public std::enable_shared_from_this<ModelCall> {
+ public:
+  // `env` must outlive the call. `forward_headers` come from ForwardableHeaders().
+  ModelCall(const CallEnvironment& env, Admission admission,
+            std::shared_ptr<http::Responder> responder, http::HeaderList forward_headers);
+  ~ModelCall() override;
+  ModelCall(const ModelCall&) = delete;
+  ModelCall& operator=(const ModelCall&) = delete;
+
+  // Sends the call upstream. Called once, right after construction (through a shared_ptr).
+  void Start();
+
+  // UpstreamObserver
+  void OnResponseHead(int status, http::HeaderList headers) override;
+  void OnResponseData(std::string_view data) override;
+  void OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) override;
+
+ private:
+  // How a call is charged when it ends.
+  enum class Charge {
+    kUsage,    // the given usage
+    kRelease,  // nothing: the reservation is released
+  };
+
+  void RelayEvents(std::string_view data);
+  void AppendEvent(std::string_view event, std::string* out);
+  void FinishComplete();
+  void FinishStream(UpstreamOutcome outcome, std::string_view detail);
+  void FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail);
+  // Settles or releases the ticket and records the call. Runs once.
+  void Close(int status, Charge charge, TokenUsage usage);
+  // An upper bound of what was received when the upstream reported no usage: the whole
+  // prompt, and at most `completion_bytes` completion tokens (capped at the worst case).
+  TokenUsage EstimateReceived(int64_t completion_bytes) const;
+  http::HeaderList ResponseHeaders() const;
+
+  const CallEnvironment& env_;
+  Admission admission_;
+  std::shared_ptr<http::Responder> responder_;
+  http::HeaderList forward_headers_;
+  std::shared_ptr<UpstreamCall> upstream_call_;
+  const int64_t start_ns_;
+  int64_t head_ns_ = 0;
+
+  // Upstream answer.
+  int upstream_status_ = 0;
+  http::HeaderList upstream_headers_;
+  std::string body_;              // a complete answer, or an error answer to a stream
+  bool body_too_large_ = false;
+  bool streaming_ = false;        // relaying a stream to the caller
+  SseSplitter splitter_;
+  std::vector<std::string_view> events_;
+  std::optional<TokenUsage> stream_usage_;
+  int64_t completion_bytes_ = 0;  // completion text relayed so far (stream)
+  bool closed_ = false;
+  std::atomic<bool> client_gone_{false};
+};
+
+}  // namespace keygate::proxy

@@ -1,1 +1,0 @@
-// room placeholder; removed when the room has code

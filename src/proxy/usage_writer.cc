@@ -1,0 +1,138 @@
+#include "proxy/usage_writer.h"
+
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
+namespace keygate::proxy {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+}  // namespace
+
+UsageWriter::UsageWriter(store::UsageStore& store, Logger& log, UsageWriterOptions options)
+    : store_(store), log_(log), options_(options) {}
+
+UsageWriter::~UsageWriter() { Stop(); }
+
+void UsageWriter::Start(std::function<void()> task) {
+  thread_ = std::thread([this, task = std::move(task)]() mutable { Loop(std::move(task)); });
+}
+
+void UsageWriter::Append(store::UsageRecord record) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_.size() >= options_.max_pending) {
+    // The store has been down for long: keep memory bounded, losing the oldest usage.
+    const size_t dropped = std::max<size_t>(options_.max_pending / 10, 1);
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(dropped));
+    log_.Error("usage.dropped", {{"records", static_cast<uint64_t>(dropped)}});
+  }
+  const bool was_empty = pending_.empty();
+  pending_.push_back(std::move(record));
+  if (was_empty) {
+    oldest_pending_ = SteadyClock::now();
+    cv_.notify_all();
+  }
+}
+
+void UsageWriter::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) {
+    thread_.join();
+  } else if (Status flushed = Flush(); !flushed.ok()) {
+    log_.Error("usage.final_flush_failed", {{"error", flushed.error().message}});
+  }
+}
+
+Status UsageWriter::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  return WriteBatch(lock);
+}
+
+Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
+  // One batch at a time, in order: a Flush() waits for the thread's write to finish.
+  cv_.wait(lock, [this] { return !writing_now_; });
+  if (pending_.empty()) return OkStatus();
+  writing_now_ = true;
+  writing_.swap(pending_);
+  lock.unlock();
+  Status status = store_.AppendUsage(writing_);
+  lock.lock();
+  writing_now_ = false;
+  if (status.ok()) {
+    writing_.clear();
+  } else {
+    // Keep the failed batch ahead of what arrived meanwhile, and try again later.
+    writing_.insert(writing_.end(), std::make_move_iterator(pending_.begin()),
+                    std::make_move_iterator(pending_.end()));
+    pending_.swap(writing_);
+    writing_.clear();
+    log_.Warn("usage.write_failed", {{"error", status.error().message},
+                                     {"pending", static_cast<uint64_t>(pending_.size())}});
+  }
+  cv_.notify_all();
+  return status;
+}
+
+void UsageWriter::Loop(std::function<void()> task) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto next_task = SteadyClock::now() + options_.task_interval;
+  auto retry_at = SteadyClock::time_point::min();
+  while (!stopping_) {
+    const auto now = SteadyClock::now();
+    const auto flush_at = std::max(oldest_pending_ + options_.flush_interval, retry_at);
+    if (!pending_.empty() && now >= flush_at) {
+      if (!WriteBatch(lock).ok()) retry_at = SteadyClock::now() + options_.retry_interval;
+      continue;
+    }
+    if (task && now >= next_task) {
+      lock.unlock();
+      task();
+      lock.lock();
+      next_task = SteadyClock::now() + options_.task_interval;
+      continue;
+    }
+    auto deadline = task ? next_task : now + options_.task_interval;
+    if (!pending_.empty()) deadline = std::min(deadline, flush_at);
+    cv_.wait_until(lock, deadline);
+  }
+  // spec §6: SIGTERM settles and flushes before exit.
+  while (!pending_.empty()) {
+    if (Status status = WriteBatch(lock); !status.ok()) {
+      log_.Error("usage.final_flush_failed", {{"error", status.error().message},
+                                              {"lost", static_cast<uint64_t>(pending_.size())}});
+      return;
+    }
+  }
+}
+
+UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day_start,
+                                      UnixMillis week_start, UnixMillis month_start,
+                                      UnixMillis period_start) const {
+  UnflushedSpend spend;
+  auto add = [&](const store::UsageRecord& record) {
+    if (record.lineage != lineage) return;
+    spend.total += record.cost;
+    if (record.at >= day_start) spend.since_day += record.cost;
+    if (record.at >= week_start) spend.since_week += record.cost;
+    if (record.at >= month_start) spend.since_month += record.cost;
+    if (record.at >= period_start) spend.since_period += record.cost;
+  };
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const store::UsageRecord& record : writing_) add(record);
+  for (const store::UsageRecord& record : pending_) add(record);
+  return spend;
+}
+
+size_t UsageWriter::pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_.size() + writing_.size();
+}
+
+}  // namespace keygate::proxy

@@ -1,0 +1,179 @@
+#include "keys/key_service.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "keys/secrets.h"
+#include "store/sqlite/sqlite_store.h"
+#include "testing/keygate_process.h"
+#include "testing/manual_clock.h"
+
+namespace keygate::keys {
+namespace {
+
+class KeyServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = store::SqliteStore::Open(dir_.path() + "/k.db", store::SqliteOptions{});
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store_ = std::move(*opened);
+    service_ = std::make_unique<KeyService>(*store_, *store_, index_, clock_, secrets_,
+                                            KeyPrefixes{}, log_);
+    auto org = service_->CreateOrganization("a");
+    ASSERT_TRUE(org.ok());
+    owner_ = *service_->Authenticate(org->owner_secret);
+    auto pk = service_->CreateProvisioningKey(owner_, "ci", "r1");
+    ASSERT_TRUE(pk.ok());
+    pk_ = *service_->Authenticate(pk->secret);
+    auto other = service_->CreateOrganization("b");
+    other_owner_ = *service_->Authenticate(other->owner_secret);
+  }
+
+  IssuedServiceKey Create(KeyFields fields) {
+    auto issued = service_->CreateServiceKey(pk_, fields, KeySource::kRouter, "r");
+    EXPECT_TRUE(issued.ok()) << (issued.ok() ? "" : issued.error().message);
+    return issued.ok() ? *issued : IssuedServiceKey{};
+  }
+
+  static KeyFields Named(std::string name) {
+    KeyFields f;
+    f.name = std::move(name);
+    return f;
+  }
+
+  testing::TempDir dir_;
+  testing::ManualClock clock_{1'750'000'000'000};
+  OsSecretSource secrets_;
+  std::FILE* devnull_ = std::fopen("/dev/null", "w");
+  Logger log_{devnull_};
+  KeyIndex index_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<KeyService> service_;
+  Caller owner_, pk_, other_owner_;
+};
+
+TEST_F(KeyServiceTest, AuthenticatesEachCredentialKind) {
+  EXPECT_EQ(owner_.kind, CallerKind::kOwner);
+  EXPECT_EQ(pk_.kind, CallerKind::kProvisioningKey);
+  auto key = Create(Named("svc"));
+  auto caller = service_->Authenticate(key.secret);
+  ASSERT_TRUE(caller.ok());
+  EXPECT_EQ(caller->kind, CallerKind::kServiceKey);
+  EXPECT_EQ(service_->Authenticate("sk-kg-nope").error().code, ErrorCode::kUnauthenticated);
+  EXPECT_EQ(service_->Authenticate("").error().reason, "missing_api_key");
+  EXPECT_EQ(KeyService::RequireManager(*caller).error().code, ErrorCode::kPermissionDenied);
+}
+
+TEST_F(KeyServiceTest, StoresOnlyTheDigestAndMasksTheSecret) {
+  auto key = Create(Named("svc"));
+  EXPECT_EQ(key.key.hash, Sha256Hex(key.secret));
+  EXPECT_EQ(key.key.masked, "sk-kg-••••" + key.secret.substr(key.secret.size() - 4));
+  auto stored = store_->GetServiceKey(key.key.hash);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->lineage, key.key.hash);
+}
+
+TEST_F(KeyServiceTest, ValidationNamesTheField) {
+  struct Case {
+    KeyFields fields;
+    std::string param;
+  };
+  std::vector<Case> cases;
+  cases.push_back({Named(""), "name"});
+  cases.push_back({Named(std::string(257, 'x')), "name"});
+  {
+    KeyFields f = Named("x");
+    f.credit_limit = std::optional<MicroUsd>{0};
+    cases.push_back({f, "credit_limit"});
+  }
+  {
+    KeyFields f = Named("x");
+    f.rpm_limit = std::optional<int64_t>{-1};
+    cases.push_back({f, "rpm_limit"});
+  }
+  {
+    KeyFields f = Named("x");
+    f.expires_at = std::optional<UnixMillis>{clock_.NowMs()};
+    cases.push_back({f, "expire_key"});
+  }
+  {
+    KeyFields f = Named("x");
+    f.models = std::optional<std::vector<std::string>>{{"no-slash"}};
+    cases.push_back({f, "models"});
+  }
+  {
+    KeyFields f = Named("x");
+    f.metadata_json = std::optional<std::string>{"{\"m\":\"" + std::string(16 * 1024, 'x') + "\"}"};
+    cases.push_back({f, "metadata"});
+  }
+  for (const Case& c : cases) {
+    auto r = service_->CreateServiceKey(pk_, c.fields, KeySource::kRouter, "r");
+    ASSERT_FALSE(r.ok()) << c.param;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(r.error().param, c.param);
+  }
+}
+
+TEST_F(KeyServiceTest, AnotherOrgsKeyIsNotFoundAndWorkspaceKeysAreForbiddenToProvisioningKeys) {
+  auto key = Create(Named("svc"));
+  EXPECT_EQ(service_->GetServiceKey(other_owner_, key.key.hash).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(service_->DeleteServiceKey(other_owner_, key.key.hash, "r").error().code,
+            ErrorCode::kNotFound);
+  auto ws = service_->CreateServiceKey(owner_, Named("ws"), KeySource::kWorkspace, "r");
+  ASSERT_TRUE(ws.ok());
+  EXPECT_EQ(service_->GetServiceKey(pk_, ws->key.hash).error().code, ErrorCode::kPermissionDenied);
+  EXPECT_EQ(service_->CreateServiceKey(pk_, Named("w"), KeySource::kWorkspace, "r").error().code,
+            ErrorCode::kPermissionDenied);
+}
+
+TEST_F(KeyServiceTest, RotationKeepsTheOldKeyUntilTheGracePeriodEndsOnTheInjectedClock) {
+  KeyFields f = Named("rot");
+  f.credit_limit = std::optional<MicroUsd>{5'000'000};
+  f.reset_interval = std::optional<ResetInterval>{ResetInterval::kMonthly};
+  f.tags = std::optional<std::vector<std::string>>{{"a", "b"}};
+  auto old_key = Create(f);
+  auto rotated = service_->RotateServiceKey(pk_, old_key.key.hash, 60, "r");
+  ASSERT_TRUE(rotated.ok());
+  EXPECT_EQ(rotated->key.lineage, old_key.key.lineage);
+  EXPECT_EQ(rotated->key.guardrails.credit_limit, f.credit_limit->value());
+  EXPECT_EQ(rotated->key.tags, old_key.key.tags);
+  EXPECT_EQ(rotated->revoke_at, clock_.NowMs() + 60'000);
+  // Both work during the grace period.
+  EXPECT_TRUE(service_->Authenticate(old_key.secret).ok());
+  EXPECT_TRUE(service_->Authenticate(rotated->secret).ok());
+  // A second rotation within the grace period works and never lengthens the old key's life.
+  auto again = service_->RotateServiceKey(pk_, old_key.key.hash, 3600, "r");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->revoke_at, clock_.NowMs() + 60'000);
+  clock_.AdvanceMs(59'999);
+  EXPECT_TRUE(service_->Authenticate(old_key.secret).ok());
+  clock_.AdvanceMs(1);
+  EXPECT_EQ(service_->Authenticate(old_key.secret).error().code, ErrorCode::kUnauthenticated);
+  EXPECT_EQ(service_->GetServiceKey(pk_, old_key.key.hash).error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(service_->Authenticate(rotated->secret).ok());
+}
+
+TEST_F(KeyServiceTest, DeleteRevokesAtOnceAndUpdatesTheIndex) {
+  auto key = Create(Named("gone"));
+  ASSERT_EQ(index_.Find(key.key.hash).kind, CredentialKind::kServiceKey);
+  ASSERT_TRUE(service_->DeleteServiceKey(pk_, key.key.hash, "r").ok());
+  auto indexed = index_.Find(key.key.hash);
+  ASSERT_TRUE(indexed.service_key);
+  EXPECT_TRUE(RevokedAt(*indexed.service_key, clock_.NowMs()));
+  EXPECT_FALSE(service_->Authenticate(key.secret).ok());
+}
+
+TEST_F(KeyServiceTest, DisabledProvisioningKeyIsUnauthenticated) {
+  auto pk = service_->CreateProvisioningKey(owner_, "second", "r");
+  ASSERT_TRUE(pk.ok());
+  ASSERT_TRUE(service_->UpdateProvisioningKey(owner_, pk->key.hash, std::nullopt, true, "r").ok());
+  auto caller = service_->Authenticate(pk->secret);
+  ASSERT_FALSE(caller.ok());
+  EXPECT_EQ(caller.error().code, ErrorCode::kUnauthenticated);
+  EXPECT_EQ(service_->CreateProvisioningKey(pk_, "minted", "r").error().code,
+            ErrorCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace keygate::keys
