@@ -14,9 +14,10 @@ endforeach()
 file(READ "${INPUT}" hex HEX)
 string(LENGTH "${hex}" hex_length)
 math(EXPR byte_count "${hex_length} / 2")
-# Two hex digits per byte → "0x..," with a line break every 16 bytes.
+# Each byte as "0x..,", 16 to a line (CMake's regex has no {n}, hence string(REPEAT)).
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
-string(REGEX REPLACE "((0x[0-9a-f][0-9a-f],){16})" "\\1\n    " bytes "${bytes}")
+string(REPEAT "0x[0-9a-f][0-9a-f]," 16 line_pattern)
+string(REGEX REPLACE "(${line_pattern})" "\\1\n    " bytes "${bytes}")
 get_filename_component(input_name "${INPUT}" NAME)
 
 file(WRITE "${OUTPUT}"
@@ -26,13 +27,14 @@ file(WRITE "${OUTPUT}"
 namespace ${NAMESPACE} {
 namespace {
 
-constexpr char kBytes[] = {
-    ${bytes}
-    0x00};
+constexpr unsigned char kBytes[] = {
+    ${bytes}0x00};
 
 }  // namespace
 
-std::string_view ${FUNCTION}() { return std::string_view(kBytes, ${byte_count}); }
+std::string_view ${FUNCTION}() {
+  return std::string_view(reinterpret_cast<const char*>(kBytes), ${byte_count});
+}
 
 }  // namespace ${NAMESPACE}
 ")

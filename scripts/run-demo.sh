@@ -24,14 +24,13 @@ if [[ ! -f "$DATA/keygate.db" ]]; then
 
       $owner_key
 
-  Console:   http://127.0.0.1:8080/            (sign in with the owner key)
   Owner API: curl -H "Authorization: Bearer $owner_key" http://127.0.0.1:8080/api/owner/provisioning-keys
 
 MSG
 else
   cat <<MSG
 
-  keygate: using the existing store in $DATA (sign in with the owner key printed on its first run;
+  keygate: using the existing store in $DATA (use the owner key printed on its first run;
   'build/keygate init --data $DATA --org NAME' creates another organization and owner key).
 
 MSG

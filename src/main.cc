@@ -47,7 +47,8 @@ int Serve(const CommonFlags& flags) {
   if (!config.ok()) return Fail(config.error().message);
   keygate::Logger log(stderr, config->settings.log_level);
   Runtime runtime;
-  auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets);
+  auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets,
+                                        flags.config_path);
   if (!app.ok()) return Fail(app.error().message);
   auto port = (*app)->Start();
   if (!port.ok()) return Fail(port.error().message);

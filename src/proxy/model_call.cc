@@ -163,7 +163,9 @@ void ModelCall::RelayEvents(std::string_view data) {
   splitter_.Feed(data, &events_);
   std::string out;
   for (std::string_view event : events_) AppendEvent(event, &out);
-  if (!out.empty()) responder_->WriteChunk(std::move(out), nullptr);
+  // Each write holds the responder until it is on the wire, so that a stream cut right after
+  // (the responder released without EndStream) still delivers what came before the cut.
+  if (!out.empty()) responder_->WriteChunk(std::move(out), [keep = responder_](bool) {});
 }
 
 void ModelCall::AppendEvent(std::string_view event, std::string* out) {
@@ -230,7 +232,9 @@ void ModelCall::FinishComplete() {
 void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   if (outcome == UpstreamOutcome::kComplete) {
     // An event the upstream left without its blank line still goes out.
-    if (!splitter_.Pending().empty()) responder_->WriteChunk(std::string(splitter_.Pending()), nullptr);
+    if (!splitter_.Pending().empty()) {
+      responder_->WriteChunk(std::string(splitter_.Pending()), [keep = responder_](bool) {});
+    }
     responder_->EndStream();
   } else if (outcome != UpstreamOutcome::kCancelled) {
     env_.log.Warn("proxy.stream_broken", {{"request_id", responder_->request_id()},

@@ -98,7 +98,8 @@ Status AddMessage(const json::value& value, size_t index, InputSize* size) {
   const json::object* message = value.if_object();
   const json::value* role = message ? message->if_contains("role") : nullptr;
   if (role == nullptr || !role->is_string()) {
-    return Invalid(param + " must be an object with a string role", param + ".role");
+    return Invalid(param + ".role must be a string (each message is an object with a role)",
+                   param + ".role");
   }
   for (const auto& field : *message) {
     if (field.key() == "content") continue;

@@ -116,10 +116,17 @@ ssl::context MakeTlsContext() {
   return context;
 }
 
-bool IsStaleClose(const error_code& ec) {
+// The peer closed or reset the connection.
+bool IsClosedByPeer(const error_code& ec) {
   return ec == net::error::eof || ec == net::error::connection_reset ||
          ec == net::error::broken_pipe || ec == bhttp::error::end_of_stream ||
          ec == ssl::error::stream_truncated;
+}
+
+// The connection closed or broke in the middle of a response.
+bool IsConnectionLost(const error_code& ec) {
+  return IsClosedByPeer(ec) || ec == bhttp::error::partial_message ||
+         ec == net::error::operation_aborted;
 }
 
 }  // namespace
@@ -436,8 +443,8 @@ void Exchange::ReadHead() {
 void Exchange::OnHead(const error_code& ec) {
   if (ec) {
     if (RetryIfStale(ec, parser_->got_some())) return;
-    const bool broken = IsStaleClose(ec) || cancelled_ || timed_out_;
-    return Fail(broken ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec, "head");
+    const bool lost = IsConnectionLost(ec) || cancelled_ || timed_out_;
+    return Fail(lost ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec, "head");
   }
   const auto& head = parser_->get();
   http::HeaderList headers;
@@ -468,16 +475,19 @@ void Exchange::OnBody(error_code ec) {
     observer_->OnResponseData(std::string_view(body_buffer_.data(), produced));
   }
   if (ec) {
-    const bool broken = IsStaleClose(ec) || cancelled_ || timed_out_;
-    return Fail(broken ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec, "body");
+    const bool lost = IsConnectionLost(ec) || cancelled_ || timed_out_;
+    return Fail(lost ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec, "body");
   }
   ReadBody();
 }
 
 bool Exchange::RetryIfStale(const error_code& ec, bool response_started) {
-  // Only a pooled connection the server closed while idle, before answering anything: the
-  // request cannot have been processed, so sending it again is safe.
-  if (!reused_ || retried_ || response_started || cancelled_ || timed_out_ || !IsStaleClose(ec)) {
+  // Only a pooled connection the server had closed while idle (FIN: it read nothing of the
+  // request), before any answer: sending it again cannot make the upstream run it twice. A
+  // reset after the request went out is not retried: the upstream may have taken it.
+  const bool closed_while_idle = ec == net::error::eof || ec == bhttp::error::end_of_stream ||
+                                 ec == net::error::broken_pipe;
+  if (!reused_ || retried_ || response_started || cancelled_ || timed_out_ || !closed_while_idle) {
     return false;
   }
   retried_ = true;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -14,7 +15,10 @@
 #include "dialects/routerkeys/routerkeys.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "limits/local_limiter.h"
+#include "limits/period.h"
 #include "owner/owner_api.h"
+#include "proxy/data_plane.h"
 #include "server/openapi.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -39,6 +43,14 @@ http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
   return o;
 }
 
+proxy::DataPlaneOptions DataPlaneOptionsFrom(const config::Settings& s) {
+  proxy::DataPlaneOptions o;
+  o.guardrails.provisioning_key_prefix = s.provisioning_key_prefix;
+  o.guardrails.owner_key_prefix = s.owner_key_prefix;
+  o.guardrails.failure_mode = s.failure_mode;
+  return o;
+}
+
 }  // namespace
 
 struct App::Parts {
@@ -51,12 +63,16 @@ struct App::Parts {
         keys(*store, *store, index, clock, rng, PrefixesFrom(cfg.settings), log),
         viewer(*store, clock),
         management{keys, viewer, log},
-        server(ServerOptionsFrom(cfg.settings), router, log) {}
+        server(ServerOptionsFrom(cfg.settings), router, log) {
+    BuildDataPlane();
+  }
 
   void RegisterRoutes();
   Status LoadIndex();
   void BackgroundLoop();
   void ApplyIndexChanges();
+  void BuildDataPlane();
+  void ReloadCatalog();
 
   const config::Config config;
   Logger& log;
@@ -66,6 +82,11 @@ struct App::Parts {
   keys::KeyService keys;
   dialects::KeyViewer viewer;
   dialects::ManagementContext management;
+  std::string config_path;  // re-read on SIGHUP for the catalog; empty = no file
+  // The data plane sits before the server: calls in flight hold references to it until the
+  // server's io_context is gone.
+  std::unique_ptr<limits::LocalLimiter> limiter;
+  std::unique_ptr<proxy::DataPlane> data_plane;
   http::Router router;
   http::Server server;
 
@@ -90,10 +111,37 @@ void App::Parts::RegisterRoutes() {
   });
   // The management dialects: one line each (a new dialect is one folder and one line here).
   dialects::fastrouter::Register(router, management);
+  proxy::Register(router, *data_plane);
   dialects::openrouter::Register(router, management);
   dialects::routerkeys::Register(router, management);
   owner::Register(router, management);
   RegisterOpenApi(router);
+}
+
+void App::Parts::BuildDataPlane() {
+  // Budgets are seeded from the usage the store recorded since the period's start.
+  limiter = std::make_unique<limits::LocalLimiter>(
+      [this](const std::string& lineage, UnixMillis period_start) -> Result<MicroUsd> {
+        return store->SpendSince(lineage, limits::DayIndex(period_start));
+      });
+  proxy::DataPlaneDeps deps{index, *limiter, *store, clock, log,
+                            [this](const std::string& hash) { keys.NoteUsed(hash); },
+                            [this](UnixMillis now) { limiter->EvictIdle(now); }};
+  data_plane = std::make_unique<proxy::DataPlane>(std::move(deps),
+                                                  DataPlaneOptionsFrom(config.settings),
+                                                  config.catalog, server.io_context(), &std::getenv);
+  viewer.SetLiveUsage(&data_plane->live_usage());
+}
+
+// SIGHUP (on the server's blocking pool): the catalog is re-read; connections stay up.
+void App::Parts::ReloadCatalog() {
+  if (config_path.empty()) {
+    log.Warn("config.reload_skipped", {{"reason", "keygate was started without --config"}});
+    return;
+  }
+  auto catalog = config::LoadCatalog(config_path);
+  Status status = catalog.ok() ? data_plane->ReloadCatalog(*catalog) : Status(catalog.error());
+  if (!status.ok()) log.Error("config.reload_failed", {{"error", status.error().message}});
 }
 
 Status App::Parts::LoadIndex() {
@@ -128,7 +176,8 @@ void App::Parts::BackgroundLoop() {
 }
 
 Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log,
-                                       const Clock& clock, SecretSource& secrets) {
+                                       const Clock& clock, SecretSource& secrets,
+                                       std::string config_path) {
   if (config.settings.store_kind != config::StoreKind::kSqlite) {
     // The URL may hold a password: name the kind of store only.
     return Error::Unavailable(
@@ -140,6 +189,7 @@ Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log
   auto db = store::SqliteStore::Open(path, store::SqliteOptions{});
   if (!db.ok()) return db.error();
   auto parts = std::make_unique<Parts>(config, log, clock, secrets, std::move(*db));
+  parts->config_path = std::move(config_path);
   parts->RegisterRoutes();
   KG_RETURN_IF_ERROR(parts->LoadIndex());
   return std::unique_ptr<App>(new App(std::move(parts)));
@@ -156,11 +206,14 @@ Result<uint16_t> App::Start() {
   auto port = parts_->server.Start();
   if (!port.ok()) return port;
   parts_->background = std::thread([this] { parts_->BackgroundLoop(); });
+  parts_->data_plane->Start();
+  parts_->server.OnSighup([this] { parts_->ReloadCatalog(); });
   return port;
 }
 
 void App::Run() {
   parts_->server.Run();
+  parts_->data_plane->Shutdown();  // flushes usage; closes idle upstream connections
   {
     std::lock_guard lock(parts_->background_mu);
     parts_->stopping = true;

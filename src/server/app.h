@@ -20,9 +20,11 @@ namespace keygate::server {
 class App {
  public:
   // Opens the store named by `config` (creating it if needed) and wires every room.
-  // Unavailable if the store cannot be opened. The references must outlive the App.
+  // `config_path` is the file `config` came from, re-read for the catalog on SIGHUP (empty:
+  // none). Unavailable if the store cannot be opened. The references must outlive the App.
   static Result<std::unique_ptr<App>> Open(const config::Config& config, Logger& log,
-                                           const Clock& clock, SecretSource& secrets);
+                                           const Clock& clock, SecretSource& secrets,
+                                           std::string config_path = {});
   ~App();
 
   // Binds the listener; returns the bound port. Unavailable if the address is taken.

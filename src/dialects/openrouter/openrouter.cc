@@ -127,8 +127,8 @@ Result<http::Response> Update(ManagementContext& ctx, const keys::Caller& caller
   keys::KeyFields fields;
   KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body));
   keys::ServiceKey key;
-  KG_ASSIGN_OR_RETURN(key,
-                      ctx.keys.UpdateServiceKey(caller, HashOf(request), fields, request.request_id));
+  KG_ASSIGN_OR_RETURN(
+      key, ctx.keys.UpdateServiceKey(caller, HashOf(request), fields, request.request_id));
   return KeyAnswer(ctx, 200, std::move(key), nullptr, nullptr);
 }
 
@@ -216,7 +216,11 @@ std::string CurrentKeyDocument(const CurrentKey& c) {
   w.Key("organization_id").String(c.org_id);
   w.Key("workspace_id").String(c.org_id);
   w.Key("expires_at");
-  if (c.expires_at) w.String(FormatTimestamp(*c.expires_at)); else w.Null();
+  if (c.expires_at) {
+    w.String(FormatTimestamp(*c.expires_at));
+  } else {
+    w.Null();
+  }
   w.Key("allowed_data_regions").BeginArray().String("global").EndArray();
   // keygate has no separate free-model quota: -1, like an unlimited rate limit.
   w.Key("free_model_daily_requests").BeginObject();

@@ -106,7 +106,11 @@ void WriteRecord(JsonWriter& w, const KeyView& view, const std::string* token) {
   w.Key("source").String(keys::ToString(k.source));
   WriteGuardrailObjects(w, g);
   w.Key("models");
-  if (g.models) w.StringArray(*g.models); else w.Null();
+  if (g.models) {
+    w.StringArray(*g.models);
+  } else {
+    w.Null();
+  }
   w.Key("tags").StringArray(k.tags);
   w.Key("metadata").RawOrNull(k.metadata_json);
   w.Key("expiration");
@@ -313,8 +317,8 @@ Result<http::Response> Update(ManagementContext& ctx, const keys::Caller& caller
   keys::KeyFields fields;
   KG_ASSIGN_OR_RETURN(fields, ReadFields(body));
   keys::ServiceKey key;
-  KG_ASSIGN_OR_RETURN(key,
-                      ctx.keys.UpdateServiceKey(caller, IdOf(request), fields, request.request_id));
+  KG_ASSIGN_OR_RETURN(
+      key, ctx.keys.UpdateServiceKey(caller, IdOf(request), fields, request.request_id));
   return RecordAnswer(ctx, 200, std::move(key), nullptr, nullptr);
 }
 

@@ -1,0 +1,174 @@
+#include "proxy/data_plane.h"
+
+#include <stdexcept>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "common/json_writer.h"
+#include "http/error_response.h"
+
+namespace keygate::proxy {
+namespace {
+
+std::shared_ptr<const ResolvedCatalog> ResolveOrThrow(const config::Catalog& catalog,
+                                                      const config::GetEnv& getenv) {
+  auto resolved = ResolveCatalog(catalog, getenv);
+  if (!resolved.ok()) throw std::invalid_argument(resolved.error().message);
+  return *resolved;
+}
+
+// The key of the `loaded_` set: a budget is loaded per lineage and per interval.
+std::string LoadedKey(const keys::ServiceKey& key) {
+  std::string out = key.lineage.empty() ? key.hash : key.lineage;
+  out += '/';
+  out += keys::ToString(key.guardrails.reset_interval);
+  return out;
+}
+
+constexpr std::chrono::milliseconds kHousekeepingInterval{60'000};
+
+}  // namespace
+
+DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config::Catalog& catalog,
+                     boost::asio::io_context& io, config::GetEnv getenv)
+    : deps_(std::move(deps)),
+      options_(std::move(options)),
+      getenv_(std::move(getenv)),
+      catalog_(ResolveOrThrow(catalog, getenv_)),
+      guardrails_(options_.guardrails, deps_.index, deps_.limiter, deps_.clock),
+      usage_writer_(deps_.usage_store, deps_.log,
+                    [this] {
+                      UsageWriterOptions writer = options_.usage_writer;
+                      writer.task_interval = kHousekeepingInterval;
+                      return writer;
+                    }()),
+      upstream_(io, options_.upstream),
+      live_usage_(deps_.limiter, usage_writer_),
+      environment_{deps_.limiter, usage_writer_, upstream_, deps_.clock, deps_.log,
+                   options_.max_response_bytes},
+      cold_pool_(std::make_unique<boost::asio::thread_pool>(
+          static_cast<size_t>(std::max(options_.cold_path_threads, 1)))) {}
+
+DataPlane::~DataPlane() { Shutdown(); }
+
+void DataPlane::Register(http::Router& router) {
+  router.Add(
+      "POST", "/v1/chat/completions",
+      [this](http::Request& request, std::shared_ptr<http::Responder> responder) {
+        HandleCall(Endpoint::kChatCompletions, request, std::move(responder));
+      },
+      http::Execution::kInline);
+  router.Add(
+      "POST", "/v1/embeddings",
+      [this](http::Request& request, std::shared_ptr<http::Responder> responder) {
+        HandleCall(Endpoint::kEmbeddings, request, std::move(responder));
+      },
+      http::Execution::kInline);
+  router.Add(
+      "GET", "/v1/models",
+      [this](http::Request& request, std::shared_ptr<http::Responder> responder) {
+        HandleModels(request, std::move(responder));
+      },
+      http::Execution::kInline);
+}
+
+void Register(http::Router& router, DataPlane& data_plane) { data_plane.Register(router); }
+
+void DataPlane::Start() {
+  usage_writer_.Start([this] { Housekeeping(); });
+}
+
+void DataPlane::Shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    cold_pool_->join();
+    usage_writer_.Stop();
+    upstream_.CloseIdle();
+  });
+}
+
+Status DataPlane::ReloadCatalog(const config::Catalog& catalog) {
+  auto resolved = ResolveCatalog(catalog, getenv_);
+  if (!resolved.ok()) return resolved.error();
+  catalog_.store(*resolved);
+  deps_.log.Info("proxy.catalog_reloaded",
+                 {{"providers", static_cast<uint64_t>(catalog.providers.size())},
+                  {"models", static_cast<uint64_t>(catalog.models.size())}});
+  return OkStatus();
+}
+
+void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
+                           std::shared_ptr<http::Responder> responder) {
+  Verdict<PreparedCall> prepared =
+      guardrails_.Prepare(request.BearerToken(), endpoint, request.body, catalog_.load());
+  if (!prepared.ok()) return responder->Send(std::move(prepared.refusal));
+  PreparedCall& call = *prepared.value;
+  if (deps_.note_used) deps_.note_used(call.key->hash);
+  http::HeaderList forward = ForwardableHeaders(request.headers);
+  if (!MayReadStore(*call.key)) {
+    return AdmitAndForward(std::move(call), std::move(forward), std::move(responder));
+  }
+  // The Limiter may read this lineage's spend from the store: never on an io thread.
+  boost::asio::post(*cold_pool_, [this, call = std::move(call), forward = std::move(forward),
+                                  responder = std::move(responder)]() mutable {
+    AdmitAndForward(std::move(call), std::move(forward), std::move(responder));
+  });
+}
+
+void DataPlane::AdmitAndForward(PreparedCall call, http::HeaderList forward_headers,
+                                std::shared_ptr<http::Responder> responder) {
+  const std::shared_ptr<const keys::ServiceKey> key = call.key;
+  Verdict<Admission> admitted = guardrails_.Admit(std::move(call));
+  // Any answer but 503 means the Limiter holds the lineage's spend now.
+  if (admitted.ok() || admitted.refusal.status != HttpStatusFor(ErrorCode::kUnavailable)) {
+    MarkLoaded(*key);
+  }
+  if (!admitted.ok()) return responder->Send(std::move(admitted.refusal));
+  auto model_call = std::make_shared<ModelCall>(environment_, std::move(*admitted.value),
+                                                std::move(responder), std::move(forward_headers));
+  model_call->Start();
+}
+
+bool DataPlane::MayReadStore(const keys::ServiceKey& key) {
+  if (!key.guardrails.credit_limit.has_value()) return false;
+  std::shared_lock<std::shared_mutex> lock(loaded_mu_);
+  return loaded_.count(LoadedKey(key)) == 0;
+}
+
+void DataPlane::MarkLoaded(const keys::ServiceKey& key) {
+  if (!key.guardrails.credit_limit.has_value()) return;
+  std::string loaded = LoadedKey(key);
+  std::unique_lock<std::shared_mutex> lock(loaded_mu_);
+  loaded_.insert(std::move(loaded));
+}
+
+void DataPlane::Housekeeping() {
+  if (!deps_.evict_idle) return;
+  // Forget first, evict second: a lineage evicted now is routed to the cold path when it
+  // comes back, since its spend must then be read again.
+  {
+    std::unique_lock<std::shared_mutex> lock(loaded_mu_);
+    loaded_.clear();
+  }
+  deps_.evict_idle(deps_.clock.NowMs());
+}
+
+void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Responder> responder) {
+  auto key = guardrails_.Authenticate(request.BearerToken());
+  if (!key.ok()) return responder->Send(http::ErrorResponse(key.error()));
+  const std::shared_ptr<const ResolvedCatalog> catalog = catalog_.load();
+  JsonWriter w;
+  w.BeginObject().Key("object").String("list").Key("data").BeginArray();
+  for (const config::ModelConfig& model : catalog->catalog.models) {
+    if (!ModelAllowed((*key)->guardrails.models, model.id)) continue;
+    w.BeginObject().Key("id").String(model.id).Key("object").String("model");
+    w.Key("created").Int(0).Key("owned_by").String(model.provider);
+    w.Key("context_length").Int(model.context_tokens);
+    w.Key("max_output_tokens").Int(model.max_output_tokens).EndObject();
+  }
+  w.EndArray().EndObject();
+  responder->Send(http::JsonResponse(200, w.Take()));
+}
+
+}  // namespace keygate::proxy

@@ -1,0 +1,136 @@
+// The data plane (spec data-plane.md): OpenAI's API in front of the configured providers, every
+// call held to its service key's guardrails.
+//
+//   POST /v1/chat/completions  plain and streamed
+//   POST /v1/embeddings        cost from input tokens
+//   GET  /v1/models            the catalog's models this key may call, in OpenAI's list format
+//
+// Each handler runs inline on the io thread and never blocks it: authentication reads the
+// in-memory KeyIndex, guardrail state lives in the Limiter, usage goes to the UsageWriter's
+// queue, and the upstream exchange is asynchronous. The one exception, a lineage's first call
+// with a budget in this process (whose spend the Limiter must read from the store), is checked
+// on a small pool of the data plane's own.
+//
+// The catalog is swapped whole by ReloadCatalog() (SIGHUP); calls in flight keep the catalog
+// they started with, and no connection is dropped.
+//
+// Lifetime: construct after the Server (whose io_context it uses); Start() before serving;
+// Shutdown() after Server::Run() has returned and before the Server is destroyed.
+//
+// Thread safety: handlers run concurrently on every io thread; ReloadCatalog() may be called
+// from any thread; Start() and Shutdown() from the main thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_set>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "config/config.h"
+#include "http/handler.h"
+#include "http/router.h"
+#include "keys/key_index.h"
+#include "limits/limiter.h"
+#include "proxy/guardrails.h"
+#include "proxy/live_usage.h"
+#include "proxy/model_call.h"
+#include "proxy/resolved_catalog.h"
+#include "proxy/upstream_client.h"
+#include "proxy/usage_writer.h"
+#include "store/usage_store.h"
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace keygate::proxy {
+
+struct DataPlaneOptions {
+  GuardrailOptions guardrails;
+  size_t max_response_bytes = 64 * 1024 * 1024;  // a complete upstream answer above: 502
+  UsageWriterOptions usage_writer;
+  UpstreamClientOptions upstream;
+  int cold_path_threads = 2;  // checks that may read the store (first call of a lineage)
+};
+
+// What the data plane uses and does not own; everything must outlive it.
+struct DataPlaneDeps {
+  const keys::KeyIndex& index;
+  limits::Limiter& limiter;
+  store::UsageStore& usage_store;
+  const Clock& clock;
+  Logger& log;
+  // Marks a service key used (last_used_at, written in batches by its owner). May be empty.
+  std::function<void(const std::string& hash)> note_used;
+  // Drops idle guardrail state (LocalLimiter::EvictIdle); run once a minute. May be empty.
+  std::function<void(UnixMillis now)> evict_idle;
+};
+
+class DataPlane {
+ public:
+  // Resolves `catalog` (API keys read through `getenv`). Throws std::invalid_argument if a
+  // provider's base_url cannot be used (start-up only; LoadConfig refuses such files first).
+  DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config::Catalog& catalog,
+            boost::asio::io_context& io, config::GetEnv getenv);
+  ~DataPlane();
+  DataPlane(const DataPlane&) = delete;
+  DataPlane& operator=(const DataPlane&) = delete;
+
+  // Registers the data plane's routes, all Execution::kInline.
+  void Register(http::Router& router);
+
+  // Starts the usage writer.
+  void Start();
+  // Finishes the cold-path checks, writes every pending usage record, closes idle upstream
+  // connections. Idempotent.
+  void Shutdown();
+
+  // Replaces the catalog (spec data-plane.md: reloadable without restart). Returns OK, or
+  // InvalidArgument (the old catalog stays) if a provider cannot be resolved.
+  Status ReloadCatalog(const config::Catalog& catalog);
+
+  // The live figures for KeyViewer::SetLiveUsage.
+  const dialects::LiveUsage& live_usage() const { return live_usage_; }
+  // The usage writer (tests and shutdown).
+  UsageWriter& usage_writer() { return usage_writer_; }
+
+ private:
+  void HandleCall(Endpoint endpoint, http::Request& request,
+                  std::shared_ptr<http::Responder> responder);
+  void HandleModels(http::Request& request, std::shared_ptr<http::Responder> responder);
+  // Admits `call` and forwards it, or answers the refusal.
+  void AdmitAndForward(PreparedCall call, http::HeaderList forward_headers,
+                       std::shared_ptr<http::Responder> responder);
+  // True if admitting `key` may read the store (its budget is not loaded in this process).
+  bool MayReadStore(const keys::ServiceKey& key);
+  void MarkLoaded(const keys::ServiceKey& key);
+  void Housekeeping();
+
+  DataPlaneDeps deps_;
+  const DataPlaneOptions options_;
+  const config::GetEnv getenv_;
+  std::atomic<std::shared_ptr<const ResolvedCatalog>> catalog_;
+  Guardrails guardrails_;
+  UsageWriter usage_writer_;
+  UpstreamClient upstream_;
+  LimiterLiveUsage live_usage_;
+  CallEnvironment environment_;
+  std::unique_ptr<boost::asio::thread_pool> cold_pool_;
+  // Lineage + budget interval pairs whose spend the Limiter holds (see MayReadStore()).
+  std::shared_mutex loaded_mu_;
+  std::unordered_set<std::string> loaded_;  // guarded by loaded_mu_
+  std::once_flag shutdown_once_;
+};
+
+// Registers `data_plane`'s routes on `router` (the composition root's one call).
+void Register(http::Router& router, DataPlane& data_plane);
+
+}  // namespace keygate::proxy

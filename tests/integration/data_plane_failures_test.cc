@@ -1,0 +1,124 @@
+// spec §3 step 5 and data-plane.md "Upstream failures": refused or reset 502, timeout 504, the
+// upstream's own errors passed through, a caller who disconnects cancels the upstream call;
+// and none of them keeps a reservation.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "integration/data_plane_fixture.h"
+
+namespace keygate::testing {
+namespace {
+
+// A budget that holds exactly one call of ChatBody("hi", 100) in flight: 18 + 2 * 100 = 218
+// micro-dollars reserved, against a limit of 300. A leaked reservation blocks the next call.
+constexpr const char* kOneCallBudget = R"("credit_limit": 0.0003)";
+
+// Sends a streamed call on a raw socket, reads until `events` data lines arrived, then closes.
+void StreamAndHangUp(uint16_t port, const std::string& secret, const std::string& body,
+                     int events) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                              "Bearer " + secret + "\r\nContent-Type: application/json\r\n"
+                              "x-mock-chunks: 40\r\nx-mock-chunk-delay-ms: 100\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  std::string received;
+  char buffer[4096];
+  size_t seen = 0;
+  while (static_cast<int>(seen) < events) {
+    const ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    received.append(buffer, static_cast<size_t>(n));
+    seen = 0;
+    for (size_t at = received.find("data: "); at != std::string::npos;
+         at = received.find("data: ", at + 1)) {
+      ++seen;
+    }
+  }
+  close(fd);
+  EXPECT_GE(static_cast<int>(seen), events) << received;
+}
+
+TEST_F(DataPlaneTest, EveryUpstreamFailureReleasesItsReservation) {
+  MintedKey key = Mint(kOneCallBudget);
+  const std::string body = ChatBody("hi", 100);
+  struct Case {
+    std::string fault;
+    std::string model;
+    int status;
+  };
+  const Case cases[] = {
+      {"500", "mock/echo", 500},      // the upstream's own error, passed through
+      {"429", "mock/echo", 429},
+      {"400", "mock/echo", 400},
+      {"reset", "mock/echo", 502},    // connection reset before any answer
+      {"hang", "slow/echo", 504},     // response timeout (300 ms)
+      {"", "dead/echo", 502},         // connection refused
+  };
+  for (const Case& c : cases) {
+    TestHttpClient::HeaderList headers;
+    if (!c.fault.empty()) headers.emplace_back("x-mock-fault", c.fault);
+    auto reply = Call(key.secret, ChatBody("hi", 100, c.model), "/v1/chat/completions", headers);
+    EXPECT_EQ(reply.status, c.status) << c.fault << " " << c.model << ": " << reply.body;
+    EXPECT_NE(reply.body.find("\"error\""), std::string::npos) << reply.body;
+    // The reservation is back: the one call the budget holds still fits.
+    auto next = Call(key.secret, body);
+    EXPECT_EQ(next.status, 200) << "after " << c.fault << " " << c.model << ": " << next.body;
+  }
+  auto rows = WaitForUsage(key.hash, 12);
+  ASSERT_EQ(rows.size(), 12u);
+  for (size_t i = 0; i < rows.size(); i += 2) EXPECT_EQ(rows[i].cost, 0) << rows[i].status;
+  EXPECT_EQ(rows[8].status, 504);
+  EXPECT_EQ(SumCost(rows), 6 * 8);
+}
+
+TEST_F(DataPlaneTest, AStreamResetMidwayIsCutAndChargedForWhatWasReceived) {
+  MintedKey key = Mint(kOneCallBudget);
+  TestHttpClient client("127.0.0.1", process_->port());
+  std::string error;
+  try {
+    client.StreamLines("POST", "/v1/chat/completions",
+                       ChatBody("a b c d e f", 100, "mock/echo",
+                                R"(,"stream":true)"),
+                       {{"Authorization", "Bearer " + key.secret}, {"x-mock-fault", "reset"}});
+  } catch (const std::exception& e) {
+    error = e.what();  // the stream ends without its terminating chunk
+  }
+  EXPECT_FALSE(error.empty());
+  auto rows = WaitForUsage(key.hash, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, 502);
+  EXPECT_GT(rows[0].completion_tokens, 0);  // two content chunks arrived
+  EXPECT_LE(rows[0].cost, 218);
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+}
+
+TEST_F(DataPlaneTest, ACallerWhoHangsUpCancelsTheUpstreamCallAndPaysForWhatCame) {
+  MintedKey key = Mint(kOneCallBudget);
+  // 40 chunks 100 ms apart: four seconds if it ran to the end.
+  StreamAndHangUp(process_->port(), key.secret,
+                  ChatBody("one two three four five six seven eight nine ten", 100, "mock/echo",
+                           R"(,"stream":true)"),
+                  2);
+  auto rows = WaitForUsage(key.hash, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, 499);
+  EXPECT_LT(rows[0].latency_ms, 3000);  // cancelled, not run to its end
+  EXPECT_GT(rows[0].completion_tokens, 0);
+  EXPECT_LE(rows[0].cost, 218);
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+}
+
+}  // namespace
+}  // namespace keygate::testing

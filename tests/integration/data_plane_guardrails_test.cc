@@ -1,0 +1,186 @@
+// Each guardrail of spec §3 through the real binary and the mock upstream: its refusal, its
+// headers, its order, and that nothing refused ever reaches the upstream.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "integration/data_plane_fixture.h"
+
+namespace keygate::testing {
+namespace {
+
+std::string CodeOf(const TestHttpClient::Reply& reply) {
+  boost::system::error_code ec;
+  boost::json::value body = boost::json::parse(reply.body, ec);
+  if (ec || !body.is_object() || !body.as_object().contains("error")) return "";
+  const boost::json::value& code = body.at("error").at("code");
+  return code.is_string() ? std::string(code.as_string()) : "";
+}
+
+TEST_F(DataPlaneTest, AuthenticationRefusalsInTheSpecsOrder) {
+  const std::string body = ChatBody("hi", 5);
+  auto unknown = Call("sk-kg-thisisnotakey", body);
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_EQ(CodeOf(unknown), "invalid_api_key");
+  EXPECT_EQ(Call("", body).status, 401);
+  // Management credentials may not call models.
+  EXPECT_EQ(Call(pk_, body).status, 403) << Call(pk_, body).body;
+  EXPECT_EQ(Call(owner_key_, body).status, 403);
+  MintedKey disabled = Mint(R"("disabled": true)");
+  auto refused = Call(disabled.secret, body);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(CodeOf(refused), "key_disabled");
+  EXPECT_EQ(MockRequests(), 0);
+}
+
+TEST_F(DataPlaneTest, AnExpiredKeyIs401KeyExpired) {
+  // Expiry must be in the future when set: set it a moment ahead and wait it out (bounded).
+  const auto soon = std::chrono::system_clock::now() + std::chrono::milliseconds(1500);
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(soon);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&seconds));
+  MintedKey key = Mint(std::string(R"("expire_key": ")") + when + "\"");
+  TestHttpClient::Reply reply;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  do {
+    reply = Call(key.secret, ChatBody("hi", 5));
+    if (reply.status != 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(reply.status, 401) << reply.body;
+  EXPECT_EQ(CodeOf(reply), "key_expired");
+}
+
+TEST_F(DataPlaneTest, ModelScopeNamesTheAllowedModels) {
+  MintedKey key = Mint(R"("models": ["MOCK/echo", "mock/embed"])");
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5, "mock/echo")).status, 200);
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5, "Mock/echo")).status, 200);
+  auto refused = Call(key.secret, ChatBody("hi", 5, "mock/gpt-4o-mini"));
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(CodeOf(refused), "model_not_allowed");
+  EXPECT_NE(refused.body.find("MOCK/echo"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find("mock/embed"), std::string::npos) << refused.body;
+  MintedKey wildcard = Mint(R"("models": ["mock/*"])");
+  EXPECT_EQ(Call(wildcard.secret, ChatBody("hi", 5, "mock/gpt-4o-mini")).status, 200);
+  EXPECT_EQ(Call(wildcard.secret, ChatBody("hi", 5, "slow/echo")).status, 403);
+  EXPECT_EQ(MockChats(), 3);
+}
+
+TEST_F(DataPlaneTest, RpmRefusalHasAnHonestRetryAfterAndHeaders) {
+  MintedKey key = Mint(R"("rpm_limit": 2)");
+  auto first = Call(key.secret, ChatBody("hi", 5));
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.Header("x-ratelimit-limit-requests"), "2");
+  EXPECT_EQ(first.Header("x-ratelimit-remaining-requests"), "1");
+  EXPECT_FALSE(first.Header("x-ratelimit-reset-requests").empty());
+  EXPECT_EQ(first.Header("x-ratelimit-limit-tokens"), "");  // no TPM limit, no header
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+  auto refused = Call(key.secret, ChatBody("hi", 5));
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(CodeOf(refused), "rate_limit_exceeded");
+  const int retry_after = std::stoi(refused.Header("retry-after"));
+  EXPECT_GE(retry_after, 59);  // the first call leaves the window a minute after it came
+  EXPECT_LE(retry_after, 60);
+  EXPECT_EQ(refused.Header("x-ratelimit-remaining-requests"), "0");
+  EXPECT_EQ(MockChats(), 2);
+}
+
+TEST_F(DataPlaneTest, TpmRefusalsIncludingARequestThatCanNeverFit) {
+  // "hi": a prompt of at most 18 tokens; with max_tokens 100, 118 tokens in the worst case.
+  MintedKey key = Mint(R"("tpm_limit": 200)");
+  auto first = Call(key.secret, ChatBody("hi", 100));
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.Header("x-ratelimit-limit-tokens"), "200");
+  EXPECT_EQ(first.Header("x-ratelimit-remaining-tokens"), "82");  // reserved, not yet settled
+  // Settled to the real 6 tokens: 194 remain, and 118 fit again.
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+  auto big = Call(key.secret, ChatBody("hi", 175));  // 193 fits the limit, not beside 12
+  EXPECT_EQ(big.status, 429);
+  EXPECT_FALSE(big.Header("retry-after").empty());
+  auto never = Call(key.secret, ChatBody("hi", 1000));
+  EXPECT_EQ(never.status, 429);
+  EXPECT_NE(never.body.find("never fit"), std::string::npos) << never.body;
+  EXPECT_EQ(never.Header("retry-after"), "");
+  EXPECT_EQ(MockChats(), 2);
+}
+
+TEST_F(DataPlaneTest, BudgetRefusalGivesLimitSpendAndReset) {
+  // $0.0003 = 300 micro-dollars; one call reserves 18 + 2 * 100 = 218.
+  MintedKey key = Mint(R"("credit_limit": 0.0003, "reset_budget_interval": "monthly")");
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);  // costs 4 + 2 * 2 = 8
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+  auto refused = Call(key.secret, ChatBody("hi", 200));  // 418 > 300 - 16
+  ASSERT_EQ(refused.status, 402) << refused.body;
+  EXPECT_EQ(CodeOf(refused), "budget_exceeded");
+  boost::json::value error = Parse(refused.body).at("error");
+  EXPECT_EQ(error.at("limit"), boost::json::value(0.0003));
+  EXPECT_EQ(error.at("spend"), boost::json::value(0.000016));
+  EXPECT_TRUE(error.at("resets_at").is_string());
+  EXPECT_EQ(MockChats(), 2);
+}
+
+TEST_F(DataPlaneTest, BadInputIsA4xxAndNeverForwarded) {
+  MintedKey key = Mint();
+  struct Case {
+    std::string body;
+    int status;
+  };
+  const Case cases[] = {
+      {"{not json", 400},
+      {"[]", 400},
+      {R"({"messages":[{"role":"user","content":"hi"}]})", 400},
+      {R"({"model":42,"messages":[{"role":"user","content":"hi"}]})", 400},
+      {R"({"model":"mock/echo","messages":"hi"})", 400},
+      {R"({"model":"mock/echo","messages":[{"role":"user","content":{}}]})", 400},
+      {ChatBody("hi", -5), 400},
+      {ChatBody("hi", 5, "mock/echo", R"(,"stream":"yes")"), 400},
+      {ChatBody("hi", 2000), 400},                         // above the model's maximum output
+      {ChatBody("hi", 5, "mock/unknown"), 404},            // not in the catalog
+      {ChatBody(std::string(9000, 'x'), 5, "mock/tiny"), 400},  // beyond a 1000-token context
+      {ChatBody(std::string(70'000, 'x'), 5), 413},        // over max_body_bytes
+  };
+  for (const Case& c : cases) {
+    auto reply = Call(key.secret, c.body);
+    EXPECT_EQ(reply.status, c.status) << c.body.substr(0, 120) << " -> " << reply.body;
+    EXPECT_NE(reply.body.find("\"error\""), std::string::npos) << reply.body;
+  }
+  auto embeddings = Call(key.secret, R"({"model":"mock/embed","input":[]})", "/v1/embeddings");
+  EXPECT_EQ(embeddings.status, 400);
+  EXPECT_EQ(MockRequests(), 0);
+}
+
+TEST_F(DataPlaneTest, AnUpdateOrARevocationTakesEffectOnTheNextRequest) {
+  MintedKey key = Mint(R"("rpm_limit": 100)");
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).Header("x-ratelimit-limit-requests"), "100");
+  Update(key, R"("rpm_limit": 7)");
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).Header("x-ratelimit-limit-requests"), "7");
+  Update(key, R"("models": ["mock/gpt-4o-mini"])");
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 403);
+  Update(key, R"("models": null, "disabled": true)");
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 403);
+  Update(key, R"("disabled": false)");
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+  auto deleted = client_->Post("/prod/deleteServiceKey",
+                               R"({"api_key_id_hash":")" + key.hash + "\"}", pk_);
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  auto revoked = Call(key.secret, ChatBody("hi", 5));
+  EXPECT_EQ(revoked.status, 401);
+  EXPECT_EQ(CodeOf(revoked), "invalid_api_key");
+}
+
+TEST_F(DataPlaneTest, ARotatedKeySharesItsBudgetAndTheOldOneIsRevoked) {
+  MintedKey old_key = Mint(R"("credit_limit": 0.0003)");
+  ASSERT_EQ(Call(old_key.secret, ChatBody("hi", 100)).status, 200);
+  auto rotated = client_->Post("/prod/rotateServiceKey",
+                               R"({"api_key_id_hash":")" + old_key.hash + "\"}", pk_);
+  ASSERT_EQ(rotated.status, 201) << rotated.body;
+  MintedKey new_key{std::string(Parse(rotated.body).at("api_key").as_string()), ""};
+  secrets_.push_back(new_key.secret);
+  EXPECT_EQ(Call(old_key.secret, ChatBody("hi", 5)).status, 401);
+  ASSERT_EQ(Call(new_key.secret, ChatBody("hi", 100)).status, 200);
+  // 8 + 8 spent by the lineage: 418 more would pass 300.
+  EXPECT_EQ(Call(new_key.secret, ChatBody("hi", 200)).status, 402);
+}
+
+}  // namespace
+}  // namespace keygate::testing

@@ -1,0 +1,180 @@
+// Forwarding and relaying through the real binary and the mock upstream: what goes upstream
+// (the provider's key, never the caller's; the upstream model name; x-request-id), plain and
+// streamed answers, embeddings, the models list, and that usage settles and is recorded.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "integration/data_plane_fixture.h"
+
+namespace keygate::testing {
+namespace {
+
+namespace json = boost::json;
+
+// The JSON payloads of a stream's data lines, "[DONE]" included.
+std::vector<std::string> Payloads(const std::vector<std::string>& lines) {
+  std::vector<std::string> out;
+  for (const std::string& line : lines) {
+    if (line.rfind("data: ", 0) == 0) out.push_back(line.substr(6));
+  }
+  return out;
+}
+
+TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamModel) {
+  MintedKey key = Mint(R"("rpm_limit": 50, "tpm_limit": 100000)");
+  auto reply = Call(key.secret, ChatBody("hello world", 20), "/v1/chat/completions",
+                    {{"x-request-id", "req-from-client-1"}, {"x-custom-header", "kept"}});
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  json::value answer = Parse(reply.body);
+  EXPECT_EQ(answer.at("choices").at(0).at("message").at("content"), "echo: hello world");
+  EXPECT_EQ(answer.at("usage").at("prompt_tokens"), 3 + 3);  // ceil(11 / 4) + 3
+  EXPECT_EQ(reply.Header("x-ratelimit-limit-requests"), "50");
+  EXPECT_EQ(reply.Header("x-ratelimit-limit-tokens"), "100000");
+  EXPECT_EQ(reply.Header("x-request-id"), "req-from-client-1");
+
+  json::value stats = MockStats();
+  EXPECT_EQ(stats.at("last_authorization"), json::value(std::string("Bearer ") + kUpstreamKey));
+  EXPECT_EQ(stats.at("last_body").at("model"), "echo");
+  const json::object& headers = stats.at("last_headers").as_object();
+  EXPECT_EQ(headers.at("x-request-id"), "req-from-client-1");
+  EXPECT_EQ(headers.at("x-custom-header"), "kept");
+  // The caller's key never leaves keygate.
+  EXPECT_EQ(json::serialize(stats).find(key.secret), std::string::npos);
+  EXPECT_EQ(reply.body.find(kUpstreamKey), std::string::npos);
+}
+
+TEST_F(DataPlaneTest, AStreamIsRelayedChunkByChunkWithoutTheUsageChunk) {
+  MintedKey key = Mint();
+  const std::string body = ChatBody("one two three four", 50, "mock/echo", R"(,"stream":true)");
+  TestHttpClient client("127.0.0.1", process_->port());
+  auto lines = client.StreamLines("POST", "/v1/chat/completions", body,
+                                  {{"Authorization", "Bearer " + key.secret}});
+  std::vector<std::string> payloads = Payloads(lines);
+  ASSERT_GE(payloads.size(), 2u);
+  EXPECT_EQ(payloads.back(), "[DONE]");
+  std::string text;
+  for (size_t i = 0; i + 1 < payloads.size(); ++i) {
+    json::value chunk = Parse(payloads[i]);
+    ASSERT_FALSE(chunk.at("choices").as_array().empty()) << "usage chunk leaked: " << payloads[i];
+    EXPECT_EQ(chunk.as_object().if_contains("usage"), nullptr) << payloads[i];
+    text += std::string(chunk.at("choices").at(0).at("delta").at("content").as_string());
+  }
+  EXPECT_EQ(text, "echo: one two three four");
+  // keygate asked for usage upstream all the same, to settle the real cost.
+  EXPECT_EQ(MockStats().at("last_body").at("stream_options").at("include_usage"), true);
+  auto rows = WaitForUsage(key.hash, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].completion_tokens, 5);
+  EXPECT_EQ(rows[0].status, 200);
+}
+
+TEST_F(DataPlaneTest, AStreamCarriesTheUsageChunkWhenTheCallerAsksForIt) {
+  MintedKey key = Mint();
+  const std::string body = ChatBody("hi", 50, "mock/echo",
+                                    R"(,"stream":true,"stream_options":{"include_usage":true})");
+  TestHttpClient client("127.0.0.1", process_->port());
+  auto payloads = Payloads(client.StreamLines("POST", "/v1/chat/completions", body,
+                                              {{"Authorization", "Bearer " + key.secret}}));
+  ASSERT_GE(payloads.size(), 3u);
+  json::value usage_chunk = Parse(payloads[payloads.size() - 2]);
+  EXPECT_TRUE(usage_chunk.at("choices").as_array().empty());
+  EXPECT_EQ(usage_chunk.at("usage").at("completion_tokens"), 2);
+}
+
+TEST_F(DataPlaneTest, AStreamedAndAPlainCallOfTheSameSizeCostTheSame) {
+  MintedKey plain = Mint();
+  MintedKey streamed = Mint();
+  const std::string prompt = "the quick brown fox jumps over the lazy dog";
+  ASSERT_EQ(Call(plain.secret, ChatBody(prompt, 6)).status, 200);
+  TestHttpClient client("127.0.0.1", process_->port());
+  client.StreamLines("POST", "/v1/chat/completions",
+                     ChatBody(prompt, 6, "mock/echo", R"(,"stream":true)"),
+                     {{"Authorization", "Bearer " + streamed.secret}});
+  auto plain_rows = WaitForUsage(plain.hash, 1);
+  auto streamed_rows = WaitForUsage(streamed.hash, 1);
+  ASSERT_EQ(plain_rows.size(), 1u);
+  ASSERT_EQ(streamed_rows.size(), 1u);
+  EXPECT_EQ(plain_rows[0].prompt_tokens, streamed_rows[0].prompt_tokens);
+  EXPECT_EQ(plain_rows[0].completion_tokens, 6);
+  EXPECT_EQ(streamed_rows[0].completion_tokens, 6);
+  EXPECT_GT(plain_rows[0].cost, 0);
+  EXPECT_EQ(plain_rows[0].cost, streamed_rows[0].cost);
+  EXPECT_EQ(UsageTotalMicros(plain), UsageTotalMicros(streamed));
+}
+
+TEST_F(DataPlaneTest, KeyUsageTotalsEqualTheSumOfItsUsageRecords) {
+  MintedKey key = Mint(R"("credit_limit": 10)");
+  int64_t expected = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto reply = Call(key.secret, ChatBody("count " + std::string(i * 7, 'z'), 30));
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    json::value usage = Parse(reply.body).at("usage");
+    expected += usage.at("prompt_tokens").as_int64() * kEchoInputMicros +
+                usage.at("completion_tokens").as_int64() * kEchoOutputMicros;
+  }
+  ASSERT_EQ(Call(key.secret, R"({"model":"mock/embed","input":["a b c d e f"]})",
+                 "/v1/embeddings")
+                .status,
+            200);
+  auto rows = WaitForUsage(key.hash, 6);
+  ASSERT_EQ(rows.size(), 6u);
+  EXPECT_EQ(SumCost(rows) - rows.back().cost, expected);
+  EXPECT_EQ(UsageTotalMicros(key), SumCost(rows));
+  boost::json::object record = Record(key);
+  EXPECT_EQ(record.at("usage").at("daily"), record.at("usage").at("total"));
+}
+
+TEST_F(DataPlaneTest, EmbeddingsAreChargedForTheirInputTokens) {
+  MintedKey key = Mint(R"("tpm_limit": 10000)");
+  auto reply = Call(key.secret, R"({"model":"mock/embed","input":["hello there","general"]})",
+                    "/v1/embeddings");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  json::value answer = Parse(reply.body);
+  EXPECT_EQ(answer.at("data").as_array().size(), 2u);
+  EXPECT_EQ(MockStats().at("last_body").at("model"), "text-embedding-3-small");
+  auto rows = WaitForUsage(key.hash, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].prompt_tokens, answer.at("usage").at("prompt_tokens").as_int64());
+  EXPECT_EQ(rows[0].completion_tokens, 0);
+  EXPECT_EQ(rows[0].model, "mock/embed");
+}
+
+TEST_F(DataPlaneTest, ModelsListsOnlyWhatTheKeyMayCall) {
+  MintedKey scoped = Mint(R"("models": ["mock/*"])");
+  auto reply = client_->Get("/v1/models", scoped.secret);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  json::value list = Parse(reply.body);
+  EXPECT_EQ(list.at("object"), "list");
+  std::vector<std::string> ids;
+  for (const json::value& model : list.at("data").as_array()) {
+    EXPECT_EQ(model.at("object"), "model");
+    ids.emplace_back(model.at("id").as_string());
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"mock/echo", "mock/gpt-4o-mini", "mock/embed",
+                                           "mock/tiny"}));
+  MintedKey all = Mint();
+  EXPECT_EQ(Parse(client_->Get("/v1/models", all.secret).body).at("data").as_array().size(), 6u);
+  EXPECT_EQ(client_->Get("/v1/models", "sk-kg-unknown").status, 401);
+}
+
+TEST_F(DataPlaneTest, UpstreamErrorsPassThroughWithTheirBody) {
+  MintedKey key = Mint();
+  auto server_error = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                           {{"x-mock-fault", "500"}});
+  EXPECT_EQ(server_error.status, 500);
+  EXPECT_NE(server_error.body.find("mock fault 500"), std::string::npos) << server_error.body;
+  auto limited = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                      {{"x-mock-fault", "429"}});
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_EQ(limited.Header("retry-after"), "1");
+  auto rows = WaitForUsage(key.hash, 2);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].status, 500);
+  EXPECT_EQ(rows[0].cost, 0);
+  EXPECT_EQ(rows[1].status, 429);
+}
+
+}  // namespace
+}  // namespace keygate::testing

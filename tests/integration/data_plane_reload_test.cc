@@ -1,0 +1,95 @@
+// spec data-plane.md "Models and providers": the catalog is reloadable without a restart. SIGHUP
+// re-reads it; connections stay up and calls keep flowing.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <dirent.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "integration/data_plane_fixture.h"
+
+namespace keygate::testing {
+namespace {
+
+// The pid of this test's child process named `name` (the keygate it started), or -1.
+pid_t ChildNamed(const std::string& name) {
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return -1;
+  pid_t found = -1;
+  while (dirent* entry = readdir(proc)) {
+    const std::string pid(entry->d_name);
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat("/proc/" + pid + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    if (parent == getpid() && line.substr(open + 1, close - open - 1) == name) {
+      found = static_cast<pid_t>(std::stol(pid));
+      break;
+    }
+  }
+  closedir(proc);
+  return found;
+}
+
+TEST_F(DataPlaneTest, SighupReloadsTheCatalogWithoutDroppingConnections) {
+  MintedKey key = Mint();
+  TestHttpClient kept("127.0.0.1", process_->port());
+  const TestHttpClient::HeaderList auth = {{"Authorization", "Bearer " + key.secret}};
+  ASSERT_EQ(kept.Request("POST", "/v1/chat/completions", ChatBody("hi", 5), auth).status, 200);
+  EXPECT_EQ(kept.Request("POST", "/v1/chat/completions", ChatBody("hi", 5, "mock/fresh"), auth)
+                .status,
+            404);
+
+  {
+    std::ofstream config(dir_.path() + "/keygate.yaml", std::ios::app);
+    config << Model("mock/fresh", "echo", "3.0", "4.0", 4096, 256);
+  }
+  const pid_t keygate = ChildNamed("keygate");
+  ASSERT_GT(keygate, 0);
+  ASSERT_EQ(kill(keygate, SIGHUP), 0);
+
+  // The reload runs in the background: poll /v1/models on the kept connection (bounded).
+  bool listed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!listed && std::chrono::steady_clock::now() < deadline) {
+    auto models = kept.Request("GET", "/v1/models", "", auth);
+    listed = models.body.find("mock/fresh") != std::string::npos;
+    if (!listed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(listed) << process_->log();
+  auto fresh = kept.Request("POST", "/v1/chat/completions", ChatBody("hi", 5, "mock/fresh"), auth);
+  EXPECT_EQ(fresh.status, 200) << fresh.body;
+  auto rows = WaitForUsage(key.hash, 2);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].model, "mock/fresh");
+  EXPECT_EQ(rows[1].cost, 4 * 3 + 2 * 4);  // the new prices
+  EXPECT_EQ(kept.connections_opened(), 1);
+}
+
+TEST_F(DataPlaneTest, ABrokenCatalogOnSighupKeepsTheOldOne) {
+  MintedKey key = Mint();
+  { std::ofstream(dir_.path() + "/keygate.yaml", std::ios::app) << "  - id: no-slash\n"; }
+  const pid_t keygate = ChildNamed("keygate");
+  ASSERT_GT(keygate, 0);
+  ASSERT_EQ(kill(keygate, SIGHUP), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (process_->log().find("config.reload_failed") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(process_->log().find("config.reload_failed"), std::string::npos);
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+}
+
+}  // namespace
+}  // namespace keygate::testing

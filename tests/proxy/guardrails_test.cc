@@ -1,0 +1,344 @@
+#include "proxy/guardrails.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+#include "keys/secrets.h"
+#include "limits/local_limiter.h"
+#include "testing/manual_clock.h"
+
+namespace keygate::proxy {
+namespace {
+
+using testing::ManualClock;
+
+constexpr const char* kSecret = "sk-kg-test-secret-0001";
+// 2023-11-14T22:13:20Z, a Tuesday.
+constexpr UnixMillis kStart = 1'700'000'000'000;
+
+config::Catalog MakeCatalog() {
+  config::Catalog catalog;
+  config::ProviderConfig mock;
+  mock.name = "mock";
+  mock.base_url = "http://127.0.0.1:9/v1";
+  catalog.providers.push_back(mock);
+  config::ProviderConfig keyed = mock;
+  keyed.name = "keyed";
+  keyed.api_key_env = "KEYGATE_TEST_UNSET_KEY";
+  catalog.providers.push_back(keyed);
+  auto model = [](std::string id, std::string provider, int64_t context, int64_t max_output) {
+    config::ModelConfig m;
+    m.id = std::move(id);
+    m.provider = std::move(provider);
+    m.upstream = "echo";
+    m.input_micro_usd_per_mtok = 1'000'000;   // 1 micro-dollar per token
+    m.output_micro_usd_per_mtok = 2'000'000;  // 2 micro-dollars per token
+    m.context_tokens = context;
+    m.max_output_tokens = max_output;
+    return m;
+  };
+  catalog.models.push_back(model("mock/echo", "mock", 8192, 1024));
+  catalog.models.push_back(model("mock/other", "mock", 8192, 1024));
+  catalog.models.push_back(model("keyed/echo", "keyed", 8192, 1024));
+  return catalog;
+}
+
+// A body whose worst case is 21 prompt tokens + max_tokens: 21 + 2 * max_tokens micro-dollars.
+std::string Body(int max_tokens = 10, const std::string& model = "mock/echo") {
+  return R"({"model":")" + model +
+         R"(","messages":[{"role":"user","content":"hello"}],"max_tokens":)" +
+         std::to_string(max_tokens) + "}";
+}
+
+std::string Header(const http::Response& response, const std::string& name) {
+  for (const auto& [key, value] : response.headers) {
+    if (key == name) return value;
+  }
+  return "";
+}
+
+class GuardrailsTest : public ::testing::Test {
+ protected:
+  GuardrailsTest()
+      : clock_(kStart),
+        limiter_([this](const std::string&, UnixMillis) -> Result<MicroUsd> {
+          if (store_down_) return Error::Unavailable("store down");
+          return stored_spend_;
+        }),
+        guardrails_(GuardrailOptions{}, index_, limiter_, clock_) {
+    catalog_ = *ResolveCatalog(MakeCatalog(), [](const char*) -> const char* { return nullptr; });
+  }
+
+  // Indexes a service key for kSecret, changed by `edit`.
+  keys::ServiceKey& PutKey(const std::function<void(keys::ServiceKey&)>& edit = {}) {
+    key_.hash = keys::Sha256Hex(kSecret);
+    key_.lineage = key_.hash;
+    key_.org_id = "org_1";
+    if (edit) edit(key_);
+    ++key_.version;
+    index_.UpsertServiceKey(key_);
+    return key_;
+  }
+
+  Verdict<Admission> Check(const std::string& body = Body(), const std::string& secret = kSecret,
+                           Endpoint endpoint = Endpoint::kChatCompletions) {
+    return guardrails_.Check(secret, endpoint, body, catalog_);
+  }
+
+  // The error code of a refusal, or "" if admitted.
+  std::string CodeOf(const Verdict<Admission>& verdict) {
+    if (verdict.ok()) return "";
+    const std::string& body = verdict.refusal.body;
+    const size_t at = body.find("\"code\":\"");
+    return at == std::string::npos ? body : body.substr(at + 8, body.find('"', at + 8) - at - 8);
+  }
+
+  ManualClock clock_;
+  MicroUsd stored_spend_ = 0;
+  bool store_down_ = false;
+  keys::KeyIndex index_;
+  limits::LocalLimiter limiter_;
+  Guardrails guardrails_;
+  std::shared_ptr<const ResolvedCatalog> catalog_;
+  keys::ServiceKey key_;
+};
+
+TEST_F(GuardrailsTest, AnUnlimitedKeyIsAdmittedWithoutRateLimitHeaders) {
+  PutKey();
+  auto verdict = Check();
+  ASSERT_TRUE(verdict.ok()) << verdict.refusal.body;
+  EXPECT_TRUE(verdict.value->ticket.valid());
+  EXPECT_TRUE(verdict.value->rate_limit_headers.empty());
+  EXPECT_EQ(verdict.value->call.model->id, "mock/echo");
+  EXPECT_EQ(verdict.value->call.worst.tokens(), 21 + 10);
+}
+
+TEST_F(GuardrailsTest, UnknownOrMissingKeysAre401) {
+  PutKey();
+  auto unknown = Check(Body(), "sk-kg-not-a-key");
+  EXPECT_EQ(unknown.refusal.status, 401);
+  EXPECT_EQ(CodeOf(unknown), "invalid_api_key");
+  auto missing = Check(Body(), "");
+  EXPECT_EQ(missing.refusal.status, 401);
+  EXPECT_EQ(CodeOf(missing), "missing_api_key");
+}
+
+TEST_F(GuardrailsTest, ARevokedKeyIs401FromItsRevocationOn) {
+  PutKey([](keys::ServiceKey& k) { k.revoke_at = kStart + 1000; });
+  EXPECT_TRUE(Check().ok());  // the rotation grace period
+  clock_.AdvanceMs(1000);
+  auto revoked = Check();
+  EXPECT_EQ(revoked.refusal.status, 401);
+  EXPECT_EQ(CodeOf(revoked), "invalid_api_key");
+}
+
+TEST_F(GuardrailsTest, AnExpiredKeyIs401KeyExpiredFromItsExpiryOn) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.expires_at = kStart + 5; });
+  EXPECT_TRUE(Check().ok());
+  clock_.AdvanceMs(5);
+  auto expired = Check();
+  EXPECT_EQ(expired.refusal.status, 401);
+  EXPECT_EQ(CodeOf(expired), "key_expired");
+}
+
+TEST_F(GuardrailsTest, ADisabledKeyIs403AndExpiryComesFirst) {
+  PutKey([](keys::ServiceKey& k) { k.disabled = true; });
+  auto disabled = Check();
+  EXPECT_EQ(disabled.refusal.status, 403);
+  EXPECT_EQ(CodeOf(disabled), "key_disabled");
+  PutKey([](keys::ServiceKey& k) { k.guardrails.expires_at = kStart; });
+  EXPECT_EQ(CodeOf(Check()), "key_expired");  // spec §3 step 1 order
+}
+
+TEST_F(GuardrailsTest, ManagementCredentialsAre403AndADisabledProvisioningKey401) {
+  index_.UpsertOther(keys::Sha256Hex("pk-kg-live"), keys::CredentialKind::kProvisioningKey,
+                     "org_1", false);
+  index_.UpsertOther(keys::Sha256Hex("pk-kg-off"), keys::CredentialKind::kProvisioningKey,
+                     "org_1", true);
+  index_.UpsertOther(keys::Sha256Hex("owner-secret"), keys::CredentialKind::kOwner, "org_1",
+                     false);
+  EXPECT_EQ(Check(Body(), "pk-kg-live").refusal.status, 403);
+  EXPECT_EQ(Check(Body(), "owner-secret").refusal.status, 403);
+  EXPECT_EQ(Check(Body(), "pk-kg-off").refusal.status, 401);
+  // Made by the CLI in another process, so not indexed here: the prefix still says what it is.
+  EXPECT_EQ(Check(Body(), "pk-kg-made-by-the-cli").refusal.status, 403);
+  EXPECT_EQ(Check(Body(), "ok-kg-made-by-the-cli").refusal.status, 403);
+}
+
+TEST_F(GuardrailsTest, AuthenticationComesBeforeTheBodyIsRead) {
+  EXPECT_EQ(Check("{not json", "sk-kg-unknown").refusal.status, 401);
+  PutKey();
+  EXPECT_EQ(Check("{not json").refusal.status, 400);
+}
+
+TEST_F(GuardrailsTest, ModelScopeIsCaseInsensitiveOnTheProviderAndAcceptsWildcards) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.models = {{"MOCK/echo"}}; });
+  EXPECT_TRUE(Check(Body(10, "mock/echo")).ok());
+  EXPECT_TRUE(Check(Body(10, "Mock/echo")).ok());
+  auto other = Check(Body(10, "mock/other"));
+  EXPECT_EQ(other.refusal.status, 403);
+  EXPECT_EQ(CodeOf(other), "model_not_allowed");
+  EXPECT_NE(other.refusal.body.find("MOCK/echo"), std::string::npos);  // names what is allowed
+  EXPECT_NE(other.refusal.body.find("\"param\":\"model\""), std::string::npos);
+  PutKey([](keys::ServiceKey& k) { k.guardrails.models = {{"mock/*"}}; });
+  EXPECT_TRUE(Check(Body(10, "mock/other")).ok());
+  EXPECT_EQ(Check(Body(10, "keyed/echo")).refusal.status, 403);
+}
+
+TEST_F(GuardrailsTest, ModelAllowedMatchesOnlyWholeNames) {
+  EXPECT_TRUE(ModelAllowed(std::nullopt, "anything/at-all"));
+  EXPECT_FALSE(ModelAllowed(std::vector<std::string>{}, "mock/echo"));
+  EXPECT_FALSE(ModelAllowed(std::vector<std::string>{"mock/echo"}, "mock/ECHO"));
+  EXPECT_FALSE(ModelAllowed(std::vector<std::string>{"mock/ech"}, "mock/echo"));
+  EXPECT_FALSE(ModelAllowed(std::vector<std::string>{"mo/*"}, "mock/echo"));
+}
+
+TEST_F(GuardrailsTest, UnknownModelsOversizedPromptsAndMaxTokensAreRefusedBeforeTheLimiter) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.rpm_limit = 1; });
+  auto unknown = Check(Body(10, "mock/nope"));
+  EXPECT_EQ(unknown.refusal.status, 404);
+  EXPECT_EQ(CodeOf(unknown), "model_not_found");
+  const std::string huge(8192 * kMaxBytesPerToken + 8, 'x');
+  auto too_long = Check(R"({"model":"mock/echo","messages":[{"role":"user","content":")" + huge +
+                        R"("}]})");
+  EXPECT_EQ(too_long.refusal.status, 400);
+  EXPECT_EQ(CodeOf(too_long), "context_length_exceeded");
+  auto too_many = Check(Body(1025));
+  EXPECT_EQ(too_many.refusal.status, 400);
+  EXPECT_NE(too_many.refusal.body.find("max_tokens"), std::string::npos);
+  // None of them used the only request of the minute.
+  EXPECT_TRUE(Check().ok());
+}
+
+TEST_F(GuardrailsTest, AProviderWithoutItsApiKeyIs503) {
+  PutKey();
+  auto verdict = Check(Body(10, "keyed/echo"));
+  EXPECT_EQ(verdict.refusal.status, 503);
+  EXPECT_NE(verdict.refusal.body.find("KEYGATE_TEST_UNSET_KEY"), std::string::npos);
+}
+
+TEST_F(GuardrailsTest, RpmComesBeforeTpmWhichComesBeforeTheBudget) {
+  PutKey([](keys::ServiceKey& k) {
+    k.guardrails.rpm_limit = 1;
+    k.guardrails.tpm_limit = 100;
+    k.guardrails.credit_limit = 50;  // micro-dollars
+  });
+  ASSERT_TRUE(Check(Body(10)).ok());  // 31 tokens, 41 micro-dollars
+  // A second call fails all three; RPM answers.
+  auto second = Check(Body(30));
+  EXPECT_EQ(second.refusal.status, 429);
+  EXPECT_NE(second.refusal.body.find("requests"), std::string::npos);
+  clock_.AdvanceMs(60'000);
+  // Both windows have room again (91 tokens fit); the first call's 41 micro-dollars are still
+  // reserved, and 41 + 161 > 50: the budget answers.
+  auto budget = Check(Body(70));
+  EXPECT_EQ(budget.refusal.status, 402);
+  EXPECT_EQ(CodeOf(budget), "budget_exceeded");
+}
+
+TEST_F(GuardrailsTest, TpmRefusesWhatTheWindowCannotHoldYet) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.tpm_limit = 60; });
+  ASSERT_TRUE(Check(Body(10)).ok());  // 31 tokens
+  clock_.AdvanceMs(20'000);
+  auto refused = Check(Body(10));  // 31 more would make 62
+  ASSERT_EQ(refused.refusal.status, 429);
+  EXPECT_EQ(Header(refused.refusal, "Retry-After"), "40");
+  EXPECT_EQ(Header(refused.refusal, "retry-after-ms"), "40000");
+  EXPECT_EQ(Header(refused.refusal, "x-ratelimit-limit-tokens"), "60");
+  EXPECT_EQ(Header(refused.refusal, "x-ratelimit-remaining-tokens"), "29");
+  EXPECT_EQ(Header(refused.refusal, "x-ratelimit-reset-tokens"), "40s");
+}
+
+TEST_F(GuardrailsTest, RetryAfterIsHonestToTheMillisecond) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.rpm_limit = 2; });
+  ASSERT_TRUE(Check().ok());
+  clock_.AdvanceMs(10'000);
+  ASSERT_TRUE(Check().ok());
+  clock_.AdvanceMs(10'000);
+  auto refused = Check();
+  ASSERT_EQ(refused.refusal.status, 429);
+  EXPECT_EQ(Header(refused.refusal, "retry-after-ms"), "40000");
+  clock_.AdvanceMs(39'999);
+  EXPECT_EQ(Check().refusal.status, 429);
+  clock_.AdvanceMs(1);
+  EXPECT_TRUE(Check().ok());
+}
+
+TEST_F(GuardrailsTest, ARequestLargerThanTheWholeTpmLimitCanNeverFit) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.tpm_limit = 500; });
+  auto refused = Check(Body(1000));
+  ASSERT_EQ(refused.refusal.status, 429);
+  EXPECT_NE(refused.refusal.body.find("never fit"), std::string::npos);
+  EXPECT_EQ(Header(refused.refusal, "Retry-After"), "");
+}
+
+TEST_F(GuardrailsTest, SuccessCarriesTheRateLimitHeadersOfTheLimitsTheKeyHas) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.rpm_limit = 10; });
+  auto verdict = Check();
+  ASSERT_TRUE(verdict.ok());
+  http::Response carrier;
+  carrier.headers = verdict.value->rate_limit_headers;
+  EXPECT_EQ(Header(carrier, "x-ratelimit-limit-requests"), "10");
+  EXPECT_EQ(Header(carrier, "x-ratelimit-remaining-requests"), "9");
+  EXPECT_EQ(Header(carrier, "x-ratelimit-reset-requests"), "1m0s");
+  EXPECT_EQ(Header(carrier, "x-ratelimit-limit-tokens"), "");
+}
+
+TEST_F(GuardrailsTest, TheBudgetRefusalGivesLimitSpendAndReset) {
+  stored_spend_ = 30;
+  PutKey([](keys::ServiceKey& k) {
+    k.guardrails.credit_limit = 60;
+    k.guardrails.reset_interval = keys::ResetInterval::kDaily;
+  });
+  auto refused = Check(Body(10));  // 41 more would pass 60
+  ASSERT_EQ(refused.refusal.status, 402);
+  const std::string& body = refused.refusal.body;
+  EXPECT_NE(body.find("\"limit\":0.00006"), std::string::npos) << body;
+  EXPECT_NE(body.find("\"spend\":0.00003"), std::string::npos) << body;
+  EXPECT_NE(body.find("\"resets_at\":\"2023-11-15T00:00:00.000Z\""), std::string::npos) << body;
+  EXPECT_NE(body.find("daily"), std::string::npos) << body;
+}
+
+TEST_F(GuardrailsTest, SettlingReplacesTheReservationWithTheRealCost) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.credit_limit = 60; });
+  auto first = Check(Body(10));  // reserves 41
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(Check(Body(10)).refusal.status, 402);  // 41 + 41 > 60
+  limiter_.Settle(first.value->ticket, 10, 12, clock_.NowMs());
+  EXPECT_TRUE(Check(Body(10)).ok());  // 12 + 41 <= 60
+}
+
+TEST_F(GuardrailsTest, AReleasedReservationFreesItsBudget) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.credit_limit = 41; });
+  auto first = Check(Body(10));
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(Check(Body(10)).refusal.status, 402);
+  limiter_.Release(first.value->ticket);
+  EXPECT_TRUE(Check(Body(10)).ok());
+}
+
+TEST_F(GuardrailsTest, AnUnreadableSpendFailsClosedByDefaultAndOpenOnRequest) {
+  store_down_ = true;
+  PutKey([](keys::ServiceKey& k) { k.guardrails.credit_limit = 1000; });
+  EXPECT_EQ(Check().refusal.status, 503);
+  GuardrailOptions open;
+  open.failure_mode = config::FailureMode::kAllow;
+  Guardrails lenient(open, index_, limiter_, clock_);
+  auto verdict = lenient.Check(kSecret, Endpoint::kChatCompletions, Body(), catalog_);
+  ASSERT_TRUE(verdict.ok());
+  EXPECT_FALSE(verdict.value->ticket.valid());
+}
+
+TEST_F(GuardrailsTest, EmbeddingsReserveTheirInputOnly) {
+  PutKey([](keys::ServiceKey& k) { k.guardrails.tpm_limit = 1000; });
+  auto verdict = Check(R"({"model":"mock/echo","input":["abcd","ef"]})", kSecret,
+                       Endpoint::kEmbeddings);
+  ASSERT_TRUE(verdict.ok()) << verdict.refusal.body;
+  EXPECT_EQ(verdict.value->call.worst.completion_tokens, 0);
+  EXPECT_EQ(verdict.value->call.worst.prompt_tokens, 4 + 2 + 2 * kPerInputTokens);
+}
+
+}  // namespace
+}  // namespace keygate::proxy

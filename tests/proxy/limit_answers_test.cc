@@ -1,0 +1,51 @@
+#include "proxy/limit_answers.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace keygate::proxy {
+namespace {
+
+TEST(LimitAnswersTest, ResetDurationsReadLikeOpenAis) {
+  EXPECT_EQ(FormatResetDuration(-5), "0s");
+  EXPECT_EQ(FormatResetDuration(0), "0s");
+  EXPECT_EQ(FormatResetDuration(250), "250ms");
+  EXPECT_EQ(FormatResetDuration(1000), "1s");
+  EXPECT_EQ(FormatResetDuration(1500), "1.5s");
+  EXPECT_EQ(FormatResetDuration(59'999), "59.999s");
+  EXPECT_EQ(FormatResetDuration(60'000), "1m0s");
+  EXPECT_EQ(FormatResetDuration(62'500), "1m2.5s");
+  EXPECT_EQ(FormatResetDuration(3'600'000), "1h0m0s");
+}
+
+TEST(LimitAnswersTest, RetryAfterRoundsUpToWholeSeconds) {
+  limits::Decision decision;
+  decision.outcome = limits::LimitOutcome::kRejectRpm;
+  decision.retry_after_ms = 1001;
+  decision.requests = limits::WindowFigures{5, 0, 1001};
+  http::Response response = RateLimitedResponse(decision, WorstCase{}, 0);
+  EXPECT_EQ(response.status, 429);
+  std::string retry_after;
+  for (const auto& [name, value] : response.headers) {
+    if (name == "Retry-After") retry_after = value;
+  }
+  EXPECT_EQ(retry_after, "2");
+  EXPECT_NE(response.body.find("\"code\":\"rate_limit_exceeded\""), std::string::npos);
+  EXPECT_NE(response.body.find("\"type\":\"rate_limit_error\""), std::string::npos);
+}
+
+TEST(LimitAnswersTest, ABudgetThatNeverResetsSaysSo) {
+  limits::Decision decision;
+  decision.outcome = limits::LimitOutcome::kRejectBudget;
+  decision.budget = limits::BudgetState{1'000'000, 999'000, 500, std::nullopt};
+  http::Response response =
+      BudgetExceededResponse(decision, WorstCase{1, 1, 2000}, keys::ResetInterval::kNever, 0);
+  EXPECT_EQ(response.status, 402);
+  EXPECT_NE(response.body.find("never resets"), std::string::npos) << response.body;
+  EXPECT_NE(response.body.find("\"resets_at\":null"), std::string::npos) << response.body;
+  EXPECT_NE(response.body.find("\"type\":\"insufficient_quota\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace keygate::proxy

@@ -1,0 +1,111 @@
+#include "proxy/token_estimate.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+#include "proxy/openai_request.h"
+
+namespace keygate::proxy {
+namespace {
+
+constexpr int64_t kContext = 1'000'000;
+
+// The mock upstream's count (tools/mock_upstream/mock_api.h): ceil(bytes / 4) + 3 per message,
+// which stands for a real tokenizer here.
+int64_t MockPromptTokens(int64_t content_bytes, int64_t messages) {
+  return (content_bytes + 3) / 4 + 3 * messages;
+}
+
+std::string Chat(const std::string& messages_json) {
+  return R"({"model":"mock/echo","messages":)" + messages_json + "}";
+}
+
+int64_t UpperBound(const std::string& body, int64_t context = kContext) {
+  auto request = ParseChatRequest(body);
+  EXPECT_TRUE(request.ok()) << body;
+  return request.ok() ? PromptUpperBound(request->prompt, context) : -1;
+}
+
+TEST(TokenEstimateTest, CountsEveryUtf8BytePlusOverheads) {
+  // "hello" (5 bytes) + role "user" (4 bytes) + 4 per message + 8 per conversation.
+  EXPECT_EQ(UpperBound(Chat(R"([{"role":"user","content":"hello"}])")), 5 + 4 + 4 + 8);
+  // "é" is two bytes, "日本" six: bytes, not characters.
+  EXPECT_EQ(UpperBound(Chat(R"([{"role":"user","content":"é日本"}])")), 8 + 4 + 4 + 8);
+}
+
+TEST(TokenEstimateTest, NeverBelowTheUpstreamCountForRandomConversations) {
+  std::mt19937 rng(7);
+  // JSON text of a character and its UTF-8 size once decoded.
+  const std::pair<std::string, int64_t> alphabet[] = {
+      {"a", 1}, {" ", 1}, {"\xC3\xA9", 2}, {"\xE6\x97\xA5", 3}, {"\xF0\x9F\x98\x80", 4},
+      {"\\n", 1}};
+  for (int round = 0; round < 200; ++round) {
+    const int messages = 1 + static_cast<int>(rng() % 5);
+    std::string json = "[";
+    int64_t content_bytes = 0;
+    for (int m = 0; m < messages; ++m) {
+      std::string text;
+      const int length = static_cast<int>(rng() % 300);
+      for (int i = 0; i < length; ++i) {
+        const auto& [encoded, bytes] = alphabet[rng() % 6];
+        text += encoded;
+        content_bytes += bytes;
+      }
+      json += std::string(m ? "," : "") + R"({"role":"user","content":")" + text + R"("})";
+    }
+    json += "]";
+    EXPECT_GE(UpperBound(Chat(json)), MockPromptTokens(content_bytes, messages)) << json;
+  }
+}
+
+TEST(TokenEstimateTest, TextPartsCountAndImagesAreBoundedByTheContext) {
+  const std::string text_parts =
+      Chat(R"([{"role":"user","content":[{"type":"text","text":"abc"},{"type":"text","text":"de"}]}])");
+  EXPECT_EQ(UpperBound(text_parts), 5 + 4 + 4 + 8);
+  const std::string with_image = Chat(
+      R"([{"role":"user","content":[{"type":"text","text":"what is this"},)"
+      R"({"type":"image_url","image_url":{"url":"https://x/y.png"}}]}])");
+  EXPECT_EQ(UpperBound(with_image, 8192), 8192);
+}
+
+TEST(TokenEstimateTest, ToolSchemasCountTowardsThePrompt) {
+  const std::string plain = Chat(R"([{"role":"user","content":"hi"}])");
+  const std::string tools =
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function",)"
+      R"("function":{"name":"get_weather","parameters":{"type":"object"}}}]})";
+  EXPECT_GT(UpperBound(tools), UpperBound(plain) + 40);
+}
+
+TEST(TokenEstimateTest, EachInputIsCappedAtTheContext) {
+  PromptSize prompt;
+  prompt.inputs.push_back({100'000, 0, 4, false});
+  prompt.inputs.push_back({10, 0, 2, false});
+  EXPECT_EQ(PromptUpperBound(prompt, 8192), 8192 + 12);
+}
+
+TEST(TokenEstimateTest, TokenIdsCountExactly) {
+  auto request = ParseEmbeddingsRequest(R"({"model":"m","input":[1,2,3,4]})");
+  ASSERT_TRUE(request.ok());
+  EXPECT_EQ(PromptUpperBound(request->prompt, kContext), 4 + kPerInputTokens);
+  EXPECT_EQ(LargestInputLowerBound(request->prompt), 4);
+}
+
+TEST(TokenEstimateTest, LowerBoundDividesBytesByTheLongestToken) {
+  PromptSize prompt;
+  prompt.inputs.push_back({17, 0, 4, false});
+  prompt.inputs.push_back({8, 3, 0, false});
+  EXPECT_EQ(LargestInputLowerBound(prompt), 4);  // max(ceil(17 / 8), 1 + 3)
+  EXPECT_EQ(LargestInputLowerBound(PromptSize{}), 0);
+}
+
+TEST(TokenEstimateTest, SaturatesInsteadOfOverflowing) {
+  PromptSize prompt;
+  prompt.inputs.push_back({INT64_MAX, INT64_MAX, 1, false});
+  EXPECT_EQ(PromptUpperBound(prompt, kContext), kContext);
+}
+
+}  // namespace
+}  // namespace keygate::proxy

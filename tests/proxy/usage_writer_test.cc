@@ -1,0 +1,136 @@
+#include "proxy/usage_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace keygate::proxy {
+namespace {
+
+// A UsageStore that keeps what it is given and fails on command.
+class RecordingUsageStore final : public store::UsageStore {
+ public:
+  Status AppendUsage(const std::vector<store::UsageRecord>& records) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fail_) return Error::Unavailable("disk full");
+    batches_.push_back(records);
+    return OkStatus();
+  }
+  Result<std::map<std::string, store::SpendSums>> SpendFor(const std::vector<std::string>&,
+                                                           const store::DayBounds&) override {
+    return std::map<std::string, store::SpendSums>{};
+  }
+  Result<MicroUsd> SpendSince(const std::string&, int64_t) override { return MicroUsd{0}; }
+  Result<std::vector<store::DailyUsage>> DailySeries(const std::string&, int64_t) override {
+    return std::vector<store::DailyUsage>{};
+  }
+  Result<std::vector<store::UsageRecord>> RecentUsage(const std::string&, int64_t) override {
+    return std::vector<store::UsageRecord>{};
+  }
+
+  void set_fail(bool fail) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_ = fail;
+  }
+  size_t records() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (const auto& batch : batches_) n += batch.size();
+    return n;
+  }
+  size_t batches() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batches_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  bool fail_ = false;
+  std::vector<std::vector<store::UsageRecord>> batches_;
+};
+
+store::UsageRecord Record(const std::string& lineage, MicroUsd cost, UnixMillis at) {
+  store::UsageRecord record;
+  record.lineage = lineage;
+  record.key_hash = lineage;
+  record.cost = cost;
+  record.at = at;
+  return record;
+}
+
+class UsageWriterTest : public ::testing::Test {
+ protected:
+  Logger log_{stderr, LogLevel::kError};
+  RecordingUsageStore store_;
+};
+
+TEST_F(UsageWriterTest, StopWritesEverythingPendingInOneBatch) {
+  UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::hours(1)});
+  writer.Start();
+  for (int i = 0; i < 100; ++i) writer.Append(Record("a", 1, 0));
+  writer.Stop();
+  EXPECT_EQ(store_.records(), 100u);
+  EXPECT_EQ(store_.batches(), 1u);
+  EXPECT_EQ(writer.pending(), 0u);
+}
+
+TEST_F(UsageWriterTest, AFailedBatchStaysPendingAndIsWrittenLater) {
+  UsageWriter writer(store_, log_);
+  writer.Append(Record("a", 5, 0));
+  store_.set_fail(true);
+  EXPECT_FALSE(writer.Flush().ok());
+  writer.Append(Record("a", 7, 0));
+  EXPECT_EQ(writer.pending(), 2u);
+  store_.set_fail(false);
+  EXPECT_TRUE(writer.Flush().ok());
+  EXPECT_EQ(store_.records(), 2u);
+}
+
+TEST_F(UsageWriterTest, TheThreadWritesWithinTheFlushInterval) {
+  UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(5)});
+  writer.Start();
+  writer.Append(Record("a", 1, 0));
+  // Bounded wait: far longer than the interval, so a slow machine does not fail the test.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store_.records() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(store_.records(), 1u);
+  writer.Stop();
+}
+
+TEST_F(UsageWriterTest, UnflushedSpendIsSplitByPeriodAndLineage) {
+  UsageWriter writer(store_, log_);
+  writer.Append(Record("a", 1, 100));
+  writer.Append(Record("a", 10, 200));
+  writer.Append(Record("a", 100, 300));
+  writer.Append(Record("b", 1000, 300));
+  const UnflushedSpend spend = writer.Unflushed("a", 300, 200, 100, 200);
+  EXPECT_EQ(spend.total, 111);
+  EXPECT_EQ(spend.since_day, 100);
+  EXPECT_EQ(spend.since_week, 110);
+  EXPECT_EQ(spend.since_month, 111);
+  EXPECT_EQ(spend.since_period, 110);
+  ASSERT_TRUE(writer.Flush().ok());
+  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 0);
+}
+
+TEST_F(UsageWriterTest, ConcurrentAppendsAreAllWritten) {
+  UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(1)});
+  writer.Start();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&writer] {
+      for (int i = 0; i < 1000; ++i) writer.Append(Record("a", 1, 0));
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  writer.Stop();
+  EXPECT_EQ(store_.records(), 4000u);
+}
+
+}  // namespace
+}  // namespace keygate::proxy
