@@ -11,6 +11,7 @@
 #include "keys/secrets.h"
 #include "limits/local_limiter.h"
 #include "proxy/guardrails.h"
+#include "proxy/key_digest.h"
 #include "proxy/openai_request.h"
 
 namespace keygate::proxy {
@@ -102,6 +103,11 @@ void BM_Sha256OfTheKey(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(keys::Sha256Hex(kSecret));
 }
 BENCHMARK(BM_Sha256OfTheKey);
+
+void BM_KeyDigestHex(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(KeyDigestHex(kSecret));
+}
+BENCHMARK(BM_KeyDigestHex);
 
 void BM_ParseBody(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(ParseChatRequest(kBody));

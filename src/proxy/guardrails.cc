@@ -5,6 +5,7 @@
 
 #include "http/error_response.h"
 #include "keys/secrets.h"
+#include "proxy/key_digest.h"
 #include "proxy/limit_answers.h"
 
 namespace keygate::proxy {
@@ -79,7 +80,7 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
         "You didn't provide an API key. Send Authorization: Bearer <service key>.",
         "missing_api_key");
   }
-  const std::string digest = keys::Sha256Hex(bearer_token);
+  const std::string digest = KeyDigestHex(bearer_token);
   const keys::IndexedCredential found = index_.Find(digest);
   switch (found.kind) {
     case keys::CredentialKind::kServiceKey:

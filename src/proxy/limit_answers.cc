@@ -30,14 +30,24 @@ std::string Seconds(int64_t ms) {
 
 std::string Usd(MicroUsd micros) { return "$" + FormatUsd(micros); }
 
-void AppendWindow(const char* kind, const limits::WindowFigures& figures, UnixMillis now,
-                  http::HeaderList* headers) {
-  const std::string suffix(kind);
-  headers->emplace_back("x-ratelimit-limit-" + suffix, std::to_string(figures.limit));
-  headers->emplace_back("x-ratelimit-remaining-" + suffix,
-                        std::to_string(std::max<int64_t>(figures.remaining, 0)));
-  headers->emplace_back("x-ratelimit-reset-" + suffix,
-                        FormatResetDuration(figures.reset_at_ms - now));
+// The three header names of one window.
+struct WindowHeaderNames {
+  const char* limit;
+  const char* remaining;
+  const char* reset;
+};
+constexpr WindowHeaderNames kRequestHeaders = {"x-ratelimit-limit-requests",
+                                               "x-ratelimit-remaining-requests",
+                                               "x-ratelimit-reset-requests"};
+constexpr WindowHeaderNames kTokenHeaders = {"x-ratelimit-limit-tokens",
+                                             "x-ratelimit-remaining-tokens",
+                                             "x-ratelimit-reset-tokens"};
+
+void AppendWindow(const WindowHeaderNames& names, const limits::WindowFigures& figures,
+                  UnixMillis now, http::HeaderList* headers) {
+  headers->emplace_back(names.limit, std::to_string(figures.limit));
+  headers->emplace_back(names.remaining, std::to_string(std::max<int64_t>(figures.remaining, 0)));
+  headers->emplace_back(names.reset, FormatResetDuration(figures.reset_at_ms - now));
 }
 
 std::string RateLimitMessage(const limits::Decision& decision, const WorstCase& worst) {
@@ -76,8 +86,9 @@ std::string FormatResetDuration(int64_t ms) {
 
 void AppendRateLimitHeaders(const limits::Decision& decision, UnixMillis now,
                             http::HeaderList* headers) {
-  if (decision.requests) AppendWindow("requests", *decision.requests, now, headers);
-  if (decision.tokens) AppendWindow("tokens", *decision.tokens, now, headers);
+  headers->reserve(headers->size() + 6);
+  if (decision.requests) AppendWindow(kRequestHeaders, *decision.requests, now, headers);
+  if (decision.tokens) AppendWindow(kTokenHeaders, *decision.tokens, now, headers);
 }
 
 http::Response RateLimitedResponse(const limits::Decision& decision, const WorstCase& worst,

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# bench/proxy.sh [BUILD_DIR]: the data plane's HTTP benchmark (issue 3), on loopback, bounded in
+# time. Not a test: it prints figures and ratios.
+#
+# The same small chat completion, plain and streamed, at 32 connections and at 1, sent by wrk:
+#   direct   straight to a fast static mock (nginx `return 200` with a fixed completion)
+#   nginx    through nginx as a plain reverse proxy to it (keep-alive upstream): the physical
+#            limit of a proxy
+#   keygate  through keygate to it, with a key whose RPM, TPM and budget are set (high), so the
+#            whole enforcement path runs on every call
+# For each: requests/s, p50 and p99 latency, and the CPU microseconds the proxy process spent per
+# request (from /proc, user + system), then keygate's figures as ratios to nginx's and the
+# latency keygate adds at p99 over the direct path.
+#
+# Environment: DURATION (seconds per run, default 5), WARMUP (default 1), TARGETS (default
+# "direct nginx keygate"; the ratios need all three), MODES (default "plain stream"). Installs wrk and nginx-light with
+# apt-get when missing (needs root). Everything it starts is stopped on exit, by pid.
+set -euo pipefail
+
+BUILD_DIR="$(cd "${1:-build}" && pwd)"
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-5}"
+WARMUP="${WARMUP:-1}"
+KEYGATE="$BUILD_DIR/keygate"
+[[ -x "$KEYGATE" ]] || { echo "bench/proxy.sh: $KEYGATE not built" >&2; exit 1; }
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  apt-get install -y -q wrk nginx-light >/dev/null
+fi
+
+WORK="$(mktemp -d /tmp/keygate-bench-XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench/proxy.sh: nothing listens on port $1" >&2
+  exit 1
+}
+
+STATIC_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+KEYGATE_PORT=$(free_port)
+mkdir -p "$WORK/tmp"
+
+# ---- the static mock and the reverse proxy (nginx) ------------------------------------------
+COMPLETION='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"echo","choices":[{"index":0,"message":{"role":"assistant","content":"Hello, benchmark!"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":4,"total_tokens":28}}'
+CHUNK='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"echo","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}],"usage":null}'
+USAGE='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"echo","choices":[],"usage":{"prompt_tokens":24,"completion_tokens":4,"total_tokens":28}}'
+
+nginx_common() {
+  cat <<EOF
+daemon off;
+pid $WORK/$1.pid;
+error_log $WORK/$1.err warn;
+events { worker_connections 8192; }
+EOF
+}
+temp_paths() {
+  cat <<EOF
+  access_log off;
+  client_body_temp_path $WORK/tmp/body;
+  proxy_temp_path $WORK/tmp/proxy;
+  keepalive_requests 100000000;
+EOF
+}
+
+{
+  echo "worker_processes 1;"
+  nginx_common static
+  echo "http {"
+  temp_paths
+  cat <<EOF
+  server {
+    listen 127.0.0.1:$STATIC_PORT;
+    location /v1/ { default_type application/json; return 200 '$COMPLETION'; }
+    location /sse/v1/ {
+      default_type text/event-stream;
+      return 200 'data: $CHUNK
+
+data: $CHUNK
+
+data: $CHUNK
+
+data: $USAGE
+
+data: [DONE]
+
+';
+    }
+  }
+}
+EOF
+} >"$WORK/static.conf"
+
+{
+  echo "worker_processes 2;"
+  nginx_common proxy
+  echo "http {"
+  temp_paths
+  cat <<EOF
+  upstream mock { server 127.0.0.1:$STATIC_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$PROXY_PORT;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location /sse/ {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+} >"$WORK/proxy.conf"
+
+nginx -p "$WORK" -c "$WORK/static.conf" 2>>"$WORK/static.err" & PIDS+=($!); STATIC_PID=$!
+nginx -p "$WORK" -c "$WORK/proxy.conf" 2>>"$WORK/proxy.err" & PIDS+=($!); PROXY_PID=$!
+wait_port "$STATIC_PORT"
+wait_port "$PROXY_PORT"
+
+# ---- keygate --------------------------------------------------------------------------------
+cat >"$WORK/keygate.yaml" <<EOF
+log_level: warn
+limits:
+  max_connections: 100000
+providers:
+  - name: static
+    base_url: http://127.0.0.1:$STATIC_PORT/v1
+  - name: sse
+    base_url: http://127.0.0.1:$STATIC_PORT/sse/v1
+models:
+  - id: static/echo
+    upstream: echo
+    input_usd_per_mtok: 1.0
+    output_usd_per_mtok: 2.0
+    context_tokens: 8192
+    max_output_tokens: 1024
+  - id: sse/echo
+    upstream: echo
+    input_usd_per_mtok: 1.0
+    output_usd_per_mtok: 2.0
+    context_tokens: 8192
+    max_output_tokens: 1024
+EOF
+ORG=$("$KEYGATE" init --data "$WORK/data" --org bench)
+ORG_ID=$(sed -E 's/.*"org_id":"([^"]+)".*/\1/' <<<"$ORG")
+PK=$("$KEYGATE" provisioning-key create --data "$WORK/data" --org "$ORG_ID" --name bench |
+     sed -E 's/.*"key":"([^"]+)".*/\1/')
+"$KEYGATE" serve --config "$WORK/keygate.yaml" --data "$WORK/data" \
+  --listen "127.0.0.1:$KEYGATE_PORT" >"$WORK/keygate.log" 2>&1 & PIDS+=($!); KEYGATE_PID=$!
+wait_port "$KEYGATE_PORT"
+SERVICE_KEY=$(curl -s "http://127.0.0.1:$KEYGATE_PORT/prod/createServiceKey" \
+  -H "Authorization: Bearer $PK" \
+  -d '{"api_key_name":"bench","rpm_limit":1000000000,"tpm_limit":1000000000,"credit_limit":1000000,"reset_budget_interval":"monthly"}' |
+  sed -E 's/.*"api_key":"([^"]+)".*/\1/')
+
+# ---- wrk ------------------------------------------------------------------------------------
+write_script() {  # $1 file, $2 model, $3 stream (true|false)
+  cat >"$1" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $SERVICE_KEY"
+wrk.body = '{"model":"$2","stream":$3,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}'
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
+                 summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT %d %d %d %d %d\n", summary.requests, summary.duration,
+                         latency:percentile(50), latency:percentile(99), errors))
+end
+EOF
+}
+write_script "$WORK/plain.lua" static/echo false
+write_script "$WORK/stream.lua" sse/echo true
+
+# CPU ticks (user + system) of a process and of its children (nginx workers).
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    read -r -a stat <"/proc/$pid/stat" || continue
+    total=$((total + stat[13] + stat[14]))
+  done
+  echo "$total"
+}
+TICKS_PER_SECOND=$(getconf CLK_TCK)
+
+# run NAME URL SCRIPT CONNECTIONS PID: one wrk run; prints "rps p50_us p99_us cpu_us errors".
+run() {
+  local url=$2 script=$3 connections=$4 pid=$5 threads=2
+  [[ $connections -lt 2 ]] && threads=1
+  wrk -t"$threads" -c"$connections" -d"${WARMUP}s" -s "$script" "$url" >/dev/null 2>&1 || true
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(wrk -t"$threads" -c"$connections" -d"${DURATION}s" -s "$script" "$url" | grep '^RESULT')
+  after=$(cpu_ticks "$pid")
+  read -r _ requests duration_us p50 p99 errors <<<"$out"
+  python3 - "$requests" "$duration_us" "$p50" "$p99" "$errors" "$((after - before))" \
+    "$TICKS_PER_SECOND" <<'PY'
+import sys
+requests, duration_us, p50, p99, errors, ticks, hz = map(int, sys.argv[1:])
+rps = requests / (duration_us / 1e6)
+cpu_us = ticks / hz * 1e6 / max(requests, 1)
+print(f"{rps:.0f} {p50} {p99} {cpu_us:.1f} {errors}")
+PY
+}
+
+declare -A RESULT
+echo "keygate proxy benchmark: ${DURATION}s per run on $(nproc) cores, wrk on loopback"
+printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' target mode conns req/s p50_us p99_us cpu_us/req errors
+for mode in ${MODES:-plain stream}; do
+  prefix=""; [[ $mode == stream ]] && prefix="/sse"
+  for connections in 32 1; do
+    for target in ${TARGETS:-direct nginx keygate}; do
+      case $target in
+        direct) url="http://127.0.0.1:$STATIC_PORT$prefix/v1/chat/completions"; pid=$STATIC_PID ;;
+        nginx) url="http://127.0.0.1:$PROXY_PORT$prefix/v1/chat/completions"; pid=$PROXY_PID ;;
+        keygate) url="http://127.0.0.1:$KEYGATE_PORT/v1/chat/completions"; pid=$KEYGATE_PID ;;
+      esac
+      figures=$(run "$target" "$url" "$WORK/$mode.lua" "$connections" "$pid")
+      RESULT[$target.$mode.$connections]="$figures"
+      read -r rps p50 p99 cpu errors <<<"$figures"
+      printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' "$target" "$mode" "$connections" \
+        "$rps" "$p50" "$p99" "$cpu" "$errors"
+    done
+  done
+done
+
+[[ "${TARGETS:-direct nginx keygate}" == "direct nginx keygate" ]] || exit 0
+echo
+echo "keygate beside nginx (targets: CPU/req <= 1.25x, req/s >= 0.9x, added p99 at 1 conn <= 120 us)"
+printf '%-6s %-5s %12s %12s %16s %16s\n' mode conns "req/s ratio" "cpu ratio" "added p99 (us)" "nginx adds (us)"
+for mode in ${MODES:-plain stream}; do
+  for connections in 32 1; do
+    read -r k_rps _ k_p99 k_cpu _ <<<"${RESULT[keygate.$mode.$connections]}"
+    read -r n_rps _ n_p99 n_cpu _ <<<"${RESULT[nginx.$mode.$connections]}"
+    read -r _ _ d_p99 _ _ <<<"${RESULT[direct.$mode.$connections]}"
+    python3 - "$mode" "$connections" "$k_rps" "$n_rps" "$k_cpu" "$n_cpu" "$k_p99" "$n_p99" \
+      "$d_p99" <<'PY'
+import sys
+mode, conns = sys.argv[1:3]
+k_rps, n_rps, k_cpu, n_cpu, k_p99, n_p99, d_p99 = map(float, sys.argv[3:])
+print(f"{mode:<6} {conns:<5} {k_rps / n_rps:12.2f} {k_cpu / max(n_cpu, 0.01):12.2f} "
+      f"{k_p99 - d_p99:16.0f} {n_p99 - d_p99:16.0f}")
+PY
+  done
+done
+grep -q '"level":"error"' "$WORK/keygate.log" && { echo "keygate logged errors:"; grep '"level":"error"' "$WORK/keygate.log" | head -5; }
+exit 0

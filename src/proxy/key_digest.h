@@ -1,0 +1,17 @@
+// The SHA-256 digest of a bearer key, as keys::Sha256Hex computes it (lowercase hex), made
+// cheap enough for every model call: OpenSSL 3's one-shot SHA256() looks the algorithm up on
+// each call, which costs more than hashing a key; here it is fetched once and each thread
+// reuses one digest context.
+//
+// Thread safety: safe from any thread (the context is thread-local).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace keygate::proxy {
+
+// Returns the lowercase hex SHA-256 of `secret`: the same text as keys::Sha256Hex(secret).
+std::string KeyDigestHex(std::string_view secret);
+
+}  // namespace keygate::proxy
