@@ -4,7 +4,7 @@
 #include <utility>
 
 #include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parse.hpp>
+#include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -34,17 +34,37 @@ int64_t TextBytes(const json::value& value) {
   return static_cast<int64_t>(json::serialize(value).size());
 }
 
-Result<json::value> ParseObject(std::string_view body) {
+// Bytes of the stack arena a body is parsed into; a larger body continues on the heap.
+constexpr size_t kArenaBytes = 4096;
+
+// Parses `body` with a parser the thread reuses, into `resource`. The value lives as long as
+// the resource.
+Result<json::value> ParseObject(std::string_view body, json::monotonic_resource& resource) {
+  thread_local json::parser parser;
+  parser.reset(&resource);
   boost::system::error_code ec;
-  // One arena per body: the parse allocates from it, and so does the rewrite for upstream.
-  json::value document = json::parse(body, ec, json::make_shared_resource<json::monotonic_resource>());
+  parser.write(body.data(), body.size(), ec);
   if (ec) {
+    parser.reset();
     return Invalid("the request body is not valid JSON (" + ec.message() +
                        "); send a JSON object with Content-Type: application/json",
                    "");
   }
+  json::value document = parser.release();
   if (!document.is_object()) return Invalid("the request body must be a JSON object", "");
   return document;
+}
+
+// The body without `model` and, for a stream, with usage asked for (spec data-plane.md
+// "Streaming": usage is always asked for, so that the real cost settles).
+std::string BodyWithoutModel(json::object& body, bool stream) {
+  body.erase("model");
+  if (stream) {
+    json::value& options = body["stream_options"];
+    if (!options.is_object()) options = json::object(body.storage());
+    options.get_object()["include_usage"] = true;
+  }
+  return json::serialize(body);
 }
 
 Result<std::string> ReadModel(const json::object& body) {
@@ -216,9 +236,11 @@ Status ReadEmbeddingInput(const json::object& body, ModelRequest* request) {
 }  // namespace
 
 Result<ModelRequest> ParseChatRequest(std::string_view body) {
-  auto document = ParseObject(body);
+  unsigned char arena[kArenaBytes];
+  json::monotonic_resource resource(arena, sizeof arena);
+  auto document = ParseObject(body, resource);
   if (!document.ok()) return document.error();
-  const json::object& object = document->get_object();
+  json::object& object = document->get_object();
   ModelRequest request;
   request.endpoint = Endpoint::kChatCompletions;
   auto model = ReadModel(object);
@@ -227,34 +249,39 @@ Result<ModelRequest> ParseChatRequest(std::string_view body) {
   KG_RETURN_IF_ERROR(ReadMessages(object, &request));
   KG_RETURN_IF_ERROR(ReadCompletionLimits(object, &request));
   KG_RETURN_IF_ERROR(ReadStreamFields(object, &request));
-  request.document = std::make_shared<json::value>(std::move(*document));
+  request.body_without_model = BodyWithoutModel(object, request.stream);
   return request;
 }
 
 Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body) {
-  auto document = ParseObject(body);
+  unsigned char arena[kArenaBytes];
+  json::monotonic_resource resource(arena, sizeof arena);
+  auto document = ParseObject(body, resource);
   if (!document.ok()) return document.error();
-  const json::object& object = document->get_object();
+  json::object& object = document->get_object();
   ModelRequest request;
   request.endpoint = Endpoint::kEmbeddings;
   auto model = ReadModel(object);
   if (!model.ok()) return model.error();
   request.model = std::move(*model);
   KG_RETURN_IF_ERROR(ReadEmbeddingInput(object, &request));
-  request.document = std::make_shared<json::value>(std::move(*document));
+  request.body_without_model = BodyWithoutModel(object, false);
   return request;
 }
 
 std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model) {
-  json::object& body = request.document->get_object();
-  body["model"] = upstream_model;
-  if (request.stream) {
-    // spec data-plane.md "Streaming": usage is always asked for, so that the real cost settles.
-    json::value& options = body["stream_options"];
-    if (!options.is_object()) options = json::object();
-    options.get_object()["include_usage"] = true;
+  const std::string_view rest = request.body_without_model;  // "{...}"
+  std::string out;
+  out.reserve(rest.size() + upstream_model.size() + 16);
+  out += "{\"model\":";
+  out += json::serialize(json::string_view(upstream_model.data(), upstream_model.size()));
+  if (rest.size() > 2) {
+    out += ',';
+    out.append(rest.substr(1));
+  } else {
+    out += '}';
   }
-  return json::serialize(body);
+  return out;
 }
 
 }  // namespace keygate::proxy

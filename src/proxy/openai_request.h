@@ -6,16 +6,14 @@
 // "max_tokens") and in the message; the data plane answers them 400 in OpenAI's error shape
 // (spec §4: bad input is never forwarded).
 //
-// Thread safety: pure functions; a ModelRequest is a value owned by one call.
+// Thread safety: safe from any thread (each thread reuses a parser of its own); a ModelRequest is
+// a value owned by one call.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/json/fwd.hpp>
 
 #include "common/status.h"
 #include "proxy/token_estimate.h"
@@ -44,8 +42,9 @@ struct ModelRequest {
   std::optional<int64_t> max_completion_tokens;
   int64_t choices = 1;  // `n`
   PromptSize prompt;
-  // The parsed body, kept for UpstreamBody(). Never null after a successful parse.
-  std::shared_ptr<boost::json::value> document;
+  // The body as it goes upstream, without its `model` member (UpstreamBody() puts the upstream
+  // name back): every other member as sent and, for a stream, stream_options.include_usage set.
+  std::string body_without_model;
 };
 
 // Parses a POST /v1/chat/completions body. Returns the request, or InvalidArgument for: a body
@@ -63,9 +62,9 @@ Result<ModelRequest> ParseChatRequest(std::string_view body);
 // (non-negative integers) or an array of such arrays.
 Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body);
 
-// Returns the body to send upstream: the parsed body with `model` replaced by `upstream_model`
-// and, for a stream, `stream_options.include_usage` set to true (other stream options kept).
-// REQUIRES: `request` came from a successful parse.
+// Returns the body to send upstream: the caller's body with `model` replaced by
+// `upstream_model` (as its first member) and, for a stream, `stream_options.include_usage` set to
+// true (other stream options kept). REQUIRES: `request` came from a successful parse.
 std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model);
 
 }  // namespace keygate::proxy

@@ -42,6 +42,8 @@ using error_code = boost::system::error_code;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kBodyBufferBytes = 16 * 1024;
+// A pooled connection idle for less than this is reused without checking that it is alive.
+constexpr std::chrono::milliseconds kTrustIdleFor{1000};
 constexpr uint16_t kHttpPort = 80;
 constexpr uint16_t kHttpsPort = 443;
 
@@ -137,64 +139,71 @@ std::string UpstreamTarget::PoolKey() const {
   return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
 
+namespace {
+
+// Splits "host", "host:port", "[v6]" or "[v6]:port" into `target`'s host and port (the port
+// stays as set when absent). Returns false if it is malformed.
+bool ParseAuthority(std::string_view authority, UpstreamTarget* target) {
+  size_t port_colon = std::string_view::npos;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return false;
+    target->host = std::string(authority.substr(1, close - 1));
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return false;
+      port_colon = close + 1;
+    }
+  } else {
+    port_colon = authority.rfind(':');
+    target->host = std::string(authority.substr(0, port_colon));
+  }
+  if (port_colon != std::string_view::npos) {
+    const std::string digits(authority.substr(port_colon + 1));
+    if (digits.empty() || digits.size() > 5 ||
+        digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) > 65535) {
+      return false;
+    }
+    target->port = static_cast<uint16_t>(std::stoi(digits));
+  }
+  return !target->host.empty();
+}
+
+}  // namespace
+
 Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider,
                                           const config::GetEnv& getenv) {
   UpstreamTarget target;
   target.provider = provider.name;
   std::string_view url = provider.base_url;
-  const auto bad = [&] {
-    return Error::InvalidArgument("provider " + provider.name + ": base_url must be " +
-                                      "http(s)://host[:port][/path], got '" + provider.base_url +
-                                      "'",
-                                  "base_url");
-  };
   if (url.substr(0, 8) == "https://") {
     target.tls = true;
     url.remove_prefix(8);
   } else if (url.substr(0, 7) == "http://") {
     url.remove_prefix(7);
   } else {
-    return bad();
+    url = {};
   }
   const size_t slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
   target.base_path = slash == std::string_view::npos ? "" : std::string(url.substr(slash));
   while (!target.base_path.empty() && target.base_path.back() == '/') target.base_path.pop_back();
-  target.host_header = std::string(authority);
+  target.host_header = std::string(url.substr(0, slash));
   target.port = target.tls ? kHttpsPort : kHttpPort;
-  size_t port_colon = std::string_view::npos;
-  if (!authority.empty() && authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return bad();
-    target.host = std::string(authority.substr(1, close - 1));
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return bad();
-      port_colon = close + 1;
-    }
-  } else {
-    port_colon = authority.rfind(':');
-    target.host = std::string(authority.substr(0, port_colon));
+  if (url.empty() || !ParseAuthority(url.substr(0, slash), &target)) {
+    return Error::InvalidArgument("provider " + provider.name + ": base_url must be " +
+                                      "http(s)://host[:port][/path], got '" + provider.base_url +
+                                      "'",
+                                  "base_url");
   }
-  if (port_colon != std::string_view::npos) {
-    const std::string digits(authority.substr(port_colon + 1));
-    if (digits.empty() || digits.size() > 5 ||
-        digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) > 65535) {
-      return bad();
-    }
-    target.port = static_cast<uint16_t>(std::stoi(digits));
-  }
-  if (target.host.empty()) return bad();
   target.headers = provider.headers;
   target.connect_timeout = std::chrono::milliseconds(provider.connect_timeout_ms);
   target.response_timeout = std::chrono::milliseconds(provider.response_timeout_ms);
-  if (!provider.api_key_env.empty()) {
-    const char* key = getenv ? getenv(provider.api_key_env.c_str()) : nullptr;
-    if (key == nullptr || *key == '\0') {
-      target.unusable_reason = "provider " + provider.name + " has no API key: environment " +
-                               "variable " + provider.api_key_env + " is not set";
-    } else {
-      target.headers.emplace_back("Authorization", std::string("Bearer ") + key);
-    }
+  if (provider.api_key_env.empty()) return target;
+  const char* key = getenv ? getenv(provider.api_key_env.c_str()) : nullptr;
+  if (key == nullptr || *key == '\0') {
+    target.unusable_reason = "provider " + provider.name + " has no API key: environment " +
+                             "variable " + provider.api_key_env + " is not set";
+  } else {
+    target.headers.emplace_back("Authorization", std::string("Bearer ") + key);
   }
   return target;
 }
@@ -224,7 +233,9 @@ class ConnectionPool {
 
   // A live idle connection to `pool_key`, or nullptr.
   std::unique_ptr<Connection> Acquire(const std::string& pool_key) {
-    const auto oldest = SteadyClock::now() - options_.max_idle_time;
+    const auto now = SteadyClock::now();
+    const auto oldest = now - options_.max_idle_time;
+    const auto recent = now - kTrustIdleFor;
     std::lock_guard<std::mutex> lock(mu_);
     auto it = idle_.find(pool_key);
     if (it == idle_.end()) return nullptr;
@@ -232,7 +243,10 @@ class ConnectionPool {
     while (!pool.empty()) {
       std::unique_ptr<Connection> connection = std::move(pool.back());
       pool.pop_back();
-      if (connection->idle_since >= oldest && connection->LooksAlive()) return connection;
+      if (connection->idle_since < oldest) continue;
+      // A connection back in the pool a moment ago is almost never stale, and a stale one is
+      // caught anyway (RetryIfStale); checking costs a system call, so only older ones pay it.
+      if (connection->idle_since >= recent || connection->LooksAlive()) return connection;
     }
     return nullptr;
   }

@@ -2,13 +2,17 @@
 // upstream's own errors passed through, a caller who disconnects cancels the upstream call;
 // and none of them keeps a reservation.
 #include <arpa/inet.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "integration/data_plane_fixture.h"
 
@@ -118,6 +122,37 @@ TEST_F(DataPlaneTest, ACallerWhoHangsUpCancelsTheUpstreamCallAndPaysForWhatCame)
   EXPECT_GT(rows[0].completion_tokens, 0);
   EXPECT_LE(rows[0].cost, 218);
   EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+}
+
+TEST_F(DataPlaneTest, AnUpstreamWhoseCertificateDoesNotVerifyIsRefused) {
+  // A TLS server with a self-signed certificate: the system CA store does not vouch for it.
+  const std::string cert = dir_.path() + "/cert.pem", key_file = dir_.path() + "/key.pem";
+  ASSERT_EQ(RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout", key_file, "-out", cert})
+                .exit_code,
+            0);
+  const pid_t server = fork();
+  if (server == 0) {
+    const std::string accept = std::to_string(tls_port_);
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    execl("/usr/bin/openssl", "openssl", "s_server", "-quiet", "-accept", accept.c_str(), "-cert",
+          cert.c_str(), "-key", key_file.c_str(), "-www", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  MintedKey key = Mint(kOneCallBudget);
+  TestHttpClient::Reply reply;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  do {  // until s_server listens: a refused connection is a 502 too, but says so
+    reply = Call(key.secret, ChatBody("hi", 100, "selfsigned/echo"));
+    if (reply.body.find("refused") == std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  kill(server, SIGTERM);
+  waitpid(server, nullptr, 0);
+  EXPECT_EQ(reply.status, 502) << reply.body;
+  EXPECT_NE(reply.body.find("certificate verify failed"), std::string::npos) << reply.body;
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);  // nothing stayed reserved
 }
 
 }  // namespace

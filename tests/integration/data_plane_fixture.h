@@ -93,7 +93,8 @@ class DataPlaneTest : public ::testing::Test {
     mock_port_ = mock_->WaitForPort();
     ASSERT_NE(mock_port_, 0) << "mock upstream did not start";
     const std::string config = dir_.path() + "/keygate.yaml";
-    std::ofstream(config) << ConfigYaml(mock_port_, FreePort());
+    tls_port_ = FreePort();
+    std::ofstream(config) << ConfigYaml(mock_port_, FreePort(), tls_port_);
     process_ = std::make_unique<KeygateProcess>(dir_.path(), config);
     auto org = process_->Init("data-plane");
     org_id_ = org.id;
@@ -116,7 +117,7 @@ class DataPlaneTest : public ::testing::Test {
     EXPECT_EQ(log.find(kUpstreamKey), std::string::npos) << "the upstream key reached the log";
   }
 
-  static std::string ConfigYaml(uint16_t mock_port, uint16_t dead_port) {
+  static std::string ConfigYaml(uint16_t mock_port, uint16_t dead_port, uint16_t tls_port) {
     const std::string mock = "http://127.0.0.1:" + std::to_string(mock_port) + "/v1";
     std::ostringstream out;
     out << "limits:\n  max_body_bytes: 65536\n"
@@ -127,13 +128,16 @@ class DataPlaneTest : public ::testing::Test {
         << kSlowTimeoutMs << "\n"
         << "  - name: dead\n    base_url: http://127.0.0.1:" << dead_port
         << "/v1\n    connect_timeout_ms: 2000\n"
+        << "  - name: selfsigned\n    base_url: https://127.0.0.1:" << tls_port
+        << "/v1\n    connect_timeout_ms: 2000\n"
         << "models:\n"
         << Model("mock/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("mock/gpt-4o-mini", "gpt-4o-mini", "0.15", "0.60", 128000, 16384)
         << Model("mock/embed", "text-embedding-3-small", "0.02", "0", 8191, 0)
         << Model("mock/tiny", "echo", "1.0", "2.0", 1000, 100)
         << Model("slow/echo", "echo", "1.0", "2.0", 8192, 1024)
-        << Model("dead/echo", "echo", "1.0", "2.0", 8192, 1024);
+        << Model("dead/echo", "echo", "1.0", "2.0", 8192, 1024)
+        << Model("selfsigned/echo", "echo", "1.0", "2.0", 8192, 1024);
     return out.str();
   }
 
@@ -283,6 +287,7 @@ class DataPlaneTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<MockUpstreamProcess> mock_;
   uint16_t mock_port_ = 0;
+  uint16_t tls_port_ = 0;  // the `selfsigned` provider's port (nothing listens unless a test starts it)
   std::unique_ptr<KeygateProcess> process_;
   std::unique_ptr<TestHttpClient> client_;
   std::unique_ptr<TestHttpClient> mock_client_;

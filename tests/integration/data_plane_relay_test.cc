@@ -155,7 +155,7 @@ TEST_F(DataPlaneTest, ModelsListsOnlyWhatTheKeyMayCall) {
   EXPECT_EQ(ids, (std::vector<std::string>{"mock/echo", "mock/gpt-4o-mini", "mock/embed",
                                            "mock/tiny"}));
   MintedKey all = Mint();
-  EXPECT_EQ(Parse(client_->Get("/v1/models", all.secret).body).at("data").as_array().size(), 6u);
+  EXPECT_EQ(Parse(client_->Get("/v1/models", all.secret).body).at("data").as_array().size(), 7u);
   EXPECT_EQ(client_->Get("/v1/models", "sk-kg-unknown").status, 401);
 }
 
@@ -174,6 +174,16 @@ TEST_F(DataPlaneTest, UpstreamErrorsPassThroughWithTheirBody) {
   EXPECT_EQ(rows[0].status, 500);
   EXPECT_EQ(rows[0].cost, 0);
   EXPECT_EQ(rows[1].status, 429);
+}
+
+TEST_F(DataPlaneTest, UsageIsFlushedWhenTheServerStops) {
+  MintedKey key = Mint();
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+  // spec §6: SIGTERM settles and flushes before exit.
+  EXPECT_EQ(process_->Stop(), 0);
+  auto rows = UsageRows(key.hash);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].cost, 8);
 }
 
 }  // namespace

@@ -51,12 +51,20 @@ void ReadPool::Close() {
 }
 
 void ReadPool::Return(std::unique_ptr<Connection> conn) {
+  bool closing = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     idle_.push_back(std::move(conn));
+    closing = closed_;
   }
-  // Wakes waiting acquirers and a Close() waiting for its leases alike.
-  cv_.notify_all();
+  // One connection came back, so one acquirer can use it: waking every waiter (up to the
+  // server's whole blocking pool) would only send the others back to sleep. A Close() waiting
+  // for its leases is woken by every return once closed_ is set.
+  if (closing) {
+    cv_.notify_all();
+  } else {
+    cv_.notify_one();
+  }
 }
 
 }  // namespace keygate::store::sqlite

@@ -173,8 +173,130 @@ CREATE TABLE usage_daily (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2 (issue 2): list pages and their totals at 100,000 keys per org.
+// - The live-key counters are kept per (org, source), and per (org, tag, source), because a
+//   provisioning key's list always filters on source and the per-org counter could not answer
+//   it; a total is then a counter plus the few keys in a grace period or past their expiry.
+// - Tag rows carry their key's org and creation position, so a tag filter pages through
+//   (org_id, tag, seq) and stops after one page instead of grouping every tag row.
+// - (org_id, seq) becomes a covering index of every column a filter without search or tags
+//   reads, so an offset is skipped inside the index without loading a row; the state index
+//   is split into two partial indexes that hold only keys with a revocation or an expiry, and
+//   the project index holds only keys in a project, so a plain create updates fewer indexes.
+constexpr const char* kListAtScaleSchema = R"sql(
+DROP TRIGGER service_keys_count_insert;
+DROP TRIGGER service_keys_count_update;
+DROP TRIGGER service_keys_count_delete;
+DROP TABLE org_key_counts;
+
+-- Keys never revoked, and those of them not disabled, per org and source, and per org, tag
+-- and source; kept by triggers in the writing transaction.
+CREATE TABLE service_key_counts (
+  org_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  unrevoked INTEGER NOT NULL,
+  unrevoked_enabled INTEGER NOT NULL,
+  PRIMARY KEY (org_id, source)
+) WITHOUT ROWID;
+INSERT INTO service_key_counts (org_id, source, unrevoked, unrevoked_enabled)
+SELECT org_id, source, SUM(revoke_at IS NULL), SUM(revoke_at IS NULL AND disabled = 0)
+FROM service_keys GROUP BY org_id, source;
+
+CREATE TABLE service_key_tag_counts (
+  org_id TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  source TEXT NOT NULL,
+  unrevoked INTEGER NOT NULL,
+  unrevoked_enabled INTEGER NOT NULL,
+  PRIMARY KEY (org_id, tag, source)
+) WITHOUT ROWID;
+INSERT INTO service_key_tag_counts (org_id, tag, source, unrevoked, unrevoked_enabled)
+SELECT k.org_id, t.tag, k.source, SUM(k.revoke_at IS NULL),
+       SUM(k.revoke_at IS NULL AND k.disabled = 0)
+FROM service_key_tags t JOIN service_keys k ON k.hash = t.hash
+GROUP BY k.org_id, t.tag, k.source;
+
+ALTER TABLE service_key_tags ADD COLUMN org_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE service_key_tags ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE service_key_tags AS t SET org_id = k.org_id, seq = k.seq
+FROM service_keys k WHERE k.hash = t.hash;
+DROP INDEX service_key_tags_by_tag;
+CREATE INDEX service_key_tags_by_org_tag ON service_key_tags(org_id, tag, seq);
+
+DROP INDEX service_keys_by_org_seq;
+CREATE INDEX service_keys_by_org_seq
+  ON service_keys(org_id, seq, source, revoke_at, disabled, expires_at);
+DROP INDEX service_keys_by_org_state;
+CREATE INDEX service_keys_in_grace ON service_keys(org_id, revoke_at, source, disabled, expires_at)
+  WHERE revoke_at IS NOT NULL;
+CREATE INDEX service_keys_expiring ON service_keys(org_id, expires_at, revoke_at, disabled, source)
+  WHERE expires_at IS NOT NULL;
+DROP INDEX service_keys_by_project;
+CREATE INDEX service_keys_by_project
+  ON service_keys(project_id, org_id, seq, source, revoke_at, disabled, expires_at)
+  WHERE project_id IS NOT NULL;
+
+CREATE TRIGGER service_keys_count_insert AFTER INSERT ON service_keys
+BEGIN
+  INSERT INTO service_key_counts (org_id, source, unrevoked, unrevoked_enabled)
+  VALUES (NEW.org_id, NEW.source, NEW.revoke_at IS NULL,
+          NEW.revoke_at IS NULL AND NEW.disabled = 0)
+  ON CONFLICT (org_id, source) DO UPDATE SET
+    unrevoked = unrevoked + excluded.unrevoked,
+    unrevoked_enabled = unrevoked_enabled + excluded.unrevoked_enabled;
+END;
+-- org_id and source never change; the tag rows of the key follow its state.
+CREATE TRIGGER service_keys_count_update AFTER UPDATE OF revoke_at, disabled ON service_keys
+WHEN (OLD.revoke_at IS NULL) != (NEW.revoke_at IS NULL) OR OLD.disabled != NEW.disabled
+BEGIN
+  UPDATE service_key_counts SET
+    unrevoked = unrevoked - (OLD.revoke_at IS NULL) + (NEW.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (OLD.revoke_at IS NULL AND OLD.disabled = 0)
+                        + (NEW.revoke_at IS NULL AND NEW.disabled = 0)
+  WHERE org_id = NEW.org_id AND source = NEW.source;
+  UPDATE service_key_tag_counts SET
+    unrevoked = unrevoked - (OLD.revoke_at IS NULL) + (NEW.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (OLD.revoke_at IS NULL AND OLD.disabled = 0)
+                        + (NEW.revoke_at IS NULL AND NEW.disabled = 0)
+  WHERE org_id = NEW.org_id AND source = NEW.source
+    AND tag IN (SELECT tag FROM service_key_tags WHERE hash = NEW.hash);
+END;
+CREATE TRIGGER service_keys_count_delete AFTER DELETE ON service_keys
+BEGIN
+  UPDATE service_key_counts SET
+    unrevoked = unrevoked - (OLD.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (OLD.revoke_at IS NULL AND OLD.disabled = 0)
+  WHERE org_id = OLD.org_id AND source = OLD.source;
+END;
+
+-- A tag row counts with its key's state at the moment it is written or removed (the key row
+-- exists then: tags are written after their key and, by the foreign key, removed before it).
+CREATE TRIGGER service_key_tags_count_insert AFTER INSERT ON service_key_tags
+BEGIN
+  INSERT INTO service_key_tag_counts (org_id, tag, source, unrevoked, unrevoked_enabled)
+  SELECT k.org_id, NEW.tag, k.source, k.revoke_at IS NULL,
+         k.revoke_at IS NULL AND k.disabled = 0
+  FROM service_keys k WHERE k.hash = NEW.hash
+  ON CONFLICT (org_id, tag, source) DO UPDATE SET
+    unrevoked = unrevoked + excluded.unrevoked,
+    unrevoked_enabled = unrevoked_enabled + excluded.unrevoked_enabled;
+END;
+CREATE TRIGGER service_key_tags_count_delete AFTER DELETE ON service_key_tags
+BEGIN
+  UPDATE service_key_tag_counts SET
+    unrevoked = unrevoked - (k.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (k.revoke_at IS NULL AND k.disabled = 0)
+  FROM (SELECT org_id, source, revoke_at, disabled FROM service_keys WHERE hash = OLD.hash) AS k
+  WHERE service_key_tag_counts.org_id = k.org_id AND service_key_tag_counts.tag = OLD.tag
+    AND service_key_tag_counts.source = k.source;
+END;
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "initial schema: organizations, keys, projects, audit log, usage", kInitialSchema},
+    Migration{2, "list at scale: counters per source and tag, tag rows by org and position, "
+                 "covering and partial indexes",
+              kListAtScaleSchema},
 };
 
 constexpr const char* kCreateMigrationsTable =

@@ -133,7 +133,26 @@ Result<std::map<std::string, SpendSums>> SqliteStore::SpendFor(
   std::map<std::string, SpendSums> out;
   for (const std::string& lineage : lineages) out[lineage] = SpendSums{};
   if (lineages.empty()) return out;
-  // One query for every lineage and every bound.
+  auto add_row = [&](const Statement& row) {
+    out[row.ColumnText(0)] =
+        SpendSums{row.ColumnInt(1), row.ColumnInt(2), row.ColumnInt(3), row.ColumnInt(4)};
+    return OkStatus();
+  };
+  // One query for every lineage and every bound. A single lineage (the answer to a create or
+  // an update) is one index range, without the ephemeral table an IN (json_each) list builds.
+  if (lineages.size() == 1) {
+    KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+      return sqlite::ForEachRow(
+          conn,
+          "SELECT lineage, SUM(cost), "
+          "SUM(CASE WHEN day >= ?2 THEN cost ELSE 0 END), "
+          "SUM(CASE WHEN day >= ?3 THEN cost ELSE 0 END), "
+          "SUM(CASE WHEN day >= ?4 THEN cost ELSE 0 END) "
+          "FROM usage_daily WHERE lineage = ?1 GROUP BY lineage",
+          {lineages.front(), bounds.today, bounds.week_start, bounds.month_start}, add_row);
+    }));
+    return out;
+  }
   KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
     return sqlite::ForEachRow(
         conn,
@@ -143,11 +162,7 @@ Result<std::map<std::string, SpendSums>> SqliteStore::SpendFor(
         "SUM(CASE WHEN day >= ?4 THEN cost ELSE 0 END) "
         "FROM usage_daily WHERE lineage IN (SELECT value FROM json_each(?1)) GROUP BY lineage",
         {sqlite::EncodeStringArray(lineages), bounds.today, bounds.week_start, bounds.month_start},
-        [&](const Statement& row) {
-          out[row.ColumnText(0)] =
-              SpendSums{row.ColumnInt(1), row.ColumnInt(2), row.ColumnInt(3), row.ColumnInt(4)};
-          return OkStatus();
-        });
+        add_row);
   }));
   return out;
 }

@@ -164,7 +164,12 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, in
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, busy_timeout_ms);
-  return std::unique_ptr<Connection>(new Connection(db, path));
+  auto conn = std::unique_ptr<Connection>(new Connection(db, path));
+  // Ephemeral tables and statement journals otherwise go to a file in /var/tmp that SQLite
+  // creates and unlinks per statement: a create, an unlink and their file-system journal
+  // commit on every write, which also lengthens the next fsync.
+  KG_RETURN_IF_ERROR(conn->Exec("PRAGMA temp_store=MEMORY"));
+  return conn;
 }
 
 Connection::~Connection() {

@@ -48,10 +48,14 @@ std::string SelectKeys(const std::string& rest) {
          " " + rest;
 }
 
-Status InsertTags(Connection& conn, const std::string& hash, const std::vector<std::string>& tags) {
-  for (const std::string& tag : tags) {
-    KG_RETURN_IF_ERROR(RunSql(
-        conn, "INSERT OR IGNORE INTO service_key_tags (hash, tag) VALUES (?1, ?2)", {hash, tag}));
+// Tag rows carry the key's org and creation position, so that a tag filter can page through
+// (org_id, tag, seq). Repeated tags are stored once.
+Status InsertTags(Connection& conn, const keys::ServiceKey& key, int64_t seq) {
+  for (const std::string& tag : key.tags) {
+    KG_RETURN_IF_ERROR(RunSql(conn,
+                              "INSERT OR IGNORE INTO service_key_tags (hash, tag, org_id, seq) "
+                              "VALUES (?1, ?2, ?3, ?4)",
+                              {key.hash, tag, key.org_id, seq}));
   }
   return OkStatus();
 }
@@ -73,26 +77,46 @@ Status InsertProjectIfNew(Connection& conn, const std::optional<keys::Project>& 
 // Inserts the row and its tags. Returns the version it was given.
 Result<int64_t> InsertKeyRow(Connection& conn, const keys::ServiceKey& key) {
   KG_RETURN_IF_ERROR(CheckProjectInOrg(conn, key));
-  auto seq = sqlite::NextSequenceValue(conn, kSeqSequence);
-  if (!seq.ok()) return seq.error();
-  auto version = sqlite::NextSequenceValue(conn, kVersionSequence);
-  if (!version.ok()) return version.error();
+  auto positions = sqlite::NextSequenceValues(conn, kSeqSequence, kVersionSequence);
+  if (!positions.ok()) return positions.error();
+  const auto [seq, version] = *positions;
   auto stmt = conn.Prepare(kInsertServiceKeySql);
   if (!stmt.ok()) return stmt.error();
-  stmt->BindAll({key.hash, *seq, *version, key.org_id, key.masked, keys::ToString(key.source),
+  stmt->BindAll({key.hash, seq, version, key.org_id, key.masked, keys::ToString(key.source),
                  key.created_by, key.lineage, key.created_at, key.last_used_at});
   sqlite::BindMutableServiceKeyFields(*stmt, kFirstMutableInsertParam, key);
   if (Status inserted = stmt->Run(); !inserted.ok()) {
     return sqlite::DescribeConstraintError(inserted.error());
   }
-  KG_RETURN_IF_ERROR(InsertTags(conn, key.hash, key.tags));
-  return *version;
+  KG_RETURN_IF_ERROR(InsertTags(conn, key, seq));
+  return version;
 }
 
-// Replaces the mutable columns and the tags. Returns the version it was given; NotFound if
-// the org has no key with this hash.
+// What an update needs of the stored row: its creation position and its tags.
+struct StoredKey {
+  int64_t seq = 0;
+  std::string tags_json;
+};
+
+// NotFound if the org has no key with this hash.
+Result<StoredKey> ReadStoredKey(Connection& conn, const keys::ServiceKey& key) {
+  StoredKey stored;
+  KG_RETURN_IF_ERROR(sqlite::ReadOneRow(
+      conn, "SELECT seq, tags_json FROM service_keys WHERE hash = ?1 AND org_id = ?2",
+      {key.hash, key.org_id}, "service key not found", [&](const Statement& row) {
+        stored.seq = row.ColumnInt(0);
+        stored.tags_json = row.ColumnText(1);
+        return OkStatus();
+      }));
+  return stored;
+}
+
+// Replaces the mutable columns, and the tag rows if the tags changed. Returns the version it
+// was given; NotFound if the org has no key with this hash.
 Result<int64_t> UpdateKeyRow(Connection& conn, const keys::ServiceKey& key) {
   KG_RETURN_IF_ERROR(CheckProjectInOrg(conn, key));
+  auto stored = ReadStoredKey(conn, key);
+  if (!stored.ok()) return stored.error();
   auto version = sqlite::NextSequenceValue(conn, kVersionSequence);
   if (!version.ok()) return version.error();
   auto stmt = conn.Prepare(kUpdateServiceKeySql);
@@ -104,9 +128,11 @@ Result<int64_t> UpdateKeyRow(Connection& conn, const keys::ServiceKey& key) {
   if (Status updated = stmt->Run(); !updated.ok()) {
     return sqlite::DescribeConstraintError(updated.error());
   }
-  if (sqlite3_changes64(conn.db()) == 0) return Error::NotFound("service key not found");
+  // Tag rows are the set of tags_json, so equal JSON means equal rows: most updates (limits,
+  // disabling, revoking) leave them alone.
+  if (stored->tags_json == sqlite::EncodeStringArray(key.tags)) return *version;
   KG_RETURN_IF_ERROR(RunSql(conn, "DELETE FROM service_key_tags WHERE hash = ?1", {key.hash}));
-  KG_RETURN_IF_ERROR(InsertTags(conn, key.hash, key.tags));
+  KG_RETURN_IF_ERROR(InsertTags(conn, key, stored->seq));
   return *version;
 }
 
@@ -238,6 +264,12 @@ std::string ContainsPattern(std::string_view text) {
   return pattern;
 }
 
+std::vector<std::string> DistinctTags(std::vector<std::string> tags) {
+  std::sort(tags.begin(), tags.end());
+  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
+  return tags;
+}
+
 // spec §1 status at `now`; disabled wins over expired.
 void AddStatusFilter(keys::KeyStatus status, UnixMillis now, WhereClause* where) {
   switch (status) {
@@ -253,32 +285,190 @@ void AddStatusFilter(keys::KeyStatus status, UnixMillis now, WhereClause* where)
   }
 }
 
-void AddTagsFilter(std::vector<std::string> tags, WhereClause* where) {
-  std::sort(tags.begin(), tags.end());
-  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
-  // All of them: the keys that have as many of the (distinct) tags as were asked for.
-  where->Add(
-      "k.hash IN (SELECT t.hash FROM service_key_tags t "
-      "WHERE t.tag IN (SELECT value FROM json_each(?)) GROUP BY t.hash HAVING COUNT(*) = ?)",
-      {sqlite::EncodeStringArray(tags), static_cast<int64_t>(tags.size())});
+// The filters on a key's disabled flag and expiry (include_disabled and status).
+void AddStateFilters(const ServiceKeyQuery& query, WhereClause* where) {
+  if (!query.include_disabled) where->Add("k.disabled = 0");
+  if (query.status.has_value()) AddStatusFilter(*query.status, query.now, where);
 }
 
-// Every filter of the query except paging. Revoked keys never show (deleted, or past their
+// The keys a counter row stands for: the org's, of the query's source if it names one, with
+// `tag` if it is not empty.
+void AddScopeFilters(const ServiceKeyQuery& query, const std::string& tag, WhereClause* where) {
+  where->Add("k.org_id = ?", {query.org_id});
+  if (query.source.has_value()) where->Add("k.source = ?", {keys::ToString(*query.source)});
+  if (!tag.empty()) {
+    where->Add("EXISTS (SELECT 1 FROM service_key_tags o WHERE o.hash = k.hash AND o.tag = ?)",
+               {tag});
+  }
+}
+
+// Every filter on the key row except tags. Revoked keys never show (deleted, or past their
 // rotation grace period).
-WhereClause BuildKeyFilter(const ServiceKeyQuery& query) {
-  WhereClause where;
-  where.Add("k.org_id = ?", {query.org_id});
-  where.Add("(k.revoke_at IS NULL OR k.revoke_at > ?)", {query.now});
-  if (query.source.has_value()) where.Add("k.source = ?", {keys::ToString(*query.source)});
-  if (!query.project_id.empty()) where.Add("k.project_id = ?", {query.project_id});
-  if (!query.include_disabled) where.Add("k.disabled = 0");
-  if (query.status.has_value()) AddStatusFilter(*query.status, query.now, &where);
+void AddKeyFilters(const ServiceKeyQuery& query, WhereClause* where) {
+  AddScopeFilters(query, "", where);
+  where->Add("(k.revoke_at IS NULL OR k.revoke_at > ?)", {query.now});
+  if (!query.project_id.empty()) where->Add("k.project_id = ?", {query.project_id});
+  AddStateFilters(query, where);
   if (!query.search.empty()) {
     // SQLite's LIKE is case-insensitive (for ASCII) by default.
-    where.Add("k.name LIKE ? ESCAPE '\\'", {ContainsPattern(query.search)});
+    where->Add("k.name LIKE ? ESCAPE '\\'", {ContainsPattern(query.search)});
   }
-  if (!query.tags.empty()) AddTagsFilter(query.tags, &where);
-  return where;
+}
+
+// How the keys of a query are found, in creation order.
+struct KeyScan {
+  std::string from;        // FROM clause, without the project join; the key is aliased k
+  std::string seq_column;  // the creation position the scan is ordered by
+  WhereClause where;       // every filter of the query
+  // Every filter reads columns of a covering index ordered by seq ((org_id, seq, ...) or
+  // (project_id, org_id, seq, ...)), so rows can be skipped without being loaded.
+  bool filters_in_index = false;
+};
+
+// Without tags the scan walks (org_id, seq). With tags it walks the rows of one of them
+// (`driving_tag`) through (org_id, tag, seq), so a page stops after `limit` matches instead
+// of first collecting every key that has the tags; the other tags are checked per key.
+KeyScan BuildScan(const ServiceKeyQuery& query, const std::vector<std::string>& tags,
+                  const std::string& driving_tag) {
+  KeyScan scan;
+  if (tags.empty()) {
+    scan.from = "service_keys k";
+    scan.seq_column = "k.seq";
+    AddKeyFilters(query, &scan.where);
+    scan.filters_in_index = query.search.empty();
+    return scan;
+  }
+  // CROSS JOIN keeps the tag rows as the outer loop, whatever the planner would guess.
+  scan.from = "service_key_tags t CROSS JOIN service_keys k ON k.hash = t.hash";
+  scan.seq_column = "t.seq";
+  scan.where.Add("t.org_id = ? AND t.tag = ?", {query.org_id, driving_tag});
+  AddKeyFilters(query, &scan.where);
+  for (const std::string& tag : tags) {
+    if (tag == driving_tag) continue;
+    scan.where.Add("EXISTS (SELECT 1 FROM service_key_tags o WHERE o.hash = k.hash AND o.tag = ?)",
+                   {tag});
+  }
+  return scan;
+}
+
+Result<int64_t> CountMatching(Connection& conn, const std::string& from, const WhereClause& where) {
+  auto stmt = conn.Prepare("SELECT COUNT(*) FROM " + from + " " + where.sql());
+  if (!stmt.ok()) return stmt.error();
+  where.BindTo(*stmt, 1);
+  auto row = stmt->Step();
+  if (!row.ok()) return row.error();
+  return *row ? stmt->ColumnInt(0) : 0;
+}
+
+// Of several tags, the one fewest live keys have: the cheapest to drive a scan with.
+Result<std::string> RarestTag(Connection& conn, const ServiceKeyQuery& query,
+                              const std::vector<std::string>& tags) {
+  std::string rarest = tags.front();
+  int64_t fewest = -1;
+  for (const std::string& tag : tags) {
+    int64_t live = 0;
+    KG_RETURN_IF_ERROR(sqlite::ReadOneRow(
+        conn,
+        "SELECT COALESCE(SUM(unrevoked), 0) FROM service_key_tag_counts "
+        "WHERE org_id = ?1 AND tag = ?2",
+        {query.org_id, tag}, "no count", [&](const Statement& row) {
+          live = row.ColumnInt(0);
+          return OkStatus();
+        }));
+    if (fewest < 0 || live < fewest) {
+      fewest = live;
+      rarest = tag;
+    }
+  }
+  return rarest;
+}
+
+// Counters of service_key_counts or service_key_tag_counts for the query's scope.
+struct LiveCounts {
+  int64_t unrevoked = 0;
+  int64_t unrevoked_enabled = 0;
+};
+
+Result<LiveCounts> ReadCounters(Connection& conn, const ServiceKeyQuery& query,
+                                const std::string& tag) {
+  const SqlValue source =
+      query.source.has_value() ? SqlValue(keys::ToString(*query.source)) : SqlValue(nullptr);
+  LiveCounts counts;
+  auto read = [&](const Statement& row) {
+    counts.unrevoked = row.ColumnInt(0);
+    counts.unrevoked_enabled = row.ColumnInt(1);
+    return OkStatus();
+  };
+  if (tag.empty()) {
+    KG_RETURN_IF_ERROR(sqlite::ReadOneRow(
+        conn,
+        "SELECT COALESCE(SUM(unrevoked), 0), COALESCE(SUM(unrevoked_enabled), 0) "
+        "FROM service_key_counts WHERE org_id = ?1 AND (?2 IS NULL OR source = ?2)",
+        {query.org_id, source}, "no count", read));
+    return counts;
+  }
+  KG_RETURN_IF_ERROR(sqlite::ReadOneRow(
+      conn,
+      "SELECT COALESCE(SUM(unrevoked), 0), COALESCE(SUM(unrevoked_enabled), 0) "
+      "FROM service_key_tag_counts WHERE org_id = ?1 AND tag = ?2 AND (?3 IS NULL OR source = ?3)",
+      {query.org_id, tag, source}, "no count", read));
+  return counts;
+}
+
+// True when the total is a counter plus corrections: filters on nothing but the org,
+// liveness, source, disabled, status and at most one tag.
+bool IsCountedByCounters(const ServiceKeyQuery& query, const std::vector<std::string>& tags) {
+  return query.project_id.empty() && query.search.empty() && tags.size() <= 1;
+}
+
+// The visible keys of the scope are those never revoked (the counters) and those in a grace
+// period (revoke_at > now, found through service_keys_in_grace). Of the never-revoked ones,
+// the counters tell the enabled from the disabled; an active or expired status also needs
+// the enabled ones already past their expiry, found through service_keys_expiring. Both
+// corrections are index ranges over the few keys revoked later than now or expired.
+Result<int64_t> CountFromCounters(Connection& conn, const ServiceKeyQuery& query,
+                                  const std::string& tag) {
+  auto counts = ReadCounters(conn, query, tag);
+  if (!counts.ok()) return counts.error();
+  WhereClause in_grace;
+  AddScopeFilters(query, tag, &in_grace);
+  in_grace.Add("k.revoke_at > ?", {query.now});
+  AddStateFilters(query, &in_grace);
+  auto grace = CountMatching(conn, "service_keys k", in_grace);
+  if (!grace.ok()) return grace.error();
+
+  auto expired_unrevoked = [&]() -> Result<int64_t> {
+    WhereClause expired;
+    AddScopeFilters(query, tag, &expired);
+    expired.Add("k.revoke_at IS NULL AND k.disabled = 0 AND k.expires_at <= ?", {query.now});
+    return CountMatching(conn, "service_keys k", expired);
+  };
+  const int64_t enabled = counts->unrevoked_enabled;
+  const int64_t all = query.include_disabled ? counts->unrevoked : enabled;
+  if (!query.status.has_value()) return all + *grace;
+  switch (*query.status) {
+    case keys::KeyStatus::kDisabled:
+      return (query.include_disabled ? counts->unrevoked - enabled : 0) + *grace;
+    case keys::KeyStatus::kActive: {
+      auto expired = expired_unrevoked();
+      if (!expired.ok()) return expired.error();
+      return enabled - *expired + *grace;
+    }
+    case keys::KeyStatus::kExpired: {
+      auto expired = expired_unrevoked();
+      if (!expired.ok()) return expired.error();
+      return *expired + *grace;
+    }
+  }
+  return Error::Internal("unknown key status");
+}
+
+Result<int64_t> CountKeys(Connection& conn, const ServiceKeyQuery& query,
+                          const std::vector<std::string>& tags, const KeyScan& scan) {
+  if (IsCountedByCounters(query, tags)) {
+    return CountFromCounters(conn, query, tags.empty() ? std::string() : tags.front());
+  }
+  return CountMatching(conn, scan.from, scan.where);
 }
 
 // The creation position of the cursor key; it must be a key of the org (in any state).
@@ -296,55 +486,45 @@ Result<int64_t> CursorSeq(Connection& conn, const ServiceKeyQuery& query) {
                                 "starting_after");
 }
 
-// True when the query filters on nothing but its org, liveness and perhaps disabled.
-bool IsCountedByTriggers(const ServiceKeyQuery& query) {
-  return !query.source.has_value() && query.project_id.empty() && !query.status.has_value() &&
-         query.search.empty() && query.tags.empty();
-}
-
-// Keys never revoked (counters kept by triggers) plus those still in a grace period: two
-// index lookups instead of a scan of the whole org.
-Result<int64_t> CountFromCounters(Connection& conn, const ServiceKeyQuery& query) {
-  const std::string sql =
-      query.include_disabled
-          ? "SELECT (SELECT COALESCE(SUM(unrevoked), 0) FROM org_key_counts WHERE org_id = ?1) + "
-            "(SELECT COUNT(*) FROM service_keys WHERE org_id = ?1 AND revoke_at > ?2)"
-          : "SELECT (SELECT COALESCE(SUM(unrevoked_enabled), 0) FROM org_key_counts "
-            "WHERE org_id = ?1) + (SELECT COUNT(*) FROM service_keys "
-            "WHERE org_id = ?1 AND revoke_at > ?2 AND disabled = 0)";
-  int64_t total = 0;
-  KG_RETURN_IF_ERROR(sqlite::ReadOneRow(conn, sql, {query.org_id, query.now}, "no count",
-                                        [&](const Statement& row) {
-                                          total = row.ColumnInt(0);
-                                          return OkStatus();
-                                        }));
-  return total;
-}
-
-Result<int64_t> CountKeys(Connection& conn, const ServiceKeyQuery& query,
-                          const WhereClause& where) {
-  if (IsCountedByTriggers(query)) return CountFromCounters(conn, query);
-  auto stmt = conn.Prepare("SELECT COUNT(*) FROM service_keys k " + where.sql());
+// The position of the first key of the page, found by skipping `offset` matches inside the
+// covering index (no row is loaded); nullopt when the offset is past the last match.
+Result<std::optional<int64_t>> SeekPastOffset(Connection& conn, const KeyScan& scan,
+                                              const WhereClause& where, const char* order,
+                                              int64_t offset) {
+  auto stmt = conn.Prepare("SELECT " + scan.seq_column + " FROM " + scan.from + " " +
+                           where.sql() + " ORDER BY " + scan.seq_column + " " + order +
+                           " LIMIT 1 OFFSET ?");
   if (!stmt.ok()) return stmt.error();
-  where.BindTo(*stmt, 1);
+  stmt->Bind(where.BindTo(*stmt, 1), offset);
   auto row = stmt->Step();
   if (!row.ok()) return row.error();
-  return *row ? stmt->ColumnInt(0) : 0;
+  if (!*row) return std::optional<int64_t>();
+  return std::optional<int64_t>(stmt->ColumnInt(0));
 }
 
 // One page in creation order (or its reverse), after the cursor and the offset. Reads one row
 // more than asked to learn has_more.
-Status FetchPage(Connection& conn, WhereClause where, const ServiceKeyQuery& query,
+Status FetchPage(Connection& conn, const KeyScan& scan, const ServiceKeyQuery& query,
                  std::optional<int64_t> cursor_seq, ServiceKeyPage* page) {
-  if (cursor_seq.has_value()) {
-    where.Add(query.newest_first ? "k.seq < ?" : "k.seq > ?", {*cursor_seq});
+  WhereClause where = scan.where;
+  const bool desc = query.newest_first;
+  if (cursor_seq.has_value()) where.Add(scan.seq_column + (desc ? " < ?" : " > ?"), {*cursor_seq});
+  int64_t offset = query.offset;
+  if (offset > 0 && scan.filters_in_index) {
+    auto first = SeekPastOffset(conn, scan, where, desc ? "DESC" : "ASC", offset);
+    if (!first.ok()) return first.error();
+    if (!first->has_value()) return OkStatus();
+    where.Add(scan.seq_column + (desc ? " <= ?" : " >= ?"), {**first});
+    offset = 0;
   }
-  auto stmt = conn.Prepare(SelectKeys(where.sql() + " ORDER BY k.seq " +
-                                      (query.newest_first ? "DESC" : "ASC") + " LIMIT ? OFFSET ?"));
+  auto stmt = conn.Prepare(std::string("SELECT ") + sqlite::kServiceKeyColumns + " FROM " +
+                           scan.from + " LEFT JOIN projects p ON p.id = k.project_id " +
+                           where.sql() + " ORDER BY " + scan.seq_column +
+                           (desc ? " DESC" : " ASC") + " LIMIT ? OFFSET ?");
   if (!stmt.ok()) return stmt.error();
   const int next = where.BindTo(*stmt, 1);
   stmt->Bind(next, query.limit + 1);
-  stmt->Bind(next + 1, query.offset);
+  stmt->Bind(next + 1, offset);
   while (true) {
     auto row = stmt->Step();
     if (!row.ok()) return row.error();
@@ -362,7 +542,7 @@ Status FetchPage(Connection& conn, WhereClause where, const ServiceKeyQuery& que
 
 Result<ServiceKeyPage> SqliteStore::ListServiceKeys(const ServiceKeyQuery& query) {
   KG_RETURN_IF_ERROR(ValidateQuery(query));
-  const WhereClause filter = BuildKeyFilter(query);
+  const std::vector<std::string> tags = DistinctTags(query.tags);
   ServiceKeyPage page;
   // One read transaction: the total and the page come from the same snapshot.
   KG_RETURN_IF_ERROR(Read([&](Connection& conn) -> Status {
@@ -372,10 +552,18 @@ Result<ServiceKeyPage> SqliteStore::ListServiceKeys(const ServiceKeyQuery& query
       if (!seq.ok()) return seq.error();
       cursor_seq = *seq;
     }
-    auto total = CountKeys(conn, query, filter);
+    std::string driving_tag;
+    if (!tags.empty()) {
+      auto rarest = tags.size() == 1 ? Result<std::string>(tags.front())
+                                     : RarestTag(conn, query, tags);
+      if (!rarest.ok()) return rarest.error();
+      driving_tag = std::move(*rarest);
+    }
+    const KeyScan scan = BuildScan(query, tags, driving_tag);
+    auto total = CountKeys(conn, query, tags, scan);
     if (!total.ok()) return total.error();
     page.total = *total;
-    return FetchPage(conn, filter, query, cursor_seq, &page);
+    return FetchPage(conn, scan, query, cursor_seq, &page);
   }));
   return page;
 }

@@ -43,18 +43,29 @@ Status ReadOneRow(Connection& conn, const std::string& sql, std::initializer_lis
   return on_row(*stmt);
 }
 
+// UPDATE ... RETURNING would do it in one statement, but SQLite buffers RETURNING rows in an
+// ephemeral table, which costs more than a second statement on the row just updated.
 Result<int64_t> NextSequenceValue(Connection& conn, const char* name) {
-  auto stmt =
-      conn.Prepare("UPDATE sequences SET value = value + 1 WHERE name = ?1 RETURNING value");
+  auto values = NextSequenceValues(conn, name, name);
+  if (!values.ok()) return values.error();
+  return values->first;
+}
+
+Result<std::pair<int64_t, int64_t>> NextSequenceValues(Connection& conn, const char* first,
+                                                       const char* second) {
+  KG_RETURN_IF_ERROR(RunSql(conn, "UPDATE sequences SET value = value + 1 WHERE name IN (?1, ?2)",
+                            {first, second}));
+  auto stmt = conn.Prepare(
+      "SELECT (SELECT value FROM sequences WHERE name = ?1), "
+      "(SELECT value FROM sequences WHERE name = ?2)");
   if (!stmt.ok()) return stmt.error();
-  stmt->Bind(1, std::string_view(name));
+  stmt->BindAll({first, second});
   auto row = stmt->Step();
   if (!row.ok()) return row.error();
-  if (!*row) return Error::Internal(std::string("sequence ") + name + " is missing");
-  const int64_t value = stmt->ColumnInt(0);
-  // RETURNING rows are produced after the update ran; finish the statement before reuse.
-  KG_RETURN_IF_ERROR(stmt->Run());
-  return value;
+  if (!*row || stmt->ColumnIsNull(0) || stmt->ColumnIsNull(1)) {
+    return Error::Internal(std::string("sequence ") + first + " or " + second + " is missing");
+  }
+  return std::make_pair(stmt->ColumnInt(0), stmt->ColumnInt(1));
 }
 
 void WhereClause::Add(const std::string& condition, std::vector<Value> values) {

@@ -42,8 +42,12 @@ Status ReadOneRow(Connection& conn, const std::string& sql, std::initializer_lis
 
 // The next value of a row of the `sequences` table ("service_key_seq",
 // "service_key_version"). Must run inside a write transaction, which makes it atomic and
-// rolls it back with the write.
+// rolls it back with the write. Internal if the row is missing.
 Result<int64_t> NextSequenceValue(Connection& conn, const char* name);
+// As NextSequenceValue, for two different rows bumped by one statement: their next values,
+// in argument order.
+Result<std::pair<int64_t, int64_t>> NextSequenceValues(Connection& conn, const char* first,
+                                                       const char* second);
 
 // A WHERE clause built from optional filters, with the values its "?" placeholders take, in
 // order. Values are owned, so the clause can outlive the query it was built from.

@@ -1,0 +1,71 @@
+#include "proxy/upstream_client.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+namespace keygate::proxy {
+namespace {
+
+config::ProviderConfig Provider(const std::string& base_url, const std::string& key_env = "") {
+  config::ProviderConfig provider;
+  provider.name = "p";
+  provider.base_url = base_url;
+  provider.api_key_env = key_env;
+  provider.headers = {{"OpenAI-Beta", "assistants=v2"}};
+  return provider;
+}
+
+const char* FakeEnv(const char* name) {
+  return std::strcmp(name, "P_KEY") == 0 ? "secret-value" : nullptr;
+}
+
+TEST(UpstreamTargetTest, ResolvesSchemeHostPortAndPath) {
+  auto https = MakeUpstreamTarget(Provider("https://api.openai.com/v1/"), FakeEnv);
+  ASSERT_TRUE(https.ok());
+  EXPECT_TRUE(https->tls);
+  EXPECT_EQ(https->host, "api.openai.com");
+  EXPECT_EQ(https->port, 443);
+  EXPECT_EQ(https->host_header, "api.openai.com");
+  EXPECT_EQ(https->base_path, "/v1");
+  EXPECT_EQ(https->PoolKey(), "https://api.openai.com:443");
+  auto http = MakeUpstreamTarget(Provider("http://127.0.0.1:9090"), FakeEnv);
+  ASSERT_TRUE(http.ok());
+  EXPECT_FALSE(http->tls);
+  EXPECT_EQ(http->port, 9090);
+  EXPECT_EQ(http->base_path, "");
+  EXPECT_EQ(http->host_header, "127.0.0.1:9090");
+  auto v6 = MakeUpstreamTarget(Provider("http://[::1]:8000/openai/v1"), FakeEnv);
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 8000);
+  EXPECT_EQ(v6->host_header, "[::1]:8000");
+  EXPECT_EQ(v6->base_path, "/openai/v1");
+}
+
+TEST(UpstreamTargetTest, RefusesMalformedUrls) {
+  for (const char* url : {"ftp://x", "http://", "http://:80", "http://host:99999", "http://[::1",
+                          "http://host:12ab", "api.openai.com"}) {
+    EXPECT_FALSE(MakeUpstreamTarget(Provider(url), FakeEnv).ok()) << url;
+  }
+}
+
+TEST(UpstreamTargetTest, TheApiKeyComesFromTheEnvironmentAfterTheProvidersHeaders) {
+  auto target = MakeUpstreamTarget(Provider("https://x/v1", "P_KEY"), FakeEnv);
+  ASSERT_TRUE(target.ok());
+  ASSERT_EQ(target->headers.size(), 2u);
+  EXPECT_EQ(target->headers[0].first, "OpenAI-Beta");
+  EXPECT_EQ(target->headers[1].second, "Bearer secret-value");
+  EXPECT_TRUE(target->unusable_reason.empty());
+}
+
+TEST(UpstreamTargetTest, AMissingApiKeyMakesTheProviderUnusableWithoutStoppingKeygate) {
+  auto target = MakeUpstreamTarget(Provider("https://x/v1", "UNSET_KEY"), FakeEnv);
+  ASSERT_TRUE(target.ok());
+  EXPECT_NE(target->unusable_reason.find("UNSET_KEY"), std::string::npos);
+  EXPECT_EQ(target->headers.size(), 1u);
+}
+
+}  // namespace
+}  // namespace keygate::proxy
