@@ -182,5 +182,19 @@ TEST_F(DataPlaneTest, ARotatedKeySharesItsBudgetAndTheOldOneIsRevoked) {
   EXPECT_EQ(Call(new_key.secret, ChatBody("hi", 200)).status, 402);
 }
 
+TEST_F(DataPlaneTest, ABudgetSurvivesARestart) {
+  // 220 micro-dollars: one call reserves 218 and costs 8, so a second never fits beside it.
+  MintedKey key = Mint(R"("credit_limit": 0.00022)");
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 402);
+  ASSERT_EQ(process_->Stop(), 0);
+  ASSERT_TRUE(process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey}))
+      << process_->log();
+  // The spend is read back from the store (UsageStore::SpendSince) before the first admission.
+  auto after = Call(key.secret, ChatBody("hi", 100));
+  EXPECT_EQ(after.status, 402) << after.body;
+  EXPECT_EQ(Parse(after.body).at("error").at("spend"), boost::json::value(0.000008));
+}
+
 }  // namespace
 }  // namespace keygate::testing
