@@ -12,7 +12,7 @@
 # request (from /proc, user + system), then keygate's figures as ratios to nginx's and the
 # latency keygate adds at p99 over the direct path.
 #
-# Environment: DURATION (seconds per run, default 5), WARMUP (default 1), TARGETS (default
+# Environment: PROFILE (a file: records a perf profile of keygate while it runs), DURATION (seconds per run, default 5), WARMUP (default 1), TARGETS (default
 # "direct nginx keygate"; the ratios need all three), MODES (default "plain stream"). Installs wrk and nginx-light with
 # apt-get when missing (needs root). Everything it starts is stopped on exit, by pid.
 set -euo pipefail
@@ -31,6 +31,7 @@ fi
 WORK="$(mktemp -d /tmp/keygate-bench-XXXXXX)"
 PIDS=()
 cleanup() {
+  [[ -n "${PERF_PID:-}" ]] && { kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null || true; }
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
@@ -165,6 +166,9 @@ PK=$("$KEYGATE" provisioning-key create --data "$WORK/data" --org "$ORG_ID" --na
 "$KEYGATE" serve --config "$WORK/keygate.yaml" --data "$WORK/data" \
   --listen "127.0.0.1:$KEYGATE_PORT" >"$WORK/keygate.log" 2>&1 & PIDS+=($!); KEYGATE_PID=$!
 wait_port "$KEYGATE_PORT"
+if [[ -n "${PROFILE:-}" ]]; then  # PROFILE=FILE: a perf profile (cpu-clock, call graphs) of keygate
+  perf record -q -e cpu-clock -g -p "$KEYGATE_PID" -o "$PROFILE" 2>/dev/null & PERF_PID=$!
+fi
 SERVICE_KEY=$(curl -s "http://127.0.0.1:$KEYGATE_PORT/prod/createServiceKey" \
   -H "Authorization: Bearer $PK" \
   -d '{"api_key_name":"bench","rpm_limit":1000000000,"tpm_limit":1000000000,"credit_limit":1000000,"reset_budget_interval":"monthly"}' |

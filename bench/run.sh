@@ -35,7 +35,7 @@ if [[ -x "$BUILD_DIR/bench/limiter_bench" ]]; then
   echo "== in-process limiter (Google Benchmark)"
   "$BUILD_DIR/bench/limiter_bench" --benchmark_min_time=0.2 2>/dev/null | grep -E "^BM_|^-|Benchmark"
 fi
-if [[ -x bench/proxy.sh ]]; then
+if [[ -x bench/proxy.sh && -z "${SKIP_PROXY:-}" ]]; then
   echo "== data plane proxy"
   bench/proxy.sh "$BUILD_DIR"
 fi

@@ -2,8 +2,8 @@
 // requests. Handlers see plain structs; no Beast or Asio type crosses this header.
 //
 // Thread safety: a Request is owned by its handler invocation. A Responder may be called from
-// any thread (it posts to its connection's strand); Send() or the stream calls are made at
-// most once per request, in order.
+// any thread (it runs the call on its connection's thread: at once when already there, else
+// posted); Send() or the stream calls are made at most once per request, in order.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,10 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
 
 namespace keygate::http {
 
@@ -27,6 +31,10 @@ struct Request {
   std::string body;
   std::string request_id;  // x-request-id from the client if sane, else generated
   std::string remote_address;
+  // The io_context (run by one thread) the connection lives on: a handler that does its own
+  // asynchronous I/O for this request (the data plane's upstream call) uses it, so that the
+  // whole exchange stays on one thread. Null in requests built by hand (tests).
+  boost::asio::io_context* io = nullptr;
   // Filled by the router: values of `{name}` segments of the matched pattern, decoded.
   std::vector<std::pair<std::string, std::string>> path_params;
 

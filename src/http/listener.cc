@@ -28,10 +28,10 @@ std::string DescribeEndpoint(const tcp::endpoint& endpoint) {
 
 }  // namespace
 
-Listener::Listener(net::io_context& ioc, ServerState& state)
-    : ioc_(ioc),
+Listener::Listener(std::vector<net::io_context*> shards, ServerState& state)
+    : shards_(std::move(shards)),
       state_(state),
-      acceptor_(net::make_strand(ioc)),
+      acceptor_(*shards_.front()),
       retry_timer_(acceptor_.get_executor()) {}
 
 Status Listener::Listen(const tcp::endpoint& endpoint) {
@@ -72,15 +72,15 @@ void Listener::Close() {
 
 void Listener::DoAccept() {
   if (!acceptor_.is_open()) return;
-  // Each connection gets its own strand: its handlers never run concurrently, while
-  // different connections use all io threads.
-  acceptor_.async_accept(net::make_strand(ioc_),
-                         [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-                           self->OnAccept(ec, std::move(socket));
-                         });
+  // Connections go to the shards in turn; each lives on its shard's one thread.
+  net::io_context& shard = *shards_[next_shard_];
+  acceptor_.async_accept(shard, [self = shared_from_this(), &shard](beast::error_code ec,
+                                                                     tcp::socket socket) {
+    self->OnAccept(ec, std::move(socket), shard);
+  });
 }
 
-void Listener::OnAccept(beast::error_code ec, tcp::socket socket) {
+void Listener::OnAccept(beast::error_code ec, tcp::socket socket, net::io_context& shard) {
   if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
   if (ec) {
     state_.logger().Warn("http.accept_failed", {{"error", ec.message()}});
@@ -97,7 +97,8 @@ void Listener::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (state_.active() >= state_.options().max_connections) {
     Refuse(std::move(socket));
   } else {
-    std::make_shared<Session>(std::move(socket), state_)->Start();
+    std::make_shared<Session>(std::move(socket), shard, state_)->Start();
+    next_shard_ = (next_shard_ + 1) % shards_.size();
   }
   DoAccept();
 }

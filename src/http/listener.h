@@ -1,12 +1,14 @@
-// Private to src/http/*.cc (includes Asio): accepts connections and starts a Session on its
-// own strand for each, or answers 503 and closes when max_connections are already open.
+// Private to src/http/*.cc (includes Asio): accepts connections and starts a Session for each,
+// on the shards in turn (round robin), or answers 503 and closes when max_connections are
+// already open.
 //
-// Thread safety: Listen() before the io_context runs; Run() and Close() from any thread (the
-// acceptor lives on its own strand).
+// Thread safety: Listen() before the shards run; Run() and Close() from any thread (the
+// acceptor lives on the first shard, which one thread runs).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common/status.h"
 #include "http/beast.h"
@@ -16,7 +18,9 @@ namespace keygate::http::internal {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& ioc, ServerState& state);
+  // `shards` is not empty; the acceptor lives on shards[0]. The io_contexts outlive the
+  // Listener.
+  Listener(std::vector<net::io_context*> shards, ServerState& state);
 
   // Opens, binds and listens on `endpoint`.
   // Returns OK, or Unavailable naming the endpoint and the system's reason (address in use,
@@ -31,10 +35,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void DoAccept();
-  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void OnAccept(beast::error_code ec, tcp::socket socket, net::io_context& shard);
   void Refuse(tcp::socket socket);
 
-  net::io_context& ioc_;
+  const std::vector<net::io_context*> shards_;
+  size_t next_shard_ = 0;
   ServerState& state_;
   tcp::acceptor acceptor_;
   net::steady_timer retry_timer_;

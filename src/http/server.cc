@@ -64,8 +64,8 @@ class Server::Impl {
       : options_(std::move(options)),
         logger_(logger),
         state_(options_, router, logger),
-        ioc_(IoThreadCount(options_)),
-        control_(net::make_strand(ioc_)),
+        shards_(MakeShards(IoThreadCount(options_))),
+        control_(*shards_.front()),
         drain_timer_(control_) {}
 
   ~Impl() { state_.MarkStopped(); }
@@ -77,12 +77,24 @@ class Server::Impl {
     std::lock_guard<std::mutex> lock(sighup_mu_);
     on_sighup_ = std::move(callback);
   }
-  net::io_context& io_context() { return ioc_; }
   size_t active_connections() const { return state_.active(); }
 
  private:
+  // One io_context per io thread, each told it is run by one thread (so its scheduler skips
+  // the locking and wake-ups several threads would need).
+  static std::vector<std::unique_ptr<net::io_context>> MakeShards(int count) {
+    std::vector<std::unique_ptr<net::io_context>> shards;
+    for (int i = 0; i < count; ++i) shards.push_back(std::make_unique<net::io_context>(1));
+    return shards;
+  }
+  std::vector<net::io_context*> ShardPointers() const {
+    std::vector<net::io_context*> out;
+    for (const auto& shard : shards_) out.push_back(shard.get());
+    return out;
+  }
+
   Result<tcp::endpoint> ResolveEndpoint();
-  void RunIoLoop();
+  void RunIoLoop(net::io_context& shard);
   void WaitForSignal();
   void RunSighup();
   void BeginDrain();
@@ -90,12 +102,12 @@ class Server::Impl {
   void FinishDrain();
 
   // Destruction runs bottom-up: the blocking pool (whose queued handlers hold sessions) goes
-  // before the io_context, and the ServerState (which sessions unregister from) after it.
+  // before the io_contexts, and the ServerState (which sessions unregister from) after them.
   ServerOptions options_;
   Logger& logger_;
   internal::ServerState state_;
-  net::io_context ioc_;
-  net::strand<net::io_context::executor_type> control_;  // drain and signal handling
+  std::vector<std::unique_ptr<net::io_context>> shards_;
+  net::io_context& control_;  // the first shard: drain and signal handling
   net::steady_timer drain_timer_;
   std::optional<net::signal_set> signals_;
   std::optional<net::thread_pool> blocking_pool_;
@@ -112,7 +124,7 @@ Result<uint16_t> Server::Impl::Start() {
   KG_RETURN_IF_ERROR(ValidateOptions(options_));
   Result<tcp::endpoint> endpoint = ResolveEndpoint();
   if (!endpoint.ok()) return endpoint.error();
-  auto listener = std::make_shared<internal::Listener>(ioc_, state_);
+  auto listener = std::make_shared<internal::Listener>(ShardPointers(), state_);
   KG_RETURN_IF_ERROR(listener->Listen(*endpoint));
   listener_ = std::move(listener);
   listener_->Run();
@@ -124,7 +136,7 @@ Result<tcp::endpoint> Server::Impl::ResolveEndpoint() {
   beast::error_code ec;
   net::ip::address address = net::ip::make_address(options_.host, ec);
   if (!ec) return tcp::endpoint(address, options_.port);
-  tcp::resolver resolver(ioc_);
+  tcp::resolver resolver(control_);
   auto results = resolver.resolve(options_.host, std::to_string(options_.port), ec);
   if (ec || results.empty()) {
     return Error::InvalidArgument(
@@ -148,10 +160,15 @@ void Server::Impl::Run() {
                                   {"port", static_cast<int>(port_)},
                                   {"io_threads", threads},
                                   {"blocking_threads", options_.blocking_threads}});
+  // Every shard keeps running (even with no connection) until FinishDrain() stops them all.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+  for (auto& shard : shards_) keep_running.push_back(net::make_work_guard(*shard));
   std::vector<std::thread> workers;
-  workers.reserve(static_cast<size_t>(threads - 1));
-  for (int i = 1; i < threads; ++i) workers.emplace_back([this] { RunIoLoop(); });
-  RunIoLoop();
+  workers.reserve(shards_.size() - 1);
+  for (size_t i = 1; i < shards_.size(); ++i) {
+    workers.emplace_back([this, i] { RunIoLoop(*shards_[i]); });
+  }
+  RunIoLoop(*shards_.front());
   for (std::thread& worker : workers) worker.join();
   // Handlers already running finish (their responses go nowhere); queued ones are dropped.
   blocking_pool_->stop();
@@ -159,12 +176,12 @@ void Server::Impl::Run() {
   logger_.Info("http.stopped");
 }
 
-void Server::Impl::RunIoLoop() {
+void Server::Impl::RunIoLoop(net::io_context& shard) {
   // Sessions catch handler exceptions; this only guards against one escaping Asio itself
   // (such as bad_alloc), after which the thread rejoins the loop.
   while (true) {
     try {
-      ioc_.run();
+      shard.run();
       return;
     } catch (const std::exception& e) {
       logger_.Error("http.io_exception", {{"error", e.what()}});
@@ -248,7 +265,7 @@ void Server::Impl::FinishDrain() {
   drain_timer_.cancel();
   if (signals_) signals_->cancel(ignored);
   state_.MarkStopped();
-  ioc_.stop();
+  for (auto& shard : shards_) shard->stop();
 }
 
 // Server
@@ -265,8 +282,6 @@ void Server::Run() { impl_->Run(); }
 void Server::Stop() { impl_->Stop(); }
 
 void Server::OnSighup(std::function<void()> callback) { impl_->OnSighup(std::move(callback)); }
-
-boost::asio::io_context& Server::io_context() { return impl_->io_context(); }
 
 size_t Server::active_connections() const { return impl_->active_connections(); }
 

@@ -1,10 +1,12 @@
 // The HTTP/1.1 server: accepts connections, parses requests, routes them through a Router to
 // Handlers and writes their responses (complete or streamed as chunks).
 //
-// Structure (after Beast's example/advanced/server): a listener accepts on one io_context run
-// by `io_threads` threads; each connection is a session on its own strand; handlers marked
-// Execution::kBlocking run on a separate pool of `blocking_threads` threads. Beast and Asio
-// stay in the http/*.cc files; this header only forward-declares boost::asio::io_context.
+// Structure: `io_threads` shards, each an io_context run by one thread of its own (nothing is
+// shared between them on the hot path: no strand, no lock, no cross-thread wake-up). The
+// listener accepts on the first shard and hands connections to the shards in turn; each
+// connection is a session living on its shard. Handlers marked Execution::kBlocking run on a
+// separate pool of `blocking_threads` threads. A handler that does asynchronous I/O of its own
+// uses Request::io, its connection's shard. Beast and Asio stay in the http/*.cc files.
 //
 // Limits (spec §6): a request header must arrive within header_timeout_s of the connection
 // opening or of its first byte; a kept-alive connection may stay silent for idle_timeout_s
@@ -18,8 +20,8 @@
 // (method, path without query, status, duration_us, request_id, bytes; never a header).
 //
 // Thread safety: Start() and Run() are called once each, from one thread, in that order.
-// Stop(), OnSighup(), io_context() and active_connections() may be called from any thread,
-// including from handlers. The Router and Logger must outlive the Server.
+// Stop(), OnSighup() and active_connections() may be called from any thread, including from
+// handlers. The Router and Logger must outlive the Server.
 #pragma once
 
 #include <cstddef>
@@ -31,10 +33,6 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "http/router.h"
-
-namespace boost::asio {
-class io_context;
-}  // namespace boost::asio
 
 namespace keygate::http {
 
@@ -52,7 +50,7 @@ struct ServerOptions {
   int idle_timeout_s = 75;
   // Open connections beyond this are answered 503 and closed.
   size_t max_connections = 10000;
-  // Threads running the io_context; 0 = std::thread::hardware_concurrency().
+  // io threads (one shard each); 0 = std::thread::hardware_concurrency().
   int io_threads = 0;
   // Threads running Execution::kBlocking handlers.
   int blocking_threads = 64;
@@ -93,10 +91,6 @@ class Server {
   // Sets the callback run (on a blocking-pool thread, so it may block) each time the process
   // receives SIGHUP while Run() runs. Replaces any previous callback.
   void OnSighup(std::function<void()> callback);
-
-  // The io_context the io threads run, for components that do their own asynchronous I/O on
-  // the same threads (the upstream client in proxy/). Valid for the Server's lifetime.
-  boost::asio::io_context& io_context();
 
   // Number of connections currently open (including ones finishing a close).
   size_t active_connections() const;

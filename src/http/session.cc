@@ -73,8 +73,8 @@ std::string LogPath(std::string_view target) {
 
 }  // namespace
 
-// The Responder a handler gets: every call posts to the session's strand, which checks that
-// the call fits the state of the exchange `seq`.
+// The Responder a handler gets: every call runs on the session's thread (at once when made
+// there), which checks that the call fits the state of the exchange `seq`.
 class ResponderImpl final : public Responder {
  public:
   ResponderImpl(std::shared_ptr<Session> session, uint64_t seq, std::string request_id)
@@ -83,32 +83,32 @@ class ResponderImpl final : public Responder {
   // A handler that lets go of its responder without answering gets a 500 for its client
   // instead of a connection that hangs.
   ~ResponderImpl() override {
-    session_->Post([seq = seq_](Session& s) { s.ResponderReleased(seq); });
+    session_->Run([seq = seq_](Session& s) { s.ResponderReleased(seq); });
   }
 
   // Responder
   void Send(Response response) override {
-    session_->Post([seq = seq_, response = std::move(response)](Session& s) mutable {
+    session_->Run([seq = seq_, response = std::move(response)](Session& s) mutable {
       s.SendResponse(seq, std::move(response));
     });
   }
   void BeginStream(int status, HeaderList headers, std::string content_type) override {
-    session_->Post([seq = seq_, status, headers = std::move(headers),
+    session_->Run([seq = seq_, status, headers = std::move(headers),
                     content_type = std::move(content_type)](Session& s) mutable {
       s.BeginStream(seq, status, std::move(headers), std::move(content_type));
     });
   }
   void WriteChunk(std::string data, std::function<void(bool ok)> on_written) override {
-    session_->Post([seq = seq_, data = std::move(data),
+    session_->Run([seq = seq_, data = std::move(data),
                     on_written = std::move(on_written)](Session& s) mutable {
       s.WriteChunk(seq, std::move(data), std::move(on_written));
     });
   }
   void EndStream() override {
-    session_->Post([seq = seq_](Session& s) { s.EndStream(seq); });
+    session_->Run([seq = seq_](Session& s) { s.EndStream(seq); });
   }
   void OnClientGone(std::function<void()> cb) override {
-    session_->Post([seq = seq_, cb = std::move(cb)](Session& s) mutable {
+    session_->Run([seq = seq_, cb = std::move(cb)](Session& s) mutable {
       s.SetClientGoneCallback(seq, std::move(cb));
     });
   }
@@ -116,7 +116,7 @@ class ResponderImpl final : public Responder {
 
   // The handler threw: answer 500 if nothing was sent yet, else cut the stream.
   void Fail() {
-    session_->Post([seq = seq_](Session& s) { s.HandlerFailed(seq); });
+    session_->Run([seq = seq_](Session& s) { s.HandlerFailed(seq); });
   }
 
  private:
@@ -211,12 +211,12 @@ std::string RequestIdFor(std::string_view client_value) {
 
 // Session lifecycle
 
-Session::Session(tcp::socket socket, ServerState& state)
+Session::Session(tcp::socket socket, net::io_context& shard, ServerState& state)
     : state_(state),
-      executor_(socket.get_executor()),
+      shard_(shard),
+      executor_(shard.get_executor()),
       socket_(std::move(socket)),
-      read_timer_(executor_),
-      write_timer_(executor_) {}
+      timer_(shard) {}
 
 Session::~Session() { state_.Unregister(this); }
 
@@ -227,17 +227,21 @@ void Session::Start() {
   if (!ec) remote_address_ = remote.address().to_string();
   // Responses and stream chunks are written whole; Nagle would only delay them.
   socket_.set_option(tcp::no_delay(true), ec);
-  net::dispatch(executor_, [self = shared_from_this()] { self->WaitForRequest(); });
+  net::dispatch(executor_, [self = shared_from_this()] {
+    if (self->state_.draining()) return self->Close();
+    self->SetReadDeadline(std::chrono::seconds(self->state_.options().header_timeout_s));
+    self->StartRead();
+  });
 }
 
 void Session::Shutdown() {
-  Post([](Session& s) {
-    if (s.read_mode_ == ReadMode::kIdle) s.Close();
+  Run([](Session& s) {
+    if (s.phase_ == Phase::kIdle && !s.exchange_) s.Close();
   });
 }
 
 void Session::ForceClose() {
-  Post([](Session& s) {
+  Run([](Session& s) {
     if (s.exchange_) {
       s.ClientGone();
     } else {
@@ -246,104 +250,97 @@ void Session::ForceClose() {
   });
 }
 
-// Reading a request
+// Reading: one read pending at a time, for the session's whole life.
 
-void Session::WaitForRequest() {
+void Session::StartRead() {
+  if (reading_ || closed_) return;
+  // A response is outstanding and enough pipelined bytes wait: stop reading (and stop
+  // noticing a disconnect) until the response is done.
+  if (phase_ == Phase::kBusy && buffer_.size() >= kMaxPipelinedBytes) return;
+  reading_ = true;
+  socket_.async_read_some(buffer_.prepare(kReadChunkBytes),
+                          [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+                            self->OnRead(ec, bytes);
+                          });
+}
+
+void Session::OnRead(beast::error_code ec, size_t bytes) {
+  reading_ = false;
   if (closed_) return;
-  if (state_.draining()) {
-    Close();
-    return;
+  if (ec) {
+    if (phase_ == Phase::kBusy) return ClientGone();
+    if (phase_ == Phase::kLinger) return Close();
+    return OnReadError(ec);
   }
+  buffer_.commit(bytes);
+  switch (phase_) {
+    case Phase::kBusy:
+      return StartRead();
+    case Phase::kLinger:
+      linger_bytes_ += bytes;
+      buffer_.clear();
+      if (linger_bytes_ > kMaxLingerBytes) return Close();
+      return StartRead();
+    case Phase::kIdle:
+    case Phase::kHeader:
+    case Phase::kBody:
+      return Parse();
+  }
+}
+
+void Session::Parse() {
+  if (parsing_) return;
+  parsing_ = true;
   const ServerOptions& options = state_.options();
-  // The first request's header timeout runs from accept; later ones get the idle timeout until
-  // their first byte, then the header timeout.
-  bool first = requests_served_ == 0;
-  if (!first && buffer_.size() > 0) {
-    ArmReadTimer(std::chrono::seconds(options.header_timeout_s));
-    ReadHeader();
-    return;
+  while (phase_ != Phase::kBusy && phase_ != Phase::kLinger && !closed_ && buffer_.size() > 0) {
+    if (!parser_) {
+      parser_.emplace();
+      parser_->header_limit(kMaxHeaderBytes);
+      parser_->body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
+      phase_ = Phase::kHeader;
+      request_start_ = Clock::now();
+      // The header timeout runs from the request's first byte.
+      if (requests_served_ > 0) SetReadDeadline(std::chrono::seconds(options.header_timeout_s));
+    }
+    beast::error_code ec;
+    const size_t used = parser_->put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec == bhttp::error::need_more) break;
+    if (ec) {
+      parsing_ = false;
+      return OnReadError(ec);
+    }
+    if (phase_ == Phase::kHeader && parser_->is_header_done()) {
+      phase_ = Phase::kBody;
+      // A body may stall for at most idle_timeout_s between reads.
+      SetReadDeadline(std::chrono::seconds(options.idle_timeout_s));
+      const auto& header = parser_->get();
+      if (!parser_->is_done() && header.version() >= 11 &&
+          beast::iequals(header[bhttp::field::expect], "100-continue")) {
+        ExpectContinue();
+      }
+    }
+    if (parser_->is_done()) {
+      OnRequest();
+      continue;  // a pipelined request may follow (parsed once this one is answered)
+    }
+    if (used == 0) break;
   }
-  ArmReadTimer(std::chrono::seconds(first ? options.header_timeout_s : options.idle_timeout_s));
-  read_mode_ = ReadMode::kIdle;
-  socket_.async_wait(tcp::socket::wait_read,
-                     [self = shared_from_this()](beast::error_code ec) { self->OnReadable(ec); });
+  parsing_ = false;
+  StartRead();
 }
 
-void Session::OnReadable(beast::error_code ec) {
-  read_mode_ = ReadMode::kNone;
-  if (closed_) return;
-  if (ec) {
-    Close();
-    return;
-  }
-  if (requests_served_ > 0) {
-    ArmReadTimer(std::chrono::seconds(state_.options().header_timeout_s));
-  }
-  ReadHeader();
-}
-
-void Session::ReadHeader() {
-  parser_.emplace();
-  parser_->header_limit(kMaxHeaderBytes);
-  parser_->body_limit(static_cast<std::uint64_t>(state_.options().max_body_bytes));
-  read_mode_ = ReadMode::kHeader;
-  bhttp::async_read_header(
-      socket_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
-}
-
-void Session::OnHeader(beast::error_code ec) {
-  read_mode_ = ReadMode::kNone;
-  if (ec) {
-    OnReadError(ec);
-    return;
-  }
-  request_start_ = Clock::now();
-  const auto& header = parser_->get();
-  bool expects_continue = header.version() >= 11 && !parser_->is_done() &&
-                          beast::iequals(header[bhttp::field::expect], "100-continue");
-  if (!expects_continue) {
-    ReadBody();
-    return;
-  }
+void Session::ExpectContinue() {
   // The body fits the limit (a larger Content-Length already failed with body_limit), so
-  // invite the client to send it rather than make it wait out its continue timeout.
-  ArmWriteTimer();
-  net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
-                   [self = shared_from_this()](beast::error_code write_ec, size_t) {
-                     self->CancelWriteTimer();
-                     if (write_ec || self->closed_) {
-                       self->Close();
-                       return;
-                     }
-                     self->ReadBody();
-                   });
-}
-
-void Session::ReadBody() {
-  if (parser_->is_done()) {
-    OnRequest();
-    return;
-  }
-  ArmReadTimer(std::chrono::seconds(state_.options().idle_timeout_s));
-  read_mode_ = ReadMode::kBody;
-  bhttp::async_read_some(
-      socket_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
-}
-
-void Session::OnBody(beast::error_code ec) {
-  read_mode_ = ReadMode::kNone;
-  if (ec) {
-    OnReadError(ec);
-    return;
-  }
-  ReadBody();
+  // invite the client to send it rather than make it wait out its continue timeout. No
+  // response is being written while a request is read, so the write queue is idle.
+  OutItem item;
+  item.tail = kContinue;
+  Enqueue(std::move(item));
 }
 
 void Session::OnReadError(beast::error_code ec) {
-  if (closed_) return;  // a timeout or a drain closed the socket
-  CancelReadTimer();
+  if (closed_) return;
   if (ec == bhttp::error::body_limit) {
     Reject(Error{ErrorCode::kPayloadTooLarge,
                  "Request body exceeds the limit of " +
@@ -372,6 +369,7 @@ void Session::OnReadError(beast::error_code ec) {
 }
 
 void Session::Reject(const Error& error, int status_override) {
+  ClearReadDeadline();
   Exchange& exchange = exchange_.emplace();
   exchange.seq = ++next_seq_;
   exchange.start = Clock::now();
@@ -386,13 +384,15 @@ void Session::Reject(const Error& error, int status_override) {
     exchange.request_id = RequestIdFor({});
   }
   parser_.reset();
+  phase_ = Phase::kBusy;
   Response response = ErrorResponse(error);
   if (status_override != 0) response.status = status_override;
   SendResponse(exchange.seq, std::move(response));
 }
 
 void Session::OnRequest() {
-  CancelReadTimer();
+  ClearReadDeadline();
+  phase_ = Phase::kBusy;
   Parser::value_type message = parser_->release();
   parser_.reset();
   Request request;
@@ -405,6 +405,7 @@ void Session::OnRequest() {
   request.body = std::move(message.body());
   request.remote_address = remote_address_;
   request.request_id = RequestIdFor(request.Header("x-request-id"));
+  request.io = &shard_;
 
   Exchange& exchange = exchange_.emplace();
   exchange.seq = ++next_seq_;
@@ -434,7 +435,6 @@ void Session::OnRequest() {
 void Session::Dispatch(const RouteMatch& match, Request request) {
   auto responder =
       std::make_shared<ResponderImpl>(shared_from_this(), exchange_->seq, exchange_->request_id);
-  StartWatch();
   const Handler* handler = match.handler;
   if (match.execution == Execution::kInline) {
     InvokeHandler(state_, *handler, request, responder);
@@ -446,45 +446,14 @@ void Session::Dispatch(const RouteMatch& match, Request request) {
   });
 }
 
-// While the handler works: keep reading so a disconnect is noticed, and keep what arrives
-// (a pipelined request) for later.
-
-void Session::StartWatch() {
-  if (closed_ || buffer_.size() >= kMaxPipelinedBytes) return;
-  read_mode_ = ReadMode::kWatch;
-  socket_.async_read_some(buffer_.prepare(kReadChunkBytes),
-                          [self = shared_from_this()](beast::error_code ec, size_t bytes) {
-                            self->OnWatch(ec, bytes);
-                          });
-}
-
-void Session::OnWatch(beast::error_code ec, size_t bytes) {
-  read_mode_ = ReadMode::kNone;
-  if (!ec) buffer_.commit(bytes);
-  if (closed_) return;
-  if (!exchange_) {
-    // The exchange finished and cancelled this read (or raced it); carry on from there.
-    if (ec && ec != net::error::operation_aborted) {
-      Close();
-      return;
-    }
-    AfterExchange();
-    return;
-  }
-  if (ec) {
-    ClientGone();
-    return;
-  }
-  StartWatch();
-}
-
 void Session::AfterExchange() {
   if (closed_) return;
-  if (keep_alive_) {
-    WaitForRequest();
-  } else {
-    CloseGracefully();
-  }
+  if (!keep_alive_) return CloseGracefully();
+  if (state_.draining()) return Close();
+  phase_ = Phase::kIdle;
+  SetReadDeadline(std::chrono::seconds(state_.options().idle_timeout_s));
+  // Bytes of the next request may be waiting already (pipelined).
+  Parse();
 }
 
 void Session::CloseGracefully() {
@@ -494,30 +463,16 @@ void Session::CloseGracefully() {
     Close();
     return;
   }
+  phase_ = Phase::kLinger;
   buffer_.clear();
-  ArmReadTimer(kLingerTimeout);
-  Linger();
-}
-
-void Session::Linger() {
-  read_mode_ = ReadMode::kLinger;
-  socket_.async_read_some(buffer_.prepare(kReadChunkBytes),
-                          [self = shared_from_this()](beast::error_code ec, size_t bytes) {
-                            self->read_mode_ = ReadMode::kNone;
-                            self->linger_bytes_ += bytes;
-                            if (ec || self->closed_ || self->linger_bytes_ > kMaxLingerBytes) {
-                              self->Close();
-                              return;
-                            }
-                            self->Linger();
-                          });
+  SetReadDeadline(kLingerTimeout);
+  StartRead();
 }
 
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
-  CancelReadTimer();
-  CancelWriteTimer();
+  timer_.cancel();
   beast::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -533,20 +488,45 @@ void Session::ClientGone() {
   }
 }
 
-void Session::ArmReadTimer(Clock::duration timeout) {
-  uint64_t generation = ++read_timer_generation_;
-  read_timer_.expires_after(timeout);
-  read_timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
-    if (ec || generation != self->read_timer_generation_ || self->closed_) return;
-    self->state_.logger().Log(LogLevel::kDebug, "http.read_timeout",
-                              {{"remote", self->remote_address_}});
-    self->Close();
+// Timeouts
+
+void Session::SetReadDeadline(Clock::duration timeout) {
+  read_deadline_ = Clock::now() + timeout;
+  ScheduleTimer();
+}
+
+void Session::SetWriteDeadline() {
+  write_deadline_ = Clock::now() + std::chrono::seconds(state_.options().idle_timeout_s);
+  ScheduleTimer();
+}
+
+void Session::ScheduleTimer() {
+  if (closed_) return;
+  const Clock::time_point next = std::min(read_deadline_, write_deadline_);
+  // A pending wait that ends no later than the deadline re-checks it when it fires.
+  if (next == Clock::time_point::max() || (timer_pending_ && timer_expiry_ <= next)) return;
+  timer_expiry_ = next;
+  timer_pending_ = true;
+  timer_.expires_at(next);  // cancels a later wait, whose handler then sees ec set
+  timer_.async_wait([self = shared_from_this(), expiry = next](beast::error_code ec) {
+    if (ec) return;  // replaced or cancelled; the replacement (if any) owns the flag
+    if (self->timer_pending_ && self->timer_expiry_ == expiry) self->timer_pending_ = false;
+    self->OnTimer(ec);
   });
 }
 
-void Session::CancelReadTimer() {
-  ++read_timer_generation_;
-  read_timer_.cancel();
+void Session::OnTimer(beast::error_code) {
+  if (closed_) return;
+  const Clock::time_point now = Clock::now();
+  if (write_deadline_ <= now) {
+    state_.logger().Warn("http.write_timeout", {{"remote", remote_address_}});
+    return ClientGone();
+  }
+  if (read_deadline_ <= now) {
+    state_.logger().Log(LogLevel::kDebug, "http.read_timeout", {{"remote", remote_address_}});
+    return Close();
+  }
+  ScheduleTimer();
 }
 
 }  // namespace keygate::http::internal

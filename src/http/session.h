@@ -1,15 +1,23 @@
 // Private to src/http/*.cc (includes Beast): the state shared by a server's listener and
 // sessions, and the Session, which owns one client connection.
 //
-// A Session reads one request at a time (header under header_timeout_s, body under an
-// idle_timeout_s stall limit), routes it, runs the handler inline or on the blocking pool, and
-// writes the handler's response (complete, or streamed as HTTP/1.1 chunks) before reading the
-// next request, so pipelined requests are answered in order. While a response is outstanding
-// it keeps reading (buffering up to kMaxPipelinedBytes) so that a client that disconnects is
-// noticed and the handler's OnClientGone callback fires.
+// A Session lives on one shard: an io_context run by a single thread, so its handlers never
+// run concurrently and need no strand. It keeps exactly one read pending on its socket for its
+// whole life (a continuous reader): bytes are fed to a request parser; a complete request is
+// routed and handed to its handler inline or on the blocking pool. While the response is
+// outstanding the same read keeps going, buffering pipelined bytes (up to kMaxPipelinedBytes)
+// and noticing a client that disconnects (the handler's OnClientGone callback fires). The next
+// request is parsed only once the response is written, so pipelined requests are answered in
+// order. Writes are coalesced: everything queued when a write starts goes out in one gather
+// write.
+//
+// Timeouts use one timer per session and two deadlines (read and write), moved without
+// touching the timer: it is re-armed only when a deadline moves earlier than its expiry, and
+// when it fires before the current deadline it simply waits again.
 //
 // Thread safety: ServerState is safe from any thread. A Session's private state is touched
-// only on its strand; its public methods may be called from any thread (they post).
+// only on its shard's thread; its public methods and the Responder may be called from any
+// thread (they run the work at once when already on that thread, else post it there).
 #pragma once
 
 #include <atomic>
@@ -112,7 +120,8 @@ std::string RequestIdFor(std::string_view client_value);
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, ServerState& state);
+  // `socket` belongs to `shard`, which exactly one thread runs.
+  Session(tcp::socket socket, net::io_context& shard, ServerState& state);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -129,13 +138,12 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   friend class ResponderImpl;
 
-  // Which read is pending on the socket; at most one at a time.
-  enum class ReadMode {
-    kNone,    // no read pending
+  // Where the connection is in its request cycle.
+  enum class Phase {
     kIdle,    // waiting for the first byte of a request
-    kHeader,  // reading a request header
-    kBody,    // reading a request body
-    kWatch,   // response outstanding: buffering pipelined bytes, watching for a disconnect
+    kHeader,  // part of a request header has arrived
+    kBody,    // the header is complete, the body is not
+    kBusy,    // a request is being answered; reads only buffer and watch for a disconnect
     kLinger,  // after shutdown(send): discarding input until the client closes
   };
   // Progress of the response to the current request.
@@ -163,39 +171,38 @@ class Session : public std::enable_shared_from_this<Session> {
   struct OutItem {
     std::string head;  // header block or chunk-size line
     std::string body;
-    std::string tail;  // chunk terminator
+    std::string_view tail;  // chunk terminator (static storage)
     std::function<void(bool ok)> on_written;
     bool completes = false;  // writing it completes the exchange
   };
   using Parser = bhttp::request_parser<bhttp::string_body>;
   using Clock = std::chrono::steady_clock;
 
-  // Runs f(*this) on the strand, keeping the session alive; a no-op once the server stopped.
+  // Runs f(*this) on the session's thread: at once when called there and no earlier call is
+  // still queued, else posted (keeping the session alive); a no-op once the server stopped.
   template <class F>
-  void Post(F&& f);
+  void Run(F&& f);
 
   // Reading (session.cc).
-  void WaitForRequest();
-  void OnReadable(beast::error_code ec);
-  void ReadHeader();
-  void OnHeader(beast::error_code ec);
-  void ReadBody();
-  void OnBody(beast::error_code ec);
+  void StartRead();
+  void OnRead(beast::error_code ec, size_t bytes);
+  void Parse();
+  void ExpectContinue();
   void OnReadError(beast::error_code ec);
   void OnRequest();
   void Reject(const Error& error, int status_override);
   void Dispatch(const RouteMatch& match, Request request);
-  void StartWatch();
-  void OnWatch(beast::error_code ec, size_t bytes);
   void AfterExchange();
   void CloseGracefully();
-  void Linger();
   void Close();
   void ClientGone();
-  void ArmReadTimer(Clock::duration timeout);
-  void CancelReadTimer();
-  void ArmWriteTimer();
-  void CancelWriteTimer();
+  // Deadlines: Clock::time_point::max() when none.
+  void SetReadDeadline(Clock::duration timeout);
+  void ClearReadDeadline() { read_deadline_ = Clock::time_point::max(); }
+  void SetWriteDeadline();
+  void ClearWriteDeadline() { write_deadline_ = Clock::time_point::max(); }
+  void ScheduleTimer();
+  void OnTimer(beast::error_code ec);
 
   // Responding (session_write.cc).
   void SendResponse(uint64_t seq, Response response);
@@ -219,17 +226,23 @@ class Session : public std::enable_shared_from_this<Session> {
   void RunCallback(const char* what, const std::function<void()>& callback);
 
   ServerState& state_;
-  const net::any_io_executor executor_;  // the connection's strand
+  net::io_context& shard_;
+  const net::io_context::executor_type executor_;
   tcp::socket socket_;
-  beast::flat_buffer buffer_;
+  beast::flat_buffer buffer_;  // received, not yet parsed
   std::optional<Parser> parser_;
-  net::steady_timer read_timer_;
-  net::steady_timer write_timer_;
-  uint64_t read_timer_generation_ = 0;
-  uint64_t write_timer_generation_ = 0;
-  ReadMode read_mode_ = ReadMode::kNone;
+  net::steady_timer timer_;
+  Clock::time_point read_deadline_ = Clock::time_point::max();
+  Clock::time_point write_deadline_ = Clock::time_point::max();
+  Clock::time_point timer_expiry_ = Clock::time_point::max();  // of the pending wait, if any
+  bool timer_pending_ = false;
+  Phase phase_ = Phase::kIdle;
+  bool reading_ = false;  // a read is pending on the socket
+  bool parsing_ = false;  // Parse() is on the stack (it must not re-enter)
   std::optional<Exchange> exchange_;
   std::deque<OutItem> out_;
+  std::vector<net::const_buffer> write_buffers_;  // of the write in flight
+  size_t in_flight_ = 0;  // items of out_ the write in flight covers
   bool writing_ = false;
   bool closed_ = false;
   bool client_gone_ = false;
@@ -239,12 +252,23 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t linger_bytes_ = 0;
   Clock::time_point request_start_;
   std::string remote_address_;
+  std::atomic<int> posted_{0};  // Run() calls posted and not yet run
 };
 
 template <class F>
-void Session::Post(F&& f) {
+void Session::Run(F&& f) {
   if (state_.stopped()) return;
-  net::post(executor_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(*self); });
+  // At once only if nothing posted earlier (from another thread) is still waiting: calls
+  // reach the session in the order they were made.
+  if (executor_.running_in_this_thread() && posted_.load(std::memory_order_acquire) == 0) {
+    f(*this);
+    return;
+  }
+  posted_.fetch_add(1, std::memory_order_acq_rel);
+  net::post(executor_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+    f(*self);
+    self->posted_.fetch_sub(1, std::memory_order_acq_rel);
+  });
 }
 
 }  // namespace keygate::http::internal

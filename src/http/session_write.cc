@@ -17,6 +17,9 @@ namespace {
 // nginx's "client closed request": logged when the client left before any status was chosen.
 constexpr int kStatusClientClosed = 499;
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
+constexpr std::string_view kCrLf = "\r\n";
+// Items gathered into one write at most (each is up to three buffers).
+constexpr size_t kMaxItemsPerWrite = 64;
 
 bool IsTokenChar(char c) {
   static constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
@@ -225,7 +228,7 @@ void Session::WriteChunk(uint64_t seq, std::string data, std::function<void(bool
   OutItem item;
   if (exchange.chunked) {
     item.head = ChunkSizeLine(data.size());
-    item.tail = "\r\n";
+    item.tail = kCrLf;
   }
   item.body = std::move(data);
   item.on_written = std::move(on_written);
@@ -246,7 +249,7 @@ void Session::EndStream(uint64_t seq) {
     return;
   }
   OutItem item;
-  if (exchange.chunked && !exchange.head) item.head = std::string(kLastChunk);
+  if (exchange.chunked && !exchange.head) item.tail = kLastChunk;
   item.completes = true;
   Enqueue(std::move(item));
 }
@@ -304,8 +307,8 @@ void Session::AbortExchange(const char* why) {
   FinishExchange();
 }
 
-// The write queue: one async_write at a time; each item's buffers live in the deque until
-// its write completes.
+// The write queue: one async_write at a time, gathering every item queued when it starts;
+// each item's buffers live in the deque until its write completes.
 
 void Session::Enqueue(OutItem item) {
   if (!Writable()) {
@@ -318,37 +321,49 @@ void Session::Enqueue(OutItem item) {
 }
 
 void Session::WriteNext() {
-  if (out_.empty()) return;
+  if (out_.empty() || !Writable()) return;
   writing_ = true;
-  ArmWriteTimer();
-  const OutItem& item = out_.front();
-  std::array<net::const_buffer, 3> buffers{net::buffer(item.head), net::buffer(item.body),
-                                           net::buffer(item.tail)};
-  net::async_write(socket_, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
-    self->OnWrite(ec);
-  });
+  SetWriteDeadline();
+  write_buffers_.clear();
+  in_flight_ = std::min(out_.size(), kMaxItemsPerWrite);
+  for (size_t i = 0; i < in_flight_; ++i) {
+    const OutItem& item = out_[i];
+    if (!item.head.empty()) write_buffers_.push_back(net::buffer(item.head));
+    if (!item.body.empty()) write_buffers_.push_back(net::buffer(item.body));
+    if (!item.tail.empty()) write_buffers_.push_back(net::buffer(item.tail.data(), item.tail.size()));
+  }
+  net::async_write(socket_, write_buffers_,
+                   [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
 }
 
 void Session::OnWrite(beast::error_code ec) {
   writing_ = false;
-  CancelWriteTimer();
+  ClearWriteDeadline();
   if (ec) {
     FailWrites();
     return;
   }
-  OutItem item = std::move(out_.front());
-  out_.pop_front();
-  if (item.on_written) RunCallback("on_written", [&item] { item.on_written(true); });
-  if (item.completes) {
-    FinishExchange();
-    return;
+  std::vector<OutItem> written;
+  written.reserve(in_flight_);
+  for (size_t i = 0; i < in_flight_; ++i) {
+    written.push_back(std::move(out_.front()));
+    out_.pop_front();
   }
-  WriteNext();
+  in_flight_ = 0;
+  bool completes = false;
+  for (OutItem& item : written) {
+    if (item.on_written) RunCallback("on_written", [&item] { item.on_written(true); });
+    completes = completes || item.completes;
+  }
+  // Callbacks may have queued more (and started writing it).
+  if (completes) FinishExchange();
+  if (!writing_) WriteNext();
 }
 
 void Session::FailWrites() {
   std::deque<OutItem> failed;
   failed.swap(out_);
+  in_flight_ = 0;
   ClientGone();
   bool completes = false;
   for (OutItem& item : failed) {
@@ -364,17 +379,11 @@ void Session::FinishExchange() {
   keep_alive_ = exchange_->keep_alive && Writable() && !state_.draining();
   exchange_.reset();  // drops the handler's callbacks, which may hold its responder
   ++requests_served_;
-  if (read_mode_ == ReadMode::kWatch) {
-    // The watch read must end before the next read starts; OnWatch() then calls
-    // AfterExchange().
-    beast::error_code ignored;
-    socket_.cancel(ignored);
-    return;
-  }
   AfterExchange();
 }
 
 void Session::LogAccess() {
+  if (!state_.logger().Enabled(LogLevel::kInfo)) return;
   const Exchange& exchange = *exchange_;
   auto duration =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.start);
@@ -400,21 +409,6 @@ void Session::RunCallback(const char* what, const std::function<void()>& callbac
                           {{"callback", what}, {"error", "non-standard exception"}});
     Close();
   }
-}
-
-void Session::ArmWriteTimer() {
-  uint64_t generation = ++write_timer_generation_;
-  write_timer_.expires_after(std::chrono::seconds(state_.options().idle_timeout_s));
-  write_timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
-    if (ec || generation != self->write_timer_generation_ || self->closed_) return;
-    self->state_.logger().Warn("http.write_timeout", {{"remote", self->remote_address_}});
-    self->ClientGone();
-  });
-}
-
-void Session::CancelWriteTimer() {
-  ++write_timer_generation_;
-  write_timer_.cancel();
 }
 
 }  // namespace keygate::http::internal

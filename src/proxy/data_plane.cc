@@ -32,7 +32,7 @@ constexpr std::chrono::milliseconds kHousekeepingInterval{60'000};
 }  // namespace
 
 DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config::Catalog& catalog,
-                     boost::asio::io_context& io, config::GetEnv getenv)
+                     config::GetEnv getenv)
     : deps_(std::move(deps)),
       options_(std::move(options)),
       getenv_(std::move(getenv)),
@@ -44,7 +44,7 @@ DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config:
                       writer.task_interval = kHousekeepingInterval;
                       return writer;
                     }()),
-      upstream_(io, options_.upstream),
+      upstream_(options_.upstream),
       live_usage_(deps_.limiter, usage_writer_),
       environment_{deps_.limiter, usage_writer_, upstream_, deps_.clock, deps_.log,
                    options_.max_response_bytes},
@@ -100,6 +100,11 @@ Status DataPlane::ReloadCatalog(const config::Catalog& catalog) {
 
 void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
                            std::shared_ptr<http::Responder> responder) {
+  if (request.io == nullptr) {
+    return responder->Send(
+        http::ErrorResponse(Error::Internal("data plane call without a connection io_context")));
+  }
+  boost::asio::io_context& io = *request.io;
   Verdict<PreparedCall> prepared =
       guardrails_.Prepare(request.BearerToken(), endpoint, request.body, catalog_.load());
   if (!prepared.ok()) return responder->Send(std::move(prepared.refusal));
@@ -107,16 +112,17 @@ void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
   if (deps_.note_used) deps_.note_used(call.key->hash);
   http::HeaderList forward = ForwardableHeaders(request.headers);
   if (!MayReadStore(*call.key)) {
-    return AdmitAndForward(std::move(call), std::move(forward), std::move(responder));
+    return AdmitAndForward(std::move(call), std::move(forward), io, std::move(responder));
   }
   // The Limiter may read this lineage's spend from the store: never on an io thread.
-  boost::asio::post(*cold_pool_, [this, call = std::move(call), forward = std::move(forward),
+  boost::asio::post(*cold_pool_, [this, call = std::move(call), forward = std::move(forward), &io,
                                   responder = std::move(responder)]() mutable {
-    AdmitAndForward(std::move(call), std::move(forward), std::move(responder));
+    AdmitAndForward(std::move(call), std::move(forward), io, std::move(responder));
   });
 }
 
 void DataPlane::AdmitAndForward(PreparedCall call, http::HeaderList forward_headers,
+                                boost::asio::io_context& io,
                                 std::shared_ptr<http::Responder> responder) {
   const std::shared_ptr<const keys::ServiceKey> key = call.key;
   Verdict<Admission> admitted = guardrails_.Admit(std::move(call));
@@ -127,7 +133,7 @@ void DataPlane::AdmitAndForward(PreparedCall call, http::HeaderList forward_head
   if (!admitted.ok()) return responder->Send(std::move(admitted.refusal));
   auto model_call = std::make_shared<ModelCall>(environment_, std::move(*admitted.value),
                                                 std::move(responder), std::move(forward_headers));
-  model_call->Start();
+  model_call->Start(io);
 }
 
 bool DataPlane::MayReadStore(const keys::ServiceKey& key) {

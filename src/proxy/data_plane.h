@@ -14,8 +14,11 @@
 // The catalog is swapped whole by ReloadCatalog() (SIGHUP); calls in flight keep the catalog
 // they started with, and no connection is dropped.
 //
-// Lifetime: construct after the Server (whose io_context it uses); Start() before serving;
-// Shutdown() after Server::Run() has returned and before the Server is destroyed.
+// Each upstream exchange runs on the shard of the connection that asked for it
+// (http::Request::io), so a call never changes thread.
+//
+// Lifetime: Start() before serving; Shutdown() after Server::Run() has returned and before the
+// Server (whose io_contexts the exchanges use) is destroyed.
 //
 // Thread safety: handlers run concurrently on every io thread; ReloadCatalog() may be called
 // from any thread; Start() and Shutdown() from the main thread.
@@ -79,7 +82,7 @@ class DataPlane {
   // Resolves `catalog` (API keys read through `getenv`). Throws std::invalid_argument if a
   // provider's base_url cannot be used (start-up only; LoadConfig refuses such files first).
   DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config::Catalog& catalog,
-            boost::asio::io_context& io, config::GetEnv getenv);
+            config::GetEnv getenv);
   ~DataPlane();
   DataPlane(const DataPlane&) = delete;
   DataPlane& operator=(const DataPlane&) = delete;
@@ -108,6 +111,7 @@ class DataPlane {
   void HandleModels(http::Request& request, std::shared_ptr<http::Responder> responder);
   // Admits `call` and forwards it, or answers the refusal.
   void AdmitAndForward(PreparedCall call, http::HeaderList forward_headers,
+                       boost::asio::io_context& io,
                        std::shared_ptr<http::Responder> responder);
   // True if admitting `key` may read the store (its budget is not loaded in this process).
   bool MayReadStore(const keys::ServiceKey& key);

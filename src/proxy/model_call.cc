@@ -95,7 +95,7 @@ ModelCall::~ModelCall() {
   if (!closed_) env_.limiter.Release(admission_.ticket);
 }
 
-void ModelCall::Start() {
+void ModelCall::Start(boost::asio::io_context& io) {
   const PreparedCall& call = admission_.call;
   UpstreamRequest request;
   request.target = call.target;
@@ -107,7 +107,7 @@ void ModelCall::Start() {
   request.headers.emplace_back("Accept-Encoding", "identity");
   request.headers.emplace_back("x-request-id", responder_->request_id());
   request.body = UpstreamBody(call.request, call.model->upstream);
-  upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this());
+  upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this(), io);
   std::weak_ptr<ModelCall> weak = weak_from_this();
   responder_->OnClientGone([weak] {
     std::shared_ptr<ModelCall> self = weak.lock();

@@ -16,7 +16,7 @@
 // The ticket is settled or released exactly once, on every path (the destructor releases it
 // if the call never ended, as when the server stops with the call in flight).
 //
-// Thread safety: upstream events arrive on the exchange's strand, one at a time; the
+// Thread safety: upstream events arrive on the exchange's io thread, one at a time; the
 // client-gone notice may come from any thread and only cancels the exchange.
 #pragma once
 
@@ -67,7 +67,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   ModelCall& operator=(const ModelCall&) = delete;
 
   // Sends the call upstream. Called once, right after construction (through a shared_ptr).
-  void Start();
+  // The exchange runs on `io` (the caller's connection's shard).
+  void Start(boost::asio::io_context& io);
 
   // UpstreamObserver
   void OnResponseHead(int status, http::HeaderList headers) override;

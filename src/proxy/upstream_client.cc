@@ -1,6 +1,7 @@
-// The upstream client on Beast/Asio. One Exchange per request, on a strand of its own: every
-// socket, resolver and timer handler is bound to that strand, so an exchange's state needs no
-// lock; only the idle pool, shared by all exchanges, has a mutex.
+// The upstream client on Beast/Asio. One Exchange per request, on the io_context it was made
+// for (run by one thread), so an exchange's state needs no lock; only the idle pool, shared by
+// all exchanges, has a mutex. Responses are parsed by feeding a Beast parser from the
+// connection's buffer: one handler per socket read.
 #include "proxy/upstream_client.h"
 
 #include <sys/socket.h>
@@ -59,11 +60,15 @@ bool IsIpLiteral(const std::string& host) {
   return !ec;
 }
 
-// One kept-alive connection, plain or TLS.
-class Connection {
+class Exchange;
+
+// One kept-alive connection, plain or TLS, with the one timer that enforces the deadlines of
+// the exchange using it. Shared by the pool and the exchange; the timer's handler holds it
+// weakly.
+class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(net::io_context& io, ssl::context& tls_context, bool tls, std::string pool_key)
-      : pool_key_(std::move(pool_key)) {
+      : pool_key_(std::move(pool_key)), timer_(io) {
     if (tls) {
       tls_.emplace(io, tls_context);
     } else {
@@ -97,6 +102,22 @@ class Connection {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
+  // The exchange using the connection now (none while it is pooled), and its deadline: when
+  // it passes, the exchange's OnDeadline() runs. Moving the deadline later costs nothing; the
+  // timer is re-armed only when the deadline moves before the pending wait's expiry.
+  void Lend(const std::shared_ptr<Exchange>& user) { user_ = user; }
+  void Reclaim() {
+    user_.reset();
+    deadline_ = SteadyClock::time_point::max();
+  }
+  void SetDeadline(std::chrono::milliseconds timeout) {
+    deadline_ = SteadyClock::now() + timeout;
+    if (timer_pending_ && timer_expiry_ <= deadline_) return;
+    ArmTimer();
+  }
+  SteadyClock::time_point deadline() const { return deadline_; }
+  void ArmTimer();
+
   const std::string& pool_key() const { return pool_key_; }
   beast::flat_buffer& buffer() { return buffer_; }
   SteadyClock::time_point idle_since;
@@ -106,6 +127,11 @@ class Connection {
   std::optional<tcp::socket> plain_;
   std::optional<ssl::stream<tcp::socket>> tls_;
   beast::flat_buffer buffer_;
+  net::steady_timer timer_;
+  std::weak_ptr<Exchange> user_;
+  SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
+  SteadyClock::time_point timer_expiry_ = SteadyClock::time_point::max();
+  bool timer_pending_ = false;
 };
 
 ssl::context MakeTlsContext() {
@@ -224,24 +250,23 @@ const char* ToString(UpstreamOutcome outcome) {
 
 class ConnectionPool {
  public:
-  ConnectionPool(net::io_context& io, UpstreamClientOptions options)
-      : io_(io), options_(options), tls_context_(MakeTlsContext()) {}
+  explicit ConnectionPool(UpstreamClientOptions options)
+      : options_(options), tls_context_(MakeTlsContext()) {}
 
-  net::io_context& io() { return io_; }
   ssl::context& tls_context() { return tls_context_; }
   const UpstreamClientOptions& options() const { return options_; }
 
-  // A live idle connection to `pool_key`, or nullptr.
-  std::unique_ptr<Connection> Acquire(const std::string& pool_key) {
+  // A live idle connection of `io` to `pool_key`, or nullptr.
+  std::shared_ptr<Connection> Acquire(net::io_context& io, const std::string& pool_key) {
     const auto now = SteadyClock::now();
     const auto oldest = now - options_.max_idle_time;
     const auto recent = now - kTrustIdleFor;
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = idle_.find(pool_key);
+    auto it = idle_.find(Key{&io, pool_key});
     if (it == idle_.end()) return nullptr;
-    std::vector<std::unique_ptr<Connection>>& pool = it->second;
+    std::vector<std::shared_ptr<Connection>>& pool = it->second;
     while (!pool.empty()) {
-      std::unique_ptr<Connection> connection = std::move(pool.back());
+      std::shared_ptr<Connection> connection = std::move(pool.back());
       pool.pop_back();
       if (connection->idle_since < oldest) continue;
       // A connection back in the pool a moment ago is almost never stale, and a stale one is
@@ -251,15 +276,16 @@ class ConnectionPool {
     return nullptr;
   }
 
-  void Release(std::unique_ptr<Connection> connection) {
+  void Release(net::io_context& io, std::shared_ptr<Connection> connection) {
+    connection->Reclaim();
     connection->idle_since = SteadyClock::now();
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::unique_ptr<Connection>>& pool = idle_[connection->pool_key()];
+    std::vector<std::shared_ptr<Connection>>& pool = idle_[Key{&io, connection->pool_key()}];
     if (pool.size() < options_.max_idle_per_upstream) pool.push_back(std::move(connection));
   }
 
   void CloseIdle() {
-    std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> closing;
+    Map closing;
     std::lock_guard<std::mutex> lock(mu_);
     closing.swap(idle_);
   }
@@ -272,11 +298,26 @@ class ConnectionPool {
   }
 
  private:
-  net::io_context& io_;
+  // Connections are pooled per io_context (a connection's handlers run on its io_context's
+  // thread, like the session of the call that uses it) and per upstream.
+  struct Key {
+    net::io_context* io;
+    std::string pool_key;
+    bool operator==(const Key& other) const {
+      return io == other.io && pool_key == other.pool_key;
+    }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& key) const {
+      return std::hash<std::string>()(key.pool_key) ^ std::hash<const void*>()(key.io);
+    }
+  };
+  using Map = std::unordered_map<Key, std::vector<std::shared_ptr<Connection>>, KeyHash>;
+
   const UpstreamClientOptions options_;
   ssl::context tls_context_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;  // by mu_
+  Map idle_;  // guarded by mu_
 };
 
 // ---- one exchange -------------------------------------------------------------------------
@@ -285,66 +326,68 @@ namespace {
 
 using Parser = bhttp::response_parser<bhttp::buffer_body>;
 
+// One request and its response. Every handler runs on the io_context the exchange was made
+// for, which one thread runs, so the state needs no lock.
 class Exchange final : public UpstreamCall, public std::enable_shared_from_this<Exchange> {
  public:
-  Exchange(std::shared_ptr<ConnectionPool> client, UpstreamRequest request,
+  Exchange(std::shared_ptr<ConnectionPool> client, net::io_context& io, UpstreamRequest request,
            std::shared_ptr<UpstreamObserver> observer)
       : client_(std::move(client)),
-        strand_(net::make_strand(client_->io())),
-        timer_(strand_),
-        resolver_(strand_),
+        io_(io),
         target_(std::move(request.target)),
         request_text_(Serialize(*target_, request)),
         observer_(std::move(observer)) {}
 
   // UpstreamCall
   void Start() override {
-    net::dispatch(strand_, [self = shared_from_this()] { self->Begin(); });
+    net::dispatch(io_, [self = shared_from_this()] { self->Begin(); });
   }
 
   void Cancel() override {
-    net::post(strand_, [self = shared_from_this()] {
+    // Posted even on the exchange's own thread: Cancel() may be called from inside an
+    // observer callback, which must not see the exchange change under it.
+    net::post(io_, [self = shared_from_this()] {
       if (self->done_ || self->cancelled_) return;
       self->cancelled_ = true;
       self->Interrupt();
     });
   }
 
+  // The connection's deadline passed (or its timer fired early: then it waits again).
+  void OnDeadline() {
+    if (done_ || !connection_) return;
+    if (SteadyClock::now() < connection_->deadline()) return connection_->ArmTimer();
+    timed_out_ = true;
+    Interrupt();
+  }
+
  private:
   static std::string Serialize(const UpstreamTarget& target, const UpstreamRequest& request);
 
   void Begin();
+  void Use(std::shared_ptr<Connection> connection);
   void Connect();
   void OnConnect(const error_code& ec);
   void OnHandshake(const error_code& ec);
   void Write();
   void OnWrite(const error_code& ec);
-  void ReadHead();
-  void OnHead(const error_code& ec);
-  void ReadBody();
-  void OnBody(error_code ec);
+  void Read();
+  void OnRead(error_code ec, size_t bytes);
+  void Feed();
   bool RetryIfStale(const error_code& ec, bool response_started);
   void Fail(UpstreamOutcome outcome, const error_code& ec, std::string_view stage);
   void Finish(UpstreamOutcome outcome, std::string detail);
-  void ArmTimer(std::chrono::milliseconds timeout);
   void Interrupt();
 
-  template <class F>
-  auto Bind(F&& f) {
-    return net::bind_executor(strand_, std::forward<F>(f));
-  }
-
   std::shared_ptr<ConnectionPool> client_;
-  net::strand<net::io_context::executor_type> strand_;
-  net::steady_timer timer_;
-  tcp::resolver resolver_;
+  net::io_context& io_;
+  std::optional<tcp::resolver> resolver_;  // only for a host name, only while connecting
   const std::shared_ptr<const UpstreamTarget> target_;
   const std::string request_text_;
   std::shared_ptr<UpstreamObserver> observer_;
-  std::unique_ptr<Connection> connection_;
+  std::shared_ptr<Connection> connection_;
   std::optional<Parser> parser_;
   std::array<char, kBodyBufferBytes> body_buffer_{};
-  uint64_t timer_generation_ = 0;
   bool reused_ = false;     // connection_ came from the pool
   bool retried_ = false;    // a stale pooled connection was replaced once already
   bool timed_out_ = false;
@@ -370,36 +413,44 @@ std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequ
 
 void Exchange::Begin() {
   if (cancelled_) return Finish(UpstreamOutcome::kCancelled, "cancelled before sending");
-  connection_ = client_->Acquire(target_->PoolKey());
-  reused_ = connection_ != nullptr;
-  if (reused_) return Write();
-  Connect();
+  std::shared_ptr<Connection> pooled = client_->Acquire(io_, target_->PoolKey());
+  if (pooled == nullptr) return Connect();
+  Use(std::move(pooled));
+  reused_ = true;
+  Write();
+}
+
+void Exchange::Use(std::shared_ptr<Connection> connection) {
+  connection_ = std::move(connection);
+  connection_->Lend(shared_from_this());
 }
 
 void Exchange::Connect() {
-  connection_ = std::make_unique<Connection>(client_->io(), client_->tls_context(), target_->tls,
-                                             target_->PoolKey());
+  if (connection_) connection_->Reclaim();
+  Use(std::make_shared<Connection>(io_, client_->tls_context(), target_->tls,
+                                   target_->PoolKey()));
   reused_ = false;
-  ArmTimer(target_->connect_timeout);
+  connection_->SetDeadline(target_->connect_timeout);
   if (IsIpLiteral(target_->host)) {
     const tcp::endpoint endpoint(net::ip::make_address(target_->host), target_->port);
     connection_->socket().async_connect(
-        endpoint, Bind([self = shared_from_this()](const error_code& ec) { self->OnConnect(ec); }));
+        endpoint, [self = shared_from_this()](const error_code& ec) { self->OnConnect(ec); });
     return;
   }
-  resolver_.async_resolve(
+  resolver_.emplace(io_);
+  resolver_->async_resolve(
       target_->host, std::to_string(target_->port),
-      Bind([self = shared_from_this()](const error_code& ec, tcp::resolver::results_type results) {
+      [self = shared_from_this()](const error_code& ec, tcp::resolver::results_type results) {
         if (ec) return self->Fail(UpstreamOutcome::kConnectFailed, ec, "resolve");
         if (self->cancelled_ || self->timed_out_) {
           return self->Fail(UpstreamOutcome::kConnectFailed, net::error::operation_aborted,
                             "resolve");
         }
         net::async_connect(self->connection_->socket(), results,
-                           self->Bind([self](const error_code& connect_ec, const tcp::endpoint&) {
+                           [self](const error_code& connect_ec, const tcp::endpoint&) {
                              self->OnConnect(connect_ec);
-                           }));
-      }));
+                           });
+      });
 }
 
 void Exchange::OnConnect(const error_code& ec) {
@@ -414,9 +465,9 @@ void Exchange::OnConnect(const error_code& ec) {
   }
   tls->set_verify_callback(ssl::host_name_verification(target_->host));
   tls->async_handshake(ssl::stream_base::client,
-                       Bind([self = shared_from_this()](const error_code& handshake_ec) {
+                       [self = shared_from_this()](const error_code& handshake_ec) {
                          self->OnHandshake(handshake_ec);
-                       }));
+                       });
 }
 
 void Exchange::OnHandshake(const error_code& ec) {
@@ -425,12 +476,12 @@ void Exchange::OnHandshake(const error_code& ec) {
 }
 
 void Exchange::Write() {
-  ArmTimer(target_->response_timeout);
+  connection_->SetDeadline(target_->response_timeout);
   connection_->Visit([this](auto& stream) {
     net::async_write(stream, net::buffer(request_text_),
-                     Bind([self = shared_from_this()](const error_code& ec, size_t) {
+                     [self = shared_from_this()](const error_code& ec, size_t) {
                        self->OnWrite(ec);
-                     }));
+                     });
   });
 }
 
@@ -439,60 +490,87 @@ void Exchange::OnWrite(const error_code& ec) {
     if (RetryIfStale(ec, false)) return;
     return Fail(UpstreamOutcome::kReset, ec, "write");
   }
-  ReadHead();
-}
-
-void Exchange::ReadHead() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(client_->options().max_header_bytes));
   parser_->body_limit(boost::none);
+  Feed();  // bytes left in the buffer would be a protocol error; Feed() reads first if none
+}
+
+void Exchange::Read() {
   connection_->Visit([this](auto& stream) {
-    bhttp::async_read_header(stream, connection_->buffer(), *parser_,
-                             Bind([self = shared_from_this()](const error_code& ec, size_t) {
-                               self->OnHead(ec);
-                             }));
+    stream.async_read_some(connection_->buffer().prepare(kBodyBufferBytes),
+                           [self = shared_from_this()](const error_code& ec, size_t bytes) {
+                             self->OnRead(ec, bytes);
+                           });
   });
 }
 
-void Exchange::OnHead(const error_code& ec) {
-  if (ec) {
-    if (RetryIfStale(ec, parser_->got_some())) return;
-    const bool lost = IsConnectionLost(ec) || cancelled_ || timed_out_;
-    return Fail(lost ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec, "head");
+void Exchange::OnRead(error_code ec, size_t bytes) {
+  if (done_) return;
+  connection_->buffer().commit(bytes);
+  if (!ec) {
+    // The response timeout is the longest silence: each read that brings bytes restarts it.
+    if (bytes > 0) connection_->SetDeadline(target_->response_timeout);
+    return Feed();
   }
-  const auto& head = parser_->get();
-  http::HeaderList headers;
-  for (const auto& field : head) headers.emplace_back(Lower(field.name_string()), field.value());
-  observer_->OnResponseHead(static_cast<int>(head.result_int()), std::move(headers));
-  ReadBody();
+  const bool eof = ec == net::error::eof || ec == ssl::error::stream_truncated;
+  if (eof && parser_->is_header_done() && !cancelled_ && !timed_out_) {
+    // A body delimited by the connection's end (no length, not chunked) ends here.
+    parser_->get().body().data = body_buffer_.data();
+    parser_->get().body().size = body_buffer_.size();
+    error_code eof_ec;
+    parser_->put_eof(eof_ec);
+    if (!eof_ec && parser_->is_done()) return Finish(UpstreamOutcome::kComplete, "");
+    ec = eof_ec ? eof_ec : ec;
+  }
+  if (eof && !parser_->got_some()) ec = bhttp::error::end_of_stream;
+  if (RetryIfStale(ec, parser_->got_some())) return;
+  const bool lost = IsConnectionLost(ec) || cancelled_ || timed_out_;
+  Fail(lost ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec,
+       parser_->is_header_done() ? "body" : "head");
 }
 
-void Exchange::ReadBody() {
-  if (parser_->is_done()) return Finish(UpstreamOutcome::kComplete, "");
-  if (cancelled_) return Finish(UpstreamOutcome::kCancelled, "cancelled");
-  ArmTimer(target_->response_timeout);
-  parser_->get().body().data = body_buffer_.data();
-  parser_->get().body().size = body_buffer_.size();
-  connection_->Visit([this](auto& stream) {
-    bhttp::async_read_some(stream, connection_->buffer(), *parser_,
-                           Bind([self = shared_from_this()](const error_code& ec, size_t) {
-                             self->OnBody(ec);
-                           }));
-  });
-}
-
-void Exchange::OnBody(error_code ec) {
-  // A full body buffer is not an error: it is handed over and the read goes on.
-  if (ec == bhttp::error::need_buffer) ec = {};
-  const size_t produced = body_buffer_.size() - parser_->get().body().size;
-  if (produced > 0 && !cancelled_) {
-    observer_->OnResponseData(std::string_view(body_buffer_.data(), produced));
+// Parses what the buffer holds: the head (handed over once complete), then the body, piece
+// by piece; reads more when the buffer runs dry.
+void Exchange::Feed() {
+  beast::flat_buffer& buffer = connection_->buffer();
+  while (!done_) {
+    if (cancelled_) return Finish(UpstreamOutcome::kCancelled, "cancelled");
+    if (!parser_->is_header_done()) {
+      error_code ec;
+      const size_t used = parser_->put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec == bhttp::error::need_more) return Read();
+      if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, "head");
+      const auto& head = parser_->get();
+      http::HeaderList headers;
+      headers.reserve(16);
+      for (const auto& field : head) {
+        headers.emplace_back(Lower(field.name_string()), field.value());
+      }
+      observer_->OnResponseHead(static_cast<int>(head.result_int()), std::move(headers));
+      continue;
+    }
+    if (parser_->is_done()) return Finish(UpstreamOutcome::kComplete, "");
+    if (buffer.size() == 0) return Read();
+    parser_->get().body().data = body_buffer_.data();
+    parser_->get().body().size = body_buffer_.size();
+    error_code ec;
+    const size_t used = parser_->put(buffer.data(), ec);
+    buffer.consume(used);
+    const size_t produced = body_buffer_.size() - parser_->get().body().size;
+    if (produced > 0 && !cancelled_) {
+      observer_->OnResponseData(std::string_view(body_buffer_.data(), produced));
+    }
+    // need_buffer: the body buffer is full (handed over above); need_more: read more.
+    if (ec == bhttp::error::need_buffer) continue;
+    if (ec == bhttp::error::need_more) {
+      if (parser_->is_done()) continue;
+      return Read();
+    }
+    if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, "body");
+    if (used == 0 && produced == 0 && !parser_->is_done()) return Read();
   }
-  if (ec) {
-    const bool lost = IsConnectionLost(ec) || cancelled_ || timed_out_;
-    return Fail(lost ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec, "body");
-  }
-  ReadBody();
 }
 
 bool Exchange::RetryIfStale(const error_code& ec, bool response_started) {
@@ -505,6 +583,7 @@ bool Exchange::RetryIfStale(const error_code& ec, bool response_started) {
     return false;
   }
   retried_ = true;
+  parser_.reset();
   Connect();
   return true;
 }
@@ -520,47 +599,52 @@ void Exchange::Fail(UpstreamOutcome outcome, const error_code& ec, std::string_v
 void Exchange::Finish(UpstreamOutcome outcome, std::string detail) {
   if (done_) return;
   done_ = true;
-  ++timer_generation_;
-  timer_.cancel();
-  const bool reusable = outcome == UpstreamOutcome::kComplete && parser_ && parser_->keep_alive();
+  const bool reusable = outcome == UpstreamOutcome::kComplete && parser_ && parser_->keep_alive() &&
+                        connection_ && connection_->buffer().size() == 0;
   if (connection_ && reusable) {
-    client_->Release(std::move(connection_));
-  } else {
+    client_->Release(io_, std::move(connection_));
+  } else if (connection_) {
+    connection_->Reclaim();
+    connection_->Close();
     connection_.reset();
   }
   std::shared_ptr<UpstreamObserver> observer = std::move(observer_);
   observer->OnResponseEnd(outcome, detail);
 }
 
-void Exchange::ArmTimer(std::chrono::milliseconds timeout) {
-  const uint64_t generation = ++timer_generation_;
-  timer_.expires_after(timeout);
-  timer_.async_wait(Bind([self = shared_from_this(), generation](const error_code& ec) {
-    if (ec || generation != self->timer_generation_ || self->done_) return;
-    self->timed_out_ = true;
-    self->Interrupt();
-  }));
-}
-
 void Exchange::Interrupt() {
   // Closing makes the pending operation complete at once with an error; its handler then
   // reports the cancellation or timeout.
-  resolver_.cancel();
+  if (resolver_) resolver_->cancel();
   if (connection_) connection_->Close();
 }
 
 }  // namespace
 
+void Connection::ArmTimer() {
+  timer_expiry_ = deadline_;
+  timer_pending_ = true;
+  timer_.expires_at(deadline_);  // cancels a later wait, whose handler then sees ec set
+  timer_.async_wait([weak = weak_from_this(), expiry = deadline_](const error_code& ec) {
+    if (ec) return;
+    std::shared_ptr<Connection> self = weak.lock();
+    if (self == nullptr) return;
+    if (self->timer_expiry_ == expiry) self->timer_pending_ = false;
+    if (std::shared_ptr<Exchange> user = self->user_.lock()) user->OnDeadline();
+  });
+}
+
 // ---- UpstreamClient -----------------------------------------------------------------------
 
-UpstreamClient::UpstreamClient(boost::asio::io_context& io, UpstreamClientOptions options)
-    : pool_(std::make_shared<ConnectionPool>(io, options)) {}
+UpstreamClient::UpstreamClient(UpstreamClientOptions options)
+    : pool_(std::make_shared<ConnectionPool>(options)) {}
 
 UpstreamClient::~UpstreamClient() = default;
 
 std::shared_ptr<UpstreamCall> UpstreamClient::Create(UpstreamRequest request,
-                                                     std::shared_ptr<UpstreamObserver> observer) {
-  return std::make_shared<Exchange>(pool_, std::move(request), std::move(observer));
+                                                     std::shared_ptr<UpstreamObserver> observer,
+                                                     boost::asio::io_context& io) {
+  return std::make_shared<Exchange>(pool_, io, std::move(request), std::move(observer));
 }
 
 void UpstreamClient::CloseIdle() { pool_->CloseIdle(); }

@@ -14,9 +14,10 @@
 // io_context only.
 //
 // Thread safety: Create(), CloseIdle() and idle_connections() may be called from any thread.
-// Each call runs on a strand of its own; its observer's methods are called on that strand, one
-// at a time, in order. UpstreamCall::Cancel() may be called from any thread, any number of
-// times.
+// Each call runs on the io_context given to Create(), which must be run by exactly one thread
+// (an http::Server shard); its observer's methods are called on that thread, one at a time, in
+// order. Connections are pooled per io_context. UpstreamCall::Cancel() may be called from any
+// thread, any number of times.
 #pragma once
 
 #include <chrono>
@@ -119,17 +120,19 @@ struct UpstreamClientOptions {
 
 class UpstreamClient {
  public:
-  // Uses `io` (not owned, must outlive the client) for every socket and timer.
-  explicit UpstreamClient(boost::asio::io_context& io, UpstreamClientOptions options = {});
-  ~UpstreamClient();  // REQUIRES: CloseIdle() called if the io_context has been stopped.
+  explicit UpstreamClient(UpstreamClientOptions options = {});
+  // REQUIRES: CloseIdle() called before the io_contexts the calls ran on are destroyed.
+  ~UpstreamClient();
   UpstreamClient(const UpstreamClient&) = delete;
   UpstreamClient& operator=(const UpstreamClient&) = delete;
 
-  // Makes the exchange for `request`; nothing is sent before its Start(). The observer is kept
-  // until its OnResponseEnd returns. Never fails synchronously: every failure reaches the
-  // observer. REQUIRES: request.target non-null and usable; observer non-null.
+  // Makes the exchange for `request`, to run on `io` (not owned; it must outlive the
+  // exchange); nothing is sent before its Start(). The observer is kept until its
+  // OnResponseEnd returns. Never fails synchronously: every failure reaches the observer.
+  // REQUIRES: request.target non-null and usable; observer non-null; `io` run by one thread.
   std::shared_ptr<UpstreamCall> Create(UpstreamRequest request,
-                                       std::shared_ptr<UpstreamObserver> observer);
+                                       std::shared_ptr<UpstreamObserver> observer,
+                                       boost::asio::io_context& io);
 
   // Closes every idle pooled connection (shutdown, or to drop connections to a provider whose
   // address changed on reload).

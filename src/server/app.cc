@@ -129,7 +129,7 @@ void App::Parts::BuildDataPlane() {
                             [this](UnixMillis now) { limiter->EvictIdle(now); }};
   data_plane = std::make_unique<proxy::DataPlane>(std::move(deps),
                                                   DataPlaneOptionsFrom(config.settings),
-                                                  config.catalog, server.io_context(), &std::getenv);
+                                                  config.catalog, &std::getenv);
   viewer.SetLiveUsage(&data_plane->live_usage());
 }
 

@@ -192,7 +192,7 @@ TEST_F(DataPlaneTest, ABudgetSurvivesARestart) {
       << process_->log();
   // The spend is read back from the store (UsageStore::SpendSince) before the first admission.
   auto after = Call(key.secret, ChatBody("hi", 100));
-  EXPECT_EQ(after.status, 402) << after.body;
+  EXPECT_EQ(after.status, 402) << after.body << process_->log();
   EXPECT_EQ(Parse(after.body).at("error").at("spend"), boost::json::value(0.000008));
 }
 

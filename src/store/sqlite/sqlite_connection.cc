@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_connection.h"
 
+#include <mutex>
 #include <utility>
 
 namespace keygate::store::sqlite {
@@ -29,6 +30,15 @@ bool IsMisuse(int primary_rc) {
     default:
       return false;
   }
+}
+
+// SQLite keeps memory statistics by default, behind one process-wide mutex that every
+// allocation of every connection takes: the writer and the readers then queue on it. The
+// store reads no statistics, so they are switched off, once, before SQLite initializes (the
+// call is refused, harmlessly, if something in the process initialized SQLite first).
+void DisableMemoryStatistics() {
+  static std::once_flag once;
+  std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
 }
 
 }  // namespace
@@ -155,6 +165,7 @@ bool Statement::ColumnIsNull(int col) const {
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, int flags,
                                                      int busy_timeout_ms) {
+  DisableMemoryStatistics();
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
