@@ -12,7 +12,8 @@
 # request (from /proc, user + system), then keygate's figures as ratios to nginx's and the
 # latency keygate adds at p99 over the direct path.
 #
-# Environment: PROFILE (a file: records a perf profile of keygate while it runs), DURATION (seconds per run, default 5), WARMUP (default 1), TARGETS (default
+# Environment: PROFILE (a file: records a perf profile of keygate while it runs), WRAP (a
+# command keygate runs under, such as "valgrind --tool=callgrind"), DURATION (seconds per run, default 5), WARMUP (default 1), TARGETS (default
 # "direct nginx keygate"; the ratios need all three), MODES (default "plain stream"). Installs wrk and nginx-light with
 # apt-get when missing (needs root). Everything it starts is stopped on exit, by pid.
 set -euo pipefail
@@ -163,7 +164,7 @@ ORG=$("$KEYGATE" init --data "$WORK/data" --org bench)
 ORG_ID=$(sed -E 's/.*"org_id":"([^"]+)".*/\1/' <<<"$ORG")
 PK=$("$KEYGATE" provisioning-key create --data "$WORK/data" --org "$ORG_ID" --name bench |
      sed -E 's/.*"key":"([^"]+)".*/\1/')
-"$KEYGATE" serve --config "$WORK/keygate.yaml" --data "$WORK/data" \
+${WRAP:-} "$KEYGATE" serve --config "$WORK/keygate.yaml" --data "$WORK/data" \
   --listen "127.0.0.1:$KEYGATE_PORT" >"$WORK/keygate.log" 2>&1 & PIDS+=($!); KEYGATE_PID=$!
 wait_port "$KEYGATE_PORT"
 if [[ -n "${PROFILE:-}" ]]; then  # PROFILE=FILE: a perf profile (cpu-clock, call graphs) of keygate

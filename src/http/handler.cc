@@ -1,21 +1,10 @@
 #include "http/handler.h"
 
-#include <cctype>
+#include "common/ascii.h"
 
 namespace keygate::http {
 
 namespace {
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool IsSpace(char c) { return c == ' ' || c == '\t'; }
 
@@ -29,7 +18,7 @@ const std::string* FindHeader(const HeaderList& headers, std::string_view name) 
   // The server stores names lower-cased; comparing without case also serves handlers and
   // tests that build a Request by hand.
   for (const auto& [key, value] : headers) {
-    if (EqualsIgnoreCase(key, name)) return &value;
+    if (AsciiIEquals(key, name)) return &value;
   }
   return nullptr;
 }
@@ -56,7 +45,7 @@ std::string_view Request::BearerToken() const {
   static constexpr std::string_view kScheme = "bearer";
   std::string_view value = TrimSpaces(Header("authorization"));
   if (value.size() <= kScheme.size() ||
-      !EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
+      !AsciiIEquals(value.substr(0, kScheme.size()), kScheme)) {
     return {};
   }
   // The scheme must be followed by whitespace: "Bearerabc" is not a bearer credential.

@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
-#include <cctype>
 #include <exception>
 #include <random>
 #include <utility>
 
+#include "common/ascii.h"
 #include "http/error_response.h"
 
 namespace keygate::http::internal {
@@ -40,13 +40,7 @@ std::mt19937_64& RequestIdRng() {
 }
 
 bool IsRequestIdChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+  return IsAsciiAlnum(c) || c == '.' || c == '_' || c == '-';
 }
 
 // Splits a request target into its raw (still percent-encoded) path and raw query. Accepts
@@ -400,7 +394,7 @@ void Session::OnRequest() {
   request.target = std::string(message.target());
   request.headers.reserve(16);
   for (const auto& field : message) {
-    request.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
+    request.headers.emplace_back(AsciiLowered(field.name_string()), std::string(field.value()));
   }
   request.body = std::move(message.body());
   request.remote_address = remote_address_;

@@ -1,12 +1,12 @@
 // The write side of a Session: complete responses, chunked streams, the one-at-a-time write
 // queue, the end of an exchange and its access-log line.
 #include <array>
-#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <exception>
 #include <utility>
 
+#include "common/ascii.h"
 #include "http/error_response.h"
 #include "http/session.h"
 
@@ -21,39 +21,40 @@ constexpr std::string_view kCrLf = "\r\n";
 // Items gathered into one write at most (each is up to three buffers).
 constexpr size_t kMaxItemsPerWrite = 64;
 
-bool IsTokenChar(char c) {
-  static constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
-  return std::isalnum(static_cast<unsigned char>(c)) || kSymbols.find(c) != std::string_view::npos;
-}
+// RFC 9110 §5.6.2 tchar, as a table: header names are checked on every response.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) table[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
 
 bool IsValidName(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
-    if (!IsTokenChar(c)) return false;
+    if (!kTokenChars[static_cast<unsigned char>(c)]) return false;
   }
   return true;
 }
 
 bool IsValidValue(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
   }
   return true;
 }
 
 // Headers the server owns: a handler's copy would break framing or the request id.
 bool IsReserved(std::string_view name, bool has_content_type) {
-  return IEquals(name, "content-length") || IEquals(name, "transfer-encoding") ||
-         IEquals(name, "connection") || IEquals(name, "x-request-id") ||
-         (has_content_type && IEquals(name, "content-type"));
+  switch (name.size()) {
+    case 10: return AsciiIEquals(name, "connection");
+    case 12: return AsciiIEquals(name, "x-request-id") || (has_content_type && AsciiIEquals(name, "content-type"));
+    case 14: return AsciiIEquals(name, "content-length");
+    case 17: return AsciiIEquals(name, "transfer-encoding");
+    default: return false;
+  }
 }
 
 void AppendField(std::string* out, std::string_view name, std::string_view value) {

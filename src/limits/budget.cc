@@ -22,6 +22,12 @@ MicroUsd SaturatingAdd(MicroUsd a, MicroUsd b) {
 bool Budget::Roll(keys::ResetInterval interval, UnixMillis now) {
   now = std::max(now, latest_ms_);
   latest_ms_ = now;
+  // Still inside the period computed last time (the common case, on every call): nothing to
+  // recompute. `now` never goes back, so only its reaching the reset can end the period.
+  if (started_ && interval == interval_ && period_start_ <= now &&
+      (!resets_at_.has_value() || now < *resets_at_)) {
+    return seeded_;
+  }
   interval_ = interval;
   resets_at_ = NextReset(interval, now);
   const UnixMillis start = PeriodStart(interval, now);

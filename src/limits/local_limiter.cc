@@ -68,13 +68,19 @@ Status LocalLimiter::EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lo
 Decision LocalLimiter::Admit(const AdmitRequest& request) {
   Shard& shard = ShardFor(request.lineage);
   std::unique_lock<std::mutex> lock(shard.mu);
+  LineageState* state = &StateFor(shard, request.lineage, request.now);
+  // The budget is known for the period (the common case) unless Roll() says otherwise; then
+  // EnsureSeeded() may unlock to read the store, and the state is looked up again.
   if (request.credit_limit.has_value() &&
-      !EnsureSeeded(shard, lock, request.lineage, request.reset_interval, request.now).ok()) {
-    Decision decision;
-    decision.outcome = LimitOutcome::kStoreUnavailable;
-    return decision;
+      !state->budget.Roll(request.reset_interval, request.now)) {
+    if (!EnsureSeeded(shard, lock, request.lineage, request.reset_interval, request.now).ok()) {
+      Decision decision;
+      decision.outcome = LimitOutcome::kStoreUnavailable;
+      return decision;
+    }
+    state = &StateFor(shard, request.lineage, request.now);
   }
-  return AdmitLocked(shard, StateFor(shard, request.lineage, request.now), request);
+  return AdmitLocked(shard, *state, request);
 }
 
 Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state, const AdmitRequest& request) {

@@ -1,8 +1,8 @@
 #include "proxy/guardrails.h"
 
-#include <cctype>
 #include <utility>
 
+#include "common/ascii.h"
 #include "http/error_response.h"
 #include "keys/secrets.h"
 #include "proxy/key_digest.h"
@@ -10,17 +10,6 @@
 
 namespace keygate::proxy {
 namespace {
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return !prefix.empty() && s.substr(0, prefix.size()) == prefix;
@@ -63,7 +52,7 @@ bool ModelAllowed(const std::optional<std::vector<std::string>>& allowed,
   const auto [provider, model] = SplitModel(requested);
   for (const std::string& entry : *allowed) {
     const auto [allowed_provider, allowed_model] = SplitModel(entry);
-    if (!EqualsIgnoreCase(provider, allowed_provider)) continue;
+    if (!AsciiIEquals(provider, allowed_provider)) continue;
     if (allowed_model == "*" || allowed_model == model) return true;
   }
   return false;
@@ -214,8 +203,8 @@ Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
       // failure_mode allow: forwarded unenforced, with no ticket to settle.
       return Verdict<Admission>{Admission{std::move(call), {}, {}}, {}};
   }
-  Admission admission{std::move(call), decision.ticket, {}};
-  AppendRateLimitHeaders(decision, ask.now, &admission.rate_limit_headers);
+  Admission admission{std::move(call), decision.ticket,
+                      RateLimitFigures{decision.requests, decision.tokens, ask.now}};
   return Verdict<Admission>{std::move(admission), {}};
 }
 
@@ -225,6 +214,12 @@ Verdict<Admission> Guardrails::Check(std::string_view bearer_token, Endpoint end
   Verdict<PreparedCall> prepared = Prepare(bearer_token, endpoint, body, std::move(catalog));
   if (!prepared.ok()) return {std::nullopt, std::move(prepared.refusal)};
   return Admit(std::move(*prepared.value));
+}
+
+http::HeaderList RateLimitFigures::Headers() const {
+  http::HeaderList headers;
+  AppendRateLimitHeaders(requests, tokens, at, &headers);
+  return headers;
 }
 
 }  // namespace keygate::proxy

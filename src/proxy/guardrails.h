@@ -53,12 +53,23 @@ struct PreparedCall {
   WorstCase worst;
 };
 
+// The rate-limit windows as the admission left them: the x-ratelimit-* headers of the answer
+// (formatted only when the answer is written, so that the check itself stays cheap).
+struct RateLimitFigures {
+  std::optional<limits::WindowFigures> requests;
+  std::optional<limits::WindowFigures> tokens;
+  UnixMillis at = 0;  // the admission's time, which the reset durations count from
+
+  // x-ratelimit-{limit,remaining,reset}-{requests,tokens}; none without limits.
+  http::HeaderList Headers() const;
+};
+
 // A call that passed every step: forward it, then settle or release `ticket`.
 struct Admission {
   PreparedCall call;
   // Invalid only when the limiter could not answer and failure_mode is kAllow.
   limits::Ticket ticket;
-  http::HeaderList rate_limit_headers;  // x-ratelimit-* as of the admission
+  RateLimitFigures rate_limits;
 };
 
 // The outcome of a step: the call goes on, or `refusal` is the answer.

@@ -1,9 +1,9 @@
 // The SHA-256 digest of a bearer key, as keys::Sha256Hex computes it (lowercase hex), made
-// cheap enough for every model call: OpenSSL 3's one-shot SHA256() looks the algorithm up on
-// each call, which costs more than hashing a key; here it is fetched once and each thread
-// reuses one digest context.
+// cheap enough for every model call: OpenSSL 3's EVP interface (and its one-shot SHA256())
+// looks the algorithm up and allocates a context on each call, which costs more than hashing
+// a key; here the low-level SHA-256 runs on a context on the stack.
 //
-// Thread safety: safe from any thread (the context is thread-local).
+// Thread safety: safe from any thread.
 #pragma once
 
 #include <string>

@@ -1,7 +1,7 @@
 #include "proxy/limit_answers.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
 #include <utility>
 
 #include "common/json_writer.h"
@@ -17,15 +17,35 @@ constexpr int64_t kMsPerMinute = 60 * kMsPerSecond;
 constexpr int64_t kMsPerHour = 60 * kMsPerMinute;
 
 // "12.5" for 12500 ms: seconds with up to three decimals, trailing zeros dropped.
+void AppendInt(int64_t value, std::string* out) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out->append(digits, end);
+}
+
+// "12", "12.5", "12.05" (trailing zeros of the milliseconds dropped).
+void AppendSeconds(int64_t ms, std::string* out) {
+  AppendInt(ms / kMsPerSecond, out);
+  int64_t fraction = ms % kMsPerSecond;
+  if (fraction == 0) return;
+  char digits[4] = {'0', '0', '0', '\0'};
+  for (int i = 2; i >= 0; --i, fraction /= 10) digits[i] = static_cast<char>('0' + fraction % 10);
+  int length = 3;
+  while (digits[length - 1] == '0') --length;
+  out->push_back('.');
+  out->append(digits, static_cast<size_t>(length));
+}
+
 std::string Seconds(int64_t ms) {
-  std::string out = std::to_string(ms / kMsPerSecond);
-  const int64_t fraction = ms % kMsPerSecond;
-  if (fraction == 0) return out;
-  char digits[8];
-  std::snprintf(digits, sizeof digits, ".%03lld", static_cast<long long>(fraction));
-  std::string text(digits);
-  while (text.back() == '0') text.pop_back();
-  return out + text;
+  std::string out;
+  AppendSeconds(ms, &out);
+  return out;
+}
+
+std::string IntText(int64_t value) {
+  std::string out;
+  AppendInt(value, &out);
+  return out;
 }
 
 std::string Usd(MicroUsd micros) { return "$" + FormatUsd(micros); }
@@ -45,8 +65,8 @@ constexpr WindowHeaderNames kTokenHeaders = {"x-ratelimit-limit-tokens",
 
 void AppendWindow(const WindowHeaderNames& names, const limits::WindowFigures& figures,
                   UnixMillis now, http::HeaderList* headers) {
-  headers->emplace_back(names.limit, std::to_string(figures.limit));
-  headers->emplace_back(names.remaining, std::to_string(std::max<int64_t>(figures.remaining, 0)));
+  headers->emplace_back(names.limit, IntText(figures.limit));
+  headers->emplace_back(names.remaining, IntText(std::max<int64_t>(figures.remaining, 0)));
   headers->emplace_back(names.reset, FormatResetDuration(figures.reset_at_ms - now));
 }
 
@@ -77,18 +97,31 @@ std::string RateLimitMessage(const limits::Decision& decision, const WorstCase& 
 
 std::string FormatResetDuration(int64_t ms) {
   if (ms <= 0) return "0s";
-  if (ms < kMsPerSecond) return std::to_string(ms) + "ms";
   std::string out;
-  if (ms >= kMsPerHour) out += std::to_string(ms / kMsPerHour) + "h";
-  if (ms >= kMsPerMinute) out += std::to_string(ms % kMsPerHour / kMsPerMinute) + "m";
-  return out + Seconds(ms % kMsPerMinute) + "s";
+  if (ms < kMsPerSecond) {
+    AppendInt(ms, &out);
+    out += "ms";
+    return out;
+  }
+  if (ms >= kMsPerHour) {
+    AppendInt(ms / kMsPerHour, &out);
+    out += 'h';
+  }
+  if (ms >= kMsPerMinute) {
+    AppendInt(ms % kMsPerHour / kMsPerMinute, &out);
+    out += 'm';
+  }
+  AppendSeconds(ms % kMsPerMinute, &out);
+  out += 's';
+  return out;
 }
 
-void AppendRateLimitHeaders(const limits::Decision& decision, UnixMillis now,
+void AppendRateLimitHeaders(const std::optional<limits::WindowFigures>& requests,
+                            const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                             http::HeaderList* headers) {
   headers->reserve(headers->size() + 6);
-  if (decision.requests) AppendWindow(kRequestHeaders, *decision.requests, now, headers);
-  if (decision.tokens) AppendWindow(kTokenHeaders, *decision.tokens, now, headers);
+  if (requests) AppendWindow(kRequestHeaders, *requests, now, headers);
+  if (tokens) AppendWindow(kTokenHeaders, *tokens, now, headers);
 }
 
 http::Response RateLimitedResponse(const limits::Decision& decision, const WorstCase& worst,
@@ -104,7 +137,7 @@ http::Response RateLimitedResponse(const limits::Decision& decision, const Worst
                                   std::to_string((wait_ms + kMsPerSecond - 1) / kMsPerSecond));
     response.headers.emplace_back("retry-after-ms", std::to_string(wait_ms));
   }
-  AppendRateLimitHeaders(decision, now, &response.headers);
+  AppendRateLimitHeaders(decision.requests, decision.tokens, now, &response.headers);
   return response;
 }
 
@@ -132,7 +165,7 @@ http::Response BudgetExceededResponse(const limits::Decision& decision, const Wo
   w.EndObject().EndObject();
   http::Response response =
       http::JsonResponse(HttpStatusFor(ErrorCode::kPaymentRequired), w.Take());
-  AppendRateLimitHeaders(decision, now, &response.headers);
+  AppendRateLimitHeaders(decision.requests, decision.tokens, now, &response.headers);
   return response;
 }
 

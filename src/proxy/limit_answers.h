@@ -24,9 +24,10 @@ namespace keygate::proxy {
 // ("1s", "6m0s", "1m2.5s"). Negative durations format as "0s".
 std::string FormatResetDuration(int64_t ms);
 
-// Appends the x-ratelimit-* headers of `decision` (requests where it has request figures,
-// tokens where it has token figures) to `headers`.
-void AppendRateLimitHeaders(const limits::Decision& decision, UnixMillis now,
+// Appends the x-ratelimit-* headers (requests where there are request figures, tokens where
+// there are token figures) as of `now` to `headers`.
+void AppendRateLimitHeaders(const std::optional<limits::WindowFigures>& requests,
+                            const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                             http::HeaderList* headers);
 
 // The 429 for kRejectRpm, kRejectTpm or kRejectTpmNeverFits: rate_limit_exceeded, with

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <utility>
 
+#include "common/ascii.h"
 #include "http/error_response.h"
 #include "store/usage_store.h"
 
@@ -50,7 +50,7 @@ bool NamedByConnection(std::string_view connection, std::string_view name) {
     while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
     if (token.size() == name.size() &&
         std::equal(token.begin(), token.end(), name.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) == b;
+          return AsciiLower(a) == b;
         })) {
       return true;
     }
@@ -119,7 +119,7 @@ void ModelCall::Start(boost::asio::io_context& io) {
 }
 
 http::HeaderList ModelCall::ResponseHeaders() const {
-  http::HeaderList headers = admission_.rate_limit_headers;
+  http::HeaderList headers = admission_.rate_limits.Headers();
   for (const auto& [name, value] : upstream_headers_) {
     if (Contains(kDroppedResponseHeaders, name) || StartsWith(name, "x-ratelimit-")) continue;
     if (name == "x-request-id") {
@@ -278,7 +278,7 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
                   "", "upstream_timeout"};
   }
   http::Response response = http::ErrorResponse(error);
-  response.headers = admission_.rate_limit_headers;
+  response.headers = admission_.rate_limits.Headers();
   const int status = response.status;
   if (!client_gone_) responder_->Send(std::move(response));
   // spec §3 step 5: a failed or timed-out upstream call releases its reservations.

@@ -8,6 +8,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "proxy/chat_fast_parse.h"
+
 namespace keygate::proxy {
 namespace {
 
@@ -116,12 +118,13 @@ Status AddContentParts(const json::array& parts, const std::string& param, Input
 }
 
 Status AddMessage(const json::value& value, size_t index, InputSize* size) {
-  const std::string param = Indexed("messages", index);
+  // The parameter's name is built only for an error.
+  auto param = [index] { return Indexed("messages", index); };
   const json::object* message = value.if_object();
   const json::value* role = message ? message->if_contains("role") : nullptr;
   if (role == nullptr || !role->is_string()) {
-    return Invalid(param + ".role must be a string (each message is an object with a role)",
-                   param + ".role");
+    return Invalid(param() + ".role must be a string (each message is an object with a role)",
+                   param() + ".role");
   }
   for (const auto& field : *message) {
     if (field.key() == "content") continue;
@@ -136,9 +139,9 @@ Status AddMessage(const json::value& value, size_t index, InputSize* size) {
     size->text_bytes += static_cast<int64_t>(content->get_string().size());
     return OkStatus();
   }
-  if (content->is_array()) return AddContentParts(content->get_array(), param + ".content", size);
-  return Invalid(param + ".content must be a string, an array of content parts or null",
-                 param + ".content");
+  if (content->is_array()) return AddContentParts(content->get_array(), param() + ".content", size);
+  return Invalid(param() + ".content must be a string, an array of content parts or null",
+                 param() + ".content");
 }
 
 Status ReadMessages(const json::object& body, ModelRequest* request) {
@@ -236,6 +239,13 @@ Status ReadEmbeddingInput(const json::object& body, ModelRequest* request) {
 }  // namespace
 
 Result<ModelRequest> ParseChatRequest(std::string_view body) {
+  if (std::optional<ModelRequest> fast = internal::FastParseChatRequest(body)) {
+    return std::move(*fast);
+  }
+  return internal::ParseChatRequestFully(body);
+}
+
+Result<ModelRequest> internal::ParseChatRequestFully(std::string_view body) {
   unsigned char arena[kArenaBytes];
   json::monotonic_resource resource(arena, sizeof arena);
   auto document = ParseObject(body, resource);

@@ -56,6 +56,12 @@ struct ModelRequest {
 // `stream_options` not an object, or its `include_usage` not a boolean.
 Result<ModelRequest> ParseChatRequest(std::string_view body);
 
+namespace internal {
+// ParseChatRequest without its fast path (chat_fast_parse.h): every body goes through the
+// document-building parser. For tests that hold the two to the same answers.
+Result<ModelRequest> ParseChatRequestFully(std::string_view body);
+}  // namespace internal
+
 // Parses a POST /v1/embeddings body. Returns the request, or InvalidArgument for: a body that
 // is not a JSON object; `model` missing, not a string or empty; `input` missing, an empty
 // string or array, or anything other than a string, an array of strings, an array of token ids

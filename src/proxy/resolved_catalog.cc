@@ -1,22 +1,14 @@
 #include "proxy/resolved_catalog.h"
 
-#include <cctype>
 #include <utility>
 
+#include "common/ascii.h"
+
 namespace keygate::proxy {
-namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-}  // namespace
 
 std::shared_ptr<const UpstreamTarget> ResolvedCatalog::TargetFor(
     const config::ModelConfig& model) const {
-  auto it = targets.find(Lower(model.provider));
+  auto it = targets.find(AsciiLowered(model.provider));
   return it == targets.end() ? nullptr : it->second;
 }
 
@@ -27,7 +19,7 @@ Result<std::shared_ptr<const ResolvedCatalog>> ResolveCatalog(const config::Cata
   for (const config::ProviderConfig& provider : catalog.providers) {
     auto target = MakeUpstreamTarget(provider, getenv);
     if (!target.ok()) return target.error();
-    resolved->targets[Lower(provider.name)] =
+    resolved->targets[AsciiLowered(provider.name)] =
         std::make_shared<const UpstreamTarget>(std::move(*target));
   }
   return std::shared_ptr<const ResolvedCatalog>(std::move(resolved));

@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <cctype>
 #include <cerrno>
 #include <mutex>
 #include <optional>
@@ -31,6 +30,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include "common/ascii.h"
+
 namespace keygate::proxy {
 namespace {
 
@@ -47,12 +48,6 @@ constexpr size_t kBodyBufferBytes = 16 * 1024;
 constexpr std::chrono::milliseconds kTrustIdleFor{1000};
 constexpr uint16_t kHttpPort = 80;
 constexpr uint16_t kHttpsPort = 443;
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool IsIpLiteral(const std::string& host) {
   error_code ec;
@@ -120,10 +115,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const std::string& pool_key() const { return pool_key_; }
   beast::flat_buffer& buffer() { return buffer_; }
+  // Where the parser puts body bytes before they are handed to the observer; allocated once
+  // per connection, never initialized (only bytes the parser wrote are read).
+  char* body_buffer() {
+    if (!body_buffer_) body_buffer_.reset(new char[kBodyBufferBytes]);
+    return body_buffer_.get();
+  }
   SteadyClock::time_point idle_since;
 
  private:
   const std::string pool_key_;
+  std::unique_ptr<char[]> body_buffer_;
   std::optional<tcp::socket> plain_;
   std::optional<ssl::stream<tcp::socket>> tls_;
   beast::flat_buffer buffer_;
@@ -387,7 +389,6 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   std::shared_ptr<UpstreamObserver> observer_;
   std::shared_ptr<Connection> connection_;
   std::optional<Parser> parser_;
-  std::array<char, kBodyBufferBytes> body_buffer_{};
   bool reused_ = false;     // connection_ came from the pool
   bool retried_ = false;    // a stale pooled connection was replaced once already
   bool timed_out_ = false;
@@ -516,8 +517,8 @@ void Exchange::OnRead(error_code ec, size_t bytes) {
   const bool eof = ec == net::error::eof || ec == ssl::error::stream_truncated;
   if (eof && parser_->is_header_done() && !cancelled_ && !timed_out_) {
     // A body delimited by the connection's end (no length, not chunked) ends here.
-    parser_->get().body().data = body_buffer_.data();
-    parser_->get().body().size = body_buffer_.size();
+    parser_->get().body().data = connection_->body_buffer();
+    parser_->get().body().size = kBodyBufferBytes;
     error_code eof_ec;
     parser_->put_eof(eof_ec);
     if (!eof_ec && parser_->is_done()) return Finish(UpstreamOutcome::kComplete, "");
@@ -546,22 +547,21 @@ void Exchange::Feed() {
       http::HeaderList headers;
       headers.reserve(16);
       for (const auto& field : head) {
-        headers.emplace_back(Lower(field.name_string()), field.value());
+        headers.emplace_back(AsciiLowered(field.name_string()), field.value());
       }
       observer_->OnResponseHead(static_cast<int>(head.result_int()), std::move(headers));
       continue;
     }
     if (parser_->is_done()) return Finish(UpstreamOutcome::kComplete, "");
     if (buffer.size() == 0) return Read();
-    parser_->get().body().data = body_buffer_.data();
-    parser_->get().body().size = body_buffer_.size();
+    char* const body = connection_->body_buffer();
+    parser_->get().body().data = body;
+    parser_->get().body().size = kBodyBufferBytes;
     error_code ec;
     const size_t used = parser_->put(buffer.data(), ec);
     buffer.consume(used);
-    const size_t produced = body_buffer_.size() - parser_->get().body().size;
-    if (produced > 0 && !cancelled_) {
-      observer_->OnResponseData(std::string_view(body_buffer_.data(), produced));
-    }
+    const size_t produced = kBodyBufferBytes - parser_->get().body().size;
+    if (produced > 0 && !cancelled_) observer_->OnResponseData(std::string_view(body, produced));
     // need_buffer: the body buffer is full (handed over above); need_more: read more.
     if (ec == bhttp::error::need_buffer) continue;
     if (ec == bhttp::error::need_more) {

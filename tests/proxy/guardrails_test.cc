@@ -110,7 +110,7 @@ TEST_F(GuardrailsTest, AnUnlimitedKeyIsAdmittedWithoutRateLimitHeaders) {
   auto verdict = Check();
   ASSERT_TRUE(verdict.ok()) << verdict.refusal.body;
   EXPECT_TRUE(verdict.value->ticket.valid());
-  EXPECT_TRUE(verdict.value->rate_limit_headers.empty());
+  EXPECT_TRUE(verdict.value->rate_limits.Headers().empty());
   EXPECT_EQ(verdict.value->call.model->id, "mock/echo");
   EXPECT_EQ(verdict.value->call.worst.tokens(), 21 + 10);
 }
@@ -279,7 +279,7 @@ TEST_F(GuardrailsTest, SuccessCarriesTheRateLimitHeadersOfTheLimitsTheKeyHas) {
   auto verdict = Check();
   ASSERT_TRUE(verdict.ok());
   http::Response carrier;
-  carrier.headers = verdict.value->rate_limit_headers;
+  carrier.headers = verdict.value->rate_limits.Headers();
   EXPECT_EQ(Header(carrier, "x-ratelimit-limit-requests"), "10");
   EXPECT_EQ(Header(carrier, "x-ratelimit-remaining-requests"), "9");
   EXPECT_EQ(Header(carrier, "x-ratelimit-reset-requests"), "1m0s");
