@@ -1,6 +1,10 @@
 #include "proxy/openai_response.h"
 
+#include <string.h>  // memmem, memrchr (GNU)
+
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 
 #include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
@@ -13,11 +17,31 @@ namespace json = boost::json;
 constexpr std::string_view kDataField = "data:";
 constexpr std::string_view kUsageKey = "\"usage\"";
 constexpr std::string_view kNullUsage = ",\"usage\":null";
-constexpr std::string_view kCompletionKeys[] = {"\"content\":\"", "\"arguments\":\"",
-                                                "\"refusal\":\"", "\"reasoning\":\"",
-                                                "\"reasoning_content\":\""};
+// Members whose string values are completion text.
+constexpr std::string_view kCompletionKeys[] = {"content", "arguments", "refusal", "reasoning",
+                                                "reasoning_content"};
 
 bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// string_view::find, through glibc's memmem: std::string_view::find tries each occurrence of
+// the first character, and JSON text is full of quotes. Every stream event is searched several
+// times, so this matters.
+size_t Find(std::string_view text, std::string_view needle, size_t from = 0) {
+  if (from > text.size()) return std::string_view::npos;
+  const void* at = memmem(text.data() + from, text.size() - from, needle.data(), needle.size());
+  return at == nullptr ? std::string_view::npos
+                       : static_cast<size_t>(static_cast<const char*>(at) - text.data());
+}
+
+// The end of the line starting at `from`: the first CR or LF, or the end of `text`.
+size_t LineEnd(std::string_view text, size_t from) {
+  const size_t rest = text.size() - from;
+  const void* lf = std::memchr(text.data() + from, '\n', rest);
+  const size_t lf_at = lf ? static_cast<size_t>(static_cast<const char*>(lf) - text.data())
+                          : text.size();
+  const void* cr = std::memchr(text.data() + from, '\r', lf_at - from);
+  return cr ? static_cast<size_t>(static_cast<const char*>(cr) - text.data()) : lf_at;
+}
 
 // If the "usage" at `at` is a key (after '{' or ',') whose value is an object, returns where
 // that object starts; else npos (the text was inside a string, or a value).
@@ -119,8 +143,7 @@ std::string_view SseSplitter::Pending() const {
 std::string_view EventData(std::string_view event) {
   size_t line = 0;
   while (line < event.size()) {
-    size_t end = event.find_first_of("\r\n", line);
-    if (end == std::string_view::npos) end = event.size();
+    const size_t end = LineEnd(event, line);
     std::string_view text = event.substr(line, end - line);
     if (text.substr(0, kDataField.size()) == kDataField) {
       text.remove_prefix(kDataField.size());
@@ -136,12 +159,12 @@ EventKind ClassifyEvent(std::string_view event) {
   const std::string_view data = EventData(event);
   if (data == "[DONE]") return EventKind::kDone;
   // Cheap test first: only an event naming a usage object can be a usage-only chunk.
-  if (data.find("\"usage\":{") == std::string_view::npos &&
-      data.find("\"usage\": {") == std::string_view::npos) {
+  if (Find(data, "\"usage\":{") == std::string_view::npos &&
+      Find(data, "\"usage\": {") == std::string_view::npos) {
     return EventKind::kContent;
   }
-  const bool no_choices = data.find("\"choices\":[]") != std::string_view::npos ||
-                          data.find("\"choices\": []") != std::string_view::npos;
+  const bool no_choices = Find(data, "\"choices\":[]") != std::string_view::npos ||
+                          Find(data, "\"choices\": []") != std::string_view::npos;
   return no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
 }
 
@@ -159,14 +182,25 @@ std::optional<std::string> WithoutNullUsage(std::string_view event) {
 }
 
 int64_t CompletionTextBytes(std::string_view event) {
+  // One pass over every `"name":"` (a member whose value is a string: inside a string, a quote
+  // is escaped, so the pattern cannot occur there), keeping the completion members.
+  constexpr std::string_view kStringMember = "\":\"";
   int64_t bytes = 0;
-  for (std::string_view key : kCompletionKeys) {
-    size_t at = event.find(key);
-    while (at != std::string_view::npos) {
-      const size_t body = at + key.size();
+  size_t at = Find(event, kStringMember);
+  while (at != std::string_view::npos) {
+    const size_t body = at + kStringMember.size();
+    const void* open = at == 0 ? nullptr : memrchr(event.data(), '"', at);
+    const size_t name_start =
+        open ? static_cast<size_t>(static_cast<const char*>(open) - event.data()) + 1 : 0;
+    const std::string_view name = event.substr(name_start, at - name_start);
+    if (open != nullptr &&
+        std::find(std::begin(kCompletionKeys), std::end(kCompletionKeys), name) !=
+            std::end(kCompletionKeys)) {
       const size_t length = StringBodyLength(event, body);
       bytes += static_cast<int64_t>(length);
-      at = event.find(key, body + length);
+      at = Find(event, kStringMember, body + length);
+    } else {
+      at = Find(event, kStringMember, body);
     }
   }
   return bytes;

@@ -27,9 +27,11 @@ Status Invoke(const GroupCommitWriter::WriteFn& fn, Connection& conn) {
 
 }  // namespace
 
-GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> conn, size_t max_batch)
+GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> conn, size_t max_batch,
+                                     AfterBatchFn after_batch)
     : conn_(std::move(conn)),
       max_batch_(max_batch == 0 ? 1 : max_batch),
+      after_batch_(std::move(after_batch)),
       thread_([this] { Loop(); }) {}
 
 GroupCommitWriter::~GroupCommitWriter() { Stop(); }
@@ -37,13 +39,29 @@ GroupCommitWriter::~GroupCommitWriter() { Stop(); }
 Status GroupCommitWriter::Submit(const WriteFn& fn) {
   Pending pending;
   pending.fn = &fn;
-  std::unique_lock<std::mutex> lock(mu_);
-  if (stopping_) return Error::Unavailable("the sqlite store is closed");
-  queue_.push_back(&pending);
-  // The writer only sleeps when the queue is empty, so only the first arrival must wake it.
-  if (queue_.size() == 1) work_cv_.notify_one();
-  pending.done_cv.wait(lock, [&pending] { return pending.done; });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Error::Unavailable("the sqlite store is closed");
+    queue_.push_back(&pending);
+    // The writer only sleeps when the queue is empty, so only the first arrival must wake it.
+    if (queue_.size() == 1) work_cv_.notify_one();
+  }
+  {
+    std::unique_lock<std::mutex> lock(pending.mu);
+    pending.cv.wait(lock, [&pending] { return pending.done; });
+  }
+  // Our share of the batch's wake-ups. The waiters named here cannot leave before we wake
+  // them, so the pointers are still good.
+  for (Pending* next : pending.wake_next) {
+    if (next != nullptr) Wake(next);
+  }
   return std::move(pending.status);
+}
+
+void GroupCommitWriter::Wake(Pending* p) {
+  std::lock_guard<std::mutex> lock(p->mu);
+  p->done = true;
+  p->cv.notify_one();
 }
 
 void GroupCommitWriter::Stop() {
@@ -73,6 +91,7 @@ void GroupCommitWriter::Loop() {
     RunBatch(batch);
     Complete(batch);
     batch.clear();
+    if (after_batch_) after_batch_(*conn_);
   }
 }
 
@@ -137,11 +156,19 @@ Status GroupCommitWriter::RunStatement(const char* sql) {
 }
 
 void GroupCommitWriter::Complete(const std::vector<Pending*>& batch) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (Pending* p : batch) {
-    p->done = true;
-    p->done_cv.notify_one();
+  // A binary tree over the batch: the writer wakes 0 and 1, waiter i wakes 2i+2 and 2i+3.
+  // Every link is set before the first wake-up, so each waiter reads its own under its mutex.
+  const size_t n = batch.size();
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t c = 0; c < 2; ++c) {
+      const size_t child = 2 * i + 2 + c;
+      batch[i]->wake_next[c] = child < n ? batch[child] : nullptr;
+    }
   }
+  // Read before waking: batch[0] may return, and batch[1] be woken by nobody else.
+  Pending* second = n > 1 ? batch[1] : nullptr;
+  Wake(batch[0]);
+  if (second != nullptr) Wake(second);
 }
 
 }  // namespace keygate::store::sqlite

@@ -15,6 +15,7 @@
 #include "store/sqlite/row_codec.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/store_statements.h"
+#include "store/sqlite/wal_checkpointer.h"
 
 namespace keygate::store {
 
@@ -29,6 +30,13 @@ namespace {
 
 constexpr int kMaxReadConnections = 64;
 constexpr int kMaxBatchWrites = 100'000;
+// WAL length (pages) at which the background thread starts checkpointing (SQLite's own
+// automatic checkpoint threshold), and at which the writer finishes the job itself.
+constexpr int64_t kBackgroundCheckpointFrames = 1000;
+constexpr int64_t kWriterCheckpointFrames = 4000;
+// Page cache of each connection, in KiB (SQLite's default is 2 MiB): the writer's random
+// index inserts (key hashes) and a deep list page's index scan stay in memory.
+constexpr const char* kCacheSizePragma = "PRAGMA cache_size=-65536";
 
 Status ValidateOptions(const std::string& path, const SqliteOptions& options) {
   if (path.empty() || path == ":memory:" || path.starts_with("file:")) {
@@ -74,7 +82,18 @@ Status ConfigureWriteConnection(Connection& conn) {
   }
   KG_RETURN_IF_ERROR(conn.Exec("PRAGMA synchronous=FULL"));
   KG_RETURN_IF_ERROR(conn.Exec("PRAGMA foreign_keys=ON"));
+  KG_RETURN_IF_ERROR(conn.Exec(kCacheSizePragma));
   return OkStatus();
+}
+
+// The checkpointer's own connection. synchronous=FULL: a checkpoint fsyncs the database file
+// before SQLite may reuse the WAL it copied.
+Result<std::unique_ptr<Connection>> OpenCheckpointConnection(const std::string& path,
+                                                             int busy_timeout_ms) {
+  auto conn = Connection::Open(path, SQLITE_OPEN_READWRITE, busy_timeout_ms);
+  if (!conn.ok()) return conn.error();
+  KG_RETURN_IF_ERROR((*conn)->Exec("PRAGMA synchronous=FULL"));
+  return conn;
 }
 
 // Errors while opening name the file, whatever step failed.
@@ -93,9 +112,13 @@ keys::Project ReadProject(const sqlite::Statement& stmt) {
 
 // ---------------------------------------------------------------- lifecycle
 
-SqliteStore::SqliteStore(std::string path, std::unique_ptr<sqlite::GroupCommitWriter> writer,
+SqliteStore::SqliteStore(std::string path, std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
+                         std::unique_ptr<sqlite::GroupCommitWriter> writer,
                          std::unique_ptr<sqlite::ReadPool> readers)
-    : path_(std::move(path)), writer_(std::move(writer)), readers_(std::move(readers)) {}
+    : path_(std::move(path)),
+      checkpointer_(std::move(checkpointer)),
+      writer_(std::move(writer)),
+      readers_(std::move(readers)) {}
 
 SqliteStore::~SqliteStore() { Close(); }
 
@@ -114,16 +137,26 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
   if (Status migrated = sqlite::ApplyMigrations(**conn, clock); !migrated.ok()) {
     return WithPath(path, migrated.error());
   }
+  auto checkpoint_conn = OpenCheckpointConnection(path, options.busy_timeout_ms);
+  if (!checkpoint_conn.ok()) return WithPath(path, checkpoint_conn.error());
+  auto checkpointer = std::make_unique<sqlite::WalCheckpointer>(
+      std::move(*checkpoint_conn), kBackgroundCheckpointFrames, kWriterCheckpointFrames);
+  checkpointer->Attach(**conn);
+  sqlite::WalCheckpointer* raw_checkpointer = checkpointer.get();
   auto writer = std::make_unique<sqlite::GroupCommitWriter>(
-      std::move(*conn), static_cast<size_t>(options.max_batch_writes));
+      std::move(*conn), static_cast<size_t>(options.max_batch_writes),
+      [raw_checkpointer](Connection& writer_conn) { raw_checkpointer->AfterBatch(writer_conn); });
   auto readers =
       std::make_unique<sqlite::ReadPool>(path, options.read_connections, options.busy_timeout_ms);
-  return std::unique_ptr<SqliteStore>(new SqliteStore(path, std::move(writer), std::move(readers)));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(path, std::move(checkpointer),
+                                                      std::move(writer), std::move(readers)));
 }
 
 void SqliteStore::Close() {
-  // Readers first: the write connection is the last to close, so it checkpoints the WAL.
+  // The write connection is the last to close, so it checkpoints the WAL and removes it. The
+  // checkpointer object outlives it (its WAL hook points there); only its thread stops first.
   readers_->Close();
+  checkpointer_->Stop();
   writer_->Stop();
 }
 

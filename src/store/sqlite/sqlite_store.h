@@ -44,6 +44,7 @@ namespace sqlite {
 class Connection;
 class GroupCommitWriter;
 class ReadPool;
+class WalCheckpointer;
 }  // namespace sqlite
 
 // Settings of the SQLite store. Defaults suit a single gateway process.
@@ -141,7 +142,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
  private:
   using ConnFn = std::function<Status(sqlite::Connection&)>;
 
-  SqliteStore(std::string path, std::unique_ptr<sqlite::GroupCommitWriter> writer,
+  SqliteStore(std::string path, std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
+              std::unique_ptr<sqlite::GroupCommitWriter> writer,
               std::unique_ptr<sqlite::ReadPool> readers);
 
   // Runs `fn` as one write of the next group commit (see group_commit_writer.h).
@@ -150,6 +152,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Status Read(const ConnFn& fn);
 
   const std::string path_;
+  // Declared before the writer: the writer's connection calls into it until the writer stops.
+  std::unique_ptr<sqlite::WalCheckpointer> checkpointer_;
   std::unique_ptr<sqlite::GroupCommitWriter> writer_;
   std::unique_ptr<sqlite::ReadPool> readers_;
 };
