@@ -8,6 +8,7 @@
 
 #include "common/json_writer.h"
 #include "http/error_response.h"
+#include "proxy/key_digest.h"
 
 namespace keygate::proxy {
 namespace {
@@ -105,6 +106,7 @@ void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
         http::ErrorResponse(Error::Internal("data plane call without a connection io_context")));
   }
   boost::asio::io_context& io = *request.io;
+  if (AnsweredFromStore(request, responder)) return;
   Verdict<PreparedCall> prepared =
       guardrails_.Prepare(request.BearerToken(), endpoint, request.body, catalog_.load());
   if (!prepared.ok()) return responder->Send(std::move(prepared.refusal));
@@ -136,6 +138,27 @@ void DataPlane::AdmitAndForward(PreparedCall call, http::HeaderList forward_head
   model_call->Start(io);
 }
 
+bool DataPlane::AnsweredFromStore(const http::Request& request,
+                                  std::shared_ptr<http::Responder>& responder) {
+  const std::string_view token = request.BearerToken();
+  if (!guardrails_.IsUnindexedManagementKey(token)) return false;
+  boost::asio::post(*cold_pool_, [this, digest = KeyDigestHex(token),
+                                  responder = std::move(responder)] {
+    keys::IndexedCredential found;
+    if (deps_.find_management_credential) {
+      Result<keys::IndexedCredential> stored = deps_.find_management_credential(digest);
+      if (!stored.ok()) {
+        deps_.log.Warn("proxy.credential_lookup_failed", {{"error", stored.error().message}});
+        return responder->Send(http::ErrorResponse(
+            Error::Unavailable("The key store is unavailable; retry in a moment.")));
+      }
+      found = *stored;
+    }
+    responder->Send(http::ErrorResponse(Guardrails::ManagementCredentialRefusal(found)));
+  });
+  return true;
+}
+
 bool DataPlane::MayReadStore(const keys::ServiceKey& key) {
   if (!key.guardrails.credit_limit.has_value()) return false;
   std::shared_lock<std::shared_mutex> lock(loaded_mu_);
@@ -161,6 +184,7 @@ void DataPlane::Housekeeping() {
 }
 
 void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Responder> responder) {
+  if (AnsweredFromStore(request, responder)) return;
   auto key = guardrails_.Authenticate(request.BearerToken());
   if (!key.ok()) return responder->Send(http::ErrorResponse(key.error()));
   const std::shared_ptr<const ResolvedCatalog> catalog = catalog_.load();

@@ -75,6 +75,11 @@ struct DataPlaneDeps {
   std::function<void(const std::string& hash)> note_used;
   // Drops idle guardrail state (LocalLimiter::EvictIdle); run once a minute. May be empty.
   std::function<void(UnixMillis now)> evict_idle;
+  // Reads the provisioning key or owner credential with this digest from the store (kind kNone
+  // if there is none), for a management-prefixed secret the index does not hold. Blocking; run
+  // on the data plane's own pool. May be empty (every such secret is then unknown).
+  std::function<Result<keys::IndexedCredential>(const std::string& digest)>
+      find_management_credential;
 };
 
 class DataPlane {
@@ -113,6 +118,11 @@ class DataPlane {
   void AdmitAndForward(PreparedCall call, http::HeaderList forward_headers,
                        boost::asio::io_context& io,
                        std::shared_ptr<http::Responder> responder);
+  // Answers a management-prefixed secret the index does not hold (Guardrails::
+  // IsUnindexedManagementKey) from the store, on the cold pool; returns false, leaving
+  // `responder` alone, for any other secret.
+  bool AnsweredFromStore(const http::Request& request,
+                         std::shared_ptr<http::Responder>& responder);
   // True if admitting `key` may read the store (its budget is not loaded in this process).
   bool MayReadStore(const keys::ServiceKey& key);
   void MarkLoaded(const keys::ServiceKey& key);

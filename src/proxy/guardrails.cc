@@ -71,26 +71,7 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
   }
   const std::string digest = KeyDigestHex(bearer_token);
   const keys::IndexedCredential found = index_.Find(digest);
-  switch (found.kind) {
-    case keys::CredentialKind::kServiceKey:
-      break;
-    case keys::CredentialKind::kProvisioningKey:
-      // spec §2: a disabled provisioning key gets 401 on every call.
-      if (found.disabled) {
-        return Error::Unauthenticated("this provisioning key is disabled", "key_disabled");
-      }
-      return ManagementKeyRefused();
-    case keys::CredentialKind::kOwner:
-      return ManagementKeyRefused();
-    case keys::CredentialKind::kNone:
-      // Management credentials made outside this process (the CLI) are not indexed; their
-      // prefix still tells what they are, and no such secret may call a model.
-      if (StartsWith(bearer_token, options_.provisioning_key_prefix) ||
-          StartsWith(bearer_token, options_.owner_key_prefix)) {
-        return ManagementKeyRefused();
-      }
-      return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
-  }
+  if (found.kind != keys::CredentialKind::kServiceKey) return ManagementCredentialRefusal(found);
   const std::shared_ptr<const keys::ServiceKey>& key = found.service_key;
   const UnixMillis now = clock_.NowMs();
   // spec §3 step 1, in its order: unknown (or revoked) 401, expired 401, disabled 403.
@@ -214,6 +195,31 @@ Verdict<Admission> Guardrails::Check(std::string_view bearer_token, Endpoint end
   Verdict<PreparedCall> prepared = Prepare(bearer_token, endpoint, body, std::move(catalog));
   if (!prepared.ok()) return {std::nullopt, std::move(prepared.refusal)};
   return Admit(std::move(*prepared.value));
+}
+
+bool Guardrails::IsUnindexedManagementKey(std::string_view bearer_token) const {
+  if (!StartsWith(bearer_token, options_.provisioning_key_prefix) &&
+      !StartsWith(bearer_token, options_.owner_key_prefix)) {
+    return false;
+  }
+  return index_.Find(KeyDigestHex(bearer_token)).kind == keys::CredentialKind::kNone;
+}
+
+Error Guardrails::ManagementCredentialRefusal(const keys::IndexedCredential& found) {
+  switch (found.kind) {
+    case keys::CredentialKind::kProvisioningKey:
+      // spec §2: a disabled provisioning key gets 401 on every call.
+      if (found.disabled) {
+        return Error::Unauthenticated("this provisioning key is disabled", "key_disabled");
+      }
+      return ManagementKeyRefused();
+    case keys::CredentialKind::kOwner:
+      return ManagementKeyRefused();
+    case keys::CredentialKind::kServiceKey:
+    case keys::CredentialKind::kNone:
+      break;
+  }
+  return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
 }
 
 http::HeaderList RateLimitFigures::Headers() const {

@@ -98,9 +98,20 @@ class Guardrails {
   //   or revoked key (revoke_at <= now); "key_expired" from expire_key on; "key_disabled" for a
   //   disabled provisioning key (spec §2);
   //   PermissionDenied "key_disabled" for a disabled service key; "management_key_not_allowed"
-  //   for a provisioning key or an owner credential (also when this process has not indexed
-  //   it but it carries their prefix: such secrets can never call models).
+  //   for a provisioning key or an owner credential in the index. A secret the index does not
+  //   hold is unknown (401), whatever its prefix: see IsUnindexedManagementKey().
   Result<std::shared_ptr<const keys::ServiceKey>> Authenticate(std::string_view bearer_token) const;
+
+  // True if `bearer_token` carries a provisioning-key or owner prefix but the index does not
+  // hold it: a credential made by the CLI in another process since this one started, or an
+  // unknown secret. Only the store can tell which (DataPlane asks it off the io thread, then
+  // answers with ManagementCredentialRefusal()).
+  bool IsUnindexedManagementKey(std::string_view bearer_token) const;
+
+  // The refusal for a bearer key that names `found` (never a service key): 401 key_disabled for
+  // a disabled provisioning key, 403 management_key_not_allowed for a provisioning key or an
+  // owner credential, 401 invalid_api_key for none.
+  static Error ManagementCredentialRefusal(const keys::IndexedCredential& found);
 
   // Step 1, then the body and step 2 for a call to `endpoint`. Returns the prepared call, or
   // the refusal: 401/403 from Authenticate, 400 for a body ParseChatRequest or

@@ -72,6 +72,7 @@ struct App::Parts {
   void BackgroundLoop();
   void ApplyIndexChanges();
   void BuildDataPlane();
+  Result<keys::IndexedCredential> FindManagementCredential(const std::string& digest);
   void ReloadCatalog();
 
   const config::Config config;
@@ -126,11 +127,34 @@ void App::Parts::BuildDataPlane() {
       });
   proxy::DataPlaneDeps deps{index, *limiter, *store, clock, log,
                             [this](const std::string& hash) { keys.NoteUsed(hash); },
-                            [this](UnixMillis now) { limiter->EvictIdle(now); }};
+                            [this](UnixMillis now) { limiter->EvictIdle(now); },
+                            [this](const std::string& digest) { return FindManagementCredential(digest); }};
   data_plane = std::make_unique<proxy::DataPlane>(std::move(deps),
                                                   DataPlaneOptionsFrom(config.settings),
                                                   config.catalog, &std::getenv);
   viewer.SetLiveUsage(&data_plane->live_usage());
+}
+
+// For the data plane: a management-prefixed secret this process has not indexed (made by the
+// CLI in another process) is looked up in the store, as KeyService::Authenticate does.
+Result<keys::IndexedCredential> App::Parts::FindManagementCredential(const std::string& digest) {
+  keys::IndexedCredential found;
+  if (auto pk = store->GetProvisioningKey(digest); pk.ok()) {
+    found.kind = keys::CredentialKind::kProvisioningKey;
+    found.org_id = pk->org_id;
+    found.disabled = pk->disabled;
+    return found;
+  } else if (pk.error().code != ErrorCode::kNotFound) {
+    return pk.error();
+  }
+  if (auto owner = store->GetOwnerCredential(digest); owner.ok()) {
+    found.kind = keys::CredentialKind::kOwner;
+    found.org_id = owner->org_id;
+    return found;
+  } else if (owner.error().code != ErrorCode::kNotFound) {
+    return owner.error();
+  }
+  return found;
 }
 
 // SIGHUP (on the server's blocking pool): the catalog is re-read; connections stay up.

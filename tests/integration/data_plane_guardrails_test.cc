@@ -23,9 +23,16 @@ TEST_F(DataPlaneTest, AuthenticationRefusalsInTheSpecsOrder) {
   EXPECT_EQ(unknown.status, 401);
   EXPECT_EQ(CodeOf(unknown), "invalid_api_key");
   EXPECT_EQ(Call("", body).status, 401);
-  // Management credentials may not call models.
+  // Management credentials may not call models. These were made by the CLI before the
+  // server started, so the data plane reads them from the store.
   EXPECT_EQ(Call(pk_, body).status, 403) << Call(pk_, body).body;
   EXPECT_EQ(Call(owner_key_, body).status, 403);
+  EXPECT_EQ(client_->Get("/v1/models", pk_).status, 403);
+  // Their prefix alone proves nothing: an unknown secret is unknown.
+  auto fake_pk = Call(pk_.substr(0, 6) + "notarealkeyatall", body);
+  EXPECT_EQ(fake_pk.status, 401) << fake_pk.body;
+  EXPECT_EQ(CodeOf(fake_pk), "invalid_api_key");
+  EXPECT_EQ(Call(owner_key_.substr(0, 6) + "notarealkeyatall", body).status, 401);
   MintedKey disabled = Mint(R"("disabled": true)");
   auto refused = Call(disabled.secret, body);
   EXPECT_EQ(refused.status, 403);

@@ -162,9 +162,22 @@ TEST_F(GuardrailsTest, ManagementCredentialsAre403AndADisabledProvisioningKey401
   EXPECT_EQ(Check(Body(), "pk-kg-live").refusal.status, 403);
   EXPECT_EQ(Check(Body(), "owner-secret").refusal.status, 403);
   EXPECT_EQ(Check(Body(), "pk-kg-off").refusal.status, 401);
-  // Made by the CLI in another process, so not indexed here: the prefix still says what it is.
-  EXPECT_EQ(Check(Body(), "pk-kg-made-by-the-cli").refusal.status, 403);
-  EXPECT_EQ(Check(Body(), "ok-kg-made-by-the-cli").refusal.status, 403);
+  // Not in the index: unknown here (the data plane asks the store first, see
+  // DataPlane::AnsweredFromStore and the integration test of a key made by the CLI).
+  EXPECT_EQ(Check(Body(), "pk-kg-made-by-the-cli").refusal.status, 401);
+  EXPECT_TRUE(guardrails_.IsUnindexedManagementKey("pk-kg-made-by-the-cli"));
+  EXPECT_FALSE(guardrails_.IsUnindexedManagementKey("pk-kg-live"));
+  EXPECT_FALSE(guardrails_.IsUnindexedManagementKey("sk-kg-anything"));
+  EXPECT_EQ(Check(Body(), "ok-kg-made-by-the-cli").refusal.status, 401);
+  EXPECT_TRUE(guardrails_.IsUnindexedManagementKey("ok-kg-made-by-the-cli"));
+  // What the data plane answers once the store has named the credential.
+  keys::IndexedCredential stored;
+  stored.kind = keys::CredentialKind::kOwner;
+  EXPECT_EQ(HttpStatusFor(Guardrails::ManagementCredentialRefusal(stored).code), 403);
+  stored.kind = keys::CredentialKind::kProvisioningKey;
+  stored.disabled = true;
+  EXPECT_EQ(HttpStatusFor(Guardrails::ManagementCredentialRefusal(stored).code), 401);
+  EXPECT_EQ(HttpStatusFor(Guardrails::ManagementCredentialRefusal({}).code), 401);
 }
 
 TEST_F(GuardrailsTest, AuthenticationComesBeforeTheBodyIsRead) {
