@@ -1,5 +1,6 @@
 #include "http/router.h"
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 
@@ -114,6 +115,9 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Execu
     return;
   }
   route.endpoints.emplace(std::move(method), std::move(endpoint));
+  const bool has_params = std::any_of(route.segments.begin(), route.segments.end(),
+                                      [](const Segment& segment) { return segment.is_param; });
+  if (!has_params) static_routes_.emplace(pattern, routes_.size());
   routes_.push_back(std::move(route));
 }
 
@@ -122,6 +126,17 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
   if (raw_path.empty() || raw_path.front() != '/') {
     result.rejection = NotFound(method, raw_path);
     return result;
+  }
+  // A path spelled exactly like a pattern without parameters (nothing to decode) has that
+  // route as its most specific match; any other case takes the general search below.
+  if (raw_path.find('%') == std::string_view::npos) {
+    if (auto it = static_routes_.find(raw_path); it != static_routes_.end()) {
+      if (const Endpoint* endpoint = FindEndpoint(routes_[it->second], method)) {
+        result.handler = &endpoint->handler;
+        result.execution = endpoint->execution;
+        return result;
+      }
+    }
   }
   std::vector<std::string> segments;
   for (std::string_view raw : SplitPath(raw_path)) {

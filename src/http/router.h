@@ -103,6 +103,9 @@ class Router {
   static const Endpoint* FindEndpoint(const Route& route, std::string_view method);
 
   std::vector<Route> routes_;
+  // Patterns without parameters, as written, to their index in routes_: the path of most
+  // requests, found without splitting or decoding it.
+  std::map<std::string, size_t, std::less<>> static_routes_;
 };
 
 }  // namespace keygate::http

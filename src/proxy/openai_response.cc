@@ -6,6 +6,7 @@
 #include <cstring>
 #include <iterator>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 
@@ -98,10 +99,18 @@ std::optional<TokenUsage> ParseUsage(std::string_view text) {
        at = at == 0 ? std::string_view::npos : text.rfind(kUsageKey, at - 1)) {
     const size_t object = UsageObjectStart(text, at);
     if (object == std::string_view::npos) continue;
-    json::parser parser;
+    // A usage object is small: it is parsed into a buffer on the stack, by a parser the
+    // thread keeps, so that settling a call allocates nothing here.
+    unsigned char arena[1024];
+    json::monotonic_resource resource(arena, sizeof arena);
+    thread_local json::parser parser;
+    parser.reset(&resource);
     boost::system::error_code ec;
     parser.write_some(text.data() + object, text.size() - object, ec);
-    if (ec) return std::nullopt;
+    if (ec) {
+      parser.reset();
+      return std::nullopt;
+    }
     const json::value usage = parser.release();
     const json::value* prompt = usage.get_object().if_contains("prompt_tokens");
     if (prompt == nullptr || !prompt->is_int64()) return std::nullopt;
