@@ -215,7 +215,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void AbortExchange(const char* why);
   std::string MakeHead(int status, std::string_view content_type, const HeaderList& headers,
                        ResponseHead::Framing framing, uint64_t content_length);
-  void Enqueue(OutItem item);
+  // Queues `item` and starts writing, at once or (`defer`) once the running handler returns.
+  void Enqueue(OutItem item, bool defer = false);
   void WriteNext();
   void OnWrite(beast::error_code ec);
   void FailWrites();
@@ -244,6 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<net::const_buffer> write_buffers_;  // of the write in flight
   size_t in_flight_ = 0;  // items of out_ the write in flight covers
   bool writing_ = false;
+  bool flush_posted_ = false;  // a deferred start of writing is queued
   bool closed_ = false;
   bool client_gone_ = false;
   bool keep_alive_ = true;  // read another request once the current exchange finishes

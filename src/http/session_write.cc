@@ -200,7 +200,8 @@ void Session::BeginStream(uint64_t seq, int status, HeaderList headers, std::str
   item.head = MakeHead(
       status, content_type, headers,
       exchange.chunked ? ResponseHead::Framing::kChunked : ResponseHead::Framing::kNone, 0);
-  Enqueue(std::move(item));
+  // The first chunk usually follows in the same handler: they leave in one write.
+  Enqueue(std::move(item), /*defer=*/true);
 }
 
 void Session::WriteChunk(uint64_t seq, std::string data, std::function<void(bool)> on_written) {
@@ -233,7 +234,7 @@ void Session::WriteChunk(uint64_t seq, std::string data, std::function<void(bool
   }
   item.body = std::move(data);
   item.on_written = std::move(on_written);
-  Enqueue(std::move(item));
+  Enqueue(std::move(item), /*defer=*/true);
 }
 
 void Session::EndStream(uint64_t seq) {
@@ -311,14 +312,22 @@ void Session::AbortExchange(const char* why) {
 // The write queue: one async_write at a time, gathering every item queued when it starts;
 // each item's buffers live in the deque until its write completes.
 
-void Session::Enqueue(OutItem item) {
+void Session::Enqueue(OutItem item, bool defer) {
   if (!Writable()) {
     if (item.on_written) RunCallback("on_written", [&item] { item.on_written(false); });
     if (item.completes) FinishExchange();
     return;
   }
   out_.push_back(std::move(item));
-  if (!writing_) WriteNext();
+  if (writing_ || flush_posted_) return;  // it joins the write that starts next
+  if (!defer) return WriteNext();
+  // Stream pieces: the write starts once the current handler has returned, so that what it
+  // queues after this (more chunks, the end) goes out in the same write.
+  flush_posted_ = true;
+  net::post(executor_, [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    if (!self->writing_) self->WriteNext();
+  });
 }
 
 void Session::WriteNext() {
