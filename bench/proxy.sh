@@ -8,20 +8,33 @@
 #            limit of a proxy
 #   keygate  through keygate to it, with a key whose RPM, TPM and budget are set (high), so the
 #            whole enforcement path runs on every call
+#   portkey  through the Portkey AI gateway (@portkey-ai/gateway, Node, pinned in
+#            bench/portkey/package-lock.json, installed there with npm ci when missing), started
+#            from the package's bin (build/start-server.js --port=N --headless) and routed to the
+#            mock per request by the headers x-portkey-provider: openai and x-portkey-custom-host
+#            (the mock's /v1 or /sse/v1); a plain and a streamed call through it are checked with
+#            curl first. Skipped, with a line saying why, if it cannot be installed or checked.
+#            (bench/portkey/package.json holds @hono/node-server at 1.13.8: with later 1.x
+#            versions, Portkey 1.15.2 answers every proxied call 500, "TypeError: immutable".)
 # For each: requests/s, p50 and p99 latency, and the CPU microseconds the proxy process spent per
 # request (from /proc, user + system), then keygate's figures as ratios to nginx's and the
-# latency keygate adds at p99 over the direct path.
+# latency keygate adds at p99 over the direct path, and keygate's req/s as a multiple of Portkey's.
 #
 # Environment: PROFILE (a file: records a perf profile of keygate while it runs), WRAP (a
-# command keygate runs under, such as "valgrind --tool=callgrind"), DURATION (seconds per run, default 5), WARMUP (default 1), TARGETS (default
-# "direct nginx keygate"; the ratios need all three), MODES (default "plain stream"). Installs wrk and nginx-light with
-# apt-get when missing (needs root). Everything it starts is stopped on exit, by pid.
+# command keygate runs under, such as "valgrind --tool=callgrind"), DURATION (seconds per run,
+# default 5), WARMUP (default 1), TARGETS (default "direct nginx keygate portkey"; the nginx
+# ratios need the first three, the Portkey ratios keygate and portkey), MODES (default "plain
+# stream"). Installs wrk and nginx-light with apt-get when missing (needs root). Everything it
+# starts is stopped on exit, by pid.
 set -euo pipefail
 
 BUILD_DIR="$(cd "${1:-build}" && pwd)"
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-5}"
 WARMUP="${WARMUP:-1}"
+TARGETS="${TARGETS:-direct nginx keygate portkey}"
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+drop_target() { TARGETS=$(tr ' ' '\n' <<<"$TARGETS" | grep -vx "$1" | paste -sd' ' || true); }
 KEYGATE="$BUILD_DIR/keygate"
 [[ -x "$KEYGATE" ]] || { echo "bench/proxy.sh: $KEYGATE not built" >&2; exit 1; }
 
@@ -175,12 +188,57 @@ SERVICE_KEY=$(curl -s "http://127.0.0.1:$KEYGATE_PORT/prod/createServiceKey" \
   -d '{"api_key_name":"bench","rpm_limit":1000000000,"tpm_limit":1000000000,"credit_limit":1000000,"reset_budget_interval":"monthly"}' |
   sed -E 's/.*"api_key":"([^"]+)".*/\1/')
 
+# ---- Portkey --------------------------------------------------------------------------------
+PORTKEY_DIR="$PWD/bench/portkey"
+PORTKEY_MAIN="$PORTKEY_DIR/node_modules/@portkey-ai/gateway/build/start-server.js"
+if has_target portkey && [[ ! -f "$PORTKEY_MAIN" ]]; then
+  if ! command -v npm >/dev/null ||
+     ! (cd "$PORTKEY_DIR" && npm ci --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1
+  then
+    echo "bench/proxy.sh: Portkey (@portkey-ai/gateway) could not be installed with npm ci in" \
+      "bench/portkey (no npm or no network?): skipping target portkey" >&2
+    tail -3 "$WORK/npm.log" >&2 2>/dev/null || true
+    drop_target portkey
+  fi
+fi
+if has_target portkey; then
+  PORTKEY_PORT=$(free_port)
+  # --headless: no UI and no log stream route. It listens on all interfaces (no host option).
+  node "$PORTKEY_MAIN" --port="$PORTKEY_PORT" --headless >"$WORK/portkey.log" 2>&1 &
+  PIDS+=($!); PORTKEY_PID=$!
+  wait_port "$PORTKEY_PORT"
+  for check in "/v1 false chat.completion\"" "/sse/v1 true data: [DONE]"; do
+    read -r path stream expect <<<"$check"
+    reply=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$PORTKEY_PORT/v1/chat/completions" \
+      -H 'Content-Type: application/json' -H 'Authorization: Bearer bench' \
+      -H 'x-portkey-provider: openai' \
+      -H "x-portkey-custom-host: http://127.0.0.1:$STATIC_PORT$path" \
+      -d '{"model":"echo","stream":'"$stream"',"messages":[{"role":"user","content":"hi"}]}' || true)
+    if [[ "$(tail -n1 <<<"$reply")" != 200 || "$reply" != *'"content":"Hello'* ||
+          "$reply" != *"$expect"* ]]; then
+      echo "bench/proxy.sh: Portkey did not relay the mock's completion (stream=$stream):" \
+        "skipping target portkey" >&2
+      head -c 400 <<<"$reply" >&2; echo >&2
+      drop_target portkey
+      break
+    fi
+  done
+fi
+
 # ---- wrk ------------------------------------------------------------------------------------
-write_script() {  # $1 file, $2 model, $3 stream (true|false)
+write_script() {  # $1 file, $2 model, $3 stream (true|false), $4 Portkey's custom host (optional)
   cat >"$1" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $SERVICE_KEY"
+EOF
+  if [[ -n "${4:-}" ]]; then
+    cat >>"$1" <<EOF
+wrk.headers["x-portkey-provider"] = "openai"
+wrk.headers["x-portkey-custom-host"] = "$4"
+EOF
+  fi
+  cat >>"$1" <<EOF
 wrk.body = '{"model":"$2","stream":$3,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}'
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
@@ -192,6 +250,9 @@ EOF
 }
 write_script "$WORK/plain.lua" static/echo false
 write_script "$WORK/stream.lua" sse/echo true
+# Portkey: the same bodies, routed by headers to the mock's plain and SSE paths.
+write_script "$WORK/plain-portkey.lua" static/echo false "http://127.0.0.1:$STATIC_PORT/v1"
+write_script "$WORK/stream-portkey.lua" sse/echo true "http://127.0.0.1:$STATIC_PORT/sse/v1"
 
 # CPU ticks (user + system) of a process and of its children (nginx workers).
 cpu_ticks() {
@@ -230,13 +291,17 @@ printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' target mode conns req/s p50_us p
 for mode in ${MODES:-plain stream}; do
   prefix=""; [[ $mode == stream ]] && prefix="/sse"
   for connections in 32 1; do
-    for target in ${TARGETS:-direct nginx keygate}; do
+    for target in $TARGETS; do
+      script="$WORK/$mode.lua"
       case $target in
         direct) url="http://127.0.0.1:$STATIC_PORT$prefix/v1/chat/completions"; pid=$STATIC_PID ;;
         nginx) url="http://127.0.0.1:$PROXY_PORT$prefix/v1/chat/completions"; pid=$PROXY_PID ;;
         keygate) url="http://127.0.0.1:$KEYGATE_PORT/v1/chat/completions"; pid=$KEYGATE_PID ;;
+        portkey) url="http://127.0.0.1:$PORTKEY_PORT/v1/chat/completions"; pid=$PORTKEY_PID
+                 script="$WORK/$mode-portkey.lua" ;;
+        *) echo "bench/proxy.sh: unknown target $target" >&2; exit 1 ;;
       esac
-      figures=$(run "$target" "$url" "$WORK/$mode.lua" "$connections" "$pid")
+      figures=$(run "$target" "$url" "$script" "$connections" "$pid")
       RESULT[$target.$mode.$connections]="$figures"
       read -r rps p50 p99 cpu errors <<<"$figures"
       printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' "$target" "$mode" "$connections" \
@@ -245,24 +310,47 @@ for mode in ${MODES:-plain stream}; do
   done
 done
 
-[[ "${TARGETS:-direct nginx keygate}" == "direct nginx keygate" ]] || exit 0
-echo
-echo "keygate beside nginx (targets: CPU/req <= 1.25x, req/s >= 0.9x, added p99 at 1 conn <= 120 us)"
-printf '%-6s %-5s %12s %12s %16s %16s\n' mode conns "req/s ratio" "cpu ratio" "added p99 (us)" "nginx adds (us)"
-for mode in ${MODES:-plain stream}; do
-  for connections in 32 1; do
-    read -r k_rps _ k_p99 k_cpu _ <<<"${RESULT[keygate.$mode.$connections]}"
-    read -r n_rps _ n_p99 n_cpu _ <<<"${RESULT[nginx.$mode.$connections]}"
-    read -r _ _ d_p99 _ _ <<<"${RESULT[direct.$mode.$connections]}"
-    python3 - "$mode" "$connections" "$k_rps" "$n_rps" "$k_cpu" "$n_cpu" "$k_p99" "$n_p99" \
-      "$d_p99" <<'PY'
+if has_target direct && has_target nginx && has_target keygate; then
+  echo
+  echo "keygate beside nginx (targets: CPU/req <= 1.25x, req/s >= 0.9x, added p99 at 1 conn <= 120 us)"
+  printf '%-6s %-5s %12s %12s %16s %16s\n' mode conns "req/s ratio" "cpu ratio" "added p99 (us)" "nginx adds (us)"
+  for mode in ${MODES:-plain stream}; do
+    for connections in 32 1; do
+      read -r k_rps _ k_p99 k_cpu _ <<<"${RESULT[keygate.$mode.$connections]}"
+      read -r n_rps _ n_p99 n_cpu _ <<<"${RESULT[nginx.$mode.$connections]}"
+      read -r _ _ d_p99 _ _ <<<"${RESULT[direct.$mode.$connections]}"
+      python3 - "$mode" "$connections" "$k_rps" "$n_rps" "$k_cpu" "$n_cpu" "$k_p99" "$n_p99" \
+        "$d_p99" <<'PY'
 import sys
 mode, conns = sys.argv[1:3]
 k_rps, n_rps, k_cpu, n_cpu, k_p99, n_p99, d_p99 = map(float, sys.argv[3:])
 print(f"{mode:<6} {conns:<5} {k_rps / n_rps:12.2f} {k_cpu / max(n_cpu, 0.01):12.2f} "
       f"{k_p99 - d_p99:16.0f} {n_p99 - d_p99:16.0f}")
 PY
+    done
   done
-done
+fi
+
+if has_target keygate && has_target portkey; then
+  echo
+  echo "keygate beside Portkey (req/s: keygate's / Portkey's, target >= 25x;" \
+    "cpu: Portkey's CPU/req / keygate's)"
+  printf '%-6s %-5s %12s %12s\n' mode conns "req/s ratio" "cpu ratio"
+  for mode in ${MODES:-plain stream}; do
+    for connections in 32 1; do
+      read -r k_rps _ _ k_cpu _ <<<"${RESULT[keygate.$mode.$connections]}"
+      read -r p_rps _ _ p_cpu _ <<<"${RESULT[portkey.$mode.$connections]}"
+      python3 - "$mode" "$connections" "$k_rps" "$p_rps" "$k_cpu" "$p_cpu" <<'PY'
+import sys
+mode, conns = sys.argv[1:3]
+k_rps, p_rps, k_cpu, p_cpu = map(float, sys.argv[3:])
+print(f"{mode:<6} {conns:<5} {k_rps / max(p_rps, 0.01):12.1f} {p_cpu / max(k_cpu, 0.01):12.1f}")
+PY
+    done
+  done
+  if grep -qi 'error' "$WORK/portkey.log"; then
+    echo "Portkey logged errors:"; grep -i 'error' "$WORK/portkey.log" | head -5
+  fi
+fi
 grep -q '"level":"error"' "$WORK/keygate.log" && { echo "keygate logged errors:"; grep '"level":"error"' "$WORK/keygate.log" | head -5; }
 exit 0

@@ -319,6 +319,8 @@ void Session::Parse() {
       continue;  // a pipelined request may follow (parsed once this one is answered)
     }
     if (used == 0) break;
+    // A body that keeps arriving is not stalled: the stall limit restarts with each read.
+    if (phase_ == Phase::kBody) SetReadDeadline(std::chrono::seconds(options.idle_timeout_s));
   }
   parsing_ = false;
   StartRead();

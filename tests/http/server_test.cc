@@ -1,5 +1,10 @@
 #include "http/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -364,6 +369,38 @@ TEST_F(ServerTest, IdleAndHeaderTimeoutsCloseConnections) {
   EXPECT_TRUE(Eventually([this] { return server_->active_connections() == 0; }));
   EXPECT_EQ(client.Get("/hello").status, 200);
   EXPECT_EQ(client.connections_opened(), 2);
+}
+
+TEST_F(ServerTest, ABodyThatKeepsArrivingIsNotCutByTheStallLimit) {
+  ServerOptions options = TestOptions();
+  options.idle_timeout_s = 1;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port_);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  auto send_all = [fd](std::string_view bytes) {
+    return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  };
+  // 4 pieces 600 ms apart: 2.4 s in all, more than the 1 s stall limit, but never 1 s silent.
+  ASSERT_TRUE(send_all("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\nab"));
+  for (std::string_view piece : {"cd", "ef", "gh"}) {
+    std::this_thread::sleep_for(600ms);
+    ASSERT_TRUE(send_all(piece));
+  }
+  std::string reply;
+  char buffer[4096];
+  while (reply.find("abcdefgh") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    reply.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_NE(reply.find("HTTP/1.1 200"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("abcdefgh"), std::string::npos) << reply;
 }
 
 TEST_F(ServerTest, StopLetsInFlightRequestFinish) {
