@@ -293,8 +293,6 @@ void Session::Parse() {
       parser_->body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
       phase_ = Phase::kHeader;
       request_start_ = Clock::now();
-      // The header timeout runs from the request's first byte.
-      if (requests_served_ > 0) SetReadDeadline(std::chrono::seconds(options.header_timeout_s));
     }
     beast::error_code ec;
     const size_t used = parser_->put(buffer_.data(), ec);
@@ -306,8 +304,6 @@ void Session::Parse() {
     }
     if (phase_ == Phase::kHeader && parser_->is_header_done()) {
       phase_ = Phase::kBody;
-      // A body may stall for at most idle_timeout_s between reads.
-      SetReadDeadline(std::chrono::seconds(options.idle_timeout_s));
       const auto& header = parser_->get();
       if (!parser_->is_done() && header.version() >= 11 &&
           beast::iequals(header[bhttp::field::expect], "100-continue")) {
@@ -319,10 +315,16 @@ void Session::Parse() {
       continue;  // a pipelined request may follow (parsed once this one is answered)
     }
     if (used == 0) break;
-    // A body that keeps arriving is not stalled: the stall limit restarts with each read.
-    if (phase_ == Phase::kBody) SetReadDeadline(std::chrono::seconds(options.idle_timeout_s));
   }
   parsing_ = false;
+  // A request still incomplete gets its deadline now (most arrive whole in one read, and
+  // never touch the timer): a header within header_timeout_s of its first byte (of the
+  // connection, for the first request), a body that never stalls for idle_timeout_s.
+  if (phase_ == Phase::kHeader && requests_served_ > 0) {
+    SetReadDeadlineAt(request_start_ + std::chrono::seconds(options.header_timeout_s));
+  } else if (phase_ == Phase::kBody) {
+    SetReadDeadlineAt(Clock::now() + std::chrono::seconds(options.idle_timeout_s));
+  }
   StartRead();
 }
 
@@ -486,8 +488,10 @@ void Session::ClientGone() {
 
 // Timeouts
 
-void Session::SetReadDeadline(Clock::duration timeout) {
-  read_deadline_ = Clock::now() + timeout;
+void Session::SetReadDeadline(Clock::duration timeout) { SetReadDeadlineAt(Clock::now() + timeout); }
+
+void Session::SetReadDeadlineAt(Clock::time_point deadline) {
+  read_deadline_ = deadline;
   ScheduleTimer();
 }
 

@@ -198,6 +198,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ClientGone();
   // Deadlines: Clock::time_point::max() when none.
   void SetReadDeadline(Clock::duration timeout);
+  void SetReadDeadlineAt(Clock::time_point deadline);
   void ClearReadDeadline() { read_deadline_ = Clock::time_point::max(); }
   void SetWriteDeadline();
   void ClearWriteDeadline() { write_deadline_ = Clock::time_point::max(); }
