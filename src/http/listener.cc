@@ -73,14 +73,14 @@ void Listener::Close() {
 void Listener::DoAccept() {
   if (!acceptor_.is_open()) return;
   // Connections go to the shards in turn; each lives on its shard's one thread.
-  net::io_context& shard = *shards_[next_shard_];
-  acceptor_.async_accept(shard, [self = shared_from_this(), &shard](beast::error_code ec,
-                                                                     tcp::socket socket) {
-    self->OnAccept(ec, std::move(socket), shard);
+  const size_t index = next_shard_;
+  acceptor_.async_accept(*shards_[index], [self = shared_from_this(), index](beast::error_code ec,
+                                                                              tcp::socket socket) {
+    self->OnAccept(ec, std::move(socket), index);
   });
 }
 
-void Listener::OnAccept(beast::error_code ec, tcp::socket socket, net::io_context& shard) {
+void Listener::OnAccept(beast::error_code ec, tcp::socket socket, size_t shard) {
   if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
   if (ec) {
     state_.logger().Warn("http.accept_failed", {{"error", ec.message()}});
@@ -97,7 +97,7 @@ void Listener::OnAccept(beast::error_code ec, tcp::socket socket, net::io_contex
   if (state_.active() >= state_.options().max_connections) {
     Refuse(std::move(socket));
   } else {
-    std::make_shared<Session>(std::move(socket), shard, state_)->Start();
+    std::make_shared<Session>(std::move(socket), *shards_[shard], shard, state_)->Start();
     next_shard_ = (next_shard_ + 1) % shards_.size();
   }
   DoAccept();

@@ -35,7 +35,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void DoAccept();
-  void OnAccept(beast::error_code ec, tcp::socket socket, net::io_context& shard);
+  void OnAccept(beast::error_code ec, tcp::socket socket, size_t shard);
   void Refuse(tcp::socket socket);
 
   const std::vector<net::io_context*> shards_;

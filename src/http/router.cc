@@ -91,6 +91,7 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Execu
   if (method.empty()) ThrowBadPattern(pattern, "empty method");
   if (pattern.empty() || pattern.front() != '/') ThrowBadPattern(pattern, "must start with '/'");
   Route route;
+  route.pattern = pattern;
   Endpoint endpoint{std::move(handler), exec, {}};
   for (std::string_view part : SplitPath(pattern)) {
     if (part.empty()) ThrowBadPattern(pattern, "empty segment");
@@ -134,6 +135,7 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
       if (const Endpoint* endpoint = FindEndpoint(routes_[it->second], method)) {
         result.handler = &endpoint->handler;
         result.execution = endpoint->execution;
+        result.pattern = routes_[it->second].pattern;
         return result;
       }
     }
@@ -172,6 +174,7 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
   }
   result.handler = &best_endpoint->handler;
   result.execution = best_endpoint->execution;
+  result.pattern = best->pattern;
   size_t param_index = 0;
   for (size_t i = 0; i < best->segments.size(); ++i) {
     if (!best->segments[i].is_param) continue;

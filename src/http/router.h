@@ -42,6 +42,8 @@ struct RouteMatch {
   // The matched handler, owned by the Router; nullptr when nothing matched.
   const Handler* handler = nullptr;
   Execution execution = Execution::kBlocking;
+  // The matched pattern as registered ("/api/v1/keys/{hash}"), owned by the Router.
+  std::string_view pattern;
   // Decoded values of the pattern's `{name}` segments, in pattern order.
   std::vector<std::pair<std::string, std::string>> path_params;
   // When handler == nullptr: the response to send instead (404 not_found, 405
@@ -93,6 +95,7 @@ class Router {
     std::vector<std::string> param_names;  // in segment order
   };
   struct Route {
+    std::string pattern;  // as first registered
     std::vector<Segment> segments;
     std::map<std::string, Endpoint, std::less<>> endpoints;  // by method
   };

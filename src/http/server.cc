@@ -63,7 +63,8 @@ class Server::Impl {
   Impl(ServerOptions options, Router& router, Logger& logger)
       : options_(std::move(options)),
         logger_(logger),
-        state_(options_, router, logger),
+        metrics_(static_cast<size_t>(IoThreadCount(options_))),
+        state_(options_, router, logger, metrics_),
         shards_(MakeShards(IoThreadCount(options_))),
         control_(*shards_.front()),
         drain_timer_(control_) {}
@@ -78,6 +79,13 @@ class Server::Impl {
     on_sighup_ = std::move(callback);
   }
   size_t active_connections() const { return state_.active(); }
+  void AppendMetrics(std::string* out) const {
+    metrics_.AppendPrometheus(out);
+    out->append("# HELP keygate_http_connections_open Client connections open now.\n"
+                "# TYPE keygate_http_connections_open gauge\nkeygate_http_connections_open ");
+    out->append(std::to_string(state_.active()));
+    out->push_back('\n');
+  }
 
  private:
   // One io_context per io thread, each told it is run by one thread (so its scheduler skips
@@ -105,6 +113,7 @@ class Server::Impl {
   // before the io_contexts, and the ServerState (which sessions unregister from) after them.
   ServerOptions options_;
   Logger& logger_;
+  HttpMetrics metrics_;
   internal::ServerState state_;
   std::vector<std::unique_ptr<net::io_context>> shards_;
   net::io_context& control_;  // the first shard: drain and signal handling
@@ -284,5 +293,7 @@ void Server::Stop() { impl_->Stop(); }
 void Server::OnSighup(std::function<void()> callback) { impl_->OnSighup(std::move(callback)); }
 
 size_t Server::active_connections() const { return impl_->active_connections(); }
+
+void Server::AppendMetrics(std::string* out) const { impl_->AppendMetrics(out); }
 
 }  // namespace keygate::http

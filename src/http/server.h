@@ -95,6 +95,10 @@ class Server {
   // Number of connections currently open (including ones finishing a close).
   size_t active_connections() const;
 
+  // Appends the server's metrics in Prometheus' text format (http/metrics.h, and the open
+  // connections). Thread-safe.
+  void AppendMetrics(std::string* out) const;
+
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;

@@ -205,9 +205,11 @@ std::string RequestIdFor(std::string_view client_value) {
 
 // Session lifecycle
 
-Session::Session(tcp::socket socket, net::io_context& shard, ServerState& state)
+Session::Session(tcp::socket socket, net::io_context& shard, size_t shard_index,
+                 ServerState& state)
     : state_(state),
       shard_(shard),
+      shard_index_(shard_index),
       executor_(shard.get_executor()),
       socket_(std::move(socket)),
       timer_(shard) {}
@@ -427,6 +429,7 @@ void Session::OnRequest() {
     return;
   }
   request.path_params = std::move(match.path_params);
+  exchange.route = match.pattern;
   Dispatch(match, std::move(request));
 }
 

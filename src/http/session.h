@@ -37,6 +37,7 @@
 #include "common/status.h"
 #include "http/beast.h"
 #include "http/handler.h"
+#include "http/metrics.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -48,12 +49,14 @@ class Session;
 // every Session.
 class ServerState {
  public:
-  ServerState(const ServerOptions& options, const Router& router, Logger& logger)
-      : options_(options), router_(router), logger_(logger) {}
+  ServerState(const ServerOptions& options, const Router& router, Logger& logger,
+              HttpMetrics& metrics)
+      : options_(options), router_(router), logger_(logger), metrics_(metrics) {}
 
   const ServerOptions& options() const { return options_; }
   const Router& router() const { return router_; }
   Logger& logger() const { return logger_; }
+  HttpMetrics& metrics() const { return metrics_; }
   // REQUIRES: set_blocking_pool() was called (Run() does so before serving).
   net::thread_pool& blocking_pool() const { return *blocking_pool_; }
   void set_blocking_pool(net::thread_pool* pool) { blocking_pool_ = pool; }
@@ -77,6 +80,7 @@ class ServerState {
   const ServerOptions& options_;
   const Router& router_;
   Logger& logger_;
+  HttpMetrics& metrics_;
   net::thread_pool* blocking_pool_ = nullptr;
   mutable std::mutex mu_;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
@@ -120,8 +124,8 @@ std::string RequestIdFor(std::string_view client_value);
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  // `socket` belongs to `shard`, which exactly one thread runs.
-  Session(tcp::socket socket, net::io_context& shard, ServerState& state);
+  // `socket` belongs to `shard` (number `shard_index`), which exactly one thread runs.
+  Session(tcp::socket socket, net::io_context& shard, size_t shard_index, ServerState& state);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -157,6 +161,7 @@ class Session : public std::enable_shared_from_this<Session> {
     uint64_t seq = 0;
     std::string method;  // for the access log
     std::string path;    // decoded, without query
+    std::string_view route = "unmatched";  // the matched pattern, for the metrics
     std::string request_id;
     unsigned version = 11;
     bool head = false;  // HEAD request: headers only
@@ -229,6 +234,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ServerState& state_;
   net::io_context& shard_;
+  const size_t shard_index_;
   const net::io_context::executor_type executor_;
   tcp::socket socket_;
   beast::flat_buffer buffer_;  // received, not yet parsed

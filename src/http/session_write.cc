@@ -393,15 +393,18 @@ void Session::FinishExchange() {
 }
 
 void Session::LogAccess() {
-  if (!state_.logger().Enabled(LogLevel::kInfo)) return;
   const Exchange& exchange = *exchange_;
   auto duration =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.start);
+  const int status = exchange.status != 0 ? exchange.status : kStatusClientClosed;
+  state_.metrics().Record(shard_index_, exchange.route, exchange.method, status,
+                          static_cast<int64_t>(duration.count()));
+  if (!state_.logger().Enabled(LogLevel::kInfo)) return;
   // Never a header, never the query: they may hold credentials.
   state_.logger().Info("http.request",
                        {{"method", exchange.method},
                         {"path", exchange.path},
-                        {"status", exchange.status != 0 ? exchange.status : kStatusClientClosed},
+                        {"status", status},
                         {"duration_us", static_cast<int64_t>(duration.count())},
                         {"request_id", exchange.request_id},
                         {"bytes", exchange.bytes},

@@ -30,6 +30,10 @@ std::string LoadedKey(const keys::ServiceKey& key) {
 
 constexpr std::chrono::milliseconds kHousekeepingInterval{60'000};
 
+std::string_view ReasonOf(const Error& error) {
+  return error.reason.empty() ? std::string_view(DefaultReason(error.code)) : error.reason;
+}
+
 }  // namespace
 
 DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config::Catalog& catalog,
@@ -48,7 +52,7 @@ DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config:
       upstream_(options_.upstream),
       live_usage_(deps_.limiter, usage_writer_),
       environment_{deps_.limiter, usage_writer_, upstream_, deps_.clock, deps_.log,
-                   options_.max_response_bytes},
+                   options_.max_response_bytes, metrics_},
       cold_pool_(std::make_unique<boost::asio::thread_pool>(
           static_cast<size_t>(std::max(options_.cold_path_threads, 1)))) {}
 
@@ -109,7 +113,10 @@ void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
   if (AnsweredFromStore(request, responder)) return;
   Verdict<PreparedCall> prepared =
       guardrails_.Prepare(request.BearerToken(), endpoint, request.body, catalog_.load());
-  if (!prepared.ok()) return responder->Send(std::move(prepared.refusal));
+  if (!prepared.ok()) {
+    metrics_.CountRejection(prepared.reason);
+    return responder->Send(std::move(prepared.refusal));
+  }
   PreparedCall& call = *prepared.value;
   if (deps_.note_used) deps_.note_used(call.key->hash);
   http::HeaderList forward = ForwardableHeaders(request.headers);
@@ -132,7 +139,10 @@ void DataPlane::AdmitAndForward(PreparedCall call, http::HeaderList forward_head
   if (admitted.ok() || admitted.refusal.status != HttpStatusFor(ErrorCode::kUnavailable)) {
     MarkLoaded(*key);
   }
-  if (!admitted.ok()) return responder->Send(std::move(admitted.refusal));
+  if (!admitted.ok()) {
+    metrics_.CountRejection(admitted.reason);
+    return responder->Send(std::move(admitted.refusal));
+  }
   auto model_call = std::make_shared<ModelCall>(environment_, std::move(*admitted.value),
                                                 std::move(responder), std::move(forward_headers));
   model_call->Start(io);
@@ -154,7 +164,9 @@ bool DataPlane::AnsweredFromStore(const http::Request& request,
       }
       found = *stored;
     }
-    responder->Send(http::ErrorResponse(Guardrails::ManagementCredentialRefusal(found)));
+    const Error refusal = Guardrails::ManagementCredentialRefusal(found);
+    metrics_.CountRejection(ReasonOf(refusal));
+    responder->Send(http::ErrorResponse(refusal));
   });
   return true;
 }
@@ -186,7 +198,10 @@ void DataPlane::Housekeeping() {
 void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Responder> responder) {
   if (AnsweredFromStore(request, responder)) return;
   auto key = guardrails_.Authenticate(request.BearerToken());
-  if (!key.ok()) return responder->Send(http::ErrorResponse(key.error()));
+  if (!key.ok()) {
+    metrics_.CountRejection(ReasonOf(key.error()));
+    return responder->Send(http::ErrorResponse(key.error()));
+  }
   const std::shared_ptr<const ResolvedCatalog> catalog = catalog_.load();
   JsonWriter w;
   w.BeginObject().Key("object").String("list").Key("data").BeginArray();

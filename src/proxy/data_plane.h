@@ -45,6 +45,7 @@
 #include "proxy/live_usage.h"
 #include "proxy/model_call.h"
 #include "proxy/resolved_catalog.h"
+#include "proxy/proxy_metrics.h"
 #include "proxy/upstream_client.h"
 #include "proxy/usage_writer.h"
 #include "store/usage_store.h"
@@ -109,6 +110,8 @@ class DataPlane {
   const dialects::LiveUsage& live_usage() const { return live_usage_; }
   // The usage writer (tests and shutdown).
   UsageWriter& usage_writer() { return usage_writer_; }
+  // Appends the data plane's counters (proxy_metrics.h) in Prometheus' text format.
+  void AppendMetrics(std::string* out) const { metrics_.AppendPrometheus(out); }
 
  private:
   void HandleCall(Endpoint endpoint, http::Request& request,
@@ -133,6 +136,7 @@ class DataPlane {
   const config::GetEnv getenv_;
   std::atomic<std::shared_ptr<const ResolvedCatalog>> catalog_;
   Guardrails guardrails_;
+  ProxyMetrics metrics_;
   UsageWriter usage_writer_;
   UpstreamClient upstream_;
   LimiterLiveUsage live_usage_;

@@ -41,7 +41,8 @@ std::string AllowedList(const std::vector<std::string>& allowed) {
 
 template <class T>
 Verdict<T> Refuse(const Error& error) {
-  return Verdict<T>{std::nullopt, http::ErrorResponse(error)};
+  return Verdict<T>{std::nullopt, http::ErrorResponse(error),
+                    error.reason.empty() ? DefaultReason(error.code) : error.reason};
 }
 
 }  // namespace
@@ -149,7 +150,7 @@ Verdict<PreparedCall> Guardrails::Prepare(std::string_view bearer_token, Endpoin
   call.model = model;
   call.target = std::move(target);
   call.request = std::move(*request);
-  return Verdict<PreparedCall>{std::move(call), {}};
+  return Verdict<PreparedCall>{std::move(call), {}, {}};
 }
 
 Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
@@ -171,10 +172,13 @@ Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
     case limits::LimitOutcome::kRejectRpm:
     case limits::LimitOutcome::kRejectTpm:
     case limits::LimitOutcome::kRejectTpmNeverFits:
-      return {std::nullopt, RateLimitedResponse(decision, call.worst, ask.now)};
+      return {std::nullopt, RateLimitedResponse(decision, call.worst, ask.now),
+              decision.outcome == limits::LimitOutcome::kRejectRpm ? "rpm_exceeded"
+                                                                   : "tpm_exceeded"};
     case limits::LimitOutcome::kRejectBudget:
       return {std::nullopt,
-              BudgetExceededResponse(decision, call.worst, ask.reset_interval, ask.now)};
+              BudgetExceededResponse(decision, call.worst, ask.reset_interval, ask.now),
+              "budget_exceeded"};
     case limits::LimitOutcome::kStoreUnavailable:
       if (options_.failure_mode == config::FailureMode::kDeny) {
         return Refuse<Admission>(Error::Unavailable(
@@ -182,18 +186,20 @@ Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
             "shortly."));
       }
       // failure_mode allow: forwarded unenforced, with no ticket to settle.
-      return Verdict<Admission>{Admission{std::move(call), {}, {}}, {}};
+      return Verdict<Admission>{Admission{std::move(call), {}, {}}, {}, {}};
   }
   Admission admission{std::move(call), decision.ticket,
                       RateLimitFigures{decision.requests, decision.tokens, ask.now}};
-  return Verdict<Admission>{std::move(admission), {}};
+  return Verdict<Admission>{std::move(admission), {}, {}};
 }
 
 Verdict<Admission> Guardrails::Check(std::string_view bearer_token, Endpoint endpoint,
                                      std::string_view body,
                                      std::shared_ptr<const ResolvedCatalog> catalog) const {
   Verdict<PreparedCall> prepared = Prepare(bearer_token, endpoint, body, std::move(catalog));
-  if (!prepared.ok()) return {std::nullopt, std::move(prepared.refusal)};
+  if (!prepared.ok()) {
+    return {std::nullopt, std::move(prepared.refusal), std::move(prepared.reason)};
+  }
   return Admit(std::move(*prepared.value));
 }
 

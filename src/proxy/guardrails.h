@@ -77,6 +77,9 @@ template <class T>
 struct Verdict {
   std::optional<T> value;
   http::Response refusal;
+  // Why, as the error's machine-readable code ("invalid_api_key", "rate_limit_exceeded"):
+  // the label of the rejection counters. Set with `refusal`.
+  std::string reason;
 
   bool ok() const { return value.has_value(); }
 };

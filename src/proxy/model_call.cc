@@ -207,6 +207,11 @@ void ModelCall::OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) 
 
 void ModelCall::FinishComplete() {
   const bool success = upstream_status_ >= 200 && upstream_status_ < 300;
+  // The upstream's own failures (relayed as they are) count as upstream errors too.
+  if (upstream_status_ >= 500 || upstream_status_ == 429) {
+    env_.metrics.CountUpstreamFailure(admission_.call.target->provider,
+                                      "status_" + std::to_string(upstream_status_));
+  }
   std::optional<TokenUsage> usage = ParseUsage(body_);
   // spec data-plane.md: an upstream error is charged only for the usage it reports.
   Charge charge = Charge::kRelease;
@@ -237,6 +242,7 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
     }
     responder_->EndStream();
   } else if (outcome != UpstreamOutcome::kCancelled) {
+    env_.metrics.CountUpstreamFailure(admission_.call.target->provider, ToString(outcome));
     env_.log.Warn("proxy.stream_broken", {{"request_id", responder_->request_id()},
                                           {"provider", admission_.call.target->provider},
                                           {"outcome", ToString(outcome)},
@@ -264,6 +270,7 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
     responder_.reset();
     return;
   }
+  env_.metrics.CountUpstreamFailure(provider, ToString(outcome));
   env_.log.Warn("proxy.upstream_failed", {{"request_id", responder_->request_id()},
                                           {"provider", provider},
                                           {"outcome", ToString(outcome)},

@@ -35,6 +35,7 @@
 #include "limits/limiter.h"
 #include "proxy/guardrails.h"
 #include "proxy/openai_response.h"
+#include "proxy/proxy_metrics.h"
 #include "proxy/upstream_client.h"
 #include "proxy/usage_writer.h"
 
@@ -48,6 +49,7 @@ struct CallEnvironment {
   const Clock& clock;
   Logger& log;
   size_t max_response_bytes = 0;  // a complete answer larger than this is a 502
+  ProxyMetrics& metrics;
 };
 
 // Returns the caller's headers that go upstream: end-to-end ones only. Left out: hop-by-hop

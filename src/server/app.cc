@@ -103,6 +103,21 @@ void App::Parts::RegisterRoutes() {
                responder->Send(dialects::Json(200, R"({"status":"ok"})"));
              },
              http::Execution::kInline);
+  // spec §6: Prometheus text. Counts only, no key or secret, so it needs no credential (bind
+  // keygate to an internal address, or filter /metrics at the edge, to keep it private).
+  router.Add("GET", "/metrics",
+             [this](http::Request&, std::shared_ptr<http::Responder> responder) {
+               http::Response response;
+               response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+               server.AppendMetrics(&response.body);
+               data_plane->AppendMetrics(&response.body);
+               response.body.append(
+                   "# HELP keygate_service_keys Service keys the data plane can authenticate "
+                   "now (live, rotated ones in their grace period included).\n"
+                   "# TYPE keygate_service_keys gauge\nkeygate_service_keys ");
+               response.body.append(std::to_string(index.service_key_count())).push_back('\n');
+               responder->Send(std::move(response));
+             });  // blocking pool: counting the index walks every key
   router.Add("GET", "/readyz", [this](http::Request&, std::shared_ptr<http::Responder> responder) {
     auto orgs = store->ListOrganizations();
     if (!orgs.ok()) {

@@ -155,5 +155,29 @@ TEST_F(DataPlaneTest, AnUpstreamWhoseCertificateDoesNotVerifyIsRefused) {
   EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);  // nothing stayed reserved
 }
 
+TEST_F(DataPlaneTest, MetricsCountRequestsRejectionsAndUpstreamErrors) {
+  MintedKey key = Mint(kOneCallBudget);
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+  ASSERT_EQ(Call("sk-kg-notakey", ChatBody("hi", 100)).status, 401);
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 100, "dead/echo")).status, 502);
+  auto metrics = client_->Get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.Header("content-type").substr(0, 10), "text/plain");
+  const std::string& text = metrics.body;
+  EXPECT_NE(text.find(R"(keygate_http_requests_total{route="/v1/chat/completions",method="POST",status="200"} 1)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(keygate_http_requests_total{route="/v1/chat/completions",method="POST",status="401"} 1)"),
+            std::string::npos);
+  EXPECT_NE(text.find(R"(keygate_rejections_total{reason="invalid_api_key"} 1)"), std::string::npos);
+  EXPECT_NE(text.find(R"(keygate_upstream_errors_total{provider="dead",outcome="connect_failed"} 1)"),
+            std::string::npos);
+  EXPECT_NE(text.find("keygate_service_keys "), std::string::npos);
+  EXPECT_NE(text.find("keygate_http_connections_open "), std::string::npos);
+  // Counts only: no secret, no key hash.
+  EXPECT_EQ(text.find(key.secret), std::string::npos);
+  EXPECT_EQ(text.find(key.hash), std::string::npos);
+}
+
 }  // namespace
 }  // namespace keygate::testing

@@ -1,0 +1,78 @@
+// What an http::Server counts for GET /metrics (spec §6): requests by route pattern, method and
+// status, with a latency histogram per series, in Prometheus' text format. Routes are
+// patterns ("/api/v1/keys/{hash}"), never raw paths, so the number of series stays bounded;
+// a request that matched no route counts under "unmatched".
+//
+// The series are kept per shard (an io thread), each behind its own mutex, which only its
+// thread and a scrape ever take: recording a request costs an uncontended lock and a map
+// lookup, and no allocation once the series exists.
+//
+// Thread safety: Record() from any thread for its own shard index; AppendPrometheus() from
+// any thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keygate::http {
+
+class HttpMetrics {
+ public:
+  // Upper bounds of the latency buckets, in seconds (then +Inf).
+  static constexpr std::array<double, 11> kBucketSeconds = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                            0.25,  0.5,   1,    5,     30};
+
+  explicit HttpMetrics(size_t shards);
+
+  // Counts one answered request. REQUIRES: shard < the count given to the constructor.
+  void Record(size_t shard, std::string_view route, std::string_view method, int status,
+              int64_t duration_us);
+
+  // Appends keygate_http_requests_total and keygate_http_request_duration_seconds (with HELP
+  // and TYPE lines), summed over the shards.
+  void AppendPrometheus(std::string* out) const;
+
+ private:
+  struct SeriesKey {
+    std::string route;
+    std::string method;
+    int status = 0;
+  };
+  struct SeriesKeyView {
+    std::string_view route;
+    std::string_view method;
+    int status = 0;
+  };
+  struct KeyLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      if (a.route != b.route) return a.route < b.route;
+      if (a.method != b.method) return a.method < b.method;
+      return a.status < b.status;
+    }
+  };
+  struct Series {
+    uint64_t count = 0;
+    int64_t sum_us = 0;
+    std::array<uint64_t, kBucketSeconds.size()> buckets{};  // not cumulative
+  };
+  using SeriesMap = std::map<SeriesKey, Series, KeyLess>;
+  struct Shard {
+    mutable std::mutex mu;
+    SeriesMap series;  // guarded by mu
+  };
+
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+// Appends `value` to `out` escaped for a Prometheus label value (backslash, quote, newline).
+void AppendLabelValue(std::string_view value, std::string* out);
+
+}  // namespace keygate::http
