@@ -1,5 +1,11 @@
 #include "keys/secrets.h"
 
+// OpenSSL's low-level SHA-256 (SHA256_Init/Update/Final) is deprecated in OpenSSL 3 in favour
+// of EVP, but EVP (and the one-shot SHA256(), which now goes through it) looks the algorithm
+// up in a locked provider table and allocates a context on every call, which costs several
+// times the hash of a 50-byte key and serializes the management threads on that lock. Same
+// algorithm, same assembly, a context on the stack (as proxy/key_digest.cc does).
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -15,20 +21,28 @@ constexpr size_t kMaskTail = 4;
 constexpr size_t kRandomIdBytes = 8;
 
 // Big-number base conversion of the 32 bytes: every output digit depends on every input
-// bit, and the length is fixed, so no information leaks through the length.
+// bit, and the length is fixed, so no information leaks through the length. The number is
+// held as eight 32-bit big-endian limbs (a 64-bit accumulator never overflows: the remainder
+// is below 62), which gives exactly the digits of a byte-by-byte long division.
 std::string Base62(const std::array<uint8_t, kSecretBytes>& bytes) {
   constexpr size_t kDigits = 43;  // ceil(256 / log2(62))
-  std::array<uint8_t, kSecretBytes> num = bytes;
+  constexpr size_t kLimbs = kSecretBytes / 4;
+  std::array<uint32_t, kLimbs> num;
+  for (size_t i = 0; i < kLimbs; ++i) {
+    num[i] = (uint32_t{bytes[4 * i]} << 24) | (uint32_t{bytes[4 * i + 1]} << 16) |
+             (uint32_t{bytes[4 * i + 2]} << 8) | uint32_t{bytes[4 * i + 3]};
+  }
   std::string out(kDigits, '0');
   for (size_t i = kDigits; i-- > 0;) {
-    uint32_t remainder = 0;
-    for (uint8_t& byte : num) {
-      uint32_t acc = (remainder << 8) | byte;
-      byte = static_cast<uint8_t>(acc / 62);
+    uint64_t remainder = 0;
+    for (uint32_t& limb : num) {
+      const uint64_t acc = (remainder << 32) | limb;
+      limb = static_cast<uint32_t>(acc / 62);
       remainder = acc % 62;
     }
     out[i] = kBase62[remainder];
   }
+  OPENSSL_cleanse(num.data(), sizeof num);
   return out;
 }
 
@@ -55,7 +69,11 @@ std::string GenerateSecret(std::string_view prefix, SecretSource& source) {
 
 std::string Sha256Hex(std::string_view secret) {
   uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(secret.data()), secret.size(), digest);
+  SHA256_CTX context;
+  SHA256_Init(&context);
+  SHA256_Update(&context, secret.data(), secret.size());
+  SHA256_Final(digest, &context);
+  OPENSSL_cleanse(&context, sizeof context);
   return Hex(digest, sizeof digest);
 }
 

@@ -47,6 +47,28 @@ class CountingSource final : public SecretSource {
   uint8_t next_ = 0;
 };
 
+class FixedSource final : public SecretSource {
+ public:
+  explicit FixedSource(uint8_t byte) : byte_(byte) {}
+  void Fill(uint8_t* out, size_t n) override {
+    for (size_t i = 0; i < n; ++i) out[i] = byte_;
+  }
+
+ private:
+  uint8_t byte_;
+};
+
+// The body is the 32 random bytes as one big-endian number in base 62 (0-9, A-Z, a-z),
+// 43 digits with leading zeros (values computed independently, with Python's integers).
+TEST(SecretsTest, BodyIsTheBytesInBase62) {
+  CountingSource counting;  // bytes 0, 1, ..., 31
+  EXPECT_EQ(GenerateSecret("sk-", counting), "sk-003aUlTJC7tjlCTQj2uNU3MFagCXG9LRKRcwGkBIDlf");
+  FixedSource ones(0xff);
+  EXPECT_EQ(GenerateSecret("sk-", ones), "sk-yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1");
+  FixedSource zeros(0);
+  EXPECT_EQ(GenerateSecret("sk-", zeros), "sk-" + std::string(43, '0'));
+}
+
 TEST(SecretsTest, SecretsComeFromTheInjectedSource) {
   CountingSource a, b;
   EXPECT_EQ(GenerateSecret("pk-", a), GenerateSecret("pk-", b));

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -328,6 +329,61 @@ TEST_P(KeyStoreContractTest, ListTotalCountsEveryFilteredMatch) {
   EXPECT_EQ(Names(*page), (Strings{"k2"}));
   EXPECT_EQ(page->total, 4);
   EXPECT_TRUE(page->has_more);
+}
+
+// Deep offsets of the default filter (every visible key of one source) skip through the
+// never-revoked keys and merge those in a grace period: every page must be the same slice of
+// the whole list, in both orders, with and without a cursor, whatever sits around the keys
+// (other orgs, the other source, deleted, disabled, expired and restored keys).
+TEST_P(KeyStoreContractTest, ListOffsetPagesAreSlicesOfTheWholeList) {
+  CreateOrg("org_a");
+  CreateOrg("org_b");
+  std::vector<ServiceKey> made;
+  for (int i = 0; i < 30; ++i) {
+    if (i % 7 == 3) InsertKey("org_b", "b" + std::to_string(i));
+    made.push_back(InsertKey("org_a", "k" + std::to_string(i), [i](ServiceKey* k) {
+      if (i % 5 == 4) k->source = keys::KeySource::kWorkspace;
+      if (i % 6 == 1) k->revoke_at = kT0 + 1000 + i;  // in a grace period
+      if (i % 9 == 2) k->revoke_at = kT0 - 1;         // deleted
+      if (i % 4 == 0) k->disabled = true;
+      if (i % 8 == 5) k->guardrails.expires_at = kT0 - 5;
+    }));
+  }
+  made[0].revoke_at = kT0 + 5;  // rotated later: now in a grace period
+  made[2].revoke_at.reset();    // a deleted key restored
+  made[10].revoke_at = kT0;     // deleted now
+  for (int i : {0, 2, 10}) {
+    ASSERT_TRUE(keys().UpdateServiceKey(&made[i], std::nullopt, Audit("org_a", "x", "")).ok());
+  }
+  for (bool newest_first : {false, true}) {
+    ServiceKeyQuery all = Query("org_a", 1000);
+    all.source = keys::KeySource::kRouter;
+    all.newest_first = newest_first;
+    auto whole = keys().ListServiceKeys(all);
+    ASSERT_TRUE(whole.ok()) << whole.error().message;
+    const Strings names = Names(*whole);
+    ASSERT_GT(names.size(), 10u);
+    for (int cursor : {-1, 3, 8}) {
+      ServiceKeyQuery query = all;
+      query.limit = 3;
+      Strings expected = names;
+      if (cursor >= 0) {
+        query.starting_after = whole->keys[static_cast<size_t>(cursor)].hash;
+        expected.erase(expected.begin(), expected.begin() + cursor + 1);
+      }
+      for (size_t offset = 0; offset <= expected.size() + 1; ++offset) {
+        query.offset = static_cast<int64_t>(offset);
+        auto page = keys().ListServiceKeys(query);
+        ASSERT_TRUE(page.ok()) << page.error().message;
+        const size_t from = std::min(offset, expected.size());
+        const size_t to = std::min(offset + 3, expected.size());
+        EXPECT_EQ(Names(*page), Strings(expected.begin() + from, expected.begin() + to))
+            << "offset=" << offset << " cursor=" << cursor << " newest_first=" << newest_first;
+        EXPECT_EQ(page->has_more, offset + 3 < expected.size());
+        EXPECT_EQ(page->total, static_cast<int64_t>(names.size()));
+      }
+    }
+  }
 }
 
 TEST_P(KeyStoreContractTest, ListRejectsBadPaging) {

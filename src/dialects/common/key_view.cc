@@ -41,24 +41,35 @@ Result<std::vector<KeyView>> KeyViewer::Views(std::vector<keys::ServiceKey> keys
   std::vector<KeyView> views;
   views.reserve(keys.size());
   for (keys::ServiceKey& key : keys) {
-    KeyView view;
     const store::SpendSums& s = (*sums)[key.lineage];
-    view.usage.total = s.total;
-    view.usage.daily = s.since_day;
-    view.usage.weekly = s.since_week;
-    view.usage.monthly = s.since_month;
-    view.usage.current_period = CurrentPeriodSpend(key.guardrails.reset_interval, s);
-    if (live_ != nullptr) live_->AddLive(key, now, &view.usage);
-    view.status = keys::StatusAt(key, now);
-    view.budget_resets_at = limits::NextReset(key.guardrails.reset_interval, now);
-    if (key.guardrails.credit_limit) {
-      view.limit_remaining =
-          std::max<MicroUsd>(0, *key.guardrails.credit_limit - view.usage.current_period);
-    }
-    view.key = std::move(key);
-    views.push_back(std::move(view));
+    views.push_back(Build(std::move(key), s, now, /*add_live=*/true));
   }
   return views;
+}
+
+KeyView KeyViewer::Build(keys::ServiceKey key, const store::SpendSums& s, UnixMillis now,
+                         bool add_live) const {
+  KeyView view;
+  view.usage.total = s.total;
+  view.usage.daily = s.since_day;
+  view.usage.weekly = s.since_week;
+  view.usage.monthly = s.since_month;
+  view.usage.current_period = CurrentPeriodSpend(key.guardrails.reset_interval, s);
+  if (add_live && live_ != nullptr) live_->AddLive(key, now, &view.usage);
+  view.status = keys::StatusAt(key, now);
+  view.budget_resets_at = limits::NextReset(key.guardrails.reset_interval, now);
+  if (key.guardrails.credit_limit) {
+    view.limit_remaining =
+        std::max<MicroUsd>(0, *key.guardrails.credit_limit - view.usage.current_period);
+  }
+  view.key = std::move(key);
+  return view;
+}
+
+KeyView KeyViewer::ViewNew(keys::ServiceKey key) const {
+  // Nothing can have used the key yet (its secret is in this very answer), so there is no
+  // live spend or traffic to add either: the data plane would only ask the store again.
+  return Build(std::move(key), store::SpendSums{}, clock_.NowMs(), /*add_live=*/false);
 }
 
 Result<KeyView> KeyViewer::View(keys::ServiceKey key) const {

@@ -45,8 +45,18 @@ class KeyViewer {
   // Views of `keys`, with usage read from the store in one query. Unavailable on store failure.
   Result<std::vector<KeyView>> Views(std::vector<keys::ServiceKey> keys) const;
   Result<KeyView> View(keys::ServiceKey key) const;
+  // The view of a key created by this very request (not a rotation's replacement, which
+  // inherits its lineage's spend): its lineage is its own fresh hash and nothing has used it
+  // yet, so neither the store nor the live figures are asked. Same answer as View(), without
+  // its two store reads.
+  KeyView ViewNew(keys::ServiceKey key) const;
 
  private:
+  // The view of `key` given its lineage's stored spend `sums` at `now`, plus the live figures
+  // if `add_live`.
+  KeyView Build(keys::ServiceKey key, const store::SpendSums& sums, UnixMillis now,
+                bool add_live) const;
+
   store::UsageStore& usage_;
   const Clock& clock_;
   const LiveUsage* live_ = nullptr;

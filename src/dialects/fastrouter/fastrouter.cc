@@ -118,7 +118,10 @@ Result<std::string> ReadHash(const json::object& body) {
 Result<http::Response> RecordResponse(ManagementContext& ctx, int status, keys::ServiceKey key,
                                       const std::string* secret,
                                       const keys::RotatedServiceKey* rotated) {
-  auto view = ctx.viewer.View(std::move(key));
+  // A secret without a rotation: the key was created by this request (no usage yet).
+  Result<KeyView> view = secret != nullptr && rotated == nullptr
+                             ? Result<KeyView>(ctx.viewer.ViewNew(std::move(key)))
+                             : ctx.viewer.View(std::move(key));
   if (!view.ok()) return view.error();
   JsonWriter w;
   w.BeginObject();

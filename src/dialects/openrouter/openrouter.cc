@@ -82,7 +82,11 @@ Result<http::Response> KeyAnswer(ManagementContext& ctx, int status, keys::Servi
                                  const std::string* secret,
                                  const keys::RotatedServiceKey* rotated) {
   KeyView view;
-  KG_ASSIGN_OR_RETURN(view, ctx.viewer.View(std::move(key)));
+  if (secret != nullptr && rotated == nullptr) {
+    view = ctx.viewer.ViewNew(std::move(key));  // created by this request: no usage yet
+  } else {
+    KG_ASSIGN_OR_RETURN(view, ctx.viewer.View(std::move(key)));
+  }
   return Json(status, KeyDataDocument(view, secret, rotated));
 }
 

@@ -225,7 +225,11 @@ Result<http::Response> RecordAnswer(ManagementContext& ctx, int status, keys::Se
                                     const std::string* token,
                                     const keys::RotatedServiceKey* rotated) {
   KeyView view;
-  KG_ASSIGN_OR_RETURN(view, ctx.viewer.View(std::move(key)));
+  if (token != nullptr && rotated == nullptr) {
+    view = ctx.viewer.ViewNew(std::move(key));  // created by this request: no usage yet
+  } else {
+    KG_ASSIGN_OR_RETURN(view, ctx.viewer.View(std::move(key)));
+  }
   JsonWriter w;
   w.BeginObject();
   WriteRecord(w, view, token);

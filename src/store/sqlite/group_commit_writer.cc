@@ -165,10 +165,9 @@ void GroupCommitWriter::Complete(const std::vector<Pending*>& batch) {
       batch[i]->wake_next[c] = child < n ? batch[child] : nullptr;
     }
   }
-  // Read before waking: batch[0] may return, and batch[1] be woken by nobody else.
-  Pending* second = n > 1 ? batch[1] : nullptr;
+  // The roots are read from the batch (the writer's vector), never from a woken waiter.
   Wake(batch[0]);
-  if (second != nullptr) Wake(second);
+  if (n > 1) Wake(batch[1]);
 }
 
 }  // namespace keygate::store::sqlite

@@ -28,6 +28,14 @@ Result<ReadPool::Lease> ReadPool::Acquire() {
   ++open_count_;
   lock.unlock();
   auto conn = Connection::Open(path_, SQLITE_OPEN_READONLY, busy_timeout_ms_);
+  // A bigger page cache than SQLite's 2 MiB, so that the pages of a list (indexes of 100,000
+  // keys) stay in memory between reads while nothing is written; and the database file mapped
+  // into memory, so that pages not in the WAL are read without a system call (SQLite drops a
+  // reader's page cache whenever another connection has committed).
+  if (conn.ok()) {
+    Status tuned = (*conn)->Exec("PRAGMA cache_size=-16384; PRAGMA mmap_size=1073741824");
+    if (!tuned.ok()) conn = tuned.error();
+  }
   if (!conn.ok()) {
     lock.lock();
     --open_count_;

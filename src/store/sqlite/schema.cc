@@ -292,11 +292,107 @@ BEGIN
 END;
 )sql";
 
+// Version 3 (management throughput, docs/decisions/0012-management-throughput.md):
+// - Tag rows are keyed by their key's creation position, (seq, tag), instead of (hash, tag):
+//   a new key's tag rows are appended at the end of the table instead of landing on a random
+//   page (its hash), so a group commit of many creates rewrites a page or two of tag rows
+//   rather than one page per key. Lookups of a key's tags go by its seq.
+// - service_key_live holds the creation position of every key never revoked, under one text
+//   scope per organization and source ("<org_id>/<source>"), kept by triggers. A list page
+//   deep in the default filter (visible keys of one source) skips its offset in this narrow
+//   index with no per-row filter, then merges the few keys in a rotation's grace period.
+constexpr const char* kThroughputSchema = R"sql(
+DROP TRIGGER service_keys_count_update;
+DROP TRIGGER service_key_tags_count_insert;
+DROP TRIGGER service_key_tags_count_delete;
+
+CREATE TABLE service_key_tags_by_seq (
+  seq INTEGER NOT NULL,
+  tag TEXT NOT NULL,
+  hash TEXT NOT NULL REFERENCES service_keys(hash),
+  org_id TEXT NOT NULL,
+  PRIMARY KEY (seq, tag)
+) WITHOUT ROWID;
+INSERT INTO service_key_tags_by_seq (seq, tag, hash, org_id)
+SELECT seq, tag, hash, org_id FROM service_key_tags;
+DROP TABLE service_key_tags;
+ALTER TABLE service_key_tags_by_seq RENAME TO service_key_tags;
+CREATE INDEX service_key_tags_by_org_tag ON service_key_tags(org_id, tag, seq);
+
+-- As in version 2, with the key's tag rows found by its seq.
+CREATE TRIGGER service_keys_count_update AFTER UPDATE OF revoke_at, disabled ON service_keys
+WHEN (OLD.revoke_at IS NULL) != (NEW.revoke_at IS NULL) OR OLD.disabled != NEW.disabled
+BEGIN
+  UPDATE service_key_counts SET
+    unrevoked = unrevoked - (OLD.revoke_at IS NULL) + (NEW.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (OLD.revoke_at IS NULL AND OLD.disabled = 0)
+                        + (NEW.revoke_at IS NULL AND NEW.disabled = 0)
+  WHERE org_id = NEW.org_id AND source = NEW.source;
+  UPDATE service_key_tag_counts SET
+    unrevoked = unrevoked - (OLD.revoke_at IS NULL) + (NEW.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (OLD.revoke_at IS NULL AND OLD.disabled = 0)
+                        + (NEW.revoke_at IS NULL AND NEW.disabled = 0)
+  WHERE org_id = NEW.org_id AND source = NEW.source
+    AND tag IN (SELECT tag FROM service_key_tags WHERE seq = NEW.seq);
+END;
+CREATE TRIGGER service_key_tags_count_insert AFTER INSERT ON service_key_tags
+BEGIN
+  INSERT INTO service_key_tag_counts (org_id, tag, source, unrevoked, unrevoked_enabled)
+  SELECT k.org_id, NEW.tag, k.source, k.revoke_at IS NULL,
+         k.revoke_at IS NULL AND k.disabled = 0
+  FROM service_keys k WHERE k.hash = NEW.hash
+  ON CONFLICT (org_id, tag, source) DO UPDATE SET
+    unrevoked = unrevoked + excluded.unrevoked,
+    unrevoked_enabled = unrevoked_enabled + excluded.unrevoked_enabled;
+END;
+CREATE TRIGGER service_key_tags_count_delete AFTER DELETE ON service_key_tags
+BEGIN
+  UPDATE service_key_tag_counts SET
+    unrevoked = unrevoked - (k.revoke_at IS NULL),
+    unrevoked_enabled = unrevoked_enabled - (k.revoke_at IS NULL AND k.disabled = 0)
+  FROM (SELECT org_id, source, revoke_at, disabled FROM service_keys WHERE hash = OLD.hash) AS k
+  WHERE service_key_tag_counts.org_id = k.org_id AND service_key_tag_counts.tag = OLD.tag
+    AND service_key_tag_counts.source = k.source;
+END;
+
+-- org_id, source and seq of a key never change; revoke_at goes from NULL to a time.
+CREATE TABLE service_key_live (
+  scope TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (scope, seq)
+) WITHOUT ROWID;
+INSERT INTO service_key_live (scope, seq)
+SELECT org_id || '/' || source, seq FROM service_keys WHERE revoke_at IS NULL;
+CREATE TRIGGER service_keys_live_insert AFTER INSERT ON service_keys
+WHEN NEW.revoke_at IS NULL
+BEGIN
+  INSERT INTO service_key_live (scope, seq) VALUES (NEW.org_id || '/' || NEW.source, NEW.seq);
+END;
+CREATE TRIGGER service_keys_live_revoke AFTER UPDATE OF revoke_at ON service_keys
+WHEN OLD.revoke_at IS NULL AND NEW.revoke_at IS NOT NULL
+BEGIN
+  DELETE FROM service_key_live WHERE scope = OLD.org_id || '/' || OLD.source AND seq = OLD.seq;
+END;
+CREATE TRIGGER service_keys_live_unrevoke AFTER UPDATE OF revoke_at ON service_keys
+WHEN OLD.revoke_at IS NOT NULL AND NEW.revoke_at IS NULL
+BEGIN
+  INSERT OR IGNORE INTO service_key_live (scope, seq)
+  VALUES (NEW.org_id || '/' || NEW.source, NEW.seq);
+END;
+CREATE TRIGGER service_keys_live_delete AFTER DELETE ON service_keys
+WHEN OLD.revoke_at IS NULL
+BEGIN
+  DELETE FROM service_key_live WHERE scope = OLD.org_id || '/' || OLD.source AND seq = OLD.seq;
+END;
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "initial schema: organizations, keys, projects, audit log, usage", kInitialSchema},
     Migration{2, "list at scale: counters per source and tag, tag rows by org and position, "
                  "covering and partial indexes",
               kListAtScaleSchema},
+    Migration{3, "management throughput: tag rows by creation position, live keys by scope",
+              kThroughputSchema},
 };
 
 constexpr const char* kCreateMigrationsTable =

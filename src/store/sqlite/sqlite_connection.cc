@@ -32,16 +32,16 @@ bool IsMisuse(int primary_rc) {
   }
 }
 
+}  // namespace
+
 // SQLite keeps memory statistics by default, behind one process-wide mutex that every
 // allocation of every connection takes: the writer and the readers then queue on it. The
 // store reads no statistics, so they are switched off, once, before SQLite initializes (the
 // call is refused, harmlessly, if something in the process initialized SQLite first).
-void DisableMemoryStatistics() {
+void DisableSqliteMemoryStatistics() {
   static std::once_flag once;
   std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
 }
-
-}  // namespace
 
 Error ErrorFromSqlite(int extended_rc, std::string_view sqlite_message, std::string_view context) {
   const int primary_rc = extended_rc & 0xff;
@@ -164,10 +164,10 @@ bool Statement::ColumnIsNull(int col) const {
 // ---------------------------------------------------------------- Connection
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, int flags,
-                                                     int busy_timeout_ms) {
-  DisableMemoryStatistics();
+                                                     int busy_timeout_ms, const char* vfs) {
+  DisableSqliteMemoryStatistics();
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, vfs);
   if (rc != SQLITE_OK) {
     std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);

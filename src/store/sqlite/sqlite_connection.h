@@ -31,6 +31,12 @@ namespace keygate::store::sqlite {
 // in the file comment. `context` says what was being done ("insert provisioning key").
 Error ErrorFromSqlite(int extended_rc, std::string_view sqlite_message, std::string_view context);
 
+// SQLite keeps memory statistics by default, behind one process-wide mutex that every
+// allocation of every connection takes. Switches them off, once, before SQLite initializes;
+// anything that may initialize SQLite (opening a connection, finding a VFS) calls this first.
+// The call is refused, harmlessly, if something else in the process initialized SQLite.
+void DisableSqliteMemoryStatistics();
+
 class Connection;
 
 // One value to bind: NULL, an integer or text. Implicit from the C++ types the store binds,
@@ -112,10 +118,11 @@ class Statement {
 
 class Connection {
  public:
-  // Opens `path` with sqlite3_open_v2(`flags` | SQLITE_OPEN_NOMUTEX) and sets busy_timeout.
-  // Returns Unavailable naming the path and SQLite's message if it cannot be opened.
+  // Opens `path` with sqlite3_open_v2(`flags` | SQLITE_OPEN_NOMUTEX) through the VFS named
+  // `vfs` (nullptr: the default one) and sets busy_timeout. Returns Unavailable naming the
+  // path and SQLite's message if it cannot be opened.
   static Result<std::unique_ptr<Connection>> Open(const std::string& path, int flags,
-                                                  int busy_timeout_ms);
+                                                  int busy_timeout_ms, const char* vfs = nullptr);
   // Finalizes every cached statement and closes the connection.
   ~Connection();
   Connection(const Connection&) = delete;

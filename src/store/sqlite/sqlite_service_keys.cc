@@ -48,7 +48,8 @@ std::string SelectKeys(const std::string& rest) {
          " " + rest;
 }
 
-// Tag rows carry the key's org and creation position, so that a tag filter can page through
+// Tag rows are keyed by the key's creation position (so a new key's rows are appended, not
+// scattered by its hash) and carry its org, so that a tag filter can page through
 // (org_id, tag, seq). Repeated tags are stored once.
 Status InsertTags(Connection& conn, const keys::ServiceKey& key, int64_t seq) {
   for (const std::string& tag : key.tags) {
@@ -131,7 +132,7 @@ Result<int64_t> UpdateKeyRow(Connection& conn, const keys::ServiceKey& key) {
   // Tag rows are the set of tags_json, so equal JSON means equal rows: most updates (limits,
   // disabling, revoking) leave them alone.
   if (stored->tags_json == sqlite::EncodeStringArray(key.tags)) return *version;
-  KG_RETURN_IF_ERROR(RunSql(conn, "DELETE FROM service_key_tags WHERE hash = ?1", {key.hash}));
+  KG_RETURN_IF_ERROR(RunSql(conn, "DELETE FROM service_key_tags WHERE seq = ?1", {stored->seq}));
   KG_RETURN_IF_ERROR(InsertTags(conn, key, stored->seq));
   return *version;
 }
@@ -207,7 +208,7 @@ Status SqliteStore::RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey
 
 Result<keys::ServiceKey> SqliteStore::GetServiceKey(const std::string& hash) {
   keys::ServiceKey key;
-  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+  KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
     return sqlite::ReadOneRow(conn, SelectKeys("WHERE k.hash = ?1"), {hash},
                               "service key not found", [&](const Statement& row) -> Status {
                                 auto read = sqlite::ReadServiceKey(row);
@@ -297,7 +298,7 @@ void AddScopeFilters(const ServiceKeyQuery& query, const std::string& tag, Where
   where->Add("k.org_id = ?", {query.org_id});
   if (query.source.has_value()) where->Add("k.source = ?", {keys::ToString(*query.source)});
   if (!tag.empty()) {
-    where->Add("EXISTS (SELECT 1 FROM service_key_tags o WHERE o.hash = k.hash AND o.tag = ?)",
+    where->Add("EXISTS (SELECT 1 FROM service_key_tags o WHERE o.seq = k.seq AND o.tag = ?)",
                {tag});
   }
 }
@@ -339,13 +340,13 @@ KeyScan BuildScan(const ServiceKeyQuery& query, const std::vector<std::string>& 
     return scan;
   }
   // CROSS JOIN keeps the tag rows as the outer loop, whatever the planner would guess.
-  scan.from = "service_key_tags t CROSS JOIN service_keys k ON k.hash = t.hash";
+  scan.from = "service_key_tags t CROSS JOIN service_keys k ON k.seq = t.seq";
   scan.seq_column = "t.seq";
   scan.where.Add("t.org_id = ? AND t.tag = ?", {query.org_id, driving_tag});
   AddKeyFilters(query, &scan.where);
   for (const std::string& tag : tags) {
     if (tag == driving_tag) continue;
-    scan.where.Add("EXISTS (SELECT 1 FROM service_key_tags o WHERE o.hash = k.hash AND o.tag = ?)",
+    scan.where.Add("EXISTS (SELECT 1 FROM service_key_tags o WHERE o.seq = k.seq AND o.tag = ?)",
                    {tag});
   }
   return scan;
@@ -502,17 +503,133 @@ Result<std::optional<int64_t>> SeekPastOffset(Connection& conn, const KeyScan& s
   return std::optional<int64_t>(stmt->ColumnInt(0));
 }
 
+// The most keys in a grace period that SeekInLiveKeys merges; past that, SeekPastOffset.
+constexpr int64_t kMaxGraceKeysToMerge = 1000;
+
+// True when the query's matches are exactly the visible keys of one org and source (after the
+// cursor): the keys never revoked, all in service_key_live under one scope, and those in a
+// rotation's grace period. Disabled and expired keys are matches too (include_disabled, no
+// status).
+bool MatchesLiveScope(const ServiceKeyQuery& query, const std::vector<std::string>& tags) {
+  return query.source.has_value() && tags.empty() && query.project_id.empty() &&
+         query.search.empty() && query.include_disabled && !query.status.has_value();
+}
+
+// Positions (seq) in scan order, from service_key_live for `scope`: `limit` of them after
+// skipping `skip`, and after the cursor if any. Without a cursor the range has only its
+// lower end ("scope >= ?", or "<=" newest first), so SQLite skips index entries without
+// comparing each to an upper end; the rows of later scopes are cut off here.
+Result<std::vector<int64_t>> LivePositions(Connection& conn, const std::string& scope,
+                                           std::optional<int64_t> cursor_seq, bool desc,
+                                           int64_t skip, int64_t limit) {
+  std::string sql;
+  if (cursor_seq.has_value()) {
+    sql = std::string("SELECT scope, seq FROM service_key_live WHERE scope = ?1 AND seq ") +
+          (desc ? "< ?4 ORDER BY seq DESC" : "> ?4 ORDER BY seq") + " LIMIT ?2 OFFSET ?3";
+  } else {
+    sql = desc ? "SELECT scope, seq FROM service_key_live WHERE scope <= ?1 "
+                 "ORDER BY scope DESC, seq DESC LIMIT ?2 OFFSET ?3"
+               : "SELECT scope, seq FROM service_key_live WHERE scope >= ?1 "
+                 "ORDER BY scope, seq LIMIT ?2 OFFSET ?3";
+  }
+  auto stmt = conn.Prepare(sql);
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, scope);
+  stmt->Bind(2, limit);
+  stmt->Bind(3, skip);
+  if (cursor_seq.has_value()) stmt->Bind(4, *cursor_seq);
+  std::vector<int64_t> out;
+  while (true) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row || stmt->ColumnText(0) != scope) break;
+    out.push_back(stmt->ColumnInt(1));
+  }
+  return out;
+}
+
+// The position of the match at `offset` (0-based) for a query MatchesLiveScope() accepts:
+// the matches are the never-revoked keys A (service_key_live) merged with the few keys in a
+// grace period G (revoke_at > now). The match at `offset` has at most |G| of G before it, so
+// it is at or after A[offset - |G|]: one skip inside the narrow index to there, then a merge
+// of at most |G| + 1 entries of A with G. nullopt (as the outer optional) when G is too big
+// to merge, so that the caller scans instead; an empty inner optional when the offset is past
+// the last match.
+Result<std::optional<std::optional<int64_t>>> SeekInLiveKeys(Connection& conn,
+                                                             const ServiceKeyQuery& query,
+                                                             std::optional<int64_t> cursor_seq,
+                                                             int64_t offset) {
+  using Found = std::optional<std::optional<int64_t>>;
+  const bool desc = query.newest_first;
+  const std::string source = keys::ToString(*query.source);
+  std::vector<int64_t> grace;
+  {
+    WhereClause where;
+    where.Add("k.org_id = ? AND k.revoke_at > ? AND k.source = ?",
+              {query.org_id, query.now, source});
+    if (cursor_seq.has_value()) where.Add(desc ? "k.seq < ?" : "k.seq > ?", {*cursor_seq});
+    auto stmt = conn.Prepare("SELECT k.seq FROM service_keys k " + where.sql() + " LIMIT ?");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(where.BindTo(*stmt, 1), kMaxGraceKeysToMerge + 1);
+    while (true) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      grace.push_back(stmt->ColumnInt(0));
+    }
+  }
+  const auto g = static_cast<int64_t>(grace.size());
+  if (g > kMaxGraceKeysToMerge) return Found();
+  // In scan order: ascending, or descending newest first.
+  auto before = [desc](int64_t a, int64_t b) { return desc ? a > b : a < b; };
+  std::sort(grace.begin(), grace.end(), before);
+
+  const int64_t first_live = offset > g ? offset - g : 0;
+  auto live = LivePositions(conn, query.org_id + "/" + source, cursor_seq, desc, first_live,
+                            g + 1);
+  if (!live.ok()) return live.error();
+  // Walk the merged sequence from A[first_live] (or from the very start), counting matches.
+  size_t a = 0;
+  size_t j = 0;
+  int64_t rank = 0;
+  if (first_live > 0) {
+    // Fewer than first_live + 1 never-revoked keys: at most offset matches in all.
+    if (live->empty()) return Found(std::optional<int64_t>());
+    while (j < grace.size() && before(grace[j], live->front())) ++j;
+    rank = first_live + static_cast<int64_t>(j);
+  }
+  while (true) {
+    const bool has_a = a < live->size();
+    const bool has_g = j < grace.size();
+    if (!has_a && !has_g) return Found(std::optional<int64_t>());
+    const bool take_a = has_a && (!has_g || before((*live)[a], grace[j]));
+    const int64_t seq = take_a ? (*live)[a++] : grace[j++];
+    if (rank == offset) return Found(std::optional<int64_t>(seq));
+    ++rank;
+  }
+}
+
 // One page in creation order (or its reverse), after the cursor and the offset. Reads one row
 // more than asked to learn has_more.
 Status FetchPage(Connection& conn, const KeyScan& scan, const ServiceKeyQuery& query,
-                 std::optional<int64_t> cursor_seq, ServiceKeyPage* page) {
+                 const std::vector<std::string>& tags, std::optional<int64_t> cursor_seq,
+                 ServiceKeyPage* page) {
   WhereClause where = scan.where;
   const bool desc = query.newest_first;
   if (cursor_seq.has_value()) where.Add(scan.seq_column + (desc ? " < ?" : " > ?"), {*cursor_seq});
   int64_t offset = query.offset;
   if (offset > 0 && scan.filters_in_index) {
-    auto first = SeekPastOffset(conn, scan, where, desc ? "DESC" : "ASC", offset);
-    if (!first.ok()) return first.error();
+    std::optional<std::optional<int64_t>> first;
+    if (MatchesLiveScope(query, tags)) {
+      auto found = SeekInLiveKeys(conn, query, cursor_seq, offset);
+      if (!found.ok()) return found.error();
+      first = std::move(*found);
+    }
+    if (!first.has_value()) {
+      auto found = SeekPastOffset(conn, scan, where, desc ? "DESC" : "ASC", offset);
+      if (!found.ok()) return found.error();
+      first = std::move(*found);
+    }
     if (!first->has_value()) return OkStatus();
     where.Add(scan.seq_column + (desc ? " <= ?" : " >= ?"), {**first});
     offset = 0;
@@ -563,7 +680,7 @@ Result<ServiceKeyPage> SqliteStore::ListServiceKeys(const ServiceKeyQuery& query
     auto total = CountKeys(conn, query, tags, scan);
     if (!total.ok()) return total.error();
     page.total = *total;
-    return FetchPage(conn, scan, query, cursor_seq, &page);
+    return FetchPage(conn, scan, query, tags, cursor_seq, &page);
   }));
   return page;
 }

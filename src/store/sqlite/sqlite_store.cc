@@ -16,6 +16,7 @@
 #include "store/sqlite/schema.h"
 #include "store/sqlite/store_statements.h"
 #include "store/sqlite/wal_checkpointer.h"
+#include "store/sqlite/wal_write_buffer.h"
 
 namespace keygate::store {
 
@@ -126,8 +127,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                        const SqliteOptions& options) {
   KG_RETURN_IF_ERROR(ValidateOptions(path, options));
   KG_RETURN_IF_ERROR(CreateParentDirectory(path));
-  auto conn =
-      Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.busy_timeout_ms);
+  // The write connection gathers each commit's WAL frames into one write (wal_write_buffer.h).
+  auto conn = Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                               options.busy_timeout_ms, sqlite::WalWriteBufferVfsName());
   if (!conn.ok()) return conn.error();
   if (Status configured = ConfigureWriteConnection(**conn); !configured.ok()) {
     return WithPath(path, configured.error());
@@ -185,6 +187,18 @@ Status SqliteStore::Read(const ConnFn& fn) {
   }
 }
 
+Status SqliteStore::ReadOneStatement(const ConnFn& fn) {
+  try {
+    auto lease = readers_->Acquire();
+    if (!lease.ok()) return lease.error();
+    return fn(lease->conn());
+  } catch (const std::exception& e) {
+    return Error::Internal(std::string("store read threw: ") + e.what());
+  } catch (...) {
+    return Error::Internal("store read threw a non-standard exception");
+  }
+}
+
 // ---------------------------------------------------------------- organizations and owners
 
 Status SqliteStore::CreateOrganization(const keys::Organization& org,
@@ -205,7 +219,7 @@ Status SqliteStore::CreateOrganization(const keys::Organization& org,
 
 Result<keys::Organization> SqliteStore::GetOrganization(const std::string& org_id) {
   keys::Organization org;
-  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+  KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
     return ReadOneRow(conn, "SELECT id, name, created_at FROM organizations WHERE id = ?1",
                       {org_id}, "organization not found", [&](const sqlite::Statement& row) {
                         org = {row.ColumnText(0), row.ColumnText(1), row.ColumnInt(2)};
@@ -230,7 +244,7 @@ Result<std::vector<keys::Organization>> SqliteStore::ListOrganizations() {
 
 Result<keys::OwnerCredential> SqliteStore::GetOwnerCredential(const std::string& hash) {
   keys::OwnerCredential owner;
-  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+  KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
     return ReadOneRow(
         conn,
         "SELECT hash, org_id, name, masked, created_at FROM owner_credentials WHERE hash = ?1",
@@ -260,7 +274,7 @@ Status SqliteStore::InsertProvisioningKey(const keys::ProvisioningKey& key,
 
 Result<keys::ProvisioningKey> SqliteStore::GetProvisioningKey(const std::string& hash) {
   keys::ProvisioningKey key;
-  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+  KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
     return ReadOneRow(conn,
                       std::string("SELECT ") + sqlite::kProvisioningKeyColumns +
                           " FROM provisioning_keys WHERE hash = ?1",
@@ -318,7 +332,7 @@ Status SqliteStore::DeleteProvisioningKey(const std::string& org_id, const std::
 Result<keys::Project> SqliteStore::GetProject(const std::string& org_id,
                                               const std::string& project_id) {
   keys::Project project;
-  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+  KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
     return ReadOneRow(
         conn, "SELECT id, org_id, name, created_at FROM projects WHERE id = ?1 AND org_id = ?2",
         {project_id, org_id}, "project not found", [&](const sqlite::Statement& row) {
@@ -332,7 +346,7 @@ Result<keys::Project> SqliteStore::GetProject(const std::string& org_id,
 Result<keys::Project> SqliteStore::FindProjectByName(const std::string& org_id,
                                                      const std::string& name) {
   keys::Project project;
-  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+  KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
     return ReadOneRow(
         conn, "SELECT id, org_id, name, created_at FROM projects WHERE org_id = ?1 AND name = ?2",
         {org_id, name}, "project not found", [&](const sqlite::Statement& row) {

@@ -150,6 +150,9 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Status Write(const ConnFn& fn);
   // Runs `fn` on a pooled read connection inside one read transaction (one snapshot).
   Status Read(const ConnFn& fn);
+  // As Read, for an `fn` that runs a single statement: that statement is its own read
+  // transaction, so no BEGIN and COMMIT are run around it.
+  Status ReadOneStatement(const ConnFn& fn);
 
   const std::string path_;
   // Declared before the writer: the writer's connection calls into it until the writer stops.

@@ -21,6 +21,8 @@ WalCheckpointer::WalCheckpointer(std::unique_ptr<Connection> conn, int64_t backg
     : conn_(std::move(conn)),
       background_frames_(background_frames < 1 ? 1 : background_frames),
       writer_frames_(writer_frames < background_frames_ ? background_frames_ : writer_frames),
+      background_step_(background_frames_ / 2 < 1 ? 1 : background_frames_ / 2),
+      next_request_frames_(background_frames_),
       thread_([this] { Loop(); }) {}
 
 WalCheckpointer::~WalCheckpointer() { Stop(); }
@@ -33,12 +35,18 @@ void WalCheckpointer::Attach(Connection& writer) {
 int WalCheckpointer::OnCommit(void* self, sqlite3* /*db*/, const char* /*schema*/, int frames) {
   auto* checkpointer = static_cast<WalCheckpointer*>(self);
   checkpointer->wal_frames_.store(frames, std::memory_order_relaxed);
-  if (frames >= checkpointer->background_frames_) {
-    std::lock_guard<std::mutex> lock(checkpointer->mu_);
-    if (!checkpointer->requested_ && !checkpointer->stopping_) {
-      checkpointer->requested_ = true;
-      checkpointer->cv_.notify_one();
-    }
+  // The WAL started over: the first checkpoint is due at background_frames again.
+  if (frames < checkpointer->next_request_frames_ - checkpointer->background_step_) {
+    checkpointer->next_request_frames_ = checkpointer->background_frames_;
+  }
+  if (frames < checkpointer->next_request_frames_) return SQLITE_OK;
+  // One pass per background_step_ new frames: a pass copies every page written since the
+  // last one, so passes after every commit would copy the same hot pages over and over.
+  checkpointer->next_request_frames_ = frames + checkpointer->background_step_;
+  std::lock_guard<std::mutex> lock(checkpointer->mu_);
+  if (!checkpointer->requested_ && !checkpointer->stopping_) {
+    checkpointer->requested_ = true;
+    checkpointer->cv_.notify_one();
   }
   return SQLITE_OK;
 }

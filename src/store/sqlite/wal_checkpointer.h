@@ -3,8 +3,9 @@
 // SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold: the writer
 // thread copies the WAL's pages into the database file and fsyncs it while the whole batch it
 // just committed still waits for its answer. Instead the write connection's WAL hook only
-// records the WAL's length and, past `background_frames`, wakes a thread of this class that
-// checkpoints (PASSIVE: it never blocks the writer or the readers) on a connection of its own.
+// records the WAL's length and, past `background_frames` (and again after every further half
+// of that), wakes a thread of this class that checkpoints (PASSIVE: it never blocks the writer
+// or the readers) on a connection of its own.
 // While writes keep coming, such a checkpoint rarely copies the very last frames, and the WAL
 // can only start over once every frame is copied; so once the WAL reaches `writer_frames`, the
 // writer itself runs one PASSIVE checkpoint right after a batch has been acknowledged (see
@@ -66,6 +67,8 @@ class WalCheckpointer {
   std::unique_ptr<Connection> conn_;  // used only by the thread
   const int64_t background_frames_;
   const int64_t writer_frames_;
+  const int64_t background_step_;  // new frames between two background passes
+  int64_t next_request_frames_;    // touched only on the writer thread (OnCommit)
 
   std::atomic<int64_t> wal_frames_{0};  // the WAL's length at the last commit
   std::atomic<int64_t> background_runs_{0};

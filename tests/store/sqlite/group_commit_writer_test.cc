@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -189,6 +190,30 @@ TEST_F(GroupCommitWriterTest, StopRunsQueuedWritesThenRefusesNewOnes) {
   Status late = writer_->Submit(Insert("late"));
   ASSERT_FALSE(late.ok());
   EXPECT_EQ(late.error().code, ErrorCode::kUnavailable);
+}
+
+// Every waiter of a batch is released (the writer wakes two, each woken waiter two more),
+// and after_batch runs once per batch, on the writer thread, after its waiters are released.
+TEST_F(GroupCommitWriterTest, AfterBatchRunsOncePerBatchAfterEveryWaiterIsReleased) {
+  writer_.reset();
+  auto conn = Connection::Open(path_, SQLITE_OPEN_READWRITE, 1000);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  std::atomic<int> after_batches{0};
+  writer_ = std::make_unique<GroupCommitWriter>(
+      std::move(*conn), 512, [&after_batches](Connection&) { after_batches.fetch_add(1); });
+  Gate gate;
+  std::vector<Status> results;
+  std::vector<std::thread> threads;
+  std::vector<GroupCommitWriter::WriteFn> writes;
+  for (int i = 0; i < 37; ++i) writes.push_back(Insert("w" + std::to_string(i)));
+  QueueBehindGate(&gate, writes, &results, &threads);
+  gate.Open();
+  for (std::thread& thread : threads) thread.join();
+  for (const Status& status : results) EXPECT_TRUE(status.ok());
+  EXPECT_EQ(CommittedNames().size(), 37u);
+  writer_->Stop();
+  EXPECT_EQ(after_batches.load(), writer_->GetStats().batches);
+  EXPECT_EQ(writer_->GetStats().batches, 2);  // the gate's, then the 37 queued together
 }
 
 }  // namespace

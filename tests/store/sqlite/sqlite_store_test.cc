@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/sqlite/schema.h"
 #include "store/store_contract.h"
 #include "testing/manual_clock.h"
 
@@ -328,10 +329,23 @@ TEST_F(SqliteStoreTest, ListPageAmongHundredThousandKeysUsesTheOrgSeqIndex) {
   query.newest_first = false;
   query.include_disabled = false;
   const double filtered_ms = timed(query);
+  query.include_disabled = true;
+  query.source = keys::KeySource::kRouter;
+  query.offset = kKeys / 2;
+  auto deep = store->ListServiceKeys(query);
+  ASSERT_TRUE(deep.ok()) << deep.error().message;
+  ASSERT_EQ(deep->keys.size(), 100u);
+  // Every 100th key is deleted (revoke_at 1, before now): the page starts at the key with
+  // seq 50505 (the 50,000th visible key, 0-based, skipping 505 deleted ones).
+  EXPECT_EQ(deep->keys.front().name, "key 50506");
+  const double deep_ms = timed(query);
+  query.newest_first = true;
+  const double deep_newest_ms = timed(query);
   std::printf(
       "[ measure  ] page of 100 among %d keys (with total): offset 0 %.2f ms, "
-      "cursor %.2f ms, newest first %.2f ms; hiding disabled (a counted filter) %.2f ms\n",
-      kKeys, offset_ms, cursor_ms, newest_ms, filtered_ms);
+      "cursor %.2f ms, newest first %.2f ms; hiding disabled (a counted filter) %.2f ms; "
+      "offset %d %.2f ms, newest first %.2f ms\n",
+      kKeys, offset_ms, cursor_ms, newest_ms, filtered_ms, kKeys / 2, deep_ms, deep_newest_ms);
 
   // Structure, not timing: the page is a range scan of the (org_id, seq) index, in seq
   // order, with no sort step.
@@ -357,6 +371,123 @@ TEST_F(SqliteStoreTest, ListPageAmongHundredThousandKeysUsesTheOrgSeqIndex) {
   }
   EXPECT_NE(plan.find("service_keys_by_org_seq"), std::string::npos) << plan;
   EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+  // A deep offset skips through the never-revoked keys of one scope from the lower end of the
+  // range only, in index order; the keys in a grace period come from the partial index.
+  plan.clear();
+  for (const std::string& line : RawDb(path_).Column(
+           "EXPLAIN QUERY PLAN SELECT scope, seq FROM service_key_live WHERE scope >= "
+           "'org_big/router' ORDER BY scope, seq LIMIT 1 OFFSET 50000",
+           kDetailColumn)) {
+    plan += line + "; ";
+  }
+  EXPECT_NE(plan.find("PRIMARY KEY (scope>?)"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+  plan.clear();
+  for (const std::string& line : RawDb(path_).Column(
+           "EXPLAIN QUERY PLAN SELECT k.seq FROM service_keys k WHERE k.org_id = 'org_big' AND "
+           "k.revoke_at > 5 AND k.source = 'router' LIMIT 1001",
+           kDetailColumn)) {
+    plan += line + "; ";
+  }
+  EXPECT_NE(plan.find("service_keys_in_grace"), std::string::npos) << plan;
+}
+
+// A file written by the previous keygate (schema version 2: tag rows keyed by hash, no table
+// of live keys) is upgraded when opened and keeps its keys, tags, counters and order.
+TEST_F(SqliteStoreTest, Version2DatabaseUpgradesAndKeepsItsKeys) {
+  std::filesystem::create_directories(dir_ + "/data");
+  {
+    RawDb raw(path_);
+    ASSERT_TRUE(raw.Exec("PRAGMA journal_mode=WAL"));
+    ASSERT_TRUE(raw.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                         "applied_at INTEGER NOT NULL)"));
+    for (const sqlite::Migration& migration : sqlite::Migrations()) {
+      if (migration.version > 2) break;
+      ASSERT_TRUE(raw.Exec(migration.sql)) << migration.version;
+      ASSERT_TRUE(raw.Exec("INSERT INTO schema_migrations VALUES (" +
+                           std::to_string(migration.version) + ", 0)"));
+    }
+    ASSERT_TRUE(raw.Exec("INSERT INTO organizations VALUES ('org_a', 'a', 0)"));
+    // k1..k4 in org_a (k3 in a grace period until kT0 + 100, k4 deleted), z in org_z.
+    ASSERT_TRUE(raw.Exec("INSERT INTO organizations VALUES ('org_z', 'z', 0)"));
+    const char* rows[][5] = {{"h1", "1", "org_a", "[\"red\",\"blue\"]", "NULL"},
+                             {"h2", "2", "org_a", "[\"red\"]", "NULL"},
+                             {"h3", "3", "org_a", "[\"red\"]", "kT0+100"},
+                             {"h4", "4", "org_a", "[\"blue\"]", "1"},
+                             {"hz", "5", "org_z", "[\"red\"]", "NULL"}};
+    for (const auto& row : rows) {
+      std::string revoke = row[4];
+      if (revoke == "kT0+100") revoke = std::to_string(kT0 + 100);
+      ASSERT_TRUE(raw.Exec(std::string("INSERT INTO service_keys (hash, seq, version, org_id, "
+                                       "name, masked, source, tags_json, created_by, lineage, "
+                                       "created_at, revoke_at) VALUES ('") +
+                           row[0] + "', " + row[1] + ", " + row[1] + ", '" + row[2] + "', 'k" +
+                           row[1] + "', 'sk-kg-••••', 'router', '" + row[3] +
+                           "', 'owner:abc', '" + row[0] + "', 0, " + revoke + ")"))
+          << row[0];
+    }
+    ASSERT_TRUE(raw.Exec(
+        "INSERT INTO service_key_tags (hash, tag, org_id, seq) "
+        "SELECT k.hash, j.value, k.org_id, k.seq FROM service_keys k, json_each(k.tags_json) j"));
+    ASSERT_TRUE(raw.Exec("UPDATE sequences SET value = 5"));
+  }
+
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(RawDb(path_).Column("SELECT MAX(version) FROM schema_migrations"),
+            std::vector<std::string>{std::to_string(SqliteStore::SchemaVersion())});
+  // The tag rows moved to the new key (seq, tag), and the live keys were recorded.
+  EXPECT_EQ(RawDb(path_).Column("SELECT seq || ':' || tag || ':' || hash || ':' || org_id "
+                                "FROM service_key_tags ORDER BY seq, tag"),
+            (std::vector<std::string>{"1:blue:h1:org_a", "1:red:h1:org_a", "2:red:h2:org_a",
+                                      "3:red:h3:org_a", "4:blue:h4:org_a", "5:red:hz:org_z"}));
+  EXPECT_EQ(RawDb(path_).Column("SELECT scope || ':' || seq FROM service_key_live"),
+            (std::vector<std::string>{"org_a/router:1", "org_a/router:2", "org_z/router:5"}));
+
+  auto key = store->GetServiceKey("h2");
+  ASSERT_TRUE(key.ok()) << key.error().message;
+  EXPECT_EQ(key->tags, std::vector<std::string>{"red"});
+
+  ServiceKeyQuery query;
+  query.org_id = "org_a";
+  query.now = kT0;
+  query.limit = 10;
+  query.source = keys::KeySource::kRouter;
+  auto names = [&](const ServiceKeyQuery& q) {
+    std::vector<std::string> out;
+    auto page = store->ListServiceKeys(q);
+    EXPECT_TRUE(page.ok()) << page.error().message;
+    if (!page.ok()) return out;
+    out.push_back(std::to_string(page->total));
+    for (const keys::ServiceKey& k : page->keys) out.push_back(k.name);
+    return out;
+  };
+  EXPECT_EQ(names(query), (std::vector<std::string>{"3", "k1", "k2", "k3"}));
+  query.offset = 1;
+  EXPECT_EQ(names(query), (std::vector<std::string>{"3", "k2", "k3"}));
+  query.offset = 0;
+  query.tags = {"red"};
+  EXPECT_EQ(names(query), (std::vector<std::string>{"3", "k1", "k2", "k3"}));
+  query.tags = {"red", "blue"};
+  EXPECT_EQ(names(query), (std::vector<std::string>{"1", "k1"}));
+
+  // Writes after the upgrade keep the tag rows and the counters right.
+  keys::ServiceKey k2 = *key;
+  k2.tags = {"blue"};
+  ASSERT_TRUE(store->UpdateServiceKey(&k2, std::nullopt, Audit("org_a")).ok());
+  keys::ServiceKey k1 = *store->GetServiceKey("h1");
+  k1.revoke_at = kT0;
+  ASSERT_TRUE(store->UpdateServiceKey(&k1, std::nullopt, Audit("org_a")).ok());
+  keys::ServiceKey k5 = Key("org_a", "h5");
+  k5.tags = {"blue"};
+  ASSERT_TRUE(store->InsertServiceKey(&k5, std::nullopt, Audit("org_a")).ok());
+  query.tags = {"blue"};
+  EXPECT_EQ(names(query), (std::vector<std::string>{"2", "k2", "key h5"}));
+  query.tags = {"red"};
+  EXPECT_EQ(names(query), (std::vector<std::string>{"1", "k3"}));
+  query.tags.clear();
+  query.offset = 2;
+  EXPECT_EQ(names(query), (std::vector<std::string>{"3", "key h5"}));
 }
 
 }  // namespace

@@ -1,0 +1,98 @@
+#include "dialects/common/key_view.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "testing/manual_clock.h"
+
+namespace keygate::dialects {
+namespace {
+
+using keygate::testing::ManualClock;
+
+constexpr UnixMillis kNow = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
+
+// Answers zeros for every lineage and counts the questions.
+class CountingUsage final : public store::UsageStore {
+ public:
+  Status AppendUsage(const std::vector<store::UsageRecord>&) override { return OkStatus(); }
+  Result<std::map<std::string, store::SpendSums>> SpendFor(
+      const std::vector<std::string>& lineages, const store::DayBounds&) override {
+    ++spend_for_calls;
+    std::map<std::string, store::SpendSums> out;
+    for (const std::string& lineage : lineages) out[lineage] = {};
+    return out;
+  }
+  Result<MicroUsd> SpendSince(const std::string&, int64_t) override { return MicroUsd{0}; }
+  Result<std::vector<store::DailyUsage>> DailySeries(const std::string&, int64_t) override {
+    return std::vector<store::DailyUsage>{};
+  }
+  Result<std::vector<store::UsageRecord>> RecentUsage(const std::string&, int64_t) override {
+    return std::vector<store::UsageRecord>{};
+  }
+  int spend_for_calls = 0;
+};
+
+// Adds nothing (a key nobody has called yet) and counts the questions.
+class CountingLive final : public LiveUsage {
+ public:
+  void AddLive(const keys::ServiceKey&, UnixMillis, keys::UsageTotals*) const override {
+    ++calls;
+  }
+  mutable int calls = 0;
+};
+
+keys::ServiceKey FreshKey() {
+  keys::ServiceKey key;
+  key.hash = std::string(64, 'a');
+  key.lineage = key.hash;
+  key.org_id = "org_a";
+  key.name = "fresh";
+  key.created_at = kNow;
+  key.guardrails.credit_limit = 5'000'000;
+  key.guardrails.reset_interval = keys::ResetInterval::kMonthly;
+  return key;
+}
+
+void ExpectSameView(const KeyView& a, const KeyView& b) {
+  EXPECT_EQ(a.key.hash, b.key.hash);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.budget_resets_at, b.budget_resets_at);
+  EXPECT_EQ(a.limit_remaining, b.limit_remaining);
+  EXPECT_EQ(a.usage.total, b.usage.total);
+  EXPECT_EQ(a.usage.daily, b.usage.daily);
+  EXPECT_EQ(a.usage.weekly, b.usage.weekly);
+  EXPECT_EQ(a.usage.monthly, b.usage.monthly);
+  EXPECT_EQ(a.usage.current_period, b.usage.current_period);
+  EXPECT_EQ(a.usage.tokens_current_minute, b.usage.tokens_current_minute);
+  EXPECT_EQ(a.usage.requests_current_minute, b.usage.requests_current_minute);
+}
+
+// A key created by the request being answered reads exactly as View() would show it, without
+// asking the usage store or the live figures.
+TEST(KeyViewTest, ViewOfANewKeyIsTheViewWithoutAskingForUsage) {
+  ManualClock clock(kNow);
+  CountingUsage usage;
+  CountingLive live;
+  KeyViewer viewer(usage, clock);
+  viewer.SetLiveUsage(&live);
+
+  auto asked = viewer.View(FreshKey());
+  ASSERT_TRUE(asked.ok()) << asked.error().message;
+  EXPECT_EQ(usage.spend_for_calls, 1);
+  EXPECT_EQ(live.calls, 1);
+
+  const KeyView fresh = viewer.ViewNew(FreshKey());
+  EXPECT_EQ(usage.spend_for_calls, 1);
+  EXPECT_EQ(live.calls, 1);
+  ExpectSameView(fresh, *asked);
+  EXPECT_EQ(fresh.limit_remaining, std::optional<MicroUsd>(5'000'000));
+  EXPECT_EQ(fresh.status, keys::KeyStatus::kActive);
+  EXPECT_TRUE(fresh.budget_resets_at.has_value());
+}
+
+}  // namespace
+}  // namespace keygate::dialects
