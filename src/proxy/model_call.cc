@@ -229,19 +229,15 @@ void ModelCall::FinishComplete() {
   response.content_type = type.empty() ? std::string("application/json") : std::string(type);
   response.body = std::move(body_);
   response.headers = ResponseHeaders();
-  if (!client_gone_) responder_->Send(std::move(response));
+  // Settled before the answer leaves: a caller who sends its next call the moment it reads
+  // this answer (on any connection) finds the spend and windows already current.
   Close(upstream_status_, charge, charged);
+  if (!client_gone_) responder_->Send(std::move(response));
   responder_.reset();
 }
 
 void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
-  if (outcome == UpstreamOutcome::kComplete) {
-    // An event the upstream left without its blank line still goes out.
-    if (!splitter_.Pending().empty()) {
-      responder_->WriteChunk(std::string(splitter_.Pending()), [keep = responder_](bool) {});
-    }
-    responder_->EndStream();
-  } else if (outcome != UpstreamOutcome::kCancelled) {
+  if (outcome != UpstreamOutcome::kComplete && outcome != UpstreamOutcome::kCancelled) {
     env_.metrics.CountUpstreamFailure(admission_.call.target->provider, ToString(outcome));
     env_.log.Warn("proxy.stream_broken", {{"request_id", responder_->request_id()},
                                           {"provider", admission_.call.target->provider},
@@ -257,7 +253,15 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
       outcome == UpstreamOutcome::kConnectFailed) {
     status = HttpStatusFor(ErrorCode::kUpstreamFailed);
   }
+  // Settled before the stream's end leaves (see FinishComplete).
   Close(status, Charge::kUsage, usage);
+  if (outcome == UpstreamOutcome::kComplete) {
+    // An event the upstream left without its blank line still goes out.
+    if (!splitter_.Pending().empty()) {
+      responder_->WriteChunk(std::string(splitter_.Pending()), [keep = responder_](bool) {});
+    }
+    responder_->EndStream();
+  }
   // Without EndStream, letting go of the responder cuts the connection: the caller sees the
   // stream end without its last chunk, the only way HTTP/1.1 can say it broke.
   responder_.reset();
@@ -287,9 +291,10 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   http::Response response = http::ErrorResponse(error);
   response.headers = admission_.rate_limits.Headers();
   const int status = response.status;
-  if (!client_gone_) responder_->Send(std::move(response));
-  // spec §3 step 5: a failed or timed-out upstream call releases its reservations.
+  // spec §3 step 5: a failed or timed-out upstream call releases its reservations (before
+  // the answer leaves, see FinishComplete).
   Close(status, Charge::kRelease, {});
+  if (!client_gone_) responder_->Send(std::move(response));
   responder_.reset();
 }
 

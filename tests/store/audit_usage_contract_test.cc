@@ -234,4 +234,24 @@ TEST_P(KeyStoreContractTest, RecentUsageIsNewestFirstAndKeepsEveryField) {
   EXPECT_EQ(usage().RecentUsage("lin", 0).error().param, "limit");
 }
 
+TEST_P(KeyStoreContractTest, ALargeBatchKeepsEveryRecordAndField) {
+  // 45 = 32 + 8 + 5 x 1: every statement size the SQLite store uses.
+  std::vector<UsageRecord> batch;
+  for (int i = 0; i < 45; ++i) batch.push_back(Record("lin", 100 + i, kT0 + i));
+  ASSERT_TRUE(usage().AppendUsage(batch).ok());
+  auto recent = usage().RecentUsage("lin", 100);
+  ASSERT_TRUE(recent.ok()) << recent.error().message;
+  ASSERT_EQ(recent->size(), 45u);
+  for (int i = 0; i < 45; ++i) {
+    const UsageRecord& got = (*recent)[static_cast<size_t>(44 - i)];  // newest first
+    const UsageRecord want = Record("lin", 100 + i, kT0 + i);
+    EXPECT_EQ(got.cost, want.cost) << i;
+    EXPECT_EQ(got.at, want.at) << i;
+    EXPECT_EQ(got.request_id, want.request_id) << i;
+    EXPECT_EQ(got.key_hash, want.key_hash) << i;
+    EXPECT_EQ(got.prompt_tokens, want.prompt_tokens) << i;
+  }
+  EXPECT_EQ(*usage().SpendSince("lin", 0), 45 * 100 + 44 * 45 / 2);
+}
+
 }  // namespace keygate::store::testing

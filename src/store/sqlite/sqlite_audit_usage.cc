@@ -1,12 +1,14 @@
 // SqliteStore: reading the audit log, and usage (raw records plus per-lineage daily totals).
 #include "store/sqlite/sqlite_store.h"
 
+#include <iterator>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "store/sqlite/row_codec.h"
+#include "store/sqlite/schema.h"
 #include "store/sqlite/store_statements.h"
 
 namespace keygate::store {
@@ -61,14 +63,74 @@ DailyDeltas SumByLineageAndDay(const std::vector<UsageRecord>& records) {
   return deltas;
 }
 
-Status InsertUsageRecord(Connection& conn, const UsageRecord& r) {
-  return RunSql(
-      conn,
-      "INSERT INTO usage_records (key_hash, lineage, org_id, model, provider, "
-      "prompt_tokens, completion_tokens, cost, status, latency_ms, ttfb_ms, request_id, "
-      "at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-      {r.key_hash, r.lineage, r.org_id, r.model, r.provider, r.prompt_tokens, r.completion_tokens,
-       r.cost, r.status, r.latency_ms, r.ttfb_ms, r.request_id, r.at});
+// Rows per INSERT statement: one statement step per 32 records instead of per record (the
+// data plane writes one record per call). A batch's remainder goes in statements of 8, then 1,
+// so that at most three statements are prepared (and cached) for any batch size.
+constexpr size_t kUsageRowsPerInsert[] = {32, 8, 1};
+constexpr int kUsageColumns = 13;
+
+std::string BuildInsertUsageSql(size_t rows) {
+  std::string text =
+      "INSERT INTO usage_records (key_hash, lineage, org_id, model, provider, prompt_tokens, "
+      "completion_tokens, cost, status, latency_ms, ttfb_ms, request_id, at) VALUES ";
+  for (size_t row = 0; row < rows; ++row) {
+    text += row == 0 ? "(" : ",(";
+    for (int col = 1; col <= kUsageColumns; ++col) {
+      text += '?';
+      text += std::to_string(row * kUsageColumns + static_cast<size_t>(col));
+      text += col == kUsageColumns ? ")" : ",";
+    }
+  }
+  return text;
+}
+
+// The statement text for each size of kUsageRowsPerInsert (built once, read only after).
+const std::string& InsertUsageSql(size_t rows) {
+  static const std::string kSql[] = {BuildInsertUsageSql(kUsageRowsPerInsert[0]),
+                                     BuildInsertUsageSql(kUsageRowsPerInsert[1]),
+                                     BuildInsertUsageSql(kUsageRowsPerInsert[2])};
+  for (size_t i = 0; i < std::size(kUsageRowsPerInsert); ++i) {
+    if (kUsageRowsPerInsert[i] == rows) return kSql[i];
+  }
+  return kSql[std::size(kUsageRowsPerInsert) - 1];
+}
+
+// Inserts records[first, first + rows) with one statement.
+Status InsertUsageRows(Connection& conn, const std::vector<UsageRecord>& records, size_t first,
+                       size_t rows) {
+  auto stmt = conn.Prepare(InsertUsageSql(rows));
+  if (!stmt.ok()) return stmt.error();
+  for (size_t row = 0; row < rows; ++row) {
+    const UsageRecord& r = records[first + row];
+    const int base = static_cast<int>(row) * kUsageColumns;
+    stmt->Bind(base + 1, r.key_hash);
+    stmt->Bind(base + 2, r.lineage);
+    stmt->Bind(base + 3, r.org_id);
+    stmt->Bind(base + 4, r.model);
+    stmt->Bind(base + 5, r.provider);
+    stmt->Bind(base + 6, r.prompt_tokens);
+    stmt->Bind(base + 7, r.completion_tokens);
+    stmt->Bind(base + 8, r.cost);
+    stmt->Bind(base + 9, static_cast<int64_t>(r.status));
+    stmt->Bind(base + 10, r.latency_ms);
+    stmt->Bind(base + 11, r.ttfb_ms);
+    stmt->Bind(base + 12, r.request_id);
+    stmt->Bind(base + 13, r.at);
+  }
+  Status status = stmt->Run();
+  if (!status.ok()) return sqlite::DescribeConstraintError(status.error());
+  return OkStatus();
+}
+
+Status InsertUsageRecords(Connection& conn, const std::vector<UsageRecord>& records) {
+  size_t next = 0;
+  for (size_t rows : kUsageRowsPerInsert) {
+    while (records.size() - next >= rows) {
+      KG_RETURN_IF_ERROR(InsertUsageRows(conn, records, next, rows));
+      next += rows;
+    }
+  }
+  return OkStatus();
 }
 
 Status AddToDaily(Connection& conn, const std::string& lineage, int64_t day,
@@ -118,9 +180,7 @@ Status SqliteStore::AppendUsage(const std::vector<UsageRecord>& records) {
   const DailyDeltas deltas = SumByLineageAndDay(records);
   // Raw rows and daily totals in one savepoint: the totals never disagree with the rows.
   return Write([&](Connection& conn) -> Status {
-    for (const UsageRecord& record : records) {
-      KG_RETURN_IF_ERROR(InsertUsageRecord(conn, record));
-    }
+    KG_RETURN_IF_ERROR(InsertUsageRecords(conn, records));
     for (const auto& [lineage_day, delta] : deltas) {
       KG_RETURN_IF_ERROR(AddToDaily(conn, lineage_day.first, lineage_day.second, delta));
     }
