@@ -26,9 +26,10 @@ LocalLimiter MakeLimiter() {
 }
 
 // Limits high enough that every call is admitted: the cost measured is the full admission.
-AdmitRequest BusyRequest(std::string lineage) {
+// `lineage` must outlive the request.
+AdmitRequest BusyRequest(const std::string& lineage) {
   AdmitRequest request;
-  request.lineage = std::move(lineage);
+  request.lineage = lineage;
   request.rpm_limit = 1'000'000'000;
   request.tpm_limit = 1'000'000'000'000;
   request.credit_limit = kMaxMicroUsd;
@@ -38,15 +39,17 @@ AdmitRequest BusyRequest(std::string lineage) {
   return request;
 }
 
-// Lineages look like the real ones: 64 hex characters.
-std::vector<AdmitRequest> ManyRequests() {
-  std::vector<AdmitRequest> requests;
-  requests.reserve(kKeyCount);
+// Lineages look like the real ones: 64 hex characters. The requests view `lineages`.
+std::vector<AdmitRequest> ManyRequests(std::vector<std::string>* lineages) {
+  lineages->clear();
+  lineages->reserve(kKeyCount);
   for (int i = 0; i < kKeyCount; ++i) {
     char lineage[65];
     std::snprintf(lineage, sizeof(lineage), "%064x", i * 2'654'435'761u);
-    requests.push_back(BusyRequest(lineage));
+    lineages->emplace_back(lineage);
   }
+  std::vector<AdmitRequest> requests;
+  for (const std::string& lineage : *lineages) requests.push_back(BusyRequest(lineage));
   return requests;
 }
 
@@ -65,7 +68,8 @@ bool AdmitAndSettle(benchmark::State& state, LocalLimiter& limiter, AdmitRequest
 
 void BM_AdmitSettleOneKey(benchmark::State& state) {
   LocalLimiter limiter = MakeLimiter();
-  AdmitRequest request = BusyRequest(std::string(64, 'a'));
+  const std::string lineage(64, 'a');
+  AdmitRequest request = BusyRequest(lineage);
   UnixMillis now = kStartMs;
   for (auto _ : state) {
     if (!AdmitAndSettle(state, limiter, request, ++now)) break;
@@ -76,7 +80,8 @@ BENCHMARK(BM_AdmitSettleOneKey);
 
 void BM_AdmitSettleManyKeysRoundRobin(benchmark::State& state) {
   LocalLimiter limiter = MakeLimiter();
-  std::vector<AdmitRequest> requests = ManyRequests();
+  std::vector<std::string> lineages;
+  std::vector<AdmitRequest> requests = ManyRequests(&lineages);
   UnixMillis now = kStartMs;
   for (AdmitRequest& request : requests) AdmitAndSettle(state, limiter, request, now);  // seeded
   size_t next = 0;
@@ -96,7 +101,8 @@ LocalLimiter& SharedLimiter() {
 }
 
 void BM_AdmitSettleOneKeyThreaded(benchmark::State& state) {
-  AdmitRequest request = BusyRequest(std::string(64, 'b'));
+  const std::string lineage(64, 'b');
+  AdmitRequest request = BusyRequest(lineage);
   UnixMillis now = kStartMs;
   for (auto _ : state) {
     if (!AdmitAndSettle(state, SharedLimiter(), request, ++now)) break;
@@ -106,7 +112,8 @@ void BM_AdmitSettleOneKeyThreaded(benchmark::State& state) {
 BENCHMARK(BM_AdmitSettleOneKeyThreaded)->Threads(2)->UseRealTime();
 
 void BM_AdmitSettleManyKeysThreaded(benchmark::State& state) {
-  std::vector<AdmitRequest> requests = ManyRequests();
+  std::vector<std::string> lineages;
+  std::vector<AdmitRequest> requests = ManyRequests(&lineages);
   size_t next = static_cast<size_t>(state.thread_index()) * (requests.size() / 2);
   UnixMillis now = kStartMs;
   for (auto _ : state) {

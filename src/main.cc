@@ -88,7 +88,8 @@ int Init(const CommonFlags& flags, const std::string& org_name) {
 int CreateProvisioningKey(const CommonFlags& flags, const std::string& org_id,
                           const std::string& name) {
   return WithKeyService(flags, [&](keygate::keys::KeyService& keys) {
-    keygate::keys::Caller cli{keygate::keys::CallerKind::kOwner, org_id, "cli", "keygate cli"};
+    keygate::keys::Caller cli{keygate::keys::CallerKind::kOwner, org_id, "cli", "keygate cli",
+                              "keygate cli"};
     auto issued = keys.CreateProvisioningKey(cli, name, "cli");
     if (!issued.ok()) return Fail(issued.error().message);
     keygate::JsonWriter w;

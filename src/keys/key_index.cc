@@ -6,7 +6,7 @@
 namespace keygate::keys {
 
 KeyIndex::Shard& KeyIndex::ShardFor(std::string_view hash) const {
-  return shards_[std::hash<std::string_view>{}(hash) % kShards];
+  return shards_[DigestHash{}(hash) % kShards];
 }
 
 void KeyIndex::UpsertServiceKey(const ServiceKey& key) {
@@ -40,7 +40,7 @@ void KeyIndex::Remove(const std::string& hash) {
 IndexedCredential KeyIndex::Find(std::string_view hash) const {
   Shard& shard = ShardFor(hash);
   std::shared_lock lock(shard.mu);
-  auto it = shard.entries.find(std::string(hash));
+  auto it = shard.entries.find(hash);
   if (it == shard.entries.end()) return {};
   return it->second;
 }

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/digest_hash.h"
 #include "keys/model.h"
 
 namespace keygate::keys {
@@ -53,7 +54,7 @@ class KeyIndex {
   static constexpr size_t kShards = 32;
   struct Shard {
     mutable std::shared_mutex mu;
-    std::unordered_map<std::string, IndexedCredential> entries;
+    std::unordered_map<std::string, IndexedCredential, DigestHash, std::equal_to<>> entries;
   };
   Shard& ShardFor(std::string_view hash) const;
 

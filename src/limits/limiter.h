@@ -35,7 +35,9 @@ namespace keygate::limits {
 
 // One model call asking to go upstream.
 struct AdmitRequest {
-  std::string lineage;                   // whose limits; never empty
+  // Whose limits; never empty. A view: the caller keeps the text alive during Admit() (the
+  // admission path copies no lineage unless it is new or gets a ticket).
+  std::string_view lineage;
   UnixMillis now = 0;                    // from the caller's Clock (system time)
   std::optional<int64_t> rpm_limit;      // nullopt: unlimited
   std::optional<int64_t> tpm_limit;      // nullopt: unlimited

@@ -33,22 +33,22 @@ Error StoreUnavailable(const Error& cause) {
 LocalLimiter::LocalLimiter(SpendLoader loader, LocalLimiterOptions options)
     : loader_(std::move(loader)), options_(options) {}
 
-LocalLimiter::Shard& LocalLimiter::ShardFor(const std::string& lineage) {
-  return shards_[std::hash<std::string>{}(lineage) % kShardCount];
+LocalLimiter::Shard& LocalLimiter::ShardFor(std::string_view lineage) {
+  return shards_[DigestHash{}(lineage) % kShardCount];
 }
 
-LocalLimiter::LineageState& LocalLimiter::StateFor(Shard& shard, const std::string& lineage,
+LocalLimiter::LineageState& LocalLimiter::StateFor(Shard& shard, std::string_view lineage,
                                                    UnixMillis now) {
   auto it = shard.lineages.find(lineage);
   if (it == shard.lineages.end()) {
-    it = shard.lineages.try_emplace(lineage, options_.window_ms).first;
+    it = shard.lineages.try_emplace(std::string(lineage), options_.window_ms).first;
     it->second.last_activity_ms = now;
   }
   return it->second;
 }
 
 Status LocalLimiter::EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lock,
-                                  const std::string& lineage, keys::ResetInterval interval,
+                                  std::string_view lineage, keys::ResetInterval interval,
                                   UnixMillis now) {
   for (int attempt = 0; attempt < kMaxSeedAttempts; ++attempt) {
     Budget& budget = StateFor(shard, lineage, now).budget;
@@ -56,7 +56,7 @@ Status LocalLimiter::EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lo
     const SeedRequest seed = budget.BeginSeed();
     // Never hold a shard across a store read: it would stall every lineage of the shard.
     lock.unlock();
-    Result<MicroUsd> stored = loader_(lineage, seed.period_start);
+    Result<MicroUsd> stored = loader_(std::string(lineage), seed.period_start);
     lock.lock();
     if (!stored.ok()) return StoreUnavailable(stored.error());
     StateFor(shard, lineage, now).budget.SeedSpend(seed, *stored);
@@ -131,7 +131,7 @@ Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state, const Admi
   }
   const uint64_t id = shard.next_ticket_id++;
   state.open.emplace(id, OpenTicket{slot.entry, reserved_tokens.entry, reservation});
-  decision.ticket = Ticket{request.lineage, id};
+  decision.ticket = Ticket{std::string(request.lineage), id};
   return finish(LimitOutcome::kAllow);
 }
 

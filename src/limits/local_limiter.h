@@ -27,6 +27,7 @@
 #include <unordered_map>
 
 #include "common/clock.h"
+#include "common/digest_hash.h"
 #include "common/money.h"
 #include "common/status.h"
 #include "limits/budget.h"
@@ -94,18 +95,20 @@ class LocalLimiter final : public Limiter {
 
   struct alignas(64) Shard {
     mutable std::mutex mu;
-    std::unordered_map<std::string, LineageState> lineages;  // guarded by mu
+    // Looked up by string_view (transparent hash): an admission allocates no key.
+    std::unordered_map<std::string, LineageState, DigestHash, std::equal_to<>>
+        lineages;  // guarded by mu
     uint64_t next_ticket_id = 1;                             // guarded by mu
   };
 
-  Shard& ShardFor(const std::string& lineage);
+  Shard& ShardFor(std::string_view lineage);
   // The lineage's state, created if absent. REQUIRES: shard.mu held.
-  LineageState& StateFor(Shard& shard, const std::string& lineage, UnixMillis now);
+  LineageState& StateFor(Shard& shard, std::string_view lineage, UnixMillis now);
   // Makes sure the lineage's budget is seeded for the period of `interval` containing `now`,
   // reading the store with `lock` released if needed; `lock` is held again on return.
   // Returns OK, or Unavailable if the store could not answer.
   // REQUIRES: `lock` holds shard.mu.
-  Status EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lock, const std::string& lineage,
+  Status EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lock, std::string_view lineage,
                       keys::ResetInterval interval, UnixMillis now);
   // RPM, then TPM, then budget, in one critical section. REQUIRES: shard.mu held, budget seeded
   // when request.credit_limit is set.

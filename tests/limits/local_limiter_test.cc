@@ -365,7 +365,8 @@ TEST_F(LocalLimiterTest, ConcurrentLineagesEachGetExactlyTheirRpm) {
       for (int attempt = 0; attempt < kAttemptsPerLineage; ++attempt) {
         for (int l = 0; l < kLineages; ++l) {
           AdmitRequest request = Request(0, 0);
-          request.lineage = "lineage-" + std::to_string(l);
+          const std::string lineage = "lineage-" + std::to_string(l);
+          request.lineage = lineage;
           request.rpm_limit = kRpm;
           if (limiter_.Admit(request).allowed()) ++allowed[l];
         }
