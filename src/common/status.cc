@@ -21,6 +21,10 @@ int HttpStatusFor(ErrorCode code) {
   return 500;
 }
 
+std::string_view ReasonOf(const Error& error) {
+  return error.reason.empty() ? std::string_view(DefaultReason(error.code)) : error.reason;
+}
+
 const char* DefaultReason(ErrorCode code) {
   switch (code) {
     case ErrorCode::kInvalidArgument: return "invalid_request";

@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -60,6 +61,8 @@ struct Error {
 int HttpStatusFor(ErrorCode code);
 // A default machine reason for a code ("invalid_request_error", "not_found", ...).
 const char* DefaultReason(ErrorCode code);
+// The machine reason of `error`: its own, or DefaultReason(error.code) when it has none.
+std::string_view ReasonOf(const Error& error);
 // The OpenAI-style error `type` for a code ("invalid_request_error", "authentication_error", ...).
 const char* ErrorTypeFor(ErrorCode code);
 

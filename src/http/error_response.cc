@@ -14,7 +14,7 @@ std::string ErrorBody(const Error& error) {
   body += ",\"type\":";
   AppendJsonString(&body, ErrorTypeFor(error.code));
   body += ",\"code\":";
-  AppendJsonString(&body, error.reason.empty() ? DefaultReason(error.code) : error.reason);
+  AppendJsonString(&body, ReasonOf(error));
   body += ",\"param\":";
   if (error.param.empty()) {
     body += "null";

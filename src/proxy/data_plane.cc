@@ -30,9 +30,6 @@ std::string LoadedKey(const keys::ServiceKey& key) {
 
 constexpr std::chrono::milliseconds kHousekeepingInterval{60'000};
 
-std::string_view ReasonOf(const Error& error) {
-  return error.reason.empty() ? std::string_view(DefaultReason(error.code)) : error.reason;
-}
 
 }  // namespace
 

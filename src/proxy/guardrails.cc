@@ -41,8 +41,7 @@ std::string AllowedList(const std::vector<std::string>& allowed) {
 
 template <class T>
 Verdict<T> Refuse(const Error& error) {
-  return Verdict<T>{std::nullopt, http::ErrorResponse(error),
-                    error.reason.empty() ? DefaultReason(error.code) : error.reason};
+  return Verdict<T>{std::nullopt, http::ErrorResponse(error), std::string(ReasonOf(error))};
 }
 
 }  // namespace

@@ -48,12 +48,7 @@ bool NamedByConnection(std::string_view connection, std::string_view name) {
     std::string_view token = connection.substr(start, end - start);
     while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
     while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-    if (token.size() == name.size() &&
-        std::equal(token.begin(), token.end(), name.begin(), [](char a, char b) {
-          return AsciiLower(a) == b;
-        })) {
-      return true;
-    }
+    if (AsciiIEquals(token, name)) return true;
     start = end + 1;
   }
   return false;

@@ -133,7 +133,7 @@ http::Response RenderError(const Error& raw) {
   w.BeginObject().Key("error").BeginObject();
   w.Key("code").Int(status);
   w.Key("message").String(error.message);
-  w.Key("reason").String(error.reason.empty() ? DefaultReason(error.code) : error.reason);
+  w.Key("reason").String(ReasonOf(error));
   if (!error.param.empty()) w.Key("param").String(error.param);
   w.EndObject().EndObject();
   return Json(status, w.Take());

@@ -62,9 +62,16 @@ int Close(sqlite3_file* file) {
   return flushed != SQLITE_OK ? flushed : closed;
 }
 
-int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+// Writes what the file holds back, then passes the call on to the wrapped file: every call
+// that looks at or changes the file beyond appending goes this way.
+template <auto Method, class... Args>
+int FlushThen(sqlite3_file* file, Args... args) {
   if (const int rc = Flush(Self(file)); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xRead(Real(file), out, amount, offset);
+  return (Real(file)->pMethods->*Method)(Real(file), args...);
+}
+
+int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+  return FlushThen<&sqlite3_io_methods::xRead>(file, out, amount, offset);
 }
 
 int Write(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offset) {
@@ -87,28 +94,23 @@ int Write(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offset) 
 }
 
 int Truncate(sqlite3_file* file, sqlite3_int64 size) {
-  if (const int rc = Flush(Self(file)); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xTruncate(Real(file), size);
+  return FlushThen<&sqlite3_io_methods::xTruncate>(file, size);
 }
 
 int Sync(sqlite3_file* file, int flags) {
-  if (const int rc = Flush(Self(file)); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xSync(Real(file), flags);
+  return FlushThen<&sqlite3_io_methods::xSync>(file, flags);
 }
 
 int FileSize(sqlite3_file* file, sqlite3_int64* size) {
-  if (const int rc = Flush(Self(file)); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xFileSize(Real(file), size);
+  return FlushThen<&sqlite3_io_methods::xFileSize>(file, size);
 }
 
 int Lock(sqlite3_file* file, int level) {
-  if (const int rc = Flush(Self(file)); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xLock(Real(file), level);
+  return FlushThen<&sqlite3_io_methods::xLock>(file, level);
 }
 
 int Unlock(sqlite3_file* file, int level) {
-  if (const int rc = Flush(Self(file)); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xUnlock(Real(file), level);
+  return FlushThen<&sqlite3_io_methods::xUnlock>(file, level);
 }
 
 int CheckReservedLock(sqlite3_file* file, int* out) {
@@ -116,8 +118,7 @@ int CheckReservedLock(sqlite3_file* file, int* out) {
 }
 
 int FileControl(sqlite3_file* file, int op, void* arg) {
-  if (const int rc = Flush(Self(file)); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xFileControl(Real(file), op, arg);
+  return FlushThen<&sqlite3_io_methods::xFileControl>(file, op, arg);
 }
 
 int SectorSize(sqlite3_file* file) { return Real(file)->pMethods->xSectorSize(Real(file)); }
