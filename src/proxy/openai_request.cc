@@ -236,6 +236,26 @@ Status ReadEmbeddingInput(const json::object& body, ModelRequest* request) {
   return OkStatus();
 }
 
+// The parse every endpoint shares: the body as a JSON object (in a stack arena), its `model`,
+// then the endpoint's own fields (`read_fields`), then the body to forward without `model`.
+template <class ReadFields>
+Result<ModelRequest> ParseModelRequest(std::string_view body, Endpoint endpoint,
+                                       ReadFields read_fields) {
+  unsigned char arena[kArenaBytes];
+  json::monotonic_resource resource(arena, sizeof arena);
+  auto document = ParseObject(body, resource);
+  if (!document.ok()) return document.error();
+  json::object& object = document->get_object();
+  ModelRequest request;
+  request.endpoint = endpoint;
+  auto model = ReadModel(object);
+  if (!model.ok()) return model.error();
+  request.model = std::move(*model);
+  KG_RETURN_IF_ERROR(read_fields(object, &request));
+  request.body_without_model = BodyWithoutModel(object, request.stream);
+  return request;
+}
+
 }  // namespace
 
 Result<ModelRequest> ParseChatRequest(std::string_view body) {
@@ -246,37 +266,16 @@ Result<ModelRequest> ParseChatRequest(std::string_view body) {
 }
 
 Result<ModelRequest> internal::ParseChatRequestFully(std::string_view body) {
-  unsigned char arena[kArenaBytes];
-  json::monotonic_resource resource(arena, sizeof arena);
-  auto document = ParseObject(body, resource);
-  if (!document.ok()) return document.error();
-  json::object& object = document->get_object();
-  ModelRequest request;
-  request.endpoint = Endpoint::kChatCompletions;
-  auto model = ReadModel(object);
-  if (!model.ok()) return model.error();
-  request.model = std::move(*model);
-  KG_RETURN_IF_ERROR(ReadMessages(object, &request));
-  KG_RETURN_IF_ERROR(ReadCompletionLimits(object, &request));
-  KG_RETURN_IF_ERROR(ReadStreamFields(object, &request));
-  request.body_without_model = BodyWithoutModel(object, request.stream);
-  return request;
+  return ParseModelRequest(body, Endpoint::kChatCompletions,
+                           [](const json::object& object, ModelRequest* request) -> Status {
+                             KG_RETURN_IF_ERROR(ReadMessages(object, request));
+                             KG_RETURN_IF_ERROR(ReadCompletionLimits(object, request));
+                             return ReadStreamFields(object, request);
+                           });
 }
 
 Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body) {
-  unsigned char arena[kArenaBytes];
-  json::monotonic_resource resource(arena, sizeof arena);
-  auto document = ParseObject(body, resource);
-  if (!document.ok()) return document.error();
-  json::object& object = document->get_object();
-  ModelRequest request;
-  request.endpoint = Endpoint::kEmbeddings;
-  auto model = ReadModel(object);
-  if (!model.ok()) return model.error();
-  request.model = std::move(*model);
-  KG_RETURN_IF_ERROR(ReadEmbeddingInput(object, &request));
-  request.body_without_model = BodyWithoutModel(object, false);
-  return request;
+  return ParseModelRequest(body, Endpoint::kEmbeddings, ReadEmbeddingInput);
 }
 
 std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model) {
