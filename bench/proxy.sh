@@ -20,12 +20,16 @@
 # request (from /proc, user + system), then keygate's figures as ratios to nginx's and the
 # latency keygate adds at p99 over the direct path, and keygate's req/s as a multiple of Portkey's.
 #
-# Environment: PROFILE (a file: records a perf profile of keygate while it runs), WRAP (a
+# Environment: PROFILE (a path prefix: each measured run is recorded with perf, call graphs,
+# into PREFIX.TARGET-MODE-CONNS.perf, for the proxy's processes only; PERF_CALLGRAPH replaces
+# perf's -g, e.g. "--call-graph dwarf,16384" for stacks through code without frame pointers),
+# STAT (set: prints each run's system calls and context switches per request, from perf stat,
+# on stderr), WRAP (a
 # command keygate runs under, such as "valgrind --tool=callgrind"), DURATION (seconds per run,
 # default 5), WARMUP (default 1), TARGETS (default "direct nginx keygate portkey"; the nginx
 # ratios need the first three, the Portkey ratios keygate and portkey), MODES (default "plain
-# stream"). Installs wrk and nginx-light with apt-get when missing (needs root). Everything it
-# starts is stopped on exit, by pid.
+# stream"), CONNECTIONS (default "32 1"). Installs wrk and nginx-light with apt-get when missing
+# (needs root). Everything it starts is stopped on exit, by pid.
 set -euo pipefail
 
 BUILD_DIR="$(cd "${1:-build}" && pwd)"
@@ -45,7 +49,6 @@ fi
 WORK="$(mktemp -d /tmp/keygate-bench-XXXXXX)"
 PIDS=()
 cleanup() {
-  [[ -n "${PERF_PID:-}" ]] && { kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null || true; }
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
@@ -180,9 +183,6 @@ PK=$("$KEYGATE" provisioning-key create --data "$WORK/data" --org "$ORG_ID" --na
 ${WRAP:-} "$KEYGATE" serve --config "$WORK/keygate.yaml" --data "$WORK/data" \
   --listen "127.0.0.1:$KEYGATE_PORT" >"$WORK/keygate.log" 2>&1 & PIDS+=($!); KEYGATE_PID=$!
 wait_port "$KEYGATE_PORT"
-if [[ -n "${PROFILE:-}" ]]; then  # PROFILE=FILE: a perf profile (cpu-clock, call graphs) of keygate
-  perf record -q -e cpu-clock -g -p "$KEYGATE_PID" -o "$PROFILE" 2>/dev/null & PERF_PID=$!
-fi
 SERVICE_KEY=$(curl -s "http://127.0.0.1:$KEYGATE_PORT/prod/createServiceKey" \
   -H "Authorization: Bearer $PK" \
   -d '{"api_key_name":"bench","rpm_limit":1000000000,"tpm_limit":1000000000,"credit_limit":1000000,"reset_budget_interval":"monthly"}' |
@@ -255,9 +255,10 @@ write_script "$WORK/plain-portkey.lua" static/echo false "http://127.0.0.1:$STAT
 write_script "$WORK/stream-portkey.lua" sse/echo true "http://127.0.0.1:$STATIC_PORT/sse/v1"
 
 # CPU ticks (user + system) of a process and of its children (nginx workers).
+process_tree() { echo "$1"; ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '; }
 cpu_ticks() {
   local total=0 pid
-  for pid in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+  for pid in $(process_tree "$1"); do
     read -r -a stat <"/proc/$pid/stat" || continue
     total=$((total + stat[13] + stat[14]))
   done
@@ -265,16 +266,31 @@ cpu_ticks() {
 }
 TICKS_PER_SECOND=$(getconf CLK_TCK)
 
-# run NAME URL SCRIPT CONNECTIONS PID: one wrk run; prints "rps p50_us p99_us cpu_us errors".
+# run LABEL URL SCRIPT CONNECTIONS PID: one wrk run; prints "rps p50_us p99_us cpu_us errors".
 run() {
   local url=$2 script=$3 connections=$4 pid=$5 threads=2
   [[ $connections -lt 2 ]] && threads=1
   wrk -t"$threads" -c"$connections" -d"${WARMUP}s" -s "$script" "$url" >/dev/null 2>&1 || true
-  local before after out
+  local before after out stat_pid="" perf_pid="" pids
+  pids=$(process_tree "$pid" | paste -sd,)
+  if [[ -n "${STAT:-}" ]]; then  # system calls and context switches per request
+    perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pids" -o "$WORK/stat.csv" \
+      2>/dev/null & stat_pid=$!
+  fi
+  if [[ -n "${PROFILE:-}" ]]; then
+    perf record -q -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$pids" -o "$PROFILE.$1.perf" \
+      2>/dev/null & perf_pid=$!
+  fi
   before=$(cpu_ticks "$pid")
   out=$(wrk -t"$threads" -c"$connections" -d"${DURATION}s" -s "$script" "$url" | grep '^RESULT')
   after=$(cpu_ticks "$pid")
   read -r _ requests duration_us p50 p99 errors <<<"$out"
+  [[ -n "$perf_pid" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; }
+  if [[ -n "$stat_pid" ]]; then
+    kill -INT "$stat_pid"; wait "$stat_pid" 2>/dev/null || true
+    awk -F, -v n="$requests" -v who="$1" '$3 ~ /sys_enter|context-switches/ && n > 0 {
+      printf "  %s %s per request: %.2f\n", who, $3, $1 / n }' "$WORK/stat.csv" >&2
+  fi
   python3 - "$requests" "$duration_us" "$p50" "$p99" "$errors" "$((after - before))" \
     "$TICKS_PER_SECOND" <<'PY'
 import sys
@@ -290,7 +306,7 @@ echo "keygate proxy benchmark: ${DURATION}s per run on $(nproc) cores, wrk on lo
 printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' target mode conns req/s p50_us p99_us cpu_us/req errors
 for mode in ${MODES:-plain stream}; do
   prefix=""; [[ $mode == stream ]] && prefix="/sse"
-  for connections in 32 1; do
+  for connections in ${CONNECTIONS:-32 1}; do
     for target in $TARGETS; do
       script="$WORK/$mode.lua"
       case $target in
@@ -301,7 +317,7 @@ for mode in ${MODES:-plain stream}; do
                  script="$WORK/$mode-portkey.lua" ;;
         *) echo "bench/proxy.sh: unknown target $target" >&2; exit 1 ;;
       esac
-      figures=$(run "$target" "$url" "$script" "$connections" "$pid")
+      figures=$(run "$target-$mode-$connections" "$url" "$script" "$connections" "$pid")
       RESULT[$target.$mode.$connections]="$figures"
       read -r rps p50 p99 cpu errors <<<"$figures"
       printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' "$target" "$mode" "$connections" \
@@ -315,7 +331,7 @@ if has_target direct && has_target nginx && has_target keygate; then
   echo "keygate beside nginx (targets: CPU/req <= 1.25x, req/s >= 0.9x, added p99 at 1 conn <= 120 us)"
   printf '%-6s %-5s %12s %12s %16s %16s\n' mode conns "req/s ratio" "cpu ratio" "added p99 (us)" "nginx adds (us)"
   for mode in ${MODES:-plain stream}; do
-    for connections in 32 1; do
+    for connections in ${CONNECTIONS:-32 1}; do
       read -r k_rps _ k_p99 k_cpu _ <<<"${RESULT[keygate.$mode.$connections]}"
       read -r n_rps _ n_p99 n_cpu _ <<<"${RESULT[nginx.$mode.$connections]}"
       read -r _ _ d_p99 _ _ <<<"${RESULT[direct.$mode.$connections]}"
@@ -337,7 +353,7 @@ if has_target keygate && has_target portkey; then
     "cpu: Portkey's CPU/req / keygate's)"
   printf '%-6s %-5s %12s %12s\n' mode conns "req/s ratio" "cpu ratio"
   for mode in ${MODES:-plain stream}; do
-    for connections in 32 1; do
+    for connections in ${CONNECTIONS:-32 1}; do
       read -r k_rps _ _ k_cpu _ <<<"${RESULT[keygate.$mode.$connections]}"
       read -r p_rps _ _ p_cpu _ <<<"${RESULT[portkey.$mode.$connections]}"
       python3 - "$mode" "$connections" "$k_rps" "$p_rps" "$k_cpu" "$p_cpu" <<'PY'

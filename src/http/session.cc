@@ -225,6 +225,13 @@ void Session::Start() {
   socket_.set_option(tcp::no_delay(true), ec);
   net::dispatch(executor_, [self = shared_from_this()] {
     if (self->state_.draining()) return self->Close();
+    // Writes are tried at once (WriteNext): they must never block the shard.
+    beast::error_code setup_ec;
+    self->socket_.non_blocking(true, setup_ec);
+    if (setup_ec) {
+      self->state_.logger().Warn("http.socket_setup_failed", {{"error", setup_ec.message()}});
+      return self->Close();
+    }
     self->SetReadDeadline(std::chrono::seconds(self->state_.options().header_timeout_s));
     self->StartRead();
   });

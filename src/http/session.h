@@ -9,7 +9,8 @@
 // and noticing a client that disconnects (the handler's OnClientGone callback fires). The next
 // request is parsed only once the response is written, so pipelined requests are answered in
 // order. Writes are coalesced: everything queued when a write starts goes out in one gather
-// write.
+// write, made at once on the non-blocking socket; only what the socket does not take goes
+// through the reactor.
 //
 // Timeouts use one timer per session and two deadlines (read and write), moved without
 // touching the timer: it is re-armed only when a deadline moves earlier than its expiry, and
@@ -252,6 +253,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<net::const_buffer> write_buffers_;  // of the write in flight
   size_t in_flight_ = 0;  // items of out_ the write in flight covers
   bool writing_ = false;
+  bool eager_writing_ = false;  // WriteNext() is completing a write it made at once
   bool flush_posted_ = false;  // a deferred start of writing is queued
   bool closed_ = false;
   bool client_gone_ = false;

@@ -309,8 +309,23 @@ void Session::AbortExchange(const char* why) {
   FinishExchange();
 }
 
-// The write queue: one async_write at a time, gathering every item queued when it starts;
-// each item's buffers live in the deque until its write completes.
+// The write queue: one write at a time, gathering every item queued when it starts; each
+// item's buffers live in the deque until its write completes.
+
+namespace {
+
+// Drops the first `bytes` bytes of `buffers` (what a partial write took).
+void DropFront(std::vector<net::const_buffer>& buffers, size_t bytes) {
+  auto first = buffers.begin();
+  while (first != buffers.end() && bytes >= first->size()) {
+    bytes -= first->size();
+    ++first;
+  }
+  buffers.erase(buffers.begin(), first);
+  if (bytes > 0 && !buffers.empty()) buffers.front() += bytes;
+}
+
+}  // namespace
 
 void Session::Enqueue(OutItem item, bool defer) {
   if (!Writable()) {
@@ -333,15 +348,35 @@ void Session::Enqueue(OutItem item, bool defer) {
 void Session::WriteNext() {
   if (out_.empty() || !Writable()) return;
   writing_ = true;
-  SetWriteDeadline();
   write_buffers_.clear();
   in_flight_ = std::min(out_.size(), kMaxItemsPerWrite);
+  size_t total = 0;
   for (size_t i = 0; i < in_flight_; ++i) {
     const OutItem& item = out_[i];
     if (!item.head.empty()) write_buffers_.push_back(net::buffer(item.head));
     if (!item.body.empty()) write_buffers_.push_back(net::buffer(item.body));
     if (!item.tail.empty()) write_buffers_.push_back(net::buffer(item.tail.data(), item.tail.size()));
+    total += item.head.size() + item.body.size() + item.tail.size();
   }
+  // Most writes fit in the socket's send buffer: made here, they complete without a trip
+  // through the reactor (a posted completion costs the shard a poll and a dispatch). The one
+  // level of nesting keeps a chain of completions that queue more writes off the stack.
+  if (!eager_writing_) {
+    beast::error_code ec;
+    const size_t written = socket_.write_some(write_buffers_, ec);  // the socket never blocks
+    if (ec || written == total) {
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        ec = {};
+      } else {
+        eager_writing_ = true;
+        OnWrite(ec);
+        eager_writing_ = false;
+        return;
+      }
+    }
+    DropFront(write_buffers_, written);
+  }
+  SetWriteDeadline();
   net::async_write(socket_, write_buffers_,
                    [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
 }
@@ -353,18 +388,17 @@ void Session::OnWrite(beast::error_code ec) {
     FailWrites();
     return;
   }
-  std::vector<OutItem> written;
-  written.reserve(in_flight_);
-  for (size_t i = 0; i < in_flight_; ++i) {
-    written.push_back(std::move(out_.front()));
+  // The written items leave the queue before any callback runs: a callback may queue more and
+  // start the next write, which must begin after them.
+  bool completes = false;
+  std::vector<std::function<void(bool)>> callbacks;  // stream chunks only; most writes have none
+  for (size_t i = std::exchange(in_flight_, 0); i > 0; --i) {
+    OutItem& item = out_.front();
+    if (item.on_written) callbacks.push_back(std::move(item.on_written));
+    completes = completes || item.completes;
     out_.pop_front();
   }
-  in_flight_ = 0;
-  bool completes = false;
-  for (OutItem& item : written) {
-    if (item.on_written) RunCallback("on_written", [&item] { item.on_written(true); });
-    completes = completes || item.completes;
-  }
+  for (auto& callback : callbacks) RunCallback("on_written", [&callback] { callback(true); });
   // Callbacks may have queued more (and started writing it).
   if (completes) FinishExchange();
   if (!writing_) WriteNext();

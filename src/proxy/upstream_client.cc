@@ -458,6 +458,9 @@ void Exchange::OnConnect(const error_code& ec) {
   if (ec) return Fail(UpstreamOutcome::kConnectFailed, ec, "connect");
   error_code ignored;
   connection_->socket().set_option(tcp::no_delay(true), ignored);
+  error_code setup_ec;
+  connection_->socket().non_blocking(true, setup_ec);  // Write() tries its write at once
+  if (setup_ec) return Fail(UpstreamOutcome::kConnectFailed, setup_ec, "socket setup");
   ssl::stream<tcp::socket>* tls = connection_->tls();
   if (tls == nullptr) return Write();
   // SNI and host-name verification (spec data-plane.md: TLS verified against the CA store).
@@ -478,8 +481,19 @@ void Exchange::OnHandshake(const error_code& ec) {
 
 void Exchange::Write() {
   connection_->SetDeadline(target_->response_timeout);
-  connection_->Visit([this](auto& stream) {
-    net::async_write(stream, net::buffer(request_text_),
+  size_t written = 0;
+  if (connection_->tls() == nullptr) {
+    // A request almost always fits in the socket's send buffer: written at once, it needs no
+    // trip through the reactor. The rest, if any, goes by async_write. The socket is
+    // non-blocking (made so when it connected).
+    error_code ec;
+    written = connection_->socket().write_some(net::buffer(request_text_), ec);
+    if (ec != net::error::would_block && ec != net::error::try_again) {
+      if (ec || written == request_text_.size()) return OnWrite(ec);
+    }
+  }
+  connection_->Visit([this, written](auto& stream) {
+    net::async_write(stream, net::buffer(request_text_) + written,
                      [self = shared_from_this()](const error_code& ec, size_t) {
                        self->OnWrite(ec);
                      });

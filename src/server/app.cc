@@ -40,6 +40,7 @@ http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
   o.header_timeout_s = static_cast<int>(s.header_timeout_s);
   o.idle_timeout_s = static_cast<int>(s.idle_timeout_s);
   o.max_connections = static_cast<size_t>(s.max_connections);
+  o.io_threads = static_cast<int>(s.io_threads);
   return o;
 }
 

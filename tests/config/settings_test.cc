@@ -42,7 +42,7 @@ TEST(SettingsTest, EveryEntryDescribesItself) {
   }
   for (std::string_view required :
        {"listen", "data", "store", "redis", "limits.max_body_bytes", "limits.header_timeout_s",
-        "limits.idle_timeout_s", "limits.max_connections", "log_level", "key_prefixes.service",
+        "limits.idle_timeout_s", "limits.max_connections", "io_threads", "log_level", "key_prefixes.service",
         "key_prefixes.provisioning", "key_prefixes.owner", "failure_mode"}) {
     EXPECT_NE(FindSetting(required), nullptr) << required;
   }
@@ -140,6 +140,11 @@ TEST(SettingsTest, IntegerLimitsHoldTheirBounds) {
             "limits.header_timeout_s: must be an integer in 1..300, got '301'");
   EXPECT_TRUE(ApplySetting("limits.max_connections", "1000000", &s).ok());
   EXPECT_FALSE(ApplySetting("limits.max_connections", "1000001", &s).ok());
+  EXPECT_TRUE(ApplySetting("io_threads", "0", &s).ok());
+  EXPECT_TRUE(ApplySetting("io_threads", "3", &s).ok());
+  EXPECT_EQ(s.io_threads, 3);
+  EXPECT_FALSE(ApplySetting("io_threads", "-1", &s).ok());
+  EXPECT_FALSE(ApplySetting("io_threads", "257", &s).ok());
 }
 
 TEST(SettingsTest, EnumsAndPrefixes) {

@@ -58,6 +58,16 @@ bool Eventually(Condition condition) {
   return condition();
 }
 
+// Larger than a loopback socket's buffers: the server's first write of it is always partial.
+constexpr size_t kBigBytes = 24 << 20;
+constexpr size_t kBigChunk = 256 << 10;
+
+std::string BigBody() {
+  std::string body(kBigBytes, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + (i * 7 + i / 4099) % 26);
+  return body;
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   ServerTest() : gate_future_(gate_.get_future().share()) {
@@ -152,6 +162,23 @@ void ServerTest::AddRoutes() {
   router_.Add(
       "GET", "/request-id",
       [](Request& request, std::shared_ptr<Responder> r) { r->Send(Text(request.request_id)); },
+      Execution::kInline);
+  router_.Add(
+      "GET", "/big",
+      [](Request&, std::shared_ptr<Responder> r) { r->Send(Text(BigBody())); },
+      Execution::kInline);
+  router_.Add(
+      "GET", "/big-stream",
+      [this](Request&, std::shared_ptr<Responder> r) {
+        r->BeginStream(200, {});
+        const std::string body = BigBody();
+        for (size_t at = 0; at < body.size(); at += kBigChunk) {
+          r->WriteChunk(body.substr(at, kBigChunk), [this](bool ok) {
+            if (ok) ++chunks_written_;
+          });
+        }
+        r->EndStream();
+      },
       Execution::kInline);
   router_.Add("GET", "/throw", [](Request&, std::shared_ptr<Responder>) {
     throw std::runtime_error("handler bug");
@@ -302,6 +329,24 @@ TEST_F(ServerTest, StreamsChunks) {
   EXPECT_EQ(reply.Header("cache-control"), "no-cache");
   EXPECT_EQ(reply.Header("content-length"), "");
   EXPECT_EQ(client.connections_opened(), 1);  // a finished stream leaves the connection usable
+}
+
+TEST_F(ServerTest, AnswerLargerThanTheSocketBuffersArrivesWholeAndInOrder) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  const std::string expected = BigBody();
+  TestHttpClient::Reply big = client.Get("/big");
+  EXPECT_EQ(big.status, 200);
+  EXPECT_EQ(big.body.size(), expected.size());
+  EXPECT_TRUE(big.body == expected);
+  TestHttpClient::Reply streamed = client.Get("/big-stream");
+  EXPECT_EQ(streamed.status, 200);
+  EXPECT_EQ(streamed.body.size(), expected.size());
+  EXPECT_TRUE(streamed.body == expected);
+  EXPECT_EQ(chunks_written_.load(), static_cast<int>(kBigBytes / kBigChunk));
+  // The connection is still in step: the next answer follows.
+  EXPECT_EQ(client.Get("/hello").body, "hello");
+  EXPECT_EQ(client.connections_opened(), 1);
 }
 
 TEST_F(ServerTest, StreamIsFramedAsHttpChunks) {

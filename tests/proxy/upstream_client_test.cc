@@ -1,0 +1,132 @@
+// UpstreamClient against a hand-made HTTP server on loopback: requests that the socket cannot
+// take in one write, and pooled connections reused for the next request.
+#include "proxy/upstream_client.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace keygate::proxy {
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+
+std::string Pattern(size_t bytes) {
+  std::string text(bytes, '\0');
+  for (size_t i = 0; i < bytes; ++i) text[i] = static_cast<char>('a' + (i * 13 + i / 997) % 26);
+  return text;
+}
+
+// Serves `requests` requests on one connection, each only after a pause (so that the client's
+// writes find the socket full), and answers each with the request body's length and whether
+// it matched `expected`.
+class SlowReadingServer {
+ public:
+  SlowReadingServer(std::string expected, int requests)
+      : acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        expected_(std::move(expected)) {
+    // A small receive buffer, inherited by the accepted socket, keeps the client's first
+    // write partial.
+    acceptor_.set_option(net::socket_base::receive_buffer_size(64 * 1024));
+    thread_ = std::thread([this, requests] { Serve(requests); });
+  }
+  ~SlowReadingServer() { thread_.join(); }
+
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_; }
+
+ private:
+  void Serve(int requests) {
+    tcp::socket socket(io_);
+    acceptor_.accept(socket);
+    ++connections_;
+    net::streambuf buffer;
+    for (int i = 0; i < requests; ++i) {
+      std::this_thread::sleep_for(200ms);
+      const size_t head_bytes = net::read_until(socket, buffer, "\r\n\r\n");
+      std::string head(net::buffers_begin(buffer.data()),
+                       net::buffers_begin(buffer.data()) + static_cast<std::ptrdiff_t>(head_bytes));
+      buffer.consume(head_bytes);
+      const size_t at = head.find("Content-Length: ");
+      const size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
+      if (buffer.size() < length) {
+        net::read(socket, buffer, net::transfer_exactly(length - buffer.size()));
+      }
+      std::string body(net::buffers_begin(buffer.data()),
+                       net::buffers_begin(buffer.data()) + static_cast<std::ptrdiff_t>(length));
+      buffer.consume(length);
+      const std::string answer =
+          std::to_string(body.size()) + (body == expected_ ? " same" : " different");
+      net::write(socket, net::buffer("HTTP/1.1 200 OK\r\nContent-Length: " +
+                                     std::to_string(answer.size()) + "\r\n\r\n" + answer));
+    }
+  }
+
+  net::io_context io_;
+  tcp::acceptor acceptor_;
+  const std::string expected_;
+  std::thread thread_;
+  int connections_ = 0;
+};
+
+class Recorder : public UpstreamObserver {
+ public:
+  void OnResponseHead(int status, http::HeaderList) override { status_ = status; }
+  void OnResponseData(std::string_view data) override { body_.append(data); }
+  void OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) override {
+    outcome_ = outcome;
+    detail_ = std::string(detail);
+    ended_ = true;
+  }
+
+  int status_ = 0;
+  std::string body_;
+  UpstreamOutcome outcome_ = UpstreamOutcome::kCancelled;
+  std::string detail_;
+  bool ended_ = false;
+};
+
+TEST(UpstreamClientTest, ARequestTheSocketCannotTakeAtOnceIsSentWholeAndTheConnectionReused) {
+  const std::string body = Pattern(16 << 20);
+  SlowReadingServer server(body, 2);
+  auto target = std::make_shared<UpstreamTarget>();
+  target->provider = "slow-reader";
+  target->host = "127.0.0.1";
+  target->port = server.port();
+  target->host_header = "127.0.0.1:" + std::to_string(server.port());
+  target->response_timeout = 20s;
+
+  net::io_context io(1);
+  UpstreamClient client;
+  for (int round = 0; round < 2; ++round) {
+    UpstreamRequest request;
+    request.target = target;
+    request.path = "/upload";
+    request.body = body;
+    auto recorder = std::make_shared<Recorder>();
+    std::shared_ptr<UpstreamCall> call = client.Create(std::move(request), recorder, io);
+    call->Start();
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (!recorder->ended_ && std::chrono::steady_clock::now() < give_up) io.run_one_for(1s);
+    ASSERT_TRUE(recorder->ended_) << "round " << round;
+    EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+    EXPECT_EQ(recorder->status_, 200);
+    EXPECT_EQ(recorder->body_, std::to_string(body.size()) + " same") << "round " << round;
+  }
+  client.CloseIdle();
+  EXPECT_EQ(server.connections(), 1);
+}
+
+}  // namespace
+}  // namespace keygate::proxy
