@@ -265,6 +265,12 @@ cpu_ticks() {
   echo "$total"
 }
 TICKS_PER_SECOND=$(getconf CLK_TCK)
+# Voluntary and involuntary (preempted) context switches of a process tree's threads.
+switches() {
+  local pid
+  for pid in $(process_tree "$1"); do cat /proc/"$pid"/task/*/status 2>/dev/null; done |
+    awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v + 0, n + 0}'
+}
 
 # run LABEL URL SCRIPT CONNECTIONS PID: one wrk run; prints "rps p50_us p99_us cpu_us errors".
 run() {
@@ -273,9 +279,11 @@ run() {
   wrk -t"$threads" -c"$connections" -d"${WARMUP}s" -s "$script" "$url" >/dev/null 2>&1 || true
   local before after out stat_pid="" perf_pid="" pids
   pids=$(process_tree "$pid" | paste -sd,)
+  local switches_before=""
   if [[ -n "${STAT:-}" ]]; then  # system calls and context switches per request
-    perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pids" -o "$WORK/stat.csv" \
-      2>/dev/null & stat_pid=$!
+    perf stat -x, -e raw_syscalls:sys_enter -p "$pids" -o "$WORK/stat.csv" 2>/dev/null &
+    stat_pid=$!
+    switches_before=$(switches "$pid")
   fi
   if [[ -n "${PROFILE:-}" ]]; then
     perf record -q -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$pids" -o "$PROFILE.$1.perf" \
@@ -288,8 +296,12 @@ run() {
   [[ -n "$perf_pid" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; }
   if [[ -n "$stat_pid" ]]; then
     kill -INT "$stat_pid"; wait "$stat_pid" 2>/dev/null || true
-    awk -F, -v n="$requests" -v who="$1" '$3 ~ /sys_enter|context-switches/ && n > 0 {
-      printf "  %s %s per request: %.2f\n", who, $3, $1 / n }' "$WORK/stat.csv" >&2
+    read -r v0 n0 <<<"$switches_before"
+    read -r v1 n1 <<<"$(switches "$pid")"
+    awk -F, -v n="$requests" -v who="$1" -v vol=$((v1 - v0)) -v inv=$((n1 - n0)) '
+      $3 ~ /sys_enter/ && n > 0 {
+        printf "  %s per request: %.2f system calls, %.3f context switches waiting, %.3f preempted\n",
+               who, $1 / n, vol / n, inv / n }' "$WORK/stat.csv" >&2
   fi
   python3 - "$requests" "$duration_us" "$p50" "$p99" "$errors" "$((after - before))" \
     "$TICKS_PER_SECOND" <<'PY'

@@ -1,9 +1,12 @@
-// ASCII-only case helpers for protocol text (HTTP header names, model ids): unlike <cctype>,
-// they ignore the locale and are inlined, which matters on the per-request path.
+// ASCII-only helpers for protocol text (HTTP header names, model ids, numbers in headers):
+// unlike <cctype> and streams, they ignore the locale and are inlined, which matters on the
+// per-request path.
 //
 // Thread safety: pure functions.
 #pragma once
 
+#include <charconv>
+#include <concepts>
 #include <string>
 #include <string_view>
 
@@ -31,6 +34,13 @@ constexpr bool AsciiIEquals(std::string_view a, std::string_view b) {
     if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
   }
   return true;
+}
+
+// Appends `value` in decimal.
+inline void AppendDecimal(std::integral auto value, std::string* out) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out->append(digits, end);
 }
 
 }  // namespace keygate

@@ -1,16 +1,11 @@
 #include "http/metrics.h"
 
-#include <charconv>
 #include <cstdio>
+
+#include "common/ascii.h"
 
 namespace keygate::http {
 namespace {
-
-void AppendUint(uint64_t value, std::string* out) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out->append(digits, end);
-}
 
 void AppendSeconds(double seconds, std::string* out) {
   char text[32];
@@ -24,7 +19,7 @@ void AppendLabels(std::string_view route, std::string_view method, int status, s
   out->append("\",method=\"");
   AppendLabelValue(method, out);
   out->append("\",status=\"");
-  AppendUint(static_cast<uint64_t>(status), out);
+  AppendDecimal(static_cast<uint64_t>(status), out);
   out->push_back('"');
 }
 
@@ -85,7 +80,7 @@ void HttpMetrics::AppendPrometheus(std::string* out) const {
     out->append("keygate_http_requests_total{");
     AppendLabels(key.route, key.method, key.status, out);
     out->append("} ");
-    AppendUint(series.count, out);
+    AppendDecimal(series.count, out);
     out->push_back('\n');
   }
   out->append("# HELP keygate_http_request_duration_seconds Time from a request's first byte to "
@@ -104,7 +99,7 @@ void HttpMetrics::AppendPrometheus(std::string* out) const {
         out->append("+Inf");
       }
       out->append("\"} ");
-      AppendUint(cumulative, out);
+      AppendDecimal(cumulative, out);
       out->push_back('\n');
     }
     out->append("keygate_http_request_duration_seconds_sum{");
@@ -114,7 +109,7 @@ void HttpMetrics::AppendPrometheus(std::string* out) const {
     out->append("\nkeygate_http_request_duration_seconds_count{");
     AppendLabels(key.route, key.method, key.status, out);
     out->append("} ");
-    AppendUint(series.count, out);
+    AppendDecimal(series.count, out);
     out->push_back('\n');
   }
 }

@@ -480,7 +480,7 @@ void Session::CloseGracefully() {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
-  timer_.cancel();
+  timer_.Cancel();
   beast::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -512,20 +512,14 @@ void Session::SetWriteDeadline() {
 
 void Session::ScheduleTimer() {
   if (closed_) return;
-  const Clock::time_point next = std::min(read_deadline_, write_deadline_);
-  // A pending wait that ends no later than the deadline re-checks it when it fires.
-  if (next == Clock::time_point::max() || (timer_pending_ && timer_expiry_ <= next)) return;
-  timer_expiry_ = next;
-  timer_pending_ = true;
-  timer_.expires_at(next);  // cancels a later wait, whose handler then sees ec set
-  timer_.async_wait([self = shared_from_this(), expiry = next](beast::error_code ec) {
-    if (ec) return;  // replaced or cancelled; the replacement (if any) owns the flag
-    if (self->timer_pending_ && self->timer_expiry_ == expiry) self->timer_pending_ = false;
-    self->OnTimer(ec);
-  });
+  timer_.FireBy(std::min(read_deadline_, write_deadline_),
+                [self = shared_from_this()](Clock::time_point expiry) {
+                  self->timer_.Fired(expiry);
+                  self->OnTimer();
+                });
 }
 
-void Session::OnTimer(beast::error_code) {
+void Session::OnTimer() {
   if (closed_) return;
   const Clock::time_point now = Clock::now();
   if (write_deadline_ <= now) {

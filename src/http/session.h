@@ -12,7 +12,7 @@
 // write, made at once on the non-blocking socket; only what the socket does not take goes
 // through the reactor.
 //
-// Timeouts use one timer per session and two deadlines (read and write), moved without
+// Timeouts use one LazyTimer per session and two deadlines (read and write), moved without
 // touching the timer: it is re-armed only when a deadline moves earlier than its expiry, and
 // when it fires before the current deadline it simply waits again.
 //
@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/lazy_timer.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "http/beast.h"
@@ -209,7 +210,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void SetWriteDeadline();
   void ClearWriteDeadline() { write_deadline_ = Clock::time_point::max(); }
   void ScheduleTimer();
-  void OnTimer(beast::error_code ec);
+  void OnTimer();
 
   // Responding (session_write.cc).
   void SendResponse(uint64_t seq, Response response);
@@ -240,11 +241,9 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket socket_;
   beast::flat_buffer buffer_;  // received, not yet parsed
   std::optional<Parser> parser_;
-  net::steady_timer timer_;
+  LazyTimer timer_;
   Clock::time_point read_deadline_ = Clock::time_point::max();
   Clock::time_point write_deadline_ = Clock::time_point::max();
-  Clock::time_point timer_expiry_ = Clock::time_point::max();  // of the pending wait, if any
-  bool timer_pending_ = false;
   Phase phase_ = Phase::kIdle;
   bool reading_ = false;  // a read is pending on the socket
   bool parsing_ = false;  // Parse() is on the stack (it must not re-enter)

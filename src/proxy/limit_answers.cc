@@ -1,9 +1,9 @@
 #include "proxy/limit_answers.h"
 
 #include <algorithm>
-#include <charconv>
 #include <utility>
 
+#include "common/ascii.h"
 #include "common/json_writer.h"
 #include "common/money.h"
 #include "common/time_format.h"
@@ -16,16 +16,9 @@ constexpr int64_t kMsPerSecond = 1000;
 constexpr int64_t kMsPerMinute = 60 * kMsPerSecond;
 constexpr int64_t kMsPerHour = 60 * kMsPerMinute;
 
-// "12.5" for 12500 ms: seconds with up to three decimals, trailing zeros dropped.
-void AppendInt(int64_t value, std::string* out) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out->append(digits, end);
-}
-
 // "12", "12.5", "12.05" (trailing zeros of the milliseconds dropped).
 void AppendSeconds(int64_t ms, std::string* out) {
-  AppendInt(ms / kMsPerSecond, out);
+  AppendDecimal(ms / kMsPerSecond, out);
   int64_t fraction = ms % kMsPerSecond;
   if (fraction == 0) return;
   char digits[4] = {'0', '0', '0', '\0'};
@@ -44,7 +37,7 @@ std::string Seconds(int64_t ms) {
 
 std::string IntText(int64_t value) {
   std::string out;
-  AppendInt(value, &out);
+  AppendDecimal(value, &out);
   return out;
 }
 
@@ -99,16 +92,16 @@ std::string FormatResetDuration(int64_t ms) {
   if (ms <= 0) return "0s";
   std::string out;
   if (ms < kMsPerSecond) {
-    AppendInt(ms, &out);
+    AppendDecimal(ms, &out);
     out += "ms";
     return out;
   }
   if (ms >= kMsPerHour) {
-    AppendInt(ms / kMsPerHour, &out);
+    AppendDecimal(ms / kMsPerHour, &out);
     out += 'h';
   }
   if (ms >= kMsPerMinute) {
-    AppendInt(ms % kMsPerHour / kMsPerMinute, &out);
+    AppendDecimal(ms % kMsPerHour / kMsPerMinute, &out);
     out += 'm';
   }
   AppendSeconds(ms % kMsPerMinute, &out);

@@ -31,6 +31,7 @@
 #include <boost/beast/http/read.hpp>
 
 #include "common/ascii.h"
+#include "common/lazy_timer.h"
 
 namespace keygate::proxy {
 namespace {
@@ -107,10 +108,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   void SetDeadline(std::chrono::milliseconds timeout) {
     deadline_ = SteadyClock::now() + timeout;
-    if (timer_pending_ && timer_expiry_ <= deadline_) return;
     ArmTimer();
   }
   SteadyClock::time_point deadline() const { return deadline_; }
+  // Makes sure the timer fires by the deadline.
   void ArmTimer();
 
   const std::string& pool_key() const { return pool_key_; }
@@ -129,11 +130,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<tcp::socket> plain_;
   std::optional<ssl::stream<tcp::socket>> tls_;
   beast::flat_buffer buffer_;
-  net::steady_timer timer_;
+  LazyTimer timer_;
   std::weak_ptr<Exchange> user_;
   SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
-  SteadyClock::time_point timer_expiry_ = SteadyClock::time_point::max();
-  bool timer_pending_ = false;
 };
 
 ssl::context MakeTlsContext() {
@@ -636,14 +635,10 @@ void Exchange::Interrupt() {
 }  // namespace
 
 void Connection::ArmTimer() {
-  timer_expiry_ = deadline_;
-  timer_pending_ = true;
-  timer_.expires_at(deadline_);  // cancels a later wait, whose handler then sees ec set
-  timer_.async_wait([weak = weak_from_this(), expiry = deadline_](const error_code& ec) {
-    if (ec) return;
+  timer_.FireBy(deadline_, [weak = weak_from_this()](SteadyClock::time_point expiry) {
     std::shared_ptr<Connection> self = weak.lock();
     if (self == nullptr) return;
-    if (self->timer_expiry_ == expiry) self->timer_pending_ = false;
+    self->timer_.Fired(expiry);
     if (std::shared_ptr<Exchange> user = self->user_.lock()) user->OnDeadline();
   });
 }

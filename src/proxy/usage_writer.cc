@@ -61,12 +61,14 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   if (pending_.empty()) return OkStatus();
   writing_now_ = true;
   writing_.swap(pending_);
+  pending_.reserve(writing_.size());
   lock.unlock();
   Status status = store_.AppendUsage(writing_);
+  std::vector<store::UsageRecord> written;  // freed with the lock released
   lock.lock();
   writing_now_ = false;
   if (status.ok()) {
-    writing_.clear();
+    written.swap(writing_);
   } else {
     // Keep the failed batch ahead of what arrived meanwhile, and try again later.
     writing_.insert(writing_.end(), std::make_move_iterator(pending_.begin()),
@@ -77,6 +79,12 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
                                      {"pending", static_cast<uint64_t>(pending_.size())}});
   }
   cv_.notify_all();
+  if (!written.empty()) {
+    // Calls appending meanwhile do not wait for the batch's strings to be freed.
+    lock.unlock();
+    written = {};
+    lock.lock();
+  }
   return status;
 }
 
