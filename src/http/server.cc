@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/thread_name.h"
 #include "http/beast.h"
 #include "http/listener.h"
 #include "http/session.h"
@@ -175,9 +176,12 @@ void Server::Impl::Run() {
   std::vector<std::thread> workers;
   workers.reserve(shards_.size() - 1);
   for (size_t i = 1; i < shards_.size(); ++i) {
-    workers.emplace_back([this, i] { RunIoLoop(*shards_[i]); });
+    workers.emplace_back([this, i] {
+      NameThisThread("kg-io-" + std::to_string(i));
+      RunIoLoop(*shards_[i]);
+    });
   }
-  RunIoLoop(*shards_.front());
+  RunIoLoop(*shards_.front());  // on the main thread, which keeps the process's name
   for (std::thread& worker : workers) worker.join();
   // Handlers already running finish (their responses go nowhere); queued ones are dropped.
   blocking_pool_->stop();

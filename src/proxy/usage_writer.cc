@@ -4,6 +4,8 @@
 #include <iterator>
 #include <utility>
 
+#include "common/thread_name.h"
+
 namespace keygate::proxy {
 namespace {
 
@@ -89,6 +91,7 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
 }
 
 void UsageWriter::Loop(std::function<void()> task) {
+  NameThisThread("kg-usage");
   std::unique_lock<std::mutex> lock(mu_);
   auto next_task = SteadyClock::now() + options_.task_interval;
   auto retry_at = SteadyClock::time_point::min();

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/thread_name.h"
 #include "dialects/common/key_view.h"
 #include "dialects/common/management.h"
 #include "dialects/fastrouter/fastrouter.h"
@@ -203,6 +204,7 @@ void App::Parts::ApplyIndexChanges() {
 }
 
 void App::Parts::BackgroundLoop() {
+  NameThisThread("kg-index");
   std::unique_lock lock(background_mu);
   while (!stopping) {
     background_cv.wait_for(lock, kBackgroundTick);

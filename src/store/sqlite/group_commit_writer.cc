@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "common/thread_name.h"
+
 namespace keygate::store::sqlite {
 namespace {
 
@@ -85,6 +87,7 @@ size_t GroupCommitWriter::QueueDepth() const {
 }
 
 void GroupCommitWriter::Loop() {
+  NameThisThread("kg-sql-writer");
   std::vector<Pending*> batch;
   batch.reserve(max_batch_);
   while (TakeBatch(&batch)) {

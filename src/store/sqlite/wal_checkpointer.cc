@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "common/thread_name.h"
+
 namespace keygate::store::sqlite {
 namespace {
 
@@ -71,6 +73,7 @@ void WalCheckpointer::Stop() {
 }
 
 void WalCheckpointer::Loop() {
+  NameThisThread("kg-checkpoint");
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
