@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -252,6 +253,59 @@ TEST_P(KeyStoreContractTest, ALargeBatchKeepsEveryRecordAndField) {
     EXPECT_EQ(got.prompt_tokens, want.prompt_tokens) << i;
   }
   EXPECT_EQ(*usage().SpendSince("lin", 0), 45 * 100 + 44 * 45 / 2);
+}
+
+// Many keys of many lineages and orgs, over batches of every statement size and a reopen: each
+// record comes back with its own key, lineage and org. Half the lineages' first keys have no
+// usage of their own.
+TEST_P(KeyStoreContractTest, ManyKeysAndLineagesKeepTheirKeyLineageAndOrg) {
+  constexpr int kLineages = 40;
+  constexpr int kKeysPerLineage = 3;
+  struct Key {
+    std::string hash;
+    std::string lineage;
+    std::string org_id;
+  };
+  std::vector<Key> keys;
+  for (int l = 0; l < kLineages; ++l) {
+    const std::string lineage = HexId("lineage-" + std::to_string(l));
+    const int first = l % 2 == 0 ? 0 : 1;  // odd lineages: the root key made no calls
+    for (int k = first; k < kKeysPerLineage; ++k) {
+      keys.push_back(
+          Key{k == 0 ? lineage : HexId("key-" + std::to_string(l) + "-" + std::to_string(k)),
+              lineage, "org_" + std::to_string(l % 3)});
+    }
+  }
+  std::map<std::string, Strings> want;  // lineage -> records, newest first
+  int64_t n = 0;
+  auto batch_of = [&](size_t size) {
+    std::vector<UsageRecord> batch;
+    for (size_t i = 0; i < size; ++i, ++n) {
+      const Key& key = keys[static_cast<size_t>(n * 7) % keys.size()];
+      UsageRecord record = Record(key.lineage, n, kT0 + n);
+      record.key_hash = key.hash;
+      record.org_id = key.org_id;
+      batch.push_back(record);
+      Strings& records = want[key.lineage];
+      records.insert(records.begin(), key.hash + " " + key.org_id + " " + record.request_id);
+    }
+    return batch;
+  };
+  for (size_t size : {45u, 1u, 100u, 9u}) ASSERT_TRUE(usage().AppendUsage(batch_of(size)).ok());
+  Reopen();
+  ASSERT_TRUE(usage().AppendUsage(batch_of(keys.size())).ok());
+
+  for (const auto& [lineage, records] : want) {
+    auto recent = usage().RecentUsage(lineage, 1000);
+    ASSERT_TRUE(recent.ok()) << recent.error().message;
+    Strings got;
+    for (const UsageRecord& r : *recent) {
+      EXPECT_EQ(r.lineage, lineage);
+      got.push_back(r.key_hash + " " + r.org_id + " " + r.request_id);
+    }
+    EXPECT_EQ(got, records) << lineage;
+  }
+  EXPECT_EQ(want.size(), static_cast<size_t>(kLineages));
 }
 
 }  // namespace keygate::store::testing

@@ -338,8 +338,10 @@ keys::AuditEntry ReadAuditEntry(const Statement& stmt) {
 }
 
 const char* const kUsageColumns =
-    "key_hash, lineage, org_id, model, provider, prompt_tokens, completion_tokens, cost, status, "
-    "latency_ms, ttfb_ms, request_id, at";
+    "k.key_hash, l.key_hash, k.org_id, r.model, r.provider, r.prompt_tokens, r.completion_tokens, "
+    "r.cost, r.status, r.latency_ms, r.ttfb_ms, r.request_id, r.at";
+const char* const kUsageFrom =
+    "usage_keys l JOIN usage_rows r ON r.lineage_id = l.id JOIN usage_keys k ON k.id = r.key_id";
 
 UsageRecord ReadUsageRecord(const Statement& stmt) {
   UsageRecord record;

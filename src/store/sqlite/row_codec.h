@@ -54,7 +54,10 @@ extern const char* const kProvisioningKeyColumns;
 keys::ProvisioningKey ReadProvisioningKey(const Statement& stmt);
 extern const char* const kAuditColumns;
 keys::AuditEntry ReadAuditEntry(const Statement& stmt);
+// A usage row (schema version 4): the FROM clause aliases usage_rows as r, joins its key as k
+// and its lineage root as l, so that a filter on l.key_hash selects one lineage.
 extern const char* const kUsageColumns;
+extern const char* const kUsageFrom;
 UsageRecord ReadUsageRecord(const Statement& stmt);
 
 }  // namespace keygate::store::sqlite

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -154,7 +155,17 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   // transaction, so no BEGIN and COMMIT are run around it.
   Status ReadOneStatement(const ConnFn& fn);
 
+  // usage_keys ids by key_hash (schema version 4), so that AppendUsage writes integer
+  // references. Touched only by AppendUsage's closures, on the writer thread. Emptied there
+  // after any rollback that may have undone an id it holds, before the next id is used:
+  // SQLite hands a rolled-back id to the next new key.
+  struct UsageKeyCache {
+    std::unordered_map<std::string, int64_t> ids;
+    int64_t failed_batches_seen = 0;  // WriteStats::failed_batches when last checked
+  };
+
   const std::string path_;
+  UsageKeyCache usage_keys_;
   // Declared before the writer: the writer's connection calls into it until the writer stops.
   std::unique_ptr<sqlite::WalCheckpointer> checkpointer_;
   std::unique_ptr<sqlite::GroupCommitWriter> writer_;

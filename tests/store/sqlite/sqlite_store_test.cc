@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/sqlite/row_codec.h"
 #include "store/sqlite/schema.h"
 #include "store/store_contract.h"
 #include "testing/manual_clock.h"
@@ -23,6 +24,7 @@ namespace keygate::store {
 namespace {
 
 using keygate::testing::ManualClock;
+using store::testing::HexId;
 using store::testing::kT0;
 using store::testing::MakeTempDir;
 
@@ -50,6 +52,22 @@ class RawDb {
  private:
   sqlite3* db_ = nullptr;
 };
+
+// Creates the file at `path` as a keygate of schema version `version` left it, with no rows.
+void CreateDatabaseAtVersion(const std::string& path, int64_t version) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  RawDb raw(path);
+  ASSERT_TRUE(raw.Exec("PRAGMA journal_mode=WAL"));
+  ASSERT_TRUE(
+      raw.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+               "applied_at INTEGER NOT NULL)"));
+  for (const sqlite::Migration& migration : sqlite::Migrations()) {
+    if (migration.version > version) break;
+    ASSERT_TRUE(raw.Exec(migration.sql)) << migration.version;
+    ASSERT_TRUE(raw.Exec("INSERT INTO schema_migrations VALUES (" +
+                         std::to_string(migration.version) + ", 0)"));
+  }
+}
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -395,18 +413,9 @@ TEST_F(SqliteStoreTest, ListPageAmongHundredThousandKeysUsesTheOrgSeqIndex) {
 // A file written by the previous keygate (schema version 2: tag rows keyed by hash, no table
 // of live keys) is upgraded when opened and keeps its keys, tags, counters and order.
 TEST_F(SqliteStoreTest, Version2DatabaseUpgradesAndKeepsItsKeys) {
-  std::filesystem::create_directories(dir_ + "/data");
+  ASSERT_NO_FATAL_FAILURE(CreateDatabaseAtVersion(path_, 2));
   {
     RawDb raw(path_);
-    ASSERT_TRUE(raw.Exec("PRAGMA journal_mode=WAL"));
-    ASSERT_TRUE(raw.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                         "applied_at INTEGER NOT NULL)"));
-    for (const sqlite::Migration& migration : sqlite::Migrations()) {
-      if (migration.version > 2) break;
-      ASSERT_TRUE(raw.Exec(migration.sql)) << migration.version;
-      ASSERT_TRUE(raw.Exec("INSERT INTO schema_migrations VALUES (" +
-                           std::to_string(migration.version) + ", 0)"));
-    }
     ASSERT_TRUE(raw.Exec("INSERT INTO organizations VALUES ('org_a', 'a', 0)"));
     // k1..k4 in org_a (k3 in a grace period until kT0 + 100, k4 deleted), z in org_z.
     ASSERT_TRUE(raw.Exec("INSERT INTO organizations VALUES ('org_z', 'z', 0)"));
@@ -488,6 +497,229 @@ TEST_F(SqliteStoreTest, Version2DatabaseUpgradesAndKeepsItsKeys) {
   query.tags.clear();
   query.offset = 2;
   EXPECT_EQ(names(query), (std::vector<std::string>{"3", "key h5"}));
+}
+
+// ---------------------------------------------------------------- usage (schema version 4)
+
+UsageRecord Usage(const std::string& key_hash, const std::string& lineage,
+                  const std::string& org_id, UnixMillis at, const std::string& request_id) {
+  UsageRecord record;
+  record.key_hash = key_hash;
+  record.lineage = lineage;
+  record.org_id = org_id;
+  record.model = "gpt-4o";
+  record.provider = "openai";
+  record.prompt_tokens = 10;
+  record.completion_tokens = 5;
+  record.cost = 7;
+  record.status = 200;
+  record.latency_ms = 120;
+  record.ttfb_ms = 30;
+  record.request_id = request_id;
+  record.at = at;
+  return record;
+}
+
+// Every field of a record, in the column order of usage_records (without id).
+std::string Describe(const UsageRecord& r) {
+  return r.key_hash + "|" + r.lineage + "|" + r.org_id + "|" + r.model + "|" + r.provider + "|" +
+         std::to_string(r.prompt_tokens) + "|" + std::to_string(r.completion_tokens) + "|" +
+         std::to_string(r.cost) + "|" + std::to_string(r.status) + "|" +
+         std::to_string(r.latency_ms) + "|" + std::to_string(r.ttfb_ms) + "|" + r.request_id + "|" +
+         std::to_string(r.at);
+}
+
+// The same, from a row of usage_records (SQL).
+constexpr const char* kDescribeUsageRow =
+    "key_hash || '|' || lineage || '|' || org_id || '|' || model || '|' || provider || '|' || "
+    "prompt_tokens || '|' || completion_tokens || '|' || cost || '|' || status || '|' || "
+    "latency_ms || '|' || ttfb_ms || '|' || request_id || '|' || at";
+
+std::vector<std::string> Describe(const Result<std::vector<UsageRecord>>& records) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(records.ok()) << records.error().message;
+  if (!records.ok()) return out;
+  for (const UsageRecord& r : *records) out.push_back(Describe(r));
+  return out;
+}
+
+// A file written by the previous keygate (schema version 3: usage_records rows carrying both
+// digests) is upgraded when opened: every reader answers as before, and new usage lands.
+TEST_F(SqliteStoreTest, Version3DatabaseUpgradesAndKeepsItsUsage) {
+  // Lineage a: root ka1 and its rotation ka2, in org_a. Lineage b: kb2 in org_b, whose root
+  // kb1 made no calls. Ids have gaps, and rows 11 and 20 share a time.
+  const std::string ka1 = HexId("ka1"), ka2 = HexId("ka2"), kb1 = HexId("kb1"), kb2 = HexId("kb2"),
+                    ka3 = HexId("ka3");
+  const std::vector<std::pair<int64_t, UsageRecord>> old_rows = {
+      {10, Usage(ka1, ka1, "org_a", kT0, "r10")},
+      {11, Usage(ka1, ka1, "org_a", kT0 + 1000, "r11")},
+      {20, Usage(ka2, ka1, "org_a", kT0 + 1000, "r20")},
+      {21, Usage(kb2, kb1, "org_b", kT0 + 500, "r21")},
+      {35, Usage(ka2, ka1, "org_a", kT0 + 2000, "r35")},
+      {36, Usage(kb2, kb1, "org_b", kT0 + 3000, "r36")},
+  };
+  ASSERT_NO_FATAL_FAILURE(CreateDatabaseAtVersion(path_, 3));
+  const std::string all_rows =
+      std::string("SELECT id || '|' || ") + kDescribeUsageRow + " FROM usage_records ORDER BY id";
+  const std::string daily =
+      "SELECT lineage || '|' || day || '|' || cost || '|' || requests "
+      "FROM usage_daily ORDER BY lineage, day";
+  // What the version 3 reader answered: RecentUsage's own query then.
+  auto recent_before = [](const std::string& lineage) {
+    return std::string("SELECT ") + kDescribeUsageRow + " FROM usage_records WHERE lineage = '" +
+           lineage + "' ORDER BY at DESC, id DESC";
+  };
+  std::vector<std::string> rows_before, daily_before, recent_a_before, recent_b_before;
+  {
+    RawDb raw(path_);
+    for (const auto& [id, r] : old_rows) {
+      ASSERT_TRUE(raw.Exec(
+          "INSERT INTO usage_records (id, key_hash, lineage, org_id, model, provider, "
+          "prompt_tokens, completion_tokens, cost, status, latency_ms, ttfb_ms, request_id, "
+          "at) VALUES (" +
+          std::to_string(id) + ", '" + r.key_hash + "', '" + r.lineage + "', '" + r.org_id +
+          "', 'gpt-4o', 'openai', 10, 5, 7, 200, 120, 30, '" + r.request_id + "', " +
+          std::to_string(r.at) + ")"));
+    }
+    ASSERT_TRUE(raw.Exec("INSERT INTO usage_daily VALUES ('" + ka1 + "', " +
+                         std::to_string(sqlite::DayOf(kT0)) + ", 28, 40, 20, 4), ('" + kb1 + "', " +
+                         std::to_string(sqlite::DayOf(kT0)) + ", 14, 20, 10, 2)"));
+    rows_before = raw.Column(all_rows);
+    daily_before = raw.Column(daily);
+    recent_a_before = raw.Column(recent_before(ka1));
+    recent_b_before = raw.Column(recent_before(kb1));
+  }
+  ASSERT_EQ(rows_before.size(), old_rows.size());
+  ASSERT_EQ(recent_a_before.size(), 4u);
+
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Column("SELECT MAX(version) FROM schema_migrations"),
+            std::vector<std::string>{std::to_string(SqliteStore::SchemaVersion())});
+  EXPECT_EQ(raw.Column("SELECT type FROM sqlite_master WHERE name = 'usage_records'"),
+            std::vector<std::string>{"view"});
+  // One row per key with usage, plus kb1 as a lineage root.
+  EXPECT_EQ(raw.Column("SELECT key_hash FROM usage_keys ORDER BY id"),
+            (std::vector<std::string>{ka1, ka2, kb2, kb1}));
+  // Raw readers see the same rows, ids included, and the same totals.
+  EXPECT_EQ(raw.Column(all_rows), rows_before);
+  EXPECT_EQ(raw.Column(daily), daily_before);
+  EXPECT_EQ(Describe(store->RecentUsage(ka1, 100)), recent_a_before);
+  EXPECT_EQ(Describe(store->RecentUsage(kb1, 100)), recent_b_before);
+  auto newest = store->RecentUsage(ka1, 3);
+  ASSERT_TRUE(newest.ok()) << newest.error().message;
+  ASSERT_EQ(newest->size(), 3u);
+  EXPECT_EQ((*newest)[0].request_id, "r35");
+  EXPECT_EQ((*newest)[1].request_id, "r20");  // same time as r11: the later id first
+  EXPECT_EQ((*newest)[2].request_id, "r11");
+  EXPECT_TRUE(store->RecentUsage(ka2, 10)->empty());  // a key that is not a lineage root
+  EXPECT_EQ(*store->SpendSince(ka1, 0), 28);
+  EXPECT_EQ(*store->SpendSince(kb1, 0), 14);
+
+  // New usage after the upgrade: known keys, and a new key of an old lineage.
+  const std::vector<UsageRecord> fresh = {Usage(ka2, ka1, "org_a", kT0 + 5000, "new1"),
+                                          Usage(ka3, ka1, "org_a", kT0 + 4000, "new2"),
+                                          Usage(kb2, kb1, "org_b", kT0 + 4000, "new3")};
+  ASSERT_TRUE(store->AppendUsage(fresh).ok());
+  std::vector<std::string> want_a = {Describe(fresh[0]), Describe(fresh[1])};
+  want_a.insert(want_a.end(), recent_a_before.begin(), recent_a_before.end());
+  EXPECT_EQ(Describe(store->RecentUsage(ka1, 100)), want_a);
+  std::vector<std::string> want_b = {Describe(fresh[2])};
+  want_b.insert(want_b.end(), recent_b_before.begin(), recent_b_before.end());
+  EXPECT_EQ(Describe(store->RecentUsage(kb1, 100)), want_b);
+  EXPECT_EQ(raw.Column("SELECT id > 36 FROM usage_records WHERE request_id LIKE 'new%'"),
+            (std::vector<std::string>{"1", "1", "1"}));
+  EXPECT_EQ(raw.Column("SELECT key_hash FROM usage_keys ORDER BY id"),
+            (std::vector<std::string>{ka1, ka2, kb2, kb1, ka3}));
+  EXPECT_EQ(*store->SpendSince(ka1, 0), 28 + 14);
+  // The data-plane tests' raw reader: one key's rows in id order.
+  EXPECT_EQ(
+      raw.Column("SELECT request_id FROM usage_records WHERE key_hash = '" + ka2 + "' ORDER BY id"),
+      (std::vector<std::string>{"r20", "r35", "new1"}));
+}
+
+// A key's usage_keys id must not outlive the transaction that inserted it: after a rollback,
+// SQLite hands the same id to the next new key. Checks that `x`, whose first usage row was
+// rolled back, then gets rows of its own.
+void ExpectRolledBackKeyIdIsNotReused(SqliteStore& store, const std::string& path,
+                                      const std::string& x) {
+  const std::string y = HexId("y");
+  EXPECT_TRUE(RawDb(path).Column("SELECT id FROM usage_keys").empty());
+  ASSERT_TRUE(store.AppendUsage({Usage(y, y, "org_b", kT0 + 1, "y-1")}).ok());
+  // y has the id x had; a stale cache would file x's next row under y.
+  ASSERT_TRUE(store.AppendUsage({Usage(x, x, "org_a", kT0 + 2, "x-1")}).ok());
+  EXPECT_EQ(Describe(store.RecentUsage(x, 10)),
+            std::vector<std::string>{Describe(Usage(x, x, "org_a", kT0 + 2, "x-1"))});
+  EXPECT_EQ(Describe(store.RecentUsage(y, 10)),
+            std::vector<std::string>{Describe(Usage(y, y, "org_b", kT0 + 1, "y-1"))});
+  EXPECT_EQ(RawDb(path).Column("SELECT key_hash FROM usage_keys ORDER BY id"),
+            (std::vector<std::string>{y, x}));
+}
+
+TEST_F(SqliteStoreTest, AppendUsageAfterAFailedWriteDoesNotReuseItsKeyIds) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  // Fails the row insert after the write has added its key to usage_keys.
+  ASSERT_TRUE(RawDb(path_).Exec(
+      "CREATE TRIGGER fail_write BEFORE INSERT ON usage_rows WHEN NEW.request_id = 'fail' "
+      "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"));
+  const std::string x = HexId("x");
+  const int64_t failed_batches = store->GetWriteStats().failed_batches;
+  EXPECT_FALSE(store->AppendUsage({Usage(x, x, "org_a", kT0, "fail")}).ok());
+  EXPECT_EQ(store->GetWriteStats().failed_batches, failed_batches);  // only its savepoint
+  ExpectRolledBackKeyIdIsNotReused(*store, path_, x);
+}
+
+TEST_F(SqliteStoreTest, AppendUsageAfterAFailedCommitDoesNotReuseItsKeyIds) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  // The write succeeds but leaves a deferred foreign key broken, so its batch's COMMIT fails.
+  ASSERT_TRUE(RawDb(path_).Exec(
+      "CREATE TABLE fault_parent (id INTEGER PRIMARY KEY);"
+      "CREATE TABLE fault_child (parent_id INTEGER "
+      "REFERENCES fault_parent(id) DEFERRABLE INITIALLY DEFERRED);"
+      "CREATE TRIGGER fail_commit AFTER INSERT ON usage_rows WHEN NEW.request_id = 'fail' "
+      "BEGIN INSERT INTO fault_child (parent_id) VALUES (1); END"));
+  const std::string x = HexId("x");
+  const int64_t failed_batches = store->GetWriteStats().failed_batches;
+  Status failed = store->AppendUsage({Usage(x, x, "org_a", kT0, "fail")});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(store->GetWriteStats().failed_batches, failed_batches + 1);  // the whole batch
+  ExpectRolledBackKeyIdIsNotReused(*store, path_, x);
+}
+
+TEST_F(SqliteStoreTest, RecentUsageReadsTheLineageIndexBackwardsWithoutASort) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  std::vector<UsageRecord> batch;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string lineage = HexId("lineage-" + std::to_string(i % 10));
+    batch.push_back(Usage(HexId("key-" + std::to_string(i % 30)), lineage, "org_a", kT0 + i,
+                          "req-" + std::to_string(i)));
+  }
+  ASSERT_TRUE(store->AppendUsage(batch).ok());
+  auto recent = store->RecentUsage(HexId("lineage-3"), 2);
+  ASSERT_TRUE(recent.ok()) << recent.error().message;
+  ASSERT_EQ(recent->size(), 2u);
+  EXPECT_EQ((*recent)[0].request_id, "req-1993");
+  EXPECT_EQ((*recent)[1].request_id, "req-1983");
+
+  // RecentUsage's statement (sqlite_audit_usage.cc).
+  constexpr int kDetailColumn = 3;
+  std::string plan;
+  for (const std::string& line : RawDb(path_).Column(
+           std::string("EXPLAIN QUERY PLAN SELECT ") + sqlite::kUsageColumns + " FROM " +
+               sqlite::kUsageFrom + " WHERE l.key_hash = ?1 ORDER BY r.at DESC, r.id DESC LIMIT ?2",
+           kDetailColumn)) {
+    plan += line + "; ";
+  }
+  EXPECT_NE(plan.find("SEARCH r USING INDEX usage_rows_by_lineage (lineage_id=?)"),
+            std::string::npos)
+      << plan;
+  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("SCAN"), std::string::npos) << plan;
 }
 
 }  // namespace
