@@ -111,7 +111,7 @@ Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state, const Admi
   }
   const WindowDecision reserved_tokens = state.tokens.TryAdd(now, tokens, tpm);
   if (!reserved_tokens.admitted()) {
-    state.requests.Remove(slot.entry);
+    state.requests.Remove(slot.entry, 1);
     decision.retry_after_ms = reserved_tokens.retry_after_ms;
     return finish(LimitOutcome::kRejectTpm);
   }
@@ -122,15 +122,15 @@ Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state, const Admi
                                 *request.credit_limit, request.reset_interval);
     decision.budget = StateOf(budget.figures);
     if (!budget.reserved()) {
-      state.tokens.Remove(reserved_tokens.entry);
-      state.requests.Remove(slot.entry);
+      state.tokens.Remove(reserved_tokens.entry, tokens);
+      state.requests.Remove(slot.entry, 1);
       return finish(budget.outcome == BudgetOutcome::kExceeded ? LimitOutcome::kRejectBudget
                                                                : LimitOutcome::kStoreUnavailable);
     }
     reservation = budget.reservation;
   }
   const uint64_t id = shard.next_ticket_id++;
-  state.open.emplace(id, OpenTicket{slot.entry, reserved_tokens.entry, reservation});
+  state.open.emplace(id, OpenTicket{slot.entry, reserved_tokens.entry, tokens, reservation});
   decision.ticket = Ticket{std::string(request.lineage), id};
   return finish(LimitOutcome::kAllow);
 }
@@ -156,7 +156,8 @@ void LocalLimiter::Settle(const Ticket& ticket, int64_t actual_tokens, MicroUsd 
   OpenTicket taken;
   LineageState* state = TakeTicket(shard, ticket, &taken);
   if (state == nullptr) return;
-  state->tokens.Adjust(taken.token_entry, std::max<int64_t>(actual_tokens, 0));
+  state->tokens.Adjust(taken.token_entry, taken.reserved_tokens,
+                       std::max<int64_t>(actual_tokens, 0));
   state->budget.Settle(taken.budget, std::max<MicroUsd>(actual_cost, 0), now);
   state->last_activity_ms = std::max(state->last_activity_ms, now);
 }
@@ -168,7 +169,7 @@ void LocalLimiter::Release(const Ticket& ticket) {
   LineageState* state = TakeTicket(shard, ticket, &taken);
   if (state == nullptr) return;
   // The request slot stays taken: the call was admitted (see Limiter::Release).
-  state->tokens.Remove(taken.token_entry);
+  state->tokens.Remove(taken.token_entry, taken.reserved_tokens);
   state->budget.Release(taken.budget);
 }
 

@@ -81,6 +81,7 @@ class LocalLimiter final : public Limiter {
   struct OpenTicket {
     WindowEntryId request_entry = kNoWindowEntry;
     WindowEntryId token_entry = kNoWindowEntry;
+    int64_t reserved_tokens = 0;  // what token_entry's admission counts
     BudgetReservation budget;
   };
 

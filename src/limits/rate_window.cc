@@ -18,7 +18,7 @@ RateWindow::RateWindow(int64_t window_ms) : window_ms_(window_ms) {}
 UnixMillis RateWindow::Advance(UnixMillis now) {
   if (size_ > 0) now = std::max(now, At(size_ - 1).at_ms);
   // Strict `<=`: an entry at t has left the window at t + window_ms exactly.
-  while (size_ > 0 && (!At(0).live || At(0).at_ms <= now - window_ms_)) PopFront();
+  while (size_ > 0 && (At(0).admissions == 0 || At(0).at_ms <= now - window_ms_)) PopFront();
   if (ring_.size() > kMinCapacity && size_ <= ring_.size() / kShrinkFactor) {
     Resize(ring_.size() / 2);
   }
@@ -32,9 +32,15 @@ WindowDecision RateWindow::TryAdd(UnixMillis now, int64_t amount, int64_t limit)
   if (amount > limit - used_) {
     return {WindowOutcome::kFull, kNoWindowEntry, WaitMs(now, amount, limit)};
   }
-  const WindowEntryId id = next_id_++;
-  PushBack({now, amount, id, true});
   used_ += amount;
+  if (size_ > 0 && At(size_ - 1).at_ms == now && At(size_ - 1).admissions > 0) {
+    Entry& slot = At(size_ - 1);  // the same millisecond: the same slot
+    slot.amount += amount;
+    ++slot.admissions;
+    return {WindowOutcome::kAdmitted, slot.id, 0};
+  }
+  const WindowEntryId id = next_id_++;
+  PushBack({now, amount, id, 1});
   return {WindowOutcome::kAdmitted, id, 0};
 }
 
@@ -47,13 +53,11 @@ std::optional<int64_t> RateWindow::FitsAfterMs(UnixMillis now, int64_t amount, i
 }
 
 int64_t RateWindow::WaitMs(UnixMillis now, int64_t amount, int64_t limit) const {
-  // Entries leave oldest first; find the first instant by which enough of them have left.
-  // Entries sharing a timestamp leave together, so walking them one by one is still exact.
+  // Slots leave oldest first; find the first instant by which enough of them have left.
   const int64_t must_free = used_ - (limit - amount);
   int64_t freed = 0;
   for (size_t i = 0; i < size_; ++i) {
     const Entry& entry = At(i);
-    if (!entry.live) continue;
     freed += entry.amount;
     if (freed >= must_free) return entry.at_ms + window_ms_ - now;
   }
@@ -82,26 +86,27 @@ RateWindow::Entry* RateWindow::Find(WindowEntryId id) {
     index = low;
   }
   Entry& entry = At(index);
-  return entry.id == id && entry.live ? &entry : nullptr;
+  return entry.id == id && entry.admissions > 0 ? &entry : nullptr;
 }
 
-void RateWindow::Adjust(WindowEntryId id, int64_t amount) {
-  Entry* entry = Find(id);
-  if (entry == nullptr) return;
-  amount = std::max<int64_t>(amount, 0);
-  used_ += amount - entry->amount;
-  entry->amount = amount;
+void RateWindow::Adjust(WindowEntryId id, int64_t from, int64_t to) {
+  Entry* slot = Find(id);
+  if (slot == nullptr) return;
+  // Never below zero, even for a caller that got `from` wrong.
+  const int64_t amount = std::max<int64_t>(slot->amount + std::max<int64_t>(to, 0) - from, 0);
+  used_ += amount - slot->amount;
+  slot->amount = amount;
 }
 
-void RateWindow::Remove(WindowEntryId id) {
-  Entry* entry = Find(id);
-  if (entry == nullptr) return;
-  used_ -= entry->amount;
-  entry->amount = 0;
-  entry->live = false;
-  // An undo in the same admission removes the newest entry: give its slot back at once, so
-  // that a flood of refused requests leaves nothing behind.
-  while (size_ > 0 && !At(size_ - 1).live) PopBack();
+void RateWindow::Remove(WindowEntryId id, int64_t amount) {
+  Entry* slot = Find(id);
+  if (slot == nullptr) return;
+  const int64_t left = --slot->admissions == 0 ? 0 : std::max<int64_t>(slot->amount - amount, 0);
+  used_ -= slot->amount - left;
+  slot->amount = left;
+  // An undo in the same admission empties the newest slot: give it back at once, so that a
+  // flood of refused requests leaves nothing behind.
+  while (size_ > 0 && At(size_ - 1).admissions == 0) PopBack();
 }
 
 int64_t RateWindow::Used(UnixMillis now) {
@@ -116,7 +121,7 @@ int64_t RateWindow::Remaining(UnixMillis now, int64_t limit) {
 
 UnixMillis RateWindow::ResetMs(UnixMillis now) {
   now = Advance(now);
-  // Advance leaves a live entry in front whenever the window is not empty.
+  // Advance leaves a slot holding an admission in front whenever the window is not empty.
   return size_ == 0 ? now : At(0).at_ms + window_ms_;
 }
 

@@ -4,16 +4,19 @@
 //
 // An entry admitted at time t counts in every window containing t and leaves the window at
 // t + window_ms exactly: at instant `now` the window holds the entries with
-// now - window_ms < t <= now. Each admitted amount gets an id so that it can later be adjusted
-// (a reservation of worst-case tokens settled to the real count) or removed (released).
+// now - window_ms < t <= now. The amounts admitted in one millisecond share one slot (they
+// leave together anyway), so a window holds at most window_ms slots however busy its key: a
+// key at 25,000 requests/s keeps 60,000 slots, not 1.5 million entries. Each admission is told
+// its slot's id, so that its amount can later be adjusted (a reservation of worst-case tokens
+// settled to the real count) or removed (released); the caller says which amount it admitted.
 //
 // Time never runs backwards inside a window: a `now` earlier than the newest entry (a caller
 // that read its clock before a concurrent caller) is taken as the newest entry's time. That only
 // keeps entries longer than their true age, so the limit still holds; after a backward step of
 // the system clock the window drains that much later.
 //
-// Memory is bounded by the entries inside the window: every call first drops the entries that
-// have left it.
+// Memory is bounded by the milliseconds inside the window that saw an admission: every call
+// first drops the slots that have left it.
 //
 // Thread safety: not thread-safe; callers serialize access (LocalLimiter holds a shard mutex).
 #pragma once
@@ -60,8 +63,9 @@ class RateWindow {
   RateWindow& operator=(const RateWindow&) = delete;
 
   // Adds `amount` at `now` if the window then holds at most `limit`.
-  // Returns kAdmitted with the new entry's id on success; kNeverFits when amount > limit;
-  // kFull with an honest retry_after_ms otherwise (the window is left unchanged).
+  // Returns kAdmitted with the id of the slot that holds it on success; kNeverFits when
+  // amount > limit; kFull with an honest retry_after_ms otherwise (the window is left
+  // unchanged).
   // REQUIRES: amount >= 0.
   WindowDecision TryAdd(UnixMillis now, int64_t amount, int64_t limit);
 
@@ -70,14 +74,16 @@ class RateWindow {
   // REQUIRES: amount >= 0.
   std::optional<int64_t> FitsAfterMs(UnixMillis now, int64_t amount, int64_t limit);
 
-  // Replaces the amount of entry `id` by `amount` (smaller or larger: the real usage counts).
-  // Does nothing if the entry has left the window or was removed.
-  // REQUIRES: amount >= 0.
-  void Adjust(WindowEntryId id, int64_t amount);
+  // One admission of slot `id`, which counts `from` now, counts `to` instead (smaller or
+  // larger: the real usage counts). Does nothing if the slot has left the window.
+  // REQUIRES: from and to >= 0; `from` is what the admission counts (TryAdd's amount or the
+  // `to` of its last Adjust); the admission was not removed.
+  void Adjust(WindowEntryId id, int64_t from, int64_t to);
 
-  // Removes entry `id` as if it had never been admitted. Does nothing if it has left the
-  // window or was removed already.
-  void Remove(WindowEntryId id);
+  // Takes one admission counting `amount` out of slot `id`, as if it had never been admitted.
+  // Does nothing if the slot has left the window.
+  // REQUIRES: as for Adjust; each admission is removed at most once.
+  void Remove(WindowEntryId id, int64_t amount);
 
   // Returns the sum of the amounts in the window at `now`.
   int64_t Used(UnixMillis now);
@@ -92,23 +98,24 @@ class RateWindow {
   // Returns true if no entry is in the window at `now`.
   bool Empty(UnixMillis now);
 
-  // Entries held, removed ones awaiting their turn to leave included.
+  // Slots held, emptied ones awaiting their turn to leave included.
   size_t entry_count() const { return size_; }
   int64_t window_ms() const { return window_ms_; }
 
  private:
-  struct Entry {
+  struct Entry {  // one millisecond's slot
     UnixMillis at_ms = 0;
     int64_t amount = 0;
     WindowEntryId id = kNoWindowEntry;  // strictly increasing from the front to the back
-    bool live = false;  // false once removed: counts for nothing, waits to reach the front
+    // Admissions not removed; 0: the slot counts for nothing and waits to reach the front.
+    int64_t admissions = 0;
   };
 
   // Clamps `now` to the newest entry, drops what has left the window; returns the clamped now.
   UnixMillis Advance(UnixMillis now);
   // Honest wait for `amount` at clamped time `now`. REQUIRES: amount <= limit.
   int64_t WaitMs(UnixMillis now, int64_t amount, int64_t limit) const;
-  // The entry with id `id`, or nullptr if it is not held or not live.
+  // The slot with id `id`, or nullptr if it is not held or holds no admission.
   Entry* Find(WindowEntryId id);
   Entry& At(size_t index) { return ring_[(head_ + index) & (ring_.size() - 1)]; }
   const Entry& At(size_t index) const { return ring_[(head_ + index) & (ring_.size() - 1)]; }
@@ -122,7 +129,7 @@ class RateWindow {
   size_t head_ = 0;          // index in ring_ of the oldest entry
   size_t size_ = 0;
   WindowEntryId next_id_ = 1;  // never reused, so a stale id can never reach a newer entry
-  int64_t used_ = 0;           // sum of the live amounts held
+  int64_t used_ = 0;           // sum of the amounts held
 };
 
 }  // namespace keygate::limits

@@ -104,7 +104,7 @@ TEST_F(RateWindowTest, AdjustDownFreesRoom) {
   const WindowDecision reserved = window_.TryAdd(kT0, 800, 1000);
   ASSERT_TRUE(reserved.admitted());
   EXPECT_FALSE(window_.TryAdd(kT0 + 1, 300, 1000).admitted());
-  window_.Adjust(reserved.entry, 120);
+  window_.Adjust(reserved.entry, 800, 120);
   EXPECT_EQ(window_.Used(kT0 + 2), 120);
   EXPECT_TRUE(window_.TryAdd(kT0 + 2, 300, 1000).admitted());
   EXPECT_EQ(window_.Used(kT0 + 2), 420);
@@ -112,7 +112,7 @@ TEST_F(RateWindowTest, AdjustDownFreesRoom) {
 
 TEST_F(RateWindowTest, AdjustUpCountsTheRealUsage) {
   const WindowDecision reserved = window_.TryAdd(kT0, 100, 1000);
-  window_.Adjust(reserved.entry, 950);
+  window_.Adjust(reserved.entry, 100, 950);
   EXPECT_EQ(window_.Used(kT0), 950);
   EXPECT_EQ(window_.Remaining(kT0, 1000), 50);
 }
@@ -120,33 +120,58 @@ TEST_F(RateWindowTest, AdjustUpCountsTheRealUsage) {
 TEST_F(RateWindowTest, AdjustAfterTheEntryLeftIsIgnored) {
   const WindowDecision reserved = window_.TryAdd(kT0, 100, 1000);
   ASSERT_TRUE(window_.TryAdd(kT0 + kWindowMs, 10, 1000).admitted());
-  window_.Adjust(reserved.entry, 500);
+  window_.Adjust(reserved.entry, 100, 500);
   EXPECT_EQ(window_.Used(kT0 + kWindowMs), 10);
 }
 
 TEST_F(RateWindowTest, RemoveUndoesTheEntry) {
   const WindowDecision first = window_.TryAdd(kT0, 6, 10);
   const WindowDecision second = window_.TryAdd(kT0 + 1, 4, 10);
-  window_.Remove(first.entry);
+  window_.Remove(first.entry, 6);
   EXPECT_EQ(window_.Used(kT0 + 1), 4);
-  window_.Remove(second.entry);
+  window_.Remove(second.entry, 4);
   EXPECT_TRUE(window_.Empty(kT0 + 1));
 }
 
-TEST_F(RateWindowTest, RemoveTwiceAndStaleIdsChangeNothing) {
+TEST_F(RateWindowTest, AdmissionsOfOneMillisecondShareASlot) {
   const WindowDecision first = window_.TryAdd(kT0, 1, 10);
-  const WindowDecision undone = window_.TryAdd(kT0, 2, 10);
-  window_.Remove(undone.entry);
+  const WindowDecision second = window_.TryAdd(kT0, 2, 10);
+  EXPECT_EQ(second.entry, first.entry);
+  EXPECT_EQ(window_.entry_count(), 1u);
+  window_.Adjust(second.entry, 2, 5);  // only that admission's share changes
+  EXPECT_EQ(window_.Used(kT0), 6);
+  window_.Remove(second.entry, 5);
+  EXPECT_EQ(window_.Used(kT0), 1);
+  EXPECT_EQ(window_.entry_count(), 1u);  // the first admission still holds the slot
+  window_.Remove(first.entry, 1);
+  EXPECT_EQ(window_.entry_count(), 0u);  // emptied at the back: given back at once
   const WindowDecision next = window_.TryAdd(kT0, 3, 10);
-  EXPECT_NE(next.entry, undone.entry);  // ids are never reused
-  window_.Remove(undone.entry);
-  window_.Adjust(undone.entry, 9);
-  window_.Remove(kNoWindowEntry);
-  window_.Adjust(12345, 9);
-  EXPECT_EQ(window_.Used(kT0), 4);
-  window_.Adjust(first.entry, 0);
-  window_.Adjust(next.entry, 5);
-  EXPECT_EQ(window_.Used(kT0), 5);
+  EXPECT_NE(next.entry, first.entry);  // ids are never reused
+  EXPECT_EQ(window_.Used(kT0), 3);
+}
+
+TEST_F(RateWindowTest, StaleIdsAndIdsOfSlotsThatLeftChangeNothing) {
+  const WindowDecision gone = window_.TryAdd(kT0, 4, 10);
+  const WindowDecision kept = window_.TryAdd(kT0 + kWindowMs, 3, 10);
+  window_.Remove(gone.entry, 4);  // left the window already
+  window_.Adjust(gone.entry, 4, 9);
+  window_.Remove(kNoWindowEntry, 1);
+  window_.Adjust(12345, 1, 9);
+  EXPECT_EQ(window_.Used(kT0 + kWindowMs), 3);
+  window_.Adjust(kept.entry, 3, 0);
+  EXPECT_EQ(window_.Used(kT0 + kWindowMs), 0);
+  EXPECT_EQ(window_.entry_count(), 1u);  // an admission counting 0 still holds its slot
+}
+
+TEST_F(RateWindowTest, ABusyKeyKeepsOneSlotPerMillisecond) {
+  for (int64_t ms = 0; ms < 2 * kWindowMs; ms += 7) {
+    for (int call = 0; call < 50; ++call) {
+      ASSERT_TRUE(window_.TryAdd(kT0 + ms, 1, 1 << 30).admitted());
+    }
+  }
+  EXPECT_LE(window_.entry_count(), static_cast<size_t>(kWindowMs / 7 + 1));
+  const int64_t used = window_.Used(kT0 + 2 * kWindowMs - 1);  // drops what has left first
+  EXPECT_EQ(used, 50 * static_cast<int64_t>(window_.entry_count()));
 }
 
 TEST_F(RateWindowTest, EntriesAfterAGapAreStillFoundById) {
@@ -154,12 +179,12 @@ TEST_F(RateWindowTest, EntriesAfterAGapAreStillFoundById) {
   for (int i = 0; i < 20; ++i) {
     const WindowDecision added = window_.TryAdd(kT0 + i, 1, 100);
     if (i % 3 == 0) {
-      window_.Remove(added.entry);  // the newest entry: dropped at once, leaving an id gap
+      window_.Remove(added.entry, 1);  // the newest slot: dropped at once, leaving an id gap
     } else {
       kept.push_back(added.entry);
     }
   }
-  for (WindowEntryId id : kept) window_.Adjust(id, 2);
+  for (WindowEntryId id : kept) window_.Adjust(id, 1, 2);
   EXPECT_EQ(window_.Used(kT0 + 20), 2 * static_cast<int64_t>(kept.size()));
 }
 
@@ -169,14 +194,14 @@ TEST_F(RateWindowTest, ResetIsWhenTheOldestEntryLeaves) {
   const WindowDecision second = window_.TryAdd(kT0 + 7, 1, 10);
   EXPECT_EQ(window_.ResetMs(kT0 + 8), kT0 + 5 + kWindowMs);
   EXPECT_EQ(window_.ResetMs(kT0 + 5 + kWindowMs), kT0 + 7 + kWindowMs);
-  window_.Remove(second.entry);
+  window_.Remove(second.entry, 1);
   EXPECT_EQ(window_.ResetMs(kT0 + 5 + kWindowMs), kT0 + 5 + kWindowMs);
 }
 
 TEST_F(RateWindowTest, ResetSkipsRemovedEntries) {
   const WindowDecision oldest = window_.TryAdd(kT0, 1, 10);
   ASSERT_TRUE(window_.TryAdd(kT0 + 100, 1, 10).admitted());
-  window_.Remove(oldest.entry);
+  window_.Remove(oldest.entry, 1);
   EXPECT_EQ(window_.ResetMs(kT0 + 200), kT0 + 100 + kWindowMs);
 }
 
