@@ -105,7 +105,8 @@ const std::string& InsertUsageSql(size_t rows) {
   return kSql[std::size(kUsageRowsPerInsert) - 1];
 }
 
-// Inserts records[first, first + rows) with one statement.
+// Inserts records[first, first + rows) with one statement (the records outlive it: their text
+// is bound without copies).
 Status InsertUsageRows(Connection& conn, const std::vector<UsageRecord>& records,
                        const std::vector<UsageKeyIds>& ids, size_t first, size_t rows) {
   auto stmt = conn.Prepare(InsertUsageSql(rows));
@@ -115,15 +116,15 @@ Status InsertUsageRows(Connection& conn, const std::vector<UsageRecord>& records
     const int base = static_cast<int>(row) * kUsageRowColumns;
     stmt->Bind(base + 1, ids[first + row].key_id);
     stmt->Bind(base + 2, ids[first + row].lineage_id);
-    stmt->Bind(base + 3, r.model);
-    stmt->Bind(base + 4, r.provider);
+    stmt->BindUnowned(base + 3, r.model);
+    stmt->BindUnowned(base + 4, r.provider);
     stmt->Bind(base + 5, r.prompt_tokens);
     stmt->Bind(base + 6, r.completion_tokens);
     stmt->Bind(base + 7, r.cost);
     stmt->Bind(base + 8, static_cast<int64_t>(r.status));
     stmt->Bind(base + 9, r.latency_ms);
     stmt->Bind(base + 10, r.ttfb_ms);
-    stmt->Bind(base + 11, r.request_id);
+    stmt->BindUnowned(base + 11, r.request_id);
     stmt->Bind(base + 12, r.at);
   }
   Status status = stmt->Run();
