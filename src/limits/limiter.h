@@ -36,7 +36,7 @@ namespace keygate::limits {
 // One model call asking to go upstream.
 struct AdmitRequest {
   // Whose limits; never empty. A view: the caller keeps the text alive during Admit() (the
-  // admission path copies no lineage unless it is new or gets a ticket).
+  // admission path copies no lineage unless it is new).
   std::string_view lineage;
   UnixMillis now = 0;                    // from the caller's Clock (system time)
   std::optional<int64_t> rpm_limit;      // nullopt: unlimited
@@ -76,8 +76,7 @@ struct BudgetState {
 // Identifies the reservations of one admitted call. Opaque to callers: copy it, keep it until
 // the call ends, hand it to Settle or Release once.
 struct Ticket {
-  std::string lineage;
-  uint64_t id = 0;  // 0: no ticket (the call was not admitted)
+  uint64_t id = 0;  // 0: no ticket (the call was not admitted); the limiter knows the rest
 
   bool valid() const { return id != 0; }
 };

@@ -33,8 +33,17 @@ Error StoreUnavailable(const Error& cause) {
 LocalLimiter::LocalLimiter(SpendLoader loader, LocalLimiterOptions options)
     : loader_(std::move(loader)), options_(options) {}
 
+size_t LocalLimiter::ShardIndexFor(std::string_view lineage) const {
+  return DigestHash{}(lineage) % kShardCount;
+}
+
 LocalLimiter::Shard& LocalLimiter::ShardFor(std::string_view lineage) {
-  return shards_[DigestHash{}(lineage) % kShardCount];
+  return shards_[ShardIndexFor(lineage)];
+}
+
+LocalLimiter::Shard* LocalLimiter::ShardOf(const Ticket& ticket) {
+  if (!ticket.valid()) return nullptr;
+  return &shards_[ticket.id & (kShardCount - 1)];
 }
 
 LocalLimiter::LineageState& LocalLimiter::StateFor(Shard& shard, std::string_view lineage,
@@ -129,32 +138,32 @@ Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state, const Admi
     }
     reservation = budget.reservation;
   }
-  const uint64_t id = shard.next_ticket_id++;
-  state.open.emplace(id, OpenTicket{slot.entry, reserved_tokens.entry, tokens, reservation});
-  decision.ticket = Ticket{std::string(request.lineage), id};
+  const uint64_t id = shard.next_ticket++ << kShardBits | ShardIndexFor(request.lineage);
+  shard.open.emplace(id,
+                     OpenTicket{slot.entry, reserved_tokens.entry, tokens, reservation, &state});
+  ++state.open_tickets;
+  decision.ticket = Ticket{id};
   return finish(LimitOutcome::kAllow);
 }
 
 LocalLimiter::LineageState* LocalLimiter::TakeTicket(Shard& shard, const Ticket& ticket,
                                                      OpenTicket* taken) {
-  if (!ticket.valid()) return nullptr;
-  auto lineage = shard.lineages.find(ticket.lineage);
-  if (lineage == shard.lineages.end()) return nullptr;
-  LineageState& state = lineage->second;
-  auto open = state.open.find(ticket.id);
+  auto open = shard.open.find(ticket.id);
   // Already settled or released: closing twice must not return anything twice.
-  if (open == state.open.end()) return nullptr;
+  if (open == shard.open.end()) return nullptr;
   *taken = open->second;
-  state.open.erase(open);
-  return &state;
+  shard.open.erase(open);
+  --taken->state->open_tickets;
+  return taken->state;
 }
 
 void LocalLimiter::Settle(const Ticket& ticket, int64_t actual_tokens, MicroUsd actual_cost,
                           UnixMillis now) {
-  Shard& shard = ShardFor(ticket.lineage);
-  std::lock_guard<std::mutex> lock(shard.mu);
+  Shard* shard = ShardOf(ticket);
+  if (shard == nullptr) return;
+  std::lock_guard<std::mutex> lock(shard->mu);
   OpenTicket taken;
-  LineageState* state = TakeTicket(shard, ticket, &taken);
+  LineageState* state = TakeTicket(*shard, ticket, &taken);
   if (state == nullptr) return;
   state->tokens.Adjust(taken.token_entry, taken.reserved_tokens,
                        std::max<int64_t>(actual_tokens, 0));
@@ -163,10 +172,11 @@ void LocalLimiter::Settle(const Ticket& ticket, int64_t actual_tokens, MicroUsd 
 }
 
 void LocalLimiter::Release(const Ticket& ticket) {
-  Shard& shard = ShardFor(ticket.lineage);
-  std::lock_guard<std::mutex> lock(shard.mu);
+  Shard* shard = ShardOf(ticket);
+  if (shard == nullptr) return;
+  std::lock_guard<std::mutex> lock(shard->mu);
   OpenTicket taken;
-  LineageState* state = TakeTicket(shard, ticket, &taken);
+  LineageState* state = TakeTicket(*shard, ticket, &taken);
   if (state == nullptr) return;
   // The request slot stays taken: the call was admitted (see Limiter::Release).
   state->tokens.Remove(taken.token_entry, taken.reserved_tokens);
@@ -205,7 +215,7 @@ size_t LocalLimiter::EvictIdle(UnixMillis now) {
     std::lock_guard<std::mutex> lock(shard.mu);
     for (auto it = shard.lineages.begin(); it != shard.lineages.end();) {
       LineageState& state = it->second;
-      const bool idle = state.open.empty() &&
+      const bool idle = state.open_tickets == 0 &&
                         now - state.last_activity_ms >= options_.idle_eviction_ms &&
                         state.requests.Empty(now) && state.tokens.Empty(now);
       if (idle) {

@@ -77,12 +77,14 @@ class LocalLimiter final : public Limiter {
   size_t LineageCount() const;
 
  private:
+  struct LineageState;
   // The reservations of one admitted call.
   struct OpenTicket {
     WindowEntryId request_entry = kNoWindowEntry;
     WindowEntryId token_entry = kNoWindowEntry;
     int64_t reserved_tokens = 0;  // what token_entry's admission counts
     BudgetReservation budget;
+    LineageState* state = nullptr;  // never evicted while it has open tickets
   };
 
   struct LineageState {
@@ -90,18 +92,24 @@ class LocalLimiter final : public Limiter {
     RateWindow requests;
     RateWindow tokens;
     Budget budget;
-    std::unordered_map<uint64_t, OpenTicket> open;
+    int64_t open_tickets = 0;
     UnixMillis last_activity_ms = 0;  // newest admit or settle
   };
 
   struct alignas(64) Shard {
     mutable std::mutex mu;
     // Looked up by string_view (transparent hash): an admission allocates no key.
+    // (A map's elements stay where they are: OpenTicket::state may point at them.)
     std::unordered_map<std::string, LineageState, DigestHash, std::equal_to<>>
         lineages;  // guarded by mu
-    uint64_t next_ticket_id = 1;                             // guarded by mu
+    // By ticket id, whose low bits name the shard: settling needs no lineage.
+    std::unordered_map<uint64_t, OpenTicket> open;  // guarded by mu
+    uint64_t next_ticket = 1;                        // guarded by mu
   };
+  static constexpr int kShardBits = 6;
+  static_assert(kShardCount == size_t{1} << kShardBits);
 
+  size_t ShardIndexFor(std::string_view lineage) const;
   Shard& ShardFor(std::string_view lineage);
   // The lineage's state, created if absent. REQUIRES: shard.mu held.
   LineageState& StateFor(Shard& shard, std::string_view lineage, UnixMillis now);
@@ -114,6 +122,8 @@ class LocalLimiter final : public Limiter {
   // RPM, then TPM, then budget, in one critical section. REQUIRES: shard.mu held, budget seeded
   // when request.credit_limit is set.
   Decision AdmitLocked(Shard& shard, LineageState& state, const AdmitRequest& request);
+  // The shard holding `ticket`, or nullptr for an invalid ticket.
+  Shard* ShardOf(const Ticket& ticket);
   // Closes the ticket: moves its reservations to `*taken` and returns its lineage's state, or
   // returns nullptr if the ticket is not open. REQUIRES: shard.mu held.
   LineageState* TakeTicket(Shard& shard, const Ticket& ticket, OpenTicket* taken);

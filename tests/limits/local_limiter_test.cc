@@ -228,8 +228,8 @@ TEST_F(LocalLimiterTest, SecondSettleOrReleaseOfATicketIsIgnored) {
   limiter_.Settle(decision.ticket, 50, 400, clock_.NowMs());
   limiter_.Release(decision.ticket);
   limiter_.Settle(Ticket{}, 1, 1, clock_.NowMs());
-  limiter_.Release(Ticket{kLineage, 987654});
-  limiter_.Release(Ticket{"unknown", 1});
+  limiter_.Release(Ticket{987654});
+  limiter_.Release(Ticket{1});
   const LimiterSnapshot snapshot = SnapshotNow(ResetInterval::kNever);
   EXPECT_EQ(snapshot.spend, 400);
   EXPECT_EQ(snapshot.tokens_in_window, 50);
