@@ -33,12 +33,8 @@ Error StoreUnavailable(const Error& cause) {
 LocalLimiter::LocalLimiter(SpendLoader loader, LocalLimiterOptions options)
     : loader_(std::move(loader)), options_(options) {}
 
-size_t LocalLimiter::ShardIndexFor(std::string_view lineage) const {
-  return DigestHash{}(lineage) % kShardCount;
-}
-
 LocalLimiter::Shard& LocalLimiter::ShardFor(std::string_view lineage) {
-  return shards_[ShardIndexFor(lineage)];
+  return shards_[DigestHash{}(lineage) % kShardCount];
 }
 
 LocalLimiter::Shard* LocalLimiter::ShardOf(const Ticket& ticket) {
@@ -138,7 +134,8 @@ Decision LocalLimiter::AdmitLocked(Shard& shard, LineageState& state, const Admi
     }
     reservation = budget.reservation;
   }
-  const uint64_t id = shard.next_ticket++ << kShardBits | ShardIndexFor(request.lineage);
+  const auto shard_index = static_cast<uint64_t>(&shard - shards_.data());
+  const uint64_t id = shard.next_ticket++ << kShardBits | shard_index;
   shard.open.emplace(id,
                      OpenTicket{slot.entry, reserved_tokens.entry, tokens, reservation, &state});
   ++state.open_tickets;

@@ -109,7 +109,6 @@ class LocalLimiter final : public Limiter {
   static constexpr int kShardBits = 6;
   static_assert(kShardCount == size_t{1} << kShardBits);
 
-  size_t ShardIndexFor(std::string_view lineage) const;
   Shard& ShardFor(std::string_view lineage);
   // The lineage's state, created if absent. REQUIRES: shard.mu held.
   LineageState& StateFor(Shard& shard, std::string_view lineage, UnixMillis now);
