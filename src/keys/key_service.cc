@@ -514,18 +514,26 @@ AuditEntry KeyService::MakeAudit(const Caller& caller, std::string action, std::
   return entry;
 }
 
-void KeyService::NoteUsed(const std::string& hash) {
-  std::lock_guard lock(touch_mu_);
-  touched_[hash] = clock_.NowMs();
+void KeyService::NoteUsed(std::string_view hash) {
+  const UnixMillis now = clock_.NowMs();
+  TouchShard& shard = touched_[DigestHash{}(hash) % kTouchShards];
+  std::lock_guard lock(shard.mu);
+  if (auto it = shard.at.find(hash); it != shard.at.end()) {
+    it->second = std::max(it->second, now);
+  } else {
+    shard.at.emplace(std::string(hash), now);
+  }
 }
 
 Status KeyService::FlushLastUsed() {
   std::vector<store::KeyStore::Touch> batch;
-  {
-    std::lock_guard lock(touch_mu_);
-    batch.reserve(touched_.size());
-    for (auto& [hash, at] : touched_) batch.push_back({hash, at});
-    touched_.clear();
+  for (TouchShard& shard : touched_) {
+    std::unordered_map<std::string, UnixMillis, DigestHash, std::equal_to<>> taken;
+    {
+      std::lock_guard lock(shard.mu);
+      taken.swap(shard.at);
+    }
+    for (auto& [hash, at] : taken) batch.push_back({hash, at});
   }
   if (batch.empty()) return OkStatus();
   return store_.TouchLastUsed(batch);

@@ -11,7 +11,9 @@
 // Thread safety: every method may be called concurrently; it blocks on the store.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/digest_hash.h"
 #include "common/log.h"
 #include "common/secret_source.h"
 #include "common/status.h"
@@ -187,7 +190,7 @@ class KeyService {
   static Status CheckOrgClaim(const Caller& caller, const std::optional<std::string>& org_id);
 
   // last_used_at is recorded in memory and written in batches by FlushLastUsed().
-  void NoteUsed(const std::string& hash);
+  void NoteUsed(std::string_view hash);
   Status FlushLastUsed();
 
   const KeyPrefixes& prefixes() const { return prefixes_; }
@@ -211,8 +214,14 @@ class KeyService {
   const KeyPrefixes prefixes_;
   Logger& log_;
 
-  std::mutex touch_mu_;
-  std::unordered_map<std::string, UnixMillis> touched_;
+  // last_used_at marks by digest, split so that calls noting different keys (every model
+  // call notes its key) rarely wait for one another.
+  struct alignas(64) TouchShard {
+    std::mutex mu;
+    std::unordered_map<std::string, UnixMillis, DigestHash, std::equal_to<>> at;  // guarded by mu
+  };
+  static constexpr size_t kTouchShards = 16;
+  std::array<TouchShard, kTouchShards> touched_;
 };
 
 // Checks a complete key against the rules of dialects.md "Common rules" at `now`.

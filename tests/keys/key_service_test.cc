@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "keys/secrets.h"
 #include "store/sqlite/sqlite_store.h"
@@ -63,6 +65,31 @@ TEST_F(KeyServiceTest, AuthenticatesEachCredentialKind) {
   EXPECT_EQ(service_->Authenticate("sk-kg-nope").error().code, ErrorCode::kUnauthenticated);
   EXPECT_EQ(service_->Authenticate("").error().reason, "missing_api_key");
   EXPECT_EQ(KeyService::RequireManager(*caller).error().code, ErrorCode::kPermissionDenied);
+}
+
+TEST_F(KeyServiceTest, LastUsedIsKeptInMemoryAndWrittenByTheFlush) {
+  std::vector<IssuedServiceKey> keys;
+  for (int i = 0; i < 40; ++i) keys.push_back(Create(Named("svc-" + std::to_string(i))));
+  const UnixMillis start = clock_.NowMs();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    clock_.AdvanceMs(1'000);
+    service_->NoteUsed(keys[i].key.hash);
+  }
+  clock_.AdvanceMs(1'000);
+  service_->NoteUsed(keys[0].key.hash);  // noted again: the later time wins
+  EXPECT_FALSE(store_->GetServiceKey(keys[0].key.hash)->last_used_at.has_value());
+  ASSERT_TRUE(service_->FlushLastUsed().ok());
+  EXPECT_EQ(store_->GetServiceKey(keys[0].key.hash)->last_used_at,
+            start + 1'000 * static_cast<int64_t>(keys.size() + 1));
+  for (size_t i = 1; i < keys.size(); ++i) {
+    EXPECT_EQ(store_->GetServiceKey(keys[i].key.hash)->last_used_at,
+              start + 1'000 * static_cast<int64_t>(i + 1))
+        << i;
+  }
+  // Nothing noted since: a second flush writes nothing and changes nothing.
+  clock_.AdvanceMs(1'000);
+  ASSERT_TRUE(service_->FlushLastUsed().ok());
+  EXPECT_EQ(store_->GetServiceKey(keys[1].key.hash)->last_used_at, start + 2'000);
 }
 
 TEST_F(KeyServiceTest, StoresOnlyTheDigestAndMasksTheSecret) {
