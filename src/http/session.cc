@@ -498,7 +498,9 @@ void Session::ClientGone() {
 
 // Timeouts
 
-void Session::SetReadDeadline(Clock::duration timeout) { SetReadDeadlineAt(Clock::now() + timeout); }
+void Session::SetReadDeadline(Clock::duration timeout) {
+  SetReadDeadlineAt(Clock::now() + timeout);
+}
 
 void Session::SetReadDeadlineAt(Clock::time_point deadline) {
   read_deadline_ = deadline;

@@ -528,7 +528,7 @@ void KeyService::NoteUsed(std::string_view hash) {
 Status KeyService::FlushLastUsed() {
   std::vector<store::KeyStore::Touch> batch;
   for (TouchShard& shard : touched_) {
-    std::unordered_map<std::string, UnixMillis, DigestHash, std::equal_to<>> taken;
+    TouchMap taken;
     {
       std::lock_guard lock(shard.mu);
       taken.swap(shard.at);

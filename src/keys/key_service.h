@@ -216,9 +216,10 @@ class KeyService {
 
   // last_used_at marks by digest, split so that calls noting different keys (every model
   // call notes its key) rarely wait for one another.
+  using TouchMap = std::unordered_map<std::string, UnixMillis, DigestHash, std::equal_to<>>;
   struct alignas(64) TouchShard {
     std::mutex mu;
-    std::unordered_map<std::string, UnixMillis, DigestHash, std::equal_to<>> at;  // guarded by mu
+    TouchMap at;  // guarded by mu
   };
   static constexpr size_t kTouchShards = 16;
   std::array<TouchShard, kTouchShards> touched_;

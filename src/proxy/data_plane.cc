@@ -30,7 +30,6 @@ std::string LoadedKey(const keys::ServiceKey& key) {
 
 constexpr std::chrono::milliseconds kHousekeepingInterval{60'000};
 
-
 }  // namespace
 
 DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config::Catalog& catalog,
