@@ -11,6 +11,7 @@
 
 #include "common/ascii.h"
 #include "http/error_response.h"
+#include "http/read_readiness.h"
 
 namespace keygate::http::internal {
 
@@ -232,6 +233,7 @@ void Session::Start() {
       self->state_.logger().Warn("http.socket_setup_failed", {{"error", setup_ec.message()}});
       return self->Close();
     }
+    WatchPeerHangup(self->socket_);  // lets StartRead() skip doomed reads
     self->SetReadDeadline(std::chrono::seconds(self->state_.options().header_timeout_s));
     self->StartRead();
   });
@@ -265,10 +267,14 @@ void Session::StartRead() {
                           [self = shared_from_this()](beast::error_code ec, size_t bytes) {
                             self->OnRead(ec, bytes);
                           });
+  // See http/read_readiness.h: with a reactor write pending, this read's completion could be
+  // posted behind a newer event, so it must not mark the socket drained.
+  read_may_note_drained_ = !async_writing_ && ReadWasQueued(socket_);
 }
 
 void Session::OnRead(beast::error_code ec, size_t bytes) {
   reading_ = false;
+  if (!ec && read_may_note_drained_ && bytes < kReadChunkBytes) NoteDrained(socket_);
   if (closed_) return;
   if (ec) {
     if (phase_ == Phase::kBusy) return ClientGone();

@@ -246,6 +246,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point write_deadline_ = Clock::time_point::max();
   Phase phase_ = Phase::kIdle;
   bool reading_ = false;  // a read is pending on the socket
+  // The pending read waits in the reactor and no reactor write overlapped it: a short read
+  // may tell the reactor the socket is drained (http/read_readiness.h).
+  bool read_may_note_drained_ = false;
   bool parsing_ = false;  // Parse() is on the stack (it must not re-enter)
   std::optional<Exchange> exchange_;
   std::deque<OutItem> out_;
@@ -253,6 +256,7 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t in_flight_ = 0;  // items of out_ the write in flight covers
   bool writing_ = false;
   bool eager_writing_ = false;  // WriteNext() is completing a write it made at once
+  bool async_writing_ = false;  // an async_write (a reactor operation) is pending
   bool flush_posted_ = false;  // a deferred start of writing is queued
   bool closed_ = false;
   bool client_gone_ = false;

@@ -377,8 +377,12 @@ void Session::WriteNext() {
     DropFront(write_buffers_, written);
   }
   SetWriteDeadline();
-  net::async_write(socket_, write_buffers_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
+  async_writing_ = true;
+  read_may_note_drained_ = false;  // the pending read, if any (see StartRead())
+  net::async_write(socket_, write_buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->async_writing_ = false;
+    self->OnWrite(ec);
+  });
 }
 
 void Session::OnWrite(beast::error_code ec) {

@@ -32,6 +32,7 @@
 
 #include "common/ascii.h"
 #include "common/lazy_timer.h"
+#include "http/read_readiness.h"
 
 namespace keygate::proxy {
 namespace {
@@ -393,6 +394,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   bool timed_out_ = false;
   bool cancelled_ = false;
   bool done_ = false;
+  bool read_may_note_drained_ = false;  // see Read()
 };
 
 std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequest& request) {
@@ -461,7 +463,10 @@ void Exchange::OnConnect(const error_code& ec) {
   connection_->socket().non_blocking(true, setup_ec);  // Write() tries its write at once
   if (setup_ec) return Fail(UpstreamOutcome::kConnectFailed, setup_ec, "socket setup");
   ssl::stream<tcp::socket>* tls = connection_->tls();
-  if (tls == nullptr) return Write();
+  if (tls == nullptr) {
+    http::WatchPeerHangup(connection_->socket());  // lets Read() skip doomed reads
+    return Write();
+  }
   // SNI and host-name verification (spec data-plane.md: TLS verified against the CA store).
   if (!IsIpLiteral(target_->host)) {
     SSL_set_tlsext_host_name(tls->native_handle(), target_->host.c_str());
@@ -517,9 +522,17 @@ void Exchange::Read() {
                              self->OnRead(ec, bytes);
                            });
   });
+  // A plain connection's reads never overlap a write of the exchange (the request is written
+  // whole first), so a read that waited in the reactor may mark the socket drained when it
+  // comes back short (http/read_readiness.h). TLS reads go through the stream's own buffer.
+  read_may_note_drained_ =
+      connection_->tls() == nullptr && http::ReadWasQueued(connection_->socket());
 }
 
 void Exchange::OnRead(error_code ec, size_t bytes) {
+  if (!ec && read_may_note_drained_ && bytes < kBodyBufferBytes) {
+    http::NoteDrained(connection_->socket());
+  }
   if (done_) return;
   connection_->buffer().commit(bytes);
   if (!ec) {
