@@ -20,12 +20,12 @@ std::shared_ptr<const ResolvedCatalog> ResolveOrThrow(const config::Catalog& cat
   return *resolved;
 }
 
-// The key of the `loaded_` set: a budget is loaded per lineage and per interval.
-std::string LoadedKey(const keys::ServiceKey& key) {
-  std::string out = key.lineage.empty() ? key.hash : key.lineage;
-  out += '/';
-  out += keys::ToString(key.guardrails.reset_interval);
-  return out;
+// A budget is loaded per lineage and per interval: the `loaded_` entry and bit of `key`'s.
+std::string_view LineageOf(const keys::ServiceKey& key) {
+  return key.lineage.empty() ? std::string_view(key.hash) : std::string_view(key.lineage);
+}
+unsigned IntervalBit(const keys::ServiceKey& key) {
+  return 1u << static_cast<unsigned>(key.guardrails.reset_interval);
 }
 
 constexpr std::chrono::milliseconds kHousekeepingInterval{60'000};
@@ -167,17 +167,20 @@ bool DataPlane::AnsweredFromStore(const http::Request& request,
   return true;
 }
 
-bool DataPlane::MayReadStore(const keys::ServiceKey& key) {
-  if (!key.guardrails.credit_limit.has_value()) return false;
+bool DataPlane::IsLoaded(const keys::ServiceKey& key) {
   std::shared_lock<std::shared_mutex> lock(loaded_mu_);
-  return loaded_.count(LoadedKey(key)) == 0;
+  const auto it = loaded_.find(LineageOf(key));
+  return it != loaded_.end() && (it->second & IntervalBit(key)) != 0;
+}
+
+bool DataPlane::MayReadStore(const keys::ServiceKey& key) {
+  return key.guardrails.credit_limit.has_value() && !IsLoaded(key);
 }
 
 void DataPlane::MarkLoaded(const keys::ServiceKey& key) {
-  if (!key.guardrails.credit_limit.has_value()) return;
-  std::string loaded = LoadedKey(key);
+  if (!key.guardrails.credit_limit.has_value() || IsLoaded(key)) return;
   std::unique_lock<std::shared_mutex> lock(loaded_mu_);
-  loaded_.insert(std::move(loaded));
+  loaded_[std::string(LineageOf(key))] |= IntervalBit(key);
 }
 
 void DataPlane::Housekeeping() {

@@ -31,9 +31,10 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "common/clock.h"
+#include "common/digest_hash.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "config/config.h"
@@ -129,6 +130,7 @@ class DataPlane {
   // True if admitting `key` may read the store (its budget is not loaded in this process).
   bool MayReadStore(const keys::ServiceKey& key);
   void MarkLoaded(const keys::ServiceKey& key);
+  bool IsLoaded(const keys::ServiceKey& key);
   void Housekeeping();
 
   DataPlaneDeps deps_;
@@ -142,9 +144,11 @@ class DataPlane {
   LimiterLiveUsage live_usage_;
   CallEnvironment environment_;
   std::unique_ptr<boost::asio::thread_pool> cold_pool_;
-  // Lineage + budget interval pairs whose spend the Limiter holds (see MayReadStore()).
+  // The budgets whose spend the Limiter holds (see MayReadStore()): per lineage root, one bit
+  // per reset interval. Looked up by view on every call; written the first time only.
   std::shared_mutex loaded_mu_;
-  std::unordered_set<std::string> loaded_;  // guarded by loaded_mu_
+  std::unordered_map<std::string, unsigned, DigestHash, std::equal_to<>>
+      loaded_;  // guarded by loaded_mu_
   std::once_flag shutdown_once_;
 };
 
