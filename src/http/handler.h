@@ -53,6 +53,10 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   HeaderList headers;  // extra headers (Retry-After, x-ratelimit-*, ...)
+  // More extra headers, already formatted ("name: value\r\n" each) and written as they are:
+  // for headers keygate renders itself on every call (no list to build and check). Only
+  // valid names and values, never one the server sets itself (Content-Length, Date, ...).
+  std::string header_lines;
 };
 
 // How the response goes back. Obtained by a handler, possibly kept beyond the handler's return
@@ -62,9 +66,11 @@ class Responder {
   virtual ~Responder() = default;
   // Sends a complete response. Call once.
   virtual void Send(Response response) = 0;
-  // Starts a chunked streaming response (Server-Sent Events by default).
+  // Starts a chunked streaming response (Server-Sent Events by default). `header_lines` as
+  // Response::header_lines.
   virtual void BeginStream(int status, HeaderList headers,
-                           std::string content_type = "text/event-stream") = 0;
+                           std::string content_type = "text/event-stream",
+                           std::string header_lines = {}) = 0;
   // Queues `data` to the client. `on_written(true)` once written, `(false)` if the client is
   // gone; called on an io thread. REQUIRES: BeginStream() called, EndStream() not yet.
   virtual void WriteChunk(std::string data, std::function<void(bool ok)> on_written) = 0;

@@ -87,10 +87,13 @@ class ResponderImpl final : public Responder {
       s.SendResponse(seq, std::move(response));
     });
   }
-  void BeginStream(int status, HeaderList headers, std::string content_type) override {
+  void BeginStream(int status, HeaderList headers, std::string content_type,
+                   std::string header_lines) override {
     session_->Run([seq = seq_, status, headers = std::move(headers),
-                    content_type = std::move(content_type)](Session& s) mutable {
-      s.BeginStream(seq, status, std::move(headers), std::move(content_type));
+                    content_type = std::move(content_type),
+                    header_lines = std::move(header_lines)](Session& s) mutable {
+      s.BeginStream(seq, status, std::move(headers), std::move(content_type),
+                    std::move(header_lines));
     });
   }
   void WriteChunk(std::string data, std::function<void(bool ok)> on_written) override {

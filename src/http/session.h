@@ -104,6 +104,7 @@ struct ResponseHead {
   int status = 200;
   std::string_view content_type;  // omitted when empty
   const HeaderList* headers = nullptr;
+  std::string_view header_lines;  // written as they are (Response::header_lines)
   std::string_view request_id;
   std::string_view date;  // IMF-fixdate for the Date header; omitted when empty
   Framing framing = Framing::kContentLength;
@@ -214,7 +215,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Responding (session_write.cc).
   void SendResponse(uint64_t seq, Response response);
-  void BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type);
+  void BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type,
+                   std::string header_lines);
   void WriteChunk(uint64_t seq, std::string data, std::function<void(bool)> on_written);
   void EndStream(uint64_t seq);
   void SetClientGoneCallback(uint64_t seq, std::function<void()> callback);
@@ -222,7 +224,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void ResponderReleased(uint64_t seq);
   void AbortExchange(const char* why);
   std::string MakeHead(int status, std::string_view content_type, const HeaderList& headers,
-                       ResponseHead::Framing framing, uint64_t content_length);
+                       std::string_view header_lines, ResponseHead::Framing framing,
+                       uint64_t content_length);
   // Queues `item` and starts writing, at once or (`defer`) once the running handler returns.
   void Enqueue(OutItem item, bool defer = false);
   void WriteNext();

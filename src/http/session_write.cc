@@ -114,6 +114,7 @@ std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dr
       AppendField(&out, name, value);
     }
   }
+  out += head.header_lines;
   AppendField(&out, "x-request-id", head.request_id);
   if (head.version >= 11 && !head.keep_alive) AppendField(&out, "Connection", "close");
   if (head.version == 10 && head.keep_alive) AppendField(&out, "Connection", "keep-alive");
@@ -122,7 +123,8 @@ std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dr
 }
 
 std::string Session::MakeHead(int status, std::string_view content_type, const HeaderList& headers,
-                              ResponseHead::Framing framing, uint64_t content_length) {
+                              std::string_view header_lines, ResponseHead::Framing framing,
+                              uint64_t content_length) {
   Exchange& exchange = *exchange_;
   // A draining server tells each client this is its last response on the connection.
   exchange.keep_alive = exchange.keep_alive && !state_.draining();
@@ -131,6 +133,7 @@ std::string Session::MakeHead(int status, std::string_view content_type, const H
   head.status = status;
   head.content_type = content_type;
   head.headers = &headers;
+  head.header_lines = header_lines;
   head.request_id = exchange.request_id;
   head.date = HttpDate();
   head.framing = framing;
@@ -169,6 +172,7 @@ void Session::SendResponse(uint64_t seq, Response response) {
   OutItem item;
   item.head = MakeHead(
       response.status, bodiless ? std::string_view() : response.content_type, response.headers,
+      response.header_lines,
       bodiless ? ResponseHead::Framing::kNone : ResponseHead::Framing::kContentLength,
       response.body.size());
   if (!exchange.head && !bodiless) item.body = std::move(response.body);
@@ -177,7 +181,8 @@ void Session::SendResponse(uint64_t seq, Response response) {
   Enqueue(std::move(item));
 }
 
-void Session::BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type) {
+void Session::BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type,
+                          std::string header_lines) {
   if (!IsCurrent(seq)) return;
   Exchange& exchange = *exchange_;
   if (exchange.state != ResponseState::kAwaiting) {
@@ -198,7 +203,7 @@ void Session::BeginStream(uint64_t seq, int status, HeaderList headers, std::str
   if (!exchange.chunked) exchange.keep_alive = false;
   OutItem item;
   item.head = MakeHead(
-      status, content_type, headers,
+      status, content_type, headers, header_lines,
       exchange.chunked ? ResponseHead::Framing::kChunked : ResponseHead::Framing::kNone, 0);
   // The first chunk usually follows in the same handler: they leave in one write.
   Enqueue(std::move(item), /*defer=*/true);

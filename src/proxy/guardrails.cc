@@ -233,4 +233,10 @@ http::HeaderList RateLimitFigures::Headers() const {
   return headers;
 }
 
+std::string RateLimitFigures::Lines() const {
+  std::string lines;
+  AppendRateLimitLines(requests, tokens, at, &lines);
+  return lines;
+}
+
 }  // namespace keygate::proxy

@@ -62,6 +62,8 @@ struct RateLimitFigures {
 
   // x-ratelimit-{limit,remaining,reset}-{requests,tokens}; none without limits.
   http::HeaderList Headers() const;
+  // The same, as http::Response::header_lines text.
+  std::string Lines() const;
 };
 
 // A call that passed every step: forward it, then settle or release `ticket`.

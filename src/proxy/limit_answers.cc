@@ -56,11 +56,18 @@ constexpr WindowHeaderNames kTokenHeaders = {"x-ratelimit-limit-tokens",
                                              "x-ratelimit-remaining-tokens",
                                              "x-ratelimit-reset-tokens"};
 
-void AppendWindow(const WindowHeaderNames& names, const limits::WindowFigures& figures,
-                  UnixMillis now, http::HeaderList* headers) {
-  headers->emplace_back(names.limit, IntText(figures.limit));
-  headers->emplace_back(names.remaining, IntText(std::max<int64_t>(figures.remaining, 0)));
-  headers->emplace_back(names.reset, FormatResetDuration(figures.reset_at_ms - now));
+// Calls emit(name, value) for each x-ratelimit-* header of the figures present.
+template <typename Emit>
+void ForEachRateLimitHeader(const std::optional<limits::WindowFigures>& requests,
+                            const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
+                            Emit&& emit) {
+  auto window = [&](const WindowHeaderNames& names, const limits::WindowFigures& figures) {
+    emit(names.limit, IntText(figures.limit));
+    emit(names.remaining, IntText(std::max<int64_t>(figures.remaining, 0)));
+    emit(names.reset, FormatResetDuration(figures.reset_at_ms - now));
+  };
+  if (requests) window(kRequestHeaders, *requests);
+  if (tokens) window(kTokenHeaders, *tokens);
 }
 
 std::string RateLimitMessage(const limits::Decision& decision, const WorstCase& worst) {
@@ -113,8 +120,18 @@ void AppendRateLimitHeaders(const std::optional<limits::WindowFigures>& requests
                             const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                             http::HeaderList* headers) {
   headers->reserve(headers->size() + 6);
-  if (requests) AppendWindow(kRequestHeaders, *requests, now, headers);
-  if (tokens) AppendWindow(kTokenHeaders, *tokens, now, headers);
+  ForEachRateLimitHeader(requests, tokens, now, [&](const char* name, std::string value) {
+    headers->emplace_back(name, std::move(value));
+  });
+}
+
+void AppendRateLimitLines(const std::optional<limits::WindowFigures>& requests,
+                          const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
+                          std::string* lines) {
+  if (requests || tokens) lines->reserve(lines->size() + 256);  // six lines fit
+  ForEachRateLimitHeader(requests, tokens, now, [&](std::string_view name, std::string_view value) {
+    lines->append(name).append(": ").append(value).append("\r\n");
+  });
 }
 
 http::Response RateLimitedResponse(const limits::Decision& decision, const WorstCase& worst,

@@ -30,6 +30,12 @@ void AppendRateLimitHeaders(const std::optional<limits::WindowFigures>& requests
                             const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                             http::HeaderList* headers);
 
+// The same headers as http::Response::header_lines text ("name: value\r\n" each), appended to
+// `lines`: the form an answer that carries them on every call uses (no list to build).
+void AppendRateLimitLines(const std::optional<limits::WindowFigures>& requests,
+                          const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
+                          std::string* lines);
+
 // The 429 for kRejectRpm, kRejectTpm or kRejectTpmNeverFits: rate_limit_exceeded, with
 // Retry-After (whole seconds, rounded up) and retry-after-ms unless the request can never fit,
 // and the rate-limit headers. REQUIRES: decision.outcome is one of those three.

@@ -114,7 +114,7 @@ void ModelCall::Start(boost::asio::io_context& io) {
 }
 
 http::HeaderList ModelCall::ResponseHeaders() const {
-  http::HeaderList headers = admission_.rate_limits.Headers();
+  http::HeaderList headers;
   for (const auto& [name, value] : upstream_headers_) {
     if (Contains(kDroppedResponseHeaders, name) || StartsWith(name, "x-ratelimit-")) continue;
     if (name == "x-request-id") {
@@ -137,7 +137,8 @@ void ModelCall::OnResponseHead(int status, http::HeaderList headers) {
   out.emplace_back("Cache-Control", "no-cache");
   std::string_view type = HeaderValue(upstream_headers_, "content-type");
   responder_->BeginStream(200, std::move(out),
-                          type.empty() ? std::string("text/event-stream") : std::string(type));
+                          type.empty() ? std::string("text/event-stream") : std::string(type),
+                          admission_.rate_limits.Lines());
 }
 
 void ModelCall::OnResponseData(std::string_view data) {
@@ -224,6 +225,7 @@ void ModelCall::FinishComplete() {
   response.content_type = type.empty() ? std::string("application/json") : std::string(type);
   response.body = std::move(body_);
   response.headers = ResponseHeaders();
+  response.header_lines = admission_.rate_limits.Lines();
   // Settled before the answer leaves: a caller who sends its next call the moment it reads
   // this answer (on any connection) finds the spend and windows already current.
   Close(upstream_status_, charge, charged);
@@ -284,7 +286,7 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
                   "", "upstream_timeout"};
   }
   http::Response response = http::ErrorResponse(error);
-  response.headers = admission_.rate_limits.Headers();
+  response.header_lines = admission_.rate_limits.Lines();
   const int status = response.status;
   // spec §3 step 5: a failed or timed-out upstream call releases its reservations (before
   // the answer leaves, see FinishComplete).

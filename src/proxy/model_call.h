@@ -94,6 +94,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   // An upper bound of what was received when the upstream reported no usage: the whole
   // prompt, and at most `completion_bytes` completion tokens (capped at the worst case).
   TokenUsage EstimateReceived(int64_t completion_bytes) const;
+  // The upstream's headers the caller gets (the rate-limit headers are keygate's own, added
+  // as the answer's header_lines).
   http::HeaderList ResponseHeaders() const;
 
   const CallEnvironment& env_;

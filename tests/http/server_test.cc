@@ -151,6 +151,15 @@ void ServerTest::AddRoutes() {
   router_.Add(
       "GET", "/hello", [](Request&, std::shared_ptr<Responder> r) { r->Send(Text("hello")); },
       Execution::kInline);
+  router_.Add(
+      "GET", "/lines",
+      [](Request&, std::shared_ptr<Responder> r) {
+        Response response = Text("with lines");
+        response.headers.emplace_back("x-listed", "1");
+        response.header_lines = "x-line-a: 2\r\nx-line-b: three\r\n";
+        r->Send(std::move(response));
+      },
+      Execution::kInline);
   router_.Add("POST", "/echo",
               [](Request& request, std::shared_ptr<Responder> r) { r->Send(Text(request.body)); });
   router_.Add(
@@ -188,7 +197,8 @@ void ServerTest::AddRoutes() {
   router_.Add(
       "GET", "/stream",
       [this](Request&, std::shared_ptr<Responder> r) {
-        r->BeginStream(200, {{"cache-control", "no-cache"}});
+        r->BeginStream(200, {{"cache-control", "no-cache"}}, "text/event-stream",
+                       "x-figure: 7\r\n");
         for (int i = 1; i <= 3; ++i) {
           r->WriteChunk("data: " + std::to_string(i) + "\n\n", [this](bool ok) {
             if (ok) ++chunks_written_;
@@ -316,6 +326,19 @@ TEST_F(ServerTest, BlockingHandlerDoesNotBlockInlineOne) {
   EXPECT_EQ(reply.body, "gated");
 }
 
+TEST_F(ServerTest, PreformattedHeaderLinesFollowTheListedHeaders) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  TestHttpClient::Reply reply = client.Get("/lines");
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "with lines");
+  EXPECT_EQ(reply.Header("x-listed"), "1");
+  EXPECT_EQ(reply.Header("x-line-a"), "2");
+  EXPECT_EQ(reply.Header("x-line-b"), "three");
+  EXPECT_EQ(reply.Header("content-length"), "10");
+  EXPECT_FALSE(reply.Header("x-request-id").empty());
+}
+
 TEST_F(ServerTest, StreamsChunks) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   TestHttpClient client = Client();
@@ -327,6 +350,7 @@ TEST_F(ServerTest, StreamsChunks) {
   EXPECT_EQ(reply.Header("transfer-encoding"), "chunked");
   EXPECT_EQ(reply.Header("content-type"), "text/event-stream");
   EXPECT_EQ(reply.Header("cache-control"), "no-cache");
+  EXPECT_EQ(reply.Header("x-figure"), "7");  // header_lines
   EXPECT_EQ(reply.Header("content-length"), "");
   EXPECT_EQ(client.connections_opened(), 1);  // a finished stream leaves the connection usable
 }

@@ -19,6 +19,31 @@ TEST(LimitAnswersTest, ResetDurationsReadLikeOpenAis) {
   EXPECT_EQ(FormatResetDuration(3'600'000), "1h0m0s");
 }
 
+TEST(LimitAnswersTest, RateLimitLinesSayWhatTheHeaderListSays) {
+  const limits::WindowFigures requests{100, 97, 61'000};
+  const limits::WindowFigures tokens{50'000, -3, 1'250};
+  http::HeaderList list;
+  AppendRateLimitHeaders(requests, tokens, 1'000, &list);
+  std::string lines;
+  AppendRateLimitLines(requests, tokens, 1'000, &lines);
+  EXPECT_EQ(lines,
+            "x-ratelimit-limit-requests: 100\r\n"
+            "x-ratelimit-remaining-requests: 97\r\n"
+            "x-ratelimit-reset-requests: 1m0s\r\n"
+            "x-ratelimit-limit-tokens: 50000\r\n"
+            "x-ratelimit-remaining-tokens: 0\r\n"
+            "x-ratelimit-reset-tokens: 250ms\r\n");
+  std::string from_list;
+  for (const auto& [name, value] : list) from_list += name + ": " + value + "\r\n";
+  EXPECT_EQ(from_list, lines);
+  std::string requests_only;
+  AppendRateLimitLines(requests, std::nullopt, 1'000, &requests_only);
+  EXPECT_EQ(requests_only.find("tokens"), std::string::npos);
+  std::string none;
+  AppendRateLimitLines(std::nullopt, std::nullopt, 1'000, &none);
+  EXPECT_EQ(none, "");
+}
+
 TEST(LimitAnswersTest, RetryAfterRoundsUpToWholeSeconds) {
   limits::Decision decision;
   decision.outcome = limits::LimitOutcome::kRejectRpm;
