@@ -227,12 +227,6 @@ Error Guardrails::ManagementCredentialRefusal(const keys::IndexedCredential& fou
   return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
 }
 
-http::HeaderList RateLimitFigures::Headers() const {
-  http::HeaderList headers;
-  AppendRateLimitHeaders(requests, tokens, at, &headers);
-  return headers;
-}
-
 std::string RateLimitFigures::Lines() const {
   std::string lines;
   AppendRateLimitLines(requests, tokens, at, &lines);

@@ -60,9 +60,8 @@ struct RateLimitFigures {
   std::optional<limits::WindowFigures> tokens;
   UnixMillis at = 0;  // the admission's time, which the reset durations count from
 
-  // x-ratelimit-{limit,remaining,reset}-{requests,tokens}; none without limits.
-  http::HeaderList Headers() const;
-  // The same, as http::Response::header_lines text.
+  // x-ratelimit-{limit,remaining,reset}-{requests,tokens}, as http::Response::header_lines
+  // text; none without limits.
   std::string Lines() const;
 };
 

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "keys/secrets.h"
 #include "limits/local_limiter.h"
@@ -52,9 +53,19 @@ std::string Body(int max_tokens = 10, const std::string& model = "mock/echo") {
          std::to_string(max_tokens) + "}";
 }
 
+// The value of header `name` in the response's list or in its preformatted header_lines.
 std::string Header(const http::Response& response, const std::string& name) {
   for (const auto& [key, value] : response.headers) {
     if (key == name) return value;
+  }
+  const std::string prefix = name + ": ";
+  std::string_view lines = response.header_lines;
+  while (!lines.empty()) {
+    const size_t end = lines.find("\r\n");
+    const std::string_view line = lines.substr(0, end);
+    if (line.substr(0, prefix.size()) == prefix) return std::string(line.substr(prefix.size()));
+    if (end == std::string_view::npos) break;
+    lines.remove_prefix(end + 2);
   }
   return "";
 }
@@ -110,7 +121,7 @@ TEST_F(GuardrailsTest, AnUnlimitedKeyIsAdmittedWithoutRateLimitHeaders) {
   auto verdict = Check();
   ASSERT_TRUE(verdict.ok()) << verdict.refusal.body;
   EXPECT_TRUE(verdict.value->ticket.valid());
-  EXPECT_TRUE(verdict.value->rate_limits.Headers().empty());
+  EXPECT_TRUE(verdict.value->rate_limits.Lines().empty());
   EXPECT_EQ(verdict.value->call.model->id, "mock/echo");
   EXPECT_EQ(verdict.value->call.worst.tokens(), 21 + 10);
 }
@@ -292,7 +303,7 @@ TEST_F(GuardrailsTest, SuccessCarriesTheRateLimitHeadersOfTheLimitsTheKeyHas) {
   auto verdict = Check();
   ASSERT_TRUE(verdict.ok());
   http::Response carrier;
-  carrier.headers = verdict.value->rate_limits.Headers();
+  carrier.header_lines = verdict.value->rate_limits.Lines();
   EXPECT_EQ(Header(carrier, "x-ratelimit-limit-requests"), "10");
   EXPECT_EQ(Header(carrier, "x-ratelimit-remaining-requests"), "9");
   EXPECT_EQ(Header(carrier, "x-ratelimit-reset-requests"), "1m0s");
