@@ -1,5 +1,7 @@
 #include "common/json_writer.h"
 
+#include <charconv>
+
 #include "common/log.h"
 
 namespace keygate {
@@ -42,7 +44,9 @@ JsonWriter& JsonWriter::String(std::string_view value) {
 
 JsonWriter& JsonWriter::Int(int64_t value) {
   BeforeValue();
-  out_ += std::to_string(value);
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out_.append(digits, end);
   need_comma_ = true;
   return *this;
 }

@@ -338,10 +338,12 @@ keys::AuditEntry ReadAuditEntry(const Statement& stmt) {
 }
 
 const char* const kUsageColumns =
-    "k.key_hash, l.key_hash, k.org_id, r.model, r.provider, r.prompt_tokens, r.completion_tokens, "
-    "r.cost, r.status, r.latency_ms, r.ttfb_ms, r.request_id, r.at";
+    "k.key_hash, l.key_hash, k.org_id, r.value ->> 1, r.value ->> 2, r.value ->> 3, "
+    "r.value ->> 4, r.value ->> 5, r.value ->> 6, r.value ->> 7, r.value ->> 8, r.value ->> 9, "
+    "r.value ->> 10";
 const char* const kUsageFrom =
-    "usage_keys l JOIN usage_rows r ON r.lineage_id = l.id JOIN usage_keys k ON k.id = r.key_id";
+    "usage_keys l JOIN usage_chunks c ON c.lineage_id = l.id JOIN json_each(c.records) r "
+    "JOIN usage_keys k ON k.id = r.value ->> 0";
 
 UsageRecord ReadUsageRecord(const Statement& stmt) {
   UsageRecord record;

@@ -54,8 +54,9 @@ extern const char* const kProvisioningKeyColumns;
 keys::ProvisioningKey ReadProvisioningKey(const Statement& stmt);
 extern const char* const kAuditColumns;
 keys::AuditEntry ReadAuditEntry(const Statement& stmt);
-// A usage row (schema version 4): the FROM clause aliases usage_rows as r, joins its key as k
-// and its lineage root as l, so that a filter on l.key_hash selects one lineage.
+// A usage record (schema version 5): the FROM clause joins a lineage root l to its chunks c,
+// each chunk to its records r (json_each over c.records) and each record to its key k, so that
+// a filter on l.key_hash selects one lineage.
 extern const char* const kUsageColumns;
 extern const char* const kUsageFrom;
 UsageRecord ReadUsageRecord(const Statement& stmt);

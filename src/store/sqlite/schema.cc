@@ -447,6 +447,45 @@ JOIN usage_keys k ON k.id = r.key_id
 JOIN usage_keys l ON l.id = r.lineage_id;
 )sql";
 
+// Version 5 (usage chunks): the records of one lineage written by one usage batch are one row,
+// a JSON array of records, instead of one row each. The data plane leaves a record per call,
+// and a row per call cost the store writer more CPU than the rest of the call's usage path
+// (decision 0016). A record's id is its chunk's first_id plus its position in the chunk; ids
+// stay unique and increasing. newest_at (the chunk's latest `at`) orders a lineage's chunks
+// for "latest calls". Each existing row becomes a chunk of one record, keeping its id. The
+// view usage_records still answers with one row per record, for raw readers.
+constexpr const char* kUsageChunksSchema = R"sql(
+CREATE TABLE usage_chunks (
+  id INTEGER PRIMARY KEY,
+  lineage_id INTEGER NOT NULL,
+  first_id INTEGER NOT NULL,
+  records_count INTEGER NOT NULL,
+  newest_at INTEGER NOT NULL,
+  -- [[key_id, model, provider, prompt_tokens, completion_tokens, cost, status, latency_ms,
+  --   ttfb_ms, request_id, at], ...]
+  records TEXT NOT NULL
+);
+INSERT INTO usage_chunks (lineage_id, first_id, records_count, newest_at, records)
+SELECT lineage_id, id, 1, at,
+       json_array(json_array(key_id, model, provider, prompt_tokens, completion_tokens, cost,
+                             status, latency_ms, ttfb_ms, request_id, at))
+FROM usage_rows ORDER BY id;
+DROP VIEW usage_records;
+DROP TABLE usage_rows;
+CREATE INDEX usage_chunks_by_lineage ON usage_chunks(lineage_id, newest_at);
+
+CREATE VIEW usage_records AS
+SELECT c.first_id + r.key AS id, k.key_hash AS key_hash, l.key_hash AS lineage,
+       k.org_id AS org_id, r.value ->> 1 AS model, r.value ->> 2 AS provider,
+       r.value ->> 3 AS prompt_tokens, r.value ->> 4 AS completion_tokens, r.value ->> 5 AS cost,
+       r.value ->> 6 AS status, r.value ->> 7 AS latency_ms, r.value ->> 8 AS ttfb_ms,
+       r.value ->> 9 AS request_id, r.value ->> 10 AS at
+FROM usage_chunks c
+JOIN json_each(c.records) r
+JOIN usage_keys k ON k.id = r.value ->> 0
+JOIN usage_keys l ON l.id = c.lineage_id;
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "initial schema: organizations, keys, projects, audit log, usage", kInitialSchema},
     Migration{2, "list at scale: counters per source and tag, tag rows by org and position, "
@@ -455,6 +494,7 @@ constexpr std::array kMigrations = {
     Migration{3, "management throughput: tag rows by creation position, live keys by scope",
               kThroughputSchema},
     Migration{4, "compact usage rows: keys by integer id", kCompactUsageSchema},
+    Migration{5, "usage chunks: a batch's records of one lineage in one row", kUsageChunksSchema},
 };
 
 constexpr const char* kCreateMigrationsTable =

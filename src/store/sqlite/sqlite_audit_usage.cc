@@ -1,7 +1,9 @@
 // SqliteStore: reading the audit log, and usage (raw records plus per-lineage daily totals).
-// Raw records are usage_rows referring to usage_keys by id (schema version 4).
+// Raw records are JSON arrays in usage_chunks rows, one row per lineage and batch, referring to
+// usage_keys by id (schema version 5).
 #include "store/sqlite/sqlite_store.h"
 
+#include <algorithm>
 #include <iterator>
 #include <map>
 #include <string>
@@ -9,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/json_writer.h"
 #include "store/sqlite/row_codec.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/store_statements.h"
@@ -65,81 +68,87 @@ DailyDeltas SumByLineageAndDay(const std::vector<UsageRecord>& records) {
   return deltas;
 }
 
-// Rows per INSERT statement: one statement step per 32 records instead of per record (the
-// data plane writes one record per call). A batch's remainder goes in statements of 8, then 1,
-// so that at most three statements are prepared (and cached) for any batch size.
-constexpr size_t kUsageRowsPerInsert[] = {32, 8, 1};
-constexpr int kUsageRowColumns = 12;
+// Most records in one usage_chunks row: a lineage with more records in one batch gets several
+// rows, so that no row's text grows without bound (~100 bytes per record).
+constexpr size_t kMaxRecordsPerChunk = 256;
 // Most key_hash -> id entries kept; past it the cache starts again empty (bounded memory).
 constexpr size_t kMaxCachedUsageKeys = 1 << 16;
 
-// The usage_keys ids a usage row refers to.
+// The usage_keys ids a usage record refers to.
 struct UsageKeyIds {
   int64_t key_id = 0;
   int64_t lineage_id = 0;
 };
 
-std::string BuildInsertUsageSql(size_t rows) {
-  std::string text =
-      "INSERT INTO usage_rows (key_id, lineage_id, model, provider, prompt_tokens, "
-      "completion_tokens, cost, status, latency_ms, ttfb_ms, request_id, at) VALUES ";
-  for (size_t row = 0; row < rows; ++row) {
-    text += row == 0 ? "(" : ",(";
-    for (int col = 1; col <= kUsageRowColumns; ++col) {
-      text += '?';
-      text += std::to_string(row * kUsageRowColumns + static_cast<size_t>(col));
-      text += col == kUsageRowColumns ? ")" : ",";
-    }
-  }
-  return text;
-}
-
-// The statement text for each size of kUsageRowsPerInsert (built once, read only after).
-const std::string& InsertUsageSql(size_t rows) {
-  static const std::string kSql[] = {BuildInsertUsageSql(kUsageRowsPerInsert[0]),
-                                     BuildInsertUsageSql(kUsageRowsPerInsert[1]),
-                                     BuildInsertUsageSql(kUsageRowsPerInsert[2])};
-  for (size_t i = 0; i < std::size(kUsageRowsPerInsert); ++i) {
-    if (kUsageRowsPerInsert[i] == rows) return kSql[i];
-  }
-  return kSql[std::size(kUsageRowsPerInsert) - 1];
-}
-
-// Inserts records[first, first + rows) with one statement (the records outlive it: their text
-// is bound without copies).
-Status InsertUsageRows(Connection& conn, const std::vector<UsageRecord>& records,
-                       const std::vector<UsageKeyIds>& ids, size_t first, size_t rows) {
-  auto stmt = conn.Prepare(InsertUsageSql(rows));
+// The id the next record gets: one past the last chunk's records (ids only grow; a chunk's
+// records take first_id, first_id + 1, ...). Read per batch, inside its transaction, so a
+// rolled-back batch leaves nothing to forget.
+Result<int64_t> NextUsageRecordId(Connection& conn) {
+  auto stmt = conn.Prepare(
+      "SELECT first_id + records_count FROM usage_chunks ORDER BY id DESC LIMIT 1");
   if (!stmt.ok()) return stmt.error();
-  for (size_t row = 0; row < rows; ++row) {
-    const UsageRecord& r = records[first + row];
-    const int base = static_cast<int>(row) * kUsageRowColumns;
-    stmt->Bind(base + 1, ids[first + row].key_id);
-    stmt->Bind(base + 2, ids[first + row].lineage_id);
-    stmt->BindUnowned(base + 3, r.model);
-    stmt->BindUnowned(base + 4, r.provider);
-    stmt->Bind(base + 5, r.prompt_tokens);
-    stmt->Bind(base + 6, r.completion_tokens);
-    stmt->Bind(base + 7, r.cost);
-    stmt->Bind(base + 8, static_cast<int64_t>(r.status));
-    stmt->Bind(base + 9, r.latency_ms);
-    stmt->Bind(base + 10, r.ttfb_ms);
-    stmt->BindUnowned(base + 11, r.request_id);
-    stmt->Bind(base + 12, r.at);
-  }
-  Status status = stmt->Run();
-  if (!status.ok()) return sqlite::DescribeConstraintError(status.error());
-  return OkStatus();
+  auto row = stmt->Step();
+  if (!row.ok()) return row.error();
+  return *row ? stmt->ColumnInt(0) : 1;
 }
 
-Status InsertUsageRecords(Connection& conn, const std::vector<UsageRecord>& records,
-                          const std::vector<UsageKeyIds>& ids) {
-  size_t next = 0;
-  for (size_t rows : kUsageRowsPerInsert) {
-    while (records.size() - next >= rows) {
-      KG_RETURN_IF_ERROR(InsertUsageRows(conn, records, ids, next, rows));
-      next += rows;
+// One record as the JSON array usage_chunks.records holds (schema version 5).
+void AppendChunkRecord(JsonWriter& json, const UsageRecord& r, int64_t key_id) {
+  json.BeginArray()
+      .Int(key_id)
+      .String(r.model)
+      .String(r.provider)
+      .Int(r.prompt_tokens)
+      .Int(r.completion_tokens)
+      .Int(r.cost)
+      .Int(r.status)
+      .Int(r.latency_ms)
+      .Int(r.ttfb_ms)
+      .String(r.request_id)
+      .Int(r.at)
+      .EndArray();
+}
+
+// Writes the records as usage_chunks rows: per lineage, in record order, at most
+// kMaxRecordsPerChunk per row.
+Status InsertUsageChunks(Connection& conn, const std::vector<UsageRecord>& records,
+                         const std::vector<UsageKeyIds>& ids) {
+  auto next_id = NextUsageRecordId(conn);
+  if (!next_id.ok()) return next_id.error();
+  // Record positions grouped by lineage id, each group in record order.
+  std::vector<size_t> order(records.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return ids[a].lineage_id < ids[b].lineage_id; });
+  for (size_t first = 0; first < order.size();) {
+    const int64_t lineage_id = ids[order[first]].lineage_id;
+    size_t end = first;
+    JsonWriter json;
+    json.BeginArray();
+    UnixMillis newest = records[order[first]].at;
+    while (end < order.size() && end - first < kMaxRecordsPerChunk &&
+           ids[order[end]].lineage_id == lineage_id) {
+      const UsageRecord& r = records[order[end]];
+      AppendChunkRecord(json, r, ids[order[end]].key_id);
+      newest = std::max(newest, r.at);
+      ++end;
     }
+    json.EndArray();
+    auto stmt = conn.Prepare(
+        "INSERT INTO usage_chunks (lineage_id, first_id, records_count, newest_at, records) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)");
+    if (!stmt.ok()) return stmt.error();
+    const auto count = static_cast<int64_t>(end - first);
+    stmt->Bind(1, lineage_id);
+    stmt->Bind(2, *next_id);
+    stmt->Bind(3, count);
+    stmt->Bind(4, newest);
+    stmt->BindUnowned(5, json.str());
+    if (Status status = stmt->Run(); !status.ok()) {
+      return sqlite::DescribeConstraintError(status.error());
+    }
+    *next_id += count;
+    first = end;
   }
   return OkStatus();
 }
@@ -239,7 +248,7 @@ Status SqliteStore::AppendUsage(const std::vector<UsageRecord>& records) {
   auto append = [&](Connection& conn) -> Status {
     auto ids = ResolveUsageKeyIds(conn, usage_keys_.ids, records);
     if (!ids.ok()) return ids.error();
-    KG_RETURN_IF_ERROR(InsertUsageRecords(conn, records, *ids));
+    KG_RETURN_IF_ERROR(InsertUsageChunks(conn, records, *ids));
     for (const auto& [lineage_day, delta] : deltas) {
       KG_RETURN_IF_ERROR(AddToDaily(conn, lineage_day.first, lineage_day.second, delta));
     }
@@ -341,18 +350,47 @@ Result<std::vector<UsageRecord>> SqliteStore::RecentUsage(const std::string& lin
   if (limit < 1 || limit > kMaxPageSize) {
     return Error::InvalidArgument("limit must be between 1 and 1000", "limit");
   }
-  std::vector<UsageRecord> out;
-  // One lookup of the lineage root, then the (lineage_id, at) index backwards: no sort step.
-  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
-    return sqlite::ForEachRow(conn,
-                              std::string("SELECT ") + sqlite::kUsageColumns + " FROM " +
-                                  sqlite::kUsageFrom +
-                                  " WHERE l.key_hash = ?1 ORDER BY r.at DESC, r.id DESC LIMIT ?2",
-                              {lineage, limit}, [&](const Statement& row) {
-                                out.push_back(sqlite::ReadUsageRecord(row));
-                                return OkStatus();
-                              });
+  struct Recent {
+    UsageRecord record;
+    int64_t id = 0;
+  };
+  auto newer = [](const Recent& a, const Recent& b) {
+    return a.record.at != b.record.at ? a.record.at > b.record.at : a.id > b.id;
+  };
+  const auto wanted = static_cast<size_t>(limit);
+  std::vector<Recent> found;
+  // Keeps the `wanted` newest records found so far, newest first.
+  auto keep_newest = [&] {
+    std::sort(found.begin(), found.end(), newer);
+    if (found.size() > wanted) found.resize(wanted);
+  };
+  // The lineage's chunks from the newest `at` down (one index range, backwards), with their
+  // records. A chunk may hold records older than the next chunk's newest, so the walk stops
+  // only once `wanted` records are all newer than everything a later chunk can hold.
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) -> Status {
+    auto stmt = conn.Prepare(std::string("SELECT ") + sqlite::kUsageColumns +
+                             ", c.id, c.first_id + r.key, c.newest_at FROM " + sqlite::kUsageFrom +
+                             " WHERE l.key_hash = ?1 ORDER BY c.newest_at DESC, c.id DESC");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, lineage);
+    int64_t chunk = -1;
+    while (true) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      if (stmt->ColumnInt(13) != chunk) {
+        chunk = stmt->ColumnInt(13);
+        keep_newest();
+        if (found.size() == wanted && found.back().record.at > stmt->ColumnInt(15)) break;
+      }
+      found.push_back(Recent{sqlite::ReadUsageRecord(*stmt), stmt->ColumnInt(14)});
+    }
+    return OkStatus();
   }));
+  keep_newest();
+  std::vector<UsageRecord> out;
+  out.reserve(found.size());
+  for (Recent& recent : found) out.push_back(std::move(recent.record));
   return out;
 }
 

@@ -662,7 +662,8 @@ TEST_F(SqliteStoreTest, AppendUsageAfterAFailedWriteDoesNotReuseItsKeyIds) {
   ASSERT_NE(store, nullptr);
   // Fails the row insert after the write has added its key to usage_keys.
   ASSERT_TRUE(RawDb(path_).Exec(
-      "CREATE TRIGGER fail_write BEFORE INSERT ON usage_rows WHEN NEW.request_id = 'fail' "
+      "CREATE TRIGGER fail_write BEFORE INSERT ON usage_chunks "
+      "WHEN NEW.records LIKE '%\"fail\"%' "
       "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"));
   const std::string x = HexId("x");
   const int64_t failed_batches = store->GetWriteStats().failed_batches;
@@ -679,7 +680,8 @@ TEST_F(SqliteStoreTest, AppendUsageAfterAFailedCommitDoesNotReuseItsKeyIds) {
       "CREATE TABLE fault_parent (id INTEGER PRIMARY KEY);"
       "CREATE TABLE fault_child (parent_id INTEGER "
       "REFERENCES fault_parent(id) DEFERRABLE INITIALLY DEFERRED);"
-      "CREATE TRIGGER fail_commit AFTER INSERT ON usage_rows WHEN NEW.request_id = 'fail' "
+      "CREATE TRIGGER fail_commit AFTER INSERT ON usage_chunks "
+      "WHEN NEW.records LIKE '%\"fail\"%' "
       "BEGIN INSERT INTO fault_child (parent_id) VALUES (1); END"));
   const std::string x = HexId("x");
   const int64_t failed_batches = store->GetWriteStats().failed_batches;
@@ -690,36 +692,71 @@ TEST_F(SqliteStoreTest, AppendUsageAfterAFailedCommitDoesNotReuseItsKeyIds) {
   ExpectRolledBackKeyIdIsNotReused(*store, path_, x);
 }
 
-TEST_F(SqliteStoreTest, RecentUsageReadsTheLineageIndexBackwardsWithoutASort) {
+// A batch's records of one lineage are one usage_chunks row (at most 256 records each); the
+// latest calls come from the lineage's chunks newest first, including a later chunk that holds
+// a record older than the newest of the chunk before it.
+TEST_F(SqliteStoreTest, RecentUsageWalksTheLineageChunksNewestFirst) {
   auto store = OpenOrDie();
   ASSERT_NE(store, nullptr);
   std::vector<UsageRecord> batch;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < 6000; ++i) {
     const std::string lineage = HexId("lineage-" + std::to_string(i % 10));
     batch.push_back(Usage(HexId("key-" + std::to_string(i % 30)), lineage, "org_a", kT0 + i,
                           "req-" + std::to_string(i)));
   }
   ASSERT_TRUE(store->AppendUsage(batch).ok());
-  auto recent = store->RecentUsage(HexId("lineage-3"), 2);
-  ASSERT_TRUE(recent.ok()) << recent.error().message;
-  ASSERT_EQ(recent->size(), 2u);
-  EXPECT_EQ((*recent)[0].request_id, "req-1993");
-  EXPECT_EQ((*recent)[1].request_id, "req-1983");
+  const std::string lineage = HexId("lineage-3");
+  const std::string key = HexId("key-3");
+  // Appended later: one call between req-5983 and req-5993, and one older than them all.
+  ASSERT_TRUE(store
+                  ->AppendUsage({Usage(key, lineage, "org_a", kT0 + 5990, "late"),
+                                 Usage(key, lineage, "org_a", kT0 + 1, "old")})
+                  .ok());
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Column("SELECT records_count FROM usage_chunks WHERE lineage_id = "
+                       "(SELECT id FROM usage_keys WHERE key_hash = '" +
+                       lineage + "') ORDER BY id"),
+            (std::vector<std::string>{"256", "256", "88", "2"}));
+  EXPECT_EQ(raw.Column("SELECT COUNT(DISTINCT id) || '/' || COUNT(*) FROM usage_records"),
+            std::vector<std::string>{"6002/6002"});
 
-  // RecentUsage's statement (sqlite_audit_usage.cc).
+  auto ids = [](const Result<std::vector<UsageRecord>>& records) {
+    std::vector<std::string> out;
+    EXPECT_TRUE(records.ok()) << records.error().message;
+    if (records.ok()) {
+      for (const UsageRecord& r : *records) out.push_back(r.request_id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(store->RecentUsage(lineage, 1)), std::vector<std::string>{"req-5993"});
+  EXPECT_EQ(ids(store->RecentUsage(lineage, 3)),
+            (std::vector<std::string>{"req-5993", "late", "req-5983"}));
+  const std::vector<std::string> all = ids(store->RecentUsage(lineage, 1000));
+  ASSERT_EQ(all.size(), 602u);
+  EXPECT_EQ(all[3], "req-5973");
+  EXPECT_EQ(all[600], "req-3");
+  EXPECT_EQ(all[601], "old");
+  auto full = store->RecentUsage(lineage, 1);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(Describe((*full)[0]), Describe(Usage(HexId("key-23"), lineage, "org_a", kT0 + 5993,
+                                                 "req-5993")));
+
+  // RecentUsage's statement (sqlite_audit_usage.cc): one index range of the lineage's chunks,
+  // backwards, no sort.
   constexpr int kDetailColumn = 3;
   std::string plan;
-  for (const std::string& line : RawDb(path_).Column(
-           std::string("EXPLAIN QUERY PLAN SELECT ") + sqlite::kUsageColumns + " FROM " +
-               sqlite::kUsageFrom + " WHERE l.key_hash = ?1 ORDER BY r.at DESC, r.id DESC LIMIT ?2",
+  for (const std::string& line : raw.Column(
+           std::string("EXPLAIN QUERY PLAN SELECT ") + sqlite::kUsageColumns +
+               ", c.id, c.first_id + r.key, c.newest_at FROM " + sqlite::kUsageFrom +
+               " WHERE l.key_hash = ?1 ORDER BY c.newest_at DESC, c.id DESC",
            kDetailColumn)) {
     plan += line + "; ";
   }
-  EXPECT_NE(plan.find("SEARCH r USING INDEX usage_rows_by_lineage (lineage_id=?)"),
+  EXPECT_NE(plan.find("SEARCH c USING INDEX usage_chunks_by_lineage (lineage_id=?)"),
             std::string::npos)
       << plan;
   EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
-  EXPECT_EQ(plan.find("SCAN"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("SCAN c"), std::string::npos) << plan;
 }
 
 }  // namespace
