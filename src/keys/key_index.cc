@@ -18,7 +18,9 @@ void KeyIndex::UpsertServiceKey(const ServiceKey& key) {
     if (slot.service_key && slot.service_key->version > key.version) return;
     slot.kind = CredentialKind::kServiceKey;
     slot.service_key = std::make_shared<const ServiceKey>(key);
-    slot.org_id = key.org_id;
+    // The key carries its org; an empty org_id here keeps Find() (every model call) from
+    // copying it.
+    slot.org_id.clear();
   }
   std::unique_lock lock(version_mu_);
   if (key.version > max_version_) max_version_ = key.version;

@@ -33,7 +33,7 @@ enum class CredentialKind {
 struct IndexedCredential {
   CredentialKind kind = CredentialKind::kNone;
   std::shared_ptr<const ServiceKey> service_key;  // set for kServiceKey
-  std::string org_id;                             // set for the other kinds
+  std::string org_id;                             // set for the other kinds only
   bool disabled = false;                          // provisioning keys
 };
 

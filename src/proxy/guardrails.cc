@@ -69,7 +69,8 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
         "You didn't provide an API key. Send Authorization: Bearer <service key>.",
         "missing_api_key");
   }
-  const std::string digest = KeyDigestHex(bearer_token);
+  const KeyDigest key_digest = DigestKey(bearer_token);
+  const std::string_view digest = key_digest.view();
   const keys::IndexedCredential found = index_.Find(digest);
   if (found.kind != keys::CredentialKind::kServiceKey) return ManagementCredentialRefusal(found);
   const std::shared_ptr<const keys::ServiceKey>& key = found.service_key;
@@ -207,7 +208,7 @@ bool Guardrails::IsUnindexedManagementKey(std::string_view bearer_token) const {
       !StartsWith(bearer_token, options_.owner_key_prefix)) {
     return false;
   }
-  return index_.Find(KeyDigestHex(bearer_token)).kind == keys::CredentialKind::kNone;
+  return index_.Find(DigestKey(bearer_token).view()).kind == keys::CredentialKind::kNone;
 }
 
 Error Guardrails::ManagementCredentialRefusal(const keys::IndexedCredential& found) {

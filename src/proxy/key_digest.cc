@@ -14,18 +14,21 @@ constexpr char kHexDigits[] = "0123456789abcdef";
 
 }  // namespace
 
-std::string KeyDigestHex(std::string_view secret) {
+KeyDigest DigestKey(std::string_view secret) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256_CTX context;
   SHA256_Init(&context);
   SHA256_Update(&context, secret.data(), secret.size());
   SHA256_Final(digest, &context);
-  std::string hex(2 * SHA256_DIGEST_LENGTH, '0');
+  KeyDigest out;
+  static_assert(sizeof out.hex == 2 * SHA256_DIGEST_LENGTH);
   for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-    hex[2 * i] = kHexDigits[digest[i] >> 4];
-    hex[2 * i + 1] = kHexDigits[digest[i] & 0x0F];
+    out.hex[2 * i] = kHexDigits[digest[i] >> 4];
+    out.hex[2 * i + 1] = kHexDigits[digest[i] & 0x0F];
   }
-  return hex;
+  return out;
 }
+
+std::string KeyDigestHex(std::string_view secret) { return std::string(DigestKey(secret).view()); }
 
 }  // namespace keygate::proxy

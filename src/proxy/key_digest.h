@@ -11,7 +11,15 @@
 
 namespace keygate::proxy {
 
+// The lowercase hex SHA-256 of a secret, held inline (no allocation).
+struct KeyDigest {
+  char hex[64];
+  std::string_view view() const { return {hex, sizeof hex}; }
+};
+
 // Returns the lowercase hex SHA-256 of `secret`: the same text as keys::Sha256Hex(secret).
+KeyDigest DigestKey(std::string_view secret);
+// The same, as a string.
 std::string KeyDigestHex(std::string_view secret);
 
 }  // namespace keygate::proxy
