@@ -1,7 +1,6 @@
 #include "common/json_writer.h"
 
-#include <charconv>
-
+#include "common/ascii.h"
 #include "common/log.h"
 
 namespace keygate {
@@ -44,9 +43,7 @@ JsonWriter& JsonWriter::String(std::string_view value) {
 
 JsonWriter& JsonWriter::Int(int64_t value) {
   BeforeValue();
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out_.append(digits, end);
+  AppendDecimal(value, &out_);
   need_comma_ = true;
   return *this;
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iterator>
 #include <map>
+#include <numeric>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -117,7 +118,7 @@ Status InsertUsageChunks(Connection& conn, const std::vector<UsageRecord>& recor
   if (!next_id.ok()) return next_id.error();
   // Record positions grouped by lineage id, each group in record order.
   std::vector<size_t> order(records.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return ids[a].lineage_id < ids[b].lineage_id; });
   for (size_t first = 0; first < order.size();) {
@@ -244,7 +245,7 @@ Result<AuditPage> SqliteStore::ListAudit(const AuditQuery& query) {
 Status SqliteStore::AppendUsage(const std::vector<UsageRecord>& records) {
   if (records.empty()) return OkStatus();
   const DailyDeltas deltas = SumByLineageAndDay(records);
-  // Raw rows and daily totals in one savepoint: the totals never disagree with the rows.
+  // Raw records and daily totals in one savepoint: the totals never disagree with the records.
   auto append = [&](Connection& conn) -> Status {
     auto ids = ResolveUsageKeyIds(conn, usage_keys_.ids, records);
     if (!ids.ok()) return ids.error();
