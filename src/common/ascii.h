@@ -20,6 +20,14 @@ constexpr bool IsAsciiAlnum(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+// The value of the hexadecimal digit `c` (either case), or -1 if it is not one.
+constexpr int AsciiHexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // `s` with A-Z mapped to a-z.
 inline std::string AsciiLowered(std::string_view s) {
   std::string out(s);

@@ -44,6 +44,13 @@ TEST(ChatFastParseTest, CommonBodiesGiveWhatTheFullParserGives) {
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"top_p":1,"user":"u-1","stop":["\n","}"],"logit_bias":{"50256":-100},"metadata":{"a":{"b":[1,{"c":"]"}]}}})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":"auto","response_format":null,"stream":false,"max_tokens":null})",
       R"({"model":"pro\u0076ider/m","messages":[{"role":"user","content":"hi"}]})",
+      // every escape, and UTF-8 of two, three and four bytes, raw and escaped
+      R"({"model":"m","messages":[{"role":"user","content":"\"\\\/\b\f\n\r\t\u0000\u00e9\u4E2D"}]})",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\xC3\xA9 \xE4\xB8\xAD "
+      "\xF0\x9F\x99\x82 \xEF\xBF\xBF\x7F\"}]}",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":-12,"x":[0,-0.5,10.25,true,false,null,{},[],""],"y":{}})",
+      "{\n\t\"model\":\"m\",\r\n \"messages\":[\n{ \"role\" :\"user\" }\n]\n}\n",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tools":"x","functions":null,"function_call":"\u00e9"})",
   };
   for (const std::string& body : bodies) {
     std::optional<ModelRequest> fast = internal::FastParseChatRequest(body);
@@ -93,10 +100,73 @@ TEST(ChatFastParseTest, EverythingElseGoesToTheFullParser) {
       R"("just a string")",
       R"({"model":"m","messages":[{"role":"user","content":"hi"})",
       "",
+      // not JSON, or not JSON that Boost.JSON reads: the scanner must not be looser
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xC0\x80\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xE0\x80\x80\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xED\xA0\x80\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xF4\x90\x80\x80\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xF5\x80\x80\x80\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\x80\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xE2\x82\"}]}",
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\x01" "b\"}]}",
+      R"({"model":"m","messages":[{"role":"user","content":"\x41"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"\u12"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"\ud83d\ude42"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":012})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1.})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":-})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":.5})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1e3})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":NaN})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":[1,]})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"},]})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi",}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":tru})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}] /* note */})",
+      R"({'model':'m','messages':[{'role':'user','content':'hi'}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":)" + std::string(40, '[') +
+          std::string(40, ']') + "}",
   };
   for (const std::string& body : bodies) {
     EXPECT_FALSE(internal::FastParseChatRequest(body).has_value()) << body;
   }
+}
+
+// Each body is broken at every position (a byte replaced by one that matters to JSON, a byte
+// dropped, the text cut short). Whatever the fast path accepts of those, the full parser must
+// accept too, with the same reading: the scanner may give up more often, never read more.
+TEST(ChatFastParseTest, WhatTheFastPathAcceptsTheFullParserAcceptsAlike) {
+  const std::vector<std::string> seeds = {
+      R"({"model":"mock/echo","messages":[{"role":"system","content":"Be terse."},{"role":"user","content":"Say \"hi\"\n\u00e9","name":null}],"max_tokens":16,"n":2,"stream":true})",
+      "{ \"messages\" : [ {\"role\":\"user\",\"content\":\"\xE4\xB8\xAD\xF0\x9F\x99\x82\"} ] , "
+      "\"model\":\"m\", \"tool_choice\":\"auto\", \"x\":[-1.5,0,true,{\"a\":[null,\"]\"]}]}",
+  };
+  const std::string replacements = std::string("\"\\{}[],: 0e-.nt\x01\x7F") + "\xC3\x80\xED\xFF";
+  size_t accepted = 0;
+  size_t tried = 0;
+  auto check = [&](const std::string& body) {
+    ++tried;
+    std::optional<ModelRequest> fast = internal::FastParseChatRequest(body);
+    if (!fast) return;
+    ++accepted;
+    Result<ModelRequest> full = internal::ParseChatRequestFully(body);
+    ASSERT_TRUE(full.ok()) << "the fast path accepted what the full parser refuses: " << body;
+    ExpectSameRequest(*fast, *full, body);
+  };
+  for (const std::string& seed : seeds) {
+    for (size_t at = 0; at < seed.size(); ++at) {
+      for (char c : replacements) {
+        std::string body = seed;
+        body[at] = c;
+        check(body);
+      }
+      check(seed.substr(0, at) + seed.substr(at + 1));
+      check(seed.substr(0, at));
+    }
+  }
+  // The mutations must leave something for the comparison to bite on.
+  EXPECT_GT(accepted, tried / 20);
 }
 
 TEST(ChatFastParseTest, ParseChatRequestStillRefusesWithTheFullParsersWords) {

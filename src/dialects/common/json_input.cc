@@ -8,6 +8,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/ascii.h"
+
 namespace keygate::dialects {
 namespace {
 
@@ -25,13 +27,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // application/x-www-form-urlencoded decoding: '+' is a space, %XX a byte.
 bool DecodeComponent(std::string_view in, std::string* out) {
   out->reserve(in.size());
@@ -40,8 +35,8 @@ bool DecodeComponent(std::string_view in, std::string* out) {
       out->push_back(' ');
     } else if (in[i] == '%') {
       if (i + 2 >= in.size()) return false;
-      int hi = HexValue(in[i + 1]);
-      int lo = HexValue(in[i + 2]);
+      int hi = AsciiHexValue(in[i + 1]);
+      int lo = AsciiHexValue(in[i + 2]);
       if (hi < 0 || lo < 0) return false;
       out->push_back(static_cast<char>(hi * 16 + lo));
       i += 2;
