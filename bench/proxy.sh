@@ -23,8 +23,8 @@
 # Environment: PROFILE (a path prefix: each measured run is recorded with perf, call graphs,
 # into PREFIX.TARGET-MODE-CONNS.perf, for the proxy's processes only; PERF_CALLGRAPH replaces
 # perf's -g, e.g. "--call-graph dwarf,16384" for stacks through code without frame pointers),
-# STAT (set: prints each run's system calls and context switches per request, from perf stat,
-# on stderr), WRAP (a
+# STAT (set: prints each run's system calls, context switches and CPU split into user and
+# system time per request, from perf stat and /proc, on stderr), WRAP (a
 # command keygate runs under, such as "valgrind --tool=callgrind"), DURATION (seconds per run,
 # default 5), WARMUP (default 1), TARGETS (default "direct nginx keygate portkey"; the nginx
 # ratios need the first three, the Portkey ratios keygate and portkey), MODES (default "plain
@@ -254,15 +254,16 @@ write_script "$WORK/stream.lua" sse/echo true
 write_script "$WORK/plain-portkey.lua" static/echo false "http://127.0.0.1:$STATIC_PORT/v1"
 write_script "$WORK/stream-portkey.lua" sse/echo true "http://127.0.0.1:$STATIC_PORT/sse/v1"
 
-# CPU ticks (user + system) of a process and of its children (nginx workers).
+# CPU ticks of a process and of its children (nginx workers): "user system".
 process_tree() { echo "$1"; ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '; }
 cpu_ticks() {
-  local total=0 pid
+  local user=0 system=0 pid
   for pid in $(process_tree "$1"); do
     read -r -a stat <"/proc/$pid/stat" || continue
-    total=$((total + stat[13] + stat[14]))
+    user=$((user + stat[13]))
+    system=$((system + stat[14]))
   done
-  echo "$total"
+  echo "$user $system"
 }
 TICKS_PER_SECOND=$(getconf CLK_TCK)
 # Voluntary and involuntary (preempted) context switches of a process tree's threads.
@@ -289,21 +290,26 @@ run() {
     perf record -q -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$pids" -o "$PROFILE.$1.perf" \
       2>/dev/null & perf_pid=$!
   fi
-  before=$(cpu_ticks "$pid")
+  local user0 system0 user1 system1
+  read -r user0 system0 <<<"$(cpu_ticks "$pid")"
   out=$(wrk -t"$threads" -c"$connections" -d"${DURATION}s" -s "$script" "$url" | grep '^RESULT')
-  after=$(cpu_ticks "$pid")
+  read -r user1 system1 <<<"$(cpu_ticks "$pid")"
   read -r _ requests duration_us p50 p99 errors <<<"$out"
   [[ -n "$perf_pid" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; }
   if [[ -n "$stat_pid" ]]; then
     kill -INT "$stat_pid"; wait "$stat_pid" 2>/dev/null || true
     read -r v0 n0 <<<"$switches_before"
     read -r v1 n1 <<<"$(switches "$pid")"
-    awk -F, -v n="$requests" -v who="$1" -v vol=$((v1 - v0)) -v inv=$((n1 - n0)) '
+    awk -F, -v n="$requests" -v who="$1" -v vol=$((v1 - v0)) -v inv=$((n1 - n0)) \
+        -v user=$((user1 - user0)) -v sys=$((system1 - system0)) -v hz="$TICKS_PER_SECOND" '
       $3 ~ /sys_enter/ && n > 0 {
-        printf "  %s per request: %.2f system calls, %.3f context switches waiting, %.3f preempted\n",
-               who, $1 / n, vol / n, inv / n }' "$WORK/stat.csv" >&2
+        printf "  %s per request: %.2f system calls, %.3f context switches waiting, %.3f preempted, " \
+               "CPU %.1f us user + %.1f us system\n",
+               who, $1 / n, vol / n, inv / n, user / hz * 1e6 / n, sys / hz * 1e6 / n }' \
+        "$WORK/stat.csv" >&2
   fi
-  python3 - "$requests" "$duration_us" "$p50" "$p99" "$errors" "$((after - before))" \
+  python3 - "$requests" "$duration_us" "$p50" "$p99" "$errors" \
+    "$((user1 - user0 + system1 - system0))" \
     "$TICKS_PER_SECOND" <<'PY'
 import sys
 requests, duration_us, p50, p99, errors, ticks, hz = map(int, sys.argv[1:])

@@ -6,6 +6,7 @@
 // posted); Send() or the stream calls are made at most once per request, in order.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,9 +49,33 @@ struct Request {
   std::string_view BearerToken() const;
 };
 
+// A response's Content-Type, application/json unless set. A value set from a string literal
+// (every type keygate writes itself) is held by reference, so that building a response costs
+// no allocation for it; any other value (an upstream's) is copied.
+class ContentType {
+ public:
+  ContentType() = default;
+  // REQUIRES: `literal` has static storage (a string literal).
+  template <size_t N>
+  ContentType(const char (&literal)[N]) : literal_(literal, N - 1) {}  // NOLINT: implicit
+  explicit ContentType(std::string value) : owned_(std::move(value)), is_owned_(true) {}
+
+  std::string_view view() const { return is_owned_ ? std::string_view(owned_) : literal_; }
+  operator std::string_view() const { return view(); }  // NOLINT: implicit
+  bool empty() const { return view().empty(); }
+  // No Content-Type at all.
+  void clear() { *this = ContentType(""); }
+  friend bool operator==(const ContentType& a, std::string_view b) { return a.view() == b; }
+
+ private:
+  std::string_view literal_ = "application/json";
+  std::string owned_;
+  bool is_owned_ = false;
+};
+
 struct Response {
   int status = 200;
-  std::string content_type = "application/json";
+  ContentType content_type;
   std::string body;
   HeaderList headers;  // extra headers (Retry-After, x-ratelimit-*, ...)
   // More extra headers, already formatted ("name: value\r\n" each) and written as they are:

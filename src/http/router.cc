@@ -4,19 +4,13 @@
 #include <set>
 #include <stdexcept>
 
+#include "common/ascii.h"
 #include "common/status.h"
 #include "http/error_response.h"
 
 namespace keygate::http {
 
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Splits "/a/b" into {"a", "b"}; "/" and "" give no segments. One trailing slash is dropped,
 // so "/a/b/" splits like "/a/b".
@@ -78,8 +72,8 @@ std::optional<std::string> PercentDecode(std::string_view s) {
       continue;
     }
     if (i + 2 >= s.size()) return std::nullopt;
-    int high = HexValue(s[i + 1]);
-    int low = HexValue(s[i + 2]);
+    int high = AsciiHexValue(s[i + 1]);
+    int low = AsciiHexValue(s[i + 2]);
     if (high < 0 || low < 0) return std::nullopt;
     out.push_back(static_cast<char>(high * 16 + low));
     i += 2;

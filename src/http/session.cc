@@ -3,6 +3,7 @@
 #include "http/session.h"
 
 #include <algorithm>
+#include <iterator>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <exception>
@@ -46,16 +47,18 @@ bool IsRequestIdChar(char c) {
 
 // Splits a request target into its raw (still percent-encoded) path and raw query. Accepts
 // origin-form ("/a?b") and absolute-form ("http://host/a?b", RFC 9112 §3.2.2).
-bool SplitTarget(const std::string& target, std::string* raw_path, std::string* query) {
+// *raw_path views `target` (or a literal).
+bool SplitTarget(std::string_view target, std::string_view* raw_path, std::string* query) {
   if (!target.empty() && target.front() == '/') {
-    size_t question = target.find('?');
+    const size_t question = target.find('?');
     *raw_path = target.substr(0, question);
-    *query = question == std::string::npos ? std::string() : target.substr(question + 1);
+    if (question != std::string_view::npos) *query = target.substr(question + 1);
     return true;
   }
   auto url = boost::urls::parse_absolute_uri(target);
   if (!url) return false;
-  *raw_path = url->encoded_path().empty() ? std::string("/") : std::string(url->encoded_path());
+  const std::string_view path = url->encoded_path();  // views target
+  *raw_path = path.empty() ? std::string_view("/") : path;
   *query = std::string(url->encoded_query());
   return true;
 }
@@ -200,10 +203,18 @@ std::string RequestIdFor(std::string_view client_value) {
       std::all_of(client_value.begin(), client_value.end(), IsRequestIdChar)) {
     return std::string(client_value);
   }
-  static constexpr char kHex[] = "0123456789abcdef";
+  // 64 random bits in 11 base-62 digits: with "req_", 15 characters, which std::string holds
+  // without an allocation (the id is copied into the exchange, the responder and the usage
+  // record of every call).
+  static constexpr char kDigits[] =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  constexpr uint64_t kBase = sizeof kDigits - 1;
+  constexpr size_t kPrefix = 4;
+  constexpr size_t kLength = kPrefix + 11;
   uint64_t bits = RequestIdRng()();
-  std::string id = "req_";
-  for (int shift = 60; shift >= 0; shift -= 4) id.push_back(kHex[(bits >> shift) & 0xf]);
+  std::string id(kLength, '0');
+  id.replace(0, kPrefix, "req_");
+  for (size_t i = kLength; i > kPrefix; --i, bits /= kBase) id[i - 1] = kDigits[bits % kBase];
   return id;
 }
 
@@ -414,7 +425,7 @@ void Session::OnRequest() {
   Request request;
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
-  request.headers.reserve(16);
+  request.headers.reserve(static_cast<size_t>(std::distance(message.begin(), message.end())));
   for (const auto& field : message) {
     request.headers.emplace_back(AsciiLowered(field.name_string()), std::string(field.value()));
   }
@@ -432,12 +443,16 @@ void Session::OnRequest() {
   exchange.keep_alive = message.keep_alive();
   exchange.start = request_start_;
 
-  std::string raw_path;
+  std::string_view raw_path;  // views request.target, which stays put until Dispatch
   if (!SplitTarget(request.target, &raw_path, &request.query)) {
     SendResponse(exchange.seq, ErrorResponse(Error::InvalidArgument("Malformed request target")));
     return;
   }
-  request.path = PercentDecode(raw_path).value_or(raw_path);
+  if (raw_path.find('%') == std::string_view::npos) {
+    request.path = raw_path;
+  } else {
+    request.path = PercentDecode(raw_path).value_or(std::string(raw_path));
+  }
   exchange.path = request.path;
   RouteMatch match = state_.router().Match(request.method, raw_path);
   if (!match.ok()) {

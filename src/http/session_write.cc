@@ -89,8 +89,15 @@ std::string_view HttpDate() {
 }
 
 std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dropped) {
+  // One allocation: the fixed lines fit in kFixedBytes, the rest is counted.
+  constexpr size_t kFixedBytes = 256;
+  size_t size = kFixedBytes + head.content_type.size() + head.header_lines.size() +
+                head.request_id.size();
+  if (head.headers != nullptr) {
+    for (const auto& [name, value] : *head.headers) size += name.size() + value.size() + 4;
+  }
   std::string out;
-  out.reserve(256);
+  out.reserve(size);
   out += head.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   out += std::to_string(head.status);
   out += ' ';

@@ -97,6 +97,8 @@ void ModelCall::Start(boost::asio::io_context& io) {
   request.path =
       call.request.endpoint == Endpoint::kEmbeddings ? "/embeddings" : "/chat/completions";
   request.headers = std::move(forward_headers_);
+  constexpr size_t kOwnHeaders = 3;
+  request.headers.reserve(request.headers.size() + kOwnHeaders);
   request.headers.emplace_back("Content-Type", "application/json");
   // keygate reads the answer (usage): it must not come compressed.
   request.headers.emplace_back("Accept-Encoding", "identity");
@@ -222,7 +224,9 @@ void ModelCall::FinishComplete() {
   http::Response response;
   response.status = upstream_status_;
   const std::string_view type = HeaderValue(upstream_headers_, "content-type");
-  response.content_type = type.empty() ? std::string("application/json") : std::string(type);
+  if (!type.empty() && type != response.content_type) {
+    response.content_type = http::ContentType(std::string(type));
+  }
   response.body = std::move(body_);
   response.headers = ResponseHeaders();
   response.header_lines = admission_.rate_limits.Lines();

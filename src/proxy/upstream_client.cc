@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cerrno>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -571,7 +572,7 @@ void Exchange::Feed() {
       if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, "head");
       const auto& head = parser_->get();
       http::HeaderList headers;
-      headers.reserve(16);
+      headers.reserve(static_cast<size_t>(std::distance(head.begin(), head.end())));
       for (const auto& field : head) {
         headers.emplace_back(AsciiLowered(field.name_string()), field.value());
       }

@@ -11,6 +11,23 @@ Request WithHeaders(HeaderList headers) {
   return request;
 }
 
+TEST(ContentTypeTest, JsonUnlessSetFromALiteralOrACopiedValue) {
+  Response response;
+  EXPECT_EQ(response.content_type, "application/json");
+  response.content_type = "text/plain";
+  EXPECT_EQ(response.content_type, "text/plain");
+  std::string upstream = "text/html; charset=utf-8";
+  response.content_type = ContentType(upstream);
+  upstream.assign(upstream.size(), 'x');  // the response holds its own copy
+  Response copied = response;
+  Response moved = std::move(response);
+  EXPECT_EQ(copied.content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(moved.content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(std::string_view(moved.content_type), "text/html; charset=utf-8");
+  moved.content_type.clear();
+  EXPECT_TRUE(moved.content_type.empty());
+}
+
 TEST(RequestTest, HeaderIsFoundByLowerCaseName) {
   Request request = WithHeaders({{"content-type", "application/json"}, {"x-a", "1"}});
   EXPECT_EQ(request.Header("content-type"), "application/json");

@@ -43,7 +43,7 @@ boost::json::object ErrorOf(const TestHttpClient::Reply& reply) {
 }
 
 bool IsGeneratedRequestId(const std::string& id) {
-  static const std::regex kPattern("^req_[0-9a-f]{16}$");
+  static const std::regex kPattern("^req_[0-9a-zA-Z]{11}$");
   return std::regex_match(id, kPattern);
 }
 

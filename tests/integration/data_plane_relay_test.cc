@@ -33,6 +33,7 @@ TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamMod
   EXPECT_EQ(reply.Header("x-ratelimit-limit-requests"), "50");
   EXPECT_EQ(reply.Header("x-ratelimit-limit-tokens"), "100000");
   EXPECT_EQ(reply.Header("x-request-id"), "req-from-client-1");
+  EXPECT_EQ(reply.Header("content-type"), "application/json");
 
   json::value stats = MockStats();
   EXPECT_EQ(stats.at("last_authorization"), json::value(std::string("Bearer ") + kUpstreamKey));
