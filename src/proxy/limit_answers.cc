@@ -29,15 +29,32 @@ void AppendSeconds(int64_t ms, std::string* out) {
   out->append(digits, static_cast<size_t>(length));
 }
 
+// FormatResetDuration's text, appended to *out.
+void AppendResetDuration(int64_t ms, std::string* out) {
+  if (ms <= 0) {
+    out->append("0s");
+    return;
+  }
+  if (ms < kMsPerSecond) {
+    AppendDecimal(ms, out);
+    out->append("ms");
+    return;
+  }
+  if (ms >= kMsPerHour) {
+    AppendDecimal(ms / kMsPerHour, out);
+    out->push_back('h');
+  }
+  if (ms >= kMsPerMinute) {
+    AppendDecimal(ms % kMsPerHour / kMsPerMinute, out);
+    out->push_back('m');
+  }
+  AppendSeconds(ms % kMsPerMinute, out);
+  out->push_back('s');
+}
+
 std::string Seconds(int64_t ms) {
   std::string out;
   AppendSeconds(ms, &out);
-  return out;
-}
-
-std::string IntText(int64_t value) {
-  std::string out;
-  AppendDecimal(value, &out);
   return out;
 }
 
@@ -45,9 +62,9 @@ std::string Usd(MicroUsd micros) { return "$" + FormatUsd(micros); }
 
 // The three header names of one window.
 struct WindowHeaderNames {
-  const char* limit;
-  const char* remaining;
-  const char* reset;
+  std::string_view limit;
+  std::string_view remaining;
+  std::string_view reset;
 };
 constexpr WindowHeaderNames kRequestHeaders = {"x-ratelimit-limit-requests",
                                                "x-ratelimit-remaining-requests",
@@ -56,15 +73,19 @@ constexpr WindowHeaderNames kTokenHeaders = {"x-ratelimit-limit-tokens",
                                              "x-ratelimit-remaining-tokens",
                                              "x-ratelimit-reset-tokens"};
 
-// Calls emit(name, value) for each x-ratelimit-* header of the figures present.
+// Calls emit(name, append_value) for each x-ratelimit-* header of the figures present, where
+// append_value(std::string*) appends the header's value: every answer carries these headers,
+// so their values are written in place rather than built as strings first.
 template <typename Emit>
 void ForEachRateLimitHeader(const std::optional<limits::WindowFigures>& requests,
                             const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                             Emit&& emit) {
   auto window = [&](const WindowHeaderNames& names, const limits::WindowFigures& figures) {
-    emit(names.limit, IntText(figures.limit));
-    emit(names.remaining, IntText(std::max<int64_t>(figures.remaining, 0)));
-    emit(names.reset, FormatResetDuration(figures.reset_at_ms - now));
+    emit(names.limit, [&](std::string* out) { AppendDecimal(figures.limit, out); });
+    emit(names.remaining,
+         [&](std::string* out) { AppendDecimal(std::max<int64_t>(figures.remaining, 0), out); });
+    emit(names.reset,
+         [&](std::string* out) { AppendResetDuration(figures.reset_at_ms - now, out); });
   };
   if (requests) window(kRequestHeaders, *requests);
   if (tokens) window(kTokenHeaders, *tokens);
@@ -96,23 +117,8 @@ std::string RateLimitMessage(const limits::Decision& decision, const WorstCase& 
 }  // namespace
 
 std::string FormatResetDuration(int64_t ms) {
-  if (ms <= 0) return "0s";
   std::string out;
-  if (ms < kMsPerSecond) {
-    AppendDecimal(ms, &out);
-    out += "ms";
-    return out;
-  }
-  if (ms >= kMsPerHour) {
-    AppendDecimal(ms / kMsPerHour, &out);
-    out += 'h';
-  }
-  if (ms >= kMsPerMinute) {
-    AppendDecimal(ms % kMsPerHour / kMsPerMinute, &out);
-    out += 'm';
-  }
-  AppendSeconds(ms % kMsPerMinute, &out);
-  out += 's';
+  AppendResetDuration(ms, &out);
   return out;
 }
 
@@ -120,8 +126,10 @@ void AppendRateLimitHeaders(const std::optional<limits::WindowFigures>& requests
                             const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                             http::HeaderList* headers) {
   headers->reserve(headers->size() + 6);
-  ForEachRateLimitHeader(requests, tokens, now, [&](const char* name, std::string value) {
-    headers->emplace_back(name, std::move(value));
+  ForEachRateLimitHeader(requests, tokens, now, [&](std::string_view name, auto append_value) {
+    std::string value;
+    append_value(&value);
+    headers->emplace_back(std::string(name), std::move(value));
   });
 }
 
@@ -129,8 +137,10 @@ void AppendRateLimitLines(const std::optional<limits::WindowFigures>& requests,
                           const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                           std::string* lines) {
   if (requests || tokens) lines->reserve(lines->size() + 256);  // six lines fit
-  ForEachRateLimitHeader(requests, tokens, now, [&](std::string_view name, std::string_view value) {
-    lines->append(name).append(": ").append(value).append("\r\n");
+  ForEachRateLimitHeader(requests, tokens, now, [&](std::string_view name, auto append_value) {
+    lines->append(name).append(": ");
+    append_value(lines);
+    lines->append("\r\n");
   });
 }
 
