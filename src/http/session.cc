@@ -3,7 +3,6 @@
 #include "http/session.h"
 
 #include <algorithm>
-#include <iterator>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <exception>
@@ -333,9 +332,8 @@ void Session::Parse() {
     }
     if (phase_ == Phase::kHeader && parser_->is_header_done()) {
       phase_ = Phase::kBody;
-      const auto& header = parser_->get();
-      if (!parser_->is_done() && header.version() >= 11 &&
-          beast::iequals(header[bhttp::field::expect], "100-continue")) {
+      if (!parser_->is_done() && parser_->version() >= 11 &&
+          beast::iequals(parser_->request().Header("expect"), "100-continue")) {
         ExpectContinue();
       }
     }
@@ -402,11 +400,11 @@ void Session::Reject(const Error& error, int status_override) {
   exchange.start = Clock::now();
   exchange.keep_alive = false;  // the stream may hold unread or unparseable bytes
   if (parser_ && parser_->is_header_done()) {
-    const auto& header = parser_->get();
-    exchange.method = std::string(header.method_string());
-    exchange.path = LogPath(header.target());
-    exchange.version = header.version() == 10 ? 10 : 11;
-    exchange.request_id = RequestIdFor(header["x-request-id"]);
+    const Request& parsed = parser_->request();
+    exchange.method = parsed.method;
+    exchange.path = LogPath(parsed.target);
+    exchange.version = parser_->version() == 10 ? 10 : 11;
+    exchange.request_id = RequestIdFor(parsed.Header("x-request-id"));
   } else {
     exchange.request_id = RequestIdFor({});
   }
@@ -420,16 +418,11 @@ void Session::Reject(const Error& error, int status_override) {
 void Session::OnRequest() {
   ClearReadDeadline();
   phase_ = Phase::kBusy;
-  Parser::value_type message = parser_->release();
+  Request request = parser_->TakeRequest();
+  const int version = parser_->version();
+  const bool head = parser_->verb() == bhttp::verb::head;
+  const bool keep_alive = parser_->keep_alive();
   parser_.reset();
-  Request request;
-  request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
-  request.headers.reserve(static_cast<size_t>(std::distance(message.begin(), message.end())));
-  for (const auto& field : message) {
-    request.headers.emplace_back(AsciiLowered(field.name_string()), std::string(field.value()));
-  }
-  request.body = std::move(message.body());
   request.remote_address = remote_address_;
   request.request_id = RequestIdFor(request.Header("x-request-id"));
   request.io = &shard_;
@@ -438,9 +431,9 @@ void Session::OnRequest() {
   exchange.seq = ++next_seq_;
   exchange.method = request.method;
   exchange.request_id = request.request_id;
-  exchange.version = message.version() == 10 ? 10 : 11;
-  exchange.head = message.method() == bhttp::verb::head;
-  exchange.keep_alive = message.keep_alive();
+  exchange.version = version == 10 ? 10 : 11;
+  exchange.head = head;
+  exchange.keep_alive = keep_alive;
   exchange.start = request_start_;
 
   std::string_view raw_path;  // views request.target, which stays put until Dispatch

@@ -40,6 +40,7 @@
 #include "http/beast.h"
 #include "http/handler.h"
 #include "http/metrics.h"
+#include "http/request_parser.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -183,7 +184,6 @@ class Session : public std::enable_shared_from_this<Session> {
     std::function<void(bool ok)> on_written;
     bool completes = false;  // writing it completes the exchange
   };
-  using Parser = bhttp::request_parser<bhttp::string_body>;
   using Clock = std::chrono::steady_clock;
 
   // Runs f(*this) on the session's thread: at once when called there and no earlier call is
@@ -243,7 +243,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const net::io_context::executor_type executor_;
   tcp::socket socket_;
   beast::flat_buffer buffer_;  // received, not yet parsed
-  std::optional<Parser> parser_;
+  std::optional<RequestParser> parser_;
   LazyTimer timer_;
   Clock::time_point read_deadline_ = Clock::time_point::max();
   Clock::time_point write_deadline_ = Clock::time_point::max();

@@ -8,7 +8,6 @@
 
 #include <array>
 #include <cerrno>
-#include <iterator>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -26,9 +25,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
 #include "common/ascii.h"
@@ -46,7 +44,7 @@ using tcp = boost::asio::ip::tcp;
 using error_code = boost::system::error_code;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr size_t kBodyBufferBytes = 16 * 1024;
+constexpr size_t kReadBytes = 16 * 1024;  // asked of each socket read
 // A pooled connection idle for less than this is reused without checking that it is alive.
 constexpr std::chrono::milliseconds kTrustIdleFor{1000};
 constexpr uint16_t kHttpPort = 80;
@@ -118,17 +116,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const std::string& pool_key() const { return pool_key_; }
   beast::flat_buffer& buffer() { return buffer_; }
-  // Where the parser puts body bytes before they are handed to the observer; allocated once
-  // per connection, never initialized (only bytes the parser wrote are read).
-  char* body_buffer() {
-    if (!body_buffer_) body_buffer_.reset(new char[kBodyBufferBytes]);
-    return body_buffer_.get();
-  }
   SteadyClock::time_point idle_since;
 
  private:
   const std::string pool_key_;
-  std::unique_ptr<char[]> body_buffer_;
   std::optional<tcp::socket> plain_;
   std::optional<ssl::stream<tcp::socket>> tls_;
   beast::flat_buffer buffer_;
@@ -327,7 +318,42 @@ class ConnectionPool {
 
 namespace {
 
-using Parser = bhttp::response_parser<bhttp::buffer_body>;
+// Parses a response into keygate's own types: the head's fields straight into a HeaderList
+// (Beast's fields container would cost an allocation per field, then a copy), body bytes
+// handed to the exchange as views into the connection's buffer (no copy). Beast's
+// basic_parser still does all the HTTP/1.1 work: syntax, limits, chunked coding, keep-alive.
+// Not eager: put() returns once the head is complete, so the head is handed over before any
+// body byte.
+class ResponseParser final : public bhttp::basic_parser<false> {
+ public:
+  explicit ResponseParser(Exchange& exchange) : exchange_(exchange) {}
+
+  int status() const { return status_; }
+  http::HeaderList TakeHeaders() { return std::move(headers_); }
+
+ private:
+  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
+                       error_code&) override {}
+  void on_response_impl(int code, beast::string_view, int, error_code&) override {
+    status_ = code;
+  }
+  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
+                     error_code&) override {
+    headers_.emplace_back(AsciiLowered(name), std::string(value));
+  }
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+  size_t on_body_impl(beast::string_view body, error_code&) override;
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code& ec) override {
+    return on_body_impl(body, ec);
+  }
+  void on_finish_impl(error_code&) override {}
+
+  Exchange& exchange_;
+  int status_ = 0;
+  http::HeaderList headers_;
+};
 
 // One request and its response. Every handler runs on the io_context the exchange was made
 // for, which one thread runs, so the state needs no lock.
@@ -377,6 +403,8 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   void Read();
   void OnRead(error_code ec, size_t bytes);
   void Feed();
+  friend class ResponseParser;
+  void OnBody(std::string_view body);
   bool RetryIfStale(const error_code& ec, bool response_started);
   void Fail(UpstreamOutcome outcome, const error_code& ec, std::string_view stage);
   void Finish(UpstreamOutcome outcome, std::string detail);
@@ -389,7 +417,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   const std::string request_text_;
   std::shared_ptr<UpstreamObserver> observer_;
   std::shared_ptr<Connection> connection_;
-  std::optional<Parser> parser_;
+  std::optional<ResponseParser> parser_;
   bool reused_ = false;     // connection_ came from the pool
   bool retried_ = false;    // a stale pooled connection was replaced once already
   bool timed_out_ = false;
@@ -510,7 +538,7 @@ void Exchange::OnWrite(const error_code& ec) {
     if (RetryIfStale(ec, false)) return;
     return Fail(UpstreamOutcome::kReset, ec, "write");
   }
-  parser_.emplace();
+  parser_.emplace(*this);
   parser_->header_limit(static_cast<std::uint32_t>(client_->options().max_header_bytes));
   parser_->body_limit(boost::none);
   Feed();  // bytes left in the buffer would be a protocol error; Feed() reads first if none
@@ -518,7 +546,7 @@ void Exchange::OnWrite(const error_code& ec) {
 
 void Exchange::Read() {
   connection_->Visit([this](auto& stream) {
-    stream.async_read_some(connection_->buffer().prepare(kBodyBufferBytes),
+    stream.async_read_some(connection_->buffer().prepare(kReadBytes),
                            [self = shared_from_this()](const error_code& ec, size_t bytes) {
                              self->OnRead(ec, bytes);
                            });
@@ -531,7 +559,7 @@ void Exchange::Read() {
 }
 
 void Exchange::OnRead(error_code ec, size_t bytes) {
-  if (!ec && read_may_note_drained_ && bytes < kBodyBufferBytes) {
+  if (!ec && read_may_note_drained_ && bytes < kReadBytes) {
     http::NoteDrained(connection_->socket());
   }
   if (done_) return;
@@ -544,8 +572,6 @@ void Exchange::OnRead(error_code ec, size_t bytes) {
   const bool eof = ec == net::error::eof || ec == ssl::error::stream_truncated;
   if (eof && parser_->is_header_done() && !cancelled_ && !timed_out_) {
     // A body delimited by the connection's end (no length, not chunked) ends here.
-    parser_->get().body().data = connection_->body_buffer();
-    parser_->get().body().size = kBodyBufferBytes;
     error_code eof_ec;
     parser_->put_eof(eof_ec);
     if (!eof_ec && parser_->is_done()) return Finish(UpstreamOutcome::kComplete, "");
@@ -559,45 +585,38 @@ void Exchange::OnRead(error_code ec, size_t bytes) {
 }
 
 // Parses what the buffer holds: the head (handed over once complete), then the body, piece
-// by piece; reads more when the buffer runs dry.
+// by piece (handed over by OnBody as the parser meets it); reads more when the buffer runs dry.
 void Exchange::Feed() {
   beast::flat_buffer& buffer = connection_->buffer();
   while (!done_) {
     if (cancelled_) return Finish(UpstreamOutcome::kCancelled, "cancelled");
-    if (!parser_->is_header_done()) {
-      error_code ec;
-      const size_t used = parser_->put(buffer.data(), ec);
-      buffer.consume(used);
-      if (ec == bhttp::error::need_more) return Read();
-      if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, "head");
-      const auto& head = parser_->get();
-      http::HeaderList headers;
-      headers.reserve(static_cast<size_t>(std::distance(head.begin(), head.end())));
-      for (const auto& field : head) {
-        headers.emplace_back(AsciiLowered(field.name_string()), field.value());
-      }
-      observer_->OnResponseHead(static_cast<int>(head.result_int()), std::move(headers));
-      continue;
-    }
     if (parser_->is_done()) return Finish(UpstreamOutcome::kComplete, "");
     if (buffer.size() == 0) return Read();
-    char* const body = connection_->body_buffer();
-    parser_->get().body().data = body;
-    parser_->get().body().size = kBodyBufferBytes;
+    const bool head_was_done = parser_->is_header_done();
     error_code ec;
     const size_t used = parser_->put(buffer.data(), ec);
     buffer.consume(used);
-    const size_t produced = kBodyBufferBytes - parser_->get().body().size;
-    if (produced > 0 && !cancelled_) observer_->OnResponseData(std::string_view(body, produced));
-    // need_buffer: the body buffer is full (handed over above); need_more: read more.
-    if (ec == bhttp::error::need_buffer) continue;
     if (ec == bhttp::error::need_more) {
       if (parser_->is_done()) continue;
       return Read();
     }
-    if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, "body");
-    if (used == 0 && produced == 0 && !parser_->is_done()) return Read();
+    if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, head_was_done ? "body" : "head");
+    if (!head_was_done && parser_->is_header_done()) {
+      observer_->OnResponseHead(parser_->status(), parser_->TakeHeaders());
+      continue;
+    }
+    if (used == 0 && !parser_->is_done()) return Read();
   }
+}
+
+// The parser met body bytes (de-chunked). They stay valid until the buffer is next prepared.
+void Exchange::OnBody(std::string_view body) {
+  if (!body.empty() && !cancelled_) observer_->OnResponseData(body);
+}
+
+size_t ResponseParser::on_body_impl(beast::string_view body, error_code&) {
+  exchange_.OnBody(std::string_view(body.data(), body.size()));
+  return body.size();
 }
 
 bool Exchange::RetryIfStale(const error_code& ec, bool response_started) {

@@ -1,5 +1,6 @@
-// UpstreamClient against a hand-made HTTP server on loopback: requests that the socket cannot
-// take in one write, and pooled connections reused for the next request.
+// UpstreamClient against hand-made HTTP servers on loopback: requests that the socket cannot
+// take in one write, pooled connections reused for the next request, and responses that
+// arrive in pieces (chunked, delimited by the connection's end, malformed).
 #include "proxy/upstream_client.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace keygate::proxy {
 namespace {
@@ -126,6 +128,126 @@ TEST(UpstreamClientTest, ARequestTheSocketCannotTakeAtOnceIsSentWholeAndTheConne
   }
   client.CloseIdle();
   EXPECT_EQ(server.connections(), 1);
+}
+
+// Answers one request on one connection with `pieces`, each written on its own after a pause
+// (so that the client reads them apart), then closes the connection if `close_after`.
+class ScriptedServer {
+ public:
+  ScriptedServer(std::vector<std::string> pieces, bool close_after)
+      : acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this, pieces = std::move(pieces), close_after] {
+      tcp::socket socket(io_);
+      acceptor_.accept(socket);
+      net::streambuf buffer;
+      net::read_until(socket, buffer, "\r\n\r\n");  // the test's requests have no body
+      for (const std::string& piece : pieces) {
+        std::this_thread::sleep_for(20ms);
+        net::write(socket, net::buffer(piece));
+      }
+      if (close_after) {
+        socket.close();
+      } else {
+        // Keeps the connection until the client is done with it.
+        boost::system::error_code ignored;
+        net::read(socket, buffer, ignored);
+      }
+    });
+  }
+  ~ScriptedServer() { thread_.join(); }
+
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  net::io_context io_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+class HeadRecorder : public Recorder {
+ public:
+  void OnResponseHead(int status, http::HeaderList headers) override {
+    EXPECT_TRUE(body_.empty()) << "the head must come before any body byte";
+    Recorder::OnResponseHead(status, headers);
+    headers_ = std::move(headers);
+    ++heads_;
+  }
+  void OnResponseData(std::string_view data) override {
+    EXPECT_EQ(heads_, 1);
+    ++pieces_;
+    Recorder::OnResponseData(data);
+  }
+  http::HeaderList headers_;
+  int heads_ = 0;
+  int pieces_ = 0;
+};
+
+std::shared_ptr<HeadRecorder> Fetch(uint16_t port) {
+  auto target = std::make_shared<UpstreamTarget>();
+  target->provider = "scripted";
+  target->host = "127.0.0.1";
+  target->port = port;
+  target->host_header = "127.0.0.1:" + std::to_string(port);
+  target->response_timeout = 10s;
+  net::io_context io(1);
+  UpstreamClient client;
+  UpstreamRequest request;
+  request.target = target;
+  request.method = "GET";
+  request.path = "/answer";
+  auto recorder = std::make_shared<HeadRecorder>();
+  std::shared_ptr<UpstreamCall> call = client.Create(std::move(request), recorder, io);
+  call->Start();
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  while (!recorder->ended_ && std::chrono::steady_clock::now() < give_up) io.run_one_for(1s);
+  client.CloseIdle();
+  return recorder;
+}
+
+TEST(UpstreamClientTest, AChunkedResponseInPiecesArrivesDechunkedAfterItsHead) {
+  ScriptedServer server(
+      {"HTTP/1.1 201 Created\r\nContent-Type: text/event-stream\r\nX-Upstream-Note: one",
+       "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "lo\r\n",
+       "6\r\n world\r\n1", "0\r\n and sixteen mor\r\n0\r\n\r\n"},
+      false);
+  std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+  ASSERT_TRUE(recorder->ended_);
+  EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+  EXPECT_EQ(recorder->status_, 201);
+  EXPECT_EQ(recorder->body_, "hello world and sixteen mor");
+  EXPECT_GE(recorder->pieces_, 3);
+  const http::HeaderList expected = {{"content-type", "text/event-stream"},
+                                     {"x-upstream-note", "one"},
+                                     {"transfer-encoding", "chunked"}};
+  EXPECT_EQ(recorder->headers_, expected);
+}
+
+TEST(UpstreamClientTest, ABodyDelimitedByTheConnectionsEndIsCompleteWhenItCloses) {
+  ScriptedServer server({"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nfirst part, ",
+                         "second part"},
+                        true);
+  std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+  ASSERT_TRUE(recorder->ended_);
+  EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+  EXPECT_EQ(recorder->status_, 200);
+  EXPECT_EQ(recorder->body_, "first part, second part");
+}
+
+TEST(UpstreamClientTest, AMalformedHeadIsABadResponse) {
+  ScriptedServer server({"HTTP/1.1 200 OK\r\nBad Header Name: x\r\n\r\n"}, true);
+  std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+  ASSERT_TRUE(recorder->ended_);
+  EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kBadResponse);
+  EXPECT_EQ(recorder->detail_.rfind("head: ", 0), 0u) << recorder->detail_;
+  EXPECT_EQ(recorder->heads_, 0);
+}
+
+TEST(UpstreamClientTest, ABodyCutShortOfItsLengthIsAReset) {
+  ScriptedServer server({"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nonly ten.."}, true);
+  std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+  ASSERT_TRUE(recorder->ended_);
+  EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kReset) << recorder->detail_;
+  EXPECT_EQ(recorder->body_, "only ten..");
 }
 
 }  // namespace

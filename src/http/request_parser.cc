@@ -1,0 +1,43 @@
+#include "http/request_parser.h"
+
+#include <string>
+
+#include "common/ascii.h"
+
+namespace keygate::http::internal {
+
+namespace {
+// Headers a request usually carries (Host, Authorization, Content-Type, Content-Length,
+// User-Agent, Accept, ...): the list is sized once for them.
+constexpr size_t kUsualHeaderCount = 8;
+}  // namespace
+
+void RequestParser::on_request_impl(boost::beast::http::verb method,
+                                    boost::beast::string_view method_string,
+                                    boost::beast::string_view target, int version,
+                                    boost::beast::error_code&) {
+  verb_ = method;
+  version_ = version;
+  request_.method.assign(method_string.data(), method_string.size());
+  request_.target.assign(target.data(), target.size());
+  request_.headers.reserve(kUsualHeaderCount);
+}
+
+void RequestParser::on_field_impl(boost::beast::http::field, boost::beast::string_view name,
+                                  boost::beast::string_view value, boost::beast::error_code&) {
+  request_.headers.emplace_back(AsciiLowered(std::string_view(name.data(), name.size())),
+                                std::string(value.data(), value.size()));
+}
+
+void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                                      boost::beast::error_code&) {
+  // basic_parser has already refused a length over the body limit.
+  if (content_length) request_.body.reserve(static_cast<size_t>(*content_length));
+}
+
+size_t RequestParser::on_body_impl(boost::beast::string_view body, boost::beast::error_code&) {
+  request_.body.append(body.data(), body.size());
+  return body.size();
+}
+
+}  // namespace keygate::http::internal

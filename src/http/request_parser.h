@@ -1,0 +1,55 @@
+// Parses an HTTP/1.1 request straight into a keygate Request. Internal to the server (it
+// includes Beast): sessions feed it the bytes they read.
+#pragma once
+
+#include <cstdint>
+
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include "http/handler.h"
+
+namespace keygate::http::internal {
+
+// Beast's basic_parser does the HTTP/1.1 work (syntax, header and body limits, chunked coding,
+// keep-alive); this class keeps what it finds in keygate's own types: method and target as
+// sent, header names lower-cased, the body de-chunked. Beast's own request_parser would keep
+// the fields in a container that costs an allocation per field, copied into a Request after.
+// Not eager: put() returns once the head is complete.
+class RequestParser final : public boost::beast::http::basic_parser<true> {
+ public:
+  RequestParser() = default;
+
+  // Filled as far as parsed: method, target and headers once is_header_done(), the body once
+  // is_done(). The other members of Request are the caller's to set.
+  const Request& request() const { return request_; }
+  Request TakeRequest() { return std::move(request_); }
+  boost::beast::http::verb verb() const { return verb_; }
+  int version() const { return version_; }  // 10 or 11
+
+ private:
+  void on_request_impl(boost::beast::http::verb method, boost::beast::string_view method_string,
+                       boost::beast::string_view target, int version,
+                       boost::beast::error_code& ec) override;
+  void on_response_impl(int, boost::beast::string_view, int, boost::beast::error_code&) override {
+  }
+  void on_field_impl(boost::beast::http::field, boost::beast::string_view name,
+                     boost::beast::string_view value, boost::beast::error_code& ec) override;
+  void on_header_impl(boost::beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                         boost::beast::error_code& ec) override;
+  size_t on_body_impl(boost::beast::string_view body, boost::beast::error_code& ec) override;
+  void on_chunk_header_impl(std::uint64_t, boost::beast::string_view,
+                            boost::beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view body,
+                            boost::beast::error_code& ec) override {
+    return on_body_impl(body, ec);
+  }
+  void on_finish_impl(boost::beast::error_code&) override {}
+
+  Request request_;
+  boost::beast::http::verb verb_ = boost::beast::http::verb::unknown;
+  int version_ = 11;
+};
+
+}  // namespace keygate::http::internal
