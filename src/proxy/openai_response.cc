@@ -10,6 +10,8 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 
+#include "proxy/json_scanner.h"
+
 namespace keygate::proxy {
 namespace {
 
@@ -92,6 +94,68 @@ size_t StringBodyLength(std::string_view text, size_t from) {
 
 }  // namespace
 
+namespace internal {
+
+// The usage object at the start of `text`, read by the scanner: its token counts when both are
+// plain non-negative integers (or completion_tokens is absent) and every other member is valid
+// JSON. Anything else (a negative or fractional count, an exponent, a repeated count, text the
+// scanner gives up on, an escaped member name) is nullopt, for the full parser to decide.
+std::optional<TokenUsage> ScanUsage(std::string_view text) {
+  Scanner scan(text);
+  if (!scan.Expect('{')) return std::nullopt;
+  std::optional<int64_t> prompt;
+  std::optional<int64_t> completion;
+  scan.SkipSpace();
+  if (scan.Peek() == '}') return std::nullopt;  // no prompt_tokens
+  for (bool more = true; more;) {
+    ScannedString key;
+    // An escaped name might decode to a count's: the full parser reads those.
+    if (!scan.ScanString(&key) || key.escaped || !scan.Expect(':')) return std::nullopt;
+    std::optional<int64_t>* count = key.raw == "prompt_tokens"       ? &prompt
+                                    : key.raw == "completion_tokens" ? &completion
+                                                                     : nullptr;
+    if (count == nullptr) {
+      if (!scan.SkipValue(1)) return std::nullopt;
+    } else {
+      bool integer = false;
+      int64_t value = 0;
+      scan.SkipSpace();
+      if (count->has_value() || scan.Peek() == '-' || !scan.ScanNumber(&integer, &value) ||
+          !integer) {
+        return std::nullopt;
+      }
+      *count = value;
+    }
+    if (!scan.NextOrClose('}', &more)) return std::nullopt;
+  }
+  if (!prompt.has_value()) return std::nullopt;
+  return TokenUsage{*prompt, completion.value_or(0)};
+}
+
+// The same, by Boost.JSON's parser: prompt_tokens must be an integer (a negative one counts as
+// 0); completion_tokens counts when it is one.
+std::optional<TokenUsage> ParseUsageObject(std::string_view text) {
+  // A usage object is small: it is parsed into a buffer on the stack, by a parser the thread
+  // keeps, so that settling a call allocates nothing here.
+  unsigned char arena[1024];
+  json::monotonic_resource resource(arena, sizeof arena);
+  thread_local json::parser parser;
+  parser.reset(&resource);
+  boost::system::error_code ec;
+  parser.write_some(text.data(), text.size(), ec);
+  if (ec) {
+    parser.reset();
+    return std::nullopt;
+  }
+  const json::value usage = parser.release();
+  const json::value* prompt = usage.get_object().if_contains("prompt_tokens");
+  if (prompt == nullptr || !prompt->is_int64()) return std::nullopt;
+  return TokenUsage{NonNegative(prompt),
+                    NonNegative(usage.get_object().if_contains("completion_tokens"))};
+}
+
+}  // namespace internal
+
 std::optional<TokenUsage> ParseUsage(std::string_view text) {
   // The usage object comes last in OpenAI's answers: find it from the end and parse only it,
   // not the whole answer (an embeddings answer is mostly numbers).
@@ -99,23 +163,9 @@ std::optional<TokenUsage> ParseUsage(std::string_view text) {
        at = at == 0 ? std::string_view::npos : text.rfind(kUsageKey, at - 1)) {
     const size_t object = UsageObjectStart(text, at);
     if (object == std::string_view::npos) continue;
-    // A usage object is small: it is parsed into a buffer on the stack, by a parser the
-    // thread keeps, so that settling a call allocates nothing here.
-    unsigned char arena[1024];
-    json::monotonic_resource resource(arena, sizeof arena);
-    thread_local json::parser parser;
-    parser.reset(&resource);
-    boost::system::error_code ec;
-    parser.write_some(text.data() + object, text.size() - object, ec);
-    if (ec) {
-      parser.reset();
-      return std::nullopt;
-    }
-    const json::value usage = parser.release();
-    const json::value* prompt = usage.get_object().if_contains("prompt_tokens");
-    if (prompt == nullptr || !prompt->is_int64()) return std::nullopt;
-    return TokenUsage{NonNegative(prompt),
-                      NonNegative(usage.get_object().if_contains("completion_tokens"))};
+    const std::string_view rest = text.substr(object);
+    if (auto usage = internal::ScanUsage(rest)) return usage;
+    return internal::ParseUsageObject(rest);
   }
   return std::nullopt;
 }

@@ -23,6 +23,13 @@ namespace keygate::proxy {
 // prompt_tokens. Only the usage object is parsed, not the whole answer.
 std::optional<TokenUsage> ParseUsage(std::string_view json);
 
+namespace internal {
+// ParseUsage's two readers of the usage object at the start of `object`, for tests: the
+// scanner (nullopt also when it leaves the object to the full parser) and Boost.JSON's parser.
+std::optional<TokenUsage> ScanUsage(std::string_view object);
+std::optional<TokenUsage> ParseUsageObject(std::string_view object);
+}  // namespace internal
+
 // Splits a byte stream into SSE events. An event ends with a blank line ("\n\n", "\r\n\r\n" or
 // "\r\r", per the SSE specification); its text includes that terminator, so that relaying the
 // events back to back reproduces the stream byte for byte.

@@ -44,6 +44,68 @@ TEST(OpenAiResponseTest, ParseUsageRefusesWhatIsNotAUsageObject) {
   EXPECT_FALSE(ParseUsage(R"({"tags":["usage"]})").has_value());
 }
 
+// The scanner reads the common usage objects itself, and whatever it reads, it reads as the
+// full parser does.
+TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
+  const std::vector<std::string> read_by_scanner = {
+      R"({"prompt_tokens":12,"completion_tokens":5,"total_tokens":17})",
+      R"({"prompt_tokens":8,"total_tokens":8})",
+      R"({ "prompt_tokens" : 3 , "completion_tokens" : 0 }  trailing)",
+      R"({"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,)"
+      R"("prompt_tokens_details":{"cached_tokens":0,"audio_tokens":null},)"
+      R"("completion_tokens_details":{"reasoning_tokens":0,"accepted_prediction_tokens":0},)"
+      R"("cost":0.00012,"is_byok":false,"note":"caf\u00e9 \"x\"","list":[1,[2],{}]})",
+      R"({"total_tokens":999999999999999999,"prompt_tokens":999999999999999999})",
+  };
+  for (const std::string& object : read_by_scanner) {
+    SCOPED_TRACE(object);
+    const auto scanned = internal::ScanUsage(object);
+    const auto parsed = internal::ParseUsageObject(object);
+    ASSERT_TRUE(scanned.has_value());
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(scanned->prompt_tokens, parsed->prompt_tokens);
+    EXPECT_EQ(scanned->completion_tokens, parsed->completion_tokens);
+  }
+  EXPECT_EQ(internal::ScanUsage(read_by_scanner[0])->completion_tokens, 5);
+  EXPECT_EQ(internal::ScanUsage(read_by_scanner[4])->prompt_tokens, 999999999999999999);
+
+  // Left to the full parser: what ParseUsage answers is the full parser's.
+  const std::vector<std::string> left_to_parser = {
+      R"({"prompt_tokens":-4,"completion_tokens":2})",
+      R"({"prompt_tokens":4,"completion_tokens":-2})",
+      R"({"prompt_tokens":4.0,"completion_tokens":2})",
+      R"({"prompt_tokens":4,"completion_tokens":2.5})",
+      R"({"prompt_tokens":4,"completion_tokens":"2"})",
+      R"({"prompt_tokens":4,"completion_tokens":null})",
+      R"({"prompt_tokens":4e2})",
+      R"({"prompt_tokens":12345678901234567890})",
+      R"({"prompt_tokens":1,"prompt_tokens":2})",
+      R"({"prompt\u005ftokens":7})",
+      R"({"completion_tokens":3})",
+      R"({})",
+      R"({"prompt_tokens":1,})",
+      R"({"prompt_tokens":01})",
+  };
+  for (const std::string& object : left_to_parser) {
+    SCOPED_TRACE(object);
+    EXPECT_FALSE(internal::ScanUsage(object).has_value());
+    const auto whole = ParseUsage(R"({"usage":)" + object + "}");
+    const auto parsed = internal::ParseUsageObject(object);
+    ASSERT_EQ(whole.has_value(), parsed.has_value());
+    if (parsed.has_value()) {
+      EXPECT_EQ(whole->prompt_tokens, parsed->prompt_tokens);
+      EXPECT_EQ(whole->completion_tokens, parsed->completion_tokens);
+    }
+  }
+  // The full parser's answers for a few of them.
+  EXPECT_EQ(internal::ParseUsageObject(left_to_parser[0])->prompt_tokens, 0);
+  EXPECT_EQ(internal::ParseUsageObject(left_to_parser[1])->completion_tokens, 0);
+  EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[2]).has_value());
+  EXPECT_EQ(internal::ParseUsageObject(left_to_parser[4])->completion_tokens, 0);
+  EXPECT_EQ(internal::ParseUsageObject(left_to_parser[9])->prompt_tokens, 7);
+  EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[12]).has_value());
+}
+
 TEST(OpenAiResponseTest, SplitterReturnsWholeEventsAcrossReads) {
   SseSplitter splitter;
   const auto events = FeedAll(splitter, {"data: {\"a\":1}\n", "\ndata: {\"b\"", ":2}\n\ndata: [DO",
