@@ -11,6 +11,7 @@
 
 #include "common/ascii.h"
 #include "http/error_response.h"
+#include "http/message_scan.h"
 #include "http/read_readiness.h"
 
 namespace keygate::http::internal {
@@ -316,6 +317,7 @@ void Session::Parse() {
   const ServerOptions& options = state_.options();
   while (phase_ != Phase::kBusy && phase_ != Phase::kLinger && !closed_ && buffer_.size() > 0) {
     if (!parser_) {
+      if (TakeScannedRequest()) continue;  // a pipelined request may follow
       parser_.emplace();
       parser_->header_limit(kMaxHeaderBytes);
       parser_->body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
@@ -338,7 +340,12 @@ void Session::Parse() {
       }
     }
     if (parser_->is_done()) {
-      OnRequest();
+      const int version = parser_->version();
+      const bool head = parser_->verb() == bhttp::verb::head;
+      const bool keep_alive = parser_->keep_alive();
+      Request request = parser_->TakeRequest();
+      parser_.reset();
+      OnRequest(std::move(request), version, head, keep_alive);
       continue;  // a pipelined request may follow (parsed once this one is answered)
     }
     if (used == 0) break;
@@ -415,14 +422,32 @@ void Session::Reject(const Error& error, int status_override) {
   SendResponse(exchange.seq, std::move(response));
 }
 
-void Session::OnRequest() {
+bool Session::TakeScannedRequest() {
+  const auto bytes = static_cast<const char*>(buffer_.data().data());
+  ScannedMessage scanned;
+  if (!ScanRequest(std::string_view(bytes, buffer_.size()),
+                   {kMaxHeaderBytes, static_cast<uint64_t>(state_.options().max_body_bytes)},
+                   &scanned)) {
+    return false;
+  }
+  request_start_ = Clock::now();
+  Request request;
+  request.method = scanned.method;
+  request.target = scanned.target;
+  request.headers.reserve(scanned.field_count);
+  for (const ScannedField& field : scanned.fields()) {
+    request.headers.emplace_back(AsciiLowered(field.name), field.value);
+  }
+  request.body = scanned.body;
+  const bool head = scanned.method == "HEAD";
+  buffer_.consume(scanned.size);  // the request holds copies of what it needs
+  OnRequest(std::move(request), scanned.version, head, scanned.keep_alive);
+  return true;
+}
+
+void Session::OnRequest(Request request, int version, bool head, bool keep_alive) {
   ClearReadDeadline();
   phase_ = Phase::kBusy;
-  Request request = parser_->TakeRequest();
-  const int version = parser_->version();
-  const bool head = parser_->verb() == bhttp::verb::head;
-  const bool keep_alive = parser_->keep_alive();
-  parser_.reset();
   request.remote_address = remote_address_;
   request.request_id = RequestIdFor(request.Header("x-request-id"));
   request.io = &shard_;

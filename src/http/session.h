@@ -197,7 +197,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void Parse();
   void ExpectContinue();
   void OnReadError(beast::error_code ec);
-  void OnRequest();
+  // A whole request of the common shape at the start of buffer_, read by the scanner
+  // (http/message_scan.h) and answered; false leaves the bytes to the Beast parser.
+  bool TakeScannedRequest();
+  void OnRequest(Request request, int version, bool head, bool keep_alive);
   void Reject(const Error& error, int status_override);
   void Dispatch(const RouteMatch& match, Request request);
   void AfterExchange();

@@ -31,6 +31,7 @@
 
 #include "common/ascii.h"
 #include "common/lazy_timer.h"
+#include "http/message_scan.h"
 #include "http/read_readiness.h"
 
 namespace keygate::proxy {
@@ -403,6 +404,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   void Read();
   void OnRead(error_code ec, size_t bytes);
   void Feed();
+  bool TakeScannedResponse();
   friend class ResponseParser;
   void OnBody(std::string_view body);
   bool RetryIfStale(const error_code& ec, bool response_started);
@@ -418,6 +420,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   std::shared_ptr<UpstreamObserver> observer_;
   std::shared_ptr<Connection> connection_;
   std::optional<ResponseParser> parser_;
+  std::optional<bool> scanned_keep_alive_;  // set when the scanner read the whole answer
   bool reused_ = false;     // connection_ came from the pool
   bool retried_ = false;    // a stale pooled connection was replaced once already
   bool timed_out_ = false;
@@ -588,6 +591,7 @@ void Exchange::OnRead(error_code ec, size_t bytes) {
 // by piece (handed over by OnBody as the parser meets it); reads more when the buffer runs dry.
 void Exchange::Feed() {
   beast::flat_buffer& buffer = connection_->buffer();
+  if (!cancelled_ && buffer.size() > 0 && !parser_->got_some() && TakeScannedResponse()) return;
   while (!done_) {
     if (cancelled_) return Finish(UpstreamOutcome::kCancelled, "cancelled");
     if (parser_->is_done()) return Finish(UpstreamOutcome::kComplete, "");
@@ -607,6 +611,30 @@ void Exchange::Feed() {
     }
     if (used == 0 && !parser_->is_done()) return Read();
   }
+}
+
+// A whole answer of the common shape at the start of the buffer, read by the scanner
+// (http/message_scan.h) and handed over; false leaves the bytes to the Beast parser.
+bool Exchange::TakeScannedResponse() {
+  beast::flat_buffer& buffer = connection_->buffer();
+  const auto bytes = static_cast<const char*>(buffer.data().data());
+  http::ScannedMessage scanned;
+  if (!http::ScanResponse(std::string_view(bytes, buffer.size()),
+                          {client_->options().max_header_bytes, UINT64_MAX}, &scanned)) {
+    return false;
+  }
+  http::HeaderList headers;
+  headers.reserve(scanned.field_count);
+  for (const http::ScannedField& field : scanned.fields()) {
+    headers.emplace_back(AsciiLowered(field.name), field.value);
+  }
+  scanned_keep_alive_ = scanned.keep_alive;
+  // The views stay valid past consume(): the bytes stay put until the buffer is next prepared.
+  buffer.consume(scanned.size);
+  observer_->OnResponseHead(scanned.status, std::move(headers));
+  OnBody(scanned.body);
+  Finish(UpstreamOutcome::kComplete, "");
+  return true;
 }
 
 // The parser met body bytes (de-chunked). They stay valid until the buffer is next prepared.
@@ -645,8 +673,10 @@ void Exchange::Fail(UpstreamOutcome outcome, const error_code& ec, std::string_v
 void Exchange::Finish(UpstreamOutcome outcome, std::string detail) {
   if (done_) return;
   done_ = true;
-  const bool reusable = outcome == UpstreamOutcome::kComplete && parser_ && parser_->keep_alive() &&
-                        connection_ && connection_->buffer().size() == 0;
+  const bool keep_alive =
+      scanned_keep_alive_.value_or(parser_.has_value() && parser_->keep_alive());
+  const bool reusable = outcome == UpstreamOutcome::kComplete && keep_alive && connection_ &&
+                        connection_->buffer().size() == 0;
   if (connection_ && reusable) {
     client_->Release(io_, std::move(connection_));
   } else if (connection_) {

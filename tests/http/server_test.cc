@@ -550,6 +550,28 @@ TEST_F(ServerTest, HeadGetsHeadersWithoutBody) {
   EXPECT_EQ(reply.substr(reply.size() - 4), "\r\n\r\n");
 }
 
+// Requests the scanner reads (http/message_scan.h) and requests it leaves to Beast's parser
+// (chunked, obs-text, Expect), back to back on one connection: each parser starts where the
+// other stopped.
+TEST_F(ServerTest, PipelinedRequestsOfEveryShapeStayInStep) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string reply = Client().RawExchange(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\ntwo\r\n0\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nX-Name: caf\xc3\xa9\r\nContent-Length: 5\r\n\r\nthree"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nfour"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nfive"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nsix");
+  size_t at = 0;
+  for (const char* body : {"one", "two", "three", "four", "five", "six"}) {
+    const size_t found = reply.find(std::string("\r\n\r\n") + body, at);
+    ASSERT_NE(found, std::string::npos) << body << " in " << reply;
+    at = found;
+  }
+  EXPECT_EQ(reply.find("HTTP/1.1 4"), std::string::npos) << reply;
+}
+
 TEST_F(ServerTest, AnswersPipelinedRequestsInOrder) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   std::string reply = Client().RawExchange(

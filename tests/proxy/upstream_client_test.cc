@@ -180,6 +180,7 @@ class HeadRecorder : public Recorder {
   http::HeaderList headers_;
   int heads_ = 0;
   int pieces_ = 0;
+  size_t idle_after_ = 0;  // pooled connections once the answer ended
 };
 
 std::shared_ptr<HeadRecorder> Fetch(uint16_t port) {
@@ -200,8 +201,40 @@ std::shared_ptr<HeadRecorder> Fetch(uint16_t port) {
   call->Start();
   const auto give_up = std::chrono::steady_clock::now() + 20s;
   while (!recorder->ended_ && std::chrono::steady_clock::now() < give_up) io.run_one_for(1s);
+  recorder->idle_after_ = client.idle_connections();
   client.CloseIdle();
   return recorder;
+}
+
+// An answer whole in one read takes the scanner's path (http/message_scan.h): the same head,
+// body and reuse as Beast's parser would give.
+TEST(UpstreamClientTest, AWholeAnswerIsReadInOneStepAndItsConnectionKept) {
+  ScriptedServer server({"HTTP/1.1 200 OK\r\nServer: test\r\nContent-Type: application/json\r\n"
+                         "Content-Length: 11\r\n\r\n{\"ok\":true}"},
+                        false);
+  std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+  ASSERT_TRUE(recorder->ended_);
+  EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+  EXPECT_EQ(recorder->status_, 200);
+  EXPECT_EQ(recorder->body_, "{\"ok\":true}");
+  const http::HeaderList expected = {
+      {"server", "test"}, {"content-type", "application/json"}, {"content-length", "11"}};
+  EXPECT_EQ(recorder->headers_, expected);
+  EXPECT_EQ(recorder->idle_after_, 1u);
+}
+
+TEST(UpstreamClientTest, AWholeAnswerThatClosesOrCarriesMoreIsNotPooled) {
+  for (const std::string& answer :
+       {std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"),
+        std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}unexpected")}) {
+    SCOPED_TRACE(answer);
+    ScriptedServer server({answer}, false);
+    std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+    ASSERT_TRUE(recorder->ended_);
+    EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+    EXPECT_EQ(recorder->body_, "{}");
+    EXPECT_EQ(recorder->idle_after_, 0u);
+  }
 }
 
 TEST(UpstreamClientTest, AChunkedResponseInPiecesArrivesDechunkedAfterItsHead) {
