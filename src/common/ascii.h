@@ -12,8 +12,11 @@
 
 namespace keygate {
 
+// Without a branch (header names are lower-cased and compared on every request): an upper-case
+// letter gets the 0x20 bit set.
 constexpr char AsciiLower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
+  const bool upper = static_cast<unsigned char>(c - 'A') < 26;
+  return static_cast<char>(c | (static_cast<int>(upper) << 5));
 }
 
 constexpr bool IsAsciiAlnum(char c) {
@@ -38,6 +41,7 @@ inline std::string AsciiLowered(std::string_view s) {
 // True if `a` and `b` are equal ignoring ASCII case.
 constexpr bool AsciiIEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
+  if (a == b) return true;  // the usual case (names already lower-cased), by memcmp
   for (size_t i = 0; i < a.size(); ++i) {
     if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
   }

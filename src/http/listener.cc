@@ -1,5 +1,7 @@
 #include "http/listener.h"
 
+#include <unistd.h>  // close
+
 #include <string>
 #include <utility>
 
@@ -72,15 +74,13 @@ void Listener::Close() {
 
 void Listener::DoAccept() {
   if (!acceptor_.is_open()) return;
-  // Connections go to the shards in turn; each lives on its shard's one thread.
-  const size_t index = next_shard_;
-  acceptor_.async_accept(*shards_[index], [self = shared_from_this(), index](beast::error_code ec,
-                                                                              tcp::socket socket) {
-    self->OnAccept(ec, std::move(socket), index);
+  // Accepted on the first shard, into its reactor; HandOver() moves each connection on.
+  acceptor_.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    self->OnAccept(ec, std::move(socket));
   });
 }
 
-void Listener::OnAccept(beast::error_code ec, tcp::socket socket, size_t shard) {
+void Listener::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
   if (ec) {
     state_.logger().Warn("http.accept_failed", {{"error", ec.message()}});
@@ -94,13 +94,64 @@ void Listener::OnAccept(beast::error_code ec, tcp::socket socket, size_t shard) 
     DoAccept();
     return;
   }
+  // Connections still on their way to a shard are not counted yet: a burst can pass the limit
+  // by the few accepted in the same instant.
   if (state_.active() >= state_.options().max_connections) {
     Refuse(std::move(socket));
   } else {
-    std::make_shared<Session>(std::move(socket), *shards_[shard], shard, state_)->Start();
+    HandOver(std::move(socket), next_shard_);
     next_shard_ = (next_shard_ + 1) % shards_.size();
   }
   DoAccept();
+}
+
+namespace {
+
+// A descriptor on its way between shards: closed if it never arrives (the shard stopped).
+class DescriptorInTransit {
+ public:
+  explicit DescriptorInTransit(int fd) : fd_(fd) {}
+  ~DescriptorInTransit() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DescriptorInTransit(const DescriptorInTransit&) = delete;
+  DescriptorInTransit& operator=(const DescriptorInTransit&) = delete;
+
+  int fd() const { return fd_; }
+  void Adopted() { fd_ = -1; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+void Listener::HandOver(tcp::socket socket, size_t shard) {
+  if (shard == 0) {
+    std::make_shared<Session>(std::move(socket), *shards_[0], 0, state_)->Start();
+    return;
+  }
+  // A shard's reactor is used by its own thread only (MakeShards in server.cc): the
+  // descriptor leaves this shard's reactor here and joins the other's on the other's thread.
+  beast::error_code ec;
+  const tcp::endpoint local = socket.local_endpoint(ec);
+  auto fd = std::make_shared<DescriptorInTransit>(ec ? -1 : socket.release(ec));
+  if (ec || fd->fd() < 0) {
+    state_.logger().Warn("http.accept_failed", {{"error", ec.message()}});
+    return;
+  }
+  net::post(*shards_[shard], [self = shared_from_this(), fd, shard, local] {
+    tcp::socket adopted(*self->shards_[shard]);
+    beast::error_code assign_ec;
+    adopted.assign(local.protocol(), fd->fd(), assign_ec);
+    if (assign_ec) {
+      self->state_.logger().Warn("http.accept_failed", {{"error", assign_ec.message()}});
+      return;
+    }
+    fd->Adopted();
+    std::make_shared<Session>(std::move(adopted), *self->shards_[shard], shard, self->state_)
+        ->Start();
+  });
 }
 
 void Listener::Refuse(tcp::socket socket) {

@@ -3,7 +3,8 @@
 // already open.
 //
 // Thread safety: Listen() before the shards run; Run() and Close() from any thread (the
-// acceptor lives on the first shard, which one thread runs).
+// acceptor lives on the first shard, which one thread runs). A connection is accepted on the
+// first shard and its descriptor handed to its own shard's thread, which alone operates on it.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +36,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void DoAccept();
-  void OnAccept(beast::error_code ec, tcp::socket socket, size_t shard);
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+  // Starts the connection's Session on `shard`.
+  void HandOver(tcp::socket socket, size_t shard);
   void Refuse(tcp::socket socket);
 
   const std::vector<net::io_context*> shards_;

@@ -89,11 +89,18 @@ class Server::Impl {
   }
 
  private:
-  // One io_context per io thread, each told it is run by one thread (so its scheduler skips
-  // the locking and wake-ups several threads would need).
+  // One io_context per io thread, each told that one thread runs it and does every operation
+  // on its sockets (so its scheduler skips the wake-ups several threads would need, and its
+  // reactor the lock per socket operation). Sockets and timers of a shard are only ever used
+  // on its thread: a session and its upstream exchanges live there, and what other threads
+  // ask of them (an answer, a cancellation, a drain) is posted. Posting, timers and socket
+  // registration stay locked: the listener on shard 0 accepts into the others, and any thread
+  // may post.
   static std::vector<std::unique_ptr<net::io_context>> MakeShards(int count) {
     std::vector<std::unique_ptr<net::io_context>> shards;
-    for (int i = 0; i < count; ++i) shards.push_back(std::make_unique<net::io_context>(1));
+    for (int i = 0; i < count; ++i) {
+      shards.push_back(std::make_unique<net::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO));
+    }
     return shards;
   }
   std::vector<net::io_context*> ShardPointers() const {

@@ -13,11 +13,12 @@
 // Beast, Asio and OpenSSL stay in upstream_client.cc; this header forward-declares the
 // io_context only.
 //
-// Thread safety: Create(), CloseIdle() and idle_connections() may be called from any thread.
-// Each call runs on the io_context given to Create(), which must be run by exactly one thread
-// (an http::Server shard); its observer's methods are called on that thread, one at a time, in
-// order. Connections are pooled per io_context. UpstreamCall::Cancel() may be called from any
-// thread, any number of times.
+// Thread safety: Create() and idle_connections() may be called from any thread. Each call runs
+// on the io_context given to Create(), which must be run by exactly one thread (an
+// http::Server shard, whose sockets only that thread may touch); its observer's methods are
+// called on that thread, one at a time, in order. Connections are pooled per io_context.
+// UpstreamCall::Cancel() may be called from any thread, any number of times. CloseIdle() only
+// once no thread runs those io_contexts (it closes their sockets on the calling thread).
 #pragma once
 
 #include <chrono>
@@ -134,8 +135,8 @@ class UpstreamClient {
                                        std::shared_ptr<UpstreamObserver> observer,
                                        boost::asio::io_context& io);
 
-  // Closes every idle pooled connection (shutdown, or to drop connections to a provider whose
-  // address changed on reload).
+  // Closes every idle pooled connection, at shutdown.
+  // REQUIRES: no thread runs the io_contexts the calls ran on.
   void CloseIdle();
 
   // Idle pooled connections, over every upstream.

@@ -22,6 +22,16 @@ TEST(AsciiTest, CaseFoldingTouchesOnlyAsciiLetters) {
   EXPECT_TRUE(AsciiIEquals("Content-Length", "content-length"));
   EXPECT_FALSE(AsciiIEquals("Content-Length", "content-lengths"));
   EXPECT_FALSE(AsciiIEquals("[", "{"));  // 0x5B and 0x7B differ by the case bit only
+  // Every byte: only A-Z change, each to its own lower case.
+  for (int c = 0; c < 256; ++c) {
+    const char byte = static_cast<char>(c);
+    const char expected = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : byte;
+    EXPECT_EQ(AsciiLower(byte), expected) << c;
+    EXPECT_EQ(AsciiIEquals(std::string(1, byte), std::string(1, expected)), true) << c;
+    if (expected != byte) {
+      EXPECT_FALSE(AsciiIEquals(std::string(1, byte), "@")) << c;
+    }
+  }
 }
 
 TEST(AsciiTest, AppendDecimalWritesTheLimits) {
