@@ -48,11 +48,13 @@ constexpr bool AsciiIEquals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Appends `value` in decimal.
-inline void AppendDecimal(std::integral auto value, std::string* out) {
+// Appends `value` in decimal to `out`: a std::string, or anything with its append(const char*,
+// size_t) (a TextWriter, common/text_writer.h).
+template <typename Out>
+inline void AppendDecimal(std::integral auto value, Out* out) {
   char digits[24];
   const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out->append(digits, end);
+  out->append(digits, static_cast<size_t>(end - digits));
 }
 
 }  // namespace keygate

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/ascii.h"
+#include "common/text_writer.h"
 #include "http/error_response.h"
 #include "http/session.h"
 
@@ -57,7 +58,7 @@ bool IsReserved(std::string_view name, bool has_content_type) {
   }
 }
 
-void AppendField(std::string* out, std::string_view name, std::string_view value) {
+void AppendField(TextWriter* out, std::string_view name, std::string_view value) {
   out->append(name).append(": ").append(value).append("\r\n");
 }
 
@@ -96,19 +97,24 @@ std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dr
   if (head.headers != nullptr) {
     for (const auto& [name, value] : *head.headers) size += name.size() + value.size() + 4;
   }
-  std::string out;
-  out.reserve(size);
-  out += head.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(head.status);
-  out += ' ';
+  std::string text;
+  TextWriter out(&text, size);
+  out.append(head.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  AppendDecimal(head.status, &out);
+  out.push_back(' ');
   bhttp::status status = bhttp::int_to_status(static_cast<unsigned>(head.status));
-  if (status != bhttp::status::unknown) out.append(bhttp::obsolete_reason(status));
-  out += "\r\n";
+  if (status != bhttp::status::unknown) {
+    const auto reason = bhttp::obsolete_reason(status);
+    out.append(reason.data(), reason.size());
+  }
+  out.append("\r\n");
   if (!head.date.empty()) AppendField(&out, "Date", head.date);
   bool has_content_type = !head.content_type.empty() && IsValidValue(head.content_type);
   if (has_content_type) AppendField(&out, "Content-Type", head.content_type);
   if (head.framing == ResponseHead::Framing::kContentLength) {
-    AppendField(&out, "Content-Length", std::to_string(head.content_length));
+    out.append("Content-Length: ");
+    AppendDecimal(head.content_length, &out);
+    out.append("\r\n");
   } else if (head.framing == ResponseHead::Framing::kChunked) {
     AppendField(&out, "Transfer-Encoding", "chunked");
   }
@@ -121,12 +127,13 @@ std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dr
       AppendField(&out, name, value);
     }
   }
-  out += head.header_lines;
+  out.append(head.header_lines);
   AppendField(&out, "x-request-id", head.request_id);
   if (head.version >= 11 && !head.keep_alive) AppendField(&out, "Connection", "close");
   if (head.version == 10 && head.keep_alive) AppendField(&out, "Connection", "keep-alive");
-  out += "\r\n";
-  return out;
+  out.append("\r\n");
+  out.Finish();
+  return text;
 }
 
 std::string Session::MakeHead(int status, std::string_view content_type, const HeaderList& headers,

@@ -6,6 +6,7 @@
 #include "common/ascii.h"
 #include "common/json_writer.h"
 #include "common/money.h"
+#include "common/text_writer.h"
 #include "common/time_format.h"
 #include "http/error_response.h"
 
@@ -16,8 +17,10 @@ constexpr int64_t kMsPerSecond = 1000;
 constexpr int64_t kMsPerMinute = 60 * kMsPerSecond;
 constexpr int64_t kMsPerHour = 60 * kMsPerMinute;
 
-// "12", "12.5", "12.05" (trailing zeros of the milliseconds dropped).
-void AppendSeconds(int64_t ms, std::string* out) {
+// "12", "12.5", "12.05" (trailing zeros of the milliseconds dropped), appended to a
+// std::string or a TextWriter.
+template <typename Out>
+void AppendSeconds(int64_t ms, Out* out) {
   AppendDecimal(ms / kMsPerSecond, out);
   int64_t fraction = ms % kMsPerSecond;
   if (fraction == 0) return;
@@ -29,8 +32,9 @@ void AppendSeconds(int64_t ms, std::string* out) {
   out->append(digits, static_cast<size_t>(length));
 }
 
-// FormatResetDuration's text, appended to *out.
-void AppendResetDuration(int64_t ms, std::string* out) {
+// FormatResetDuration's text, appended to *out (a std::string or a TextWriter).
+template <typename Out>
+void AppendResetDuration(int64_t ms, Out* out) {
   if (ms <= 0) {
     out->append("0s");
     return;
@@ -74,18 +78,18 @@ constexpr WindowHeaderNames kTokenHeaders = {"x-ratelimit-limit-tokens",
                                              "x-ratelimit-reset-tokens"};
 
 // Calls emit(name, append_value) for each x-ratelimit-* header of the figures present, where
-// append_value(std::string*) appends the header's value: every answer carries these headers,
-// so their values are written in place rather than built as strings first.
+// append_value(out) appends the header's value to a std::string or TextWriter: every answer
+// carries these headers, so their values are written in place rather than built as strings
+// first.
 template <typename Emit>
 void ForEachRateLimitHeader(const std::optional<limits::WindowFigures>& requests,
                             const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                             Emit&& emit) {
   auto window = [&](const WindowHeaderNames& names, const limits::WindowFigures& figures) {
-    emit(names.limit, [&](std::string* out) { AppendDecimal(figures.limit, out); });
+    emit(names.limit, [&](auto* out) { AppendDecimal(figures.limit, out); });
     emit(names.remaining,
-         [&](std::string* out) { AppendDecimal(std::max<int64_t>(figures.remaining, 0), out); });
-    emit(names.reset,
-         [&](std::string* out) { AppendResetDuration(figures.reset_at_ms - now, out); });
+         [&](auto* out) { AppendDecimal(std::max<int64_t>(figures.remaining, 0), out); });
+    emit(names.reset, [&](auto* out) { AppendResetDuration(figures.reset_at_ms - now, out); });
   };
   if (requests) window(kRequestHeaders, *requests);
   if (tokens) window(kTokenHeaders, *tokens);
@@ -136,11 +140,13 @@ void AppendRateLimitHeaders(const std::optional<limits::WindowFigures>& requests
 void AppendRateLimitLines(const std::optional<limits::WindowFigures>& requests,
                           const std::optional<limits::WindowFigures>& tokens, UnixMillis now,
                           std::string* lines) {
-  if (requests || tokens) lines->reserve(lines->size() + 256);  // six lines fit
+  if (!requests && !tokens) return;
+  constexpr size_t kSixLines = 256;
+  TextWriter out(lines, kSixLines);
   ForEachRateLimitHeader(requests, tokens, now, [&](std::string_view name, auto append_value) {
-    lines->append(name).append(": ");
-    append_value(lines);
-    lines->append("\r\n");
+    out.append(name).append(": ");
+    append_value(&out);
+    out.append("\r\n");
   });
 }
 

@@ -31,6 +31,7 @@
 
 #include "common/ascii.h"
 #include "common/lazy_timer.h"
+#include "common/text_writer.h"
 #include "http/message_scan.h"
 #include "http/read_readiness.h"
 
@@ -218,6 +219,7 @@ Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider
   target.headers = provider.headers;
   target.connect_timeout = std::chrono::milliseconds(provider.connect_timeout_ms);
   target.response_timeout = std::chrono::milliseconds(provider.response_timeout_ms);
+  target.pool_key = target.PoolKey();
   if (provider.api_key_env.empty()) return target;
   const char* key = getenv ? getenv(provider.api_key_env.c_str()) : nullptr;
   if (key == nullptr || *key == '\0') {
@@ -252,14 +254,14 @@ class ConnectionPool {
   const UpstreamClientOptions& options() const { return options_; }
 
   // A live idle connection of `io` to `pool_key`, or nullptr.
-  std::shared_ptr<Connection> Acquire(net::io_context& io, const std::string& pool_key) {
+  std::shared_ptr<Connection> Acquire(net::io_context& io, std::string_view pool_key) {
     const auto now = SteadyClock::now();
     const auto oldest = now - options_.max_idle_time;
     const auto recent = now - kTrustIdleFor;
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = idle_.find(Key{&io, pool_key});
+    auto it = idle_.find(KeyView{&io, pool_key});
     if (it == idle_.end()) return nullptr;
-    std::vector<std::shared_ptr<Connection>>& pool = it->second;
+    Pool& pool = it->second;
     while (!pool.empty()) {
       std::shared_ptr<Connection> connection = std::move(pool.back());
       pool.pop_back();
@@ -275,8 +277,11 @@ class ConnectionPool {
     connection->Reclaim();
     connection->idle_since = SteadyClock::now();
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::shared_ptr<Connection>>& pool = idle_[Key{&io, connection->pool_key()}];
-    if (pool.size() < options_.max_idle_per_upstream) pool.push_back(std::move(connection));
+    auto it = idle_.find(KeyView{&io, connection->pool_key()});
+    if (it == idle_.end()) it = idle_.emplace(Key{&io, connection->pool_key()}, Pool()).first;
+    if (it->second.size() < options_.max_idle_per_upstream) {
+      it->second.push_back(std::move(connection));
+    }
   }
 
   void CloseIdle() {
@@ -295,19 +300,32 @@ class ConnectionPool {
  private:
   // Connections are pooled per io_context (a connection's handlers run on its io_context's
   // thread, like the session of the call that uses it) and per upstream.
+  // Looked up by KeyView, so that a call builds no string to find its pool.
   struct Key {
     net::io_context* io;
     std::string pool_key;
-    bool operator==(const Key& other) const {
-      return io == other.io && pool_key == other.pool_key;
-    }
   };
+  struct KeyView {
+    net::io_context* io;
+    std::string_view pool_key;
+  };
+  static KeyView ViewOf(const Key& key) { return {key.io, key.pool_key}; }
+  static KeyView ViewOf(const KeyView& key) { return key; }
   struct KeyHash {
-    size_t operator()(const Key& key) const {
-      return std::hash<std::string>()(key.pool_key) ^ std::hash<const void*>()(key.io);
+    using is_transparent = void;
+    size_t operator()(const auto& key) const {
+      const KeyView view = ViewOf(key);
+      return std::hash<std::string_view>()(view.pool_key) ^ std::hash<const void*>()(view.io);
     }
   };
-  using Map = std::unordered_map<Key, std::vector<std::shared_ptr<Connection>>, KeyHash>;
+  struct KeyEqual {
+    using is_transparent = void;
+    bool operator()(const auto& a, const auto& b) const {
+      return ViewOf(a).io == ViewOf(b).io && ViewOf(a).pool_key == ViewOf(b).pool_key;
+    }
+  };
+  using Pool = std::vector<std::shared_ptr<Connection>>;
+  using Map = std::unordered_map<Key, Pool, KeyHash, KeyEqual>;
 
   const UpstreamClientOptions options_;
   ssl::context tls_context_;
@@ -365,6 +383,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
       : client_(std::move(client)),
         io_(io),
         target_(std::move(request.target)),
+        own_pool_key_(target_->pool_key.empty() ? target_->PoolKey() : std::string()),
         request_text_(Serialize(*target_, request)),
         observer_(std::move(observer)) {}
 
@@ -415,7 +434,12 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   std::shared_ptr<ConnectionPool> client_;
   net::io_context& io_;
   std::optional<tcp::resolver> resolver_;  // only for a host name, only while connecting
+  const std::string& pool_key() const {
+    return own_pool_key_.empty() ? target_->pool_key : own_pool_key_;
+  }
+
   const std::shared_ptr<const UpstreamTarget> target_;
+  const std::string own_pool_key_;  // only for a target made without its pool_key
   const std::string request_text_;
   std::shared_ptr<UpstreamObserver> observer_;
   std::shared_ptr<Connection> connection_;
@@ -430,24 +454,33 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
 };
 
 std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequest& request) {
-  std::string out;
-  out.reserve(256 + request.body.size());
-  out.append(request.method).append(" ").append(target.base_path).append(request.path);
+  // Counted exactly but for the length's digits, so that the text is made in one allocation.
+  constexpr size_t kFixedBytes = 64;
+  size_t size = kFixedBytes + request.method.size() + target.base_path.size() +
+                request.path.size() + target.host_header.size() + request.body.size();
+  for (const http::HeaderList* headers : {&target.headers, &request.headers}) {
+    for (const auto& [name, value] : *headers) size += name.size() + value.size() + 4;
+  }
+  std::string text;
+  TextWriter out(&text, size);
+  out.append(request.method).push_back(' ');
+  out.append(target.base_path).append(request.path);
   out.append(" HTTP/1.1\r\nHost: ").append(target.host_header).append("\r\n");
-  for (const auto& [name, value] : target.headers) {
-    out.append(name).append(": ").append(value).append("\r\n");
+  for (const http::HeaderList* headers : {&target.headers, &request.headers}) {
+    for (const auto& [name, value] : *headers) {
+      out.append(name).append(": ").append(value).append("\r\n");
+    }
   }
-  for (const auto& [name, value] : request.headers) {
-    out.append(name).append(": ").append(value).append("\r\n");
-  }
-  out.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n\r\n");
-  out.append(request.body);
-  return out;
+  out.append("Content-Length: ");
+  AppendDecimal(request.body.size(), &out);
+  out.append("\r\n\r\n").append(request.body);
+  out.Finish();
+  return text;
 }
 
 void Exchange::Begin() {
   if (cancelled_) return Finish(UpstreamOutcome::kCancelled, "cancelled before sending");
-  std::shared_ptr<Connection> pooled = client_->Acquire(io_, target_->PoolKey());
+  std::shared_ptr<Connection> pooled = client_->Acquire(io_, pool_key());
   if (pooled == nullptr) return Connect();
   Use(std::move(pooled));
   reused_ = true;
@@ -461,8 +494,7 @@ void Exchange::Use(std::shared_ptr<Connection> connection) {
 
 void Exchange::Connect() {
   if (connection_) connection_->Reclaim();
-  Use(std::make_shared<Connection>(io_, client_->tls_context(), target_->tls,
-                                   target_->PoolKey()));
+  Use(std::make_shared<Connection>(io_, client_->tls_context(), target_->tls, pool_key()));
   reused_ = false;
   connection_->SetDeadline(target_->connect_timeout);
   if (IsIpLiteral(target_->host)) {

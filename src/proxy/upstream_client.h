@@ -56,8 +56,11 @@ struct UpstreamTarget {
   // Set when the provider cannot be called (its api_key_env is unset): why, without secrets.
   std::string unusable_reason;
 
-  // "scheme://host:port": the pool a connection belongs to.
-  std::string PoolKey() const;
+  // "scheme://host:port": the pool a connection belongs to. Made once by MakeUpstreamTarget
+  // (a call would otherwise build it for its pool lookup); a target built by hand without it
+  // gets it composed per call.
+  std::string pool_key;
+  std::string PoolKey() const;  // composes it
 };
 
 // Resolves `provider` into a target, reading its API key from the environment through

@@ -30,6 +30,7 @@ TEST(UpstreamTargetTest, ResolvesSchemeHostPortAndPath) {
   EXPECT_EQ(https->host_header, "api.openai.com");
   EXPECT_EQ(https->base_path, "/v1");
   EXPECT_EQ(https->PoolKey(), "https://api.openai.com:443");
+  EXPECT_EQ(https->pool_key, "https://api.openai.com:443");  // made once, for every call
   auto http = MakeUpstreamTarget(Provider("http://127.0.0.1:9090"), FakeEnv);
   ASSERT_TRUE(http.ok());
   EXPECT_FALSE(http->tls);
