@@ -168,28 +168,24 @@ void ModelCall::RelayEvents(std::string_view data) {
 
 void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   const bool caller_wants_usage = admission_.call.request.caller_wants_usage;
-  switch (ClassifyEvent(event)) {
+  const EventFacts facts = ReadEvent(event);
+  switch (facts.kind) {
     case EventKind::kDone:
       out->append(event);
       return;
     case EventKind::kUsageOnly:
-      if (auto usage = ParseUsage(EventData(event))) stream_usage_ = usage;
+      if (facts.usage) stream_usage_ = facts.usage;
       // Asked for by keygate to settle the real cost; passed on only if the caller asked too.
       if (caller_wants_usage) out->append(event);
       return;
     case EventKind::kContentWithUsage:
-      if (auto usage = ParseUsage(EventData(event))) stream_usage_ = usage;
+      if (facts.usage) stream_usage_ = facts.usage;
       break;
     case EventKind::kContent:
       break;
   }
-  completion_bytes_ += CompletionTextBytes(event);
-  if (!caller_wants_usage) {
-    if (std::optional<std::string> plain = WithoutNullUsage(event)) {
-      out->append(*plain);
-      return;
-    }
-  }
+  completion_bytes_ += facts.completion_text_bytes;
+  if (!caller_wants_usage && AppendWithoutNullUsage(event, out)) return;
   out->append(event);
 }
 

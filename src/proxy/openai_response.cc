@@ -69,19 +69,40 @@ int64_t NonNegative(const json::value* value) {
 
 // Where the event terminator ending at or after `from` is, and its length; npos if none.
 size_t FindTerminator(std::string_view text, size_t from, size_t* length) {
-  for (size_t i = from; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c != '\n' && c != '\r') continue;
-    if (text.compare(i, 2, "\n\n") == 0 || text.compare(i, 2, "\r\r") == 0) {
+  // From line end to line end, found by memchr (an event is mostly one long data line): the
+  // next LF, or a CR before it.
+  const char* const base = text.data();
+  for (size_t i = from; i < text.size();) {
+    const auto* lf = static_cast<const char*>(std::memchr(base + i, '\n', text.size() - i));
+    const size_t lf_at = lf != nullptr ? static_cast<size_t>(lf - base) : text.size();
+    const auto* cr = static_cast<const char*>(std::memchr(base + i, '\r', lf_at - i));
+    if (cr == nullptr && lf == nullptr) break;
+    const size_t at = cr != nullptr ? static_cast<size_t>(cr - base) : lf_at;
+    if (text.compare(at, 2, "\n\n") == 0 || text.compare(at, 2, "\r\r") == 0) {
       *length = 2;
-      return i;
+      return at;
     }
-    if (text.compare(i, 4, "\r\n\r\n") == 0) {
+    if (text.compare(at, 4, "\r\n\r\n") == 0) {
       *length = 4;
-      return i;
+      return at;
     }
+    i = at + 1;
   }
   return std::string_view::npos;
+}
+
+// Cuts the events that `text` completes from `start` on into *events (appended); returns where
+// the unfinished rest begins. `search` is where a terminator may begin at the earliest.
+size_t CutEvents(std::string_view text, size_t start, size_t search,
+                 std::vector<std::string_view>* events) {
+  while (true) {
+    size_t length = 0;
+    const size_t at = FindTerminator(text, std::max(search, start), &length);
+    if (at == std::string_view::npos) return start;
+    events->push_back(text.substr(start, at + length - start));
+    start = at + length;
+    search = start;
+  }
 }
 
 // Length of the JSON string body starting at `from` (just after its opening quote), up to the
@@ -177,21 +198,19 @@ void SseSplitter::Feed(std::string_view data, std::vector<std::string_view>* eve
     scanned_ -= std::min(scanned_, consumed_);
     consumed_ = 0;
   }
-  buffer_.append(data);
   bytes_fed_ += data.size();
-  const std::string_view text(buffer_);
-  size_t start = 0;
-  // A terminator may straddle two reads: search again from up to three bytes back.
-  size_t search = scanned_ >= 3 ? scanned_ - 3 : 0;
-  while (true) {
-    size_t length = 0;
-    const size_t at = FindTerminator(text, std::max(search, start), &length);
-    if (at == std::string_view::npos) break;
-    events->push_back(text.substr(start, at + length - start));
-    start = at + length;
-    search = start;
+  if (buffer_.empty()) {
+    // The usual case, a read that starts an event: the events are cut from `data` itself and
+    // only an unfinished rest is kept (all of it searched already).
+    const size_t rest = CutEvents(data, 0, 0, events);
+    buffer_.assign(data.substr(rest));
+    scanned_ = buffer_.size();
+    return;
   }
-  consumed_ = start;
+  buffer_.append(data);
+  const std::string_view text(buffer_);
+  // A terminator may straddle two reads: search again from up to three bytes back.
+  consumed_ = CutEvents(text, 0, scanned_ >= 3 ? scanned_ - 3 : 0, events);
   scanned_ = text.size();
 }
 
@@ -227,17 +246,28 @@ EventKind ClassifyEvent(std::string_view event) {
   return no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
 }
 
-std::optional<std::string> WithoutNullUsage(std::string_view event) {
+// Where the event's `,"usage":null` begins, or npos.
+size_t NullUsageOffset(std::string_view event) {
   const std::string_view data = EventData(event);
   // The payload must end with `,"usage":null}`: a top-level member, never text inside a string
   // (whose quotes would be escaped).
-  if (data.size() < kNullUsage.size() + 1 || data.back() != '}') return std::nullopt;
+  if (data.size() < kNullUsage.size() + 1 || data.back() != '}') return std::string_view::npos;
   const size_t at = data.size() - 1 - kNullUsage.size();
-  if (data.substr(at, kNullUsage.size()) != kNullUsage) return std::nullopt;
-  const size_t offset = static_cast<size_t>(data.data() - event.data()) + at;
-  std::string out(event.substr(0, offset));
-  out.append(event.substr(offset + kNullUsage.size()));
+  if (data.substr(at, kNullUsage.size()) != kNullUsage) return std::string_view::npos;
+  return static_cast<size_t>(data.data() - event.data()) + at;
+}
+
+std::optional<std::string> WithoutNullUsage(std::string_view event) {
+  std::string out;
+  if (!AppendWithoutNullUsage(event, &out)) return std::nullopt;
   return out;
+}
+
+bool AppendWithoutNullUsage(std::string_view event, std::string* out) {
+  const size_t offset = NullUsageOffset(event);
+  if (offset == std::string_view::npos) return false;
+  out->append(event.substr(0, offset)).append(event.substr(offset + kNullUsage.size()));
+  return true;
 }
 
 int64_t CompletionTextBytes(std::string_view event) {
@@ -263,6 +293,133 @@ int64_t CompletionTextBytes(std::string_view event) {
     }
   }
   return bytes;
+}
+
+namespace {
+
+bool IsCompletionKey(std::string_view name) {
+  return std::find(std::begin(kCompletionKeys), std::end(kCompletionKeys), name) !=
+         std::end(kCompletionKeys);
+}
+
+// One pass over an event's payload (ScanEvent): the scanner checks the JSON and keeps nothing
+// but the facts. Every function returns false to give up.
+class EventWalker {
+ public:
+  EventWalker(std::string_view payload, EventFacts* facts) : scan_(payload), facts_(facts) {}
+
+  bool Walk() {
+    bool usage_object = false;
+    bool no_choices = false;
+    if (!scan_.Expect('{')) return false;
+    scan_.SkipSpace();
+    if (scan_.Peek() == '}') {
+      scan_.Expect('}');
+    } else {
+      for (bool more = true; more;) {
+        std::string_view key;
+        if (!Key(&key)) return false;
+        scan_.SkipSpace();
+        if (key == "usage" && scan_.Peek() == '{') {
+          const char* start = scan_.pos();
+          if (!Value(1, false)) return false;
+          const std::string_view object(start, static_cast<size_t>(scan_.pos() - start));
+          usage_object = true;
+          facts_->usage = internal::ScanUsage(object);
+          if (!facts_->usage) facts_->usage = internal::ParseUsageObject(object);
+        } else {
+          if (key == "choices" && scan_.Peek() == '[') {
+            internal::Scanner ahead = scan_;
+            no_choices = ahead.Expect('[') && ahead.Expect(']');
+          }
+          if (!Value(1, IsCompletionKey(key))) return false;
+        }
+        if (!scan_.NextOrClose('}', &more)) return false;
+      }
+    }
+    scan_.SkipSpace();
+    if (!scan_.AtEnd()) return false;
+    if (usage_object) facts_->kind = no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
+    return true;
+  }
+
+ private:
+  // A member name and its colon; an escaped name might decode to one that matters: give up.
+  bool Key(std::string_view* key) {
+    internal::ScannedString name;
+    if (!scan_.ScanString(&name) || name.escaped || !scan_.Expect(':')) return false;
+    *key = name.raw;
+    return true;
+  }
+
+  // A value at `depth` (the containers around it); `completion` when it belongs to a member
+  // whose string value is completion text.
+  bool Value(int depth, bool completion) {
+    scan_.SkipSpace();
+    switch (scan_.Peek()) {
+      case '"': {
+        internal::ScannedString text;
+        if (!scan_.ScanString(&text)) return false;
+        if (completion) facts_->completion_text_bytes += static_cast<int64_t>(text.raw.size());
+        return true;
+      }
+      case '{':
+      case '[':
+        return depth < internal::kMaxSkipDepth && Container(depth + 1);
+      default:
+        return scan_.SkipValue(depth);
+    }
+  }
+
+  bool Container(int depth) {
+    const char close = scan_.Peek() == '{' ? '}' : ']';
+    scan_.Expect(scan_.Peek());
+    scan_.SkipSpace();
+    if (scan_.Peek() == close) return scan_.Expect(close);
+    for (bool more = true; more;) {
+      std::string_view key;
+      if (close == '}' && !Key(&key)) return false;
+      if (!Value(depth, close == '}' && IsCompletionKey(key))) return false;
+      if (!scan_.NextOrClose(close, &more)) return false;
+    }
+    return true;
+  }
+
+  internal::Scanner scan_;
+  EventFacts* facts_;
+};
+
+}  // namespace
+
+namespace internal {
+
+std::optional<EventFacts> ScanEvent(std::string_view event) {
+  const std::string_view data = EventData(event);
+  EventFacts facts;
+  if (data == "[DONE]") {
+    facts.kind = EventKind::kDone;
+    return facts;
+  }
+  if (data.empty()) return facts;  // a comment or a field other than data: nothing to read
+  EventWalker walker(data, &facts);
+  if (!walker.Walk()) return std::nullopt;
+  return facts;
+}
+
+EventFacts SearchEvent(std::string_view event) {
+  EventFacts facts;
+  facts.kind = ClassifyEvent(event);
+  if (facts.kind == EventKind::kDone) return facts;
+  if (facts.kind != EventKind::kContent) facts.usage = ParseUsage(EventData(event));
+  facts.completion_text_bytes = CompletionTextBytes(event);
+  return facts;
+}
+
+}  // namespace internal
+
+EventFacts ReadEvent(std::string_view event) {
+  if (auto facts = internal::ScanEvent(event)) return *facts;
+  return internal::SearchEvent(event);
 }
 
 }  // namespace keygate::proxy

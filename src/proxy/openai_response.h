@@ -36,7 +36,8 @@ std::optional<TokenUsage> ParseUsageObject(std::string_view object);
 class SseSplitter {
  public:
   // Appends `data` and sets `*events` to the events completed by it, in order (cleared first).
-  // The views stay valid until the next call to Feed().
+  // The views stay valid until the next call to Feed(), and while `data`'s bytes do (when no
+  // unfinished event was pending, the events are cut from `data` itself, without a copy).
   void Feed(std::string_view data, std::vector<std::string_view>* events);
 
   // Bytes received after the last complete event (an event cut short).
@@ -77,5 +78,29 @@ std::optional<std::string> WithoutNullUsage(std::string_view event);
 // lengths of every "content", "arguments", "refusal", "reasoning" and "reasoning_content" string
 // value in it (escapes count as their raw bytes, which is never less than what they decode to).
 int64_t CompletionTextBytes(std::string_view event);
+
+// If `event` ends its payload with the top-level `"usage":null` that WithoutNullUsage() removes,
+// appends the event without it to *out and returns true; else appends nothing.
+bool AppendWithoutNullUsage(std::string_view event, std::string* out);
+
+// What the relay needs of one event (terminator included, as SseSplitter returns it).
+struct EventFacts {
+  EventKind kind = EventKind::kContent;
+  int64_t completion_text_bytes = 0;  // as CompletionTextBytes()
+  std::optional<TokenUsage> usage;    // the usage object's counts, when it has one that reads
+};
+
+// The facts of `event` in one pass of the JSON scanner (proxy/json_scanner.h) over its payload:
+// the kind from the top-level `usage` (an object) and `choices` (an empty array) members, the
+// completion text from the named string members at any depth (whatever the spacing). When the
+// scanner gives up (not a JSON object, an escaped member name, nesting too deep, ...), the
+// functions above decide instead, each with its own search of the text.
+EventFacts ReadEvent(std::string_view event);
+
+namespace internal {
+// ReadEvent's two readers, for tests: the scanner (nullopt when it gives up) and the searches.
+std::optional<EventFacts> ScanEvent(std::string_view event);
+EventFacts SearchEvent(std::string_view event);
+}  // namespace internal
 
 }  // namespace keygate::proxy

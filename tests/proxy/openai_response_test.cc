@@ -106,6 +106,96 @@ TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
   EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[12]).has_value());
 }
 
+void ExpectSameFacts(const EventFacts& a, const EventFacts& b) {
+  EXPECT_EQ(a.kind, b.kind);
+  EXPECT_EQ(a.completion_text_bytes, b.completion_text_bytes);
+  ASSERT_EQ(a.usage.has_value(), b.usage.has_value());
+  if (a.usage) {
+    EXPECT_EQ(a.usage->prompt_tokens, b.usage->prompt_tokens);
+    EXPECT_EQ(a.usage->completion_tokens, b.usage->completion_tokens);
+  }
+}
+
+// The one-pass reading of an event agrees with the searches it replaces on the shapes both
+// read; the searches remain for what the scanner leaves.
+TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
+  const std::vector<std::string> events = {
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+      "\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+      "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\\\"lo \\u00e9\"}}],\"usage\":null}\n\n",
+      "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\","
+      "\"arguments\":\"{\\\"x\\\":1}\"}}]}}]}\r\n\r\n",
+      "data: {\"choices\":[{\"delta\":{\"refusal\":\"no\",\"reasoning\":\"why\","
+      "\"reasoning_content\":\"because\"}}]}\n\n",
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":24,\"completion_tokens\":4,"
+      "\"total_tokens\":28,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n",
+      "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":3,"
+      "\"completion_tokens\":1}}\n\n",
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":-3}}\n\n",
+      "data: {\"choices\":[],\"usage\":{\"completion_tokens\":3}}\n\n",
+      "event: message\ndata: {\"choices\":[{\"delta\":{\"content\":null}}]}\n\n",
+      "data: {}\n\n",
+      "data: [DONE]\n\n",
+      ": keep-alive\n\n",
+  };
+  for (const std::string& event : events) {
+    SCOPED_TRACE(event);
+    const auto scanned = internal::ScanEvent(event);
+    ASSERT_TRUE(scanned.has_value());
+    ExpectSameFacts(*scanned, internal::SearchEvent(event));
+  }
+  EXPECT_EQ(ReadEvent(events[1]).completion_text_bytes, 14);  // raw, escapes included
+  EXPECT_EQ(ReadEvent(events[3]).completion_text_bytes, 12);
+  EXPECT_EQ(ReadEvent(events[4]).kind, EventKind::kUsageOnly);
+  EXPECT_EQ(ReadEvent(events[4]).usage->prompt_tokens, 24);
+  EXPECT_EQ(ReadEvent(events[5]).kind, EventKind::kContentWithUsage);
+  EXPECT_EQ(ReadEvent(events[6]).usage->prompt_tokens, 0);  // the full parser's reading
+  EXPECT_FALSE(ReadEvent(events[7]).usage.has_value());
+  EXPECT_EQ(ReadEvent(events[10]).kind, EventKind::kDone);
+
+  // Left to the searches: not JSON, an escaped name, cut short.
+  for (const std::string& event :
+       {std::string("data: not json\n\n"),
+        std::string("data: {\"cont\\u0065nt\":\"x\",\"usage\":{\"prompt_tokens\":1}}\n\n"),
+        std::string("data: {\"choices\":[{\"delta\":{\"content\":\"abc\n\n")}) {
+    SCOPED_TRACE(event);
+    EXPECT_FALSE(internal::ScanEvent(event).has_value());
+    ExpectSameFacts(ReadEvent(event), internal::SearchEvent(event));
+  }
+
+  // Whatever the spacing, the scanner finds the text (the search needs `":"` unspaced).
+  const std::string spaced =
+      "data: { \"choices\" : [ ] , \"delta\": { \"content\" : \"Hello\" }, "
+      "\"usage\" : { \"prompt_tokens\" : 2 } }\n\n";
+  EXPECT_EQ(ReadEvent(spaced).completion_text_bytes, 5);
+  EXPECT_EQ(ReadEvent(spaced).kind, EventKind::kUsageOnly);
+  EXPECT_EQ(CompletionTextBytes(spaced), 0);
+}
+
+// A stream cut into reads at every point gives the same events as the stream whole, whether
+// an event was pending (the copy) or not (events cut from the read itself).
+TEST(OpenAiResponseTest, SplitterGivesTheSameEventsWhereverTheReadsEnd) {
+  for (const std::string& stream :
+       {std::string("data: {\"a\":1}\n\ndata: {\"b\":2}\n\n: note\n\ndata: [DONE]\n\n"),
+        std::string("data: {\"a\":1}\r\n\r\ndata: {\"b\":2}\r\n\r\ndata: [DONE]\r\n\r\n"),
+        std::string("data: 1\r\rdata: 2\n\ndata: 3\r\n\r\n")}) {
+    SseSplitter whole;
+    const auto expected = FeedAll(whole, {stream});
+    ASSERT_GE(expected.size(), 3u);
+    for (size_t first = 0; first <= stream.size(); ++first) {
+      for (size_t second = first; second <= stream.size(); second += 7) {
+        SseSplitter split;
+        const auto events = FeedAll(split, {stream.substr(0, first),
+                                            stream.substr(first, second - first),
+                                            stream.substr(second)});
+        ASSERT_EQ(events, expected) << first << " " << second;
+        EXPECT_TRUE(split.Pending().empty());
+        EXPECT_EQ(split.bytes_fed(), stream.size());
+      }
+    }
+  }
+}
+
 TEST(OpenAiResponseTest, SplitterReturnsWholeEventsAcrossReads) {
   SseSplitter splitter;
   const auto events = FeedAll(splitter, {"data: {\"a\":1}\n", "\ndata: {\"b\"", ":2}\n\ndata: [DO",
