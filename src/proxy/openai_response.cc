@@ -309,37 +309,13 @@ class EventWalker {
   EventWalker(std::string_view payload, EventFacts* facts) : scan_(payload), facts_(facts) {}
 
   bool Walk() {
-    bool usage_object = false;
-    bool no_choices = false;
-    if (!scan_.Expect('{')) return false;
     scan_.SkipSpace();
-    if (scan_.Peek() == '}') {
-      scan_.Expect('}');
-    } else {
-      for (bool more = true; more;) {
-        std::string_view key;
-        if (!Key(&key)) return false;
-        scan_.SkipSpace();
-        if (key == "usage" && scan_.Peek() == '{') {
-          const char* start = scan_.pos();
-          if (!Value(1, false)) return false;
-          const std::string_view object(start, static_cast<size_t>(scan_.pos() - start));
-          usage_object = true;
-          facts_->usage = internal::ScanUsage(object);
-          if (!facts_->usage) facts_->usage = internal::ParseUsageObject(object);
-        } else {
-          if (key == "choices" && scan_.Peek() == '[') {
-            internal::Scanner ahead = scan_;
-            no_choices = ahead.Expect('[') && ahead.Expect(']');
-          }
-          if (!Value(1, IsCompletionKey(key))) return false;
-        }
-        if (!scan_.NextOrClose('}', &more)) return false;
-      }
-    }
+    if (scan_.Peek() != '{' || !Value(0, false)) return false;
     scan_.SkipSpace();
     if (!scan_.AtEnd()) return false;
-    if (usage_object) facts_->kind = no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
+    if (usage_object_) {
+      facts_->kind = no_choices_ ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
+    }
     return true;
   }
 
@@ -377,16 +353,42 @@ class EventWalker {
     scan_.SkipSpace();
     if (scan_.Peek() == close) return scan_.Expect(close);
     for (bool more = true; more;) {
-      std::string_view key;
-      if (close == '}' && !Key(&key)) return false;
-      if (!Value(depth, close == '}' && IsCompletionKey(key))) return false;
+      if (close == '}') {
+        if (!Member(depth)) return false;
+      } else if (!Value(depth, false)) {
+        return false;
+      }
       if (!scan_.NextOrClose(close, &more)) return false;
     }
     return true;
   }
 
+  // A member of an object at `depth`. As the searches did, at any depth: a `usage` object is
+  // read (the last one decides, as ParseUsage's), an empty `choices` array noted.
+  bool Member(int depth) {
+    std::string_view key;
+    if (!Key(&key)) return false;
+    scan_.SkipSpace();
+    if (key == "usage" && scan_.Peek() == '{') {
+      const char* start = scan_.pos();
+      if (!Value(depth, false)) return false;
+      const std::string_view object(start, static_cast<size_t>(scan_.pos() - start));
+      usage_object_ = true;
+      facts_->usage = internal::ScanUsage(object);
+      if (!facts_->usage) facts_->usage = internal::ParseUsageObject(object);
+      return true;
+    }
+    if (key == "choices" && scan_.Peek() == '[') {
+      internal::Scanner ahead = scan_;
+      if (ahead.Expect('[') && ahead.Expect(']')) no_choices_ = true;
+    }
+    return Value(depth, IsCompletionKey(key));
+  }
+
   internal::Scanner scan_;
   EventFacts* facts_;
+  bool usage_object_ = false;
+  bool no_choices_ = false;
 };
 
 }  // namespace

@@ -91,8 +91,9 @@ struct EventFacts {
 };
 
 // The facts of `event` in one pass of the JSON scanner (proxy/json_scanner.h) over its payload:
-// the kind from the top-level `usage` (an object) and `choices` (an empty array) members, the
-// completion text from the named string members at any depth (whatever the spacing). When the
+// the kind from its `usage` (an object) and `choices` (an empty array) members, the usage from
+// the last `usage` object, the completion text from the named string members, each at any
+// depth as the searches below find them (but whatever the spacing). When the
 // scanner gives up (not a JSON object, an escaped member name, nesting too deep, ...), the
 // functions above decide instead, each with its own search of the text.
 EventFacts ReadEvent(std::string_view event);

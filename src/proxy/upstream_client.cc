@@ -646,7 +646,8 @@ void Exchange::Feed() {
 }
 
 // A whole answer of the common shape at the start of the buffer, read by the scanner
-// (http/message_scan.h) and handed over; false leaves the bytes to the Beast parser.
+// (http/message_scan.h) and handed over; false leaves the bytes to the Beast parser. Sound
+// because keygate never sends HEAD upstream (an answer to HEAD has a length but no body).
 bool Exchange::TakeScannedResponse() {
   beast::flat_buffer& buffer = connection_->buffer();
   const auto bytes = static_cast<const char*>(buffer.data().data());
@@ -705,8 +706,11 @@ void Exchange::Fail(UpstreamOutcome outcome, const error_code& ec, std::string_v
 void Exchange::Finish(UpstreamOutcome outcome, std::string detail) {
   if (done_) return;
   done_ = true;
+  // Beast's keep_alive() requires a whole head: asked only of a complete answer it parsed.
   const bool keep_alive =
-      scanned_keep_alive_.value_or(parser_.has_value() && parser_->keep_alive());
+      scanned_keep_alive_.has_value()
+          ? *scanned_keep_alive_
+          : outcome == UpstreamOutcome::kComplete && parser_.has_value() && parser_->keep_alive();
   const bool reusable = outcome == UpstreamOutcome::kComplete && keep_alive && connection_ &&
                         connection_->buffer().size() == 0;
   if (connection_ && reusable) {

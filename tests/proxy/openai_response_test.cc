@@ -135,6 +135,11 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
       "data: {\"choices\":[],\"usage\":{\"completion_tokens\":3}}\n\n",
       "event: message\ndata: {\"choices\":[{\"delta\":{\"content\":null}}]}\n\n",
       "data: {}\n\n",
+      // Usage inside another object (a provider's extension), and an empty choices list.
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+      "\"x_provider\":{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5}}}\n\n",
+      "data: {\"x\":{\"choices\":[],\"usage\":{\"prompt_tokens\":1}},"
+      "\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\n",
       "data: [DONE]\n\n",
       ": keep-alive\n\n",
   };
@@ -151,7 +156,12 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
   EXPECT_EQ(ReadEvent(events[5]).kind, EventKind::kContentWithUsage);
   EXPECT_EQ(ReadEvent(events[6]).usage->prompt_tokens, 0);  // the full parser's reading
   EXPECT_FALSE(ReadEvent(events[7]).usage.has_value());
-  EXPECT_EQ(ReadEvent(events[10]).kind, EventKind::kDone);
+  EXPECT_EQ(ReadEvent(events[10]).kind, EventKind::kContentWithUsage);
+  EXPECT_EQ(ReadEvent(events[10]).usage->prompt_tokens, 10);
+  EXPECT_EQ(ReadEvent(events[10]).usage->completion_tokens, 5);
+  EXPECT_EQ(ReadEvent(events[11]).kind, EventKind::kUsageOnly);
+  EXPECT_EQ(ReadEvent(events[11]).usage->prompt_tokens, 7);  // the last usage object
+  EXPECT_EQ(ReadEvent(events[12]).kind, EventKind::kDone);
 
   // Left to the searches: not JSON, an escaped name, cut short.
   for (const std::string& event :
