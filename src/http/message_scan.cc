@@ -1,10 +1,9 @@
 #include "http/message_scan.h"
 
 #include <algorithm>
-#include <bit>
-#include <cstring>
 
 #include "common/ascii.h"
+#include "common/byte_words.h"
 
 namespace keygate::http {
 namespace {
@@ -113,30 +112,17 @@ class HeadCursor {
   }
 
  private:
-  // Moves past value bytes. Eight at a time while they last (an Authorization value is long):
-  // a byte stops the word when it is below 0x20, DEL or above 0x7F. The zero-byte tests can
-  // flag a byte above a flagged one by their borrow, never one below, so the lowest flag is
-  // true; a tab, the one value byte among them, is passed one at a time.
+  // Moves past value bytes, eight at a time while they last (an Authorization value is long):
+  // a byte stops the word when it is below 0x20, DEL or above 0x7F; a tab, the one value byte
+  // among them, is passed one at a time.
   void SkipValueBytes() {
-    constexpr uint64_t kOnes = 0x0101010101010101ULL;
-    constexpr uint64_t kHighs = 0x8080808080808080ULL;
-    constexpr size_t kWord = sizeof(uint64_t);
-    static_assert(std::endian::native == std::endian::little);
     const char* p = p_;  // a local, as in Run()
     const char* const end = end_;
     for (;;) {
-      while (static_cast<size_t>(end - p) >= kWord) {
-        uint64_t w = 0;
-        std::memcpy(&w, p, kWord);
-        const uint64_t below_space = (w - kOnes * 0x20) & ~w;
-        const uint64_t del = w ^ (kOnes * 0x7F);
-        const uint64_t flags = ((below_space | ((del - kOnes) & ~del)) & kHighs) | (w & kHighs);
-        if (flags != 0) {
-          p += std::countr_zero(flags) / 8;
-          break;
-        }
-        p += kWord;
-      }
+      p = byte_words::SkipUnmarked(p, end, [](uint64_t w) {
+        using namespace byte_words;
+        return Below(w, 0x20) | Equal(w, 0x7F) | High(w);
+      });
       while (p < end && IsValueByte(static_cast<unsigned char>(*p)) && *p != '\t') ++p;
       if (p == end || *p != '\t') break;
       ++p;

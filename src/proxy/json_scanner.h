@@ -9,13 +9,12 @@
 #pragma once
 
 #include <array>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string_view>
 
 #include "common/ascii.h"
+#include "common/byte_words.h"
 
 namespace keygate::proxy::internal {
 
@@ -172,23 +171,12 @@ class Scanner {
   // The first byte at or after `p` that a string may not hold as it is. On locals: a char
   // load may alias the member p_, which would make the compiler store it for every byte.
   // Eight bytes at a time while they last (prompts are long): a byte is not plain when it is
-  // below 0x20, a quote, a backslash, or has its high bit set. The zero-byte tests can flag a
-  // byte above a flagged one by their borrow, never one below, so the lowest flag is true.
+  // below 0x20, a quote, a backslash, or has its high bit set.
   static const char* SkipPlain(const char* p, const char* end) {
-    constexpr uint64_t kOnes = 0x0101010101010101ULL;
-    constexpr uint64_t kHighs = 0x8080808080808080ULL;
-    constexpr size_t kWord = sizeof(uint64_t);
-    static_assert(std::endian::native == std::endian::little);
-    while (static_cast<size_t>(end - p) >= kWord) {
-      uint64_t w = 0;
-      std::memcpy(&w, p, kWord);
-      const uint64_t below_space = w - kOnes * 0x20;
-      const uint64_t quote = (w ^ (kOnes * '"')) - kOnes;
-      const uint64_t backslash = (w ^ (kOnes * '\\')) - kOnes;
-      const uint64_t flags = ((below_space | quote | backslash) & ~w & kHighs) | (w & kHighs);
-      if (flags != 0) return p + std::countr_zero(flags) / 8;
-      p += kWord;
-    }
+    p = byte_words::SkipUnmarked(p, end, [](uint64_t w) {
+      using namespace byte_words;
+      return Below(w, 0x20) | Equal(w, '"') | Equal(w, '\\') | High(w);
+    });
     while (p < end && kPlainByte[static_cast<unsigned char>(*p)]) ++p;
     return p;
   }

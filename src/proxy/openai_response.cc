@@ -10,6 +10,7 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 
+#include "common/byte_words.h"
 #include "proxy/json_scanner.h"
 
 namespace keygate::proxy {
@@ -302,94 +303,117 @@ bool IsCompletionKey(std::string_view name) {
          std::end(kCompletionKeys);
 }
 
-// One pass over an event's payload (ScanEvent): the scanner checks the JSON and keeps nothing
-// but the facts. Every function returns false to give up.
-class EventWalker {
- public:
-  EventWalker(std::string_view payload, EventFacts* facts) : scan_(payload), facts_(facts) {}
+// Moves past the bytes of a JSON string that need no look (all but a quote and a backslash),
+// eight at a time.
+const char* SkipStringBytes(const char* p, const char* end) {
+  p = byte_words::SkipUnmarked(p, end, [](uint64_t w) {
+    return byte_words::Equal(w, '"') | byte_words::Equal(w, '\\');
+  });
+  while (p < end && *p != '"' && *p != '\\') ++p;
+  return p;
+}
 
-  bool Walk() {
-    scan_.SkipSpace();
-    if (scan_.Peek() != '{' || !Value(0, false)) return false;
-    scan_.SkipSpace();
-    if (!scan_.AtEnd()) return false;
-    if (usage_object_) {
-      facts_->kind = no_choices_ ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
-    }
-    return true;
+// The closing quote of the string whose body starts at `p`, or nullptr if it is cut short.
+const char* StringEnd(const char* p, const char* end) {
+  for (;;) {
+    p = SkipStringBytes(p, end);
+    if (p == end) return nullptr;
+    if (*p == '"') return p;
+    p += 2;  // an escape: the backslash and the byte it escapes
+    if (p > end) return nullptr;
   }
+}
 
- private:
-  // A member name and its colon; an escaped name might decode to one that matters: give up.
-  bool Key(std::string_view* key) {
-    internal::ScannedString name;
-    if (!scan_.ScanString(&name) || name.escaped || !scan_.Expect(':')) return false;
-    *key = name.raw;
-    return true;
-  }
+const char* SkipJsonSpace(const char* p, const char* end) {
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+  return p;
+}
 
-  // A value at `depth` (the containers around it); `completion` when it belongs to a member
-  // whose string value is completion text.
-  bool Value(int depth, bool completion) {
-    scan_.SkipSpace();
-    switch (scan_.Peek()) {
-      case '"': {
-        internal::ScannedString text;
-        if (!scan_.ScanString(&text)) return false;
-        if (completion) facts_->completion_text_bytes += static_cast<int64_t>(text.raw.size());
-        return true;
-      }
+// The byte after the container whose opening bracket is at `p`, strings skipped; nullptr if it
+// is cut short.
+const char* ContainerEnd(const char* p, const char* end) {
+  int depth = 0;
+  while (p < end) {
+    switch (*p) {
+      case '"':
+        p = StringEnd(p + 1, end);
+        if (p == nullptr) return nullptr;
+        break;
       case '{':
       case '[':
-        return depth < internal::kMaxSkipDepth && Container(depth + 1);
+        ++depth;
+        break;
+      case '}':
+      case ']':
+        if (--depth == 0) return p + 1;
+        break;
       default:
-        return scan_.SkipValue(depth);
+        break;
     }
+    ++p;
   }
+  return nullptr;
+}
 
-  bool Container(int depth) {
-    const char close = scan_.Peek() == '{' ? '}' : ']';
-    scan_.Expect(scan_.Peek());
-    scan_.SkipSpace();
-    if (scan_.Peek() == close) return scan_.Expect(close);
-    for (bool more = true; more;) {
-      if (close == '}') {
-        if (!Member(depth)) return false;
-      } else if (!Value(depth, false)) {
-        return false;
+// One pass over an event's payload (ScanEvent): a lexer, not a parser. It finds the strings
+// (so that nothing inside one is taken for structure), tells member names (a string followed
+// by a colon) from values, and looks at the value that follows a name: a string of a
+// completion member, a `usage` object, an empty `choices` array. It checks no grammar: the
+// usage object itself is read by the scanner or the full parser, and an event cut short gives
+// up.
+bool LexEvent(std::string_view payload, EventFacts* facts) {
+  const char* p = payload.data();
+  const char* const end = p + payload.size();
+  std::string_view name;  // the member whose value comes next, if `in_value`
+  bool in_value = false;
+  bool usage_object = false;
+  bool no_choices = false;
+  while (p < end) {
+    const char c = *p;
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+      ++p;
+      continue;
+    }
+    if (c == '"') {
+      const char* close = StringEnd(p + 1, end);
+      if (close == nullptr) return false;
+      const std::string_view text(p + 1, static_cast<size_t>(close - p - 1));
+      p = SkipJsonSpace(close + 1, end);
+      if (p < end && *p == ':') {
+        name = text;
+        in_value = true;
+        ++p;
+        continue;
       }
-      if (!scan_.NextOrClose(close, &more)) return false;
+      if (in_value && IsCompletionKey(name)) {
+        facts->completion_text_bytes += static_cast<int64_t>(text.size());
+      }
+      in_value = false;
+      continue;
     }
-    return true;
+    if (in_value && c == '{' && name == "usage") {
+      const char* close = ContainerEnd(p, end);
+      if (close == nullptr) return false;
+      const std::string_view object(p, static_cast<size_t>(close - p));
+      usage_object = true;  // the last usage object decides, as ParseUsage's search does
+      facts->usage = internal::ScanUsage(object);
+      if (!facts->usage) facts->usage = internal::ParseUsageObject(object);
+      p = close;
+      in_value = false;
+      continue;
+    }
+    if (in_value && c == '[' && name == "choices") {
+      const char* next = SkipJsonSpace(p + 1, end);
+      if (next < end && *next == ']') no_choices = true;
+    }
+    in_value = false;
+    ++p;
   }
-
-  // A member of an object at `depth`. As the searches did, at any depth: a `usage` object is
-  // read (the last one decides, as ParseUsage's), an empty `choices` array noted.
-  bool Member(int depth) {
-    std::string_view key;
-    if (!Key(&key)) return false;
-    scan_.SkipSpace();
-    if (key == "usage" && scan_.Peek() == '{') {
-      const char* start = scan_.pos();
-      if (!Value(depth, false)) return false;
-      const std::string_view object(start, static_cast<size_t>(scan_.pos() - start));
-      usage_object_ = true;
-      facts_->usage = internal::ScanUsage(object);
-      if (!facts_->usage) facts_->usage = internal::ParseUsageObject(object);
-      return true;
-    }
-    if (key == "choices" && scan_.Peek() == '[') {
-      internal::Scanner ahead = scan_;
-      if (ahead.Expect('[') && ahead.Expect(']')) no_choices_ = true;
-    }
-    return Value(depth, IsCompletionKey(key));
+  if (usage_object) {
+    facts->kind = no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
   }
-
-  internal::Scanner scan_;
-  EventFacts* facts_;
-  bool usage_object_ = false;
-  bool no_choices_ = false;
-};
+  return true;
+}
 
 }  // namespace
 
@@ -402,9 +426,7 @@ std::optional<EventFacts> ScanEvent(std::string_view event) {
     facts.kind = EventKind::kDone;
     return facts;
   }
-  if (data.empty()) return facts;  // a comment or a field other than data: nothing to read
-  EventWalker walker(data, &facts);
-  if (!walker.Walk()) return std::nullopt;
+  if (!LexEvent(data, &facts)) return std::nullopt;
   return facts;
 }
 

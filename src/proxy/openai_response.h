@@ -90,16 +90,17 @@ struct EventFacts {
   std::optional<TokenUsage> usage;    // the usage object's counts, when it has one that reads
 };
 
-// The facts of `event` in one pass of the JSON scanner (proxy/json_scanner.h) over its payload:
-// the kind from its `usage` (an object) and `choices` (an empty array) members, the usage from
-// the last `usage` object, the completion text from the named string members, each at any
-// depth as the searches below find them (but whatever the spacing). When the
-// scanner gives up (not a JSON object, an escaped member name, nesting too deep, ...), the
-// functions above decide instead, each with its own search of the text.
+// The facts of `event` in one pass over its payload by a lexer that skips strings eight bytes
+// at a time and checks no grammar: the kind from its `usage` (an object) and `choices` (an
+// empty array) members, the usage from the last `usage` object (read by the scanner of
+// proxy/json_scanner.h, or the full parser), the completion text from the named string
+// members, each at any depth as the searches above find them (but whatever the spacing, and
+// never inside a string). When the payload is cut short (an unterminated string or usage
+// object), the searches decide instead.
 EventFacts ReadEvent(std::string_view event);
 
 namespace internal {
-// ReadEvent's two readers, for tests: the scanner (nullopt when it gives up) and the searches.
+// ReadEvent's two readers, for tests: the lexer (nullopt when it gives up) and the searches.
 std::optional<EventFacts> ScanEvent(std::string_view event);
 EventFacts SearchEvent(std::string_view event);
 }  // namespace internal

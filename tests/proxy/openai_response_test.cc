@@ -116,8 +116,8 @@ void ExpectSameFacts(const EventFacts& a, const EventFacts& b) {
   }
 }
 
-// The one-pass reading of an event agrees with the searches it replaces on the shapes both
-// read; the searches remain for what the scanner leaves.
+// The one-pass reading of an event agrees with the searches it replaces; the searches remain
+// for events cut short.
 TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
   const std::vector<std::string> events = {
       "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
@@ -163,23 +163,55 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
   EXPECT_EQ(ReadEvent(events[11]).usage->prompt_tokens, 7);  // the last usage object
   EXPECT_EQ(ReadEvent(events[12]).kind, EventKind::kDone);
 
-  // Left to the searches: not JSON, an escaped name, cut short.
+  // Not JSON, an escaped name, structure-like text inside strings: read alike.
   for (const std::string& event :
        {std::string("data: not json\n\n"),
         std::string("data: {\"cont\\u0065nt\":\"x\",\"usage\":{\"prompt_tokens\":1}}\n\n"),
-        std::string("data: {\"choices\":[{\"delta\":{\"content\":\"abc\n\n")}) {
+        std::string("data: {\"content\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":9} ]}\"}\n\n")}) {
+    SCOPED_TRACE(event);
+    const auto scanned = internal::ScanEvent(event);
+    ASSERT_TRUE(scanned.has_value());
+    ExpectSameFacts(*scanned, internal::SearchEvent(event));
+  }
+  // Cut short (an unterminated string, an unterminated usage object): left to the searches.
+  for (const std::string& event :
+       {std::string("data: {\"choices\":[{\"delta\":{\"content\":\"abc\n\n"),
+        std::string("data: {\"usage\":{\"prompt_tokens\":3\n\n")}) {
     SCOPED_TRACE(event);
     EXPECT_FALSE(internal::ScanEvent(event).has_value());
     ExpectSameFacts(ReadEvent(event), internal::SearchEvent(event));
   }
 
-  // Whatever the spacing, the scanner finds the text (the search needs `":"` unspaced).
+  // Whatever the spacing, the lexer finds the text (the search needs `":"` unspaced).
   const std::string spaced =
       "data: { \"choices\" : [ ] , \"delta\": { \"content\" : \"Hello\" }, "
       "\"usage\" : { \"prompt_tokens\" : 2 } }\n\n";
   EXPECT_EQ(ReadEvent(spaced).completion_text_bytes, 5);
   EXPECT_EQ(ReadEvent(spaced).kind, EventKind::kUsageOnly);
   EXPECT_EQ(CompletionTextBytes(spaced), 0);
+}
+
+// Whatever an event's bytes (each replaced by a structural byte, dropped, or the event cut
+// there), the lexer stays within them: its counts are bounded by the payload.
+TEST(OpenAiResponseTest, EventLexerStaysWithinBrokenEvents) {
+  const std::string event =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"a\\\"b\"}}],"
+      "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n";
+  const std::string replacements = "\"\\{}[]:, \n";
+  auto check = [](const std::string& text) {
+    const EventFacts facts = ReadEvent(text);
+    EXPECT_GE(facts.completion_text_bytes, 0);
+    EXPECT_LE(facts.completion_text_bytes, static_cast<int64_t>(text.size())) << text;
+  };
+  for (size_t i = 0; i < event.size(); ++i) {
+    for (char c : replacements) {
+      std::string text = event;
+      text[i] = c;
+      check(text);
+    }
+    check(std::string(event).erase(i, 1));
+    check(event.substr(0, i));
+  }
 }
 
 // A stream cut into reads at every point gives the same events as the stream whole, whether
