@@ -97,12 +97,7 @@ void ModelCall::Start(boost::asio::io_context& io) {
   request.path =
       call.request.endpoint == Endpoint::kEmbeddings ? "/embeddings" : "/chat/completions";
   request.headers = std::move(forward_headers_);
-  constexpr size_t kOwnHeaders = 3;
-  request.headers.reserve(request.headers.size() + kOwnHeaders);
-  request.headers.emplace_back("Content-Type", "application/json");
-  // keygate reads the answer (usage): it must not come compressed.
-  request.headers.emplace_back("Accept-Encoding", "identity");
-  request.headers.emplace_back("x-request-id", responder_->request_id());
+  request.request_id = responder_->request_id();
   request.body = UpstreamBody(call.request, call.model->upstream);
   upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this(), io);
   std::weak_ptr<ModelCall> weak = weak_from_this();

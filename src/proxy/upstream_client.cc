@@ -455,9 +455,10 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
 
 std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequest& request) {
   // Counted exactly but for the length's digits, so that the text is made in one allocation.
-  constexpr size_t kFixedBytes = 64;
+  constexpr size_t kFixedBytes = 128;
   size_t size = kFixedBytes + request.method.size() + target.base_path.size() +
-                request.path.size() + target.host_header.size() + request.body.size();
+                request.path.size() + target.host_header.size() + request.content_type.size() +
+                request.request_id.size() + request.body.size();
   for (const http::HeaderList* headers : {&target.headers, &request.headers}) {
     for (const auto& [name, value] : *headers) size += name.size() + value.size() + 4;
   }
@@ -470,6 +471,12 @@ std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequ
     for (const auto& [name, value] : *headers) {
       out.append(name).append(": ").append(value).append("\r\n");
     }
+  }
+  out.append("Content-Type: ").append(request.content_type).append("\r\n");
+  // keygate reads every answer (its usage): it must not come compressed.
+  out.append("Accept-Encoding: identity\r\n");
+  if (!request.request_id.empty()) {
+    out.append("x-request-id: ").append(request.request_id).append("\r\n");
   }
   out.append("Content-Length: ");
   AppendDecimal(request.body.size(), &out);

@@ -4,7 +4,9 @@
 // timeout (resolve + connect + handshake) and a response timeout (the longest wait for the
 // response head, and then the longest silence between two reads of its body), and cancellation.
 // The response body is handed over piece by piece as it arrives, so that a stream can be
-// relayed without buffering.
+// relayed without buffering. Every request carries the body's Content-Type,
+// `Accept-Encoding: identity` (keygate reads each answer's usage, so it must not come
+// compressed) and, when given, the call's x-request-id.
 //
 // A pooled connection found closed by its server before any byte of the answer arrived is
 // replaced by a fresh one and the request sent once more (the server never saw it). A
@@ -108,12 +110,15 @@ class UpstreamCall {
   virtual void Cancel() = 0;
 };
 
+// The views are read only while Create() runs (the request's text is made there).
 struct UpstreamRequest {
   std::shared_ptr<const UpstreamTarget> target;  // never null
-  std::string method = "POST";
-  std::string path;        // appended to target->base_path, e.g. "/chat/completions"
-  http::HeaderList headers;  // end-to-end headers to send besides the target's
-  std::string body;        // sent with Content-Length
+  std::string_view method = "POST";
+  std::string_view path;       // appended to target->base_path, e.g. "/chat/completions"
+  http::HeaderList headers;    // end-to-end headers to send besides the target's
+  std::string_view content_type = "application/json";  // of the body
+  std::string_view request_id;  // sent as x-request-id when not empty
+  std::string body;             // sent with Content-Length
 };
 
 struct UpstreamClientOptions {

@@ -41,6 +41,8 @@ TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamMod
   const json::object& headers = stats.at("last_headers").as_object();
   EXPECT_EQ(headers.at("x-request-id"), "req-from-client-1");
   EXPECT_EQ(headers.at("x-custom-header"), "kept");
+  EXPECT_EQ(headers.at("content-type"), "application/json");
+  EXPECT_EQ(headers.at("accept-encoding"), "identity");  // keygate reads the answer's usage
   // The caller's key never leaves keygate.
   EXPECT_EQ(json::serialize(stats).find(key.secret), std::string::npos);
   EXPECT_EQ(reply.body.find(kUpstreamKey), std::string::npos);
