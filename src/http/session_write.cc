@@ -1,7 +1,7 @@
 // The write side of a Session: complete responses, chunked streams, the one-at-a-time write
 // queue, the end of an exchange and its access-log line.
 #include <array>
-#include <cstdio>
+#include <charconv>
 #include <ctime>
 #include <exception>
 #include <utility>
@@ -62,10 +62,13 @@ void AppendField(TextWriter* out, std::string_view name, std::string_view value)
   out->append(name).append(": ").append(value).append("\r\n");
 }
 
+// "<size in hex>\r\n", the line before a chunk: short enough for std::string's inline buffer.
 std::string ChunkSizeLine(size_t size) {
   char line[24];
-  int length = std::snprintf(line, sizeof line, "%zx\r\n", size);
-  return std::string(line, static_cast<size_t>(length));
+  char* end = std::to_chars(line, line + sizeof line - 2, size, 16).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  return std::string(line, static_cast<size_t>(end - line));
 }
 
 Response InternalErrorResponse() {

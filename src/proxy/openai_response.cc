@@ -298,7 +298,13 @@ int64_t CompletionTextBytes(std::string_view event) {
 
 namespace {
 
+constexpr bool IsCompletionKeyLength(size_t size) { return size == 7 || size == 9 || size == 17; }
+static_assert(std::all_of(std::begin(kCompletionKeys), std::end(kCompletionKeys),
+                          [](std::string_view key) { return IsCompletionKeyLength(key.size()); }));
+
 bool IsCompletionKey(std::string_view name) {
+  // By length first: most member names have none of the lengths.
+  if (!IsCompletionKeyLength(name.size())) return false;
   return std::find(std::begin(kCompletionKeys), std::end(kCompletionKeys), name) !=
          std::end(kCompletionKeys);
 }
