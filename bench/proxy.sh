@@ -28,8 +28,11 @@
 # command keygate runs under, such as "valgrind --tool=callgrind"), DURATION (seconds per run,
 # default 5), WARMUP (default 1), TARGETS (default "direct nginx keygate portkey"; the nginx
 # ratios need the first three, the Portkey ratios keygate and portkey), MODES (default "plain
-# stream"), CONNECTIONS (default "32 1"). Installs wrk and nginx-light with apt-get when missing
-# (needs root). Everything it starts is stopped on exit, by pid.
+# stream"), CONNECTIONS (default "32 1"), ROUNDS (default 1: the whole set of runs this many
+# times over, each ratio taken within its round, where the runs it compares were close in time,
+# and reported as the median over the rounds with their range: on a machine whose speed drifts,
+# use 3 or more). Installs wrk and nginx-light with apt-get when missing (needs root).
+# Everything it starts is stopped on exit, by pid.
 set -euo pipefail
 
 BUILD_DIR="$(cd "${1:-build}" && pwd)"
@@ -320,7 +323,10 @@ PY
 }
 
 declare -A RESULT
+ROUNDS="${ROUNDS:-1}"
 echo "keygate proxy benchmark: ${DURATION}s per run on $(nproc) cores, wrk on loopback"
+for round in $(seq 1 "$ROUNDS"); do
+[[ $ROUNDS -gt 1 ]] && echo "round $round of $ROUNDS"
 printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' target mode conns req/s p50_us p99_us cpu_us/req errors
 for mode in ${MODES:-plain stream}; do
   prefix=""; [[ $mode == stream ]] && prefix="/sse"
@@ -336,31 +342,52 @@ for mode in ${MODES:-plain stream}; do
         *) echo "bench/proxy.sh: unknown target $target" >&2; exit 1 ;;
       esac
       figures=$(run "$target-$mode-$connections" "$url" "$script" "$connections" "$pid")
-      RESULT[$target.$mode.$connections]="$figures"
+      RESULT[$round.$target.$mode.$connections]="$figures"
       read -r rps p50 p99 cpu errors <<<"$figures"
       printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' "$target" "$mode" "$connections" \
         "$rps" "$p50" "$p99" "$cpu" "$errors"
     done
   done
 done
+done
+
+# figures TARGET MODE CONNECTIONS: that run's figures of every round, one round per line.
+figures() {
+  local round
+  for round in $(seq 1 "$ROUNDS"); do echo "${RESULT[$round.$1.$2.$3]}"; done
+}
+# Medians (and ranges, over several rounds) of ratios computed within each round.
+RATIOS_PY='
+import statistics, sys
+def column(lines, i):
+    return [float(line.split()[i]) for line in lines.strip().splitlines()]
+def show(values, digits):
+    median = f"{statistics.median(values):.{digits}f}"
+    if len(values) == 1:
+        return median
+    return f"{median} ({min(values):.{digits}f} to {max(values):.{digits}f})"
+'
 
 if has_target direct && has_target nginx && has_target keygate; then
   echo
   echo "keygate beside nginx (targets: CPU/req <= 1.25x, req/s >= 0.9x, added p99 at 1 conn <= 120 us)"
-  printf '%-6s %-5s %12s %12s %16s %16s\n' mode conns "req/s ratio" "cpu ratio" "added p99 (us)" "nginx adds (us)"
+  printf '%-6s %-5s %22s %22s %22s %22s\n' mode conns "req/s ratio" "cpu ratio" "added p99 (us)" \
+    "nginx adds (us)"
   for mode in ${MODES:-plain stream}; do
     for connections in ${CONNECTIONS:-32 1}; do
-      read -r k_rps _ k_p99 k_cpu _ <<<"${RESULT[keygate.$mode.$connections]}"
-      read -r n_rps _ n_p99 n_cpu _ <<<"${RESULT[nginx.$mode.$connections]}"
-      read -r _ _ d_p99 _ _ <<<"${RESULT[direct.$mode.$connections]}"
-      python3 - "$mode" "$connections" "$k_rps" "$n_rps" "$k_cpu" "$n_cpu" "$k_p99" "$n_p99" \
-        "$d_p99" <<'PY'
-import sys
-mode, conns = sys.argv[1:3]
-k_rps, n_rps, k_cpu, n_cpu, k_p99, n_p99, d_p99 = map(float, sys.argv[3:])
-print(f"{mode:<6} {conns:<5} {k_rps / n_rps:12.2f} {k_cpu / max(n_cpu, 0.01):12.2f} "
-      f"{k_p99 - d_p99:16.0f} {n_p99 - d_p99:16.0f}")
-PY
+      python3 -c "$RATIOS_PY"'
+k, n, d = sys.argv[3], sys.argv[4], sys.argv[5]
+k_rps, n_rps = column(k, 0), column(n, 0)
+k_cpu, n_cpu = column(k, 3), column(n, 3)
+k_p99, n_p99, d_p99 = column(k, 2), column(n, 2), column(d, 2)
+rps = [a / b for a, b in zip(k_rps, n_rps)]
+cpu = [a / max(b, 0.01) for a, b in zip(k_cpu, n_cpu)]
+added = [a - b for a, b in zip(k_p99, d_p99)]
+nginx_adds = [a - b for a, b in zip(n_p99, d_p99)]
+print(f"{sys.argv[1]:<6} {sys.argv[2]:<5} {show(rps, 2):>22} {show(cpu, 2):>22} "
+      f"{show(added, 0):>22} {show(nginx_adds, 0):>22}")
+' "$mode" "$connections" "$(figures keygate "$mode" "$connections")" \
+        "$(figures nginx "$mode" "$connections")" "$(figures direct "$mode" "$connections")"
     done
   done
 fi
@@ -369,17 +396,16 @@ if has_target keygate && has_target portkey; then
   echo
   echo "keygate beside Portkey (req/s: keygate's / Portkey's, target >= 25x;" \
     "cpu: Portkey's CPU/req / keygate's)"
-  printf '%-6s %-5s %12s %12s\n' mode conns "req/s ratio" "cpu ratio"
+  printf '%-6s %-5s %22s %22s\n' mode conns "req/s ratio" "cpu ratio"
   for mode in ${MODES:-plain stream}; do
     for connections in ${CONNECTIONS:-32 1}; do
-      read -r k_rps _ _ k_cpu _ <<<"${RESULT[keygate.$mode.$connections]}"
-      read -r p_rps _ _ p_cpu _ <<<"${RESULT[portkey.$mode.$connections]}"
-      python3 - "$mode" "$connections" "$k_rps" "$p_rps" "$k_cpu" "$p_cpu" <<'PY'
-import sys
-mode, conns = sys.argv[1:3]
-k_rps, p_rps, k_cpu, p_cpu = map(float, sys.argv[3:])
-print(f"{mode:<6} {conns:<5} {k_rps / max(p_rps, 0.01):12.1f} {p_cpu / max(k_cpu, 0.01):12.1f}")
-PY
+      python3 -c "$RATIOS_PY"'
+k, p = sys.argv[3], sys.argv[4]
+rps = [a / max(b, 0.01) for a, b in zip(column(k, 0), column(p, 0))]
+cpu = [b / max(a, 0.01) for a, b in zip(column(k, 3), column(p, 3))]
+print(f"{sys.argv[1]:<6} {sys.argv[2]:<5} {show(rps, 1):>22} {show(cpu, 1):>22}")
+' "$mode" "$connections" "$(figures keygate "$mode" "$connections")" \
+        "$(figures portkey "$mode" "$connections")"
     done
   done
   if grep -qi 'error' "$WORK/portkey.log"; then
