@@ -187,6 +187,15 @@ bool TakeBody(std::string_view bytes, const char* head_end, const Framing& frami
 
 }  // namespace
 
+HeaderList LoweredHeaders(const ScannedMessage& message) {
+  HeaderList headers;
+  headers.reserve(message.field_count);
+  for (const ScannedField& field : message.fields()) {
+    headers.emplace_back(AsciiLowered(field.name), field.value);
+  }
+  return headers;
+}
+
 bool ScanRequest(std::string_view bytes, const ScanLimits& limits, ScannedMessage* out) {
   HeadCursor cursor(bytes.data(), HeadWindowEnd(bytes, limits.max_head_bytes));
   out->field_count = 0;

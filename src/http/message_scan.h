@@ -8,9 +8,10 @@
 // (the message not yet whole, Transfer-Encoding, obs-fold, a byte outside the plain set, a
 // Connection value other than `close` or `keep-alive`, Upgrade, Expect, a repeated
 // Content-Length, an answer without a body or a length, a limit reached) it gives up, and the
-// caller hands the same bytes to Beast's parser, which knows every rule and error. So it may refuse more than
-// HTTP/1.1 allows but never accept more than Beast's parser, and what it accepts it reads as
-// Beast's parser does (tests/http/message_scan_test.cc holds the two to that, byte by byte).
+// caller hands the same bytes to Beast's parser, which knows every rule and error. So it may
+// refuse more than HTTP/1.1 allows but never accept more than Beast's parser, and what it
+// accepts it reads as Beast's parser does (tests/http/message_scan_test.cc holds the two to
+// that, byte by byte).
 //
 // Thread safety: pure functions.
 #pragma once
@@ -20,6 +21,8 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+
+#include "http/handler.h"
 
 namespace keygate::http {
 
@@ -55,8 +58,11 @@ struct ScanLimits {
 // False to give up (`*out` is unspecified).
 bool ScanRequest(std::string_view bytes, const ScanLimits& limits, ScannedMessage* out);
 
-// The same for an answer to a request other than HEAD: a status from 200 to 599 but 204 and 304,
-// HTTP/1.1, a Content-Length.
+// The same for an answer to a request other than HEAD: a status from 200 to 599 but 204 and
+// 304, HTTP/1.1, a Content-Length.
 bool ScanResponse(std::string_view bytes, const ScanLimits& limits, ScannedMessage* out);
+
+// The message's fields as keygate keeps headers: names lower-cased, in order.
+HeaderList LoweredHeaders(const ScannedMessage& message);
 
 }  // namespace keygate::http

@@ -93,9 +93,9 @@ class Server::Impl {
   // on its sockets (so its scheduler skips the wake-ups several threads would need, and its
   // reactor the lock per socket operation). Sockets and timers of a shard are only ever used
   // on its thread: a session and its upstream exchanges live there, and what other threads
-  // ask of them (an answer, a cancellation, a drain) is posted. Posting, timers and socket
-  // registration stay locked: the listener on shard 0 accepts into the others, and any thread
-  // may post.
+  // ask of them (an answer, a cancellation, a drain) is posted, and the listener hands each
+  // accepted descriptor to its shard's thread, which registers it. Posting, timers and socket
+  // registration stay locked: any thread may post.
   static std::vector<std::unique_ptr<net::io_context>> MakeShards(int count) {
     std::vector<std::unique_ptr<net::io_context>> shards;
     for (int i = 0; i < count; ++i) {

@@ -434,10 +434,7 @@ bool Session::TakeScannedRequest() {
   Request request;
   request.method = scanned.method;
   request.target = scanned.target;
-  request.headers.reserve(scanned.field_count);
-  for (const ScannedField& field : scanned.fields()) {
-    request.headers.emplace_back(AsciiLowered(field.name), field.value);
-  }
+  request.headers = LoweredHeaders(scanned);
   request.body = scanned.body;
   const bool head = scanned.method == "HEAD";
   buffer_.consume(scanned.size);  // the request holds copies of what it needs

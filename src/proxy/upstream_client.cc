@@ -663,11 +663,7 @@ bool Exchange::TakeScannedResponse() {
                           {client_->options().max_header_bytes, UINT64_MAX}, &scanned)) {
     return false;
   }
-  http::HeaderList headers;
-  headers.reserve(scanned.field_count);
-  for (const http::ScannedField& field : scanned.fields()) {
-    headers.emplace_back(AsciiLowered(field.name), field.value);
-  }
+  http::HeaderList headers = http::LoweredHeaders(scanned);
   scanned_keep_alive_ = scanned.keep_alive;
   // The views stay valid past consume(): the bytes stay put until the buffer is next prepared.
   buffer.consume(scanned.size);
