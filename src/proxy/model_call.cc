@@ -180,7 +180,9 @@ void ModelCall::AppendEvent(std::string_view event, std::string* out) {
       break;
   }
   completion_bytes_ += facts.completion_text_bytes;
-  if (!caller_wants_usage && AppendWithoutNullUsage(event, out)) return;
+  if (!caller_wants_usage && facts.null_usage_at != std::string_view::npos) {
+    return AppendWithoutNullUsage(event, facts.null_usage_at, out);
+  }
   out->append(event);
 }
 

@@ -247,9 +247,10 @@ EventKind ClassifyEvent(std::string_view event) {
   return no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
 }
 
-// Where the event's `,"usage":null` begins, or npos.
-size_t NullUsageOffset(std::string_view event) {
-  const std::string_view data = EventData(event);
+namespace {
+
+// Where the event's `,"usage":null` begins, or npos; `data` is EventData(event).
+size_t NullUsageOffset(std::string_view event, std::string_view data) {
   // The payload must end with `,"usage":null}`: a top-level member, never text inside a string
   // (whose quotes would be escaped).
   if (data.size() < kNullUsage.size() + 1 || data.back() != '}') return std::string_view::npos;
@@ -258,17 +259,18 @@ size_t NullUsageOffset(std::string_view event) {
   return static_cast<size_t>(data.data() - event.data()) + at;
 }
 
+}  // namespace
+
 std::optional<std::string> WithoutNullUsage(std::string_view event) {
+  const size_t offset = NullUsageOffset(event, EventData(event));
+  if (offset == std::string_view::npos) return std::nullopt;
   std::string out;
-  if (!AppendWithoutNullUsage(event, &out)) return std::nullopt;
+  AppendWithoutNullUsage(event, offset, &out);
   return out;
 }
 
-bool AppendWithoutNullUsage(std::string_view event, std::string* out) {
-  const size_t offset = NullUsageOffset(event);
-  if (offset == std::string_view::npos) return false;
+void AppendWithoutNullUsage(std::string_view event, size_t offset, std::string* out) {
   out->append(event.substr(0, offset)).append(event.substr(offset + kNullUsage.size()));
-  return true;
 }
 
 int64_t CompletionTextBytes(std::string_view event) {
@@ -374,12 +376,8 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
   bool in_value = false;
   bool usage_object = false;
   bool no_choices = false;
-  while (p < end) {
+  while ((p = SkipJsonSpace(p, end)) < end) {
     const char c = *p;
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-      ++p;
-      continue;
-    }
     if (c == '"') {
       const char* close = StringEnd(p + 1, end);
       if (close == nullptr) return false;
@@ -433,15 +431,18 @@ std::optional<EventFacts> ScanEvent(std::string_view event) {
     return facts;
   }
   if (!LexEvent(data, &facts)) return std::nullopt;
+  facts.null_usage_at = NullUsageOffset(event, data);
   return facts;
 }
 
 EventFacts SearchEvent(std::string_view event) {
+  const std::string_view data = EventData(event);
   EventFacts facts;
   facts.kind = ClassifyEvent(event);
   if (facts.kind == EventKind::kDone) return facts;
-  if (facts.kind != EventKind::kContent) facts.usage = ParseUsage(EventData(event));
+  if (facts.kind != EventKind::kContent) facts.usage = ParseUsage(data);
   facts.completion_text_bytes = CompletionTextBytes(event);
+  facts.null_usage_at = NullUsageOffset(event, data);
   return facts;
 }
 

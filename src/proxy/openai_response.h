@@ -79,16 +79,17 @@ std::optional<std::string> WithoutNullUsage(std::string_view event);
 // value in it (escapes count as their raw bytes, which is never less than what they decode to).
 int64_t CompletionTextBytes(std::string_view event);
 
-// If `event` ends its payload with the top-level `"usage":null` that WithoutNullUsage() removes,
-// appends the event without it to *out and returns true; else appends nothing.
-bool AppendWithoutNullUsage(std::string_view event, std::string* out);
-
 // What the relay needs of one event (terminator included, as SseSplitter returns it).
 struct EventFacts {
   EventKind kind = EventKind::kContent;
   int64_t completion_text_bytes = 0;  // as CompletionTextBytes()
   std::optional<TokenUsage> usage;    // the usage object's counts, when it has one that reads
+  // Where the top-level `,"usage":null` that WithoutNullUsage() removes begins; npos if none.
+  size_t null_usage_at = std::string_view::npos;
 };
+
+// Appends `event` without its `,"usage":null` at `offset` (EventFacts::null_usage_at) to *out.
+void AppendWithoutNullUsage(std::string_view event, size_t offset, std::string* out);
 
 // The facts of `event` in one pass over its payload by a lexer that skips strings eight bytes
 // at a time and checks no grammar: the kind from its `usage` (an object) and `choices` (an

@@ -109,6 +109,7 @@ TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
 void ExpectSameFacts(const EventFacts& a, const EventFacts& b) {
   EXPECT_EQ(a.kind, b.kind);
   EXPECT_EQ(a.completion_text_bytes, b.completion_text_bytes);
+  EXPECT_EQ(a.null_usage_at, b.null_usage_at);
   ASSERT_EQ(a.usage.has_value(), b.usage.has_value());
   if (a.usage) {
     EXPECT_EQ(a.usage->prompt_tokens, b.usage->prompt_tokens);
@@ -149,6 +150,14 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
     ASSERT_TRUE(scanned.has_value());
     ExpectSameFacts(*scanned, internal::SearchEvent(event));
   }
+  // The null usage keygate asked for is found where WithoutNullUsage() cuts it.
+  const EventFacts first = ReadEvent(events[0]);
+  ASSERT_NE(first.null_usage_at, std::string::npos);
+  std::string stripped;
+  AppendWithoutNullUsage(events[0], first.null_usage_at, &stripped);
+  EXPECT_EQ(stripped, WithoutNullUsage(events[0]).value());
+  EXPECT_EQ(stripped.find("usage"), std::string::npos);
+  EXPECT_EQ(ReadEvent(events[3]).null_usage_at, std::string::npos);
   EXPECT_EQ(ReadEvent(events[1]).completion_text_bytes, 14);  // raw, escapes included
   EXPECT_EQ(ReadEvent(events[3]).completion_text_bytes, 12);
   EXPECT_EQ(ReadEvent(events[4]).kind, EventKind::kUsageOnly);
