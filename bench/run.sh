@@ -35,6 +35,11 @@ if [[ -x "$BUILD_DIR/bench/limiter_bench" ]]; then
   echo "== in-process limiter (Google Benchmark)"
   "$BUILD_DIR/bench/limiter_bench" --benchmark_min_time=0.2 2>/dev/null | grep -E "^BM_|^-|Benchmark"
 fi
+if [[ -x "$BUILD_DIR/bench/usage_write_bench" ]]; then
+  echo "== usage batches: CPU per batch and per record (Google Benchmark, data file in $WORK)"
+  BENCH_DIR="$WORK" "$BUILD_DIR/bench/usage_write_bench" --benchmark_min_time=0.5 2>/dev/null |
+    grep -E "^BM_|^-|Benchmark"
+fi
 if [[ -x bench/proxy.sh && -z "${SKIP_PROXY:-}" ]]; then
   echo "== data plane proxy"
   bench/proxy.sh "$BUILD_DIR"

@@ -30,11 +30,14 @@
 namespace keygate::proxy {
 
 struct UsageWriterOptions {
-  // How long the oldest pending record may wait before a batch is written. With the write
-  // itself this keeps the store under 100 ms behind. Short on purpose: a batch's SQLite work
-  // runs beside the io threads, and many small batches disturb their latency less than a few
-  // large ones (bench/proxy.sh: p99 at 1 connection ~0.9 ms at 10 ms, ~1.5-2.4 ms at 40 ms).
-  std::chrono::milliseconds flush_interval{10};
+  // How long the oldest pending record may wait before a batch is written (the setting
+  // usage.flush_interval_ms). With the write itself this keeps the store under 100 ms behind.
+  // Each batch has a fixed cost, its commit's disk sync above all (bench/usage_write_bench: on
+  // this project's 2-core VM ~300 µs of CPU per batch against ~1 µs per record), which a
+  // short interval pays a hundred times a second whatever the traffic: 10 ms cost a plain
+  // call at one connection ~8 % more CPU than 50 ms (bench/proxy.sh, four paired runs,
+  // 2026-12-06), and the latency tail did not get worse with the larger batches.
+  std::chrono::milliseconds flush_interval{50};
   std::chrono::milliseconds retry_interval{500};  // after a failed write
   size_t max_pending = 1'000'000;
   std::chrono::milliseconds task_interval{60'000};  // the periodic task's period

@@ -50,6 +50,7 @@ proxy::DataPlaneOptions DataPlaneOptionsFrom(const config::Settings& s) {
   o.guardrails.provisioning_key_prefix = s.provisioning_key_prefix;
   o.guardrails.owner_key_prefix = s.owner_key_prefix;
   o.guardrails.failure_mode = s.failure_mode;
+  o.usage_writer.flush_interval = std::chrono::milliseconds(s.usage_flush_interval_ms);
   return o;
 }
 

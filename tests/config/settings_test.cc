@@ -42,8 +42,9 @@ TEST(SettingsTest, EveryEntryDescribesItself) {
   }
   for (std::string_view required :
        {"listen", "data", "store", "redis", "limits.max_body_bytes", "limits.header_timeout_s",
-        "limits.idle_timeout_s", "limits.max_connections", "io_threads", "log_level", "key_prefixes.service",
-        "key_prefixes.provisioning", "key_prefixes.owner", "failure_mode"}) {
+        "limits.idle_timeout_s", "limits.max_connections", "io_threads", "usage.flush_interval_ms",
+        "log_level", "key_prefixes.service", "key_prefixes.provisioning", "key_prefixes.owner",
+        "failure_mode"}) {
     EXPECT_NE(FindSetting(required), nullptr) << required;
   }
   EXPECT_EQ(FindSetting("limits"), nullptr);
@@ -145,6 +146,14 @@ TEST(SettingsTest, IntegerLimitsHoldTheirBounds) {
   EXPECT_EQ(s.io_threads, 3);
   EXPECT_FALSE(ApplySetting("io_threads", "-1", &s).ok());
   EXPECT_FALSE(ApplySetting("io_threads", "257", &s).ok());
+  // Usage may be at most 100 ms behind in the store (spec §5): the wait leaves room for the
+  // commit itself.
+  EXPECT_EQ(Settings{}.usage_flush_interval_ms, 50);
+  EXPECT_TRUE(ApplySetting("usage.flush_interval_ms", "1", &s).ok());
+  EXPECT_TRUE(ApplySetting("usage.flush_interval_ms", "80", &s).ok());
+  EXPECT_EQ(s.usage_flush_interval_ms, 80);
+  EXPECT_FALSE(ApplySetting("usage.flush_interval_ms", "0", &s).ok());
+  EXPECT_FALSE(ApplySetting("usage.flush_interval_ms", "81", &s).ok());
 }
 
 TEST(SettingsTest, EnumsAndPrefixes) {
