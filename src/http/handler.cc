@@ -41,6 +41,16 @@ std::string_view Request::PathParam(std::string_view name) const {
   return {};
 }
 
+ContentType ContentType::Of(std::string_view value) {
+  if (value == "application/json") return ContentType("application/json");
+  if (value == "text/event-stream") return ContentType("text/event-stream");
+  if (value == "text/event-stream; charset=utf-8") {
+    return ContentType("text/event-stream; charset=utf-8");
+  }
+  if (value == "application/json; charset=utf-8") return ContentType("application/json; charset=utf-8");
+  return ContentType(std::string(value));
+}
+
 std::string_view Request::BearerToken() const {
   static constexpr std::string_view kScheme = "bearer";
   std::string_view value = TrimSpaces(Header("authorization"));

@@ -59,6 +59,9 @@ class ContentType {
   template <size_t N>
   ContentType(const char (&literal)[N]) : literal_(literal, N - 1) {}  // NOLINT: implicit
   explicit ContentType(std::string value) : owned_(std::move(value)), is_owned_(true) {}
+  // `value` (another's: an upstream's), held by reference when it is one of the types keygate
+  // writes itself (no allocation on the common path), else copied.
+  static ContentType Of(std::string_view value);
 
   std::string_view view() const { return is_owned_ ? std::string_view(owned_) : literal_; }
   operator std::string_view() const { return view(); }  // NOLINT: implicit
@@ -94,7 +97,7 @@ class Responder {
   // Starts a chunked streaming response (Server-Sent Events by default). `header_lines` as
   // Response::header_lines.
   virtual void BeginStream(int status, HeaderList headers,
-                           std::string content_type = "text/event-stream",
+                           ContentType content_type = "text/event-stream",
                            std::string header_lines = {}) = 0;
   // Queues `data` to the client. `on_written(true)` once written, `(false)` if the client is
   // gone; called on an io thread. REQUIRES: BeginStream() called, EndStream() not yet.

@@ -196,6 +196,13 @@ HeaderList LoweredHeaders(const ScannedMessage& message) {
   return headers;
 }
 
+void LowerFieldNamesInPlace(char* bytes, const ScannedMessage& message) {
+  for (const ScannedField& field : message.fields()) {
+    char* name = bytes + (field.name.data() - bytes);
+    for (size_t i = 0; i < field.name.size(); ++i) name[i] = AsciiLower(name[i]);
+  }
+}
+
 bool ScanRequest(std::string_view bytes, const ScanLimits& limits, ScannedMessage* out) {
   HeadCursor cursor(bytes.data(), HeadWindowEnd(bytes, limits.max_head_bytes));
   out->field_count = 0;

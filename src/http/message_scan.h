@@ -65,4 +65,9 @@ bool ScanResponse(std::string_view bytes, const ScanLimits& limits, ScannedMessa
 // The message's fields as keygate keeps headers: names lower-cased, in order.
 HeaderList LoweredHeaders(const ScannedMessage& message);
 
+// Lower-cases the message's field names where they are, in `bytes`: the bytes it was scanned
+// from, which the caller owns and may change. The views of `message` then read lower-cased
+// names, with no copy.
+void LowerFieldNamesInPlace(char* bytes, const ScannedMessage& message);
+
 }  // namespace keygate::http

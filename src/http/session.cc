@@ -90,7 +90,7 @@ class ResponderImpl final : public Responder {
       s.SendResponse(seq, std::move(response));
     });
   }
-  void BeginStream(int status, HeaderList headers, std::string content_type,
+  void BeginStream(int status, HeaderList headers, ContentType content_type,
                    std::string header_lines) override {
     session_->Run([seq = seq_, status, headers = std::move(headers),
                     content_type = std::move(content_type),

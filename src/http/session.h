@@ -218,7 +218,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Responding (session_write.cc).
   void SendResponse(uint64_t seq, Response response);
-  void BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type,
+  void BeginStream(uint64_t seq, int status, HeaderList headers, ContentType content_type,
                    std::string header_lines);
   void WriteChunk(uint64_t seq, std::string data, std::function<void(bool)> on_written);
   void EndStream(uint64_t seq);

@@ -198,7 +198,7 @@ void Session::SendResponse(uint64_t seq, Response response) {
   Enqueue(std::move(item));
 }
 
-void Session::BeginStream(uint64_t seq, int status, HeaderList headers, std::string content_type,
+void Session::BeginStream(uint64_t seq, int status, HeaderList headers, ContentType content_type,
                           std::string header_lines) {
   if (!IsCurrent(seq)) return;
   Exchange& exchange = *exchange_;

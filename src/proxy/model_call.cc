@@ -110,31 +110,29 @@ void ModelCall::Start(boost::asio::io_context& io) {
   upstream_call_->Start();
 }
 
-http::HeaderList ModelCall::ResponseHeaders() const {
-  http::HeaderList headers;
-  for (const auto& [name, value] : upstream_headers_) {
-    if (Contains(kDroppedResponseHeaders, name) || StartsWith(name, "x-ratelimit-")) continue;
-    if (name == "x-request-id") {
-      headers.emplace_back("x-upstream-request-id", value);
-      continue;
-    }
-    headers.emplace_back(name, value);
-  }
-  return headers;
-}
-
-void ModelCall::OnResponseHead(int status, http::HeaderList headers) {
+void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> headers) {
   head_ns_ = env_.clock.MonotonicNs();
   upstream_status_ = status;
-  upstream_headers_ = std::move(headers);
+  // Kept now: the views die with this call. What the caller gets of the upstream's headers
+  // (its rate limits are keygate's own, added as the answer's header_lines).
+  std::string_view type;
+  for (const auto& [name, value] : headers) {
+    if (name == "content-type") {
+      if (type.empty()) type = value;
+    } else if (name == "x-request-id") {
+      response_headers_.emplace_back("x-upstream-request-id", value);
+    } else if (!Contains(kDroppedResponseHeaders, name) && !StartsWith(name, "x-ratelimit-")) {
+      response_headers_.emplace_back(name, value);
+    }
+  }
+  if (!type.empty()) upstream_type_ = http::ContentType::Of(type);
   // An upstream error to a stream request is relayed whole, like any complete answer.
   if (!admission_.call.request.stream || status != 200 || client_gone_) return;
   streaming_ = true;
-  http::HeaderList out = ResponseHeaders();
+  http::HeaderList out = std::move(response_headers_);
   out.emplace_back("Cache-Control", "no-cache");
-  std::string_view type = HeaderValue(upstream_headers_, "content-type");
   responder_->BeginStream(200, std::move(out),
-                          type.empty() ? std::string("text/event-stream") : std::string(type),
+                          upstream_type_ ? std::move(*upstream_type_) : http::ContentType("text/event-stream"),
                           admission_.rate_limits.Lines());
 }
 
@@ -216,12 +214,9 @@ void ModelCall::FinishComplete() {
   }
   http::Response response;
   response.status = upstream_status_;
-  const std::string_view type = HeaderValue(upstream_headers_, "content-type");
-  if (!type.empty() && type != response.content_type) {
-    response.content_type = http::ContentType(std::string(type));
-  }
+  if (upstream_type_) response.content_type = std::move(*upstream_type_);
   response.body = std::move(body_);
-  response.headers = ResponseHeaders();
+  response.headers = std::move(response_headers_);
   response.header_lines = admission_.rate_limits.Lines();
   // Settled before the answer leaves: a caller who sends its next call the moment it reads
   // this answer (on any connection) finds the spend and windows already current.

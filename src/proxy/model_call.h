@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,7 +74,7 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   void Start(boost::asio::io_context& io);
 
   // UpstreamObserver
-  void OnResponseHead(int status, http::HeaderList headers) override;
+  void OnResponseHead(int status, std::span<const UpstreamHeader> headers) override;
   void OnResponseData(std::string_view data) override;
   void OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) override;
 
@@ -94,9 +95,6 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   // An upper bound of what was received when the upstream reported no usage: the whole
   // prompt, and at most `completion_bytes` completion tokens (capped at the worst case).
   TokenUsage EstimateReceived(int64_t completion_bytes) const;
-  // The upstream's headers the caller gets (the rate-limit headers are keygate's own, added
-  // as the answer's header_lines).
-  http::HeaderList ResponseHeaders() const;
 
   const CallEnvironment& env_;
   Admission admission_;
@@ -108,7 +106,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
 
   // Upstream answer.
   int upstream_status_ = 0;
-  http::HeaderList upstream_headers_;
+  http::HeaderList response_headers_;  // the upstream's headers the caller gets
+  std::optional<http::ContentType> upstream_type_;  // its Content-Type, when it sent one
   std::string body_;              // a complete answer, or an error answer to a stream
   bool body_too_large_ = false;
   bool streaming_ = false;        // relaying a stream to the caller

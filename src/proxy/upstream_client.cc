@@ -348,7 +348,13 @@ class ResponseParser final : public bhttp::basic_parser<false> {
   explicit ResponseParser(Exchange& exchange) : exchange_(exchange) {}
 
   int status() const { return status_; }
-  http::HeaderList TakeHeaders() { return std::move(headers_); }
+  // Views of the head's fields, valid while the parser lives and is not reset.
+  std::vector<UpstreamHeader> HeaderViews() const {
+    std::vector<UpstreamHeader> views;
+    views.reserve(headers_.size());
+    for (const auto& [name, value] : headers_) views.push_back(UpstreamHeader{name, value});
+    return views;
+  }
 
  private:
   void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
@@ -645,7 +651,7 @@ void Exchange::Feed() {
     }
     if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, head_was_done ? "body" : "head");
     if (!head_was_done && parser_->is_header_done()) {
-      observer_->OnResponseHead(parser_->status(), parser_->TakeHeaders());
+      observer_->OnResponseHead(parser_->status(), parser_->HeaderViews());
       continue;
     }
     if (used == 0 && !parser_->is_done()) return Read();
@@ -657,17 +663,22 @@ void Exchange::Feed() {
 // because keygate never sends HEAD upstream (an answer to HEAD has a length but no body).
 bool Exchange::TakeScannedResponse() {
   beast::flat_buffer& buffer = connection_->buffer();
-  const auto bytes = static_cast<const char*>(buffer.data().data());
+  const auto bytes = static_cast<char*>(buffer.data().data());
   http::ScannedMessage scanned;
   if (!http::ScanResponse(std::string_view(bytes, buffer.size()),
                           {client_->options().max_header_bytes, UINT64_MAX}, &scanned)) {
     return false;
   }
-  http::HeaderList headers = http::LoweredHeaders(scanned);
+  // The head is read here and nowhere else: its names are lower-cased where they lie.
+  http::LowerFieldNamesInPlace(bytes, scanned);
+  std::array<UpstreamHeader, http::ScannedMessage::kMaxFields> headers;
+  for (size_t i = 0; i < scanned.field_count; ++i) {
+    headers[i] = UpstreamHeader{scanned.field_storage[i].name, scanned.field_storage[i].value};
+  }
   scanned_keep_alive_ = scanned.keep_alive;
   // The views stay valid past consume(): the bytes stay put until the buffer is next prepared.
   buffer.consume(scanned.size);
-  observer_->OnResponseHead(scanned.status, std::move(headers));
+  observer_->OnResponseHead(scanned.status, std::span(headers.data(), scanned.field_count));
   OnBody(scanned.body);
   Finish(UpstreamOutcome::kComplete, "");
   return true;

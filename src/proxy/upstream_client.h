@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -88,11 +89,18 @@ const char* ToString(UpstreamOutcome outcome);
 // Receives the events of one exchange, on the exchange's strand, in this order:
 // OnResponseHead at most once, then OnResponseData any number of times, then OnResponseEnd
 // exactly once (also after a failure before any head).
+// A header of an upstream's answer, as views valid during OnResponseHead() only.
+struct UpstreamHeader {
+  std::string_view name;  // lower-cased
+  std::string_view value;
+};
+
 class UpstreamObserver {
  public:
   virtual ~UpstreamObserver() = default;
-  // The status and headers (names lower-cased) of the response.
-  virtual void OnResponseHead(int status, http::HeaderList headers) = 0;
+  // The status and headers of the response, in order. The views are valid during the call
+  // only (they point into the connection's buffer): what is kept must be copied.
+  virtual void OnResponseHead(int status, std::span<const UpstreamHeader> headers) = 0;
   // A piece of the (de-chunked) body. The view is valid during the call only.
   virtual void OnResponseData(std::string_view data) = 0;
   // The end; `detail` says what failed (no secret), empty on kComplete.

@@ -28,6 +28,20 @@ TEST(ContentTypeTest, JsonUnlessSetFromALiteralOrACopiedValue) {
   EXPECT_TRUE(moved.content_type.empty());
 }
 
+TEST(ContentTypeTest, OfHoldsTheCommonTypesByReferenceAndCopiesTheRest) {
+  for (const char* common : {"application/json", "text/event-stream",
+                             "text/event-stream; charset=utf-8", "application/json; charset=utf-8"}) {
+    std::string upstream = common;
+    const ContentType type = ContentType::Of(upstream);
+    EXPECT_EQ(type, common);
+    EXPECT_NE(type.view().data(), upstream.data());
+  }
+  std::string upstream = "text/plain";
+  const ContentType type = ContentType::Of(upstream);
+  upstream.assign(upstream.size(), 'x');
+  EXPECT_EQ(type, "text/plain");
+}
+
 TEST(RequestTest, HeaderIsFoundByLowerCaseName) {
   Request request = WithHeaders({{"content-type", "application/json"}, {"x-a", "1"}});
   EXPECT_EQ(request.Header("content-type"), "application/json");

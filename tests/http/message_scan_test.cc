@@ -161,6 +161,20 @@ TEST(MessageScanTest, CommonAnswersReadAsBeastReadsThem) {
   EXPECT_EQ(Scanned(answers[3], false)->body, "data:");
 }
 
+TEST(MessageScanTest, NamesAreLowerCasedWhereTheyLie) {
+  std::string bytes = kResponse;
+  ScannedMessage message;
+  ASSERT_TRUE(ScanResponse(bytes, {1024, 1024}, &message));
+  LowerFieldNamesInPlace(bytes.data(), message);
+  EXPECT_EQ(bytes,
+            "HTTP/1.1 200 OK\r\nserver: nginx\r\ndate: Sun, 06 Dec 2026 09:00:00 GMT\r\n"
+            "content-type: application/json\r\ncontent-length: 10\r\nconnection: keep-alive\r\n"
+            "\r\n{\"id\":\"x\"}");
+  ASSERT_EQ(message.field_count, 5u);
+  EXPECT_EQ(message.fields()[2].name, "content-type");
+  EXPECT_EQ(message.fields()[2].value, "application/json");
+}
+
 TEST(MessageScanTest, LeavesEveryOtherShapeToBeast) {
   const std::string head = "POST / HTTP/1.1\r\n";
   const std::vector<std::string> requests = {

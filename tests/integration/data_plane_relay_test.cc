@@ -48,6 +48,26 @@ TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamMod
   EXPECT_EQ(reply.body.find(kUpstreamKey), std::string::npos);
 }
 
+// The mock answers as OpenAI does, with its own x-ratelimit-* headers (limit 10000, remaining
+// 9999), openai-processing-ms and the x-request-id it was sent.
+TEST_F(DataPlaneTest, TheUpstreamsHeadersReachTheCallerButNotItsRateLimits) {
+  MintedKey key = Mint(R"("rpm_limit": 50)");
+  for (const char* stream : {"", R"(,"stream":true)"}) {
+    SCOPED_TRACE(*stream == '\0' ? "plain" : "streamed");
+    auto reply = Call(key.secret, ChatBody("hello", 20, "mock/echo", stream),
+                      "/v1/chat/completions", {{"x-request-id", "req-upstream-headers"}});
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    EXPECT_EQ(reply.Header("x-upstream-request-id"), "req-upstream-headers");
+    EXPECT_EQ(reply.Header("x-request-id"), "req-upstream-headers");
+    EXPECT_EQ(reply.Header("openai-processing-ms"), "1");
+    EXPECT_EQ(reply.Header("x-ratelimit-limit-requests"), "50");  // keygate's, not the mock's
+    EXPECT_NE(reply.Header("x-ratelimit-remaining-requests"), "9999");
+    EXPECT_NE(reply.Header("server"), "keygate-mock-upstream");
+    EXPECT_EQ(reply.Header("content-type"),
+              *stream == '\0' ? "application/json" : "text/event-stream; charset=utf-8");
+  }
+}
+
 TEST_F(DataPlaneTest, AStreamIsRelayedChunkByChunkWithoutTheUsageChunk) {
   MintedKey key = Mint();
   const std::string body = ChatBody("one two three four", 50, "mock/echo", R"(,"stream":true)");

@@ -84,7 +84,7 @@ class SlowReadingServer {
 
 class Recorder : public UpstreamObserver {
  public:
-  void OnResponseHead(int status, http::HeaderList) override { status_ = status; }
+  void OnResponseHead(int status, std::span<const UpstreamHeader>) override { status_ = status; }
   void OnResponseData(std::string_view data) override { body_.append(data); }
   void OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) override {
     outcome_ = outcome;
@@ -166,10 +166,10 @@ class ScriptedServer {
 
 class HeadRecorder : public Recorder {
  public:
-  void OnResponseHead(int status, http::HeaderList headers) override {
+  void OnResponseHead(int status, std::span<const UpstreamHeader> headers) override {
     EXPECT_TRUE(body_.empty()) << "the head must come before any body byte";
     Recorder::OnResponseHead(status, headers);
-    headers_ = std::move(headers);
+    for (const auto& [name, value] : headers) headers_.emplace_back(name, value);
     ++heads_;
   }
   void OnResponseData(std::string_view data) override {

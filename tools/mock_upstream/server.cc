@@ -46,6 +46,7 @@ struct Head {
   bool keep_alive = true;
   unsigned version = kHttp11;
   int retry_after_s = 0;
+  std::string_view request_id;  // the request's x-request-id, echoed when not empty
 };
 
 void AppendHead(std::string* out, const Head& head) {
@@ -56,6 +57,16 @@ void AppendHead(std::string* out, const Head& head) {
   out->append("\r\nServer: keygate-mock-upstream\r\nContent-Type: ");
   out->append(head.content_type);
   out->append("\r\n");
+  // What OpenAI sends beside its answers: its own rate limits (which a gateway must not pass
+  // on as the caller's), its processing time and the request's id.
+  out->append(
+      "openai-processing-ms: 1\r\nx-ratelimit-limit-requests: 10000\r\n"
+      "x-ratelimit-remaining-requests: 9999\r\n");
+  if (!head.request_id.empty()) {
+    out->append("x-request-id: ");
+    out->append(head.request_id);
+    out->append("\r\n");
+  }
   if (head.chunked) {
     out->append("Transfer-Encoding: chunked\r\n");
   } else if (head.content_length) {
@@ -139,6 +150,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool close_after_stream_ = false;
   unsigned version_ = kHttp11;
+  std::string request_id_;  // of the request being answered
   std::array<char, 512> drain_{};
 };
 
@@ -163,6 +175,7 @@ void Session::OnRead(ErrorCode ec) {
   const http::request<http::string_body>& request = parser_->get();
   keep_alive_ = request.keep_alive();
   version_ = request.version();
+  request_id_.assign(FieldOf(request, "x-request-id").value_or(std::string_view()));
   RequestView view;
   view.method = std::string_view(request.method_string().data(), request.method_string().size());
   view.target = std::string_view(request.target().data(), request.target().size());
@@ -184,6 +197,7 @@ void Session::OnRead(ErrorCode ec) {
 
 void Session::RespondAndClose(int status, const std::string& message) {
   reply_.Clear();
+  request_id_.clear();
   reply_.status = status;
   reply_.body = R"({"error":{"message":")" + message +
                 R"(","type":"invalid_request_error","param":null,"code":null}})";
@@ -234,7 +248,8 @@ void Session::Respond() {
                      .content_length = reply_.body.size(),
                      .keep_alive = keep_alive_,
                      .version = version_,
-                     .retry_after_s = reply_.retry_after_s});
+                     .retry_after_s = reply_.retry_after_s,
+                     .request_id = request_id_});
   std::array<net::const_buffer, 2> buffers = {net::buffer(out_), net::buffer(reply_.body)};
   net::async_write(socket_, buffers, [self = shared_from_this()](ErrorCode ec, size_t) {
     if (ec) return;
@@ -256,7 +271,8 @@ void Session::StartStream() {
                      .chunked = chunked,
                      .event_stream = true,
                      .keep_alive = !close_after_stream_,
-                     .version = version_});
+                     .version = version_,
+                     .request_id = request_id_});
   size_t events =
       reset ? std::min(kResetAfterContentEvents, reply_.content_events) : reply_.event_ends.size();
   size_t begin = 0;
