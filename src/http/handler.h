@@ -25,8 +25,7 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct Request {
   std::string method;  // "GET", "POST", ... as sent
-  std::string target;  // raw request target
-  std::string path;    // percent-decoded path without the query
+  std::string path;    // percent-decoded path of the request target, without the query
   std::string query;   // raw query string without '?', "" if none
   HeaderList headers;  // names lower-cased
   std::string body;

@@ -19,7 +19,7 @@ void RequestParser::on_request_impl(boost::beast::http::verb method,
   verb_ = method;
   version_ = version;
   request_.method.assign(method_string.data(), method_string.size());
-  request_.target.assign(target.data(), target.size());
+  target_.assign(target.data(), target.size());
   request_.headers.reserve(kUsualHeaderCount);
 }
 

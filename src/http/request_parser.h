@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -24,6 +25,9 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   // is_done(). The other members of Request are the caller's to set.
   const Request& request() const { return request_; }
   Request TakeRequest() { return std::move(request_); }
+  // The request target as sent, once is_header_done(): the session splits it into the
+  // Request's path and query.
+  const std::string& target() const { return target_; }
   boost::beast::http::verb verb() const { return verb_; }
   int version() const { return version_; }  // 10 or 11
 
@@ -48,6 +52,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   void on_finish_impl(boost::beast::error_code&) override {}
 
   Request request_;
+  std::string target_;
   boost::beast::http::verb verb_ = boost::beast::http::verb::unknown;
   int version_ = 11;
 };

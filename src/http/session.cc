@@ -344,8 +344,9 @@ void Session::Parse() {
       const bool head = parser_->verb() == bhttp::verb::head;
       const bool keep_alive = parser_->keep_alive();
       Request request = parser_->TakeRequest();
+      const std::string target = parser_->target();
       parser_.reset();
-      OnRequest(std::move(request), version, head, keep_alive);
+      OnRequest(std::move(request), target, version, head, keep_alive);
       continue;  // a pipelined request may follow (parsed once this one is answered)
     }
     if (used == 0) break;
@@ -409,7 +410,7 @@ void Session::Reject(const Error& error, int status_override) {
   if (parser_ && parser_->is_header_done()) {
     const Request& parsed = parser_->request();
     exchange.method = parsed.method;
-    exchange.path = LogPath(parsed.target);
+    exchange.path = LogPath(parser_->target());
     exchange.version = parser_->version() == 10 ? 10 : 11;
     exchange.request_id = RequestIdFor(parsed.Header("x-request-id"));
   } else {
@@ -433,16 +434,18 @@ bool Session::TakeScannedRequest() {
   request_start_ = Clock::now();
   Request request;
   request.method = scanned.method;
-  request.target = scanned.target;
   request.headers = LoweredHeaders(scanned);
   request.body = scanned.body;
   const bool head = scanned.method == "HEAD";
-  buffer_.consume(scanned.size);  // the request holds copies of what it needs
-  OnRequest(std::move(request), scanned.version, head, scanned.keep_alive);
+  // The request holds copies of what it needs; the target's view stays valid past consume()
+  // (the bytes stay put until the buffer is next prepared, after the request is dispatched).
+  buffer_.consume(scanned.size);
+  OnRequest(std::move(request), scanned.target, scanned.version, head, scanned.keep_alive);
   return true;
 }
 
-void Session::OnRequest(Request request, int version, bool head, bool keep_alive) {
+void Session::OnRequest(Request request, std::string_view target, int version, bool head,
+                        bool keep_alive) {
   ClearReadDeadline();
   phase_ = Phase::kBusy;
   request.remote_address = remote_address_;
@@ -458,8 +461,8 @@ void Session::OnRequest(Request request, int version, bool head, bool keep_alive
   exchange.keep_alive = keep_alive;
   exchange.start = request_start_;
 
-  std::string_view raw_path;  // views request.target, which stays put until Dispatch
-  if (!SplitTarget(request.target, &raw_path, &request.query)) {
+  std::string_view raw_path;  // views `target`
+  if (!SplitTarget(target, &raw_path, &request.query)) {
     SendResponse(exchange.seq, ErrorResponse(Error::InvalidArgument("Malformed request target")));
     return;
   }
@@ -468,7 +471,9 @@ void Session::OnRequest(Request request, int version, bool head, bool keep_alive
   } else {
     request.path = PercentDecode(raw_path).value_or(std::string(raw_path));
   }
-  exchange.path = request.path;
+  // Read by the access log only, which is written at info level (not kept otherwise: a copy
+  // per request for nothing under load, where operators run at warn).
+  if (state_.logger().Enabled(LogLevel::kInfo)) exchange.path = request.path;
   RouteMatch match = state_.router().Match(request.method, raw_path);
   if (!match.ok()) {
     SendResponse(exchange.seq, std::move(match.rejection));

@@ -164,7 +164,7 @@ class Session : public std::enable_shared_from_this<Session> {
   struct Exchange {
     uint64_t seq = 0;
     std::string method;  // for the access log
-    std::string path;    // decoded, without query
+    std::string path;    // decoded, without query; for the access log (set at info level only)
     std::string_view route = "unmatched";  // the matched pattern, for the metrics
     std::string request_id;
     unsigned version = 11;
@@ -200,7 +200,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // A whole request of the common shape at the start of buffer_, read by the scanner
   // (http/message_scan.h) and answered; false leaves the bytes to the Beast parser.
   bool TakeScannedRequest();
-  void OnRequest(Request request, int version, bool head, bool keep_alive);
+  // `target` (the request target as sent) is read before the request is dispatched only.
+  void OnRequest(Request request, std::string_view target, int version, bool head,
+                 bool keep_alive);
   void Reject(const Error& error, int status_override);
   void Dispatch(const RouteMatch& match, Request request);
   void AfterExchange();

@@ -308,7 +308,7 @@ void Session::ResponderReleased(uint64_t seq) {
     case ResponseState::kAwaiting:
       if (Writable()) {
         state_.logger().Error("http.no_response",
-                              {{"request_id", exchange_->request_id}, {"path", exchange_->path}});
+                              {{"request_id", exchange_->request_id}, {"route", exchange_->route}});
       }
       SendResponse(seq, InternalErrorResponse());
       return;

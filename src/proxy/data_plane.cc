@@ -115,7 +115,7 @@ void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
   }
   PreparedCall& call = *prepared.value;
   if (deps_.note_used) deps_.note_used(call.key->hash);
-  http::HeaderList forward = ForwardableHeaders(request.headers);
+  http::HeaderList forward = ForwardableHeaders(std::move(request.headers));
   if (!MayReadStore(*call.key)) {
     return AdmitAndForward(std::move(call), std::move(forward), io, std::move(responder));
   }

@@ -63,15 +63,16 @@ std::string_view HeaderValue(const http::HeaderList& headers, std::string_view n
 
 }  // namespace
 
-http::HeaderList ForwardableHeaders(const http::HeaderList& headers) {
+http::HeaderList ForwardableHeaders(http::HeaderList headers) {
+  // Connection headers are dropped, never moved from: the view stays valid.
   const std::string_view connection = HeaderValue(headers, "connection");
   http::HeaderList out;
-  for (const auto& [name, value] : headers) {
+  for (auto& [name, value] : headers) {
     if (Contains(kDroppedRequestHeaders, name) || StartsWith(name, "x-forwarded-") ||
         NamedByConnection(connection, name)) {
       continue;
     }
-    out.emplace_back(name, value);
+    out.emplace_back(std::move(name), std::move(value));
   }
   return out;
 }

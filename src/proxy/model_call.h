@@ -58,7 +58,9 @@ struct CallEnvironment {
 // (Authorization, api-key, x-api-key, cookies), headers keygate sets itself (Host,
 // Content-Length, Content-Type, Accept-Encoding, x-request-id) or that name the caller's own
 // account at the provider (openai-organization, openai-project), and forwarding metadata.
-http::HeaderList ForwardableHeaders(const http::HeaderList& headers);
+// Takes the headers (their strings move, not copied: a client such as OpenAI's SDK sends a
+// dozen headers that go on).
+http::HeaderList ForwardableHeaders(http::HeaderList headers);
 
 class ModelCall final : public UpstreamObserver, public std::enable_shared_from_this<ModelCall> {
  public:

@@ -77,7 +77,7 @@ std::optional<Reading> RequestByBeast(std::string_view bytes) {
   const int version = parser.version();
   const bool keep_alive = parser.keep_alive();
   Request request = parser.TakeRequest();
-  return Reading{request.method, request.target, 0, version, keep_alive, request.headers,
+  return Reading{request.method, parser.target(), 0, version, keep_alive, request.headers,
                  request.body, used};
 }
 

@@ -50,7 +50,7 @@ TEST_P(RequestParserTest, MethodTargetLowerCasedHeadersAndBodyLandInTheRequest) 
   EXPECT_TRUE(parser.keep_alive());
   Request request = parser.TakeRequest();
   EXPECT_EQ(request.method, "POST");
-  EXPECT_EQ(request.target, "/v1/chat/completions?x=1");
+  EXPECT_EQ(parser.target(), "/v1/chat/completions?x=1");
   const HeaderList expected = {{"host", "gw"},
                                {"authorization", "Bearer sk-abc"},
                                {"content-type", "application/json"},
@@ -121,7 +121,7 @@ TEST_P(RequestParserTest, StopsAtTheEndOfTheFirstOfTwoPipelinedRequests) {
   ASSERT_FALSE(Feed(parser, first + "GET /b HTTP/1.1\r\n\r\n", GetParam(), &used));
   ASSERT_TRUE(parser.is_done());
   EXPECT_EQ(used, first.size());
-  EXPECT_EQ(parser.request().target, "/a");
+  EXPECT_EQ(parser.target(), "/a");
   EXPECT_EQ(parser.request().body, "xyz");
 }
 
