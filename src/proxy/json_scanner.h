@@ -170,9 +170,15 @@ class Scanner {
 
   // The first byte at or after `p` that a string may not hold as it is. On locals: a char
   // load may alias the member p_, which would make the compiler store it for every byte.
-  // Eight bytes at a time while they last (prompts are long): a byte is not plain when it is
-  // below 0x20, a quote, a backslash, or has its high bit set.
+  // Sixteen or eight bytes at a time while they last (prompts are long): a byte is not plain
+  // when it is below 0x20, a quote, a backslash, or has its high bit set.
   static const char* SkipPlain(const char* p, const char* end) {
+    if (byte_words::SkipUnmarkedBlocks(&p, end, [](byte_words::Block b) {
+          using namespace byte_words;
+          return BelowOrHighMask(b, 0x20) | EqualMask(b, '"') | EqualMask(b, '\\');
+        })) {
+      return p;
+    }
     p = byte_words::SkipUnmarked(p, end, [](uint64_t w) {
       using namespace byte_words;
       return Below(w, 0x20) | Equal(w, '"') | Equal(w, '\\') | High(w);
