@@ -36,8 +36,8 @@ if [[ -x "$BUILD_DIR/bench/limiter_bench" ]]; then
   "$BUILD_DIR/bench/limiter_bench" --benchmark_min_time=0.2 2>/dev/null | grep -E "^BM_|^-|Benchmark"
 fi
 if [[ -x "$BUILD_DIR/bench/usage_write_bench" ]]; then
-  echo "== usage batches: CPU per batch and per record (Google Benchmark, data file in $WORK)"
-  BENCH_DIR="$WORK" "$BUILD_DIR/bench/usage_write_bench" --benchmark_min_time=0.5 2>/dev/null |
+  echo "== usage batches: CPU per batch and per record (Google Benchmark, data file in $BUILD_DIR)"
+  BENCH_DIR="$BUILD_DIR" "$BUILD_DIR/bench/usage_write_bench" --benchmark_min_time=0.5 2>/dev/null |
     grep -E "^BM_|^-|Benchmark"
 fi
 if [[ -x bench/proxy.sh && -z "${SKIP_PROXY:-}" ]]; then

@@ -195,10 +195,10 @@ constexpr SettingInfo kSettings[] = {
     {"io_threads", "KEYGATE_IO_THREADS", "0", "integer 0..256",
      "Threads that serve connections, each with its own event loop; 0 means one per core.",
      ApplyInteger<&Settings::io_threads, 0, 256>},
-    {"usage.flush_interval_ms", "KEYGATE_USAGE_FLUSH_INTERVAL_MS", "50", "integer 1..80",
+    {"usage.flush_interval_ms", "KEYGATE_USAGE_FLUSH_INTERVAL_MS", "50", "integer 1..50",
      "Longest a model call's usage record waits in memory before it is committed to the store "
      "(in a batch with the others then pending).",
-     ApplyInteger<&Settings::usage_flush_interval_ms, 1, 80>},
+     ApplyInteger<&Settings::usage_flush_interval_ms, 1, 50>},
     {"log_level", "KEYGATE_LOG_LEVEL", "info", "debug | info | warn | error",
      "Least severe level written to the structured log on stderr.",
      ApplyLogLevel},

@@ -47,7 +47,9 @@ ContentType ContentType::Of(std::string_view value) {
   if (value == "text/event-stream; charset=utf-8") {
     return ContentType("text/event-stream; charset=utf-8");
   }
-  if (value == "application/json; charset=utf-8") return ContentType("application/json; charset=utf-8");
+  if (value == "application/json; charset=utf-8") {
+    return ContentType("application/json; charset=utf-8");
+  }
   return ContentType(std::string(value));
 }
 

@@ -28,6 +28,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   // The request target as sent, once is_header_done(): the session splits it into the
   // Request's path and query.
   const std::string& target() const { return target_; }
+  std::string TakeTarget() { return std::move(target_); }
   boost::beast::http::verb verb() const { return verb_; }
   int version() const { return version_; }  // 10 or 11
 

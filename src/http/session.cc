@@ -344,7 +344,7 @@ void Session::Parse() {
       const bool head = parser_->verb() == bhttp::verb::head;
       const bool keep_alive = parser_->keep_alive();
       Request request = parser_->TakeRequest();
-      const std::string target = parser_->target();
+      const std::string target = parser_->TakeTarget();
       parser_.reset();
       OnRequest(std::move(request), target, version, head, keep_alive);
       continue;  // a pipelined request may follow (parsed once this one is answered)

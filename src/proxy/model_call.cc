@@ -132,8 +132,9 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   streaming_ = true;
   http::HeaderList out = std::move(response_headers_);
   out.emplace_back("Cache-Control", "no-cache");
-  responder_->BeginStream(200, std::move(out),
-                          upstream_type_ ? std::move(*upstream_type_) : http::ContentType("text/event-stream"),
+  http::ContentType stream_type =
+      upstream_type_ ? std::move(*upstream_type_) : http::ContentType("text/event-stream");
+  responder_->BeginStream(200, std::move(out), std::move(stream_type),
                           admission_.rate_limits.Lines());
 }
 

@@ -86,15 +86,15 @@ enum class UpstreamOutcome {
 // Returns "complete", "connect_failed", ... for logs.
 const char* ToString(UpstreamOutcome outcome);
 
-// Receives the events of one exchange, on the exchange's strand, in this order:
-// OnResponseHead at most once, then OnResponseData any number of times, then OnResponseEnd
-// exactly once (also after a failure before any head).
 // A header of an upstream's answer, as views valid during OnResponseHead() only.
 struct UpstreamHeader {
   std::string_view name;  // lower-cased
   std::string_view value;
 };
 
+// Receives the events of one exchange, on the exchange's strand, in this order:
+// OnResponseHead at most once, then OnResponseData any number of times, then OnResponseEnd
+// exactly once (also after a failure before any head).
 class UpstreamObserver {
  public:
   virtual ~UpstreamObserver() = default;

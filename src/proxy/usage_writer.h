@@ -31,7 +31,8 @@ namespace keygate::proxy {
 
 struct UsageWriterOptions {
   // How long the oldest pending record may wait before a batch is written (the setting
-  // usage.flush_interval_ms). With the write itself this keeps the store under 100 ms behind.
+  // usage.flush_interval_ms, 1..50). With the write itself this keeps the store under 100 ms
+  // behind.
   // Each batch has a fixed cost, its commit's disk sync above all (bench/usage_write_bench: on
   // this project's 2-core VM ~300 µs of CPU per batch against ~1 µs per record), which a
   // short interval pays a hundred times a second whatever the traffic: 10 ms cost a plain

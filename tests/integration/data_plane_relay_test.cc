@@ -49,7 +49,7 @@ TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamMod
 }
 
 // The mock answers as OpenAI does, with its own x-ratelimit-* headers (limit 10000, remaining
-// 9999), openai-processing-ms and the x-request-id it was sent.
+// 9999), openai-processing-ms and an x-request-id of its own ("mock-" and the one it got).
 TEST_F(DataPlaneTest, TheUpstreamsHeadersReachTheCallerButNotItsRateLimits) {
   MintedKey key = Mint(R"("rpm_limit": 50)");
   for (const char* stream : {"", R"(,"stream":true)"}) {
@@ -57,7 +57,7 @@ TEST_F(DataPlaneTest, TheUpstreamsHeadersReachTheCallerButNotItsRateLimits) {
     auto reply = Call(key.secret, ChatBody("hello", 20, "mock/echo", stream),
                       "/v1/chat/completions", {{"x-request-id", "req-upstream-headers"}});
     ASSERT_EQ(reply.status, 200) << reply.body;
-    EXPECT_EQ(reply.Header("x-upstream-request-id"), "req-upstream-headers");
+    EXPECT_EQ(reply.Header("x-upstream-request-id"), "mock-req-upstream-headers");
     EXPECT_EQ(reply.Header("x-request-id"), "req-upstream-headers");
     EXPECT_EQ(reply.Header("openai-processing-ms"), "1");
     EXPECT_EQ(reply.Header("x-ratelimit-limit-requests"), "50");  // keygate's, not the mock's
@@ -65,6 +65,27 @@ TEST_F(DataPlaneTest, TheUpstreamsHeadersReachTheCallerButNotItsRateLimits) {
     EXPECT_NE(reply.Header("server"), "keygate-mock-upstream");
     EXPECT_EQ(reply.Header("content-type"),
               *stream == '\0' ? "application/json" : "text/event-stream; charset=utf-8");
+  }
+}
+
+// The upstream's Content-Type reaches the caller, whatever it is; without one, a plain answer
+// is JSON and a stream an event stream.
+TEST_F(DataPlaneTest, TheUpstreamsContentTypeIsRelayedOrDefaulted) {
+  MintedKey key = Mint();
+  struct Case {
+    const char* stream;
+    const char* upstream_type;  // x-mock-content-type
+    const char* expected;
+  };
+  for (const Case& c : {Case{"", "text/plain; charset=us-ascii", "text/plain; charset=us-ascii"},
+                        Case{"", "none", "application/json"},
+                        Case{R"(,"stream":true)", "none", "text/event-stream"},
+                        Case{R"(,"stream":true)", "text/event-stream", "text/event-stream"}}) {
+    SCOPED_TRACE(std::string(c.upstream_type) + (*c.stream == '\0' ? " plain" : " streamed"));
+    auto reply = Call(key.secret, ChatBody("hello", 20, "mock/echo", c.stream),
+                      "/v1/chat/completions", {{"x-mock-content-type", c.upstream_type}});
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    EXPECT_EQ(reply.Header("content-type"), c.expected);
   }
 }
 

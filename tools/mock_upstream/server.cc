@@ -46,7 +46,7 @@ struct Head {
   bool keep_alive = true;
   unsigned version = kHttp11;
   int retry_after_s = 0;
-  std::string_view request_id;  // the request's x-request-id, echoed when not empty
+  std::string_view request_id;  // the request's x-request-id: "mock-" and it is sent back
 };
 
 void AppendHead(std::string* out, const Head& head) {
@@ -54,16 +54,20 @@ void AppendHead(std::string* out, const Head& head) {
   AppendNumber(out, static_cast<uint64_t>(head.status));
   out->push_back(' ');
   out->append(http::obsolete_reason(static_cast<http::status>(head.status)));
-  out->append("\r\nServer: keygate-mock-upstream\r\nContent-Type: ");
-  out->append(head.content_type);
-  out->append("\r\n");
+  out->append("\r\nServer: keygate-mock-upstream\r\n");
+  if (!head.content_type.empty()) {
+    out->append("Content-Type: ");
+    out->append(head.content_type);
+    out->append("\r\n");
+  }
   // What OpenAI sends beside its answers: its own rate limits (which a gateway must not pass
-  // on as the caller's), its processing time and the request's id.
+  // on as the caller's), its processing time and an id of its own (here derived from the
+  // request's).
   out->append(
       "openai-processing-ms: 1\r\nx-ratelimit-limit-requests: 10000\r\n"
       "x-ratelimit-remaining-requests: 9999\r\n");
   if (!head.request_id.empty()) {
-    out->append("x-request-id: ");
+    out->append("x-request-id: mock-");
     out->append(head.request_id);
     out->append("\r\n");
   }
@@ -150,7 +154,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool close_after_stream_ = false;
   unsigned version_ = kHttp11;
-  std::string request_id_;  // of the request being answered
+  std::string request_id_;     // of the request being answered
+  std::string content_type_;  // x-mock-content-type of the request being answered
   std::array<char, 512> drain_{};
 };
 
@@ -190,6 +195,11 @@ void Session::OnRead(ErrorCode ec) {
     reply_.Clear();
     reply_.status = 500;
     reply_.body = R"({"error":{"message":"mock handler failed","type":"server_error"}})";
+  }
+  // x-mock-content-type replaces the answer's Content-Type ("none": no such header at all).
+  if (auto type = FieldOf(request, "x-mock-content-type")) {
+    content_type_.assign(*type == "none" ? std::string_view() : *type);
+    reply_.content_type = content_type_;
   }
   Record(request);  // before answering, so a client that saw the answer sees the stats
   AfterDelay(&Session::Act, reply_.delay_ms);
