@@ -140,7 +140,7 @@ class HeadCursor {
   static bool NoteFraming(const ScannedField& field, Framing* framing) {
     const std::string_view name = field.name;
     const std::string_view value = field.value;
-    if (name.size() == 14 && AsciiIEquals(name, "content-length")) {
+    if (FieldIEquals(name, "content-length")) {
       constexpr size_t kMaxDigits = 18;
       if (framing->has_length || value.empty() || value.size() > kMaxDigits) return false;
       uint64_t length = 0;
@@ -152,10 +152,10 @@ class HeadCursor {
       framing->length = length;
       return true;
     }
-    if (name.size() == 10 && AsciiIEquals(name, "connection")) {
-      if (AsciiIEquals(value, "close")) {
+    if (FieldIEquals(name, "connection")) {
+      if (FieldIEquals(value, "close")) {
         framing->close = true;
-      } else if (AsciiIEquals(value, "keep-alive")) {
+      } else if (FieldIEquals(value, "keep-alive")) {
         framing->keep_alive = true;
       } else {
         return false;
@@ -163,8 +163,8 @@ class HeadCursor {
       return true;
     }
     // Expect: the session invites the body (100 Continue) on the Beast parser's path.
-    return !AsciiIEquals(name, "transfer-encoding") && !AsciiIEquals(name, "upgrade") &&
-           !AsciiIEquals(name, "proxy-connection") && !AsciiIEquals(name, "expect");
+    return !FieldIEquals(name, "transfer-encoding") && !FieldIEquals(name, "upgrade") &&
+           !FieldIEquals(name, "proxy-connection") && !FieldIEquals(name, "expect");
   }
 
   const char* p_;
@@ -203,8 +203,7 @@ HeaderList LoweredHeaders(const ScannedMessage& message) {
 
 void LowerFieldNamesInPlace(char* bytes, const ScannedMessage& message) {
   for (const ScannedField& field : message.fields()) {
-    char* name = bytes + (field.name.data() - bytes);
-    for (size_t i = 0; i < field.name.size(); ++i) name[i] = AsciiLower(name[i]);
+    AsciiLowerInPlace(bytes + (field.name.data() - bytes), field.name.size());
   }
 }
 
