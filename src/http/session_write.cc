@@ -256,7 +256,10 @@ void Session::WriteChunk(uint64_t seq, std::string data, std::function<void(bool
   }
   item.body = std::move(data);
   item.on_written = std::move(on_written);
-  Enqueue(std::move(item), /*defer=*/true);
+  // Not deferred: a chunk right after BeginStream() joins the head's deferred write, and a
+  // later one (a stream's next read) goes out at once, without a posted flush and the extra
+  // reactor poll it costs.
+  Enqueue(std::move(item));
 }
 
 void Session::EndStream(uint64_t seq) {
