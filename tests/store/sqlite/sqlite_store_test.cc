@@ -692,6 +692,30 @@ TEST_F(SqliteStoreTest, AppendUsageAfterAFailedCommitDoesNotReuseItsKeyIds) {
   ExpectRolledBackKeyIdIsNotReused(*store, path_, x);
 }
 
+// The records' text as schema version 5 reads it, escapes included (written by hand, not by
+// JsonWriter: the readers, json_each in the usage_records view, must find the same JSON).
+TEST_F(SqliteStoreTest, UsageChunksHoldTheRecordsAsJsonArrays) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  const std::string key = HexId("chunk-key");
+  UsageRecord odd = Usage(key, key, "org_a", kT0 + 1, "re\"q\\\x01");
+  odd.model = "m\nodel";
+  odd.prompt_tokens = -3;
+  ASSERT_TRUE(store->AppendUsage({Usage(key, key, "org_a", kT0, "r1"), odd}).ok());
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Column("SELECT records FROM usage_chunks"),
+            std::vector<std::string>{
+                "[[1,\"gpt-4o\",\"openai\",10,5,7,200,120,30,\"r1\"," + std::to_string(kT0) +
+                "],[1,\"m\\nodel\",\"openai\",-3,5,7,200,120,30,\"re\\\"q\\\\\\u0001\"," +
+                std::to_string(kT0 + 1) + "]]"});
+  auto recent = store->RecentUsage(key, 10);
+  ASSERT_TRUE(recent.ok()) << recent.error().message;
+  ASSERT_EQ(recent->size(), 2u);
+  EXPECT_EQ((*recent)[0].request_id, "re\"q\\\x01");
+  EXPECT_EQ((*recent)[0].model, "m\nodel");
+  EXPECT_EQ((*recent)[0].prompt_tokens, -3);
+}
+
 // A batch's records of one lineage are one usage_chunks row (at most 256 records each); the
 // latest calls come from the lineage's chunks newest first, including a later chunk that holds
 // a record older than the newest of the chunk before it.
