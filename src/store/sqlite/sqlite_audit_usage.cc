@@ -61,8 +61,19 @@ using DailyDeltas = std::map<std::pair<std::string, int64_t>, DailyDelta>;
 
 DailyDeltas SumByLineageAndDay(const std::vector<UsageRecord>& records) {
   DailyDeltas deltas;
+  // A batch is mostly runs of one busy lineage: a record of the previous one's lineage and day
+  // adds to the same delta without a key made and searched (map nodes stay put).
+  DailyDelta* last = nullptr;
+  const UsageRecord* last_record = nullptr;
+  int64_t last_day = 0;
   for (const UsageRecord& record : records) {
-    DailyDelta& delta = deltas[{record.lineage, sqlite::DayOf(record.at)}];
+    const int64_t day = sqlite::DayOf(record.at);
+    if (last == nullptr || day != last_day || record.lineage != last_record->lineage) {
+      last = &deltas[{record.lineage, day}];
+      last_day = day;
+    }
+    last_record = &record;
+    DailyDelta& delta = *last;
     delta.cost += record.cost;
     delta.prompt_tokens += record.prompt_tokens;
     delta.completion_tokens += record.completion_tokens;
@@ -220,6 +231,12 @@ Result<std::vector<UsageKeyIds>> ResolveUsageKeyIds(Connection& conn,
   std::vector<UsageKeyIds> ids(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     const UsageRecord& r = records[i];
+    // Runs of one key's calls (the usual batch) reuse the ids without hashing the digests.
+    if (i > 0 && r.key_hash == records[i - 1].key_hash && r.lineage == records[i - 1].lineage &&
+        r.org_id == records[i - 1].org_id) {
+      ids[i] = ids[i - 1];
+      continue;
+    }
     auto key_id = UsageKeyId(conn, cache, r.key_hash, r.lineage, r.org_id);
     if (!key_id.ok()) return key_id.error();
     // A lineage root is the first key of its chain: its own lineage, of the same org.
