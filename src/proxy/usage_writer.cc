@@ -4,6 +4,7 @@
 #include <iterator>
 #include <utility>
 
+#include "common/digest_hash.h"
 #include "common/thread_name.h"
 
 namespace keygate::proxy {
@@ -23,15 +24,19 @@ void UsageWriter::Start(std::function<void()> task) {
 }
 
 void UsageWriter::Append(store::UsageRecord record) {
+  const PendingCost cost{DigestHash{}(record.lineage), record.at, record.cost};
   std::lock_guard<std::mutex> lock(mu_);
   if (pending_.size() >= options_.max_pending) {
     // The store has been down for long: keep memory bounded, losing the oldest usage.
     const size_t dropped = std::max<size_t>(options_.max_pending / 10, 1);
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(dropped));
+    pending_costs_.erase(pending_costs_.begin(),
+                         pending_costs_.begin() + static_cast<std::ptrdiff_t>(dropped));
     log_.Error("usage.dropped", {{"records", static_cast<uint64_t>(dropped)}});
   }
   const bool was_empty = pending_.empty();
   pending_.push_back(std::move(record));
+  pending_costs_.push_back(cost);
   if (was_empty) {
     oldest_pending_ = SteadyClock::now();
     cv_.notify_all();
@@ -63,7 +68,9 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   if (pending_.empty()) return OkStatus();
   writing_now_ = true;
   writing_.swap(pending_);
+  writing_costs_.swap(pending_costs_);
   pending_.reserve(writing_.size());
+  pending_costs_.reserve(writing_costs_.size());
   lock.unlock();
   Status status = store_.AppendUsage(writing_);
   std::vector<store::UsageRecord> written;  // freed with the lock released
@@ -71,12 +78,16 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   writing_now_ = false;
   if (status.ok()) {
     written.swap(writing_);
+    writing_costs_.clear();
   } else {
     // Keep the failed batch ahead of what arrived meanwhile, and try again later.
     writing_.insert(writing_.end(), std::make_move_iterator(pending_.begin()),
                     std::make_move_iterator(pending_.end()));
+    writing_costs_.insert(writing_costs_.end(), pending_costs_.begin(), pending_costs_.end());
     pending_.swap(writing_);
+    pending_costs_.swap(writing_costs_);
     writing_.clear();
+    writing_costs_.clear();
     log_.Warn("usage.write_failed", {{"error", status.error().message},
                                      {"pending", static_cast<uint64_t>(pending_.size())}});
   }
@@ -127,17 +138,22 @@ UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day
                                       UnixMillis week_start, UnixMillis month_start,
                                       UnixMillis period_start) const {
   UnflushedSpend spend;
-  auto add = [&](const store::UsageRecord& record) {
-    if (record.lineage != lineage) return;
-    spend.total += record.cost;
-    if (record.at >= day_start) spend.since_day += record.cost;
-    if (record.at >= week_start) spend.since_week += record.cost;
-    if (record.at >= month_start) spend.since_month += record.cost;
-    if (record.at >= period_start) spend.since_period += record.cost;
+  const size_t hash = DigestHash{}(lineage);
+  auto add = [&](const std::vector<PendingCost>& costs,
+                 const std::vector<store::UsageRecord>& records) {
+    for (size_t i = 0; i < costs.size(); ++i) {
+      const PendingCost& c = costs[i];
+      if (c.lineage_hash != hash || records[i].lineage != lineage) continue;
+      spend.total += c.cost;
+      if (c.at >= day_start) spend.since_day += c.cost;
+      if (c.at >= week_start) spend.since_week += c.cost;
+      if (c.at >= month_start) spend.since_month += c.cost;
+      if (c.at >= period_start) spend.since_period += c.cost;
+    }
   };
   std::lock_guard<std::mutex> lock(mu_);
-  for (const store::UsageRecord& record : writing_) add(record);
-  for (const store::UsageRecord& record : pending_) add(record);
+  add(writing_costs_, writing_);
+  add(pending_costs_, pending_);
   return spend;
 }
 

@@ -89,6 +89,16 @@ class UsageWriter {
   // Writes the pending records. REQUIRES: `lock` holds mu_; it is released during the write.
   Status WriteBatch(std::unique_lock<std::mutex>& lock);
 
+  // What Unflushed() reads of a pending record, kept beside it (same index): its walk, once
+  // per key of a management answer and under mu_, which every model call takes to append,
+  // touches 24 bytes a record instead of a whole record (~300), and compares a lineage only
+  // where the hash matches.
+  struct PendingCost {
+    size_t lineage_hash = 0;
+    UnixMillis at = 0;
+    MicroUsd cost = 0;
+  };
+
   store::UsageStore& store_;
   Logger& log_;
   const UsageWriterOptions options_;
@@ -96,6 +106,8 @@ class UsageWriter {
   std::condition_variable cv_;
   std::vector<store::UsageRecord> pending_;  // guarded by mu_
   std::vector<store::UsageRecord> writing_;  // guarded by mu_: the batch being committed
+  std::vector<PendingCost> pending_costs_;   // guarded by mu_: one per pending_ record
+  std::vector<PendingCost> writing_costs_;   // guarded by mu_: one per writing_ record
   std::chrono::steady_clock::time_point oldest_pending_;  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
   bool writing_now_ = false;  // guarded by mu_: a batch is being written (by one thread)

@@ -83,10 +83,29 @@ TEST_F(UsageWriterTest, AFailedBatchStaysPendingAndIsWrittenLater) {
   store_.set_fail(true);
   EXPECT_FALSE(writer.Flush().ok());
   writer.Append(Record("a", 7, 0));
-  EXPECT_EQ(writer.pending(), 2u);
+  writer.Append(Record("b", 11, 0));
+  EXPECT_EQ(writer.pending(), 3u);
+  // The failed batch, put back ahead of the later records, still counts, with each lineage's
+  // own (the costs kept beside the records follow them).
+  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 12);
+  EXPECT_EQ(writer.Unflushed("b", 0, 0, 0, 0).total, 11);
+  EXPECT_FALSE(writer.Flush().ok());
+  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 12);
   store_.set_fail(false);
   EXPECT_TRUE(writer.Flush().ok());
-  EXPECT_EQ(store_.records(), 2u);
+  EXPECT_EQ(store_.records(), 3u);
+  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 0);
+}
+
+TEST_F(UsageWriterTest, RecordsDroppedPastTheBoundNoLongerCount) {
+  UsageWriterOptions options;
+  options.max_pending = 10;
+  UsageWriter writer(store_, log_, options);
+  for (int i = 0; i < 10; ++i) writer.Append(Record(i < 5 ? "old" : "a", 1, 0));
+  writer.Append(Record("a", 100, 0));  // drops the oldest one
+  EXPECT_EQ(writer.pending(), 10u);
+  EXPECT_EQ(writer.Unflushed("old", 0, 0, 0, 0).total, 4);
+  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 105);
 }
 
 TEST_F(UsageWriterTest, TheThreadWritesWithinTheFlushInterval) {
