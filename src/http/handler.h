@@ -103,6 +103,15 @@ class Responder {
   virtual void WriteChunk(std::string data, std::function<void(bool ok)> on_written) = 0;
   // Finishes the stream (last chunk). The connection may then serve the next request.
   virtual void EndStream() = 0;
+  // A whole stream at once, for one whose every event is in hand: BeginStream(), `events` as
+  // one chunk (none if empty) and EndStream(), which the server writes together, in one write.
+  // Call instead of the three.
+  virtual void SendStream(int status, HeaderList headers, ContentType content_type,
+                          std::string header_lines, std::string events) {
+    BeginStream(status, std::move(headers), std::move(content_type), std::move(header_lines));
+    if (!events.empty()) WriteChunk(std::move(events), {});
+    EndStream();
+  }
   // `cb` runs once (on an io thread) if the client disconnects before the response completes.
   virtual void OnClientGone(std::function<void()> cb) = 0;
   // The request's id (for logs and x-request-id).

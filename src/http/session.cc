@@ -108,6 +108,16 @@ class ResponderImpl final : public Responder {
   void EndStream() override {
     session_->Run([seq = seq_](Session& s) { s.EndStream(seq); });
   }
+  void SendStream(int status, HeaderList headers, ContentType content_type,
+                  std::string header_lines, std::string events) override {
+    session_->Run([seq = seq_, status, headers = std::move(headers),
+                    content_type = std::move(content_type),
+                    header_lines = std::move(header_lines),
+                    events = std::move(events)](Session& s) mutable {
+      s.SendStream(seq, status, std::move(headers), std::move(content_type),
+                   std::move(header_lines), std::move(events));
+    });
+  }
   void OnClientGone(std::function<void()> cb) override {
     session_->Run([seq = seq_, cb = std::move(cb)](Session& s) mutable {
       s.SetClientGoneCallback(seq, std::move(cb));

@@ -281,6 +281,24 @@ void Session::EndStream(uint64_t seq) {
   Enqueue(std::move(item));
 }
 
+void Session::SendStream(uint64_t seq, int status, HeaderList headers, ContentType content_type,
+                         std::string header_lines, std::string events) {
+  if (!IsCurrent(seq)) return;
+  // The head and the chunk are queued without a write or a posted flush; the end starts the
+  // one write that takes all three.
+  {
+    holding_writes_ = true;
+    struct Release {
+      bool& holding;
+      ~Release() { holding = false; }
+    } release{holding_writes_};
+    BeginStream(seq, status, std::move(headers), std::move(content_type),
+                std::move(header_lines));
+    if (!events.empty()) WriteChunk(seq, std::move(events), {});
+  }
+  EndStream(seq);
+}
+
 void Session::SetClientGoneCallback(uint64_t seq, std::function<void()> callback) {
   if (!IsCurrent(seq) || !callback) return;
   if (client_gone_) {
@@ -359,7 +377,8 @@ void Session::Enqueue(OutItem item, bool defer) {
     return;
   }
   out_.push_back(std::move(item));
-  if (writing_ || flush_posted_) return;  // it joins the write that starts next
+  // It joins the write that starts next.
+  if (writing_ || flush_posted_ || holding_writes_) return;
   if (!defer) return WriteNext();
   // Stream pieces: the write starts once the current handler has returned, so that what it
   // queues after this (more chunks, the end) goes out in the same write.

@@ -111,7 +111,7 @@ void ModelCall::Start(boost::asio::io_context& io) {
   upstream_call_->Start();
 }
 
-void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> headers) {
+void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> headers, bool whole) {
   head_ns_ = env_.clock.MonotonicNs();
   upstream_status_ = status;
   // Kept now: the views die with this call. What the caller gets of the upstream's headers
@@ -130,12 +130,24 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // An upstream error to a stream request is relayed whole, like any complete answer.
   if (!admission_.call.request.stream || status != 200 || client_gone_) return;
   streaming_ = true;
+  // A stream whose every event is in hand already goes out at its end, head, events and end
+  // in one write (SendStream); any other begins now, so that the caller has the head at once.
+  whole_stream_ = whole;
+  if (!whole_stream_) BeginStream();
+}
+
+void ModelCall::BeginStream() {
+  responder_->BeginStream(200, StreamHeaders(), StreamType(), admission_.rate_limits.Lines());
+}
+
+http::HeaderList ModelCall::StreamHeaders() {
   http::HeaderList out = std::move(response_headers_);
   out.emplace_back("Cache-Control", "no-cache");
-  http::ContentType stream_type =
-      upstream_type_ ? std::move(*upstream_type_) : http::ContentType("text/event-stream");
-  responder_->BeginStream(200, std::move(out), std::move(stream_type),
-                          admission_.rate_limits.Lines());
+  return out;
+}
+
+http::ContentType ModelCall::StreamType() {
+  return upstream_type_ ? std::move(*upstream_type_) : http::ContentType("text/event-stream");
 }
 
 void ModelCall::OnResponseData(std::string_view data) {
@@ -154,6 +166,10 @@ void ModelCall::RelayEvents(std::string_view data) {
   // spec data-plane.md: each chunk passed on as it arrives. Every event completed by this read
   // goes out in one write.
   splitter_.Feed(data, &events_);
+  if (whole_stream_) {
+    for (std::string_view event : events_) AppendEvent(event, &whole_events_);
+    return;
+  }
   std::string out;
   for (std::string_view event : events_) AppendEvent(event, &out);
   // Each write holds the responder until it is on the wire, so that a stream cut right after
@@ -246,6 +262,21 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   }
   // Settled before the stream's end leaves (see FinishComplete).
   Close(status, Charge::kUsage, usage);
+  if (whole_stream_) {
+    // An answer in hand completes (the exchange says so), but the two ends are handled alike.
+    if (outcome == UpstreamOutcome::kComplete) {
+      whole_events_.append(splitter_.Pending());
+      responder_->SendStream(200, StreamHeaders(), StreamType(), admission_.rate_limits.Lines(),
+                             std::move(whole_events_));
+    } else {
+      BeginStream();
+      if (!whole_events_.empty()) {
+        responder_->WriteChunk(std::move(whole_events_), [keep = responder_](bool) {});
+      }
+    }
+    responder_.reset();
+    return;
+  }
   if (outcome == UpstreamOutcome::kComplete) {
     // An event the upstream left without its blank line still goes out.
     if (!splitter_.Pending().empty()) {

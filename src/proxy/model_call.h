@@ -76,7 +76,7 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   void Start(boost::asio::io_context& io);
 
   // UpstreamObserver
-  void OnResponseHead(int status, std::span<const UpstreamHeader> headers) override;
+  void OnResponseHead(int status, std::span<const UpstreamHeader> headers, bool whole) override;
   void OnResponseData(std::string_view data) override;
   void OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) override;
 
@@ -87,6 +87,10 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
     kRelease,  // nothing: the reservation is released
   };
 
+  // Begins the caller's stream with the upstream's headers (moved out) and its type.
+  void BeginStream();
+  http::HeaderList StreamHeaders();
+  http::ContentType StreamType();
   void RelayEvents(std::string_view data);
   void AppendEvent(std::string_view event, std::string* out);
   void FinishComplete();
@@ -113,6 +117,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   std::string body_;              // a complete answer, or an error answer to a stream
   bool body_too_large_ = false;
   bool streaming_ = false;        // relaying a stream to the caller
+  bool whole_stream_ = false;     // ... one whose every event was in hand: sent at its end
+  std::string whole_events_;      // the events of such a stream, as relayed
   SseSplitter splitter_;
   std::vector<std::string_view> events_;
   std::optional<TokenUsage> stream_usage_;

@@ -651,7 +651,7 @@ void Exchange::Feed() {
     }
     if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, head_was_done ? "body" : "head");
     if (!head_was_done && parser_->is_header_done()) {
-      observer_->OnResponseHead(parser_->status(), parser_->HeaderViews());
+      observer_->OnResponseHead(parser_->status(), parser_->HeaderViews(), /*whole=*/false);
       continue;
     }
     if (used == 0 && !parser_->is_done()) return Read();
@@ -678,7 +678,8 @@ bool Exchange::TakeScannedResponse() {
   scanned_keep_alive_ = scanned.keep_alive;
   // The views stay valid past consume(): the bytes stay put until the buffer is next prepared.
   buffer.consume(scanned.size);
-  observer_->OnResponseHead(scanned.status, std::span(headers.data(), scanned.field_count));
+  observer_->OnResponseHead(scanned.status, std::span(headers.data(), scanned.field_count),
+                            /*whole=*/true);
   OnBody(scanned.body);
   Finish(UpstreamOutcome::kComplete, "");
   return true;

@@ -99,8 +99,11 @@ class UpstreamObserver {
  public:
   virtual ~UpstreamObserver() = default;
   // The status and headers of the response, in order. The views are valid during the call
-  // only (they point into the connection's buffer): what is kept must be copied.
-  virtual void OnResponseHead(int status, std::span<const UpstreamHeader> headers) = 0;
+  // only (they point into the connection's buffer): what is kept must be copied. `whole`: the
+  // whole body is in hand, and OnResponseData (all of it, at once) and OnResponseEnd
+  // (kComplete) follow before anything else happens on this thread.
+  virtual void OnResponseHead(int status, std::span<const UpstreamHeader> headers,
+                              bool whole) = 0;
   // A piece of the (de-chunked) body. The view is valid during the call only.
   virtual void OnResponseData(std::string_view data) = 0;
   // The end; `detail` says what failed (no secret), empty on kComplete.

@@ -207,6 +207,13 @@ void ServerTest::AddRoutes() {
         r->EndStream();
       },
       Execution::kInline);
+  router_.Add(
+      "GET", "/whole-stream",
+      [](Request& request, std::shared_ptr<Responder> r) {
+        r->SendStream(200, {{"cache-control", "no-cache"}}, "text/event-stream",
+                      "x-figure: 8\r\n", request.query == "empty" ? "" : "data: 1\n\ndata: 2\n\n");
+      },
+      Execution::kInline);
   router_.Add("GET", "/gated", [this](Request&, std::shared_ptr<Responder> r) {
     gated_started_.set_value();
     gate_future_.wait_for(kWaitLimit);
@@ -379,6 +386,29 @@ TEST_F(ServerTest, StreamIsFramedAsHttpChunks) {
       Client().RawExchange("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   std::string body = raw.substr(raw.find("\r\n\r\n") + 4);
   EXPECT_EQ(body, "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\n0\r\n\r\n");
+}
+
+// A stream sent whole: the same framing as one begun, written and ended, the connection kept.
+TEST_F(ServerTest, AWholeStreamIsFramedAsOneChunkAndTheEnd) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto body_of = [](const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); };
+  std::string raw =
+      Client().RawExchange("GET /whole-stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(raw.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("x-figure: 8\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(body_of(raw), "12\r\ndata: 1\n\ndata: 2\n\n\r\n0\r\n\r\n");
+  raw = Client().RawExchange(
+      "GET /whole-stream?empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(body_of(raw), "0\r\n\r\n");
+  // HTTP/1.0 has no chunks: the body as it is, ended by the connection's end.
+  raw = Client().RawExchange("GET /whole-stream HTTP/1.0\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(raw.find("Transfer-Encoding"), std::string::npos) << raw;
+  EXPECT_EQ(body_of(raw), "data: 1\n\ndata: 2\n\n");
+  TestHttpClient client = Client();
+  EXPECT_EQ(client.StreamLines("GET", "/whole-stream"),
+            (std::vector<std::string>{"data: 1", "data: 2"}));
+  EXPECT_EQ(client.Get("/hello").body, "hello");
+  EXPECT_EQ(client.connections_opened(), 1);
 }
 
 TEST_F(ServerTest, HandlerExceptionGives500AndServerKeepsServing) {

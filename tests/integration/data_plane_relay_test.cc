@@ -114,6 +114,45 @@ TEST_F(DataPlaneTest, AStreamIsRelayedChunkByChunkWithoutTheUsageChunk) {
   EXPECT_EQ(rows[0].status, 200);
 }
 
+// An upstream stream framed by Content-Length is in hand whole when its head is read: keygate
+// sends it on in one write (SendStream), with the same events as a stream that trickles in
+// chunks, the usage chunk kept back unless asked for, and the same charge.
+TEST_F(DataPlaneTest, AStreamInHandWholeIsRelayedLikeOneThatTrickles) {
+  for (const char* options : {"", R"(,"stream_options":{"include_usage":true})"}) {
+    SCOPED_TRACE(options);
+    std::vector<std::vector<std::string>> texts;
+    std::vector<int64_t> completion_tokens;
+    for (const char* framing : {"chunked", "length"}) {
+      MintedKey key = Mint();
+      TestHttpClient client("127.0.0.1", process_->port());
+      const std::string body = ChatBody("one two three four", 50, "mock/echo",
+                                        std::string(R"(,"stream":true)") + options);
+      std::vector<std::string> payloads = Payloads(client.StreamLines(
+          "POST", "/v1/chat/completions", body,
+          {{"Authorization", "Bearer " + key.secret}, {"x-mock-stream-framing", framing}}));
+      ASSERT_GE(payloads.size(), 2u) << framing;
+      EXPECT_EQ(payloads.back(), "[DONE]") << framing;
+      std::vector<std::string> text;  // each chunk's content, or "usage" for the usage chunk
+      for (size_t i = 0; i + 1 < payloads.size(); ++i) {
+        json::value chunk = Parse(payloads[i]);
+        if (chunk.at("choices").as_array().empty()) {
+          text.push_back("usage");
+          continue;
+        }
+        EXPECT_EQ(chunk.as_object().if_contains("usage") != nullptr, *options != '\0');
+        text.push_back(std::string(chunk.at("choices").at(0).at("delta").at("content").as_string()));
+      }
+      texts.push_back(text);
+      auto rows = WaitForUsage(key.hash, 1);
+      ASSERT_EQ(rows.size(), 1u);
+      completion_tokens.push_back(rows[0].completion_tokens);
+    }
+    EXPECT_EQ(texts[0], texts[1]);
+    EXPECT_EQ(texts[0].back() == "usage", *options != '\0');
+    EXPECT_EQ(completion_tokens[0], completion_tokens[1]);
+  }
+}
+
 TEST_F(DataPlaneTest, AStreamCarriesTheUsageChunkWhenTheCallerAsksForIt) {
   MintedKey key = Mint();
   const std::string body = ChatBody("hi", 50, "mock/echo",

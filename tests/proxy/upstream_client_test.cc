@@ -84,7 +84,10 @@ class SlowReadingServer {
 
 class Recorder : public UpstreamObserver {
  public:
-  void OnResponseHead(int status, std::span<const UpstreamHeader>) override { status_ = status; }
+  void OnResponseHead(int status, std::span<const UpstreamHeader>, bool whole) override {
+    status_ = status;
+    whole_ = whole;
+  }
   void OnResponseData(std::string_view data) override { body_.append(data); }
   void OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) override {
     outcome_ = outcome;
@@ -93,6 +96,7 @@ class Recorder : public UpstreamObserver {
   }
 
   int status_ = 0;
+  bool whole_ = false;
   std::string body_;
   UpstreamOutcome outcome_ = UpstreamOutcome::kCancelled;
   std::string detail_;
@@ -166,9 +170,9 @@ class ScriptedServer {
 
 class HeadRecorder : public Recorder {
  public:
-  void OnResponseHead(int status, std::span<const UpstreamHeader> headers) override {
+  void OnResponseHead(int status, std::span<const UpstreamHeader> headers, bool whole) override {
     EXPECT_TRUE(body_.empty()) << "the head must come before any body byte";
-    Recorder::OnResponseHead(status, headers);
+    Recorder::OnResponseHead(status, headers, whole);
     for (const auto& [name, value] : headers) headers_.emplace_back(name, value);
     ++heads_;
   }
@@ -220,6 +224,8 @@ TEST(UpstreamClientTest, AWholeAnswerIsReadInOneStepAndItsConnectionKept) {
   const http::HeaderList expected = {
       {"server", "test"}, {"content-type", "application/json"}, {"content-length", "11"}};
   EXPECT_EQ(recorder->headers_, expected);
+  EXPECT_TRUE(recorder->whole_);  // the head said the body would follow at once
+  EXPECT_EQ(recorder->pieces_, 1);
   EXPECT_EQ(recorder->idle_after_, 1u);
 }
 
@@ -249,6 +255,7 @@ TEST(UpstreamClientTest, AChunkedResponseInPiecesArrivesDechunkedAfterItsHead) {
   EXPECT_EQ(recorder->status_, 201);
   EXPECT_EQ(recorder->body_, "hello world and sixteen mor");
   EXPECT_GE(recorder->pieces_, 3);
+  EXPECT_FALSE(recorder->whole_);
   const http::HeaderList expected = {{"content-type", "text/event-stream"},
                                      {"x-upstream-note", "one"},
                                      {"transfer-encoding", "chunked"}};

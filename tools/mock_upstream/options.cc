@@ -87,8 +87,9 @@ std::string Usage() {
          "  --port-file PATH      write the bound port to PATH once listening\n"
          "Per request: header x-mock-fault or model suffix @FAULT, FAULT one of delay:MS, 400,\n"
          "429, 500, reset, hang (or delay:MS,FAULT); headers x-mock-chunks and\n"
-         "x-mock-chunk-delay-ms override the stream shape; x-mock-content-type the answer's\n"
-         "Content-Type (none: no header). GET /mock/stats, POST /mock/reset.\n";
+         "x-mock-chunk-delay-ms override the stream shape; x-mock-stream-framing: length sends a\n"
+         "stream with Content-Length; x-mock-content-type the answer's Content-Type (none: no\n"
+         "header). GET /mock/stats, POST /mock/reset.\n";
 }
 
 }  // namespace mock_upstream

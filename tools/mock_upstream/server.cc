@@ -156,6 +156,7 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = kHttp11;
   std::string request_id_;     // of the request being answered
   std::string content_type_;  // x-mock-content-type of the request being answered
+  bool stream_by_length_ = false;  // x-mock-stream-framing: length (a stream framed by length)
   std::array<char, 512> drain_{};
 };
 
@@ -181,6 +182,7 @@ void Session::OnRead(ErrorCode ec) {
   keep_alive_ = request.keep_alive();
   version_ = request.version();
   request_id_.assign(FieldOf(request, "x-request-id").value_or(std::string_view()));
+  stream_by_length_ = FieldOf(request, "x-mock-stream-framing") == "length";
   RequestView view;
   view.method = std::string_view(request.method_string().data(), request.method_string().size());
   view.target = std::string_view(request.target().data(), request.target().size());
@@ -269,22 +271,27 @@ void Session::Respond() {
 }
 
 // Frames every event into out_ up front; cuts_ marks where to pause for chunk_delay_ms.
+// With x-mock-stream-framing: length (HTTP/1.1, no reset), the events are one body framed by
+// Content-Length instead of chunks, as a static server would send them.
 void Session::StartStream() {
-  bool chunked = version_ >= kHttp11;
   bool reset = reply_.reset_mid_stream;
-  close_after_stream_ = reset || !keep_alive_ || !chunked;
+  const bool by_length = stream_by_length_ && !reset && version_ >= kHttp11;
+  bool chunked = version_ >= kHttp11 && !by_length;
+  close_after_stream_ = reset || !keep_alive_ || (!chunked && !by_length);
   out_.clear();
   cuts_.clear();
+  size_t events =
+      reset ? std::min(kResetAfterContentEvents, reply_.content_events) : reply_.event_ends.size();
+  std::optional<size_t> length;
+  if (by_length) length = events == 0 ? 0 : reply_.event_ends[events - 1];
   AppendHead(&out_, {.status = reply_.status,
                      .content_type = reply_.content_type,
-                     .content_length = std::nullopt,
+                     .content_length = length,
                      .chunked = chunked,
                      .event_stream = true,
                      .keep_alive = !close_after_stream_,
                      .version = version_,
                      .request_id = request_id_});
-  size_t events =
-      reset ? std::min(kResetAfterContentEvents, reply_.content_events) : reply_.event_ends.size();
   size_t begin = 0;
   std::string_view body = reply_.body;
   for (size_t i = 0; i < events; ++i) {
