@@ -104,8 +104,8 @@ class Responder {
   // Finishes the stream (last chunk). The connection may then serve the next request.
   virtual void EndStream() = 0;
   // A whole stream at once, for one whose every event is in hand: BeginStream(), `events` as
-  // one chunk (none if empty) and EndStream(), which the server writes together, in one write.
-  // Call instead of the three.
+  // one chunk (none if empty) and EndStream(). Call instead of the three: the server's
+  // responder writes them together, in one write (this default makes the three calls).
   virtual void SendStream(int status, HeaderList headers, ContentType content_type,
                           std::string header_lines, std::string events) {
     BeginStream(status, std::move(headers), std::move(content_type), std::move(header_lines));

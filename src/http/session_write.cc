@@ -284,6 +284,11 @@ void Session::EndStream(uint64_t seq) {
 void Session::SendStream(uint64_t seq, int status, HeaderList headers, ContentType content_type,
                          std::string header_lines, std::string events) {
   if (!IsCurrent(seq)) return;
+  if (exchange_->state != ResponseState::kAwaiting) {
+    state_.logger().Warn("http.responder_misuse",
+                         {{"request_id", exchange_->request_id}, {"call", "SendStream"}});
+    return;
+  }
   // The head and the chunk are queued without a write or a posted flush; the end starts the
   // one write that takes all three.
   {

@@ -263,7 +263,9 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   // Settled before the stream's end leaves (see FinishComplete).
   Close(status, Charge::kUsage, usage);
   if (whole_stream_) {
-    // An answer in hand completes (the exchange says so), but the two ends are handled alike.
+    // An answer in hand completes at once (the exchange finishes it before anything else can
+    // happen); were it ever cut, the caller would get what came and a cut, as from a trickling
+    // stream.
     if (outcome == UpstreamOutcome::kComplete) {
       whole_events_.append(splitter_.Pending());
       responder_->SendStream(200, StreamHeaders(), StreamType(), admission_.rate_limits.Lines(),

@@ -141,7 +141,14 @@ UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day
   const size_t hash = DigestHash{}(lineage);
   auto add = [&](const std::vector<PendingCost>& costs,
                  const std::vector<store::UsageRecord>& records) {
-    for (size_t i = 0; i < costs.size(); ++i) {
+    // In step by construction; never read past the records if they were not.
+    const size_t count = std::min(costs.size(), records.size());
+    if (costs.size() != records.size()) {
+      log_.Error("usage.pending_costs_out_of_step",
+                 {{"costs", static_cast<uint64_t>(costs.size())},
+                  {"records", static_cast<uint64_t>(records.size())}});
+    }
+    for (size_t i = 0; i < count; ++i) {
       const PendingCost& c = costs[i];
       if (c.lineage_hash != hash || records[i].lineage != lineage) continue;
       spend.total += c.cost;

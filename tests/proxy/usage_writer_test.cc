@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -14,6 +16,10 @@ namespace {
 class RecordingUsageStore final : public store::UsageStore {
  public:
   Status AppendUsage(const std::vector<store::UsageRecord>& records) override {
+    if (hold_) {
+      entered_.set_value();
+      release_.get_future().wait();
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (fail_) return Error::Unavailable("disk full");
     batches_.push_back(records);
@@ -35,6 +41,13 @@ class RecordingUsageStore final : public store::UsageStore {
     std::lock_guard<std::mutex> lock(mu_);
     fail_ = fail;
   }
+  // The next AppendUsage waits, once it has begun (entered()), until release().
+  void HoldNextWrite() { hold_ = true; }
+  std::future<void> entered() { return entered_.get_future(); }
+  void release() {
+    hold_ = false;
+    release_.set_value();
+  }
   size_t records() const {
     std::lock_guard<std::mutex> lock(mu_);
     size_t n = 0;
@@ -49,6 +62,9 @@ class RecordingUsageStore final : public store::UsageStore {
  private:
   mutable std::mutex mu_;
   bool fail_ = false;
+  std::atomic<bool> hold_{false};
+  std::promise<void> entered_;
+  std::promise<void> release_;
   std::vector<std::vector<store::UsageRecord>> batches_;
 };
 
@@ -94,6 +110,34 @@ TEST_F(UsageWriterTest, AFailedBatchStaysPendingAndIsWrittenLater) {
   store_.set_fail(false);
   EXPECT_TRUE(writer.Flush().ok());
   EXPECT_EQ(store_.records(), 3u);
+  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 0);
+}
+
+// While a batch is being written, records appended meanwhile and the batch itself both count;
+// a failed batch goes back ahead of them and every cost stays with its record.
+TEST_F(UsageWriterTest, UnflushedCountsTheBatchInFlightAndWhatCameMeanwhile) {
+  UsageWriter writer(store_, log_);
+  writer.Append(Record("a", 1, 0));
+  writer.Append(Record("b", 10, 0));
+  store_.HoldNextWrite();
+  store_.set_fail(true);
+  std::future<void> entered = store_.entered();
+  std::future<Status> flushed = std::async(std::launch::async, [&writer] { return writer.Flush(); });
+  ASSERT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  writer.Append(Record("a", 100, 0));
+  writer.Append(Record("c", 1000, 0));
+  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 101);
+  EXPECT_EQ(writer.Unflushed("b", 0, 0, 0, 0).total, 10);
+  EXPECT_EQ(writer.Unflushed("c", 0, 0, 0, 0).total, 1000);
+  store_.release();
+  EXPECT_FALSE(flushed.get().ok());
+  EXPECT_EQ(writer.pending(), 4u);
+  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 101);
+  EXPECT_EQ(writer.Unflushed("b", 0, 0, 0, 0).total, 10);
+  EXPECT_EQ(writer.Unflushed("c", 0, 0, 0, 0).total, 1000);
+  store_.set_fail(false);
+  ASSERT_TRUE(writer.Flush().ok());
+  EXPECT_EQ(store_.records(), 4u);
   EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 0);
 }
 

@@ -291,7 +291,24 @@ TEST_P(KeyStoreContractTest, ManyKeysAndLineagesKeepTheirKeyLineageAndOrg) {
     }
     return batch;
   };
+  // Runs, as busy keys make them: each key's calls twice in a row, the keys of a lineage next
+  // to each other (a record like the one before it in all but its key).
+  auto runs_batch = [&] {
+    std::vector<UsageRecord> batch;
+    for (const Key& key : keys) {
+      for (int repeat = 0; repeat < 2; ++repeat, ++n) {
+        UsageRecord record = Record(key.lineage, n, kT0 + n);
+        record.key_hash = key.hash;
+        record.org_id = key.org_id;
+        batch.push_back(record);
+        Strings& records = want[key.lineage];
+        records.insert(records.begin(), key.hash + " " + key.org_id + " " + record.request_id);
+      }
+    }
+    return batch;
+  };
   for (size_t size : {45u, 1u, 100u, 9u}) ASSERT_TRUE(usage().AppendUsage(batch_of(size)).ok());
+  ASSERT_TRUE(usage().AppendUsage(runs_batch()).ok());
   Reopen();
   ASSERT_TRUE(usage().AppendUsage(batch_of(keys.size())).ok());
 

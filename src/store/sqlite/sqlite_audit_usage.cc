@@ -61,8 +61,8 @@ using DailyDeltas = std::map<std::pair<std::string, int64_t>, DailyDelta>;
 
 DailyDeltas SumByLineageAndDay(const std::vector<UsageRecord>& records) {
   DailyDeltas deltas;
-  // A batch is mostly runs of one busy lineage: a record of the previous one's lineage and day
-  // adds to the same delta without a key made and searched (map nodes stay put).
+  // A run of one lineage's records (a busy key's calls, appended one after another) adds to
+  // the same delta without a key made and searched (map nodes stay put).
   DailyDelta* last = nullptr;
   const UsageRecord* last_record = nullptr;
   int64_t last_day = 0;
@@ -161,16 +161,18 @@ Status InsertUsageChunks(Connection& conn, const std::vector<UsageRecord>& recor
   for (size_t first = 0; first < order.size();) {
     const int64_t lineage_id = ids[order[first]].lineage_id;
     size_t end = first;
+    while (end < order.size() && end - first < kMaxRecordsPerChunk &&
+           ids[order[end]].lineage_id == lineage_id) {
+      ++end;
+    }
     std::string json;
     {
       constexpr size_t kRecordBytes = 96;  // a typical record, to make room once
-      TextWriter out(&json, kRecordBytes * std::min(order.size() - first, kMaxRecordsPerChunk));
+      TextWriter out(&json, kRecordBytes * (end - first));
       out.push_back('[');
-      while (end < order.size() && end - first < kMaxRecordsPerChunk &&
-             ids[order[end]].lineage_id == lineage_id) {
-        if (end != first) out.push_back(',');
-        AppendChunkRecord(out, records[order[end]], ids[order[end]].key_id, &scratch);
-        ++end;
+      for (size_t i = first; i < end; ++i) {
+        if (i != first) out.push_back(',');
+        AppendChunkRecord(out, records[order[i]], ids[order[i]].key_id, &scratch);
       }
       out.push_back(']');
     }
