@@ -278,16 +278,20 @@ TEST_P(KeyStoreContractTest, ManyKeysAndLineagesKeepTheirKeyLineageAndOrg) {
   }
   std::map<std::string, Strings> want;  // lineage -> records, newest first
   int64_t n = 0;
+  // The next call of `key`, added to `batch` and to what its lineage should list.
+  auto add_call = [&](const Key& key, std::vector<UsageRecord>* batch) {
+    UsageRecord record = Record(key.lineage, n, kT0 + n);
+    ++n;
+    record.key_hash = key.hash;
+    record.org_id = key.org_id;
+    batch->push_back(record);
+    Strings& records = want[key.lineage];
+    records.insert(records.begin(), key.hash + " " + key.org_id + " " + record.request_id);
+  };
   auto batch_of = [&](size_t size) {
     std::vector<UsageRecord> batch;
-    for (size_t i = 0; i < size; ++i, ++n) {
-      const Key& key = keys[static_cast<size_t>(n * 7) % keys.size()];
-      UsageRecord record = Record(key.lineage, n, kT0 + n);
-      record.key_hash = key.hash;
-      record.org_id = key.org_id;
-      batch.push_back(record);
-      Strings& records = want[key.lineage];
-      records.insert(records.begin(), key.hash + " " + key.org_id + " " + record.request_id);
+    for (size_t i = 0; i < size; ++i) {
+      add_call(keys[static_cast<size_t>(n * 7) % keys.size()], &batch);
     }
     return batch;
   };
@@ -296,14 +300,8 @@ TEST_P(KeyStoreContractTest, ManyKeysAndLineagesKeepTheirKeyLineageAndOrg) {
   auto runs_batch = [&] {
     std::vector<UsageRecord> batch;
     for (const Key& key : keys) {
-      for (int repeat = 0; repeat < 2; ++repeat, ++n) {
-        UsageRecord record = Record(key.lineage, n, kT0 + n);
-        record.key_hash = key.hash;
-        record.org_id = key.org_id;
-        batch.push_back(record);
-        Strings& records = want[key.lineage];
-        records.insert(records.begin(), key.hash + " " + key.org_id + " " + record.request_id);
-      }
+      add_call(key, &batch);
+      add_call(key, &batch);
     }
     return batch;
   };
