@@ -337,8 +337,9 @@ class ConnectionPool {
 
 namespace {
 
-// Parses a response into keygate's own types: the head's fields straight into a HeaderList
-// (Beast's fields container would cost an allocation per field, then a copy), body bytes
+// Parses a response into keygate's own types: the head's fields, names lower-cased, into one
+// string with their offsets (a provider's head has a score of fields; Beast's fields
+// container, or a string per name and value, would cost allocations per field), body bytes
 // handed to the exchange as views into the connection's buffer (no copy). Beast's
 // basic_parser still does all the HTTP/1.1 work: syntax, limits, chunked coding, keep-alive.
 // Not eager: put() returns once the head is complete, so the head is handed over before any
@@ -348,11 +349,16 @@ class ResponseParser final : public bhttp::basic_parser<false> {
   explicit ResponseParser(Exchange& exchange) : exchange_(exchange) {}
 
   int status() const { return status_; }
-  // Views of the head's fields, valid while the parser lives and is not reset.
+  // Views of the head's fields, valid while the parser lives and is not reset. REQUIRES:
+  // is_header_done() (no field is added after: the text stays put).
   std::vector<UpstreamHeader> HeaderViews() const {
     std::vector<UpstreamHeader> views;
-    views.reserve(headers_.size());
-    for (const auto& [name, value] : headers_) views.push_back(UpstreamHeader{name, value});
+    views.reserve(fields_.size());
+    const std::string_view text(field_text_);
+    for (const Field& field : fields_) {
+      views.push_back(UpstreamHeader{text.substr(field.name_at, field.name_size),
+                                     text.substr(field.value_at, field.value_size)});
+    }
     return views;
   }
 
@@ -364,7 +370,13 @@ class ResponseParser final : public bhttp::basic_parser<false> {
   }
   void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
                      error_code&) override {
-    headers_.emplace_back(AsciiLowered(name), std::string(value));
+    constexpr size_t kUsualHeadBytes = 1024;
+    if (field_text_.capacity() < kUsualHeadBytes) field_text_.reserve(kUsualHeadBytes);
+    const size_t name_at = field_text_.size();
+    field_text_.append(name.data(), name.size());
+    AsciiLowerInPlace(field_text_.data() + name_at, name.size());
+    fields_.push_back(Field{name_at, name.size(), field_text_.size(), value.size()});
+    field_text_.append(value.data(), value.size());
   }
   void on_header_impl(error_code&) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
@@ -375,9 +387,18 @@ class ResponseParser final : public bhttp::basic_parser<false> {
   }
   void on_finish_impl(error_code&) override {}
 
+  // A field of the head, as offsets into field_text_.
+  struct Field {
+    size_t name_at;
+    size_t name_size;
+    size_t value_at;
+    size_t value_size;
+  };
+
   Exchange& exchange_;
   int status_ = 0;
-  http::HeaderList headers_;
+  std::string field_text_;     // every field's lower-cased name and value, one after another
+  std::vector<Field> fields_;
 };
 
 // One request and its response. Every handler runs on the io_context the exchange was made
