@@ -3,9 +3,15 @@
 #include <cmath>
 #include <ctime>
 
+#include "common/text_writer.h"
+
 namespace keygate {
 
-void AppendJsonString(std::string* out, std::string_view s) {
+namespace {
+
+// AppendJsonString onto a std::string or a TextWriter: runs of plain characters in one append.
+template <typename Out>
+void AppendJsonStringTo(Out* out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   size_t plain = 0;  // start of the run of characters that need no escape
@@ -29,6 +35,11 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->append(s.data() + plain, s.size() - plain);
   out->push_back('"');
 }
+
+}  // namespace
+
+void AppendJsonString(std::string* out, std::string_view s) { AppendJsonStringTo(out, s); }
+void AppendJsonString(TextWriter* out, std::string_view s) { AppendJsonStringTo(out, s); }
 
 namespace {
 const char* LevelName(LogLevel level) {

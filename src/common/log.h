@@ -60,7 +60,10 @@ class Logger {
   std::mutex mu_;
 };
 
+class TextWriter;  // common/text_writer.h
+
 // Appends `s` to `out` as a JSON string literal (with quotes), escaping as RFC 8259 requires.
 void AppendJsonString(std::string* out, std::string_view s);
+void AppendJsonString(TextWriter* out, std::string_view s);
 
 }  // namespace keygate

@@ -106,41 +106,24 @@ Result<int64_t> NextUsageRecordId(Connection& conn) {
   return *row ? stmt->ColumnInt(0) : 1;
 }
 
-// `text` as a JSON string, onto `out`: as it is when no byte needs an escape (model names,
-// providers and request ids hardly ever have one), else through AppendJsonString by way of
-// `scratch`.
-void AppendChunkString(std::string_view text, TextWriter& out, std::string* scratch) {
-  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
-    return static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\';
-  });
-  if (plain) {
-    out.push_back('"').append(text).push_back('"');
-    return;
-  }
-  scratch->clear();
-  AppendJsonString(scratch, text);
-  out.append(*scratch);
-}
-
 // One record as the JSON array usage_chunks.records holds (schema version 5), written by hand
 // rather than through JsonWriter: a batch encodes hundreds of records on the store writer's
 // thread, beside the io threads, and JsonWriter's bookkeeping per value took a batch from
 // ~3,100 to ~4,200 instructions a record (callgrind on bench/usage_write_bench).
-void AppendChunkRecord(TextWriter& out, const UsageRecord& r, int64_t key_id,
-                       std::string* scratch) {
+void AppendChunkRecord(TextWriter& out, const UsageRecord& r, int64_t key_id) {
   out.push_back('[');
   AppendDecimal(key_id, &out);
   out.push_back(',');
-  AppendChunkString(r.model, out, scratch);
+  AppendJsonString(&out, r.model);
   out.push_back(',');
-  AppendChunkString(r.provider, out, scratch);
+  AppendJsonString(&out, r.provider);
   for (const int64_t value : {r.prompt_tokens, r.completion_tokens, r.cost,
                               static_cast<int64_t>(r.status), r.latency_ms, r.ttfb_ms}) {
     out.push_back(',');
     AppendDecimal(value, &out);
   }
   out.push_back(',');
-  AppendChunkString(r.request_id, out, scratch);
+  AppendJsonString(&out, r.request_id);
   out.push_back(',');
   AppendDecimal(r.at, &out);
   out.push_back(']');
@@ -157,7 +140,6 @@ Status InsertUsageChunks(Connection& conn, const std::vector<UsageRecord>& recor
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return ids[a].lineage_id < ids[b].lineage_id; });
-  std::string scratch;  // a string that needs escapes, escaped
   for (size_t first = 0; first < order.size();) {
     const int64_t lineage_id = ids[order[first]].lineage_id;
     size_t end = first;
@@ -172,7 +154,7 @@ Status InsertUsageChunks(Connection& conn, const std::vector<UsageRecord>& recor
       out.push_back('[');
       for (size_t i = first; i < end; ++i) {
         if (i != first) out.push_back(',');
-        AppendChunkRecord(out, records[order[i]], ids[order[i]].key_id, &scratch);
+        AppendChunkRecord(out, records[order[i]], ids[order[i]].key_id);
       }
       out.push_back(']');
     }
