@@ -31,6 +31,12 @@ inline constexpr std::array<bool, 256> kPlainByte = [] {
 
 inline constexpr int kHexDigits = 4;  // of a \u escape
 
+// JSON whitespace. One comparison for the usual byte (compact JSON has no space between its
+// tokens): every JSON space is at most ' '.
+constexpr bool IsJsonSpace(char c) {
+  return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t');
+}
+
 // A string as scanned: the raw text between the quotes, and its length once unescaped.
 struct ScannedString {
   std::string_view raw;
@@ -49,7 +55,7 @@ class Scanner {
   char Peek() const { return p_ < end_ ? *p_ : '\0'; }
 
   void SkipSpace() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    while (p_ < end_ && IsJsonSpace(*p_)) ++p_;
   }
   // Consumes `c`, after any whitespace.
   bool Expect(char c) {

@@ -342,11 +342,7 @@ const char* StringEnd(const char* p, const char* end) {
 }
 
 const char* SkipJsonSpace(const char* p, const char* end) {
-  // One test for the usual byte (compact JSON has no space): every JSON space is <= ' '.
-  while (p < end && static_cast<unsigned char>(*p) <= ' ' &&
-         (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
-    ++p;
-  }
+  while (p < end && internal::IsJsonSpace(*p)) ++p;
   return p;
 }
 
@@ -391,9 +387,8 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
   bool no_choices = false;
   while (p < end) {
     const char c = *p;
-    // Spaces first by one test (compact JSON has none): between a name and its value too,
-    // where in_value holds.
-    if (static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
+    // Spaces first: between a name and its value too, where in_value holds.
+    if (internal::IsJsonSpace(c)) {
       ++p;
       continue;
     }
