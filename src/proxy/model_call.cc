@@ -166,12 +166,9 @@ void ModelCall::RelayEvents(std::string_view data) {
   // spec data-plane.md: each chunk passed on as it arrives. Every event completed by this read
   // goes out in one write.
   splitter_.Feed(data, &events_);
-  if (whole_stream_) {
-    for (std::string_view event : events_) AppendEvent(event, &whole_events_);
-    return;
-  }
+  // A stream in hand whole keeps its events for the one write at its end (FinishStream).
   std::string out;
-  for (std::string_view event : events_) AppendEvent(event, &out);
+  for (std::string_view event : events_) AppendEvent(event, whole_stream_ ? &whole_events_ : &out);
   // Each write holds the responder until it is on the wire, so that a stream cut right after
   // (the responder released without EndStream) still delivers what came before the cut.
   if (!out.empty()) responder_->WriteChunk(std::move(out), [keep = responder_](bool) {});
