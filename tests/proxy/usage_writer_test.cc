@@ -77,6 +77,16 @@ store::UsageRecord Record(const std::string& lineage, MicroUsd cost, UnixMillis 
   return record;
 }
 
+// The unflushed total of each of `lineages`, in order.
+std::vector<MicroUsd> Totals(const UsageWriter& writer,
+                             std::initializer_list<const char*> lineages) {
+  std::vector<MicroUsd> totals;
+  for (const char* lineage : lineages) {
+    totals.push_back(writer.Unflushed(lineage, 0, 0, 0, 0).total);
+  }
+  return totals;
+}
+
 class UsageWriterTest : public ::testing::Test {
  protected:
   Logger log_{stderr, LogLevel::kError};
@@ -122,19 +132,17 @@ TEST_F(UsageWriterTest, UnflushedCountsTheBatchInFlightAndWhatCameMeanwhile) {
   store_.HoldNextWrite();
   store_.set_fail(true);
   std::future<void> entered = store_.entered();
-  std::future<Status> flushed = std::async(std::launch::async, [&writer] { return writer.Flush(); });
+  std::future<Status> flushed =
+      std::async(std::launch::async, [&writer] { return writer.Flush(); });
   ASSERT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   writer.Append(Record("a", 100, 0));
   writer.Append(Record("c", 1000, 0));
-  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 101);
-  EXPECT_EQ(writer.Unflushed("b", 0, 0, 0, 0).total, 10);
-  EXPECT_EQ(writer.Unflushed("c", 0, 0, 0, 0).total, 1000);
+  const std::vector<MicroUsd> expected = {101, 10, 1000};
+  EXPECT_EQ(Totals(writer, {"a", "b", "c"}), expected);
   store_.release();
   EXPECT_FALSE(flushed.get().ok());
   EXPECT_EQ(writer.pending(), 4u);
-  EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 101);
-  EXPECT_EQ(writer.Unflushed("b", 0, 0, 0, 0).total, 10);
-  EXPECT_EQ(writer.Unflushed("c", 0, 0, 0, 0).total, 1000);
+  EXPECT_EQ(Totals(writer, {"a", "b", "c"}), expected);
   store_.set_fail(false);
   ASSERT_TRUE(writer.Flush().ok());
   EXPECT_EQ(store_.records(), 4u);
