@@ -16,9 +16,14 @@
 #            curl first. Skipped, with a line saying why, if it cannot be installed or checked.
 #            (bench/portkey/package.json holds @hono/node-server at 1.13.8: with later 1.x
 #            versions, Portkey 1.15.2 answers every proxied call 500, "TypeError: immutable".)
-# For each: requests/s, p50 and p99 latency, and the CPU microseconds the proxy process spent per
-# request (from /proc, user + system), then keygate's figures as ratios to nginx's and the
-# latency keygate adds at p99 over the direct path, and keygate's req/s as a multiple of Portkey's.
+# For each: requests/s, p50 and p99 latency, the CPU microseconds the proxy process spent per
+# request (from /proc, user + system), and the share of the machine's CPU time its hypervisor
+# took meanwhile (steal, from /proc/stat: on a shared virtual machine, what makes a run noisy).
+# Then keygate's figures as ratios to nginx's and the latency keygate adds at p99 over the
+# direct path, and keygate's req/s as a multiple of Portkey's. For each keygate run, also the
+# p50 and p99 of keygate's own share of a call, in-process (its keygate_proxy_overhead_seconds
+# histogram, read before and after the run; on stderr): its own work, without the wake-ups of
+# the loopback hops, though not without the machine's preemptions and steal.
 #
 # Environment: PROFILE (a path prefix: each measured run is recorded with perf, call graphs,
 # into PREFIX.TARGET-MODE-CONNS.perf, for the proxy's processes only; PERF_CALLGRAPH replaces
@@ -269,6 +274,10 @@ cpu_ticks() {
   echo "$user $system"
 }
 TICKS_PER_SECOND=$(getconf CLK_TCK)
+# The machine's CPU ticks, all and stolen by the hypervisor (a virtual machine's other guests).
+machine_ticks() {
+  awk '/^cpu / {total = 0; for (i = 2; i <= NF; i++) total += $i; print total, $9}' /proc/stat
+}
 # Voluntary and involuntary (preempted) context switches of a process tree's threads.
 switches() {
   local pid
@@ -276,7 +285,42 @@ switches() {
     awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v + 0, n + 0}'
 }
 
-# run LABEL URL SCRIPT CONNECTIONS PID: one wrk run; prints "rps p50_us p99_us cpu_us errors".
+# keygate's cumulative keygate_proxy_overhead_seconds buckets for chat calls, "LE COUNT" a line.
+overhead_buckets() {
+  python3 - "$KEYGATE_PORT" <<'PY'
+import re, sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+for le, count in re.findall(
+        r'^keygate_proxy_overhead_seconds_bucket\{route="/v1/chat/completions",le="([^"]+)"\} (\d+)$',
+        text, re.M):
+    print(le, count)
+PY
+}
+# overhead_quantiles BEFORE AFTER: the p50 and p99 of keygate's own share of the calls between
+# two overhead_buckets snapshots, as the upper bounds of the buckets they fall in.
+overhead_quantiles() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+def parse(text):
+    return [(le, int(n)) for le, n in (line.split() for line in text.strip().splitlines())]
+before, after = dict(parse(sys.argv[1])), parse(sys.argv[2])
+delta = [(le, n - before.get(le, 0)) for le, n in after]
+total = delta[-1][1] if delta else 0
+def bound(q):
+    for le, n in delta:
+        if n >= q * total:
+            return "over 100000" if le == "+Inf" else f"<= {float(le) * 1e6:.0f}"
+if total == 0:
+    print("  in keygate: no proxied calls counted")
+else:
+    print(f"  in keygate (keygate_proxy_overhead_seconds, {total} calls): "
+          f"p50 {bound(0.5)} us, p99 {bound(0.99)} us")
+PY
+}
+
+# run LABEL URL SCRIPT CONNECTIONS PID: one wrk run; prints "rps p50_us p99_us cpu_us errors
+# steal_percent", the last being the share of the machine's CPU time its hypervisor gave to
+# other guests meanwhile (a run with much of it is noise, its tail latencies most of all).
 run() {
   local url=$2 script=$3 connections=$4 pid=$5 threads=2
   [[ $connections -lt 2 ]] && threads=1
@@ -293,10 +337,14 @@ run() {
     perf record -q -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$pids" -o "$PROFILE.$1.perf" \
       2>/dev/null & perf_pid=$!
   fi
-  local user0 system0 user1 system1
+  local user0 system0 user1 system1 overhead_before=""
+  [[ $1 == keygate-* ]] && overhead_before=$(overhead_buckets)
   read -r user0 system0 <<<"$(cpu_ticks "$pid")"
+  read -r total0 steal0 <<<"$(machine_ticks)"
   out=$(wrk -t"$threads" -c"$connections" -d"${DURATION}s" -s "$script" "$url" | grep '^RESULT')
+  read -r total1 steal1 <<<"$(machine_ticks)"
   read -r user1 system1 <<<"$(cpu_ticks "$pid")"
+  [[ $1 == keygate-* ]] && overhead_quantiles "$overhead_before" "$(overhead_buckets)" >&2
   read -r _ requests duration_us p50 p99 errors <<<"$out"
   [[ -n "$perf_pid" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; }
   if [[ -n "$stat_pid" ]]; then
@@ -313,12 +361,12 @@ run() {
   fi
   python3 - "$requests" "$duration_us" "$p50" "$p99" "$errors" \
     "$((user1 - user0 + system1 - system0))" \
-    "$TICKS_PER_SECOND" <<'PY'
+    "$TICKS_PER_SECOND" "$((steal1 - steal0))" "$((total1 - total0))" <<'PY'
 import sys
-requests, duration_us, p50, p99, errors, ticks, hz = map(int, sys.argv[1:])
+requests, duration_us, p50, p99, errors, ticks, hz, steal, total = map(int, sys.argv[1:])
 rps = requests / (duration_us / 1e6)
 cpu_us = ticks / hz * 1e6 / max(requests, 1)
-print(f"{rps:.0f} {p50} {p99} {cpu_us:.1f} {errors}")
+print(f"{rps:.0f} {p50} {p99} {cpu_us:.1f} {errors} {100 * steal / max(total, 1):.0f}")
 PY
 }
 
@@ -327,7 +375,8 @@ ROUNDS="${ROUNDS:-1}"
 echo "keygate proxy benchmark: ${DURATION}s per run on $(nproc) cores, wrk on loopback"
 for round in $(seq 1 "$ROUNDS"); do
 [[ $ROUNDS -gt 1 ]] && echo "round $round of $ROUNDS"
-printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' target mode conns req/s p50_us p99_us cpu_us/req errors
+printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s %7s\n' target mode conns req/s p50_us p99_us \
+  cpu_us/req errors steal%
 for mode in ${MODES:-plain stream}; do
   prefix=""; [[ $mode == stream ]] && prefix="/sse"
   for connections in ${CONNECTIONS:-32 1}; do
@@ -343,9 +392,9 @@ for mode in ${MODES:-plain stream}; do
       esac
       figures=$(run "$target-$mode-$connections" "$url" "$script" "$connections" "$pid")
       RESULT[$round.$target.$mode.$connections]="$figures"
-      read -r rps p50 p99 cpu errors <<<"$figures"
-      printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s\n' "$target" "$mode" "$connections" \
-        "$rps" "$p50" "$p99" "$cpu" "$errors"
+      read -r rps p50 p99 cpu errors steal <<<"$figures"
+      printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s %7s\n' "$target" "$mode" "$connections" \
+        "$rps" "$p50" "$p99" "$cpu" "$errors" "$steal"
     done
   done
 done

@@ -53,7 +53,7 @@ const char* LevelName(LogLevel level) {
 }
 }  // namespace
 
-void Logger::Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+void Logger::Log(LogLevel level, std::string_view event, std::span<const LogField> fields) {
   if (!Enabled(level)) return;
   // The log line's timestamp is for humans reading logs, not for any decision, so it may use
   // the real time of day (clock.h governs decisions).

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <initializer_list>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -42,7 +43,11 @@ class Logger {
   explicit Logger(std::FILE* out = stderr, LogLevel min_level = LogLevel::kInfo)
       : out_(out), min_level_(min_level) {}
 
-  void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});
+  void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {}) {
+    Log(level, event, std::span<const LogField>(fields.begin(), fields.size()));
+  }
+  // For a line whose fields vary.
+  void Log(LogLevel level, std::string_view event, std::span<const LogField> fields);
   void Info(std::string_view event, std::initializer_list<LogField> fields = {}) {
     Log(LogLevel::kInfo, event, fields);
   }

@@ -114,6 +114,10 @@ class Responder {
   }
   // `cb` runs once (on an io thread) if the client disconnects before the response completes.
   virtual void OnClientGone(std::function<void()> cb) = 0;
+  // Says how long (nanoseconds) the answer waited on an upstream call, so that the server can
+  // tell its own share of the request's time (keygate_proxy_overhead_seconds, the access log's
+  // overhead_us): call before the answer's last part. This default ignores it.
+  virtual void NoteUpstreamTime(int64_t /*nanoseconds*/) {}
   // The request's id (for logs and x-request-id).
   virtual const std::string& request_id() const = 0;
 };

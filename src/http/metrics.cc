@@ -42,8 +42,28 @@ HttpMetrics::HttpMetrics(size_t shards) {
   for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
+template <size_t N>
+void HttpMetrics::Histogram<N>::Add(int64_t us, const std::array<double, N>& bounds) {
+  ++count;
+  sum_us += us;
+  const double seconds = static_cast<double>(us) / 1e6;
+  for (size_t i = 0; i < N; ++i) {
+    if (seconds <= bounds[i]) {
+      ++buckets[i];
+      break;
+    }
+  }
+}
+
+template <size_t N>
+void HttpMetrics::Histogram<N>::Merge(const Histogram& other) {
+  count += other.count;
+  sum_us += other.sum_us;
+  for (size_t i = 0; i < N; ++i) buckets[i] += other.buckets[i];
+}
+
 void HttpMetrics::Record(size_t shard, std::string_view route, std::string_view method,
-                         int status, int64_t duration_us) {
+                         int status, int64_t duration_us, int64_t overhead_us) {
   Shard& target = *shards_[shard];
   std::lock_guard<std::mutex> lock(target.mu);
   auto it = target.series.find(SeriesKeyView{route, method, status});
@@ -51,17 +71,40 @@ void HttpMetrics::Record(size_t shard, std::string_view route, std::string_view 
     it = target.series.emplace(SeriesKey{std::string(route), std::string(method), status}, Series{})
              .first;
   }
-  Series& series = it->second;
-  ++series.count;
-  series.sum_us += duration_us;
-  const double seconds = static_cast<double>(duration_us) / 1e6;
-  for (size_t i = 0; i < kBucketSeconds.size(); ++i) {
-    if (seconds <= kBucketSeconds[i]) {
-      ++series.buckets[i];
-      break;
-    }
-  }
+  it->second.duration.Add(duration_us, kBucketSeconds);
+  if (overhead_us >= 0) it->second.overhead.Add(overhead_us, kOverheadBucketSeconds);
 }
+
+namespace {
+
+// One Prometheus histogram's _bucket, _sum and _count lines, `labels` being its series' label
+// text without braces.
+template <size_t N>
+void AppendHistogram(std::string_view name, std::string_view labels, uint64_t count,
+                     int64_t sum_us, const std::array<uint64_t, N>& buckets,
+                     const std::array<double, N>& bounds, std::string* out) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= N; ++i) {
+    out->append(name).append("_bucket{").append(labels).append(",le=\"");
+    if (i < N) {
+      cumulative += buckets[i];
+      AppendSeconds(bounds[i], out);
+    } else {
+      cumulative = count;
+      out->append("+Inf");
+    }
+    out->append("\"} ");
+    AppendDecimal(cumulative, out);
+    out->push_back('\n');
+  }
+  out->append(name).append("_sum{").append(labels).append("} ");
+  AppendSeconds(static_cast<double>(sum_us) / 1e6, out);
+  out->append("\n").append(name).append("_count{").append(labels).append("} ");
+  AppendDecimal(count, out);
+  out->push_back('\n');
+}
+
+}  // namespace
 
 void HttpMetrics::AppendPrometheus(std::string* out) const {
   SeriesMap total;
@@ -69,9 +112,8 @@ void HttpMetrics::AppendPrometheus(std::string* out) const {
     std::lock_guard<std::mutex> lock(shard->mu);
     for (const auto& [key, series] : shard->series) {
       Series& sum = total[key];
-      sum.count += series.count;
-      sum.sum_us += series.sum_us;
-      for (size_t i = 0; i < series.buckets.size(); ++i) sum.buckets[i] += series.buckets[i];
+      sum.duration.Merge(series.duration);
+      sum.overhead.Merge(series.overhead);
     }
   }
   out->append("# HELP keygate_http_requests_total HTTP requests answered, by route pattern, "
@@ -80,37 +122,34 @@ void HttpMetrics::AppendPrometheus(std::string* out) const {
     out->append("keygate_http_requests_total{");
     AppendLabels(key.route, key.method, key.status, out);
     out->append("} ");
-    AppendDecimal(series.count, out);
+    AppendDecimal(series.duration.count, out);
     out->push_back('\n');
   }
   out->append("# HELP keygate_http_request_duration_seconds Time from a request's first byte to "
               "its answer's last.\n# TYPE keygate_http_request_duration_seconds histogram\n");
+  std::string labels;
   for (const auto& [key, series] : total) {
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i <= kBucketSeconds.size(); ++i) {
-      out->append("keygate_http_request_duration_seconds_bucket{");
-      AppendLabels(key.route, key.method, key.status, out);
-      out->append(",le=\"");
-      if (i < kBucketSeconds.size()) {
-        cumulative += series.buckets[i];
-        AppendSeconds(kBucketSeconds[i], out);
-      } else {
-        cumulative = series.count;
-        out->append("+Inf");
-      }
-      out->append("\"} ");
-      AppendDecimal(cumulative, out);
-      out->push_back('\n');
-    }
-    out->append("keygate_http_request_duration_seconds_sum{");
-    AppendLabels(key.route, key.method, key.status, out);
-    out->append("} ");
-    AppendSeconds(static_cast<double>(series.sum_us) / 1e6, out);
-    out->append("\nkeygate_http_request_duration_seconds_count{");
-    AppendLabels(key.route, key.method, key.status, out);
-    out->append("} ");
-    AppendDecimal(series.count, out);
-    out->push_back('\n');
+    labels.clear();
+    AppendLabels(key.route, key.method, key.status, &labels);
+    const auto& h = series.duration;
+    AppendHistogram("keygate_http_request_duration_seconds", labels, h.count, h.sum_us,
+                    h.buckets, kBucketSeconds, out);
+  }
+  // By route only: the share is the gateway's, whatever the upstream answered.
+  std::map<std::string_view, Histogram<kOverheadBucketSeconds.size()>> overhead;
+  for (const auto& [key, series] : total) {
+    if (series.overhead.count > 0) overhead[key.route].Merge(series.overhead);
+  }
+  out->append("# HELP keygate_proxy_overhead_seconds Time keygate spent on a proxied call "
+              "outside its upstream call: from the request's first byte to the upstream "
+              "call's start, and from the upstream answer's end to the answer's last byte.\n"
+              "# TYPE keygate_proxy_overhead_seconds histogram\n");
+  for (const auto& [route, h] : overhead) {
+    labels.assign("route=\"");
+    AppendLabelValue(route, &labels);
+    labels.push_back('"');
+    AppendHistogram("keygate_proxy_overhead_seconds", labels, h.count, h.sum_us, h.buckets,
+                    kOverheadBucketSeconds, out);
   }
 }
 

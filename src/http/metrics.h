@@ -28,14 +28,23 @@ class HttpMetrics {
   static constexpr std::array<double, 11> kBucketSeconds = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                             0.25,  0.5,   1,    5,     30};
 
+  // Upper bounds of the buckets of the server's own share of a proxied call, in seconds (then
+  // +Inf): fine, since it is microseconds where the call is milliseconds or seconds.
+  static constexpr std::array<double, 14> kOverheadBucketSeconds = {
+      0.00001, 0.00002, 0.00003, 0.00005, 0.000075, 0.0001, 0.00015,
+      0.0002,  0.0003,  0.0005,  0.001,   0.0025,   0.01,   0.1};
+
   explicit HttpMetrics(size_t shards);
 
-  // Counts one answered request. REQUIRES: shard < the count given to the constructor.
+  // Counts one answered request, and its `overhead_us` (the time outside the handler's
+  // upstream call) when it made one (>= 0). REQUIRES: shard < the count given to the
+  // constructor.
   void Record(size_t shard, std::string_view route, std::string_view method, int status,
-              int64_t duration_us);
+              int64_t duration_us, int64_t overhead_us = -1);
 
-  // Appends keygate_http_requests_total and keygate_http_request_duration_seconds (with HELP
-  // and TYPE lines), summed over the shards.
+  // Appends keygate_http_requests_total, keygate_http_request_duration_seconds and
+  // keygate_proxy_overhead_seconds (by route; with HELP and TYPE lines), summed over the
+  // shards.
   void AppendPrometheus(std::string* out) const;
 
  private:
@@ -59,10 +68,18 @@ class HttpMetrics {
       return a.status < b.status;
     }
   };
-  struct Series {
+  template <size_t N>
+  struct Histogram {
     uint64_t count = 0;
     int64_t sum_us = 0;
-    std::array<uint64_t, kBucketSeconds.size()> buckets{};  // not cumulative
+    std::array<uint64_t, N> buckets{};  // not cumulative
+
+    void Add(int64_t us, const std::array<double, N>& bounds);
+    void Merge(const Histogram& other);
+  };
+  struct Series {
+    Histogram<kBucketSeconds.size()> duration;
+    Histogram<kOverheadBucketSeconds.size()> overhead;  // calls with an upstream call only
   };
   using SeriesMap = std::map<SeriesKey, Series, KeyLess>;
   struct Shard {

@@ -123,6 +123,9 @@ class ResponderImpl final : public Responder {
       s.SetClientGoneCallback(seq, std::move(cb));
     });
   }
+  void NoteUpstreamTime(int64_t nanoseconds) override {
+    session_->Run([seq = seq_, nanoseconds](Session& s) { s.NoteUpstreamTime(seq, nanoseconds); });
+  }
   const std::string& request_id() const override { return request_id_; }
 
   // The handler threw: answer 500 if nothing was sent yet, else cut the stream.

@@ -175,6 +175,7 @@ class Session : public std::enable_shared_from_this<Session> {
     int status = 0;
     uint64_t bytes = 0;  // body bytes queued to the client
     std::chrono::steady_clock::time_point start;
+    int64_t upstream_ns = -1;  // the handler's upstream call, when it made one
     std::function<void()> on_client_gone;
   };
   struct OutItem {
@@ -228,6 +229,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void SendStream(uint64_t seq, int status, HeaderList headers, ContentType content_type,
                   std::string header_lines, std::string events);
   void SetClientGoneCallback(uint64_t seq, std::function<void()> callback);
+  void NoteUpstreamTime(uint64_t seq, int64_t nanoseconds);
   void HandlerFailed(uint64_t seq);
   void ResponderReleased(uint64_t seq);
   void AbortExchange(const char* why);

@@ -1,9 +1,12 @@
 // The write side of a Session: complete responses, chunked streams, the one-at-a-time write
 // queue, the end of an exchange and its access-log line.
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <ctime>
 #include <exception>
+#include <iterator>
+#include <span>
 #include <utility>
 
 #include "common/ascii.h"
@@ -313,6 +316,10 @@ void Session::SetClientGoneCallback(uint64_t seq, std::function<void()> callback
   exchange_->on_client_gone = std::move(callback);
 }
 
+void Session::NoteUpstreamTime(uint64_t seq, int64_t nanoseconds) {
+  if (IsCurrent(seq)) exchange_->upstream_ns = std::max<int64_t>(nanoseconds, 0);
+}
+
 void Session::HandlerFailed(uint64_t seq) {
   if (!IsCurrent(seq)) return;
   switch (exchange_->state) {
@@ -484,18 +491,26 @@ void Session::LogAccess() {
   auto duration =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.start);
   const int status = exchange.status != 0 ? exchange.status : kStatusClientClosed;
-  state_.metrics().Record(shard_index_, exchange.route, exchange.method, status,
-                          static_cast<int64_t>(duration.count()));
+  const auto duration_us = static_cast<int64_t>(duration.count());
+  // The server's own share: the request's time outside the handler's upstream call.
+  const int64_t overhead_us =
+      exchange.upstream_ns < 0 ? -1
+                               : std::max<int64_t>(duration_us - exchange.upstream_ns / 1000, 0);
+  state_.metrics().Record(shard_index_, exchange.route, exchange.method, status, duration_us,
+                          overhead_us);
   if (!state_.logger().Enabled(LogLevel::kInfo)) return;
   // Never a header, never the query: they may hold credentials.
-  state_.logger().Info("http.request",
-                       {{"method", exchange.method},
-                        {"path", exchange.path},
-                        {"status", status},
-                        {"duration_us", static_cast<int64_t>(duration.count())},
-                        {"request_id", exchange.request_id},
-                        {"bytes", exchange.bytes},
-                        {"client_gone", client_gone_}});
+  const LogField fields[] = {{"method", exchange.method},
+                             {"path", exchange.path},
+                             {"status", status},
+                             {"duration_us", duration_us},
+                             {"request_id", exchange.request_id},
+                             {"bytes", exchange.bytes},
+                             {"client_gone", client_gone_},
+                             {"overhead_us", overhead_us}};
+  // overhead_us only for a request that made an upstream call.
+  const size_t count = std::size(fields) - (overhead_us < 0 ? 1 : 0);
+  state_.logger().Log(LogLevel::kInfo, "http.request", std::span(fields, count));
 }
 
 void Session::RunCallback(const char* what, const std::function<void()>& callback) {

@@ -38,6 +38,34 @@ TEST(HttpMetricsTest, SumsTheShardsIntoCumulativeHistograms) {
             std::string::npos);
 }
 
+// The gateway's own share of proxied calls: by route only, summed over methods, statuses and
+// shards, in fine buckets; none for routes that made no upstream call.
+TEST(HttpMetricsTest, OverheadIsAFineHistogramByRoute) {
+  HttpMetrics metrics(2);
+  metrics.Record(0, "/v1/chat/completions", "POST", 200, 300'000, 40);
+  metrics.Record(1, "/v1/chat/completions", "POST", 502, 2'000, 120);
+  metrics.Record(1, "/v1/chat/completions", "POST", 401, 30);  // refused: no upstream call
+  metrics.Record(0, "/metrics", "GET", 200, 80);
+  std::string text;
+  metrics.AppendPrometheus(&text);
+  EXPECT_NE(text.find("# TYPE keygate_proxy_overhead_seconds histogram\n"), std::string::npos);
+  const std::string bucket = R"(keygate_proxy_overhead_seconds_bucket{route="/v1/chat/completions",le=")";
+  EXPECT_NE(text.find(bucket + "3e-05\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(bucket + "5e-05\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(bucket + "0.0001\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(bucket + "0.00015\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(bucket + "+Inf\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(keygate_proxy_overhead_seconds_sum{route="/v1/chat/completions"} 0.00016)"),
+            std::string::npos);
+  EXPECT_NE(text.find(R"(keygate_proxy_overhead_seconds_count{route="/v1/chat/completions"} 2)"),
+            std::string::npos);
+  EXPECT_EQ(text.find(R"(keygate_proxy_overhead_seconds_count{route="/metrics"})"),
+            std::string::npos);
+  // The request durations still count every answer.
+  EXPECT_NE(text.find(R"(keygate_http_request_duration_seconds_count{route="/v1/chat/completions",method="POST",status="401"} 1)"),
+            std::string::npos);
+}
+
 TEST(HttpMetricsTest, EscapesLabelValues) {
   std::string out;
   AppendLabelValue("a\"b\\c\nd", &out);
