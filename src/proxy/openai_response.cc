@@ -341,6 +341,23 @@ const char* StringEnd(const char* p, const char* end) {
   }
 }
 
+// Moves to the next byte that can begin what the event lexer looks at: a string, an object or
+// an array (every other byte of a payload is punctuation, space, a number or a literal),
+// sixteen or eight bytes at a time.
+const char* SkipToStringOrContainer(const char* p, const char* end) {
+  if (byte_words::SkipUnmarkedBlocks(&p, end, [](byte_words::Block b) {
+        return byte_words::EqualMask(b, '"') | byte_words::EqualMask(b, '{') |
+               byte_words::EqualMask(b, '[');
+      })) {
+    return p;
+  }
+  p = byte_words::SkipUnmarked(p, end, [](uint64_t w) {
+    return byte_words::Equal(w, '"') | byte_words::Equal(w, '{') | byte_words::Equal(w, '[');
+  });
+  while (p < end && *p != '"' && *p != '{' && *p != '[') ++p;
+  return p;
+}
+
 const char* SkipJsonSpace(const char* p, const char* end) {
   while (p < end && internal::IsJsonSpace(*p)) ++p;
   return p;
@@ -387,11 +404,6 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
   bool no_choices = false;
   while (p < end) {
     const char c = *p;
-    // Spaces first: between a name and its value too, where in_value holds.
-    if (internal::IsJsonSpace(c)) {
-      ++p;
-      continue;
-    }
     if (c == '"') {
       const char* close = StringEnd(p + 1, end);
       if (close == nullptr) return false;
@@ -400,7 +412,7 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
       if (p < end && *p == ':') {
         name = text;
         in_value = true;
-        ++p;
+        p = SkipJsonSpace(p + 1, end);  // to the value's first byte, where in_value holds
         continue;
       }
       if (in_value && IsCompletionKey(name)) {
@@ -424,8 +436,10 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
       const char* next = SkipJsonSpace(p + 1, end);
       if (next < end && *next == ']') no_choices = true;
     }
+    // Anything else ends a value (a number, a literal, a container's bracket, punctuation):
+    // on to the next string or container.
     in_value = false;
-    ++p;
+    p = SkipToStringOrContainer(p + 1, end);
   }
   if (usage_object) {
     facts->kind = no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;

@@ -191,6 +191,27 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
     ExpectSameFacts(ReadEvent(event), internal::SearchEvent(event));
   }
 
+  // Numbers, literals and punctuation are skipped by blocks of sixteen and words of eight:
+  // whatever their length, the text and members after them are found, and a completion
+  // member's value that is not a string counts nothing, not even a string after it.
+  for (size_t pad = 0; pad <= 40; ++pad) {
+    std::string numbers;
+    for (size_t i = 0; i < pad; ++i) numbers += i % 2 == 0 ? "7" : ",";
+    const std::string event =
+        "data: {\"n\":[" + numbers + "],\"created\":1" + numbers.substr(0, pad / 2) +
+        ",\"choices\":[],\"delta\":{\"content\":\"Hello\",\"refusal\":null" +
+        std::string(pad, ' ') + "},\"x\":[{\"content\":" + numbers + "0},\"ab\"]," +
+        "\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":" + std::to_string(pad) +
+        "}}\n\n";
+    SCOPED_TRACE(event);
+    const auto scanned = internal::ScanEvent(event);
+    ASSERT_TRUE(scanned.has_value());
+    EXPECT_EQ(scanned->completion_text_bytes, 5);
+    EXPECT_EQ(scanned->kind, EventKind::kUsageOnly);
+    ASSERT_TRUE(scanned->usage.has_value());
+    EXPECT_EQ(scanned->usage->completion_tokens, static_cast<int64_t>(pad));
+  }
+
   // Whatever the spacing, the lexer finds the text (the search needs `":"` unspaced).
   const std::string spaced =
       "data: { \"choices\" : [ ] , \"delta\": { \"content\" : \"Hello\" }, "
