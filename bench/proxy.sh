@@ -274,9 +274,10 @@ cpu_ticks() {
   echo "$user $system"
 }
 TICKS_PER_SECOND=$(getconf CLK_TCK)
-# The machine's CPU ticks, all and stolen by the hypervisor (a virtual machine's other guests).
+# The machine's CPU ticks, all and stolen by the hypervisor (a virtual machine's other guests):
+# user to steal (the guest columns after them are inside user and nice already).
 machine_ticks() {
-  awk '/^cpu / {total = 0; for (i = 2; i <= NF; i++) total += $i; print total, $9}' /proc/stat
+  awk '/^cpu / {total = 0; for (i = 2; i <= 9; i++) total += $i; print total, $9}' /proc/stat
 }
 # Voluntary and involuntary (preempted) context switches of a process tree's threads.
 switches() {
@@ -290,9 +291,8 @@ overhead_buckets() {
   python3 - "$KEYGATE_PORT" <<'PY'
 import re, sys, urllib.request
 text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
-for le, count in re.findall(
-        r'^keygate_proxy_overhead_seconds_bucket\{route="/v1/chat/completions",le="([^"]+)"\} (\d+)$',
-        text, re.M):
+bucket = r'^keygate_proxy_overhead_seconds_bucket\{route="/v1/chat/completions",le="([^"]+)"\} '
+for le, count in re.findall(bucket + r'(\d+)$', text, re.M):
     print(le, count)
 PY
 }
@@ -337,7 +337,7 @@ run() {
     perf record -q -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$pids" -o "$PROFILE.$1.perf" \
       2>/dev/null & perf_pid=$!
   fi
-  local user0 system0 user1 system1 overhead_before=""
+  local user0 system0 user1 system1 total0 steal0 total1 steal1 overhead_before=""
   [[ $1 == keygate-* ]] && overhead_before=$(overhead_buckets)
   read -r user0 system0 <<<"$(cpu_ticks "$pid")"
   read -r total0 steal0 <<<"$(machine_ticks)"

@@ -140,9 +140,10 @@ void HttpMetrics::AppendPrometheus(std::string* out) const {
   for (const auto& [key, series] : total) {
     if (series.overhead.count > 0) overhead[key.route].Merge(series.overhead);
   }
-  out->append("# HELP keygate_proxy_overhead_seconds Time keygate spent on a proxied call "
+  out->append("# HELP keygate_proxy_overhead_seconds Time a proxied call spent in keygate, "
               "outside its upstream call: from the request's first byte to the upstream "
-              "call's start, and from the upstream answer's end to the answer's last byte.\n"
+              "call's start, and from the upstream answer's end to the answer's last byte "
+              "written (so a slow client's reading counts).\n"
               "# TYPE keygate_proxy_overhead_seconds histogram\n");
   for (const auto& [route, h] : overhead) {
     labels.assign("route=\"");

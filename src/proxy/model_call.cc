@@ -108,8 +108,10 @@ void ModelCall::Start(boost::asio::io_context& io) {
     self->client_gone_ = true;
     self->upstream_call_->Cancel();
   });
-  upstream_call_->Start();
+  // Read before Start(), which may finish the call before it returns (a failed write), and
+  // on a pool thread hands it to the io thread.
   upstream_start_ns_ = env_.clock.MonotonicNs();
+  upstream_call_->Start();
 }
 
 void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> headers, bool whole) {
@@ -201,7 +203,7 @@ void ModelCall::AppendEvent(std::string_view event, std::string* out) {
 }
 
 void ModelCall::OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) {
-  end_ns_ = env_.clock.MonotonicNs();
+  upstream_end_ns_ = env_.clock.MonotonicNs();
   if (streaming_) return FinishStream(outcome, detail);
   if (body_too_large_) {
     return FailBeforeAnswer(UpstreamOutcome::kBadResponse, "answer larger than the gateway's "
@@ -346,9 +348,11 @@ void ModelCall::Close(int status, Charge charge, TokenUsage usage) {
     env_.limiter.Release(admission_.ticket);
     usage = {};
   }
-  const int64_t end_ns = end_ns_ != 0 ? end_ns_ : env_.clock.MonotonicNs();
+  const int64_t end_ns = env_.clock.MonotonicNs();
   // Before the answer's last part leaves (every caller of Close answers after it).
-  if (upstream_start_ns_ != 0) responder_->NoteUpstreamTime(end_ns - upstream_start_ns_);
+  if (upstream_start_ns_ && upstream_end_ns_) {
+    responder_->NoteUpstreamTime(*upstream_end_ns_ - *upstream_start_ns_);
+  }
   store::UsageRecord record;
   record.key_hash = call.key->hash;
   record.lineage = call.key->lineage.empty() ? call.key->hash : call.key->lineage;

@@ -108,9 +108,11 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   http::HeaderList forward_headers_;
   std::shared_ptr<UpstreamCall> upstream_call_;
   const int64_t start_ns_;
-  int64_t upstream_start_ns_ = 0;  // the upstream call started (its request being written)
+  // When the upstream call was started and when it ended, if it was and did (the time the
+  // answer waited on it, which Close() tells the responder).
+  std::optional<int64_t> upstream_start_ns_;
+  std::optional<int64_t> upstream_end_ns_;
   int64_t head_ns_ = 0;
-  int64_t end_ns_ = 0;  // the upstream call ended
 
   // Upstream answer.
   int upstream_status_ = 0;

@@ -341,23 +341,6 @@ const char* StringEnd(const char* p, const char* end) {
   }
 }
 
-// Moves to the next byte that can begin what the event lexer looks at: a string, an object or
-// an array (every other byte of a payload is punctuation, space, a number or a literal),
-// sixteen or eight bytes at a time.
-const char* SkipToStringOrContainer(const char* p, const char* end) {
-  if (byte_words::SkipUnmarkedBlocks(&p, end, [](byte_words::Block b) {
-        return byte_words::EqualMask(b, '"') | byte_words::EqualMask(b, '{') |
-               byte_words::EqualMask(b, '[');
-      })) {
-    return p;
-  }
-  p = byte_words::SkipUnmarked(p, end, [](uint64_t w) {
-    return byte_words::Equal(w, '"') | byte_words::Equal(w, '{') | byte_words::Equal(w, '[');
-  });
-  while (p < end && *p != '"' && *p != '{' && *p != '[') ++p;
-  return p;
-}
-
 const char* SkipJsonSpace(const char* p, const char* end) {
   while (p < end && internal::IsJsonSpace(*p)) ++p;
   return p;
@@ -436,10 +419,12 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
       const char* next = SkipJsonSpace(p + 1, end);
       if (next < end && *next == ']') no_choices = true;
     }
-    // Anything else ends a value (a number, a literal, a container's bracket, punctuation):
-    // on to the next string or container.
+    // Anything else ends a value (a number, a literal, a container's bracket, punctuation), and
+    // nothing but a string matters until the next name's colon: on to the next quote, sixteen
+    // or eight bytes at a time (a backslash, which stops the skip too, cannot occur outside a
+    // string of valid JSON, and is stepped over here like any other byte).
     in_value = false;
-    p = SkipToStringOrContainer(p + 1, end);
+    p = SkipStringBytes(p + 1, end);
   }
   if (usage_object) {
     facts->kind = no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;

@@ -78,49 +78,64 @@ int64_t JsonNumberField(const std::string& line, const std::string& field) {
 }
 
 // keygate's own share of a proxied call leaves out the upstream's time: the access log's
-// overhead_us and keygate_proxy_overhead_seconds, for a plain call whose upstream waits 300 ms
-// and a stream whose upstream takes 300 ms between its events. Calls without an upstream call
-// have no overhead.
+// overhead_us and keygate_proxy_overhead_seconds, for a plain call whose upstream waits 300 ms,
+// a stream whose upstream takes 300 ms between its events, and one in hand whole after 300 ms;
+// a call whose upstream cannot be reached counts too. Calls without an upstream call have no
+// overhead.
 TEST_F(DataPlaneTest, TheOverheadLeavesOutTheUpstreamsTime) {
   MintedKey key = Mint();
+  const std::string stream = R"(,"stream":true)";
   ASSERT_EQ(Call(key.secret, ChatBody("hello", 20), "/v1/chat/completions",
                  {{"x-mock-fault", "delay:300"}})
                 .status,
             200);
-  auto stream = Call(key.secret, ChatBody("one two three", 20, "mock/echo", R"(,"stream":true)"),
-                     "/v1/chat/completions",
-                     {{"x-mock-chunks", "3"}, {"x-mock-chunk-delay-ms", "150"}});
-  ASSERT_EQ(stream.status, 200) << stream.body;
+  ASSERT_EQ(Call(key.secret, ChatBody("one two three", 20, "mock/echo", stream),
+                 "/v1/chat/completions", {{"x-mock-chunks", "3"}, {"x-mock-chunk-delay-ms", "150"}})
+                .status,
+            200);
+  ASSERT_EQ(Call(key.secret, ChatBody("whole", 20, "mock/echo", stream), "/v1/chat/completions",
+                 {{"x-mock-fault", "delay:300"}, {"x-mock-stream-framing", "length"}})
+                .status,
+            200);
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 20, "dead/echo")).status, 502);
   ASSERT_EQ(client_->Get("/v1/models").status, 401);
   const std::string text = client_->Get("/metrics").body;
   const std::string route = R"({route="/v1/chat/completions"})";
-  EXPECT_NE(text.find("keygate_proxy_overhead_seconds_count" + route + " 2\n"),
+  EXPECT_NE(text.find("keygate_proxy_overhead_seconds_count" + route + " 4\n"),
             std::string::npos)
       << text;
-  // Each call took 300 ms or more, keygate's share a small part of it.
-  const size_t sum_at = text.find("keygate_proxy_overhead_seconds_sum" + route + " ");
+  // Three calls took 300 ms or more, keygate's share a small part of each.
+  const std::string sum = "keygate_proxy_overhead_seconds_sum" + route + " ";
+  const size_t sum_at = text.find(sum);
   ASSERT_NE(sum_at, std::string::npos) << text;
-  EXPECT_LT(std::stod(text.substr(sum_at + 36 + route.size())), 0.2) << text;
-  EXPECT_NE(text.find(R"(keygate_proxy_overhead_seconds_bucket{route="/v1/chat/completions",le="+Inf"} 2)"),
+  EXPECT_LT(std::stod(text.substr(sum_at + sum.size())), 0.2) << text;
+  EXPECT_NE(text.find("keygate_proxy_overhead_seconds_bucket{route=\"/v1/chat/completions\","
+                      "le=\"+Inf\"} 4"),
             std::string::npos);
   EXPECT_EQ(text.find(R"(keygate_proxy_overhead_seconds_count{route="/v1/models"})"),
             std::string::npos);
 
   int chat_lines = 0;
+  int slow_lines = 0;
   std::istringstream log(process_->log());
   for (std::string line; std::getline(log, line);) {
     if (line.find("\"http.request\"") == std::string::npos) continue;
-    if (line.find("\"path\":\"/v1/chat/completions\"") != std::string::npos) {
-      ++chat_lines;
-      EXPECT_GE(JsonNumberField(line, "duration_us"), 300'000) << line;
-      const int64_t overhead = JsonNumberField(line, "overhead_us");
-      EXPECT_GE(overhead, 0) << line;
-      EXPECT_LT(overhead, 100'000) << line;
-    } else {
+    if (line.find("\"path\":\"/v1/chat/completions\"") == std::string::npos) {
       EXPECT_EQ(line.find("overhead_us"), std::string::npos) << line;
+      continue;
+    }
+    ++chat_lines;
+    const int64_t duration = JsonNumberField(line, "duration_us");
+    const int64_t overhead = JsonNumberField(line, "overhead_us");
+    EXPECT_GT(overhead, 0) << line;
+    EXPECT_LT(overhead, 100'000) << line;
+    if (duration >= 300'000) {
+      ++slow_lines;
+      EXPECT_GE(duration - overhead, 300'000) << line;  // the upstream's share
     }
   }
-  EXPECT_EQ(chat_lines, 2);
+  EXPECT_EQ(chat_lines, 4);
+  EXPECT_EQ(slow_lines, 3);
 }
 
 // The upstream's Content-Type reaches the caller, whatever it is; without one, a plain answer
