@@ -35,6 +35,10 @@ if [[ -x "$BUILD_DIR/bench/limiter_bench" ]]; then
   echo "== in-process limiter (Google Benchmark)"
   "$BUILD_DIR/bench/limiter_bench" --benchmark_min_time=0.2 2>/dev/null | grep -E "^BM_|^-|Benchmark"
 fi
+if [[ -x "$BUILD_DIR/bench/relay_bench" ]]; then
+  echo "== the stream relay's reading of one upstream event (Google Benchmark)"
+  "$BUILD_DIR/bench/relay_bench" --benchmark_min_time=0.2 2>/dev/null | grep -E "^BM_|^-|Benchmark"
+fi
 if [[ -x "$BUILD_DIR/bench/usage_write_bench" ]]; then
   echo "== usage batches: CPU per batch and per record (Google Benchmark, data file in $BUILD_DIR)"
   BENCH_DIR="$BUILD_DIR" "$BUILD_DIR/bench/usage_write_bench" --benchmark_min_time=0.5 2>/dev/null |

@@ -12,6 +12,7 @@
 
 #include "common/byte_words.h"
 #include "proxy/json_scanner.h"
+#include "proxy/quote_index.h"
 
 namespace keygate::proxy {
 namespace {
@@ -385,11 +386,14 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
   bool in_value = false;
   bool usage_object = false;
   bool no_choices = false;
+  internal::QuoteIndex quotes(payload);
+  auto offset = [&](const char* at) { return static_cast<size_t>(at - payload.data()); };
   while (p < end) {
     const char c = *p;
     if (c == '"') {
-      const char* close = StringEnd(p + 1, end);
-      if (close == nullptr) return false;
+      const size_t close_at = quotes.StringEnd(offset(p));
+      if (close_at == internal::QuoteIndex::npos) return false;
+      const char* close = payload.data() + close_at;
       const std::string_view text(p + 1, static_cast<size_t>(close - p - 1));
       p = SkipJsonSpace(close + 1, end);
       if (p < end && *p == ':') {
@@ -420,11 +424,9 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
       if (next < end && *next == ']') no_choices = true;
     }
     // Anything else ends a value (a number, a literal, a container's bracket, punctuation), and
-    // nothing but a string matters until the next name's colon: on to the next quote, sixteen
-    // or eight bytes at a time (a backslash, which stops the skip too, cannot occur outside a
-    // string of valid JSON, and is stepped over here like any other byte).
+    // nothing but a string matters until the next name's colon: on to the next quote.
     in_value = false;
-    p = SkipStringBytes(p + 1, end);
+    p = payload.data() + quotes.NextQuote(offset(p) + 1);
   }
   if (usage_object) {
     facts->kind = no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;

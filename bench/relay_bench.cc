@@ -1,0 +1,38 @@
+// What the stream relay spends reading one upstream event (proxy::ReadEvent: its kind, usage,
+// completion text and the `usage: null` to strip), for the chunks of a streamed call: a short
+// content chunk as OpenAI sends it when usage was asked for, a longer one with escapes, and the
+// usage chunk. Per event; a streamed call of the HTTP benchmark reads five.
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include "proxy/openai_response.h"
+
+namespace keygate::proxy {
+namespace {
+
+const std::string kContentChunk =
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+    "\"model\":\"echo\",\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,"
+    "\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,\"finish_reason\":null}],"
+    "\"usage\":null}\n\n";
+const std::string kLongChunk =
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+    "\"model\":\"echo\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Here is a list:\\n\\n1. "
+    "\\\"First\\\", with a quote\\n2. Second, with a longer line of text that goes on for a "
+    "while\\n3. Third\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n";
+const std::string kUsageChunk =
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+    "\"model\":\"echo\",\"choices\":[],\"usage\":{\"prompt_tokens\":24,\"completion_tokens\":4,"
+    "\"total_tokens\":28,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n";
+
+void BM_ReadEvent(benchmark::State& state, const std::string& event) {
+  for (auto _ : state) benchmark::DoNotOptimize(ReadEvent(event));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * event.size()));
+}
+BENCHMARK_CAPTURE(BM_ReadEvent, content, kContentChunk);
+BENCHMARK_CAPTURE(BM_ReadEvent, long_content, kLongChunk);
+BENCHMARK_CAPTURE(BM_ReadEvent, usage, kUsageChunk);
+
+}  // namespace
+}  // namespace keygate::proxy
