@@ -191,7 +191,7 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
     ExpectSameFacts(ReadEvent(event), internal::SearchEvent(event));
   }
 
-  // Numbers, literals and punctuation are skipped by blocks of sixteen and words of eight:
+  // Numbers, literals and punctuation are skipped to the next quote through the quote index:
   // whatever their length, the text and members after them are found, and a completion
   // member's value that is not a string counts nothing, not even a string after it.
   for (size_t pad = 0; pad <= 40; ++pad) {

@@ -2,9 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
-#include <vector>
+#include <string_view>
 
 namespace keygate::proxy::internal {
 namespace {
@@ -40,9 +41,27 @@ TEST(QuoteIndexTest, FindsQuotesAndStringEnds) {
   EXPECT_EQ(trailing.StringEnd(0), QuoteIndex::npos);
 }
 
+// At the edges of the 64-byte windows: a backslash as a window's last byte escapes the next
+// window's first, and texts of exactly one and two windows end where they end.
+TEST(QuoteIndexTest, HandlesTheWindowEdges) {
+  std::string text = "\"" + std::string(62, 'a') + "\\\"b\"";  // \ at 63, the quote at 64
+  QuoteIndex index(text);
+  EXPECT_EQ(index.StringEnd(0), 66u);
+  EXPECT_EQ(index.NextQuote(1), 64u);
+  for (size_t size : {64, 128}) {
+    const std::string full = "\"" + std::string(size - 2, 'x') + "\"";
+    QuoteIndex whole(full);
+    EXPECT_EQ(whole.StringEnd(0), size - 1) << size;
+    EXPECT_EQ(whole.NextQuote(size - 1), size - 1) << size;
+    EXPECT_EQ(whole.NextQuote(size), size) << size;
+    const std::string escaped_end = "\"" + std::string(size - 2, 'x') + "\\";
+    EXPECT_EQ(QuoteIndex(escaped_end).StringEnd(0), QuoteIndex::npos) << size;
+  }
+}
+
 // Texts of quotes, backslashes and other bytes (runs of them crossing the 64-byte windows), of
 // every length up to 300: the index agrees with the byte loops from every offset, asked in
-// increasing order as the lexer asks, and in any order.
+// increasing order as the lexer asks, and in any order, and reads nothing past the text.
 TEST(QuoteIndexTest, AgreesWithTheByteLoopsOnRandomTexts) {
   std::mt19937 random(20261206);
   const std::string alphabet = "\"\\ab{}[]:, \x80\xff";
@@ -55,16 +74,20 @@ TEST(QuoteIndexTest, AgreesWithTheByteLoopsOnRandomTexts) {
       }
       text.resize(size);
       SCOPED_TRACE(testing::PrintToString(text));
-      QuoteIndex forward(text);
+      // The index sees only the text, in a buffer whose bytes after it would all mark: a read
+      // past its end would show.
+      const std::string buffer = text + std::string(64, '"') + std::string(64, '\\');
+      const std::string_view view(buffer.data(), size);
+      QuoteIndex forward(view);
       for (size_t at = 0; at <= size; ++at) {
         ASSERT_EQ(forward.NextQuote(at), ReferenceNextQuote(text, at)) << at;
       }
-      QuoteIndex strings(text);
+      QuoteIndex strings(view);
       for (size_t at = 0; at < size; ++at) {
         if (text[at] != '"') continue;
         ASSERT_EQ(strings.StringEnd(at), ReferenceStringEnd(text, at)) << at;
       }
-      QuoteIndex any_order(text);
+      QuoteIndex any_order(view);
       for (int i = 0; i < 20 && size > 0; ++i) {
         const size_t at = random() % size;
         ASSERT_EQ(any_order.NextQuote(at), ReferenceNextQuote(text, at)) << at;
