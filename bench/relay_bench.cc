@@ -1,7 +1,8 @@
 // What the stream relay spends reading one upstream event (proxy::ReadEvent: its kind, usage,
 // completion text and the `usage: null` to strip), for the chunks of a streamed call: a short
 // content chunk as OpenAI sends it when usage was asked for, a longer one with escapes, and the
-// usage chunk. Per event; a streamed call of the HTTP benchmark reads five.
+// usage chunk. Per event; a streamed call of the HTTP benchmark reads five. Then per stream,
+// with and without the stream's EventPrefix.
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -11,20 +12,20 @@
 namespace keygate::proxy {
 namespace {
 
+// Every chunk of one OpenAI stream begins alike.
+const std::string kHead =
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\","
+    "\"created\":1700000000,\"model\":\"echo\",\"system_fingerprint\":\"fp_44709d6fcb\",";
 const std::string kContentChunk =
-    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
-    "\"model\":\"echo\",\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,"
-    "\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,\"finish_reason\":null}],"
-    "\"usage\":null}\n\n";
+    kHead + "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,"
+            "\"finish_reason\":null}],\"usage\":null}\n\n";
 const std::string kLongChunk =
-    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
-    "\"model\":\"echo\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Here is a list:\\n\\n1. "
-    "\\\"First\\\", with a quote\\n2. Second, with a longer line of text that goes on for a "
-    "while\\n3. Third\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n";
+    kHead + "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Here is a list:\\n\\n1. "
+            "\\\"First\\\", with a quote\\n2. Second, with a longer line of text that goes on for "
+            "a while\\n3. Third\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n";
 const std::string kUsageChunk =
-    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
-    "\"model\":\"echo\",\"choices\":[],\"usage\":{\"prompt_tokens\":24,\"completion_tokens\":4,"
-    "\"total_tokens\":28,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n";
+    kHead + "\"choices\":[],\"usage\":{\"prompt_tokens\":24,\"completion_tokens\":4,"
+            "\"total_tokens\":28,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n";
 
 void BM_ReadEvent(benchmark::State& state, const std::string& event) {
   for (auto _ : state) benchmark::DoNotOptimize(ReadEvent(event));
@@ -33,6 +34,21 @@ void BM_ReadEvent(benchmark::State& state, const std::string& event) {
 BENCHMARK_CAPTURE(BM_ReadEvent, content, kContentChunk);
 BENCHMARK_CAPTURE(BM_ReadEvent, long_content, kLongChunk);
 BENCHMARK_CAPTURE(BM_ReadEvent, usage, kUsageChunk);
+
+// A stream's events in order, as the relay reads them: with one EventPrefix for the stream
+// (learned from its first event, skipped in the next), or each event alone. Per stream of
+// three content chunks and the usage chunk.
+void BM_ReadStream(benchmark::State& state) {
+  const bool with_prefix = state.range(0) != 0;
+  for (auto _ : state) {
+    EventPrefix prefix;
+    EventPrefix* shared = with_prefix ? &prefix : nullptr;
+    for (const std::string* event : {&kContentChunk, &kLongChunk, &kContentChunk, &kUsageChunk}) {
+      benchmark::DoNotOptimize(ReadEvent(*event, shared));
+    }
+  }
+}
+BENCHMARK(BM_ReadStream)->ArgName("prefix")->Arg(0)->Arg(1);
 
 }  // namespace
 }  // namespace keygate::proxy

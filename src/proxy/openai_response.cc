@@ -379,19 +379,25 @@ const char* ContainerEnd(const char* p, const char* end) {
 // completion member, a `usage` object, an empty `choices` array. It checks no grammar: the
 // usage object itself is read by the scanner or the full parser, and an event cut short gives
 // up.
-bool LexEvent(std::string_view payload, EventFacts* facts) {
-  const char* p = payload.data();
-  const char* const end = p + payload.size();
+//
+// It starts at `start`: 0, or where a name's opening quote is (the lexer's state there is the
+// one it starts with). *quiet_end is set to the offset of the opening quote of the first name
+// that can tell anything (see EventPrefix), or npos if none does.
+bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, size_t* quiet_end) {
+  const char* p = payload.data() + start;
+  const char* const end = payload.data() + payload.size();
   std::string_view name;  // the member whose value comes next, if `in_value`
   bool in_value = false;
   bool usage_object = false;
   bool no_choices = false;
+  *quiet_end = std::string_view::npos;
   internal::QuoteIndex quotes(payload);
   auto offset = [&](const char* at) { return static_cast<size_t>(at - payload.data()); };
   while (p < end) {
     const char c = *p;
     if (c == '"') {
-      const size_t close_at = quotes.StringEnd(offset(p));
+      const size_t open_at = offset(p);
+      const size_t close_at = quotes.StringEnd(open_at);
       if (close_at == internal::QuoteIndex::npos) return false;
       const char* close = payload.data() + close_at;
       const std::string_view text(p + 1, static_cast<size_t>(close - p - 1));
@@ -399,6 +405,10 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
       if (p < end && *p == ':') {
         name = text;
         in_value = true;
+        if (*quiet_end == std::string_view::npos &&
+            (text == "choices" || text == "usage" || IsCompletionKey(text))) {
+          *quiet_end = open_at;
+        }
         p = SkipJsonSpace(p + 1, end);  // to the value's first byte, where in_value holds
         continue;
       }
@@ -436,16 +446,33 @@ bool LexEvent(std::string_view payload, EventFacts* facts) {
 
 }  // namespace
 
+// Fills an EventPrefix (its friend).
+struct EventPrefixAccess {
+  // From the first event lexed whole: its payload up to `quiet_end` when that fits, else
+  // nothing, for good (a later event is read whole then, as without a prefix).
+  static void Learn(std::string_view payload, size_t quiet_end, EventPrefix* prefix) {
+    prefix->learned_ = true;
+    if (quiet_end == std::string_view::npos || quiet_end > EventPrefix::kCapacity) return;
+    std::memcpy(prefix->bytes_.data(), payload.data(), quiet_end);
+    prefix->size_ = quiet_end;
+  }
+};
+
 namespace internal {
 
-std::optional<EventFacts> ScanEvent(std::string_view event) {
+std::optional<EventFacts> ScanEvent(std::string_view event, EventPrefix* prefix) {
   const std::string_view data = EventData(event);
   EventFacts facts;
   if (data == "[DONE]") {
     facts.kind = EventKind::kDone;
     return facts;
   }
-  if (!LexEvent(data, &facts)) return std::nullopt;
+  const std::string_view known = prefix != nullptr ? prefix->view() : std::string_view();
+  // Compared, not read: only bytes that told nothing before are skipped.
+  const size_t start = !known.empty() && data.substr(0, known.size()) == known ? known.size() : 0;
+  size_t quiet_end = std::string_view::npos;
+  if (!LexEvent(data, start, &facts, &quiet_end)) return std::nullopt;
+  if (prefix != nullptr && !prefix->learned()) EventPrefixAccess::Learn(data, quiet_end, prefix);
   facts.null_usage_at = NullUsageOffset(event, data);
   return facts;
 }
@@ -463,8 +490,10 @@ EventFacts SearchEvent(std::string_view event) {
 
 }  // namespace internal
 
-EventFacts ReadEvent(std::string_view event) {
-  if (auto facts = internal::ScanEvent(event)) return *facts;
+EventFacts ReadEvent(std::string_view event) { return ReadEvent(event, nullptr); }
+
+EventFacts ReadEvent(std::string_view event, EventPrefix* prefix) {
+  if (auto facts = internal::ScanEvent(event, prefix)) return *facts;
   return internal::SearchEvent(event);
 }
 

@@ -6,6 +6,7 @@
 // Thread safety: pure functions; an SseSplitter belongs to one stream.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -101,9 +102,31 @@ void AppendWithoutNullUsage(std::string_view event, size_t offset, std::string* 
 // (an unterminated string or usage object), the searches decide instead.
 EventFacts ReadEvent(std::string_view event);
 
+// What a stream's events begin with that tells ReadEvent nothing: the bytes of a payload up to
+// its first member that can (`choices`, `usage`, a completion member), as OpenAI's chunks repeat
+// their id, object, created, model and fingerprint there. Learned from the first event read
+// with it, then skipped in each event whose payload begins with the same bytes (compared, not
+// read). One per stream; empty until learned, and for good if the first event's are too long.
+class EventPrefix {
+ public:
+  static constexpr size_t kCapacity = 192;
+  std::string_view view() const { return std::string_view(bytes_.data(), size_); }
+  bool learned() const { return learned_; }
+
+ private:
+  friend struct EventPrefixAccess;
+  std::array<char, kCapacity> bytes_;  // the first size_ bytes hold the prefix
+  size_t size_ = 0;
+  bool learned_ = false;
+};
+
+// ReadEvent for the events of one stream, in order: the same facts, with what `prefix` holds
+// skipped (and learned from the first event).
+EventFacts ReadEvent(std::string_view event, EventPrefix* prefix);
+
 namespace internal {
 // ReadEvent's two readers, for tests: the lexer (nullopt when it gives up) and the searches.
-std::optional<EventFacts> ScanEvent(std::string_view event);
+std::optional<EventFacts> ScanEvent(std::string_view event, EventPrefix* prefix = nullptr);
 EventFacts SearchEvent(std::string_view event);
 }  // namespace internal
 

@@ -223,6 +223,64 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
 
 // Whatever an event's bytes (each replaced by a structural byte, dropped, or the event cut
 // there), the lexer stays within them: its counts are bounded by the payload.
+// A stream's events read with its EventPrefix give what each gives read alone: the prefix is
+// learned from the first event (its bytes up to the first name that can tell anything), and
+// skipped only where an event begins with the same bytes.
+TEST(OpenAiResponseTest, AStreamsEventPrefixChangesNoFacts) {
+  const std::string head =
+      R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,)"
+      R"("model":"gpt-4o","system_fingerprint":"fp_1",)";
+  auto event = [](const std::string& payload) { return "data: " + payload + "\n\n"; };
+  const std::vector<std::vector<std::string>> streams = {
+      // OpenAI's shape: content chunks with a null usage, the usage chunk, [DONE].
+      {event(head + R"("choices":[{"index":0,"delta":{"role":"assistant","content":""}}],)"
+                    R"("usage":null})"),
+       event(head + R"("choices":[{"index":0,"delta":{"content":"Hel\"lo"}}],"usage":null})"),
+       event(head + R"("choices":[{"index":0,"delta":{},"finish_reason":"stop"}],)"
+                    R"("usage":null})"),
+       event(head + R"("choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3}})"),
+       "data: [DONE]\n\n"},
+      // The same head with one byte changed, a usage first, a member that tells something
+      // nested in a quiet one, an event cut short after the head, a payload of the head
+      // alone.
+      {event(head + R"("choices":[{"delta":{"content":"a"}}]})"),
+       event(R"({"id":"chatcmpl-2")" + head.substr(18) +
+             R"("choices":[{"delta":{"content":"bc"}}]})"),
+       // As long as the head, with a name just where the head ends: a skip without the
+       // comparison would miss the content.
+       event([&] {
+         std::string payload = R"({"choices":[{"delta":{"content":"abc"}}],"pad":")";
+         payload += std::string(head.size() - payload.size() - 2, 'z') + "\",";
+         return payload + R"("k":1})";
+       }()),
+       event(head + R"("usage":{"prompt_tokens":1},"choices":[]})"),
+       event(head + R"("x":{"content":"hidden","usage":{"prompt_tokens":4}},"choices":[]})"),
+       event(head + R"("choices":[{"delta":{"content":"cut)"),
+       event(head.substr(0, head.size() - 1) + "}"),
+       event(head + R"("content":"top"})")},
+      // A first event with nothing to tell: no prefix, and the next ones read whole.
+      {event(R"({"id":"1"})"), event(head + R"("choices":[{"delta":{"content":"x"}}]})")},
+      // A head longer than the prefix holds.
+      {event(R"({"id":")" + std::string(300, 'x') + R"(","choices":[{"delta":{"content":"y"}}]})"),
+       event(R"({"id":")" + std::string(300, 'x') + R"(","choices":[]})")},
+  };
+  for (const auto& stream : streams) {
+    EventPrefix prefix;
+    for (const std::string& text : stream) {
+      SCOPED_TRACE(text);
+      ExpectSameFacts(ReadEvent(text, &prefix), ReadEvent(text));
+    }
+  }
+  EventPrefix prefix;
+  ReadEvent(streams[0][0], &prefix);
+  EXPECT_TRUE(prefix.learned());
+  EXPECT_EQ(prefix.view(), head);
+  EventPrefix quiet;
+  ReadEvent(streams[2][0], &quiet);
+  EXPECT_TRUE(quiet.learned());
+  EXPECT_EQ(quiet.view(), "");
+}
+
 TEST(OpenAiResponseTest, EventLexerStaysWithinBrokenEvents) {
   const std::string event =
       "data: {\"choices\":[{\"delta\":{\"content\":\"a\\\"b\"}}],"
