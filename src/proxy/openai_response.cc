@@ -448,11 +448,18 @@ bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, size_t*
 
 // Fills an EventPrefix (its friend).
 struct EventPrefixAccess {
-  // From the first event lexed whole: its payload up to `quiet_end` when that fits, else
-  // nothing, for good (a later event is read whole then, as without a prefix).
+  // From the first event lexed whole that has a name that can tell something, at `quiet_end`:
+  // its payload up to that name, when that fits, else nothing, for good (later events are read
+  // whole then, as without a prefix). Only where the name follows a `{` or a `,`, as in valid
+  // JSON: after a string instead, whether that string was a name would depend on the byte
+  // after the prefix, which the comparison does not cover.
   static void Learn(std::string_view payload, size_t quiet_end, EventPrefix* prefix) {
+    if (quiet_end == std::string_view::npos) return;  // nothing to learn from this one
+    size_t before = quiet_end;
+    while (before > 0 && internal::IsJsonSpace(payload[before - 1])) --before;
+    if (before == 0 || (payload[before - 1] != '{' && payload[before - 1] != ',')) return;
     prefix->learned_ = true;
-    if (quiet_end == std::string_view::npos || quiet_end > EventPrefix::kCapacity) return;
+    if (quiet_end > EventPrefix::kCapacity) return;
     std::memcpy(prefix->bytes_.data(), payload.data(), quiet_end);
     prefix->size_ = quiet_end;
   }

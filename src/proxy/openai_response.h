@@ -105,8 +105,9 @@ EventFacts ReadEvent(std::string_view event);
 // What a stream's events begin with that tells ReadEvent nothing: the bytes of a payload up to
 // its first member that can (`choices`, `usage`, a completion member), as OpenAI's chunks repeat
 // their id, object, created, model and fingerprint there. Learned from the first event read
-// with it, then skipped in each event whose payload begins with the same bytes (compared, not
-// read). One per stream; empty until learned, and for good if the first event's are too long.
+// with it that has such a member (after a `{` or a `,`), then skipped in each event whose
+// payload begins with the same bytes (compared, not read). One per stream; empty until
+// learned, and for good if those bytes are more than kCapacity.
 class EventPrefix {
  public:
   static constexpr size_t kCapacity = 192;

@@ -221,8 +221,6 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
   EXPECT_EQ(CompletionTextBytes(spaced), 0);
 }
 
-// Whatever an event's bytes (each replaced by a structural byte, dropped, or the event cut
-// there), the lexer stays within them: its counts are bounded by the payload.
 // A stream's events read with its EventPrefix give what each gives read alone: the prefix is
 // learned from the first event (its bytes up to the first name that can tell anything), and
 // skipped only where an event begins with the same bytes.
@@ -258,8 +256,16 @@ TEST(OpenAiResponseTest, AStreamsEventPrefixChangesNoFacts) {
        event(head + R"("choices":[{"delta":{"content":"cut)"),
        event(head.substr(0, head.size() - 1) + "}"),
        event(head + R"("content":"top"})")},
-      // A first event with nothing to tell: no prefix, and the next ones read whole.
-      {event(R"({"id":"1"})"), event(head + R"("choices":[{"delta":{"content":"x"}}]})")},
+      // First events with nothing to tell (a comment, an event without such a member): the
+      // prefix is learned from the first that has one.
+      {": keep-alive\n\n", event(R"({"id":"1"})"),
+       event(head + R"("choices":[{"delta":{"content":"x"}}]})"),
+       event(head + R"("choices":[{"delta":{"content":"yz"}}]})")},
+      // Not JSON: a name right after a string. Whether the string before it was a name would
+      // depend on the byte after the prefix, so none is learned there.
+      {event(R"({"content""choices":[]})"), event(R"({"content":"abc"})")},
+      {event(R"({"id":"x","usage""choices":[]})"),
+       event(R"({"id":"x","usage":{"prompt_tokens":5},"choices":[]})")},
       // A head longer than the prefix holds.
       {event(R"({"id":")" + std::string(300, 'x') + R"(","choices":[{"delta":{"content":"y"}}]})"),
        event(R"({"id":")" + std::string(300, 'x') + R"(","choices":[]})")},
@@ -275,12 +281,17 @@ TEST(OpenAiResponseTest, AStreamsEventPrefixChangesNoFacts) {
   ReadEvent(streams[0][0], &prefix);
   EXPECT_TRUE(prefix.learned());
   EXPECT_EQ(prefix.view(), head);
-  EventPrefix quiet;
-  ReadEvent(streams[2][0], &quiet);
-  EXPECT_TRUE(quiet.learned());
-  EXPECT_EQ(quiet.view(), "");
+  EventPrefix later;
+  for (const std::string& text : streams[2]) ReadEvent(text, &later);
+  EXPECT_TRUE(later.learned());
+  EXPECT_EQ(later.view(), head);
+  EventPrefix none;
+  ReadEvent(streams[3][0], &none);
+  EXPECT_FALSE(none.learned());
 }
 
+// Whatever an event's bytes (each replaced by a structural byte, dropped, or the event cut
+// there), the lexer stays within them: its counts are bounded by the payload.
 TEST(OpenAiResponseTest, EventLexerStaysWithinBrokenEvents) {
   const std::string event =
       "data: {\"choices\":[{\"delta\":{\"content\":\"a\\\"b\"}}],"
