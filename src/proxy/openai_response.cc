@@ -10,7 +10,6 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 
-#include "common/byte_words.h"
 #include "proxy/json_scanner.h"
 #include "proxy/quote_index.h"
 
@@ -316,46 +315,20 @@ bool IsCompletionKey(std::string_view name) {
          std::end(kCompletionKeys);
 }
 
-// Moves past the bytes of a JSON string that need no look (all but a quote and a backslash),
-// sixteen or eight at a time.
-const char* SkipStringBytes(const char* p, const char* end) {
-  if (byte_words::SkipUnmarkedBlocks(&p, end, [](byte_words::Block b) {
-        return byte_words::EqualMask(b, '"') | byte_words::EqualMask(b, '\\');
-      })) {
-    return p;
-  }
-  p = byte_words::SkipUnmarked(p, end, [](uint64_t w) {
-    return byte_words::Equal(w, '"') | byte_words::Equal(w, '\\');
-  });
-  while (p < end && *p != '"' && *p != '\\') ++p;
-  return p;
-}
-
-// The closing quote of the string whose body starts at `p`, or nullptr if it is cut short.
-const char* StringEnd(const char* p, const char* end) {
-  for (;;) {
-    p = SkipStringBytes(p, end);
-    if (p == end) return nullptr;
-    if (*p == '"') return p;
-    p += 2;  // an escape: the backslash and the byte it escapes
-    if (p > end) return nullptr;
-  }
-}
-
 const char* SkipJsonSpace(const char* p, const char* end) {
   while (p < end && internal::IsJsonSpace(*p)) ++p;
   return p;
 }
 
-// The byte after the container whose opening bracket is at `p`, strings skipped; nullptr if it
-// is cut short.
-const char* ContainerEnd(const char* p, const char* end) {
+// The offset after the container whose opening bracket is at `open` in `text` (indexed by
+// `quotes`), strings skipped; npos if it is cut short.
+size_t ContainerEnd(std::string_view text, size_t open, internal::QuoteIndex& quotes) {
   int depth = 0;
-  while (p < end) {
-    switch (*p) {
+  for (size_t at = open; at < text.size(); ++at) {
+    switch (text[at]) {
       case '"':
-        p = StringEnd(p + 1, end);
-        if (p == nullptr) return nullptr;
+        at = quotes.StringEnd(at);
+        if (at == internal::QuoteIndex::npos) return at;
         break;
       case '{':
       case '[':
@@ -363,14 +336,13 @@ const char* ContainerEnd(const char* p, const char* end) {
         break;
       case '}':
       case ']':
-        if (--depth == 0) return p + 1;
+        if (--depth == 0) return at + 1;
         break;
       default:
         break;
     }
-    ++p;
   }
-  return nullptr;
+  return std::string_view::npos;
 }
 
 // One pass over an event's payload (ScanEvent): a lexer, not a parser. It finds the strings
@@ -419,8 +391,9 @@ bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, size_t*
       continue;
     }
     if (c == '{' && in_value && name == "usage") {
-      const char* close = ContainerEnd(p, end);
-      if (close == nullptr) return false;
+      const size_t close_at = ContainerEnd(payload, offset(p), quotes);
+      if (close_at == std::string_view::npos) return false;
+      const char* close = payload.data() + close_at;
       const std::string_view object(p, static_cast<size_t>(close - p));
       usage_object = true;  // the last usage object decides, as ParseUsage's search does
       facts->usage = internal::ScanUsage(object);

@@ -93,13 +93,12 @@ struct EventFacts {
 void AppendWithoutNullUsage(std::string_view event, size_t offset, std::string* out);
 
 // The facts of `event` in one pass over its payload by a lexer that finds its strings through
-// bitmaps of quotes and backslashes, 64 bytes at a time (internal::QuoteIndex; those inside a
-// usage object by the scan that finds the object's end), and checks no grammar: the kind from
-// its `usage` (an object) and `choices` (an empty array) members, the usage from the last
-// `usage` object (read by the scanner of proxy/json_scanner.h, or the full parser), the
-// completion text from the named string members, each at any depth as the searches above find
-// them (but whatever the spacing, and never inside a string). When the payload is cut short
-// (an unterminated string or usage object), the searches decide instead.
+// bitmaps of quotes and backslashes, 64 bytes at a time (internal::QuoteIndex), and checks no
+// grammar: the kind from its `usage` (an object) and `choices` (an empty array) members, the
+// usage from the last `usage` object (read by the scanner of proxy/json_scanner.h, or the full
+// parser), the completion text from the named string members, each at any depth as the
+// searches above find them (but whatever the spacing, and never inside a string). When the
+// payload is cut short (an unterminated string or usage object), the searches decide instead.
 EventFacts ReadEvent(std::string_view event);
 
 // What a stream's events begin with that tells ReadEvent nothing: the bytes of a payload up to
