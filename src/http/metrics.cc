@@ -75,14 +75,10 @@ void HttpMetrics::Record(size_t shard, std::string_view route, std::string_view 
   if (overhead_us >= 0) it->second.overhead.Add(overhead_us, kOverheadBucketSeconds);
 }
 
-namespace {
-
-// One Prometheus histogram's _bucket, _sum and _count lines, `labels` being its series' label
-// text without braces.
 template <size_t N>
-void AppendHistogram(std::string_view name, std::string_view labels, uint64_t count,
-                     int64_t sum_us, const std::array<uint64_t, N>& buckets,
-                     const std::array<double, N>& bounds, std::string* out) {
+void HttpMetrics::Histogram<N>::AppendTo(std::string_view name, std::string_view labels,
+                                         const std::array<double, N>& bounds,
+                                         std::string* out) const {
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= N; ++i) {
     out->append(name).append("_bucket{").append(labels).append(",le=\"");
@@ -103,8 +99,6 @@ void AppendHistogram(std::string_view name, std::string_view labels, uint64_t co
   AppendDecimal(count, out);
   out->push_back('\n');
 }
-
-}  // namespace
 
 void HttpMetrics::AppendPrometheus(std::string* out) const {
   SeriesMap total;
@@ -131,9 +125,8 @@ void HttpMetrics::AppendPrometheus(std::string* out) const {
   for (const auto& [key, series] : total) {
     labels.clear();
     AppendLabels(key.route, key.method, key.status, &labels);
-    const auto& h = series.duration;
-    AppendHistogram("keygate_http_request_duration_seconds", labels, h.count, h.sum_us,
-                    h.buckets, kBucketSeconds, out);
+    series.duration.AppendTo("keygate_http_request_duration_seconds", labels, kBucketSeconds,
+                             out);
   }
   // By route only: the share is the gateway's, whatever the upstream answered.
   std::map<std::string_view, Histogram<kOverheadBucketSeconds.size()>> overhead;
@@ -149,8 +142,7 @@ void HttpMetrics::AppendPrometheus(std::string* out) const {
     labels.assign("route=\"");
     AppendLabelValue(route, &labels);
     labels.push_back('"');
-    AppendHistogram("keygate_proxy_overhead_seconds", labels, h.count, h.sum_us, h.buckets,
-                    kOverheadBucketSeconds, out);
+    h.AppendTo("keygate_proxy_overhead_seconds", labels, kOverheadBucketSeconds, out);
   }
 }
 

@@ -76,6 +76,10 @@ class HttpMetrics {
 
     void Add(int64_t us, const std::array<double, N>& bounds);
     void Merge(const Histogram& other);
+    // Appends its _bucket, _sum and _count lines as metric `name`, `labels` being the series'
+    // label text without braces.
+    void AppendTo(std::string_view name, std::string_view labels,
+                  const std::array<double, N>& bounds, std::string* out) const;
   };
   struct Series {
     Histogram<kBucketSeconds.size()> duration;
