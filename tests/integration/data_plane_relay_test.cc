@@ -70,13 +70,6 @@ TEST_F(DataPlaneTest, TheUpstreamsHeadersReachTheCallerButNotItsRateLimits) {
   }
 }
 
-// The first number after `field":` in `line`, or -1.
-int64_t JsonNumberField(const std::string& line, const std::string& field) {
-  const size_t at = line.find("\"" + field + "\":");
-  if (at == std::string::npos) return -1;
-  return std::stoll(line.substr(at + field.size() + 3));
-}
-
 // keygate's own share of a proxied call leaves out the upstream's time: the access log's
 // overhead_us and keygate_proxy_overhead_seconds, for a plain call whose upstream waits 300 ms,
 // a stream whose upstream takes 300 ms between its events, and one in hand whole after 300 ms;
@@ -120,13 +113,16 @@ TEST_F(DataPlaneTest, TheOverheadLeavesOutTheUpstreamsTime) {
   std::istringstream log(process_->log());
   for (std::string line; std::getline(log, line);) {
     if (line.find("\"http.request\"") == std::string::npos) continue;
-    if (line.find("\"path\":\"/v1/chat/completions\"") == std::string::npos) {
-      EXPECT_EQ(line.find("overhead_us"), std::string::npos) << line;
+    const json::object entry = Parse(line).as_object();
+    if (entry.at("path") != "/v1/chat/completions") {
+      EXPECT_EQ(entry.if_contains("overhead_us"), nullptr) << line;
       continue;
     }
     ++chat_lines;
-    const int64_t duration = JsonNumberField(line, "duration_us");
-    const int64_t overhead = JsonNumberField(line, "overhead_us");
+    const int64_t duration = entry.at("duration_us").as_int64();
+    const json::value* overhead_field = entry.if_contains("overhead_us");
+    ASSERT_NE(overhead_field, nullptr) << line;
+    const int64_t overhead = overhead_field->as_int64();
     EXPECT_GT(overhead, 0) << line;
     EXPECT_LT(overhead, 100'000) << line;
     if (duration >= 300'000) {
