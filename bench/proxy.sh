@@ -23,7 +23,8 @@
 # direct path, and keygate's req/s as a multiple of Portkey's. For each keygate run, also the
 # p50 and p99 of keygate's own share of a call, in-process (its keygate_proxy_overhead_seconds
 # histogram, read before and after the run; on stderr): its own work, without the wake-ups of
-# the loopback hops, though not without the machine's preemptions and steal.
+# the loopback hops, though not without the machine's preemptions and steal. Last, each
+# proxy's peak and current resident memory (summed over its processes, from /proc).
 #
 # Environment: PROFILE (a path prefix: each measured run is recorded with perf, call graphs,
 # into PREFIX.TARGET-MODE-CONNS.perf, for the proxy's processes only; PERF_CALLGRAPH replaces
@@ -461,5 +462,17 @@ print(f"{sys.argv[1]:<6} {sys.argv[2]:<5} {show(rps, 1):>22} {show(cpu, 1):>22}"
     echo "Portkey logged errors:"; grep -i 'error' "$WORK/portkey.log" | head -5
   fi
 fi
+# Resident memory after the runs: a process tree's peak (VmHWM) and current (VmRSS) sums.
+memory_line() {  # $1 label, $2 pid
+  local pid
+  for pid in $(process_tree "$2"); do cat "/proc/$pid/status" 2>/dev/null; done |
+    awk -v who="$1" '/^VmHWM/ {peak += $2} /^VmRSS/ {now += $2}
+      END {printf "  %-8s peak %.1f MiB, now %.1f MiB\n", who, peak / 1024, now / 1024}'
+}
+echo
+echo "resident memory (summed over each proxy's processes)"
+has_target keygate && memory_line keygate "$KEYGATE_PID"
+has_target nginx && memory_line nginx "$PROXY_PID"
+has_target portkey && memory_line portkey "$PORTKEY_PID"
 grep -q '"level":"error"' "$WORK/keygate.log" && { echo "keygate logged errors:"; grep '"level":"error"' "$WORK/keygate.log" | head -5; }
 exit 0

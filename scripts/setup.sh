@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PACKAGES=(
   build-essential cmake pkg-config ca-certificates curl
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libssl-dev libsqlite3-dev sqlite3 libyaml-cpp-dev libcli11-dev
+  libssl-dev libsqlite3-dev sqlite3 libyaml-cpp-dev libcli11-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Extra tools for the client tests and benchmarks, installed with `scripts/setup.sh --all`.

@@ -1,6 +1,8 @@
 // keygate: the command line. `serve` runs the gateway; `init` and `provisioning-key create`
 // bootstrap an organization without HTTP (spec §2a). Exceptions are for start-up only: every
 // failure here prints one line and exits 1.
+#include <dlfcn.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -37,6 +39,21 @@ Result<keygate::config::Config> LoadConfig(const CommonFlags& flags) {
   return keygate::config::LoadConfig(flags.config_path, &std::getenv, overrides);
 }
 
+// The malloc this process runs on, for the start-up line: jemalloc (linked by default, see
+// docs/decisions/0017-jemalloc.md) answers its version through mallctl, looked up at run time
+// so that a build without it, or another malloc preloaded, reports what is really in use.
+std::string AllocatorName() {
+  using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
+  const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  const char* version = nullptr;
+  size_t size = sizeof version;
+  if (mallctl != nullptr && mallctl("version", &version, &size, nullptr, 0) == 0 &&
+      version != nullptr) {
+    return std::string("jemalloc ") + version;
+  }
+  return "libc";
+}
+
 struct Runtime {
   keygate::SystemClock clock;
   keygate::OsSecretSource secrets;
@@ -54,7 +71,8 @@ int Serve(const CommonFlags& flags) {
   if (!port.ok()) return Fail(port.error().message);
   log.Info("server.listening", {{"host", config->settings.listen_host},
                                 {"port", static_cast<int64_t>(*port)},
-                                {"data", config->settings.data_dir}});
+                                {"data", config->settings.data_dir},
+                                {"allocator", AllocatorName()}});
   std::printf("keygate listening on http://%s:%u\n", config->settings.listen_host.c_str(), *port);
   std::fflush(stdout);
   (*app)->Run();

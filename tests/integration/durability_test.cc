@@ -1,5 +1,6 @@
 // "Nothing acknowledged is ever lost": concurrent creates, kill -9 mid-way, restart; every
-// create that got its 201 is there. And no secret is ever written to disk or to the logs.
+// create that got its 201 is there. No secret is ever written to disk or to the logs. The start
+// line names the malloc in use.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -106,6 +107,25 @@ TEST_F(ManagementTest, NoSecretReachesTheDataDirectoryOrTheLogs) {
       // Not even the random part without its prefix.
       EXPECT_EQ(content.find(secret.substr(6)), std::string::npos) << entry.path();
     }
+  }
+}
+
+// The start-up line names the malloc in use, so that an operator (and this test) can tell
+// that the build linked the one it was configured with (KEYGATE_JEMALLOC).
+TEST_F(ManagementTest, TheStartLineNamesTheAllocatorBuiltIn) {
+  std::istringstream log(process_->log());
+  std::string allocator;
+  for (std::string line; std::getline(log, line);) {
+    if (line.find("\"server.listening\"") == std::string::npos) continue;
+    const boost::json::value entry = Parse(line);
+    const boost::json::value* field = entry.as_object().if_contains("allocator");
+    ASSERT_NE(field, nullptr) << line;
+    allocator = field->as_string().c_str();
+  }
+  const std::string expected = KEYGATE_EXPECTED_ALLOCATOR;
+  EXPECT_EQ(allocator.substr(0, expected.size()), expected) << process_->log();
+  if (expected == "jemalloc") {
+    EXPECT_GT(allocator.size(), expected.size() + 1) << allocator;  // and its version
   }
 }
 
