@@ -2,7 +2,7 @@
 // completion text and the `usage: null` to strip), for the chunks of a streamed call: a short
 // content chunk as OpenAI sends it when usage was asked for, a longer one with escapes, and the
 // usage chunk. Per event; a streamed call of the HTTP benchmark reads five. Then per stream,
-// with and without the stream's EventPrefix.
+// with and without the stream's EventShapes.
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -35,20 +35,21 @@ BENCHMARK_CAPTURE(BM_ReadEvent, content, kContentChunk);
 BENCHMARK_CAPTURE(BM_ReadEvent, long_content, kLongChunk);
 BENCHMARK_CAPTURE(BM_ReadEvent, usage, kUsageChunk);
 
-// A stream's events in order, as the relay reads them: with one EventPrefix for the stream
-// (learned from its first event, skipped in the next), or each event alone. Per stream of
-// three content chunks and the usage chunk.
+// A stream's events in order, as the relay reads them: with one EventShapes for the stream
+// (the prefix and the content chunk learned from its first event, so that the next two content
+// chunks are only compared and the usage chunk is read after the prefix), or each event alone.
+// Per stream of three content chunks and the usage chunk.
 void BM_ReadStream(benchmark::State& state) {
-  const bool with_prefix = state.range(0) != 0;
+  const bool with_shapes = state.range(0) != 0;
   for (auto _ : state) {
-    EventPrefix prefix;
-    EventPrefix* shared = with_prefix ? &prefix : nullptr;
+    EventShapes shapes;
+    EventShapes* shared = with_shapes ? &shapes : nullptr;
     for (const std::string* event : {&kContentChunk, &kLongChunk, &kContentChunk, &kUsageChunk}) {
       benchmark::DoNotOptimize(ReadEvent(*event, shared));
     }
   }
 }
-BENCHMARK(BM_ReadStream)->ArgName("prefix")->Arg(0)->Arg(1);
+BENCHMARK(BM_ReadStream)->ArgName("shapes")->Arg(0)->Arg(1);
 
 }  // namespace
 }  // namespace keygate::proxy

@@ -179,7 +179,7 @@ void ModelCall::RelayEvents(std::string_view data) {
 
 void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   const bool caller_wants_usage = admission_.call.request.caller_wants_usage;
-  const EventFacts facts = ReadEvent(event, &event_prefix_);
+  const EventFacts facts = ReadEvent(event, &event_shapes_);
   switch (facts.kind) {
     case EventKind::kDone:
       out->append(event);

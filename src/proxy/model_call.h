@@ -124,7 +124,7 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   bool whole_stream_ = false;     // ... one whose every event was in hand: sent at its end
   std::string whole_events_;      // the events of such a stream, as relayed
   SseSplitter splitter_;
-  EventPrefix event_prefix_;  // what this stream's events begin with (ReadEvent)
+  EventShapes event_shapes_;  // what this stream's events repeat (ReadEvent)
   std::vector<std::string_view> events_;
   std::optional<TokenUsage> stream_usage_;
   int64_t completion_bytes_ = 0;  // completion text relayed so far (stream)

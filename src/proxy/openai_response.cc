@@ -345,6 +345,18 @@ size_t ContainerEnd(std::string_view text, size_t open, internal::QuoteIndex& qu
   return std::string_view::npos;
 }
 
+// What LexEvent saw besides the facts, for EventShapes.
+struct LexMarks {
+  // The offset of the opening quote of the first name that can tell anything (see
+  // EventShapes), or npos if none does.
+  size_t quiet_end = std::string_view::npos;
+  int completion_strings = 0;  // completion string values counted
+  // The quotes around the last of them.
+  size_t string_open = std::string_view::npos;
+  size_t string_close = std::string_view::npos;
+  bool usage_object = false;
+};
+
 // One pass over an event's payload (ScanEvent): a lexer, not a parser. It finds the strings
 // (so that nothing inside one is taken for structure), tells member names (a string followed
 // by a colon) from values, and looks at the value that follows a name: a string of a
@@ -353,16 +365,13 @@ size_t ContainerEnd(std::string_view text, size_t open, internal::QuoteIndex& qu
 // up.
 //
 // It starts at `start`: 0, or where a name's opening quote is (the lexer's state there is the
-// one it starts with). *quiet_end is set to the offset of the opening quote of the first name
-// that can tell anything (see EventPrefix), or npos if none does.
-bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, size_t* quiet_end) {
+// one it starts with).
+bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, LexMarks* marks) {
   const char* p = payload.data() + start;
   const char* const end = payload.data() + payload.size();
   std::string_view name;  // the member whose value comes next, if `in_value`
   bool in_value = false;
-  bool usage_object = false;
   bool no_choices = false;
-  *quiet_end = std::string_view::npos;
   internal::QuoteIndex quotes(payload);
   auto offset = [&](const char* at) { return static_cast<size_t>(at - payload.data()); };
   while (p < end) {
@@ -377,15 +386,18 @@ bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, size_t*
       if (p < end && *p == ':') {
         name = text;
         in_value = true;
-        if (*quiet_end == std::string_view::npos &&
+        if (marks->quiet_end == std::string_view::npos &&
             (text == "choices" || text == "usage" || IsCompletionKey(text))) {
-          *quiet_end = open_at;
+          marks->quiet_end = open_at;
         }
         p = SkipJsonSpace(p + 1, end);  // to the value's first byte, where in_value holds
         continue;
       }
       if (in_value && IsCompletionKey(name)) {
         facts->completion_text_bytes += static_cast<int64_t>(text.size());
+        ++marks->completion_strings;
+        marks->string_open = open_at;
+        marks->string_close = close_at;
       }
       in_value = false;
       continue;
@@ -395,7 +407,7 @@ bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, size_t*
       if (close_at == std::string_view::npos) return false;
       const char* close = payload.data() + close_at;
       const std::string_view object(p, static_cast<size_t>(close - p));
-      usage_object = true;  // the last usage object decides, as ParseUsage's search does
+      marks->usage_object = true;  // the last usage object decides, as ParseUsage's search does
       facts->usage = internal::ScanUsage(object);
       if (!facts->usage) facts->usage = internal::ParseUsageObject(object);
       p = close;
@@ -411,7 +423,7 @@ bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, size_t*
     in_value = false;
     p = payload.data() + quotes.NextQuote(offset(p) + 1);
   }
-  if (usage_object) {
+  if (marks->usage_object) {
     facts->kind = no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
   }
   return true;
@@ -419,40 +431,86 @@ bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, size_t*
 
 }  // namespace
 
-// Fills an EventPrefix (its friend).
-struct EventPrefixAccess {
-  // From the first event lexed whole that has a name that can tell something, at `quiet_end`:
-  // its payload up to that name, when that fits, else nothing, for good (later events are read
-  // whole then, as without a prefix). Only where the name follows a `{` or a `,`, as in valid
-  // JSON: after a string instead, whether that string was a name would depend on the byte
-  // after the prefix, which the comparison does not cover.
-  static void Learn(std::string_view payload, size_t quiet_end, EventPrefix* prefix) {
+// Learns and matches an EventShapes (its friend).
+struct EventShapesAccess {
+  // From the first event lexed whole that has a name that can tell something, at
+  // `marks.quiet_end`: its payload up to that name, when that fits, else nothing, for good
+  // (later events are read whole then, as without a prefix). Only where the name follows a `{`
+  // or a `,`, as in valid JSON: after a string instead, whether that string was a name would
+  // depend on the byte after the prefix, which the comparison does not cover.
+  static void LearnPrefix(std::string_view payload, const LexMarks& marks, EventShapes* shapes) {
+    const size_t quiet_end = marks.quiet_end;
     if (quiet_end == std::string_view::npos) return;  // nothing to learn from this one
     size_t before = quiet_end;
     while (before > 0 && internal::IsJsonSpace(payload[before - 1])) --before;
     if (before == 0 || (payload[before - 1] != '{' && payload[before - 1] != ',')) return;
-    prefix->learned_ = true;
-    if (quiet_end > EventPrefix::kCapacity) return;
-    std::memcpy(prefix->bytes_.data(), payload.data(), quiet_end);
-    prefix->size_ = quiet_end;
+    shapes->prefix_learned_ = true;
+    if (quiet_end > EventShapes::kPrefixCapacity) return;
+    std::memcpy(shapes->prefix_.data(), payload.data(), quiet_end);
+    shapes->prefix_size_ = quiet_end;
+  }
+
+  // From an event lexed (whole, or after the prefix) that holds one completion string and no
+  // usage object: the bytes around that string. Replaces the chunk learned before, which this
+  // event did not match.
+  static void LearnChunk(std::string_view payload, const LexMarks& marks, EventShapes* shapes) {
+    if (marks.completion_strings != 1 || marks.usage_object) return;
+    const size_t head = marks.string_open + 1;
+    const size_t tail = payload.size() - marks.string_close;
+    if (head > EventShapes::kChunkHeadCapacity || tail > EventShapes::kChunkTailCapacity) return;
+    std::memcpy(shapes->head_.data(), payload.data(), head);
+    std::memcpy(shapes->tail_.data(), payload.data() + marks.string_close, tail);
+    shapes->head_size_ = head;
+    shapes->tail_size_ = tail;
+  }
+
+  // The facts of a payload that is the learned chunk around another string; nullopt if it is
+  // not. The lexer would see the same bytes up to the string's opening quote, then find the
+  // same closing quote (through the same index), then the same bytes to the end: the same
+  // facts, but for the string's length.
+  static std::optional<EventFacts> MatchChunk(std::string_view payload,
+                                              const EventShapes& shapes) {
+    const std::string_view head = shapes.chunk_head();
+    const std::string_view tail = shapes.chunk_tail();
+    if (head.empty() || payload.size() < head.size() + tail.size() ||
+        payload.substr(0, head.size()) != head) {
+      return std::nullopt;
+    }
+    internal::QuoteIndex quotes(payload);
+    const size_t close_at = quotes.StringEnd(head.size() - 1);
+    if (close_at == internal::QuoteIndex::npos || payload.substr(close_at) != tail) {
+      return std::nullopt;
+    }
+    EventFacts facts;
+    facts.completion_text_bytes = static_cast<int64_t>(close_at - head.size());
+    return facts;
   }
 };
 
 namespace internal {
 
-std::optional<EventFacts> ScanEvent(std::string_view event, EventPrefix* prefix) {
+std::optional<EventFacts> ScanEvent(std::string_view event, EventShapes* shapes) {
   const std::string_view data = EventData(event);
   EventFacts facts;
   if (data == "[DONE]") {
     facts.kind = EventKind::kDone;
     return facts;
   }
-  const std::string_view known = prefix != nullptr ? prefix->view() : std::string_view();
+  if (shapes != nullptr) {
+    if (auto chunk = EventShapesAccess::MatchChunk(data, *shapes)) {
+      chunk->null_usage_at = NullUsageOffset(event, data);
+      return chunk;
+    }
+  }
+  const std::string_view known = shapes != nullptr ? shapes->prefix() : std::string_view();
   // Compared, not read: only bytes that told nothing before are skipped.
   const size_t start = !known.empty() && data.substr(0, known.size()) == known ? known.size() : 0;
-  size_t quiet_end = std::string_view::npos;
-  if (!LexEvent(data, start, &facts, &quiet_end)) return std::nullopt;
-  if (prefix != nullptr && !prefix->learned()) EventPrefixAccess::Learn(data, quiet_end, prefix);
+  LexMarks marks;
+  if (!LexEvent(data, start, &facts, &marks)) return std::nullopt;
+  if (shapes != nullptr) {
+    if (!shapes->prefix_learned()) EventShapesAccess::LearnPrefix(data, marks, shapes);
+    EventShapesAccess::LearnChunk(data, marks, shapes);
+  }
   facts.null_usage_at = NullUsageOffset(event, data);
   return facts;
 }
@@ -472,8 +530,8 @@ EventFacts SearchEvent(std::string_view event) {
 
 EventFacts ReadEvent(std::string_view event) { return ReadEvent(event, nullptr); }
 
-EventFacts ReadEvent(std::string_view event, EventPrefix* prefix) {
-  if (auto facts = internal::ScanEvent(event, prefix)) return *facts;
+EventFacts ReadEvent(std::string_view event, EventShapes* shapes) {
+  if (auto facts = internal::ScanEvent(event, shapes)) return *facts;
   return internal::SearchEvent(event);
 }
 

@@ -101,32 +101,52 @@ void AppendWithoutNullUsage(std::string_view event, size_t offset, std::string* 
 // payload is cut short (an unterminated string or usage object), the searches decide instead.
 EventFacts ReadEvent(std::string_view event);
 
-// What a stream's events begin with that tells ReadEvent nothing: the bytes of a payload up to
-// its first member that can (`choices`, `usage`, a completion member), as OpenAI's chunks repeat
-// their id, object, created, model and fingerprint there. Learned from the first event read
-// with it that has such a member (after a `{` or a `,`), then skipped in each event whose
-// payload begins with the same bytes (compared, not read). One per stream; empty until
-// learned, and for good if those bytes are more than kCapacity.
-class EventPrefix {
+// What a stream's events repeat, learned from them as ReadEvent reads them, so that it reads
+// less of the next ones. Two shapes, each only compared against an event's bytes, never
+// trusted:
+// - The prefix: the bytes of a payload up to its first member that can tell something
+//   (`choices`, `usage`, a completion member), as OpenAI's chunks repeat their id, object,
+//   created, model and fingerprint there. Learned from the first event that has such a member
+//   (after a `{` or a `,`), then skipped in each event whose payload begins with the same
+//   bytes. Empty until learned, and for good if those bytes are more than kPrefixCapacity.
+// - The chunk: a content chunk's payload around its one completion string, as OpenAI's content
+//   chunks differ only in that string's text. Learned from each event lexed that has exactly
+//   one completion string and no usage object (and whose bytes before and after that string
+//   fit kChunkHeadCapacity and kChunkTailCapacity). An event whose payload is the same bytes
+//   around another string (its end found as the lexer finds it) has the same facts but for
+//   that string's length, and is not lexed at all.
+// One per stream; thread safety: one thread.
+class EventShapes {
  public:
-  static constexpr size_t kCapacity = 192;
-  std::string_view view() const { return std::string_view(bytes_.data(), size_); }
-  bool learned() const { return learned_; }
+  static constexpr size_t kPrefixCapacity = 192;
+  static constexpr size_t kChunkHeadCapacity = 256;
+  static constexpr size_t kChunkTailCapacity = 128;
+
+  std::string_view prefix() const { return std::string_view(prefix_.data(), prefix_size_); }
+  bool prefix_learned() const { return prefix_learned_; }
+  // The chunk's bytes up to its completion string's opening quote (included) and from its
+  // closing quote (included) to the payload's end; both empty until learned.
+  std::string_view chunk_head() const { return std::string_view(head_.data(), head_size_); }
+  std::string_view chunk_tail() const { return std::string_view(tail_.data(), tail_size_); }
 
  private:
-  friend struct EventPrefixAccess;
-  std::array<char, kCapacity> bytes_;  // the first size_ bytes hold the prefix
-  size_t size_ = 0;
-  bool learned_ = false;
+  friend struct EventShapesAccess;
+  std::array<char, kPrefixCapacity> prefix_;  // the first prefix_size_ bytes hold the prefix
+  size_t prefix_size_ = 0;
+  bool prefix_learned_ = false;
+  std::array<char, kChunkHeadCapacity> head_;
+  std::array<char, kChunkTailCapacity> tail_;
+  size_t head_size_ = 0;  // 0: no chunk learned
+  size_t tail_size_ = 0;
 };
 
-// ReadEvent for the events of one stream, in order: the same facts, with what `prefix` holds
-// skipped (and learned from the first event).
-EventFacts ReadEvent(std::string_view event, EventPrefix* prefix);
+// ReadEvent for the events of one stream, in order: the same facts, with what `shapes` holds
+// compared rather than read (and learned from the events).
+EventFacts ReadEvent(std::string_view event, EventShapes* shapes);
 
 namespace internal {
 // ReadEvent's two readers, for tests: the lexer (nullopt when it gives up) and the searches.
-std::optional<EventFacts> ScanEvent(std::string_view event, EventPrefix* prefix = nullptr);
+std::optional<EventFacts> ScanEvent(std::string_view event, EventShapes* shapes = nullptr);
 EventFacts SearchEvent(std::string_view event);
 }  // namespace internal
 

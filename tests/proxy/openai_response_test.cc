@@ -117,6 +117,15 @@ void ExpectSameFacts(const EventFacts& a, const EventFacts& b) {
   }
 }
 
+// Each event of `stream`, read in order with one EventShapes, gives what it gives read alone.
+void ExpectStreamReadsAsItsEvents(const std::vector<std::string>& stream) {
+  EventShapes shapes;
+  for (const std::string& text : stream) {
+    SCOPED_TRACE(text);
+    ExpectSameFacts(ReadEvent(text, &shapes), ReadEvent(text));
+  }
+}
+
 // The one-pass reading of an event agrees with the searches it replaces; the searches remain
 // for events cut short.
 TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
@@ -221,7 +230,7 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
   EXPECT_EQ(CompletionTextBytes(spaced), 0);
 }
 
-// A stream's events read with its EventPrefix give what each gives read alone: the prefix is
+// A stream's events read with its EventShapes give what each gives read alone: the prefix is
 // learned from the first event (its bytes up to the first name that can tell anything), and
 // skipped only where an event begins with the same bytes.
 TEST(OpenAiResponseTest, AStreamsEventPrefixChangesNoFacts) {
@@ -270,24 +279,73 @@ TEST(OpenAiResponseTest, AStreamsEventPrefixChangesNoFacts) {
       {event(R"({"id":")" + std::string(300, 'x') + R"(","choices":[{"delta":{"content":"y"}}]})"),
        event(R"({"id":")" + std::string(300, 'x') + R"(","choices":[]})")},
   };
-  for (const auto& stream : streams) {
-    EventPrefix prefix;
-    for (const std::string& text : stream) {
-      SCOPED_TRACE(text);
-      ExpectSameFacts(ReadEvent(text, &prefix), ReadEvent(text));
-    }
-  }
-  EventPrefix prefix;
-  ReadEvent(streams[0][0], &prefix);
-  EXPECT_TRUE(prefix.learned());
-  EXPECT_EQ(prefix.view(), head);
-  EventPrefix later;
+  for (const auto& stream : streams) ExpectStreamReadsAsItsEvents(stream);
+  EventShapes shapes;
+  ReadEvent(streams[0][0], &shapes);
+  EXPECT_TRUE(shapes.prefix_learned());
+  EXPECT_EQ(shapes.prefix(), head);
+  EventShapes later;
   for (const std::string& text : streams[2]) ReadEvent(text, &later);
-  EXPECT_TRUE(later.learned());
-  EXPECT_EQ(later.view(), head);
-  EventPrefix none;
+  EXPECT_TRUE(later.prefix_learned());
+  EXPECT_EQ(later.prefix(), head);
+  EventShapes none;
   ReadEvent(streams[3][0], &none);
-  EXPECT_FALSE(none.learned());
+  EXPECT_FALSE(none.prefix_learned());
+}
+
+// The same for the chunk shape: learned from an event with one completion string and no usage
+// object, and used only for an event that is the same bytes around another string.
+TEST(OpenAiResponseTest, AStreamsChunkShapeChangesNoFacts) {
+  const std::string head =
+      R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,)"
+      R"("model":"gpt-4o","choices":[{"index":0,"delta":{"content":")";
+  const std::string tail = R"("},"finish_reason":null}],"usage":null})";
+  auto event = [](const std::string& payload) { return "data: " + payload + "\n\n"; };
+  auto chunk = [&](const std::string& text) { return event(head + text + tail); };
+  const std::vector<std::vector<std::string>> streams = {
+      // OpenAI's shape: the role chunk, content chunks (escapes, empty, across 64-byte
+      // windows, a backslash last), the finish chunk, the usage chunk.
+      {event(R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,)"
+             R"("model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant",)"
+             R"("content":""},"finish_reason":null}],"usage":null})"),
+       chunk("Hel"), chunk(R"(lo \"you\")"), chunk(""), chunk(std::string(150, 'w')),
+       chunk(R"(\\)"), chunk(R"(\u00e9\n)"),
+       event(R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,)"
+             R"("model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],)"
+             R"("usage":null})"),
+       event(R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,)"
+             R"("model":"gpt-4o","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3}})"),
+       "data: [DONE]\n\n"},
+      // The chunk's head, then bytes that are not its tail after the string: a usage object,
+      // more bytes, the tail's text inside the string and a second string, a string cut short.
+      // An escaped quote before the tail. A head as long but for another member.
+      {chunk("a"), event(head + R"(b"}}],"usage":{"prompt_tokens":4},"choices":[]})"),
+       event(head + "c" + tail + "x"), event(head + R"(d"}}],"content":"e)" + tail),
+       event(head + "cut"), event(head + R"(f\")" + tail), chunk("g"),
+       event(std::string(head).replace(head.rfind("content"), 7, "contenT") + "hij" + tail)},
+      // Not learned from two completion strings, nor from one beside a usage object: the next
+      // event, alike but for its last string, must be read whole.
+      {event(R"({"choices":[{"delta":{"content":"a","reasoning":"b"}}]})"),
+       event(R"({"choices":[{"delta":{"content":"a","reasoning":"bcd"}}]})")},
+      {event(R"({"usage":{"prompt_tokens":1},"choices":[{"delta":{"content":"a"}}]})"),
+       event(R"({"usage":{"prompt_tokens":1},"choices":[{"delta":{"content":"bb"}}]})")},
+  };
+  for (const auto& stream : streams) ExpectStreamReadsAsItsEvents(stream);
+
+  EventShapes shapes;
+  for (size_t i = 0; i < 3; ++i) ReadEvent(streams[0][i], &shapes);
+  EXPECT_EQ(shapes.chunk_head(), head);
+  EXPECT_EQ(shapes.chunk_tail(), tail);
+  for (size_t i : {2u, 3u}) {
+    EventShapes unlearned;
+    for (const std::string& text : streams[i]) ReadEvent(text, &unlearned);
+    EXPECT_TRUE(unlearned.chunk_head().empty()) << i;
+  }
+  // Too long around the string to hold: nothing learned.
+  EventShapes too_long;
+  ReadEvent(event(R"({"id":")" + std::string(300, 'x') + R"(","content":"a"})"), &too_long);
+  ReadEvent(event(R"({"content":"a","id":")" + std::string(200, 'x') + R"("})"), &too_long);
+  EXPECT_TRUE(too_long.chunk_head().empty());
 }
 
 // Whatever an event's bytes (each replaced by a structural byte, dropped, or the event cut
