@@ -511,12 +511,12 @@ void Session::Dispatch(const RouteMatch& match, Request request) {
   });
 }
 
-void Session::AfterExchange() {
+void Session::AfterExchange(Clock::time_point now) {
   if (closed_) return;
   if (!keep_alive_) return CloseGracefully();
   if (state_.draining()) return Close();
   phase_ = Phase::kIdle;
-  SetReadDeadline(std::chrono::seconds(state_.options().idle_timeout_s));
+  SetReadDeadlineAt(now + std::chrono::seconds(state_.options().idle_timeout_s));
   // Bytes of the next request may be waiting already (pipelined).
   Parse();
 }

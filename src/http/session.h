@@ -206,7 +206,7 @@ class Session : public std::enable_shared_from_this<Session> {
                  bool keep_alive);
   void Reject(const Error& error, int status_override);
   void Dispatch(const RouteMatch& match, Request request);
-  void AfterExchange();
+  void AfterExchange(Clock::time_point now);
   void CloseGracefully();
   void Close();
   void ClientGone();
@@ -242,7 +242,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(beast::error_code ec);
   void FailWrites();
   void FinishExchange();
-  void LogAccess();
+  void LogAccess(Clock::time_point now);
   bool IsCurrent(uint64_t seq) const { return exchange_ && exchange_->seq == seq; }
   bool Writable() const { return !closed_ && !client_gone_; }
   void RunCallback(const char* what, const std::function<void()>& callback);

@@ -479,17 +479,18 @@ void Session::FailWrites() {
 
 void Session::FinishExchange() {
   if (!exchange_) return;
-  LogAccess();
+  // One clock reading for the access line and the next read's deadline.
+  const Clock::time_point now = Clock::now();
+  LogAccess(now);
   keep_alive_ = exchange_->keep_alive && Writable() && !state_.draining();
   exchange_.reset();  // drops the handler's callbacks, which may hold its responder
   ++requests_served_;
-  AfterExchange();
+  AfterExchange(now);
 }
 
-void Session::LogAccess() {
+void Session::LogAccess(Clock::time_point now) {
   const Exchange& exchange = *exchange_;
-  auto duration =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.start);
+  auto duration = std::chrono::duration_cast<std::chrono::microseconds>(now - exchange.start);
   const int status = exchange.status != 0 ? exchange.status : kStatusClientClosed;
   const auto duration_us = static_cast<int64_t>(duration.count());
   // The server's own share: the request's time outside the handler's upstream call.

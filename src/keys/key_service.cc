@@ -514,8 +514,9 @@ AuditEntry KeyService::MakeAudit(const Caller& caller, std::string action, std::
   return entry;
 }
 
-void KeyService::NoteUsed(std::string_view hash) {
-  const UnixMillis now = clock_.NowMs();
+void KeyService::NoteUsed(std::string_view hash) { NoteUsed(hash, clock_.NowMs()); }
+
+void KeyService::NoteUsed(std::string_view hash, UnixMillis now) {
   TouchShard& shard = touched_[DigestHash{}(hash) % kTouchShards];
   std::lock_guard lock(shard.mu);
   if (auto it = shard.at.find(hash); it != shard.at.end()) {

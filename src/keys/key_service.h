@@ -191,6 +191,8 @@ class KeyService {
 
   // last_used_at is recorded in memory and written in batches by FlushLastUsed().
   void NoteUsed(std::string_view hash);
+  // The same, used at `at` (a caller that has read the clock already).
+  void NoteUsed(std::string_view hash, UnixMillis at);
   Status FlushLastUsed();
 
   const KeyPrefixes& prefixes() const { return prefixes_; }

@@ -114,7 +114,7 @@ void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
     return responder->Send(std::move(prepared.refusal));
   }
   PreparedCall& call = *prepared.value;
-  if (deps_.note_used) deps_.note_used(call.key->hash);
+  if (deps_.note_used) deps_.note_used(call.key->hash, call.now);
   http::HeaderList forward = ForwardableHeaders(std::move(request.headers));
   if (!MayReadStore(*call.key)) {
     return AdmitAndForward(std::move(call), std::move(forward), io, std::move(responder));
@@ -122,6 +122,7 @@ void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
   // The Limiter may read this lineage's spend from the store: never on an io thread.
   boost::asio::post(*cold_pool_, [this, call = std::move(call), forward = std::move(forward), &io,
                                   responder = std::move(responder)]() mutable {
+    call.now = deps_.clock.NowMs();  // judged when admitted, after the wait for a thread
     AdmitAndForward(std::move(call), std::move(forward), io, std::move(responder));
   });
 }

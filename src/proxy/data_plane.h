@@ -73,8 +73,9 @@ struct DataPlaneDeps {
   store::UsageStore& usage_store;
   const Clock& clock;
   Logger& log;
-  // Marks a service key used (last_used_at, written in batches by its owner). May be empty.
-  std::function<void(const std::string& hash)> note_used;
+  // Marks a service key used at a time (last_used_at, written in batches by its owner). May be
+  // empty.
+  std::function<void(const std::string& hash, UnixMillis at)> note_used;
   // Drops idle guardrail state (LocalLimiter::EvictIdle); run once a minute. May be empty.
   std::function<void(UnixMillis now)> evict_idle;
   // Reads the provisioning key or owner credential with this digest from the store (kind kNone

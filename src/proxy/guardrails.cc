@@ -64,6 +64,11 @@ Guardrails::Guardrails(GuardrailOptions options, const keys::KeyIndex& index,
 
 Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
     std::string_view bearer_token) const {
+  return Authenticate(bearer_token, clock_.NowMs());
+}
+
+Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
+    std::string_view bearer_token, UnixMillis now) const {
   if (bearer_token.empty()) {
     return Error::Unauthenticated(
         "You didn't provide an API key. Send Authorization: Bearer <service key>.",
@@ -74,7 +79,6 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
   const keys::IndexedCredential found = index_.Find(digest);
   if (found.kind != keys::CredentialKind::kServiceKey) return ManagementCredentialRefusal(found);
   const std::shared_ptr<const keys::ServiceKey>& key = found.service_key;
-  const UnixMillis now = clock_.NowMs();
   // spec §3 step 1, in its order: unknown (or revoked) 401, expired 401, disabled 403.
   if (!keys::ConstantTimeEquals(key->hash, digest) || keys::RevokedAt(*key, now)) {
     return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
@@ -129,7 +133,8 @@ Status Guardrails::CheckModel(const keys::ServiceKey& key, const ModelRequest& r
 Verdict<PreparedCall> Guardrails::Prepare(std::string_view bearer_token, Endpoint endpoint,
                                           std::string_view body,
                                           std::shared_ptr<const ResolvedCatalog> catalog) const {
-  auto key = Authenticate(bearer_token);
+  const UnixMillis now = clock_.NowMs();
+  auto key = Authenticate(bearer_token, now);
   if (!key.ok()) return Refuse<PreparedCall>(key.error());
   auto request =
       endpoint == Endpoint::kEmbeddings ? ParseEmbeddingsRequest(body) : ParseChatRequest(body);
@@ -144,6 +149,7 @@ Verdict<PreparedCall> Guardrails::Prepare(std::string_view bearer_token, Endpoin
         target ? target->unusable_reason : "the provider of " + model->id + " is not declared"));
   }
   PreparedCall call;
+  call.now = now;
   call.worst = WorstCaseOf(*model, *request);
   call.key = std::move(*key);
   call.catalog = std::move(catalog);
@@ -157,7 +163,7 @@ Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
   const keys::ServiceKey& key = *call.key;
   limits::AdmitRequest ask;
   ask.lineage = key.lineage.empty() ? key.hash : key.lineage;
-  ask.now = clock_.NowMs();
+  ask.now = call.now;
   ask.rpm_limit = key.guardrails.rpm_limit;
   ask.tpm_limit = key.guardrails.tpm_limit;
   ask.credit_limit = key.guardrails.credit_limit;

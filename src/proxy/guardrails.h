@@ -51,6 +51,9 @@ struct PreparedCall {
   std::shared_ptr<const UpstreamTarget> target;
   ModelRequest request;
   WorstCase worst;
+  // When the key was authenticated: the time the admission's windows and budget are judged at
+  // too, unless the call waits in between (DataPlane reads the clock again then).
+  UnixMillis now = 0;
 };
 
 // The rate-limit windows as the admission left them: the x-ratelimit-* headers of the answer
@@ -105,6 +108,9 @@ class Guardrails {
   //   for a provisioning key or an owner credential in the index. A secret the index does not
   //   hold is unknown (401), whatever its prefix: see IsUnindexedManagementKey().
   Result<std::shared_ptr<const keys::ServiceKey>> Authenticate(std::string_view bearer_token) const;
+  // The same at `now` (revocation and expiry are judged then).
+  Result<std::shared_ptr<const keys::ServiceKey>> Authenticate(std::string_view bearer_token,
+                                                               UnixMillis now) const;
 
   // True if `bearer_token` carries a provisioning-key or owner prefix but the index does not
   // hold it: a credential made by the CLI in another process since this one started, or an

@@ -108,8 +108,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     user_.reset();
     deadline_ = SteadyClock::time_point::max();
   }
-  void SetDeadline(std::chrono::milliseconds timeout) {
-    deadline_ = SteadyClock::now() + timeout;
+  // `now`: a caller that has read the clock in this handler passes its reading.
+  void SetDeadline(std::chrono::milliseconds timeout,
+                   SteadyClock::time_point now = SteadyClock::now()) {
+    deadline_ = now + timeout;
     ArmTimer();
   }
   SteadyClock::time_point deadline() const { return deadline_; }
@@ -253,9 +255,9 @@ class ConnectionPool {
   ssl::context& tls_context() { return tls_context_; }
   const UpstreamClientOptions& options() const { return options_; }
 
-  // A live idle connection of `io` to `pool_key`, or nullptr.
-  std::shared_ptr<Connection> Acquire(net::io_context& io, std::string_view pool_key) {
-    const auto now = SteadyClock::now();
+  // A live idle connection of `io` to `pool_key` at `now`, or nullptr.
+  std::shared_ptr<Connection> Acquire(net::io_context& io, std::string_view pool_key,
+                                      SteadyClock::time_point now) {
     const auto oldest = now - options_.max_idle_time;
     const auto recent = now - kTrustIdleFor;
     std::lock_guard<std::mutex> lock(mu_);
@@ -273,9 +275,11 @@ class ConnectionPool {
     return nullptr;
   }
 
-  void Release(net::io_context& io, std::shared_ptr<Connection> connection) {
+  // `idle_since`: when the connection's last exchange read its last bytes.
+  void Release(net::io_context& io, std::shared_ptr<Connection> connection,
+               SteadyClock::time_point idle_since) {
     connection->Reclaim();
-    connection->idle_since = SteadyClock::now();
+    connection->idle_since = idle_since;
     std::lock_guard<std::mutex> lock(mu_);
     auto it = idle_.find(KeyView{&io, connection->pool_key()});
     if (it == idle_.end()) it = idle_.emplace(Key{&io, connection->pool_key()}, Pool()).first;
@@ -445,7 +449,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   void Connect();
   void OnConnect(const error_code& ec);
   void OnHandshake(const error_code& ec);
-  void Write();
+  void Write(SteadyClock::time_point now = SteadyClock::now());
   void OnWrite(const error_code& ec);
   void Read();
   void OnRead(error_code ec, size_t bytes);
@@ -478,6 +482,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   bool cancelled_ = false;
   bool done_ = false;
   bool read_may_note_drained_ = false;  // see Read()
+  SteadyClock::time_point last_read_at_;  // when a read last brought bytes
 };
 
 std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequest& request) {
@@ -514,11 +519,12 @@ std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequ
 
 void Exchange::Begin() {
   if (cancelled_) return Finish(UpstreamOutcome::kCancelled, "cancelled before sending");
-  std::shared_ptr<Connection> pooled = client_->Acquire(io_, pool_key());
+  const SteadyClock::time_point now = SteadyClock::now();
+  std::shared_ptr<Connection> pooled = client_->Acquire(io_, pool_key(), now);
   if (pooled == nullptr) return Connect();
   Use(std::move(pooled));
   reused_ = true;
-  Write();
+  Write(now);
 }
 
 void Exchange::Use(std::shared_ptr<Connection> connection) {
@@ -581,8 +587,8 @@ void Exchange::OnHandshake(const error_code& ec) {
   Write();
 }
 
-void Exchange::Write() {
-  connection_->SetDeadline(target_->response_timeout);
+void Exchange::Write(SteadyClock::time_point now) {
+  connection_->SetDeadline(target_->response_timeout, now);
   size_t written = 0;
   if (connection_->tls() == nullptr) {
     // A request almost always fits in the socket's send buffer: written at once, it needs no
@@ -635,7 +641,10 @@ void Exchange::OnRead(error_code ec, size_t bytes) {
   connection_->buffer().commit(bytes);
   if (!ec) {
     // The response timeout is the longest silence: each read that brings bytes restarts it.
-    if (bytes > 0) connection_->SetDeadline(target_->response_timeout);
+    if (bytes > 0) {
+      last_read_at_ = SteadyClock::now();
+      connection_->SetDeadline(target_->response_timeout, last_read_at_);
+    }
     return Feed();
   }
   const bool eof = ec == net::error::eof || ec == ssl::error::stream_truncated;
@@ -750,7 +759,8 @@ void Exchange::Finish(UpstreamOutcome outcome, std::string detail) {
   const bool reusable = outcome == UpstreamOutcome::kComplete && keep_alive && connection_ &&
                         connection_->buffer().size() == 0;
   if (connection_ && reusable) {
-    client_->Release(io_, std::move(connection_));
+    // A complete answer came in a read: its time is when the connection fell idle.
+    client_->Release(io_, std::move(connection_), last_read_at_);
   } else if (connection_) {
     connection_->Reclaim();
     connection_->Close();

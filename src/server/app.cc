@@ -144,7 +144,7 @@ void App::Parts::BuildDataPlane() {
         return store->SpendSince(lineage, limits::DayIndex(period_start));
       });
   proxy::DataPlaneDeps deps{index, *limiter, *store, clock, log,
-                            [this](const std::string& hash) { keys.NoteUsed(hash); },
+                            [this](const std::string& hash, UnixMillis at) { keys.NoteUsed(hash, at); },
                             [this](UnixMillis now) { limiter->EvictIdle(now); },
                             [this](const std::string& digest) { return FindManagementCredential(digest); }};
   data_plane = std::make_unique<proxy::DataPlane>(std::move(deps),
