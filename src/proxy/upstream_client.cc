@@ -1,6 +1,6 @@
 // The upstream client on Beast/Asio. One Exchange per request, on the io_context it was made
 // for (run by one thread), so an exchange's state needs no lock; only the idle pool, shared by
-// all exchanges, has a mutex. Responses are parsed by feeding a Beast parser from the
+// all exchanges, has mutexes (one per shard of io_contexts, so that io threads do not contend). Responses are parsed by feeding a Beast parser from the
 // connection's buffer: one handler per socket read.
 #include "proxy/upstream_client.h"
 
@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -260,9 +261,10 @@ class ConnectionPool {
                                       SteadyClock::time_point now) {
     const auto oldest = now - options_.max_idle_time;
     const auto recent = now - kTrustIdleFor;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = idle_.find(KeyView{&io, pool_key});
-    if (it == idle_.end()) return nullptr;
+    Shard& shard = ShardOf(io);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.idle.find(KeyView{&io, pool_key});
+    if (it == shard.idle.end()) return nullptr;
     Pool& pool = it->second;
     while (!pool.empty()) {
       std::shared_ptr<Connection> connection = std::move(pool.back());
@@ -280,24 +282,31 @@ class ConnectionPool {
                SteadyClock::time_point idle_since) {
     connection->Reclaim();
     connection->idle_since = idle_since;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = idle_.find(KeyView{&io, connection->pool_key()});
-    if (it == idle_.end()) it = idle_.emplace(Key{&io, connection->pool_key()}, Pool()).first;
+    Shard& shard = ShardOf(io);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.idle.find(KeyView{&io, connection->pool_key()});
+    if (it == shard.idle.end()) {
+      it = shard.idle.emplace(Key{&io, connection->pool_key()}, Pool()).first;
+    }
     if (it->second.size() < options_.max_idle_per_upstream) {
       it->second.push_back(std::move(connection));
     }
   }
 
   void CloseIdle() {
-    Map closing;
-    std::lock_guard<std::mutex> lock(mu_);
-    closing.swap(idle_);
+    for (Shard& shard : shards_) {
+      Map closing;  // closed after the lock is released
+      std::lock_guard<std::mutex> lock(shard.mu);
+      closing.swap(shard.idle);
+    }
   }
 
   size_t IdleCount() const {
-    std::lock_guard<std::mutex> lock(mu_);
     size_t count = 0;
-    for (const auto& [key, pool] : idle_) count += pool.size();
+    for (const Shard& shard : shards_) {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      for (const auto& [key, pool] : shard.idle) count += pool.size();
+    }
     return count;
   }
 
@@ -330,11 +339,23 @@ class ConnectionPool {
   };
   using Pool = std::vector<std::shared_ptr<Connection>>;
   using Map = std::unordered_map<Key, Pool, KeyHash, KeyEqual>;
+  // Each io_context's connections live in one shard, picked by its address, so that each io
+  // thread locks and touches its own (two may share one: still correct, only less apart).
+  struct alignas(64) Shard {
+    mutable std::mutex mu;
+    Map idle;  // guarded by mu
+  };
+  static constexpr size_t kShards = 16;
+  Shard& ShardOf(const net::io_context& io) {
+    constexpr uint64_t kFibonacci = 0x9E3779B97F4A7C15ull;  // spreads nearby addresses
+    const auto address = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&io));
+    return shards_[(address * kFibonacci) >> 60];  // the top 4 bits: 0..15
+  }
+  static_assert(kShards == 16, "ShardOf takes the top 4 bits");
 
   const UpstreamClientOptions options_;
   ssl::context tls_context_;
-  mutable std::mutex mu_;
-  Map idle_;  // guarded by mu_
+  std::array<Shard, kShards> shards_;
 };
 
 // ---- one exchange -------------------------------------------------------------------------
