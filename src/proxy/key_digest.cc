@@ -7,12 +7,9 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 
+#include "common/hex.h"
+
 namespace keygate::proxy {
-namespace {
-
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-}  // namespace
 
 KeyDigest DigestKey(std::string_view secret) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -22,10 +19,7 @@ KeyDigest DigestKey(std::string_view secret) {
   SHA256_Final(digest, &context);
   KeyDigest out;
   static_assert(sizeof out.hex == 2 * SHA256_DIGEST_LENGTH);
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-    out.hex[2 * i] = kHexDigits[digest[i] >> 4];
-    out.hex[2 * i + 1] = kHexDigits[digest[i] & 0x0F];
-  }
+  HexEncode(digest, SHA256_DIGEST_LENGTH, out.hex);
   return out;
 }
 

@@ -30,6 +30,18 @@ TEST(SecretsTest, ConstantTimeEqualsComparesWholeStrings) {
   EXPECT_TRUE(ConstantTimeEquals("abcd", "abcd"));
   EXPECT_FALSE(ConstantTimeEquals("abcd", "abce"));
   EXPECT_FALSE(ConstantTimeEquals("abcd", "abc"));
+  // Every length across the eight-byte words and the tail, a difference at every position
+  // and in any one bit.
+  for (size_t length = 0; length <= 40; ++length) {
+    std::string a(length, 'k');
+    for (size_t i = 0; i < length; ++i) a[i] = static_cast<char>('0' + i % 64);
+    EXPECT_TRUE(ConstantTimeEquals(a, std::string(a))) << length;
+    for (size_t at = 0; at < length; ++at) {
+      std::string b = a;
+      b[at] = static_cast<char>(b[at] ^ (1 << (at % 8)));
+      EXPECT_FALSE(ConstantTimeEquals(a, b)) << length << " " << at;
+    }
+  }
 }
 
 TEST(SecretsTest, MaskShowsOnlyPrefixAndLastFour) {
