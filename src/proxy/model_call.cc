@@ -72,6 +72,7 @@ http::HeaderList ForwardableHeaders(http::HeaderList headers) {
         NamedByConnection(connection, name)) {
       continue;
     }
+    if (out.empty()) out.reserve(headers.size());  // one allocation, and none if all drop
     out.emplace_back(std::move(name), std::move(value));
   }
   return out;
