@@ -39,19 +39,28 @@ Result<keygate::config::Config> LoadConfig(const CommonFlags& flags) {
   return keygate::config::LoadConfig(flags.config_path, &std::getenv, overrides);
 }
 
-// The malloc this process runs on, for the start-up line: jemalloc (linked by default, see
-// docs/decisions/0017-jemalloc.md) answers its version through mallctl, looked up at run time
-// so that a build without it, or another malloc preloaded, reports what is really in use.
+// The malloc this process runs on, for the start-up line: the library that provides the
+// `malloc` calls resolve to, found at run time, so that a build without jemalloc (linked by
+// default, see docs/decisions/0017-jemalloc.md) or another malloc preloaded shows as what it
+// is: "jemalloc <version>" (from its mallctl), else the library's file name ("libc.so.6",
+// "libtcmalloc_minimal.so.4", ...).
 std::string AllocatorName() {
+  Dl_info info{};
+  if (dladdr(dlsym(RTLD_DEFAULT, "malloc"), &info) == 0 || info.dli_fname == nullptr) {
+    return "unknown";
+  }
+  std::string file = info.dli_fname;
+  file.erase(0, file.rfind('/') + 1);  // npos + 1 == 0: a name without a directory stays
+  if (file.rfind("libjemalloc", 0) != 0) return file;
   using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
   const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
   const char* version = nullptr;
   size_t size = sizeof version;
-  if (mallctl != nullptr && mallctl("version", &version, &size, nullptr, 0) == 0 &&
-      version != nullptr) {
-    return std::string("jemalloc ") + version;
+  if (mallctl == nullptr || mallctl("version", &version, &size, nullptr, 0) != 0 ||
+      version == nullptr) {
+    return file;
   }
-  return "libc";
+  return std::string("jemalloc ") + version;
 }
 
 struct Runtime {

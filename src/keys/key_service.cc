@@ -516,13 +516,13 @@ AuditEntry KeyService::MakeAudit(const Caller& caller, std::string action, std::
 
 void KeyService::NoteUsed(std::string_view hash) { NoteUsed(hash, clock_.NowMs()); }
 
-void KeyService::NoteUsed(std::string_view hash, UnixMillis now) {
+void KeyService::NoteUsed(std::string_view hash, UnixMillis at) {
   TouchShard& shard = touched_[DigestHash{}(hash) % kTouchShards];
   std::lock_guard lock(shard.mu);
   if (auto it = shard.at.find(hash); it != shard.at.end()) {
-    it->second = std::max(it->second, now);
+    it->second = std::max(it->second, at);
   } else {
-    shard.at.emplace(std::string(hash), now);
+    shard.at.emplace(std::string(hash), at);
   }
 }
 

@@ -132,10 +132,11 @@ class Guardrails {
                                 std::string_view body,
                                 std::shared_ptr<const ResolvedCatalog> catalog) const;
 
-  // Steps 3 and 4. Returns the admission, or the refusal: 429 (RPM, TPM, never fits), 402
-  // budget_exceeded, 503 when the limiter cannot answer and failure_mode is kDeny. May block
-  // on the store once per lineage and budget period (the Limiter's spend loader), so callers
-  // on an io thread send a lineage's first call elsewhere (DataPlane does).
+  // Steps 3 and 4, judged at `call.now`. Returns the admission, or the refusal: 429 (RPM, TPM,
+  // never fits), 402 budget_exceeded, 503 when the limiter cannot answer and failure_mode is
+  // kDeny. May block on the store once per lineage and budget period (the Limiter's spend
+  // loader), so callers on an io thread send a lineage's first call elsewhere (DataPlane does,
+  // and sets call.now again there). REQUIRES: `call` comes from Prepare (which sets now).
   Verdict<Admission> Admit(PreparedCall call) const;
 
   // Prepare, then Admit: the whole check, for tests and benchmarks.

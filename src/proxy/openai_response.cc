@@ -515,6 +515,10 @@ std::optional<EventFacts> ScanEvent(std::string_view event, EventShapes* shapes)
   return facts;
 }
 
+bool MatchesChunk(std::string_view event, const EventShapes& shapes) {
+  return EventShapesAccess::MatchChunk(EventData(event), shapes).has_value();
+}
+
 EventFacts SearchEvent(std::string_view event) {
   const std::string_view data = EventData(event);
   EventFacts facts;

@@ -147,6 +147,9 @@ EventFacts ReadEvent(std::string_view event, EventShapes* shapes);
 namespace internal {
 // ReadEvent's two readers, for tests: the lexer (nullopt when it gives up) and the searches.
 std::optional<EventFacts> ScanEvent(std::string_view event, EventShapes* shapes = nullptr);
+// Whether `event` is the chunk `shapes` holds around another string, which ReadEvent then
+// compares instead of lexing.
+bool MatchesChunk(std::string_view event, const EventShapes& shapes);
 EventFacts SearchEvent(std::string_view event);
 }  // namespace internal
 

@@ -1,12 +1,14 @@
 // The upstream client on Beast/Asio. One Exchange per request, on the io_context it was made
 // for (run by one thread), so an exchange's state needs no lock; only the idle pool, shared by
-// all exchanges, has mutexes (one per shard of io_contexts, so that io threads do not contend). Responses are parsed by feeding a Beast parser from the
-// connection's buffer: one handler per socket read.
+// all exchanges, has mutexes (one per shard of io_contexts, so that io threads do not contend).
+// Responses are parsed by feeding a Beast parser from the connection's buffer: one handler per
+// socket read.
 #include "proxy/upstream_client.h"
 
 #include <sys/socket.h>
 
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <cstdint>
 #include <mutex>
@@ -346,12 +348,13 @@ class ConnectionPool {
     Map idle;  // guarded by mu
   };
   static constexpr size_t kShards = 16;
+  static_assert(std::has_single_bit(kShards));
   Shard& ShardOf(const net::io_context& io) {
     constexpr uint64_t kFibonacci = 0x9E3779B97F4A7C15ull;  // spreads nearby addresses
+    constexpr int kShift = 64 - std::countr_zero(kShards);  // keeps the product's top bits
     const auto address = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&io));
-    return shards_[(address * kFibonacci) >> 60];  // the top 4 bits: 0..15
+    return shards_[(address * kFibonacci) >> kShift];
   }
-  static_assert(kShards == 16, "ShardOf takes the top 4 bits");
 
   const UpstreamClientOptions options_;
   ssl::context tls_context_;
@@ -780,8 +783,11 @@ void Exchange::Finish(UpstreamOutcome outcome, std::string detail) {
   const bool reusable = outcome == UpstreamOutcome::kComplete && keep_alive && connection_ &&
                         connection_->buffer().size() == 0;
   if (connection_ && reusable) {
-    // A complete answer came in a read: its time is when the connection fell idle.
-    client_->Release(io_, std::move(connection_), last_read_at_);
+    // A complete answer came in a read: its time is when the connection fell idle. (Unset, it
+    // would make the connection look long idle, and the pool drop it: read the clock then.)
+    const bool read_some = last_read_at_ != SteadyClock::time_point{};
+    client_->Release(io_, std::move(connection_),
+                     read_some ? last_read_at_ : SteadyClock::now());
   } else if (connection_) {
     connection_->Reclaim();
     connection_->Close();

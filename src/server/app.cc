@@ -143,10 +143,15 @@ void App::Parts::BuildDataPlane() {
       [this](const std::string& lineage, UnixMillis period_start) -> Result<MicroUsd> {
         return store->SpendSince(lineage, limits::DayIndex(period_start));
       });
-  proxy::DataPlaneDeps deps{index, *limiter, *store, clock, log,
-                            [this](const std::string& hash, UnixMillis at) { keys.NoteUsed(hash, at); },
-                            [this](UnixMillis now) { limiter->EvictIdle(now); },
-                            [this](const std::string& digest) { return FindManagementCredential(digest); }};
+  proxy::DataPlaneDeps deps{
+      index,
+      *limiter,
+      *store,
+      clock,
+      log,
+      [this](const std::string& hash, UnixMillis at) { keys.NoteUsed(hash, at); },
+      [this](UnixMillis now) { limiter->EvictIdle(now); },
+      [this](const std::string& digest) { return FindManagementCredential(digest); }};
   data_plane = std::make_unique<proxy::DataPlane>(std::move(deps),
                                                   DataPlaneOptionsFrom(config.settings),
                                                   config.catalog, &std::getenv);

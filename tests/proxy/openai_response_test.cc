@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace keygate::proxy {
@@ -336,16 +337,39 @@ TEST(OpenAiResponseTest, AStreamsChunkShapeChangesNoFacts) {
   for (size_t i = 0; i < 3; ++i) ReadEvent(streams[0][i], &shapes);
   EXPECT_EQ(shapes.chunk_head(), head);
   EXPECT_EQ(shapes.chunk_tail(), tail);
+  // The chunk is compared, not lexed, only where it is the same bytes around a string.
+  EXPECT_TRUE(internal::MatchesChunk(chunk("other text"), shapes));
+  EXPECT_TRUE(internal::MatchesChunk(chunk(R"(a\"b)"), shapes));
+  EXPECT_FALSE(internal::MatchesChunk(event(head + "c" + tail + "x"), shapes));
+  EXPECT_FALSE(internal::MatchesChunk(event(head + "cut"), shapes));
+  EXPECT_FALSE(internal::MatchesChunk(event(head + R"(d"}}],"content":"e)" + tail), shapes));
   for (size_t i : {2u, 3u}) {
     EventShapes unlearned;
     for (const std::string& text : streams[i]) ReadEvent(text, &unlearned);
     EXPECT_TRUE(unlearned.chunk_head().empty()) << i;
   }
-  // Too long around the string to hold: nothing learned.
-  EventShapes too_long;
-  ReadEvent(event(R"({"id":")" + std::string(300, 'x') + R"(","content":"a"})"), &too_long);
-  ReadEvent(event(R"({"content":"a","id":")" + std::string(200, 'x') + R"("})"), &too_long);
-  EXPECT_TRUE(too_long.chunk_head().empty());
+  // Up to the capacities around the string, learned; a byte more, not.
+  auto head_of = [&](size_t size) {  // a payload whose head (to the string's quote) is `size`
+    const std::string open = R"({"id":")";
+    const std::string name = R"(","content":")";
+    return event(open + std::string(size - open.size() - name.size(), 'x') + name + R"(a"})");
+  };
+  auto tail_of = [&](size_t size) {  // a payload whose tail (from the string's quote) is `size`
+    const std::string first = R"({"content":"a)";
+    const std::string id = R"(","id":")";
+    return event(first + id + std::string(size - id.size() - 2, 'x') + R"("})");
+  };
+  for (const auto& [text, head_size, tail_size] :
+       std::vector<std::tuple<std::string, size_t, size_t>>{
+           {head_of(EventShapes::kChunkHeadCapacity), EventShapes::kChunkHeadCapacity, 2},
+           {head_of(EventShapes::kChunkHeadCapacity + 1), 0, 0},
+           {tail_of(EventShapes::kChunkTailCapacity), 12, EventShapes::kChunkTailCapacity},
+           {tail_of(EventShapes::kChunkTailCapacity + 1), 0, 0}}) {
+    EventShapes sized;
+    ReadEvent(text, &sized);
+    EXPECT_EQ(sized.chunk_head().size(), head_size) << text;
+    EXPECT_EQ(sized.chunk_tail().size(), tail_size) << text;
+  }
 }
 
 // Whatever an event's bytes (each replaced by a structural byte, dropped, or the event cut
