@@ -103,9 +103,10 @@ class Responder {
   virtual void WriteChunk(std::string data, std::function<void(bool ok)> on_written) = 0;
   // Finishes the stream (last chunk). The connection may then serve the next request.
   virtual void EndStream() = 0;
-  // A whole stream at once, for one whose every event is in hand: BeginStream(), `events` as
-  // one chunk (none if empty) and EndStream(). Call instead of the three: the server's
-  // responder writes them together, in one write (this default makes the three calls).
+  // A whole stream at once, for one whose every event is in hand: what BeginStream(), `events`
+  // as one chunk (none if empty) and EndStream() send. Call instead of the three: the server's
+  // responder sends it as one answer framed by its length (Content-Length), in one write; this
+  // default makes the three calls.
   virtual void SendStream(int status, HeaderList headers, ContentType content_type,
                           std::string header_lines, std::string events) {
     BeginStream(status, std::move(headers), std::move(content_type), std::move(header_lines));

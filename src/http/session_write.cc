@@ -292,19 +292,16 @@ void Session::SendStream(uint64_t seq, int status, HeaderList headers, ContentTy
                          {{"request_id", exchange_->request_id}, {"call", "SendStream"}});
     return;
   }
-  // The head and the chunk are queued without a write or a posted flush; the end starts the
-  // one write that takes all three.
-  {
-    holding_writes_ = true;
-    struct Release {
-      bool& holding;
-      ~Release() { holding = false; }
-    } release{holding_writes_};
-    BeginStream(seq, status, std::move(headers), std::move(content_type),
-                std::move(header_lines));
-    if (!events.empty()) WriteChunk(seq, std::move(events), {});
-  }
-  EndStream(seq);
+  // Every event is in hand: one answer of known length, framed by Content-Length like any
+  // other and sent in one write. A streaming client reads it as it reads chunks (the framing
+  // is the transport's), and there is no chunk to frame, nor a last one to queue.
+  Response response;
+  response.status = status;
+  response.content_type = std::move(content_type);
+  response.headers = std::move(headers);
+  response.header_lines = std::move(header_lines);
+  response.body = std::move(events);
+  SendResponse(seq, std::move(response));
 }
 
 void Session::SetClientGoneCallback(uint64_t seq, std::function<void()> callback) {

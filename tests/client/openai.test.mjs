@@ -68,6 +68,29 @@ describe('the openai client through keygate', () => {
     assert.equal(text, 'echo: stream me please');
   });
 
+  // The mock frames this stream by its length, so keygate has it whole when the head arrives
+  // and sends it as one answer of known length: the client reads the same chunks.
+  test('a stream in hand whole, sent as one answer, reads chunk by chunk', async () => {
+    const openai = client(await gate.mint());
+    const { data: stream, response } = await openai.chat.completions
+      .create(
+        { model: 'mock/echo', messages: [{ role: 'user', content: 'all at once' }], stream: true },
+        { headers: { 'x-mock-stream-framing': 'length' } },
+      )
+      .withResponse();
+    assert.equal(response.headers.get('transfer-encoding'), null);
+    assert.ok(Number(response.headers.get('content-length')) > 0);
+    let text = '';
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks += 1;
+      assert.ok(chunk.choices.length > 0, 'the usage-only chunk was not asked for');
+      text += chunk.choices[0].delta.content ?? '';
+    }
+    assert.ok(chunks >= 2);
+    assert.equal(text, 'echo: all at once');
+  });
+
   test('a stream that asks for usage gets it last', async () => {
     const openai = client(await gate.mint());
     const stream = await openai.chat.completions.create({

@@ -388,18 +388,23 @@ TEST_F(ServerTest, StreamIsFramedAsHttpChunks) {
   EXPECT_EQ(body, "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\n0\r\n\r\n");
 }
 
-// A stream sent whole: the same framing as one begun, written and ended, the connection kept.
-TEST_F(ServerTest, AWholeStreamIsFramedAsOneChunkAndTheEnd) {
+// A stream sent whole: one answer framed by its length, its events as they are, the
+// connection kept.
+TEST_F(ServerTest, AWholeStreamIsOneAnswerOfKnownLength) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   auto body_of = [](const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); };
   std::string raw =
       Client().RawExchange("GET /whole-stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  EXPECT_NE(raw.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("Transfer-Encoding"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Content-Length: 18\r\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Content-Type: text/event-stream\r\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("cache-control: no-cache\r\n"), std::string::npos) << raw;
   EXPECT_NE(raw.find("x-figure: 8\r\n"), std::string::npos) << raw;
-  EXPECT_EQ(body_of(raw), "12\r\ndata: 1\n\ndata: 2\n\n\r\n0\r\n\r\n");
+  EXPECT_EQ(body_of(raw), "data: 1\n\ndata: 2\n\n");
   raw = Client().RawExchange(
       "GET /whole-stream?empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  EXPECT_EQ(body_of(raw), "0\r\n\r\n");
+  EXPECT_NE(raw.find("Content-Length: 0\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(body_of(raw), "");
   // HTTP/1.0 has no chunks: the body as it is, ended by the connection's end.
   raw = Client().RawExchange("GET /whole-stream HTTP/1.0\r\nHost: x\r\n\r\n");
   EXPECT_EQ(raw.find("Transfer-Encoding"), std::string::npos) << raw;
