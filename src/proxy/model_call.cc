@@ -172,7 +172,13 @@ void ModelCall::RelayEvents(std::string_view data) {
   splitter_.Feed(data, &events_);
   // A stream in hand whole keeps its events for the one write at its end (FinishStream).
   std::string out;
-  for (std::string_view event : events_) AppendEvent(event, whole_stream_ ? &whole_events_ : &out);
+  std::string* target = whole_stream_ ? &whole_events_ : &out;
+  // An event goes out as it came or shorter (AppendEvent), so room for the events (and, for a
+  // whole stream, the rest its end appends) is made once, not by doubling event after event.
+  size_t room = whole_stream_ ? splitter_.Pending().size() : 0;
+  for (std::string_view event : events_) room += event.size();
+  if (room > 0) target->reserve(target->size() + room);
+  for (std::string_view event : events_) AppendEvent(event, target);
   // Each write holds the responder until it is on the wire, so that a stream cut right after
   // (the responder released without EndStream) still delivers what came before the cut.
   if (!out.empty()) responder_->WriteChunk(std::move(out), [keep = responder_](bool) {});
