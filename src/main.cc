@@ -39,28 +39,29 @@ Result<keygate::config::Config> LoadConfig(const CommonFlags& flags) {
   return keygate::config::LoadConfig(flags.config_path, &std::getenv, overrides);
 }
 
-// The malloc this process runs on, for the start-up line: the library that provides the
+// The malloc this process runs on, for the start-up line: the object that provides the
 // `malloc` calls resolve to, found at run time, so that a build without jemalloc (linked by
 // default, see docs/decisions/0017-jemalloc.md) or another malloc preloaded shows as what it
-// is: "jemalloc <version>" (from its mallctl), else the library's file name ("libc.so.6",
+// is. "jemalloc <version>" when that object also provides jemalloc's mallctl (a shared
+// library or the executable itself), else the object's file name ("libc.so.6",
 // "libtcmalloc_minimal.so.4", ...).
 std::string AllocatorName() {
-  Dl_info info{};
-  if (dladdr(dlsym(RTLD_DEFAULT, "malloc"), &info) == 0 || info.dli_fname == nullptr) {
-    return "unknown";
-  }
-  std::string file = info.dli_fname;
-  file.erase(0, file.rfind('/') + 1);  // npos + 1 == 0: a name without a directory stays
-  if (file.rfind("libjemalloc", 0) != 0) return file;
+  void* const malloc_symbol = dlsym(RTLD_DEFAULT, "malloc");
+  Dl_info provider{};
+  if (malloc_symbol == nullptr || dladdr(malloc_symbol, &provider) == 0) return "unknown";
   using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
   const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  Dl_info mallctl_provider{};
   const char* version = nullptr;
   size_t size = sizeof version;
-  if (mallctl == nullptr || mallctl("version", &version, &size, nullptr, 0) != 0 ||
-      version == nullptr) {
-    return file;
+  if (mallctl != nullptr && dladdr(reinterpret_cast<void*>(mallctl), &mallctl_provider) != 0 &&
+      mallctl_provider.dli_fbase == provider.dli_fbase &&
+      mallctl("version", &version, &size, nullptr, 0) == 0 && version != nullptr) {
+    return std::string("jemalloc ") + version;
   }
-  return std::string("jemalloc ") + version;
+  std::string file = provider.dli_fname != nullptr ? provider.dli_fname : "";
+  file.erase(0, file.rfind('/') + 1);  // npos + 1 == 0: a name without a directory stays
+  return file.empty() ? "unknown" : file;
 }
 
 struct Runtime {

@@ -225,7 +225,7 @@ class Session : public std::enable_shared_from_this<Session> {
                    std::string header_lines);
   void WriteChunk(uint64_t seq, std::string data, std::function<void(bool)> on_written);
   void EndStream(uint64_t seq);
-  // BeginStream, WriteChunk (when `events` is not empty) and EndStream, written together.
+  // A whole stream: one answer framed by Content-Length, through SendResponse.
   void SendStream(uint64_t seq, int status, HeaderList headers, ContentType content_type,
                   std::string header_lines, std::string events);
   void SetClientGoneCallback(uint64_t seq, std::function<void()> callback);
@@ -271,7 +271,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool eager_writing_ = false;  // WriteNext() is completing a write it made at once
   bool async_writing_ = false;  // an async_write (a reactor operation) is pending
   bool flush_posted_ = false;  // a deferred start of writing is queued
-  bool holding_writes_ = false;  // SendStream is queueing its pieces: Enqueue writes nothing
   bool closed_ = false;
   bool client_gone_ = false;
   bool keep_alive_ = true;  // read another request once the current exchange finishes

@@ -387,7 +387,7 @@ void Session::Enqueue(OutItem item, bool defer) {
   }
   out_.push_back(std::move(item));
   // It joins the write that starts next.
-  if (writing_ || flush_posted_ || holding_writes_) return;
+  if (writing_ || flush_posted_) return;
   if (!defer) return WriteNext();
   // Stream pieces: the write starts once the current handler has returned, so that what it
   // queues after this (more chunks, the end) goes out in the same write.

@@ -134,8 +134,8 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // An upstream error to a stream request is relayed whole, like any complete answer.
   if (!admission_.call.request.stream || status != 200 || client_gone_) return;
   streaming_ = true;
-  // A stream whose every event is in hand already goes out at its end, head, events and end
-  // in one write (SendStream); any other begins now, so that the caller has the head at once.
+  // A stream whose every event is in hand already goes out at its end, as one answer of known
+  // length (SendStream); any other begins now, so that the caller has the head at once.
   whole_stream_ = whole;
   if (!whole_stream_) BeginStream();
 }

@@ -348,7 +348,7 @@ class ConnectionPool {
     Map idle;  // guarded by mu
   };
   static constexpr size_t kShards = 16;
-  static_assert(std::has_single_bit(kShards));
+  static_assert(kShards > 1 && std::has_single_bit(kShards));  // a shift below 64
   Shard& ShardOf(const net::io_context& io) {
     constexpr uint64_t kFibonacci = 0x9E3779B97F4A7C15ull;  // spreads nearby addresses
     constexpr int kShift = 64 - std::countr_zero(kShards);  // keeps the product's top bits

@@ -68,8 +68,10 @@ describe('the openai client through keygate', () => {
     assert.equal(text, 'echo: stream me please');
   });
 
-  // The mock frames this stream by its length, so keygate has it whole when the head arrives
-  // and sends it as one answer of known length: the client reads the same chunks.
+  // The mock frames this stream by its length and writes it at once, so keygate has it whole
+  // in the read that brings the head (about 1 KB on loopback) and sends it as one answer of
+  // known length: the client reads the same chunks. (Were it ever split across reads, keygate
+  // would relay it as a chunked stream, and the framing assertion below would fail.)
   test('a stream in hand whole, sent as one answer, reads chunk by chunk', async () => {
     const openai = client(await gate.mint());
     const { data: stream, response } = await openai.chat.completions

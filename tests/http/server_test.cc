@@ -405,10 +405,16 @@ TEST_F(ServerTest, AWholeStreamIsOneAnswerOfKnownLength) {
       "GET /whole-stream?empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_NE(raw.find("Content-Length: 0\r\n"), std::string::npos) << raw;
   EXPECT_EQ(body_of(raw), "");
-  // HTTP/1.0 has no chunks: the body as it is, ended by the connection's end.
+  // HTTP/1.0: the same answer of known length.
   raw = Client().RawExchange("GET /whole-stream HTTP/1.0\r\nHost: x\r\n\r\n");
   EXPECT_EQ(raw.find("Transfer-Encoding"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Content-Length: 18\r\n"), std::string::npos) << raw;
   EXPECT_EQ(body_of(raw), "data: 1\n\ndata: 2\n\n");
+  // HEAD: the length, no body.
+  raw = Client().RawExchange(
+      "HEAD /whole-stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(raw.find("Content-Length: 18\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(body_of(raw), "");
   TestHttpClient client = Client();
   EXPECT_EQ(client.StreamLines("GET", "/whole-stream"),
             (std::vector<std::string>{"data: 1", "data: 2"}));
