@@ -146,6 +146,9 @@ void ModelCall::BeginStream() {
 
 http::HeaderList ModelCall::StreamHeaders() {
   http::HeaderList out = std::move(response_headers_);
+  // A stream is never to be cached: keygate's own Cache-Control, in place of the upstream's
+  // (which OpenAI-compatible upstreams send too: relayed as well, the header came twice).
+  std::erase_if(out, [](const auto& header) { return header.first == "cache-control"; });
   out.emplace_back("Cache-Control", "no-cache");
   return out;
 }

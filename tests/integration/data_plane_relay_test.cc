@@ -3,6 +3,7 @@
 // streamed answers, embeddings, the models list, and that usage settles and is recorded.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -216,6 +217,32 @@ TEST_F(DataPlaneTest, AStreamInHandWholeIsRelayedLikeOneThatTrickles) {
     EXPECT_EQ(texts[0], texts[1]);
     EXPECT_EQ(texts[0].back() == "usage", *options != '\0');
     EXPECT_EQ(completion_tokens[0], completion_tokens[1]);
+  }
+}
+
+// On the wire, a stream's answer (trickling or in hand whole) carries one Cache-Control, keygate's,
+// though the upstream sends its own.
+TEST_F(DataPlaneTest, AStreamsAnswerCarriesOneCacheControl) {
+  MintedKey key = Mint();
+  const std::string body = ChatBody("hi", 50, "mock/echo", R"(,"stream":true)");
+  for (const char* framing : {"chunked", "length"}) {
+    TestHttpClient client("127.0.0.1", process_->port());
+    const std::string raw = client.RawExchange(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Authorization: Bearer " + key.secret + "\r\nContent-Type: application/json\r\n"
+        "x-mock-stream-framing: " + framing + "\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body);
+    const std::string head = raw.substr(0, raw.find("\r\n\r\n") + 2);
+    ASSERT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << raw;
+    std::string lower = head;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t count = 0;
+    for (size_t at = lower.find("\r\ncache-control:"); at != std::string::npos;
+         at = lower.find("\r\ncache-control:", at + 1)) {
+      ++count;
+    }
+    EXPECT_EQ(count, 1u) << framing << "\n" << head;
+    EXPECT_NE(head.find("Cache-Control: no-cache\r\n"), std::string::npos) << head;
   }
 }
 
