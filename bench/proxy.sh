@@ -37,7 +37,7 @@
 # stream"), CONNECTIONS (default "32 1"), ROUNDS (default 1: the whole set of runs this many
 # times over, each ratio taken within its round, where the runs it compares were close in time,
 # and reported as the median over the rounds with their range: on a machine whose speed drifts,
-# use 3 or more). Installs wrk and nginx-light with apt-get when missing (needs root).
+# use 3 or more; even rounds run the targets in reverse order, so that drift favours none). Installs wrk and nginx-light with apt-get when missing (needs root).
 # Everything it starts is stopped on exit, by pid.
 set -euo pipefail
 
@@ -376,12 +376,16 @@ ROUNDS="${ROUNDS:-1}"
 echo "keygate proxy benchmark: ${DURATION}s per run on $(nproc) cores, wrk on loopback"
 for round in $(seq 1 "$ROUNDS"); do
 [[ $ROUNDS -gt 1 ]] && echo "round $round of $ROUNDS"
+# Every other round runs the targets in the reverse order, so that a machine that speeds up or
+# slows down over the rounds does not favour the target that always ran first.
+round_targets=$TARGETS
+if ((round % 2 == 0)); then round_targets=$(tr ' ' '\n' <<<"$TARGETS" | tac | paste -sd' '); fi
 printf '%-8s %-6s %-5s %10s %9s %9s %12s %7s %7s\n' target mode conns req/s p50_us p99_us \
   cpu_us/req errors steal%
 for mode in ${MODES:-plain stream}; do
   prefix=""; [[ $mode == stream ]] && prefix="/sse"
   for connections in ${CONNECTIONS:-32 1}; do
-    for target in $TARGETS; do
+    for target in $round_targets; do
       script="$WORK/$mode.lua"
       case $target in
         direct) url="http://127.0.0.1:$STATIC_PORT$prefix/v1/chat/completions"; pid=$STATIC_PID ;;
