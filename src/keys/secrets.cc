@@ -65,14 +65,21 @@ std::string GenerateSecret(std::string_view prefix, SecretSource& source) {
   return secret;
 }
 
-std::string Sha256Hex(std::string_view secret) {
+void Sha256HexTo(std::string_view secret, char* out) {
+  static_assert(kSha256HexSize == 2 * SHA256_DIGEST_LENGTH);
   uint8_t digest[SHA256_DIGEST_LENGTH];
   SHA256_CTX context;
   SHA256_Init(&context);
   SHA256_Update(&context, secret.data(), secret.size());
   SHA256_Final(digest, &context);
   OPENSSL_cleanse(&context, sizeof context);
-  return Hex(digest, sizeof digest);
+  HexEncode(digest, sizeof digest, out);
+}
+
+std::string Sha256Hex(std::string_view secret) {
+  std::string hex(kSha256HexSize, '\0');
+  Sha256HexTo(secret, hex.data());
+  return hex;
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -19,6 +19,10 @@ std::string GenerateSecret(std::string_view prefix, SecretSource& source);
 
 // Lowercase hex SHA-256 of `secret` (64 chars).
 std::string Sha256Hex(std::string_view secret);
+inline constexpr size_t kSha256HexSize = 64;
+// The same characters written to out[0, kSha256HexSize), without an allocation (every model
+// call's authentication; see proxy/key_digest.h). REQUIRES: out has room for them.
+void Sha256HexTo(std::string_view secret, char* out);
 
 // Compares two strings in time that depends only on their lengths.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);

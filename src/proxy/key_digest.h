@@ -1,7 +1,7 @@
-// The SHA-256 digest of a bearer key, as keys::Sha256Hex computes it (lowercase hex), made
-// cheap enough for every model call: OpenSSL 3's EVP interface (and its one-shot SHA256())
-// looks the algorithm up and allocates a context on each call, which costs more than hashing
-// a key; here the low-level SHA-256 runs on a context on the stack.
+// The SHA-256 digest of a bearer key, as keys::Sha256Hex computes it (lowercase hex), held
+// inline so that every model call's authentication allocates nothing for it
+// (keys::Sha256HexTo: OpenSSL's low-level SHA-256 on a context on the stack, not EVP, whose
+// per-call lookup and allocation cost more than hashing a key).
 //
 // Thread safety: safe from any thread.
 #pragma once
