@@ -3,12 +3,12 @@
 // streamed answers, embeddings, the models list, and that usage settles and is recorded.
 #include <gtest/gtest.h>
 
-#include <cctype>
 #include <cstdint>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/ascii.h"
 #include "integration/data_plane_fixture.h"
 
 namespace keygate::testing {
@@ -234,8 +234,7 @@ TEST_F(DataPlaneTest, AStreamsAnswerCarriesOneCacheControl) {
         std::to_string(body.size()) + "\r\n\r\n" + body);
     const std::string head = raw.substr(0, raw.find("\r\n\r\n") + 2);
     ASSERT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << raw;
-    std::string lower = head;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string lower = AsciiLowered(head);
     size_t count = 0;
     for (size_t at = lower.find("\r\ncache-control:"); at != std::string::npos;
          at = lower.find("\r\ncache-control:", at + 1)) {
