@@ -29,6 +29,11 @@
 # Environment: PROFILE (a path prefix: each measured run is recorded with perf, call graphs,
 # into PREFIX.TARGET-MODE-CONNS.perf, for the proxy's processes only; PERF_CALLGRAPH replaces
 # perf's -g, e.g. "--call-graph dwarf,16384" for stacks through code without frame pointers),
+# SCHED (a path prefix: each measured run at one connection is recorded with `perf sched record
+# -a` into PREFIX.TARGET-MODE-1.sched, and bench/sched_cycles.py prints on stderr where its calls
+# waited: each call's time as wrk saw it, the scheduler's placement of wrk, proxy and mock on the
+# two cores, and the p99 without the calls during which the proxy's other threads or kernel
+# workers ran; the recording itself slows the run),
 # STAT (set: prints each run's system calls, context switches and CPU split into user and
 # system time per request, from perf stat and /proc, on stderr), WRAP (a
 # command keygate runs under, such as "valgrind --tool=callgrind"), DURATION (seconds per run,
@@ -338,6 +343,11 @@ run() {
     perf record -q -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$pids" -o "$PROFILE.$1.perf" \
       2>/dev/null & perf_pid=$!
   fi
+  local sched_pid=""
+  if [[ -n "${SCHED:-}" && $connections -eq 1 ]]; then  # every switch on both cores
+    perf sched record -a -o "$SCHED.$1.sched" -- sleep $((DURATION + 1)) >/dev/null 2>&1 &
+    sched_pid=$!
+  fi
   local user0 system0 user1 system1 total0 steal0 total1 steal1 overhead_before=""
   [[ $1 == keygate-* ]] && overhead_before=$(overhead_buckets)
   read -r user0 system0 <<<"$(cpu_ticks "$pid")"
@@ -348,6 +358,11 @@ run() {
   [[ $1 == keygate-* ]] && overhead_quantiles "$overhead_before" "$(overhead_buckets)" >&2
   read -r _ requests duration_us p50 p99 errors <<<"$out"
   [[ -n "$perf_pid" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; }
+  if [[ -n "$sched_pid" ]]; then
+    kill -INT "$sched_pid" 2>/dev/null || true; wait "$sched_pid" 2>/dev/null || true
+    echo "  sched $1: $(python3 bench/sched_cycles.py "$SCHED.$1.sched" "$pids" \
+      "$(process_tree "$STATIC_PID" | paste -sd,)")" >&2
+  fi
   if [[ -n "$stat_pid" ]]; then
     kill -INT "$stat_pid"; wait "$stat_pid" 2>/dev/null || true
     read -r v0 n0 <<<"$switches_before"
