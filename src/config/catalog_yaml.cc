@@ -16,7 +16,8 @@ constexpr size_t kMaxModelNameBytes = 256;
 constexpr int64_t kMaxPort = 65535;
 
 constexpr std::string_view kProviderKeys =
-    "name, base_url, api_key_env, headers, connect_timeout_ms, response_timeout_ms";
+    "name, base_url, api_key_env, headers, connect_timeout_ms, response_timeout_ms, "
+    "max_tokens_field";
 constexpr std::string_view kModelKeys =
     "id, upstream, input_usd_per_mtok, output_usd_per_mtok, context_tokens, max_output_tokens";
 
@@ -165,6 +166,11 @@ Status ApplyProviderText(const YamlReader& reader, const std::string& key, const
     while (text->back() == '/') text->pop_back();  // the proxy appends "/chat/completions"
     provider.base_url = std::move(*text);
     draft->has_base_url = true;
+  } else if (key == "max_tokens_field") {
+    if (*text != "max_tokens" && *text != "max_completion_tokens") {
+      return reader.ErrorAt(value, field, "must be max_tokens or max_completion_tokens");
+    }
+    provider.max_tokens_field = std::move(*text);
   } else {  // api_key_env
     if (!text->empty() && !IsEnvVarName(*text)) {
       return reader.ErrorAt(value, field,
@@ -179,7 +185,7 @@ Status ApplyProviderField(const YamlReader& reader, const std::string& key,
                           const YAML::Node& key_node, const YAML::Node& value,
                           const std::string& path, ProviderDraft* draft) {
   std::string field = JoinPath(path, key);
-  if (key == "name" || key == "base_url" || key == "api_key_env") {
+  if (key == "name" || key == "base_url" || key == "api_key_env" || key == "max_tokens_field") {
     return ApplyProviderText(reader, key, value, field, draft);
   }
   if (key == "headers") {

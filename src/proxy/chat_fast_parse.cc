@@ -218,7 +218,11 @@ bool ScanBody(std::string_view body, Reading* reading) {
     if ((seen & bit) != 0) return false;  // a member read twice
     seen |= bit;
     if (!ScanMemberValue(scan, member, reading)) return false;
-    if (member != Member::kModel) {
+    // A null token cap is no cap: dropped, so that the one UpstreamBody adds is the only one.
+    const bool null_cap =
+        (member == Member::kMaxTokens && !reading->max_tokens) ||
+        (member == Member::kMaxCompletionTokens && !reading->max_completion_tokens);
+    if (member != Member::kModel && !null_cap) {
       if (!first) out += ',';
       out.append(member_start, scan.pos());
       first = false;

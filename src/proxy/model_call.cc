@@ -100,7 +100,8 @@ void ModelCall::Start(boost::asio::io_context& io) {
       call.request.endpoint == Endpoint::kEmbeddings ? "/embeddings" : "/chat/completions";
   request.headers = std::move(forward_headers_);
   request.request_id = responder_->request_id();
-  request.body = UpstreamBody(call.request, call.model->upstream);
+  request.body = UpstreamBody(call.request, call.model->upstream,
+                              {call.target->max_tokens_field, call.model->max_output_tokens});
   upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this(), io);
   std::weak_ptr<ModelCall> weak = weak_from_this();
   responder_->OnClientGone([weak] {

@@ -61,6 +61,11 @@ Result<json::value> ParseObject(std::string_view body, json::monotonic_resource&
 // "Streaming": usage is always asked for, so that the real cost settles).
 std::string BodyWithoutModel(json::object& body, bool stream) {
   body.erase("model");
+  // A null token cap is no cap: dropped, so that the one UpstreamBody adds is the only one.
+  for (std::string_view cap : {"max_tokens", "max_completion_tokens"}) {
+    const json::value* value = body.if_contains(cap);
+    if (value != nullptr && value->is_null()) body.erase(cap);
+  }
   if (stream) {
     json::value& options = body["stream_options"];
     if (!options.is_object()) options = json::object(body.storage());
@@ -278,12 +283,19 @@ Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body) {
   return ParseModelRequest(body, Endpoint::kEmbeddings, ReadEmbeddingInput);
 }
 
-std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model) {
+std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model,
+                         OutputCap cap) {
   const std::string_view rest = request.body_without_model;  // "{...}"
+  const bool capped = request.endpoint == Endpoint::kChatCompletions &&
+                      !request.max_completion_tokens.has_value() && cap.tokens > 0;
   std::string out;
-  out.reserve(rest.size() + upstream_model.size() + 16);
+  out.reserve(rest.size() + upstream_model.size() + 16 + (capped ? cap.field.size() + 24 : 0));
   out += "{\"model\":";
   out += json::serialize(json::string_view(upstream_model.data(), upstream_model.size()));
+  if (capped) {
+    out.append(",\"").append(cap.field).append("\":");
+    out += std::to_string(cap.tokens);
+  }
   if (rest.size() > 2) {
     out += ',';
     out.append(rest.substr(1));

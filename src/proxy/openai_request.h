@@ -68,9 +68,19 @@ Result<ModelRequest> ParseChatRequestFully(std::string_view body);
 // (non-negative integers) or an array of such arrays.
 Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body);
 
+// How a chat call's output is capped upstream when the caller set no max_tokens: the member
+// `field` ("max_tokens" or "max_completion_tokens") set to `tokens`. No cap when `tokens` is 0.
+struct OutputCap {
+  std::string_view field = "max_tokens";
+  int64_t tokens = 0;
+};
+
 // Returns the body to send upstream: the caller's body with `model` replaced by
-// `upstream_model` (as its first member) and, for a stream, `stream_options.include_usage` set to
+// `upstream_model` (as its first member); for a chat call whose caller set neither max_tokens
+// nor max_completion_tokens, `cap` added after it (the reservation counted on that bound, so the
+// upstream must not produce more); and, for a stream, `stream_options.include_usage` set to
 // true (other stream options kept). REQUIRES: `request` came from a successful parse.
-std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model);
+std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model,
+                         OutputCap cap = {});
 
 }  // namespace keygate::proxy

@@ -224,6 +224,7 @@ Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider
   target.headers = provider.headers;
   target.connect_timeout = std::chrono::milliseconds(provider.connect_timeout_ms);
   target.response_timeout = std::chrono::milliseconds(provider.response_timeout_ms);
+  target.max_tokens_field = provider.max_tokens_field;
   target.pool_key = target.PoolKey();
   if (provider.api_key_env.empty()) return target;
   const char* key = getenv ? getenv(provider.api_key_env.c_str()) : nullptr;

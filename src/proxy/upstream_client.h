@@ -56,6 +56,7 @@ struct UpstreamTarget {
   http::HeaderList headers;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds response_timeout{600000};
+  std::string max_tokens_field = "max_tokens";  // config::ProviderConfig::max_tokens_field
   // Set when the provider cannot be called (its api_key_env is unset): why, without secrets.
   std::string unusable_reason;
 

@@ -104,6 +104,8 @@ TEST_F(ConfigTest, SpecExampleParses) {
   EXPECT_EQ(catalog.providers[0].api_key_env, "OPENAI_API_KEY");
   EXPECT_EQ(catalog.providers[0].connect_timeout_ms, 5000);
   EXPECT_EQ(catalog.providers[0].response_timeout_ms, 600000);
+  EXPECT_EQ(catalog.providers[0].max_tokens_field, "max_completion_tokens");
+  EXPECT_EQ(catalog.providers[1].max_tokens_field, "max_tokens");  // the default
   EXPECT_EQ(catalog.providers[1].name, "mock");
   EXPECT_EQ(catalog.providers[1].base_url, "http://127.0.0.1:9090/v1");
   EXPECT_EQ(catalog.providers[1].api_key_env, "");
@@ -288,6 +290,8 @@ TEST_F(ConfigTest, ProviderErrorsNameTheirLine) {
       {"  - name: a\n    base_url: http://x\n  - name: A\n    base_url: http://y\n",
        "cfg.yaml:4: providers[1].name: duplicate provider name 'A' (first at "},
       {"  - just-a-string\n", "cfg.yaml:2: providers[0]: must be a mapping"},
+      {"  - name: a\n    base_url: http://x\n    max_tokens_field: max_output\n",
+       "cfg.yaml:4: providers[0].max_tokens_field: must be max_tokens or max_completion_tokens"},
   };
   for (const Case& c : cases) {
     EXPECT_THAT(ErrorOf("providers:\n" + c.provider), HasSubstr(c.expected)) << c.provider;
@@ -353,9 +357,11 @@ TEST_F(ConfigTest, ProviderOptionsAreRead) {
       "    api_key_env: OPENROUTER_API_KEY\n"
       "    headers: {HTTP-Referer: 'https://example.com', X-Title: My app}\n"
       "    connect_timeout_ms: 250\n"
-      "    response_timeout_ms: 30000\n");
+      "    response_timeout_ms: 30000\n"
+      "    max_tokens_field: max_completion_tokens\n");
   ASSERT_TRUE(config.ok()) << config.error().message;
   const ProviderConfig& p = config->catalog.providers[0];
+  EXPECT_EQ(p.max_tokens_field, "max_completion_tokens");
   EXPECT_EQ(p.base_url, "https://openrouter.ai/api/v1");  // trailing '/' dropped
   ASSERT_EQ(p.headers.size(), 2u);
   EXPECT_EQ(p.headers[0],

@@ -1,7 +1,8 @@
 // A running keygate in front of the mock upstream, for the data-plane integration tests: the
-// mock on a free port (--port-file), a config file in the temp dir that points three providers
-// at it (a normal one, one with a short response timeout, one at a closed port), one
-// organization with a provisioning key, and helpers to mint service keys, call models, read
+// mock on a free port (--port-file); a config file in the temp dir with three providers that
+// point at it (a normal one, one that caps output with max_completion_tokens, one with a short
+// response timeout), one at a closed port and one for a TLS server a test may start; one
+// organization with a provisioning key; and helpers to mint service keys, call models, read
 // the mock's accounting and the usage records keygate committed.
 //
 // Thread safety: the fixture belongs to the test thread; Call() may be used from other threads
@@ -124,6 +125,8 @@ class DataPlaneTest : public ::testing::Test {
         << "providers:\n"
         << "  - name: mock\n    base_url: " << mock << "\n    api_key_env: " << kUpstreamKeyEnv
         << "\n"
+        << "  - name: reasoning\n    base_url: " << mock
+        << "\n    max_tokens_field: max_completion_tokens\n"
         << "  - name: slow\n    base_url: " << mock << "\n    response_timeout_ms: "
         << kSlowTimeoutMs << "\n"
         << "  - name: dead\n    base_url: http://127.0.0.1:" << dead_port
@@ -135,6 +138,7 @@ class DataPlaneTest : public ::testing::Test {
         << Model("mock/gpt-4o-mini", "gpt-4o-mini", "0.15", "0.60", 128000, 16384)
         << Model("mock/embed", "text-embedding-3-small", "0.02", "0", 8191, 0)
         << Model("mock/tiny", "echo", "1.0", "2.0", 1000, 100)
+        << Model("reasoning/tiny", "echo", "1.0", "2.0", 1000, 100)
         << Model("slow/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("dead/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("selfsigned/echo", "echo", "1.0", "2.0", 8192, 1024);

@@ -126,6 +126,43 @@ TEST_F(DataPlaneTest, BudgetRefusalGivesLimitSpendAndReset) {
   EXPECT_EQ(MockChats(), 2);
 }
 
+TEST_F(DataPlaneTest, ACallWithoutMaxTokensIsCappedUpstreamAtWhatItReserved) {
+  // spec §3: without max_tokens a call reserves the model's maximum output (100 for the tiny
+  // models), so the upstream is told that bound. The mock would echo all 200 words.
+  MintedKey key = Mint(R"("credit_limit": 1, "tpm_limit": 100000)");
+  std::string words = "w";
+  for (int i = 1; i < 200; ++i) words += " w";
+  const std::string messages = R"("messages":[{"role":"user","content":")" + words + R"("}])";
+  const std::string parts =
+      R"("messages":[{"role":"user","content":[{"type":"text","text":")" + words + R"("}]}])";
+  struct Case {
+    std::string body;
+    std::string member;  // the one the provider caps with
+  };
+  const Case cases[] = {
+      {R"({"model":"mock/tiny",)" + messages + "}", "max_tokens"},
+      {R"({"model":"mock/tiny","max_tokens":null,)" + messages + "}", "max_tokens"},
+      {R"({"model":"mock/tiny","stream":true,)" + messages + "}", "max_tokens"},
+      {R"({"model":"mock/tiny","max_completion_tokens":null,)" + parts + "}", "max_tokens"},
+      {R"({"model":"reasoning/tiny",)" + messages + "}", "max_completion_tokens"},
+  };
+  for (const Case& c : cases) {
+    auto reply = Call(key.secret, c.body);
+    ASSERT_EQ(reply.status, 200) << c.body << "\n" << reply.body;
+    boost::json::object sent = MockStats().at("last_body").as_object();
+    EXPECT_EQ(sent.at(c.member), 100) << c.body;
+    EXPECT_FALSE(sent.contains(c.member == "max_tokens" ? "max_completion_tokens" : "max_tokens"))
+        << c.body;
+  }
+  // Each was charged the 100 completion tokens it reserved, not the 200 it would have had.
+  std::vector<UsageRow> rows = WaitForUsage(key.hash, std::size(cases));
+  ASSERT_EQ(rows.size(), std::size(cases));
+  for (const UsageRow& row : rows) EXPECT_EQ(row.completion_tokens, 100);
+  // A cap of the caller's own goes as sent.
+  ASSERT_EQ(Call(key.secret, ChatBody(words, 7, "mock/tiny")).status, 200);
+  EXPECT_EQ(MockStats().at("last_body").at("max_tokens"), 7);
+}
+
 TEST_F(DataPlaneTest, BadInputIsA4xxAndNeverForwarded) {
   MintedKey key = Mint();
   struct Case {

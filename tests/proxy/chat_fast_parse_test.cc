@@ -33,6 +33,8 @@ void ExpectSameRequest(const ModelRequest& fast, const ModelRequest& full, const
   // The same members, whatever the formatting.
   EXPECT_EQ(json::parse(fast.body_without_model), json::parse(full.body_without_model));
   EXPECT_EQ(json::parse(UpstreamBody(fast, "up")), json::parse(UpstreamBody(full, "up")));
+  EXPECT_EQ(json::parse(UpstreamBody(fast, "up", {"max_tokens", 64})),
+            json::parse(UpstreamBody(full, "up", {"max_tokens", 64})));
 }
 
 TEST(ChatFastParseTest, CommonBodiesGiveWhatTheFullParserGives) {

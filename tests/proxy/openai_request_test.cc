@@ -109,6 +109,62 @@ TEST(OpenAiRequestTest, PlainCallsAreForwardedWithoutStreamOptions) {
   EXPECT_EQ(sent.as_object().if_contains("stream_options"), nullptr);
 }
 
+// How often `member` is a member name in `body`.
+size_t Occurrences(const std::string& body, const std::string& member) {
+  const std::string quoted = '"' + member + "\":";
+  size_t count = 0;
+  for (size_t at = body.find(quoted); at != std::string::npos; at = body.find(quoted, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+TEST(OpenAiRequestTest, UpstreamBodyCapsTheOutputOnlyWhenTheCallerSetNone) {
+  const OutputCap cap{"max_tokens", 1024};
+  auto none = ParseChatRequest(ChatBody(""));
+  ASSERT_TRUE(none.ok());
+  json::value sent = json::parse(UpstreamBody(*none, "up", cap));
+  EXPECT_EQ(sent.at("max_tokens"), 1024);
+  EXPECT_EQ(sent.at("model"), "up");
+  sent = json::parse(UpstreamBody(*none, "up", {"max_completion_tokens", 1024}));
+  EXPECT_EQ(sent.at("max_completion_tokens"), 1024);
+  EXPECT_FALSE(sent.as_object().contains("max_tokens"));
+  // No cap configured (an embedding model's maximum output is 0).
+  EXPECT_FALSE(json::parse(UpstreamBody(*none, "up", {"max_tokens", 0})).as_object().contains(
+      "max_tokens"));
+
+  // A null cap is no cap, through either parser: dropped, so the one added is the only one.
+  const std::string parts =
+      R"("messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}])";
+  for (const std::string& body :
+       {ChatBody(R"(,"max_tokens":null,"max_completion_tokens":null)"),
+        R"({"model":"m","max_tokens":null,)" + parts + R"(,"max_completion_tokens":null})"}) {
+    for (auto parse : {&ParseChatRequest, &internal::ParseChatRequestFully}) {
+      auto request = parse(body);
+      ASSERT_TRUE(request.ok()) << body;
+      const std::string text = UpstreamBody(*request, "up", cap);
+      EXPECT_EQ(Occurrences(text, "max_tokens"), 1u) << text;
+      EXPECT_EQ(Occurrences(text, "max_completion_tokens"), 0u) << text;
+      EXPECT_EQ(json::parse(text).at("max_tokens"), 1024) << text;
+    }
+  }
+
+  // The caller's own cap goes as sent, whichever member holds it.
+  for (const std::string member : {"max_tokens", "max_completion_tokens"}) {
+    auto own = ParseChatRequest(ChatBody(",\"" + member + "\":16"));
+    ASSERT_TRUE(own.ok());
+    const std::string text = UpstreamBody(*own, "up", cap);
+    EXPECT_EQ(json::parse(text).at(member), 16) << text;
+    EXPECT_EQ(Occurrences(text, "max_tokens") + Occurrences(text, "max_completion_tokens"), 1u)
+        << text;
+  }
+
+  // Embeddings produce no output to cap.
+  auto embed = ParseEmbeddingsRequest(R"({"model":"mock/embed","input":"hello"})");
+  ASSERT_TRUE(embed.ok());
+  EXPECT_EQ(Occurrences(UpstreamBody(*embed, "up", cap), "max_tokens"), 0u);
+}
+
 TEST(OpenAiRequestTest, EmbeddingInputsInEveryShape) {
   struct Case {
     std::string input;
