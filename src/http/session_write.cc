@@ -181,12 +181,12 @@ void Session::SendResponse(uint64_t seq, Response response) {
                           {{"request_id", exchange.request_id}, {"status", response.status}});
     response = InternalErrorResponse();
   }
-  exchange.status = response.status;
   exchange.state = ResponseState::kWriting;
-  if (!Writable()) {
+  if (!Writable()) {  // nobody to answer: the access line and metrics say 499, not this status
     FinishExchange();
     return;
   }
+  exchange.status = response.status;
   // RFC 9110 §6.4.1: 204 and 304 never carry content (nor its length).
   bool bodiless = response.status == 204 || response.status == 304;
   OutItem item;
@@ -215,9 +215,9 @@ void Session::BeginStream(uint64_t seq, int status, HeaderList headers, ContentT
                           {{"request_id", exchange.request_id}, {"status", status}});
     status = HttpStatusFor(ErrorCode::kInternal);
   }
-  exchange.status = status;
   exchange.state = ResponseState::kStreaming;
-  if (!Writable()) return;
+  if (!Writable()) return;  // nobody to answer: logged as 499
+  exchange.status = status;
   exchange.chunked = exchange.version >= 11;
   // HTTP/1.0 has no chunks: the stream's end is the connection's end.
   if (!exchange.chunked) exchange.keep_alive = false;
@@ -336,6 +336,8 @@ void Session::ResponderReleased(uint64_t seq) {
   if (!IsCurrent(seq)) return;
   switch (exchange_->state) {
     case ResponseState::kAwaiting:
+      // A handler may let go without answering a client that left (a cancelled model call):
+      // nothing to send, and SendResponse logs it as 499.
       if (Writable()) {
         state_.logger().Error("http.no_response",
                               {{"request_id", exchange_->request_id}, {"route", exchange_->route}});

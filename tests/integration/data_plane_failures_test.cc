@@ -24,19 +24,33 @@ namespace {
 constexpr const char* kOneCallBudget = R"("credit_limit": 0.0003)";
 
 // Sends a streamed call on a raw socket, reads until `events` data lines arrived, then closes.
-void StreamAndHangUp(uint16_t port, const std::string& secret, const std::string& body,
-                     int events) {
+// Opens a connection to keygate and sends a chat call with `secret`, `body` and the extra
+// header lines `headers` ("name: value\r\n" each); returns the socket, or -1.
+int SendChat(uint16_t port, const std::string& secret, const std::string& body,
+             const std::string& headers) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
   const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                              "Bearer " + secret + "\r\nContent-Type: application/json\r\n"
-                              "x-mock-chunks: 40\r\nx-mock-chunk-delay-ms: 100\r\n"
-                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+                              "Bearer " + secret + "\r\nContent-Type: application/json\r\n" +
+                              headers + "Content-Length: " + std::to_string(body.size()) +
+                              "\r\n\r\n" + body;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    ADD_FAILURE() << "cannot send the call to port " << port;
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void StreamAndHangUp(uint16_t port, const std::string& secret, const std::string& body,
+                     int events) {
+  const int fd =
+      SendChat(port, secret, body, "x-mock-chunks: 40\r\nx-mock-chunk-delay-ms: 100\r\n");
+  ASSERT_GE(fd, 0);
   std::string received;
   char buffer[4096];
   size_t seen = 0;
@@ -52,6 +66,16 @@ void StreamAndHangUp(uint16_t port, const std::string& secret, const std::string
   }
   close(fd);
   EXPECT_GE(static_cast<int>(seen), events) << received;
+}
+
+// Sends a plain call whose upstream answers after `delay_ms`, and hangs up before then.
+void CallAndHangUpEarly(uint16_t port, const std::string& secret, const std::string& body,
+                        int delay_ms) {
+  const int fd =
+      SendChat(port, secret, body, "x-mock-fault: delay:" + std::to_string(delay_ms) + "\r\n");
+  ASSERT_GE(fd, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms / 4));
+  close(fd);
 }
 
 TEST_F(DataPlaneTest, EveryUpstreamFailureReleasesItsReservation) {
@@ -153,6 +177,29 @@ TEST_F(DataPlaneTest, AnUpstreamWhoseCertificateDoesNotVerifyIsRefused) {
   EXPECT_EQ(reply.status, 502) << reply.body;
   EXPECT_NE(reply.body.find("certificate verify failed"), std::string::npos) << reply.body;
   EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);  // nothing stayed reserved
+}
+
+TEST_F(DataPlaneTest, ACallerWhoLeavesBeforeTheAnswerIsCounted499NotAsAFault) {
+  // An SDK's timeout is the caller's doing: nginx's 499 in the usage record, the access line
+  // and the metrics, never a 500 that would page whoever watches keygate's errors.
+  MintedKey key = Mint(kOneCallBudget);
+  CallAndHangUpEarly(process_->port(), key.secret, ChatBody("hi", 5), 800);
+  auto rows = WaitForUsage(key.hash, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, 499);
+  const std::string counted =
+      R"(keygate_http_requests_total{route="/v1/chat/completions",method="POST",status="499"} 1)";
+  std::string text = client_->Get("/metrics").body;
+  for (int i = 0; i < 100 && text.find(counted) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    text = client_->Get("/metrics").body;
+  }
+  EXPECT_NE(text.find(counted), std::string::npos) << text;
+  EXPECT_EQ(text.find(R"(route="/v1/chat/completions",method="POST",status="500")"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(process_->log().find("http.no_response"), std::string::npos) << process_->log();
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
 }
 
 TEST_F(DataPlaneTest, MetricsCountRequestsRejectionsAndUpstreamErrors) {
