@@ -524,10 +524,18 @@ std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequ
   out.append(request.method).push_back(' ');
   out.append(target.base_path).append(request.path);
   out.append(" HTTP/1.1\r\nHost: ").append(target.host_header).append("\r\n");
-  for (const http::HeaderList* headers : {&target.headers, &request.headers}) {
-    for (const auto& [name, value] : *headers) {
-      out.append(name).append(": ").append(value).append("\r\n");
+  for (const auto& [name, value] : target.headers) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  }
+  // A header the provider's configuration sets is the operator's: the caller's goes unsent.
+  auto configured = [&target](std::string_view name) {
+    for (const auto& header : target.headers) {
+      if (AsciiIEquals(header.first, name)) return true;
     }
+    return false;
+  };
+  for (const auto& [name, value] : request.headers) {
+    if (!configured(name)) out.append(name).append(": ").append(value).append("\r\n");
   }
   out.append("Content-Type: ").append(request.content_type).append("\r\n");
   // keygate reads every answer (its usage): it must not come compressed.

@@ -124,7 +124,7 @@ class DataPlaneTest : public ::testing::Test {
     out << "limits:\n  max_body_bytes: 65536\n"
         << "providers:\n"
         << "  - name: mock\n    base_url: " << mock << "\n    api_key_env: " << kUpstreamKeyEnv
-        << "\n"
+        << "\n    headers: {X-Title: keygate-tests}\n"
         << "  - name: reasoning\n    base_url: " << mock
         << "\n    max_tokens_field: max_completion_tokens\n"
         << "  - name: slow\n    base_url: " << mock << "\n    response_timeout_ms: "

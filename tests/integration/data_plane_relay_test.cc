@@ -28,7 +28,8 @@ std::vector<std::string> Payloads(const std::vector<std::string>& lines) {
 TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamModel) {
   MintedKey key = Mint(R"("rpm_limit": 50, "tpm_limit": 100000)");
   auto reply = Call(key.secret, ChatBody("hello world", 20), "/v1/chat/completions",
-                    {{"x-request-id", "req-from-client-1"}, {"x-custom-header", "kept"}});
+                    {{"x-request-id", "req-from-client-1"}, {"x-custom-header", "kept"},
+                     {"X-TITLE", "the caller's"}});
   ASSERT_EQ(reply.status, 200) << reply.body;
   json::value answer = Parse(reply.body);
   EXPECT_EQ(answer.at("choices").at(0).at("message").at("content"), "echo: hello world");
@@ -44,6 +45,7 @@ TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamMod
   const json::object& headers = stats.at("last_headers").as_object();
   EXPECT_EQ(headers.at("x-request-id"), "req-from-client-1");
   EXPECT_EQ(headers.at("x-custom-header"), "kept");
+  EXPECT_EQ(headers.at("x-title"), "keygate-tests");  // the provider's configured value alone
   EXPECT_EQ(headers.at("content-type"), "application/json");
   EXPECT_EQ(headers.at("accept-encoding"), "identity");  // keygate reads the answer's usage
   // The caller's key never leaves keygate.
