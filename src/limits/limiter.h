@@ -16,8 +16,8 @@
 // of a lineage in a budget period never pass its credit limit, provided each worst case given to
 // Admit is at least the real figure later given to Settle.
 //
-// Implementations: LocalLimiter (in process, limits/local_limiter.h); RedisLimiter (shared
-// between replicas, store/redis/).
+// Implementations: LocalLimiter (in process, limits/local_limiter.h). One shared between
+// replicas (spec §5: Redis) is not built yet.
 //
 // Thread safety: implementations are safe to call from any thread.
 #pragma once

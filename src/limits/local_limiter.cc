@@ -52,6 +52,15 @@ LocalLimiter::LineageState& LocalLimiter::StateFor(Shard& shard, std::string_vie
   return it->second;
 }
 
+void LocalLimiter::RestoreCall(std::string_view lineage, UnixMillis at, int64_t tokens) {
+  Shard& shard = ShardFor(lineage);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  LineageState& state = StateFor(shard, lineage, at);
+  (void)state.requests.TryAdd(at, 1, kUnlimited);
+  (void)state.tokens.TryAdd(at, std::max<int64_t>(tokens, 0), kUnlimited);
+  state.last_activity_ms = std::max(state.last_activity_ms, at);
+}
+
 Status LocalLimiter::EnsureSeeded(Shard& shard, std::unique_lock<std::mutex>& lock,
                                   std::string_view lineage, keys::ResetInterval interval,
                                   UnixMillis now) {

@@ -1,13 +1,15 @@
 // The in-process Limiter: exact rolling windows and budgets for every lineage this process
-// serves, held in memory. Right for a single replica; replicas that share keys use RedisLimiter.
+// serves, held in memory. Right for a single replica (replicas that share keys need a limiter
+// they share, which this build does not have yet).
 //
 // State lives in a hash map split into kShardCount shards, each behind its own mutex, so calls
 // for different lineages rarely contend; one Admit is a single critical section on one shard,
 // which makes each admission all-or-nothing under any concurrency.
 //
-// Budgets survive restarts: the first time a lineage with a credit limit is seen in a budget
-// period, the SpendLoader reads what the store recorded from the period's start. The read runs
-// outside every lock. Idle lineages (empty windows, no open ticket, quiet for
+// Windows survive restarts when the owner gives RestoreCall the calls of the last window before
+// serving. Budgets survive restarts: the first time a lineage with a credit limit is seen in a
+// budget period, the SpendLoader reads what the store recorded from the period's start. The
+// read runs outside every lock. Idle lineages (empty windows, no open ticket, quiet for
 // idle_eviction_ms) can be dropped by EvictIdle and are re-seeded from the store when next seen;
 // the default quiet time is far longer than the usage writer's flush delay, so the store has
 // every settled cost by then. Calls without a credit limit never read the store on Admit. The
@@ -67,6 +69,14 @@ class LocalLimiter final : public Limiter {
   // any state for it.
   Result<LimiterSnapshot> Snapshot(const std::string& lineage, UnixMillis now,
                                    keys::ResetInterval interval) override;
+
+  // Puts a call made before this process started back into its lineage's RPM and TPM windows
+  // (one request and `tokens` at `at`), so that the windows a restart would otherwise empty
+  // still hold it until it leaves them. The budget is untouched (it is seeded from the store).
+  // REQUIRES: called before the first Admit, and for each lineage in ascending `at` (a call
+  // earlier than the lineage's newest entry counts from that entry's time: longer, never
+  // shorter); tokens >= 0.
+  void RestoreCall(std::string_view lineage, UnixMillis at, int64_t tokens);
 
   // Drops the state of every lineage whose windows are empty at `now`, that has no open ticket,
   // and whose last call is at least idle_eviction_ms before `now`. Returns how many were

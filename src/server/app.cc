@@ -72,6 +72,7 @@ struct App::Parts {
 
   void RegisterRoutes();
   Status LoadIndex();
+  Status RestoreWindows();
   void BackgroundLoop();
   void ApplyIndexChanges();
   void BuildDataPlane();
@@ -199,6 +200,21 @@ Status App::Parts::LoadIndex() {
   return OkStatus();
 }
 
+// spec §3: no rolling window holds more than its RPM or TPM, across a restart too. The calls
+// of the last window, as the store recorded them, go back into the limiter before serving.
+// (Calls still in the usage writer's memory when the previous process died are lost with it:
+// at most a flush interval.)
+Status App::Parts::RestoreWindows() {
+  const UnixMillis since = clock.NowMs() - limits::kDefaultWindowMs;
+  auto calls = store->CallsSince(since);
+  if (!calls.ok()) return calls.error();
+  for (const store::CallInWindow& call : *calls) {
+    limiter->RestoreCall(call.lineage, call.at, call.tokens);
+  }
+  log.Info("limits.windows_restored", {{"calls", static_cast<int64_t>(calls->size())}});
+  return OkStatus();
+}
+
 // Writes of other replicas (and of the CLI) reach this one's index within a tick.
 void App::Parts::ApplyIndexChanges() {
   auto changed = store->ServiceKeysChangedSince(index.max_version(), kIndexBatch);
@@ -240,6 +256,7 @@ Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log
   parts->config_path = std::move(config_path);
   parts->RegisterRoutes();
   KG_RETURN_IF_ERROR(parts->LoadIndex());
+  KG_RETURN_IF_ERROR(parts->RestoreWindows());
   return std::unique_ptr<App>(new App(std::move(parts)));
 }
 

@@ -45,6 +45,13 @@ struct DayBounds {
   int64_t month_start = 0;  // the 1st of this month
 };
 
+// One call's place in the rolling windows of its lineage (spec §3 RPM and TPM).
+struct CallInWindow {
+  std::string lineage;
+  UnixMillis at = 0;    // the record's `at`, when the call ended
+  int64_t tokens = 0;   // prompt + completion
+};
+
 struct DailyUsage {
   int64_t day = 0;  // days since epoch
   MicroUsd cost = 0;
@@ -65,6 +72,9 @@ class UsageStore {
   // Per-day series for the console chart, days >= from_day.
   virtual Result<std::vector<DailyUsage>> DailySeries(const std::string& lineage,
                                                       int64_t from_day) = 0;
+  // Every recorded call with `at` >= since, oldest first: a restarted process puts the calls
+  // of the last window back into its RPM and TPM windows.
+  virtual Result<std::vector<CallInWindow>> CallsSince(UnixMillis since) = 0;
   // Latest records of one key, newest first.
   virtual Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage,
                                                        int64_t limit) = 0;

@@ -30,6 +30,9 @@ class CountingUsage final : public store::UsageStore {
   Result<std::vector<store::DailyUsage>> DailySeries(const std::string&, int64_t) override {
     return std::vector<store::DailyUsage>{};
   }
+  Result<std::vector<store::CallInWindow>> CallsSince(UnixMillis) override {
+    return std::vector<store::CallInWindow>{};
+  }
   Result<std::vector<store::UsageRecord>> RecentUsage(const std::string&, int64_t) override {
     return std::vector<store::UsageRecord>{};
   }

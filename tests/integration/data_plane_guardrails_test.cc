@@ -2,6 +2,7 @@
 // headers, its order, and that nothing refused ever reaches the upstream.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "integration/data_plane_fixture.h"
@@ -238,6 +239,26 @@ TEST_F(DataPlaneTest, ABudgetSurvivesARestart) {
   auto after = Call(key.secret, ChatBody("hi", 100));
   EXPECT_EQ(after.status, 402) << after.body << process_->log();
   EXPECT_EQ(Parse(after.body).at("error").at("spend"), boost::json::value(0.000008));
+}
+
+TEST_F(DataPlaneTest, RateWindowsSurviveARestart) {
+  // spec §3: no rolling 60 s window holds more requests than the RPM, a restart in between
+  // or not. The calls of the last minute are read back from the usage records at start.
+  MintedKey key = Mint(R"("rpm_limit": 2, "tpm_limit": 100000)");
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 429);
+  ASSERT_EQ(process_->Stop(), 0);  // SIGTERM: the usage records are flushed first
+  ASSERT_TRUE(process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey}))
+      << process_->log();
+  auto after = Call(key.secret, ChatBody("hi", 5));
+  EXPECT_EQ(after.status, 429) << after.body << process_->log();
+  EXPECT_EQ(after.Header("x-ratelimit-remaining-requests"), "0");
+  const int retry_after = std::atoi(after.Header("retry-after").c_str());
+  EXPECT_GE(retry_after, 1);
+  EXPECT_LE(retry_after, 60);
+  EXPECT_NE(process_->log().find("limits.windows_restored"), std::string::npos);
+  EXPECT_EQ(MockChats(), 2);
 }
 
 }  // namespace

@@ -119,6 +119,35 @@ TEST_F(LocalLimiterTest, RpmRejectionHasAnHonestRetryAfter) {
   EXPECT_TRUE(limiter_.Admit(request).allowed());
 }
 
+TEST_F(LocalLimiterTest, RestoredCallsFillTheWindowsUntilTheyLeaveThem) {
+  // A restart: the previous process admitted three calls (the last with 900 tokens) in the
+  // last minute; the store gives them back before the first admission.
+  const UnixMillis now = clock_.NowMs();
+  limiter_.RestoreCall(kLineage, now - 50'000, 10);
+  limiter_.RestoreCall(kLineage, now - 40'000, 10);
+  limiter_.RestoreCall(kLineage, now - 30'000, 900);
+  limiter_.RestoreCall("lineage-b", now - 1, 5);
+  AdmitRequest request = Request(100);
+  request.rpm_limit = 3;
+  Decision refused = limiter_.Admit(request);
+  EXPECT_EQ(refused.outcome, LimitOutcome::kRejectRpm);
+  EXPECT_EQ(refused.retry_after_ms, 10'000);  // when the call of now - 50 s leaves
+  ASSERT_TRUE(refused.requests.has_value());
+  EXPECT_EQ(refused.requests->remaining, 0);
+  request.rpm_limit = 4;
+  request.tpm_limit = 1000;
+  EXPECT_EQ(limiter_.Admit(request).outcome, LimitOutcome::kRejectTpm);  // 920 + 100 > 1000
+  // The budget is not restored but read from the store, as after any start.
+  request.tpm_limit = 1100;
+  request.credit_limit = 1000;
+  EXPECT_TRUE(limiter_.Admit(request).allowed());
+  EXPECT_EQ(loads_, 1);
+  // Once the restored calls have left the window, it is as empty as the limits say.
+  clock_.AdvanceMs(30'001);
+  EXPECT_EQ(SnapshotNow().requests_in_window, 1);
+  EXPECT_EQ(SnapshotNow().tokens_in_window, 100);
+}
+
 TEST_F(LocalLimiterTest, RpmRetryAfterAlsoWaitsForTheTokensWindow) {
   AdmitRequest request = Request(10);
   request.rpm_limit = 2;

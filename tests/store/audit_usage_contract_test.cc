@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/time_format.h"
@@ -233,6 +234,27 @@ TEST_P(KeyStoreContractTest, RecentUsageIsNewestFirstAndKeepsEveryField) {
   EXPECT_EQ(r.request_id, want.request_id);
   EXPECT_EQ(r.at, kT0 + 2);
   EXPECT_EQ(usage().RecentUsage("lin", 0).error().param, "limit");
+}
+
+TEST_P(KeyStoreContractTest, CallsSinceGivesEveryLineagesCallsOfTheWindowOldestFirst) {
+  // One batch holds calls on both sides of the bound, in one chunk per lineage; a later batch
+  // holds an earlier call (a batch retried after a store outage keeps its old times).
+  UsageRecord big = Record("lin", 1, kT0 + 30);
+  big.prompt_tokens = 700;
+  big.completion_tokens = 42;
+  ASSERT_TRUE(usage()
+                  .AppendUsage({Record("lin", 1, kT0 - 1), Record("lin", 1, kT0 + 20), big,
+                                Record("other", 1, kT0), Record("other", 1, kT0 - 5000)})
+                  .ok());
+  ASSERT_TRUE(usage().AppendUsage({Record("lin", 1, kT0 + 10), Record("old", 1, kT0 - 1)}).ok());
+  auto calls = usage().CallsSince(kT0);
+  ASSERT_TRUE(calls.ok()) << calls.error().message;
+  std::vector<std::tuple<std::string, UnixMillis, int64_t>> got;
+  for (const CallInWindow& call : *calls) got.emplace_back(call.lineage, call.at, call.tokens);
+  const std::vector<std::tuple<std::string, UnixMillis, int64_t>> want = {
+      {"other", kT0, 15}, {"lin", kT0 + 10, 15}, {"lin", kT0 + 20, 15}, {"lin", kT0 + 30, 742}};
+  EXPECT_EQ(got, want);
+  EXPECT_TRUE(usage().CallsSince(kT0 + 31)->empty());
 }
 
 TEST_P(KeyStoreContractTest, ALargeBatchKeepsEveryRecordAndField) {

@@ -176,6 +176,11 @@ Result<std::vector<store::DailyUsage>> FailingStore::DailySeries(const std::stri
   return usage_.DailySeries(lineage, from_day);
 }
 
+Result<std::vector<store::CallInWindow>> FailingStore::CallsSince(UnixMillis since) {
+  KG_RETURN_IF_ERROR(AdmitRead("CallsSince"));
+  return usage_.CallsSince(since);
+}
+
 Result<std::vector<store::UsageRecord>> FailingStore::RecentUsage(const std::string& lineage,
                                                                   int64_t limit) {
   KG_RETURN_IF_ERROR(AdmitRead("RecentUsage"));

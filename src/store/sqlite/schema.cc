@@ -486,6 +486,12 @@ JOIN usage_keys k ON k.id = r.value ->> 0
 JOIN usage_keys l ON l.id = c.lineage_id;
 )sql";
 
+// Version 6 (windows across a restart): chunks by their newest record, so that a process
+// starting up finds the calls of the last minute (SqliteStore::CallsSince) without a scan.
+constexpr const char* kChunksByTimeSchema = R"sql(
+CREATE INDEX usage_chunks_by_time ON usage_chunks(newest_at);
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "initial schema: organizations, keys, projects, audit log, usage", kInitialSchema},
     Migration{2, "list at scale: counters per source and tag, tag rows by org and position, "
@@ -495,6 +501,8 @@ constexpr std::array kMigrations = {
               kThroughputSchema},
     Migration{4, "compact usage rows: keys by integer id", kCompactUsageSchema},
     Migration{5, "usage chunks: a batch's records of one lineage in one row", kUsageChunksSchema},
+    Migration{6, "usage chunks by their newest record, for the windows after a restart",
+              kChunksByTimeSchema},
 };
 
 constexpr const char* kCreateMigrationsTable =

@@ -138,6 +138,7 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Result<MicroUsd> SpendSince(const std::string& lineage, int64_t from_day) override;
   Result<std::vector<DailyUsage>> DailySeries(const std::string& lineage,
                                               int64_t from_day) override;
+  Result<std::vector<CallInWindow>> CallsSince(UnixMillis since) override;
   Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage, int64_t limit) override;
 
  private:
