@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/log.h"
 #include "common/status.h"
@@ -56,6 +57,9 @@ struct ServerOptions {
   int blocking_threads = 64;
   // Seconds Stop() waits for in-flight requests before closing their connections.
   int drain_timeout_s = 20;
+  // A client's x-request-id that begins with one of these (keygate's key prefixes) is not
+  // adopted: a key there would be logged and sent upstream. The request gets an id of its own.
+  std::vector<std::string> secret_prefixes;
 };
 
 class Server {

@@ -211,9 +211,14 @@ void ServerState::MarkStopped() {
   on_drained_ = nullptr;
 }
 
-std::string RequestIdFor(std::string_view client_value) {
+std::string RequestIdFor(std::string_view client_value,
+                         std::span<const std::string> secret_prefixes) {
+  const auto secret = [client_value](const std::string& prefix) {
+    return !prefix.empty() && client_value.starts_with(prefix);
+  };
   if (!client_value.empty() && client_value.size() <= kMaxRequestIdLength &&
-      std::all_of(client_value.begin(), client_value.end(), IsRequestIdChar)) {
+      std::all_of(client_value.begin(), client_value.end(), IsRequestIdChar) &&
+      std::none_of(secret_prefixes.begin(), secret_prefixes.end(), secret)) {
     return std::string(client_value);
   }
   // 64 random bits in 11 base-62 digits: with "req_", 15 characters, which std::string holds
@@ -425,7 +430,8 @@ void Session::Reject(const Error& error, int status_override) {
     exchange.method = parsed.method;
     exchange.path = LogPath(parser_->target());
     exchange.version = parser_->version() == 10 ? 10 : 11;
-    exchange.request_id = RequestIdFor(parsed.Header("x-request-id"));
+    exchange.request_id =
+        RequestIdFor(parsed.Header("x-request-id"), state_.options().secret_prefixes);
   } else {
     exchange.request_id = RequestIdFor({});
   }
@@ -462,7 +468,8 @@ void Session::OnRequest(Request request, std::string_view target, int version, b
   ClearReadDeadline();
   phase_ = Phase::kBusy;
   request.remote_address = remote_address_;
-  request.request_id = RequestIdFor(request.Header("x-request-id"));
+  request.request_id =
+      RequestIdFor(request.Header("x-request-id"), state_.options().secret_prefixes);
   request.io = &shard_;
 
   Exchange& exchange = exchange_.emplace();

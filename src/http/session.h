@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -122,9 +123,10 @@ std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dr
 // Date header. Formatted at most once per second per thread.
 std::string_view HttpDate();
 
-// Returns the client's x-request-id if it is 1..128 characters of [A-Za-z0-9._-], else a new
-// "req_" + 16 hex id.
-std::string RequestIdFor(std::string_view client_value);
+// Returns the client's x-request-id if it is 1..128 characters of [A-Za-z0-9._-] and begins
+// with none of `secret_prefixes`, else a new "req_" + 11 base-62 digits id.
+std::string RequestIdFor(std::string_view client_value,
+                         std::span<const std::string> secret_prefixes = {});
 
 class Session : public std::enable_shared_from_this<Session> {
  public:

@@ -42,6 +42,7 @@ http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
   o.idle_timeout_s = static_cast<int>(s.idle_timeout_s);
   o.max_connections = static_cast<size_t>(s.max_connections);
   o.io_threads = static_cast<int>(s.io_threads);
+  o.secret_prefixes = {s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
   return o;
 }
 

@@ -53,6 +53,19 @@ TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamMod
   EXPECT_EQ(reply.body.find(kUpstreamKey), std::string::npos);
 }
 
+TEST_F(DataPlaneTest, AKeyGivenAsTheRequestIdIsNeitherAdoptedNorLoggedNorForwarded) {
+  MintedKey key = Mint();
+  for (const std::string& id : {key.secret, pk_, owner_key_}) {
+    auto reply =
+        Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions", {{"x-request-id", id}});
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    EXPECT_EQ(reply.Header("x-request-id").substr(0, 4), "req_");
+    EXPECT_EQ(MockStats().at("last_headers").at("x-request-id"),
+              json::value(reply.Header("x-request-id")));
+  }
+  // TearDown: none of the three is in the log.
+}
+
 // The mock answers as OpenAI does, with its own x-ratelimit-* headers (limit 10000, remaining
 // 9999), openai-processing-ms and an x-request-id of its own ("mock-" and the one it got).
 TEST_F(DataPlaneTest, TheUpstreamsHeadersReachTheCallerButNotItsRateLimits) {
