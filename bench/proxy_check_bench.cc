@@ -116,7 +116,9 @@ BENCHMARK(BM_ParseBody);
 
 void BM_UpstreamBody(benchmark::State& state) {
   auto request = ParseChatRequest(kBody);
-  for (auto _ : state) benchmark::DoNotOptimize(UpstreamBody(*request, "echo"));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(UpstreamBody(*request, "echo", {"max_tokens", 1024}));
+  }
 }
 BENCHMARK(BM_UpstreamBody);
 

@@ -25,6 +25,8 @@ import sys
 
 KERNEL_WORKERS = ("ksoftirqd", "kworker", "jbd2", "kcompactd", "rcu", "migration")
 TASK = re.compile(r"^(.*)\[(\d+)(?:/(\d+))?\]$")  # comm[tid/pid] or comm[pid]
+# "TIME [CPU] TASK REST": a task name may hold spaces, its [tid/pid] ends it.
+LINE = re.compile(r"^\s*(\d+\.\d+)\s+(\[\d+\])\s+(.*?\[\d+(?:/\d+)?\])(.*)$")
 
 
 def parse(task):
@@ -41,15 +43,12 @@ def events(trace):
     out = subprocess.run(["perf", "sched", "timehist", "-w", "-i", trace], check=True,
                          capture_output=True, text=True).stdout
     for line in out.splitlines():
-        fields = line.split()
-        if len(fields) < 3 or not fields[1].startswith("["):
+        m = LINE.match(line)
+        if not m:
             continue
-        try:
-            time_us = float(fields[0]) * 1e6
-        except ValueError:
-            continue
-        woken = line.split("awakened: ")[1].strip() if "awakened: " in line else None
-        yield time_us, fields[1], fields[2], woken
+        rest = m.group(4)
+        woken = rest.split("awakened: ")[1].strip() if "awakened: " in rest else None
+        yield float(m.group(1)) * 1e6, m.group(2), m.group(3), woken
 
 
 def percentile(sorted_values, q):
@@ -62,7 +61,11 @@ def main():
     mock = {int(p) for p in mock_pids.split(",") if p}
     if proxy & mock:  # the direct path: no proxy between wrk and the mock
         proxy = set()
-    evs = list(events(trace))
+    try:
+        evs = list(events(trace))
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"no trace read from {trace} ({e})")
+        return
     seen = collections.Counter(e[2] for e in evs)
 
     def busiest(keep):
@@ -73,7 +76,7 @@ def main():
     server = busiest(lambda t: t[2] in proxy)
     mock_worker = busiest(lambda t: t[2] in mock)
     if wrk is None or mock_worker is None:
-        print("  sched: wrk or the mock not found in the trace")
+        print("wrk or the mock not found in the trace")
         return
     anchors = [i for i, e in enumerate(evs) if e[3] == wrk]
     cycles = []  # (duration_us, placement, proxy's other threads ran, kernel workers ran)
@@ -95,7 +98,7 @@ def main():
             placement = "with mock" if s == m else "with wrk" if s == w else "alone"
         cycles.append((evs[b][0] - evs[a][0], placement, others, kernel))
     if not cycles:
-        print("  sched: no calls found in the trace")
+        print("no calls found in the trace")
         return
 
     def summary(selected):

@@ -22,9 +22,11 @@ constexpr std::string_view kModelKeys =
     "id, upstream, input_usd_per_mtok, output_usd_per_mtok, context_tokens, max_output_tokens";
 
 // Headers the proxy owns: framing, hop-by-hop (RFC 9110 §7.6.1) and the target host.
+// Written by keygate on every upstream request (a configured copy would go beside it).
 constexpr std::string_view kReservedHeaders[] = {
-    "host",    "content-length", "transfer-encoding",   "connection",       "keep-alive", "te",
-    "trailer", "upgrade",        "proxy-authorization", "proxy-connection", "expect",
+    "host",         "content-length",      "transfer-encoding", "connection",   "keep-alive",
+    "te",           "trailer",             "upgrade",           "expect",       "content-type",
+    "x-request-id", "proxy-authorization", "proxy-connection",  "accept-encoding",
 };
 
 char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }

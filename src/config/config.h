@@ -36,8 +36,8 @@ struct ProviderConfig {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, in file order
   int connect_timeout_ms = 5000;
   int response_timeout_ms = 600000;
-  // The body member that caps a chat call's output when the caller set none: keygate sends the
-  // model's max_output_tokens in it, the bound its reservation counted on. "max_tokens" (every
+  // The one body member that carries a chat call's output cap upstream (the caller's, or the
+  // model's max_output_tokens that the reservation counted on). "max_tokens" (every
   // OpenAI-compatible API) or "max_completion_tokens" (OpenAI's reasoning models refuse
   // max_tokens).
   std::string max_tokens_field = "max_tokens";

@@ -57,8 +57,8 @@ struct ServerOptions {
   int blocking_threads = 64;
   // Seconds Stop() waits for in-flight requests before closing their connections.
   int drain_timeout_s = 20;
-  // A client's x-request-id that begins with one of these (keygate's key prefixes) is not
-  // adopted: a key there would be logged and sent upstream. The request gets an id of its own.
+  // A client's x-request-id that holds one of these (keygate's key prefixes) is not adopted:
+  // a key there would be logged and sent upstream. The request gets an id of its own.
   std::vector<std::string> secret_prefixes;
 };
 

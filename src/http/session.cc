@@ -214,7 +214,7 @@ void ServerState::MarkStopped() {
 std::string RequestIdFor(std::string_view client_value,
                          std::span<const std::string> secret_prefixes) {
   const auto secret = [client_value](const std::string& prefix) {
-    return !prefix.empty() && client_value.starts_with(prefix);
+    return !prefix.empty() && client_value.find(prefix) != std::string_view::npos;
   };
   if (!client_value.empty() && client_value.size() <= kMaxRequestIdLength &&
       std::all_of(client_value.begin(), client_value.end(), IsRequestIdChar) &&
@@ -279,6 +279,7 @@ void Session::Shutdown() {
 
 void Session::ForceClose() {
   Run([](Session& s) {
+    s.server_closed_ = true;
     if (s.exchange_) {
       s.ClientGone();
     } else {

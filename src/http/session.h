@@ -123,8 +123,8 @@ std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dr
 // Date header. Formatted at most once per second per thread.
 std::string_view HttpDate();
 
-// Returns the client's x-request-id if it is 1..128 characters of [A-Za-z0-9._-] and begins
-// with none of `secret_prefixes`, else a new "req_" + 11 base-62 digits id.
+// Returns the client's x-request-id if it is 1..128 characters of [A-Za-z0-9._-] and holds
+// none of `secret_prefixes`, else a new "req_" + 11 base-62 digits id.
 std::string RequestIdFor(std::string_view client_value,
                          std::span<const std::string> secret_prefixes = {});
 
@@ -275,6 +275,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool flush_posted_ = false;  // a deferred start of writing is queued
   bool closed_ = false;
   bool client_gone_ = false;
+  // keygate closed the connection itself (the drain's deadline, a handler's exception): an
+  // answer it could not send is logged with its status, not as the client's 499.
+  bool server_closed_ = false;
   bool keep_alive_ = true;  // read another request once the current exchange finishes
   uint64_t next_seq_ = 0;
   uint64_t requests_served_ = 0;

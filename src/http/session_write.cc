@@ -182,7 +182,9 @@ void Session::SendResponse(uint64_t seq, Response response) {
     response = InternalErrorResponse();
   }
   exchange.state = ResponseState::kWriting;
-  if (!Writable()) {  // nobody to answer: the access line and metrics say 499, not this status
+  if (!Writable()) {
+    // Nobody to answer. Gone on its own, the client is logged 499 (the status left unset).
+    if (server_closed_) exchange.status = response.status;
     FinishExchange();
     return;
   }
@@ -216,7 +218,10 @@ void Session::BeginStream(uint64_t seq, int status, HeaderList headers, ContentT
     status = HttpStatusFor(ErrorCode::kInternal);
   }
   exchange.state = ResponseState::kStreaming;
-  if (!Writable()) return;  // nobody to answer: logged as 499
+  if (!Writable()) {  // nobody to answer: as in SendResponse
+    if (server_closed_) exchange.status = status;
+    return;
+  }
   exchange.status = status;
   exchange.chunked = exchange.version >= 11;
   // HTTP/1.0 has no chunks: the stream's end is the connection's end.
@@ -337,7 +342,7 @@ void Session::ResponderReleased(uint64_t seq) {
   switch (exchange_->state) {
     case ResponseState::kAwaiting:
       // A handler may let go without answering a client that left (a cancelled model call):
-      // nothing to send, and SendResponse logs it as 499.
+      // nothing to send, and SendResponse logs it as 499 (a 500 if keygate closed it).
       if (Writable()) {
         state_.logger().Error("http.no_response",
                               {{"request_id", exchange_->request_id}, {"route", exchange_->route}});
@@ -518,10 +523,12 @@ void Session::RunCallback(const char* what, const std::function<void()>& callbac
     callback();
   } catch (const std::exception& e) {
     state_.logger().Error("http.callback_exception", {{"callback", what}, {"error", e.what()}});
+    server_closed_ = true;
     Close();
   } catch (...) {
     state_.logger().Error("http.callback_exception",
                           {{"callback", what}, {"error", "non-standard exception"}});
+    server_closed_ = true;
     Close();
   }
 }

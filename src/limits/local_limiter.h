@@ -86,6 +86,9 @@ class LocalLimiter final : public Limiter {
   // Lineages currently held.
   size_t LineageCount() const;
 
+  // The rolling window of RPM and TPM, in milliseconds.
+  int64_t window_ms() const { return options_.window_ms; }
+
  private:
   struct LineageState;
   // The reservations of one admitted call.

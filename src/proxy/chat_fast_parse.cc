@@ -218,11 +218,9 @@ bool ScanBody(std::string_view body, Reading* reading) {
     if ((seen & bit) != 0) return false;  // a member read twice
     seen |= bit;
     if (!ScanMemberValue(scan, member, reading)) return false;
-    // A null token cap is no cap: dropped, so that the one UpstreamBody adds is the only one.
-    const bool null_cap =
-        (member == Member::kMaxTokens && !reading->max_tokens) ||
-        (member == Member::kMaxCompletionTokens && !reading->max_completion_tokens);
-    if (member != Member::kModel && !null_cap) {
+    // The output cap travels in the member the provider names: UpstreamBody writes it.
+    const bool cap = member == Member::kMaxTokens || member == Member::kMaxCompletionTokens;
+    if (member != Member::kModel && !cap) {
       if (!first) out += ',';
       out.append(member_start, scan.pos());
       first = false;

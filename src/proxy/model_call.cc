@@ -100,8 +100,14 @@ void ModelCall::Start(boost::asio::io_context& io) {
       call.request.endpoint == Endpoint::kEmbeddings ? "/embeddings" : "/chat/completions";
   request.headers = std::move(forward_headers_);
   request.request_id = responder_->request_id();
+  // Without a cap of the caller's, the model's maximum output bounds what the reservation
+  // counted on; only a key with a credit or TPM limit needs it sent (an upstream such as
+  // OpenAI counts a call's max_tokens against its own rate limits).
+  const keys::Guardrails& limits = call.key->guardrails;
+  const bool bounded = limits.credit_limit.has_value() || limits.tpm_limit.has_value();
   request.body = UpstreamBody(call.request, call.model->upstream,
-                              {call.target->max_tokens_field, call.model->max_output_tokens});
+                              {call.target->max_tokens_field,
+                               bounded ? call.model->max_output_tokens : 0});
   upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this(), io);
   std::weak_ptr<ModelCall> weak = weak_from_this();
   responder_->OnClientGone([weak] {

@@ -59,12 +59,12 @@ Result<json::value> ParseObject(std::string_view body, json::monotonic_resource&
 
 // The body without `model` and, for a stream, with usage asked for (spec data-plane.md
 // "Streaming": usage is always asked for, so that the real cost settles).
-std::string BodyWithoutModel(json::object& body, bool stream) {
+std::string BodyWithoutModel(json::object& body, Endpoint endpoint, bool stream) {
   body.erase("model");
-  // A null token cap is no cap: dropped, so that the one UpstreamBody adds is the only one.
-  for (std::string_view cap : {"max_tokens", "max_completion_tokens"}) {
-    const json::value* value = body.if_contains(cap);
-    if (value != nullptr && value->is_null()) body.erase(cap);
+  if (endpoint == Endpoint::kChatCompletions) {
+    // The output cap travels in the member the provider names: UpstreamBody writes it.
+    body.erase("max_tokens");
+    body.erase("max_completion_tokens");
   }
   if (stream) {
     json::value& options = body["stream_options"];
@@ -257,7 +257,7 @@ Result<ModelRequest> ParseModelRequest(std::string_view body, Endpoint endpoint,
   if (!model.ok()) return model.error();
   request.model = std::move(*model);
   KG_RETURN_IF_ERROR(read_fields(object, &request));
-  request.body_without_model = BodyWithoutModel(object, request.stream);
+  request.body_without_model = BodyWithoutModel(object, endpoint, request.stream);
   return request;
 }
 
@@ -286,15 +286,17 @@ Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body) {
 std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model,
                          OutputCap cap) {
   const std::string_view rest = request.body_without_model;  // "{...}"
-  const bool capped = request.endpoint == Endpoint::kChatCompletions &&
-                      !request.max_completion_tokens.has_value() && cap.tokens > 0;
+  const int64_t tokens = request.endpoint != Endpoint::kChatCompletions ? 0
+                        : request.max_completion_tokens ? *request.max_completion_tokens
+                                                        : cap.tokens;
   std::string out;
-  out.reserve(rest.size() + upstream_model.size() + 16 + (capped ? cap.field.size() + 24 : 0));
+  const size_t cap_bytes = tokens > 0 ? cap.field.size() + 24 : 0;
+  out.reserve(rest.size() + upstream_model.size() + 16 + cap_bytes);
   out += "{\"model\":";
   out += json::serialize(json::string_view(upstream_model.data(), upstream_model.size()));
-  if (capped) {
+  if (tokens > 0) {
     out.append(",\"").append(cap.field).append("\":");
-    out += std::to_string(cap.tokens);
+    out += std::to_string(tokens);
   }
   if (rest.size() > 2) {
     out += ',';

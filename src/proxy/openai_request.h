@@ -68,18 +68,21 @@ Result<ModelRequest> ParseChatRequestFully(std::string_view body);
 // (non-negative integers) or an array of such arrays.
 Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body);
 
-// How a chat call's output is capped upstream when the caller set no max_tokens: the member
-// `field` ("max_tokens" or "max_completion_tokens") set to `tokens`. No cap when `tokens` is 0.
+// How a chat call's output is capped upstream: in the member `field` ("max_tokens" or
+// "max_completion_tokens", whichever the provider understands), and, when the caller set no
+// cap, at `tokens` (0: no cap).
 struct OutputCap {
   std::string_view field = "max_tokens";
   int64_t tokens = 0;
 };
 
 // Returns the body to send upstream: the caller's body with `model` replaced by
-// `upstream_model` (as its first member); for a chat call whose caller set neither max_tokens
-// nor max_completion_tokens, `cap` added after it (the reservation counted on that bound, so the
-// upstream must not produce more); and, for a stream, `stream_options.include_usage` set to
-// true (other stream options kept). REQUIRES: `request` came from a successful parse.
+// `upstream_model` (as its first member), then for a chat call its output cap in `cap.field`
+// alone: the caller's (the larger of max_tokens and max_completion_tokens, whichever members
+// it used; the reservation counted on it) or, without one, `cap.tokens`. So an upstream never
+// gets a member it ignores, nor both (OpenAI refuses both at once). For a stream,
+// `stream_options.include_usage` is set to true (other stream options kept).
+// REQUIRES: `request` came from a successful parse.
 std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model,
                          OutputCap cap = {});
 

@@ -206,13 +206,14 @@ Status App::Parts::LoadIndex() {
 // (Calls still in the usage writer's memory when the previous process died are lost with it:
 // at most a flush interval.)
 Status App::Parts::RestoreWindows() {
-  const UnixMillis since = clock.NowMs() - limits::kDefaultWindowMs;
-  auto calls = store->CallsSince(since);
-  if (!calls.ok()) return calls.error();
-  for (const store::CallInWindow& call : *calls) {
-    limiter->RestoreCall(call.lineage, call.at, call.tokens);
-  }
-  log.Info("limits.windows_restored", {{"calls", static_cast<int64_t>(calls->size())}});
+  const UnixMillis now = clock.NowMs();
+  int64_t calls = 0;
+  KG_RETURN_IF_ERROR(store->ForEachCallBetween(
+      now - limiter->window_ms(), now, [this, &calls](const store::CallInWindow& call) {
+        limiter->RestoreCall(call.lineage, call.at, call.tokens);
+        ++calls;
+      }));
+  log.Info("limits.windows_restored", {{"calls", calls}});
   return OkStatus();
 }
 
@@ -248,6 +249,13 @@ Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log
     return Error::Unavailable(
         "store: PostgreSQL is not available in this build yet; use the embedded SQLite store");
   }
+  if (!config.settings.redis_url.empty()) {
+    // Ignored, it would leave each replica its own windows and spend: N replicas, N times the
+    // limits. Refused instead, naming no part of the URL (it may hold a password).
+    return Error::Unavailable(
+        "redis: shared windows and spend are not available in this build yet; leave redis "
+        "empty and run one replica");
+  }
   const std::string path = config.settings.SqlitePath();
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
@@ -257,7 +265,6 @@ Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log
   parts->config_path = std::move(config_path);
   parts->RegisterRoutes();
   KG_RETURN_IF_ERROR(parts->LoadIndex());
-  KG_RETURN_IF_ERROR(parts->RestoreWindows());
   return std::unique_ptr<App>(new App(std::move(parts)));
 }
 
@@ -269,6 +276,8 @@ App::~App() {
 }
 
 Result<uint16_t> App::Start() {
+  // Before the first call is accepted (and only to serve: the CLI opens the App too).
+  KG_RETURN_IF_ERROR(parts_->RestoreWindows());
   auto port = parts_->server.Start();
   if (!port.ok()) return port;
   parts_->background = std::thread([this] { parts_->BackgroundLoop(); });

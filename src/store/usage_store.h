@@ -6,8 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/money.h"
@@ -47,9 +49,9 @@ struct DayBounds {
 
 // One call's place in the rolling windows of its lineage (spec §3 RPM and TPM).
 struct CallInWindow {
-  std::string lineage;
-  UnixMillis at = 0;    // the record's `at`, when the call ended
-  int64_t tokens = 0;   // prompt + completion
+  std::string_view lineage;  // valid during the callback that is given it
+  UnixMillis at = 0;         // the record's `at`, when the call ended
+  int64_t tokens = 0;        // prompt + completion
 };
 
 struct DailyUsage {
@@ -72,9 +74,12 @@ class UsageStore {
   // Per-day series for the console chart, days >= from_day.
   virtual Result<std::vector<DailyUsage>> DailySeries(const std::string& lineage,
                                                       int64_t from_day) = 0;
-  // Every recorded call with `at` >= since, oldest first: a restarted process puts the calls
-  // of the last window back into its RPM and TPM windows.
-  virtual Result<std::vector<CallInWindow>> CallsSince(UnixMillis since) = 0;
+  // Gives `fn` every recorded call with since <= at <= until, one at a time (a busy minute is
+  // a million records: none is kept), each lineage's in the order they were recorded, which is
+  // nearly, not exactly, the order of `at`. A restarted process puts the calls of the last
+  // window back into its RPM and TPM windows. Returns Unavailable if the store cannot be read.
+  virtual Status ForEachCallBetween(UnixMillis since, UnixMillis until,
+                                    const std::function<void(const CallInWindow&)>& fn) = 0;
   // Latest records of one key, newest first.
   virtual Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage,
                                                        int64_t limit) = 0;

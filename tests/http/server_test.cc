@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "http/error_response.h"
+#include "http/session.h"
 #include "testing/http_client.h"
 
 namespace keygate::http {
@@ -528,6 +529,17 @@ TEST_F(ServerTest, StopLetsInFlightRequestFinish) {
   EXPECT_THROW(late.Get("/hello"), std::runtime_error);
 }
 
+TEST(RequestIdTest, TheClientsIdIsAdoptedUnlessItHoldsAKeyPrefix) {
+  const std::vector<std::string> prefixes = {"sk-kg-", "pk-kg-", ""};
+  EXPECT_EQ(internal::RequestIdFor("trace-1.a_B", prefixes), "trace-1.a_B");
+  for (const char* id : {"sk-kg-0123abcd", "trace-pk-kg-0123", "has space", ""}) {
+    const std::string made = internal::RequestIdFor(id, prefixes);
+    EXPECT_EQ(made.substr(0, 4), "req_") << id;
+    EXPECT_EQ(made.size(), 15u) << id;
+  }
+  EXPECT_EQ(internal::RequestIdFor(std::string(129, 'a')).substr(0, 4), "req_");
+}
+
 TEST_F(ServerTest, DrainTimeoutClosesConnectionsStillBusy) {
   ServerOptions options = TestOptions();
   options.drain_timeout_s = 0;
@@ -540,6 +552,8 @@ TEST_F(ServerTest, DrainTimeoutClosesConnectionsStillBusy) {
   OpenGate();  // Run() waits for blocking handlers already running
   run_thread_.join();
   EXPECT_NE(LogText().find("http.drain_timeout"), std::string::npos);
+  // keygate cut it, not the client: the access line keeps the handler's status, never 499.
+  EXPECT_NE(LogText().find(R"("path":"/gated","status":200)"), std::string::npos) << LogText();
 }
 
 TEST_F(ServerTest, StopIsIdempotentAndWorksBeforeRun) {

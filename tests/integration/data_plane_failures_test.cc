@@ -68,16 +68,6 @@ void StreamAndHangUp(uint16_t port, const std::string& secret, const std::string
   EXPECT_GE(static_cast<int>(seen), events) << received;
 }
 
-// Sends a plain call whose upstream answers after `delay_ms`, and hangs up before then.
-void CallAndHangUpEarly(uint16_t port, const std::string& secret, const std::string& body,
-                        int delay_ms) {
-  const int fd =
-      SendChat(port, secret, body, "x-mock-fault: delay:" + std::to_string(delay_ms) + "\r\n");
-  ASSERT_GE(fd, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms / 4));
-  close(fd);
-}
-
 TEST_F(DataPlaneTest, EveryUpstreamFailureReleasesItsReservation) {
   MintedKey key = Mint(kOneCallBudget);
   const std::string body = ChatBody("hi", 100);
@@ -183,7 +173,15 @@ TEST_F(DataPlaneTest, ACallerWhoLeavesBeforeTheAnswerIsCounted499NotAsAFault) {
   // An SDK's timeout is the caller's doing: nginx's 499 in the usage record, the access line
   // and the metrics, never a 500 that would page whoever watches keygate's errors.
   MintedKey key = Mint(kOneCallBudget);
-  CallAndHangUpEarly(process_->port(), key.secret, ChatBody("hi", 5), 800);
+  // The upstream holds its answer 5 s; the caller hangs up once the mock has the call.
+  const int fd = SendChat(process_->port(), key.secret, ChatBody("hi", 5),
+                          "x-mock-fault: delay:5000\r\n");
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 500 && MockChats() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  close(fd);
+  ASSERT_EQ(MockChats(), 1);
   auto rows = WaitForUsage(key.hash, 1);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].status, 499);

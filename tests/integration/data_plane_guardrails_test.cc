@@ -159,9 +159,17 @@ TEST_F(DataPlaneTest, ACallWithoutMaxTokensIsCappedUpstreamAtWhatItReserved) {
   std::vector<UsageRow> rows = WaitForUsage(key.hash, std::size(cases));
   ASSERT_EQ(rows.size(), std::size(cases));
   for (const UsageRow& row : rows) EXPECT_EQ(row.completion_tokens, 100);
-  // A cap of the caller's own goes as sent.
+  // A cap of the caller's own goes in the member the provider understands, alone.
   ASSERT_EQ(Call(key.secret, ChatBody(words, 7, "mock/tiny")).status, 200);
   EXPECT_EQ(MockStats().at("last_body").at("max_tokens"), 7);
+  ASSERT_EQ(Call(key.secret, ChatBody(words, 7, "reasoning/tiny")).status, 200);
+  boost::json::object sent = MockStats().at("last_body").as_object();
+  EXPECT_EQ(sent.at("max_completion_tokens"), 7);
+  EXPECT_FALSE(sent.contains("max_tokens"));
+  // A key without a credit or TPM limit has no reservation to keep: no cap is added.
+  MintedKey free = Mint();
+  ASSERT_EQ(Call(free.secret, cases[0].body).status, 200);
+  EXPECT_FALSE(MockStats().at("last_body").as_object().contains("max_tokens"));
 }
 
 TEST_F(DataPlaneTest, BadInputIsA4xxAndNeverForwarded) {

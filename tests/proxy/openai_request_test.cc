@@ -119,7 +119,7 @@ size_t Occurrences(const std::string& body, const std::string& member) {
   return count;
 }
 
-TEST(OpenAiRequestTest, UpstreamBodyCapsTheOutputOnlyWhenTheCallerSetNone) {
+TEST(OpenAiRequestTest, UpstreamBodyCapsTheOutputInTheProvidersMemberAlone) {
   const OutputCap cap{"max_tokens", 1024};
   auto none = ParseChatRequest(ChatBody(""));
   ASSERT_TRUE(none.ok());
@@ -129,40 +129,46 @@ TEST(OpenAiRequestTest, UpstreamBodyCapsTheOutputOnlyWhenTheCallerSetNone) {
   sent = json::parse(UpstreamBody(*none, "up", {"max_completion_tokens", 1024}));
   EXPECT_EQ(sent.at("max_completion_tokens"), 1024);
   EXPECT_FALSE(sent.as_object().contains("max_tokens"));
-  // No cap configured (an embedding model's maximum output is 0).
-  EXPECT_FALSE(json::parse(UpstreamBody(*none, "up", {"max_tokens", 0})).as_object().contains(
-      "max_tokens"));
+  // No cap to send (a key without a credit or TPM limit, a model without a maximum output).
+  EXPECT_EQ(Occurrences(UpstreamBody(*none, "up", {"max_tokens", 0}), "max_tokens"), 0u);
 
-  // A null cap is no cap, through either parser: dropped, so the one added is the only one.
+  // Whatever members the caller used (null ones are no cap), through either parser: the one
+  // the provider understands carries the larger of them, or the default, and no other.
   const std::string parts =
       R"("messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}])";
-  for (const std::string& body :
-       {ChatBody(R"(,"max_tokens":null,"max_completion_tokens":null)"),
-        R"({"model":"m","max_tokens":null,)" + parts + R"(,"max_completion_tokens":null})"}) {
-    for (auto parse : {&ParseChatRequest, &internal::ParseChatRequestFully}) {
-      auto request = parse(body);
-      ASSERT_TRUE(request.ok()) << body;
-      const std::string text = UpstreamBody(*request, "up", cap);
-      EXPECT_EQ(Occurrences(text, "max_tokens"), 1u) << text;
-      EXPECT_EQ(Occurrences(text, "max_completion_tokens"), 0u) << text;
-      EXPECT_EQ(json::parse(text).at("max_tokens"), 1024) << text;
+  struct Case {
+    std::string members;  // ",..." of the caller's body
+    int64_t sent;
+  };
+  const Case cases[] = {
+      {R"(,"max_tokens":null,"max_completion_tokens":null)", 1024},
+      {R"(,"max_tokens":16)", 16},
+      {R"(,"max_completion_tokens":16)", 16},
+      {R"(,"max_tokens":10,"max_completion_tokens":30)", 30},
+      {R"(,"max_completion_tokens":null,"max_tokens":7)", 7},
+  };
+  for (const Case& c : cases) {
+    const std::string full = "{\"model\":\"m\"," + parts + c.members + "}";
+    for (const std::string& body : {ChatBody(c.members), full}) {
+      for (auto parse : {&ParseChatRequest, &internal::ParseChatRequestFully}) {
+        auto request = parse(body);
+        ASSERT_TRUE(request.ok()) << body;
+        for (const std::string field : {"max_tokens", "max_completion_tokens"}) {
+          const std::string text = UpstreamBody(*request, "up", {field, 1024});
+          const std::string other =
+              field == "max_tokens" ? "max_completion_tokens" : "max_tokens";
+          EXPECT_EQ(Occurrences(text, field), 1u) << text;
+          EXPECT_EQ(Occurrences(text, other), 0u) << text;
+          EXPECT_EQ(json::parse(text).at(field), c.sent) << text;
+        }
+      }
     }
   }
 
-  // The caller's own cap goes as sent, whichever member holds it.
-  for (const std::string member : {"max_tokens", "max_completion_tokens"}) {
-    auto own = ParseChatRequest(ChatBody(",\"" + member + "\":16"));
-    ASSERT_TRUE(own.ok());
-    const std::string text = UpstreamBody(*own, "up", cap);
-    EXPECT_EQ(json::parse(text).at(member), 16) << text;
-    EXPECT_EQ(Occurrences(text, "max_tokens") + Occurrences(text, "max_completion_tokens"), 1u)
-        << text;
-  }
-
-  // Embeddings produce no output to cap.
-  auto embed = ParseEmbeddingsRequest(R"({"model":"mock/embed","input":"hello"})");
+  // Embeddings produce no output to cap, and keep their body as sent.
+  auto embed = ParseEmbeddingsRequest(R"({"model":"mock/embed","input":"hello","max_tokens":3})");
   ASSERT_TRUE(embed.ok());
-  EXPECT_EQ(Occurrences(UpstreamBody(*embed, "up", cap), "max_tokens"), 0u);
+  EXPECT_EQ(json::parse(UpstreamBody(*embed, "up", cap)).at("max_tokens"), 3);
 }
 
 TEST(OpenAiRequestTest, EmbeddingInputsInEveryShape) {

@@ -33,8 +33,9 @@ class RecordingUsageStore final : public store::UsageStore {
   Result<std::vector<store::DailyUsage>> DailySeries(const std::string&, int64_t) override {
     return std::vector<store::DailyUsage>{};
   }
-  Result<std::vector<store::CallInWindow>> CallsSince(UnixMillis) override {
-    return std::vector<store::CallInWindow>{};
+  Status ForEachCallBetween(UnixMillis, UnixMillis,
+                            const std::function<void(const store::CallInWindow&)>&) override {
+    return OkStatus();
   }
   Result<std::vector<store::UsageRecord>> RecentUsage(const std::string&, int64_t) override {
     return std::vector<store::UsageRecord>{};

@@ -236,9 +236,9 @@ TEST_P(KeyStoreContractTest, RecentUsageIsNewestFirstAndKeepsEveryField) {
   EXPECT_EQ(usage().RecentUsage("lin", 0).error().param, "limit");
 }
 
-TEST_P(KeyStoreContractTest, CallsSinceGivesEveryLineagesCallsOfTheWindowOldestFirst) {
-  // One batch holds calls on both sides of the bound, in one chunk per lineage; a later batch
-  // holds an earlier call (a batch retried after a store outage keeps its old times).
+TEST_P(KeyStoreContractTest, ForEachCallBetweenGivesEveryCallOfTheWindowInEachLineagesOrder) {
+  // One batch holds calls on both sides of the lower bound, in one chunk per lineage; the next
+  // holds a lineage's later calls, one of them past the upper bound (a clock stepped back).
   UsageRecord big = Record("lin", 1, kT0 + 30);
   big.prompt_tokens = 700;
   big.completion_tokens = 42;
@@ -246,15 +246,25 @@ TEST_P(KeyStoreContractTest, CallsSinceGivesEveryLineagesCallsOfTheWindowOldestF
                   .AppendUsage({Record("lin", 1, kT0 - 1), Record("lin", 1, kT0 + 20), big,
                                 Record("other", 1, kT0), Record("other", 1, kT0 - 5000)})
                   .ok());
-  ASSERT_TRUE(usage().AppendUsage({Record("lin", 1, kT0 + 10), Record("old", 1, kT0 - 1)}).ok());
-  auto calls = usage().CallsSince(kT0);
-  ASSERT_TRUE(calls.ok()) << calls.error().message;
-  std::vector<std::tuple<std::string, UnixMillis, int64_t>> got;
-  for (const CallInWindow& call : *calls) got.emplace_back(call.lineage, call.at, call.tokens);
-  const std::vector<std::tuple<std::string, UnixMillis, int64_t>> want = {
-      {"other", kT0, 15}, {"lin", kT0 + 10, 15}, {"lin", kT0 + 20, 15}, {"lin", kT0 + 30, 742}};
-  EXPECT_EQ(got, want);
-  EXPECT_TRUE(usage().CallsSince(kT0 + 31)->empty());
+  ASSERT_TRUE(usage()
+                  .AppendUsage({Record("lin", 1, kT0 + 40), Record("old", 1, kT0 - 1),
+                                Record("lin", 1, kT0 + 99)})
+                  .ok());
+  using Call = std::tuple<std::string, UnixMillis, int64_t>;
+  auto calls = [this](UnixMillis since, UnixMillis until) {
+    std::map<std::string, std::vector<Call>> by_lineage;
+    Status status = usage().ForEachCallBetween(since, until, [&](const CallInWindow& call) {
+      by_lineage[std::string(call.lineage)].emplace_back(call.lineage, call.at, call.tokens);
+    });
+    EXPECT_TRUE(status.ok()) << status.error().message;
+    return by_lineage;
+  };
+  // Each lineage's calls in the order they were recorded; the bounds are inclusive.
+  const std::map<std::string, std::vector<Call>> want = {
+      {"lin", {{"lin", kT0 + 20, 15}, {"lin", kT0 + 30, 742}, {"lin", kT0 + 40, 15}}},
+      {"other", {{"other", kT0, 15}}}};
+  EXPECT_EQ(calls(kT0, kT0 + 40), want);
+  EXPECT_TRUE(calls(kT0 + 100, kT0 + 200).empty());
 }
 
 TEST_P(KeyStoreContractTest, ALargeBatchKeepsEveryRecordAndField) {

@@ -176,9 +176,10 @@ Result<std::vector<store::DailyUsage>> FailingStore::DailySeries(const std::stri
   return usage_.DailySeries(lineage, from_day);
 }
 
-Result<std::vector<store::CallInWindow>> FailingStore::CallsSince(UnixMillis since) {
-  KG_RETURN_IF_ERROR(AdmitRead("CallsSince"));
-  return usage_.CallsSince(since);
+Status FailingStore::ForEachCallBetween(UnixMillis since, UnixMillis until,
+                                        const std::function<void(const store::CallInWindow&)>& fn) {
+  KG_RETURN_IF_ERROR(AdmitRead("ForEachCallBetween"));
+  return usage_.ForEachCallBetween(since, until, fn);
 }
 
 Result<std::vector<store::UsageRecord>> FailingStore::RecentUsage(const std::string& lineage,

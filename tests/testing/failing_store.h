@@ -93,7 +93,8 @@ class FailingStore final : public store::KeyStore,
   Result<MicroUsd> SpendSince(const std::string& lineage, int64_t from_day) override;
   Result<std::vector<store::DailyUsage>> DailySeries(const std::string& lineage,
                                                      int64_t from_day) override;
-  Result<std::vector<store::CallInWindow>> CallsSince(UnixMillis since) override;
+  Status ForEachCallBetween(UnixMillis since, UnixMillis until,
+                            const std::function<void(const store::CallInWindow&)>& fn) override;
   Result<std::vector<store::UsageRecord>> RecentUsage(const std::string& lineage,
                                                       int64_t limit) override;
 

@@ -138,7 +138,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Result<MicroUsd> SpendSince(const std::string& lineage, int64_t from_day) override;
   Result<std::vector<DailyUsage>> DailySeries(const std::string& lineage,
                                               int64_t from_day) override;
-  Result<std::vector<CallInWindow>> CallsSince(UnixMillis since) override;
+  Status ForEachCallBetween(UnixMillis since, UnixMillis until,
+                            const std::function<void(const CallInWindow&)>& fn) override;
   Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage, int64_t limit) override;
 
  private:
