@@ -173,11 +173,11 @@ constexpr SettingInfo kSettings[] = {
      ApplyDataDir},
     {"store", "KEYGATE_STORE", "", "empty, sqlite:PATH or postgres://USER[:PASS]@HOST[:PORT]/DB",
      "Where keys, usage and the audit log live: empty means <data>/keygate.db; a postgres:// URL "
-     "lets several replicas share one store.",
+     "(several replicas sharing one store) is refused at start: not built yet.",
      ApplyStore},
     {"redis", "KEYGATE_REDIS", "", "empty or redis://HOST[:PORT][/DB] (rediss:// for TLS)",
      "Redis holding rolling windows, spend and reservations shared by replicas; empty keeps them "
-     "in this process.",
+     "in this process. Not built yet: a URL is refused at start.",
      ApplyRedis},
     {"limits.max_body_bytes", "KEYGATE_LIMITS_MAX_BODY_BYTES", "10485760",
      "integer 1024..1073741824",
