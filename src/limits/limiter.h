@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/clock.h"
 #include "common/money.h"
@@ -95,6 +96,12 @@ struct Decision {
   bool allowed() const { return outcome == LimitOutcome::kAllow; }
 };
 
+// Both windows' figures, where the lineage has those limits.
+struct WindowPair {
+  std::optional<WindowFigures> requests;
+  std::optional<WindowFigures> tokens;
+};
+
 // What a lineage has consumed, for the management answers (v2's
 // requests_per_minute_consumption, token_consumption and consumption).
 struct LimiterSnapshot {
@@ -130,6 +137,13 @@ class Limiter {
   // counted in the requests window: it was admitted. A ticket settled or released before, or
   // not valid, is ignored.
   virtual void Release(const Ticket& ticket) = 0;
+
+  // The x-ratelimit-* figures of the lineage's windows at `now` under these limits (nullopt
+  // where a limit is unset), for answers that are not model calls: nothing is admitted, no
+  // state is made and the store is not read. A lineage not held has its whole limits left.
+  virtual WindowPair Windows(std::string_view lineage, UnixMillis now,
+                             std::optional<int64_t> rpm_limit,
+                             std::optional<int64_t> tpm_limit) = 0;
 
   // Returns the lineage's consumption at `now` for budget period `interval`.
   // Returns Unavailable if the spend of the period had to be read and could not be.

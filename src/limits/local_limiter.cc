@@ -189,6 +189,24 @@ void LocalLimiter::Release(const Ticket& ticket) {
   state->budget.Release(taken.budget);
 }
 
+WindowPair LocalLimiter::Windows(std::string_view lineage, UnixMillis now,
+                                 std::optional<int64_t> rpm_limit,
+                                 std::optional<int64_t> tpm_limit) {
+  Shard& shard = ShardFor(lineage);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const auto it = shard.lineages.find(lineage);
+  if (it == shard.lineages.end()) {
+    auto whole = [now](std::optional<int64_t> limit) -> std::optional<WindowFigures> {
+      if (!limit.has_value()) return std::nullopt;
+      return WindowFigures{*limit, *limit, now};
+    };
+    return WindowPair{whole(rpm_limit), whole(tpm_limit)};
+  }
+  LineageState& state = it->second;
+  return WindowPair{FiguresOf(state.requests, rpm_limit, now),
+                    FiguresOf(state.tokens, tpm_limit, now)};
+}
+
 Result<LimiterSnapshot> LocalLimiter::Snapshot(const std::string& lineage, UnixMillis now,
                                                keys::ResetInterval interval) {
   Shard& shard = ShardFor(lineage);

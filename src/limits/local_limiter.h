@@ -26,6 +26,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -69,6 +70,8 @@ class LocalLimiter final : public Limiter {
   // any state for it.
   Result<LimiterSnapshot> Snapshot(const std::string& lineage, UnixMillis now,
                                    keys::ResetInterval interval) override;
+  WindowPair Windows(std::string_view lineage, UnixMillis now, std::optional<int64_t> rpm_limit,
+                     std::optional<int64_t> tpm_limit) override;
 
   // Puts a call made before this process started back into its lineage's RPM and TPM windows
   // (one request and `tokens` at `at`), so that the windows a restart would otherwise empty

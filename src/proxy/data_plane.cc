@@ -213,7 +213,10 @@ void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Respo
     w.Key("max_output_tokens").Int(model.max_output_tokens).EndObject();
   }
   w.EndArray().EndObject();
-  responder->Send(http::JsonResponse(200, w.Take()));
+  http::Response response = http::JsonResponse(200, w.Take());
+  // spec §3: every successful answer carries the key's x-ratelimit-* (taking nothing here).
+  response.header_lines = RateLimitLinesFor(deps_.limiter, **key, deps_.clock.NowMs());
+  responder->Send(std::move(response));
 }
 
 }  // namespace keygate::proxy

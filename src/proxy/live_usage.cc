@@ -1,8 +1,23 @@
 #include "proxy/live_usage.h"
 
 #include "limits/period.h"
+#include "proxy/guardrails.h"
 
 namespace keygate::proxy {
+
+std::string RateLimitLinesFor(limits::Limiter& limiter, const keys::ServiceKey& key,
+                              UnixMillis now) {
+  const keys::Guardrails& limits = key.guardrails;
+  if (!limits.rpm_limit.has_value() && !limits.tpm_limit.has_value()) return {};
+  const std::string_view lineage = key.lineage.empty() ? key.hash : key.lineage;
+  const limits::WindowPair windows =
+      limiter.Windows(lineage, now, limits.rpm_limit, limits.tpm_limit);
+  return RateLimitFigures{windows.requests, windows.tokens, now}.Lines();
+}
+
+std::string LimiterLiveUsage::RateLimitLines(const keys::ServiceKey& key, UnixMillis now) const {
+  return RateLimitLinesFor(limiter_, key, now);
+}
 
 void LimiterLiveUsage::AddLive(const keys::ServiceKey& key, UnixMillis now,
                                keys::UsageTotals* totals) const {

@@ -5,11 +5,19 @@
 // Thread safety: AddLive may be called from any thread concurrently.
 #pragma once
 
+#include <string>
+
 #include "dialects/common/key_view.h"
 #include "limits/limiter.h"
 #include "proxy/usage_writer.h"
 
 namespace keygate::proxy {
+
+// The x-ratelimit-* header lines (http::Response::header_lines text) of `key` at `now`, as its
+// lineage's windows stand, for an answer that is not a model call (nothing is taken from them);
+// "" for a key without RPM and TPM limits.
+std::string RateLimitLinesFor(limits::Limiter& limiter, const keys::ServiceKey& key,
+                              UnixMillis now);
 
 class LimiterLiveUsage final : public dialects::LiveUsage {
  public:
@@ -23,6 +31,7 @@ class LimiterLiveUsage final : public dialects::LiveUsage {
   // answer).
   void AddLive(const keys::ServiceKey& key, UnixMillis now,
                keys::UsageTotals* totals) const override;
+  std::string RateLimitLines(const keys::ServiceKey& key, UnixMillis now) const override;
 
  private:
   limits::Limiter& limiter_;

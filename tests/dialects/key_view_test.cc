@@ -46,6 +46,7 @@ class CountingLive final : public LiveUsage {
   void AddLive(const keys::ServiceKey&, UnixMillis, keys::UsageTotals*) const override {
     ++calls;
   }
+  std::string RateLimitLines(const keys::ServiceKey&, UnixMillis) const override { return {}; }
   mutable int calls = 0;
 };
 

@@ -331,6 +331,29 @@ TEST_F(DataPlaneTest, EmbeddingsAreChargedForTheirInputTokens) {
   EXPECT_EQ(rows[0].model, "mock/embed");
 }
 
+TEST_F(DataPlaneTest, AnswersThatAreNotModelCallsCarryTheWindowsAndTakeNothing) {
+  // spec §3: every successful response carries the x-ratelimit-* headers of the key's limits.
+  MintedKey key = Mint(R"("rpm_limit": 5, "tpm_limit": 100000)");
+  for (const char* path : {"/v1/models", "/api/v1/key", "/v1/models"}) {
+    auto reply = client_->Get(path, key.secret);
+    ASSERT_EQ(reply.status, 200) << path << reply.body;
+    EXPECT_EQ(reply.Header("x-ratelimit-limit-requests"), "5") << path;
+    EXPECT_EQ(reply.Header("x-ratelimit-remaining-requests"), "5") << path;  // nothing taken
+    EXPECT_EQ(reply.Header("x-ratelimit-limit-tokens"), "100000") << path;
+  }
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+  for (const char* path : {"/v1/models", "/api/v1/key"}) {
+    auto reply = client_->Get(path, key.secret);
+    EXPECT_EQ(reply.Header("x-ratelimit-remaining-requests"), "4") << path;
+    EXPECT_NE(reply.Header("x-ratelimit-remaining-tokens"), "100000") << path;
+    EXPECT_FALSE(reply.Header("x-ratelimit-reset-requests").empty()) << path;
+  }
+  // A key without limits has no such headers.
+  MintedKey free = Mint();
+  EXPECT_EQ(client_->Get("/v1/models", free.secret).Header("x-ratelimit-limit-requests"), "");
+  EXPECT_EQ(client_->Get("/api/v1/key", free.secret).Header("x-ratelimit-limit-requests"), "");
+}
+
 TEST_F(DataPlaneTest, ModelsListsOnlyWhatTheKeyMayCall) {
   MintedKey scoped = Mint(R"("models": ["mock/*"])");
   auto reply = client_->Get("/v1/models", scoped.secret);

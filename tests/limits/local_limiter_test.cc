@@ -148,6 +148,28 @@ TEST_F(LocalLimiterTest, RestoredCallsFillTheWindowsUntilTheyLeaveThem) {
   EXPECT_EQ(SnapshotNow().tokens_in_window, 100);
 }
 
+TEST_F(LocalLimiterTest, WindowsAreReadWithoutTakingOrHoldingAnything) {
+  const UnixMillis now = clock_.NowMs();
+  WindowPair unseen = limiter_.Windows(kLineage, now, 3, std::nullopt);
+  ASSERT_TRUE(unseen.requests.has_value());
+  EXPECT_EQ(unseen.requests->remaining, 3);
+  EXPECT_EQ(unseen.requests->reset_at_ms, now);
+  EXPECT_FALSE(unseen.tokens.has_value());
+  EXPECT_EQ(limiter_.LineageCount(), 0u);  // no state made
+  AdmitRequest request = Request(40);
+  request.rpm_limit = 3;
+  request.tpm_limit = 100;
+  ASSERT_TRUE(limiter_.Admit(request).allowed());
+  for (int i = 0; i < 2; ++i) {  // reading twice takes nothing
+    WindowPair seen = limiter_.Windows(kLineage, now, 3, 100);
+    ASSERT_TRUE(seen.requests.has_value() && seen.tokens.has_value());
+    EXPECT_EQ(seen.requests->remaining, 2);
+    EXPECT_EQ(seen.tokens->remaining, 60);
+    EXPECT_EQ(seen.requests->reset_at_ms, now + kWindowMs);
+  }
+  EXPECT_EQ(loads_, 0);
+}
+
 TEST_F(LocalLimiterTest, RpmRetryAfterAlsoWaitsForTheTokensWindow) {
   AdmitRequest request = Request(10);
   request.rpm_limit = 2;

@@ -33,6 +33,9 @@ class LiveUsage {
   // Adds what the store does not know yet to `totals` for `lineage` at `now`.
   virtual void AddLive(const keys::ServiceKey& key, UnixMillis now,
                        keys::UsageTotals* totals) const = 0;
+  // The x-ratelimit-* header lines (http::Response::header_lines text) of `key` at `now`, for
+  // an answer that takes nothing from its windows; "" without RPM and TPM limits.
+  virtual std::string RateLimitLines(const keys::ServiceKey& key, UnixMillis now) const = 0;
 };
 
 class KeyViewer {
@@ -50,6 +53,10 @@ class KeyViewer {
   // yet, so neither the store nor the live figures are asked. Same answer as View(), without
   // its two store reads.
   KeyView ViewNew(keys::ServiceKey key) const;
+  // The live x-ratelimit-* header lines of `key` now ("" without the live figures).
+  std::string RateLimitLines(const keys::ServiceKey& key) const {
+    return live_ != nullptr ? live_->RateLimitLines(key, clock_.NowMs()) : std::string();
+  }
 
  private:
   // The view of `key` given its lineage's stored spend `sums` at `now`, plus the live figures

@@ -251,9 +251,13 @@ Result<http::Response> Current(ManagementContext& ctx, const keys::Caller& calle
   }
   keys::ServiceKey key;
   KG_ASSIGN_OR_RETURN(key, ctx.keys.GetOwnServiceKey(caller));
+  // spec §3: every successful answer carries the key's x-ratelimit-* (taking nothing here).
+  std::string rate_limits = ctx.viewer.RateLimitLines(key);
   KeyView view;
   KG_ASSIGN_OR_RETURN(view, ctx.viewer.View(std::move(key)));
-  return Json(200, CurrentKeyDocument(FromView(view)));
+  http::Response response = Json(200, CurrentKeyDocument(FromView(view)));
+  response.header_lines = std::move(rate_limits);
+  return response;
 }
 
 using RouteFn = Result<http::Response> (*)(ManagementContext&, const keys::Caller&,
