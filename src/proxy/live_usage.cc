@@ -7,11 +7,11 @@ namespace keygate::proxy {
 
 std::string RateLimitLinesFor(limits::Limiter& limiter, const keys::ServiceKey& key,
                               UnixMillis now) {
-  const keys::Guardrails& limits = key.guardrails;
-  if (!limits.rpm_limit.has_value() && !limits.tpm_limit.has_value()) return {};
+  const keys::Guardrails& guardrails = key.guardrails;
+  if (!guardrails.rpm_limit.has_value() && !guardrails.tpm_limit.has_value()) return {};
   const std::string_view lineage = key.lineage.empty() ? key.hash : key.lineage;
   const limits::WindowPair windows =
-      limiter.Windows(lineage, now, limits.rpm_limit, limits.tpm_limit);
+      limiter.Windows(lineage, now, guardrails.rpm_limit, guardrails.tpm_limit);
   return RateLimitFigures{windows.requests, windows.tokens, now}.Lines();
 }
 

@@ -103,8 +103,8 @@ void ModelCall::Start(boost::asio::io_context& io) {
   // Without a cap of the caller's, the model's maximum output bounds what the reservation
   // counted on; only a key with a credit or TPM limit needs it sent (an upstream such as
   // OpenAI counts a call's max_tokens against its own rate limits).
-  const keys::Guardrails& limits = call.key->guardrails;
-  const bool bounded = limits.credit_limit.has_value() || limits.tpm_limit.has_value();
+  const keys::Guardrails& guardrails = call.key->guardrails;
+  const bool bounded = guardrails.credit_limit.has_value() || guardrails.tpm_limit.has_value();
   request.body = UpstreamBody(call.request, call.model->upstream,
                               {call.target->max_tokens_field,
                                bounded ? call.model->max_output_tokens : 0});
