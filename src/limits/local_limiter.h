@@ -76,9 +76,9 @@ class LocalLimiter final : public Limiter {
   // Puts a call made before this process started back into its lineage's RPM and TPM windows
   // (one request and `tokens` at `at`), so that the windows a restart would otherwise empty
   // still hold it until it leaves them. The budget is untouched (it is seeded from the store).
-  // REQUIRES: called before the first Admit, and for each lineage in ascending `at` (a call
-  // earlier than the lineage's newest entry counts from that entry's time: longer, never
-  // shorter); tokens >= 0.
+  // A lineage's calls are best given in ascending `at`: one earlier than the lineage's newest
+  // entry counts from that entry's time (longer, never shorter).
+  // REQUIRES: called before the first Admit; tokens >= 0.
   void RestoreCall(std::string_view lineage, UnixMillis at, int64_t tokens);
 
   // Drops the state of every lineage whose windows are empty at `now`, that has no open ticket,
