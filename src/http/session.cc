@@ -156,7 +156,8 @@ void InvokeHandler(ServerState& state, const Handler& handler, Request& request,
   }
   state.logger().Error("http.handler_exception", {{"request_id", request.request_id},
                                                   {"method", request.method},
-                                                  {"path", request.path},
+                                                  {"path", PathForLog(request.path,
+                                                      state.options().secret_prefixes)},
                                                   {"error", error}});
   responder->Fail();
 }
@@ -209,6 +210,22 @@ void ServerState::MarkStopped() {
   stopped_.store(true);
   std::lock_guard<std::mutex> lock(mu_);
   on_drained_ = nullptr;
+}
+
+std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes) {
+  std::string out(path);
+  for (const std::string& prefix : secret_prefixes) {
+    if (prefix.empty()) continue;
+    for (size_t at = out.find(prefix); at != std::string::npos; at = out.find(prefix, at + 1)) {
+      const size_t start = at + prefix.size();
+      const size_t end = std::min(out.find('/', start), out.size());
+      const size_t length = end - start;
+      constexpr size_t kShown = 4;
+      const std::string tail = length > 2 * kShown ? out.substr(end - kShown, kShown) : "";
+      out.replace(start, length, "\u2022\u2022\u2022\u2022" + tail);
+    }
+  }
+  return out;
 }
 
 std::string RequestIdFor(std::string_view client_value,

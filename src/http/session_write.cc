@@ -506,7 +506,7 @@ void Session::LogAccess(Clock::time_point now) {
   if (!state_.logger().Enabled(LogLevel::kInfo)) return;
   // Never a header, never the query: they may hold credentials.
   const LogField fields[] = {{"method", exchange.method},
-                             {"path", exchange.path},
+                             {"path", PathForLog(exchange.path, state_.options().secret_prefixes)},
                              {"status", status},
                              {"duration_us", duration_us},
                              {"request_id", exchange.request_id},

@@ -540,6 +540,15 @@ TEST(RequestIdTest, TheClientsIdIsAdoptedUnlessItHoldsAKeyPrefix) {
   EXPECT_EQ(internal::RequestIdFor(std::string(129, 'a')).substr(0, 4), "req_");
 }
 
+TEST(RequestIdTest, AKeyInThePathIsMaskedForTheLog) {
+  const std::vector<std::string> prefixes = {"sk-kg-", "pk-kg-", ""};
+  EXPECT_EQ(internal::PathForLog("/v2/api-keys/abc123", prefixes), "/v2/api-keys/abc123");
+  EXPECT_EQ(internal::PathForLog("/v2/api-keys/sk-kg-0123456789abcdef/rotate", prefixes),
+            "/v2/api-keys/sk-kg-\u2022\u2022\u2022\u2022cdef/rotate");
+  EXPECT_EQ(internal::PathForLog("/a/pk-kg-short/b/xsk-kg-0123456789", prefixes),
+            "/a/pk-kg-\u2022\u2022\u2022\u2022/b/xsk-kg-\u2022\u2022\u2022\u20226789");
+}
+
 TEST_F(ServerTest, DrainTimeoutClosesConnectionsStillBusy) {
   ServerOptions options = TestOptions();
   options.drain_timeout_s = 0;

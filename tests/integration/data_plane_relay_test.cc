@@ -53,7 +53,7 @@ TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamMod
   EXPECT_EQ(reply.body.find(kUpstreamKey), std::string::npos);
 }
 
-TEST_F(DataPlaneTest, AKeyGivenAsTheRequestIdIsNeitherAdoptedNorLoggedNorForwarded) {
+TEST_F(DataPlaneTest, AKeyGivenAsTheRequestIdOrInThePathIsNeverLogged) {
   MintedKey key = Mint();
   for (const std::string& id : {key.secret, pk_, owner_key_}) {
     auto reply =
@@ -63,6 +63,9 @@ TEST_F(DataPlaneTest, AKeyGivenAsTheRequestIdIsNeitherAdoptedNorLoggedNorForward
     EXPECT_EQ(MockStats().at("last_headers").at("x-request-id"),
               json::value(reply.Header("x-request-id")));
   }
+  // Nor a key put in a path where a key's hash belongs (a 404 in each dialect).
+  EXPECT_EQ(client_->Get("/v2/api-keys/" + key.secret, pk_).status, 404);
+  EXPECT_EQ(client_->Get("/api/v1/keys/" + pk_ + "/x", pk_).status, 404);
   // TearDown: none of the three is in the log.
 }
 
