@@ -80,7 +80,9 @@ class KeyStore {
                                                   const std::string& name) = 0;
 
   // --- service keys ---
-  // Inserts `key` (and `new_project` first, if given). Sets key->version.
+  // Inserts `key` (and `new_project` first, if given). Sets key->version. A `new_project`
+  // whose name its org has by now (a concurrent write created it) is not created again: the
+  // key joins the stored one (key->project_id is set to its id). The same for UpdateServiceKey.
   virtual Status InsertServiceKey(keys::ServiceKey* key,
                                   const std::optional<keys::Project>& new_project,
                                   const keys::AuditEntry& audit) = 0;

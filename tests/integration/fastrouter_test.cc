@@ -2,6 +2,11 @@
 // (shared/seeds/001_*.txt) with the placeholders filled in.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "integration/management_fixture.h"
 
 namespace keygate::testing {
@@ -91,6 +96,32 @@ TEST_F(ManagementTest, CreateWithProjectNameCreatesTheProjectOnce) {
   auto unknown = client_->Post("/prod/createServiceKey",
                                R"({"api_key_name":"x","project_id":"proj_nope"})", a_.pk);
   EXPECT_EQ(unknown.status, 404) << unknown.body;
+}
+
+TEST_F(ManagementTest, CallsRacingToCreateTheSameNewProjectAllGetIt) {
+  // spec dialects.md: an unknown project_name creates the project, for every call that names
+  // it, even when several arrive together (an audit saw 5 of 6 answered 409).
+  constexpr int kCalls = 6;
+  std::vector<std::thread> calls;
+  std::vector<TestHttpClient::Reply> replies(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    calls.emplace_back([this, i, &replies] {
+      TestHttpClient client("127.0.0.1", process_->port());
+      replies[i] = client.Post("/prod/createServiceKey",
+                               R"({"api_key_name":"race-)" + std::to_string(i) +
+                                   R"(","project_name":"Raced"})",
+                               a_.pk);
+    });
+  }
+  for (std::thread& call : calls) call.join();
+  std::set<std::string> projects;
+  for (const TestHttpClient::Reply& reply : replies) {
+    ASSERT_EQ(reply.status, 201) << reply.body;
+    projects.insert(std::string(Parse(reply.body).at("project_id").as_string()));
+  }
+  EXPECT_EQ(projects.size(), 1u);
+  auto listed = client_->Get("/prod/getServiceKeys?project_name=Raced", a_.pk);
+  EXPECT_EQ(Parse(listed.body).at("total"), kCalls) << listed.body;
 }
 
 TEST_F(ManagementTest, UpdateIsPartialAndNullClears) {

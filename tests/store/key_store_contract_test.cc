@@ -353,7 +353,7 @@ TEST_P(KeyStoreContractTest, InsertsNewProjectWithServiceKey) {
   EXPECT_EQ(keys().FindProjectByName("org_b", "search").error().code, ErrorCode::kNotFound);
 }
 
-TEST_P(KeyStoreContractTest, DuplicateProjectNameIsConflictNamingProjectName) {
+TEST_P(KeyStoreContractTest, ANewProjectNameCreatedMeanwhileIsJoinedNotDuplicated) {
   CreateOrg("org_a");
   ServiceKey first = MakeServiceKey("org_a", "first");
   first.project_id = "proj_1";
@@ -363,14 +363,25 @@ TEST_P(KeyStoreContractTest, DuplicateProjectNameIsConflictNamingProjectName) {
                   .ok());
   ServiceKey second = MakeServiceKey("org_a", "second");
   second.project_id = "proj_2";
+  // Two calls named the same new project; the first created it, the second joins it.
   Status status = keys().InsertServiceKey(&second, keys::Project{"proj_2", "org_a", "search", kT0},
                                           Audit("org_a", "service_key.create", ""));
-  ASSERT_FALSE(status.ok());
-  EXPECT_EQ(status.error().code, ErrorCode::kConflict);
-  EXPECT_EQ(status.error().param, "project_name");
-  // Nothing of the failed write stays: neither the key nor the project.
-  EXPECT_EQ(keys().GetServiceKey(second.hash).error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  EXPECT_EQ(second.project_id, "proj_1");
+  auto stored = keys().GetServiceKey(second.hash);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->project_id, "proj_1");
   EXPECT_EQ(keys().GetProject("org_a", "proj_2").error().code, ErrorCode::kNotFound);
+  // The same on an update.
+  ServiceKey third = MakeServiceKey("org_a", "third");
+  ASSERT_TRUE(
+      keys().InsertServiceKey(&third, std::nullopt, Audit("org_a", "service_key.create", "")).ok());
+  third.project_id = "proj_3";
+  ASSERT_TRUE(keys()
+                  .UpdateServiceKey(&third, keys::Project{"proj_3", "org_a", "search", kT0},
+                                    Audit("org_a", "service_key.update", ""))
+                  .ok());
+  EXPECT_EQ(keys().GetServiceKey(third.hash)->project_id, "proj_1");
 }
 
 TEST_P(KeyStoreContractTest, ServiceKeyInAnotherOrganizationsProjectIsNotFound) {

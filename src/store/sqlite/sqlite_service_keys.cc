@@ -69,8 +69,24 @@ Status CheckProjectInOrg(Connection& conn, const keys::ServiceKey& key) {
                             [](const Statement&) { return OkStatus(); });
 }
 
-Status InsertProjectIfNew(Connection& conn, const std::optional<keys::Project>& project) {
+// The project of a write that named one by a name unknown when it was read (spec dialects.md:
+// an unknown project_name creates the project). Writes are serialized, so if another one
+// created it meanwhile (two calls racing with the same new name), `key` joins that project
+// rather than failing on the duplicate name.
+Status InsertProjectIfNew(Connection& conn, const std::optional<keys::Project>& project,
+                          keys::ServiceKey* key) {
   if (!project.has_value()) return OkStatus();
+  std::string existing;
+  KG_RETURN_IF_ERROR(sqlite::ForEachRow(
+      conn, "SELECT id FROM projects WHERE org_id = ?1 AND name = ?2",
+      {project->org_id, project->name}, [&existing](const Statement& row) {
+        existing = row.ColumnText(0);
+        return OkStatus();
+      }));
+  if (!existing.empty()) {
+    if (key->project_id == project->id) key->project_id = existing;
+    return OkStatus();
+  }
   return RunSql(conn, "INSERT INTO projects (id, org_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
                 {project->id, project->org_id, project->name, project->created_at});
 }
@@ -158,7 +174,7 @@ Status SqliteStore::InsertServiceKey(keys::ServiceKey* key,
   if (key->lineage.empty()) key->lineage = key->hash;
   int64_t version = 0;
   KG_RETURN_IF_ERROR(Write([&](Connection& conn) -> Status {
-    KG_RETURN_IF_ERROR(InsertProjectIfNew(conn, new_project));
+    KG_RETURN_IF_ERROR(InsertProjectIfNew(conn, new_project, key));
     auto inserted = InsertKeyRow(conn, *key);
     if (!inserted.ok()) return inserted.error();
     version = *inserted;
@@ -173,7 +189,7 @@ Status SqliteStore::UpdateServiceKey(keys::ServiceKey* key,
                                      const keys::AuditEntry& audit) {
   int64_t version = 0;
   KG_RETURN_IF_ERROR(Write([&](Connection& conn) -> Status {
-    KG_RETURN_IF_ERROR(InsertProjectIfNew(conn, new_project));
+    KG_RETURN_IF_ERROR(InsertProjectIfNew(conn, new_project, key));
     auto updated = UpdateKeyRow(conn, *key);
     if (!updated.ok()) return updated.error();
     version = *updated;
