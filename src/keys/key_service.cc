@@ -436,7 +436,8 @@ Status KeyService::DeleteServiceKey(const Caller& caller, const std::string& has
   const UnixMillis now = clock_.NowMs();
   key.revoke_at = now;
   key.updated_at = now;
-  std::string changes = "{\"revoked_at\":{\"before\":null,\"after\":" + std::to_string(now) + "}}";
+  // Before: the end of a rotation's grace period, if one was running.
+  const std::string changes = "{\"revoked_at\":" + TimeChangeJson(loaded->revoke_at, now) + "}";
   KG_RETURN_IF_ERROR(store_.UpdateServiceKey(
       &key, std::nullopt, MakeAudit(caller, "service_key.delete", key.hash, changes, request_id)));
   index_.UpsertServiceKey(key);
@@ -476,9 +477,10 @@ Result<RotatedServiceKey> KeyService::RotateServiceKey(const Caller& caller,
   out.old_hash = old_key.hash;
   out.revoke_at = *old_key.revoke_at;
 
-  std::string changes = "{\"replaced_by\":{\"before\":null,\"after\":\"" + fresh.hash +
-                        "\"},\"revoke_at\":{\"before\":null,\"after\":" +
-                        std::to_string(out.revoke_at) + "}}";
+  // revoke_at before: an earlier rotation's, when the key is rotated again in its grace period.
+  const std::string changes = "{\"replaced_by\":{\"before\":null,\"after\":\"" + fresh.hash +
+                              "\"},\"revoke_at\":" +
+                              TimeChangeJson(loaded->revoke_at, out.revoke_at) + "}";
   KG_RETURN_IF_ERROR(store_.RotateServiceKey(
       &old_key, &fresh, MakeAudit(caller, "service_key.rotate", old_key.hash, changes, request_id)));
   index_.UpsertServiceKey(old_key);

@@ -232,6 +232,11 @@ class KeyService {
 Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed);
 
 // {"field": {"before": x, "after": y}, ...} for every field that differs; never a secret.
+// Times are ISO 8601 UTC strings, as everywhere in the dialects.
 std::string DiffServiceKeys(const ServiceKey* before, const ServiceKey& after);
+
+// An audit change of one time field: {"before": t0, "after": t1}, each an ISO 8601 UTC string
+// or null.
+std::string TimeChangeJson(std::optional<UnixMillis> before, std::optional<UnixMillis> after);
 
 }  // namespace keygate::keys

@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "common/log.h"
+#include "common/time_format.h"
 #include "keys/key_service.h"
 
 namespace keygate::keys {
@@ -110,6 +111,14 @@ Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_cha
   return OkStatus();
 }
 
+std::string TimeJson(std::optional<UnixMillis> at) {
+  return at ? "\"" + FormatTimestamp(*at) + "\"" : "null";
+}
+
+std::string TimeChangeJson(std::optional<UnixMillis> before, std::optional<UnixMillis> after) {
+  return "{\"before\":" + TimeJson(before) + ",\"after\":" + TimeJson(after) + "}";
+}
+
 std::string DiffServiceKeys(const ServiceKey* before, const ServiceKey& after) {
   static const ServiceKey kEmpty{};
   const ServiceKey& b = before ? *before : kEmpty;
@@ -129,7 +138,7 @@ std::string DiffServiceKeys(const ServiceKey* before, const ServiceKey& after) {
         OrNull(ToString(after.guardrails.reset_interval)));
   field("rpm_limit", Json(b.guardrails.rpm_limit), Json(after.guardrails.rpm_limit));
   field("tpm_limit", Json(b.guardrails.tpm_limit), Json(after.guardrails.tpm_limit));
-  field("expire_key", Json(b.guardrails.expires_at), Json(after.guardrails.expires_at));
+  field("expire_key", TimeJson(b.guardrails.expires_at), TimeJson(after.guardrails.expires_at));
   field("disabled", before ? Json(b.disabled) : "null", Json(after.disabled));
   field("metadata", RawOrNull(b.metadata_json), RawOrNull(after.metadata_json));
   field("tags", before ? Json(b.tags) : "null", Json(after.tags));

@@ -159,7 +159,9 @@ TEST_F(ManagementTest, AuditLogRecordsEveryActionWithoutSecrets) {
   auto created = CreateKey(a_, R"({"api_key_name":"audited","rpm_limit":5})");
   const std::string hash(created["api_key_id_hash"].as_string());
   const std::string secret(created["api_key"].as_string());
-  client_->Post("/prod/updateServiceKey", R"({"api_key_id_hash":")" + hash + R"(","rpm_limit":9})",
+  client_->Post("/prod/updateServiceKey",
+                R"({"api_key_id_hash":")" + hash +
+                    R"(","rpm_limit":9,"expire_key":"2099-01-02T03:04:05.000Z"})",
                 a_.pk);
   client_->Post("/prod/deleteServiceKey", R"({"api_key_id_hash":")" + hash + R"("})", a_.pk);
   auto reply = client_->Get("/api/owner/audit?key=" + hash, a_.owner_key);
@@ -173,6 +175,13 @@ TEST_F(ManagementTest, AuditLogRecordsEveryActionWithoutSecrets) {
   auto change = entries[1].as_object().at("changes").as_object().at("rpm_limit").as_object();
   EXPECT_EQ(change.at("before"), 5);
   EXPECT_EQ(change.at("after"), 9);
+  // Times as ISO 8601 UTC, as everywhere in the dialects (dialects.md).
+  auto expiry = entries[1].as_object().at("changes").as_object().at("expire_key").as_object();
+  EXPECT_EQ(expiry.at("before"), nullptr);
+  EXPECT_EQ(expiry.at("after"), "2099-01-02T03:04:05.000Z");
+  auto revoked = entries[0].as_object().at("changes").as_object().at("revoked_at").as_object();
+  ASSERT_TRUE(revoked.at("after").is_string()) << json::serialize(revoked);
+  EXPECT_EQ(revoked.at("after").as_string().back(), 'Z');
   EXPECT_EQ(entries[1].as_object().at("actor"), json::value("pk:" + a_.pk_id));
   // Filter by actor; page with limit/before.
   auto by_actor = client_->Get("/api/owner/audit?limit=1&actor=pk:" + a_.pk_id, a_.owner_key);
