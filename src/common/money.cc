@@ -1,5 +1,6 @@
 #include "common/money.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -48,8 +49,14 @@ Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param) {
 
 Result<MicroUsd> UsdFromDouble(double usd, std::string_view param) {
   if (!std::isfinite(usd)) return BadAmount(param, "must be a finite number");
-  double micros = std::round(usd * static_cast<double>(kMicrosPerUsd));
+  const double exact = usd * static_cast<double>(kMicrosPerUsd);
+  const double micros = std::round(exact);
   if (std::fabs(micros) > static_cast<double>(kMaxMicroUsd)) return BadAmount(param, "is too large");
+  // A thousandth of a micro-dollar, or the double's own precision at that size if coarser.
+  const double tolerance = std::max(1e-3, std::fabs(micros) * 1e-15);
+  if (std::fabs(exact - micros) > tolerance) {
+    return BadAmount(param, "must have at most 6 decimals (micro-dollars)");
+  }
   return static_cast<MicroUsd>(micros);
 }
 

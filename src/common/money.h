@@ -22,8 +22,10 @@ inline constexpr MicroUsd kMaxMicroUsd = 1'000'000'000'000 * kMicrosPerUsd;
 // (more than 6 decimals) value, or one above kMaxMicroUsd.
 Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param);
 
-// Converts a JSON number of USD into micro-dollars, rounding half away from zero.
-// Returns InvalidArgument for NaN, infinities, or a value above kMaxMicroUsd in magnitude.
+// Converts a JSON number of USD into micro-dollars. Returns InvalidArgument for NaN,
+// infinities, a value above kMaxMicroUsd in magnitude, or one with more than 6 decimals, as
+// ParseUsd does for the same amount written as a string (the binary double's own error, far
+// below a micro-dollar, is not counted as a decimal).
 Result<MicroUsd> UsdFromDouble(double usd, std::string_view param);
 
 // Formats micro-dollars as a decimal string without trailing zeros ("42", "0.000123").

@@ -23,10 +23,20 @@ TEST(MoneyTest, RefusesMalformedNegativeAndOverPreciseAmounts) {
   EXPECT_FALSE(ParseUsd("99999999999999999999", "x").ok());
 }
 
-TEST(MoneyTest, DoublesRoundToTheNearestMicro) {
+TEST(MoneyTest, DoublesAreReadToTheMicroAndNoFurther) {
   EXPECT_EQ(*UsdFromDouble(0.1, "x"), 100'000);
   EXPECT_EQ(*UsdFromDouble(150, "x"), 150'000'000);
+  EXPECT_EQ(*UsdFromDouble(1.123457, "x"), 1'123'457);
+  EXPECT_EQ(*UsdFromDouble(0.000001, "x"), 1);
+  EXPECT_EQ(*UsdFromDouble(123456789.654321, "x"), 123'456'789'654'321);
   EXPECT_FALSE(UsdFromDouble(1e300, "x").ok());
+  // As a string of the same amount is (ParseUsd): more than 6 decimals is refused, not rounded.
+  for (double usd : {1.1234567, 0.0000001, 0.00000049}) {
+    Result<MicroUsd> r = UsdFromDouble(usd, "limit");
+    ASSERT_FALSE(r.ok()) << usd;
+    EXPECT_NE(r.error().message.find("at most 6 decimals"), std::string::npos) << r.error().message;
+    EXPECT_EQ(r.error().param, "limit");
+  }
 }
 
 TEST(MoneyTest, FormatsWithoutTrailingZeros) {
