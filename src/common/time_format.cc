@@ -87,8 +87,9 @@ Result<UnixMillis> ParseTimestamp(std::string_view s, std::string_view param,
   }
   int64_t offset_minutes = 0;
   if (pos == s.size()) {
-    // No zone: UTC for the space form; OpenRouter's strict form requires an explicit Z.
-    if (strictness == TimestampStrictness::kRfc3339Utc) return BadTime(param);
+    // No zone: UTC for the space form only. An ISO "T" form without a zone is ambiguous (local
+    // time to ISO 8601) and outside the spec's grammar; OpenRouter's form needs a Z anyway.
+    if (t_separator || strictness == TimestampStrictness::kRfc3339Utc) return BadTime(param);
   } else if ((s[pos] == 'Z' || s[pos] == 'z') && pos + 1 == s.size()) {
   } else if ((s[pos] == '+' || s[pos] == '-') && pos + 6 == s.size() && s[pos + 3] == ':' &&
              strictness == TimestampStrictness::kLenient) {

@@ -19,7 +19,8 @@ TEST(TimeFormatTest, ReadsEveryDocumentedForm) {
 TEST(TimeFormatTest, RefusesImpossibleOrMalformedTimes) {
   for (const char* bad : {"", "2025-02-30T00:00:00Z", "2025-13-01T00:00:00Z", "2025-03-28",
                           "2025-03-28T24:00:00Z", "yesterday", "2025-03-28T18:30Z",
-                          "2025-03-28T18:30:00+5:30", "1969-12-31T23:59:59Z"}) {
+                          "2025-03-28T18:30:00+5:30", "1969-12-31T23:59:59Z",
+                          "2025-03-28T18:30:00", "2025-03-28T18:30:00.250"}) {
     auto r = ParseTimestamp(bad, "expire_key");
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().param, "expire_key");
