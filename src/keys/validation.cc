@@ -111,9 +111,13 @@ Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_cha
   return OkStatus();
 }
 
+namespace {
+
 std::string TimeJson(std::optional<UnixMillis> at) {
   return at ? "\"" + FormatTimestamp(*at) + "\"" : "null";
 }
+
+}  // namespace
 
 std::string TimeChangeJson(std::optional<UnixMillis> before, std::optional<UnixMillis> after) {
   return "{\"before\":" + TimeJson(before) + ",\"after\":" + TimeJson(after) + "}";
