@@ -1,6 +1,5 @@
 #include "common/money.h"
 
-#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -52,9 +51,10 @@ Result<MicroUsd> UsdFromDouble(double usd, std::string_view param) {
   const double exact = usd * static_cast<double>(kMicrosPerUsd);
   const double micros = std::round(exact);
   if (std::fabs(micros) > static_cast<double>(kMaxMicroUsd)) return BadAmount(param, "is too large");
-  // A thousandth of a micro-dollar, or the double's own precision at that size if coarser.
-  const double tolerance = std::max(1e-3, std::fabs(micros) * 1e-15);
-  if (std::fabs(exact - micros) > tolerance) {
+  // The double's own error (two roundings: the decimal, then the product) stays below
+  // 2.3e-16 of the value; anything more is a decimal past the sixth. Exact to the micro-dollar
+  // up to ~$300M; past ~$4.5 billion a double holds no micro-dollars at all (write a string).
+  if (std::fabs(exact - micros) > std::fabs(exact) * 3e-16) {
     return BadAmount(param, "must have at most 6 decimals (micro-dollars)");
   }
   return static_cast<MicroUsd>(micros);

@@ -24,8 +24,8 @@ Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param);
 
 // Converts a JSON number of USD into micro-dollars. Returns InvalidArgument for NaN,
 // infinities, a value above kMaxMicroUsd in magnitude, or one with more than 6 decimals, as
-// ParseUsd does for the same amount written as a string (the binary double's own error, far
-// below a micro-dollar, is not counted as a decimal).
+// ParseUsd does for the same amount written as a string (the binary double's own error is not
+// counted as a decimal). Up to ~$300M; a double cannot tell micro-dollars past ~$4.5 billion.
 Result<MicroUsd> UsdFromDouble(double usd, std::string_view param);
 
 // Formats micro-dollars as a decimal string without trailing zeros ("42", "0.000123").

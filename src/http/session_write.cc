@@ -504,9 +504,11 @@ void Session::LogAccess(Clock::time_point now) {
   state_.metrics().Record(shard_index_, exchange.route, exchange.method, status, duration_us,
                           overhead_us);
   if (!state_.logger().Enabled(LogLevel::kInfo)) return;
-  // Never a header, never the query: they may hold credentials.
+  // Never a header, never the query: they may hold credentials. (A LogField views its text:
+  // the masked path must outlive the array.)
+  const std::string path = PathForLog(exchange.path, state_.options().secret_prefixes);
   const LogField fields[] = {{"method", exchange.method},
-                             {"path", PathForLog(exchange.path, state_.options().secret_prefixes)},
+                             {"path", path},
                              {"status", status},
                              {"duration_us", duration_us},
                              {"request_id", exchange.request_id},

@@ -31,7 +31,11 @@ TEST(MoneyTest, DoublesAreReadToTheMicroAndNoFurther) {
   EXPECT_EQ(*UsdFromDouble(123456789.654321, "x"), 123'456'789'654'321);
   EXPECT_FALSE(UsdFromDouble(1e300, "x").ok());
   // As a string of the same amount is (ParseUsd): more than 6 decimals is refused, not rounded.
-  for (double usd : {1.1234567, 0.0000001, 0.00000049}) {
+  EXPECT_EQ(*UsdFromDouble(0.3, "x"), 300'000);
+  EXPECT_EQ(*UsdFromDouble(19.99, "x"), 19'990'000);
+  EXPECT_EQ(*UsdFromDouble(1234567.891011, "x"), 1'234'567'891'011);
+  EXPECT_EQ(*UsdFromDouble(0, "x"), 0);
+  for (double usd : {1.1234567, 0.0000001, 0.00000049, 1e-10, 1.0000000001, 200000000.0000001}) {
     Result<MicroUsd> r = UsdFromDouble(usd, "limit");
     ASSERT_FALSE(r.ok()) << usd;
     EXPECT_NE(r.error().message.find("at most 6 decimals"), std::string::npos) << r.error().message;
