@@ -363,15 +363,25 @@ TEST_P(KeyStoreContractTest, ANewProjectNameCreatedMeanwhileIsJoinedNotDuplicate
                   .ok());
   ServiceKey second = MakeServiceKey("org_a", "second");
   second.project_id = "proj_2";
-  // Two calls named the same new project; the first created it, the second joins it.
+  // Two calls named the same new project; the first created it, the second joins it, and its
+  // audit entry names the project it joined.
+  keys::AuditEntry entry = Audit("org_a", "service_key.create", "second");
+  entry.changes_json = R"({"project_id":{"before":null,"after":"proj_2"}})";
   Status status = keys().InsertServiceKey(&second, keys::Project{"proj_2", "org_a", "search", kT0},
-                                          Audit("org_a", "service_key.create", ""));
+                                          entry);
   ASSERT_TRUE(status.ok()) << status.error().message;
   EXPECT_EQ(second.project_id, "proj_1");
   auto stored = keys().GetServiceKey(second.hash);
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->project_id, "proj_1");
   EXPECT_EQ(keys().GetProject("org_a", "proj_2").error().code, ErrorCode::kNotFound);
+  store::AuditQuery query;
+  query.org_id = "org_a";
+  query.target = "second";
+  auto entries = audit().ListAudit(query);
+  ASSERT_TRUE(entries.ok()) << entries.error().message;
+  ASSERT_EQ(entries->entries.size(), 1u);
+  EXPECT_EQ(entries->entries[0].changes_json, R"({"project_id":{"before":null,"after":"proj_1"}})");
   // The same on an update.
   ServiceKey third = MakeServiceKey("org_a", "third");
   ASSERT_TRUE(

@@ -91,6 +91,22 @@ Status InsertProjectIfNew(Connection& conn, const std::optional<keys::Project>& 
                 {project->id, project->org_id, project->name, project->created_at});
 }
 
+// `audit` as it should read once InsertProjectIfNew has run: a key that joined a project
+// created meanwhile names that project's id, not the one it would have created (ids are
+// random and unique, so the text holds the unused one only where it names the project).
+keys::AuditEntry AuditWithProject(const keys::AuditEntry& audit,
+                                  const std::optional<keys::Project>& new_project,
+                                  const keys::ServiceKey& key) {
+  keys::AuditEntry out = audit;
+  if (!new_project.has_value() || key.project_id == new_project->id) return out;
+  std::string& changes = out.changes_json;
+  for (size_t at = changes.find(new_project->id); at != std::string::npos;
+       at = changes.find(new_project->id, at + key.project_id.size())) {
+    changes.replace(at, new_project->id.size(), key.project_id);
+  }
+  return out;
+}
+
 // Inserts the row and its tags. Returns the version it was given.
 Result<int64_t> InsertKeyRow(Connection& conn, const keys::ServiceKey& key) {
   KG_RETURN_IF_ERROR(CheckProjectInOrg(conn, key));
@@ -178,7 +194,7 @@ Status SqliteStore::InsertServiceKey(keys::ServiceKey* key,
     auto inserted = InsertKeyRow(conn, *key);
     if (!inserted.ok()) return inserted.error();
     version = *inserted;
-    return sqlite::InsertAuditEntry(conn, audit);
+    return sqlite::InsertAuditEntry(conn, AuditWithProject(audit, new_project, *key));
   }));
   key->version = version;
   return OkStatus();
@@ -193,7 +209,7 @@ Status SqliteStore::UpdateServiceKey(keys::ServiceKey* key,
     auto updated = UpdateKeyRow(conn, *key);
     if (!updated.ok()) return updated.error();
     version = *updated;
-    return sqlite::InsertAuditEntry(conn, audit);
+    return sqlite::InsertAuditEntry(conn, AuditWithProject(audit, new_project, *key));
   }));
   key->version = version;
   return OkStatus();
