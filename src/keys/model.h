@@ -106,6 +106,12 @@ struct ServiceKey {
   int64_t version = 0;  // store-assigned, strictly increasing across all writes
 };
 
+// The lineage `key`'s spend and windows count in: its `lineage`, or its own hash when that is
+// unset.
+inline const std::string& LineageOf(const ServiceKey& key) {
+  return key.lineage.empty() ? key.hash : key.lineage;
+}
+
 // Status as shown on the wire, at `now`.
 KeyStatus StatusAt(const ServiceKey& key, UnixMillis now);
 // True if the key is revoked at `now` (deleted, or past its rotation grace period).

@@ -20,10 +20,8 @@ std::shared_ptr<const ResolvedCatalog> ResolveOrThrow(const config::Catalog& cat
   return *resolved;
 }
 
-// A budget is loaded per lineage and per interval: the `loaded_` entry and bit of `key`'s.
-std::string_view LineageOf(const keys::ServiceKey& key) {
-  return key.lineage.empty() ? std::string_view(key.hash) : std::string_view(key.lineage);
-}
+// A budget is loaded per lineage and per interval: the `loaded_` entry (keys::LineageOf) and
+// this bit of `key`'s.
 unsigned IntervalBit(const keys::ServiceKey& key) {
   return 1u << static_cast<unsigned>(key.guardrails.reset_interval);
 }
@@ -170,7 +168,7 @@ bool DataPlane::AnsweredFromStore(const http::Request& request,
 
 bool DataPlane::IsLoaded(const keys::ServiceKey& key) {
   std::shared_lock<std::shared_mutex> lock(loaded_mu_);
-  const auto it = loaded_.find(LineageOf(key));
+  const auto it = loaded_.find(keys::LineageOf(key));
   return it != loaded_.end() && (it->second & IntervalBit(key)) != 0;
 }
 
@@ -181,7 +179,7 @@ bool DataPlane::MayReadStore(const keys::ServiceKey& key) {
 void DataPlane::MarkLoaded(const keys::ServiceKey& key) {
   if (!key.guardrails.credit_limit.has_value() || IsLoaded(key)) return;
   std::unique_lock<std::shared_mutex> lock(loaded_mu_);
-  loaded_[std::string(LineageOf(key))] |= IntervalBit(key);
+  loaded_[keys::LineageOf(key)] |= IntervalBit(key);
 }
 
 void DataPlane::Housekeeping() {

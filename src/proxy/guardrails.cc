@@ -162,7 +162,7 @@ Verdict<PreparedCall> Guardrails::Prepare(std::string_view bearer_token, Endpoin
 Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
   const keys::ServiceKey& key = *call.key;
   limits::AdmitRequest ask;
-  ask.lineage = key.lineage.empty() ? key.hash : key.lineage;
+  ask.lineage = keys::LineageOf(key);
   ask.now = call.now;
   ask.rpm_limit = key.guardrails.rpm_limit;
   ask.tpm_limit = key.guardrails.tpm_limit;

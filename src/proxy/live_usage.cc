@@ -9,9 +9,8 @@ std::string RateLimitLinesFor(limits::Limiter& limiter, const keys::ServiceKey& 
                               UnixMillis now) {
   const keys::Guardrails& guardrails = key.guardrails;
   if (!guardrails.rpm_limit.has_value() && !guardrails.tpm_limit.has_value()) return {};
-  const std::string_view lineage = key.lineage.empty() ? key.hash : key.lineage;
   const limits::WindowPair windows =
-      limiter.Windows(lineage, now, guardrails.rpm_limit, guardrails.tpm_limit);
+      limiter.Windows(keys::LineageOf(key), now, guardrails.rpm_limit, guardrails.tpm_limit);
   return RateLimitFigures{windows.requests, windows.tokens, now}.Lines();
 }
 
@@ -21,7 +20,7 @@ std::string LimiterLiveUsage::RateLimitLines(const keys::ServiceKey& key, UnixMi
 
 void LimiterLiveUsage::AddLive(const keys::ServiceKey& key, UnixMillis now,
                                keys::UsageTotals* totals) const {
-  const std::string& lineage = key.lineage.empty() ? key.hash : key.lineage;
+  const std::string& lineage = keys::LineageOf(key);
   const keys::ResetInterval interval = key.guardrails.reset_interval;
   const UnflushedSpend spend = writer_.Unflushed(
       lineage, limits::PeriodStart(keys::ResetInterval::kDaily, now),

@@ -374,7 +374,7 @@ void ModelCall::Close(int status, Charge charge, TokenUsage usage) {
   }
   store::UsageRecord record;
   record.key_hash = call.key->hash;
-  record.lineage = call.key->lineage.empty() ? call.key->hash : call.key->lineage;
+  record.lineage = keys::LineageOf(*call.key);
   record.org_id = call.key->org_id;
   record.model = call.model->id;
   record.provider = call.model->provider;
