@@ -181,14 +181,13 @@ void Session::SendResponse(uint64_t seq, Response response) {
                           {{"request_id", exchange.request_id}, {"status", response.status}});
     response = InternalErrorResponse();
   }
+  // A client gone on its own got no answer: its access line says 499 (the status left unset).
+  if (Writable() || server_closed_) exchange.status = response.status;
   exchange.state = ResponseState::kWriting;
   if (!Writable()) {
-    // Nobody to answer. Gone on its own, the client is logged 499 (the status left unset).
-    if (server_closed_) exchange.status = response.status;
     FinishExchange();
     return;
   }
-  exchange.status = response.status;
   // RFC 9110 §6.4.1: 204 and 304 never carry content (nor its length).
   bool bodiless = response.status == 204 || response.status == 304;
   OutItem item;
@@ -217,12 +216,9 @@ void Session::BeginStream(uint64_t seq, int status, HeaderList headers, ContentT
                           {{"request_id", exchange.request_id}, {"status", status}});
     status = HttpStatusFor(ErrorCode::kInternal);
   }
+  if (Writable() || server_closed_) exchange.status = status;  // as in SendResponse
   exchange.state = ResponseState::kStreaming;
-  if (!Writable()) {  // nobody to answer: as in SendResponse
-    if (server_closed_) exchange.status = status;
-    return;
-  }
-  exchange.status = status;
+  if (!Writable()) return;
   exchange.chunked = exchange.version >= 11;
   // HTTP/1.0 has no chunks: the stream's end is the connection's end.
   if (!exchange.chunked) exchange.keep_alive = false;
