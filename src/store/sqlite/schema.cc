@@ -487,7 +487,8 @@ JOIN usage_keys l ON l.id = c.lineage_id;
 )sql";
 
 // Version 6 (windows across a restart): chunks by their newest record, so that a process
-// starting up finds the calls of the last minute (SqliteStore::CallsSince) without a scan.
+// starting up finds the calls of the last minute (SqliteStore::ForEachCallBetween) without a
+// scan.
 constexpr const char* kChunksByTimeSchema = R"sql(
 CREATE INDEX usage_chunks_by_time ON usage_chunks(newest_at);
 )sql";
