@@ -1,8 +1,10 @@
 // Builders for the JSON responses every part of the server emits: errors in OpenAI's shape
 // (spec §4: {"error": {"message", "type", "code", "param"}}) and plain JSON bodies.
-// The router's 404/405, the server's 400/413/500/503 and the data plane all answer through
-// ErrorResponse(), so that an error looks the same whoever produced it. Management dialects
-// render their own vendor shapes in dialects/ and do not use ErrorResponse().
+// The data plane and the server's own errors (router 404/405, 400/413/500, the listener's 503)
+// answer through ErrorResponse(), so that an error looks the same whoever produced it.
+// Management dialects render their own vendor shapes in dialects/ and give the router that
+// renderer for their path prefix (Router::SetErrorRenderer), which the server's own errors on
+// their paths then use instead.
 //
 // Thread safety: pure functions; safe from any thread.
 #pragma once

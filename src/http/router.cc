@@ -40,21 +40,18 @@ std::string JoinMethods(const std::set<std::string, std::less<>>& methods) {
   return out;
 }
 
-Response NotFound(std::string_view method, std::string_view raw_path) {
+Error NotFound(std::string_view method, std::string_view raw_path) {
   std::string message = "Invalid URL (";
   message.append(method).append(" ").append(raw_path).append(")");
-  return ErrorResponse(Error::NotFound(std::move(message)));
+  return Error::NotFound(std::move(message));
 }
 
-Response MethodNotAllowed(std::string_view method, std::string_view raw_path,
-                          const std::string& allow) {
+Error MethodNotAllowed(std::string_view method, std::string_view raw_path,
+                       const std::string& allow) {
   std::string message = "Method ";
   message.append(method).append(" is not allowed on ").append(raw_path);
   message.append(" (allowed: ").append(allow).append(")");
-  Response response =
-      ErrorResponse(Error{ErrorCode::kMethodNotAllowed, std::move(message), {}, {}});
-  response.headers.emplace_back("allow", allow);
-  return response;
+  return Error{ErrorCode::kMethodNotAllowed, std::move(message), {}, {}};
 }
 
 void ThrowBadPattern(const std::string& pattern, const char* why) {
@@ -119,7 +116,7 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Execu
 RouteMatch Router::Match(std::string_view method, std::string_view raw_path) const {
   RouteMatch result;
   if (raw_path.empty() || raw_path.front() != '/') {
-    result.rejection = NotFound(method, raw_path);
+    result.rejection = RenderError(raw_path, NotFound(method, raw_path));
     return result;
   }
   // A path spelled exactly like a pattern without parameters (nothing to decode) has that
@@ -138,8 +135,8 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
   for (std::string_view raw : SplitPath(raw_path)) {
     std::optional<std::string> decoded = PercentDecode(raw);
     if (!decoded) {
-      result.rejection =
-          ErrorResponse(Error::InvalidArgument("Malformed percent-encoding in request path"));
+      result.rejection = RenderError(
+          raw_path, Error::InvalidArgument("Malformed percent-encoding in request path"));
       return result;
     }
     segments.push_back(std::move(*decoded));
@@ -159,10 +156,12 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
   }
   if (best == nullptr) {
     if (allowed.empty()) {
-      result.rejection = NotFound(method, raw_path);
+      result.rejection = RenderError(raw_path, NotFound(method, raw_path));
     } else {
       if (allowed.count("GET") > 0) allowed.insert("HEAD");
-      result.rejection = MethodNotAllowed(method, raw_path, JoinMethods(allowed));
+      const std::string allow = JoinMethods(allowed);
+      result.rejection = RenderError(raw_path, MethodNotAllowed(method, raw_path, allow));
+      result.rejection.headers.emplace_back("allow", allow);
     }
     return result;
   }
@@ -176,6 +175,32 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
                                     std::move(segments[i]));
   }
   return result;
+}
+
+void Router::SetErrorRenderer(std::string prefix, ErrorRenderer render) {
+  if (prefix.empty() || prefix.front() != '/') {
+    throw std::invalid_argument("error renderer prefix '" + prefix + "': must start with '/'");
+  }
+  for (const auto& entry : error_renderers_) {
+    if (entry.first == prefix) {
+      throw std::invalid_argument("error renderer prefix '" + prefix + "': already set");
+    }
+  }
+  error_renderers_.emplace_back(std::move(prefix), std::move(render));
+  std::stable_sort(error_renderers_.begin(), error_renderers_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+const ErrorRenderer* Router::ErrorRendererFor(std::string_view raw_path) const {
+  for (const auto& [prefix, render] : error_renderers_) {
+    if (raw_path.starts_with(prefix)) return &render;
+  }
+  return nullptr;
+}
+
+Response Router::RenderError(std::string_view raw_path, const Error& error) const {
+  const ErrorRenderer* render = ErrorRendererFor(raw_path);
+  return render != nullptr ? (*render)(error) : ErrorResponse(error);
 }
 
 bool Router::SameShape(const std::vector<Segment>& a, const std::vector<Segment>& b) {

@@ -16,6 +16,7 @@
 // Match() is const and safe from any number of threads once all Add() calls are done.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.h"
 #include "http/handler.h"
 
 namespace keygate::http {
@@ -47,12 +49,15 @@ struct RouteMatch {
   // Decoded values of the pattern's `{name}` segments, in pattern order.
   std::vector<std::pair<std::string, std::string>> path_params;
   // When handler == nullptr: the response to send instead (404 not_found, 405
-  // method_not_allowed with an Allow header, or 400 for malformed percent-encoding), as
-  // OpenAI-shaped JSON.
+  // method_not_allowed with an Allow header, or 400 for malformed percent-encoding), in the
+  // error shape of the path's prefix (Router::RenderError).
   Response rejection;
 
   bool ok() const { return handler != nullptr; }
 };
+
+// Renders an error in one API's own error shape (status from HttpStatusFor(error.code)).
+using ErrorRenderer = std::function<Response(const Error&)>;
 
 // Decodes %XX escapes of `s` ('+' stays '+'). Returns nullopt if a '%' is not followed by
 // two hex digits.
@@ -81,6 +86,21 @@ class Router {
   //   400 invalid_request     a segment has a malformed percent-escape.
   RouteMatch Match(std::string_view method, std::string_view raw_path) const;
 
+  // Makes `render` the renderer of every error the server itself answers (router rejections,
+  // 413, a malformed request, a handler that threw) for request paths that start with
+  // `prefix` ("/v2/"), so that a management dialect's clients read every error in their own
+  // shape. The longest matching prefix wins; other paths get OpenAI's shape (ErrorResponse).
+  // Throws std::invalid_argument (startup only) if `prefix` does not start with '/' or is
+  // already registered.
+  void SetErrorRenderer(std::string prefix, ErrorRenderer render);
+
+  // The renderer for `raw_path` (percent-encoded or decoded: prefixes are plain ASCII), or
+  // nullptr for OpenAI's shape. The pointer lives as long as the Router.
+  const ErrorRenderer* ErrorRendererFor(std::string_view raw_path) const;
+
+  // `error` rendered for `raw_path`: by its prefix's renderer, else ErrorResponse(error).
+  Response RenderError(std::string_view raw_path, const Error& error) const;
+
   // Number of distinct pattern shapes registered.
   size_t size() const { return routes_.size(); }
 
@@ -106,6 +126,7 @@ class Router {
   static const Endpoint* FindEndpoint(const Route& route, std::string_view method);
 
   std::vector<Route> routes_;
+  std::vector<std::pair<std::string, ErrorRenderer>> error_renderers_;  // longest prefix first
   // Patterns without parameters, as written, to their index in routes_: the path of most
   // requests, found without splitting or decoding it.
   std::map<std::string, size_t, std::less<>> static_routes_;

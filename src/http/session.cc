@@ -453,9 +453,16 @@ void Session::Reject(const Error& error, int status_override) {
   } else {
     exchange.request_id = RequestIdFor({});
   }
+  // The error's shape follows the path, known from the request line on (a Content-Length over
+  // the limit fails before the head is done).
+  std::string_view raw_path;
+  std::string query;
+  if (parser_ && SplitTarget(parser_->target(), &raw_path, &query)) {
+    exchange.render_error = state_.router().ErrorRendererFor(raw_path);
+  }
   parser_.reset();
   phase_ = Phase::kBusy;
-  Response response = ErrorResponse(error);
+  Response response = RenderError(error);
   if (status_override != 0) response.status = status_override;
   SendResponse(exchange.seq, std::move(response));
 }
@@ -504,6 +511,7 @@ void Session::OnRequest(Request request, std::string_view target, int version, b
     SendResponse(exchange.seq, ErrorResponse(Error::InvalidArgument("Malformed request target")));
     return;
   }
+  exchange.render_error = state_.router().ErrorRendererFor(raw_path);
   if (raw_path.find('%') == std::string_view::npos) {
     request.path = raw_path;
   } else {

@@ -183,6 +183,8 @@ class Session : public std::enable_shared_from_this<Session> {
     uint64_t bytes = 0;  // body bytes queued to the client
     std::chrono::steady_clock::time_point start;
     int64_t upstream_ns = -1;  // the handler's upstream call, when it made one
+    // The error shape of the request's path (Router::ErrorRendererFor); nullptr: OpenAI's.
+    const ErrorRenderer* render_error = nullptr;
     std::function<void()> on_client_gone;
   };
   struct OutItem {
@@ -212,6 +214,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRequest(Request request, std::string_view target, int version, bool head,
                  bool keep_alive);
   void Reject(const Error& error, int status_override);
+  // `error` in the current exchange's error shape.
+  Response RenderError(const Error& error) const;
   void Dispatch(const RouteMatch& match, Request request);
   void AfterExchange(Clock::time_point now);
   void CloseGracefully();

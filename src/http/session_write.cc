@@ -74,8 +74,8 @@ std::string ChunkSizeLine(size_t size) {
   return std::string(line, static_cast<size_t>(end - line));
 }
 
-Response InternalErrorResponse() {
-  return ErrorResponse(Error::Internal("The server had an error while processing your request"));
+Error InternalError() {
+  return Error::Internal("The server had an error while processing your request");
 }
 
 }  // namespace
@@ -168,6 +168,11 @@ std::string Session::MakeHead(int status, std::string_view content_type, const H
   return out;
 }
 
+Response Session::RenderError(const Error& error) const {
+  const ErrorRenderer* render = exchange_ ? exchange_->render_error : nullptr;
+  return render != nullptr ? (*render)(error) : ErrorResponse(error);
+}
+
 void Session::SendResponse(uint64_t seq, Response response) {
   if (!IsCurrent(seq)) return;
   Exchange& exchange = *exchange_;
@@ -179,7 +184,7 @@ void Session::SendResponse(uint64_t seq, Response response) {
   if (response.status < 200 || response.status > 599) {
     state_.logger().Error("http.bad_status",
                           {{"request_id", exchange.request_id}, {"status", response.status}});
-    response = InternalErrorResponse();
+    response = RenderError(InternalError());
   }
   // A client gone on its own got no answer: its access line says 499 (the status left unset).
   if (Writable() || server_closed_) exchange.status = response.status;
@@ -322,7 +327,7 @@ void Session::HandlerFailed(uint64_t seq) {
   if (!IsCurrent(seq)) return;
   switch (exchange_->state) {
     case ResponseState::kAwaiting:
-      SendResponse(seq, InternalErrorResponse());
+      SendResponse(seq, RenderError(InternalError()));
       return;
     case ResponseState::kStreaming:
       AbortExchange("handler threw during a stream");
@@ -343,7 +348,7 @@ void Session::ResponderReleased(uint64_t seq) {
         state_.logger().Error("http.no_response",
                               {{"request_id", exchange_->request_id}, {"route", exchange_->route}});
       }
-      SendResponse(seq, InternalErrorResponse());
+      SendResponse(seq, RenderError(InternalError()));
       return;
     case ResponseState::kStreaming:
       AbortExchange("responder released before EndStream");

@@ -254,6 +254,9 @@ http::Handler Route(ManagementContext& ctx, RouteFn fn) {
 }  // namespace
 
 void Register(http::Router& router, ManagementContext& context) {
+  // Errors the server answers before a route runs (404, 405, 413, ...) in the owner API's
+  // shape, OpenRouter's.
+  router.SetErrorRenderer("/api/owner/", &dialects::openrouter::RenderError);
   router.Add("GET", "/api/owner/provisioning-keys", Route(context, &ListProvisioningKeys));
   router.Add("POST", "/api/owner/provisioning-keys", Route(context, &CreateProvisioningKey));
   router.Add("PATCH", "/api/owner/provisioning-keys/{id}", Route(context, &UpdateProvisioningKey));

@@ -163,6 +163,64 @@ TEST_F(RouterTest, WrongMethodIs405WithAllow) {
   EXPECT_EQ(error.at("type").as_string(), "invalid_request_error");
 }
 
+// A renderer that names itself and the error's code and status: {"by":..,"code":..,"status":..}.
+ErrorRenderer Renderer(std::string name) {
+  return [name](const Error& error) {
+    const int status = HttpStatusFor(error.code);
+    boost::json::object body{{"by", name}, {"status", status}, {"message", error.message}};
+    Response response;
+    response.status = status;
+    response.body = boost::json::serialize(body);
+    return response;
+  };
+}
+
+TEST_F(RouterTest, RejectionsTakeTheRendererOfTheLongestMatchingPrefix) {
+  router_.Add("GET", "/api/v1/keys", Named("keys"));
+  router_.Add("GET", "/api/owner/keys", Named("owner"));
+  router_.SetErrorRenderer("/api/", Renderer("api"));
+  router_.SetErrorRenderer("/api/owner/", Renderer("owner"));
+  auto by = [](const RouteMatch& match) {
+    const boost::json::object body = boost::json::parse(match.rejection.body).as_object();
+    return body.contains("by") ? std::string(body.at("by").as_string()) : std::string("openai");
+  };
+  RouteMatch match;
+  Run("GET", "/api/v1/nope", &match);
+  EXPECT_EQ(match.rejection.status, 404);
+  EXPECT_EQ(by(match), "api");
+  Run("GET", "/api/owner/nope", &match);
+  EXPECT_EQ(by(match), "owner");
+  Run("GET", "/api/v1/keys/%zz", &match);
+  EXPECT_EQ(match.rejection.status, 400);
+  EXPECT_EQ(by(match), "api");
+  // A 405 keeps its Allow header whoever renders its body.
+  Run("DELETE", "/api/owner/keys", &match);
+  EXPECT_EQ(match.rejection.status, 405);
+  EXPECT_EQ(by(match), "owner");
+  ASSERT_EQ(match.rejection.headers.size(), 1u);
+  EXPECT_EQ(match.rejection.headers[0].first, "allow");
+  EXPECT_EQ(match.rejection.headers[0].second, "GET, HEAD");
+  // Outside every prefix (and "/api" itself, without the prefix's slash): OpenAI's shape.
+  Run("GET", "/other", &match);
+  EXPECT_EQ(by(match), "openai");
+  EXPECT_EQ(ErrorOf(match).at("code").as_string(), "not_found");
+  Run("GET", "/api", &match);
+  EXPECT_EQ(by(match), "openai");
+
+  EXPECT_EQ(router_.ErrorRendererFor("/elsewhere"), nullptr);
+  ASSERT_NE(router_.ErrorRendererFor("/api/owner/x"), nullptr);
+  const Response rendered = router_.RenderError("/api/owner/x", Error::Internal("boom"));
+  EXPECT_EQ(rendered.status, 500);
+  EXPECT_NE(rendered.body.find(R"("by":"owner")"), std::string::npos);
+}
+
+TEST_F(RouterTest, SetErrorRendererRejectsBadOrRepeatedPrefixes) {
+  EXPECT_THROW(router_.SetErrorRenderer("", Renderer("x")), std::invalid_argument);
+  EXPECT_THROW(router_.SetErrorRenderer("api/", Renderer("x")), std::invalid_argument);
+  router_.SetErrorRenderer("/v2/", Renderer("x"));
+  EXPECT_THROW(router_.SetErrorRenderer("/v2/", Renderer("y")), std::invalid_argument);
+}
+
 TEST_F(RouterTest, MethodsAreCaseSensitive) {
   router_.Add("GET", "/hello", Named("hello"));
   RouteMatch match;

@@ -95,5 +95,88 @@ TEST_F(ManagementTest, RoutingAndSizeErrorsAreJson) {
   EXPECT_EQ(client_->Get("/healthz").status, 200);
 }
 
+enum class Shape { kOpenAI, kOpenRouter, kRouterKeys };
+
+// Whether `body` is an error of `status` in `shape`: OpenAI's {"error":{"message","type","code":
+// string}}, OpenRouter's {"error":{"code":<status as a number>,"message"}}, v2's
+// {"code":"<status>","message"}.
+::testing::AssertionResult IsError(const std::string& body, int status, Shape shape) {
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) return ::testing::AssertionFailure() << "not an object: " << body;
+  const auto& top = v.as_object();
+  const auto* error = top.if_contains("error");
+  switch (shape) {
+    case Shape::kOpenAI:
+      if (error != nullptr && error->is_object() && error->as_object().contains("type") &&
+          error->as_object().at("code").is_string() &&
+          error->as_object().at("message").is_string()) {
+        return ::testing::AssertionSuccess();
+      }
+      break;
+    case Shape::kOpenRouter:
+      if (error != nullptr && error->is_object() && error->as_object().contains("code") &&
+          error->as_object().at("code") == boost::json::value(status) &&
+          error->as_object().at("message").is_string()) {
+        return ::testing::AssertionSuccess();
+      }
+      break;
+    case Shape::kRouterKeys:
+      if (error == nullptr && top.contains("code") &&
+          top.at("code") == boost::json::value(std::to_string(status)) &&
+          top.contains("message") && top.at("message").is_string()) {
+        return ::testing::AssertionSuccess();
+      }
+      break;
+  }
+  return ::testing::AssertionFailure() << "not in the expected shape: " << body;
+}
+
+// The errors the server answers before any route runs (no route, a method the route lacks, a
+// malformed path, a body over the limit) come in the error shape of the API the path belongs
+// to, so that each dialect's clients parse them like its own.
+TEST_F(ManagementTest, ServerErrorsComeInTheShapeOfThePathsDialect) {
+  struct Case {
+    std::string method;
+    std::string path;
+    int status;
+    Shape shape;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/api/v1/nope", 404, Shape::kOpenRouter},
+      {"PUT", "/api/v1/keys", 405, Shape::kOpenRouter},
+      {"DELETE", "/api/v1/key", 405, Shape::kOpenRouter},
+      {"GET", "/api/v1/keys/%zz", 400, Shape::kOpenRouter},
+      {"GET", "/api/owner/nope", 404, Shape::kOpenRouter},
+      {"PUT", "/api/owner/keys", 405, Shape::kOpenRouter},
+      {"DELETE", "/v2/api-keys", 405, Shape::kRouterKeys},
+      {"GET", "/v2/api-keys/a/b", 404, Shape::kRouterKeys},
+      {"GET", "/v2/api-keys/%zz", 400, Shape::kRouterKeys},
+      {"GET", "/prod/nope", 404, Shape::kOpenAI},
+      {"GET", "/prod/createServiceKey", 405, Shape::kOpenAI},
+      {"PUT", "/v1/chat/completions", 405, Shape::kOpenAI},
+      {"GET", "/v1/nope", 404, Shape::kOpenAI},
+      {"GET", "/nope", 404, Shape::kOpenAI},
+  };
+  for (const Case& c : cases) {
+    auto reply = client_->Request(c.method, c.path, "", {{"authorization", "Bearer " + a_.pk}});
+    EXPECT_EQ(reply.status, c.status) << c.method << " " << c.path << " " << reply.body;
+    EXPECT_TRUE(IsError(reply.body, c.status, c.shape)) << c.method << " " << c.path;
+    if (c.status == 405) EXPECT_NE(reply.Header("allow"), "") << c.path;
+  }
+  EXPECT_EQ(client_->Request("PUT", "/api/v1/keys", "", {}).Header("allow"), "GET, HEAD, POST");
+  // A body over the limit is refused before any route runs, in the same shapes.
+  const std::string huge(11 * 1024 * 1024, 'x');
+  for (const auto& [path, shape] : std::vector<std::pair<std::string, Shape>>{
+           {"/api/v1/keys", Shape::kOpenRouter},
+           {"/v2/api-keys", Shape::kRouterKeys},
+           {"/prod/createServiceKey", Shape::kOpenAI}}) {
+    auto too_big = client_->Post(path, huge, a_.pk);
+    EXPECT_EQ(too_big.status, 413) << path;
+    EXPECT_TRUE(IsError(too_big.body, 413, shape)) << path;
+  }
+  EXPECT_EQ(client_->Get("/healthz").status, 200);
+}
+
 }  // namespace
 }  // namespace keygate::testing

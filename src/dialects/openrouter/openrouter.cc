@@ -273,6 +273,8 @@ http::Handler Route(ManagementContext& ctx, Audience audience, RouteFn fn) {
 }  // namespace
 
 void Register(http::Router& router, ManagementContext& context) {
+  // Errors the server answers before a route runs (404, 405, 413, ...) in OpenRouter's shape.
+  router.SetErrorRenderer("/api/v1/", &RenderError);
   // The router tolerates one trailing slash, so these also serve "/api/v1/keys/".
   router.Add("GET", "/api/v1/keys", Route(context, Audience::kManagers, &List));
   router.Add("POST", "/api/v1/keys", Route(context, Audience::kManagers, &Create));

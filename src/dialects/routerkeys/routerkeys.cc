@@ -361,6 +361,8 @@ http::Handler Route(ManagementContext& ctx, RouteFn fn) {
 }  // namespace
 
 void Register(http::Router& router, ManagementContext& context) {
+  // Errors the server answers before a route runs (404, 405, 413, ...) in v2's shape.
+  router.SetErrorRenderer("/v2/", &RenderError);
   router.Add("GET", "/v2/api-keys", Route(context, &List));
   router.Add("POST", "/v2/api-keys", Route(context, &Create));
   router.Add("GET", "/v2/api-keys/{id}", Route(context, &Get));
