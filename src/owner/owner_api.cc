@@ -159,7 +159,7 @@ Result<http::Response> CreateKey(ManagementContext& ctx, const keys::Caller& cal
   json::object body;
   KG_ASSIGN_OR_RETURN(body, dialects::ParseObjectBody(request.body, false));
   keys::KeyFields fields;
-  KG_ASSIGN_OR_RETURN(fields, dialects::openrouter::ReadKeyFields(body));
+  KG_ASSIGN_OR_RETURN(fields, dialects::openrouter::ReadKeyFields(body, request.body));
   // Owners make workspace keys in the console (spec §1 `source`).
   auto issued = ctx.keys.CreateServiceKey(caller, fields, keys::KeySource::kWorkspace,
                                           request.request_id);
@@ -179,7 +179,7 @@ Result<http::Response> UpdateKey(ManagementContext& ctx, const keys::Caller& cal
   json::object body;
   KG_ASSIGN_OR_RETURN(body, dialects::ParseObjectBody(request.body, true));
   keys::KeyFields fields;
-  KG_ASSIGN_OR_RETURN(fields, dialects::openrouter::ReadKeyFields(body));
+  KG_ASSIGN_OR_RETURN(fields, dialects::openrouter::ReadKeyFields(body, request.body));
   auto key = ctx.keys.UpdateServiceKey(caller, std::string(request.PathParam("hash")), fields,
                                        request.request_id);
   if (!key.ok()) return key.error();

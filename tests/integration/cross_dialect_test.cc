@@ -197,6 +197,55 @@ TEST_F(CrossDialectTest, AKeyCreatedInAnyDialectReadsTheSameInTheOtherTwo) {
   }
 }
 
+// Spec §2: metadata is "stored and returned as given". Numbers keep their spelling (1.0 is not
+// re-serialized as 1E0, nor 30 digits rounded to a double), strings their escapes; only the
+// whitespace between tokens goes.
+TEST_F(CrossDialectTest, MetadataIsReturnedAsWrittenInEveryDialect) {
+  const std::string sent = R"({ "ratio" : 1.0, "list": [1.50, 2e3, -0.0],
+      "big": 123456789012345678901234567890, "s": "a \" b\n\u00e9", "nested": {"x": null} })";
+  const std::string kept = R"({"ratio":1.0,"list":[1.50,2e3,-0.0],)"
+                           R"("big":123456789012345678901234567890,"s":"a \" b\n\u00e9",)"
+                           R"("nested":{"x":null}})";
+  const std::string member = R"("metadata":)" + kept;
+  const std::string updated = R"({"v":2.50})";
+  for (Dialect maker : kDialects) {
+    std::string id;
+    switch (maker) {
+      case Dialect::kFastRouter:
+        id = Str(CreateKey(a_, R"({"api_key_name":"m","metadata":)" + sent + "}")
+                     ["api_key_id_hash"]);
+        break;
+      case Dialect::kOpenRouter:
+        id = Str(OrCreate(a_.pk, R"({"name":"m","metadata":)" + sent + "}")["data"]
+                     .as_object()["hash"]);
+        break;
+      case Dialect::kRouterKeys:
+        id = Str(V2Create(a_.pk, R"({"name":"m","metadata":)" + sent + "}")["id"]);
+        break;
+    }
+    ASSERT_EQ(id.size(), 64u) << NameOf(maker);
+    const std::vector<std::pair<std::string, std::string>> reads = {
+        {"POST /prod/getServiceKeys", Call("POST", "/prod/getServiceKeys", "{}", a_.pk).body},
+        {"GET /api/v1/keys/{hash}", Call("GET", "/api/v1/keys/" + id, "", a_.pk).body},
+        {"GET /v2/api-keys/{id}", Call("GET", "/v2/api-keys/" + id, "", a_.pk).body},
+        {"GET /api/owner/keys/{hash}",
+         Call("GET", "/api/owner/keys/" + id, "", a_.owner_key).body}};
+    for (const auto& [route, body] : reads) {
+      EXPECT_NE(body.find(member), std::string::npos)
+          << "made in " << NameOf(maker) << ", read by " << route << ": " << body;
+    }
+  }
+  // An update keeps the new value as written too, in each dialect.
+  const std::string id = Create(Dialect::kOpenRouter);
+  const Reply fr = Call("POST", "/prod/updateServiceKey",
+                        R"({"api_key_id_hash":")" + id + R"(","metadata":)" + updated + "}", a_.pk);
+  EXPECT_NE(fr.body.find(R"("metadata":{"v":2.50})"), std::string::npos) << fr.body;
+  const Reply orr = Call("PATCH", "/api/v1/keys/" + id, R"({"metadata":{"v":3.0}})", a_.pk);
+  EXPECT_NE(orr.body.find(R"("metadata":{"v":3.0})"), std::string::npos) << orr.body;
+  const Reply v2 = Call("PATCH", "/v2/api-keys/" + id, R"({"metadata":{"v":4.00}})", a_.pk);
+  EXPECT_NE(v2.body.find(R"("metadata":{"v":4.00})"), std::string::npos) << v2.body;
+}
+
 TEST_F(CrossDialectTest, AnUpdateInOneDialectReadsTheSameInTheOtherTwo) {
   for (Dialect maker : kDialects) {
     const std::string id = Create(maker);

@@ -5,6 +5,7 @@
 // Thread safety: stateless functions; a FieldReader is used by one thread.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,7 +32,10 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_
 // InvalidArgument naming the field.
 class FieldReader {
  public:
-  explicit FieldReader(const boost::json::object& object) : object_(object) {}
+  // `text`, when given, is the JSON text `object` was parsed from: ObjectJson() then keeps a
+  // member's numbers as written (1.0 stays 1.0, not 1E0).
+  explicit FieldReader(const boost::json::object& object, std::string_view text = {})
+      : object_(object), text_(text) {}
 
   bool Has(std::string_view name) const;
   Result<keys::Patch<std::string>> String(std::string_view name) const;
@@ -42,14 +46,21 @@ class FieldReader {
   Result<keys::Patch<UnixMillis>> Timestamp(
       std::string_view name, TimestampStrictness strictness = TimestampStrictness::kLenient) const;
   Result<keys::Patch<std::vector<std::string>>> StringList(std::string_view name) const;
-  // A JSON object, serialized compactly (metadata).
+  // A JSON object, compact (metadata): its text as sent without the whitespace between tokens
+  // when the reader has the body's text, else re-serialized.
   Result<keys::Patch<std::string>> ObjectJson(std::string_view name) const;
   // "daily" | "weekly" | "monthly" (case-insensitive) or null.
   Result<keys::Patch<keys::ResetInterval>> Interval(std::string_view name) const;
 
  private:
   const boost::json::object& object_;
+  std::string_view text_;
 };
+
+// The value of the top-level member `name` of `text`, a JSON object already parsed as valid
+// (the last one when the name repeats, as the parser keeps), as written but without whitespace
+// between tokens; nullopt if absent or if `text` is not such an object.
+std::optional<std::string> CompactMemberText(std::string_view text, std::string_view name);
 
 // A wire-level parse of an integer query parameter: InvalidArgument naming `param` unless the
 // whole text is a base-10 integer.

@@ -69,9 +69,9 @@ void WriteRecord(JsonWriter& w, const KeyView& view) {
   WriteTimestampOrNull(w, k.last_used_at);
 }
 
-// Reads the guardrail fields shared by create and update.
-Result<KeyFields> ReadKeyFields(const json::object& body) {
-  FieldReader r(body);
+// Reads the guardrail fields shared by create and update from `body`, parsed from `text`.
+Result<KeyFields> ReadKeyFields(const json::object& body, std::string_view text) {
+  FieldReader r(body, text);
   KeyFields f;
   keys::Patch<std::string> name;
   KG_ASSIGN_OR_RETURN(name, r.String("api_key_name"));
@@ -145,7 +145,7 @@ Result<http::Response> Create(ManagementContext& ctx, const keys::Caller& caller
   KG_ASSIGN_OR_RETURN(org, ReadOrgClaim(body));
   KG_RETURN_IF_ERROR(keys::KeyService::CheckOrgClaim(caller, org));
   KeyFields fields;
-  KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body));
+  KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body, request.body));
   if (!fields.name.has_value()) {
     return Error::InvalidArgument("api_key_name is required", "api_key_name");
   }
@@ -259,7 +259,7 @@ Result<http::Response> Update(ManagementContext& ctx, const keys::Caller& caller
   std::string hash;
   KG_ASSIGN_OR_RETURN(hash, ReadHash(body));
   KeyFields fields;
-  KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body));
+  KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body, request.body));
   auto key = ctx.keys.UpdateServiceKey(caller, hash, fields, request.request_id);
   if (!key.ok()) return key.error();
   return RecordResponse(ctx, 200, std::move(*key), nullptr, nullptr);

@@ -23,8 +23,8 @@ void TimestampOrNull(JsonWriter& w, const std::optional<UnixMillis>& ms) {
 
 }  // namespace
 
-Result<keys::KeyFields> ReadKeyFields(const boost::json::object& body) {
-  FieldReader r(body);
+Result<keys::KeyFields> ReadKeyFields(const boost::json::object& body, std::string_view text) {
+  FieldReader r(body, text);
   keys::KeyFields f;
   keys::Patch<std::string> name;
   KG_ASSIGN_OR_RETURN(name, r.String("name"));

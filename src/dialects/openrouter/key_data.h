@@ -4,6 +4,8 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <string_view>
+
 #include "common/json_writer.h"
 #include "common/status.h"
 #include "dialects/common/key_view.h"
@@ -18,8 +20,9 @@ namespace keygate::dialects::openrouter {
 
 // Reads OpenRouter's create/update fields (name, limit, limit_reset, include_byok_in_limit,
 // expires_at, creator_user_id, external.user, disabled) and keygate's own (models, tpm_limit,
-// rpm_limit, tags, metadata, project_id, project_name). InvalidArgument naming the field.
-Result<keys::KeyFields> ReadKeyFields(const boost::json::object& body);
+// rpm_limit, tags, metadata, project_id, project_name) from `body`, parsed from the JSON
+// `text` (metadata is kept as written). InvalidArgument naming the field.
+Result<keys::KeyFields> ReadKeyFields(const boost::json::object& body, std::string_view text);
 
 // Writes the members of KeyData (every field present, nullable ones as null) plus keygate's
 // own fields, into an object the caller has opened.

@@ -104,7 +104,7 @@ Result<http::Response> Create(ManagementContext& ctx, const keys::Caller& caller
   json::object body;
   KG_ASSIGN_OR_RETURN(body, ParseObjectBody(request.body, /*allow_empty=*/false));
   keys::KeyFields fields;
-  KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body));
+  KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body, request.body));
   if (!fields.name.has_value()) return Error::InvalidArgument("name is required", "name");
   KG_RETURN_IF_ERROR(CheckWorkspaceClaim(caller, body));
   keys::IssuedServiceKey issued;
@@ -129,7 +129,7 @@ Result<http::Response> Update(ManagementContext& ctx, const keys::Caller& caller
   // spec: an empty body is valid and changes nothing.
   KG_ASSIGN_OR_RETURN(body, ParseObjectBody(request.body, /*allow_empty=*/true));
   keys::KeyFields fields;
-  KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body));
+  KG_ASSIGN_OR_RETURN(fields, ReadKeyFields(body, request.body));
   keys::ServiceKey key;
   KG_ASSIGN_OR_RETURN(
       key, ctx.keys.UpdateServiceKey(caller, HashOf(request), fields, request.request_id));

@@ -202,8 +202,9 @@ Status ReadActive(const json::object& body, keys::KeyFields* f) {
 }
 
 // The fields of create and update (update also takes `active` / `status`).
-Result<keys::KeyFields> ReadFields(const json::object& body) {
-  FieldReader r(body);
+// `body` is parsed from `text`.
+Result<keys::KeyFields> ReadFields(const json::object& body, std::string_view text) {
+  FieldReader r(body, text);
   keys::KeyFields f;
   keys::Patch<std::string> name;
   KG_ASSIGN_OR_RETURN(name, r.String("name"));
@@ -297,7 +298,7 @@ Result<http::Response> Create(ManagementContext& ctx, const keys::Caller& caller
   json::object body;
   KG_ASSIGN_OR_RETURN(body, ParseObjectBody(request.body, /*allow_empty=*/false));
   keys::KeyFields fields;
-  KG_ASSIGN_OR_RETURN(fields, ReadFields(body));
+  KG_ASSIGN_OR_RETURN(fields, ReadFields(body, request.body));
   if (!fields.name.has_value()) return Error::InvalidArgument("name is required", "name");
   keys::IssuedServiceKey issued;
   KG_ASSIGN_OR_RETURN(issued, ctx.keys.CreateServiceKey(caller, fields, keys::KeySource::kRouter,
@@ -319,7 +320,7 @@ Result<http::Response> Update(ManagementContext& ctx, const keys::Caller& caller
   json::object body;
   KG_ASSIGN_OR_RETURN(body, ParseObjectBody(request.body, /*allow_empty=*/true));
   keys::KeyFields fields;
-  KG_ASSIGN_OR_RETURN(fields, ReadFields(body));
+  KG_ASSIGN_OR_RETURN(fields, ReadFields(body, request.body));
   keys::ServiceKey key;
   KG_ASSIGN_OR_RETURN(
       key, ctx.keys.UpdateServiceKey(caller, IdOf(request), fields, request.request_id));
