@@ -193,5 +193,54 @@ TEST_F(ManagementTest, AuditLogRecordsEveryActionWithoutSecrets) {
   EXPECT_EQ(Parse(other.body).as_object()["data"].as_array().size(), 0u);
 }
 
+// A rotation's audit entry names the successor (never its secret) and the old key's revoke_at
+// as it was and as it is: null before the first rotation, shortened by a second rotation with a
+// shorter grace, unchanged (before == after) by one with a longer grace, which only may shorten.
+TEST_F(ManagementTest, AuditLogRecordsRotationsWithTheSuccessorAndRevokeAt) {
+  auto created = CreateKey(a_, R"({"api_key_name":"rotated"})");
+  const std::string old_hash(created["api_key_id_hash"].as_string());
+  auto rotate = [&](int grace) {
+    auto reply = client_->Post("/prod/rotateServiceKey",
+                               R"({"api_key_id_hash":")" + old_hash +
+                                   R"(","grace_period_seconds":)" + std::to_string(grace) + "}",
+                               a_.pk);
+    EXPECT_EQ(reply.status, 201) << reply.body;
+    return Parse(reply.body).as_object();
+  };
+  const json::object first = rotate(3600);
+  const json::object second = rotate(60);
+  const json::object third = rotate(7200);
+  auto reply = client_->Get("/api/owner/audit?key=" + old_hash, a_.owner_key);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  for (const json::object* rotated : {&first, &second, &third}) {
+    EXPECT_EQ(reply.body.find(std::string(rotated->at("api_key").as_string())), std::string::npos);
+  }
+  auto entries = Parse(reply.body).as_object()["data"].as_array();
+  ASSERT_EQ(entries.size(), 4u) << reply.body;  // newest first: three rotations, the create
+  EXPECT_EQ(entries[3].as_object().at("action"), "service_key.create");
+  const json::object* rotations[] = {&first, &second, &third};
+  for (int i = 0; i < 3; ++i) {
+    const json::object& entry = entries[2 - i].as_object();
+    EXPECT_EQ(entry.at("action"), "service_key.rotate");
+    EXPECT_EQ(entry.at("target"), json::value(old_hash)) << json::serialize(entry);
+    EXPECT_EQ(entry.at("actor"), json::value("pk:" + a_.pk_id));
+    const json::object& changes = entry.at("changes").as_object();
+    EXPECT_EQ(changes.at("replaced_by").as_object().at("before"), nullptr);
+    EXPECT_EQ(changes.at("replaced_by").as_object().at("after"),
+              rotations[i]->at("api_key_id_hash"))
+        << json::serialize(entry);
+  }
+  auto revoke = [&](int i) { return entries[2 - i].as_object().at("changes").at("revoke_at"); };
+  const auto when = [](const json::value& v) { return std::string(v.as_string()); };
+  EXPECT_EQ(revoke(0).at("before"), nullptr);
+  ASSERT_TRUE(revoke(0).at("after").is_string());
+  EXPECT_EQ(when(revoke(0).at("after")).back(), 'Z');
+  // ISO 8601 UTC strings of one format compare in time order.
+  EXPECT_EQ(revoke(1).at("before"), revoke(0).at("after"));
+  EXPECT_LT(when(revoke(1).at("after")), when(revoke(1).at("before")));
+  EXPECT_EQ(revoke(2).at("before"), revoke(1).at("after"));
+  EXPECT_EQ(revoke(2).at("after"), revoke(1).at("after"));
+}
+
 }  // namespace
 }  // namespace keygate::testing
