@@ -41,17 +41,26 @@ inline constexpr int64_t kEchoInputMicros = 1;
 inline constexpr int64_t kEchoOutputMicros = 2;
 inline constexpr int64_t kSlowTimeoutMs = 300;
 
-// The mock upstream as a child process.
+// The mock upstream as a child process, on a free port (or `listen`), with `extra_args`;
+// `name` names its port and log files in `dir`.
 class MockUpstreamProcess {
  public:
-  explicit MockUpstreamProcess(const std::string& dir) : port_file_(dir + "/mock.port") {
+  explicit MockUpstreamProcess(const std::string& dir, std::vector<std::string> extra_args = {},
+                               const std::string& name = "mock",
+                               const std::string& listen = "127.0.0.1:0")
+      : port_file_(dir + "/" + name + ".port") {
+    std::vector<std::string> args = {MOCK_UPSTREAM_BINARY, "--listen", listen, "--port-file",
+                                     port_file_, "--threads", "2"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    const std::string log = dir + "/" + name + ".log";
     pid_ = fork();
     if (pid_ == 0) {
-      const std::string log = dir + "/mock.log";
       FILE* out = freopen(log.c_str(), "a", stdout);
       (void)out;
-      execl(MOCK_UPSTREAM_BINARY, MOCK_UPSTREAM_BINARY, "--listen", "127.0.0.1:0", "--port-file",
-            port_file_.c_str(), "--threads", "2", static_cast<char*>(nullptr));
+      execv(MOCK_UPSTREAM_BINARY, argv.data());
       _exit(127);
     }
   }
@@ -95,7 +104,9 @@ class DataPlaneTest : public ::testing::Test {
     ASSERT_NE(mock_port_, 0) << "mock upstream did not start";
     const std::string config = dir_.path() + "/keygate.yaml";
     tls_port_ = FreePort();
-    std::ofstream(config) << ConfigYaml(mock_port_, FreePort(), tls_port_);
+    trusted_port_ = FreePort();
+    std::ofstream(config) << ConfigYaml(mock_port_, FreePort(), tls_port_, trusted_port_);
+    BeforeStart();
     process_ = std::make_unique<KeygateProcess>(dir_.path(), config);
     auto org = process_->Init("data-plane");
     org_id_ = org.id;
@@ -103,8 +114,9 @@ class DataPlaneTest : public ::testing::Test {
     pk_ = process_->CreateProvisioningKey(org_id_, "pk").key;
     ASSERT_FALSE(pk_.empty());
     secrets_ = {owner_key_, pk_};
-    ASSERT_TRUE(process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey}))
-        << process_->log();
+    std::vector<std::string> env = extra_env_;
+    env.push_back(std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey);
+    ASSERT_TRUE(process_->Start(env)) << process_->log();
     client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
     mock_client_ = std::make_unique<TestHttpClient>("127.0.0.1", mock_port_);
   }
@@ -118,7 +130,13 @@ class DataPlaneTest : public ::testing::Test {
     EXPECT_EQ(log.find(kUpstreamKey), std::string::npos) << "the upstream key reached the log";
   }
 
-  static std::string ConfigYaml(uint16_t mock_port, uint16_t dead_port, uint16_t tls_port) {
+  // Runs in SetUp before keygate starts (which then gets extra_env_ too).
+  virtual void BeforeStart() {}
+
+  // `tls_port`: a server whose certificate no CA vouches for; `trusted_port`: an HTTPS mock
+  // whose certificate names "localhost" only (a fixture that starts one trusts its CA).
+  static std::string ConfigYaml(uint16_t mock_port, uint16_t dead_port, uint16_t tls_port,
+                                uint16_t trusted_port) {
     const std::string mock = "http://127.0.0.1:" + std::to_string(mock_port) + "/v1";
     std::ostringstream out;
     out << "limits:\n  max_body_bytes: 65536\n"
@@ -133,6 +151,10 @@ class DataPlaneTest : public ::testing::Test {
         << "/v1\n    connect_timeout_ms: 2000\n"
         << "  - name: selfsigned\n    base_url: https://127.0.0.1:" << tls_port
         << "/v1\n    connect_timeout_ms: 2000\n"
+        << "  - name: trusted\n    base_url: https://localhost:" << trusted_port
+        << "/v1\n    api_key_env: " << kUpstreamKeyEnv << "\n    connect_timeout_ms: 2000\n"
+        << "  - name: wronghost\n    base_url: https://127.0.0.1:" << trusted_port
+        << "/v1\n    connect_timeout_ms: 2000\n"
         << "models:\n"
         << Model("mock/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("mock/gpt-4o-mini", "gpt-4o-mini", "0.15", "0.60", 128000, 16384)
@@ -141,7 +163,9 @@ class DataPlaneTest : public ::testing::Test {
         << Model("reasoning/tiny", "echo", "1.0", "2.0", 1000, 100)
         << Model("slow/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("dead/echo", "echo", "1.0", "2.0", 8192, 1024)
-        << Model("selfsigned/echo", "echo", "1.0", "2.0", 8192, 1024);
+        << Model("selfsigned/echo", "echo", "1.0", "2.0", 8192, 1024)
+        << Model("trusted/echo", "echo", "1.0", "2.0", 8192, 1024)
+        << Model("wronghost/echo", "echo", "1.0", "2.0", 8192, 1024);
     return out.str();
   }
 
@@ -291,6 +315,8 @@ class DataPlaneTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<MockUpstreamProcess> mock_;
   uint16_t mock_port_ = 0;
+  uint16_t trusted_port_ = 0;  // the `trusted` and `wronghost` providers' port
+  std::vector<std::string> extra_env_;  // for keygate, set by BeforeStart
   uint16_t tls_port_ = 0;  // the `selfsigned` provider's port (nothing listens unless a test starts it)
   std::unique_ptr<KeygateProcess> process_;
   std::unique_ptr<TestHttpClient> client_;

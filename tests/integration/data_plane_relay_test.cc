@@ -378,7 +378,7 @@ TEST_F(DataPlaneTest, ModelsListsOnlyWhatTheKeyMayCall) {
   EXPECT_EQ(ids, (std::vector<std::string>{"mock/echo", "mock/gpt-4o-mini", "mock/embed",
                                            "mock/tiny"}));
   MintedKey all = Mint();
-  EXPECT_EQ(Parse(client_->Get("/v1/models", all.secret).body).at("data").as_array().size(), 8u);
+  EXPECT_EQ(Parse(client_->Get("/v1/models", all.secret).body).at("data").as_array().size(), 10u);
   EXPECT_EQ(client_->Get("/v1/models", "sk-kg-unknown").status, 401);
 }
 

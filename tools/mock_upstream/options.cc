@@ -46,6 +46,12 @@ bool Apply(std::string_view flag, std::string_view value, Options* options, std:
   } else if (flag == "--port-file") {
     ok = !value.empty();
     options->port_file = std::string(value);
+  } else if (flag == "--tls-cert") {
+    ok = !value.empty();
+    options->tls_cert = std::string(value);
+  } else if (flag == "--tls-key") {
+    ok = !value.empty();
+    options->tls_key = std::string(value);
   } else {
     *error = "unknown flag " + std::string(flag);
     return false;
@@ -74,17 +80,23 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* options, std::string* 
     }
     if (!Apply(flag, value, options, error)) return ParseOutcome::kError;
   }
+  if (options->tls_cert.empty() != options->tls_key.empty()) {
+    *error = "--tls-cert and --tls-key go together";
+    return ParseOutcome::kError;
+  }
   return ParseOutcome::kRun;
 }
 
 std::string Usage() {
   return "usage: mock_upstream [--listen HOST:PORT] [--threads N] [--chunks N]\n"
          "                     [--chunk-delay-ms N] [--port-file PATH]\n"
+         "                     [--tls-cert PEM --tls-key PEM]\n"
          "  --listen HOST:PORT    address to serve on (default 127.0.0.1:9090; port 0 = any free)\n"
          "  --threads N           io threads (default: one per core)\n"
          "  --chunks N            content chunks per stream, 1..10000 (default 4)\n"
          "  --chunk-delay-ms N    pause between stream chunks, 0..600000 (default 0)\n"
          "  --port-file PATH      write the bound port to PATH once listening\n"
+         "  --tls-cert, --tls-key serve HTTPS with this certificate chain and key (PEM files)\n"
          "Per request: header x-mock-fault or model suffix @FAULT, FAULT one of delay:MS, 400,\n"
          "429, 500, reset, hang (or delay:MS,FAULT); headers x-mock-chunks and\n"
          "x-mock-chunk-delay-ms override the stream shape; x-mock-stream-framing: length sends a\n"

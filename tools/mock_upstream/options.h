@@ -1,6 +1,6 @@
 // Command line of mock_upstream:
 //   mock_upstream [--listen HOST:PORT] [--threads N] [--chunks N] [--chunk-delay-ms N]
-//                 [--port-file PATH]
+//                 [--port-file PATH] [--tls-cert PEM --tls-key PEM]
 // Each flag also accepts --flag=VALUE. Port 0 binds any free port; --port-file then tells a
 // test which one (the file holds the port number and a newline, written atomically).
 //
@@ -22,6 +22,9 @@ struct Options {
   int threads = 0;  // 0 = one per core
   StreamDefaults stream;
   std::string port_file;  // empty = none
+  // Both set: serve HTTPS with this certificate chain and private key (PEM files).
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 enum class ParseOutcome {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
@@ -21,13 +22,16 @@ namespace {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
+using TlsStream = ssl::stream<tcp::socket>;
 using ErrorCode = boost::system::error_code;
 
 constexpr uint64_t kMaxBodyBytes = 64ull * 1024 * 1024;
 constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
 constexpr unsigned kHttp11 = 11;
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
 
 void AppendNumber(std::string* out, uint64_t value, int base = 10) {
   char digits[24];
@@ -111,17 +115,31 @@ std::optional<std::string_view> FieldOf(const http::request<http::string_body>& 
   return std::string_view(it->value().data(), it->value().size());
 }
 
-// One connection. Runs only on its socket's io_context, which one thread runs: no strand.
-class Session : public std::enable_shared_from_this<Session> {
+// One connection, plain (Stream = tcp::socket) or TLS (TlsStream). Runs only on its socket's
+// io_context, which one thread runs: no strand.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, size_t slot, const MockApi& api, Stats& stats)
-      : socket_(std::move(socket)),
-        timer_(socket_.get_executor()),
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  Session(Stream stream, size_t slot, const MockApi& api, Stats& stats)
+      : stream_(std::move(stream)),
+        timer_(stream_.get_executor()),
         slot_(slot),
         api_(api),
         stats_(stats) {}
 
-  void Start() { DoRead(); }
+  void Start() {
+    if constexpr (kTls) {
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](ErrorCode ec) {
+                                if (ec) return self->CloseAbortively();
+                                self->DoRead();
+                              });
+    } else {
+      DoRead();
+    }
+  }
 
  private:
   void DoRead();
@@ -137,9 +155,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnSegmentWritten(ErrorCode ec);
   void Hang();
   void CloseGracefully();
+  void CloseTcp();
   void CloseAbortively();
 
-  tcp::socket socket_;
+  tcp::socket& socket() { return beast::get_lowest_layer(stream_); }
+
+  Stream stream_;
   net::steady_timer timer_;
   size_t slot_;
   const MockApi& api_;
@@ -158,17 +179,20 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string content_type_;  // x-mock-content-type of the request being answered
   bool stream_by_length_ = false;  // x-mock-stream-framing: length (a stream framed by length)
   std::array<char, 512> drain_{};
+  bool tls_closing_ = false;  // a TLS close_notify is on its way
 };
 
-void Session::DoRead() {
+template <class Stream>
+void Session<Stream>::DoRead() {
   parser_.emplace();
   parser_->body_limit(kMaxBodyBytes);
   parser_->header_limit(kMaxHeaderBytes);
-  http::async_read(socket_, buffer_, *parser_,
-                   [self = shared_from_this()](ErrorCode ec, size_t) { self->OnRead(ec); });
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = this->shared_from_this()](ErrorCode ec, size_t) { self->OnRead(ec); });
 }
 
-void Session::OnRead(ErrorCode ec) {
+template <class Stream>
+void Session<Stream>::OnRead(ErrorCode ec) {
   if (ec == http::error::end_of_stream) return CloseGracefully();
   if (ec == http::error::body_limit || ec == http::error::header_limit) {
     return RespondAndClose(413, "Request too large for the mock upstream.");
@@ -207,7 +231,8 @@ void Session::OnRead(ErrorCode ec) {
   AfterDelay(&Session::Act, reply_.delay_ms);
 }
 
-void Session::RespondAndClose(int status, const std::string& message) {
+template <class Stream>
+void Session<Stream>::RespondAndClose(int status, const std::string& message) {
   reply_.Clear();
   request_id_.clear();
   reply_.status = status;
@@ -217,7 +242,8 @@ void Session::RespondAndClose(int status, const std::string& message) {
   Respond();
 }
 
-void Session::Record(const http::request<http::string_body>& request) {
+template <class Stream>
+void Session<Stream>::Record(const http::request<http::string_body>& request) {
   stats_.Record(slot_, reply_.kind, [&](LastRequest* last) {
     for (const auto& field : request) {
       std::string_view name(field.name_string().data(), field.name_string().size());
@@ -232,15 +258,17 @@ void Session::Record(const http::request<http::string_body>& request) {
   });
 }
 
-void Session::AfterDelay(void (Session::*next)(), int delay_ms) {
+template <class Stream>
+void Session<Stream>::AfterDelay(void (Session::*next)(), int delay_ms) {
   if (delay_ms <= 0) return (this->*next)();
   timer_.expires_after(std::chrono::milliseconds(delay_ms));
-  timer_.async_wait([self = shared_from_this(), next](ErrorCode ec) {
+  timer_.async_wait([self = this->shared_from_this(), next](ErrorCode ec) {
     if (!ec) ((*self).*next)();
   });
 }
 
-void Session::Act() {
+template <class Stream>
+void Session<Stream>::Act() {
   switch (reply_.action) {
     case Action::kRespond:
       return Respond();
@@ -253,7 +281,8 @@ void Session::Act() {
   }
 }
 
-void Session::Respond() {
+template <class Stream>
+void Session<Stream>::Respond() {
   out_.clear();
   AppendHead(&out_, {.status = reply_.status,
                      .content_type = reply_.content_type,
@@ -263,7 +292,7 @@ void Session::Respond() {
                      .retry_after_s = reply_.retry_after_s,
                      .request_id = request_id_});
   std::array<net::const_buffer, 2> buffers = {net::buffer(out_), net::buffer(reply_.body)};
-  net::async_write(socket_, buffers, [self = shared_from_this()](ErrorCode ec, size_t) {
+  net::async_write(stream_, buffers, [self = this->shared_from_this()](ErrorCode ec, size_t) {
     if (ec) return;
     if (!self->keep_alive_) return self->CloseGracefully();
     self->DoRead();
@@ -273,7 +302,8 @@ void Session::Respond() {
 // Frames every event into out_ up front; cuts_ marks where to pause for chunk_delay_ms.
 // With x-mock-stream-framing: length (HTTP/1.1, no reset), the events are one body framed by
 // Content-Length instead of chunks, as a static server would send them.
-void Session::StartStream() {
+template <class Stream>
+void Session<Stream>::StartStream() {
   bool reset = reply_.reset_mid_stream;
   const bool by_length = stream_by_length_ && !reset && version_ >= kHttp11;
   bool chunked = version_ >= kHttp11 && !by_length;
@@ -307,13 +337,15 @@ void Session::StartStream() {
   WriteSegment();
 }
 
-void Session::WriteSegment() {
+template <class Stream>
+void Session<Stream>::WriteSegment() {
   net::async_write(
-      socket_, net::buffer(out_.data() + written_, cuts_[next_cut_] - written_),
-      [self = shared_from_this()](ErrorCode ec, size_t) { self->OnSegmentWritten(ec); });
+      stream_, net::buffer(out_.data() + written_, cuts_[next_cut_] - written_),
+      [self = this->shared_from_this()](ErrorCode ec, size_t) { self->OnSegmentWritten(ec); });
 }
 
-void Session::OnSegmentWritten(ErrorCode ec) {
+template <class Stream>
+void Session<Stream>::OnSegmentWritten(ErrorCode ec) {
   if (ec) return;  // the client went away mid-stream
   written_ = cuts_[next_cut_++];
   if (next_cut_ < cuts_.size()) return AfterDelay(&Session::WriteSegment, reply_.chunk_delay_ms);
@@ -322,25 +354,50 @@ void Session::OnSegmentWritten(ErrorCode ec) {
 }
 
 // Answers nothing, but keeps reading so that the session ends when the client hangs up.
-void Session::Hang() {
-  socket_.async_read_some(net::buffer(drain_), [self = shared_from_this()](ErrorCode ec, size_t) {
+template <class Stream>
+void Session<Stream>::Hang() {
+  stream_.async_read_some(net::buffer(drain_), [self = this->shared_from_this()](ErrorCode ec,
+                                                                                 size_t) {
     if (ec) return self->CloseGracefully();
     self->Hang();
   });
 }
 
-// FIN after everything written: data already sent is guaranteed to arrive.
-void Session::CloseGracefully() {
+// FIN after everything written: data already sent is guaranteed to arrive. Over TLS, a
+// close_notify first, so that a body that ends with the connection is not taken as cut.
+template <class Stream>
+void Session<Stream>::CloseGracefully() {
+  if constexpr (kTls) {
+    if (!tls_closing_) {
+      tls_closing_ = true;
+      timer_.expires_after(kTlsShutdownTimeout);  // a peer that never answers the close_notify
+      timer_.async_wait([self = this->shared_from_this()](ErrorCode ec) {
+        if (!ec) self->CloseAbortively();
+      });
+      stream_.async_shutdown([self = this->shared_from_this()](ErrorCode) {
+        self->timer_.cancel();
+        self->tls_closing_ = false;
+        self->CloseTcp();
+      });
+      return;
+    }
+  }
+  CloseTcp();
+}
+
+template <class Stream>
+void Session<Stream>::CloseTcp() {
   ErrorCode ignored;
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  socket().shutdown(tcp::socket::shutdown_both, ignored);
+  socket().close(ignored);
 }
 
 // RST: linger 0 discards anything unsent, which is nothing here.
-void Session::CloseAbortively() {
+template <class Stream>
+void Session<Stream>::CloseAbortively() {
   ErrorCode ignored;
-  socket_.set_option(net::socket_base::linger(true, 0), ignored);
-  socket_.close(ignored);
+  socket().set_option(net::socket_base::linger(true, 0), ignored);
+  socket().close(ignored);
 }
 
 }  // namespace
@@ -353,6 +410,7 @@ struct Server::Impl {
 
   const MockApi& api;
   Stats& stats;
+  std::optional<ssl::context> tls;  // set: serve HTTPS
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   tcp::acceptor acceptor;
@@ -389,6 +447,13 @@ Server::Impl::Impl(const Options& options, const MockApi& api_in, Stats& stats_i
       acceptor(*contexts[0]),
       signals(*contexts[0], SIGINT, SIGTERM),
       accept_retry(*contexts[0]) {
+  if (!options.tls_cert.empty()) {
+    tls.emplace(ssl::context::tls_server);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3);
+    tls->use_certificate_chain_file(options.tls_cert);  // throws, with the file's problem
+    tls->use_private_key_file(options.tls_key, ssl::context::pem);
+  }
   for (auto& context : contexts) guards.push_back(net::make_work_guard(*context));
   tcp::endpoint endpoint = ResolveListen(*contexts[0], options);
   acceptor.open(endpoint.protocol());
@@ -418,8 +483,15 @@ void Server::Impl::OnAccept(ErrorCode ec, size_t slot, tcp::socket socket) {
   }
   ErrorCode ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  auto session = std::make_shared<Session>(std::move(socket), slot, api, stats);
-  net::post(*contexts[slot], [session] { session->Start(); });
+  stats.CountConnection(slot);
+  if (tls) {
+    auto session =
+        std::make_shared<Session<TlsStream>>(TlsStream(std::move(socket), *tls), slot, api, stats);
+    net::post(*contexts[slot], [session] { session->Start(); });
+  } else {
+    auto session = std::make_shared<Session<tcp::socket>>(std::move(socket), slot, api, stats);
+    net::post(*contexts[slot], [session] { session->Start(); });
+  }
   DoAccept();
 }
 

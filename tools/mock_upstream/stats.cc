@@ -76,6 +76,7 @@ std::string Stats::SnapshotJson() const {
     total.chat += slot->counters.chat;
     total.embeddings += slot->counters.embeddings;
     total.streams += slot->counters.streams;
+    total.connections += slot->counters.connections;
     if (slot->last.sequence != 0 &&
         (latest == nullptr || slot->last.sequence > latest->last.sequence)) {
       latest = slot.get();
@@ -86,6 +87,7 @@ std::string Stats::SnapshotJson() const {
   out["chat"] = total.chat;
   out["embeddings"] = total.embeddings;
   out["streams"] = total.streams;
+  out["connections"] = total.connections;
   out["last_authorization"] = nullptr;
   out["last_headers"] = boost::json::object();
   out["last_body"] = nullptr;

@@ -49,6 +49,7 @@ struct Counters {
   uint64_t chat = 0;  // streamed or not
   uint64_t embeddings = 0;
   uint64_t streams = 0;
+  uint64_t connections = 0;  // accepted (a client that pools its connections opens few)
 };
 
 class Stats {
@@ -72,7 +73,14 @@ class Stats {
     fill(&s.last);
   }
 
-  // The GET /mock/stats body: {"requests", "chat", "embeddings", "streams",
+  // Counts a connection accepted for slot `slot`. REQUIRES: slot < slot_count.
+  void CountConnection(size_t slot) {
+    Slot& s = *slots_[slot];
+    std::lock_guard<std::mutex> lock(s.mu);
+    ++s.counters.connections;
+  }
+
+  // The GET /mock/stats body: {"requests", "chat", "embeddings", "streams", "connections",
   // "last_authorization", "last_headers", "last_body"} as compact JSON. last_authorization is
   // null and last_headers {} when nothing was recorded; last_body is the body parsed as JSON,
   // the raw text as a JSON string when it is not JSON, or null when empty.

@@ -1,0 +1,114 @@
+// An HTTPS upstream (issue 3, the upstream client): verified against the system CA store
+// through OpenSSL's default verify paths, which a test points at a CA of its own with
+// SSL_CERT_FILE; its name checked against the certificate; its connections pooled.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "integration/data_plane_fixture.h"
+
+namespace keygate::testing {
+namespace {
+
+constexpr const char* kBudget = R"("credit_limit": 1)";
+
+class TlsUpstreamTest : public DataPlaneTest {
+ protected:
+  // A CA, a certificate it signs for "localhost" only, and the mock serving HTTPS with it on
+  // the `trusted` providers' port; keygate trusts the CA.
+  void BeforeStart() override {
+    const std::string d = dir_.path();
+    ca_ = d + "/ca.pem";
+    // EC keys: made in milliseconds.
+    const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt",
+                                         "ec_paramgen_curve:prime256v1", "-nodes"};
+    Openssl({"req", "-x509", "-subj", "/CN=keygate test CA", "-days", "1", "-keyout",
+             d + "/ca.key", "-out", ca_},
+            ec);
+    Openssl({"req", "-subj", "/CN=localhost", "-keyout", d + "/server.key", "-out",
+             d + "/server.csr"},
+            ec);
+    std::ofstream(d + "/san.ext") << "subjectAltName=DNS:localhost\n";
+    Openssl({"x509", "-req", "-in", d + "/server.csr", "-CA", ca_, "-CAkey", d + "/ca.key",
+             "-CAcreateserial", "-days", "1", "-extfile", d + "/san.ext", "-out",
+             d + "/server.pem"},
+            {});
+    tls_mock_ = std::make_unique<MockUpstreamProcess>(
+        d,
+        std::vector<std::string>{"--tls-cert", d + "/server.pem", "--tls-key", d + "/server.key"},
+        "tls-mock", "127.0.0.1:" + std::to_string(trusted_port_));
+    ASSERT_EQ(tls_mock_->WaitForPort(), trusted_port_) << "the HTTPS mock did not start";
+    extra_env_.push_back("SSL_CERT_FILE=" + ca_);
+  }
+
+  static void Openssl(std::vector<std::string> args, const std::vector<std::string>& extra) {
+    args.insert(args.begin(), "/usr/bin/openssl");
+    args.insert(args.begin() + 2, extra.begin(), extra.end());
+    const CommandResult made = RunCommand(args);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+  }
+
+  // GET /mock/stats of the HTTPS mock, through curl trusting the same CA.
+  boost::json::value TlsMockStats() {
+    const CommandResult got =
+        RunCommand({"/usr/bin/curl", "-s", "--cacert", ca_,
+                    "https://localhost:" + std::to_string(trusted_port_) + "/mock/stats"});
+    EXPECT_EQ(got.exit_code, 0) << got.err;
+    return Parse(got.out);
+  }
+
+  std::string ca_;
+  std::unique_ptr<MockUpstreamProcess> tls_mock_;
+};
+
+TEST_F(TlsUpstreamTest, CallsToAVerifiedUpstreamAreRelayedOnOnePooledConnection) {
+  MintedKey key = Mint(kBudget);
+  // One connection to keygate: one io thread, so one pool of upstream connections.
+  TestHttpClient client("127.0.0.1", process_->port());
+  const TestHttpClient::HeaderList headers = {{"Authorization", "Bearer " + key.secret},
+                                              {"Content-Type", "application/json"}};
+  auto plain = client.Request("POST", "/v1/chat/completions",
+                              ChatBody("hello", 50, "trusted/echo"), headers);
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_NE(plain.body.find("echo: hello"), std::string::npos) << plain.body;
+  auto stream = client.Request("POST", "/v1/chat/completions",
+                               ChatBody("hello", 50, "trusted/echo", R"(,"stream":true)"),
+                               headers);
+  ASSERT_EQ(stream.status, 200) << stream.body;
+  EXPECT_NE(stream.body.find("data: [DONE]"), std::string::npos) << stream.body;
+  auto again = client.Request("POST", "/v1/chat/completions",
+                              ChatBody("again", 50, "trusted/echo"), headers);
+  ASSERT_EQ(again.status, 200) << again.body;
+
+  const boost::json::value stats = TlsMockStats();
+  EXPECT_EQ(stats.at("chat"), 3);
+  // keygate's one connection for its three calls, and curl's own for the stats.
+  EXPECT_EQ(stats.at("connections"), 2) << "three calls, one TLS connection";
+  // The provider's key went upstream, never the caller's.
+  EXPECT_EQ(stats.at("last_authorization"), boost::json::value(std::string("Bearer ") +
+                                                               kUpstreamKey));
+  const auto rows = WaitForUsage(key.hash, 3);
+  ASSERT_EQ(rows.size(), 3u);
+  for (const UsageRow& row : rows) {
+    EXPECT_EQ(row.model, "trusted/echo");
+    EXPECT_EQ(row.status, 200);
+    EXPECT_GT(row.cost, 0);
+  }
+}
+
+TEST_F(TlsUpstreamTest, ACertificateForAnotherNameIsRefusedAndChargesNothing) {
+  // The same server, reached as 127.0.0.1: its certificate names localhost only.
+  MintedKey key = Mint(kBudget);
+  auto reply = Call(key.secret, ChatBody("hi", 50, "wronghost/echo"));
+  EXPECT_EQ(reply.status, 502) << reply.body;
+  EXPECT_NE(reply.body.find("certificate verify failed"), std::string::npos) << reply.body;
+  EXPECT_EQ(TlsMockStats().at("chat"), 0);
+  const auto rows = WaitForUsage(key.hash, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, 502);
+  EXPECT_EQ(rows[0].cost, 0);
+  EXPECT_EQ(UsageTotalMicros(key), 0);
+}
+
+}  // namespace
+}  // namespace keygate::testing
