@@ -52,6 +52,8 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kReadBytes = 16 * 1024;  // asked of each socket read
 // A pooled connection idle for less than this is reused without checking that it is alive.
 constexpr std::chrono::milliseconds kTrustIdleFor{1000};
+// Interim (1xx) answers skipped before the final one; more is a broken upstream.
+constexpr int kMaxInterimAnswers = 8;
 constexpr uint16_t kHttpPort = 80;
 constexpr uint16_t kHttpsPort = 443;
 
@@ -479,6 +481,9 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   void Read();
   void OnRead(error_code ec, size_t bytes);
   void Feed();
+  void NewParser();
+  // The head just parsed was an interim answer (1xx): skips it for the final one, or fails.
+  bool SkipInterim();
   bool TakeScannedResponse();
   friend class ResponseParser;
   void OnBody(std::string_view body);
@@ -503,6 +508,7 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   std::optional<bool> scanned_keep_alive_;  // set when the scanner read the whole answer
   bool reused_ = false;     // connection_ came from the pool
   bool retried_ = false;    // a stale pooled connection was replaced once already
+  int interim_answers_ = 0;  // 1xx heads skipped: the upstream has the request
   bool timed_out_ = false;
   bool cancelled_ = false;
   bool done_ = false;
@@ -646,10 +652,32 @@ void Exchange::OnWrite(const error_code& ec) {
     if (RetryIfStale(ec, false)) return;
     return Fail(UpstreamOutcome::kReset, ec, "write");
   }
+  NewParser();
+  Feed();  // bytes left in the buffer would be a protocol error; Feed() reads first if none
+}
+
+void Exchange::NewParser() {
   parser_.emplace(*this);
   parser_->header_limit(static_cast<std::uint32_t>(client_->options().max_header_bytes));
   parser_->body_limit(boost::none);
-  Feed();  // bytes left in the buffer would be a protocol error; Feed() reads first if none
+}
+
+bool Exchange::SkipInterim() {
+  const int status = parser_->status();
+  if (status < 100 || status > 199) return false;
+  // RFC 9110 §15.2: 100 Continue, 103 Early Hints ... come before the final answer, on the
+  // same connection; none is the caller's. Taken for the answer, it would end the exchange
+  // with the final answer still to come, and the connection back in the pool would hand that
+  // to the next call.
+  if (status == 101 || ++interim_answers_ > kMaxInterimAnswers) {
+    Finish(UpstreamOutcome::kBadResponse,
+           status == 101 ? "head: 101 Switching Protocols, not asked for"
+                         : "head: more than " + std::to_string(kMaxInterimAnswers) +
+                               " interim (1xx) answers");
+    return true;
+  }
+  NewParser();
+  return true;
 }
 
 void Exchange::Read() {
@@ -689,7 +717,7 @@ void Exchange::OnRead(error_code ec, size_t bytes) {
     ec = eof_ec ? eof_ec : ec;
   }
   if (eof && !parser_->got_some()) ec = bhttp::error::end_of_stream;
-  if (RetryIfStale(ec, parser_->got_some())) return;
+  if (RetryIfStale(ec, parser_->got_some() || interim_answers_ > 0)) return;
   const bool lost = IsConnectionLost(ec) || cancelled_ || timed_out_;
   Fail(lost ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec,
        parser_->is_header_done() ? "body" : "head");
@@ -709,11 +737,12 @@ void Exchange::Feed() {
     const size_t used = parser_->put(buffer.data(), ec);
     buffer.consume(used);
     if (ec == bhttp::error::need_more) {
-      if (parser_->is_done()) continue;
-      return Read();
+      if (!parser_->is_done()) return Read();
+      ec = {};
     }
     if (ec) return Fail(UpstreamOutcome::kBadResponse, ec, head_was_done ? "body" : "head");
     if (!head_was_done && parser_->is_header_done()) {
+      if (SkipInterim()) continue;
       observer_->OnResponseHead(parser_->status(), parser_->HeaderViews(), /*whole=*/false);
       continue;
     }

@@ -200,6 +200,45 @@ TEST_F(DataPlaneTest, ACallerWhoLeavesBeforeTheAnswerIsCounted499NotAsAFault) {
   EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
 }
 
+// RFC 9110 §15.2: interim answers (100 Continue, 103 Early Hints) come before the final one.
+// Taken for the answer, the final one would stay on the pooled connection and reach the next
+// call, of any key: each call must get its own answer.
+TEST_F(DataPlaneTest, AnInterimAnswerIsSkippedAndTheNextCallGetsItsOwnAnswer) {
+  MintedKey first = Mint(kOneCallBudget);
+  MintedKey second = Mint(kOneCallBudget);
+  // One connection to keygate, so both calls use one upstream connection.
+  TestHttpClient client("127.0.0.1", process_->port());
+  auto call = [&](const MintedKey& key, const std::string& body,
+                  const std::string& interim) {
+    TestHttpClient::HeaderList headers = {{"Authorization", "Bearer " + key.secret},
+                                          {"Content-Type", "application/json"}};
+    if (!interim.empty()) headers.emplace_back("x-mock-interim", interim);
+    return client.Request("POST", "/v1/chat/completions", body, headers);
+  };
+  auto continued = call(first, ChatBody("first", 5), "100");
+  EXPECT_EQ(continued.status, 200) << continued.body;
+  EXPECT_NE(continued.body.find("echo: first"), std::string::npos) << continued.body;
+  auto next = call(second, ChatBody("second", 5), "");
+  EXPECT_EQ(next.status, 200) << next.body;
+  EXPECT_NE(next.body.find("echo: second"), std::string::npos) << next.body;
+  auto hinted = call(first, ChatBody("third", 5, "mock/echo", R"(,"stream":true)"), "103");
+  EXPECT_EQ(hinted.status, 200) << hinted.body;
+  EXPECT_NE(hinted.body.find("data: [DONE]"), std::string::npos) << hinted.body;
+  EXPECT_EQ(hinted.Header("link"), "");  // the interim answer's headers are not the caller's
+  auto last = call(second, ChatBody("fourth", 5), "");
+  EXPECT_NE(last.body.find("echo: fourth"), std::string::npos) << last.body;
+  EXPECT_EQ(MockChats(), 4);
+  for (const MintedKey* key : {&first, &second}) {
+    const auto rows = WaitForUsage(key->hash, 2);
+    ASSERT_EQ(rows.size(), 2u);
+    for (const UsageRow& row : rows) EXPECT_EQ(row.status, 200);
+  }
+  // 101 Switching Protocols was never asked for: a broken upstream, 502.
+  auto switched = call(second, ChatBody("fifth", 5), "101");
+  EXPECT_EQ(switched.status, 502) << switched.body;
+  EXPECT_NE(switched.body.find("101"), std::string::npos) << switched.body;
+}
+
 TEST_F(DataPlaneTest, MetricsCountRequestsRejectionsAndUpstreamErrors) {
   MintedKey key = Mint(kOneCallBudget);
   ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);

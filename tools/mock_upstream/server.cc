@@ -32,6 +32,7 @@ constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
 constexpr unsigned kHttp11 = 11;
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
+constexpr int kInterimPauseMs = 20;  // between an interim answer and the answer
 
 void AppendNumber(std::string* out, uint64_t value, int base = 10) {
   char digits[24];
@@ -148,6 +149,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void RespondAndClose(int status, const std::string& message);
   void Record(const http::request<http::string_body>& request);
   void AfterDelay(void (Session::*next)(), int delay_ms);
+  void SendInterim(int code);
   void Act();
   void Respond();
   void StartStream();
@@ -228,7 +230,28 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     reply_.content_type = content_type_;
   }
   Record(request);  // before answering, so a client that saw the answer sees the stats
+  // x-mock-interim: CODE sends an interim answer (100 Continue, 103 Early Hints) first, then
+  // the answer itself a moment later, as its own read.
+  if (auto interim = FieldOf(request, "x-mock-interim")) {
+    int code = 0;
+    std::from_chars(interim->data(), interim->data() + interim->size(), code);
+    if (code >= 100 && code <= 199) return SendInterim(code);
+  }
   AfterDelay(&Session::Act, reply_.delay_ms);
+}
+
+template <class Stream>
+void Session<Stream>::SendInterim(int code) {
+  out_.assign("HTTP/1.1 ");
+  AppendNumber(&out_, static_cast<uint64_t>(code));
+  out_.push_back(' ');
+  out_.append(http::obsolete_reason(static_cast<http::status>(code)));
+  out_.append(code == 103 ? "\r\nLink: </style.css>; rel=preload\r\n\r\n" : "\r\n\r\n");
+  net::async_write(stream_, net::buffer(out_), [self = this->shared_from_this()](ErrorCode ec,
+                                                                                 size_t) {
+    if (ec) return;
+    self->AfterDelay(&Session::Act, std::max(self->reply_.delay_ms, kInterimPauseMs));
+  });
 }
 
 template <class Stream>
