@@ -352,15 +352,24 @@ void ModelCall::Close(int status, Charge charge, TokenUsage usage) {
   const UnixMillis now = env_.clock.NowMs();
   MicroUsd cost = 0;
   if (charge == Charge::kUsage) {
+    // The reservation bounds the charge (spec §3: spend never passes the limit): the prompt's
+    // upper bound and the cap sent upstream bound what a call can really use, so usage above
+    // them is an upstream's error (or a catalog's maximum output set too low), charged at the
+    // reservation and logged for the operator.
+    if (usage.prompt_tokens > call.worst.prompt_tokens ||
+        usage.completion_tokens > call.worst.completion_tokens) {
+      env_.log.Error("proxy.usage_above_reservation",
+                     {{"request_id", responder_->request_id()},
+                      {"model", call.model->id},
+                      {"prompt_tokens", usage.prompt_tokens},
+                      {"completion_tokens", usage.completion_tokens},
+                      {"reserved_prompt_tokens", call.worst.prompt_tokens},
+                      {"reserved_completion_tokens", call.worst.completion_tokens}});
+      usage.prompt_tokens = std::min(usage.prompt_tokens, call.worst.prompt_tokens);
+      usage.completion_tokens = std::min(usage.completion_tokens, call.worst.completion_tokens);
+    }
     cost = CostOf(*call.model, usage);
     env_.limiter.Settle(admission_.ticket, usage.total(), cost, now);
-    if (usage.total() > call.worst.tokens()) {
-      env_.log.Warn("proxy.usage_above_reservation",
-                    {{"request_id", responder_->request_id()},
-                     {"model", call.model->id},
-                     {"tokens", usage.total()},
-                     {"reserved_tokens", call.worst.tokens()}});
-    }
   } else {
     env_.limiter.Release(admission_.ticket);
     usage = {};

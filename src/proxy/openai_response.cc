@@ -158,8 +158,9 @@ std::optional<TokenUsage> ScanUsage(std::string_view text) {
   return TokenUsage{*prompt, completion.value_or(0)};
 }
 
-// The same, by Boost.JSON's parser: prompt_tokens must be an integer (a negative one counts as
-// 0); completion_tokens counts when it is one.
+// The same, by Boost.JSON's parser: prompt_tokens must be a non-negative integer;
+// completion_tokens counts when it is an integer, and must not be negative either (a negative
+// count is no usage at all: the call is charged as if none came, never made free).
 std::optional<TokenUsage> ParseUsageObject(std::string_view text) {
   // A usage object is small: it is parsed into a buffer on the stack, by a parser the thread
   // keeps, so that settling a call allocates nothing here.
@@ -175,9 +176,12 @@ std::optional<TokenUsage> ParseUsageObject(std::string_view text) {
   }
   const json::value usage = parser.release();
   const json::value* prompt = usage.get_object().if_contains("prompt_tokens");
-  if (prompt == nullptr || !prompt->is_int64()) return std::nullopt;
-  return TokenUsage{NonNegative(prompt),
-                    NonNegative(usage.get_object().if_contains("completion_tokens"))};
+  if (prompt == nullptr || !prompt->is_int64() || prompt->get_int64() < 0) return std::nullopt;
+  const json::value* completion = usage.get_object().if_contains("completion_tokens");
+  if (completion != nullptr && completion->is_int64() && completion->get_int64() < 0) {
+    return std::nullopt;
+  }
+  return TokenUsage{prompt->get_int64(), NonNegative(completion)};
 }
 
 }  // namespace internal

@@ -239,6 +239,39 @@ TEST_F(DataPlaneTest, AnInterimAnswerIsSkippedAndTheNextCallGetsItsOwnAnswer) {
   EXPECT_NE(switched.body.find("101"), std::string::npos) << switched.body;
 }
 
+// An upstream that reports more usage than the call could use (above the prompt's upper bound
+// and the cap keygate sent) is charged at the reservation, so that spend still never passes
+// the limit; one that reports a negative count is charged as if it reported none, never free.
+TEST_F(DataPlaneTest, ReportedUsageIsBoundedByTheReservationAndNeverNegative) {
+  MintedKey key = Mint(kOneCallBudget);  // admits a call whose worst case is at most $0.0003
+  for (const std::string& stream : {std::string(), std::string(R"(,"stream":true)")}) {
+    auto inflated = Call(key.secret, ChatBody("hi", 5, "mock/echo", stream),
+                         "/v1/chat/completions", {{"x-mock-usage", "1000000000,1000000000"}});
+    EXPECT_EQ(inflated.status, 200) << inflated.body;
+  }
+  auto rows = WaitForUsage(key.hash, 2);
+  ASSERT_EQ(rows.size(), 2u);
+  for (const UsageRow& row : rows) {
+    EXPECT_EQ(row.completion_tokens, 5);  // the cap sent upstream
+    EXPECT_GT(row.prompt_tokens, 0);
+    EXPECT_LT(row.prompt_tokens, 1000);  // the prompt's upper bound, not the report
+    EXPECT_LE(row.cost, 300);
+  }
+  EXPECT_LE(UsageTotalMicros(key), 300 * 2);
+  EXPECT_NE(process_->log().find(R"("level":"error","event":"proxy.usage_above_reservation")"),
+            std::string::npos)
+      << process_->log();
+
+  MintedKey negative = Mint(kOneCallBudget);
+  auto reply = Call(negative.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                    {{"x-mock-usage", "-1000,-5000"}});
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  rows = WaitForUsage(negative.hash, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_GT(rows[0].prompt_tokens, 0);  // the prompt's upper bound, as for an answer without usage
+  EXPECT_GT(rows[0].cost, 0);
+}
+
 TEST_F(DataPlaneTest, MetricsCountRequestsRejectionsAndUpstreamErrors) {
   MintedKey key = Mint(kOneCallBudget);
   ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);

@@ -99,8 +99,9 @@ TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
     }
   }
   // The full parser's answers for a few of them.
-  EXPECT_EQ(internal::ParseUsageObject(left_to_parser[0])->prompt_tokens, 0);
-  EXPECT_EQ(internal::ParseUsageObject(left_to_parser[1])->completion_tokens, 0);
+  // A negative count is no usage (the call is then charged as one without usage), not free.
+  EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[0]).has_value());
+  EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[1]).has_value());
   EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[2]).has_value());
   EXPECT_EQ(internal::ParseUsageObject(left_to_parser[4])->completion_tokens, 0);
   EXPECT_EQ(internal::ParseUsageObject(left_to_parser[9])->prompt_tokens, 7);

@@ -487,6 +487,24 @@ bool StreamShape(const RequestView& request, const StreamDefaults& defaults, int
   return true;
 }
 
+// x-mock-usage "PROMPT,COMPLETION" into `completion`'s counts; false (a 400 in `reply`) if
+// malformed.
+bool OverrideUsage(const RequestView& request, Completion* completion, Reply* reply) {
+  if (!request.usage) return true;
+  const std::string_view text = *request.usage;
+  const size_t comma = text.find(',');
+  const auto read = [](std::string_view part, int64_t* out) {
+    auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), *out);
+    return ec == std::errc() && end == part.data() + part.size() && !part.empty();
+  };
+  if (comma == std::string_view::npos || !read(text.substr(0, comma), &completion->prompt_tokens) ||
+      !read(text.substr(comma + 1), &completion->completion_tokens)) {
+    SetInvalid(reply, "x-mock-usage must be two integers, PROMPT,COMPLETION.");
+    return false;
+  }
+  return true;
+}
+
 // `reset`: the stream is to be cut after two content events (fault "reset").
 void HandleChat(const json::object& body, std::string_view model, const RequestView& request,
                 const StreamDefaults& defaults, bool reset, uint64_t id, Reply* reply) {
@@ -494,6 +512,7 @@ void HandleChat(const json::object& body, std::string_view model, const RequestV
   chat.model = model;
   if (!ReadChat(body, &chat, reply)) return;
   Completion completion = Compose(chat);
+  if (!OverrideUsage(request, &completion, reply)) return;
   if (!chat.stream) return WriteCompletion(chat, completion, id, reply);
   int chunks = 0;
   if (!StreamShape(request, defaults, &chunks, reply)) return;

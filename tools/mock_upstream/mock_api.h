@@ -111,6 +111,9 @@ struct RequestView {
   std::optional<std::string_view> fault;           // x-mock-fault
   std::optional<std::string_view> chunks;          // x-mock-chunks
   std::optional<std::string_view> chunk_delay_ms;  // x-mock-chunk-delay-ms
+  // x-mock-usage: "PROMPT,COMPLETION" (integers, negative ones too): the usage a chat answer
+  // reports instead of its own counts, as a misbehaving provider might.
+  std::optional<std::string_view> usage;
 };
 
 struct StreamDefaults {

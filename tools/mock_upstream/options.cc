@@ -101,8 +101,8 @@ std::string Usage() {
          "429, 500, reset, hang (or delay:MS,FAULT); headers x-mock-chunks and\n"
          "x-mock-chunk-delay-ms override the stream shape; x-mock-stream-framing: length sends a\n"
          "stream with Content-Length; x-mock-content-type the answer's Content-Type (none: no\n"
-         "header); x-mock-interim: CODE an interim 1xx answer first. GET /mock/stats,\n"
-         "POST /mock/reset.\n";
+         "header); x-mock-interim: CODE an interim 1xx answer first; x-mock-usage:\n"
+         "PROMPT,COMPLETION the usage a chat answer reports. GET /mock/stats, POST /mock/reset.\n";
 }
 
 }  // namespace mock_upstream

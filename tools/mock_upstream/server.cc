@@ -216,6 +216,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
   view.fault = FieldOf(request, "x-mock-fault");
   view.chunks = FieldOf(request, "x-mock-chunks");
   view.chunk_delay_ms = FieldOf(request, "x-mock-chunk-delay-ms");
+  view.usage = FieldOf(request, "x-mock-usage");
   try {
     api_.Handle(view, &reply_);
   } catch (const std::exception& e) {  // a bug of ours: answer 500 rather than lose the thread
