@@ -131,6 +131,8 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   for (const auto& [name, value] : headers) {
     if (name == "content-type") {
       if (type.empty()) type = value;
+    } else if (name == "content-encoding") {
+      if (!value.empty() && !AsciiIEquals(value, "identity")) encoding_ = value;
     } else if (name == "x-request-id") {
       response_headers_.emplace_back("x-upstream-request-id", value);
     } else if (!Contains(kDroppedResponseHeaders, name) && !StartsWith(name, "x-ratelimit-")) {
@@ -138,8 +140,11 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
     }
   }
   if (!type.empty()) upstream_type_ = http::ContentType::Of(type);
-  // An upstream error to a stream request is relayed whole, like any complete answer.
-  if (!admission_.call.request.stream || status != 200 || client_gone_) return;
+  // An upstream error to a stream request is relayed whole, like any complete answer; an
+  // encoded one is not relayed at all (OnResponseEnd).
+  if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty()) {
+    return;
+  }
   streaming_ = true;
   // A stream whose every event is in hand already goes out at its end, as one answer of known
   // length (SendStream); any other begins now, so that the caller has the head at once.
@@ -222,6 +227,16 @@ void ModelCall::AppendEvent(std::string_view event, std::string* out) {
 void ModelCall::OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) {
   upstream_end_ns_ = env_.clock.MonotonicNs();
   if (streaming_) return FinishStream(outcome, detail);
+  if (!encoding_.empty() && !body_too_large_ && outcome == UpstreamOutcome::kComplete) {
+    // keygate asks for identity (Accept-Encoding); an upstream that encodes anyway answered,
+    // and bills the call: charged as an answer without usage, when it was a success.
+    const bool success = upstream_status_ >= 200 && upstream_status_ < 300;
+    return FailBeforeAnswer(
+        UpstreamOutcome::kBadResponse,
+        "answered with Content-Encoding '" + encoding_ + "', which keygate does not ask for",
+        success ? Charge::kUsage : Charge::kRelease,
+        success ? EstimateReceived(static_cast<int64_t>(body_.size())) : TokenUsage{});
+  }
   if (body_too_large_) {
     return FailBeforeAnswer(UpstreamOutcome::kBadResponse, "answer larger than the gateway's "
                                                            "limit on upstream responses");
@@ -309,7 +324,8 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   responder_.reset();
 }
 
-void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail) {
+void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail,
+                                 Charge charge, TokenUsage usage) {
   const std::string& provider = admission_.call.target->provider;
   if (outcome == UpstreamOutcome::kCancelled) {
     Close(kStatusClientClosed, Charge::kRelease, {});
@@ -335,7 +351,7 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   const int status = response.status;
   // spec §3 step 5: a failed or timed-out upstream call releases its reservations (before
   // the answer leaves, see FinishComplete).
-  Close(status, Charge::kRelease, {});
+  Close(status, charge, usage);
   if (!client_gone_) responder_->Send(std::move(response));
   responder_.reset();
 }

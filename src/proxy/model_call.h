@@ -95,7 +95,10 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   void AppendEvent(std::string_view event, std::string* out);
   void FinishComplete();
   void FinishStream(UpstreamOutcome outcome, std::string_view detail);
-  void FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail);
+  // A 502/504 in place of the answer; the ticket released, or settled with `usage` when
+  // `charge` is kUsage (an answer came but cannot be relayed).
+  void FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail,
+                        Charge charge = Charge::kRelease, TokenUsage usage = {});
   // Settles or releases the ticket and records the call. Runs once.
   void Close(int status, Charge charge, TokenUsage usage);
   // An upper bound of what was received when the upstream reported no usage: the whole
@@ -120,6 +123,9 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   std::optional<http::ContentType> upstream_type_;  // its Content-Type, when it sent one
   std::string body_;              // a complete answer, or an error answer to a stream
   bool body_too_large_ = false;
+  // Content-Encoding of an answer encoded though keygate asked for none: unreadable to it
+  // (usage included) and not the caller's to decode, so it is never relayed.
+  std::string encoding_;
   bool streaming_ = false;        // relaying a stream to the caller
   bool whole_stream_ = false;     // ... one whose every event was in hand: sent at its end
   std::string whole_events_;      // the events of such a stream, as relayed

@@ -272,6 +272,31 @@ TEST_F(DataPlaneTest, ReportedUsageIsBoundedByTheReservationAndNeverNegative) {
   EXPECT_GT(rows[0].cost, 0);
 }
 
+// keygate asks upstreams for identity (Accept-Encoding); an answer encoded anyway would reach
+// the caller as bytes its client cannot read, without the header that says how. It is a 502,
+// charged as an answer without usage (the upstream billed it), plain or streamed.
+TEST_F(DataPlaneTest, AnAnswerEncodedThoughNotAskedForIsA502ChargedAsWithoutUsage) {
+  MintedKey key = Mint(kOneCallBudget);
+  for (const std::string& stream : {std::string(), std::string(R"(,"stream":true)")}) {
+    auto reply = Call(key.secret, ChatBody("hi", 5, "mock/echo", stream), "/v1/chat/completions",
+                      {{"x-mock-content-encoding", "gzip"}});
+    EXPECT_EQ(reply.status, 502) << reply.body;
+    EXPECT_NE(reply.body.find("Content-Encoding 'gzip'"), std::string::npos) << reply.body;
+    EXPECT_EQ(reply.Header("content-encoding"), "");
+  }
+  // "identity" is no encoding at all.
+  auto plain = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                    {{"x-mock-content-encoding", "Identity"}});
+  EXPECT_EQ(plain.status, 200) << plain.body;
+  const auto rows = WaitForUsage(key.hash, 3);
+  ASSERT_EQ(rows.size(), 3u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(rows[i].status, 502);
+    EXPECT_GT(rows[i].cost, 0);
+  }
+  EXPECT_EQ(rows[2].status, 200);
+}
+
 TEST_F(DataPlaneTest, MetricsCountRequestsRejectionsAndUpstreamErrors) {
   MintedKey key = Mint(kOneCallBudget);
   ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);

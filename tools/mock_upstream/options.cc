@@ -102,7 +102,8 @@ std::string Usage() {
          "x-mock-chunk-delay-ms override the stream shape; x-mock-stream-framing: length sends a\n"
          "stream with Content-Length; x-mock-content-type the answer's Content-Type (none: no\n"
          "header); x-mock-interim: CODE an interim 1xx answer first; x-mock-usage:\n"
-         "PROMPT,COMPLETION the usage a chat answer reports. GET /mock/stats, POST /mock/reset.\n";
+         "PROMPT,COMPLETION the usage a chat answer reports; x-mock-content-encoding: NAME a\n"
+         "Content-Encoding header (the body stays as it is). GET /mock/stats, POST /mock/reset.\n";
 }
 
 }  // namespace mock_upstream

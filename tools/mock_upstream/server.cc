@@ -52,6 +52,7 @@ struct Head {
   unsigned version = kHttp11;
   int retry_after_s = 0;
   std::string_view request_id;  // the request's x-request-id: "mock-" and it is sent back
+  std::string_view content_encoding;  // sent as Content-Encoding (the body is not encoded)
 };
 
 void AppendHead(std::string* out, const Head& head) {
@@ -71,6 +72,11 @@ void AppendHead(std::string* out, const Head& head) {
   out->append(
       "openai-processing-ms: 1\r\nx-ratelimit-limit-requests: 10000\r\n"
       "x-ratelimit-remaining-requests: 9999\r\n");
+  if (!head.content_encoding.empty()) {
+    out->append("Content-Encoding: ");
+    out->append(head.content_encoding);
+    out->append("\r\n");
+  }
   if (!head.request_id.empty()) {
     out->append("x-request-id: mock-");
     out->append(head.request_id);
@@ -179,6 +185,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   unsigned version_ = kHttp11;
   std::string request_id_;     // of the request being answered
   std::string content_type_;  // x-mock-content-type of the request being answered
+  std::string content_encoding_;  // x-mock-content-encoding of the request being answered
   bool stream_by_length_ = false;  // x-mock-stream-framing: length (a stream framed by length)
   std::array<char, 512> drain_{};
   bool tls_closing_ = false;  // a TLS close_notify is on its way
@@ -209,6 +216,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
   version_ = request.version();
   request_id_.assign(FieldOf(request, "x-request-id").value_or(std::string_view()));
   stream_by_length_ = FieldOf(request, "x-mock-stream-framing") == "length";
+  content_encoding_.assign(FieldOf(request, "x-mock-content-encoding").value_or(""));
   RequestView view;
   view.method = std::string_view(request.method_string().data(), request.method_string().size());
   view.target = std::string_view(request.target().data(), request.target().size());
@@ -259,6 +267,7 @@ template <class Stream>
 void Session<Stream>::RespondAndClose(int status, const std::string& message) {
   reply_.Clear();
   request_id_.clear();
+  content_encoding_.clear();
   reply_.status = status;
   reply_.body = R"({"error":{"message":")" + message +
                 R"(","type":"invalid_request_error","param":null,"code":null}})";
@@ -314,7 +323,8 @@ void Session<Stream>::Respond() {
                      .keep_alive = keep_alive_,
                      .version = version_,
                      .retry_after_s = reply_.retry_after_s,
-                     .request_id = request_id_});
+                     .request_id = request_id_,
+                     .content_encoding = content_encoding_});
   std::array<net::const_buffer, 2> buffers = {net::buffer(out_), net::buffer(reply_.body)};
   net::async_write(stream_, buffers, [self = this->shared_from_this()](ErrorCode ec, size_t) {
     if (ec) return;
@@ -345,7 +355,8 @@ void Session<Stream>::StartStream() {
                      .event_stream = true,
                      .keep_alive = !close_after_stream_,
                      .version = version_,
-                     .request_id = request_id_});
+                     .request_id = request_id_,
+                     .content_encoding = content_encoding_});
   size_t begin = 0;
   std::string_view body = reply_.body;
   for (size_t i = 0; i < events; ++i) {
