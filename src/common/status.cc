@@ -12,6 +12,7 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kMethodNotAllowed: return 405;
     case ErrorCode::kConflict: return 409;
     case ErrorCode::kPayloadTooLarge: return 413;
+    case ErrorCode::kHeaderTooLarge: return 431;
     case ErrorCode::kRateLimited: return 429;
     case ErrorCode::kInternal: return 500;
     case ErrorCode::kUpstreamFailed: return 502;
@@ -35,6 +36,7 @@ const char* DefaultReason(ErrorCode code) {
     case ErrorCode::kMethodNotAllowed: return "method_not_allowed";
     case ErrorCode::kConflict: return "conflict";
     case ErrorCode::kPayloadTooLarge: return "payload_too_large";
+    case ErrorCode::kHeaderTooLarge: return "request_header_too_large";
     case ErrorCode::kRateLimited: return "rate_limit_exceeded";
     case ErrorCode::kInternal: return "internal_error";
     case ErrorCode::kUpstreamFailed: return "upstream_error";
@@ -50,7 +52,8 @@ const char* ErrorTypeFor(ErrorCode code) {
     case ErrorCode::kNotFound:
     case ErrorCode::kMethodNotAllowed:
     case ErrorCode::kConflict:
-    case ErrorCode::kPayloadTooLarge: return "invalid_request_error";
+    case ErrorCode::kPayloadTooLarge:
+    case ErrorCode::kHeaderTooLarge: return "invalid_request_error";
     case ErrorCode::kUnauthenticated: return "authentication_error";
     case ErrorCode::kPermissionDenied: return "permission_error";
     case ErrorCode::kPaymentRequired: return "insufficient_quota";

@@ -25,6 +25,7 @@ enum class ErrorCode {
   kPaymentRequired,   // budget exhausted: 402
   kPermissionDenied,  // authenticated but not allowed: 403
   kPayloadTooLarge,   // body over the configured limit: 413
+  kHeaderTooLarge,    // request head over the server's limit: 431
   kRateLimited,       // RPM or TPM window full: 429
   kInternal,          // keygate's own fault: 500
   kUpstreamFailed,    // upstream refused or reset: 502

@@ -192,8 +192,12 @@ void Router::SetErrorRenderer(std::string prefix, ErrorRenderer render) {
 }
 
 const ErrorRenderer* Router::ErrorRendererFor(std::string_view raw_path) const {
+  if (error_renderers_.empty()) return nullptr;
+  std::optional<std::string> decoded;
+  if (raw_path.find('%') != std::string_view::npos) decoded = PercentDecode(raw_path);
+  const std::string_view path = decoded ? std::string_view(*decoded) : raw_path;
   for (const auto& [prefix, render] : error_renderers_) {
-    if (raw_path.starts_with(prefix)) return &render;
+    if (path.starts_with(prefix)) return &render;
   }
   return nullptr;
 }

@@ -94,8 +94,9 @@ class Router {
   // already registered.
   void SetErrorRenderer(std::string prefix, ErrorRenderer render);
 
-  // The renderer for `raw_path` (percent-encoded or decoded: prefixes are plain ASCII), or
-  // nullptr for OpenAI's shape. The pointer lives as long as the Router.
+  // The renderer for `raw_path` (percent-encoded: matched as decoded, as routes are), or
+  // nullptr for OpenAI's shape. The pointer is valid until the next SetErrorRenderer (all are
+  // set at startup, before serving) and while the Router lives.
   const ErrorRenderer* ErrorRendererFor(std::string_view raw_path) const;
 
   // `error` rendered for `raw_path`: by its prefix's renderer, else ErrorResponse(error).

@@ -19,7 +19,6 @@ namespace keygate::http::internal {
 namespace {
 
 constexpr uint32_t kMaxHeaderBytes = 32 * 1024;
-constexpr int kStatusHeaderTooLarge = 431;
 // Pipelined bytes buffered while a response is outstanding; past this the session stops
 // reading (and stops noticing a disconnect) until the response is done.
 constexpr size_t kMaxPipelinedBytes = 64 * 1024;
@@ -415,15 +414,15 @@ void Session::OnReadError(beast::error_code ec) {
                  "Request body exceeds the limit of " +
                      std::to_string(state_.options().max_body_bytes) + " bytes",
                  {},
-                 {}},
-           0);
+                 {}});
     return;
   }
   if (ec == bhttp::error::header_limit) {
-    Error error = Error::InvalidArgument("Request header exceeds the limit of " +
-                                         std::to_string(kMaxHeaderBytes) + " bytes");
-    error.reason = "request_header_too_large";
-    Reject(error, kStatusHeaderTooLarge);
+    Reject(Error{ErrorCode::kHeaderTooLarge,
+                 "Request header exceeds the limit of " + std::to_string(kMaxHeaderBytes) +
+                     " bytes",
+                 {},
+                 {}});
     return;
   }
   // A clean close between requests, a client that gave up mid-message, or a socket error:
@@ -434,10 +433,10 @@ void Session::OnReadError(beast::error_code ec) {
     Close();
     return;
   }
-  Reject(Error::InvalidArgument("Malformed HTTP request: " + ec.message()), 0);
+  Reject(Error::InvalidArgument("Malformed HTTP request: " + ec.message()));
 }
 
-void Session::Reject(const Error& error, int status_override) {
+void Session::Reject(const Error& error) {
   ClearReadDeadline();
   Exchange& exchange = exchange_.emplace();
   exchange.seq = ++next_seq_;
@@ -462,9 +461,7 @@ void Session::Reject(const Error& error, int status_override) {
   }
   parser_.reset();
   phase_ = Phase::kBusy;
-  Response response = RenderError(error);
-  if (status_override != 0) response.status = status_override;
-  SendResponse(exchange.seq, std::move(response));
+  SendResponse(exchange.seq, RenderError(error));
 }
 
 bool Session::TakeScannedRequest() {

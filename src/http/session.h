@@ -213,7 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // `target` (the request target as sent) is read before the request is dispatched only.
   void OnRequest(Request request, std::string_view target, int version, bool head,
                  bool keep_alive);
-  void Reject(const Error& error, int status_override);
+  void Reject(const Error& error);
   // `error` in the current exchange's error shape.
   Response RenderError(const Error& error) const;
   void Dispatch(const RouteMatch& match, Request request);

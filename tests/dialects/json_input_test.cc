@@ -49,6 +49,10 @@ TEST(FieldReaderTest, ObjectJsonKeepsNumbersAsWrittenGivenTheText) {
   auto reserialized = FieldReader(body).ObjectJson("metadata");
   ASSERT_TRUE(reserialized.ok());
   EXPECT_EQ(reserialized.value().value(), R"({"ratio":1E0,"n":10})");
+  // A text that is not the object's own is not taken: the parsed value is serialized.
+  auto mismatched = FieldReader(body, R"({"metadata":{"other":2.0}})").ObjectJson("metadata");
+  ASSERT_TRUE(mismatched.ok());
+  EXPECT_EQ(mismatched.value().value(), R"({"ratio":1E0,"n":10})");
   // A value that is no object is refused naming the field, text or not.
   const std::string bad = R"({"metadata":[1]})";
   const boost::json::object bad_body = boost::json::parse(bad).as_object();

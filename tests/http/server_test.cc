@@ -195,6 +195,26 @@ void ServerTest::AddRoutes() {
   });
   router_.Add(
       "GET", "/drop", [](Request&, std::shared_ptr<Responder>) {}, Execution::kInline);
+  // Under a prefix with an error shape of its own: {"shaped": status}.
+  router_.SetErrorRenderer("/shaped/", [](const Error& error) {
+    Response response;
+    response.status = HttpStatusFor(error.code);
+    response.body = R"({"shaped":)" + std::to_string(response.status) + "}";
+    return response;
+  });
+  router_.Add("GET", "/shaped/throw", [](Request&, std::shared_ptr<Responder>) {
+    throw std::runtime_error("handler bug");
+  });
+  router_.Add(
+      "GET", "/shaped/drop", [](Request&, std::shared_ptr<Responder>) {}, Execution::kInline);
+  router_.Add(
+      "GET", "/shaped/bad-status",
+      [](Request&, std::shared_ptr<Responder> r) {
+        Response response;
+        response.status = 42;
+        r->Send(std::move(response));
+      },
+      Execution::kInline);
   router_.Add(
       "GET", "/stream",
       [this](Request&, std::shared_ptr<Responder> r) {
@@ -440,6 +460,29 @@ TEST_F(ServerTest, HandlerThatDropsItsResponderGives500) {
   TestHttpClient client = Client();
   EXPECT_EQ(client.Get("/drop").status, 500);
   EXPECT_EQ(client.Get("/hello").status, 200);
+}
+
+// The server's own errors on a path with an error renderer come in its shape: a handler that
+// threw, dropped its responder or answered a status out of range (500s), no route (404), and a
+// head too large to read (431: the path is known from the request line on).
+TEST_F(ServerTest, OwnErrorsTakeTheErrorShapeOfThePathsPrefix) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  for (const char* path : {"/shaped/throw", "/shaped/drop", "/shaped/bad-status"}) {
+    TestHttpClient client = Client();
+    TestHttpClient::Reply reply = client.Get(path);
+    EXPECT_EQ(reply.status, 500) << path;
+    EXPECT_EQ(reply.body, R"({"shaped":500})") << path;
+  }
+  TestHttpClient client = Client();
+  EXPECT_EQ(client.Get("/shaped/nope").body, R"({"shaped":404})");
+  // A percent-encoded prefix is the same prefix.
+  EXPECT_EQ(client.Get("/%73haped/nope").body, R"({"shaped":404})");
+  TestHttpClient::Reply too_long =
+      Client().Request("GET", "/shaped/x", "", {{"x-padding", std::string(40 * 1024, 'h')}});
+  EXPECT_EQ(too_long.status, 431);
+  EXPECT_EQ(too_long.body, R"({"shaped":431})");
+  // Elsewhere, OpenAI's shape.
+  EXPECT_EQ(ErrorOf(Client().Get("/throw")).at("code").as_string(), "internal_error");
 }
 
 TEST_F(ServerTest, KeepsValidClientRequestId) {

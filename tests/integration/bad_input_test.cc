@@ -162,7 +162,9 @@ TEST_F(ManagementTest, ServerErrorsComeInTheShapeOfThePathsDialect) {
     auto reply = client_->Request(c.method, c.path, "", {{"authorization", "Bearer " + a_.pk}});
     EXPECT_EQ(reply.status, c.status) << c.method << " " << c.path << " " << reply.body;
     EXPECT_TRUE(IsError(reply.body, c.status, c.shape)) << c.method << " " << c.path;
-    if (c.status == 405) EXPECT_NE(reply.Header("allow"), "") << c.path;
+    if (c.status == 405) {
+      EXPECT_NE(reply.Header("allow"), "") << c.path;
+    }
   }
   EXPECT_EQ(client_->Request("PUT", "/api/v1/keys", "", {}).Header("allow"), "GET, HEAD, POST");
   // A body over the limit is refused before any route runs, in the same shapes.
@@ -174,6 +176,16 @@ TEST_F(ManagementTest, ServerErrorsComeInTheShapeOfThePathsDialect) {
     auto too_big = client_->Post(path, huge, a_.pk);
     EXPECT_EQ(too_big.status, 413) << path;
     EXPECT_TRUE(IsError(too_big.body, 413, shape)) << path;
+  }
+  // A header block over the server's limit: 431, its body's code the same status.
+  const std::string long_value(40 * 1024, 'h');
+  for (const auto& [path, shape] : std::vector<std::pair<std::string, Shape>>{
+           {"/api/v1/keys", Shape::kOpenRouter},
+           {"/v2/api-keys", Shape::kRouterKeys},
+           {"/v1/models", Shape::kOpenAI}}) {
+    auto too_long = client_->Request("GET", path, "", {{"x-padding", long_value}});
+    EXPECT_EQ(too_long.status, 431) << path;
+    EXPECT_TRUE(IsError(too_long.body, 431, shape)) << path;
   }
   EXPECT_EQ(client_->Get("/healthz").status, 200);
 }

@@ -266,8 +266,13 @@ Result<keys::Patch<std::string>> FieldReader::ObjectJson(std::string_view name) 
   if (it->value().is_null()) return keys::Patch<std::string>{std::optional<std::string>{}};
   if (!it->value().is_object()) return WrongType(name, "a JSON object");
   if (!text_.empty()) {
+    // Kept only when it is the very value parsed (a text that is not the object's own, or a
+    // scanner slip, falls back to serializing the value).
     std::optional<std::string> as_sent = CompactMemberText(text_, name);
-    if (as_sent && as_sent->starts_with('{')) return keys::Patch<std::string>{std::move(*as_sent)};
+    boost::system::error_code ec;
+    if (as_sent && json::parse(*as_sent, ec) == it->value() && !ec) {
+      return keys::Patch<std::string>{std::move(*as_sent)};
+    }
   }
   return keys::Patch<std::string>{json::serialize(it->value())};
 }
