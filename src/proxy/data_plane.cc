@@ -88,12 +88,21 @@ void DataPlane::Shutdown() {
 }
 
 Status DataPlane::ReloadCatalog(const config::Catalog& catalog) {
+  const size_t models_in_use = catalog_.load()->catalog.models.size();
+  if (catalog.models.empty() && models_in_use > 0) {
+    // Most likely a file caught mid-write, or emptied by mistake: taking it would make every
+    // model call a 404 at once.
+    return Error::InvalidArgument("the reloaded config declares no models; keeping the " +
+                                  std::to_string(models_in_use) +
+                                  " in use (to remove them all, restart keygate)");
+  }
   auto resolved = ResolveCatalog(catalog, getenv_);
   if (!resolved.ok()) return resolved.error();
   catalog_.store(*resolved);
   deps_.log.Info("proxy.catalog_reloaded",
                  {{"providers", static_cast<uint64_t>(catalog.providers.size())},
-                  {"models", static_cast<uint64_t>(catalog.models.size())}});
+                  {"models", static_cast<uint64_t>(catalog.models.size())},
+                  {"note", "providers and models only; other settings take a restart"}});
   return OkStatus();
 }
 

@@ -91,5 +91,24 @@ TEST_F(DataPlaneTest, ABrokenCatalogOnSighupKeepsTheOldOne) {
   EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
 }
 
+// An emptied file (a save caught mid-write, a truncation by mistake) would turn every model
+// call into a 404 at once: a reload that declares no models is refused while some are in use.
+TEST_F(DataPlaneTest, AnEmptiedCatalogOnSighupKeepsTheOldOne) {
+  MintedKey key = Mint();
+  { std::ofstream(dir_.path() + "/keygate.yaml", std::ios::trunc); }
+  const pid_t keygate = ChildNamed("keygate");
+  ASSERT_GT(keygate, 0);
+  ASSERT_EQ(kill(keygate, SIGHUP), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (process_->log().find("config.reload_failed") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string log = process_->log();
+  EXPECT_NE(log.find("declares no models"), std::string::npos) << log;
+  EXPECT_EQ(log.find("proxy.catalog_reloaded"), std::string::npos) << log;
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+}
+
 }  // namespace
 }  // namespace keygate::testing
