@@ -140,9 +140,14 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
     }
   }
   if (!type.empty()) upstream_type_ = http::ContentType::Of(type);
-  // An upstream error to a stream request is relayed whole, like any complete answer; an
-  // encoded one is not relayed at all (OnResponseEnd).
-  if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty()) {
+  // An upstream error to a stream request is relayed whole, like any complete answer; so is a
+  // plain JSON answer (an upstream that does not stream), whose usage then counts; an encoded
+  // one is not relayed at all (OnResponseEnd).
+  constexpr std::string_view kJson = "application/json";
+  const bool json =
+      type.size() >= kJson.size() && AsciiIEquals(type.substr(0, kJson.size()), kJson);
+  if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty() ||
+      json) {
     return;
   }
   streaming_ = true;

@@ -227,7 +227,12 @@ std::string_view SseSplitter::Pending() const {
   return std::string_view(buffer_).substr(consumed_);
 }
 
-std::string_view EventData(std::string_view event) {
+namespace {
+
+// Calls `f` with the text of each data line of `event` (after "data:" and one optional space,
+// without the line terminator), in order, until `f` returns false.
+template <class F>
+void ForEachDataLine(std::string_view event, F&& f) {
   size_t line = 0;
   while (line < event.size()) {
     const size_t end = LineEnd(event, line);
@@ -235,15 +240,38 @@ std::string_view EventData(std::string_view event) {
     if (text.substr(0, kDataField.size()) == kDataField) {
       text.remove_prefix(kDataField.size());
       if (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-      return text;
+      if (!f(text)) return;
     }
     line = end + 1;
   }
-  return {};
 }
 
-EventKind ClassifyEvent(std::string_view event) {
-  const std::string_view data = EventData(event);
+}  // namespace
+
+std::string_view EventData(std::string_view event) {
+  std::string_view first;
+  ForEachDataLine(event, [&first](std::string_view text) {
+    first = text;
+    return false;
+  });
+  return first;
+}
+
+std::string JoinedEventData(std::string_view event) {
+  std::string joined;
+  bool first = true;
+  ForEachDataLine(event, [&](std::string_view text) {
+    if (!first) joined.push_back('\n');
+    joined.append(text);
+    first = false;
+    return true;
+  });
+  return joined;
+}
+
+EventKind ClassifyEvent(std::string_view event) { return ClassifyData(EventData(event)); }
+
+EventKind ClassifyData(std::string_view data) {
   if (data == "[DONE]") return EventKind::kDone;
   // Cheap test first: only an event naming a usage object can be a usage-only chunk.
   if (Find(data, "\"usage\":{") == std::string_view::npos &&
@@ -495,6 +523,12 @@ namespace internal {
 
 std::optional<EventFacts> ScanEvent(std::string_view event, EventShapes* shapes) {
   const std::string_view data = EventData(event);
+  // Only the common shape, one data line ending the event: anything after it (a second data
+  // line carrying the rest of the payload, an id) is the search's.
+  if (!data.empty()) {
+    const size_t data_end = static_cast<size_t>(data.data() - event.data()) + data.size();
+    if (event.find_first_not_of("\r\n", data_end) != std::string_view::npos) return std::nullopt;
+  }
   EventFacts facts;
   if (data == "[DONE]") {
     facts.kind = EventKind::kDone;
@@ -524,13 +558,25 @@ bool MatchesChunk(std::string_view event, const EventShapes& shapes) {
 }
 
 EventFacts SearchEvent(std::string_view event) {
-  const std::string_view data = EventData(event);
+  std::string_view data = EventData(event);
+  // A payload on several data lines (SSE joins them with line feeds; JSON takes those as
+  // space) is read whole.
+  std::string joined;
+  bool one_line = true;
+  if (!data.empty()) {
+    const size_t after_first = static_cast<size_t>(data.data() - event.data()) + data.size();
+    one_line = Find(event.substr(after_first), kDataField) == std::string_view::npos;
+  }
+  if (!one_line) {
+    joined = JoinedEventData(event);
+    data = joined;
+  }
   EventFacts facts;
-  facts.kind = ClassifyEvent(event);
+  facts.kind = ClassifyData(data);
   if (facts.kind == EventKind::kDone) return facts;
   if (facts.kind != EventKind::kContent) facts.usage = ParseUsage(data);
   facts.completion_text_bytes = CompletionTextBytes(event);
-  facts.null_usage_at = NullUsageOffset(event, data);
+  if (one_line) facts.null_usage_at = NullUsageOffset(event, data);
   return facts;
 }
 

@@ -62,13 +62,19 @@ enum class EventKind {
   kDone,              // "data: [DONE]"
 };
 
-// Classifies one event as returned by SseSplitter (terminator included).
+// Classifies one event as returned by SseSplitter (terminator included), by its first data
+// line.
 EventKind ClassifyEvent(std::string_view event);
+// The same, for an event's payload (EventData, or JoinedEventData).
+EventKind ClassifyData(std::string_view data);
 
 // The JSON payload of an event: the text after "data:" (and one optional space) on its data
 // line, without the line terminator; empty if the event has no data line. Only the first data
 // line is returned (OpenAI-compatible upstreams send one per event).
 std::string_view EventData(std::string_view event);
+// The payload of an event whose data spans several data lines, as SSE defines it: each line's
+// text after "data:" (and one optional space), joined by line feeds.
+std::string JoinedEventData(std::string_view event);
 
 // If `event` carries a top-level `"usage":null` just before the closing brace of its payload,
 // as chunks do when usage was asked for, returns the event without it; else returns nullopt.

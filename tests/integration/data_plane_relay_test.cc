@@ -304,6 +304,28 @@ TEST_F(DataPlaneTest, AStreamedAndAPlainCallOfTheSameSizeCostTheSame) {
   EXPECT_EQ(UsageTotalMicros(plain), UsageTotalMicros(streamed));
 }
 
+// An upstream that answers a stream request with a plain completion (it does not stream): the
+// answer is relayed as it came, and charged from its usage, like the plain call it is.
+TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsRelayedWholeAndChargedByItsUsage) {
+  MintedKey plain = Mint();
+  MintedKey streamed = Mint();
+  const std::string prompt = "the quick brown fox jumps over the lazy dog";
+  ASSERT_EQ(Call(plain.secret, ChatBody(prompt, 6)).status, 200);
+  auto reply = Call(streamed.secret, ChatBody(prompt, 6, "mock/echo", R"(,"stream":true)"),
+                    "/v1/chat/completions", {{"x-mock-ignore-stream", "1"}});
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.Header("content-type").rfind("application/json", 0), 0u)
+      << reply.Header("content-type");
+  EXPECT_NE(reply.body.find(R"("object":"chat.completion")"), std::string::npos) << reply.body;
+  const auto plain_rows = WaitForUsage(plain.hash, 1);
+  const auto streamed_rows = WaitForUsage(streamed.hash, 1);
+  ASSERT_EQ(plain_rows.size(), 1u);
+  ASSERT_EQ(streamed_rows.size(), 1u);
+  EXPECT_EQ(streamed_rows[0].completion_tokens, 6);  // the upstream's usage, not an estimate
+  EXPECT_EQ(streamed_rows[0].prompt_tokens, plain_rows[0].prompt_tokens);
+  EXPECT_EQ(streamed_rows[0].cost, plain_rows[0].cost);
+}
+
 TEST_F(DataPlaneTest, KeyUsageTotalsEqualTheSumOfItsUsageRecords) {
   MintedKey key = Mint(R"("credit_limit": 10)");
   int64_t expected = 0;

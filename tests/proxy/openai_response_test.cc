@@ -457,6 +457,27 @@ TEST(OpenAiResponseTest, EventDataSkipsOtherFields) {
   EXPECT_EQ(EventData(": comment\n\n"), "");
 }
 
+// SSE lets a payload span several data lines (joined by line feeds): a usage chunk sent so is
+// still the usage chunk, and its usage is read.
+TEST(OpenAiResponseTest, APayloadOnSeveralDataLinesIsReadWhole) {
+  const std::string usage_event =
+      "data: {\"id\":\"x\",\"choices\":[],\n"
+      "data: \"usage\":{\"prompt_tokens\":10,\"completion_tokens\":20}}\n\n";
+  EXPECT_EQ(JoinedEventData(usage_event),
+            "{\"id\":\"x\",\"choices\":[],\n\"usage\":{\"prompt_tokens\":10,"
+            "\"completion_tokens\":20}}");
+  const EventFacts facts = ReadEvent(usage_event);
+  EXPECT_EQ(facts.kind, EventKind::kUsageOnly);
+  ASSERT_TRUE(facts.usage.has_value());
+  EXPECT_EQ(facts.usage->prompt_tokens, 10);
+  EXPECT_EQ(facts.usage->completion_tokens, 20);
+  const EventFacts content =
+      ReadEvent("data: {\"choices\":[{\"delta\":\ndata: {\"content\":\"hi\"}}]}\r\n\r\n");
+  EXPECT_EQ(content.kind, EventKind::kContent);
+  EXPECT_EQ(content.completion_text_bytes, 2);
+  EXPECT_EQ(ReadEvent("event: ping\n\n").kind, EventKind::kContent);
+}
+
 TEST(OpenAiResponseTest, NullUsageIsStrippedOnlyAtTheTopLevelEnd) {
   auto stripped = WithoutNullUsage("data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\n\n");
   ASSERT_TRUE(stripped.has_value());

@@ -513,6 +513,7 @@ void HandleChat(const json::object& body, std::string_view model, const RequestV
   if (!ReadChat(body, &chat, reply)) return;
   Completion completion = Compose(chat);
   if (!OverrideUsage(request, &completion, reply)) return;
+  if (request.ignore_stream) chat.stream = false;
   if (!chat.stream) return WriteCompletion(chat, completion, id, reply);
   int chunks = 0;
   if (!StreamShape(request, defaults, &chunks, reply)) return;

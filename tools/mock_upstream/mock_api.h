@@ -114,6 +114,8 @@ struct RequestView {
   // x-mock-usage: "PROMPT,COMPLETION" (integers, negative ones too): the usage a chat answer
   // reports instead of its own counts, as a misbehaving provider might.
   std::optional<std::string_view> usage;
+  // x-mock-ignore-stream: answers a chat asked as a stream with a plain completion.
+  bool ignore_stream = false;
 };
 
 struct StreamDefaults {

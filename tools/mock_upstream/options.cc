@@ -103,7 +103,8 @@ std::string Usage() {
          "stream with Content-Length; x-mock-content-type the answer's Content-Type (none: no\n"
          "header); x-mock-interim: CODE an interim 1xx answer first; x-mock-usage:\n"
          "PROMPT,COMPLETION the usage a chat answer reports; x-mock-content-encoding: NAME a\n"
-         "Content-Encoding header (the body stays as it is). GET /mock/stats, POST /mock/reset.\n";
+         "Content-Encoding header (the body stays as it is); x-mock-ignore-stream: a plain\n"
+         "answer to a stream request. GET /mock/stats, POST /mock/reset.\n";
 }
 
 }  // namespace mock_upstream

@@ -225,6 +225,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
   view.chunks = FieldOf(request, "x-mock-chunks");
   view.chunk_delay_ms = FieldOf(request, "x-mock-chunk-delay-ms");
   view.usage = FieldOf(request, "x-mock-usage");
+  view.ignore_stream = FieldOf(request, "x-mock-ignore-stream").has_value();
   try {
     api_.Handle(view, &reply_);
   } catch (const std::exception& e) {  // a bug of ours: answer 500 rather than lose the thread
