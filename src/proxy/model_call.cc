@@ -122,6 +122,26 @@ void ModelCall::Start(boost::asio::io_context& io) {
   upstream_call_->Start();
 }
 
+namespace {
+
+// Shorter keys are not looked for: too likely to match text that is no secret.
+constexpr size_t kMinRedactedKey = 8;
+constexpr std::string_view kRedacted = "[redacted]";
+
+bool Holds(std::string_view text, std::string_view secret) {
+  return secret.size() >= kMinRedactedKey && text.find(secret) != std::string_view::npos;
+}
+
+// Replaces every `secret` in `text` with kRedacted.
+void Redact(std::string* text, std::string_view secret) {
+  for (size_t at = text->find(secret); at != std::string::npos;
+       at = text->find(secret, at + kRedacted.size())) {
+    text->replace(at, secret.size(), kRedacted);
+  }
+}
+
+}  // namespace
+
 void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> headers, bool whole) {
   head_ns_ = env_.clock.MonotonicNs();
   upstream_status_ = status;
@@ -136,6 +156,12 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
     } else if (name == "x-request-id") {
       response_headers_.emplace_back("x-upstream-request-id", value);
     } else if (!Contains(kDroppedResponseHeaders, name) && !StartsWith(name, "x-ratelimit-")) {
+      // An upstream that echoes the provider's key (in a debug header, say) must not hand it
+      // to a caller: the header is dropped.
+      if (Holds(value, admission_.call.target->api_key)) {
+        NoteEchoedKey(name);
+        continue;
+      }
       response_headers_.emplace_back(name, value);
     }
   }
@@ -268,6 +294,12 @@ void ModelCall::FinishComplete() {
     charge = Charge::kUsage;
     charged = EstimateReceived(static_cast<int64_t>(body_.size()));
   }
+  // An error answer quoting the provider's key ("Incorrect API key provided: ...") keeps
+  // everything else.
+  if (!success && Holds(body_, admission_.call.target->api_key)) {
+    Redact(&body_, admission_.call.target->api_key);
+    NoteEchoedKey("body");
+  }
   http::Response response;
   response.status = upstream_status_;
   if (upstream_type_) response.content_type = std::move(*upstream_type_);
@@ -359,6 +391,12 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   Close(status, charge, usage);
   if (!client_gone_) responder_->Send(std::move(response));
   responder_.reset();
+}
+
+void ModelCall::NoteEchoedKey(std::string_view where) {
+  env_.log.Warn("proxy.upstream_echoed_key", {{"request_id", responder_->request_id()},
+                                              {"provider", admission_.call.target->provider},
+                                              {"where", where}});
 }
 
 TokenUsage ModelCall::EstimateReceived(int64_t completion_bytes) const {

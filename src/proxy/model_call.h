@@ -99,6 +99,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   // `charge` is kUsage (an answer came but cannot be relayed).
   void FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail,
                         Charge charge = Charge::kRelease, TokenUsage usage = {});
+  // Logs that the upstream's answer held the provider's key at `where` (kept from the caller).
+  void NoteEchoedKey(std::string_view where);
   // Settles or releases the ticket and records the call. Runs once.
   void Close(int status, Charge charge, TokenUsage usage);
   // An upper bound of what was received when the upstream reported no usage: the whole

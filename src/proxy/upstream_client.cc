@@ -235,6 +235,7 @@ Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider
                              "variable " + provider.api_key_env + " is not set";
   } else {
     target.headers.emplace_back("Authorization", std::string("Bearer ") + key);
+    target.api_key = key;
   }
   return target;
 }

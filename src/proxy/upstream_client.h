@@ -54,6 +54,9 @@ struct UpstreamTarget {
   // Sent on every request: the provider's extra headers and, when it has an API key, its
   // Authorization. Holds a secret: never log it.
   http::HeaderList headers;
+  // The provider's API key alone (empty without one), to keep it out of what is relayed to
+  // callers should an upstream echo it. A secret: never log it.
+  std::string api_key;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds response_timeout{600000};
   std::string max_tokens_field = "max_tokens";  // config::ProviderConfig::max_tokens_field

@@ -326,6 +326,29 @@ TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsRelayedWholeAndChargedByItsU
   EXPECT_EQ(streamed_rows[0].cost, plain_rows[0].cost);
 }
 
+// An upstream that quotes the provider's key back (a 401 "Incorrect API key provided: ...", a
+// debug header) must not hand it to a caller, who holds only a service key: the header is
+// dropped, the key in the body redacted, the rest relayed, and the operator told.
+TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
+  MintedKey key = Mint();
+  auto reply = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                    {{"x-mock-echo-auth", "1"}});
+  EXPECT_EQ(reply.status, 401) << reply.body;
+  EXPECT_EQ(reply.body.find(kUpstreamKey), std::string::npos) << reply.body;
+  EXPECT_NE(reply.body.find("Incorrect API key provided: Bearer [redacted]"), std::string::npos)
+      << reply.body;
+  EXPECT_EQ(reply.Header("x-echo-authorization"), "");
+  for (const auto& [name, value] : reply.headers) {
+    EXPECT_EQ(value.find(kUpstreamKey), std::string::npos) << name;
+  }
+  EXPECT_NE(process_->log().find("proxy.upstream_echoed_key"), std::string::npos);
+  // A stream request's error answer is relayed whole, and kept from the key the same way.
+  auto streamed = Call(key.secret, ChatBody("hi", 5, "mock/echo", R"(,"stream":true)"),
+                       "/v1/chat/completions", {{"x-mock-echo-auth", "1"}});
+  EXPECT_EQ(streamed.status, 401) << streamed.body;
+  EXPECT_EQ(streamed.body.find(kUpstreamKey), std::string::npos) << streamed.body;
+}
+
 TEST_F(DataPlaneTest, KeyUsageTotalsEqualTheSumOfItsUsageRecords) {
   MintedKey key = Mint(R"("credit_limit": 10)");
   int64_t expected = 0;

@@ -53,6 +53,7 @@ struct Head {
   int retry_after_s = 0;
   std::string_view request_id;  // the request's x-request-id: "mock-" and it is sent back
   std::string_view content_encoding;  // sent as Content-Encoding (the body is not encoded)
+  std::string_view echoed_authorization;  // sent back as x-echo-authorization
 };
 
 void AppendHead(std::string* out, const Head& head) {
@@ -72,6 +73,11 @@ void AppendHead(std::string* out, const Head& head) {
   out->append(
       "openai-processing-ms: 1\r\nx-ratelimit-limit-requests: 10000\r\n"
       "x-ratelimit-remaining-requests: 9999\r\n");
+  if (!head.echoed_authorization.empty()) {
+    out->append("x-echo-authorization: ");
+    out->append(head.echoed_authorization);
+    out->append("\r\n");
+  }
   if (!head.content_encoding.empty()) {
     out->append("Content-Encoding: ");
     out->append(head.content_encoding);
@@ -186,6 +192,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string request_id_;     // of the request being answered
   std::string content_type_;  // x-mock-content-type of the request being answered
   std::string content_encoding_;  // x-mock-content-encoding of the request being answered
+  std::string echoed_authorization_;  // x-mock-echo-auth: the Authorization received
   bool stream_by_length_ = false;  // x-mock-stream-framing: length (a stream framed by length)
   std::array<char, 512> drain_{};
   bool tls_closing_ = false;  // a TLS close_notify is on its way
@@ -233,6 +240,17 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     reply_.Clear();
     reply_.status = 500;
     reply_.body = R"({"error":{"message":"mock handler failed","type":"server_error"}})";
+  }
+  // x-mock-echo-auth: a 401 quoting the Authorization received, in its body and a header (as
+  // a careless upstream might), to test that a gateway keeps its key from its callers.
+  echoed_authorization_.clear();
+  if (FieldOf(request, "x-mock-echo-auth")) {
+    echoed_authorization_.assign(FieldOf(request, "authorization").value_or(""));
+    reply_.Clear();
+    reply_.status = 401;
+    reply_.content_type = "application/json";
+    reply_.body = R"({"error":{"message":"Incorrect API key provided: )" + echoed_authorization_ +
+                  R"(","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
   }
   // x-mock-content-type replaces the answer's Content-Type ("none": no such header at all).
   if (auto type = FieldOf(request, "x-mock-content-type")) {
@@ -325,7 +343,8 @@ void Session<Stream>::Respond() {
                      .version = version_,
                      .retry_after_s = reply_.retry_after_s,
                      .request_id = request_id_,
-                     .content_encoding = content_encoding_});
+                     .content_encoding = content_encoding_,
+                     .echoed_authorization = echoed_authorization_});
   std::array<net::const_buffer, 2> buffers = {net::buffer(out_), net::buffer(reply_.body)};
   net::async_write(stream_, buffers, [self = this->shared_from_this()](ErrorCode ec, size_t) {
     if (ec) return;
@@ -357,7 +376,8 @@ void Session<Stream>::StartStream() {
                      .keep_alive = !close_after_stream_,
                      .version = version_,
                      .request_id = request_id_,
-                     .content_encoding = content_encoding_});
+                     .content_encoding = content_encoding_,
+                     .echoed_authorization = echoed_authorization_});
   size_t begin = 0;
   std::string_view body = reply_.body;
   for (size_t i = 0; i < events; ++i) {
