@@ -103,11 +103,9 @@ void ModelCall::Start(boost::asio::io_context& io) {
   // Without a cap of the caller's, the model's maximum output bounds what the reservation
   // counted on; only a key with a credit or TPM limit needs it sent (an upstream such as
   // OpenAI counts a call's max_tokens against its own rate limits).
-  const keys::Guardrails& guardrails = call.key->guardrails;
-  const bool bounded = guardrails.credit_limit.has_value() || guardrails.tpm_limit.has_value();
   request.body = UpstreamBody(call.request, call.model->upstream,
                               {call.target->max_tokens_field,
-                               bounded ? call.model->max_output_tokens : 0});
+                               Bounded() ? call.model->max_output_tokens : 0});
   upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this(), io);
   std::weak_ptr<ModelCall> weak = weak_from_this();
   responder_->OnClientGone([weak] {
@@ -132,6 +130,13 @@ bool Holds(std::string_view text, std::string_view secret) {
   return secret.size() >= kMinRedactedKey && text.find(secret) != std::string_view::npos;
 }
 
+// Whether a Content-Type names application/json (parameters aside, any case).
+bool IsJsonMediaType(std::string_view type) {
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  return AsciiIEquals(type, "application/json");
+}
+
 // Replaces every `secret` in `text` with kRedacted.
 void Redact(std::string* text, std::string_view secret) {
   for (size_t at = text->find(secret); at != std::string::npos;
@@ -149,19 +154,20 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // (its rate limits are keygate's own, added as the answer's header_lines).
   std::string_view type;
   for (const auto& [name, value] : headers) {
+    // An upstream that echoes the provider's key (in a debug header, say) must not hand it
+    // to a caller: the header is dropped.
+    if (Holds(value, admission_.call.target->api_key)) {
+      NoteEchoedKey(name);
+      continue;
+    }
     if (name == "content-type") {
       if (type.empty()) type = value;
     } else if (name == "content-encoding") {
-      if (!value.empty() && !AsciiIEquals(value, "identity")) encoding_ = value;
+      // Named in the caller's error and the log: a bounded piece of the upstream's text.
+      if (!value.empty() && !AsciiIEquals(value, "identity")) encoding_ = value.substr(0, 32);
     } else if (name == "x-request-id") {
       response_headers_.emplace_back("x-upstream-request-id", value);
     } else if (!Contains(kDroppedResponseHeaders, name) && !StartsWith(name, "x-ratelimit-")) {
-      // An upstream that echoes the provider's key (in a debug header, say) must not hand it
-      // to a caller: the header is dropped.
-      if (Holds(value, admission_.call.target->api_key)) {
-        NoteEchoedKey(name);
-        continue;
-      }
       response_headers_.emplace_back(name, value);
     }
   }
@@ -169,9 +175,7 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // An upstream error to a stream request is relayed whole, like any complete answer; so is a
   // plain JSON answer (an upstream that does not stream), whose usage then counts; an encoded
   // one is not relayed at all (OnResponseEnd).
-  constexpr std::string_view kJson = "application/json";
-  const bool json =
-      type.size() >= kJson.size() && AsciiIEquals(type.substr(0, kJson.size()), kJson);
+  const bool json = IsJsonMediaType(type);
   if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty() ||
       json) {
     return;
@@ -259,14 +263,11 @@ void ModelCall::OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) 
   upstream_end_ns_ = env_.clock.MonotonicNs();
   if (streaming_) return FinishStream(outcome, detail);
   if (!encoding_.empty() && !body_too_large_ && outcome == UpstreamOutcome::kComplete) {
-    // keygate asks for identity (Accept-Encoding); an upstream that encodes anyway answered,
-    // and bills the call: charged as an answer without usage, when it was a success.
-    const bool success = upstream_status_ >= 200 && upstream_status_ < 300;
+    // keygate asks for identity (Accept-Encoding); an upstream that encodes anyway is broken.
+    // Unreadable, its usage with it: a failure, released like every other (spec data-plane.md).
     return FailBeforeAnswer(
         UpstreamOutcome::kBadResponse,
-        "answered with Content-Encoding '" + encoding_ + "', which keygate does not ask for",
-        success ? Charge::kUsage : Charge::kRelease,
-        success ? EstimateReceived(static_cast<int64_t>(body_.size())) : TokenUsage{});
+        "answered with Content-Encoding '" + encoding_ + "', which keygate does not ask for");
   }
   if (body_too_large_) {
     return FailBeforeAnswer(UpstreamOutcome::kBadResponse, "answer larger than the gateway's "
@@ -361,8 +362,7 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   responder_.reset();
 }
 
-void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail,
-                                 Charge charge, TokenUsage usage) {
+void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail) {
   const std::string& provider = admission_.call.target->provider;
   if (outcome == UpstreamOutcome::kCancelled) {
     Close(kStatusClientClosed, Charge::kRelease, {});
@@ -388,7 +388,7 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   const int status = response.status;
   // spec §3 step 5: a failed or timed-out upstream call releases its reservations (before
   // the answer leaves, see FinishComplete).
-  Close(status, charge, usage);
+  Close(status, Charge::kRelease, {});
   if (!client_gone_) responder_->Send(std::move(response));
   responder_.reset();
 }
@@ -397,6 +397,11 @@ void ModelCall::NoteEchoedKey(std::string_view where) {
   env_.log.Warn("proxy.upstream_echoed_key", {{"request_id", responder_->request_id()},
                                               {"provider", admission_.call.target->provider},
                                               {"where", where}});
+}
+
+bool ModelCall::Bounded() const {
+  const keys::Guardrails& guardrails = admission_.call.key->guardrails;
+  return guardrails.credit_limit.has_value() || guardrails.tpm_limit.has_value();
 }
 
 TokenUsage ModelCall::EstimateReceived(int64_t completion_bytes) const {
@@ -411,12 +416,13 @@ void ModelCall::Close(int status, Charge charge, TokenUsage usage) {
   const UnixMillis now = env_.clock.NowMs();
   MicroUsd cost = 0;
   if (charge == Charge::kUsage) {
-    // The reservation bounds the charge (spec §3: spend never passes the limit): the prompt's
-    // upper bound and the cap sent upstream bound what a call can really use, so usage above
-    // them is an upstream's error (or a catalog's maximum output set too low), charged at the
-    // reservation and logged for the operator.
-    if (usage.prompt_tokens > call.worst.prompt_tokens ||
-        usage.completion_tokens > call.worst.completion_tokens) {
+    // For a key with a credit or TPM limit, the reservation bounds the charge (spec §3: spend
+    // never passes the limit): the prompt's upper bound and the cap sent upstream bound what a
+    // call can really use, so usage above them is an upstream's error, charged at the
+    // reservation and logged for the operator. A key without either limit got no cap sent, so
+    // its call may rightly pass the catalog's maximum output: charged as reported.
+    if (Bounded() && (usage.prompt_tokens > call.worst.prompt_tokens ||
+                      usage.completion_tokens > call.worst.completion_tokens)) {
       env_.log.Error("proxy.usage_above_reservation",
                      {{"request_id", responder_->request_id()},
                       {"model", call.model->id},
@@ -429,6 +435,13 @@ void ModelCall::Close(int status, Charge charge, TokenUsage usage) {
     }
     cost = CostOf(*call.model, usage);
     env_.limiter.Settle(admission_.ticket, usage.total(), cost, now);
+    if (!Bounded() && usage.total() > call.worst.tokens()) {
+      env_.log.Warn("proxy.usage_above_reservation",
+                    {{"request_id", responder_->request_id()},
+                     {"model", call.model->id},
+                     {"tokens", usage.total()},
+                     {"reserved_tokens", call.worst.tokens()}});
+    }
   } else {
     env_.limiter.Release(admission_.ticket);
     usage = {};

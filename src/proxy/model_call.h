@@ -95,10 +95,11 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   void AppendEvent(std::string_view event, std::string* out);
   void FinishComplete();
   void FinishStream(UpstreamOutcome outcome, std::string_view detail);
-  // A 502/504 in place of the answer; the ticket released, or settled with `usage` when
-  // `charge` is kUsage (an answer came but cannot be relayed).
-  void FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail,
-                        Charge charge = Charge::kRelease, TokenUsage usage = {});
+  // A 502/504 in place of the answer; the ticket released.
+  void FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail);
+  // Whether the key has a credit or TPM limit: its calls get an output cap sent upstream, and
+  // are charged at most their reservation.
+  bool Bounded() const;
   // Logs that the upstream's answer held the provider's key at `where` (kept from the caller).
   void NoteEchoedKey(std::string_view where);
   // Settles or releases the ticket and records the call. Runs once.

@@ -158,9 +158,9 @@ std::optional<TokenUsage> ScanUsage(std::string_view text) {
   return TokenUsage{*prompt, completion.value_or(0)};
 }
 
-// The same, by Boost.JSON's parser: prompt_tokens must be a non-negative integer;
-// completion_tokens counts when it is an integer, and must not be negative either (a negative
-// count is no usage at all: the call is charged as if none came, never made free).
+// The same, by Boost.JSON's parser: prompt_tokens must be a non-negative integer, and so must
+// completion_tokens when it is there and not null (absent or null: 0, as in embeddings). Any
+// other count makes it no usage at all: the call is charged as if none came, never made free.
 std::optional<TokenUsage> ParseUsageObject(std::string_view text) {
   // A usage object is small: it is parsed into a buffer on the stack, by a parser the thread
   // keeps, so that settling a call allocates nothing here.
@@ -178,7 +178,8 @@ std::optional<TokenUsage> ParseUsageObject(std::string_view text) {
   const json::value* prompt = usage.get_object().if_contains("prompt_tokens");
   if (prompt == nullptr || !prompt->is_int64() || prompt->get_int64() < 0) return std::nullopt;
   const json::value* completion = usage.get_object().if_contains("completion_tokens");
-  if (completion != nullptr && completion->is_int64() && completion->get_int64() < 0) {
+  if (completion != nullptr && !completion->is_null() &&
+      (!completion->is_int64() || completion->get_int64() < 0)) {
     return std::nullopt;
   }
   return TokenUsage{prompt->get_int64(), NonNegative(completion)};
@@ -525,7 +526,7 @@ std::optional<EventFacts> ScanEvent(std::string_view event, EventShapes* shapes)
   const std::string_view data = EventData(event);
   // Only the common shape, one data line ending the event: anything after it (a second data
   // line carrying the rest of the payload, an id) is the search's.
-  if (!data.empty()) {
+  if (data.data() != nullptr) {  // a data line, maybe empty
     const size_t data_end = static_cast<size_t>(data.data() - event.data()) + data.size();
     if (event.find_first_not_of("\r\n", data_end) != std::string_view::npos) return std::nullopt;
   }
@@ -558,16 +559,16 @@ bool MatchesChunk(std::string_view event, const EventShapes& shapes) {
 }
 
 EventFacts SearchEvent(std::string_view event) {
-  std::string_view data = EventData(event);
   // A payload on several data lines (SSE joins them with line feeds; JSON takes those as
   // space) is read whole.
+  size_t data_lines = 0;
+  ForEachDataLine(event, [&data_lines](std::string_view) { return ++data_lines < 2; });
+  const bool one_line = data_lines < 2;
   std::string joined;
-  bool one_line = true;
-  if (!data.empty()) {
-    const size_t after_first = static_cast<size_t>(data.data() - event.data()) + data.size();
-    one_line = Find(event.substr(after_first), kDataField) == std::string_view::npos;
-  }
-  if (!one_line) {
+  std::string_view data;
+  if (one_line) {
+    data = EventData(event);
+  } else {
     joined = JoinedEventData(event);
     data = joined;
   }

@@ -270,11 +270,23 @@ TEST_F(DataPlaneTest, ReportedUsageIsBoundedByTheReservationAndNeverNegative) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_GT(rows[0].prompt_tokens, 0);  // the prompt's upper bound, as for an answer without usage
   EXPECT_GT(rows[0].cost, 0);
+
+  // A key without a credit or TPM limit gets no cap sent upstream: its usage counts as
+  // reported, even past the catalog's maximum output.
+  MintedKey unbounded = Mint();
+  reply = Call(unbounded.secret, ChatBody("hi", 5), "/v1/chat/completions",
+               {{"x-mock-usage", "1000000,5000"}});
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  rows = WaitForUsage(unbounded.hash, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].prompt_tokens, 1000000);
+  EXPECT_EQ(rows[0].completion_tokens, 5000);
+  EXPECT_EQ(rows[0].cost, 1000000 * kEchoInputMicros + 5000 * kEchoOutputMicros);
 }
 
 // keygate asks upstreams for identity (Accept-Encoding); an answer encoded anyway would reach
 // the caller as bytes its client cannot read, without the header that says how. It is a 502,
-// charged as an answer without usage (the upstream billed it), plain or streamed.
+// plain or streamed, and like every failure releases its reservation.
 TEST_F(DataPlaneTest, AnAnswerEncodedThoughNotAskedForIsA502ChargedAsWithoutUsage) {
   MintedKey key = Mint(kOneCallBudget);
   for (const std::string& stream : {std::string(), std::string(R"(,"stream":true)")}) {
@@ -292,7 +304,7 @@ TEST_F(DataPlaneTest, AnAnswerEncodedThoughNotAskedForIsA502ChargedAsWithoutUsag
   ASSERT_EQ(rows.size(), 3u);
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(rows[i].status, 502);
-    EXPECT_GT(rows[i].cost, 0);
+    EXPECT_EQ(rows[i].cost, 0);
   }
   EXPECT_EQ(rows[2].status, 200);
 }

@@ -106,7 +106,7 @@ class DataPlaneTest : public ::testing::Test {
     tls_port_ = FreePort();
     trusted_port_ = FreePort();
     std::ofstream(config) << ConfigYaml(mock_port_, FreePort(), tls_port_, trusted_port_);
-    BeforeStart();
+    ASSERT_NO_FATAL_FAILURE(BeforeStart());
     process_ = std::make_unique<KeygateProcess>(dir_.path(), config);
     auto org = process_->Init("data-plane");
     org_id_ = org.id;

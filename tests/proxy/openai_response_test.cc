@@ -103,7 +103,10 @@ TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
   EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[0]).has_value());
   EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[1]).has_value());
   EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[2]).has_value());
-  EXPECT_EQ(internal::ParseUsageObject(left_to_parser[4])->completion_tokens, 0);
+  // A count that is not a non-negative integer (2.5, "2") is no usage either; null is 0.
+  EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[3]).has_value());
+  EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[4]).has_value());
+  EXPECT_EQ(internal::ParseUsageObject(left_to_parser[5])->completion_tokens, 0);
   EXPECT_EQ(internal::ParseUsageObject(left_to_parser[9])->prompt_tokens, 7);
   EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[12]).has_value());
 }
@@ -476,6 +479,12 @@ TEST(OpenAiResponseTest, APayloadOnSeveralDataLinesIsReadWhole) {
   EXPECT_EQ(content.kind, EventKind::kContent);
   EXPECT_EQ(content.completion_text_bytes, 2);
   EXPECT_EQ(ReadEvent("event: ping\n\n").kind, EventKind::kContent);
+  // An empty first data line is a line too.
+  const EventFacts late = ReadEvent(
+      "data:\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n");
+  EXPECT_EQ(late.kind, EventKind::kUsageOnly);
+  ASSERT_TRUE(late.usage.has_value());
+  EXPECT_EQ(late.usage->completion_tokens, 4);
 }
 
 TEST(OpenAiResponseTest, NullUsageIsStrippedOnlyAtTheTopLevelEnd) {

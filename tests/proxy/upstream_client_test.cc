@@ -282,6 +282,46 @@ TEST(UpstreamClientTest, AMalformedHeadIsABadResponse) {
   EXPECT_EQ(recorder->heads_, 0);
 }
 
+// Interim answers (RFC 9110 §15.2) are skipped for the final one, whether they come in the
+// same read as it or apart, and the connection is pooled only once the final one is read.
+TEST(UpstreamClientTest, InterimAnswersAreSkippedForTheFinalOne) {
+  const std::string final_answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  const std::vector<std::vector<std::string>> scripts = {
+      {"HTTP/1.1 100 Continue\r\n\r\n" + final_answer},
+      {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n",
+       final_answer},
+      {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2", "\r\n\r\nok"}};
+  for (const auto& script : scripts) {
+    SCOPED_TRACE(script.front());
+    ScriptedServer server(script, false);
+    std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+    ASSERT_TRUE(recorder->ended_);
+    EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+    EXPECT_EQ(recorder->heads_, 1);
+    EXPECT_EQ(recorder->status_, 200);
+    EXPECT_EQ(recorder->body_, "ok");
+    const http::HeaderList expected = {{"content-length", "2"}};
+    EXPECT_EQ(recorder->headers_, expected);  // none of an interim answer's
+    EXPECT_EQ(recorder->idle_after_, 1u);
+  }
+}
+
+TEST(UpstreamClientTest, SwitchingProtocolsOrEndlessInterimAnswersAreABadResponse) {
+  std::string nine;
+  for (int i = 0; i < 9; ++i) nine += "HTTP/1.1 100 Continue\r\n\r\n";
+  for (const std::string& script : {std::string("HTTP/1.1 101 Switching Protocols\r\n"
+                                                "Upgrade: websocket\r\n\r\n"),
+                                    nine}) {
+    SCOPED_TRACE(script.substr(0, 40));
+    ScriptedServer server({script}, true);
+    std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+    ASSERT_TRUE(recorder->ended_);
+    EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kBadResponse) << recorder->detail_;
+    EXPECT_EQ(recorder->heads_, 0);
+    EXPECT_EQ(recorder->idle_after_, 0u);
+  }
+}
+
 TEST(UpstreamClientTest, ABodyCutShortOfItsLengthIsAReset) {
   ScriptedServer server({"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nonly ten.."}, true);
   std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
