@@ -7,12 +7,19 @@
 #include "dialects/common/json_input.h"
 #include "dialects/openrouter/key_data.h"
 #include "http/router.h"
+#include "limits/period.h"
 
 namespace keygate::owner {
 namespace {
 
 namespace json = boost::json;
 using dialects::FieldReader;
+
+constexpr int64_t kDefaultUsageDays = 30;  // the console's chart
+constexpr int64_t kMaxUsageDays = 366;
+constexpr int64_t kDefaultRecentRequests = 50;
+constexpr int64_t kMaxRecentRequests = 1000;
+constexpr size_t kDateLength = 10;  // "2026-12-06" of an ISO 8601 timestamp
 using dialects::Json;
 using dialects::ManagementContext;
 
@@ -240,6 +247,79 @@ Result<http::Response> ListAudit(ManagementContext& ctx, const keys::Caller& cal
   return Json(200, w.Take());
 }
 
+// A query parameter `name` in [min, max], `fallback` when absent; InvalidArgument naming it.
+Result<int64_t> BoundedParam(const http::Request& request, std::string_view name, int64_t min,
+                             int64_t max, int64_t fallback) {
+  std::vector<std::pair<std::string, std::string>> query;
+  KG_ASSIGN_OR_RETURN(query, dialects::ParseQuery(request.query));
+  int64_t value = fallback;
+  for (const auto& [param, text] : query) {
+    if (param == name) KG_ASSIGN_OR_RETURN(value, dialects::ParseIntegerParam(text, name));
+  }
+  if (value < min || value > max) {
+    return Error::InvalidArgument(std::string(name) + " must be between " + std::to_string(min) +
+                                      " and " + std::to_string(max),
+                                  std::string(name));
+  }
+  return value;
+}
+
+// GET /api/owner/usage/{hash}?days=N: the console's chart of a key (spec console.md), spend
+// and requests per UTC day, its predecessors' included (a rotation keeps the spend).
+Result<http::Response> KeyDailyUsage(ManagementContext& ctx, const keys::Caller& caller,
+                                     const http::Request& request) {
+  int64_t days = 0;
+  KG_ASSIGN_OR_RETURN(days, BoundedParam(request, "days", 1, kMaxUsageDays, kDefaultUsageDays));
+  auto key = ctx.keys.GetServiceKey(caller, std::string(request.PathParam("hash")));
+  if (!key.ok()) return key.error();
+  auto daily = ctx.viewer.Daily(*key, days);
+  if (!daily.ok()) return daily.error();
+  JsonWriter w;
+  w.BeginObject().Key("hash").String(key->hash).Key("data").BeginArray();
+  for (const store::DailyUsage& day : *daily) {
+    w.BeginObject();
+    w.Key("date").String(FormatTimestamp(day.day * limits::kMsPerDay).substr(0, kDateLength));
+    w.Key("usage").Usd(day.cost);
+    w.Key("requests").Int(day.requests);
+    w.Key("tokens").Int(day.tokens);
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return Json(200, w.Take());
+}
+
+// GET /api/owner/usage/{hash}/requests?limit=N: a key's latest calls, newest first (spec
+// console.md "the latest requests").
+Result<http::Response> KeyRecentRequests(ManagementContext& ctx, const keys::Caller& caller,
+                                         const http::Request& request) {
+  int64_t limit = 0;
+  KG_ASSIGN_OR_RETURN(limit, BoundedParam(request, "limit", 1, kMaxRecentRequests,
+                                          kDefaultRecentRequests));
+  auto key = ctx.keys.GetServiceKey(caller, std::string(request.PathParam("hash")));
+  if (!key.ok()) return key.error();
+  auto recent = ctx.viewer.Recent(*key, limit);
+  if (!recent.ok()) return recent.error();
+  JsonWriter w;
+  w.BeginObject().Key("hash").String(key->hash).Key("data").BeginArray();
+  for (const store::UsageRecord& record : *recent) {
+    w.BeginObject();
+    w.Key("request_id").String(record.request_id);
+    w.Key("key_hash").String(record.key_hash);
+    w.Key("model").String(record.model);
+    w.Key("provider").String(record.provider);
+    w.Key("prompt_tokens").Int(record.prompt_tokens);
+    w.Key("completion_tokens").Int(record.completion_tokens);
+    w.Key("usage").Usd(record.cost);
+    w.Key("status").Int(record.status);
+    w.Key("latency_ms").Int(record.latency_ms);
+    w.Key("ttfb_ms").Int(record.ttfb_ms);
+    w.Key("created_at").String(FormatTimestamp(record.at));
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return Json(200, w.Take());
+}
+
 using RouteFn = Result<http::Response> (*)(ManagementContext&, const keys::Caller&,
                                            const http::Request&);
 
@@ -268,6 +348,8 @@ void Register(http::Router& router, ManagementContext& context) {
   router.Add("DELETE", "/api/owner/keys/{hash}", Route(context, &DeleteKey));
   router.Add("POST", "/api/owner/keys/{hash}/rotate", Route(context, &RotateKey));
   router.Add("GET", "/api/owner/audit", Route(context, &ListAudit));
+  router.Add("GET", "/api/owner/usage/{hash}", Route(context, &KeyDailyUsage));
+  router.Add("GET", "/api/owner/usage/{hash}/requests", Route(context, &KeyRecentRequests));
 }
 
 }  // namespace keygate::owner

@@ -72,6 +72,31 @@ KeyView KeyViewer::ViewNew(keys::ServiceKey key) const {
   return Build(std::move(key), store::SpendSums{}, clock_.NowMs(), /*add_live=*/false);
 }
 
+Result<std::vector<store::DailyUsage>> KeyViewer::Daily(const keys::ServiceKey& key,
+                                                        int64_t days) const {
+  const int64_t today = limits::DayIndex(clock_.NowMs());
+  const int64_t first = today - days + 1;
+  auto stored = usage_.DailySeries(key.lineage, first);
+  if (!stored.ok()) return stored.error();
+  std::vector<store::DailyUsage> out;
+  out.reserve(static_cast<size_t>(days));
+  auto next = stored->begin();
+  for (int64_t day = first; day <= today; ++day) {
+    while (next != stored->end() && next->day < day) ++next;
+    if (next != stored->end() && next->day == day) {
+      out.push_back(*next);
+    } else {
+      out.push_back(store::DailyUsage{day, 0, 0, 0});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<store::UsageRecord>> KeyViewer::Recent(const keys::ServiceKey& key,
+                                                          int64_t limit) const {
+  return usage_.RecentUsage(key.lineage, limit);
+}
+
 Result<KeyView> KeyViewer::View(keys::ServiceKey key) const {
   std::vector<keys::ServiceKey> one;
   one.push_back(std::move(key));

@@ -53,6 +53,15 @@ class KeyViewer {
   // yet, so neither the store nor the live figures are asked. Same answer as View(), without
   // its two store reads.
   KeyView ViewNew(keys::ServiceKey key) const;
+  // Spend, requests and tokens of `key`'s lineage (its predecessors' included) per UTC day
+  // over the last `days` days, today included, oldest first: a row for every day, zeros where
+  // nothing was used. From the store, so up to the usage writer's interval behind.
+  // REQUIRES: days >= 1.
+  Result<std::vector<store::DailyUsage>> Daily(const keys::ServiceKey& key, int64_t days) const;
+  // The latest `limit` usage records of `key`'s lineage, newest first (from the store, as
+  // Daily). InvalidArgument naming "limit" outside 1..1000.
+  Result<std::vector<store::UsageRecord>> Recent(const keys::ServiceKey& key,
+                                                 int64_t limit) const;
   // The live x-ratelimit-* header lines of `key` now ("" without the live figures).
   std::string RateLimitLines(const keys::ServiceKey& key) const {
     return live_ != nullptr ? live_->RateLimitLines(key, clock_.NowMs()) : std::string();
