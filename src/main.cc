@@ -1,10 +1,11 @@
-// keygate: the command line. `serve` runs the gateway; `init` and `provisioning-key create`
-// bootstrap an organization without HTTP (spec §2a). Exceptions are for start-up only: every
-// failure here prints one line and exits 1.
+// keygate: the command line. `serve` runs the gateway; `init`, `owner create` and
+// `provisioning-key create` bootstrap an organization without HTTP (spec §1, §2a). Exceptions
+// are for start-up only: every failure here prints one line and exits 1.
 #include <dlfcn.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "common/secret_source.h"
 #include "config/config.h"
 #include "server/app.h"
+#include "server/serve_lock.h"
 
 namespace {
 
@@ -77,6 +79,9 @@ int Serve(const CommonFlags& flags) {
   auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets,
                                         flags.config_path);
   if (!app.ok()) return Fail(app.error().message);
+  // Held until the process ends: one server per store.
+  auto lock = keygate::server::ServeLock::Acquire(config->settings.SqlitePath());
+  if (!lock.ok()) return Fail(lock.error().message);
   auto port = (*app)->Start();
   if (!port.ok()) return Fail(port.error().message);
   log.Info("server.listening", {{"host", config->settings.listen_host},
@@ -89,11 +94,20 @@ int Serve(const CommonFlags& flags) {
   return 0;
 }
 
-// Runs `fn` against the key service of the configured store, without serving.
+// Runs `fn` against the key service of the configured store, without serving. Only `init`
+// (`create_store`) makes a store that is not there yet: another command would make an empty
+// one by mistake (a --data missing or wrong) and then fail for want of the organization.
 template <class Fn>
-int WithKeyService(const CommonFlags& flags, Fn fn) {
+int WithKeyService(const CommonFlags& flags, bool create_store, Fn fn) {
   auto config = LoadConfig(flags);
   if (!config.ok()) return Fail(config.error().message);
+  if (!create_store && config->settings.store_kind == keygate::config::StoreKind::kSqlite) {
+    std::error_code ec;
+    if (!std::filesystem::exists(config->settings.SqlitePath(), ec)) {
+      return Fail("no store at " + config->settings.SqlitePath() +
+                  ": run `keygate init` first, or pass the --data (or --config) of the server");
+    }
+  }
   keygate::Logger log(stderr, keygate::LogLevel::kWarn);
   Runtime runtime;
   auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets);
@@ -101,30 +115,39 @@ int WithKeyService(const CommonFlags& flags, Fn fn) {
   return fn((*app)->key_service());
 }
 
+// Prints {"<id_field>": id, "<secret_field>": secret}: what a command made, its secret once.
+int PrintIssued(const char* id_field, const std::string& id, const char* secret_field,
+                const std::string& secret) {
+  keygate::JsonWriter w;
+  w.BeginObject().Key(id_field).String(id).Key(secret_field).String(secret).EndObject();
+  std::printf("%s\n", w.str().c_str());
+  return 0;
+}
+
 int Init(const CommonFlags& flags, const std::string& org_name) {
-  return WithKeyService(flags, [&](keygate::keys::KeyService& keys) {
+  return WithKeyService(flags, /*create_store=*/true, [&](keygate::keys::KeyService& keys) {
     auto org = keys.CreateOrganization(org_name);
     if (!org.ok()) return Fail(org.error().message);
-    keygate::JsonWriter w;
-    w.BeginObject().Key("org_id").String(org->org.id).Key("owner_key").String(org->owner_secret);
-    w.EndObject();
-    std::printf("%s\n", w.str().c_str());
-    return 0;
+    return PrintIssued("org_id", org->org.id, "owner_key", org->owner_secret);
+  });
+}
+
+int CreateOwner(const CommonFlags& flags, const std::string& org_id, const std::string& name) {
+  return WithKeyService(flags, /*create_store=*/false, [&](keygate::keys::KeyService& keys) {
+    auto issued = keys.CreateOwnerCredential(org_id, name);
+    if (!issued.ok()) return Fail(issued.error().message);
+    return PrintIssued("id", issued->owner.hash, "owner_key", issued->secret);
   });
 }
 
 int CreateProvisioningKey(const CommonFlags& flags, const std::string& org_id,
                           const std::string& name) {
-  return WithKeyService(flags, [&](keygate::keys::KeyService& keys) {
+  return WithKeyService(flags, /*create_store=*/false, [&](keygate::keys::KeyService& keys) {
     keygate::keys::Caller cli{keygate::keys::CallerKind::kOwner, org_id, "cli", "keygate cli",
                               "keygate cli"};
     auto issued = keys.CreateProvisioningKey(cli, name, "cli");
     if (!issued.ok()) return Fail(issued.error().message);
-    keygate::JsonWriter w;
-    w.BeginObject().Key("id").String(issued->key.hash).Key("key").String(issued->secret);
-    w.EndObject();
-    std::printf("%s\n", w.str().c_str());
-    return 0;
+    return PrintIssued("id", issued->key.hash, "key", issued->secret);
   });
 }
 
@@ -145,10 +168,18 @@ int main(int argc, char** argv) {
 
   CLI::App* serve = cli.add_subcommand("serve", "serve the management and data APIs");
   AddCommonFlags(serve, &flags, true);
-  serve->footer("Settings (YAML keys, env overrides):\n" + keygate::config::SettingsHelp());
+  serve->footer(keygate::config::SettingsHelp());
   CLI::App* init = cli.add_subcommand("init", "create an organization and its first owner key");
   AddCommonFlags(init, &flags, false);
   init->add_option("--org", org_name, "organization name");
+  CLI::App* owner = cli.add_subcommand("owner", "manage owner credentials");
+  owner->require_subcommand(1);
+  CLI::App* owner_create =
+      owner->add_subcommand("create", "create another owner credential of an organization");
+  AddCommonFlags(owner_create, &flags, false);
+  owner_create->add_option("--org", org_id, "organization id")->required();
+  owner_create->add_option("--name", key_name, "the credential's name (1 to 256 characters)")
+      ->required();
   CLI::App* pk = cli.add_subcommand("provisioning-key", "manage provisioning keys");
   pk->require_subcommand(1);
   CLI::App* pk_create = pk->add_subcommand("create", "create a provisioning key");
@@ -165,6 +196,7 @@ int main(int argc, char** argv) {
     if (*serve) return Serve(flags);
     if (*init) return Init(flags, org_name);
     if (*pk_create) return CreateProvisioningKey(flags, org_id, key_name);
+    if (*owner_create) return CreateOwner(flags, org_id, key_name);
   } catch (const std::exception& e) {
     return Fail(e.what());
   }

@@ -109,6 +109,24 @@ Status KeyService::CheckOrgClaim(const Caller& caller, const std::optional<std::
 
 // ---------------------------------------------------------------- organizations
 
+namespace {
+
+// The audit entry of a command line write (no request, no caller key).
+AuditEntry CliAudit(const std::string& org_id, UnixMillis at, std::string actor_name,
+                    std::string action, std::string target, std::string changes_json) {
+  AuditEntry audit;
+  audit.org_id = org_id;
+  audit.at = at;
+  audit.actor = "cli";
+  audit.actor_name = std::move(actor_name);
+  audit.action = std::move(action);
+  audit.target = std::move(target);
+  audit.changes_json = std::move(changes_json);
+  return audit;
+}
+
+}  // namespace
+
 Result<IssuedOrganization> KeyService::CreateOrganization(const std::string& name) {
   if (name.empty() || name.size() > ValidationLimits::kMaxNameChars) {
     return Error::InvalidArgument("org name must be 1 to 256 characters", "org");
@@ -119,17 +137,32 @@ Result<IssuedOrganization> KeyService::CreateOrganization(const std::string& nam
   out.owner_secret = GenerateSecret(prefixes_.owner, secrets_);
   OwnerCredential owner{Sha256Hex(out.owner_secret), out.org.id, "owner",
                         MaskSecret(prefixes_.owner, out.owner_secret), now};
-  AuditEntry audit;
-  audit.org_id = out.org.id;
-  audit.at = now;
-  audit.actor = "cli";
-  audit.actor_name = "keygate init";
-  audit.action = "organization.create";
-  audit.target = out.org.id;
-  audit.changes_json = "{}";
+  const AuditEntry audit =
+      CliAudit(out.org.id, now, "keygate init", "organization.create", out.org.id, "{}");
   KG_RETURN_IF_ERROR(store_.CreateOrganization(out.org, owner, audit));
   index_.UpsertOther(owner.hash, CredentialKind::kOwner, owner.org_id, false);
   log_.Info("organization.created", {{"org_id", out.org.id}, {"owner", owner.masked}});
+  return out;
+}
+
+Result<IssuedOwner> KeyService::CreateOwnerCredential(const std::string& org_id,
+                                                      const std::string& name) {
+  if (name.empty() || name.size() > ValidationLimits::kMaxNameChars) {
+    return Error::InvalidArgument("name must be 1 to 256 characters", "name");
+  }
+  const UnixMillis now = clock_.NowMs();
+  IssuedOwner out;
+  out.secret = GenerateSecret(prefixes_.owner, secrets_);
+  out.owner = OwnerCredential{Sha256Hex(out.secret), org_id, name,
+                              MaskSecret(prefixes_.owner, out.secret), now};
+  std::string changes = "{\"name\":{\"before\":null,\"after\":";
+  AppendJsonString(&changes, name);
+  changes += "}}";
+  KG_RETURN_IF_ERROR(store_.InsertOwnerCredential(
+      out.owner, CliAudit(org_id, now, "keygate owner create", "owner.create", out.owner.hash,
+                          std::move(changes))));
+  index_.UpsertOther(out.owner.hash, CredentialKind::kOwner, org_id, false);
+  log_.Info("owner.created", {{"org_id", org_id}, {"owner", out.owner.masked}});
   return out;
 }
 

@@ -128,6 +128,11 @@ struct IssuedOrganization {
   std::string owner_secret;
 };
 
+struct IssuedOwner {
+  OwnerCredential owner;
+  std::string secret;
+};
+
 class KeyService {
  public:
   // None of the references are owned; all must outlive the service.
@@ -143,8 +148,11 @@ class KeyService {
   // PermissionDenied unless the caller is an owner.
   static Status RequireOwner(const Caller& caller);
 
-  // --- organizations (CLI) ---
+  // --- organizations and owners (CLI) ---
   Result<IssuedOrganization> CreateOrganization(const std::string& name);
+  // Another owner credential of organization `org_id` (NotFound if there is none), named
+  // `name` (1 to 256 characters); the secret is returned once.
+  Result<IssuedOwner> CreateOwnerCredential(const std::string& org_id, const std::string& name);
 
   // --- provisioning keys (owners only) ---
   Result<IssuedProvisioningKey> CreateProvisioningKey(const Caller& caller, const std::string& name,

@@ -57,6 +57,9 @@ class KeyStore {
   virtual Result<std::vector<keys::Organization>> ListOrganizations() = 0;
   // NotFound if no owner credential has this digest.
   virtual Result<keys::OwnerCredential> GetOwnerCredential(const std::string& hash) = 0;
+  // Adds an owner credential to an existing organization (NotFound if there is none).
+  virtual Status InsertOwnerCredential(const keys::OwnerCredential& owner,
+                                       const keys::AuditEntry& audit) = 0;
 
   // --- provisioning keys ---
   // Conflict (param "name") if the org already has a provisioning key of that name.

@@ -182,6 +182,31 @@ TEST_P(KeyStoreContractTest, DuplicateOrganizationIdIsConflictAndWritesNothing) 
   EXPECT_EQ(keys().GetOrganization("org_a")->name, "Org org_a");
 }
 
+TEST_P(KeyStoreContractTest, AddsOwnerCredentialsToAnExistingOrganizationOnly) {
+  CreateOrg("org_a");
+  keys::OwnerCredential second{HexId("second owner"), "org_a", "second", "ok-kg-••••ffff", kT0};
+  Status added = keys().InsertOwnerCredential(second, Audit("org_a", "owner.create", second.hash));
+  ASSERT_TRUE(added.ok()) << added.error().message;
+  auto stored = keys().GetOwnerCredential(second.hash);
+  ASSERT_TRUE(stored.ok()) << stored.error().message;
+  EXPECT_EQ(stored->org_id, "org_a");
+  EXPECT_EQ(stored->name, "second");
+  EXPECT_TRUE(keys().GetOwnerCredential(HexId("ownerorg_a")).ok());  // the first stays
+  store::AuditQuery query;
+  query.org_id = "org_a";
+  query.target = second.hash;
+  auto entries = audit().ListAudit(query);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->entries.size(), 1u);
+  EXPECT_EQ(entries->entries[0].action, "owner.create");
+
+  keys::OwnerCredential stray{HexId("stray"), "org_none", "stray", "ok-kg-••••eeee", kT0};
+  Status refused = keys().InsertOwnerCredential(stray, Audit("org_none", "owner.create", ""));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(keys().GetOwnerCredential(stray.hash).error().code, ErrorCode::kNotFound);
+}
+
 TEST_P(KeyStoreContractTest, ListsEveryOrganization) {
   CreateOrg("org_a");
   CreateOrg("org_b");

@@ -58,6 +58,12 @@ Result<keys::OwnerCredential> FailingStore::GetOwnerCredential(const std::string
   return keys_.GetOwnerCredential(hash);
 }
 
+Status FailingStore::InsertOwnerCredential(const keys::OwnerCredential& owner,
+                                           const keys::AuditEntry& audit) {
+  KG_RETURN_IF_ERROR(AdmitWrite("InsertOwnerCredential"));
+  return keys_.InsertOwnerCredential(owner, audit);
+}
+
 Status FailingStore::InsertProvisioningKey(const keys::ProvisioningKey& key,
                                            const keys::AuditEntry& audit) {
   KG_RETURN_IF_ERROR(AdmitWrite("InsertProvisioningKey"));

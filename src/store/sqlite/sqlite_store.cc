@@ -201,6 +201,17 @@ Status SqliteStore::ReadOneStatement(const ConnFn& fn) {
 
 // ---------------------------------------------------------------- organizations and owners
 
+namespace {
+
+Status InsertOwner(Connection& conn, const keys::OwnerCredential& owner) {
+  return RunSql(conn,
+                "INSERT INTO owner_credentials (hash, org_id, name, masked, created_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)",
+                {owner.hash, owner.org_id, owner.name, owner.masked, owner.created_at});
+}
+
+}  // namespace
+
 Status SqliteStore::CreateOrganization(const keys::Organization& org,
                                        const keys::OwnerCredential& owner,
                                        const keys::AuditEntry& audit) {
@@ -208,11 +219,7 @@ Status SqliteStore::CreateOrganization(const keys::Organization& org,
     KG_RETURN_IF_ERROR(
         RunSql(conn, "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)",
                {org.id, org.name, org.created_at}));
-    KG_RETURN_IF_ERROR(
-        RunSql(conn,
-               "INSERT INTO owner_credentials (hash, org_id, name, masked, "
-               "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-               {owner.hash, owner.org_id, owner.name, owner.masked, owner.created_at}));
+    KG_RETURN_IF_ERROR(InsertOwner(conn, owner));
     return sqlite::InsertAuditEntry(conn, audit);
   });
 }
@@ -255,6 +262,17 @@ Result<keys::OwnerCredential> SqliteStore::GetOwnerCredential(const std::string&
         });
   }));
   return owner;
+}
+
+Status SqliteStore::InsertOwnerCredential(const keys::OwnerCredential& owner,
+                                          const keys::AuditEntry& audit) {
+  return Write([&](Connection& conn) -> Status {
+    KG_RETURN_IF_ERROR(ReadOneRow(conn, "SELECT 1 FROM organizations WHERE id = ?1",
+                                  {owner.org_id}, "organization not found",
+                                  [](const sqlite::Statement&) { return OkStatus(); }));
+    KG_RETURN_IF_ERROR(InsertOwner(conn, owner));
+    return sqlite::InsertAuditEntry(conn, audit);
+  });
 }
 
 // ---------------------------------------------------------------- provisioning keys

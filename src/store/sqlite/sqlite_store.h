@@ -102,6 +102,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Result<keys::Organization> GetOrganization(const std::string& org_id) override;
   Result<std::vector<keys::Organization>> ListOrganizations() override;
   Result<keys::OwnerCredential> GetOwnerCredential(const std::string& hash) override;
+  Status InsertOwnerCredential(const keys::OwnerCredential& owner,
+                               const keys::AuditEntry& audit) override;
   Status InsertProvisioningKey(const keys::ProvisioningKey& key,
                                const keys::AuditEntry& audit) override;
   Result<keys::ProvisioningKey> GetProvisioningKey(const std::string& hash) override;

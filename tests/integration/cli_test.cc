@@ -1,0 +1,77 @@
+// The command line beside a running server: `owner create` adds an owner credential (spec §1),
+// commands other than `init` never make a store by mistake, and one store has one server (two
+// would each hold a key's windows and spend in memory: twice its limits).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "integration/management_fixture.h"
+
+namespace keygate::testing {
+namespace {
+
+TEST_F(ManagementTest, OwnerCreateAddsACredentialOfTheOrgThatWorksBesideTheServer) {
+  const CommandResult made =
+      RunCommand({KEYGATE_BINARY, "owner", "create", "--data", process_->data_dir(), "--org",
+                  a_.org_id, "--name", "second owner"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string secret = JsonField(made.out, "owner_key");
+  const std::string id = JsonField(made.out, "id");
+  ASSERT_EQ(secret.rfind("ok-kg-", 0), 0u) << made.out;
+  EXPECT_EQ(id.size(), 64u);
+  EXPECT_EQ(made.err.find(secret), std::string::npos);
+  // Made by another process: the server finds it in the store (bounded wait).
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  do {
+    status = client_->Get("/api/owner/keys", secret).status;
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (status != 200 && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(status, 200);
+  // Its own org only.
+  const std::string b_key = CreateKeyHash(b_, "of-b");
+  EXPECT_EQ(client_->Get("/api/owner/keys/" + b_key, secret).status, 404);
+  const auto audit = client_->Get("/api/owner/audit?key=" + id, a_.owner_key);
+  EXPECT_NE(audit.body.find("\"owner.create\""), std::string::npos) << audit.body;
+  EXPECT_EQ(audit.body.find(secret), std::string::npos);
+
+  const CommandResult stray = RunCommand({KEYGATE_BINARY, "owner", "create", "--data",
+                                          process_->data_dir(), "--org", "org_none", "--name",
+                                          "x"});
+  EXPECT_EQ(stray.exit_code, 1);
+  EXPECT_NE(stray.err.find("organization not found"), std::string::npos) << stray.err;
+}
+
+TEST_F(ManagementTest, CommandsOtherThanInitNeverMakeAStore) {
+  TempDir empty;
+  const std::string data = empty.path() + "/data";
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{KEYGATE_BINARY, "provisioning-key", "create", "--data", data,
+                                 "--org", a_.org_id, "--name", "x"},
+        std::vector<std::string>{KEYGATE_BINARY, "owner", "create", "--data", data, "--org",
+                                 a_.org_id, "--name", "x"}}) {
+    const CommandResult refused = RunCommand(command);
+    EXPECT_EQ(refused.exit_code, 1) << command[1];
+    EXPECT_NE(refused.err.find("no store at " + data + "/keygate.db"), std::string::npos)
+        << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(data + "/keygate.db")) << command[1];
+  }
+}
+
+TEST_F(ManagementTest, ASecondServerOnTheSameStoreIsRefusedUntilTheFirstIsGone) {
+  KeygateProcess second(process_->data_dir());
+  EXPECT_FALSE(second.Start());
+  EXPECT_NE(second.log().find("already serves the store"), std::string::npos) << second.log();
+  EXPECT_NE(second.log().find("(pid "), std::string::npos) << second.log();
+  EXPECT_EQ(client_->Get("/healthz").status, 200);  // the first one serves on
+  // The lock goes with its process, however it ends.
+  process_->Kill();
+  ASSERT_TRUE(second.Start()) << second.log();
+  TestHttpClient other("127.0.0.1", second.port());
+  EXPECT_EQ(other.Get("/api/owner/keys", a_.owner_key).status, 200);
+}
+
+}  // namespace
+}  // namespace keygate::testing
