@@ -84,10 +84,15 @@ int Serve(const CommonFlags& flags) {
   if (!lock.ok()) return Fail(lock.error().message);
   auto port = (*app)->Start();
   if (!port.ok()) return Fail(port.error().message);
-  log.Info("server.listening", {{"host", config->settings.listen_host},
-                                {"port", static_cast<int64_t>(*port)},
-                                {"data", config->settings.data_dir},
-                                {"allocator", AllocatorName()}});
+  log.Info("server.listening",
+           {{"host", config->settings.listen_host},
+            {"port", static_cast<int64_t>(*port)},
+            {"data", config->settings.data_dir},
+            {"config", flags.config_path.empty() ? "(none: defaults and environment)"
+                                                 : flags.config_path},
+            {"providers", static_cast<uint64_t>(config->catalog.providers.size())},
+            {"models", static_cast<uint64_t>(config->catalog.models.size())},
+            {"allocator", AllocatorName()}});
   std::printf("keygate listening on http://%s:%u\n", config->settings.listen_host.c_str(), *port);
   std::fflush(stdout);
   (*app)->Run();

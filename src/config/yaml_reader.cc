@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -25,6 +26,11 @@ std::string WhereMark(const std::string& file, const YAML::Mark& mark) {
 }  // namespace
 
 Result<YAML::Node> ParseYamlFile(const std::string& path) {
+  std::error_code ec;
+  // A directory opens, then reads as nothing: it would pass for an empty config.
+  if (std::filesystem::is_directory(path, ec)) {
+    return Error::InvalidArgument(path + ": cannot read: is a directory, not a config file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error::InvalidArgument(path + ": cannot read: " + std::strerror(errno));
   std::ostringstream text;

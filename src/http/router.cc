@@ -113,10 +113,26 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Execu
   routes_.push_back(std::move(route));
 }
 
+std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes) {
+  std::string out(path);
+  for (const std::string& prefix : secret_prefixes) {
+    if (prefix.empty()) continue;
+    for (size_t at = out.find(prefix); at != std::string::npos; at = out.find(prefix, at + 1)) {
+      const size_t start = at + prefix.size();
+      const size_t end = std::min(out.find('/', start), out.size());
+      const size_t length = end - start;
+      constexpr size_t kShown = 4;
+      const std::string tail = length > 2 * kShown ? out.substr(end - kShown, kShown) : "";
+      out.replace(start, length, "\u2022\u2022\u2022\u2022" + tail);
+    }
+  }
+  return out;
+}
+
 RouteMatch Router::Match(std::string_view method, std::string_view raw_path) const {
   RouteMatch result;
   if (raw_path.empty() || raw_path.front() != '/') {
-    result.rejection = RenderError(raw_path, NotFound(method, raw_path));
+    result.rejection = RenderError(raw_path, NotFound(method, Shown(raw_path)));
     return result;
   }
   // A path spelled exactly like a pattern without parameters (nothing to decode) has that
@@ -156,11 +172,12 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
   }
   if (best == nullptr) {
     if (allowed.empty()) {
-      result.rejection = RenderError(raw_path, NotFound(method, raw_path));
+      result.rejection = RenderError(raw_path, NotFound(method, Shown(raw_path)));
     } else {
       if (allowed.count("GET") > 0) allowed.insert("HEAD");
       const std::string allow = JoinMethods(allowed);
-      result.rejection = RenderError(raw_path, MethodNotAllowed(method, raw_path, allow));
+      result.rejection =
+          RenderError(raw_path, MethodNotAllowed(method, Shown(raw_path), allow));
       result.rejection.headers.emplace_back("allow", allow);
     }
     return result;

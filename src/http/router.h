@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,6 +60,12 @@ struct RouteMatch {
 // Renders an error in one API's own error shape (status from HttpStatusFor(error.code)).
 using ErrorRenderer = std::function<Response(const Error&)>;
 
+// Returns `path` for a log line or an error message, with whatever follows one of
+// `secret_prefixes` in a segment masked as keys are everywhere ("sk-kg-••••a91c"): a caller
+// that puts its key in the URL (its secret where the key's hash belongs) must find it in no
+// log line and no answer.
+std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes);
+
 // Decodes %XX escapes of `s` ('+' stays '+'). Returns nullopt if a '%' is not followed by
 // two hex digits.
 std::optional<std::string> PercentDecode(std::string_view s);
@@ -85,6 +92,11 @@ class Router {
   //                           `Allow` listing the accepted methods (HEAD whenever GET is);
   //   400 invalid_request     a segment has a malformed percent-escape.
   RouteMatch Match(std::string_view method, std::string_view raw_path) const;
+
+  // The key prefixes ("sk-kg-", ...) masked in the paths the rejections quote (PathForLog).
+  void SetSecretPrefixes(std::vector<std::string> prefixes) {
+    secret_prefixes_ = std::move(prefixes);
+  }
 
   // Makes `render` the renderer of every error the server itself answers (router rejections,
   // 413, a malformed request, a handler that threw) for request paths that start with
@@ -121,12 +133,17 @@ class Router {
     std::map<std::string, Endpoint, std::less<>> endpoints;  // by method
   };
 
+  // `raw_path` as an answer may quote it, its keys masked.
+  std::string Shown(std::string_view raw_path) const {
+    return PathForLog(raw_path, secret_prefixes_);
+  }
   static bool SameShape(const std::vector<Segment>& a, const std::vector<Segment>& b);
   static bool MoreSpecific(const Route& a, const Route& b);
   static bool Matches(const Route& route, const std::vector<std::string>& segments);
   static const Endpoint* FindEndpoint(const Route& route, std::string_view method);
 
   std::vector<Route> routes_;
+  std::vector<std::string> secret_prefixes_;
   std::vector<std::pair<std::string, ErrorRenderer>> error_renderers_;  // longest prefix first
   // Patterns without parameters, as written, to their index in routes_: the path of most
   // requests, found without splitting or decoding it.

@@ -211,22 +211,6 @@ void ServerState::MarkStopped() {
   on_drained_ = nullptr;
 }
 
-std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes) {
-  std::string out(path);
-  for (const std::string& prefix : secret_prefixes) {
-    if (prefix.empty()) continue;
-    for (size_t at = out.find(prefix); at != std::string::npos; at = out.find(prefix, at + 1)) {
-      const size_t start = at + prefix.size();
-      const size_t end = std::min(out.find('/', start), out.size());
-      const size_t length = end - start;
-      constexpr size_t kShown = 4;
-      const std::string tail = length > 2 * kShown ? out.substr(end - kShown, kShown) : "";
-      out.replace(start, length, "\u2022\u2022\u2022\u2022" + tail);
-    }
-  }
-  return out;
-}
-
 std::string RequestIdFor(std::string_view client_value,
                          std::span<const std::string> secret_prefixes) {
   const auto secret = [client_value](const std::string& prefix) {

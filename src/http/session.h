@@ -123,11 +123,6 @@ std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dr
 // Date header. Formatted at most once per second per thread.
 std::string_view HttpDate();
 
-// Returns `path` for a log line, with whatever follows one of `secret_prefixes` in a segment
-// masked as keys are everywhere ("sk-kg-••••a91c"): a caller that puts its key in the URL (its
-// secret where the key's hash belongs) must not find it in the log.
-std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes);
-
 // Returns the client's x-request-id if it is 1..128 characters of [A-Za-z0-9._-] and holds
 // none of `secret_prefixes`, else a new "req_" + 11 base-62 digits id.
 std::string RequestIdFor(std::string_view client_value,

@@ -52,11 +52,14 @@ int64_t KeyIndex::max_version() const {
   return max_version_;
 }
 
-size_t KeyIndex::service_key_count() const {
+size_t KeyIndex::service_key_count(UnixMillis now) const {
   size_t n = 0;
   for (Shard& shard : shards_) {
     std::shared_lock lock(shard.mu);
-    for (const auto& [hash, cred] : shard.entries) n += cred.kind == CredentialKind::kServiceKey;
+    for (const auto& [hash, cred] : shard.entries) {
+      n += cred.kind == CredentialKind::kServiceKey && cred.service_key != nullptr &&
+           !RevokedAt(*cred.service_key, now);
+    }
   }
   return n;
 }

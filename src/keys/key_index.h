@@ -48,7 +48,9 @@ class KeyIndex {
   IndexedCredential Find(std::string_view hash) const;
   // The highest service-key version applied so far.
   int64_t max_version() const;
-  size_t service_key_count() const;
+  // Service keys not revoked at `now` (deleted keys and rotated ones past their grace period
+  // stay in the index, refused, until a restart): the ones that can authenticate.
+  size_t service_key_count(UnixMillis now) const;
 
  private:
   static constexpr size_t kShards = 32;

@@ -103,6 +103,8 @@ struct App::Parts {
 };
 
 void App::Parts::RegisterRoutes() {
+  // A key put in a URL is masked in the 404 and 405 that quote it, as in the logs.
+  router.SetSecretPrefixes(ServerOptionsFrom(config.settings).secret_prefixes);
   router.Add("GET", "/healthz",
              [](http::Request&, std::shared_ptr<http::Responder> responder) {
                responder->Send(dialects::Json(200, R"({"status":"ok"})"));
@@ -120,7 +122,8 @@ void App::Parts::RegisterRoutes() {
                    "# HELP keygate_service_keys Service keys the data plane can authenticate "
                    "now (live, rotated ones in their grace period included).\n"
                    "# TYPE keygate_service_keys gauge\nkeygate_service_keys ");
-               response.body.append(std::to_string(index.service_key_count())).push_back('\n');
+               response.body.append(std::to_string(index.service_key_count(clock.NowMs())))
+                   .push_back('\n');
                responder->Send(std::move(response));
              });  // blocking pool: counting the index walks every key
   router.Add("GET", "/readyz", [this](http::Request&, std::shared_ptr<http::Responder> responder) {

@@ -403,6 +403,16 @@ TEST_F(ConfigTest, MissingFileIsReported) {
   EXPECT_THAT(config.error().message, HasSubstr("absent.yaml: cannot read: No such file"));
 }
 
+TEST_F(ConfigTest, ADirectoryIsNoConfigFile) {
+  // It opens, then reads as nothing: taken for an empty config, keygate would start on every
+  // default without the operator's providers.
+  std::filesystem::create_directories(dir_ / "conf.d");
+  Result<Config> config = LoadConfig((dir_ / "conf.d").string(), Env());
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.error().message, HasSubstr("conf.d: cannot read: is a directory"));
+  EXPECT_FALSE(LoadCatalog((dir_ / "conf.d").string()).ok());
+}
+
 TEST_F(ConfigTest, LoadCatalogRereadsProvidersAndModelsOnly) {
   env_ = {{"KEYGATE_LISTEN", "nonsense"}};  // ignored: a reload keeps the running settings
   std::string path = Write(std::string(kProvider) + "models:\n" + Model("mock/a"));

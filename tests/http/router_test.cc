@@ -214,6 +214,22 @@ TEST_F(RouterTest, RejectionsTakeTheRendererOfTheLongestMatchingPrefix) {
   EXPECT_NE(rendered.body.find(R"("by":"owner")"), std::string::npos);
 }
 
+TEST_F(RouterTest, AKeyInAQuotedPathIsMasked) {
+  router_.Add("GET", "/keys/{hash}", Named("get"));
+  router_.SetSecretPrefixes({"sk-kg-", "ok-kg-"});
+  RouteMatch match;
+  Run("GET", "/nope/ok-kg-0123456789abcdefXYZW", &match);
+  EXPECT_EQ(match.rejection.status, 404);
+  EXPECT_EQ(match.rejection.body.find("0123456789abcdef"), std::string::npos)
+      << match.rejection.body;
+  EXPECT_NE(match.rejection.body.find("ok-kg-••••XYZW"), std::string::npos)
+      << match.rejection.body;
+  Run("DELETE", "/keys/sk-kg-0123456789abcdefXYZW", &match);
+  EXPECT_EQ(match.rejection.status, 405);
+  EXPECT_EQ(match.rejection.body.find("0123456789abcdef"), std::string::npos)
+      << match.rejection.body;
+}
+
 TEST_F(RouterTest, SetErrorRendererRejectsBadOrRepeatedPrefixes) {
   EXPECT_THROW(router_.SetErrorRenderer("", Renderer("x")), std::invalid_argument);
   EXPECT_THROW(router_.SetErrorRenderer("api/", Renderer("x")), std::invalid_argument);

@@ -585,15 +585,15 @@ TEST(RequestIdTest, TheClientsIdIsAdoptedUnlessItHoldsAKeyPrefix) {
 
 TEST(PathForLogTest, AKeyInThePathIsMaskedForTheLog) {
   const std::vector<std::string> prefixes = {"sk-kg-", "pk-kg-", ""};
-  EXPECT_EQ(internal::PathForLog("/v2/api-keys/abc123", prefixes), "/v2/api-keys/abc123");
-  EXPECT_EQ(internal::PathForLog("/x/sk-kg-", prefixes), "/x/sk-kg-\u2022\u2022\u2022\u2022");
-  EXPECT_EQ(internal::PathForLog("/x/sk-kg-12345678", prefixes),
+  EXPECT_EQ(PathForLog("/v2/api-keys/abc123", prefixes), "/v2/api-keys/abc123");
+  EXPECT_EQ(PathForLog("/x/sk-kg-", prefixes), "/x/sk-kg-\u2022\u2022\u2022\u2022");
+  EXPECT_EQ(PathForLog("/x/sk-kg-12345678", prefixes),
             "/x/sk-kg-\u2022\u2022\u2022\u2022");  // 8 characters: none shown
-  EXPECT_EQ(internal::PathForLog("/x/sk-kg-aaaaaaaaaapk-kg-bbbbbbbbbb", prefixes),
+  EXPECT_EQ(PathForLog("/x/sk-kg-aaaaaaaaaapk-kg-bbbbbbbbbb", prefixes),
             "/x/sk-kg-\u2022\u2022\u2022\u2022bbbb");  // one segment, masked whole
-  EXPECT_EQ(internal::PathForLog("/v2/api-keys/sk-kg-0123456789abcdef/rotate", prefixes),
+  EXPECT_EQ(PathForLog("/v2/api-keys/sk-kg-0123456789abcdef/rotate", prefixes),
             "/v2/api-keys/sk-kg-\u2022\u2022\u2022\u2022cdef/rotate");
-  EXPECT_EQ(internal::PathForLog("/a/pk-kg-short/b/xsk-kg-0123456789", prefixes),
+  EXPECT_EQ(PathForLog("/a/pk-kg-short/b/xsk-kg-0123456789", prefixes),
             "/a/pk-kg-\u2022\u2022\u2022\u2022/b/xsk-kg-\u2022\u2022\u2022\u20226789");
 }
 

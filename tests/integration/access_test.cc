@@ -242,5 +242,30 @@ TEST_F(ManagementTest, AuditLogRecordsRotationsWithTheSuccessorAndRevokeAt) {
   EXPECT_EQ(revoke(2).at("after"), revoke(1).at("after"));
 }
 
+// /metrics' keygate_service_keys counts the keys that can authenticate now: a deleted key, or
+// a rotated one past its grace period, no longer counts (though the index keeps it, refused).
+TEST_F(ManagementTest, TheServiceKeyGaugeCountsOnlyKeysThatCanAuthenticate) {
+  auto gauge = [&] {
+    const std::string text = client_->Get("/metrics").body;
+    const std::string name = "\nkeygate_service_keys ";
+    const size_t at = text.find(name);
+    return at == std::string::npos ? -1 : std::stoi(text.substr(at + name.size()));
+  };
+  const std::string first = CreateKeyHash(a_, "first");
+  const std::string second = CreateKeyHash(b_, "second");
+  EXPECT_EQ(gauge(), 2);
+  client_->Post("/prod/deleteServiceKey", R"({"api_key_id_hash":")" + first + R"("})", a_.pk);
+  EXPECT_EQ(gauge(), 1);
+  auto rotated = client_->Post("/prod/rotateServiceKey",
+                               R"({"api_key_id_hash":")" + second + R"("})", b_.pk);
+  ASSERT_EQ(rotated.status, 201) << rotated.body;
+  EXPECT_EQ(gauge(), 1);  // the successor; the old key is revoked at once (grace 0)
+  const std::string successor(Parse(rotated.body).at("api_key_id_hash").as_string());
+  client_->Post("/prod/rotateServiceKey",
+                R"({"api_key_id_hash":")" + successor + R"(","grace_period_seconds":600})",
+                b_.pk);
+  EXPECT_EQ(gauge(), 2);  // within its grace period the old key still works
+}
+
 }  // namespace
 }  // namespace keygate::testing

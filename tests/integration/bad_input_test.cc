@@ -167,6 +167,10 @@ TEST_F(ManagementTest, ServerErrorsComeInTheShapeOfThePathsDialect) {
     }
   }
   EXPECT_EQ(client_->Request("PUT", "/api/v1/keys", "", {}).Header("allow"), "GET, HEAD, POST");
+  // A key put in a path is not repeated in the answer that quotes the path.
+  auto quoted = client_->Get("/nonexistent/" + a_.owner_key, a_.owner_key);
+  EXPECT_EQ(quoted.status, 404);
+  EXPECT_EQ(quoted.body.find(a_.owner_key), std::string::npos) << quoted.body;
   // A body over the limit is refused before any route runs, in the same shapes.
   const std::string huge(11 * 1024 * 1024, 'x');
   for (const auto& [path, shape] : std::vector<std::pair<std::string, Shape>>{
