@@ -2,6 +2,7 @@
 // `provisioning-key create` bootstrap an organization without HTTP (spec §1, §2a). Exceptions
 // are for start-up only: every failure here prints one line and exits 1.
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -66,6 +67,16 @@ std::string AllocatorName() {
   return file.empty() ? "unknown" : file;
 }
 
+// The names of this process's environment variables (never their values).
+std::vector<std::string> EnvironmentNames() {
+  std::vector<std::string> names;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    names.emplace_back(text.substr(0, text.find('=')));
+  }
+  return names;
+}
+
 struct Runtime {
   keygate::SystemClock clock;
   keygate::OsSecretSource secrets;
@@ -75,6 +86,10 @@ int Serve(const CommonFlags& flags) {
   auto config = LoadConfig(flags);
   if (!config.ok()) return Fail(config.error().message);
   keygate::Logger log(stderr, config->settings.log_level);
+  for (const std::string& note :
+       keygate::config::UnknownKeygateVariables(EnvironmentNames(), *config)) {
+    log.Warn("config.unknown_environment", {{"note", note}});
+  }
   Runtime runtime;
   auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets,
                                         flags.config_path);

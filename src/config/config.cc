@@ -52,10 +52,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// "unknown key", with the nearest known name when one is a typo away.
-std::string UnknownKeyComplaint(std::string_view name) {
-  std::vector<std::string_view> known = {kProvidersKey, kModelsKey};
-  for (const SettingInfo& info : AllSettings()) known.push_back(info.name);
+// " (did you mean X?)" for the `known` name nearest to `name`, when one is a typo away.
+std::string Suggestion(std::string_view name, const std::vector<std::string_view>& known) {
   std::string_view best;
   size_t best_distance = kMaxSuggestionDistance + 1;
   for (std::string_view candidate : known) {
@@ -65,9 +63,15 @@ std::string UnknownKeyComplaint(std::string_view name) {
       best_distance = distance;
     }
   }
-  std::string complaint = "unknown key";
-  if (!best.empty()) complaint += " (did you mean " + std::string(best) + "?)";
-  return complaint + "; see `keygate serve --help` or docs/configuration.md";
+  return best.empty() ? std::string() : " (did you mean " + std::string(best) + "?)";
+}
+
+// "unknown key", with the nearest known name when one is a typo away.
+std::string UnknownKeyComplaint(std::string_view name) {
+  std::vector<std::string_view> known = {kProvidersKey, kModelsKey};
+  for (const SettingInfo& info : AllSettings()) known.push_back(info.name);
+  return "unknown key" + Suggestion(name, known) +
+         "; see `keygate serve --help` or docs/configuration.md";
 }
 
 // A null value (`store:` with nothing after it) keeps the default.
@@ -200,6 +204,24 @@ const ModelConfig* Catalog::FindModel(std::string_view id) const {
 Result<Config> LoadConfig(const std::string& path_or_empty, const GetEnv& getenv,
                           const std::vector<SettingOverride>& overrides) {
   return Load(path_or_empty, &getenv, overrides);
+}
+
+std::vector<std::string> UnknownKeygateVariables(const std::vector<std::string>& names,
+                                                 const Config& config) {
+  constexpr std::string_view kPrefix = "KEYGATE_";
+  std::vector<std::string_view> known;
+  for (const SettingInfo& info : AllSettings()) known.push_back(info.env);
+  std::vector<std::string> notes;
+  for (const std::string& name : names) {
+    if (name.rfind(kPrefix, 0) != 0) continue;
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    const bool a_providers_key =
+        std::any_of(config.catalog.providers.begin(), config.catalog.providers.end(),
+                    [&](const ProviderConfig& p) { return p.api_key_env == name; });
+    if (a_providers_key) continue;
+    notes.push_back(name + ": not a setting's variable, ignored" + Suggestion(name, known));
+  }
+  return notes;
 }
 
 Result<Catalog> LoadCatalog(const std::string& path) {

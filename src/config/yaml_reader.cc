@@ -18,6 +18,10 @@ std::string Quoted(std::string_view text) {
   return "'" + std::string(text.substr(0, kMaxEchoedValueBytes)) + "…'";
 }
 
+// A scalar written in quotes ("8192"): a string in YAML, whatever its text. yaml-cpp tags a
+// quoted scalar "!" and a plain one "?".
+bool IsQuoted(const YAML::Node& node) { return node.Tag() == "!"; }
+
 std::string WhereMark(const std::string& file, const YAML::Mark& mark) {
   if (mark.is_null() || mark.line < 0) return file;
   return file + ":" + std::to_string(mark.line + 1);  // yaml-cpp counts lines from 0
@@ -66,6 +70,7 @@ Result<int64_t> YamlReader::Integer(const YAML::Node& node, std::string_view pat
   std::string range = "must be an integer in " + std::to_string(min) + ".." + std::to_string(max);
   if (!node.IsDefined() || node.IsNull()) return ErrorAt(node, path, range);
   if (!node.IsScalar()) return ErrorAt(node, path, range + ", not a list or mapping");
+  if (IsQuoted(node)) return ErrorAt(node, path, range + ", not a quoted string");
   const std::string& text = node.Scalar();
   int64_t value = 0;
   const char* end = text.data() + text.size();

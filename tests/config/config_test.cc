@@ -335,6 +335,12 @@ TEST_F(ConfigTest, ModelErrorsNameTheirLine) {
       {"  - id: mock/a\n    input_usd_per_mtok: 1\n    output_usd_per_mtok: 1\n"
        "    context_tokens: 0\n    max_output_tokens: 0\n",
        "cfg.yaml:8: models[0].context_tokens: must be an integer in 1..100000000, got '0'"},
+      // A quoted integer is a string in YAML: a wrong type, as the docs say (a price may be
+      // quoted: money is exact decimal text either way, as in the management API).
+      {"  - id: mock/a\n    input_usd_per_mtok: 1\n    output_usd_per_mtok: 1\n"
+       "    context_tokens: '8192'\n",
+       "cfg.yaml:8: models[0].context_tokens: must be an integer in 1..100000000, not a quoted "
+       "string"},
   };
   for (const Case& c : cases) {
     EXPECT_THAT(ErrorOf(std::string(kProvider) + "models:\n" + c.models), HasSubstr(c.expected))
@@ -401,6 +407,21 @@ TEST_F(ConfigTest, MissingFileIsReported) {
   Result<Config> config = LoadConfig((dir_ / "absent.yaml").string(), Env());
   ASSERT_FALSE(config.ok());
   EXPECT_THAT(config.error().message, HasSubstr("absent.yaml: cannot read: No such file"));
+}
+
+TEST_F(ConfigTest, KeygateVariablesThatNoSettingReadsAreNoted) {
+  Result<Config> config = LoadYaml(
+      "providers:\n  - name: openai\n    base_url: https://api.openai.com/v1\n"
+      "    api_key_env: KEYGATE_OPENAI_KEY\n");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  const std::vector<std::string> notes = UnknownKeygateVariables(
+      {"PATH", "KEYGATE_LOG_LEVEL", "KEYGATE_LOGLEVEL", "KEYGATE_OPENAI_KEY", "KEYGATE_WHATEVER"},
+      *config);
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_EQ(notes[0],
+            "KEYGATE_LOGLEVEL: not a setting's variable, ignored "
+            "(did you mean KEYGATE_LOG_LEVEL?)");
+  EXPECT_EQ(notes[1], "KEYGATE_WHATEVER: not a setting's variable, ignored");
 }
 
 TEST_F(ConfigTest, ADirectoryIsNoConfigFile) {

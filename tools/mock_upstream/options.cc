@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string_view>
 
@@ -69,8 +70,15 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* options, std::string* 
     std::string_view flag = arg;
     std::string_view value;
     size_t equals = arg.find('=');
+    if (equals != std::string_view::npos) flag = arg.substr(0, equals);
+    constexpr std::string_view kFlags[] = {"--listen",    "--threads",  "--chunks",
+                                           "--chunk-delay-ms", "--port-file", "--tls-cert",
+                                           "--tls-key"};  // those Apply() knows
+    if (std::find(std::begin(kFlags), std::end(kFlags), flag) == std::end(kFlags)) {
+      *error = "unknown flag " + std::string(flag);
+      return ParseOutcome::kError;
+    }
     if (equals != std::string_view::npos) {
-      flag = arg.substr(0, equals);
       value = arg.substr(equals + 1);
     } else if (i + 1 < argc) {
       value = argv[++i];
