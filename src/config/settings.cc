@@ -165,7 +165,7 @@ Status ApplyKeyPrefix(std::string_view text, Settings* settings) {
 // clang-format off
 constexpr SettingInfo kSettings[] = {
     {"listen", "KEYGATE_LISTEN", "127.0.0.1:8080", "HOST:PORT ([v6addr]:PORT for IPv6)",
-     "Address and port that serve the data plane, the management API and the console; port 0 "
+     "Address and port that serve the data plane and the management API; port 0 "
      "picks a free port.",
      ApplyListen},
     {"data", "KEYGATE_DATA", "./data", "directory path",
