@@ -90,13 +90,18 @@ int Serve(const CommonFlags& flags) {
        keygate::config::UnknownKeygateVariables(EnvironmentNames(), *config)) {
     log.Warn("config.unknown_environment", {{"note", note}});
   }
+  // One server per store, taken before the store is even opened (a second server must not
+  // migrate a schema under the first), and held until the process ends: declared before the
+  // app, it is released after the app has closed the store.
+  std::error_code ec;
+  std::filesystem::create_directories(
+      std::filesystem::path(config->settings.SqlitePath()).parent_path(), ec);
+  auto lock = keygate::server::ServeLock::Acquire(config->settings.SqlitePath());
+  if (!lock.ok()) return Fail(lock.error().message);
   Runtime runtime;
   auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets,
                                         flags.config_path);
   if (!app.ok()) return Fail(app.error().message);
-  // Held until the process ends: one server per store.
-  auto lock = keygate::server::ServeLock::Acquire(config->settings.SqlitePath());
-  if (!lock.ok()) return Fail(lock.error().message);
   auto port = (*app)->Start();
   if (!port.ok()) return Fail(port.error().message);
   log.Info("server.listening",

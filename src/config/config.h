@@ -102,8 +102,8 @@ Result<Catalog> LoadCatalog(const std::string& path);
 // For each of the environment variable `names` that starts with KEYGATE_ but is neither a
 // setting's variable nor a provider's `api_key_env` in `config`, a note saying so, with the
 // nearest setting's variable when one is a typo away ("KEYGATE_LOGLEVEL: not a setting's
-// variable (did you mean KEYGATE_LOG_LEVEL?)"): a misspelt override is otherwise silently
-// ignored. Names only: values may be secrets.
+// variable, ignored (did you mean KEYGATE_LOG_LEVEL?)"): a misspelt override is otherwise
+// silently ignored. Names only: values may be secrets.
 std::vector<std::string> UnknownKeygateVariables(const std::vector<std::string>& names,
                                                  const Config& config);
 

@@ -129,6 +129,11 @@ std::string PathForLog(std::string_view path, std::span<const std::string> secre
   return out;
 }
 
+std::string Router::Shown(std::string_view raw_path) const {
+  if (raw_path.find('%') == std::string_view::npos) return PathForLog(raw_path, secret_prefixes_);
+  return PathForLog(PercentDecode(raw_path).value_or(std::string(raw_path)), secret_prefixes_);
+}
+
 RouteMatch Router::Match(std::string_view method, std::string_view raw_path) const {
   RouteMatch result;
   if (raw_path.empty() || raw_path.front() != '/') {

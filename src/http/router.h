@@ -133,10 +133,9 @@ class Router {
     std::map<std::string, Endpoint, std::less<>> endpoints;  // by method
   };
 
-  // `raw_path` as an answer may quote it, its keys masked.
-  std::string Shown(std::string_view raw_path) const {
-    return PathForLog(raw_path, secret_prefixes_);
-  }
+  // `raw_path` as an answer may quote it, its keys masked (decoded first, so that a key
+  // written with escapes, "sk%2Dkg%2D...", is found too).
+  std::string Shown(std::string_view raw_path) const;
   static bool SameShape(const std::vector<Segment>& a, const std::vector<Segment>& b);
   static bool MoreSpecific(const Route& a, const Route& b);
   static bool Matches(const Route& route, const std::vector<std::string>& segments);

@@ -12,7 +12,10 @@ namespace keygate::server {
 
 Result<ServeLock> ServeLock::Acquire(const std::string& db_path) {
   const std::string path = db_path + ".serve-lock";
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  // A lock file left by another user (a server once run as root) still locks when read-only;
+  // only the process id is not written then.
+  if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return Error::Internal("cannot open the lock file " + path + ": " + std::strerror(errno));
   }
@@ -22,7 +25,8 @@ Result<ServeLock> ServeLock::Acquire(const std::string& db_path) {
     const ssize_t got = ::pread(fd, holder, sizeof holder - 1, 0);
     ::close(fd);
     if (error != EWOULDBLOCK) {
-      return Error::Internal("cannot lock " + path + ": " + std::strerror(error));
+      return Error::Internal("cannot lock " + path + ": " + std::strerror(error) +
+                             " (keygate serve needs flock(2) on the store's file system)");
     }
     std::string pid(holder, got > 0 ? static_cast<size_t>(got) : 0);
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();

@@ -2,8 +2,9 @@
 // live spend in memory, so two servers on one SQLite store would each admit a key's full RPM,
 // TPM and budget: twice its limits. The lock is an advisory flock(2) on a file beside the
 // database (PATH.serve-lock), which the kernel releases when the process ends however it ends
-// (kill -9 included), so a crash never leaves a stale lock. The CLI's `init`, `owner create`
-// and `provisioning-key create` do not take it: they may run beside a server.
+// (kill -9 included), so a crash never leaves a stale lock; the file itself stays. The CLI's
+// `init`, `owner create` and `provisioning-key create` do not take it: they may run beside a
+// server.
 //
 // Thread safety: a ServeLock is owned by one thread; it only holds a descriptor.
 #pragma once

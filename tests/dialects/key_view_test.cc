@@ -27,8 +27,14 @@ class CountingUsage final : public store::UsageStore {
     return out;
   }
   Result<MicroUsd> SpendSince(const std::string&, int64_t) override { return MicroUsd{0}; }
-  Result<std::vector<store::DailyUsage>> DailySeries(const std::string&, int64_t) override {
-    return std::vector<store::DailyUsage>{};
+  Result<std::vector<store::DailyUsage>> DailySeries(const std::string& lineage,
+                                                      int64_t from_day) override {
+    asked_lineage = lineage;
+    std::vector<store::DailyUsage> out;
+    for (const store::DailyUsage& day : days) {
+      if (day.day >= from_day) out.push_back(day);
+    }
+    return out;
   }
   Status ForEachCallBetween(UnixMillis, UnixMillis,
                             const std::function<void(const store::CallInWindow&)>&) override {
@@ -38,6 +44,8 @@ class CountingUsage final : public store::UsageStore {
     return std::vector<store::UsageRecord>{};
   }
   int spend_for_calls = 0;
+  std::vector<store::DailyUsage> days;  // what DailySeries holds, oldest first
+  std::string asked_lineage;
 };
 
 // Adds nothing (a key nobody has called yet) and counts the questions.
@@ -97,6 +105,33 @@ TEST(KeyViewTest, ViewOfANewKeyIsTheViewWithoutAskingForUsage) {
   EXPECT_EQ(fresh.limit_remaining, std::optional<MicroUsd>(5'000'000));
   EXPECT_EQ(fresh.status, keys::KeyStatus::kActive);
   EXPECT_TRUE(fresh.budget_resets_at.has_value());
+}
+
+// The console's chart: a row for every day of the range, oldest first, today last, the stored
+// days in their places and zeros between them; asked of the key's lineage.
+TEST(KeyViewerTest, DailyHasARowForEveryDayOfTheRange) {
+  CountingUsage usage;
+  const int64_t today = kNow / 86'400'000 + 2;  // two days after kNow, at 15:00 UTC
+  ManualClock clock(today * 86'400'000 + 15 * 3'600'000);
+  usage.days = {{today - 9, 900, 9, 90}, {today - 3, 300, 3, 30}, {today - 1, 100, 1, 10}};
+  KeyViewer viewer(usage, clock);
+  keys::ServiceKey key = FreshKey();
+  key.lineage = std::string(64, 'b');  // a rotated key's: its predecessors' calls count
+  auto daily = viewer.Daily(key, 5);
+  ASSERT_TRUE(daily.ok());
+  EXPECT_EQ(usage.asked_lineage, key.lineage);
+  ASSERT_EQ(daily->size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ((*daily)[i].day, today - 4 + static_cast<int64_t>(i));
+  EXPECT_EQ((*daily)[0].cost, 0);
+  EXPECT_EQ((*daily)[1].cost, 300);  // today - 3
+  EXPECT_EQ((*daily)[1].requests, 3);
+  EXPECT_EQ((*daily)[2].cost, 0);
+  EXPECT_EQ((*daily)[3].cost, 100);  // today - 1
+  EXPECT_EQ((*daily)[4].cost, 0);    // today, nothing yet
+  auto one = viewer.Daily(key, 1);
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].day, today);
 }
 
 }  // namespace

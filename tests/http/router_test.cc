@@ -224,6 +224,9 @@ TEST_F(RouterTest, AKeyInAQuotedPathIsMasked) {
       << match.rejection.body;
   EXPECT_NE(match.rejection.body.find("ok-kg-••••XYZW"), std::string::npos)
       << match.rejection.body;
+  Run("GET", "/nope/sk%2Dkg%2D0123456789abcdefXYZW", &match);  // escapes hide no key
+  EXPECT_EQ(match.rejection.body.find("0123456789abcdef"), std::string::npos)
+      << match.rejection.body;
   Run("DELETE", "/keys/sk-kg-0123456789abcdefXYZW", &match);
   EXPECT_EQ(match.rejection.status, 405);
   EXPECT_EQ(match.rejection.body.find("0123456789abcdef"), std::string::npos)

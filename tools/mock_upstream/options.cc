@@ -1,6 +1,5 @@
 #include "options.h"
 
-#include <algorithm>
 #include <charconv>
 #include <string_view>
 
@@ -71,11 +70,12 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* options, std::string* 
     std::string_view value;
     size_t equals = arg.find('=');
     if (equals != std::string_view::npos) flag = arg.substr(0, equals);
-    constexpr std::string_view kFlags[] = {"--listen",    "--threads",  "--chunks",
-                                           "--chunk-delay-ms", "--port-file", "--tls-cert",
-                                           "--tls-key"};  // those Apply() knows
-    if (std::find(std::begin(kFlags), std::end(kFlags), flag) == std::end(kFlags)) {
-      *error = "unknown flag " + std::string(flag);
+    // An unknown flag is named as such, not as one missing its value: Apply() on a scratch
+    // copy tells which flags exist.
+    Options scratch;
+    std::string probe;
+    if (!Apply(flag, "", &scratch, &probe) && probe.rfind("unknown flag", 0) == 0) {
+      *error = probe;
       return ParseOutcome::kError;
     }
     if (equals != std::string_view::npos) {

@@ -76,7 +76,7 @@ Result<std::vector<store::DailyUsage>> KeyViewer::Daily(const keys::ServiceKey& 
                                                         int64_t days) const {
   const int64_t today = limits::DayIndex(clock_.NowMs());
   const int64_t first = today - days + 1;
-  auto stored = usage_.DailySeries(key.lineage, first);
+  auto stored = usage_.DailySeries(keys::LineageOf(key), first);
   if (!stored.ok()) return stored.error();
   std::vector<store::DailyUsage> out;
   out.reserve(static_cast<size_t>(days));
@@ -94,7 +94,7 @@ Result<std::vector<store::DailyUsage>> KeyViewer::Daily(const keys::ServiceKey& 
 
 Result<std::vector<store::UsageRecord>> KeyViewer::Recent(const keys::ServiceKey& key,
                                                           int64_t limit) const {
-  return usage_.RecentUsage(key.lineage, limit);
+  return usage_.RecentUsage(keys::LineageOf(key), limit);
 }
 
 Result<KeyView> KeyViewer::View(keys::ServiceKey key) const {
