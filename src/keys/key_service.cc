@@ -128,9 +128,7 @@ AuditEntry CliAudit(const std::string& org_id, UnixMillis at, std::string actor_
 }  // namespace
 
 Result<IssuedOrganization> KeyService::CreateOrganization(const std::string& name) {
-  if (name.empty() || name.size() > ValidationLimits::kMaxNameChars) {
-    return Error::InvalidArgument("org name must be 1 to 256 characters", "org");
-  }
+  KG_RETURN_IF_ERROR(CheckName(name, "org"));
   const UnixMillis now = clock_.NowMs();
   IssuedOrganization out;
   out.org = Organization{RandomId("org_", secrets_), name, now};
@@ -147,9 +145,7 @@ Result<IssuedOrganization> KeyService::CreateOrganization(const std::string& nam
 
 Result<IssuedOwner> KeyService::CreateOwnerCredential(const std::string& org_id,
                                                       const std::string& name) {
-  if (name.empty() || name.size() > ValidationLimits::kMaxNameChars) {
-    return Error::InvalidArgument("name must be 1 to 256 characters", "name");
-  }
+  KG_RETURN_IF_ERROR(CheckName(name, "name"));
   const UnixMillis now = clock_.NowMs();
   IssuedOwner out;
   out.secret = GenerateSecret(prefixes_.owner, secrets_);
@@ -172,9 +168,7 @@ Result<IssuedProvisioningKey> KeyService::CreateProvisioningKey(const Caller& ca
                                                                 const std::string& name,
                                                                 const std::string& request_id) {
   KG_RETURN_IF_ERROR(RequireOwner(caller));
-  if (name.empty() || name.size() > ValidationLimits::kMaxNameChars) {
-    return Error::InvalidArgument("name must be 1 to 256 characters", "name");
-  }
+  KG_RETURN_IF_ERROR(CheckName(name, "name"));
   IssuedProvisioningKey out;
   out.secret = GenerateSecret(prefixes_.provisioning, secrets_);
   out.key.hash = Sha256Hex(out.secret);
@@ -221,9 +215,7 @@ Result<ProvisioningKey> KeyService::UpdateProvisioningKey(const Caller& caller,
   ProvisioningKey key = *loaded;
   std::string changes = "{";
   if (name.has_value()) {
-    if (name->empty() || name->size() > ValidationLimits::kMaxNameChars) {
-      return Error::InvalidArgument("name must be 1 to 256 characters", "name");
-    }
+    KG_RETURN_IF_ERROR(CheckName(*name, "name"));
     changes += "\"name\":{\"before\":";
     AppendJsonString(&changes, key.name);
     changes += ",\"after\":";
@@ -282,9 +274,7 @@ Status KeyService::ResolveProject(const Caller& caller, const KeyFields& fields,
   }
   if (name_given) {
     const std::string& name = **fields.project_name;
-    if (name.size() > ValidationLimits::kMaxNameChars) {
-      return Error::InvalidArgument("project_name must be at most 256 characters", "project_name");
-    }
+    KG_RETURN_IF_ERROR(CheckName(name, "project_name"));
     auto project = store_.FindProjectByName(caller.org_id, name);
     if (project.ok()) {
       key->project_id = project->id;

@@ -92,6 +92,12 @@ struct ValidationLimits {
   static constexpr int64_t kMaxPageSize = 1000;
 };
 
+// A name (of a key, an organization, a project, an owner credential): 1 to 256 characters of
+// valid UTF-8 (characters, not bytes: a name in CJK script may take three bytes a character).
+// InvalidArgument naming `param` otherwise. Text from JSON is valid UTF-8 already; text from
+// the command line may not be, and would make every JSON answer that quotes it invalid.
+Status CheckName(std::string_view name, std::string_view param);
+
 struct ServiceKeyListOptions {
   std::optional<KeySource> source;  // nullopt: router for provisioning keys, all for owners
   std::string project_id;

@@ -15,12 +15,42 @@ size_t Utf8Chars(std::string_view s) {
   return n;
 }
 
-Status CheckName(const std::string& name) {
-  if (name.empty()) return Error::InvalidArgument("name must not be empty", "name");
-  if (Utf8Chars(name) > ValidationLimits::kMaxNameChars) {
-    return Error::InvalidArgument("name must be at most 256 characters", "name");
+// Well-formed UTF-8 (RFC 3629): no stray continuation byte, no overlong form, no surrogate,
+// nothing above U+10FFFF.
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t length = 0;
+    uint32_t point = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      length = 2;
+      point = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      length = 3;
+      point = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      length = 4;
+      point = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + length > s.size()) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(s[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      point = (point << 6) | (next & 0x3F);
+    }
+    constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (point < kSmallest[length] || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) {
+      return false;
+    }
+    i += length;
   }
-  return OkStatus();
+  return true;
 }
 
 // "provider/model" or "provider/*": both parts non-empty.
@@ -84,8 +114,18 @@ std::string OrNull(const std::string& s) { return s.empty() ? "null" : Json(s); 
 
 }  // namespace
 
+Status CheckName(std::string_view name, std::string_view param) {
+  const std::string field(param);
+  if (name.empty()) return Error::InvalidArgument(field + " must not be empty", field);
+  if (!IsUtf8(name)) return Error::InvalidArgument(field + " must be valid UTF-8", field);
+  if (Utf8Chars(name) > ValidationLimits::kMaxNameChars) {
+    return Error::InvalidArgument(field + " must be at most 256 characters", field);
+  }
+  return OkStatus();
+}
+
 Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed) {
-  KG_RETURN_IF_ERROR(CheckName(key.name));
+  KG_RETURN_IF_ERROR(CheckName(key.name, "name"));
   const Guardrails& g = key.guardrails;
   if (g.models) KG_RETURN_IF_ERROR(CheckModels(*g.models));
   if (g.credit_limit && *g.credit_limit <= 0) {

@@ -44,6 +44,24 @@ TEST_F(ManagementTest, OwnerCreateAddsACredentialOfTheOrgThatWorksBesideTheServe
   EXPECT_NE(stray.err.find("organization not found"), std::string::npos) << stray.err;
 }
 
+TEST_F(ManagementTest, NamesFromTheCommandLineMustBeUtf8AndCountCharacters) {
+  // Copied into audit entries and answers, a name that is not UTF-8 would make them invalid.
+  const CommandResult bad = RunCommand({KEYGATE_BINARY, "owner", "create", "--data",
+                                        process_->data_dir(), "--org", a_.org_id, "--name",
+                                        "caf\xe9"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("name must be valid UTF-8"), std::string::npos) << bad.err;
+  // 200 characters of three bytes each are 200 characters, within the 256 allowed.
+  std::string long_name;
+  for (int i = 0; i < 200; ++i) long_name += "\xe9\x8d\xb5";
+  auto created = client_->Post("/api/owner/provisioning-keys",
+                               R"({"name":")" + long_name + R"("})", a_.owner_key);
+  EXPECT_EQ(created.status, 201) << created.body;
+  const auto audit = client_->Get("/api/owner/audit", a_.owner_key);
+  EXPECT_EQ(audit.status, 200);
+  Parse(audit.body);  // still JSON
+}
+
 TEST_F(ManagementTest, CommandsOtherThanInitNeverMakeAStore) {
   TempDir empty;
   const std::string data = empty.path() + "/data";

@@ -204,3 +204,32 @@ TEST_F(KeyServiceTest, DisabledProvisioningKeyIsUnauthenticated) {
 
 }  // namespace
 }  // namespace keygate::keys
+
+namespace keygate::keys {
+namespace {
+
+// Names count characters, not bytes, and must be UTF-8: a name from the command line is
+// copied into audit entries and answers, which would stop being JSON.
+TEST(CheckNameTest, CountsCharactersAndRefusesWhatIsNotUtf8) {
+  std::string cjk;
+  for (int i = 0; i < 256; ++i) cjk += "\xe9\x8d\xb5";  // 鍵, three bytes
+  EXPECT_TRUE(CheckName(cjk, "name").ok());
+  EXPECT_FALSE(CheckName(cjk + "\xe9\x8d\xb5", "name").ok());
+  EXPECT_TRUE(CheckName("deploy \xf0\x9f\x9a\x80", "name").ok());  // an emoji, four bytes
+  EXPECT_TRUE(CheckName(std::string(256, 'a'), "name").ok());
+  EXPECT_FALSE(CheckName(std::string(257, 'a'), "name").ok());
+  for (const std::string& bad : {std::string("\xff"), std::string("a\x80"),
+                                 std::string("\xc0\xaf"),          // overlong '/'
+                                 std::string("\xed\xa0\x80"),      // a surrogate
+                                 std::string("\xf4\x90\x80\x80"),  // above U+10FFFF
+                                 std::string("\xe9\x8d")}) {       // cut short
+    const Status status = CheckName(bad, "org");
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.error().param, "org");
+    EXPECT_NE(status.error().message.find("UTF-8"), std::string::npos);
+  }
+  EXPECT_EQ(CheckName("", "project_name").error().message, "project_name must not be empty");
+}
+
+}  // namespace
+}  // namespace keygate::keys
