@@ -106,6 +106,11 @@ void ModelCall::Start(boost::asio::io_context& io) {
   request.body = UpstreamBody(call.request, call.model->upstream,
                               {call.target->max_tokens_field,
                                Bounded() ? call.model->max_output_tokens : 0});
+  // Kept by the usage writer while in flight, at its reservation, should keygate crash.
+  open_id_ = env_.usage.Open(OpenCallInfo{call.key, call.catalog, call.model,
+                                          responder_->request_id(), env_.clock.NowMs(),
+                                          call.worst.prompt_tokens, call.worst.completion_tokens,
+                                          call.worst.cost});
   upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this(), io);
   std::weak_ptr<ModelCall> weak = weak_from_this();
   responder_->OnClientGone([weak] {
@@ -467,7 +472,7 @@ void ModelCall::Close(int status, Charge charge, TokenUsage usage) {
   record.ttfb_ms = head_ns_ == 0 ? record.latency_ms : (head_ns_ - start_ns_) / kNanosPerMilli;
   record.request_id = responder_->request_id();
   record.at = now;
-  env_.usage.Append(std::move(record));
+  env_.usage.Append(std::move(record), open_id_);
 }
 
 }  // namespace keygate::proxy

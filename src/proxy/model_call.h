@@ -102,6 +102,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   bool Bounded() const;
   // Logs that the upstream's answer held the provider's key at `where` (kept from the caller).
   void NoteEchoedKey(std::string_view where);
+  // The usage writer's id of this call while in flight (0 before Start).
+  uint64_t open_id_ = 0;
   // Settles or releases the ticket and records the call. Runs once.
   void Close(int status, Charge charge, TokenUsage usage);
   // An upper bound of what was received when the upstream reported no usage: the whole

@@ -7,6 +7,12 @@
 // max_pending are dropped oldest first and counted in an error log line: memory stays bounded
 // while the store is down). Stop() writes everything still pending before it returns.
 //
+// Calls in flight are kept too (decision 0011, "A crash"): Open() notes an admitted call at its
+// reservation, the Append() of its record closes it. A batch also stores the calls then open
+// for longer than flush_interval and forgets the stored ones that closed since, so that a crash
+// loses at most one interval of admissions; calls that open and close within an interval,
+// nearly all of them, never reach the store.
+//
 // The thread also runs an optional periodic task (the data plane's limiter housekeeping).
 //
 // Thread safety: every method may be called from any thread. Start() and Stop() at most once
@@ -18,13 +24,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"  // store/usage_store.h uses UnixMillis without including it
 #include "common/log.h"
+#include "config/config.h"
+#include "keys/model.h"
 #include "store/usage_store.h"
 
 namespace keygate::proxy {
@@ -42,6 +52,22 @@ struct UsageWriterOptions {
   std::chrono::milliseconds retry_interval{500};  // after a failed write
   size_t max_pending = 1'000'000;
   std::chrono::milliseconds task_interval{60'000};  // the periodic task's period
+};
+
+// A call in flight as Open() notes it, at its reservation: nothing but pointers and numbers to
+// copy on every call (the record is made only if the call is stored).
+struct OpenCallInfo {
+  std::shared_ptr<const keys::ServiceKey> key;
+  std::shared_ptr<const void> model_owner;  // keeps `model` alive (the catalog it is from)
+  const config::ModelConfig* model = nullptr;
+  std::string request_id;
+  UnixMillis at = 0;  // admission
+  int64_t prompt_tokens = 0;      // reserved
+  int64_t completion_tokens = 0;  // reserved
+  MicroUsd cost = 0;              // reserved
+
+  // The call as a usage record charged at its reservation (status 0: no answer recorded).
+  store::UsageRecord Record() const;
 };
 
 // Spend recorded but not yet committed, per UTC bucket (see Unflushed()).
@@ -64,8 +90,15 @@ class UsageWriter {
   // Starts the writing thread; `task` (may be empty) then runs on it every task_interval.
   void Start(std::function<void()> task = {});
 
-  // Queues `record`. Never blocks on the store.
-  void Append(store::UsageRecord record);
+  // Notes a call admitted now; returns its id for the Append() that closes it. Never blocks on
+  // the store.
+  uint64_t Open(OpenCallInfo call);
+
+  // Queues `record`, closing the open call `open_id` (0: none). Never blocks on the store.
+  void Append(store::UsageRecord record, uint64_t open_id = 0);
+
+  // Calls noted by Open() and not closed yet.
+  size_t open_calls() const;
 
   // Writes everything pending, then stops the thread. Idempotent. Records appended after
   // Stop() are written by the next Flush() only.
@@ -88,6 +121,11 @@ class UsageWriter {
   void Loop(std::function<void()> task);
   // Writes the pending records. REQUIRES: `lock` holds mu_; it is released during the write.
   Status WriteBatch(std::unique_lock<std::mutex>& lock);
+  // Stores the calls open for longer than flush_interval and forgets the stored ones closed
+  // since. REQUIRES: as WriteBatch, after it.
+  Status WriteOpenCalls(std::unique_lock<std::mutex>& lock);
+  // Whether WriteOpenCalls has something to do. REQUIRES: mu_ held.
+  bool OpenCallsDue(std::chrono::steady_clock::time_point now) const;
 
   // What Unflushed() reads of a pending record, kept beside it (same index): its walk, once
   // per key of a management answer and under mu_, which every model call takes to append,
@@ -109,6 +147,21 @@ class UsageWriter {
   std::vector<PendingCost> pending_costs_;   // guarded by mu_: one per pending_ record
   std::vector<PendingCost> writing_costs_;   // guarded by mu_: one per writing_ record
   std::chrono::steady_clock::time_point oldest_pending_;  // guarded by mu_
+  struct OpenEntry {
+    OpenCallInfo call;
+    std::chrono::steady_clock::time_point opened;
+    bool stored = false;  // written by WriteOpenCalls (or being written)
+  };
+  std::unordered_map<uint64_t, OpenEntry> open_;  // guarded by mu_
+  // Stored calls closed by a record still pending (forgotten only once it is committed), and
+  // those whose record is committed.
+  std::vector<uint64_t> pending_closes_;  // guarded by mu_
+  std::vector<uint64_t> closed_stored_;   // guarded by mu_
+  uint64_t next_open_id_ = 0;                     // guarded by mu_
+  // When the loop's wait ends: Open() wakes it only if that is more than an interval away
+  // (waking it on every call would cost each a system call and a thread switch).
+  std::chrono::steady_clock::time_point loop_wakes_at_ =
+      std::chrono::steady_clock::time_point::max();  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
   bool writing_now_ = false;  // guarded by mu_: a batch is being written (by one thread)
   std::thread thread_;

@@ -206,9 +206,28 @@ Status App::Parts::LoadIndex() {
 
 // spec §3: no rolling window holds more than its RPM or TPM, across a restart too. The calls
 // of the last window, as the store recorded them, go back into the limiter before serving.
-// (Calls still in the usage writer's memory when the previous process died are lost with it:
-// at most a flush interval.)
+// First, the calls a crashed process left in flight (decision 0011, "A crash") are charged at
+// their reservation, as usage records of status 0: what they could have cost at most.
+// (Calls younger than a flush interval when the previous process died are lost with it.)
 Status App::Parts::RestoreWindows() {
+  auto open = store->OpenCalls();
+  if (!open.ok()) return open.error();
+  if (!open->empty()) {
+    std::vector<store::UsageRecord> records;
+    std::vector<uint64_t> ids;
+    MicroUsd cost = 0;
+    for (store::OpenCall& call : *open) {
+      cost += call.call.cost;
+      ids.push_back(call.id);
+      records.push_back(std::move(call.call));
+    }
+    // Charged, then forgotten: a crash between the two charges them again, never not at all.
+    KG_RETURN_IF_ERROR(store->AppendUsage(records));
+    KG_RETURN_IF_ERROR(store->UpdateOpenCalls({}, ids));
+    log.Warn("usage.open_calls_charged", {{"calls", static_cast<uint64_t>(records.size())},
+                                          {"cost_micro_usd", cost},
+                                          {"why", "in flight when the previous process ended"}});
+  }
   const UnixMillis now = clock.NowMs();
   int64_t calls = 0;
   KG_RETURN_IF_ERROR(store->ForEachCallBetween(

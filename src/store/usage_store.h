@@ -61,6 +61,14 @@ struct DailyUsage {
   int64_t tokens = 0;
 };
 
+// A call admitted and not settled yet, kept so that a crash does not forget it (decision
+// 0011, "A crash"): its record as it would be charged at most (its reservation), `at` its
+// admission time, status 0.
+struct OpenCall {
+  uint64_t id = 0;  // unique among the open calls
+  UsageRecord call;
+};
+
 class UsageStore {
  public:
   virtual ~UsageStore() = default;
@@ -83,6 +91,16 @@ class UsageStore {
   // Latest records of one key, newest first.
   virtual Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage,
                                                        int64_t limit) = 0;
+  // In one transaction, keeps the calls `opened` and forgets those `closed` (by id; an id not
+  // kept is ignored). A store without it loses the calls in flight in a crash.
+  virtual Status UpdateOpenCalls(const std::vector<OpenCall>& opened,
+                                 const std::vector<uint64_t>& closed) {
+    (void)opened;
+    (void)closed;
+    return OkStatus();
+  }
+  // Every open call kept: at start, those a crashed process left.
+  virtual Result<std::vector<OpenCall>> OpenCalls() { return std::vector<OpenCall>{}; }
 };
 
 }  // namespace keygate::store

@@ -309,6 +309,49 @@ TEST_F(DataPlaneTest, AnAnswerEncodedThoughNotAskedForIsA502ChargedAsWithoutUsag
   EXPECT_EQ(rows[2].status, 200);
 }
 
+// decision 0011, "A crash": calls in flight when keygate is killed are not forgotten. The next
+// start charges them at their reservation and puts them back into the windows, so the key
+// cannot be admitted its limits over again while they may still run at the provider.
+TEST_F(DataPlaneTest, CallsInFlightAtACrashAreChargedAndCountedAfterTheRestart) {
+  MintedKey key = Mint(R"("rpm_limit": 2, "credit_limit": 1)");
+  const std::string slow = "x-mock-chunks: 40\r\nx-mock-chunk-delay-ms: 100\r\n";
+  std::vector<int> streams;
+  for (int i = 0; i < 2; ++i) {
+    streams.push_back(SendChat(process_->port(), key.secret,
+                               ChatBody("hi", 50, "mock/echo", R"(,"stream":true)"), slow));
+    ASSERT_GE(streams.back(), 0);
+  }
+  for (int i = 0; i < 500 && MockChats() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(MockChats(), 2);
+  // Past a flush interval (50 ms) the calls are kept in the store.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  process_->Kill();
+  for (int fd : streams) close(fd);
+  EXPECT_TRUE(UsageRows(key.hash).empty());  // neither call ended
+
+  ASSERT_TRUE(process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey}))
+      << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  EXPECT_NE(process_->log().find("usage.open_calls_charged"), std::string::npos)
+      << process_->log();
+  const auto rows = UsageRows(key.hash);
+  ASSERT_EQ(rows.size(), 2u);
+  for (const UsageRow& row : rows) {
+    EXPECT_EQ(row.status, 0);          // no answer recorded
+    EXPECT_EQ(row.completion_tokens, 50);  // the reserved output
+    EXPECT_GT(row.cost, 0);
+  }
+  EXPECT_EQ(UsageTotalMicros(key), SumCost(rows));
+  // Both are in the minute's window: RPM 2 admits no third call.
+  EXPECT_EQ(Call(key.secret, ChatBody("again", 5)).status, 429);
+  // A clean stop and start charge nothing twice.
+  process_->Stop();
+  ASSERT_TRUE(process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey}));
+  EXPECT_EQ(UsageRows(key.hash).size(), 2u);
+}
+
 TEST_F(DataPlaneTest, MetricsCountRequestsRejectionsAndUpstreamErrors) {
   MintedKey key = Mint(kOneCallBudget);
   ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);

@@ -4,7 +4,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -40,6 +43,24 @@ class RecordingUsageStore final : public store::UsageStore {
   Result<std::vector<store::UsageRecord>> RecentUsage(const std::string&, int64_t) override {
     return std::vector<store::UsageRecord>{};
   }
+  Status UpdateOpenCalls(const std::vector<store::OpenCall>& opened,
+                         const std::vector<uint64_t>& closed) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fail_) return Error::Unavailable("disk full");
+    for (const store::OpenCall& call : opened) open_[call.id] = call.call;
+    for (uint64_t id : closed) open_.erase(id);
+    ++open_updates_;
+    return OkStatus();
+  }
+  // The open calls kept, by id.
+  std::map<uint64_t, store::UsageRecord> open() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return open_;
+  }
+  int open_updates() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return open_updates_;
+  }
 
   void set_fail(bool fail) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -70,6 +91,8 @@ class RecordingUsageStore final : public store::UsageStore {
   std::promise<void> entered_;
   std::promise<void> release_;
   std::vector<std::vector<store::UsageRecord>> batches_;
+  std::map<uint64_t, store::UsageRecord> open_;
+  int open_updates_ = 0;
 };
 
 store::UsageRecord Record(const std::string& lineage, MicroUsd cost, UnixMillis at) {
@@ -205,6 +228,95 @@ TEST_F(UsageWriterTest, ConcurrentAppendsAreAllWritten) {
   for (std::thread& thread : threads) thread.join();
   writer.Stop();
   EXPECT_EQ(store_.records(), 4000u);
+}
+
+// Polls `done` (10 s at most).
+bool Eventually(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return done();
+}
+
+OpenCallInfo Call(std::shared_ptr<const keys::ServiceKey> key, MicroUsd cost) {
+  OpenCallInfo call;
+  call.key = std::move(key);
+  call.request_id = "req_1";
+  call.at = 1'700'000'000'000;
+  call.prompt_tokens = 10;
+  call.completion_tokens = 20;
+  call.cost = cost;
+  return call;
+}
+
+// decision 0011, "A crash": a call in flight for longer than an interval is kept in the store
+// at its reservation, and forgotten there once its record is written; a call that ends within
+// an interval never reaches the store.
+TEST_F(UsageWriterTest, CallsInFlightLongerThanAnIntervalAreKeptUntilTheyEnd) {
+  auto key = std::make_shared<keys::ServiceKey>();
+  key->hash = "hash-a";
+  key->lineage = "lineage-a";
+  key->org_id = "org_a";
+  UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(5)});
+  writer.Start();
+  // Opened and closed at once: never stored.
+  const uint64_t quick = writer.Open(Call(key, 7));
+  writer.Append(Record("lineage-a", 5, 0), quick);
+  ASSERT_TRUE(Eventually([&] { return store_.records() == 1; }));
+  EXPECT_TRUE(store_.open().empty());
+  EXPECT_EQ(writer.open_calls(), 0u);
+
+  const uint64_t slow = writer.Open(Call(key, 300));
+  ASSERT_TRUE(Eventually([&] { return store_.open().size() == 1; }));
+  const store::UsageRecord kept = store_.open().at(slow);
+  EXPECT_EQ(kept.key_hash, "hash-a");
+  EXPECT_EQ(kept.lineage, "lineage-a");
+  EXPECT_EQ(kept.org_id, "org_a");
+  EXPECT_EQ(kept.cost, 300);  // its reservation
+  EXPECT_EQ(kept.prompt_tokens, 10);
+  EXPECT_EQ(kept.completion_tokens, 20);
+  EXPECT_EQ(kept.status, 0);
+  EXPECT_EQ(kept.request_id, "req_1");
+  const int updates = store_.open_updates();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(store_.open_updates(), updates);  // stored once, not again every interval
+
+  writer.Append(Record("lineage-a", 120, 0), slow);
+  ASSERT_TRUE(Eventually([&] { return store_.open().empty(); }));
+  EXPECT_EQ(store_.records(), 2u);
+  writer.Stop();
+}
+
+TEST_F(UsageWriterTest, StopKeepsTheCallsStillOpenAndForgetsTheClosedOnes) {
+  auto key = std::make_shared<keys::ServiceKey>();
+  key->hash = key->lineage = "k";
+  UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(5)});
+  writer.Start();
+  const uint64_t first = writer.Open(Call(key, 1));
+  const uint64_t second = writer.Open(Call(key, 2));
+  ASSERT_TRUE(Eventually([&] { return store_.open().size() == 2; }));
+  writer.Append(Record("k", 1, 0), first);
+  writer.Stop();
+  const auto open = store_.open();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open.begin()->first, second);
+}
+
+TEST_F(UsageWriterTest, OpenCallsAStoreFailedToKeepAreTriedAgain) {
+  auto key = std::make_shared<keys::ServiceKey>();
+  key->hash = key->lineage = "k";
+  UsageWriterOptions options{std::chrono::milliseconds(5)};
+  options.retry_interval = std::chrono::milliseconds(5);
+  UsageWriter writer(store_, log_, options);
+  store_.set_fail(true);
+  writer.Start();
+  writer.Open(Call(key, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_TRUE(store_.open().empty());
+  store_.set_fail(false);
+  EXPECT_TRUE(Eventually([&] { return store_.open().size() == 1; }));
+  writer.Stop();
 }
 
 }  // namespace

@@ -155,6 +155,41 @@ TEST_P(KeyStoreContractTest, AuditRejectsBadLimit) {
 
 // ---------------------------------------------------------------- usage
 
+// decision 0011, "A crash": the calls in flight are kept, and forgotten by id; an id kept
+// twice is replaced, one never kept is ignored.
+TEST_P(KeyStoreContractTest, OpenCallsAreKeptUntilForgotten) {
+  auto none = usage().OpenCalls();
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->empty());
+  UsageRecord first = Record("lin", 300, kT0);
+  first.org_id = "org_a";
+  first.model = "mock/echo";
+  first.provider = "mock";
+  first.request_id = "req_1";
+  first.prompt_tokens = 10;
+  first.completion_tokens = 20;
+  ASSERT_TRUE(usage().UpdateOpenCalls({{7, first}, {9, Record("other", 5, kT0 + 1)}}, {}).ok());
+  first.cost = 301;
+  ASSERT_TRUE(usage().UpdateOpenCalls({{7, first}}, {9, 12345}).ok());
+  auto open = usage().OpenCalls();
+  ASSERT_TRUE(open.ok()) << open.error().message;
+  ASSERT_EQ(open->size(), 1u);
+  const store::OpenCall& kept = open->front();
+  EXPECT_EQ(kept.id, 7u);
+  EXPECT_EQ(kept.call.lineage, "lin");
+  EXPECT_EQ(kept.call.key_hash, first.key_hash);
+  EXPECT_EQ(kept.call.org_id, "org_a");
+  EXPECT_EQ(kept.call.model, "mock/echo");
+  EXPECT_EQ(kept.call.provider, "mock");
+  EXPECT_EQ(kept.call.request_id, "req_1");
+  EXPECT_EQ(kept.call.at, kT0);
+  EXPECT_EQ(kept.call.prompt_tokens, 10);
+  EXPECT_EQ(kept.call.completion_tokens, 20);
+  EXPECT_EQ(kept.call.cost, 301);
+  ASSERT_TRUE(usage().UpdateOpenCalls({}, {7}).ok());
+  EXPECT_TRUE(usage().OpenCalls()->empty());
+}
+
 TEST_P(KeyStoreContractTest, SpendSumsRespectDayWeekAndMonthBounds) {
   // Wednesday 2024-01-31: the week began Monday 01-29, the month on 01-01.
   const DayBounds bounds{DaysFromCivil(2024, 1, 31), DaysFromCivil(2024, 1, 29),

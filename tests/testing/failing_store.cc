@@ -194,4 +194,15 @@ Result<std::vector<store::UsageRecord>> FailingStore::RecentUsage(const std::str
   return usage_.RecentUsage(lineage, limit);
 }
 
+Status FailingStore::UpdateOpenCalls(const std::vector<store::OpenCall>& opened,
+                                     const std::vector<uint64_t>& closed) {
+  KG_RETURN_IF_ERROR(AdmitWrite("UpdateOpenCalls"));
+  return usage_.UpdateOpenCalls(opened, closed);
+}
+
+Result<std::vector<store::OpenCall>> FailingStore::OpenCalls() {
+  KG_RETURN_IF_ERROR(AdmitRead("OpenCalls"));
+  return usage_.OpenCalls();
+}
+
 }  // namespace keygate::testing

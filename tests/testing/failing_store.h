@@ -99,6 +99,9 @@ class FailingStore final : public store::KeyStore,
                             const std::function<void(const store::CallInWindow&)>& fn) override;
   Result<std::vector<store::UsageRecord>> RecentUsage(const std::string& lineage,
                                                       int64_t limit) override;
+  Status UpdateOpenCalls(const std::vector<store::OpenCall>& opened,
+                         const std::vector<uint64_t>& closed) override;
+  Result<std::vector<store::OpenCall>> OpenCalls() override;
 
  private:
   // OK if the write named `what` may go through; else the injected Unavailable.

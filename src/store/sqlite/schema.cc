@@ -493,6 +493,24 @@ constexpr const char* kChunksByTimeSchema = R"sql(
 CREATE INDEX usage_chunks_by_time ON usage_chunks(newest_at);
 )sql";
 
+// Version 7 (a crash forgets no call in flight, decision 0011): the calls admitted and not yet
+// settled that have lasted longer than a usage flush interval, each at its reservation.
+constexpr const char* kOpenCallsSchema = R"sql(
+CREATE TABLE open_calls (
+  id INTEGER PRIMARY KEY,
+  key_hash TEXT NOT NULL,
+  lineage TEXT NOT NULL,
+  org_id TEXT NOT NULL,
+  model TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  prompt_tokens INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  cost INTEGER NOT NULL
+);
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "initial schema: organizations, keys, projects, audit log, usage", kInitialSchema},
     Migration{2, "list at scale: counters per source and tag, tag rows by org and position, "
@@ -504,6 +522,8 @@ constexpr std::array kMigrations = {
     Migration{5, "usage chunks: a batch's records of one lineage in one row", kUsageChunksSchema},
     Migration{6, "usage chunks by their newest record, for the windows after a restart",
               kChunksByTimeSchema},
+    Migration{7, "open calls: the calls in flight, which a crash must not forget",
+              kOpenCallsSchema},
 };
 
 constexpr const char* kCreateMigrationsTable =

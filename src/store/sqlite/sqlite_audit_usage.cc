@@ -397,6 +397,56 @@ Result<std::vector<DailyUsage>> SqliteStore::DailySeries(const std::string& line
   return out;
 }
 
+Status SqliteStore::UpdateOpenCalls(const std::vector<OpenCall>& opened,
+                                    const std::vector<uint64_t>& closed) {
+  if (opened.empty() && closed.empty()) return OkStatus();
+  return Write([&](Connection& conn) -> Status {
+    for (const OpenCall& open : opened) {
+      const UsageRecord& c = open.call;
+      KG_RETURN_IF_ERROR(RunSql(
+          conn,
+          "INSERT OR REPLACE INTO open_calls (id, key_hash, lineage, org_id, model, provider, "
+          "request_id, at, prompt_tokens, completion_tokens, cost) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+          {static_cast<int64_t>(open.id), c.key_hash, c.lineage, c.org_id, c.model, c.provider,
+           c.request_id, c.at, c.prompt_tokens, c.completion_tokens, c.cost}));
+    }
+    for (uint64_t id : closed) {
+      KG_RETURN_IF_ERROR(
+          RunSql(conn, "DELETE FROM open_calls WHERE id = ?1", {static_cast<int64_t>(id)}));
+    }
+    return OkStatus();
+  });
+}
+
+Result<std::vector<OpenCall>> SqliteStore::OpenCalls() {
+  std::vector<OpenCall> out;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return sqlite::ForEachRow(
+        conn,
+        "SELECT id, key_hash, lineage, org_id, model, provider, request_id, at, prompt_tokens, "
+        "completion_tokens, cost FROM open_calls ORDER BY id",
+        {}, [&](const Statement& row) {
+          OpenCall open;
+          open.id = static_cast<uint64_t>(row.ColumnInt(0));
+          UsageRecord& c = open.call;
+          c.key_hash = row.ColumnText(1);
+          c.lineage = row.ColumnText(2);
+          c.org_id = row.ColumnText(3);
+          c.model = row.ColumnText(4);
+          c.provider = row.ColumnText(5);
+          c.request_id = row.ColumnText(6);
+          c.at = row.ColumnInt(7);
+          c.prompt_tokens = row.ColumnInt(8);
+          c.completion_tokens = row.ColumnInt(9);
+          c.cost = row.ColumnInt(10);
+          out.push_back(std::move(open));
+          return OkStatus();
+        });
+  }));
+  return out;
+}
+
 Result<std::vector<UsageRecord>> SqliteStore::RecentUsage(const std::string& lineage,
                                                           int64_t limit) {
   if (limit < 1 || limit > kMaxPageSize) {

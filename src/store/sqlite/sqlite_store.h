@@ -143,6 +143,9 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Status ForEachCallBetween(UnixMillis since, UnixMillis until,
                             const std::function<void(const CallInWindow&)>& fn) override;
   Result<std::vector<UsageRecord>> RecentUsage(const std::string& lineage, int64_t limit) override;
+  Status UpdateOpenCalls(const std::vector<OpenCall>& opened,
+                         const std::vector<uint64_t>& closed) override;
+  Result<std::vector<OpenCall>> OpenCalls() override;
 
  private:
   using ConnFn = std::function<Status(sqlite::Connection&)>;
