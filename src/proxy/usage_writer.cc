@@ -34,7 +34,15 @@ store::UsageRecord OpenCallInfo::Record() const {
 }
 
 UsageWriter::UsageWriter(store::UsageStore& store, Logger& log, UsageWriterOptions options)
-    : store_(store), log_(log), options_(options) {}
+    : store_(store), log_(log), options_(options) {
+  // 4,096 ids a millisecond: a process never opens calls faster, so its ids stay above those
+  // of any process before it.
+  constexpr int kIdBitsPerMs = 12;
+  next_open_id_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count())
+                  << kIdBitsPerMs;
+}
 
 UsageWriter::~UsageWriter() { Stop(); }
 
@@ -47,9 +55,10 @@ uint64_t UsageWriter::Open(OpenCallInfo call) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t id = ++next_open_id_;
   open_.emplace(id, OpenEntry{std::move(call), now, false});
+  unstored_.push_back(id);
   // The loop must look at it within an interval, should it last. Under traffic its wait is
-  // that short already; after a quiet spell it is woken once.
-  if (loop_wakes_at_ > now + options_.flush_interval) {
+  // that short already; after a quiet spell (or a failed write's pause) it is woken once.
+  if (loop_wakes_at_ > std::max(now, retry_at_) + options_.flush_interval) {
     loop_wakes_at_ = now;
     cv_.notify_all();
   }
@@ -62,12 +71,14 @@ size_t UsageWriter::open_calls() const {
 }
 
 void UsageWriter::Append(store::UsageRecord record, uint64_t open_id) {
-  const PendingCost cost{DigestHash{}(record.lineage), record.at, record.cost};
+  PendingCost cost{DigestHash{}(record.lineage), record.at, record.cost, 0};
+  decltype(open_)::node_type closed;  // destroyed after the lock is released
   std::lock_guard<std::mutex> lock(mu_);
   if (open_id != 0) {
     if (auto it = open_.find(open_id); it != open_.end()) {
-      if (it->second.stored) pending_closes_.push_back(open_id);
-      open_.erase(it);
+      // A stored call is forgotten once this record is committed (WriteBatch).
+      if (it->second.stored) cost.closes = open_id;
+      closed = open_.extract(it);
     }
   }
   if (pending_.size() >= options_.max_pending) {
@@ -113,8 +124,6 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   writing_now_ = true;
   writing_.swap(pending_);
   writing_costs_.swap(pending_costs_);
-  std::vector<uint64_t> closes;
-  closes.swap(pending_closes_);
   pending_.reserve(writing_.size());
   pending_costs_.reserve(writing_costs_.size());
   lock.unlock();
@@ -124,11 +133,13 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   writing_now_ = false;
   if (status.ok()) {
     written.swap(writing_);
+    // Their records committed, the stored calls they closed may be forgotten. (A record
+    // dropped past max_pending leaves its call stored: charged at its reservation later.)
+    for (const PendingCost& cost : writing_costs_) {
+      if (cost.closes != 0) closed_stored_.push_back(cost.closes);
+    }
     writing_costs_.clear();
-    // Their records committed, the stored calls they closed may be forgotten.
-    closed_stored_.insert(closed_stored_.end(), closes.begin(), closes.end());
   } else {
-    pending_closes_.insert(pending_closes_.begin(), closes.begin(), closes.end());
     // Keep the failed batch ahead of what arrived meanwhile, and try again later.
     writing_.insert(writing_.end(), std::make_move_iterator(pending_.begin()),
                     std::make_move_iterator(pending_.end()));
@@ -150,22 +161,25 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   return status;
 }
 
-bool UsageWriter::OpenCallsDue(SteadyClock::time_point now) const {
-  if (!closed_stored_.empty()) return true;
-  for (const auto& [id, entry] : open_) {
-    if (!entry.stored && now - entry.opened >= options_.flush_interval) return true;
+SteadyClock::time_point UsageWriter::NextOpenCallDue() {
+  while (!unstored_.empty()) {
+    auto it = open_.find(unstored_.front());
+    if (it != open_.end() && !it->second.stored) return it->second.opened + options_.flush_interval;
+    unstored_.pop_front();  // closed before it was due, or stored
   }
-  return false;
+  return SteadyClock::time_point::max();
 }
 
-Status UsageWriter::WriteOpenCalls(std::unique_lock<std::mutex>& lock) {
+Status UsageWriter::WriteOpenCalls(std::unique_lock<std::mutex>& lock, bool all) {
   cv_.wait(lock, [this] { return !writing_now_; });
-  const auto due = SteadyClock::now() - options_.flush_interval;
+  const auto now = SteadyClock::now();
   std::vector<store::OpenCall> opened;
   std::vector<uint64_t> ids;
-  for (auto& [id, entry] : open_) {
-    if (entry.stored || entry.opened > due) continue;
-    entry.stored = true;
+  // NextOpenCallDue() first: it drops the closed calls from the front.
+  while (NextOpenCallDue() <= now || (all && !unstored_.empty())) {
+    const uint64_t id = unstored_.front();
+    unstored_.pop_front();
+    open_.at(id).stored = true;
     ids.push_back(id);
   }
   std::vector<uint64_t> closed;
@@ -184,9 +198,12 @@ Status UsageWriter::WriteOpenCalls(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   writing_now_ = false;
   if (!status.ok()) {
-    // Tried again with the next batch: still open ones unmarked, the closed ones kept.
-    for (uint64_t id : ids) {
-      if (auto it = open_.find(id); it != open_.end()) it->second.stored = false;
+    // Tried again later: the still open ones back at the front, in order; the closed kept.
+    for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
+      if (auto it = open_.find(*id); it != open_.end()) {
+        it->second.stored = false;
+        unstored_.push_front(*id);
+      }
     }
     // Closed meanwhile after being marked: their rows may not exist; deleting is harmless.
     closed_stored_.insert(closed_stored_.end(), closed.begin(), closed.end());
@@ -200,22 +217,26 @@ void UsageWriter::Loop(std::function<void()> task) {
   NameThisThread("kg-usage");
   std::unique_lock<std::mutex> lock(mu_);
   auto next_task = SteadyClock::now() + options_.task_interval;
-  auto retry_at = SteadyClock::time_point::min();
   while (!stopping_) {
     const auto now = SteadyClock::now();
-    const auto flush_at = std::max(oldest_pending_ + options_.flush_interval, retry_at);
+    const auto flush_at = std::max(oldest_pending_ + options_.flush_interval, retry_at_);
     if (!pending_.empty() && now >= flush_at) {
       if (!WriteBatch(lock).ok()) {
-        retry_at = SteadyClock::now() + options_.retry_interval;
+        retry_at_ = SteadyClock::now() + options_.retry_interval;
         continue;
       }
       // The settled records first, then the open calls they close: a crash between the two
       // charges such a call twice (settled, and at its reservation), never not at all.
-      if (!WriteOpenCalls(lock).ok()) retry_at = SteadyClock::now() + options_.retry_interval;
+      if (!WriteOpenCalls(lock).ok()) retry_at_ = SteadyClock::now() + options_.retry_interval;
       continue;
     }
-    if (now >= retry_at && OpenCallsDue(now)) {
-      if (!WriteOpenCalls(lock).ok()) retry_at = SteadyClock::now() + options_.retry_interval;
+    // Calls in flight: the oldest not stored is due an interval after it opened.
+    auto open_due = std::min(NextOpenCallDue(), closed_stored_.empty()
+                                                    ? SteadyClock::time_point::max()
+                                                    : now);
+    if (open_due != SteadyClock::time_point::max()) open_due = std::max(open_due, retry_at_);
+    if (now >= open_due) {
+      if (!WriteOpenCalls(lock).ok()) retry_at_ = SteadyClock::now() + options_.retry_interval;
       continue;
     }
     if (task && now >= next_task) {
@@ -225,11 +246,8 @@ void UsageWriter::Loop(std::function<void()> task) {
       next_task = SteadyClock::now() + options_.task_interval;
       continue;
     }
-    auto deadline = task ? next_task : now + options_.task_interval;
+    auto deadline = std::min(task ? next_task : now + options_.task_interval, open_due);
     if (!pending_.empty()) deadline = std::min(deadline, flush_at);
-    // A call in flight is looked at again once it has lasted an interval.
-    if (!open_.empty()) deadline = std::min(deadline, std::max(now, retry_at) +
-                                                          options_.flush_interval);
     loop_wakes_at_ = deadline;
     cv_.wait_until(lock, deadline);
   }
@@ -242,8 +260,9 @@ void UsageWriter::Loop(std::function<void()> task) {
     }
   }
   // The stored calls that closed are forgotten (the next start would charge them again), and
-  // those still open after the drain kept.
-  if (Status status = WriteOpenCalls(lock); !status.ok()) {
+  // every call still open (cut by the drain deadline) is kept: the next start charges it at
+  // its reservation.
+  if (Status status = WriteOpenCalls(lock, /*all=*/true); !status.ok()) {
     log_.Error("usage.final_flush_failed", {{"error", status.error().message}});
   }
 }

@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -121,11 +122,12 @@ class UsageWriter {
   void Loop(std::function<void()> task);
   // Writes the pending records. REQUIRES: `lock` holds mu_; it is released during the write.
   Status WriteBatch(std::unique_lock<std::mutex>& lock);
-  // Stores the calls open for longer than flush_interval and forgets the stored ones closed
-  // since. REQUIRES: as WriteBatch, after it.
-  Status WriteOpenCalls(std::unique_lock<std::mutex>& lock);
-  // Whether WriteOpenCalls has something to do. REQUIRES: mu_ held.
-  bool OpenCallsDue(std::chrono::steady_clock::time_point now) const;
+  // Stores the calls open for longer than flush_interval (every open call if `all`) and
+  // forgets the stored ones whose closing record is committed. REQUIRES: as WriteBatch.
+  Status WriteOpenCalls(std::unique_lock<std::mutex>& lock, bool all = false);
+  // When the oldest call not stored yet is due to be, or time_point::max() if none; drops
+  // the closed calls from the front of unstored_ first. REQUIRES: mu_ held.
+  std::chrono::steady_clock::time_point NextOpenCallDue();
 
   // What Unflushed() reads of a pending record, kept beside it (same index): its walk, once
   // per key of a management answer and under mu_, which every model call takes to append,
@@ -135,6 +137,7 @@ class UsageWriter {
     size_t lineage_hash = 0;
     UnixMillis at = 0;
     MicroUsd cost = 0;
+    uint64_t closes = 0;  // the stored open call this record closes, once committed (0: none)
   };
 
   store::UsageStore& store_;
@@ -153,11 +156,14 @@ class UsageWriter {
     bool stored = false;  // written by WriteOpenCalls (or being written)
   };
   std::unordered_map<uint64_t, OpenEntry> open_;  // guarded by mu_
-  // Stored calls closed by a record still pending (forgotten only once it is committed), and
-  // those whose record is committed.
-  std::vector<uint64_t> pending_closes_;  // guarded by mu_
-  std::vector<uint64_t> closed_stored_;   // guarded by mu_
-  uint64_t next_open_id_ = 0;                     // guarded by mu_
+  // Ids of open calls not stored yet, in the order they opened (ids only grow): the loop
+  // looks at the front alone. Closed ones leave it when they reach the front.
+  std::deque<uint64_t> unstored_;       // guarded by mu_
+  std::vector<uint64_t> closed_stored_;  // guarded by mu_: stored, their record committed
+  uint64_t next_open_id_ = 0;  // guarded by mu_; starts at the start time, so that ids stay
+                               // unique across restarts
+  std::chrono::steady_clock::time_point retry_at_ =
+      std::chrono::steady_clock::time_point::min();  // guarded by mu_: after a failed write
   // When the loop's wait ends: Open() wakes it only if that is more than an interval away
   // (waking it on every call would cost each a system call and a thread switch).
   std::chrono::steady_clock::time_point loop_wakes_at_ =

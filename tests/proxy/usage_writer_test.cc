@@ -24,7 +24,7 @@ class RecordingUsageStore final : public store::UsageStore {
       release_.get_future().wait();
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (fail_) return Error::Unavailable("disk full");
+    if (fail_ || fail_append_) return Error::Unavailable("disk full");
     batches_.push_back(records);
     return OkStatus();
   }
@@ -66,6 +66,11 @@ class RecordingUsageStore final : public store::UsageStore {
     std::lock_guard<std::mutex> lock(mu_);
     fail_ = fail;
   }
+  // Fails AppendUsage alone (UpdateOpenCalls still works).
+  void set_fail_append(bool fail) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_append_ = fail;
+  }
   // The next AppendUsage waits, once it has begun (entered()), until release().
   void HoldNextWrite() { hold_ = true; }
   std::future<void> entered() { return entered_.get_future(); }
@@ -87,6 +92,7 @@ class RecordingUsageStore final : public store::UsageStore {
  private:
   mutable std::mutex mu_;
   bool fail_ = false;
+  bool fail_append_ = false;
   std::atomic<bool> hold_{false};
   std::promise<void> entered_;
   std::promise<void> release_;
@@ -301,6 +307,59 @@ TEST_F(UsageWriterTest, StopKeepsTheCallsStillOpenAndForgetsTheClosedOnes) {
   const auto open = store_.open();
   ASSERT_EQ(open.size(), 1u);
   EXPECT_EQ(open.begin()->first, second);
+}
+
+// A stored call is forgotten only once the record that closes it is committed: while the
+// record's batch fails, a crash would still find the call, and charge it.
+TEST_F(UsageWriterTest, AStoredCallIsKeptUntilItsRecordIsCommitted) {
+  auto key = std::make_shared<keys::ServiceKey>();
+  key->hash = key->lineage = "k";
+  UsageWriterOptions options{std::chrono::milliseconds(5)};
+  options.retry_interval = std::chrono::milliseconds(5);
+  UsageWriter writer(store_, log_, options);
+  writer.Start();
+  const uint64_t id = writer.Open(Call(key, 9));
+  ASSERT_TRUE(Eventually([&] { return store_.open().size() == 1; }));
+  store_.set_fail_append(true);
+  writer.Append(Record("k", 4, 0), id);
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  EXPECT_EQ(store_.open().size(), 1u);  // its record not committed: the call stays
+  EXPECT_EQ(store_.records(), 0u);
+  store_.set_fail_append(false);
+  ASSERT_TRUE(Eventually([&] { return store_.open().empty(); }));
+  EXPECT_EQ(store_.records(), 1u);
+  writer.Stop();
+}
+
+// A stop keeps every call still open, however young (cut by the drain deadline): the next
+// start charges it.
+TEST_F(UsageWriterTest, StopKeepsEvenTheYoungestOpenCalls) {
+  auto key = std::make_shared<keys::ServiceKey>();
+  key->hash = key->lineage = "k";
+  UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(50)});
+  writer.Start([] {});  // as in production, with a periodic task
+  const uint64_t id = writer.Open(Call(key, 3));
+  writer.Stop();
+  ASSERT_EQ(store_.open().size(), 1u);
+  EXPECT_EQ(store_.open().begin()->first, id);
+}
+
+// An open call is stored about an interval after it opened, not much later, even when the
+// writer was idle and waiting on its periodic task.
+TEST_F(UsageWriterTest, AnOpenCallIsStoredAboutAnIntervalAfterItOpened) {
+  auto key = std::make_shared<keys::ServiceKey>();
+  key->hash = key->lineage = "k";
+  UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(20)});
+  writer.Start([] {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // idle: waiting on the task
+  const auto opened = std::chrono::steady_clock::now();
+  writer.Open(Call(key, 3));
+  ASSERT_TRUE(Eventually([&] { return store_.open().size() == 1; }));
+  const auto took = std::chrono::steady_clock::now() - opened;
+  EXPECT_GE(took, std::chrono::milliseconds(19));
+  // Generous for a loaded machine; an idle writer woken only by its task would take 60 s.
+  EXPECT_LT(took, std::chrono::seconds(5));
+  writer.Stop();
 }
 
 TEST_F(UsageWriterTest, OpenCallsAStoreFailedToKeepAreTriedAgain) {
