@@ -87,9 +87,19 @@ ModelCall::ModelCall(const CallEnvironment& env, Admission admission,
       start_ns_(env.clock.MonotonicNs()) {}
 
 ModelCall::~ModelCall() {
-  // A call dropped without ending (the server stopped with it in flight) still gives its
-  // reservation back.
-  if (!closed_) env_.limiter.Release(admission_.ticket);
+  if (closed_) return;
+  // A call dropped without ending (the server stopped with it in flight) gives its
+  // reservation back to the limiter, and is recorded at it: the upstream may have run it.
+  env_.limiter.Release(admission_.ticket);
+  if (open_id_ != 0) env_.usage.Append(Reservation().Record(), open_id_);
+}
+
+OpenCallInfo ModelCall::Reservation() const {
+  const PreparedCall& call = admission_.call;
+  return OpenCallInfo{call.key.get(),          call.model,
+                      responder_ ? responder_->request_id() : std::string(),
+                      start_ms_,               call.worst.prompt_tokens,
+                      call.worst.completion_tokens, call.worst.cost};
 }
 
 void ModelCall::Start(boost::asio::io_context& io) {
@@ -107,10 +117,8 @@ void ModelCall::Start(boost::asio::io_context& io) {
                               {call.target->max_tokens_field,
                                Bounded() ? call.model->max_output_tokens : 0});
   // Kept by the usage writer while in flight, at its reservation, should keygate crash.
-  open_id_ = env_.usage.Open(OpenCallInfo{call.key, call.catalog, call.model,
-                                          responder_->request_id(), env_.clock.NowMs(),
-                                          call.worst.prompt_tokens, call.worst.completion_tokens,
-                                          call.worst.cost});
+  start_ms_ = env_.clock.NowMs();
+  open_id_ = env_.usage.Open(Reservation());
   upstream_call_ = env_.upstream.Create(std::move(request), shared_from_this(), io);
   std::weak_ptr<ModelCall> weak = weak_from_this();
   responder_->OnClientGone([weak] {

@@ -104,6 +104,9 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   void NoteEchoedKey(std::string_view where);
   // The usage writer's id of this call while in flight (0 before Start).
   uint64_t open_id_ = 0;
+  UnixMillis start_ms_ = 0;  // admission (Start)
+  // The call as the usage writer keeps it in flight: at its reservation.
+  OpenCallInfo Reservation() const;
   // Settles or releases the ticket and records the call. Runs once.
   void Close(int status, Charge charge, TokenUsage usage);
   // An upper bound of what was received when the upstream reported no usage: the whole

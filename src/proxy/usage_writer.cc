@@ -186,15 +186,12 @@ Status UsageWriter::WriteOpenCalls(std::unique_lock<std::mutex>& lock, bool all)
   closed.swap(closed_stored_);
   if (ids.empty() && closed.empty()) return OkStatus();
   writing_now_ = true;
-  // The records are made with the lock released, from copies of what they need.
-  std::vector<OpenCallInfo> calls;
-  calls.reserve(ids.size());
-  for (uint64_t id : ids) calls.push_back(open_.at(id).call);
+  // Made under the lock: an entry's key and model live as long as it is in open_ (its call
+  // closes it before letting them go, which takes the lock). Only calls being stored pay.
+  opened.reserve(ids.size());
+  for (uint64_t id : ids) opened.push_back({id, open_.at(id).call.Record()});
   lock.unlock();
-  opened.reserve(calls.size());
-  for (size_t i = 0; i < calls.size(); ++i) opened.push_back({ids[i], calls[i].Record()});
   Status status = store_.UpdateOpenCalls(opened, closed);
-  calls.clear();
   lock.lock();
   writing_now_ = false;
   if (!status.ok()) {

@@ -56,10 +56,11 @@ struct UsageWriterOptions {
 };
 
 // A call in flight as Open() notes it, at its reservation: nothing but pointers and numbers to
-// copy on every call (the record is made only if the call is stored).
+// copy on every call (the record is made only if the call is stored). `key` and `model` are
+// the caller's, which must keep them alive until the Append() that closes the call (a model
+// call holds both, and closes its entry even when dropped).
 struct OpenCallInfo {
-  std::shared_ptr<const keys::ServiceKey> key;
-  std::shared_ptr<const void> model_owner;  // keeps `model` alive (the catalog it is from)
+  const keys::ServiceKey* key = nullptr;
   const config::ModelConfig* model = nullptr;
   std::string request_id;
   UnixMillis at = 0;  // admission

@@ -245,9 +245,9 @@ bool Eventually(const std::function<bool()>& done) {
   return done();
 }
 
-OpenCallInfo Call(std::shared_ptr<const keys::ServiceKey> key, MicroUsd cost) {
+OpenCallInfo Call(const std::shared_ptr<keys::ServiceKey>& key, MicroUsd cost) {
   OpenCallInfo call;
-  call.key = std::move(key);
+  call.key = key.get();
   call.request_id = "req_1";
   call.at = 1'700'000'000'000;
   call.prompt_tokens = 10;
@@ -260,7 +260,7 @@ OpenCallInfo Call(std::shared_ptr<const keys::ServiceKey> key, MicroUsd cost) {
 // at its reservation, and forgotten there once its record is written; a call that ends within
 // an interval never reaches the store.
 TEST_F(UsageWriterTest, CallsInFlightLongerThanAnIntervalAreKeptUntilTheyEnd) {
-  auto key = std::make_shared<keys::ServiceKey>();
+  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
   key->hash = "hash-a";
   key->lineage = "lineage-a";
   key->org_id = "org_a";
@@ -295,7 +295,7 @@ TEST_F(UsageWriterTest, CallsInFlightLongerThanAnIntervalAreKeptUntilTheyEnd) {
 }
 
 TEST_F(UsageWriterTest, StopKeepsTheCallsStillOpenAndForgetsTheClosedOnes) {
-  auto key = std::make_shared<keys::ServiceKey>();
+  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
   key->hash = key->lineage = "k";
   UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(5)});
   writer.Start();
@@ -312,7 +312,7 @@ TEST_F(UsageWriterTest, StopKeepsTheCallsStillOpenAndForgetsTheClosedOnes) {
 // A stored call is forgotten only once the record that closes it is committed: while the
 // record's batch fails, a crash would still find the call, and charge it.
 TEST_F(UsageWriterTest, AStoredCallIsKeptUntilItsRecordIsCommitted) {
-  auto key = std::make_shared<keys::ServiceKey>();
+  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
   key->hash = key->lineage = "k";
   UsageWriterOptions options{std::chrono::milliseconds(5)};
   options.retry_interval = std::chrono::milliseconds(5);
@@ -334,7 +334,7 @@ TEST_F(UsageWriterTest, AStoredCallIsKeptUntilItsRecordIsCommitted) {
 // A stop keeps every call still open, however young (cut by the drain deadline): the next
 // start charges it.
 TEST_F(UsageWriterTest, StopKeepsEvenTheYoungestOpenCalls) {
-  auto key = std::make_shared<keys::ServiceKey>();
+  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
   key->hash = key->lineage = "k";
   UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(50)});
   writer.Start([] {});  // as in production, with a periodic task
@@ -347,7 +347,7 @@ TEST_F(UsageWriterTest, StopKeepsEvenTheYoungestOpenCalls) {
 // An open call is stored about an interval after it opened, not much later, even when the
 // writer was idle and waiting on its periodic task.
 TEST_F(UsageWriterTest, AnOpenCallIsStoredAboutAnIntervalAfterItOpened) {
-  auto key = std::make_shared<keys::ServiceKey>();
+  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
   key->hash = key->lineage = "k";
   UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(20)});
   writer.Start([] {});
@@ -363,7 +363,7 @@ TEST_F(UsageWriterTest, AnOpenCallIsStoredAboutAnIntervalAfterItOpened) {
 }
 
 TEST_F(UsageWriterTest, OpenCallsAStoreFailedToKeepAreTriedAgain) {
-  auto key = std::make_shared<keys::ServiceKey>();
+  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
   key->hash = key->lineage = "k";
   UsageWriterOptions options{std::chrono::milliseconds(5)};
   options.retry_interval = std::chrono::milliseconds(5);
