@@ -58,7 +58,7 @@ uint64_t UsageWriter::Open(OpenCallInfo call) {
   unstored_.push_back(id);
   // The loop must look at it within an interval, should it last. Under traffic its wait is
   // that short already; after a quiet spell (or a failed write's pause) it is woken once.
-  if (loop_wakes_at_ > std::max(now, retry_at_) + options_.flush_interval) {
+  if (loop_wakes_at_ > std::max(now + options_.flush_interval, retry_at_)) {
     loop_wakes_at_ = now;
     cv_.notify_all();
   }
@@ -192,6 +192,7 @@ Status UsageWriter::WriteOpenCalls(std::unique_lock<std::mutex>& lock, bool all)
   for (uint64_t id : ids) opened.push_back({id, open_.at(id).call.Record()});
   lock.unlock();
   Status status = store_.UpdateOpenCalls(opened, closed);
+  opened = {};  // freed before the lock the hot path takes
   lock.lock();
   writing_now_ = false;
   if (!status.ok()) {
@@ -253,7 +254,7 @@ void UsageWriter::Loop(std::function<void()> task) {
     if (Status status = WriteBatch(lock); !status.ok()) {
       log_.Error("usage.final_flush_failed", {{"error", status.error().message},
                                               {"lost", static_cast<uint64_t>(pending_.size())}});
-      return;
+      break;  // the open calls are still kept below: the next start charges them
     }
   }
   // The stored calls that closed are forgotten (the next start would charge them again), and
