@@ -41,6 +41,18 @@ pid_t ChildNamed(const std::string& name) {
   return found;
 }
 
+// Sends this test's keygate SIGHUP, then waits (5 s at most) until its log holds `event`.
+void SighupAndAwait(const KeygateProcess& process, const std::string& event) {
+  const pid_t keygate = ChildNamed("keygate");
+  ASSERT_GT(keygate, 0);
+  ASSERT_EQ(kill(keygate, SIGHUP), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (process.log().find(event) == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 TEST_F(DataPlaneTest, SighupReloadsTheCatalogWithoutDroppingConnections) {
   MintedKey key = Mint();
   TestHttpClient kept("127.0.0.1", process_->port());
@@ -79,14 +91,7 @@ TEST_F(DataPlaneTest, SighupReloadsTheCatalogWithoutDroppingConnections) {
 TEST_F(DataPlaneTest, ABrokenCatalogOnSighupKeepsTheOldOne) {
   MintedKey key = Mint();
   { std::ofstream(dir_.path() + "/keygate.yaml", std::ios::app) << "  - id: no-slash\n"; }
-  const pid_t keygate = ChildNamed("keygate");
-  ASSERT_GT(keygate, 0);
-  ASSERT_EQ(kill(keygate, SIGHUP), 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (process_->log().find("config.reload_failed") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ASSERT_NO_FATAL_FAILURE(SighupAndAwait(*process_, "config.reload_failed"));
   EXPECT_NE(process_->log().find("config.reload_failed"), std::string::npos);
   EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
 }
@@ -96,14 +101,7 @@ TEST_F(DataPlaneTest, ABrokenCatalogOnSighupKeepsTheOldOne) {
 TEST_F(DataPlaneTest, AnEmptiedCatalogOnSighupKeepsTheOldOne) {
   MintedKey key = Mint();
   { std::ofstream(dir_.path() + "/keygate.yaml", std::ios::trunc); }
-  const pid_t keygate = ChildNamed("keygate");
-  ASSERT_GT(keygate, 0);
-  ASSERT_EQ(kill(keygate, SIGHUP), 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (process_->log().find("config.reload_failed") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ASSERT_NO_FATAL_FAILURE(SighupAndAwait(*process_, "config.reload_failed"));
   const std::string log = process_->log();
   EXPECT_NE(log.find("declares no models"), std::string::npos) << log;
   EXPECT_EQ(log.find("proxy.catalog_reloaded"), std::string::npos) << log;

@@ -245,6 +245,13 @@ bool Eventually(const std::function<bool()>& done) {
   return done();
 }
 
+// A key whose hash and lineage are `name`; it outlives the writer's entries that point at it.
+std::shared_ptr<keys::ServiceKey> KeyNamed(const std::string& name) {
+  auto key = std::make_shared<keys::ServiceKey>();
+  key->hash = key->lineage = name;
+  return key;
+}
+
 OpenCallInfo Call(const std::shared_ptr<keys::ServiceKey>& key, MicroUsd cost) {
   OpenCallInfo call;
   call.key = key.get();
@@ -295,8 +302,7 @@ TEST_F(UsageWriterTest, CallsInFlightLongerThanAnIntervalAreKeptUntilTheyEnd) {
 }
 
 TEST_F(UsageWriterTest, StopKeepsTheCallsStillOpenAndForgetsTheClosedOnes) {
-  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
-  key->hash = key->lineage = "k";
+  const auto key = KeyNamed("k");
   UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(5)});
   writer.Start();
   const uint64_t first = writer.Open(Call(key, 1));
@@ -312,8 +318,7 @@ TEST_F(UsageWriterTest, StopKeepsTheCallsStillOpenAndForgetsTheClosedOnes) {
 // A stored call is forgotten only once the record that closes it is committed: while the
 // record's batch fails, a crash would still find the call, and charge it.
 TEST_F(UsageWriterTest, AStoredCallIsKeptUntilItsRecordIsCommitted) {
-  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
-  key->hash = key->lineage = "k";
+  const auto key = KeyNamed("k");
   UsageWriterOptions options{std::chrono::milliseconds(5)};
   options.retry_interval = std::chrono::milliseconds(5);
   UsageWriter writer(store_, log_, options);
@@ -334,8 +339,7 @@ TEST_F(UsageWriterTest, AStoredCallIsKeptUntilItsRecordIsCommitted) {
 // A stop keeps every call still open, however young (cut by the drain deadline): the next
 // start charges it.
 TEST_F(UsageWriterTest, StopKeepsEvenTheYoungestOpenCalls) {
-  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
-  key->hash = key->lineage = "k";
+  const auto key = KeyNamed("k");
   UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(50)});
   writer.Start([] {});  // as in production, with a periodic task
   const uint64_t id = writer.Open(Call(key, 3));
@@ -347,8 +351,7 @@ TEST_F(UsageWriterTest, StopKeepsEvenTheYoungestOpenCalls) {
 // An open call is stored about an interval after it opened, not much later, even when the
 // writer was idle and waiting on its periodic task.
 TEST_F(UsageWriterTest, AnOpenCallIsStoredAboutAnIntervalAfterItOpened) {
-  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
-  key->hash = key->lineage = "k";
+  const auto key = KeyNamed("k");
   UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(20)});
   writer.Start([] {});
   std::this_thread::sleep_for(std::chrono::milliseconds(30));  // idle: waiting on the task
@@ -363,8 +366,7 @@ TEST_F(UsageWriterTest, AnOpenCallIsStoredAboutAnIntervalAfterItOpened) {
 }
 
 TEST_F(UsageWriterTest, OpenCallsAStoreFailedToKeepAreTriedAgain) {
-  auto key = std::make_shared<keys::ServiceKey>();  // outlives the writer's entries
-  key->hash = key->lineage = "k";
+  const auto key = KeyNamed("k");
   UsageWriterOptions options{std::chrono::milliseconds(5)};
   options.retry_interval = std::chrono::milliseconds(5);
   UsageWriter writer(store_, log_, options);
