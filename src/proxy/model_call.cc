@@ -466,19 +466,14 @@ void ModelCall::Close(int status, Charge charge, TokenUsage usage) {
   if (upstream_start_ns_ && upstream_end_ns_) {
     responder_->NoteUpstreamTime(*upstream_end_ns_ - *upstream_start_ns_);
   }
-  store::UsageRecord record;
-  record.key_hash = call.key->hash;
-  record.lineage = keys::LineageOf(*call.key);
-  record.org_id = call.key->org_id;
-  record.model = call.model->id;
-  record.provider = call.model->provider;
+  // The record the call was kept under in flight, with what it really used.
+  store::UsageRecord record = Reservation().Record();
   record.prompt_tokens = usage.prompt_tokens;
   record.completion_tokens = usage.completion_tokens;
   record.cost = cost;
   record.status = status;
   record.latency_ms = (end_ns - start_ns_) / kNanosPerMilli;
   record.ttfb_ms = head_ns_ == 0 ? record.latency_ms : (head_ns_ - start_ns_) / kNanosPerMilli;
-  record.request_id = responder_->request_id();
   record.at = now;
   env_.usage.Append(std::move(record), open_id_);
 }
