@@ -143,7 +143,8 @@ Status ApplyOverrides(const std::vector<SettingOverride>& overrides, Settings* s
 }
 
 Status ValidateCombined(const Settings& settings, const Origins& origins, const std::string& path) {
-  Status status = ValidateSettings(settings);
+  Status status = ValidateSettings(
+      settings, [&origins](std::string_view name) { return origins.contains(name); });
   if (status.ok()) return status;
   auto origin = origins.find(status.error().param);
   std::string where = origin != origins.end() ? origin->second : (path.empty() ? "defaults" : path);

@@ -264,7 +264,8 @@ Status ApplySetting(std::string_view name, std::string_view text, Settings* sett
   return OkStatus();
 }
 
-Status ValidateSettings(const Settings& settings) {
+Status ValidateSettings(const Settings& settings,
+                        const std::function<bool(std::string_view)>& is_set) {
   const std::pair<std::string_view, const std::string*> prefixes[] = {
       {"key_prefixes.service", &settings.service_key_prefix},
       {"key_prefixes.provisioning", &settings.provisioning_key_prefix},
@@ -273,11 +274,24 @@ Status ValidateSettings(const Settings& settings) {
   for (size_t i = 0; i < std::size(prefixes); ++i) {
     for (size_t j = i + 1; j < std::size(prefixes); ++j) {
       if (!Overlap(*prefixes[i].second, *prefixes[j].second)) continue;
+      const bool blame_earlier = is_set && is_set(prefixes[i].first) && !is_set(prefixes[j].first);
       return Error::InvalidArgument(std::string(prefixes[i].first) + " and " +
                                         std::string(prefixes[j].first) +
                                         ": must differ and neither may start with the other",
-                                    std::string(prefixes[j].first));
+                                    std::string(prefixes[blame_earlier ? i : j].first));
     }
+  }
+  if (settings.store_kind != StoreKind::kSqlite) {
+    return Error::InvalidArgument(
+        "store: PostgreSQL is not available in this build yet; leave store empty or use "
+        "sqlite:PATH",
+        "store");
+  }
+  if (!settings.redis_url.empty()) {
+    return Error::InvalidArgument(
+        "redis: shared windows and spend are not available in this build yet; leave redis "
+        "empty and run one replica",
+        "redis");
   }
   return OkStatus();
 }

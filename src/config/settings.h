@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -89,11 +90,17 @@ const SettingInfo* FindSetting(std::string_view name);
 // InvalidArgument "unknown setting <name>". `settings` is unchanged on error.
 Status ApplySetting(std::string_view name, std::string_view text, Settings* settings);
 
-// Checks the rules that span several settings (today: the three key prefixes must be
-// distinct and none may start with another, or a secret's kind would be ambiguous).
-// Returns OK or InvalidArgument naming both settings at fault, with `param` the later one in
-// table order (the one to blame when the earlier kept its default).
-Status ValidateSettings(const Settings& settings);
+// Checks the rules that span several settings, and the values this build cannot serve:
+// - the three key prefixes must be distinct and none may start with another, or a secret's kind
+//   would be ambiguous: InvalidArgument naming both settings, with `param` the one to blame,
+//   the later one in table order unless only the earlier was set (`is_set(name)`: true when the
+//   setting was given a value rather than keeping its default; null: every setting was);
+// - a postgres:// store or a redis URL: InvalidArgument "store: ..." or "redis: ...", `param`
+//   naming the setting (several replicas sharing a store are not built yet; a Redis URL ignored
+//   would leave each replica its own limits). The message never repeats the URL, which may hold
+//   a password.
+Status ValidateSettings(const Settings& settings,
+                        const std::function<bool(std::string_view)>& is_set = nullptr);
 
 // The settings part of `keygate serve --help`: every setting with its accepted values,
 // default, environment variable and description, one block per setting.

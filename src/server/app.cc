@@ -266,18 +266,10 @@ void App::Parts::BackgroundLoop() {
 Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log,
                                        const Clock& clock, SecretSource& secrets,
                                        std::string config_path) {
-  if (config.settings.store_kind != config::StoreKind::kSqlite) {
-    // The URL may hold a password: name the kind of store only.
-    return Error::Unavailable(
-        "store: PostgreSQL is not available in this build yet; use the embedded SQLite store");
-  }
-  if (!config.settings.redis_url.empty()) {
-    // Ignored, it would leave each replica its own windows and spend: N replicas, N times the
-    // limits. Refused instead, naming no part of the URL (it may hold a password).
-    return Error::Unavailable(
-        "redis: shared windows and spend are not available in this build yet; leave redis "
-        "empty and run one replica");
-  }
+  // LoadConfig refuses what ValidateSettings refuses, naming the file's line; a Config built
+  // otherwise is held to the same rules (a PostgreSQL store or a Redis URL must never quietly
+  // become this process's SQLite store and windows).
+  KG_RETURN_IF_ERROR(config::ValidateSettings(config.settings));
   const std::string path = config.settings.SqlitePath();
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);

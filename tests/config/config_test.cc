@@ -14,6 +14,7 @@ namespace keygate::config {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 const std::string kSourceDir = KEYGATE_SOURCE_DIR;
@@ -176,21 +177,20 @@ TEST_F(ConfigTest, PricesConvertExactlyFromTheirText) {
 TEST_F(ConfigTest, EnvironmentWinsOverFile) {
   env_ = {{"KEYGATE_LISTEN", "0.0.0.0:9999"},
           {"KEYGATE_DATA", "/var/lib/keygate"},
-          {"KEYGATE_STORE", "postgres://kg@db/keygate"},
-          {"KEYGATE_REDIS", "redis://cache:6379/1"},
+          {"KEYGATE_STORE", "sqlite:/var/lib/kg.db"},
+          {"KEYGATE_REDIS", ""},
           {"KEYGATE_LOG_LEVEL", "debug"},
           {"KEYGATE_LIMITS_MAX_CONNECTIONS", "42"}};
   Result<Config> config = LoadYaml(
       "listen: 127.0.0.1:8080\ndata: ./here\nstore: sqlite:/tmp/x.db\nlog_level: warn\n"
-      "limits: {max_connections: 7}\n");
+      "redis: redis://cache:6379/1\nlimits: {max_connections: 7}\n");
   ASSERT_TRUE(config.ok()) << config.error().message;
   const Settings& s = config->settings;
   EXPECT_EQ(s.listen_host, "0.0.0.0");
   EXPECT_EQ(s.listen_port, 9999);
   EXPECT_EQ(s.data_dir, "/var/lib/keygate");
-  EXPECT_EQ(s.store_kind, StoreKind::kPostgres);
-  EXPECT_EQ(s.store_url, "postgres://kg@db/keygate");
-  EXPECT_EQ(s.redis_url, "redis://cache:6379/1");
+  EXPECT_EQ(s.SqlitePath(), "/var/lib/kg.db");
+  EXPECT_EQ(s.redis_url, "");
   EXPECT_EQ(s.log_level, LogLevel::kDebug);
   EXPECT_EQ(s.max_connections, 42);
 }
@@ -401,6 +401,26 @@ TEST_F(ConfigTest, OverlappingKeyPrefixesAreRefused) {
   env_ = {{"KEYGATE_KEY_PREFIXES_PROVISIONING", "sk-kg-"}};
   EXPECT_THAT(ErrorOf(""),
               HasSubstr("environment KEYGATE_KEY_PREFIXES_PROVISIONING: key_prefixes.service and"));
+}
+
+TEST_F(ConfigTest, APrefixConflictNamesTheLineOfTheOneSet) {
+  // The service prefix is set to the provisioning default, which kept its default: the file's
+  // line is the one to blame.
+  EXPECT_THAT(ErrorOf("log_level: info\nkey_prefixes:\n  service: pk-kg-\n"),
+              HasSubstr("cfg.yaml:3: key_prefixes.service and key_prefixes.provisioning"));
+}
+
+TEST_F(ConfigTest, BackendsThisBuildCannotServeAreRefusedWhereTheyAreSet) {
+  // A store or Redis URL that this build would not use: refused by the loader, naming the line
+  // or the variable, never the URL (it may hold a password).
+  std::string error = ErrorOf("log_level: info\nstore: postgres://kg:hunter2@db/keygate\n");
+  EXPECT_THAT(error, HasSubstr("cfg.yaml:2: store: PostgreSQL is not available"));
+  EXPECT_THAT(error, Not(HasSubstr("hunter2")));
+  error = ErrorOf("redis: redis://:hunter2@cache:6379\n");
+  EXPECT_THAT(error, HasSubstr("cfg.yaml:1: redis: shared windows and spend are not available"));
+  EXPECT_THAT(error, Not(HasSubstr("hunter2")));
+  env_ = {{"KEYGATE_STORE", "postgresql://kg@db/keygate"}};
+  EXPECT_THAT(ErrorOf(""), HasSubstr("environment KEYGATE_STORE: store: PostgreSQL"));
 }
 
 TEST_F(ConfigTest, MissingFileIsReported) {

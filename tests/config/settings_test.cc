@@ -182,6 +182,21 @@ TEST(SettingsTest, KeyPrefixesMustBeDistinguishable) {
   Status status = ValidateSettings(s);
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().param, "key_prefixes.owner");
+  // Only the earlier one was set: it is blamed.
+  auto only_service = [](std::string_view name) { return name == "key_prefixes.service"; };
+  s = Settings{};
+  s.service_key_prefix = s.owner_key_prefix;
+  EXPECT_EQ(ValidateSettings(s, only_service).error().param, "key_prefixes.service");
+  EXPECT_EQ(ValidateSettings(s).error().param, "key_prefixes.owner");
+}
+
+TEST(SettingsTest, BackendsNotBuiltAreRefused) {
+  Settings s;
+  ASSERT_TRUE(ApplySetting("store", "postgres://kg@db/keygate", &s).ok());
+  EXPECT_EQ(ValidateSettings(s).error().param, "store");
+  s = Settings{};
+  ASSERT_TRUE(ApplySetting("redis", "redis://cache:6379", &s).ok());
+  EXPECT_EQ(ValidateSettings(s).error().param, "redis");
 }
 
 }  // namespace
