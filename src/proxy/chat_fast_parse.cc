@@ -14,8 +14,9 @@
 #include <string>
 #include <utility>
 
-#include "common/ascii.h"
+#include "common/json_text.h"
 #include "proxy/json_scanner.h"
+#include "proxy/openai_params.h"
 
 namespace keygate::proxy::internal {
 namespace {
@@ -58,47 +59,6 @@ std::pair<Member, unsigned> MemberOf(std::string_view key) {
   return {Member::kOther, 0};
 }
 
-
-// An escaped string's text, unescaped. REQUIRES: `raw` passed ScanString (so every escape is
-// well formed and no \u escape is a surrogate).
-std::string Unescape(std::string_view raw) {
-  std::string out;
-  out.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] != '\\') {
-      out += raw[i];
-      continue;
-    }
-    const char kind = raw[++i];
-    switch (kind) {
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'u': {
-        unsigned code_point = 0;
-        for (int digit = 0; digit < kHexDigits; ++digit) {
-          code_point = code_point * 16 + static_cast<unsigned>(AsciiHexValue(raw[++i]));
-        }
-        if (code_point < 0x80) {
-          out += static_cast<char>(code_point);
-        } else if (code_point < 0x800) {
-          out += static_cast<char>(0xC0 | (code_point >> 6));
-          out += static_cast<char>(0x80 | (code_point & 0x3F));
-        } else {
-          out += static_cast<char>(0xE0 | (code_point >> 12));
-          out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
-          out += static_cast<char>(0x80 | (code_point & 0x3F));
-        }
-        break;
-      }
-      default: out += kind; break;  // " \ /
-    }
-  }
-  return out;
-}
-
 // What the scan reads from a body of the common shape.
 struct Reading {
   std::string model;
@@ -112,7 +72,8 @@ struct Reading {
 };
 
 // One message of `messages`, its opening brace at the cursor: an object of strings and nulls
-// with exactly one string `role` and no `audio`. Its strings count toward the prompt.
+// with exactly one string `role` of OpenAI's, no `audio` and no string `tool_calls`. Its strings
+// count toward the prompt.
 bool ScanMessage(Scanner& scan, InputSize* conversation) {
   if (!scan.Expect('{')) return false;
   bool has_role = false;
@@ -123,9 +84,12 @@ bool ScanMessage(Scanner& scan, InputSize* conversation) {
     }
     const bool role = key.raw == "role";
     scan.SkipSpace();
+    // tool_calls as a string: refused, in the full parser's words.
+    if (scan.Peek() == '"' && key.raw == "tool_calls") return false;
     if (scan.Peek() == '"') {
       ScannedString value;
       if (!scan.ScanString(&value) || (role && has_role)) return false;
+      if (role && (value.escaped || !IsKnownRole(value.raw))) return false;
       has_role = has_role || role;
       conversation->text_bytes += value.decoded_bytes;
     } else if (role || !scan.ScanLiteral("null")) {
@@ -159,14 +123,41 @@ bool ScanBounded(Scanner& scan, int64_t max, std::optional<int64_t>* out) {
   return true;
 }
 
-// The value of the top-level member `member`, at the cursor.
-bool ScanMemberValue(Scanner& scan, Member member, Reading* reading) {
+const ParamRule* Rule(std::string_view key) {
+  return FindParamRule(Endpoint::kChatCompletions, key);
+}
+
+// A member the request does not read, at the cursor: any JSON value, or one of the kinds its
+// rule allows (openai_params.h). A number whose sign or integral value the rule cares about, and
+// any value of a kind the rule refuses, is the full parser's to judge and word.
+bool ScanOther(Scanner& scan, const ParamRule* rule) {
+  if (rule == nullptr) return scan.SkipValue(1);
+  unsigned kind = kJsonNumber;
+  switch (scan.Peek()) {
+    case '"': kind = kJsonString; break;
+    case '{': kind = kJsonObject; break;
+    case '[': kind = kJsonArray; break;
+    case 't': case 'f': kind = kJsonBool; break;
+    case 'n': kind = kJsonNull; break;
+    default: break;
+  }
+  if (kind != kJsonNumber) return (rule->kinds & kind) != 0 && scan.SkipValue(1);
+  if (scan.Peek() == '-' && rule->min != INT64_MIN) return false;
+  bool integer = false;
+  int64_t value = 0;
+  if (!scan.ScanNumber(&integer, &value)) return false;
+  if ((rule->kinds & kJsonNumber) != 0) return true;
+  return (rule->kinds & kJsonInteger) != 0 && integer && value >= rule->min;
+}
+
+// The value of the top-level member `member` named `key`, at the cursor.
+bool ScanMemberValue(Scanner& scan, std::string_view key, Member member, Reading* reading) {
   scan.SkipSpace();
   switch (member) {
     case Member::kModel: {
       ScannedString model;
       if (!scan.ScanString(&model) || model.raw.empty()) return false;
-      reading->model = model.escaped ? Unescape(model.raw) : std::string(model.raw);
+      reading->model = model.escaped ? JsonUnescape(model.raw) : std::string(model.raw);
       return true;
     }
     case Member::kMessages:
@@ -187,14 +178,17 @@ bool ScanMemberValue(Scanner& scan, Member member, Reading* reading) {
       if (scan.Peek() == 'n') return scan.ScanLiteral("null");
       {
         ScannedString text;
-        if (!scan.ScanString(&text)) return false;
+        if ((Rule(key) == nullptr || (Rule(key)->kinds & kJsonString) == 0) ||
+            !scan.ScanString(&text)) {
+          return false;
+        }
         reading->conversation.text_bytes += text.decoded_bytes;
         return true;
       }
     case Member::kStreamOptions:
       return false;
     case Member::kOther:
-      return scan.SkipValue(1);
+      return ScanOther(scan, Rule(key));
   }
   return false;
 }
@@ -207,6 +201,8 @@ bool ScanBody(std::string_view body, Reading* reading) {
   out.reserve(body.size() + 40);
   out += '{';
   unsigned seen = 0;
+  std::array<std::string_view, 32> others;  // the names of the members not read
+  size_t other_count = 0;
   bool first = true;
   for (bool more = true; more;) {
     scan.SkipSpace();
@@ -217,7 +213,15 @@ bool ScanBody(std::string_view body, Reading* reading) {
     const auto [member, bit] = MemberOf(key.raw);
     if ((seen & bit) != 0) return false;  // a member read twice
     seen |= bit;
-    if (!ScanMemberValue(scan, member, reading)) return false;
+    if (member == Member::kOther) {
+      // A repeated member is forwarded once, as the full parser forwards it: its to find.
+      const auto end = others.begin() + other_count;
+      if (other_count == others.size() || std::find(others.begin(), end, key.raw) != end) {
+        return false;
+      }
+      others[other_count++] = key.raw;
+    }
+    if (!ScanMemberValue(scan, key.raw, member, reading)) return false;
     // The output cap travels in the member the provider names: UpstreamBody writes it.
     const bool cap = member == Member::kMaxTokens || member == Member::kMaxCompletionTokens;
     if (member != Member::kModel && !cap) {
@@ -249,6 +253,9 @@ std::optional<ModelRequest> FastParseChatRequest(std::string_view body) {
   if (reading.max_tokens || reading.max_completion_tokens) {
     request.max_completion_tokens =
         std::max(reading.max_tokens.value_or(0), reading.max_completion_tokens.value_or(0));
+    if (reading.max_completion_tokens.value_or(0) > reading.max_tokens.value_or(0)) {
+      request.cap_member = "max_completion_tokens";
+    }
   }
   request.choices = reading.choices.value_or(1);
   reading.conversation.overhead_tokens += kPerConversationTokens;

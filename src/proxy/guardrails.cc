@@ -121,11 +121,11 @@ Status Guardrails::CheckModel(const keys::ServiceKey& key, const ModelRequest& r
   }
   const int64_t max_output = (*model)->max_output_tokens;
   if (request.max_completion_tokens && max_output > 0 && *request.max_completion_tokens > max_output) {
-    return Error::InvalidArgument("max_tokens is too large: " +
+    return Error::InvalidArgument(std::string(request.cap_member) + " is too large: " +
                                       std::to_string(*request.max_completion_tokens) +
                                       ". This model supports at most " +
                                       std::to_string(max_output) + " completion tokens.",
-                                  "max_tokens");
+                                  std::string(request.cap_member));
   }
   return OkStatus();
 }

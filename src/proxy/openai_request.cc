@@ -1,14 +1,19 @@
 #include "proxy/openai_request.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
+#include <vector>
 
+#include <boost/json/error.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "common/json_text.h"
 #include "proxy/chat_fast_parse.h"
+#include "proxy/openai_params.h"
 
 namespace keygate::proxy {
 namespace {
@@ -42,12 +47,21 @@ constexpr size_t kArenaBytes = 4096;
 // Parses `body` with a parser the thread reuses, into `resource`. The value lives as long as
 // the resource.
 Result<json::value> ParseObject(std::string_view body, json::monotonic_resource& resource) {
-  thread_local json::parser parser;
+  thread_local json::parser parser(json::storage_ptr(), [] {
+    json::parse_options options;
+    options.max_depth = kMaxBodyDepth;
+    return options;
+  }());
   parser.reset(&resource);
   boost::system::error_code ec;
   parser.write(body.data(), body.size(), ec);
   if (ec) {
     parser.reset();
+    if (ec == json::error::too_deep) {
+      return Invalid("the request body nests deeper than " + std::to_string(kMaxBodyDepth) +
+                         " levels of objects and arrays",
+                     "");
+    }
     return Invalid("the request body is not valid JSON (" + ec.message() +
                        "); send a JSON object with Content-Type: application/json",
                    "");
@@ -57,21 +71,74 @@ Result<json::value> ParseObject(std::string_view body, json::monotonic_resource&
   return document;
 }
 
-// The body without `model` and, for a stream, with usage asked for (spec data-plane.md
-// "Streaming": usage is always asked for, so that the real cost settles).
-std::string BodyWithoutModel(json::object& body, Endpoint endpoint, bool stream) {
-  body.erase("model");
-  if (endpoint == Endpoint::kChatCompletions) {
-    // The output cap travels in the member the provider names: UpstreamBody writes it.
-    body.erase("max_tokens");
-    body.erase("max_completion_tokens");
+bool IsIntegral(const json::value& value) {
+  if (value.is_int64() || value.is_uint64()) return true;
+  return value.is_double() && std::isfinite(value.get_double()) &&
+         std::floor(value.get_double()) == value.get_double();
+}
+
+// Whether `value` is of a kind `kinds` (JsonKind bits) allows and, for a number, at least `min`.
+bool Fits(const json::value& value, unsigned kinds, int64_t min) {
+  switch (value.kind()) {
+    case json::kind::null: return (kinds & kJsonNull) != 0;
+    case json::kind::bool_: return (kinds & kJsonBool) != 0;
+    case json::kind::string: return (kinds & kJsonString) != 0;
+    case json::kind::object: return (kinds & kJsonObject) != 0;
+    case json::kind::array: return (kinds & kJsonArray) != 0;
+    default: break;
+  }
+  // A number beyond a double's range (1e400) reads as infinite: no provider means anything by it.
+  const double number = value.to_number<double>();
+  const bool kind_ok =
+      (kinds & kJsonNumber) != 0 || ((kinds & kJsonInteger) != 0 && IsIntegral(value));
+  return kind_ok && std::isfinite(number) && number >= static_cast<double>(min);
+}
+
+// The members of openai_params.h's table, each of the kind it must be.
+Status CheckParams(const json::object& body, Endpoint endpoint) {
+  for (const auto& member : body) {
+    const ParamRule* rule = FindParamRule(endpoint, member.key());
+    if (rule == nullptr || Fits(member.value(), rule->kinds, rule->min)) continue;
+    return Invalid(std::string(rule->name) + " must be " + std::string(rule->expected),
+                   std::string(rule->name));
+  }
+  return OkStatus();
+}
+
+// The body without `model`, as written (ModelRequest::body_without_model): `text` is the body
+// that parsed into `body`.
+std::string BodyWithoutModel(std::string_view text, const json::object& body, Endpoint endpoint,
+                             bool stream) {
+  const std::vector<JsonMemberText> members = ObjectMembers(text);
+  std::vector<std::string> names;
+  names.reserve(members.size());
+  for (const JsonMemberText& member : members) names.push_back(JsonUnescape(member.raw_name));
+  std::string out;
+  out.reserve(text.size() + 40);
+  out += '{';
+  for (size_t i = 0; i < members.size(); ++i) {
+    const std::string& name = names[i];
+    const bool cap = endpoint == Endpoint::kChatCompletions &&
+                     (name == "max_tokens" || name == "max_completion_tokens");
+    const bool repeated_later =
+        std::find(names.begin() + static_cast<std::ptrdiff_t>(i) + 1, names.end(), name) !=
+        names.end();
+    if (name == "model" || name == "stream_options" || cap || repeated_later) continue;
+    if (out.size() > 1) out += ',';
+    out.append("\"").append(members[i].raw_name).append("\":").append(members[i].value);
   }
   if (stream) {
-    json::value& options = body["stream_options"];
-    if (!options.is_object()) options = json::object(body.storage());
-    options.get_object()["include_usage"] = true;
+    // Usage is always asked for, so that the real cost settles (spec data-plane.md
+    // "Streaming"); the caller's other stream options are kept.
+    json::object options;
+    const json::value* given = body.if_contains("stream_options");
+    if (given != nullptr && given->is_object()) options = given->get_object();
+    options["include_usage"] = true;
+    if (out.size() > 1) out += ',';
+    out.append("\"stream_options\":").append(json::serialize(options));
   }
-  return json::serialize(body);
+  out += '}';
+  return out;
 }
 
 Result<std::string> ReadModel(const json::object& body) {
@@ -131,8 +198,21 @@ Status AddMessage(const json::value& value, size_t index, InputSize* size) {
     return Invalid(param() + ".role must be a string (each message is an object with a role)",
                    param() + ".role");
   }
+  if (!IsKnownRole(role->get_string())) {
+    return Invalid(param() + ".role must be one of system, developer, user, assistant, tool or " +
+                       "function, got '" + std::string(role->get_string()) + "'",
+                   param() + ".role");
+  }
   for (const auto& field : *message) {
     if (field.key() == "content") continue;
+    const bool text_field = field.key() == "name" || field.key() == "tool_call_id";
+    if (text_field && !Fits(field.value(), kJsonString | kJsonNull, INT64_MIN)) {
+      return Invalid(param() + "." + std::string(field.key()) + " must be a string or null",
+                     param() + "." + std::string(field.key()));
+    }
+    if (field.key() == "tool_calls" && !Fits(field.value(), kJsonArray | kJsonNull, INT64_MIN)) {
+      return Invalid(param() + ".tool_calls must be an array or null", param() + ".tool_calls");
+    }
     // An earlier audio answer referenced by id: the model reads audio tokens again.
     if (field.key() == "audio" && !field.value().is_null()) size->unbounded = true;
     size->text_bytes += TextBytes(field.value());
@@ -194,6 +274,9 @@ Status ReadCompletionLimits(const json::object& body, ModelRequest* request) {
   if (max_tokens->has_value() || max_completion->has_value()) {
     request->max_completion_tokens =
         std::max(max_tokens->value_or(0), max_completion->value_or(0));
+    if (max_completion->value_or(0) > max_tokens->value_or(0)) {
+      request->cap_member = "max_completion_tokens";
+    }
   }
   auto choices = ReadBoundedInt(body, "n", 1, kMaxChoices);
   if (!choices.ok()) return choices.error();
@@ -257,7 +340,8 @@ Result<ModelRequest> ParseModelRequest(std::string_view body, Endpoint endpoint,
   if (!model.ok()) return model.error();
   request.model = std::move(*model);
   KG_RETURN_IF_ERROR(read_fields(object, &request));
-  request.body_without_model = BodyWithoutModel(object, endpoint, request.stream);
+  KG_RETURN_IF_ERROR(CheckParams(object, endpoint));
+  request.body_without_model = BodyWithoutModel(body, object, endpoint, request.stream);
   return request;
 }
 

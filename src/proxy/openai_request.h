@@ -38,22 +38,32 @@ struct ModelRequest {
   // stream_options.include_usage as the caller set it: whether the usage-only chunk of a
   // stream is passed on (keygate always asks the upstream for it).
   bool caller_wants_usage = false;
-  // The larger of max_tokens and max_completion_tokens, when either is set.
+  // The larger of max_tokens and max_completion_tokens, when either is set, and the name of the
+  // member it came from (for an error about it).
   std::optional<int64_t> max_completion_tokens;
+  std::string_view cap_member = "max_tokens";
   int64_t choices = 1;  // `n`
   PromptSize prompt;
   // The body as it goes upstream, without its `model` member (UpstreamBody() puts the upstream
-  // name back): every other member as sent and, for a stream, stream_options.include_usage set.
+  // name back) nor a chat's output caps (UpstreamBody() writes the one the provider reads):
+  // every other member as the caller wrote it (numbers of any size or precision included), a
+  // repeated member once (the last, which keygate read); for a stream, stream_options with
+  // include_usage set; without one, no stream_options (OpenAI refuses them without a stream).
   std::string body_without_model;
 };
 
+// Bodies nested deeper than this are refused (a tool's JSON schema nests a few levels a field).
+inline constexpr int kMaxBodyDepth = 64;
+
 // Parses a POST /v1/chat/completions body. Returns the request, or InvalidArgument for: a body
-// that is not JSON or not an object; `model` missing, not a string or empty; `messages`
-// missing, not an array, empty, or holding a message that is not an object with a string
-// `role` and a `content` that is a string, an array of parts or null; a text part without a
-// string `text`; `max_tokens` or `max_completion_tokens` not an integer in
-// 1..kMaxCompletionTokensField; `n` not an integer in 1..kMaxChoices; `stream` not a boolean;
-// `stream_options` not an object, or its `include_usage` not a boolean.
+// that is not JSON or not an object, or nests deeper than kMaxBodyDepth; `model` missing, not a
+// string or empty; `messages` missing, not an array, empty, or holding a message that is not an
+// object with a `role` of OpenAI's (openai_params.h) and a `content` that is a string, an array
+// of parts or null, or whose `name` or `tool_call_id` is not a string or null, or whose
+// `tool_calls` is not an array or null; a text part without a string `text`; `max_tokens` or
+// `max_completion_tokens` not an integer in 1..kMaxCompletionTokensField; `n` not an integer in
+// 1..kMaxChoices; `stream` not a boolean; `stream_options` not an object, or its
+// `include_usage` not a boolean; a member of openai_params.h's table of the wrong type or sign.
 Result<ModelRequest> ParseChatRequest(std::string_view body);
 
 namespace internal {
@@ -63,9 +73,10 @@ Result<ModelRequest> ParseChatRequestFully(std::string_view body);
 }  // namespace internal
 
 // Parses a POST /v1/embeddings body. Returns the request, or InvalidArgument for: a body that
-// is not a JSON object; `model` missing, not a string or empty; `input` missing, an empty
-// string or array, or anything other than a string, an array of strings, an array of token ids
-// (non-negative integers) or an array of such arrays.
+// is not a JSON object (or nests deeper than kMaxBodyDepth); `model` missing, not a string or
+// empty; `input` missing, an empty string or array, or anything other than a string, an array
+// of strings, an array of token ids (non-negative integers) or an array of such arrays; a
+// member of openai_params.h's table of the wrong type or sign (`dimensions` below 1...).
 Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body);
 
 // How a chat call's output is capped upstream: in the member `field` ("max_tokens" or

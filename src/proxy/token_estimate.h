@@ -1,5 +1,5 @@
 // The prompt-size estimate behind every reservation (spec §3 steps 3 and 4; the reasoning is in
-// docs/decisions/0007-token-estimate.md).
+// docs/decisions/0011-data-plane.md, "The prompt estimate").
 //
 // Upper bound: in a byte-level BPE vocabulary (OpenAI, Llama 3, Qwen, DeepSeek...) or a
 // byte-fallback SentencePiece one (Llama 2, Mistral), every token covers at least one byte, so
@@ -10,8 +10,12 @@
 // capped at the model's context, which no upstream lets a prompt exceed.
 //
 // Lower bound: used only to refuse, before anything is reserved or forwarded, a prompt that
-// certainly cannot fit the model's context. No common tokenizer has tokens longer than
-// kMaxBytesPerToken bytes on ordinary text, so ceil(B / kMaxBytesPerToken) under-counts.
+// certainly cannot fit the model's context, so it must hold for any text. Ordinary words are
+// short tokens, but runs are not: in cl100k_base and o200k_base a run of spaces costs about one
+// token per 128 bytes, a line of '=' one per 64, a repeated word one per word (measured with a
+// tokenizer by a black-box audit, 2026-12-06). A tokenizer's longest token bounds them all, so
+// ceil(B / kMaxBytesPerToken), at twice the longest seen, under-counts any text. It refuses only
+// the grossly oversized; prompts between the two bounds go upstream, which refuses its own.
 //
 // Thread safety: pure functions and plain values.
 #pragma once
@@ -24,7 +28,7 @@ namespace keygate::proxy {
 inline constexpr int64_t kPerMessageTokens = 4;
 inline constexpr int64_t kPerConversationTokens = 8;
 inline constexpr int64_t kPerInputTokens = 2;
-inline constexpr int64_t kMaxBytesPerToken = 8;
+inline constexpr int64_t kMaxBytesPerToken = 256;
 
 // The size of one input as the model will read it.
 struct InputSize {

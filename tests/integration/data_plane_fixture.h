@@ -160,6 +160,7 @@ class DataPlaneTest : public ::testing::Test {
         << Model("mock/gpt-4o-mini", "gpt-4o-mini", "0.15", "0.60", 128000, 16384)
         << Model("mock/embed", "text-embedding-3-small", "0.02", "0", 8191, 0)
         << Model("mock/tiny", "echo", "1.0", "2.0", 1000, 100)
+        << Model("mock/small", "echo", "1.0", "2.0", 100, 10)
         << Model("reasoning/tiny", "echo", "1.0", "2.0", 1000, 100)
         << Model("slow/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("dead/echo", "echo", "1.0", "2.0", 8192, 1024)

@@ -189,7 +189,10 @@ TEST_F(DataPlaneTest, BadInputIsA4xxAndNeverForwarded) {
       {ChatBody("hi", 5, "mock/echo", R"(,"stream":"yes")"), 400},
       {ChatBody("hi", 2000), 400},                         // above the model's maximum output
       {ChatBody("hi", 5, "mock/unknown"), 404},            // not in the catalog
-      {ChatBody(std::string(9000, 'x'), 5, "mock/tiny"), 400},  // beyond a 1000-token context
+      {ChatBody(std::string(30'000, 'x'), 5, "mock/small"), 400},  // beyond a 100-token context
+      {ChatBody("hi", 5, "mock/echo", R"(,"temperature":"hot")"), 400},  // a wrong type
+      {ChatBody("hi", 5, "mock/echo", R"(,"tools":"x")"), 400},
+      {R"({"model":"mock/echo","messages":[{"role":"bogus","content":"hi"}]})", 400},
       {ChatBody(std::string(70'000, 'x'), 5), 413},        // over max_body_bytes
   };
   for (const Case& c : cases) {

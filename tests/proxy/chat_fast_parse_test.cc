@@ -52,7 +52,8 @@ TEST(ChatFastParseTest, CommonBodiesGiveWhatTheFullParserGives) {
       "\xF0\x9F\x99\x82 \xEF\xBF\xBF\x7F\"}]}",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":-12,"x":[0,-0.5,10.25,true,false,null,{},[],""],"y":{}})",
       "{\n\t\"model\":\"m\",\r\n \"messages\":[\n{ \"role\" :\"user\" }\n]\n}\n",
-      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tools":"x","functions":null,"function_call":"\u00e9"})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":"none","functions":null,"function_call":"\u00e9"})",
+      R"({"model":"m","messages":[{"role":"developer","content":"hi"},{"role":"tool","content":"1","tool_call_id":"c"}],"temperature":0,"seed":7,"top_logprobs":2,"logprobs":true,"user":null,"parallel_tool_calls":false})",
   };
   for (const std::string& body : bodies) {
     std::optional<ModelRequest> fast = internal::FastParseChatRequest(body);
@@ -83,7 +84,19 @@ TEST(ChatFastParseTest, EverythingElseGoesToTheFullParser) {
       R"({"model":"m","messages":[{"role":"assistant","audio":{"id":"a"}}]})",
       R"({"mod\u0065l":"m","messages":[{"role":"user","content":"hi"}]})",
       R"({"model":"m","model":"n","messages":[{"role":"user","content":"hi"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":1,"x":2})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1.0})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":-0.0})",
       // refused: the full parser words the error
+      R"({"model":"m","messages":[{"role":"bogus","content":"hi"}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tools":"x"})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":"json"})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":"hot"})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":-1})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"top_logprobs":-1})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1.5})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stop":5})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"logprobs":"yes"})",
       R"({"model":"m","messages":[]})",
       R"({"model":"","messages":[{"role":"user","content":"hi"}]})",
       R"({"model":7,"messages":[{"role":"user","content":"hi"}]})",

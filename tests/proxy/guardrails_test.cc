@@ -232,6 +232,12 @@ TEST_F(GuardrailsTest, UnknownModelsOversizedPromptsAndMaxTokensAreRefusedBefore
   auto too_many = Check(Body(1025));
   EXPECT_EQ(too_many.refusal.status, 400);
   EXPECT_NE(too_many.refusal.body.find("max_tokens"), std::string::npos);
+  // Named as the caller named it.
+  auto too_many_completion = Check(
+      R"({"model":"mock/echo","max_completion_tokens":1025,"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(too_many_completion.refusal.status, 400);
+  EXPECT_NE(too_many_completion.refusal.body.find(R"("param":"max_completion_tokens")"),
+            std::string::npos) << too_many_completion.refusal.body;
   // None of them used the only request of the minute.
   EXPECT_TRUE(Check().ok());
 }

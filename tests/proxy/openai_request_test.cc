@@ -23,6 +23,16 @@ struct BadChat {
   std::string param;
 };
 
+// How often `member` is a member name in `body`.
+size_t Occurrences(const std::string& body, const std::string& member) {
+  const std::string quoted = '"' + member + "\":";
+  size_t count = 0;
+  for (size_t at = body.find(quoted); at != std::string::npos; at = body.find(quoted, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
 TEST(OpenAiRequestTest, ReadsTheFieldsKeygateActsOn) {
   auto request = ParseChatRequest(ChatBody(
       R"(,"stream":true,"stream_options":{"include_usage":true},"max_tokens":50,"n":2,"temperature":0.2)"));
@@ -75,6 +85,30 @@ TEST(OpenAiRequestTest, BadChatBodiesAreRefusedNamingTheField) {
       {ChatBody(R"(,"stream":true,"stream_options":true)"), "stream_options"},
       {ChatBody(R"(,"stream":true,"stream_options":{"include_usage":1})"),
        "stream_options.include_usage"},
+      // members keygate only forwards: their types (spec §4), and a sign where a negative
+      // value means nothing to any provider
+      {ChatBody(R"(,"temperature":"hot")"), "temperature"},
+      {ChatBody(R"(,"temperature":-0.5)"), "temperature"},
+      {ChatBody(R"(,"temperature":1e400)"), "temperature"},
+      {ChatBody(R"(,"top_p":"x")"), "top_p"},
+      {ChatBody(R"(,"seed":1.5)"), "seed"},
+      {ChatBody(R"(,"seed":"x")"), "seed"},
+      {ChatBody(R"(,"top_logprobs":-1)"), "top_logprobs"},
+      {ChatBody(R"(,"logprobs":"yes")"), "logprobs"},
+      {ChatBody(R"(,"stop":5)"), "stop"},
+      {ChatBody(R"(,"user":5)"), "user"},
+      {ChatBody(R"(,"tools":"x")"), "tools"},
+      {ChatBody(R"(,"tool_choice":5)"), "tool_choice"},
+      {ChatBody(R"(,"response_format":"x")"), "response_format"},
+      {ChatBody(R"(,"logit_bias":[1])"), "logit_bias"},
+      {ChatBody(R"(,"parallel_tool_calls":1)"), "parallel_tool_calls"},
+      {R"({"model":"m","messages":[{"role":"bogus","content":"hi"}]})", "messages[0].role"},
+      {R"({"model":"m","messages":[{"role":"user","content":"hi","name":5}]})",
+       "messages[0].name"},
+      {R"({"model":"m","messages":[{"role":"tool","content":"1","tool_call_id":{}}]})",
+       "messages[0].tool_call_id"},
+      {R"({"model":"m","messages":[{"role":"assistant","tool_calls":"x"}]})",
+       "messages[0].tool_calls"},
   };
   for (const BadChat& bad : cases) {
     auto request = ParseChatRequest(bad.body);
@@ -86,6 +120,81 @@ TEST(OpenAiRequestTest, BadChatBodiesAreRefusedNamingTheField) {
           << request.error().message;
     }
   }
+}
+
+TEST(OpenAiRequestTest, TypesThatFitAreAccepted) {
+  for (const char* extra :
+       {R"(,"temperature":0,"top_p":1,"seed":-3,"top_logprobs":0,"logprobs":null)",
+        R"(,"seed":1.0,"seed":2e3,"stop":"x","user":"u","tool_choice":{"type":"none"})",
+        R"(,"tools":[],"response_format":{"type":"grammar"},"frequency_penalty":-1.5)",
+        R"(,"provider_extension":"anything","top_k":-1)"}) {
+    auto request = ParseChatRequest(ChatBody(extra));
+    EXPECT_TRUE(request.ok()) << extra << ": " << request.error().message;
+  }
+}
+
+TEST(OpenAiRequestTest, ATooDeepBodyIsRefusedSayingSo) {
+  const std::string deep = std::string(70, '[') + std::string(70, ']');
+  auto request = ParseChatRequest(ChatBody(R"(,"x":)" + deep));
+  ASSERT_FALSE(request.ok());
+  EXPECT_NE(request.error().message.find("nests deeper than 64"), std::string::npos)
+      << request.error().message;
+  // A tool schema of ordinary depth (past the 32 levels Boost.JSON allows by default) passes.
+  const std::string schema = std::string(40, '[') + std::string(40, ']');
+  EXPECT_TRUE(ParseChatRequest(ChatBody(R"(,"x":)" + schema)).ok());
+}
+
+// Numbers, escapes and spacing the caller wrote reach the upstream as written: a parsed
+// document would turn 1e400 into a bare Infinity (not JSON) and round a 30-digit seed.
+TEST(OpenAiRequestTest, MembersAreForwardedAsWritten) {
+  const std::string body =
+      R"({"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":)"
+      R"({"type":"number","maximum":1e400,"multipleOf":0.10000000000000000001}}}],)"
+      R"("messages":[{"role":"user","content":"café"}],"seed":123456789012345678901234567890,)"
+      R"("x-extra":{ "a" : [ 1.0 ] },"n":1})";
+  auto request = ParseChatRequest(body);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  const std::string sent = UpstreamBody(*request, "up");
+  EXPECT_NE(sent.find(R"("maximum":1e400,"multipleOf":0.10000000000000000001)"),
+            std::string::npos) << sent;
+  EXPECT_NE(sent.find(R"("seed":123456789012345678901234567890)"), std::string::npos) << sent;
+  EXPECT_NE(sent.find(R"("content":"café")"), std::string::npos) << sent;
+  EXPECT_NE(sent.find(R"("x-extra":{ "a" : [ 1.0 ] })"), std::string::npos) << sent;
+  EXPECT_EQ(sent.find("Infinity"), std::string::npos) << sent;
+  boost::system::error_code ec;
+  json::parse(sent, ec);
+  EXPECT_FALSE(ec) << sent;  // Boost.JSON reads 1e400 as infinity, but it reads it
+}
+
+TEST(OpenAiRequestTest, ARepeatedMemberIsForwardedOnceAsTheLastWhichWasChecked) {
+  auto request = ParseChatRequest(
+      ChatBody(R"(,"temperature":"hot","user":"a","temperature":0.5,"model":"x")"));
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  const std::string sent = UpstreamBody(*request, "up");
+  EXPECT_EQ(Occurrences(sent, "temperature"), 1u) << sent;
+  EXPECT_NE(sent.find(R"("temperature":0.5)"), std::string::npos) << sent;
+  EXPECT_EQ(sent.find("hot"), std::string::npos) << sent;
+  EXPECT_EQ(json::parse(sent).at("model"), "up") << sent;  // an escaped "model" is dropped too
+  EXPECT_EQ(sent.find(R"("x")"), std::string::npos) << sent;
+  // Refused when the last one is wrong.
+  EXPECT_FALSE(ParseChatRequest(ChatBody(R"(,"temperature":0.5,"temperature":"hot")")).ok());
+}
+
+TEST(OpenAiRequestTest, StreamOptionsWithoutAStreamAreNotForwarded) {
+  // OpenAI refuses stream_options on a call that does not stream; they mean nothing there.
+  auto request = ParseChatRequest(ChatBody(R"(,"stream_options":{"include_usage":true})"));
+  ASSERT_TRUE(request.ok());
+  EXPECT_EQ(json::parse(UpstreamBody(*request, "up")).as_object().if_contains("stream_options"),
+            nullptr);
+}
+
+TEST(OpenAiRequestTest, TheCapIsNamedAsTheCallerWroteIt) {
+  auto completion = ParseChatRequest(ChatBody(R"(,"max_completion_tokens":17)"));
+  ASSERT_TRUE(completion.ok());
+  EXPECT_EQ(completion->cap_member, "max_completion_tokens");
+  auto both = ParseChatRequest(ChatBody(R"(,"max_completion_tokens":17,"max_tokens":20)"));
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->cap_member, "max_tokens");
 }
 
 TEST(OpenAiRequestTest, UpstreamBodyRewritesTheModelAndAsksForStreamUsage) {
@@ -107,16 +216,6 @@ TEST(OpenAiRequestTest, PlainCallsAreForwardedWithoutStreamOptions) {
   json::value sent = json::parse(UpstreamBody(*request, "gpt-4o-mini"));
   EXPECT_EQ(sent.at("model"), "gpt-4o-mini");
   EXPECT_EQ(sent.as_object().if_contains("stream_options"), nullptr);
-}
-
-// How often `member` is a member name in `body`.
-size_t Occurrences(const std::string& body, const std::string& member) {
-  const std::string quoted = '"' + member + "\":";
-  size_t count = 0;
-  for (size_t at = body.find(quoted); at != std::string::npos; at = body.find(quoted, at + 1)) {
-    ++count;
-  }
-  return count;
 }
 
 TEST(OpenAiRequestTest, UpstreamBodyCapsTheOutputInTheProvidersMemberAlone) {
@@ -198,6 +297,10 @@ TEST(OpenAiRequestTest, BadEmbeddingInputsAreRefused) {
       {R"({"model":"m","input":["a",""]})", "input[1]"},
       {R"({"model":"m","input":["a",{}]})", "input[1]"},
       {R"({"input":"x"})", "model"},
+      {R"({"model":"m","input":"x","dimensions":0})", "dimensions"},
+      {R"({"model":"m","input":"x","dimensions":"x"})", "dimensions"},
+      {R"({"model":"m","input":"x","encoding_format":5})", "encoding_format"},
+      {R"({"model":"m","input":"x","user":[]})", "user"},
   };
   for (const BadChat& bad : cases) {
     auto request = ParseEmbeddingsRequest(bad.body);

@@ -95,10 +95,27 @@ TEST(TokenEstimateTest, TokenIdsCountExactly) {
 
 TEST(TokenEstimateTest, LowerBoundDividesBytesByTheLongestToken) {
   PromptSize prompt;
-  prompt.inputs.push_back({17, 0, 4, false});
+  prompt.inputs.push_back({1000, 0, 4, false});
   prompt.inputs.push_back({8, 3, 0, false});
-  EXPECT_EQ(LargestInputLowerBound(prompt), 4);  // max(ceil(17 / 8), 1 + 3)
+  EXPECT_EQ(LargestInputLowerBound(prompt), 4);  // max(ceil(1000 / 256), 1 + 3)
   EXPECT_EQ(LargestInputLowerBound(PromptSize{}), 0);
+}
+
+// Texts whose real token counts (cl100k_base and o200k_base alike, counted with a tokenizer by
+// an audit) are far below a byte count over 8: the lower bound must stay under them, or a
+// prompt that fits is refused.
+TEST(TokenEstimateTest, LowerBoundStaysUnderRunsThatTokenizersPackTight) {
+  struct Measured {
+    int64_t bytes;
+    int64_t tokens;
+  };
+  for (const Measured m : {Measured{70'000, 5'000},    // " understanding" x 5000
+                           Measured{80'000, 1'250},    // '=' x 80000
+                           Measured{80'002, 628}}) {   // 'a', 80000 spaces, 'b'
+    PromptSize prompt;
+    prompt.inputs.push_back({m.bytes, 0, 0, false});
+    EXPECT_LE(LargestInputLowerBound(prompt), m.tokens) << m.bytes;
+  }
 }
 
 TEST(TokenEstimateTest, SaturatesInsteadOfOverflowing) {

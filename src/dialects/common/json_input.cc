@@ -9,6 +9,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "common/ascii.h"
+#include "common/json_text.h"
 
 namespace keygate::dialects {
 namespace {
@@ -47,91 +48,15 @@ bool DecodeComponent(std::string_view in, std::string* out) {
   return true;
 }
 
-bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-size_t SkipSpace(std::string_view s, size_t i) {
-  while (i < s.size() && IsJsonSpace(s[i])) ++i;
-  return i;
-}
-
-// `i` at a string's opening quote: the index past its closing quote (s.size() if unclosed).
-size_t SkipString(std::string_view s, size_t i) {
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      return i + 1;
-    }
-  }
-  return s.size();
-}
-
-// `i` at a value's first byte: the index past the value (s.size() if it does not end).
-size_t SkipValue(std::string_view s, size_t i) {
-  if (i >= s.size()) return s.size();
-  if (s[i] == '"') return SkipString(s, i);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    while (i < s.size()) {
-      const char c = s[i];
-      if (c == '"') {
-        i = SkipString(s, i);
-        continue;
-      }
-      if (c == '{' || c == '[') ++depth;
-      if ((c == '}' || c == ']') && --depth == 0) return i + 1;
-      ++i;
-    }
-    return s.size();
-  }
-  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && !IsJsonSpace(s[i])) ++i;
-  return i;
-}
-
-// Whether the JSON string `quoted` (with its quotes) decodes to `name`.
-bool KeyIs(std::string_view quoted, std::string_view name) {
-  const std::string_view inner = quoted.substr(1, quoted.size() - 2);
-  if (inner.find('\\') == std::string_view::npos) return inner == name;
-  boost::system::error_code ec;
-  const json::value decoded = json::parse(quoted, ec);
-  return !ec && decoded.is_string() && decoded.as_string() == name;
-}
-
 }  // namespace
 
 std::optional<std::string> CompactMemberText(std::string_view text, std::string_view name) {
-  size_t i = SkipSpace(text, 0);
-  if (i >= text.size() || text[i] != '{') return std::nullopt;
   std::optional<std::string_view> found;
-  i = SkipSpace(text, i + 1);
-  while (i < text.size() && text[i] == '"') {
-    const size_t key_end = SkipString(text, i);
-    const std::string_view key = text.substr(i, key_end - i);
-    i = SkipSpace(text, key_end);
-    if (i >= text.size() || text[i] != ':') return std::nullopt;
-    const size_t value_start = SkipSpace(text, i + 1);
-    const size_t value_end = SkipValue(text, value_start);
-    if (value_end <= value_start || value_end > text.size()) return std::nullopt;
-    if (key.size() >= 2 && KeyIs(key, name)) {
-      found = text.substr(value_start, value_end - value_start);
-    }
-    i = SkipSpace(text, value_end);
-    if (i < text.size() && text[i] == ',') i = SkipSpace(text, i + 1);
+  for (const JsonMemberText& member : ObjectMembers(text)) {
+    if (JsonNameIs(member.raw_name, name)) found = member.value;
   }
   if (!found) return std::nullopt;
-  std::string out;
-  out.reserve(found->size());
-  for (size_t j = 0; j < found->size();) {
-    if ((*found)[j] == '"') {
-      const size_t end = SkipString(*found, j);
-      out.append(found->substr(j, end - j));
-      j = end;
-    } else {
-      if (!IsJsonSpace((*found)[j])) out.push_back((*found)[j]);
-      ++j;
-    }
-  }
-  return out;
+  return CompactJson(*found);
 }
 
 Result<json::object> ParseObjectBody(std::string_view body, bool allow_empty) {
