@@ -115,7 +115,7 @@ int Serve(const CommonFlags& flags) {
             {"allocator", AllocatorName()}});
   std::printf("keygate listening on http://%s:%u\n", config->settings.listen_host.c_str(), *port);
   std::fflush(stdout);
-  (*app)->Run();
+  if (keygate::Status stopped = (*app)->Run(); !stopped.ok()) return Fail(stopped.error().message);
   return 0;
 }
 

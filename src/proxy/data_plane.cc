@@ -134,9 +134,40 @@ void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
   });
 }
 
+bool DataPlane::UsageStalled() const {
+  return usage_writer_.Lag(std::chrono::steady_clock::now()) > kMaxUsageLag;
+}
+
+void DataPlane::AppendMetrics(std::string* out) const {
+  metrics_.AppendPrometheus(out);
+  const double lag = std::chrono::duration<double>(
+                         usage_writer_.Lag(std::chrono::steady_clock::now()))
+                         .count();
+  out->append(
+      "# HELP keygate_usage_lag_seconds How long the oldest usage record not yet committed "
+      "has waited for the store (0 when the store keeps up; model calls are refused past " +
+      std::to_string(kMaxUsageLag.count()) +
+      " ms with failure_mode deny).\n# TYPE keygate_usage_lag_seconds gauge\n"
+      "keygate_usage_lag_seconds " +
+      std::to_string(lag) +
+      "\n# HELP keygate_usage_pending_records Usage records not yet committed to the store.\n"
+      "# TYPE keygate_usage_pending_records gauge\nkeygate_usage_pending_records " +
+      std::to_string(usage_writer_.pending()) + "\n");
+}
+
 void DataPlane::AdmitAndForward(PreparedCall call, http::HeaderList forward_headers,
                                 boost::asio::io_context& io,
                                 std::shared_ptr<http::Responder> responder) {
+  if (options_.guardrails.failure_mode == config::FailureMode::kDeny && UsageStalled()) {
+    // Its spend could be recorded nowhere a restart would find it (see kMaxUsageLag).
+    metrics_.CountRejection("usage_unrecorded");
+    return responder->Send(http::ErrorResponse(
+        Error{ErrorCode::kUnavailable,
+              "Usage cannot be recorded: the store has not taken usage records for over " +
+                  std::to_string(kMaxUsageLag.count()) +
+                  " ms, so model calls are refused until it does (failure_mode deny).",
+              "", "usage_unrecorded"}));
+  }
   const std::shared_ptr<const keys::ServiceKey> key = call.key;
   Verdict<Admission> admitted = guardrails_.Admit(std::move(call));
   // Any answer but 503 means the Limiter holds the lineage's spend now.

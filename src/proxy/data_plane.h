@@ -25,6 +25,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -57,6 +58,13 @@ class thread_pool;
 }  // namespace boost::asio
 
 namespace keygate::proxy {
+
+// How far behind the store usage may fall (a store refusing or hanging on writes) before the
+// data plane, with failure_mode deny, refuses new model calls with 503 and /readyz says so:
+// calls admitted meanwhile are spend that a crash or a stop that cannot store it would forget.
+// A healthy batch commits in well under this; a store waiting on another process's lock gives
+// up only after its own 5 s busy timeout, so the lag, not the failure, is what is watched.
+inline constexpr std::chrono::milliseconds kMaxUsageLag{1000};
 
 struct DataPlaneOptions {
   GuardrailOptions guardrails;
@@ -112,8 +120,11 @@ class DataPlane {
   const dialects::LiveUsage& live_usage() const { return live_usage_; }
   // The usage writer (tests and shutdown).
   UsageWriter& usage_writer() { return usage_writer_; }
-  // Appends the data plane's counters (proxy_metrics.h) in Prometheus' text format.
-  void AppendMetrics(std::string* out) const { metrics_.AppendPrometheus(out); }
+  // Whether usage has fallen more than kMaxUsageLag behind the store (see kMaxUsageLag).
+  bool UsageStalled() const;
+  // Appends the data plane's counters (proxy_metrics.h) and the usage writer's backlog in
+  // Prometheus' text format.
+  void AppendMetrics(std::string* out) const;
 
  private:
   void HandleCall(Endpoint endpoint, http::Request& request,

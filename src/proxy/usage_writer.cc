@@ -108,7 +108,10 @@ void UsageWriter::Stop() {
   if (thread_.joinable()) {
     thread_.join();
   } else if (Status flushed = Flush(); !flushed.ok()) {
-    log_.Error("usage.final_flush_failed", {{"error", flushed.error().message}});
+    std::lock_guard<std::mutex> lock(mu_);
+    CountLostAtStop();
+    log_.Error("usage.final_flush_failed",
+               {{"error", flushed.error().message}, {"lost", lost_at_stop_.records}});
   }
 }
 
@@ -122,6 +125,10 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   cv_.wait(lock, [this] { return !writing_now_; });
   if (pending_.empty()) return OkStatus();
   writing_now_ = true;
+  if (unstored_since_.load(std::memory_order_relaxed) == 0) {
+    unstored_since_.store(SteadyClock::now().time_since_epoch().count(),
+                          std::memory_order_relaxed);
+  }
   writing_.swap(pending_);
   writing_costs_.swap(pending_costs_);
   pending_.reserve(writing_.size());
@@ -132,6 +139,8 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   writing_now_ = false;
   if (status.ok()) {
+    // What arrived meanwhile waits less than a batch: the store has caught up.
+    unstored_since_.store(0, std::memory_order_relaxed);
     written.swap(writing_);
     // Their records committed, the stored calls they closed may be forgotten. (A record
     // dropped past max_pending leaves its call stored: charged at its reservation later.)
@@ -249,13 +258,26 @@ void UsageWriter::Loop(std::function<void()> task) {
     loop_wakes_at_ = deadline;
     cv_.wait_until(lock, deadline);
   }
-  // spec §6: SIGTERM settles and flushes before exit.
+  // spec §6: SIGTERM settles and flushes before exit. A store that refuses (its lock held by
+  // another process, a full disk) is given stop_retry_for to come back: records not stored are
+  // spend a restart would not see.
+  const auto give_up_at = SteadyClock::now() + options_.stop_retry_for;
   while (!pending_.empty()) {
-    if (Status status = WriteBatch(lock); !status.ok()) {
-      log_.Error("usage.final_flush_failed", {{"error", status.error().message},
-                                              {"lost", static_cast<uint64_t>(pending_.size())}});
+    Status status = WriteBatch(lock);
+    if (status.ok()) continue;
+    if (SteadyClock::now() + options_.retry_interval > give_up_at) {
+      CountLostAtStop();
+      log_.Error("usage.final_flush_failed",
+                 {{"error", status.error().message},
+                  {"lost", lost_at_stop_.records},
+                  {"lost_cost_micro_usd", lost_at_stop_.cost},
+                  {"why", "the store refused the last usage records until the stop gave up; "
+                          "their keys' spend does not include them"}});
       break;  // the open calls are still kept below: the next start charges them
     }
+    lock.unlock();
+    std::this_thread::sleep_for(options_.retry_interval);
+    lock.lock();
   }
   // The stored calls that closed are forgotten (the next start would charge them again), and
   // every call still open (cut by the drain deadline) is kept: the next start charges it at
@@ -293,6 +315,23 @@ UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day
   add(writing_costs_, writing_);
   add(pending_costs_, pending_);
   return spend;
+}
+
+std::chrono::nanoseconds UsageWriter::Lag(SteadyClock::time_point now) const {
+  const int64_t since = unstored_since_.load(std::memory_order_relaxed);
+  if (since == 0) return std::chrono::nanoseconds(0);
+  return std::max(now.time_since_epoch() - SteadyClock::duration(since),
+                  SteadyClock::duration(0));
+}
+
+void UsageWriter::CountLostAtStop() {
+  lost_at_stop_ = {pending_.size(), 0};
+  for (const PendingCost& cost : pending_costs_) lost_at_stop_.cost += cost.cost;
+}
+
+UnstoredUsage UsageWriter::LostAtStop() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lost_at_stop_;
 }
 
 size_t UsageWriter::pending() const {

@@ -5,7 +5,10 @@
 //
 // If the store fails, the batch is kept and retried after retry_interval (records past
 // max_pending are dropped oldest first and counted in an error log line: memory stays bounded
-// while the store is down). Stop() writes everything still pending before it returns.
+// while the store is down). Lag() says how far behind the store is, so that the data plane can
+// stop admitting calls whose spend could not be recorded. Stop() writes everything still
+// pending before it returns, retrying a failing store for up to stop_retry_for; what it could
+// not store is LostAtStop().
 //
 // Calls in flight are kept too (decision 0011, "A crash"): Open() notes an admitted call at its
 // reservation, the Append() of its record closes it. A batch also stores the calls then open
@@ -19,6 +22,7 @@
 // each, in that order.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -50,6 +54,9 @@ struct UsageWriterOptions {
   // 2026-12-06), and the latency tail did not get worse with the larger batches.
   std::chrono::milliseconds flush_interval{50};
   std::chrono::milliseconds retry_interval{500};  // after a failed write
+  // How long Stop() keeps retrying a store that refuses the last records (a lock held by
+  // another process, a full disk being cleared) before it gives them up.
+  std::chrono::milliseconds stop_retry_for{10'000};
   size_t max_pending = 1'000'000;
   std::chrono::milliseconds task_interval{60'000};  // the periodic task's period
 };
@@ -69,6 +76,12 @@ struct OpenCallInfo {
 
   // The call as a usage record charged at its reservation (status 0: no answer recorded).
   store::UsageRecord Record() const;
+};
+
+// Records (and their cost) that a stop could not store.
+struct UnstoredUsage {
+  uint64_t records = 0;
+  MicroUsd cost = 0;
 };
 
 // Spend recorded but not yet committed, per UTC bucket (see Unflushed()).
@@ -118,6 +131,15 @@ class UsageWriter {
   // Records appended and not yet committed.
   size_t pending() const;
 
+  // How long the oldest record not committed yet has waited, as of `now`, counted from when
+  // its batch was first taken for writing (zero when nothing is waiting for the store; up to
+  // flush_interval short otherwise). It grows past a batch's write time only while the store
+  // fails or hangs. Lock-free: the hot path may ask on every call.
+  std::chrono::nanoseconds Lag(std::chrono::steady_clock::time_point now) const;
+
+  // What Stop() gave up storing (zeros when it stored everything).
+  UnstoredUsage LostAtStop() const;
+
  private:
   void Loop(std::function<void()> task);
   // Writes the pending records. REQUIRES: `lock` holds mu_; it is released during the write.
@@ -128,6 +150,8 @@ class UsageWriter {
   // When the oldest call not stored yet is due to be, or time_point::max() if none; drops
   // the closed calls from the front of unstored_ first. REQUIRES: mu_ held.
   std::chrono::steady_clock::time_point NextOpenCallDue();
+  // Notes what is still pending as lost by the stop. REQUIRES: mu_ held.
+  void CountLostAtStop();
 
   // What Unflushed() reads of a pending record, kept beside it (same index): its walk, once
   // per key of a management answer and under mu_, which every model call takes to append,
@@ -169,6 +193,9 @@ class UsageWriter {
   std::chrono::steady_clock::time_point loop_wakes_at_ =
       std::chrono::steady_clock::time_point::max();  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
+  UnstoredUsage lost_at_stop_;  // guarded by mu_
+  // steady_clock's count when the oldest batch not committed was taken; 0: none.
+  std::atomic<int64_t> unstored_since_{0};
   bool writing_now_ = false;  // guarded by mu_: a batch is being written (by one thread)
   std::thread thread_;
 };

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/money.h"
 #include "common/thread_name.h"
 #include "dialects/common/key_view.h"
 #include "dialects/common/management.h"
@@ -130,6 +131,12 @@ void App::Parts::RegisterRoutes() {
     auto orgs = store->ListOrganizations();
     if (!orgs.ok()) {
       return responder->Send(dialects::Json(503, R"({"status":"unavailable","store":"down"})"));
+    }
+    if (data_plane->UsageStalled()) {
+      // It answers reads but takes no usage: model calls are refused (or, with failure_mode
+      // allow, go unrecorded).
+      return responder->Send(dialects::Json(
+          503, R"({"status":"unavailable","store":"not taking usage records"})"));
     }
     responder->Send(dialects::Json(200, R"({"status":"ready","store":"ok"})"));
   });
@@ -300,7 +307,7 @@ Result<uint16_t> App::Start() {
   return port;
 }
 
-void App::Run() {
+Status App::Run() {
   parts_->server.Run();
   parts_->data_plane->Shutdown();  // flushes usage; closes idle upstream connections
   {
@@ -312,7 +319,16 @@ void App::Run() {
   if (auto flushed = parts_->keys.FlushLastUsed(); !flushed.ok()) {
     parts_->log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
   }
+  const proxy::UnstoredUsage lost = parts_->data_plane->usage_writer().LostAtStop();
+  if (lost.records > 0) {
+    // A supervisor must not take this stop for a clean one.
+    return Error::Unavailable(
+        "stopped without storing " + std::to_string(lost.records) + " usage records (" +
+        FormatUsd(lost.cost) + " USD): the store refused them; their keys' spend does not "
+        "include them");
+  }
   parts_->log.Info("server.stopped");
+  return OkStatus();
 }
 
 void App::Stop() { parts_->server.Stop(); }

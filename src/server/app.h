@@ -29,8 +29,9 @@ class App {
 
   // Binds the listener; returns the bound port. Unavailable if the address is taken.
   Result<uint16_t> Start();
-  // Serves until SIGTERM/SIGINT or Stop(), then drains and flushes.
-  void Run();
+  // Serves until SIGTERM/SIGINT or Stop(), then drains and flushes. Returns OK, or Unavailable
+  // when usage records could not be stored before the stop gave up on the store.
+  Status Run();
   void Stop();
 
   keys::KeyService& key_service();

@@ -352,6 +352,68 @@ TEST_F(DataPlaneTest, CallsInFlightAtACrashAreChargedAndCountedAfterTheRestart) 
   EXPECT_EQ(UsageRows(key.hash).size(), 2u);
 }
 
+// Holds SQLite's write lock on the store, as another process would, until Release().
+class StoreLock {
+ public:
+  explicit StoreLock(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  ~StoreLock() { Release(); }
+  void Release() {
+    if (db_ == nullptr) return;
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db_);
+    db_ = nullptr;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// Audit, 2026-12-06: with the store refusing writes, a stop dropped every usage record since,
+// exited 0, and the restarted server let the key spend its budget again.
+TEST_F(DataPlaneTest, WhileTheStoreTakesNoUsageModelCallsAreRefusedAndAStopWaitsForIt) {
+  MintedKey key = Mint(R"("credit_limit": 1)");
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+  StoreLock lock(dir_.path() + "/keygate.db");
+  // Admitted until usage is a second behind, then refused: 503, usage_unrecorded.
+  int admitted = 0;
+  TestHttpClient::Reply refused;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    refused = Call(key.secret, ChatBody("hi", 5));
+    if (refused.status != 200) break;
+    ++admitted;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(refused.status, 503) << refused.body;
+  EXPECT_NE(refused.body.find("usage_unrecorded"), std::string::npos) << refused.body;
+  EXPECT_GT(admitted, 0);
+  EXPECT_EQ(client_->Get("/readyz").status, 503);
+  EXPECT_NE(client_->Get("/metrics").body.find(
+                "keygate_rejections_total{reason=\"usage_unrecorded\"}"),
+            std::string::npos);
+  // A stop while the store still refuses waits for it (up to 10 s): released after a second,
+  // every admitted call is stored and the stop is clean.
+  process_->Signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  lock.Release();
+  EXPECT_EQ(process_->Wait(), 0) << process_->log();
+  EXPECT_EQ(UsageRows(key.hash).size(), static_cast<size_t>(admitted) + 1);
+}
+
+TEST_F(DataPlaneTest, AStopThatCannotStoreUsageSaysSoAndFails) {
+  MintedKey key = Mint(R"("credit_limit": 1)");
+  StoreLock lock(dir_.path() + "/keygate.db");
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+  // Held past the stop's 10 s of retries: the record is lost, and the exit says so.
+  EXPECT_EQ(process_->Stop(), 1) << process_->log();
+  EXPECT_NE(process_->log().find("\"event\":\"usage.final_flush_failed\""), std::string::npos);
+  EXPECT_NE(process_->log().find("stopped without storing 1 usage records"), std::string::npos)
+      << process_->log();
+}
+
 TEST_F(DataPlaneTest, MetricsCountRequestsRejectionsAndUpstreamErrors) {
   MintedKey key = Mint(kOneCallBudget);
   ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);

@@ -193,6 +193,54 @@ TEST_F(UsageWriterTest, RecordsDroppedPastTheBoundNoLongerCount) {
   EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 105);
 }
 
+TEST_F(UsageWriterTest, LagGrowsWhileTheStoreFailsAndIsZeroOnceItTakesTheBatch) {
+  using std::chrono::seconds;
+  UsageWriter writer(store_, log_);
+  const auto later = [] { return std::chrono::steady_clock::now() + seconds(5); };
+  writer.Append(Record("a", 5, 0));
+  EXPECT_EQ(writer.Lag(later()).count(), 0);  // not taken for writing yet
+  store_.set_fail(true);
+  EXPECT_FALSE(writer.Flush().ok());
+  EXPECT_GE(writer.Lag(later()), seconds(4));
+  writer.Append(Record("a", 7, 0));
+  EXPECT_FALSE(writer.Flush().ok());  // still counted from the first failed batch
+  EXPECT_GE(writer.Lag(later()), seconds(4));
+  EXPECT_LT(writer.Lag(later()), seconds(6));
+  store_.set_fail(false);
+  EXPECT_TRUE(writer.Flush().ok());
+  EXPECT_EQ(writer.Lag(later()).count(), 0);
+}
+
+TEST_F(UsageWriterTest, AStopRetriesAStoreThatRefusesAndGivesUpSayingWhatWasLost) {
+  UsageWriterOptions options{std::chrono::hours(1)};
+  options.retry_interval = std::chrono::milliseconds(5);
+  options.stop_retry_for = std::chrono::milliseconds(50);
+  {
+    UsageWriter writer(store_, log_, options);
+    writer.Start();
+    writer.Append(Record("a", 5, 0));
+    writer.Append(Record("b", 7, 0));
+    store_.set_fail(true);
+    writer.Stop();
+    EXPECT_EQ(writer.LostAtStop().records, 2u);
+    EXPECT_EQ(writer.LostAtStop().cost, 12);
+  }
+  // A store that comes back while the stop retries loses nothing.
+  store_.set_fail(true);
+  options.stop_retry_for = std::chrono::seconds(30);
+  UsageWriter writer(store_, log_, options);
+  writer.Start();
+  writer.Append(Record("a", 5, 0));
+  std::thread heal([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    store_.set_fail(false);
+  });
+  writer.Stop();
+  heal.join();
+  EXPECT_EQ(writer.LostAtStop().records, 0u);
+  EXPECT_EQ(store_.records(), 1u);
+}
+
 TEST_F(UsageWriterTest, TheThreadWritesWithinTheFlushInterval) {
   UsageWriter writer(store_, log_, UsageWriterOptions{std::chrono::milliseconds(5)});
   writer.Start();

@@ -124,8 +124,16 @@ bool KeygateProcess::Start(const std::vector<std::string>& extra_env) {
 }
 
 int KeygateProcess::Stop() {
+  Signal(SIGTERM);
+  return Wait();
+}
+
+void KeygateProcess::Signal(int signal) const {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+int KeygateProcess::Wait() {
   if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;

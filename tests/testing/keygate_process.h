@@ -48,6 +48,10 @@ class KeygateProcess {
   bool Start(const std::vector<std::string>& extra_env = {});
   // SIGTERM and wait; returns the exit status.
   int Stop();
+  // Sends `signal` to the server.
+  void Signal(int signal) const;
+  // Waits for the server to exit; returns the exit status.
+  int Wait();
   // SIGKILL and wait.
   void Kill();
 
