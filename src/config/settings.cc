@@ -187,7 +187,9 @@ constexpr SettingInfo kSettings[] = {
      "Seconds a client has to send a request's complete header before the connection is closed.",
      ApplyInteger<&Settings::header_timeout_s, 1, 300>},
     {"limits.idle_timeout_s", "KEYGATE_LIMITS_IDLE_TIMEOUT_S", "75", "integer 1..3600",
-     "Seconds a keep-alive connection may sit idle between requests.",
+     "Seconds a keep-alive connection may sit idle between requests, and the longest silence "
+     "inside a request's body (as nginx's client_body_timeout: a body that keeps arriving, "
+     "however slowly, is not cut; max_connections bounds how many such clients are held).",
      ApplyInteger<&Settings::idle_timeout_s, 1, 3600>},
     {"limits.max_connections", "KEYGATE_LIMITS_MAX_CONNECTIONS", "10000", "integer 1..1000000",
      "Most client connections held open at once.",

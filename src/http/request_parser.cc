@@ -23,10 +23,40 @@ void RequestParser::on_request_impl(boost::beast::http::verb method,
   request_.headers.reserve(kUsualHeaderCount);
 }
 
-void RequestParser::on_field_impl(boost::beast::http::field, boost::beast::string_view name,
+void RequestParser::on_field_impl(boost::beast::http::field field, boost::beast::string_view name,
                                   boost::beast::string_view value, boost::beast::error_code&) {
+  if (is_header_done()) return;  // a trailer field
+  if (field == boost::beast::http::field::transfer_encoding) {
+    if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
+    transfer_encoding_.append(value.data(), value.size());
+  }
   request_.headers.emplace_back(AsciiLowered(std::string_view(name.data(), name.size())),
                                 std::string(value.data(), value.size()));
+}
+
+void RequestParser::on_header_impl(boost::beast::error_code& ec) {
+  if (transfer_encoding_.empty()) return;
+  // The codings, in order: only "chunked", once (keygate decodes no other).
+  size_t codings = 0;
+  bool only_chunked = true;
+  std::string_view rest = transfer_encoding_;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view coding = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) {
+      coding.remove_prefix(1);
+    }
+    while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) {
+      coding.remove_suffix(1);
+    }
+    if (coding.empty()) continue;  // an empty list element (RFC 9110 §5.6.1)
+    ++codings;
+    only_chunked = only_chunked && AsciiIEquals(coding, "chunked");
+  }
+  if (version_ < 11 || codings != 1 || !only_chunked) {
+    ec = boost::beast::http::error::bad_transfer_encoding;
+  }
 }
 
 void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,

@@ -17,6 +17,13 @@ namespace keygate::http::internal {
 // sent, header names lower-cased, the body de-chunked. Beast's own request_parser would keep
 // the fields in a container that costs an allocation per field, copied into a Request after.
 // Not eager: put() returns once the head is complete.
+//
+// Stricter than basic_parser where a request's framing could be read two ways (RFC 9112 §6.1,
+// §6.3): a Transfer-Encoding whose last coding is not chunked, that names chunked twice or
+// another coding at all, or that comes with HTTP/1.0, fails with bad_transfer_encoding (the
+// session answers 400 and closes: the body's end cannot be known). Trailer fields are read
+// and dropped, never merged into the head's (RFC 9110 §6.5.1: an Authorization sent there
+// must not authenticate).
 class RequestParser final : public boost::beast::http::basic_parser<true> {
  public:
   RequestParser() = default;
@@ -40,7 +47,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   }
   void on_field_impl(boost::beast::http::field, boost::beast::string_view name,
                      boost::beast::string_view value, boost::beast::error_code& ec) override;
-  void on_header_impl(boost::beast::error_code&) override {}
+  void on_header_impl(boost::beast::error_code& ec) override;
   void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
                          boost::beast::error_code& ec) override;
   size_t on_body_impl(boost::beast::string_view body, boost::beast::error_code& ec) override;
@@ -54,6 +61,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
 
   Request request_;
   std::string target_;
+  std::string transfer_encoding_;  // every Transfer-Encoding field's value, comma-joined
   boost::beast::http::verb verb_ = boost::beast::http::verb::unknown;
   int version_ = 11;
 };

@@ -3,6 +3,7 @@
 #include "http/session.h"
 
 #include <algorithm>
+#include <cstring>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <exception>
@@ -63,6 +64,25 @@ bool SplitTarget(std::string_view target, std::string_view* raw_path, std::strin
 }
 
 // The decoded path of a target, for logs only (never the query).
+// The method as the access log and the metrics name it: a standard one as sent, anything else
+// "other". A method is whatever a client puts before the first space (up to the header limit):
+// as a metrics label it would grow the series without bound, and it may hold a secret.
+std::string_view MethodLabel(std::string_view method) {
+  constexpr std::string_view kStandard[] = {"GET",     "POST",  "HEAD",    "PUT",  "PATCH",
+                                            "DELETE",  "OPTIONS", "TRACE", "CONNECT"};
+  for (std::string_view known : kStandard) {
+    if (method == known) return known;
+  }
+  return "other";
+}
+
+// Whether `request` (its header names lower-cased) has exactly one Host field.
+bool HasOneHost(const Request& request) {
+  int hosts = 0;
+  for (const auto& [name, value] : request.headers) hosts += name == "host" ? 1 : 0;
+  return hosts == 1;
+}
+
 std::string LogPath(std::string_view target) {
   std::string_view raw = target.substr(0, target.find('?'));
   return PercentDecode(raw).value_or(std::string(raw));
@@ -296,7 +316,9 @@ void Session::StartRead() {
   // noticing a disconnect) until the response is done.
   if (phase_ == Phase::kBusy && buffer_.size() >= kMaxPipelinedBytes) return;
   reading_ = true;
-  socket_.async_read_some(buffer_.prepare(kReadChunkBytes),
+  const auto region = buffer_.prepare(kReadChunkBytes);
+  read_into_ = static_cast<char*>(region.data());
+  socket_.async_read_some(region,
                           [self = shared_from_this()](beast::error_code ec, size_t bytes) {
                             self->OnRead(ec, bytes);
                           });
@@ -314,6 +336,12 @@ void Session::OnRead(beast::error_code ec, size_t bytes) {
     if (phase_ == Phase::kLinger) return Close();
     return OnReadError(ec);
   }
+  // A request pipelined behind a busy one may have been parsed, and the buffer emptied, while
+  // this read was pending: the buffer's write position is back at its start, and committing
+  // there would expose old bytes instead of these (the bytes themselves are intact: nothing
+  // prepares or reallocates the buffer while a read is pending).
+  char* const expected = static_cast<char*>(buffer_.prepare(bytes).data());
+  if (expected != read_into_ && bytes > 0) std::memmove(expected, read_into_, bytes);
   buffer_.commit(bytes);
   switch (phase_) {
     case Phase::kBusy:
@@ -401,6 +429,12 @@ void Session::OnReadError(beast::error_code ec) {
                  {}});
     return;
   }
+  if (ec == bhttp::error::bad_transfer_encoding) {
+    Reject(Error::InvalidArgument(
+        "Malformed HTTP request: Transfer-Encoding must be chunked alone, on HTTP/1.1 (no other "
+        "coding is decoded, so the body's end could not be known)"));
+    return;
+  }
   if (ec == bhttp::error::header_limit) {
     Reject(Error{ErrorCode::kHeaderTooLarge,
                  "Request header exceeds the limit of " + std::to_string(kMaxHeaderBytes) +
@@ -428,7 +462,7 @@ void Session::Reject(const Error& error) {
   exchange.keep_alive = false;  // the stream may hold unread or unparseable bytes
   if (parser_ && parser_->is_header_done()) {
     const Request& parsed = parser_->request();
-    exchange.method = parsed.method;
+    exchange.method = MethodLabel(parsed.method);
     exchange.path = LogPath(parser_->target());
     exchange.version = parser_->version() == 10 ? 10 : 11;
     exchange.request_id =
@@ -480,7 +514,7 @@ void Session::OnRequest(Request request, std::string_view target, int version, b
 
   Exchange& exchange = exchange_.emplace();
   exchange.seq = ++next_seq_;
-  exchange.method = request.method;
+  exchange.method = MethodLabel(request.method);
   exchange.request_id = request.request_id;
   exchange.version = version == 10 ? 10 : 11;
   exchange.head = head;
@@ -493,6 +527,12 @@ void Session::OnRequest(Request request, std::string_view target, int version, b
     return;
   }
   exchange.render_error = state_.router().ErrorRendererFor(raw_path);
+  if (version >= 11 && !HasOneHost(request)) {  // RFC 9112 §3.2: exactly one, else 400
+    SendResponse(exchange.seq, RenderError(Error::InvalidArgument(
+                                   "Malformed HTTP request: HTTP/1.1 needs exactly one Host "
+                                   "header")));
+    return;
+  }
   if (raw_path.find('%') == std::string_view::npos) {
     request.path = raw_path;
   } else {

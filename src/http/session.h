@@ -265,6 +265,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point write_deadline_ = Clock::time_point::max();
   Phase phase_ = Phase::kIdle;
   bool reading_ = false;  // a read is pending on the socket
+  // Where the pending read writes: the buffer's write position when it started. Emptying the
+  // buffer meanwhile (a consume() of everything, a clear()) moves that position back to the
+  // buffer's start, where the read's bytes then do not lie.
+  char* read_into_ = nullptr;
   // The pending read waits in the reactor and no reactor write overlapped it: a short read
   // may tell the reactor the socket is drained (http/read_readiness.h).
   bool read_may_note_drained_ = false;
