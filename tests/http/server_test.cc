@@ -112,6 +112,25 @@ class ServerTest : public ::testing::Test {
 
   TestHttpClient Client() { return TestHttpClient("127.0.0.1", port_); }
 
+  // A socket connected to the server, for tests that write bytes at chosen moments; -1 if the
+  // connection failed.
+  int ConnectRaw() const {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port_);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  static bool SendAll(int fd, std::string_view bytes) {
+    return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+
   void OpenGate() {
     if (!gate_opened_) {
       gate_opened_ = true;
@@ -535,16 +554,9 @@ TEST_F(ServerTest, ABodyThatKeepsArrivingIsNotCutByTheStallLimit) {
   ServerOptions options = TestOptions();
   options.idle_timeout_s = 1;
   ASSERT_NO_FATAL_FAILURE(StartServer(options));
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = ConnectRaw();
   ASSERT_GE(fd, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port_);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  auto send_all = [fd](std::string_view bytes) {
-    return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  };
+  auto send_all = [fd](std::string_view bytes) { return SendAll(fd, bytes); };
   // 4 pieces 600 ms apart: 2.4 s in all, more than the 1 s stall limit, but never 1 s silent.
   ASSERT_TRUE(send_all("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\nab"));
   for (std::string_view piece : {"cd", "ef", "gh"}) {
@@ -713,17 +725,9 @@ TEST_F(ServerTest, AnswersPipelinedRequestsInOrder) {
 // twice), or hung.
 TEST_F(ServerTest, ARequestAfterAPipelinedOneIsReadAsSent) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = ConnectRaw();
   ASSERT_GE(fd, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port_);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  auto send_all = [fd](std::string_view bytes) {
-    return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(bytes.size());
-  };
+  auto send_all = [fd](std::string_view bytes) { return SendAll(fd, bytes); };
   std::string reply;
   auto read_until = [&](std::string_view wanted) {
     char buffer[4096];
