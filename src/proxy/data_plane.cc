@@ -28,6 +28,14 @@ unsigned IntervalBit(const keys::ServiceKey& key) {
 
 constexpr std::chrono::milliseconds kHousekeepingInterval{60'000};
 
+// One model in OpenAI's shape, with the catalog's context and output limits.
+void WriteModel(const config::ModelConfig& model, JsonWriter* w) {
+  w->BeginObject().Key("id").String(model.id).Key("object").String("model");
+  w->Key("created").Int(0).Key("owned_by").String(model.provider);
+  w->Key("context_length").Int(model.context_tokens);
+  w->Key("max_output_tokens").Int(model.max_output_tokens).EndObject();
+}
+
 }  // namespace
 
 DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config::Catalog& catalog,
@@ -65,12 +73,17 @@ void DataPlane::Register(http::Router& router) {
         HandleCall(Endpoint::kEmbeddings, request, std::move(responder));
       },
       http::Execution::kInline);
-  router.Add(
-      "GET", "/v1/models",
-      [this](http::Request& request, std::shared_ptr<http::Responder> responder) {
-        HandleModels(request, std::move(responder));
-      },
-      http::Execution::kInline);
+  // The list, and one model: its id's slashes are path separators as the SDKs send them
+  // (up to "provider/vendor/model"), or %2F inside one segment.
+  for (const char* pattern : {"/v1/models", "/v1/models/{model}", "/v1/models/{model}/{rest}",
+                              "/v1/models/{model}/{rest}/{more}"}) {
+    router.Add(
+        "GET", pattern,
+        [this](http::Request& request, std::shared_ptr<http::Responder> responder) {
+          HandleModels(request, std::move(responder));
+        },
+        http::Execution::kInline);
+  }
 }
 
 void Register(http::Router& router, DataPlane& data_plane) { data_plane.Register(router); }
@@ -242,15 +255,29 @@ void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Respo
   }
   const std::shared_ptr<const ResolvedCatalog> catalog = catalog_.load();
   JsonWriter w;
-  w.BeginObject().Key("object").String("list").Key("data").BeginArray();
-  for (const config::ModelConfig& model : catalog->catalog.models) {
-    if (!ModelAllowed((*key)->guardrails.models, model.id)) continue;
-    w.BeginObject().Key("id").String(model.id).Key("object").String("model");
-    w.Key("created").Int(0).Key("owned_by").String(model.provider);
-    w.Key("context_length").Int(model.context_tokens);
-    w.Key("max_output_tokens").Int(model.max_output_tokens).EndObject();
+  const std::string_view wanted = request.PathParam("model");
+  if (wanted.empty()) {
+    w.BeginObject().Key("object").String("list").Key("data").BeginArray();
+    for (const config::ModelConfig& model : catalog->catalog.models) {
+      if (ModelAllowed((*key)->guardrails.models, model.id)) WriteModel(model, &w);
+    }
+    w.EndArray().EndObject();
+  } else {
+    // GET /v1/models/{model}: the SDKs' retrieve. A model this key may not call is as unknown
+    // to it as one the catalog lacks.
+    std::string id(wanted);
+    for (std::string_view part : {request.PathParam("rest"), request.PathParam("more")}) {
+      if (!part.empty()) id.append("/").append(part);
+    }
+    const config::ModelConfig* model = catalog->catalog.FindModel(id);
+    if (model == nullptr || !ModelAllowed((*key)->guardrails.models, model->id)) {
+      return responder->Send(http::ErrorResponse(
+          Error{ErrorCode::kNotFound,
+                "The model '" + id + "' does not exist or this key may not call it.", "model",
+                "model_not_found"}));
+    }
+    WriteModel(*model, &w);
   }
-  w.EndArray().EndObject();
   http::Response response = http::JsonResponse(200, w.Take());
   // spec §3: every successful answer carries the key's x-ratelimit-* (taking nothing here).
   response.header_lines = RateLimitLinesFor(deps_.limiter, **key, deps_.clock.NowMs());

@@ -4,6 +4,7 @@
 //   POST /v1/chat/completions  plain and streamed
 //   POST /v1/embeddings        cost from input tokens
 //   GET  /v1/models            the catalog's models this key may call, in OpenAI's list format
+//   GET  /v1/models/{model}    one of them (404 model_not_found for any other)
 //
 // Each handler runs inline on the io thread and never blocks it: authentication reads the
 // in-memory KeyIndex, guardrail state lives in the Limiter, usage goes to the UsageWriter's

@@ -122,6 +122,18 @@ describe('the openai client through keygate', () => {
     assert.deepEqual(ids, ['mock/echo', 'mock/embed']);
   });
 
+  test('models.retrieve reads one model, and refuses one the key may not call', async () => {
+    const openai = client(await gate.mint({ models: ['mock/echo'] }));
+    const model = await openai.models.retrieve('mock/echo');
+    assert.equal(model.id, 'mock/echo');
+    assert.equal(model.object, 'model');
+    await assert.rejects(openai.models.retrieve('mock/embed'), (error) => {
+      assert.ok(error instanceof OpenAI.NotFoundError, String(error));
+      assert.equal(error.code, 'model_not_found');
+      return true;
+    });
+  });
+
   test('the caller key never reaches the upstream; the provider key does', async () => {
     const secret = await gate.mint();
     await client(secret).chat.completions.create({

@@ -427,6 +427,27 @@ TEST_F(DataPlaneTest, ModelsListsOnlyWhatTheKeyMayCall) {
   EXPECT_EQ(client_->Get("/v1/models", "sk-kg-unknown").status, 401);
 }
 
+// GET /v1/models/{model}, the SDKs' retrieve: the id's slashes as path separators or %2F, the
+// provider part in any case; a model the key may not call is as unknown to it as a missing one.
+TEST_F(DataPlaneTest, OneModelIsRetrievedOnlyIfTheKeyMayCallIt) {
+  MintedKey scoped = Mint(R"("models": ["mock/*"])");
+  for (const char* path : {"/v1/models/mock/echo", "/v1/models/MOCK/echo",
+                           "/v1/models/mock%2Fecho"}) {
+    auto reply = client_->Get(path, scoped.secret);
+    ASSERT_EQ(reply.status, 200) << path << reply.body;
+    json::value model = Parse(reply.body);
+    EXPECT_EQ(model.at("id"), "mock/echo") << path;
+    EXPECT_EQ(model.at("object"), "model");
+    EXPECT_EQ(model.at("context_length"), 8192);
+  }
+  for (const char* path : {"/v1/models/slow/echo", "/v1/models/mock/nope", "/v1/models/mock"}) {
+    auto reply = client_->Get(path, scoped.secret);
+    EXPECT_EQ(reply.status, 404) << path << reply.body;
+    EXPECT_NE(reply.body.find("model_not_found"), std::string::npos) << reply.body;
+  }
+  EXPECT_EQ(client_->Get("/v1/models/mock/echo", "sk-kg-unknown").status, 401);
+}
+
 TEST_F(DataPlaneTest, UpstreamErrorsPassThroughWithTheirBody) {
   MintedKey key = Mint();
   auto server_error = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",

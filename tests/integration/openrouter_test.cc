@@ -191,6 +191,7 @@ TEST_F(OpenRouterTest, CurrentKeyAnswersForServiceProvisioningAndOwnerKeys) {
   EXPECT_EQ(data["organization_id"], json::value(a_.org_id));
   EXPECT_EQ(data["allowed_data_regions"], json::parse(R"(["global"])"));
   EXPECT_EQ(data["rate_limit"].as_object()["requests"], 30);
+  EXPECT_EQ(data["rate_limit"].as_object()["tokens"], 5000);  // keygate's addition
   EXPECT_TRUE(data["free_model_daily_requests"].as_object()["used"].is_int64());
 
   const std::vector<std::pair<std::string, std::string>> managers = {{a_.pk, "pk-kg-"},

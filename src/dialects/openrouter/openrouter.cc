@@ -170,6 +170,7 @@ struct CurrentKey {
   std::string org_id;
   std::optional<UnixMillis> expires_at;
   std::optional<int64_t> rpm_limit;
+  std::optional<int64_t> tpm_limit;
 };
 
 CurrentKey FromView(const KeyView& view) {
@@ -185,6 +186,7 @@ CurrentKey FromView(const KeyView& view) {
   c.org_id = k.org_id;
   c.expires_at = k.guardrails.expires_at;
   c.rpm_limit = k.guardrails.rpm_limit;
+  c.tpm_limit = k.guardrails.tpm_limit;
   return c;
 }
 
@@ -235,6 +237,9 @@ std::string CurrentKeyDocument(const CurrentKey& c) {
   w.Key("interval").String(kRateInterval);
   w.Key("note").String(c.rpm_limit ? "the key's rpm_limit: requests in any rolling 60 s window"
                                    : "no request rate limit (-1)");
+  // keygate's addition: the key's tpm_limit (prompt plus completion tokens in any rolling 60 s
+  // window), -1 when unlimited.
+  w.Key("tokens").Int(c.tpm_limit.value_or(kUnlimited));
   w.EndObject();
   // keygate's additions: the current budget period's spend and the rolling-window figures.
   w.Key("usage_current_period").Usd(c.usage.current_period);
