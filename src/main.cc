@@ -127,8 +127,10 @@ int WithKeyService(const CommonFlags& flags, bool create_store, Fn fn) {
   auto config = LoadConfig(flags);
   if (!config.ok()) return Fail(config.error().message);
   if (!create_store && config->settings.store_kind == keygate::config::StoreKind::kSqlite) {
+    // An empty file (a failed copy, an interrupted init) holds no store either.
     std::error_code ec;
-    if (!std::filesystem::exists(config->settings.SqlitePath(), ec)) {
+    const auto size = std::filesystem::file_size(config->settings.SqlitePath(), ec);
+    if (ec || size == 0) {
       return Fail("no store at " + config->settings.SqlitePath() +
                   ": run `keygate init` first, or pass the --data (or --config) of the server");
     }

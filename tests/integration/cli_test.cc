@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "integration/management_fixture.h"
@@ -75,6 +76,14 @@ TEST_F(ManagementTest, CommandsOtherThanInitNeverMakeAStore) {
     EXPECT_NE(refused.err.find("no store at " + data + "/keygate.db"), std::string::npos)
         << refused.err;
     EXPECT_FALSE(std::filesystem::exists(data + "/keygate.db")) << command[1];
+    // An empty file (a failed copy, an interrupted init) is no store either, and stays empty.
+    std::filesystem::create_directories(data);
+    { std::ofstream touch(data + "/keygate.db"); }
+    const CommandResult on_empty = RunCommand(command);
+    EXPECT_EQ(on_empty.exit_code, 1) << command[1];
+    EXPECT_NE(on_empty.err.find("no store at"), std::string::npos) << on_empty.err;
+    EXPECT_EQ(std::filesystem::file_size(data + "/keygate.db"), 0u) << command[1];
+    std::filesystem::remove(data + "/keygate.db");
   }
 }
 

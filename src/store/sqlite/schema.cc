@@ -581,8 +581,7 @@ Result<int64_t> CurrentSchemaVersion(Connection& conn) {
   return *row ? stmt->ColumnInt(0) : 0;
 }
 
-Status ApplyMigrations(Connection& conn, const Clock& clock) {
-  KG_RETURN_IF_ERROR(conn.Exec(kCreateMigrationsTable));
+Status CheckSchemaNotNewer(Connection& conn) {
   auto current = CurrentSchemaVersion(conn);
   if (!current.ok()) return current.error();
   if (*current > LatestSchemaVersion()) {
@@ -591,6 +590,14 @@ Status ApplyMigrations(Connection& conn, const Clock& clock) {
         ", but this keygate knows versions up to " + std::to_string(LatestSchemaVersion()) +
         "; it was written by a newer keygate: upgrade keygate to open it");
   }
+  return OkStatus();
+}
+
+Status ApplyMigrations(Connection& conn, const Clock& clock) {
+  KG_RETURN_IF_ERROR(conn.Exec(kCreateMigrationsTable));
+  KG_RETURN_IF_ERROR(CheckSchemaNotNewer(conn));
+  auto current = CurrentSchemaVersion(conn);
+  if (!current.ok()) return current.error();
   for (const Migration& migration : kMigrations) {
     if (migration.version <= *current) continue;
     Status applied = ApplyOne(conn, migration, clock);

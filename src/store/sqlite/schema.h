@@ -38,7 +38,12 @@ int64_t LatestSchemaVersion();
 Status ApplyMigrations(Connection& conn, const Clock& clock);
 
 // The highest version recorded in schema_migrations, 0 for a fresh database.
+// REQUIRES: schema_migrations exists.
 Result<int64_t> CurrentSchemaVersion(Connection& conn);
+
+// OK, or Unavailable naming both versions if the database's schema is newer than this keygate
+// knows. Reads only. REQUIRES: schema_migrations exists.
+Status CheckSchemaNotNewer(Connection& conn);
 
 // Turns the Conflict/NotFound of a violated constraint into one that names the wire field
 // ("name" for provisioning keys, "project_name" for projects, ...). Other errors pass

@@ -68,6 +68,27 @@ Status CreateParentDirectory(const std::string& path) {
   return OkStatus();
 }
 
+// Whether `conn`'s file is a keygate store this build may open, read before anything is
+// written to it: an empty database (a new or zero-length file) is one to create; a file that
+// holds tables but no schema_migrations is another program's database, and one whose schema is
+// newer than this build's is a newer keygate's. Neither is touched (not even switched to WAL).
+Status CheckIsKeygateStore(Connection& conn) {
+  auto tables = conn.Prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name = 'schema_migrations' "
+      "DESC, name LIMIT 1");
+  if (!tables.ok()) return tables.error();
+  auto row = tables->Step();
+  if (!row.ok()) return row.error();
+  if (!*row) return OkStatus();
+  const std::string first = tables->ColumnText(0);
+  if (first != "schema_migrations") {
+    return Error::Unavailable("sqlite database " + conn.path() + " is not a keygate store: it " +
+                              "holds other tables (" + first + "...) and no schema_migrations; " +
+                              "point --data (or store) at a keygate store or an empty directory");
+  }
+  return sqlite::CheckSchemaNotNewer(conn);
+}
+
 // spec §5: WAL so readers run beside the writer; synchronous=FULL so that COMMIT returns only
 // after the WAL is fsynced (acknowledged means durable); foreign keys enforced.
 Status ConfigureWriteConnection(Connection& conn) {
@@ -131,6 +152,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
   auto conn = Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                                options.busy_timeout_ms, sqlite::WalWriteBufferVfsName());
   if (!conn.ok()) return conn.error();
+  if (Status store = CheckIsKeygateStore(**conn); !store.ok()) return WithPath(path, store.error());
   if (Status configured = ConfigureWriteConnection(**conn); !configured.ok()) {
     return WithPath(path, configured.error());
   }

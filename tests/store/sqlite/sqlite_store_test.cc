@@ -184,6 +184,41 @@ TEST_F(SqliteStoreTest, DatabaseFromNewerKeygateIsRefused) {
   EXPECT_NE(store.error().message.find("newer keygate"), std::string::npos);
 }
 
+// Audit, 2026-12-06: another program's database was adopted, keygate's 18 tables written in
+// beside its own; a refused newer store had been switched to WAL first.
+TEST_F(SqliteStoreTest, AnotherProgramsDatabaseIsRefusedUntouched) {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  ASSERT_TRUE(RawDb(path_).Exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)"));
+  auto store = SqliteStore::Open(path_, {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("is not a keygate store"), std::string::npos)
+      << store.error().message;
+  EXPECT_NE(store.error().message.find("customers"), std::string::npos);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'table'"),
+            std::vector<std::string>{"customers"});
+  EXPECT_EQ(raw.Column("PRAGMA journal_mode"), std::vector<std::string>{"delete"});
+}
+
+TEST_F(SqliteStoreTest, ANewerStoreIsRefusedWithoutSwitchingItToWal) {
+  OpenOrDie().reset();
+  {
+    RawDb raw(path_);
+    ASSERT_TRUE(raw.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)"));
+    ASSERT_TRUE(raw.Exec("PRAGMA journal_mode=DELETE"));
+  }
+  ASSERT_FALSE(SqliteStore::Open(path_, {}).ok());
+  EXPECT_EQ(RawDb(path_).Column("PRAGMA journal_mode"), std::vector<std::string>{"delete"});
+}
+
+TEST_F(SqliteStoreTest, AnEmptyFileIsANewStore) {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  { std::ofstream touch(path_); }
+  ASSERT_EQ(std::filesystem::file_size(path_), 0u);
+  auto store = OpenOrDie();
+  CreateOrg(*store, "org_a");
+}
+
 TEST_F(SqliteStoreTest, EveryCallAfterCloseIsUnavailable) {
   auto store = OpenOrDie();
   CreateOrg(*store, "org_a");
