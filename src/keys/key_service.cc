@@ -8,6 +8,22 @@
 namespace keygate::keys {
 namespace {
 
+// Tries of a read-change-write whose record another writer changed meanwhile (the store's
+// Conflict with reason kStaleWrite): each reads the record again and redoes the change on it.
+constexpr int kStaleWriteTries = 8;
+
+// Runs `attempt` until it does not fail for a stale read, kStaleWriteTries times at most (then
+// its Conflict is the answer: the record is being changed faster than it can be written).
+template <class Attempt>
+auto RetryStale(Attempt attempt) -> decltype(attempt()) {
+  for (int tries = 1;; ++tries) {
+    auto result = attempt();
+    const bool stale = !result.ok() && result.error().code == ErrorCode::kConflict &&
+                       result.error().reason == store::kStaleWrite;
+    if (!stale || tries == kStaleWriteTries) return result;
+  }
+}
+
 constexpr int64_t kMsPerSecond = 1000;
 constexpr size_t kDigestHexChars = 64;
 
@@ -210,9 +226,17 @@ Result<ProvisioningKey> KeyService::UpdateProvisioningKey(const Caller& caller,
                                                           std::optional<bool> disabled,
                                                           const std::string& request_id) {
   KG_RETURN_IF_ERROR(RequireOwner(caller));
-  auto loaded = LoadOwnedProvisioningKey(caller, id);
-  if (!loaded.ok()) return loaded.error();
-  ProvisioningKey key = *loaded;
+  return RetryStale([&]() -> Result<ProvisioningKey> {
+    auto loaded = LoadOwnedProvisioningKey(caller, id);
+    if (!loaded.ok()) return loaded.error();
+    return UpdateLoadedProvisioningKey(caller, *loaded, name, disabled, request_id);
+  });
+}
+
+Result<ProvisioningKey> KeyService::UpdateLoadedProvisioningKey(
+    const Caller& caller, const ProvisioningKey& loaded, const std::optional<std::string>& name,
+    std::optional<bool> disabled, const std::string& request_id) {
+  ProvisioningKey key = loaded;
   std::string changes = "{";
   if (name.has_value()) {
     KG_RETURN_IF_ERROR(CheckName(*name, "name"));
@@ -233,8 +257,8 @@ Result<ProvisioningKey> KeyService::UpdateProvisioningKey(const Caller& caller,
   const char* action = !disabled.has_value() ? "provisioning_key.update"
                        : *disabled           ? "provisioning_key.disable"
                                              : "provisioning_key.enable";
-  KG_RETURN_IF_ERROR(
-      store_.UpdateProvisioningKey(key, MakeAudit(caller, action, key.hash, changes, request_id)));
+  KG_RETURN_IF_ERROR(store_.UpdateProvisioningKey(
+      key, MakeAudit(caller, action, key.hash, changes, request_id), &loaded));
   index_.UpsertOther(key.hash, CredentialKind::kProvisioningKey, key.org_id, key.disabled);
   return key;
 }
@@ -437,22 +461,29 @@ Result<ServiceKey> KeyService::GetOwnServiceKey(const Caller& caller) {
 Result<ServiceKey> KeyService::UpdateServiceKey(const Caller& caller, const std::string& hash,
                                                 const KeyFields& fields,
                                                 const std::string& request_id) {
-  auto loaded = LoadOwnedKey(caller, hash);
-  if (!loaded.ok()) return loaded.error();
-  const ServiceKey before = *loaded;
-  ServiceKey key = before;
-  std::optional<Project> new_project;
-  KG_RETURN_IF_ERROR(ApplyFields(caller, fields, /*creating=*/false, &key, &new_project));
-  key.updated_at = clock_.NowMs();
-  AuditEntry audit = MakeAudit(caller, "service_key.update", key.hash,
-                               DiffServiceKeys(&before, key), request_id);
-  KG_RETURN_IF_ERROR(store_.UpdateServiceKey(&key, new_project, audit));
-  index_.UpsertServiceKey(key);
-  return key;
+  return RetryStale([&]() -> Result<ServiceKey> {
+    auto loaded = LoadOwnedKey(caller, hash);
+    if (!loaded.ok()) return loaded.error();
+    const ServiceKey before = *loaded;
+    ServiceKey key = before;
+    std::optional<Project> new_project;
+    KG_RETURN_IF_ERROR(ApplyFields(caller, fields, /*creating=*/false, &key, &new_project));
+    key.updated_at = clock_.NowMs();
+    AuditEntry audit = MakeAudit(caller, "service_key.update", key.hash,
+                                 DiffServiceKeys(&before, key), request_id);
+    KG_RETURN_IF_ERROR(store_.UpdateServiceKey(&key, new_project, audit));
+    index_.UpsertServiceKey(key);
+    return key;
+  });
 }
 
 Status KeyService::DeleteServiceKey(const Caller& caller, const std::string& hash,
                                     const std::string& request_id) {
+  return RetryStale([&] { return DeleteServiceKeyOnce(caller, hash, request_id); });
+}
+
+Status KeyService::DeleteServiceKeyOnce(const Caller& caller, const std::string& hash,
+                                        const std::string& request_id) {
   auto loaded = LoadOwnedKey(caller, hash);
   if (!loaded.ok()) return loaded.error();
   ServiceKey key = *loaded;
@@ -477,6 +508,13 @@ Result<RotatedServiceKey> KeyService::RotateServiceKey(const Caller& caller,
     return Error::InvalidArgument("grace_period_seconds must be between 0 and 2592000",
                                   "grace_period_seconds");
   }
+  return RetryStale([&] { return RotateServiceKeyOnce(caller, hash, grace_seconds, request_id); });
+}
+
+Result<RotatedServiceKey> KeyService::RotateServiceKeyOnce(const Caller& caller,
+                                                           const std::string& hash,
+                                                           int64_t grace_seconds,
+                                                           const std::string& request_id) {
   auto loaded = LoadOwnedKey(caller, hash);
   if (!loaded.ok()) return loaded.error();
   ServiceKey old_key = *loaded;

@@ -214,6 +214,18 @@ class KeyService {
 
  private:
   Result<ServiceKey> LoadOwnedKey(const Caller& caller, const std::string& hash);
+  // One try of each write that reads a record, changes it and writes it back (the public
+  // function retries one whose record changed meanwhile).
+  Result<ProvisioningKey> UpdateLoadedProvisioningKey(const Caller& caller,
+                                                      const ProvisioningKey& loaded,
+                                                      const std::optional<std::string>& name,
+                                                      std::optional<bool> disabled,
+                                                      const std::string& request_id);
+  Status DeleteServiceKeyOnce(const Caller& caller, const std::string& hash,
+                              const std::string& request_id);
+  Result<RotatedServiceKey> RotateServiceKeyOnce(const Caller& caller, const std::string& hash,
+                                                 int64_t grace_seconds,
+                                                 const std::string& request_id);
   Status ApplyFields(const Caller& caller, const KeyFields& fields, bool creating,
                      ServiceKey* key, std::optional<Project>* new_project);
   Status ResolveProject(const Caller& caller, const KeyFields& fields, ServiceKey* key,

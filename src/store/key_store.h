@@ -23,6 +23,10 @@
 
 namespace keygate::store {
 
+// The reason of the Conflict a write gets when the record it was made from has changed since
+// it was read (UpdateServiceKey, RotateServiceKey, UpdateProvisioningKey): read it again.
+inline constexpr const char* kStaleWrite = "stale_write";
+
 struct ServiceKeyQuery {
   std::string org_id;                    // REQUIRED
   std::optional<keys::KeySource> source; // nullopt = every source
@@ -69,9 +73,12 @@ class KeyStore {
   virtual Result<keys::ProvisioningKey> GetProvisioningKey(const std::string& hash) = 0;
   virtual Result<std::vector<keys::ProvisioningKey>> ListProvisioningKeys(
       const std::string& org_id) = 0;
-  // Replaces name and disabled. NotFound, Conflict (name).
+  // Replaces name and disabled. NotFound, Conflict (name). With `as_read` (the record `key` was
+  // made from), only if the stored name and disabled are still as read: otherwise Conflict with
+  // reason kStaleWrite, nothing written (a concurrent update would be silently undone).
   virtual Status UpdateProvisioningKey(const keys::ProvisioningKey& key,
-                                       const keys::AuditEntry& audit) = 0;
+                                       const keys::AuditEntry& audit,
+                                       const keys::ProvisioningKey* as_read = nullptr) = 0;
   // NotFound if it is not a provisioning key of `org_id`.
   virtual Status DeleteProvisioningKey(const std::string& org_id, const std::string& hash,
                                        const keys::AuditEntry& audit) = 0;
@@ -90,11 +97,15 @@ class KeyStore {
                                   const std::optional<keys::Project>& new_project,
                                   const keys::AuditEntry& audit) = 0;
   // Replaces every mutable field of the stored row with `key`'s (name, project, guardrails,
-  // disabled, metadata, tags, updated_at, revoke_at...). Sets key->version. NotFound.
+  // disabled, metadata, tags, updated_at, revoke_at...). Sets key->version. NotFound. A
+  // non-zero key->version is the version `key` was read at: if the stored row has changed
+  // since, Conflict with reason kStaleWrite and nothing written (read, change, write: two
+  // writers of one key must not undo each other, a revocation least of all).
   virtual Status UpdateServiceKey(keys::ServiceKey* key,
                                   const std::optional<keys::Project>& new_project,
                                   const keys::AuditEntry& audit) = 0;
-  // One transaction: writes old_key (with its revoke_at set) and inserts new_key.
+  // One transaction: writes old_key (with its revoke_at set; its version checked as
+  // UpdateServiceKey's) and inserts new_key.
   virtual Status RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey* new_key,
                                   const keys::AuditEntry& audit) = 0;
   // The stored row, revoked or not. NotFound.

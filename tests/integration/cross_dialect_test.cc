@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <thread>
 
 #include "integration/dialect_fixture.h"
 
@@ -341,6 +342,36 @@ TEST_F(CrossDialectTest, RotationAndDeletionInOneDialectHoldInTheOthers) {
                  R"({"api_key_id_hash":")" + fresh + R"(","rpm_limit":1})", a_.pk)
                 .status,
             404);
+}
+
+// Audit, 2026-12-06: a delete in one dialect racing an update in another answered 200 to
+// both, and in most trials the update wrote the key back unrevoked: it kept working, across
+// restarts. Whatever the interleaving, an acknowledged delete holds.
+TEST_F(CrossDialectTest, AnAcknowledgedDeleteHoldsAgainstAConcurrentUpdate) {
+  constexpr int kTrials = 12;
+  for (int trial = 0; trial < kTrials; ++trial) {
+    const std::string hash = OrCreateHash(a_, "race-" + std::to_string(trial));
+    int deleted = 0;
+    int updated = 0;
+    std::thread remover([&] {
+      TestHttpClient own("127.0.0.1", process_->port());
+      deleted = own.Request("DELETE", "/api/v1/keys/" + hash, "",
+                            {{"authorization", "Bearer " + a_.pk}})
+                    .status;
+    });
+    std::thread changer([&] {
+      TestHttpClient own("127.0.0.1", process_->port());
+      updated = own.Request("POST", "/prod/updateServiceKey",
+                            R"({"api_key_id_hash":")" + hash + R"(","rpm_limit":5})",
+                            {{"authorization", "Bearer " + a_.pk}})
+                    .status;
+    });
+    remover.join();
+    changer.join();
+    ASSERT_EQ(deleted, 200) << trial;
+    EXPECT_TRUE(updated == 200 || updated == 404) << updated;
+    EXPECT_EQ(Call("GET", "/api/v1/keys/" + hash, "", a_.pk).status, 404) << trial;
+  }
 }
 
 }  // namespace

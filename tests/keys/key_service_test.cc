@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "keys/secrets.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/failing_store.h"
 #include "testing/keygate_process.h"
 #include "testing/manual_clock.h"
 
@@ -229,6 +231,92 @@ TEST(CheckNameTest, CountsCharactersAndRefusesWhatIsNotUtf8) {
     EXPECT_NE(status.error().message.find("UTF-8"), std::string::npos);
   }
   EXPECT_EQ(CheckName("", "project_name").error().message, "project_name must not be empty");
+}
+
+
+// Audit, 2026-12-06: each write read the whole record, changed it and wrote it back, so a
+// write that landed in between was silently undone: a deleted key came back to life, a
+// rotated key was never revoked, a disable was lost. Each race below lets another writer land
+// between the service's read and its write.
+class KeyServiceRaceTest : public KeyServiceTest {
+ protected:
+  void SetUp() override {
+    KeyServiceTest::SetUp();
+    failing_ = std::make_unique<testing::FailingStore>(*store_);
+    racing_ = std::make_unique<KeyService>(*failing_, *failing_, index_, clock_, secrets_,
+                                           KeyPrefixes{}, log_);
+  }
+  // Writes `change` to the stored key `hash` directly, as another replica's request would.
+  void Meanwhile(const std::string& hash, std::function<void(ServiceKey&)> change) {
+    failing_->BeforeNextWrite([this, hash, change] {
+      auto key = store_->GetServiceKey(hash);
+      ASSERT_TRUE(key.ok());
+      change(*key);
+      ASSERT_TRUE(store_->UpdateServiceKey(&*key, std::nullopt, AuditEntry{}).ok());
+    });
+  }
+  std::unique_ptr<testing::FailingStore> failing_;
+  std::unique_ptr<KeyService> racing_;
+};
+
+TEST_F(KeyServiceRaceTest, AnUpdateNeverRevivesAKeyDeletedMeanwhile) {
+  const std::string hash = Create(Named("svc")).key.hash;
+  Meanwhile(hash, [this](ServiceKey& key) { key.revoke_at = clock_.NowMs(); });
+  KeyFields f;
+  f.rpm_limit = std::optional<int64_t>{5};
+  auto updated = racing_->UpdateServiceKey(pk_, hash, f, "r");
+  ASSERT_FALSE(updated.ok());
+  EXPECT_EQ(updated.error().code, ErrorCode::kNotFound);  // read again: it is gone
+  EXPECT_TRUE(store_->GetServiceKey(hash)->revoke_at.has_value());
+}
+
+TEST_F(KeyServiceRaceTest, TwoUpdatesOfDifferentFieldsBothStay) {
+  const std::string hash = Create(Named("svc")).key.hash;
+  Meanwhile(hash, [](ServiceKey& key) { key.guardrails.rpm_limit = 7; });
+  KeyFields f;
+  f.tpm_limit = std::optional<int64_t>{900};
+  ASSERT_TRUE(racing_->UpdateServiceKey(pk_, hash, f, "r").ok());
+  const ServiceKey stored = *store_->GetServiceKey(hash);
+  EXPECT_EQ(stored.guardrails.rpm_limit, 7);
+  EXPECT_EQ(stored.guardrails.tpm_limit, 900);
+}
+
+TEST_F(KeyServiceRaceTest, ARotationRevokesTheOldKeyWhateverWasWrittenMeanwhile) {
+  const std::string hash = Create(Named("svc")).key.hash;
+  Meanwhile(hash, [](ServiceKey& key) { key.name = "renamed"; });
+  auto rotated = racing_->RotateServiceKey(pk_, hash, 0, "r");
+  ASSERT_TRUE(rotated.ok()) << rotated.error().message;
+  const ServiceKey old_key = *store_->GetServiceKey(hash);
+  EXPECT_TRUE(old_key.revoke_at.has_value());
+  EXPECT_EQ(old_key.name, "renamed");
+  EXPECT_EQ(store_->GetServiceKey(rotated->key.hash)->name, "renamed");
+}
+
+TEST_F(KeyServiceRaceTest, ADeleteAfterAnUpdateMeanwhileStillRevokes) {
+  const std::string hash = Create(Named("svc")).key.hash;
+  Meanwhile(hash, [](ServiceKey& key) { key.guardrails.rpm_limit = 3; });
+  ASSERT_TRUE(racing_->DeleteServiceKey(pk_, hash, "r").ok());
+  EXPECT_TRUE(store_->GetServiceKey(hash)->revoke_at.has_value());
+  EXPECT_EQ(store_->GetServiceKey(hash)->guardrails.rpm_limit, 3);
+}
+
+TEST_F(KeyServiceRaceTest, ARenameNeverUndoesADisableMeanwhile) {
+  auto pk = service_->CreateProvisioningKey(owner_, "to-disable", "r");
+  ASSERT_TRUE(pk.ok());
+  const std::string id = pk->key.hash;
+  failing_->BeforeNextWrite([this, id] {
+    auto stored = store_->GetProvisioningKey(id);
+    ASSERT_TRUE(stored.ok());
+    stored->disabled = true;
+    ASSERT_TRUE(store_->UpdateProvisioningKey(*stored, AuditEntry{}).ok());
+  });
+  auto renamed = racing_->UpdateProvisioningKey(owner_, id, std::string("renamed"), std::nullopt,
+                                                "r");
+  ASSERT_TRUE(renamed.ok()) << renamed.error().message;
+  EXPECT_TRUE(renamed->disabled);
+  const ProvisioningKey stored = *store_->GetProvisioningKey(id);
+  EXPECT_TRUE(stored.disabled);
+  EXPECT_EQ(stored.name, "renamed");
 }
 
 }  // namespace

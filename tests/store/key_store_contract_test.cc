@@ -298,6 +298,26 @@ TEST_P(KeyStoreContractTest, UpdatesProvisioningKeyNameAndDisabled) {
   EXPECT_TRUE(got->disabled);
 }
 
+TEST_P(KeyStoreContractTest, AProvisioningKeyWriteFromAStaleReadIsAConflict) {
+  CreateOrg("org_a");
+  ProvisioningKey key = MakeProvisioningKey("org_a", "ci");
+  ASSERT_TRUE(keys().InsertProvisioningKey(key, Audit("org_a", "x", "")).ok());
+  const ProvisioningKey as_read = key;
+  ProvisioningKey disabled = key;
+  disabled.disabled = true;
+  ASSERT_TRUE(keys().UpdateProvisioningKey(disabled, Audit("org_a", "x", ""), &as_read).ok());
+  ProvisioningKey renamed = as_read;  // made from the read before the disable
+  renamed.name = "deploy";
+  Status refused = keys().UpdateProvisioningKey(renamed, Audit("org_a", "y", ""), &as_read);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().reason, store::kStaleWrite);
+  EXPECT_TRUE(keys().GetProvisioningKey(key.hash)->disabled);
+  EXPECT_EQ(keys().GetProvisioningKey(key.hash)->name, "ci");
+  ProvisioningKey ghost = MakeProvisioningKey("org_a", "ghost");
+  EXPECT_EQ(keys().UpdateProvisioningKey(ghost, Audit("org_a", "y", ""), &ghost).error().code,
+            ErrorCode::kNotFound);
+}
+
 TEST_P(KeyStoreContractTest, UpdateProvisioningKeyToTakenNameIsConflict) {
   CreateOrg("org_a");
   ProvisioningKey first = MakeProvisioningKey("org_a", "first");

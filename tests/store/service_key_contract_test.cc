@@ -181,6 +181,34 @@ TEST_P(KeyStoreContractTest, VersionStrictlyIncreasesAcrossEveryServiceKeyWrite)
   EXPECT_EQ(keys().GetServiceKey(c.hash)->version, c.version);
 }
 
+// A write made from a record read at an older version is refused, whole (read, change,
+// write: a concurrent write must not be undone).
+TEST_P(KeyStoreContractTest, AWriteFromAStaleReadIsAConflictAndWritesNothing) {
+  CreateOrg("org_a");
+  ServiceKey key = InsertKey("org_a", "a");
+  ServiceKey stale = key;
+  key.guardrails.rpm_limit = 7;
+  ASSERT_TRUE(keys().UpdateServiceKey(&key, std::nullopt, Audit("org_a", "x", "")).ok());
+  stale.revoke_at = kT0;
+  Status refused = keys().UpdateServiceKey(&stale, std::nullopt, Audit("org_a", "y", ""));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(refused.error().reason, store::kStaleWrite);
+  ServiceKey fresh = MakeServiceKey("org_a", "a-rotated");
+  Status rotated = keys().RotateServiceKey(&stale, &fresh, Audit("org_a", "z", ""));
+  ASSERT_FALSE(rotated.ok());
+  EXPECT_EQ(rotated.error().reason, store::kStaleWrite);
+  EXPECT_EQ(keys().GetServiceKey(fresh.hash).error().code, ErrorCode::kNotFound);
+  const ServiceKey stored = *keys().GetServiceKey(key.hash);
+  EXPECT_FALSE(stored.revoke_at.has_value());
+  EXPECT_EQ(stored.guardrails.rpm_limit, 7);
+  EXPECT_EQ(stored.version, key.version);
+  // Read at the current version, it goes through.
+  stale = stored;
+  stale.revoke_at = kT0;
+  EXPECT_TRUE(keys().UpdateServiceKey(&stale, std::nullopt, Audit("org_a", "y", "")).ok());
+}
+
 TEST_P(KeyStoreContractTest, RotateWritesBothRowsInOneTransaction) {
   CreateOrg("org_a");
   ServiceKey old_key = InsertKey("org_a", "old", [](ServiceKey* k) { k->tags = {"t"}; });

@@ -10,6 +10,11 @@ void FailingStore::Heal() {
   fail_all_reads_.store(false);
 }
 
+void FailingStore::BeforeNextWrite(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(hook_mu_);
+  before_next_write_ = std::move(fn);
+}
+
 Status FailingStore::AdmitWrite(const char* what) {
   bool fail = fail_all_writes_.load();
   if (!fail) {
@@ -24,6 +29,12 @@ Status FailingStore::AdmitWrite(const char* what) {
     return Error::Unavailable(std::string("injected write failure: ") + what);
   }
   forwarded_writes_.fetch_add(1);
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock(hook_mu_);
+    hook.swap(before_next_write_);
+  }
+  if (hook) hook();
   return OkStatus();
 }
 
@@ -82,9 +93,10 @@ Result<std::vector<keys::ProvisioningKey>> FailingStore::ListProvisioningKeys(
 }
 
 Status FailingStore::UpdateProvisioningKey(const keys::ProvisioningKey& key,
-                                           const keys::AuditEntry& audit) {
+                                           const keys::AuditEntry& audit,
+                                           const keys::ProvisioningKey* as_read) {
   KG_RETURN_IF_ERROR(AdmitWrite("UpdateProvisioningKey"));
-  return keys_.UpdateProvisioningKey(key, audit);
+  return keys_.UpdateProvisioningKey(key, audit, as_read);
 }
 
 Status FailingStore::DeleteProvisioningKey(const std::string& org_id, const std::string& hash,

@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +46,9 @@ class FailingStore final : public store::KeyStore,
   void SetFailAllWrites(bool on) { fail_all_writes_.store(on); }
   // While on, every read returns Unavailable (the store is unreachable).
   void SetFailAllReads(bool on) { fail_all_reads_.store(on); }
+  // Runs `fn` once, just before the next write reaches the wrapped store: a concurrent writer
+  // slipping in between a read and the write made from it. `fn` may use the wrapped store.
+  void BeforeNextWrite(std::function<void()> fn);
   // Clears every switch and pending count.
   void Heal();
 
@@ -64,8 +69,8 @@ class FailingStore final : public store::KeyStore,
   Result<keys::ProvisioningKey> GetProvisioningKey(const std::string& hash) override;
   Result<std::vector<keys::ProvisioningKey>> ListProvisioningKeys(
       const std::string& org_id) override;
-  Status UpdateProvisioningKey(const keys::ProvisioningKey& key,
-                               const keys::AuditEntry& audit) override;
+  Status UpdateProvisioningKey(const keys::ProvisioningKey& key, const keys::AuditEntry& audit,
+                               const keys::ProvisioningKey* as_read = nullptr) override;
   Status DeleteProvisioningKey(const std::string& org_id, const std::string& hash,
                                const keys::AuditEntry& audit) override;
   Result<keys::Project> GetProject(const std::string& org_id,
@@ -116,6 +121,8 @@ class FailingStore final : public store::KeyStore,
   std::atomic<bool> fail_all_reads_{false};
   std::atomic<int64_t> failed_writes_{0};
   std::atomic<int64_t> forwarded_writes_{0};
+  std::mutex hook_mu_;
+  std::function<void()> before_next_write_;  // guarded by hook_mu_
 };
 
 }  // namespace keygate::testing

@@ -129,27 +129,34 @@ Result<int64_t> InsertKeyRow(Connection& conn, const keys::ServiceKey& key) {
 struct StoredKey {
   int64_t seq = 0;
   std::string tags_json;
+  int64_t version = 0;
 };
 
 // NotFound if the org has no key with this hash.
 Result<StoredKey> ReadStoredKey(Connection& conn, const keys::ServiceKey& key) {
   StoredKey stored;
   KG_RETURN_IF_ERROR(sqlite::ReadOneRow(
-      conn, "SELECT seq, tags_json FROM service_keys WHERE hash = ?1 AND org_id = ?2",
+      conn, "SELECT seq, tags_json, version FROM service_keys WHERE hash = ?1 AND org_id = ?2",
       {key.hash, key.org_id}, "service key not found", [&](const Statement& row) {
         stored.seq = row.ColumnInt(0);
         stored.tags_json = row.ColumnText(1);
+        stored.version = row.ColumnInt(2);
         return OkStatus();
       }));
   return stored;
 }
 
 // Replaces the mutable columns, and the tag rows if the tags changed. Returns the version it
-// was given; NotFound if the org has no key with this hash.
+// was given; NotFound if the org has no key with this hash; Conflict (kStaleWrite) if `key`
+// was read at another version than the stored one.
 Result<int64_t> UpdateKeyRow(Connection& conn, const keys::ServiceKey& key) {
   KG_RETURN_IF_ERROR(CheckProjectInOrg(conn, key));
   auto stored = ReadStoredKey(conn, key);
   if (!stored.ok()) return stored.error();
+  if (key.version != 0 && stored->version != key.version) {
+    return Error{ErrorCode::kConflict, "the service key changed since it was read", "",
+                 store::kStaleWrite};
+  }
   auto version = sqlite::NextSequenceValue(conn, kVersionSequence);
   if (!version.ok()) return version.error();
   auto stmt = conn.Prepare(kUpdateServiceKeySql);

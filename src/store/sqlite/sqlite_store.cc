@@ -342,14 +342,31 @@ Result<std::vector<keys::ProvisioningKey>> SqliteStore::ListProvisioningKeys(
 }
 
 Status SqliteStore::UpdateProvisioningKey(const keys::ProvisioningKey& key,
-                                          const keys::AuditEntry& audit) {
+                                          const keys::AuditEntry& audit,
+                                          const keys::ProvisioningKey* as_read) {
   return Write([&](Connection& conn) -> Status {
-    auto changed = RunSqlCountingChanges(
-        conn,
-        "UPDATE provisioning_keys SET name = ?1, disabled = ?2 WHERE hash = ?3 AND org_id = ?4",
-        {key.name, SqlValue::Bool(key.disabled), key.hash, key.org_id});
+    Result<int64_t> changed =
+        as_read == nullptr
+            ? RunSqlCountingChanges(conn,
+                                    "UPDATE provisioning_keys SET name = ?1, disabled = ?2 "
+                                    "WHERE hash = ?3 AND org_id = ?4",
+                                    {key.name, SqlValue::Bool(key.disabled), key.hash, key.org_id})
+            : RunSqlCountingChanges(conn,
+                                    "UPDATE provisioning_keys SET name = ?1, disabled = ?2 "
+                                    "WHERE hash = ?3 AND org_id = ?4 AND name = ?5 AND "
+                                    "disabled = ?6",
+                                    {key.name, SqlValue::Bool(key.disabled), key.hash, key.org_id,
+                                     as_read->name, SqlValue::Bool(as_read->disabled)});
     if (!changed.ok()) return changed.error();
-    if (*changed == 0) return Error::NotFound("provisioning key not found");
+    if (*changed == 0) {
+      // Gone, or changed since it was read.
+      KG_RETURN_IF_ERROR(sqlite::ReadOneRow(
+          conn, "SELECT 1 FROM provisioning_keys WHERE hash = ?1 AND org_id = ?2",
+          {key.hash, key.org_id}, "provisioning key not found",
+          [](const sqlite::Statement&) { return OkStatus(); }));
+      return Error{ErrorCode::kConflict, "the provisioning key changed since it was read", "",
+                   store::kStaleWrite};
+    }
     return sqlite::InsertAuditEntry(conn, audit);
   });
 }

@@ -109,8 +109,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Result<keys::ProvisioningKey> GetProvisioningKey(const std::string& hash) override;
   Result<std::vector<keys::ProvisioningKey>> ListProvisioningKeys(
       const std::string& org_id) override;
-  Status UpdateProvisioningKey(const keys::ProvisioningKey& key,
-                               const keys::AuditEntry& audit) override;
+  Status UpdateProvisioningKey(const keys::ProvisioningKey& key, const keys::AuditEntry& audit,
+                               const keys::ProvisioningKey* as_read = nullptr) override;
   Status DeleteProvisioningKey(const std::string& org_id, const std::string& hash,
                                const keys::AuditEntry& audit) override;
   Result<keys::Project> GetProject(const std::string& org_id,
