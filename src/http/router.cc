@@ -113,20 +113,42 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Execu
   routes_.push_back(std::move(route));
 }
 
-std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes) {
-  std::string out(path);
+namespace {
+
+// Masks, in `out`, what follows each of `secret_prefixes` up to the first byte `ends` accepts,
+// keeping its last four characters when it is long enough to spare them.
+template <class Ends>
+void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_prefixes, Ends ends) {
   for (const std::string& prefix : secret_prefixes) {
     if (prefix.empty()) continue;
-    for (size_t at = out.find(prefix); at != std::string::npos; at = out.find(prefix, at + 1)) {
+    for (size_t at = out->find(prefix); at != std::string::npos;
+         at = out->find(prefix, at + 1)) {
       const size_t start = at + prefix.size();
-      const size_t end = std::min(out.find('/', start), out.size());
+      size_t end = start;
+      while (end < out->size() && !ends((*out)[end])) ++end;
       const size_t length = end - start;
       constexpr size_t kShown = 4;
-      const std::string tail = length > 2 * kShown ? out.substr(end - kShown, kShown) : "";
-      out.replace(start, length, "\u2022\u2022\u2022\u2022" + tail);
+      const std::string tail = length > 2 * kShown ? out->substr(end - kShown, kShown) : "";
+      out->replace(start, length, "\u2022\u2022\u2022\u2022" + tail);
     }
   }
+}
+
+}  // namespace
+
+std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes) {
+  std::string out(path);
+  MaskAfterPrefixes(&out, secret_prefixes, [](char c) { return c == '/'; });
   return out;
+}
+
+void MaskKeysInText(std::string* text, std::span<const std::string> secret_prefixes) {
+  // A secret is letters, digits, '-' and '_' (keys/secrets.h); anything else ends it.
+  MaskAfterPrefixes(text, secret_prefixes, [](char c) {
+    const bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                       (c >= '0' && c <= '9') || c == '-' || c == '_';
+    return !token;
+  });
 }
 
 std::string Router::Shown(std::string_view raw_path) const {

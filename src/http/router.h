@@ -66,6 +66,11 @@ using ErrorRenderer = std::function<Response(const Error&)>;
 // log line and no answer.
 std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes);
 
+// Masks, in place, every key in `text` (one of `secret_prefixes` and the letters, digits, '-'
+// and '_' after it) as PathForLog does. The server applies it to the body of every error
+// answer: a message that echoes input (a model name, a models pattern) must not echo a key.
+void MaskKeysInText(std::string* text, std::span<const std::string> secret_prefixes);
+
 // Decodes %XX escapes of `s` ('+' stays '+'). Returns nullopt if a '%' is not followed by
 // two hex digits.
 std::optional<std::string> PercentDecode(std::string_view s);

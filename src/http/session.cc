@@ -476,6 +476,16 @@ void Session::Reject(const Error& error) {
   std::string query;
   if (parser_ && SplitTarget(parser_->target(), &raw_path, &query)) {
     exchange.render_error = state_.router().ErrorRendererFor(raw_path);
+  } else if (buffer_.size() > 0) {
+    // A request line too long for the parser to finish: its start is still in the buffer.
+    constexpr size_t kLongestMethod = 16;
+    const std::string_view bytes(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    const size_t space = bytes.find(' ');
+    if (space != std::string_view::npos && space < kLongestMethod) {
+      const std::string_view target = bytes.substr(space + 1);
+      exchange.render_error =
+          state_.router().ErrorRendererFor(target.substr(0, target.find_first_of(" ?\r")));
+    }
   }
   parser_.reset();
   phase_ = Phase::kBusy;

@@ -186,6 +186,7 @@ void Session::SendResponse(uint64_t seq, Response response) {
                           {{"request_id", exchange.request_id}, {"status", response.status}});
     response = RenderError(InternalError());
   }
+  if (response.status >= 400) MaskKeysInText(&response.body, state_.options().secret_prefixes);
   // A client gone on its own got no answer: its access line says 499 (the status left unset).
   if (Writable() || server_closed_) exchange.status = response.status;
   exchange.state = ResponseState::kWriting;

@@ -215,6 +215,12 @@ void ServerTest::AddRoutes() {
         r->Send(Text("authorization=" + std::string(request.Header("authorization"))));
       },
       Execution::kInline);
+  router_.Add(
+      "POST", "/refuse",
+      [](Request& request, std::shared_ptr<Responder> r) {
+        r->Send(ErrorResponse(Error::InvalidArgument("got '" + request.body + "'", "x")));
+      },
+      Execution::kInline);
   router_.Add("GET", "/throw", [](Request&, std::shared_ptr<Responder>) {
     throw std::runtime_error("handler bug");
   });
@@ -833,6 +839,33 @@ TEST_F(ServerTest, AMadeUpMethodIsCountedAndLoggedAsOther) {
     EXPECT_EQ(text.find(secret), std::string::npos);
     EXPECT_EQ(text.find(std::string(2000, 'Q')), std::string::npos);
   }
+}
+
+// Audit, 2026-12-06: messages that echo input (a models pattern, a model name) echoed a key
+// put there in full. Every error answer's body is masked as the logs are.
+TEST_F(ServerTest, AKeyEchoedInAnErrorAnswerIsMasked) {
+  ServerOptions options = TestOptions();
+  options.secret_prefixes = {"sk-kg-", "pk-kg-"};
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  const std::string key = "sk-kg-" + std::string(36, 'a') + "wxyz";
+  auto reply = Client().Post("/refuse", "model " + key + ", then pk-kg-short.", "");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_EQ(reply.body.find(key), std::string::npos) << reply.body;
+  EXPECT_NE(reply.body.find("sk-kg-\u2022\u2022\u2022\u2022wxyz, then pk-kg-\u2022\u2022\u2022\u2022."),
+            std::string::npos)
+      << reply.body;
+  // A successful answer is the handler's own (a create answer shows its new key once).
+  EXPECT_NE(Client().Post("/echo", key, "").body.find(key), std::string::npos);
+}
+
+// A request line longer than the head's limit: refused before the parser has a target, yet in
+// the shape of the API its path names.
+TEST_F(ServerTest, ATooLongRequestLineIsAnsweredInItsPathsShape) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string reply = Client().RawExchange("GET /shaped/" + std::string(40'000, 'x') +
+                                                 " HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
+  EXPECT_NE(reply.find(R"({"shaped":431})"), std::string::npos) << reply.substr(0, 400);
 }
 
 TEST_F(ServerTest, AnswersExpectContinue) {

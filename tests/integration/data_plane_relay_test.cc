@@ -73,6 +73,14 @@ TEST_F(DataPlaneTest, AKeyGivenAsTheRequestIdOrInThePathIsNeverLogged) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_NE(process_->log().find(masked), std::string::npos) << process_->log();
+  // Nor a key put where input is echoed in an error message: a model's name, a models pattern.
+  auto model = Call(key.secret, ChatBody("hi", 5, key.secret));
+  EXPECT_EQ(model.status, 404) << model.body;
+  EXPECT_EQ(model.body.find(key.secret), std::string::npos) << model.body;
+  auto pattern = client_->Post("/prod/createServiceKey",
+                               R"({"api_key_name":"p","models":[")" + pk_ + R"("]})", pk_);
+  EXPECT_EQ(pattern.status, 400) << pattern.body;
+  EXPECT_EQ(pattern.body.find(pk_), std::string::npos) << pattern.body;
   // TearDown: none of the three is in the log.
 }
 
