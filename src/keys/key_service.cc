@@ -117,7 +117,7 @@ Status KeyService::RequireOwner(const Caller& caller) {
 }
 
 Status KeyService::CheckOrgClaim(const Caller& caller, const std::optional<std::string>& org_id) {
-  if (org_id.has_value() && !org_id->empty() && *org_id != caller.org_id) {
+  if (org_id.has_value() && *org_id != caller.org_id) {  // "" names no org: 404 too
     return Error::NotFound("no such organization");
   }
   return OkStatus();
@@ -413,6 +413,10 @@ Result<store::ServiceKeyPage> KeyService::ListServiceKeys(const Caller& caller,
     return Error::InvalidArgument("limit must be between 1 and 1000", "limit");
   }
   if (options.offset < 0) return Error::InvalidArgument("offset must be >= 0", "offset");
+  // The store's text match ends a pattern at a NUL: "\0abc" would match every key.
+  if (options.search.find('\0') != std::string::npos) {
+    return Error::InvalidArgument("search must not contain a NUL character", "search");
+  }
   query.project_id = options.project_id;
   if (query.project_id.empty() && !options.project_name.empty()) {
     auto project = store_.FindProjectByName(caller.org_id, options.project_name);

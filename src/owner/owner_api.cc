@@ -224,6 +224,8 @@ Result<http::Response> ListAudit(ManagementContext& ctx, const keys::Caller& cal
     else if (name == "limit") KG_ASSIGN_OR_RETURN(q.limit, dialects::ParseIntegerParam(value, name));
     else if (name == "before") KG_ASSIGN_OR_RETURN(q.before_id, dialects::ParseIntegerParam(value, name));
   }
+  // The store names the cursor before_id; the query parameter is `before`.
+  if (q.before_id < 0) return Error::InvalidArgument("before must be >= 0", "before");
   auto page = ctx.keys.ListAudit(caller, q);
   if (!page.ok()) return page.error();
   JsonWriter w;

@@ -61,6 +61,10 @@ TEST_F(ManagementTest, AnotherOrgsKeyIsNotFoundOnEveryRoute) {
   auto claimed = client_->Post("/prod/createServiceKey",
                                R"({"api_key_name":"x","org_id":")" + b_.org_id + R"("})", a_.pk);
   EXPECT_EQ(claimed.status, 404);
+  // An empty org_id is present and names no org (spec dialects.md: 404), not an absent one.
+  EXPECT_EQ(client_->Post("/prod/createServiceKey", R"({"api_key_name":"x","org_id":""})", a_.pk)
+                .status,
+            404);
   auto listed = client_->Get("/prod/getServiceKeys", a_.pk);
   EXPECT_EQ(Parse(listed.body).as_object()["total"], 0);
   auto owner_list = client_->Get("/api/owner/keys", a_.owner_key);
@@ -189,6 +193,9 @@ TEST_F(ManagementTest, AuditLogRecordsEveryActionWithoutSecrets) {
   EXPECT_EQ(page["data"].as_array().size(), 1u);
   EXPECT_EQ(page["has_more"], true);
   // b's owner sees none of a's entries.
+  auto bad_cursor = client_->Get("/api/owner/audit?before=-1", a_.owner_key);
+  EXPECT_EQ(bad_cursor.status, 400);
+  EXPECT_NE(bad_cursor.body.find(R"("param":"before")"), std::string::npos) << bad_cursor.body;
   auto other = client_->Get("/api/owner/audit?key=" + hash, b_.owner_key);
   EXPECT_EQ(Parse(other.body).as_object()["data"].as_array().size(), 0u);
 }

@@ -294,6 +294,7 @@ std::vector<BadCase> BadCases(const std::string& other_org) {
       {"POST", keys, R"({"name":"x","include_byok_in_limit":"yes"})", 400,
        "include_byok_in_limit"},
       {"POST", keys, R"({"name":"x","external":"user-1"})", 400, "external"},
+      {"POST", keys, R"({"name":"x","external":{"user":5}})", 400, "external.user"},
       {"POST", keys, R"({"name":"x","creator_user_id":12})", 400, "creator_user_id"},
       {"POST", keys, R"({"name":"x","rpm_limit":0})", 400, "rpm_limit"},
       {"POST", keys, R"({"name":"x","tpm_limit":1.5})", 400, "tpm_limit"},

@@ -234,6 +234,16 @@ TEST(CheckNameTest, CountsCharactersAndRefusesWhatIsNotUtf8) {
 }
 
 
+// Audit, 2026-12-06: a search beginning with NUL matched every key of the org.
+TEST_F(KeyServiceTest, ASearchWithANulIsRefused) {
+  Create(Named("alpha"));
+  ServiceKeyListOptions options;
+  options.search = std::string("\0zzz", 4);
+  auto listed = service_->ListServiceKeys(pk_, options);
+  ASSERT_FALSE(listed.ok());
+  EXPECT_EQ(listed.error().param, "search");
+}
+
 // Audit, 2026-12-06: each write read the whole record, changed it and wrote it back, so a
 // write that landed in between was silently undone: a deleted key came back to life, a
 // rotated key was never revoked, a disable was lost. Each race below lets another writer land

@@ -50,7 +50,11 @@ Result<keys::KeyFields> ReadKeyFields(const boost::json::object& body, std::stri
       return Error::InvalidArgument("external must be an object like {\"user\": \"...\"}",
                                     "external");
     } else {
-      KG_ASSIGN_OR_RETURN(f.external_user, FieldReader(it->value().as_object()).String("user"));
+      auto user = FieldReader(it->value().as_object()).String("user");
+      if (!user.ok()) {
+        return Error::InvalidArgument("external." + user.error().message, "external.user");
+      }
+      f.external_user = std::move(*user);
     }
   }
   KG_ASSIGN_OR_RETURN(f.models, r.StringList("models"));
