@@ -215,8 +215,10 @@ constexpr SettingInfo kSettings[] = {
      "Readable prefix of owner credential secrets.",
      ApplyKeyPrefix<&Settings::owner_key_prefix>},
     {"failure_mode", "KEYGATE_FAILURE_MODE", "deny", "deny | allow",
-     "What the data plane does when the limiter's store is unreachable: deny answers 503, allow "
-     "forwards without enforcing RPM, TPM or budget.",
+     "What the data plane does when the limiter's store is unreachable, or when the store has "
+     "not taken usage records for over a second: deny answers 503 (and /readyz too), allow "
+     "forwards (without enforcing RPM, TPM or budget in the first case; with its usage waiting "
+     "in memory in the second).",
      ApplyFailureMode},
 };
 // clang-format on

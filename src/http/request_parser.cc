@@ -27,6 +27,7 @@ void RequestParser::on_field_impl(boost::beast::http::field field, boost::beast:
                                   boost::beast::string_view value, boost::beast::error_code&) {
   if (is_header_done()) return;  // a trailer field
   if (field == boost::beast::http::field::transfer_encoding) {
+    saw_transfer_encoding_ = true;
     if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
     transfer_encoding_.append(value.data(), value.size());
   }
@@ -35,7 +36,7 @@ void RequestParser::on_field_impl(boost::beast::http::field field, boost::beast:
 }
 
 void RequestParser::on_header_impl(boost::beast::error_code& ec) {
-  if (transfer_encoding_.empty()) return;
+  if (!saw_transfer_encoding_) return;
   // The codings, in order: only "chunked", once (keygate decodes no other).
   size_t codings = 0;
   bool only_chunked = true;

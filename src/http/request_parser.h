@@ -62,6 +62,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   Request request_;
   std::string target_;
   std::string transfer_encoding_;  // every Transfer-Encoding field's value, comma-joined
+  bool saw_transfer_encoding_ = false;  // even one with an empty value
   boost::beast::http::verb verb_ = boost::beast::http::verb::unknown;
   int version_ = 11;
 };

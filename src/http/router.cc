@@ -116,17 +116,21 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Execu
 namespace {
 
 // Masks, in `out`, what follows each of `secret_prefixes` up to the first byte `ends` accepts,
-// keeping its last four characters when it is long enough to spare them.
-template <class Ends>
-void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_prefixes, Ends ends) {
+// keeping its last four characters when it is long enough to spare them. Only runs of at least
+// `min_length` after a prefix that `starts(previous byte)` allows (0: the text's start).
+template <class Ends, class Starts>
+void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_prefixes, Ends ends,
+                       Starts starts, size_t min_length) {
   for (const std::string& prefix : secret_prefixes) {
     if (prefix.empty()) continue;
     for (size_t at = out->find(prefix); at != std::string::npos;
          at = out->find(prefix, at + 1)) {
+      if (!starts(at == 0 ? '\0' : (*out)[at - 1])) continue;
       const size_t start = at + prefix.size();
       size_t end = start;
       while (end < out->size() && !ends((*out)[end])) ++end;
       const size_t length = end - start;
+      if (length < min_length) continue;
       constexpr size_t kShown = 4;
       const std::string tail = length > 2 * kShown ? out->substr(end - kShown, kShown) : "";
       out->replace(start, length, "\u2022\u2022\u2022\u2022" + tail);
@@ -138,17 +142,30 @@ void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_pre
 
 std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes) {
   std::string out(path);
-  MaskAfterPrefixes(&out, secret_prefixes, [](char c) { return c == '/'; });
+  MaskAfterPrefixes(
+      &out, secret_prefixes, [](char c) { return c == '/'; }, [](char) { return true; }, 0);
   return out;
 }
 
 void MaskKeysInText(std::string* text, std::span<const std::string> secret_prefixes) {
-  // A secret is letters, digits, '-' and '_' (keys/secrets.h); anything else ends it.
-  MaskAfterPrefixes(text, secret_prefixes, [](char c) {
-    const bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                       (c >= '0' && c <= '9') || c == '-' || c == '_';
-    return !token;
-  });
+  // A secret is letters, digits, '-' and '_' (keys/secrets.h) after its prefix; anything else
+  // ends it. Its prefix follows no letter or digit (not "task-" for "sk-") nor a backslash (not
+  // inside a \u escape), and its random part is long (a code like "invalid_api_key" is never
+  // one).
+  constexpr size_t kShortestSecretPart = 16;
+  const auto token = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+  };
+  MaskAfterPrefixes(
+      text, secret_prefixes, [&token](char c) { return !token(c); },
+      [](char previous) {
+        const bool alnum = (previous >= 'a' && previous <= 'z') ||
+                           (previous >= 'A' && previous <= 'Z') ||
+                           (previous >= '0' && previous <= '9');
+        return !alnum && previous != '\\';
+      },
+      kShortestSecretPart);
 }
 
 std::string Router::Shown(std::string_view raw_path) const {

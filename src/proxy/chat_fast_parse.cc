@@ -72,16 +72,24 @@ struct Reading {
 };
 
 // One message of `messages`, its opening brace at the cursor: an object of strings and nulls
-// with exactly one string `role` of OpenAI's, no `audio` and no string `tool_calls`. Its strings
-// count toward the prompt.
+// with exactly one string `role` of OpenAI's, no `audio`, no string `tool_calls` and no member
+// twice. Its strings count toward the prompt.
 bool ScanMessage(Scanner& scan, InputSize* conversation) {
   if (!scan.Expect('{')) return false;
   bool has_role = false;
+  // A member named twice counts once in the full parser (the last): its to read.
+  std::array<std::string_view, 8> names;
+  size_t name_count = 0;
   for (bool more = true; more;) {
     ScannedString key;
     if (!scan.ScanString(&key) || key.escaped || key.raw == "audio" || !scan.Expect(':')) {
       return false;
     }
+    const auto seen_end = names.begin() + name_count;
+    if (name_count == names.size() || std::find(names.begin(), seen_end, key.raw) != seen_end) {
+      return false;
+    }
+    names[name_count++] = key.raw;
     const bool role = key.raw == "role";
     scan.SkipSpace();
     // tool_calls as a string: refused, in the full parser's words.

@@ -174,12 +174,14 @@ void DataPlane::AdmitAndForward(PreparedCall call, http::HeaderList forward_head
   if (options_.guardrails.failure_mode == config::FailureMode::kDeny && UsageStalled()) {
     // Its spend could be recorded nowhere a restart would find it (see kMaxUsageLag).
     metrics_.CountRejection("usage_unrecorded");
-    return responder->Send(http::ErrorResponse(
+    http::Response refusal = http::ErrorResponse(
         Error{ErrorCode::kUnavailable,
               "Usage cannot be recorded: the store has not taken usage records for over " +
                   std::to_string(kMaxUsageLag.count()) +
                   " ms, so model calls are refused until it does (failure_mode deny).",
-              "", "usage_unrecorded"}));
+              "", "usage_unrecorded"});
+    refusal.headers.emplace_back("Retry-After", "1");
+    return responder->Send(std::move(refusal));
   }
   const std::shared_ptr<const keys::ServiceKey> key = call.key;
   Verdict<Admission> admitted = guardrails_.Admit(std::move(call));

@@ -18,8 +18,8 @@
 
 namespace keygate::proxy::internal {
 
-// Nesting the scanner follows inside members it does not read; deeper gives up (Boost.JSON's
-// parser refuses beyond 32 levels, counting the body).
+// Nesting the scanner follows inside members it does not read; deeper gives up (the full
+// parser refuses beyond kMaxBodyDepth levels, counting the body).
 inline constexpr int kMaxSkipDepth = 24;
 
 // Bytes a string may hold as they are: printable ASCII but the quote and the backslash.

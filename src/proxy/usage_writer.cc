@@ -94,6 +94,10 @@ void UsageWriter::Append(store::UsageRecord record, uint64_t open_id) {
   pending_costs_.push_back(cost);
   if (was_empty) {
     oldest_pending_ = SteadyClock::now();
+    // Nothing was waiting for the store (the only time the lag's start is unset): it starts.
+    if (unstored_since_.load(std::memory_order_relaxed) == 0) {
+      unstored_since_.store(oldest_pending_.time_since_epoch().count(), std::memory_order_relaxed);
+    }
     cv_.notify_all();
   }
 }
@@ -125,10 +129,6 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   cv_.wait(lock, [this] { return !writing_now_; });
   if (pending_.empty()) return OkStatus();
   writing_now_ = true;
-  if (unstored_since_.load(std::memory_order_relaxed) == 0) {
-    unstored_since_.store(SteadyClock::now().time_since_epoch().count(),
-                          std::memory_order_relaxed);
-  }
   writing_.swap(pending_);
   writing_costs_.swap(pending_costs_);
   pending_.reserve(writing_.size());
@@ -139,8 +139,9 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   writing_now_ = false;
   if (status.ok()) {
-    // What arrived meanwhile waits less than a batch: the store has caught up.
-    unstored_since_.store(0, std::memory_order_relaxed);
+    // What waits now is what arrived during the write, if anything.
+    unstored_since_.store(pending_.empty() ? 0 : oldest_pending_.time_since_epoch().count(),
+                          std::memory_order_relaxed);
     written.swap(writing_);
     // Their records committed, the stored calls they closed may be forgotten. (A record
     // dropped past max_pending leaves its call stored: charged at its reservation later.)
@@ -260,20 +261,24 @@ void UsageWriter::Loop(std::function<void()> task) {
   }
   // spec §6: SIGTERM settles and flushes before exit. A store that refuses (its lock held by
   // another process, a full disk) is given stop_retry_for to come back: records not stored are
-  // spend a restart would not see.
+  // spend a restart would not see. (An attempt may itself wait for the store's busy timeout.)
   const auto give_up_at = SteadyClock::now() + options_.stop_retry_for;
   while (!pending_.empty()) {
     Status status = WriteBatch(lock);
     if (status.ok()) continue;
     if (SteadyClock::now() + options_.retry_interval > give_up_at) {
+      // A record whose call was kept as open is still charged, at its reservation, by the next
+      // start; the calls open and never kept are lost with the rest (the store refuses them too).
       CountLostAtStop();
+      for (const auto& [id, entry] : open_) lost_at_stop_.open_calls += entry.stored ? 0 : 1;
       log_.Error("usage.final_flush_failed",
                  {{"error", status.error().message},
                   {"lost", lost_at_stop_.records},
                   {"lost_cost_micro_usd", lost_at_stop_.cost},
+                  {"open_calls_lost", lost_at_stop_.open_calls},
                   {"why", "the store refused the last usage records until the stop gave up; "
                           "their keys' spend does not include them"}});
-      break;  // the open calls are still kept below: the next start charges them
+      return;
     }
     lock.unlock();
     std::this_thread::sleep_for(options_.retry_interval);
@@ -283,7 +288,9 @@ void UsageWriter::Loop(std::function<void()> task) {
   // every call still open (cut by the drain deadline) is kept: the next start charges it at
   // its reservation.
   if (Status status = WriteOpenCalls(lock, /*all=*/true); !status.ok()) {
-    log_.Error("usage.final_flush_failed", {{"error", status.error().message}});
+    for (const auto& [id, entry] : open_) lost_at_stop_.open_calls += entry.stored ? 0 : 1;
+    log_.Error("usage.final_flush_failed", {{"error", status.error().message},
+                                            {"open_calls_lost", lost_at_stop_.open_calls}});
   }
 }
 
@@ -325,7 +332,7 @@ std::chrono::nanoseconds UsageWriter::Lag(SteadyClock::time_point now) const {
 }
 
 void UsageWriter::CountLostAtStop() {
-  lost_at_stop_ = {pending_.size(), 0};
+  lost_at_stop_ = {pending_.size(), 0, 0};
   for (const PendingCost& cost : pending_costs_) lost_at_stop_.cost += cost.cost;
 }
 

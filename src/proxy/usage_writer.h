@@ -56,7 +56,7 @@ struct UsageWriterOptions {
   std::chrono::milliseconds retry_interval{500};  // after a failed write
   // How long Stop() keeps retrying a store that refuses the last records (a lock held by
   // another process, a full disk being cleared) before it gives them up.
-  std::chrono::milliseconds stop_retry_for{10'000};
+  std::chrono::milliseconds stop_retry_for{5'000};
   size_t max_pending = 1'000'000;
   std::chrono::milliseconds task_interval{60'000};  // the periodic task's period
 };
@@ -78,10 +78,12 @@ struct OpenCallInfo {
   store::UsageRecord Record() const;
 };
 
-// Records (and their cost) that a stop could not store.
+// What a stop could not store: usage records (and their cost), and calls still open that were
+// never kept (which the next start cannot charge).
 struct UnstoredUsage {
   uint64_t records = 0;
   MicroUsd cost = 0;
+  uint64_t open_calls = 0;
 };
 
 // Spend recorded but not yet committed, per UTC bucket (see Unflushed()).
@@ -131,10 +133,10 @@ class UsageWriter {
   // Records appended and not yet committed.
   size_t pending() const;
 
-  // How long the oldest record not committed yet has waited, as of `now`, counted from when
-  // its batch was first taken for writing (zero when nothing is waiting for the store; up to
-  // flush_interval short otherwise). It grows past a batch's write time only while the store
-  // fails or hangs. Lock-free: the hot path may ask on every call.
+  // How long the oldest record not committed yet has waited, as of `now` (zero when every
+  // record is committed): at most a flush interval plus a commit while the store keeps up,
+  // growing while it fails or hangs, whatever the writer is blocked in. Lock-free: the hot
+  // path may ask on every call.
   std::chrono::nanoseconds Lag(std::chrono::steady_clock::time_point now) const;
 
   // What Stop() gave up storing (zeros when it stored everything).
@@ -194,7 +196,8 @@ class UsageWriter {
       std::chrono::steady_clock::time_point::max();  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
   UnstoredUsage lost_at_stop_;  // guarded by mu_
-  // steady_clock's count when the oldest batch not committed was taken; 0: none.
+  // steady_clock's count when the oldest record not committed arrived; 0: none. Written under
+  // mu_ (set by the Append that finds nothing waiting, moved on by each committed batch).
   std::atomic<int64_t> unstored_since_{0};
   bool writing_now_ = false;  // guarded by mu_: a batch is being written (by one thread)
   std::thread thread_;

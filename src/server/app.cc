@@ -132,9 +132,10 @@ void App::Parts::RegisterRoutes() {
     if (!orgs.ok()) {
       return responder->Send(dialects::Json(503, R"({"status":"unavailable","store":"down"})"));
     }
-    if (data_plane->UsageStalled()) {
-      // It answers reads but takes no usage: model calls are refused (or, with failure_mode
-      // allow, go unrecorded).
+    if (config.settings.failure_mode == config::FailureMode::kDeny &&
+        data_plane->UsageStalled()) {
+      // It answers reads but takes no usage, and model calls are refused. (With failure_mode
+      // allow they go on, unrecorded: this replica stays in rotation, as the operator chose.)
       return responder->Send(dialects::Json(
           503, R"({"status":"unavailable","store":"not taking usage records"})"));
     }
@@ -320,12 +321,12 @@ Status App::Run() {
     parts_->log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
   }
   const proxy::UnstoredUsage lost = parts_->data_plane->usage_writer().LostAtStop();
-  if (lost.records > 0) {
+  if (lost.records > 0 || lost.open_calls > 0) {
     // A supervisor must not take this stop for a clean one.
     return Error::Unavailable(
         "stopped without storing " + std::to_string(lost.records) + " usage records (" +
-        FormatUsd(lost.cost) + " USD): the store refused them; their keys' spend does not "
-        "include them");
+        FormatUsd(lost.cost) + " USD) and " + std::to_string(lost.open_calls) +
+        " calls in flight: the store refused them; their keys' spend does not include them");
   }
   parts_->log.Info("server.stopped");
   return OkStatus();

@@ -389,12 +389,13 @@ TEST_F(DataPlaneTest, WhileTheStoreTakesNoUsageModelCallsAreRefusedAndAStopWaits
   }
   ASSERT_EQ(refused.status, 503) << refused.body;
   EXPECT_NE(refused.body.find("usage_unrecorded"), std::string::npos) << refused.body;
+  EXPECT_EQ(refused.Header("retry-after"), "1");
   EXPECT_GT(admitted, 0);
   EXPECT_EQ(client_->Get("/readyz").status, 503);
   EXPECT_NE(client_->Get("/metrics").body.find(
                 "keygate_rejections_total{reason=\"usage_unrecorded\"}"),
             std::string::npos);
-  // A stop while the store still refuses waits for it (up to 10 s): released after a second,
+  // A stop while the store still refuses waits for it (up to 5 s): released after a second,
   // every admitted call is stored and the stop is clean.
   process_->Signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -407,7 +408,7 @@ TEST_F(DataPlaneTest, AStopThatCannotStoreUsageSaysSoAndFails) {
   MintedKey key = Mint(R"("credit_limit": 1)");
   StoreLock lock(dir_.path() + "/keygate.db");
   ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
-  // Held past the stop's 10 s of retries: the record is lost, and the exit says so.
+  // Held past the stop's 5 s of retries: the record is lost, and the exit says so.
   EXPECT_EQ(process_->Stop(), 1) << process_->log();
   EXPECT_NE(process_->log().find("\"event\":\"usage.final_flush_failed\""), std::string::npos);
   EXPECT_NE(process_->log().find("stopped without storing 1 usage records"), std::string::npos)

@@ -85,6 +85,7 @@ TEST(ChatFastParseTest, EverythingElseGoesToTheFullParser) {
       R"({"mod\u0065l":"m","messages":[{"role":"user","content":"hi"}]})",
       R"({"model":"m","model":"n","messages":[{"role":"user","content":"hi"}]})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":1,"x":2})",
+      R"({"model":"m","messages":[{"role":"user","content":"a long one","content":"hi"}]})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1.0})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":-0.0})",
       // refused: the full parser words the error

@@ -197,13 +197,15 @@ TEST_F(UsageWriterTest, LagGrowsWhileTheStoreFailsAndIsZeroOnceItTakesTheBatch) 
   using std::chrono::seconds;
   UsageWriter writer(store_, log_);
   const auto later = [] { return std::chrono::steady_clock::now() + seconds(5); };
+  EXPECT_EQ(writer.Lag(later()).count(), 0);  // nothing waits
   writer.Append(Record("a", 5, 0));
-  EXPECT_EQ(writer.Lag(later()).count(), 0);  // not taken for writing yet
+  // Counted from the record's arrival, whether or not a write has begun (a writer blocked in
+  // the store, on anything, must still show it).
+  EXPECT_GE(writer.Lag(later()), seconds(4));
   store_.set_fail(true);
   EXPECT_FALSE(writer.Flush().ok());
-  EXPECT_GE(writer.Lag(later()), seconds(4));
   writer.Append(Record("a", 7, 0));
-  EXPECT_FALSE(writer.Flush().ok());  // still counted from the first failed batch
+  EXPECT_FALSE(writer.Flush().ok());  // still counted from the first record
   EXPECT_GE(writer.Lag(later()), seconds(4));
   EXPECT_LT(writer.Lag(later()), seconds(6));
   store_.set_fail(false);
@@ -221,9 +223,11 @@ TEST_F(UsageWriterTest, AStopRetriesAStoreThatRefusesAndGivesUpSayingWhatWasLost
     writer.Append(Record("a", 5, 0));
     writer.Append(Record("b", 7, 0));
     store_.set_fail(true);
+    writer.Open(OpenCallInfo{});  // in flight, never kept: lost too
     writer.Stop();
     EXPECT_EQ(writer.LostAtStop().records, 2u);
     EXPECT_EQ(writer.LostAtStop().cost, 12);
+    EXPECT_EQ(writer.LostAtStop().open_calls, 1u);
   }
   // A store that comes back while the stop retries loses nothing.
   store_.set_fail(true);
