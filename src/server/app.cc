@@ -299,7 +299,13 @@ App::~App() {
 
 Result<uint16_t> App::Start() {
   // Before the first call is accepted (and only to serve: the CLI opens the App too).
-  KG_RETURN_IF_ERROR(parts_->RestoreWindows());
+  if (Status restored = parts_->RestoreWindows(); !restored.ok()) {
+    return Error{restored.error().code,
+                 "store " + parts_->config.settings.SqlitePath() +
+                     ": charging the calls a previous process left in flight and refilling the "
+                     "rate windows: " + restored.error().message,
+                 {}, {}};
+  }
   auto port = parts_->server.Start();
   if (!port.ok()) return port;
   parts_->background = std::thread([this] { parts_->BackgroundLoop(); });

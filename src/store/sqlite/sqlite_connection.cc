@@ -200,7 +200,12 @@ Status Connection::Exec(const std::string& sql) {
   if (rc == SQLITE_OK) return OkStatus();
   std::string text = message != nullptr ? message : sqlite3_errstr(rc);
   sqlite3_free(message);
-  return ErrorFromSqlite(sqlite3_extended_errcode(db_), text, sql);
+  // A script (a schema migration) is named by its start: the whole text buried the cause.
+  constexpr size_t kShownSql = 80;
+  const std::string context =
+      sql.size() <= kShownSql ? sql : sql.substr(0, kShownSql) + "... (" +
+                                          std::to_string(sql.size()) + " bytes of SQL)";
+  return ErrorFromSqlite(sqlite3_extended_errcode(db_), text, context);
 }
 
 Result<std::string> Connection::PragmaValue(const std::string& pragma) {

@@ -211,6 +211,23 @@ TEST_F(SqliteStoreTest, ANewerStoreIsRefusedWithoutSwitchingItToWal) {
   EXPECT_EQ(RawDb(path_).Column("PRAGMA journal_mode"), std::vector<std::string>{"delete"});
 }
 
+// Audit, 2026-12-06: a failed migration's message held its whole SQL (~170 lines) before the
+// cause.
+TEST_F(SqliteStoreTest, AFailedMigrationNamesItsCauseBriefly) {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  {
+    RawDb raw(path_);
+    ASSERT_TRUE(raw.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                         "applied_at INTEGER NOT NULL)"));
+    ASSERT_TRUE(raw.Exec("CREATE TABLE organizations (x)"));
+  }
+  auto store = SqliteStore::Open(path_, {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("already exists"), std::string::npos)
+      << store.error().message;
+  EXPECT_LT(store.error().message.size(), 500u) << store.error().message;
+}
+
 TEST_F(SqliteStoreTest, AnEmptyFileIsANewStore) {
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
   { std::ofstream touch(path_); }
