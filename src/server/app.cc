@@ -85,6 +85,7 @@ struct App::Parts {
   Logger& log;
   const Clock& clock;
   std::unique_ptr<store::SqliteStore> store;
+  bool files_removed_logged = false;  // the background thread's
   keys::KeyIndex index;
   keys::KeyService keys;
   dialects::KeyViewer viewer;
@@ -131,6 +132,11 @@ void App::Parts::RegisterRoutes() {
     auto orgs = store->ListOrganizations();
     if (!orgs.ok()) {
       return responder->Send(dialects::Json(503, R"({"status":"unavailable","store":"down"})"));
+    }
+    if (Status files = store->CheckFilesInPlace(); !files.ok()) {
+      log.Error("store.files_removed", {{"error", files.error().message}});
+      return responder->Send(
+          dialects::Json(503, R"({"status":"unavailable","store":"files removed"})"));
     }
     if (config.settings.failure_mode == config::FailureMode::kDeny &&
         data_plane->UsageStalled()) {
@@ -264,6 +270,10 @@ void App::Parts::BackgroundLoop() {
     background_cv.wait_for(lock, kBackgroundTick);
     lock.unlock();
     ApplyIndexChanges();
+    if (Status files = store->CheckFilesInPlace(); !files.ok() && !files_removed_logged) {
+      log.Error("store.files_removed", {{"error", files.error().message}});  // once
+      files_removed_logged = true;
+    }
     if (auto flushed = keys.FlushLastUsed(); !flushed.ok()) {
       log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
     }

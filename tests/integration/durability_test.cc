@@ -129,6 +129,19 @@ TEST_F(ManagementTest, TheStartLineNamesTheAllocatorBuiltIn) {
   }
 }
 
+// Audit, 2026-12-06: with the WAL removed under it, keygate went on acknowledging writes that
+// a kill -9 then lost, and said nothing. It cannot undo the removal, but it says so: /readyz
+// fails and the log has an error line.
+TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReported) {
+  ASSERT_EQ(client_->Get("/readyz").status, 200);
+  ASSERT_TRUE(fs::remove(dir_.path() + "/keygate.db-wal"));
+  auto ready = client_->Get("/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("files removed"), std::string::npos) << ready.body;
+  EXPECT_NE(process_->log().find("\"event\":\"store.files_removed\""), std::string::npos);
+  EXPECT_NE(process_->log().find("keygate.db-wal was removed"), std::string::npos);
+}
+
 TEST_F(ManagementTest, ARedisUrlIsRefusedAtStartWithoutItsPassword) {
   // Shared windows are not built yet: ignoring the URL would give every replica its own
   // limits, so keygate refuses to start, and says so without repeating the URL.

@@ -176,6 +176,19 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                       std::move(writer), std::move(readers)));
 }
 
+Status SqliteStore::CheckFilesInPlace() const {
+  // While a connection is open in WAL mode, SQLite keeps both companions of the file.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path_ + suffix, ec)) {
+      return Error::Unavailable("sqlite database " + path_ + ": " + path_ + suffix +
+                                " was removed while keygate has it open; restart keygate (writes "
+                                "since then are not in the files a restart reads)");
+    }
+  }
+  return OkStatus();
+}
+
 void SqliteStore::Close() {
   // The write connection is the last to close, so it checkpoints the WAL and removes it. The
   // checkpointer object outlives it (its WAL hook points there); only its thread stops first.

@@ -92,6 +92,12 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   // The schema version this store has brought its file to.
   static int64_t SchemaVersion();
   const std::string& path() const { return path_; }
+
+  // OK while the files the open store writes are where it opened them; Unavailable naming the
+  // file otherwise: the database renamed or removed, or its -wal or -shm removed (an operator
+  // cleaning up, say). Writes then go to files no restart will read: a kill -9 loses them.
+  // Reads the file system only (no SQL); safe from any thread.
+  Status CheckFilesInPlace() const;
   WriteStats GetWriteStats() const;
 
   // KeyStore. InsertServiceKey stores an empty lineage as the key's own hash (an original
