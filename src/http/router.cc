@@ -117,15 +117,15 @@ namespace {
 
 // Masks, in `out`, what follows each of `secret_prefixes` up to the first byte `ends` accepts,
 // keeping its last four characters when it is long enough to spare them. Only runs of at least
-// `min_length` after a prefix that `starts(previous byte)` allows (0: the text's start).
-template <class Ends, class Starts>
+// `min_length`, after a prefix found where `may_start(text, at)` allows.
+template <class Ends, class MayStart>
 void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_prefixes, Ends ends,
-                       Starts starts, size_t min_length) {
+                       MayStart may_start, size_t min_length) {
   for (const std::string& prefix : secret_prefixes) {
     if (prefix.empty()) continue;
     for (size_t at = out->find(prefix); at != std::string::npos;
          at = out->find(prefix, at + 1)) {
-      if (!starts(at == 0 ? '\0' : (*out)[at - 1])) continue;
+      if (!may_start(*out, at)) continue;
       const size_t start = at + prefix.size();
       size_t end = start;
       while (end < out->size() && !ends((*out)[end])) ++end;
@@ -143,27 +143,33 @@ void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_pre
 std::string PathForLog(std::string_view path, std::span<const std::string> secret_prefixes) {
   std::string out(path);
   MaskAfterPrefixes(
-      &out, secret_prefixes, [](char c) { return c == '/'; }, [](char) { return true; }, 0);
+      &out, secret_prefixes, [](char c) { return c == '/'; },
+      [](const std::string&, size_t) { return true; }, 0);
   return out;
 }
 
 void MaskKeysInText(std::string* text, std::span<const std::string> secret_prefixes) {
   // A secret is letters, digits, '-' and '_' (keys/secrets.h) after its prefix; anything else
-  // ends it. Its prefix follows no letter or digit (not "task-" for "sk-") nor a backslash (not
-  // inside a \u escape), and its random part is long (a code like "invalid_api_key" is never
-  // one).
+  // ends it. Wherever the prefix stands (after a letter, a digit or an escape too: "Xsk-kg-…"
+  // is as much a leak), unless inside a \uXXXX escape, whose hex digits a short custom prefix
+  // could match (masking there would break the JSON); and only a long run (a code like
+  // "invalid_api_key" is never a key, whatever the prefix).
   constexpr size_t kShortestSecretPart = 16;
-  const auto token = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
-  };
+  constexpr size_t kEscapeLength = 6;  // \uXXXX
   MaskAfterPrefixes(
-      text, secret_prefixes, [&token](char c) { return !token(c); },
-      [](char previous) {
-        const bool alnum = (previous >= 'a' && previous <= 'z') ||
-                           (previous >= 'A' && previous <= 'Z') ||
-                           (previous >= '0' && previous <= '9');
-        return !alnum && previous != '\\';
+      text, secret_prefixes,
+      [](char c) {
+        const bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '-' || c == '_';
+        return !token;
+      },
+      [](const std::string& s, size_t at) {
+        for (size_t back = 1; back < kEscapeLength && back <= at; ++back) {
+          if (s[at - back] == '\\' && at - back + 1 < s.size() && s[at - back + 1] == 'u') {
+            return false;
+          }
+        }
+        return true;
       },
       kShortestSecretPart);
 }

@@ -460,13 +460,16 @@ void Session::Reject(const Error& error) {
   exchange.seq = ++next_seq_;
   exchange.start = Clock::now();
   exchange.keep_alive = false;  // the stream may hold unread or unparseable bytes
-  if (parser_ && parser_->is_header_done()) {
-    const Request& parsed = parser_->request();
-    exchange.method = MethodLabel(parsed.method);
+  if (parser_ && !parser_->target().empty()) {
+    // The request line was read (a Content-Length over the limit fails before the head is
+    // done): the access line and the metrics name its method and path.
+    exchange.method = MethodLabel(parser_->request().method);
     exchange.path = LogPath(parser_->target());
     exchange.version = parser_->version() == 10 ? 10 : 11;
-    exchange.request_id =
-        RequestIdFor(parsed.Header("x-request-id"), state_.options().secret_prefixes);
+  }
+  if (parser_ && parser_->is_header_done()) {
+    exchange.request_id = RequestIdFor(parser_->request().Header("x-request-id"),
+                                       state_.options().secret_prefixes);
   } else {
     exchange.request_id = RequestIdFor({});
   }

@@ -149,6 +149,8 @@ bool ScanOther(Scanner& scan, const ParamRule* rule) {
     case 'n': kind = kJsonNull; break;
     default: break;
   }
+  // Containers whose items the rule checks: the full parser's.
+  if ((kind == kJsonArray || kind == kJsonObject) && rule->item_kinds != 0) return false;
   if (kind != kJsonNumber) return (rule->kinds & kind) != 0 && scan.SkipValue(1);
   if (scan.Peek() == '-' && rule->min != INT64_MIN) return false;
   bool integer = false;

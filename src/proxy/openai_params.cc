@@ -16,17 +16,18 @@ constexpr std::string_view kArrayOrNull = "an array or null";
 // OpenAI's chat completion members that keygate forwards as written (those it reads, such as
 // messages, max_tokens, n, stream and stream_options, are checked where they are read).
 constexpr std::array<ParamRule, 25> kChatRules = {{
-    {"temperature", kJsonNumber | kOrNull, 0, "a number from 0 or null"},
-    {"top_p", kJsonNumber | kOrNull, 0, "a number from 0 or null"},
+    {"temperature", kJsonNumber | kOrNull, 0, "a number >= 0, or null"},
+    {"top_p", kJsonNumber | kOrNull, 0, "a number >= 0, or null"},
     {"frequency_penalty", kJsonNumber | kOrNull, INT64_MIN, kNumberOrNull},
     {"presence_penalty", kJsonNumber | kOrNull, INT64_MIN, kNumberOrNull},
     {"seed", kJsonInteger | kOrNull, INT64_MIN, kIntegerOrNull},
-    {"top_logprobs", kJsonInteger | kOrNull, 0, "an integer from 0 or null"},
+    {"top_logprobs", kJsonInteger | kOrNull, 0, "an integer >= 0, or null"},
     {"logprobs", kJsonBool | kOrNull, INT64_MIN, kBoolOrNull},
     {"stop", kJsonString | kJsonArray | kOrNull, INT64_MIN,
-     "a string, an array of strings or null"},
+     "a string, an array of strings or null", kJsonString},
     {"user", kJsonString | kOrNull, INT64_MIN, kStringOrNull},
-    {"logit_bias", kJsonObject | kOrNull, INT64_MIN, kObjectOrNull},
+    {"logit_bias", kJsonObject | kOrNull, INT64_MIN, "an object of numbers, or null",
+     kJsonNumber},
     {"parallel_tool_calls", kJsonBool | kOrNull, INT64_MIN, kBoolOrNull},
     {"store", kJsonBool | kOrNull, INT64_MIN, kBoolOrNull},
     {"metadata", kJsonObject | kOrNull, INT64_MIN, kObjectOrNull},
@@ -37,8 +38,8 @@ constexpr std::array<ParamRule, 25> kChatRules = {{
     {"prediction", kJsonObject | kOrNull, INT64_MIN, kObjectOrNull},
     {"audio", kJsonObject | kOrNull, INT64_MIN, kObjectOrNull},
     {"web_search_options", kJsonObject | kOrNull, INT64_MIN, kObjectOrNull},
-    {"tools", kJsonArray | kOrNull, INT64_MIN, kArrayOrNull},
-    {"functions", kJsonArray | kOrNull, INT64_MIN, kArrayOrNull},
+    {"tools", kJsonArray | kOrNull, INT64_MIN, "an array of objects, or null", kJsonObject},
+    {"functions", kJsonArray | kOrNull, INT64_MIN, "an array of objects, or null", kJsonObject},
     {"tool_choice", kJsonString | kJsonObject | kOrNull, INT64_MIN, "a string, an object or null"},
     {"function_call", kJsonString | kJsonObject | kOrNull, INT64_MIN,
      "a string, an object or null"},
@@ -46,7 +47,7 @@ constexpr std::array<ParamRule, 25> kChatRules = {{
 }};
 
 constexpr std::array<ParamRule, 3> kEmbeddingsRules = {{
-    {"dimensions", kJsonInteger | kOrNull, 1, "an integer from 1 or null"},
+    {"dimensions", kJsonInteger | kOrNull, 1, "an integer >= 1, or null"},
     {"encoding_format", kJsonString | kOrNull, INT64_MIN, kStringOrNull},
     {"user", kJsonString | kOrNull, INT64_MIN, kStringOrNull},
 }};

@@ -34,6 +34,8 @@ struct ParamRule {
   unsigned kinds = 0;         // JsonKind bits
   int64_t min = INT64_MIN;    // for a number: the least value accepted (0 or 1 where set)
   std::string_view expected;  // for the error: "a number or null"
+  // For an array, the kinds of its elements; for an object, of its members' values (0: any).
+  unsigned item_kinds = 0;
 };
 
 // The rule for the top-level member `name` of a body for `endpoint`, or nullptr when keygate

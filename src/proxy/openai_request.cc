@@ -94,11 +94,28 @@ bool Fits(const json::value& value, unsigned kinds, int64_t min) {
   return kind_ok && std::isfinite(number) && number >= static_cast<double>(min);
 }
 
+// Whether `value` fits `rule`, its elements or member values included.
+bool FitsRule(const json::value& value, const ParamRule& rule) {
+  if (!Fits(value, rule.kinds, rule.min)) return false;
+  if (rule.item_kinds == 0) return true;
+  const auto item_fits = [&rule](const json::value& item) {
+    return Fits(item, rule.item_kinds, INT64_MIN);
+  };
+  if (const json::array* items = value.if_array()) {
+    return std::all_of(items->begin(), items->end(), item_fits);
+  }
+  if (const json::object* members = value.if_object()) {
+    return std::all_of(members->begin(), members->end(),
+                       [&](const json::key_value_pair& member) { return item_fits(member.value()); });
+  }
+  return true;
+}
+
 // The members of openai_params.h's table, each of the kind it must be.
 Status CheckParams(const json::object& body, Endpoint endpoint) {
   for (const auto& member : body) {
     const ParamRule* rule = FindParamRule(endpoint, member.key());
-    if (rule == nullptr || Fits(member.value(), rule->kinds, rule->min)) continue;
+    if (rule == nullptr || FitsRule(member.value(), *rule)) continue;
     return Invalid(std::string(rule->name) + " must be " + std::string(rule->expected),
                    std::string(rule->name));
   }
@@ -158,8 +175,10 @@ Result<std::optional<int64_t>> ReadBoundedInt(const json::object& body, std::str
   if (value == nullptr || value->is_null()) return std::optional<int64_t>();
   const bool in_range = value->is_int64() && value->get_int64() >= min && value->get_int64() <= max;
   if (!in_range) {
+    // A fraction or an exponent would come back rewritten (1E1 for 10.0): not echoed.
+    const std::string got = value->is_double() ? "" : ", got " + json::serialize(*value);
     return Invalid(std::string(key) + " must be an integer from " + std::to_string(min) + " to " +
-                       std::to_string(max) + ", got " + json::serialize(*value),
+                       std::to_string(max) + got,
                    std::string(key));
   }
   return std::optional<int64_t>(value->get_int64());

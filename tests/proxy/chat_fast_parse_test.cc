@@ -43,7 +43,7 @@ TEST(ChatFastParseTest, CommonBodiesGiveWhatTheFullParserGives) {
       R"({"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello."}],"model":"mock/echo","max_tokens":16})",
       R"(  { "model" : "openai/gpt-4o" , "stream" : true , "messages" : [ {"role":"user","content":"x","name":"ann"} ] , "n" : 2 }  )",
       R"({"model":"m","messages":[{"role":"assistant","content":null},{"role":"user","content":"caf\u00e9 \"q\""}],"max_completion_tokens":40,"max_tokens":10})",
-      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"top_p":1,"user":"u-1","stop":["\n","}"],"logit_bias":{"50256":-100},"metadata":{"a":{"b":[1,{"c":"]"}]}}})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"top_p":1,"user":"u-1","stop":"\n","metadata":{"a":{"b":[1,{"c":"]"}]}}})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":"auto","response_format":null,"stream":false,"max_tokens":null})",
       R"({"model":"pro\u0076ider/m","messages":[{"role":"user","content":"hi"}]})",
       // every escape, and UTF-8 of two, three and four bytes, raw and escaped
@@ -85,6 +85,7 @@ TEST(ChatFastParseTest, EverythingElseGoesToTheFullParser) {
       R"({"mod\u0065l":"m","messages":[{"role":"user","content":"hi"}]})",
       R"({"model":"m","model":"n","messages":[{"role":"user","content":"hi"}]})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":1,"x":2})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stop":["\n","}"],"logit_bias":{"50256":-100}})",
       R"({"model":"m","messages":[{"role":"user","content":"a long one","content":"hi"}]})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1.0})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":-0.0})",

@@ -96,6 +96,9 @@ TEST(OpenAiRequestTest, BadChatBodiesAreRefusedNamingTheField) {
       {ChatBody(R"(,"top_logprobs":-1)"), "top_logprobs"},
       {ChatBody(R"(,"logprobs":"yes")"), "logprobs"},
       {ChatBody(R"(,"stop":5)"), "stop"},
+      {ChatBody(R"(,"stop":[1])"), "stop"},
+      {ChatBody(R"(,"tools":[5])"), "tools"},
+      {ChatBody(R"(,"logit_bias":{"1":"x"})"), "logit_bias"},
       {ChatBody(R"(,"user":5)"), "user"},
       {ChatBody(R"(,"tools":"x")"), "tools"},
       {ChatBody(R"(,"tool_choice":5)"), "tool_choice"},
@@ -127,6 +130,7 @@ TEST(OpenAiRequestTest, TypesThatFitAreAccepted) {
        {R"(,"temperature":0,"top_p":1,"seed":-3,"top_logprobs":0,"logprobs":null)",
         R"(,"seed":1.0,"seed":2e3,"stop":"x","user":"u","tool_choice":{"type":"none"})",
         R"(,"tools":[],"response_format":{"type":"grammar"},"frequency_penalty":-1.5)",
+        R"(,"stop":["a","b"],"logit_bias":{"50256":-100,"1":2.5},"tools":[{"type":"function"}])",
         R"(,"provider_extension":"anything","top_k":-1)"}) {
     auto request = ParseChatRequest(ChatBody(extra));
     EXPECT_TRUE(request.ok()) << extra << ": " << request.error().message;

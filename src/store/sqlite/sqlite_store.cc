@@ -69,23 +69,73 @@ Status CreateParentDirectory(const std::string& path) {
 }
 
 // Whether `conn`'s file is a keygate store this build may open, read before anything is
-// written to it: an empty database (a new or zero-length file) is one to create; a file that
-// holds tables but no schema_migrations is another program's database, and one whose schema is
-// newer than this build's is a newer keygate's. Neither is touched (not even switched to WAL).
+// written to it. An empty database (a new or zero-length file: no table, view, index or
+// trigger, user_version and application_id 0) is one to create. Anything else must have
+// keygate's own schema_migrations (exactly the columns version and applied_at, integer versions
+// from 1) and, past version 0, keygate's organizations table: another program's
+// database (even one with a schema_migrations of its own, as golang-migrate and Rails keep)
+// is refused, and so is a newer keygate's store. Neither is touched (not even switched to WAL).
 Status CheckIsKeygateStore(Connection& conn) {
-  auto tables = conn.Prepare(
-      "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name = 'schema_migrations' "
-      "DESC, name LIMIT 1");
-  if (!tables.ok()) return tables.error();
-  auto row = tables->Step();
-  if (!row.ok()) return row.error();
-  if (!*row) return OkStatus();
-  const std::string first = tables->ColumnText(0);
-  if (first != "schema_migrations") {
-    return Error::Unavailable("sqlite database " + conn.path() + " is not a keygate store: it " +
-                              "holds other tables (" + first + "...) and no schema_migrations; " +
-                              "point --data (or store) at a keygate store or an empty directory");
+  auto not_ours = [&conn](const std::string& why) {
+    return Error::Unavailable("sqlite database " + conn.path() + " is not a keygate store (" +
+                              why + "); point --data (or store) at a keygate store or an "
+                              "empty directory");
+  };
+  auto single = [&conn](const std::string& sql) -> Result<std::string> {
+    auto stmt = conn.Prepare(sql);
+    if (!stmt.ok()) return stmt.error();
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    return *row ? stmt->ColumnText(0) : std::string();
+  };
+  auto objects = single(
+      "SELECT group_concat(type || ' ' || name, ', ') FROM (SELECT type, name FROM sqlite_master "
+      "WHERE name NOT LIKE 'sqlite_%' ORDER BY name = 'schema_migrations' DESC, name LIMIT 4)");
+  if (!objects.ok()) return objects.error();
+  if (objects->empty()) {
+    auto user_version = single("PRAGMA user_version");
+    auto application_id = single("PRAGMA application_id");
+    if (!user_version.ok()) return user_version.error();
+    if (!application_id.ok()) return application_id.error();
+    if (*user_version != "0" || *application_id != "0") {
+      return not_ours("no tables, but user_version " + *user_version + " and application_id " +
+                      *application_id + " set by another program");
+    }
+    return OkStatus();  // a new store
   }
+  if (objects->rfind("table schema_migrations", 0) != 0) {
+    return not_ours("it holds " + *objects + "... and no schema_migrations");
+  }
+  auto columns = single(
+      "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_table_info("
+      "'schema_migrations') ORDER BY cid)");
+  if (!columns.ok()) return columns.error();
+  if (*columns != "version,applied_at") {
+    return not_ours("its schema_migrations has the columns " + *columns +
+                    ", not keygate's version,applied_at");
+  }
+  // Keygate stamps its versions from 1 up, as integers.
+  auto rows = single("SELECT count(*) FROM schema_migrations");
+  auto odd = single(
+      "SELECT count(*) FROM schema_migrations WHERE typeof(version) != 'integer' OR version < 1");
+  auto has_first = single("SELECT count(*) FROM schema_migrations WHERE version = 1");
+  if (!rows.ok()) return rows.error();
+  if (!odd.ok()) return odd.error();
+  if (!has_first.ok()) return has_first.error();
+  if (*odd != "0" || (*rows != "0" && *has_first != "1")) {
+    return not_ours("its schema_migrations does not hold keygate's versions, from 1");
+  }
+  if (*rows == "0") {
+    auto others = single("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+                         "AND name != 'schema_migrations'");
+    if (!others.ok()) return others.error();
+    if (*others != "0") return not_ours("it holds tables beside an empty schema_migrations");
+    return OkStatus();  // an init cut short before its first step
+  }
+  auto organizations = single(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'organizations'");
+  if (!organizations.ok()) return organizations.error();
+  if (*organizations != "1") return not_ours("it has no organizations table");
   return sqlite::CheckSchemaNotNewer(conn);
 }
 

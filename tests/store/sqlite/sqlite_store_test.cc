@@ -200,6 +200,33 @@ TEST_F(SqliteStoreTest, AnotherProgramsDatabaseIsRefusedUntouched) {
   EXPECT_EQ(raw.Column("PRAGMA journal_mode"), std::vector<std::string>{"delete"});
 }
 
+// The audit's re-test: other programs keep a schema_migrations table too (golang-migrate's
+// version and dirty, Rails' string versions), and one empty beside another program's tables
+// let keygate write its schema in. Each is refused, the file byte for byte as it was.
+TEST_F(SqliteStoreTest, AnotherProgramsMigrationsTableIsNotKeygates) {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  for (const char* schema :
+       {"CREATE TABLE schema_migrations (version uint64, dirty bool);"
+        "INSERT INTO schema_migrations VALUES (3, 0); CREATE TABLE users (id INTEGER);",
+        "CREATE TABLE schema_migrations (version varchar NOT NULL PRIMARY KEY);"
+        "INSERT INTO schema_migrations VALUES ('20240101000000');",
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT "
+        "NULL); CREATE TABLE foo (x);",
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT "
+        "NULL); INSERT INTO schema_migrations VALUES (1, 0); CREATE TABLE foo (x);",
+        "CREATE VIEW v AS SELECT 1;", "PRAGMA user_version = 7;"}) {
+    std::filesystem::remove(path_);
+    ASSERT_TRUE(RawDb(path_).Exec(schema)) << schema;
+    const auto before = std::filesystem::file_size(path_);
+    auto store = SqliteStore::Open(path_, {});
+    ASSERT_FALSE(store.ok()) << schema;
+    EXPECT_NE(store.error().message.find("is not a keygate store"), std::string::npos)
+        << schema << ": " << store.error().message;
+    EXPECT_EQ(std::filesystem::file_size(path_), before) << schema;
+    EXPECT_EQ(RawDb(path_).Column("PRAGMA journal_mode"), std::vector<std::string>{"delete"});
+  }
+}
+
 TEST_F(SqliteStoreTest, ANewerStoreIsRefusedWithoutSwitchingItToWal) {
   OpenOrDie().reset();
   {
@@ -214,13 +241,8 @@ TEST_F(SqliteStoreTest, ANewerStoreIsRefusedWithoutSwitchingItToWal) {
 // Audit, 2026-12-06: a failed migration's message held its whole SQL (~170 lines) before the
 // cause.
 TEST_F(SqliteStoreTest, AFailedMigrationNamesItsCauseBriefly) {
-  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
-  {
-    RawDb raw(path_);
-    ASSERT_TRUE(raw.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                         "applied_at INTEGER NOT NULL)"));
-    ASSERT_TRUE(raw.Exec("CREATE TABLE organizations (x)"));
-  }
+  CreateDatabaseAtVersion(path_, 3);
+  ASSERT_TRUE(RawDb(path_).Exec("CREATE TABLE usage_keys (x)"));  // what migration 4 creates
   auto store = SqliteStore::Open(path_, {});
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.error().message.find("already exists"), std::string::npos)
