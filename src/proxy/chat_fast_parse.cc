@@ -59,6 +59,30 @@ std::pair<Member, unsigned> MemberOf(std::string_view key) {
   return {Member::kOther, 0};
 }
 
+// Names seen among an object's members, to notice one named twice: a few, kept without
+// initializing the room (the scan runs on every call; most objects have a handful of members).
+template <size_t N>
+class SeenNames {
+ public:
+  // False if `name` was seen already, or there is no room left (either way: give up).
+  bool Add(std::string_view name) {
+    if (count_ == N) return false;
+    for (size_t i = 0; i < count_; ++i) {
+      if (lengths_[i] == name.size() && std::string_view(data_[i], lengths_[i]) == name) {
+        return false;
+      }
+    }
+    data_[count_] = name.data();
+    lengths_[count_++] = name.size();
+    return true;
+  }
+
+ private:
+  const char* data_[N];
+  size_t lengths_[N];
+  size_t count_ = 0;
+};
+
 // What the scan reads from a body of the common shape.
 struct Reading {
   std::string model;
@@ -78,18 +102,13 @@ bool ScanMessage(Scanner& scan, InputSize* conversation) {
   if (!scan.Expect('{')) return false;
   bool has_role = false;
   // A member named twice counts once in the full parser (the last): its to read.
-  std::array<std::string_view, 8> names;
-  size_t name_count = 0;
+  SeenNames<8> names;
   for (bool more = true; more;) {
     ScannedString key;
     if (!scan.ScanString(&key) || key.escaped || key.raw == "audio" || !scan.Expect(':')) {
       return false;
     }
-    const auto seen_end = names.begin() + name_count;
-    if (name_count == names.size() || std::find(names.begin(), seen_end, key.raw) != seen_end) {
-      return false;
-    }
-    names[name_count++] = key.raw;
+    if (!names.Add(key.raw)) return false;
     const bool role = key.raw == "role";
     scan.SkipSpace();
     // tool_calls as a string: refused, in the full parser's words.
@@ -211,8 +230,7 @@ bool ScanBody(std::string_view body, Reading* reading) {
   out.reserve(body.size() + 40);
   out += '{';
   unsigned seen = 0;
-  std::array<std::string_view, 32> others;  // the names of the members not read
-  size_t other_count = 0;
+  SeenNames<32> others;  // the names of the members not read
   bool first = true;
   for (bool more = true; more;) {
     scan.SkipSpace();
@@ -225,11 +243,7 @@ bool ScanBody(std::string_view body, Reading* reading) {
     seen |= bit;
     if (member == Member::kOther) {
       // A repeated member is forwarded once, as the full parser forwards it: its to find.
-      const auto end = others.begin() + other_count;
-      if (other_count == others.size() || std::find(others.begin(), end, key.raw) != end) {
-        return false;
-      }
-      others[other_count++] = key.raw;
+      if (!others.Add(key.raw)) return false;
     }
     if (!ScanMemberValue(scan, key.raw, member, reading)) return false;
     // The output cap travels in the member the provider names: UpstreamBody writes it.
