@@ -270,7 +270,7 @@ void UsageWriter::Loop(std::function<void()> task) {
       // A record whose call was kept as open is still charged, at its reservation, by the next
       // start; the calls open and never kept are lost with the rest (the store refuses them too).
       CountLostAtStop();
-      for (const auto& [id, entry] : open_) lost_at_stop_.open_calls += entry.stored ? 0 : 1;
+      CountOpenCallsLostAtStop();
       log_.Error("usage.final_flush_failed",
                  {{"error", status.error().message},
                   {"lost", lost_at_stop_.records},
@@ -288,7 +288,7 @@ void UsageWriter::Loop(std::function<void()> task) {
   // every call still open (cut by the drain deadline) is kept: the next start charges it at
   // its reservation.
   if (Status status = WriteOpenCalls(lock, /*all=*/true); !status.ok()) {
-    for (const auto& [id, entry] : open_) lost_at_stop_.open_calls += entry.stored ? 0 : 1;
+    CountOpenCallsLostAtStop();
     log_.Error("usage.final_flush_failed", {{"error", status.error().message},
                                             {"open_calls_lost", lost_at_stop_.open_calls}});
   }
@@ -334,6 +334,11 @@ std::chrono::nanoseconds UsageWriter::Lag(SteadyClock::time_point now) const {
 void UsageWriter::CountLostAtStop() {
   lost_at_stop_ = {pending_.size(), 0, 0};
   for (const PendingCost& cost : pending_costs_) lost_at_stop_.cost += cost.cost;
+}
+
+void UsageWriter::CountOpenCallsLostAtStop() {
+  lost_at_stop_.open_calls = 0;
+  for (const auto& [id, entry] : open_) lost_at_stop_.open_calls += entry.stored ? 0 : 1;
 }
 
 UnstoredUsage UsageWriter::LostAtStop() const {

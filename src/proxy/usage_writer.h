@@ -154,6 +154,8 @@ class UsageWriter {
   std::chrono::steady_clock::time_point NextOpenCallDue();
   // Notes what is still pending as lost by the stop. REQUIRES: mu_ held.
   void CountLostAtStop();
+  // Notes the calls still open and never stored as lost by the stop. REQUIRES: mu_ held.
+  void CountOpenCallsLostAtStop();
 
   // What Unflushed() reads of a pending record, kept beside it (same index): its walk, once
   // per key of a management answer and under mu_, which every model call takes to append,

@@ -581,23 +581,30 @@ Result<int64_t> CurrentSchemaVersion(Connection& conn) {
   return *row ? stmt->ColumnInt(0) : 0;
 }
 
+namespace {
+
+// OK, or Unavailable naming both versions if `version` (the file's) is newer than this build's.
+Status RefuseNewer(const Connection& conn, int64_t version) {
+  if (version <= LatestSchemaVersion()) return OkStatus();
+  return Error::Unavailable(
+      "sqlite database " + conn.path() + " has schema version " + std::to_string(version) +
+      ", but this keygate knows versions up to " + std::to_string(LatestSchemaVersion()) +
+      "; it was written by a newer keygate: upgrade keygate to open it");
+}
+
+}  // namespace
+
 Status CheckSchemaNotNewer(Connection& conn) {
   auto current = CurrentSchemaVersion(conn);
   if (!current.ok()) return current.error();
-  if (*current > LatestSchemaVersion()) {
-    return Error::Unavailable(
-        "sqlite database " + conn.path() + " has schema version " + std::to_string(*current) +
-        ", but this keygate knows versions up to " + std::to_string(LatestSchemaVersion()) +
-        "; it was written by a newer keygate: upgrade keygate to open it");
-  }
-  return OkStatus();
+  return RefuseNewer(conn, *current);
 }
 
 Status ApplyMigrations(Connection& conn, const Clock& clock) {
   KG_RETURN_IF_ERROR(conn.Exec(kCreateMigrationsTable));
-  KG_RETURN_IF_ERROR(CheckSchemaNotNewer(conn));
   auto current = CurrentSchemaVersion(conn);
   if (!current.ok()) return current.error();
+  KG_RETURN_IF_ERROR(RefuseNewer(conn, *current));
   for (const Migration& migration : kMigrations) {
     if (migration.version <= *current) continue;
     Status applied = ApplyOne(conn, migration, clock);
