@@ -64,13 +64,25 @@ const ParamRule* FindParamRule(Endpoint endpoint, std::string_view name) {
   return endpoint == Endpoint::kChatCompletions ? find(kChatRules) : find(kEmbeddingsRules);
 }
 
+namespace {
+constexpr std::array<std::string_view, 6> kRoles = {"system", "developer", "user",
+                                                    "assistant", "tool", "function"};
+}  // namespace
+
 bool IsKnownRole(std::string_view role) {
-  constexpr std::array<std::string_view, 6> kRoles = {"system", "developer", "user",
-                                                      "assistant", "tool", "function"};
   for (std::string_view known : kRoles) {
     if (role == known) return true;
   }
   return false;
+}
+
+std::string KnownRolesText() {
+  std::string text;
+  for (size_t i = 0; i < kRoles.size(); ++i) {
+    if (i > 0) text += i + 1 == kRoles.size() ? " or " : ", ";
+    text += kRoles[i];
+  }
+  return text;
 }
 
 }  // namespace keygate::proxy

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "proxy/openai_request.h"
@@ -45,5 +46,7 @@ const ParamRule* FindParamRule(Endpoint endpoint, std::string_view name);
 // The roles a chat message may have (OpenAI's: system, developer, user, assistant, tool,
 // function).
 bool IsKnownRole(std::string_view role);
+// Those roles as a message says them: "system, developer, ... or function".
+std::string KnownRolesText();
 
 }  // namespace keygate::proxy

@@ -218,8 +218,8 @@ Status AddMessage(const json::value& value, size_t index, InputSize* size) {
                    param() + ".role");
   }
   if (!IsKnownRole(role->get_string())) {
-    return Invalid(param() + ".role must be one of system, developer, user, assistant, tool or " +
-                       "function, got '" + std::string(role->get_string()) + "'",
+    return Invalid(param() + ".role must be one of " + KnownRolesText() + ", got '" +
+                       std::string(role->get_string()) + "'",
                    param() + ".role");
   }
   for (const auto& field : *message) {

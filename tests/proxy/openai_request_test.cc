@@ -6,6 +6,8 @@
 
 #include <boost/json.hpp>
 
+#include "proxy/openai_params.h"
+
 namespace keygate::proxy {
 namespace {
 
@@ -123,6 +125,18 @@ TEST(OpenAiRequestTest, BadChatBodiesAreRefusedNamingTheField) {
           << request.error().message;
     }
   }
+}
+
+TEST(OpenAiRequestTest, AnUnknownRoleIsRefusedNamingEveryRoleKnown) {
+  auto request = ParseChatRequest(R"({"model":"m","messages":[{"role":"bogus","content":"x"}]})");
+  ASSERT_FALSE(request.ok());
+  EXPECT_EQ(request.error().message,
+            "messages[0].role must be one of system, developer, user, assistant, tool or "
+            "function, got 'bogus'");
+  for (const char* role : {"system", "developer", "user", "assistant", "tool", "function"}) {
+    EXPECT_TRUE(IsKnownRole(role)) << role;
+  }
+  EXPECT_FALSE(IsKnownRole("User"));
 }
 
 TEST(OpenAiRequestTest, TypesThatFitAreAccepted) {
