@@ -417,6 +417,21 @@ Result<store::ServiceKeyPage> KeyService::ListServiceKeys(const Caller& caller,
   if (options.search.find('\0') != std::string::npos) {
     return Error::InvalidArgument("search must not contain a NUL character", "search");
   }
+  // Filters no key can meet are answered here, before they reach the store, whose query
+  // would grow with them (SQLite refuses a LIKE pattern over 50,000 bytes, and ~1,000 tags):
+  // keys having all of more distinct tags than a key may hold, or a name longer than a
+  // name may be.
+  if (Utf8Chars(options.search) > ValidationLimits::kMaxNameChars) {
+    return store::ServiceKeyPage{};
+  }
+  if (options.tags.size() > ValidationLimits::kMaxTags) {
+    std::vector<std::string> distinct = options.tags;
+    std::sort(distinct.begin(), distinct.end());
+    if (std::unique(distinct.begin(), distinct.end()) - distinct.begin() >
+        static_cast<std::ptrdiff_t>(ValidationLimits::kMaxTags)) {
+      return store::ServiceKeyPage{};
+    }
+  }
   query.project_id = options.project_id;
   if (query.project_id.empty() && !options.project_name.empty()) {
     auto project = store_.FindProjectByName(caller.org_id, options.project_name);

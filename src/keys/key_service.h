@@ -97,6 +97,8 @@ struct ValidationLimits {
 // InvalidArgument naming `param` otherwise. Text from JSON is valid UTF-8 already; text from
 // the command line may not be, and would make every JSON answer that quotes it invalid.
 Status CheckName(std::string_view name, std::string_view param);
+// The characters of `s`, read as UTF-8 (the bytes that do not continue a character).
+size_t Utf8Chars(std::string_view s);
 
 struct ServiceKeyListOptions {
   std::optional<KeySource> source;  // nullopt: router for provisioning keys, all for owners

@@ -7,13 +7,14 @@
 #include "keys/key_service.h"
 
 namespace keygate::keys {
-namespace {
 
 size_t Utf8Chars(std::string_view s) {
   size_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
   return n;
 }
+
+namespace {
 
 // Well-formed UTF-8 (RFC 3629): no stray continuation byte, no overlong form, no surrogate,
 // nothing above U+10FFFF.

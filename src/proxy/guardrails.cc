@@ -178,7 +178,12 @@ Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
     case limits::LimitOutcome::kRejectRpm:
     case limits::LimitOutcome::kRejectTpm:
     case limits::LimitOutcome::kRejectTpmNeverFits:
-      return {std::nullopt, RateLimitedResponse(decision, call.worst, ask.now),
+      return {std::nullopt,
+              RateLimitedResponse(decision, call.worst,
+                                  call.request.endpoint == Endpoint::kEmbeddings
+                                      ? std::string_view()
+                                      : call.request.cap_member,
+                                  ask.now),
               decision.outcome == limits::LimitOutcome::kRejectRpm ? "rpm_exceeded"
                                                                    : "tpm_exceeded"};
     case limits::LimitOutcome::kRejectBudget:

@@ -95,7 +95,8 @@ void ForEachRateLimitHeader(const std::optional<limits::WindowFigures>& requests
   if (tokens) window(kTokenHeaders, *tokens);
 }
 
-std::string RateLimitMessage(const limits::Decision& decision, const WorstCase& worst) {
+std::string RateLimitMessage(const limits::Decision& decision, const WorstCase& worst,
+                             std::string_view cap_member) {
   const std::string tokens = std::to_string(worst.tokens()) + " tokens (a prompt of at most " +
                              std::to_string(worst.prompt_tokens) + " plus up to " +
                              std::to_string(worst.completion_tokens) + " completion tokens)";
@@ -108,7 +109,9 @@ std::string RateLimitMessage(const limits::Decision& decision, const WorstCase& 
     case limits::LimitOutcome::kRejectTpmNeverFits:
       return "This request can never fit this key's token rate limit: it may use up to " +
              tokens + ", more than the whole limit of " + std::to_string(tpm) +
-             " tokens per minute. Lower max_tokens or shorten the input.";
+             " tokens per minute. " +
+             (cap_member.empty() ? std::string("Shorten the input.")
+                                 : "Lower " + std::string(cap_member) + " or shorten the input.");
     default:
       return "Rate limit reached for tokens: this key allows " + std::to_string(tpm) +
              " tokens per minute, " +
@@ -151,9 +154,12 @@ void AppendRateLimitLines(const std::optional<limits::WindowFigures>& requests,
 }
 
 http::Response RateLimitedResponse(const limits::Decision& decision, const WorstCase& worst,
-                                   UnixMillis now) {
-  Error error{ErrorCode::kRateLimited, RateLimitMessage(decision, worst), "", "rate_limit_exceeded"};
-  if (decision.outcome == limits::LimitOutcome::kRejectTpmNeverFits) error.param = "max_tokens";
+                                   std::string_view cap_member, UnixMillis now) {
+  Error error{ErrorCode::kRateLimited, RateLimitMessage(decision, worst, cap_member), "",
+              "rate_limit_exceeded"};
+  if (decision.outcome == limits::LimitOutcome::kRejectTpmNeverFits) {
+    error.param = cap_member.empty() ? "input" : std::string(cap_member);
+  }
   http::Response response = http::ErrorResponse(error);
   if (decision.outcome != limits::LimitOutcome::kRejectTpmNeverFits) {
     // spec §3: honest, when enough of the window will have expired. Rounded up, so that a

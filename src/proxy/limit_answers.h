@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/clock.h"
 #include "http/handler.h"
@@ -38,9 +39,12 @@ void AppendRateLimitLines(const std::optional<limits::WindowFigures>& requests,
 
 // The 429 for kRejectRpm, kRejectTpm or kRejectTpmNeverFits: rate_limit_exceeded, with
 // Retry-After (whole seconds, rounded up) and retry-after-ms unless the request can never fit,
-// and the rate-limit headers. REQUIRES: decision.outcome is one of those three.
+// and the rate-limit headers. A request that can never fit is told what to change: its
+// `cap_member` (the output cap it set or may set, "max_tokens" or "max_completion_tokens") or,
+// when that is empty (an embedding, which has no output), its input, named as the param.
+// REQUIRES: decision.outcome is one of those three.
 http::Response RateLimitedResponse(const limits::Decision& decision, const WorstCase& worst,
-                                   UnixMillis now);
+                                   std::string_view cap_member, UnixMillis now);
 
 // The 402 for kRejectBudget: budget_exceeded, whose message and error object give the limit,
 // the spend, the open reservations and when the period resets (fields limit, spend, reserved

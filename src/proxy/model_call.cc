@@ -25,10 +25,13 @@ constexpr std::array<std::string_view, 24> kDroppedRequestHeaders = {
 
 // Response headers of the upstream that never reach the caller: framing and hop-by-hop ones,
 // the server's own, cookies, and the provider's rate limits (the caller's are keygate's).
-constexpr std::array<std::string_view, 14> kDroppedResponseHeaders = {
-    "connection", "keep-alive",       "proxy-connection", "te",           "trailer",
-    "upgrade",    "transfer-encoding", "content-length",   "content-type", "content-encoding",
-    "date",       "server",            "set-cookie",       "alt-svc"};
+constexpr std::array<std::string_view, 16> kDroppedResponseHeaders = {
+    "connection",                 "keep-alive",                 "proxy-connection",
+    "proxy-authenticate",         "proxy-authentication-info",  "te",
+    "trailer",                    "upgrade",                    "transfer-encoding",
+    "content-length",             "content-type",               "content-encoding",
+    "date",                       "server",                     "set-cookie",
+    "alt-svc"};
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -39,37 +42,54 @@ bool Contains(const std::array<std::string_view, N>& names, std::string_view nam
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
-// True if `name` is listed in a Connection header value (which names more hop-by-hop headers).
-bool NamedByConnection(std::string_view connection, std::string_view name) {
-  size_t start = 0;
-  while (start <= connection.size()) {
-    size_t end = connection.find(',', start);
-    if (end == std::string_view::npos) end = connection.size();
-    std::string_view token = connection.substr(start, end - start);
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-    if (AsciiIEquals(token, name)) return true;
-    start = end + 1;
+// True if `test` holds for a token of any Connection header of `headers` (which name more
+// hop-by-hop headers; several Connection lines make one list, RFC 9110 §5.3).
+template <typename Headers, typename Test>
+bool AnyConnectionToken(const Headers& headers, Test test) {
+  for (const auto& [name, value] : headers) {
+    if (name != "connection") continue;
+    std::string_view rest = value;
+    while (true) {
+      const size_t comma = rest.find(',');
+      std::string_view token = rest.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      if (!token.empty() && test(token)) return true;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
   }
   return false;
 }
 
-std::string_view HeaderValue(const http::HeaderList& headers, std::string_view name) {
-  for (const auto& [key, value] : headers) {
-    if (key == name) return value;
-  }
-  return {};
+template <typename Headers>
+bool NamedByConnection(const Headers& headers, std::string_view name) {
+  return AnyConnectionToken(headers, [name](std::string_view token) {
+    return AsciiIEquals(token, name);
+  });
+}
+
+// True if the Connection headers of `headers` name any header (not only close or keep-alive).
+template <typename Headers>
+bool ConnectionNamesHeaders(const Headers& headers) {
+  return AnyConnectionToken(headers, [](std::string_view token) {
+    return !AsciiIEquals(token, "close") && !AsciiIEquals(token, "keep-alive");
+  });
 }
 
 }  // namespace
 
 http::HeaderList ForwardableHeaders(http::HeaderList headers) {
-  // Connection headers are dropped, never moved from: the view stays valid.
-  const std::string_view connection = HeaderValue(headers, "connection");
+  // Connection headers are dropped, never moved from: they stay readable.
+  const bool named = ConnectionNamesHeaders(headers);
   http::HeaderList out;
   for (auto& [name, value] : headers) {
     if (Contains(kDroppedRequestHeaders, name) || StartsWith(name, "x-forwarded-") ||
-        NamedByConnection(connection, name)) {
+        (named && NamedByConnection(headers, name))) {
       continue;
     }
     if (out.empty()) out.reserve(headers.size());  // one allocation, and none if all drop
@@ -166,6 +186,7 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // Kept now: the views die with this call. What the caller gets of the upstream's headers
   // (its rate limits are keygate's own, added as the answer's header_lines).
   std::string_view type;
+  const bool named = ConnectionNamesHeaders(headers);
   for (const auto& [name, value] : headers) {
     // An upstream that echoes the provider's key (in a debug header, say) must not hand it
     // to a caller: the header is dropped.
@@ -180,7 +201,8 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
       if (!value.empty() && !AsciiIEquals(value, "identity")) encoding_ = value.substr(0, 32);
     } else if (name == "x-request-id") {
       response_headers_.emplace_back("x-upstream-request-id", value);
-    } else if (!Contains(kDroppedResponseHeaders, name) && !StartsWith(name, "x-ratelimit-")) {
+    } else if (!Contains(kDroppedResponseHeaders, name) && !StartsWith(name, "x-ratelimit-") &&
+               !(named && NamedByConnection(headers, name))) {
       response_headers_.emplace_back(name, value);
     }
   }

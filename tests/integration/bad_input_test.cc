@@ -81,6 +81,48 @@ TEST_F(ManagementTest, BadInputsAnswer4xxNamingTheField) {
   EXPECT_EQ(client_->Get("/healthz").status, 200);
 }
 
+// Filters no key can meet (all of more tags than a key may hold, a name longer than a name
+// may be) list nothing, in every dialect, rather than reach the store as a query it refuses.
+TEST_F(ManagementTest, FiltersNoKeyCanMeetListNothing) {
+  const std::string tagged = CreateKeyHash(a_, "tagged");
+  ASSERT_EQ(client_->Post("/prod/updateServiceKey",
+                          R"({"api_key_id_hash":")" + tagged + R"(","tags":["t0","t1"]})", a_.pk)
+                .status,
+            200);
+  std::string many;  // t0,t1,...,t998: 999 distinct tags
+  for (int i = 0; i < 999; ++i) many += (i ? ",t" : "t") + std::to_string(i);
+  std::string repeated;  // t0 and t1, 500 times over: two distinct tags, the key has both
+  for (int i = 0; i < 1000; ++i) repeated += (i ? ",t" : "t") + std::to_string(i % 2);
+  for (const char* path : {"/prod/getServiceKeys", "/api/v1/keys", "/v2/api-keys"}) {
+    SCOPED_TRACE(path);
+    auto all_of_many = client_->Get(std::string(path) + "?tags=" + many, a_.pk);
+    EXPECT_EQ(all_of_many.status, 200) << all_of_many.body.substr(0, 300);
+    EXPECT_EQ(all_of_many.body.find("SELECT"), std::string::npos);
+    EXPECT_EQ(all_of_many.body.find(tagged), std::string::npos);
+    auto all_of_two = client_->Get(std::string(path) + "?tags=" + repeated, a_.pk);
+    EXPECT_EQ(all_of_two.status, 200) << all_of_two.body.substr(0, 300);
+    EXPECT_NE(all_of_two.body.find(tagged), std::string::npos) << all_of_two.body.substr(0, 300);
+  }
+  const std::string long_search(50'001, 'a');
+  auto searched = client_->Post("/prod/getServiceKeys",
+                                R"({"search":")" + long_search + R"("})", a_.pk);
+  EXPECT_EQ(searched.status, 200) << searched.body.substr(0, 300);
+  EXPECT_EQ(Parse(searched.body).at("total"), 0);
+  auto just_over = client_->Post("/prod/getServiceKeys",
+                                 R"({"search":")" + std::string(257, 'a') + R"("})", a_.pk);
+  EXPECT_EQ(just_over.status, 200) << just_over.body.substr(0, 300);
+  EXPECT_EQ(Parse(just_over.body).at("total"), 0);
+  // A search as long as a name may be still runs, and finds it.
+  const std::string longest_name(256, 'n');
+  ASSERT_EQ(client_->Post("/prod/createServiceKey",
+                          R"({"api_key_name":")" + longest_name + R"("})", a_.pk)
+                .status,
+            201);
+  auto found = client_->Post("/prod/getServiceKeys",
+                             R"({"search":")" + longest_name + R"("})", a_.pk);
+  EXPECT_EQ(Parse(found.body).at("total"), 1) << found.body.substr(0, 300);
+}
+
 TEST_F(ManagementTest, RoutingAndSizeErrorsAreJson) {
   auto unknown = client_->Get("/prod/nope", a_.pk);
   EXPECT_EQ(unknown.status, 404);

@@ -108,8 +108,16 @@ TEST_F(DataPlaneTest, TpmRefusalsIncludingARequestThatCanNeverFit) {
   auto never = Call(key.secret, ChatBody("hi", 1000));
   EXPECT_EQ(never.status, 429);
   EXPECT_NE(never.body.find("never fit"), std::string::npos) << never.body;
+  EXPECT_NE(never.body.find(R"("param":"max_tokens")"), std::string::npos) << never.body;
   EXPECT_EQ(never.Header("retry-after"), "");
   EXPECT_EQ(MockChats(), 2);
+  // An embedding has no output: its input is what to change.
+  auto embedding = Call(key.secret, R"({"model":"mock/embed","input":")" +
+                                        std::string(2000, 'x') + R"("})",
+                        "/v1/embeddings");
+  EXPECT_EQ(embedding.status, 429);
+  EXPECT_NE(embedding.body.find(R"("param":"input")"), std::string::npos) << embedding.body;
+  EXPECT_EQ(embedding.body.find("max_tokens"), std::string::npos) << embedding.body;
 }
 
 TEST_F(DataPlaneTest, BudgetRefusalGivesLimitSpendAndReset) {

@@ -104,6 +104,26 @@ TEST_F(DataPlaneTest, TheUpstreamsHeadersReachTheCallerButNotItsRateLimits) {
   }
 }
 
+// Headers the upstream's Connection lines name are hop-by-hop (RFC 9110 §7.6.1): they stop at
+// keygate, in whichever Connection line they are named, as does a proxy challenge; the
+// answer's others go on.
+TEST_F(DataPlaneTest, HeadersTheUpstreamsConnectionNamesStopAtKeygate) {
+  MintedKey key = Mint();
+  for (const char* stream : {"", R"(,"stream":true)"}) {
+    SCOPED_TRACE(*stream == '\0' ? "plain" : "streamed");
+    auto reply = Call(key.secret, ChatBody("hello", 20, "mock/echo", stream),
+                      "/v1/chat/completions",
+                      {{"x-mock-extra-headers",
+                        "Connection: x-hop-one; X-Hop-One: 1; Connection: keep-alive, X-Hop-Two; "
+                        "x-hop-two: 2; x-end-to-end: 3; Proxy-Authenticate: Basic"}});
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    EXPECT_EQ(reply.Header("x-hop-one"), "");
+    EXPECT_EQ(reply.Header("x-hop-two"), "");
+    EXPECT_EQ(reply.Header("proxy-authenticate"), "");  // the upstream's challenge to keygate
+    EXPECT_EQ(reply.Header("x-end-to-end"), "3");
+  }
+}
+
 // keygate's own share of a proxied call leaves out the upstream's time: the access log's
 // overhead_us and keygate_proxy_overhead_seconds, for a plain call whose upstream waits 300 ms,
 // a stream whose upstream takes 300 ms between its events, and one in hand whole after 300 ms;

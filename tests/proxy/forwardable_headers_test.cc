@@ -49,5 +49,17 @@ TEST(ForwardableHeadersTest, HeadersNamedByConnectionAreDroppedWhateverTheirCase
   EXPECT_EQ(ForwardableHeaders(std::move(headers)), expected);
 }
 
+TEST(ForwardableHeadersTest, EveryConnectionLineNamesHeaders) {
+  // Two Connection lines make one list (RFC 9110 §5.3): a header named in the second is as
+  // hop-by-hop as one named in the first.
+  http::HeaderList headers = {{"connection", "keep-alive"},
+                              {"x-first", "1"},
+                              {"connection", "\tX-Secret-Hop"},
+                              {"x-secret-hop", "v1"},
+                              {"x-kept", "2"}};
+  const http::HeaderList expected = {{"x-first", "1"}, {"x-kept", "2"}};
+  EXPECT_EQ(ForwardableHeaders(std::move(headers)), expected);
+}
+
 }  // namespace
 }  // namespace keygate::proxy

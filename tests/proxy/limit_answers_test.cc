@@ -49,7 +49,7 @@ TEST(LimitAnswersTest, RetryAfterRoundsUpToWholeSeconds) {
   decision.outcome = limits::LimitOutcome::kRejectRpm;
   decision.retry_after_ms = 1001;
   decision.requests = limits::WindowFigures{5, 0, 1001};
-  http::Response response = RateLimitedResponse(decision, WorstCase{}, 0);
+  http::Response response = RateLimitedResponse(decision, WorstCase{}, "max_tokens", 0);
   EXPECT_EQ(response.status, 429);
   std::string retry_after;
   for (const auto& [name, value] : response.headers) {
@@ -58,6 +58,25 @@ TEST(LimitAnswersTest, RetryAfterRoundsUpToWholeSeconds) {
   EXPECT_EQ(retry_after, "2");
   EXPECT_NE(response.body.find("\"code\":\"rate_limit_exceeded\""), std::string::npos);
   EXPECT_NE(response.body.find("\"type\":\"rate_limit_error\""), std::string::npos);
+}
+
+TEST(LimitAnswersTest, ARequestThatNeverFitsIsToldWhatToChange) {
+  limits::Decision decision;
+  decision.outcome = limits::LimitOutcome::kRejectTpmNeverFits;
+  decision.tokens = limits::WindowFigures{20, 20, 0};
+  http::Response chat =
+      RateLimitedResponse(decision, WorstCase{10, 100, 0}, "max_completion_tokens", 0);
+  EXPECT_EQ(chat.status, 429);
+  EXPECT_NE(chat.body.find("\"param\":\"max_completion_tokens\""), std::string::npos) << chat.body;
+  EXPECT_NE(chat.body.find("Lower max_completion_tokens or shorten the input."),
+            std::string::npos)
+      << chat.body;
+  // An embedding has no output to cap: only its input can change.
+  http::Response embedding = RateLimitedResponse(decision, WorstCase{30, 0, 0}, "", 0);
+  EXPECT_NE(embedding.body.find("\"param\":\"input\""), std::string::npos) << embedding.body;
+  EXPECT_NE(embedding.body.find("Shorten the input."), std::string::npos) << embedding.body;
+  EXPECT_EQ(embedding.body.find("max_tokens"), std::string::npos) << embedding.body;
+  for (const auto& [name, value] : embedding.headers) EXPECT_NE(name, "Retry-After");
 }
 
 TEST(LimitAnswersTest, ABudgetThatNeverResetsSaysSo) {

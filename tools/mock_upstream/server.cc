@@ -54,7 +54,24 @@ struct Head {
   std::string_view request_id;  // the request's x-request-id: "mock-" and it is sent back
   std::string_view content_encoding;  // sent as Content-Encoding (the body is not encoded)
   std::string_view echoed_authorization;  // sent back as x-echo-authorization
+  std::string_view extra_lines;  // x-mock-extra-headers, as header lines ("Name: value\r\n"...)
 };
+
+// x-mock-extra-headers: "Name: value; Name: value" as header lines, each piece trimmed.
+std::string ExtraHeaderLines(std::string_view list) {
+  std::string lines;
+  while (!list.empty()) {
+    const size_t end = std::min(list.find(';'), list.size());
+    std::string_view piece = list.substr(0, end);
+    list.remove_prefix(std::min(end + 1, list.size()));
+    while (!piece.empty() && piece.front() == ' ') piece.remove_prefix(1);
+    while (!piece.empty() && piece.back() == ' ') piece.remove_suffix(1);
+    if (piece.empty()) continue;
+    lines.append(piece);
+    lines.append("\r\n");
+  }
+  return lines;
+}
 
 void AppendHead(std::string* out, const Head& head) {
   out->append("HTTP/1.1 ");
@@ -78,6 +95,7 @@ void AppendHead(std::string* out, const Head& head) {
     out->append(head.echoed_authorization);
     out->append("\r\n");
   }
+  out->append(head.extra_lines);
   if (!head.content_encoding.empty()) {
     out->append("Content-Encoding: ");
     out->append(head.content_encoding);
@@ -193,6 +211,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string content_type_;  // x-mock-content-type of the request being answered
   std::string content_encoding_;  // x-mock-content-encoding of the request being answered
   std::string echoed_authorization_;  // x-mock-echo-auth: the Authorization received
+  std::string extra_lines_;  // x-mock-extra-headers of the request being answered, as lines
   bool stream_by_length_ = false;  // x-mock-stream-framing: length (a stream framed by length)
   std::array<char, 512> drain_{};
   bool tls_closing_ = false;  // a TLS close_notify is on its way
@@ -224,6 +243,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
   request_id_.assign(FieldOf(request, "x-request-id").value_or(std::string_view()));
   stream_by_length_ = FieldOf(request, "x-mock-stream-framing") == "length";
   content_encoding_.assign(FieldOf(request, "x-mock-content-encoding").value_or(""));
+  extra_lines_ = ExtraHeaderLines(FieldOf(request, "x-mock-extra-headers").value_or(""));
   RequestView view;
   view.method = std::string_view(request.method_string().data(), request.method_string().size());
   view.target = std::string_view(request.target().data(), request.target().size());
@@ -287,6 +307,7 @@ void Session<Stream>::RespondAndClose(int status, const std::string& message) {
   reply_.Clear();
   request_id_.clear();
   content_encoding_.clear();
+  extra_lines_.clear();
   reply_.status = status;
   reply_.body = R"({"error":{"message":")" + message +
                 R"(","type":"invalid_request_error","param":null,"code":null}})";
@@ -344,7 +365,8 @@ void Session<Stream>::Respond() {
                      .retry_after_s = reply_.retry_after_s,
                      .request_id = request_id_,
                      .content_encoding = content_encoding_,
-                     .echoed_authorization = echoed_authorization_});
+                     .echoed_authorization = echoed_authorization_,
+                     .extra_lines = extra_lines_});
   std::array<net::const_buffer, 2> buffers = {net::buffer(out_), net::buffer(reply_.body)};
   net::async_write(stream_, buffers, [self = this->shared_from_this()](ErrorCode ec, size_t) {
     if (ec) return;
@@ -377,7 +399,8 @@ void Session<Stream>::StartStream() {
                      .version = version_,
                      .request_id = request_id_,
                      .content_encoding = content_encoding_,
-                     .echoed_authorization = echoed_authorization_});
+                     .echoed_authorization = echoed_authorization_,
+                     .extra_lines = extra_lines_});
   size_t begin = 0;
   std::string_view body = reply_.body;
   for (size_t i = 0; i < events; ++i) {

@@ -12,6 +12,14 @@ http::Response Json(int status, std::string body) {
   return response;
 }
 
+Error ShownToCaller(const Error& error, const std::string& request_id) {
+  if (error.code != ErrorCode::kInternal) return error;
+  Error shown = error;
+  shown.message = "keygate could not complete this request (an internal error); its log has "
+                  "the details under request id " + request_id + ".";
+  return shown;
+}
+
 http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, Audience audience,
                               RouteBody body) {
   return [&context, render, audience, body = std::move(body)](
@@ -32,7 +40,7 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
                                                 {"request_id", request.request_id},
                                                 {"error", error.message}});
       }
-      return responder->Send(render(error));
+      return responder->Send(render(ShownToCaller(error, request.request_id)));
     }
     responder->Send(std::move(response).value());
   };

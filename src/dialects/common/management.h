@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "common/log.h"
 #include "common/status.h"
@@ -35,6 +36,11 @@ enum class Audience {
 // step) are rendered with `render`.
 http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, Audience audience,
                               RouteBody body);
+
+// What a caller is told of `error`: an internal error (a fault of keygate's own) says only that,
+// and the request id to quote, its text (a store's message, a query) being for the log; any
+// other error as it is.
+Error ShownToCaller(const Error& error, const std::string& request_id);
 
 // A JSON response with the given status.
 http::Response Json(int status, std::string body);

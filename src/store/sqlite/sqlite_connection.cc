@@ -6,6 +6,14 @@
 namespace keygate::store::sqlite {
 namespace {
 
+// SQL named in an error by its start: a whole script (a schema migration) or a query grown by
+// its filters buried the cause, and filled the log.
+std::string ShownSql(const std::string& sql) {
+  constexpr size_t kShownSql = 80;
+  if (sql.size() <= kShownSql) return sql;
+  return sql.substr(0, kShownSql) + "... (" + std::to_string(sql.size()) + " bytes of SQL)";
+}
+
 std::string Describe(std::string_view context, std::string_view sqlite_message) {
   std::string out(context);
   out += ": ";
@@ -200,12 +208,7 @@ Status Connection::Exec(const std::string& sql) {
   if (rc == SQLITE_OK) return OkStatus();
   std::string text = message != nullptr ? message : sqlite3_errstr(rc);
   sqlite3_free(message);
-  // A script (a schema migration) is named by its start: the whole text buried the cause.
-  constexpr size_t kShownSql = 80;
-  const std::string context =
-      sql.size() <= kShownSql ? sql : sql.substr(0, kShownSql) + "... (" +
-                                          std::to_string(sql.size()) + " bytes of SQL)";
-  return ErrorFromSqlite(sqlite3_extended_errcode(db_), text, context);
+  return ErrorFromSqlite(sqlite3_extended_errcode(db_), text, ShownSql(sql));
 }
 
 Result<std::string> Connection::PragmaValue(const std::string& pragma) {
@@ -226,7 +229,7 @@ Result<Statement> Connection::Prepare(const std::string& sql) {
                                     SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(stmt);
-    return LastError(rc, "prepare " + sql);
+    return LastError(rc, "prepare " + ShownSql(sql));
   }
   statements_.emplace(sql, stmt);
   return Statement(this, stmt);
