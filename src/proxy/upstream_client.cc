@@ -50,8 +50,6 @@ using error_code = boost::system::error_code;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kReadBytes = 16 * 1024;  // asked of each socket read
-// A pooled connection idle for less than this is reused without checking that it is alive.
-constexpr std::chrono::milliseconds kTrustIdleFor{1000};
 // Interim (1xx) answers skipped before the final one; more is a broken upstream.
 constexpr int kMaxInterimAnswers = 8;
 constexpr uint16_t kHttpPort = 80;
@@ -97,7 +95,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket().close(ignored);
   }
 
-  // False if the server has closed the connection (or sent something unasked) while idle.
+  // False if the server has closed or reset the connection, or sent something unasked, while
+  // it was idle. Bytes unasked must never be read as the next request's answer: it would go
+  // to another caller, and every answer after it on the connection one caller late.
   bool LooksAlive() {
     if (!socket().is_open()) return false;
     char byte = 0;
@@ -266,7 +266,6 @@ class ConnectionPool {
   std::shared_ptr<Connection> Acquire(net::io_context& io, std::string_view pool_key,
                                       SteadyClock::time_point now) {
     const auto oldest = now - options_.max_idle_time;
-    const auto recent = now - kTrustIdleFor;
     Shard& shard = ShardOf(io);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.idle.find(KeyView{&io, pool_key});
@@ -276,9 +275,9 @@ class ConnectionPool {
       std::shared_ptr<Connection> connection = std::move(pool.back());
       pool.pop_back();
       if (connection->idle_since < oldest) continue;
-      // A connection back in the pool a moment ago is almost never stale, and a stale one is
-      // caught anyway (RetryIfStale); checking costs a system call, so only older ones pay it.
-      if (connection->idle_since >= recent || connection->LooksAlive()) return connection;
+      // Checked every time, however short the idle (a system call): an upstream may write
+      // after its answer at any moment (a stray answer, a 408, bytes beyond its length).
+      if (connection->LooksAlive()) return connection;
     }
     return nullptr;
   }
@@ -488,7 +487,8 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   bool TakeScannedResponse();
   friend class ResponseParser;
   void OnBody(std::string_view body);
-  bool RetryIfStale(const error_code& ec, bool response_started);
+  // `writing`: `ec` is the request's write's (the request did not go out whole).
+  bool RetryIfStale(const error_code& ec, bool response_started, bool writing);
   void Fail(UpstreamOutcome outcome, const error_code& ec, std::string_view stage);
   void Finish(UpstreamOutcome outcome, std::string detail);
   void Interrupt();
@@ -650,7 +650,7 @@ void Exchange::Write(SteadyClock::time_point now) {
 
 void Exchange::OnWrite(const error_code& ec) {
   if (ec) {
-    if (RetryIfStale(ec, false)) return;
+    if (RetryIfStale(ec, false, /*writing=*/true)) return;
     return Fail(UpstreamOutcome::kReset, ec, "write");
   }
   NewParser();
@@ -718,7 +718,7 @@ void Exchange::OnRead(error_code ec, size_t bytes) {
     ec = eof_ec ? eof_ec : ec;
   }
   if (eof && !parser_->got_some()) ec = bhttp::error::end_of_stream;
-  if (RetryIfStale(ec, parser_->got_some() || interim_answers_ > 0)) return;
+  if (RetryIfStale(ec, parser_->got_some() || interim_answers_ > 0, /*writing=*/false)) return;
   const bool lost = IsConnectionLost(ec) || cancelled_ || timed_out_;
   Fail(lost ? UpstreamOutcome::kReset : UpstreamOutcome::kBadResponse, ec,
        parser_->is_header_done() ? "body" : "head");
@@ -788,12 +788,14 @@ size_t ResponseParser::on_body_impl(beast::string_view body, error_code&) {
   return body.size();
 }
 
-bool Exchange::RetryIfStale(const error_code& ec, bool response_started) {
+bool Exchange::RetryIfStale(const error_code& ec, bool response_started, bool writing) {
   // Only a pooled connection the server had closed while idle (FIN: it read nothing of the
-  // request), before any answer: sending it again cannot make the upstream run it twice. A
-  // reset after the request went out is not retried: the upstream may have taken it.
+  // request), or had reset before the request went out whole, before any answer: sending it
+  // again cannot make the upstream run it twice. A reset after the request went out is not
+  // retried: the upstream may have taken it.
   const bool closed_while_idle = ec == net::error::eof || ec == bhttp::error::end_of_stream ||
-                                 ec == net::error::broken_pipe;
+                                 ec == net::error::broken_pipe ||
+                                 (writing && ec == net::error::connection_reset);
   if (!reused_ || retried_ || response_started || cancelled_ || timed_out_ || !closed_while_idle) {
     return false;
   }

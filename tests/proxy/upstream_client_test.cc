@@ -11,6 +11,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -82,6 +83,17 @@ class SlowReadingServer {
   int connections_ = 0;
 };
 
+std::shared_ptr<UpstreamTarget> LoopbackTarget(std::string provider, uint16_t port,
+                                               std::chrono::seconds response_timeout) {
+  auto target = std::make_shared<UpstreamTarget>();
+  target->provider = std::move(provider);
+  target->host = "127.0.0.1";
+  target->port = port;
+  target->host_header = "127.0.0.1:" + std::to_string(port);
+  target->response_timeout = response_timeout;
+  return target;
+}
+
 class Recorder : public UpstreamObserver {
  public:
   void OnResponseHead(int status, std::span<const UpstreamHeader>, bool whole) override {
@@ -103,15 +115,24 @@ class Recorder : public UpstreamObserver {
   bool ended_ = false;
 };
 
+// Sends GET /answer to `target` through `client` and runs `io` until `recorder` has seen the
+// end (20 s at most).
+void Get(UpstreamClient& client, net::io_context& io, std::shared_ptr<UpstreamTarget> target,
+         std::shared_ptr<Recorder> recorder) {
+  UpstreamRequest request;
+  request.target = std::move(target);
+  request.method = "GET";
+  request.path = "/answer";
+  std::shared_ptr<UpstreamCall> call = client.Create(std::move(request), recorder, io);
+  call->Start();
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  while (!recorder->ended_ && std::chrono::steady_clock::now() < give_up) io.run_one_for(1s);
+}
+
 TEST(UpstreamClientTest, ARequestTheSocketCannotTakeAtOnceIsSentWholeAndTheConnectionReused) {
   const std::string body = Pattern(16 << 20);
   SlowReadingServer server(body, 2);
-  auto target = std::make_shared<UpstreamTarget>();
-  target->provider = "slow-reader";
-  target->host = "127.0.0.1";
-  target->port = server.port();
-  target->host_header = "127.0.0.1:" + std::to_string(server.port());
-  target->response_timeout = 20s;
+  auto target = LoopbackTarget("slow-reader", server.port(), 20s);
 
   net::io_context io(1);
   UpstreamClient client;
@@ -132,6 +153,105 @@ TEST(UpstreamClientTest, ARequestTheSocketCannotTakeAtOnceIsSentWholeAndTheConne
   }
   client.CloseIdle();
   EXPECT_EQ(server.connections(), 1);
+}
+
+// Answers a request on one connection, then, while the connection sits idle in the client's
+// pool, does `after` to it (writes bytes nobody asked for, or resets it); then answers the next
+// request on a second connection. A client that reused the first one would read those bytes
+// as the answer to its next request (or fail writing to it).
+class StrayBytesServer {
+ public:
+  enum class After { kStrayAnswer, kTimeoutAnswer, kStrayLineEnd, kReset };
+  explicit StrayBytesServer(After after)
+      : acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this, after] { Serve(after); });
+  }
+  ~StrayBytesServer() { thread_.join(); }
+
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_; }
+
+ private:
+  static void Answer(tcp::socket& socket, net::streambuf& buffer, const std::string& body) {
+    buffer.consume(net::read_until(socket, buffer, "\r\n\r\n"));  // requests have no body
+    net::write(socket, net::buffer("HTTP/1.1 200 OK\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body));
+  }
+
+  void Serve(After after) {
+    tcp::socket first(io_);
+    acceptor_.accept(first);
+    ++connections_;
+    net::streambuf first_buffer;
+    Answer(first, first_buffer, "first");
+    std::this_thread::sleep_for(50ms);
+    switch (after) {
+      case After::kStrayAnswer:
+        net::write(first, net::buffer(std::string(
+                              "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY")));
+        break;
+      case After::kTimeoutAnswer:
+        net::write(first, net::buffer(std::string(
+                              "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                              "Content-Length: 0\r\n\r\n")));
+        break;
+      case After::kStrayLineEnd:
+        net::write(first, net::buffer(std::string("\r\n")));
+        break;
+      case After::kReset:
+        first.set_option(net::socket_base::linger(true, 0));
+        first.close();  // with linger 0: a reset
+        break;
+    }
+    // A client that wrongly reused the first connection never comes: give up after a while
+    // rather than hang the test.
+    tcp::socket second(io_);
+    acceptor_.non_blocking(true);
+    const auto give_up = std::chrono::steady_clock::now() + 5s;
+    boost::system::error_code accepted;
+    do {
+      acceptor_.accept(second, accepted);
+      if (accepted) std::this_thread::sleep_for(10ms);
+    } while (accepted && std::chrono::steady_clock::now() < give_up);
+    if (accepted) return;
+    second.non_blocking(false);
+    ++connections_;
+    net::streambuf second_buffer;
+    Answer(second, second_buffer, "second");
+    boost::system::error_code ignored;
+    net::read(second, second_buffer, ignored);  // until the client closes it
+  }
+
+  net::io_context io_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::atomic<int> connections_ = 0;
+};
+
+TEST(UpstreamClientTest, AConnectionTheServerWroteToOrResetWhileIdleIsNotReused) {
+  using After = StrayBytesServer::After;
+  for (After after :
+       {After::kStrayAnswer, After::kTimeoutAnswer, After::kStrayLineEnd, After::kReset}) {
+    SCOPED_TRACE(static_cast<int>(after));
+    StrayBytesServer server(after);
+    auto target = LoopbackTarget("stray", server.port(), 2s);
+    net::io_context io(1);
+    UpstreamClient client;
+    for (const char* expected : {"first", "second"}) {
+      auto recorder = std::make_shared<Recorder>();
+      Get(client, io, target, recorder);
+      ASSERT_TRUE(recorder->ended_);
+      EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+      EXPECT_EQ(recorder->status_, 200);
+      EXPECT_EQ(recorder->body_, expected);
+      if (recorder->body_ != expected) break;  // the server has given up on a second one
+      // Well within a second of idle: the pool's check must not wait for the connection to
+      // look old.
+      std::this_thread::sleep_for(150ms);
+    }
+    client.CloseIdle();
+    EXPECT_EQ(server.connections(), 2);
+  }
 }
 
 // Answers one request on one connection with `pieces`, each written on its own after a pause
@@ -188,23 +308,10 @@ class HeadRecorder : public Recorder {
 };
 
 std::shared_ptr<HeadRecorder> Fetch(uint16_t port) {
-  auto target = std::make_shared<UpstreamTarget>();
-  target->provider = "scripted";
-  target->host = "127.0.0.1";
-  target->port = port;
-  target->host_header = "127.0.0.1:" + std::to_string(port);
-  target->response_timeout = 10s;
   net::io_context io(1);
   UpstreamClient client;
-  UpstreamRequest request;
-  request.target = target;
-  request.method = "GET";
-  request.path = "/answer";
   auto recorder = std::make_shared<HeadRecorder>();
-  std::shared_ptr<UpstreamCall> call = client.Create(std::move(request), recorder, io);
-  call->Start();
-  const auto give_up = std::chrono::steady_clock::now() + 20s;
-  while (!recorder->ended_ && std::chrono::steady_clock::now() < give_up) io.run_one_for(1s);
+  Get(client, io, LoopbackTarget("scripted", port, 10s), recorder);
   recorder->idle_after_ = client.idle_connections();
   client.CloseIdle();
   return recorder;
