@@ -134,7 +134,7 @@ void App::Parts::RegisterRoutes() {
       return responder->Send(dialects::Json(503, R"({"status":"unavailable","store":"down"})"));
     }
     if (Status files = store->CheckFilesInPlace(); !files.ok()) {
-      log.Error("store.files_removed", {{"error", files.error().message}});
+      // Logged once, by the background loop (a probe every second would repeat it).
       return responder->Send(
           dialects::Json(503, R"({"status":"unavailable","store":"files removed"})"));
     }
@@ -343,6 +343,10 @@ Status App::Run() {
         "stopped without storing " + std::to_string(lost.records) + " usage records (" +
         FormatUsd(lost.cost) + " USD) and " + std::to_string(lost.open_calls) +
         " calls in flight: the store refused them; their keys' spend does not include them");
+  }
+  if (Status files = parts_->store->CheckFilesInPlace(); !files.ok()) {
+    // Whatever this run stored went to files no restart reads: not a clean stop either.
+    return Error::Unavailable("stopped with the store's files gone: " + files.error().message);
   }
   parts_->log.Info("server.stopped");
   return OkStatus();

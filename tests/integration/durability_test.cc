@@ -131,15 +131,38 @@ TEST_F(ManagementTest, TheStartLineNamesTheAllocatorBuiltIn) {
 
 // Audit, 2026-12-06: with the WAL removed under it, keygate went on acknowledging writes that
 // a kill -9 then lost, and said nothing. It cannot undo the removal, but it says so: /readyz
-// fails and the log has an error line.
-TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReported) {
+// fails and the log has an error line, once. Audit, 2026-12-07: writes were still answered
+// 201 and lost at the next start; now every write is refused 503 (each commit is checked
+// against the files a restart reads), and the stop is not a clean one.
+TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReportedAndWritesRefused) {
   ASSERT_EQ(client_->Get("/readyz").status, 200);
   ASSERT_TRUE(fs::remove(dir_.path() + "/keygate.db-wal"));
   auto ready = client_->Get("/readyz");
   EXPECT_EQ(ready.status, 503);
   EXPECT_NE(ready.body.find("files removed"), std::string::npos) << ready.body;
-  EXPECT_NE(process_->log().find("\"event\":\"store.files_removed\""), std::string::npos);
-  EXPECT_NE(process_->log().find("keygate.db-wal was removed"), std::string::npos);
+  auto write = client_->Post("/api/owner/provisioning-keys", R"({"name":"after"})", a_.owner_key);
+  EXPECT_EQ(write.status, 503) << write.body;
+  EXPECT_EQ(write.body.find("\"key\""), std::string::npos) << write.body;
+  // The background loop logs it within its tick (500 ms), and only once, however many probes.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(client_->Get("/readyz").status, 503);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  const std::string log = process_->log();
+  const std::string event = "\"event\":\"store.files_removed\"";
+  ASSERT_NE(log.find(event), std::string::npos) << log;
+  EXPECT_EQ(log.find(event, log.find(event) + 1), std::string::npos) << log;
+  EXPECT_NE(log.find("keygate.db-wal was removed"), std::string::npos);
+  EXPECT_NE(process_->Stop(), 0);
+}
+
+// A backup moved into the database's place is not the file keygate writes: the same.
+TEST_F(ManagementTest, AStoreFileReplacedUnderTheServerRefusesWrites) {
+  const std::string db = dir_.path() + "/keygate.db";
+  fs::copy_file(db, db + ".copy");
+  fs::rename(db + ".copy", db);
+  auto write = client_->Post("/api/owner/provisioning-keys", R"({"name":"after"})", a_.owner_key);
+  EXPECT_EQ(write.status, 503) << write.body;
+  auto ready = client_->Get("/readyz");
+  EXPECT_EQ(ready.status, 503) << ready.body;
 }
 
 TEST_F(ManagementTest, ARedisUrlIsRefusedAtStartWithoutItsPassword) {

@@ -30,10 +30,11 @@ Status Invoke(const GroupCommitWriter::WriteFn& fn, Connection& conn) {
 }  // namespace
 
 GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> conn, size_t max_batch,
-                                     AfterBatchFn after_batch)
+                                     AfterBatchFn after_batch, VerifyFn verify)
     : conn_(std::move(conn)),
       max_batch_(max_batch == 0 ? 1 : max_batch),
       after_batch_(std::move(after_batch)),
+      verify_(std::move(verify)),
       thread_([this] { Loop(); }) {}
 
 GroupCommitWriter::~GroupCommitWriter() { Stop(); }
@@ -131,7 +132,12 @@ void GroupCommitWriter::RunBatch(const std::vector<Pending*>& batch) {
     }
   }
   Status committed = RunStatement(kCommit);
-  if (committed.ok()) return;
+  if (committed.ok()) {
+    if (!verify_) return;
+    Status verified = verify_();
+    if (!verified.ok()) fail_all("committed to files no restart reads", verified.error());
+    return;
+  }
   // A COMMIT refused by a deferred constraint leaves the transaction open.
   if (sqlite3_get_autocommit(conn_->db()) == 0) (void)RunStatement(kRollback);
   fail_all("commit failed", committed.error());

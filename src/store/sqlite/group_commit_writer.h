@@ -14,7 +14,10 @@
 // starts at once. Each waiter has its own mutex, so the wake-ups never queue on the writer's.
 //
 // An optional `after_batch` callback runs on the writer thread after every batch has been
-// acknowledged (the store uses it to checkpoint the WAL off the acknowledgement path).
+// acknowledged (the store uses it to checkpoint the WAL off the acknowledgement path). An
+// optional `verify` check runs after each COMMIT, before anyone is told: when it fails (the
+// store's files were removed, so the commit went to files no restart reads), the whole batch
+// fails with its error.
 //
 // Thread safety: Submit() may be called from any thread. Closures run on the writer thread,
 // one at a time, while their submitter is blocked, so they may use the submitter's locals.
@@ -51,11 +54,13 @@ class GroupCommitWriter {
 
   // Runs on the writer thread after a batch's waiters have been released.
   using AfterBatchFn = std::function<void(Connection&)>;
+  // Runs on the writer thread after each COMMIT; an error fails the batch.
+  using VerifyFn = std::function<Status()>;
 
   // Takes ownership of `conn` (opened read-write, in WAL mode) and starts the writer thread.
   // REQUIRES: max_batch >= 1.
   GroupCommitWriter(std::unique_ptr<Connection> conn, size_t max_batch,
-                    AfterBatchFn after_batch = nullptr);
+                    AfterBatchFn after_batch = nullptr, VerifyFn verify = nullptr);
   // Stop().
   ~GroupCommitWriter();
   GroupCommitWriter(const GroupCommitWriter&) = delete;
@@ -102,6 +107,7 @@ class GroupCommitWriter {
   std::unique_ptr<Connection> conn_;  // touched only by the writer thread while it runs
   const size_t max_batch_;
   const AfterBatchFn after_batch_;
+  const VerifyFn verify_;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;

@@ -4,6 +4,8 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <algorithm>
+#include <sys/stat.h>
+
 #include <exception>
 #include <filesystem>
 #include <system_error>
@@ -168,6 +170,31 @@ Result<std::unique_ptr<Connection>> OpenCheckpointConnection(const std::string& 
   return conn;
 }
 
+// The database file as opened (its device and inode): a file put at its path later (a backup
+// moved into place) is not the one keygate writes.
+StoreFileId IdentifyFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return StoreFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+Status CheckFiles(const std::string& path, const StoreFileId& opened) {
+  auto gone = [&path](const std::string& file, const char* what) {
+    return Error::Unavailable("sqlite database " + path + ": " + file + " was " + what +
+                              " while keygate has it open; restart keygate (writes since then "
+                              "are not in the files a restart reads)");
+  };
+  if (IdentifyFile(path) != opened) {
+    return std::filesystem::exists(path) ? gone(path, "replaced") : gone(path, "removed");
+  }
+  // While a connection is open in WAL mode, SQLite keeps both companions of the file.
+  for (const char* suffix : {"-wal", "-shm"}) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path + suffix, ec)) return gone(path + suffix, "removed");
+  }
+  return OkStatus();
+}
+
 // Errors while opening name the file, whatever step failed.
 Error WithPath(const std::string& path, const Error& error) {
   if (error.message.find(path) != std::string::npos) return error;
@@ -184,10 +211,12 @@ keys::Project ReadProject(const sqlite::Statement& stmt) {
 
 // ---------------------------------------------------------------- lifecycle
 
-SqliteStore::SqliteStore(std::string path, std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
+SqliteStore::SqliteStore(std::string path, StoreFileId file,
+                         std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
                          std::unique_ptr<sqlite::GroupCommitWriter> writer,
                          std::unique_ptr<sqlite::ReadPool> readers)
     : path_(std::move(path)),
+      file_(file),
       checkpointer_(std::move(checkpointer)),
       writer_(std::move(writer)),
       readers_(std::move(readers)) {}
@@ -217,27 +246,20 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
       std::move(*checkpoint_conn), kBackgroundCheckpointFrames, kWriterCheckpointFrames);
   checkpointer->Attach(**conn);
   sqlite::WalCheckpointer* raw_checkpointer = checkpointer.get();
+  const StoreFileId file = IdentifyFile(path);
+  // A commit is acknowledged only while the files it went to are the ones a restart reads
+  // (three stat calls a batch, beside its fsync).
   auto writer = std::make_unique<sqlite::GroupCommitWriter>(
       std::move(*conn), static_cast<size_t>(options.max_batch_writes),
-      [raw_checkpointer](Connection& writer_conn) { raw_checkpointer->AfterBatch(writer_conn); });
+      [raw_checkpointer](Connection& writer_conn) { raw_checkpointer->AfterBatch(writer_conn); },
+      [path, file] { return CheckFiles(path, file); });
   auto readers =
       std::make_unique<sqlite::ReadPool>(path, options.read_connections, options.busy_timeout_ms);
-  return std::unique_ptr<SqliteStore>(new SqliteStore(path, std::move(checkpointer),
+  return std::unique_ptr<SqliteStore>(new SqliteStore(path, file, std::move(checkpointer),
                                                       std::move(writer), std::move(readers)));
 }
 
-Status SqliteStore::CheckFilesInPlace() const {
-  // While a connection is open in WAL mode, SQLite keeps both companions of the file.
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path_ + suffix, ec)) {
-      return Error::Unavailable("sqlite database " + path_ + ": " + path_ + suffix +
-                                " was removed while keygate has it open; restart keygate (writes "
-                                "since then are not in the files a restart reads)");
-    }
-  }
-  return OkStatus();
-}
+Status SqliteStore::CheckFilesInPlace() const { return CheckFiles(path_, file_); }
 
 void SqliteStore::Close() {
   // The write connection is the last to close, so it checkpoints the WAL and removes it. The

@@ -41,6 +41,13 @@
 
 namespace keygate::store {
 
+// A file by its device and inode (0, 0: none).
+struct StoreFileId {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  bool operator==(const StoreFileId&) const = default;
+};
+
 namespace sqlite {
 class Connection;
 class GroupCommitWriter;
@@ -94,9 +101,11 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   const std::string& path() const { return path_; }
 
   // OK while the files the open store writes are where it opened them; Unavailable naming the
-  // file otherwise: the database renamed or removed, or its -wal or -shm removed (an operator
-  // cleaning up, say). Writes then go to files no restart will read: a kill -9 loses them.
-  // Reads the file system only (no SQL); safe from any thread.
+  // file otherwise: the database renamed, removed or replaced (another file moved to its
+  // path), or its -wal or -shm removed (an operator cleaning up, say). Writes would then go to
+  // files no restart reads: every write batch is checked so after its commit and fails
+  // Unavailable (nothing acknowledged is lost). Reads the file system only (no SQL); safe from
+  // any thread.
   Status CheckFilesInPlace() const;
   WriteStats GetWriteStats() const;
 
@@ -156,7 +165,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
  private:
   using ConnFn = std::function<Status(sqlite::Connection&)>;
 
-  SqliteStore(std::string path, std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
+  SqliteStore(std::string path, StoreFileId file,
+              std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
               std::unique_ptr<sqlite::GroupCommitWriter> writer,
               std::unique_ptr<sqlite::ReadPool> readers);
 
@@ -178,6 +188,7 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   };
 
   const std::string path_;
+  const StoreFileId file_;  // the database file as opened
   UsageKeyCache usage_keys_;
   // Declared before the writer: the writer's connection calls into it until the writer stops.
   std::unique_ptr<sqlite::WalCheckpointer> checkpointer_;

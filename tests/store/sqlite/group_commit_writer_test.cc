@@ -216,5 +216,30 @@ TEST_F(GroupCommitWriterTest, AfterBatchRunsOncePerBatchAfterEveryWaiterIsReleas
   EXPECT_EQ(writer_->GetStats().batches, 2);  // the gate's, then the 37 queued together
 }
 
+TEST_F(GroupCommitWriterTest, AFailedVerificationAfterTheCommitFailsEveryWaiter) {
+  writer_.reset();
+  auto conn = Connection::Open(path_, SQLITE_OPEN_READWRITE, 1000);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  std::atomic<bool> files_gone{false};
+  writer_ = std::make_unique<GroupCommitWriter>(std::move(*conn), 512, nullptr, [&files_gone] {
+    if (files_gone.load()) return Status(Error::Unavailable("keygate.db was removed"));
+    return OkStatus();
+  });
+  EXPECT_TRUE(writer_->Submit(Insert("before")).ok());
+  files_gone = true;
+  Gate gate;
+  std::vector<Status> results;
+  std::vector<std::thread> threads;
+  QueueBehindGate(&gate, {Insert("a"), Insert("b")}, &results, &threads);
+  gate.Open();
+  for (std::thread& thread : threads) thread.join();
+  for (const Status& status : results) {
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.error().code, ErrorCode::kUnavailable);
+    EXPECT_NE(status.error().message.find("keygate.db was removed"), std::string::npos)
+        << status.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace keygate::store::sqlite
