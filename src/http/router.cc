@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "common/ascii.h"
+#include "common/secret_shape.h"
 #include "common/status.h"
 #include "http/error_response.h"
 
@@ -145,6 +146,8 @@ std::string PathForLog(std::string_view path, std::span<const std::string> secre
   MaskAfterPrefixes(
       &out, secret_prefixes, [](char c) { return c == '/'; },
       [](const std::string&, size_t) { return true; }, 0);
+  // A key issued under a prefix no longer configured is still a key.
+  MaskSecretShapes(&out, /*json=*/false);
   return out;
 }
 
@@ -172,6 +175,8 @@ void MaskKeysInText(std::string* text, std::span<const std::string> secret_prefi
         return true;
       },
       kShortestSecretPart);
+  // A key issued under a prefix no longer configured, or its secret part alone.
+  MaskSecretShapes(text, /*json=*/true);
 }
 
 std::string Router::Shown(std::string_view raw_path) const {

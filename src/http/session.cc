@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/ascii.h"
+#include "common/secret_shape.h"
 #include "http/error_response.h"
 #include "http/message_scan.h"
 #include "http/read_readiness.h"
@@ -238,7 +239,8 @@ std::string RequestIdFor(std::string_view client_value,
   };
   if (!client_value.empty() && client_value.size() <= kMaxRequestIdLength &&
       std::all_of(client_value.begin(), client_value.end(), IsRequestIdChar) &&
-      std::none_of(secret_prefixes.begin(), secret_prefixes.end(), secret)) {
+      std::none_of(secret_prefixes.begin(), secret_prefixes.end(), secret) &&
+      !HoldsSecretShape(client_value)) {
     return std::string(client_value);
   }
   // 64 random bits in 11 base-62 digits: with "req_", 15 characters, which std::string holds

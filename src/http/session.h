@@ -124,7 +124,8 @@ std::string SerializeHead(const ResponseHead& head, std::vector<std::string>* dr
 std::string_view HttpDate();
 
 // Returns the client's x-request-id if it is 1..128 characters of [A-Za-z0-9._-] and holds
-// none of `secret_prefixes`, else a new "req_" + 11 base-62 digits id.
+// none of `secret_prefixes` nor anything shaped as a key's secret part (common/secret_shape.h),
+// else a new "req_" + 11 base-62 digits id.
 std::string RequestIdFor(std::string_view client_value,
                          std::span<const std::string> secret_prefixes = {});
 

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/hex.h"
+#include "common/secret_shape.h"
 
 namespace keygate::keys {
 namespace {
@@ -27,7 +28,7 @@ constexpr size_t kRandomIdBytes = 8;
 // held as eight 32-bit big-endian limbs (a 64-bit accumulator never overflows: the remainder
 // is below 62), which gives exactly the digits of a byte-by-byte long division.
 std::string Base62(const std::array<uint8_t, kSecretBytes>& bytes) {
-  constexpr size_t kDigits = 43;  // ceil(256 / log2(62))
+  constexpr size_t kDigits = kSecretBodyChars;  // ceil(256 / log2(62))
   constexpr size_t kLimbs = kSecretBytes / 4;
   std::array<uint32_t, kLimbs> num;
   for (size_t i = 0; i < kLimbs; ++i) {

@@ -610,6 +610,12 @@ TEST(RequestIdTest, TheClientsIdIsAdoptedUnlessItHoldsAKeyPrefix) {
     EXPECT_EQ(made.size(), 15u) << id;
   }
   EXPECT_EQ(internal::RequestIdFor(std::string(129, 'a')).substr(0, 4), "req_");
+  // A key's secret part, without its prefix or under one no longer configured, is not an id.
+  const std::string body = "0123456789abcdefghijABCDEFGHIJklmnopqrstWXY";
+  for (const std::string& id : {body, "sk-old-" + body, "trace-" + body + "-1"}) {
+    EXPECT_EQ(internal::RequestIdFor(id, prefixes).substr(0, 4), "req_") << id;
+  }
+  EXPECT_EQ(internal::RequestIdFor("trace-" + body.substr(1), prefixes), "trace-" + body.substr(1));
 }
 
 TEST(PathForLogTest, AKeyInThePathIsMaskedForTheLog) {
@@ -624,6 +630,17 @@ TEST(PathForLogTest, AKeyInThePathIsMaskedForTheLog) {
             "/v2/api-keys/sk-kg-\u2022\u2022\u2022\u2022cdef/rotate");
   EXPECT_EQ(PathForLog("/a/pk-kg-short/b/xsk-kg-0123456789", prefixes),
             "/a/pk-kg-\u2022\u2022\u2022\u2022/b/xsk-kg-\u2022\u2022\u2022\u20226789");
+  // A key issued under a prefix since changed (audit, 2026-12-07) is masked by its shape.
+  const std::string body = "0123456789abcdefghijABCDEFGHIJklmnopqrstWXY";
+  EXPECT_EQ(PathForLog("/api/v1/keys/sk-acme-" + body, prefixes),
+            "/api/v1/keys/sk-acme-\u2022\u2022\u2022\u2022" + body.substr(39));
+  std::string message =
+      R"({"error":{"message":"The model 'ok-acme-)" + body + R"(' does not exist"}})";
+  MaskKeysInText(&message, prefixes);
+  EXPECT_EQ(message.find(body), std::string::npos) << message;
+  EXPECT_NE(message.find("ok-acme-\u2022\u2022\u2022\u2022" + body.substr(39)),
+            std::string::npos)
+      << message;
 }
 
 TEST_F(ServerTest, DrainTimeoutClosesConnectionsStillBusy) {

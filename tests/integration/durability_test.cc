@@ -154,6 +154,33 @@ TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReportedAndWritesRefuse
   EXPECT_NE(process_->Stop(), 0);
 }
 
+// Audit, 2026-12-07: after the key prefixes changed, keys issued under the old ones (which go
+// on working) were logged and echoed in full; they are recognised by their shape.
+TEST_F(ManagementTest, KeysOfAnOldPrefixStayMaskedAfterThePrefixesChange) {
+  auto created = client_->Post("/prod/createServiceKey", R"({"api_key_name":"old"})", a_.pk);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string sk = Parse(created.body).at("api_key").as_string().c_str();
+  ASSERT_EQ(process_->Stop(), 0);
+  ASSERT_TRUE(process_->Start({"KEYGATE_KEY_PREFIXES_SERVICE=sk-acme-",
+                               "KEYGATE_KEY_PREFIXES_PROVISIONING=pk-acme-",
+                               "KEYGATE_KEY_PREFIXES_OWNER=ok-acme-"}))
+      << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  EXPECT_EQ(client_->Get("/api/v1/keys/" + sk, a_.pk).status, 404);  // a secret is no hash
+  auto echoed = client_->Request("POST", "/v1/chat/completions",
+                                 R"({"model":")" + a_.pk +
+                                     R"(","messages":[{"role":"user","content":"hi"}]})",
+                                 {{"authorization", "Bearer " + sk}, {"x-request-id", sk}});
+  EXPECT_EQ(echoed.status, 404) << echoed.body;  // the model named does not exist
+  EXPECT_NE(echoed.body.find("\u2022"), std::string::npos) << echoed.body;
+  EXPECT_EQ(echoed.body.find(a_.pk), std::string::npos) << echoed.body;
+  EXPECT_EQ(echoed.Header("x-request-id").substr(0, 4), "req_");
+  const std::string log = process_->log();
+  for (const std::string& secret : {sk, a_.pk}) {
+    EXPECT_EQ(log.find(secret.substr(6)), std::string::npos) << log;  // nor its random part
+  }
+}
+
 // A backup moved into the database's place is not the file keygate writes: the same.
 TEST_F(ManagementTest, AStoreFileReplacedUnderTheServerRefusesWrites) {
   const std::string db = dir_.path() + "/keygate.db";
