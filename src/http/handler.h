@@ -113,6 +113,15 @@ class Responder {
     if (!events.empty()) WriteChunk(std::move(events), {});
     EndStream();
   }
+  // Ends a stream that broke before its end (an upstream that failed): if nothing of it has
+  // gone out yet (its head still waits to be written), `instead` is sent in its place, a
+  // complete answer; else the connection is cut, the only way HTTP/1.1 can say a stream broke
+  // (as releasing the responder without EndStream() does, which is what this default does).
+  // REQUIRES: BeginStream() called, EndStream() not.
+  virtual void AbortStream(Response /*instead*/) {}
+  // True once keygate itself closed the connection (the drain's deadline at a stop), false
+  // while open or when the client left: read in OnClientGone's callback, to tell the two.
+  virtual bool ClosedByServer() const { return false; }
   // `cb` runs once (on an io thread) if the client disconnects before the response completes.
   virtual void OnClientGone(std::function<void()> cb) = 0;
   // Says how long (nanoseconds) the answer waited on an upstream call, so that the server can

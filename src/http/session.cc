@@ -138,6 +138,13 @@ class ResponderImpl final : public Responder {
                    std::move(header_lines), std::move(events));
     });
   }
+  // Read on the session's thread (where OnClientGone's callback runs).
+  bool ClosedByServer() const override { return session_->server_closed_; }
+  void AbortStream(Response instead) override {
+    session_->Run([seq = seq_, instead = std::move(instead)](Session& s) mutable {
+      s.AbortStream(seq, std::move(instead));
+    });
+  }
   void OnClientGone(std::function<void()> cb) override {
     session_->Run([seq = seq_, cb = std::move(cb)](Session& s) mutable {
       s.SetClientGoneCallback(seq, std::move(cb));

@@ -189,6 +189,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view tail;  // chunk terminator (static storage)
     std::function<void(bool ok)> on_written;
     bool completes = false;  // writing it completes the exchange
+    bool stream_head = false;  // a stream's head (AbortStream withdraws it while unwritten)
   };
   using Clock = std::chrono::steady_clock;
 
@@ -238,6 +239,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void SetClientGoneCallback(uint64_t seq, std::function<void()> callback);
   void NoteUpstreamTime(uint64_t seq, int64_t nanoseconds);
   void HandlerFailed(uint64_t seq);
+  void AbortStream(uint64_t seq, Response instead);
   void ResponderReleased(uint64_t seq);
   void AbortExchange(const char* why);
   std::string MakeHead(int status, std::string_view content_type, const HeaderList& headers,

@@ -232,6 +232,7 @@ void Session::BeginStream(uint64_t seq, int status, HeaderList headers, ContentT
   item.head = MakeHead(
       status, content_type, headers, header_lines,
       exchange.chunked ? ResponseHead::Framing::kChunked : ResponseHead::Framing::kNone, 0);
+  item.stream_head = true;
   // The first chunk usually follows in the same handler: they leave in one write.
   Enqueue(std::move(item), /*defer=*/true);
 }
@@ -360,12 +361,38 @@ void Session::ResponderReleased(uint64_t seq) {
   }
 }
 
+void Session::AbortStream(uint64_t seq, Response instead) {
+  if (!IsCurrent(seq) || exchange_->state != ResponseState::kStreaming) return;
+  if (Writable()) {
+    // Nothing of the stream has gone out while its head waits in the queue, outside the write
+    // in flight: the head and what followed it are withdrawn, and `instead` answers.
+    const auto unwritten = out_.begin() + static_cast<std::ptrdiff_t>(in_flight_);
+    const auto head = std::find_if(unwritten, out_.end(),
+                                   [](const OutItem& item) { return item.stream_head; });
+    if (head != out_.end()) {
+      std::vector<std::function<void(bool)>> callbacks;
+      for (auto it = head; it != out_.end(); ++it) {
+        if (it->on_written) callbacks.push_back(std::move(it->on_written));
+      }
+      out_.erase(head, out_.end());
+      for (auto& callback : callbacks) RunCallback("on_written", [&callback] { callback(false); });
+      Exchange& exchange = *exchange_;
+      exchange.state = ResponseState::kAwaiting;
+      exchange.chunked = false;
+      exchange.bytes = 0;
+      return SendResponse(seq, std::move(instead));
+    }
+  }
+  AbortExchange("the stream broke");
+}
+
 void Session::AbortExchange(const char* why) {
   state_.logger().Warn("http.stream_aborted",
                        {{"request_id", exchange_->request_id}, {"reason", why}});
   // The status line is gone already; cutting the connection is the only way to tell the
-  // client the stream is incomplete.
+  // client the stream is incomplete. keygate cut it, not the client (the access line says so).
   exchange_->keep_alive = false;
+  server_closed_ = true;
   ClientGone();
   FinishExchange();
 }
@@ -515,7 +542,7 @@ void Session::LogAccess(Clock::time_point now) {
                              {"duration_us", duration_us},
                              {"request_id", exchange.request_id},
                              {"bytes", exchange.bytes},
-                             {"client_gone", client_gone_},
+                             {"client_gone", client_gone_ && !server_closed_},
                              {"overhead_us", overhead_us}};
   // overhead_us only for a request that made an upstream call.
   const size_t count = std::size(fields) - (overhead_us < 0 ? 1 : 0);

@@ -12,6 +12,7 @@ namespace keygate::proxy {
 namespace {
 
 constexpr int kStatusClientClosed = 499;  // nginx's: the caller went away first
+constexpr int kStatusServerClosed = 503;  // keygate stopped serving it (a stop's deadline)
 constexpr int64_t kNanosPerMilli = 1'000'000;
 
 // Request headers that never go upstream (see ForwardableHeaders()).
@@ -264,6 +265,7 @@ void ModelCall::RelayEvents(std::string_view data) {
   for (std::string_view event : events_) room += event.size();
   if (room > 0) target->reserve(target->size() + room);
   for (std::string_view event : events_) AppendEvent(event, target);
+  relayed_ = relayed_ || !target->empty();
   // Each write holds the responder until it is on the wire, so that a stream cut right after
   // (the responder released without EndStream) still delivers what came before the cut.
   if (!out.empty()) responder_->WriteChunk(std::move(out), [keep = responder_](bool) {});
@@ -350,7 +352,15 @@ void ModelCall::FinishComplete() {
 }
 
 void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
-  if (outcome != UpstreamOutcome::kComplete && outcome != UpstreamOutcome::kCancelled) {
+  const bool failed =
+      outcome != UpstreamOutcome::kComplete && outcome != UpstreamOutcome::kCancelled;
+  if (failed && !relayed_) {
+    // Nothing of the stream is on its way to the caller: a failure before the answer, as a
+    // plain call's is (released; a 502 or 504 in place of the stream if its head has not gone
+    // out either, as when the head and a broken body came in one read).
+    return FailBeforeAnswer(outcome, detail);
+  }
+  if (failed) {
     env_.metrics.CountUpstreamFailure(admission_.call.target->provider, ToString(outcome));
     env_.log.Warn("proxy.stream_broken", {{"request_id", responder_->request_id()},
                                           {"provider", admission_.call.target->provider},
@@ -360,7 +370,7 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   // spec data-plane.md: what was received is charged, from the usage chunk if it came.
   const TokenUsage usage = stream_usage_.value_or(EstimateReceived(completion_bytes_));
   int status = 200;
-  if (outcome == UpstreamOutcome::kCancelled) status = kStatusClientClosed;
+  if (outcome == UpstreamOutcome::kCancelled) status = CancelledStatus();
   if (outcome == UpstreamOutcome::kTimeout) status = HttpStatusFor(ErrorCode::kUpstreamTimeout);
   if (outcome == UpstreamOutcome::kReset || outcome == UpstreamOutcome::kBadResponse ||
       outcome == UpstreamOutcome::kConnectFailed) {
@@ -400,7 +410,7 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
 void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail) {
   const std::string& provider = admission_.call.target->provider;
   if (outcome == UpstreamOutcome::kCancelled) {
-    Close(kStatusClientClosed, Charge::kRelease, {});
+    Close(CancelledStatus(), Charge::kRelease, {});
     responder_.reset();
     return;
   }
@@ -424,8 +434,20 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   // spec §3 step 5: a failed or timed-out upstream call releases its reservations (before
   // the answer leaves, see FinishComplete).
   Close(status, Charge::kRelease, {});
-  if (!client_gone_) responder_->Send(std::move(response));
+  if (!client_gone_) {
+    // A stream begun (its head queued, perhaps written) is withdrawn for the answer if it can
+    // still be, else cut.
+    if (streaming_ && !whole_stream_) {
+      responder_->AbortStream(std::move(response));
+    } else {
+      responder_->Send(std::move(response));
+    }
+  }
   responder_.reset();
+}
+
+int ModelCall::CancelledStatus() const {
+  return responder_ && responder_->ClosedByServer() ? kStatusServerClosed : kStatusClientClosed;
 }
 
 void ModelCall::NoteEchoedKey(std::string_view where) {

@@ -100,6 +100,9 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   // Whether the key has a credit or TPM limit: its calls get an output cap sent upstream, and
   // are charged at most their reservation.
   bool Bounded() const;
+  // The usage record's status of a call cancelled: 499 when the caller left, 503 when keygate
+  // cut the connection itself (the deadline of a stop's drain).
+  int CancelledStatus() const;
   // Logs that the upstream's answer held the provider's key at `where` (kept from the caller).
   void NoteEchoedKey(std::string_view where);
   // The usage writer's id of this call while in flight (0 before Start).
@@ -136,6 +139,7 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   std::string encoding_;
   bool streaming_ = false;        // relaying a stream to the caller
   bool whole_stream_ = false;     // ... one whose every event was in hand: sent at its end
+  bool relayed_ = false;          // some of the stream's bytes are on their way to the caller
   std::string whole_events_;      // the events of such a stream, as relayed
   SseSplitter splitter_;
   EventShapes event_shapes_;  // what this stream's events repeat (ReadEvent)

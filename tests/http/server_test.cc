@@ -259,6 +259,24 @@ void ServerTest::AddRoutes() {
         r->EndStream();
       },
       Execution::kInline);
+  // A stream that breaks before anything of it is written, and one that breaks after.
+  router_.Add(
+      "GET", "/abort-at-once",
+      [](Request&, std::shared_ptr<Responder> r) {
+        r->BeginStream(200, {});
+        r->AbortStream(ErrorResponse(Error{ErrorCode::kUpstreamFailed, "upstream broke", "", ""}));
+      },
+      Execution::kInline);
+  router_.Add(
+      "GET", "/abort-after-chunk",
+      [](Request&, std::shared_ptr<Responder> r) {
+        r->BeginStream(200, {});
+        r->WriteChunk("data: 1\n\n", [r](bool) {
+          r->AbortStream(
+              ErrorResponse(Error{ErrorCode::kUpstreamFailed, "upstream broke", "", ""}));
+        });
+      },
+      Execution::kInline);
   router_.Add(
       "GET", "/whole-stream",
       [](Request& request, std::shared_ptr<Responder> r) {
@@ -443,6 +461,26 @@ TEST_F(ServerTest, StreamIsFramedAsHttpChunks) {
       Client().RawExchange("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   std::string body = raw.substr(raw.find("\r\n\r\n") + 4);
   EXPECT_EQ(body, "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\n0\r\n\r\n");
+}
+
+// A stream withdrawn before anything of it is written is answered as the handler says instead
+// (the connection kept); one withdrawn after is cut, and the access line keeps the handler's
+// status without blaming the client.
+TEST_F(ServerTest, AStreamAbortedBeforeItsHeadLeftIsAnsweredInstead) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TestHttpClient client = Client();
+  auto instead = client.Get("/abort-at-once");
+  EXPECT_EQ(instead.status, 502);
+  EXPECT_NE(instead.body.find("upstream broke"), std::string::npos) << instead.body;
+  EXPECT_EQ(client.Get("/hello").status, 200);  // the same connection goes on
+  std::string raw = Client().RawExchange("GET /abort-after-chunk HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(raw.rfind("HTTP/1.1 200", 0), 0u) << raw;
+  EXPECT_NE(raw.find("data: 1\n\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("0\r\n\r\n"), std::string::npos) << raw;  // cut: no last chunk
+  EXPECT_TRUE(Eventually([this] {
+    return LogText().find(R"("path":"/abort-after-chunk","status":200)") != std::string::npos;
+  })) << LogText();
+  EXPECT_EQ(LogText().find(R"("client_gone":true)"), std::string::npos) << LogText();
 }
 
 // A stream sent whole: one answer framed by its length, its events as they are, the

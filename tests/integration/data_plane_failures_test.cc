@@ -122,6 +122,29 @@ TEST_F(DataPlaneTest, AStreamResetMidwayIsCutAndChargedForWhatWasReceived) {
   EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
 }
 
+// Audit, 2026-12-07: a stream whose head and a broken body came in one read reached the caller
+// as nothing at all (the connection closed before the head left), charged, and logged as a
+// caller who left. Nothing of it relayed, it is a failure before the answer, as a plain call's:
+// a 502 in the stream's place, released, and the access line keeps keygate's own status.
+TEST_F(DataPlaneTest, AStreamBrokenBeforeItsFirstEventIsA502AndReleased) {
+  MintedKey key = Mint(kOneCallBudget);
+  for (int i = 0; i < 2; ++i) {
+    auto reply = Call(key.secret, ChatBody("hi", 100, "mock/echo", R"(,"stream":true)"),
+                      "/v1/chat/completions", {{"x-mock-fault", "badchunk"}});
+    EXPECT_EQ(reply.status, 502) << reply.body;
+    EXPECT_NE(reply.body.find("\"upstream_error\""), std::string::npos) << reply.body;
+  }
+  // Released: the one call the budget holds still fits.
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+  auto rows = WaitForUsage(key.hash, 3);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].status, 502);
+  EXPECT_EQ(rows[0].cost, 0);
+  EXPECT_EQ(rows[1].cost, 0);
+  EXPECT_EQ(process_->log().find(R"("client_gone":true)"), std::string::npos)
+      << process_->log();
+}
+
 TEST_F(DataPlaneTest, ACallerWhoHangsUpCancelsTheUpstreamCallAndPaysForWhatCame) {
   MintedKey key = Mint(kOneCallBudget);
   // 40 chunks 100 ms apart: four seconds if it ran to the end.
@@ -402,6 +425,36 @@ TEST_F(DataPlaneTest, WhileTheStoreTakesNoUsageModelCallsAreRefusedAndAStopWaits
   lock.Release();
   EXPECT_EQ(process_->Wait(), 0) << process_->log();
   EXPECT_EQ(UsageRows(key.hash).size(), static_cast<size_t>(admitted) + 1);
+}
+
+// Audit, 2026-12-07: a stream keygate cut at a stop (a second signal, or the drain's deadline)
+// was recorded as a caller who left (499, client_gone). It is keygate's doing: the record says
+// 503 and the access line does not blame the client. It is charged for what it relayed.
+TEST_F(DataPlaneTest, AStreamCutByAStopIsRecordedAsKeygatesNotTheCallers) {
+  MintedKey key = Mint();
+  std::thread caller([this, &key] {
+    TestHttpClient client("127.0.0.1", process_->port());
+    try {
+      client.StreamLines("POST", "/v1/chat/completions",
+                         ChatBody("a b c d e f g h", 100, "mock/echo", R"(,"stream":true)"),
+                         {{"Authorization", "Bearer " + key.secret},
+                          {"x-mock-chunks", "20"},
+                          {"x-mock-chunk-delay-ms", "200"}});
+    } catch (const std::exception&) {
+      // cut: the stream ends without its last chunk
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  process_->Signal(SIGTERM);  // drains: the stream may run on
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  process_->Signal(SIGINT);  // a second signal cuts it
+  EXPECT_EQ(process_->Wait(), 0) << process_->log();
+  caller.join();
+  auto rows = UsageRows(key.hash);
+  ASSERT_EQ(rows.size(), 1u) << process_->log();
+  EXPECT_EQ(rows[0].status, 503);
+  EXPECT_GT(rows[0].completion_tokens, 0);  // what was relayed
+  EXPECT_EQ(process_->log().find(R"("client_gone":true)"), std::string::npos) << process_->log();
 }
 
 TEST_F(DataPlaneTest, AStopThatCannotStoreUsageSaysSoAndFails) {

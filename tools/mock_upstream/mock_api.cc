@@ -28,7 +28,7 @@ struct NamedFault {
 constexpr NamedFault kNamedFaults[] = {
     {"400", FaultKind::kBadRequest},  {"429", FaultKind::kRateLimit},
     {"500", FaultKind::kServerError}, {"reset", FaultKind::kReset},
-    {"hang", FaultKind::kHang},
+    {"hang", FaultKind::kHang},       {"badchunk", FaultKind::kBadChunk},
 };
 
 constexpr std::string_view kModelsBody =
@@ -139,6 +139,9 @@ bool ApplyFault(const Fault& fault, Reply* reply) {
       return true;
     case FaultKind::kHang:
       reply->action = Action::kHang;
+      return true;
+    case FaultKind::kBadChunk:
+      reply->action = Action::kBadChunk;
       return true;
   }
   return false;

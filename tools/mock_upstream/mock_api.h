@@ -33,6 +33,8 @@
 //   400         400 invalid_request    reset plain: close with no answer (TCP RST); stream: send
 //               two content events, then close (FIN) without the terminating chunk
 //   hang        never answer; the connection stays open until the client closes it
+//   badchunk    a 200 event-stream head and a malformed chunk-size line in one write, then
+//               close (FIN): an answer broken before its first event
 // The "model" field of every answer echoes the request's model exactly as sent.
 //
 // Thread safety: MockApi is immutable after construction apart from the Stats it is given,
@@ -65,6 +67,7 @@ enum class FaultKind {
   kServerError,  // 500 server_error
   kReset,        // plain: close without answering; stream: two events then close
   kHang,         // never answer
+  kBadChunk,     // a stream head and a malformed chunk in one write, then close
 };
 
 struct Fault {
@@ -72,7 +75,8 @@ struct Fault {
   FaultKind kind = FaultKind::kNone;
 };
 
-// Parses "delay:<ms>", "500", "429", "400", "reset", "hang", or a comma-separated list with at
+// Parses "delay:<ms>", "500", "429", "400", "reset", "hang", "badchunk", or a comma-separated
+// list with at
 // most one delay and one other fault. Returns nullopt for anything else (or a delay outside
 // 0..kMaxDelayMs).
 std::optional<Fault> ParseFault(std::string_view spec);
@@ -83,6 +87,7 @@ enum class Action {
   kStream,   // write SSE events (body, cut at event_ends), chunk_delay_ms apart
   kClose,    // close the connection abortively without answering
   kHang,     // answer nothing; close only when the client does
+  kBadChunk, // write a stream head and a malformed chunk-size line at once, then close
 };
 
 struct Reply {

@@ -106,7 +106,7 @@ std::string Usage() {
          "  --port-file PATH      write the bound port to PATH once listening\n"
          "  --tls-cert, --tls-key serve HTTPS with this certificate chain and key (PEM files)\n"
          "Per request: header x-mock-fault or model suffix @FAULT, FAULT one of delay:MS, 400,\n"
-         "429, 500, reset, hang (or delay:MS,FAULT); headers x-mock-chunks and\n"
+         "429, 500, reset, hang, badchunk (or delay:MS,FAULT); headers x-mock-chunks and\n"
          "x-mock-chunk-delay-ms override the stream shape; x-mock-stream-framing: length sends a\n"
          "stream with Content-Length; x-mock-content-type the answer's Content-Type (none: no\n"
          "header); x-mock-interim: CODE an interim 1xx answer first; x-mock-usage:\n"

@@ -189,6 +189,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void CloseGracefully();
   void CloseTcp();
   void CloseAbortively();
+  void SendBadChunk();
 
   tcp::socket& socket() { return beast::get_lowest_layer(stream_); }
 
@@ -351,7 +352,31 @@ void Session<Stream>::Act() {
       return CloseAbortively();
     case Action::kHang:
       return Hang();
+    case Action::kBadChunk:
+      return SendBadChunk();
   }
+}
+
+template <class Stream>
+void Session<Stream>::SendBadChunk() {
+  out_.clear();
+  AppendHead(&out_, {.status = 200,
+                     .content_type = "text/event-stream",
+                     .content_length = std::nullopt,
+                     .chunked = true,
+                     .event_stream = true,
+                     .keep_alive = false,
+                     .version = version_,
+                     .retry_after_s = 0,
+                     .request_id = request_id_,
+                     .content_encoding = {},
+                     .echoed_authorization = {},
+                     .extra_lines = {}});
+  out_.append("zz\r\n");  // not a chunk size
+  net::async_write(stream_, net::buffer(out_), [self = this->shared_from_this()](ErrorCode ec,
+                                                                                 size_t) {
+    if (!ec) self->CloseGracefully();
+  });
 }
 
 template <class Stream>
