@@ -227,8 +227,10 @@ bool ScanResponse(std::string_view bytes, const ScanLimits& limits, ScannedMessa
       !cursor.Fields(out, &framing)) {
     return false;
   }
-  // 1xx, 204 and 304 answers have no body; an answer without a length is framed otherwise.
-  if (out->status < 200 || out->status == 204 || out->status == 304 || !framing.has_length) {
+  // 1xx, 204 and 304 answers have no body; an answer without a length is framed otherwise; a
+  // code above 599 is no HTTP status (the upstream client refuses it, after Beast's parser).
+  if (out->status < 200 || out->status > 599 || out->status == 204 || out->status == 304 ||
+      !framing.has_length) {
     return false;
   }
   return TakeBody(bytes, cursor.pos(), framing, limits.max_body_bytes, out);

@@ -482,7 +482,8 @@ class Exchange final : public UpstreamCall, public std::enable_shared_from_this<
   void OnRead(error_code ec, size_t bytes);
   void Feed();
   void NewParser();
-  // The head just parsed was an interim answer (1xx): skips it for the final one, or fails.
+  // The head just parsed was an interim answer (1xx): skips it for the final one, or fails;
+  // or had no HTTP status (outside 100..599): fails. False for a final answer.
   bool SkipInterim();
   bool TakeScannedResponse();
   friend class ResponseParser;
@@ -665,7 +666,14 @@ void Exchange::NewParser() {
 
 bool Exchange::SkipInterim() {
   const int status = parser_->status();
-  if (status < 100 || status > 199) return false;
+  if (status < 100 || status > 599) {
+    // Three digits, as HTTP/1.1's grammar has it, but no status (RFC 9110 §15: 100..599): a
+    // broken upstream, whose answer keygate cannot pass on.
+    Finish(UpstreamOutcome::kBadResponse,
+           "head: status " + std::to_string(status) + " is not an HTTP status");
+    return true;
+  }
+  if (status > 199) return false;
   // RFC 9110 §15.2: 100 Continue, 103 Early Hints ... come before the final answer, on the
   // same connection; none is the caller's. Taken for the answer, it would end the exchange
   // with the final answer still to come, and the connection back in the pool would hand that

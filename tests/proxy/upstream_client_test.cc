@@ -380,6 +380,23 @@ TEST(UpstreamClientTest, ABodyDelimitedByTheConnectionsEndIsCompleteWhenItCloses
   EXPECT_EQ(recorder->body_, "first part, second part");
 }
 
+// Three digits that are no HTTP status (RFC 9110 §15: 100..599) are a bad response: answered
+// on, they became keygate's own 500 (audit, 2026-12-07).
+TEST(UpstreamClientTest, AStatusOutsideHttpsRangeIsABadResponse) {
+  for (const char* status : {"600 Nope", "999 Nope", "099 Nope", "000 Nope"}) {
+    SCOPED_TRACE(status);
+    ScriptedServer server(
+        {std::string("HTTP/1.1 ") + status + "\r\nContent-Length: 2\r\n\r\n{}"}, true);
+    std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
+    ASSERT_TRUE(recorder->ended_);
+    EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kBadResponse) << recorder->detail_;
+    EXPECT_NE(recorder->detail_.find("is not an HTTP status"), std::string::npos)
+        << recorder->detail_;
+    EXPECT_EQ(recorder->heads_, 0);
+    EXPECT_EQ(recorder->idle_after_, 0u);
+  }
+}
+
 TEST(UpstreamClientTest, AMalformedHeadIsABadResponse) {
   ScriptedServer server({"HTTP/1.1 200 OK\r\nBad Header Name: x\r\n\r\n"}, true);
   std::shared_ptr<HeadRecorder> recorder = Fetch(server.port());
