@@ -321,7 +321,10 @@ void ModelCall::FinishComplete() {
     env_.metrics.CountUpstreamFailure(admission_.call.target->provider,
                                       "status_" + std::to_string(upstream_status_));
   }
-  std::optional<TokenUsage> usage = ParseUsage(body_);
+  std::optional<TokenUsage> usage =
+      ParseUsage(body_, admission_.call.request.endpoint == Endpoint::kEmbeddings
+                            ? UsageCounts::kPromptOnly
+                            : UsageCounts::kPromptAndCompletion);
   // spec data-plane.md: an upstream error is charged only for the usage it reports.
   Charge charge = Charge::kRelease;
   TokenUsage charged;

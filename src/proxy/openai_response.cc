@@ -123,10 +123,11 @@ size_t StringBodyLength(std::string_view text, size_t from) {
 namespace internal {
 
 // The usage object at the start of `text`, read by the scanner: its token counts when both are
-// plain non-negative integers (or completion_tokens is absent) and every other member is valid
-// JSON. Anything else (a negative or fractional count, an exponent, a repeated count, text the
-// scanner gives up on, an escaped member name) is nullopt, for the full parser to decide.
-std::optional<TokenUsage> ScanUsage(std::string_view text) {
+// plain non-negative integers (or completion_tokens is absent, for kPromptOnly) and every other
+// member is valid JSON. Anything else (a negative or fractional count, an exponent, a repeated
+// count, a null, text the scanner gives up on, an escaped member name) is nullopt, for the full
+// parser to decide.
+std::optional<TokenUsage> ScanUsage(std::string_view text, UsageCounts counts) {
   Scanner scan(text);
   if (!scan.Expect('{')) return std::nullopt;
   std::optional<int64_t> prompt;
@@ -155,13 +156,18 @@ std::optional<TokenUsage> ScanUsage(std::string_view text) {
     if (!scan.NextOrClose('}', &more)) return std::nullopt;
   }
   if (!prompt.has_value()) return std::nullopt;
+  if (!completion.has_value() && counts == UsageCounts::kPromptAndCompletion) {
+    return std::nullopt;
+  }
   return TokenUsage{*prompt, completion.value_or(0)};
 }
 
 // The same, by Boost.JSON's parser: prompt_tokens must be a non-negative integer, and so must
-// completion_tokens when it is there and not null (absent or null: 0, as in embeddings). Any
-// other count makes it no usage at all: the call is charged as if none came, never made free.
-std::optional<TokenUsage> ParseUsageObject(std::string_view text) {
+// completion_tokens when it is there and not null (absent or null: 0, as in embeddings; for
+// kPromptAndCompletion it must be there). Any other count makes it no usage at all: the call
+// is charged as if none came, never made free (a chat completion reporting no completion
+// tokens would be charged none for the text it returned).
+std::optional<TokenUsage> ParseUsageObject(std::string_view text, UsageCounts counts) {
   // A usage object is small: it is parsed into a buffer on the stack, by a parser the thread
   // keeps, so that settling a call allocates nothing here.
   unsigned char arena[1024];
@@ -178,16 +184,15 @@ std::optional<TokenUsage> ParseUsageObject(std::string_view text) {
   const json::value* prompt = usage.get_object().if_contains("prompt_tokens");
   if (prompt == nullptr || !prompt->is_int64() || prompt->get_int64() < 0) return std::nullopt;
   const json::value* completion = usage.get_object().if_contains("completion_tokens");
-  if (completion != nullptr && !completion->is_null() &&
-      (!completion->is_int64() || completion->get_int64() < 0)) {
-    return std::nullopt;
-  }
+  const bool reported = completion != nullptr && !completion->is_null();
+  if (reported && (!completion->is_int64() || completion->get_int64() < 0)) return std::nullopt;
+  if (!reported && counts == UsageCounts::kPromptAndCompletion) return std::nullopt;
   return TokenUsage{prompt->get_int64(), NonNegative(completion)};
 }
 
 }  // namespace internal
 
-std::optional<TokenUsage> ParseUsage(std::string_view text) {
+std::optional<TokenUsage> ParseUsage(std::string_view text, UsageCounts counts) {
   // The usage object comes last in OpenAI's answers: find it from the end and parse only it,
   // not the whole answer (an embeddings answer is mostly numbers).
   for (size_t at = text.rfind(kUsageKey); at != std::string_view::npos;
@@ -195,8 +200,8 @@ std::optional<TokenUsage> ParseUsage(std::string_view text) {
     const size_t object = UsageObjectStart(text, at);
     if (object == std::string_view::npos) continue;
     const std::string_view rest = text.substr(object);
-    if (auto usage = internal::ScanUsage(rest)) return usage;
-    return internal::ParseUsageObject(rest);
+    if (auto usage = internal::ScanUsage(rest, counts)) return usage;
+    return internal::ParseUsageObject(rest, counts);
   }
   return std::nullopt;
 }
@@ -441,8 +446,11 @@ bool LexEvent(std::string_view payload, size_t start, EventFacts* facts, LexMark
       const char* close = payload.data() + close_at;
       const std::string_view object(p, static_cast<size_t>(close - p));
       marks->usage_object = true;  // the last usage object decides, as ParseUsage's search does
-      facts->usage = internal::ScanUsage(object);
-      if (!facts->usage) facts->usage = internal::ParseUsageObject(object);
+      // Stream events are a chat completion's: their usage reports completion tokens too.
+      facts->usage = internal::ScanUsage(object, UsageCounts::kPromptAndCompletion);
+      if (!facts->usage) {
+        facts->usage = internal::ParseUsageObject(object, UsageCounts::kPromptAndCompletion);
+      }
       p = close;
       in_value = false;
       continue;
@@ -575,7 +583,9 @@ EventFacts SearchEvent(std::string_view event) {
   EventFacts facts;
   facts.kind = ClassifyData(data);
   if (facts.kind == EventKind::kDone) return facts;
-  if (facts.kind != EventKind::kContent) facts.usage = ParseUsage(data);
+  if (facts.kind != EventKind::kContent) {
+    facts.usage = ParseUsage(data, UsageCounts::kPromptAndCompletion);
+  }
   facts.completion_text_bytes = CompletionTextBytes(event);
   if (one_line) facts.null_usage_at = NullUsageOffset(event, data);
   return facts;

@@ -18,17 +18,24 @@
 
 namespace keygate::proxy {
 
+// What a usage object must report: a chat completion's its completion tokens too; an
+// embedding's has none (absent or null: 0).
+enum class UsageCounts { kPromptAndCompletion, kPromptOnly };
+
 // Returns the token counts of the last `usage` object of a JSON response or stream event
-// payload (prompt_tokens, and completion_tokens or 0 when absent, as for embeddings), or
-// nullopt if there is no `"usage": {...}` member whose object parses and has an integer
-// prompt_tokens. Only the usage object is parsed, not the whole answer.
-std::optional<TokenUsage> ParseUsage(std::string_view json);
+// payload (prompt_tokens, and completion_tokens, or 0 when absent or null and `counts` is
+// kPromptOnly), or nullopt if there is no `"usage": {...}` member whose object parses and has
+// the counts `counts` needs as non-negative integers. Only the usage object is parsed, not the
+// whole answer.
+std::optional<TokenUsage> ParseUsage(std::string_view json, UsageCounts counts);
 
 namespace internal {
 // ParseUsage's two readers of the usage object at the start of `object`, for tests: the
 // scanner (nullopt also when it leaves the object to the full parser) and Boost.JSON's parser.
-std::optional<TokenUsage> ScanUsage(std::string_view object);
-std::optional<TokenUsage> ParseUsageObject(std::string_view object);
+std::optional<TokenUsage> ScanUsage(std::string_view object,
+                                    UsageCounts counts = UsageCounts::kPromptOnly);
+std::optional<TokenUsage> ParseUsageObject(std::string_view object,
+                                           UsageCounts counts = UsageCounts::kPromptOnly);
 }  // namespace internal
 
 // Splits a byte stream into SSE events. An event ends with a blank line ("\n\n", "\r\n\r\n" or

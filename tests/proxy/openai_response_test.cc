@@ -22,27 +22,34 @@ std::vector<std::string> FeedAll(SseSplitter& splitter, const std::vector<std::s
 TEST(OpenAiResponseTest, ParseUsageReadsTheLastUsageObject) {
   auto chat = ParseUsage(
       R"({"id":"x","choices":[{"message":{"content":"\"usage\": {\"prompt_tokens\": 999}"}}],)"
-      R"("usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}})");
+      R"("usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}})",
+      UsageCounts::kPromptAndCompletion);
   ASSERT_TRUE(chat.has_value());
   EXPECT_EQ(chat->prompt_tokens, 12);
   EXPECT_EQ(chat->completion_tokens, 5);
-  auto embeddings = ParseUsage(R"({"data":[],"usage":{"prompt_tokens":8,"total_tokens":8}})");
+  auto embeddings = ParseUsage(R"({"data":[],"usage":{"prompt_tokens":8,"total_tokens":8}})",
+                               UsageCounts::kPromptOnly);
   ASSERT_TRUE(embeddings.has_value());
   EXPECT_EQ(embeddings->prompt_tokens, 8);
   EXPECT_EQ(embeddings->completion_tokens, 0);
-  auto spaced = ParseUsage("{ \"usage\" : { \"prompt_tokens\": 3 } }");
+  auto spaced = ParseUsage("{ \"usage\" : { \"prompt_tokens\": 3 } }", UsageCounts::kPromptOnly);
   ASSERT_TRUE(spaced.has_value());
   EXPECT_EQ(spaced->prompt_tokens, 3);
+  // A chat completion's usage without its completion tokens (absent or null) is no usage: the
+  // call is charged as one without usage, not for its prompt alone (audit, 2026-12-07).
+  for (const char* usage : {R"({"usage":{"prompt_tokens":10}})",
+                            R"({"usage":{"prompt_tokens":10,"completion_tokens":null}})"}) {
+    EXPECT_FALSE(ParseUsage(usage, UsageCounts::kPromptAndCompletion).has_value()) << usage;
+    EXPECT_EQ(ParseUsage(usage, UsageCounts::kPromptOnly)->prompt_tokens, 10) << usage;
+  }
 }
 
 TEST(OpenAiResponseTest, ParseUsageRefusesWhatIsNotAUsageObject) {
-  EXPECT_FALSE(ParseUsage("").has_value());
-  EXPECT_FALSE(ParseUsage("not json").has_value());
-  EXPECT_FALSE(ParseUsage(R"({"usage":null})").has_value());
-  EXPECT_FALSE(ParseUsage(R"({"usage":{"completion_tokens":3}})").has_value());
-  EXPECT_FALSE(ParseUsage(R"({"error":{"message":"a \"usage\":{\"prompt_tokens\":1}"}})")
-                   .has_value());
-  EXPECT_FALSE(ParseUsage(R"({"tags":["usage"]})").has_value());
+  for (const char* text :
+       {"", "not json", R"({"usage":null})", R"({"usage":{"completion_tokens":3}})",
+        R"({"error":{"message":"a \"usage\":{\"prompt_tokens\":1}"}})", R"({"tags":["usage"]})"}) {
+    EXPECT_FALSE(ParseUsage(text, UsageCounts::kPromptOnly).has_value()) << text;
+  }
 }
 
 // The scanner reads the common usage objects itself, and whatever it reads, it reads as the
@@ -90,7 +97,7 @@ TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
   for (const std::string& object : left_to_parser) {
     SCOPED_TRACE(object);
     EXPECT_FALSE(internal::ScanUsage(object).has_value());
-    const auto whole = ParseUsage(R"({"usage":)" + object + "}");
+    const auto whole = ParseUsage(R"({"usage":)" + object + "}", UsageCounts::kPromptOnly);
     const auto parsed = internal::ParseUsageObject(object);
     ASSERT_EQ(whole.has_value(), parsed.has_value());
     if (parsed.has_value()) {
@@ -184,6 +191,12 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
   EXPECT_EQ(ReadEvent(events[10]).usage->completion_tokens, 5);
   EXPECT_EQ(ReadEvent(events[11]).kind, EventKind::kUsageOnly);
   EXPECT_EQ(ReadEvent(events[11]).usage->prompt_tokens, 7);  // the last usage object
+  // A stream is a chat completion's: usage without completion tokens is no usage.
+  for (const char* event : {"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10}}\n\n",
+                            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,"
+                            "\"completion_tokens\":null}}\n\n"}) {
+    EXPECT_FALSE(ReadEvent(event).usage.has_value()) << event;
+  }
   EXPECT_EQ(ReadEvent(events[12]).kind, EventKind::kDone);
 
   // Not JSON, an escaped name, structure-like text inside strings: read alike.
