@@ -298,6 +298,13 @@ Status ResolveModelId(const YamlReader& reader, const std::string& path,
         draft->id_node, field,
         "must be provider/model (e.g. openai/gpt-4o-mini), got '" + model.id + "'");
   }
+  if (model.id.find('*', slash + 1) != std::string::npos) {
+    // Keys' models lists read '*' as every model of a provider: an id holding one could
+    // only be allowed by that, or by no list at all.
+    return reader.ErrorAt(draft->id_node, field,
+                          "must not hold '*' in its model part (keys' models lists use "
+                          "provider/* for every model of a provider), got '" + model.id + "'");
+  }
   std::string provider_part = model.id.substr(0, slash);
   auto declared = std::find_if(providers.begin(), providers.end(), [&](const ProviderConfig& p) {
     return LowerAscii(p.name) == LowerAscii(provider_part);

@@ -2,6 +2,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/ascii.h"
 #include "common/log.h"
 #include "common/time_format.h"
 #include "keys/key_service.h"
@@ -55,16 +56,39 @@ bool IsUtf8(std::string_view s) {
 }
 
 // "provider/model" or "provider/*": both parts non-empty.
+// A models entry that can match a model of the catalog: a provider name as the catalog allows
+// it (1..64 of A-Z a-z 0-9 . _ -), '/', and a model name of printable characters without spaces
+// (as a catalog id's) or '*' alone. Anything else ("*/*", " openai/x", "openai/gpt-4*") would
+// never match, and the key would be refused every model with no word of why.
+bool IsModelPattern(std::string_view m) {
+  constexpr size_t kMaxProviderChars = 64;
+  const size_t slash = m.find('/');
+  if (m.size() > ValidationLimits::kMaxModelChars || slash == std::string_view::npos ||
+      slash == 0 || slash > kMaxProviderChars || slash + 1 == m.size()) {
+    return false;
+  }
+  for (char c : m.substr(0, slash)) {
+    if (!IsAsciiAlnum(c) && c != '.' && c != '_' && c != '-') return false;
+  }
+  const std::string_view model = m.substr(slash + 1);
+  if (model == "*") return true;
+  for (char c : model) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '*') return false;
+  }
+  return true;
+}
+
 Status CheckModels(const std::vector<std::string>& models) {
   if (models.size() > ValidationLimits::kMaxModels) {
     return Error::InvalidArgument("models may list at most 1000 entries", "models");
   }
   for (const std::string& m : models) {
-    size_t slash = m.find('/');
-    if (m.size() > ValidationLimits::kMaxModelChars || slash == std::string::npos || slash == 0 ||
-        slash + 1 == m.size()) {
+    if (!IsModelPattern(m)) {
       return Error::InvalidArgument(
-          "models entries must look like provider/model or provider/*, got '" +
+          "models entries must look like provider/model or provider/*: a provider name of "
+          "letters, digits, '.', '_' or '-', then a model name without spaces, where '*' may "
+          "only stand alone for every model of the provider; got '" +
               m.substr(0, ValidationLimits::kMaxModelChars) + "'",
           "models");
     }

@@ -323,6 +323,7 @@ TEST_F(ConfigTest, ModelErrorsNameTheirLine) {
       {Model("gpt-4o"), "cfg.yaml:5: models[0].id: must be provider/model"},
       {Model("mock/"), "cfg.yaml:5: models[0].id: must be provider/model"},
       {Model("/x"), "cfg.yaml:5: models[0].id: must be provider/model"},
+      {Model("mock/gpt-*"), "cfg.yaml:5: models[0].id: must not hold '*' in its model part"},
       {Model("mock/a") + Model("MOCK/a"),
        "cfg.yaml:10: models[1].id: duplicate model id 'MOCK/a' (first at "},
       {"  - id: mock/a\n    input_usd_per_mtok: 1\n",

@@ -46,6 +46,12 @@ TEST_F(ManagementTest, BadInputsAnswer4xxNamingTheField) {
       {"/prod/createServiceKey", R"({"api_key_name":"x","models":"openai/gpt-4o"})", 400, "models"},
       {"/prod/createServiceKey", R"({"api_key_name":"x","models":["gpt-4o"]})", 400, "models"},
       {"/prod/createServiceKey", R"({"api_key_name":"x","models":[1]})", 400, "models"},
+      // patterns that could never match a model (audit, 2026-12-07)
+      {"/prod/createServiceKey", R"({"api_key_name":"x","models":["*/*"]})", 400, "models"},
+      {"/prod/createServiceKey", R"({"api_key_name":"x","models":[" mock/echo"]})", 400, "models"},
+      {"/prod/createServiceKey", R"({"api_key_name":"x","models":["mock/*/x"]})", 400, "models"},
+      {"/prod/createServiceKey", R"({"api_key_name":"x","models":["mock/gpt-4*"]})", 400, "models"},
+      {"/prod/createServiceKey", R"({"api_key_name":"x","models":["mock/a b"]})", 400, "models"},
       {"/prod/createServiceKey", R"({"api_key_name":"x","tags":)" + many_tags + "}", 400, "tags"},
       {"/prod/createServiceKey", R"({"api_key_name":"x","tags":[""]})", 400, "tags"},
       {"/prod/createServiceKey", R"({"api_key_name":"x","metadata":"text"})", 400, "metadata"},
