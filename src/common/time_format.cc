@@ -103,6 +103,13 @@ Result<UnixMillis> ParseTimestamp(std::string_view s, std::string_view param,
   }
   int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   int64_t secs = days * kSecondsPerDay + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+  // An offset can carry 9999-12-31 past the year's end in UTC, where keygate writes every
+  // instant, with four digits of year (RFC 3339): such an instant could not be written back.
+  const int64_t first_of_10000 = DaysFromCivil(10000, 1, 1) * kSecondsPerDay;
+  if (secs >= first_of_10000) {
+    return Error::InvalidArgument(std::string(param) + " must be before 10000-01-01T00:00:00Z",
+                                  std::string(param));
+  }
   return secs * kMsPerSecond + millis;
 }
 
@@ -114,7 +121,7 @@ std::string FormatTimestamp(UnixMillis ms) {
   int64_t y;
   unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
-  char buf[32];
+  char buf[64];  // room for any int64 year (the compiler's bound), though instants end in 9999
   std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
                 static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
                 static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60),

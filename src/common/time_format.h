@@ -21,7 +21,8 @@ enum class TimestampStrictness {
 };
 
 // Returns the instant in ms since the epoch, or InvalidArgument naming `param` for any other
-// shape, an impossible date (Feb 30), or a year outside 1970..9999.
+// shape, an impossible date (Feb 30), a year outside 1970..9999, or an instant from
+// 10000-01-01T00:00:00Z on (9999-12-31T23:30:00-01:00, say).
 Result<UnixMillis> ParseTimestamp(std::string_view text, std::string_view param,
                                   TimestampStrictness strictness = TimestampStrictness::kLenient);
 

@@ -48,5 +48,20 @@ TEST(TimeFormatTest, RoundTripsAcrossLeapYearsAndYearEnds) {
   }
 }
 
+// An instant keygate could not write back with four digits of year is refused (audit,
+// 2026-12-07: 9999-12-31T23:59:59-01:00 was stored, and answered as 10000-01-01T00:59:59Z).
+TEST(TimeFormatTest, RefusesInstantsFromTheYear10000On) {
+  for (const char* text : {"9999-12-31T23:59:59-01:00", "9999-12-31T23:00:00-02:00"}) {
+    auto parsed = ParseTimestamp(text, "expire_key");
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_EQ(parsed.error().param, "expire_key");
+    EXPECT_NE(parsed.error().message.find("before 10000-01-01"), std::string::npos);
+  }
+  auto last = ParseTimestamp("9999-12-31T23:59:59.999Z", "t");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(FormatTimestamp(*last), "9999-12-31T23:59:59.999Z");
+  EXPECT_TRUE(ParseTimestamp("9999-12-31T23:59:59+01:00", "t").ok());
+}
+
 }  // namespace
 }  // namespace keygate

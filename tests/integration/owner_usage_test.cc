@@ -80,7 +80,7 @@ TEST_F(OwnerUsageTest, DailyUsageAndLatestRequestsOfAKey) {
 TEST_F(OwnerUsageTest, BadQueriesAndCallersAreRefused) {
   MintedKey key = Mint();
   const std::string path = "/api/owner/usage/" + key.hash;
-  for (const std::string& query : {"?days=0", "?days=367", "?days=ten"}) {
+  for (const char* query : {"?days=0", "?days=367", "?days=ten"}) {
     auto reply = Get(path + query, owner_key_);
     EXPECT_EQ(reply.status, 400) << query;
     EXPECT_EQ(Parse(reply.body).at("error").at("param"), "days") << reply.body;
