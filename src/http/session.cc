@@ -77,11 +77,22 @@ std::string_view MethodLabel(std::string_view method) {
   return "other";
 }
 
-// Whether `request` (its header names lower-cased) has exactly one Host field.
-bool HasOneHost(const Request& request) {
+// What is wrong with the fields of `request` (its header names lower-cased) that must come
+// once, or nullptr: HTTP/1.1 needs exactly one Host (RFC 9112 §3.2); and a credential comes
+// once (Authorization is no list, RFC 9110 §5.3: a proxy or firewall in front that checked one
+// of two would have checked another credential than keygate's).
+const char* SingleFieldProblem(const Request& request, int version) {
   int hosts = 0;
-  for (const auto& [name, value] : request.headers) hosts += name == "host" ? 1 : 0;
-  return hosts == 1;
+  int credentials = 0;
+  for (const auto& [name, value] : request.headers) {
+    hosts += name == "host" ? 1 : 0;
+    credentials += name == "authorization" ? 1 : 0;
+  }
+  if (version >= 11 && hosts != 1) {
+    return "Malformed HTTP request: HTTP/1.1 needs exactly one Host header";
+  }
+  if (credentials > 1) return "Malformed HTTP request: more than one Authorization header";
+  return nullptr;
 }
 
 std::string LogPath(std::string_view target) {
@@ -549,10 +560,8 @@ void Session::OnRequest(Request request, std::string_view target, int version, b
     return;
   }
   exchange.render_error = state_.router().ErrorRendererFor(raw_path);
-  if (version >= 11 && !HasOneHost(request)) {  // RFC 9112 §3.2: exactly one, else 400
-    SendResponse(exchange.seq, RenderError(Error::InvalidArgument(
-                                   "Malformed HTTP request: HTTP/1.1 needs exactly one Host "
-                                   "header")));
+  if (const char* problem = SingleFieldProblem(request, version)) {
+    SendResponse(exchange.seq, RenderError(Error::InvalidArgument(problem)));
     return;
   }
   if (raw_path.find('%') == std::string_view::npos) {

@@ -880,6 +880,26 @@ TEST_F(ServerTest, Http11NeedsExactlyOneHost) {
   EXPECT_EQ(Client().RawExchange("GET /hello HTTP/1.0\r\n\r\n").rfind("HTTP/1.0 200", 0), 0u);
 }
 
+// Audit, 2026-12-07: with two Authorization headers the first won, where a proxy in front
+// might have checked the second. A credential comes once, in either version.
+TEST_F(ServerTest, TwoAuthorizationHeadersAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  for (const char* request :
+       {"POST /authorization HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
+        "Authorization: Bearer b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "POST /authorization HTTP/1.0\r\nAuthorization: Bearer a\r\nauthorization: Bearer "
+        "b\r\nContent-Length: 0\r\n\r\n"}) {
+    const std::string reply = Client().RawExchange(request);
+    EXPECT_EQ(reply.find("HTTP/1.1 400") == 0 || reply.find("HTTP/1.0 400") == 0, true) << reply;
+    EXPECT_NE(reply.find("more than one Authorization"), std::string::npos) << reply;
+    EXPECT_EQ(reply.find("authorization="), std::string::npos) << reply;
+  }
+  const std::string one = Client().RawExchange(
+      "POST /authorization HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
+      "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(one.find("authorization=Bearer a"), std::string::npos) << one;
+}
+
 // Audit, 2026-12-06: the method as sent was a metrics label and a log field: 3,000 made-up
 // methods of 20 KB grew the process by 74 MB for good, and a key sent as the method was
 // logged and shown on /metrics in full.
