@@ -152,6 +152,11 @@ int PrintIssued(const char* id_field, const std::string& id, const char* secret_
 }
 
 int Init(const CommonFlags& flags, const std::string& org_name) {
+  // Checked before the store is made: a typo must not leave an empty store behind, which the
+  // other commands would then take for one.
+  if (keygate::Status name = keygate::keys::CheckName(org_name, "org"); !name.ok()) {
+    return Fail(name.error().message);
+  }
   return WithKeyService(flags, /*create_store=*/true, [&](keygate::keys::KeyService& keys) {
     auto org = keys.CreateOrganization(org_name);
     if (!org.ok()) return Fail(org.error().message);
@@ -217,6 +222,15 @@ int main(int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // CLI11 says only "A subcommand is required" of `keygate bogus` or `keygate owner list`:
+    // name what it did not know.
+    for (CLI::App* app : {&cli, owner, pk}) {
+      const std::vector<std::string> left = app->remaining();
+      if (left.empty() || left.front().starts_with("-")) continue;
+      std::fprintf(stderr, "keygate: unknown command '%s'; see %s --help\n", left.front().c_str(),
+                   app == &cli ? "keygate" : ("keygate " + app->get_name()).c_str());
+      return static_cast<int>(CLI::ExitCodes::ExtrasError);
+    }
     return cli.exit(e);
   }
   try {

@@ -87,6 +87,28 @@ TEST_F(ManagementTest, CommandsOtherThanInitNeverMakeAStore) {
   }
 }
 
+// Audit, 2026-12-07: `init --org ""` failed after making an empty store, which the other
+// commands then took for one; and an unknown command was not named.
+TEST_F(ManagementTest, InitChecksItsArgumentsBeforeMakingAStoreAndUnknownCommandsAreNamed) {
+  TempDir empty;
+  const std::string data = empty.path() + "/data";
+  for (const std::string& org : {std::string(), std::string(300, 'o')}) {
+    const CommandResult refused =
+        RunCommand({KEYGATE_BINARY, "init", "--data", data, "--org", org});
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_NE(refused.err.find("org must"), std::string::npos) << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(data + "/keygate.db"));
+  }
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{KEYGATE_BINARY, "bogus"},
+        std::vector<std::string>{KEYGATE_BINARY, "provisioning-key", "list"}}) {
+    const CommandResult unknown = RunCommand(command);
+    EXPECT_NE(unknown.exit_code, 0);
+    EXPECT_NE(unknown.err.find("unknown command '" + command.back() + "'"), std::string::npos)
+        << unknown.err;
+  }
+}
+
 TEST_F(ManagementTest, ASecondServerOnTheSameStoreIsRefusedUntilTheFirstIsGone) {
   KeygateProcess second(process_->data_dir());
   EXPECT_FALSE(second.Start());
