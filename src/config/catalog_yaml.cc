@@ -70,8 +70,10 @@ bool IsPrintable(std::string_view text, bool allow_space) {
 }
 
 bool IsReservedHeader(std::string_view lower_name) {
-  return std::find(std::begin(kReservedHeaders), std::end(kReservedHeaders), lower_name) !=
-         std::end(kReservedHeaders);
+  // Proxy-* are hop-by-hop, between a client and its proxy: never a provider's.
+  return lower_name.starts_with("proxy-") ||
+         std::find(std::begin(kReservedHeaders), std::end(kReservedHeaders), lower_name) !=
+             std::end(kReservedHeaders);
 }
 
 bool IsHostChar(char c) { return IsAlnum(c) || c == '.' || c == '-' || c == '_'; }

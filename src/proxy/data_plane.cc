@@ -56,7 +56,18 @@ DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config:
       environment_{deps_.limiter, usage_writer_, upstream_, deps_.clock, deps_.log,
                    options_.max_response_bytes, metrics_},
       cold_pool_(std::make_unique<boost::asio::thread_pool>(
-          static_cast<size_t>(std::max(options_.cold_path_threads, 1)))) {}
+          static_cast<size_t>(std::max(options_.cold_path_threads, 1)))) {
+  WarnUnusableProviders(*catalog_.load());
+}
+
+void DataPlane::WarnUnusableProviders(const ResolvedCatalog& catalog) {
+  for (const auto& [name, target] : catalog.targets) {
+    if (target->unusable_reason.empty()) continue;
+    deps_.log.Warn("proxy.provider_unusable", {{"provider", target->provider},
+                                               {"reason", target->unusable_reason},
+                                               {"effect", "its model calls are refused 503"}});
+  }
+}
 
 DataPlane::~DataPlane() { Shutdown(); }
 
@@ -112,6 +123,7 @@ Status DataPlane::ReloadCatalog(const config::Catalog& catalog) {
   auto resolved = ResolveCatalog(catalog, getenv_);
   if (!resolved.ok()) return resolved.error();
   catalog_.store(*resolved);
+  WarnUnusableProviders(**resolved);
   deps_.log.Info("proxy.catalog_reloaded",
                  {{"providers", static_cast<uint64_t>(catalog.providers.size())},
                   {"models", static_cast<uint64_t>(catalog.models.size())},

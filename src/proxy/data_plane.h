@@ -145,6 +145,9 @@ class DataPlane {
   void MarkLoaded(const keys::ServiceKey& key);
   bool IsLoaded(const keys::ServiceKey& key);
   void Housekeeping();
+  // Logs a warning for each provider of `catalog` whose calls will be refused (no API key in
+  // its environment variable): at start and at each reload, before any caller finds out.
+  void WarnUnusableProviders(const ResolvedCatalog& catalog);
 
   DataPlaneDeps deps_;
   const DataPlaneOptions options_;

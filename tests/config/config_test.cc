@@ -289,6 +289,8 @@ TEST_F(ConfigTest, ProviderErrorsNameTheirLine) {
        "cfg.yaml:4: providers[0].headers.Accept-Encoding: is set by keygate itself"},
       {"  - name: a\n    base_url: http://x\n    headers: {X-Request-Id: fixed}\n",
        "cfg.yaml:4: providers[0].headers.X-Request-Id: is set by keygate itself"},
+      {"  - name: a\n    base_url: http://x\n    headers: {proxy-foo: y}\n",
+       "cfg.yaml:4: providers[0].headers.proxy-foo: is set by keygate itself"},
       {"  - name: a\n    base_url: http://x\n    headers:\n      X-A: 1\n      x-a: 2\n",
        "cfg.yaml:6: providers[0].headers.x-a: duplicate header"},
       {"  - name: a\n    base_url: http://x\n    api_key_env: K\n    headers: {Authorization: b}\n",

@@ -7,6 +7,7 @@
 #include <dirent.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 
@@ -86,6 +87,29 @@ TEST_F(DataPlaneTest, SighupReloadsTheCatalogWithoutDroppingConnections) {
   EXPECT_EQ(rows[1].model, "mock/fresh");
   EXPECT_EQ(rows[1].cost, 4 * 3 + 2 * 4);  // the new prices
   EXPECT_EQ(kept.connections_opened(), 1);
+}
+
+// Audit, 2026-12-07: a reload that left a provider without its API key (a renamed variable)
+// logged only that the catalog was reloaded, and its callers found out one 503 at a time.
+TEST_F(DataPlaneTest, AProviderLeftWithoutItsKeyIsWarnedOfAtReload) {
+  const std::string path = dir_.path() + "/keygate.yaml";
+  std::string text;
+  {
+    std::ifstream in(path);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const size_t providers = text.find("providers:\n");
+  ASSERT_NE(providers, std::string::npos);
+  text.insert(providers + 11, "  - name: keyless\n    base_url: http://127.0.0.1:9/v1\n"
+                              "    api_key_env: KEYGATE_TEST_VARIABLE_NOBODY_SETS\n");
+  { std::ofstream(path) << text; }
+  ASSERT_NO_FATAL_FAILURE(SighupAndAwait(*process_, "proxy.catalog_reloaded"));
+  const std::string log = process_->log();
+  const size_t warned = log.find("\"event\":\"proxy.provider_unusable\"");
+  ASSERT_NE(warned, std::string::npos) << log;
+  const std::string line = log.substr(warned, log.find('\n', warned) - warned);
+  EXPECT_NE(line.find("keyless"), std::string::npos) << line;
+  EXPECT_NE(line.find("KEYGATE_TEST_VARIABLE_NOBODY_SETS"), std::string::npos) << line;
 }
 
 TEST_F(DataPlaneTest, ABrokenCatalogOnSighupKeepsTheOldOne) {
