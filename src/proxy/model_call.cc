@@ -264,7 +264,9 @@ void ModelCall::RelayEvents(std::string_view data) {
   size_t room = whole_stream_ ? splitter_.Pending().size() : 0;
   for (std::string_view event : events_) room += event.size();
   if (room > 0) target->reserve(target->size() + room);
+  const size_t from = target->size();
   for (std::string_view event : events_) AppendEvent(event, target);
+  RedactProviderKey(target, from);
   relayed_ = relayed_ || !target->empty();
   // Each write holds the responder until it is on the wire, so that a stream cut right after
   // (the responder released without EndStream) still delivers what came before the cut.
@@ -386,7 +388,9 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
     // happen); were it ever cut, the caller would get what came and a cut, as from a trickling
     // stream.
     if (outcome == UpstreamOutcome::kComplete) {
+      const size_t from = whole_events_.size();
       whole_events_.append(splitter_.Pending());
+      RedactProviderKey(&whole_events_, from);
       responder_->SendStream(200, StreamHeaders(), StreamType(), admission_.rate_limits.Lines(),
                              std::move(whole_events_));
     } else {
@@ -401,7 +405,9 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   if (outcome == UpstreamOutcome::kComplete) {
     // An event the upstream left without its blank line still goes out.
     if (!splitter_.Pending().empty()) {
-      responder_->WriteChunk(std::string(splitter_.Pending()), [keep = responder_](bool) {});
+      std::string rest(splitter_.Pending());
+      RedactProviderKey(&rest, 0);
+      responder_->WriteChunk(std::move(rest), [keep = responder_](bool) {});
     }
     responder_->EndStream();
   }
@@ -451,6 +457,16 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
 
 int ModelCall::CancelledStatus() const {
   return responder_ && responder_->ClosedByServer() ? kStatusServerClosed : kStatusClientClosed;
+}
+
+void ModelCall::RedactProviderKey(std::string* events, size_t from) {
+  // A stream is a success, but an event in it may be an error that quotes the key (an
+  // `{"error": ...}` event mid-stream): it must not reach the caller. One search per read
+  // of the stream, and none for a provider without a key.
+  const std::string& key = admission_.call.target->api_key;
+  if (!Holds(std::string_view(*events).substr(from), key)) return;
+  Redact(events, key);
+  NoteEchoedKey("stream event");
 }
 
 void ModelCall::NoteEchoedKey(std::string_view where) {

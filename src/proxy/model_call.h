@@ -100,6 +100,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   // Whether the key has a credit or TPM limit: its calls get an output cap sent upstream, and
   // are charged at most their reservation.
   bool Bounded() const;
+  // Redacts the provider's API key in `events` (from `from` on), should the upstream quote it.
+  void RedactProviderKey(std::string* events, size_t from);
   // The usage record's status of a call cancelled: 499 when the caller left, 503 when keygate
   // cut the connection itself (the deadline of a stop's drain).
   int CancelledStatus() const;

@@ -375,6 +375,21 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
                        "/v1/chat/completions", {{"x-mock-echo-auth", "1"}});
   EXPECT_EQ(streamed.status, 401) << streamed.body;
   EXPECT_EQ(streamed.body.find(kUpstreamKey), std::string::npos) << streamed.body;
+  // An error event inside a stream that succeeded (audit, 2026-12-07), whether the stream
+  // trickles (three events 50 ms apart) or comes whole.
+  for (const char* delay : {"50", "0"}) {
+    SCOPED_TRACE(delay);
+    auto quoted = Call(key.secret, ChatBody("hi there", 5, "mock/echo", R"(,"stream":true)"),
+                       "/v1/chat/completions",
+                       {{"x-mock-echo-auth-in-stream", "1"},
+                        {"x-mock-chunks", "3"},
+                        {"x-mock-chunk-delay-ms", delay}});
+    EXPECT_EQ(quoted.status, 200) << quoted.body;
+    EXPECT_NE(quoted.body.find(R"({"error":{"message":"key Bearer [redacted]"}})"),
+              std::string::npos)
+        << quoted.body;
+    EXPECT_EQ(quoted.body.find(kUpstreamKey), std::string::npos) << quoted.body;
+  }
 }
 
 TEST_F(DataPlaneTest, KeyUsageTotalsEqualTheSumOfItsUsageRecords) {

@@ -113,7 +113,8 @@ std::string Usage() {
          "PROMPT,COMPLETION the usage a chat answer reports; x-mock-content-encoding: NAME a\n"
          "Content-Encoding header (the body stays as it is); x-mock-ignore-stream: a plain\n"
          "answer to a stream request; x-mock-echo-auth: a 401 quoting the Authorization received;\n"
-         "x-mock-extra-headers: NAME: VALUE; NAME: VALUE more header lines in the answer.\n"
+         "x-mock-extra-headers: NAME: VALUE; NAME: VALUE more header lines in the answer;\n"
+         "x-mock-echo-auth-in-stream: a stream whose first event quotes the Authorization.\n"
          "GET /mock/stats, POST /mock/reset.\n";
 }
 

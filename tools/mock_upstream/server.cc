@@ -273,6 +273,17 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     reply_.body = R"({"error":{"message":"Incorrect API key provided: )" + echoed_authorization_ +
                   R"(","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
   }
+  // x-mock-echo-auth-in-stream: a stream whose first event is an error quoting the
+  // Authorization received (a careless upstream's mid-stream error).
+  if (FieldOf(request, "x-mock-echo-auth-in-stream") && reply_.action == Action::kStream) {
+    const std::string event =
+        R"(data: {"error":{"message":"key )" +
+        std::string(FieldOf(request, "authorization").value_or("")) + R"("}})" + "\n\n";
+    reply_.body.insert(0, event);
+    for (size_t& end : reply_.event_ends) end += event.size();
+    reply_.event_ends.insert(reply_.event_ends.begin(), event.size());
+    ++reply_.content_events;
+  }
   // x-mock-content-type replaces the answer's Content-Type ("none": no such header at all).
   if (auto type = FieldOf(request, "x-mock-content-type")) {
     content_type_.assign(*type == "none" ? std::string_view() : *type);
