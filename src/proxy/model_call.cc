@@ -372,6 +372,11 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
                                           {"outcome", ToString(outcome)},
                                           {"detail", detail}});
   }
+  // An event the upstream left without its blank line at the end of a whole stream is read as
+  // any other (its usage counted, a usage-only chunk withheld unless asked for) and goes out
+  // with its blank line: a client would drop an unterminated event (as the SSE standard says).
+  std::string last_event;
+  if (outcome == UpstreamOutcome::kComplete) last_event = TakeUnterminatedEvent();
   // spec data-plane.md: what was received is charged, from the usage chunk if it came.
   const TokenUsage usage = stream_usage_.value_or(EstimateReceived(completion_bytes_));
   int status = 200;
@@ -388,9 +393,7 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
     // happen); were it ever cut, the caller would get what came and a cut, as from a trickling
     // stream.
     if (outcome == UpstreamOutcome::kComplete) {
-      const size_t from = whole_events_.size();
-      whole_events_.append(splitter_.Pending());
-      RedactProviderKey(&whole_events_, from);
+      whole_events_.append(last_event);
       responder_->SendStream(200, StreamHeaders(), StreamType(), admission_.rate_limits.Lines(),
                              std::move(whole_events_));
     } else {
@@ -403,17 +406,29 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
     return;
   }
   if (outcome == UpstreamOutcome::kComplete) {
-    // An event the upstream left without its blank line still goes out.
-    if (!splitter_.Pending().empty()) {
-      std::string rest(splitter_.Pending());
-      RedactProviderKey(&rest, 0);
-      responder_->WriteChunk(std::move(rest), [keep = responder_](bool) {});
+    if (!last_event.empty()) {
+      responder_->WriteChunk(std::move(last_event), [keep = responder_](bool) {});
     }
     responder_->EndStream();
   }
   // Without EndStream, letting go of the responder cuts the connection: the caller sees the
   // stream end without its last chunk, the only way HTTP/1.1 can say it broke.
   responder_.reset();
+}
+
+std::string ModelCall::TakeUnterminatedEvent() {
+  std::string_view pending = splitter_.Pending();
+  while (!pending.empty() && (pending.back() == '\n' || pending.back() == '\r')) {
+    pending.remove_suffix(1);
+  }
+  std::string out;
+  if (pending.empty()) return out;
+  std::string event(pending);
+  event.append("\n\n");
+  AppendEvent(event, &out);
+  RedactProviderKey(&out, 0);
+  relayed_ = relayed_ || !out.empty();
+  return out;
 }
 
 void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail) {

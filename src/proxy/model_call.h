@@ -100,6 +100,9 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   // Whether the key has a credit or TPM limit: its calls get an output cap sent upstream, and
   // are charged at most their reservation.
   bool Bounded() const;
+  // The bytes the stream's splitter holds at the stream's end (an event without its blank
+  // line), read as an event and terminated, as they go to the caller ("" if none).
+  std::string TakeUnterminatedEvent();
   // Redacts the provider's API key in `events` (from `from` on), should the upstream quote it.
   void RedactProviderKey(std::string* events, size_t from);
   // The usage record's status of a call cancelled: 499 when the caller left, 503 when keygate

@@ -311,6 +311,38 @@ TEST_F(DataPlaneTest, AStreamCarriesTheUsageChunkWhenTheCallerAsksForIt) {
   EXPECT_EQ(usage_chunk.at("usage").at("completion_tokens"), 2);
 }
 
+// A stream whose last event (the usage chunk) comes without its blank line, and no [DONE]
+// (audit, 2026-12-07: it went out unread, the usage chunk to a caller who had not asked for
+// it, and the call was charged an estimate): read as any event, and terminated.
+TEST_F(DataPlaneTest, AStreamsLastEventWithoutItsBlankLineIsReadAndTerminated) {
+  for (const char* framing : {"chunked", "length"}) {
+    for (const char* options : {"", R"(,"stream_options":{"include_usage":true})"}) {
+      SCOPED_TRACE(std::string(framing) + options);
+      MintedKey key = Mint();
+      TestHttpClient client("127.0.0.1", process_->port());
+      const std::string body =
+          ChatBody("hi", 50, "mock/echo", std::string(R"(,"stream":true)") + options);
+      const std::string raw = client.RawExchange(
+          "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+          "Authorization: Bearer " + key.secret + "\r\nContent-Type: application/json\r\n"
+          "x-mock-unterminated: 1\r\nx-mock-usage: 10,20\r\nx-mock-stream-framing: " +
+          framing + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+      ASSERT_EQ(raw.rfind("HTTP/1.1 200", 0), 0u) << raw;
+      const bool asked = *options != '\0';
+      EXPECT_EQ(raw.find("\"choices\":[]") != std::string::npos, asked) << raw;
+      if (asked) {
+        // Terminated: the usage chunk ends with its blank line.
+        const size_t usage = raw.find("\"choices\":[]");
+        EXPECT_NE(raw.find("}\n\n", usage), std::string::npos) << raw;
+      }
+      auto rows = WaitForUsage(key.hash, 1);
+      ASSERT_EQ(rows.size(), 1u);
+      EXPECT_EQ(rows[0].prompt_tokens, 10);  // the usage reported, not an estimate
+      EXPECT_EQ(rows[0].completion_tokens, 20);
+    }
+  }
+}
+
 TEST_F(DataPlaneTest, AStreamedAndAPlainCallOfTheSameSizeCostTheSame) {
   MintedKey plain = Mint();
   MintedKey streamed = Mint();

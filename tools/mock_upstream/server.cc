@@ -284,6 +284,15 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     reply_.event_ends.insert(reply_.event_ends.begin(), event.size());
     ++reply_.content_events;
   }
+  // x-mock-unterminated: a stream without its [DONE], whose last event (the usage chunk, when
+  // asked for) lacks its blank line.
+  if (FieldOf(request, "x-mock-unterminated") && reply_.action == Action::kStream &&
+      reply_.event_ends.size() >= 2) {
+    reply_.event_ends.pop_back();
+    reply_.event_ends.back() -= 2;  // "\n\n"
+    reply_.body.resize(reply_.event_ends.back());
+    reply_.content_events = std::min(reply_.content_events, reply_.event_ends.size());
+  }
   // x-mock-content-type replaces the answer's Content-Type ("none": no such header at all).
   if (auto type = FieldOf(request, "x-mock-content-type")) {
     content_type_.assign(*type == "none" ? std::string_view() : *type);
