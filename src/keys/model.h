@@ -134,7 +134,7 @@ struct UsageTotals {
 
 // One audit-log entry (spec §2: who, what, which key, before and after, never a secret).
 struct AuditEntry {
-  int64_t id = 0;  // store-assigned
+  int64_t id = 0;  // store-assigned: its place in its organization's log (1, 2, ...)
   std::string org_id;
   UnixMillis at = 0;
   std::string actor;        // "owner:<id>" or "pk:<hash>"

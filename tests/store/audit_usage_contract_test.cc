@@ -92,6 +92,39 @@ TEST_P(KeyStoreContractTest, AuditEntriesCommitWithTheirWritesNewestFirst) {
   EXPECT_EQ(created.request_id, "req-create");
 }
 
+// An entry's id is its place in its own organization's log (audit, 2026-12-07: one sequence
+// for all let an owner count another org's actions between two of its own), and the cursor
+// pages by it.
+TEST_P(KeyStoreContractTest, AuditIdsAreNumberedPerOrganization) {
+  CreateOrg("org_a");
+  CreateOrg("org_b");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(keys()
+                    .InsertProvisioningKey(MakeProvisioningKey("org_a", "a" + std::to_string(i)),
+                                           Audit("org_a", "provisioning_key.create", ""))
+                    .ok());
+    ASSERT_TRUE(keys()
+                    .InsertProvisioningKey(MakeProvisioningKey("org_b", "b" + std::to_string(i)),
+                                           Audit("org_b", "provisioning_key.create", ""))
+                    .ok());
+  }
+  for (const char* org : {"org_a", "org_b"}) {
+    auto page = audit().ListAudit(AuditFor(org));
+    ASSERT_TRUE(page.ok()) << page.error().message;
+    std::vector<int64_t> ids;
+    for (const AuditEntry& entry : page->entries) ids.push_back(entry.id);
+    EXPECT_EQ(ids, (std::vector<int64_t>{4, 3, 2, 1})) << org;  // organization.create first
+    AuditQuery older = AuditFor(org, 2);
+    older.before_id = 3;
+    auto next = audit().ListAudit(older);
+    ASSERT_TRUE(next.ok());
+    ASSERT_EQ(next->entries.size(), 2u);
+    EXPECT_EQ(next->entries[0].id, 2);
+    EXPECT_EQ(next->entries[1].id, 1);
+    EXPECT_FALSE(next->has_more);
+  }
+}
+
 TEST_P(KeyStoreContractTest, FailedWriteLeavesNoAuditEntry) {
   CreateOrg("org_a");
   ASSERT_TRUE(keys()

@@ -304,7 +304,7 @@ keys::ProvisioningKey ReadProvisioningKey(const Statement& stmt) {
 }
 
 const char* const kAuditColumns =
-    "id, org_id, at, actor, actor_name, action, target, changes_json, request_id";
+    "org_seq, org_id, at, actor, actor_name, action, target, changes_json, request_id";
 
 keys::AuditEntry ReadAuditEntry(const Statement& stmt) {
   keys::AuditEntry entry;

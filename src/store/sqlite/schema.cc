@@ -511,6 +511,32 @@ CREATE TABLE open_calls (
 );
 )sql";
 
+// Version 8 (audit, 2026-12-07): an audit entry's id is its place in its own organization's
+// log, not in every organization's: ids from one sequence for all let an owner count another
+// org's management actions between two of its own. `org_seq` is numbered by a trigger, one
+// past the org's greatest (its unique index finds that), and the entries already there in the
+// order they were written.
+constexpr const char* kAuditPerOrgSchema = R"sql(
+ALTER TABLE audit_log ADD COLUMN org_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE audit_log SET org_seq = numbered.n
+  FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY org_id ORDER BY id) AS n FROM audit_log)
+       AS numbered
+  WHERE audit_log.id = numbered.id;
+CREATE UNIQUE INDEX audit_log_by_org_seq ON audit_log(org_id, org_seq);
+CREATE INDEX audit_log_by_actor_seq ON audit_log(org_id, actor, org_seq);
+CREATE INDEX audit_log_by_target_seq ON audit_log(org_id, target, org_seq);
+DROP INDEX audit_log_by_org;
+DROP INDEX audit_log_by_actor;
+DROP INDEX audit_log_by_target;
+CREATE TRIGGER audit_log_numbered AFTER INSERT ON audit_log WHEN NEW.org_seq = 0
+BEGIN
+  UPDATE audit_log
+     SET org_seq = (SELECT COALESCE(MAX(org_seq), 0) + 1 FROM audit_log
+                     WHERE org_id = NEW.org_id)
+   WHERE id = NEW.id;
+END;
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "initial schema: organizations, keys, projects, audit log, usage", kInitialSchema},
     Migration{2, "list at scale: counters per source and tag, tag rows by org and position, "
@@ -524,6 +550,7 @@ constexpr std::array kMigrations = {
               kChunksByTimeSchema},
     Migration{7, "open calls: the calls in flight, which a crash must not forget",
               kOpenCallsSchema},
+    Migration{8, "audit ids numbered per organization", kAuditPerOrgSchema},
 };
 
 constexpr const char* kCreateMigrationsTable =

@@ -46,7 +46,8 @@ WhereClause BuildAuditFilter(const AuditQuery& query) {
   where.Add("org_id = ?", {query.org_id});
   if (!query.actor.empty()) where.Add("actor = ?", {query.actor});
   if (!query.target.empty()) where.Add("target = ?", {query.target});
-  if (query.before_id > 0) where.Add("id < ?", {query.before_id});
+  // Ids are numbered per organization (schema version 8).
+  if (query.before_id > 0) where.Add("org_seq < ?", {query.before_id});
   return where;
 }
 
@@ -254,7 +255,7 @@ Result<AuditPage> SqliteStore::ListAudit(const AuditQuery& query) {
   AuditPage page;
   KG_RETURN_IF_ERROR(Read([&](Connection& conn) -> Status {
     auto stmt = conn.Prepare(std::string("SELECT ") + sqlite::kAuditColumns + " FROM audit_log " +
-                             where.sql() + " ORDER BY id DESC LIMIT ?");
+                             where.sql() + " ORDER BY org_seq DESC LIMIT ?");
     if (!stmt.ok()) return stmt.error();
     // One row more than asked tells whether there is another page.
     stmt->Bind(where.BindTo(*stmt, 1), query.limit + 1);

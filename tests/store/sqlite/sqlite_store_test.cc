@@ -484,6 +484,44 @@ TEST_F(SqliteStoreTest, ListPageAmongHundredThousandKeysUsesTheOrgSeqIndex) {
   EXPECT_NE(plan.find("service_keys_in_grace"), std::string::npos) << plan;
 }
 
+// A file of schema version 7, whose audit ids were one sequence for every organization, is
+// numbered per organization when opened, in the order the entries were written; new entries
+// follow.
+TEST_F(SqliteStoreTest, Version7AuditLogIsNumberedPerOrganization) {
+  ASSERT_NO_FATAL_FAILURE(CreateDatabaseAtVersion(path_, 7));
+  {
+    RawDb raw(path_);
+    ASSERT_TRUE(raw.Exec("INSERT INTO organizations VALUES ('org_a', 'a', 0)"));
+    ASSERT_TRUE(raw.Exec("INSERT INTO organizations VALUES ('org_b', 'b', 0)"));
+    for (const char* org : {"org_a", "org_b", "org_a", "org_a", "org_b"}) {
+      ASSERT_TRUE(raw.Exec(std::string("INSERT INTO audit_log (org_id, at, actor, actor_name, "
+                                       "action, target, changes_json, request_id) VALUES ('") +
+                           org + "', 0, 'owner:x', 'x', 'a', '', '{}', 'r')"));
+    }
+  }
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(RawDb(path_).Column("SELECT org_id || ':' || org_seq FROM audit_log ORDER BY id"),
+            (std::vector<std::string>{"org_a:1", "org_b:1", "org_a:2", "org_a:3", "org_b:2"}));
+  keys::AuditEntry next;
+  next.org_id = "org_b";
+  next.actor = "owner:x";
+  next.action = "organization.rename";
+  keys::ProvisioningKey pk;
+  pk.hash = "pk1";
+  pk.org_id = "org_b";
+  pk.name = "p";
+  ASSERT_TRUE(store->InsertProvisioningKey(pk, next).ok());
+  store::AuditQuery query;
+  query.org_id = "org_b";
+  query.limit = 10;
+  auto page = store->ListAudit(query);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->entries.size(), 3u);
+  EXPECT_EQ(page->entries[0].id, 3);
+  EXPECT_EQ(page->entries[0].action, "organization.rename");
+}
+
 // A file written by the previous keygate (schema version 2: tag rows keyed by hash, no table
 // of live keys) is upgraded when opened and keeps its keys, tags, counters and order.
 TEST_F(SqliteStoreTest, Version2DatabaseUpgradesAndKeepsItsKeys) {
