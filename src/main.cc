@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "server/app.h"
 #include "server/serve_lock.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace {
 
@@ -93,9 +94,11 @@ int Serve(const CommonFlags& flags) {
   // One server per store, taken before the store is even opened (a second server must not
   // migrate a schema under the first), and held until the process ends: declared before the
   // app, it is released after the app has closed the store.
-  std::error_code ec;
-  std::filesystem::create_directories(
-      std::filesystem::path(config->settings.SqlitePath()).parent_path(), ec);
+  if (keygate::Status dir = keygate::store::SqliteStore::CreateDirectoryFor(
+          config->settings.SqlitePath());
+      !dir.ok()) {
+    return Fail(dir.error().message);
+  }
   auto lock = keygate::server::ServeLock::Acquire(config->settings.SqlitePath());
   if (!lock.ok()) return Fail(lock.error().message);
   Runtime runtime;

@@ -289,9 +289,7 @@ Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log
   // become this process's SQLite store and windows).
   KG_RETURN_IF_ERROR(config::ValidateSettings(config.settings));
   const std::string path = config.settings.SqlitePath();
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  auto db = store::SqliteStore::Open(path, store::SqliteOptions{});
+  auto db = store::SqliteStore::Open(path, store::SqliteOptions{});  // makes its directory
   if (!db.ok()) return db.error();
   auto parts = std::make_unique<Parts>(config, log, clock, secrets, std::move(*db));
   parts->config_path = std::move(config_path);

@@ -58,17 +58,27 @@ Status ValidateOptions(const std::string& path, const SqliteOptions& options) {
   return OkStatus();
 }
 
-Status CreateParentDirectory(const std::string& path) {
+}  // namespace
+
+Status SqliteStore::CreateDirectoryFor(const std::string& path) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (parent.empty()) return OkStatus();
   std::error_code ec;
-  std::filesystem::create_directories(parent, ec);
+  const bool created = std::filesystem::create_directories(parent, ec);
   if (ec) {
     return Error::Unavailable("cannot create directory " + parent.string() +
                               " for sqlite database " + path + ": " + ec.message());
   }
+  // A directory keygate makes is its own: the store (key digests, names, metadata, usage)
+  // is no one else's to read. One the operator made keeps the modes they gave it.
+  if (created) {
+    std::filesystem::permissions(parent, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
+  }
   return OkStatus();
 }
+
+namespace {
 
 // Whether `conn`'s file is a keygate store this build may open, read before anything is
 // written to it. An empty database (a new or zero-length file: no table, view, index or
@@ -226,11 +236,21 @@ SqliteStore::~SqliteStore() { Close(); }
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                        const SqliteOptions& options) {
   KG_RETURN_IF_ERROR(ValidateOptions(path, options));
-  KG_RETURN_IF_ERROR(CreateParentDirectory(path));
+  KG_RETURN_IF_ERROR(CreateDirectoryFor(path));
+  // A database file keygate creates is readable by its owner only (as are its -wal and -shm,
+  // which SQLite creates with the database's mode).
+  std::error_code missing;
+  const bool creating = !std::filesystem::exists(path, missing);
   // The write connection gathers each commit's WAL frames into one write (wal_write_buffer.h).
   auto conn = Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                                options.busy_timeout_ms, sqlite::WalWriteBufferVfsName());
   if (!conn.ok()) return conn.error();
+  if (creating) {
+    std::error_code ignored;  // a file system without modes keeps its own
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+        std::filesystem::perm_options::replace, ignored);
+  }
   if (Status store = CheckIsKeygateStore(**conn); !store.ok()) return WithPath(path, store.error());
   if (Status configured = ConfigureWriteConnection(**conn); !configured.ok()) {
     return WithPath(path, configured.error());

@@ -96,6 +96,10 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   // and closes every connection. Every later call returns Unavailable. Idempotent.
   void Close();
 
+  // Creates the directory of the database file at `path` when missing, readable by its owner
+  // only (a directory that exists keeps its modes). Unavailable naming it if it cannot.
+  static Status CreateDirectoryFor(const std::string& path);
+
   // The schema version this store has brought its file to.
   static int64_t SchemaVersion();
   const std::string& path() const { return path_; }

@@ -484,6 +484,28 @@ TEST_F(SqliteStoreTest, ListPageAmongHundredThousandKeysUsesTheOrgSeqIndex) {
   EXPECT_NE(plan.find("service_keys_in_grace"), std::string::npos) << plan;
 }
 
+// What keygate creates (the data directory, the database, its -wal and -shm) its owner alone
+// may read (audit, 2026-12-07: the store was world-readable); what the operator made keeps
+// the modes they gave it.
+TEST_F(SqliteStoreTest, WhatTheStoreCreatesOnlyItsOwnerMayRead) {
+  namespace fs = std::filesystem;
+  {
+    auto store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    const fs::perms others = fs::perms::group_all | fs::perms::others_all;
+    EXPECT_EQ(fs::status(fs::path(path_).parent_path()).permissions() & others, fs::perms::none);
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      ASSERT_TRUE(fs::exists(path_ + suffix)) << suffix;
+      EXPECT_EQ(fs::status(path_ + suffix).permissions() & others, fs::perms::none) << suffix;
+    }
+  }
+  const std::string shared = dir_ + "/shared";
+  fs::create_directories(shared);
+  fs::permissions(shared, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+  ASSERT_TRUE(SqliteStore::CreateDirectoryFor(shared + "/keygate.db").ok());
+  EXPECT_EQ(fs::status(shared).permissions() & fs::perms::group_read, fs::perms::group_read);
+}
+
 // A file of schema version 7, whose audit ids were one sequence for every organization, is
 // numbered per organization when opened, in the order the entries were written; new entries
 // follow.
