@@ -22,12 +22,18 @@ void ForEachRunBackwards(std::string_view text, bool json, Found found) {
     size_t start = end;
     while (start > 0 && IsAsciiAlnum(text[start - 1])) --start;
     size_t from = start;
-    if (json && start > 0 && text[start - 1] == '\\') {
-      // An escape's letter, and a \u escape's four hex digits, are not part of the run.
+    size_t backslashes = 0;
+    while (json && backslashes < start && text[start - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 1) {
+      // An escape's letter, and a \u escape's four hex digits, are not part of the run (an
+      // even count of backslashes is escaped backslashes, and the run starts after them).
       from += text[start] == 'u' ? 1 + kUnicodeEscapeDigits : 1;
       from = from > end ? end : from;
     }
-    if (end - from == kSecretBodyChars) found(from, end - from);
+    const size_t length = end - from;
+    if (length >= kSecretBodyChars && length <= kSecretBodyChars + kMaxKeyPrefixChars) {
+      found(end - kSecretBodyChars, kSecretBodyChars);
+    }
     end = start;
   }
 }

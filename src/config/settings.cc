@@ -5,11 +5,13 @@
 #include <charconv>
 #include <string>
 
+#include "common/secret_shape.h"
+
 namespace keygate::config {
 namespace {
 
 constexpr size_t kMaxEchoedValueBytes = 64;
-constexpr size_t kMaxKeyPrefixBytes = 16;
+constexpr size_t kMaxKeyPrefixBytes = kMaxKeyPrefixChars;  // common/secret_shape.h masks by it
 constexpr int64_t kMaxPort = 65535;
 constexpr std::string_view kSqliteScheme = "sqlite:";
 constexpr std::string_view kDefaultSqliteFile = "keygate.db";

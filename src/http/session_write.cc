@@ -390,9 +390,10 @@ void Session::AbortExchange(const char* why) {
   state_.logger().Warn("http.stream_aborted",
                        {{"request_id", exchange_->request_id}, {"reason", why}});
   // The status line is gone already; cutting the connection is the only way to tell the
-  // client the stream is incomplete. keygate cut it, not the client (the access line says so).
+  // client the stream is incomplete. keygate cut it, not the client (the access line says so),
+  // unless the client had left already (a handler lets go of a stream whose caller left).
   exchange_->keep_alive = false;
-  server_closed_ = true;
+  if (!client_gone_) server_closed_ = true;
   ClientGone();
   FinishExchange();
 }

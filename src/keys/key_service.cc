@@ -346,7 +346,8 @@ Status KeyService::ApplyFields(const Caller& caller, const KeyFields& fields, bo
     return Error::InvalidArgument("name is required", "name");
   }
   const bool expiry_changed = fields.expires_at.has_value() && fields.expires_at->has_value();
-  return ValidateServiceKey(*key, clock_.NowMs(), expiry_changed);
+  const bool models_changed = creating || fields.models.has_value();
+  return ValidateServiceKey(*key, clock_.NowMs(), expiry_changed, models_changed);
 }
 
 Result<IssuedServiceKey> KeyService::CreateServiceKey(const Caller& caller,

@@ -256,8 +256,11 @@ class KeyService {
 };
 
 // Checks a complete key against the rules of dialects.md "Common rules" at `now`.
-// InvalidArgument naming the model field ("name", "models", "credit_limit", ...).
-Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed);
+// InvalidArgument naming the model field ("name", "models", "credit_limit", ...). The expiry
+// and the models list are checked only when `expiry_changed` and `models_changed`: a key
+// stored under older rules can still be renamed or disabled without restating them.
+Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed,
+                          bool models_changed);
 
 // {"field": {"before": x, "after": y}, ...} for every field that differs; never a secret.
 // Times are ISO 8601 UTC strings, as everywhere in the dialects.

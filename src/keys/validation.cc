@@ -149,10 +149,11 @@ Status CheckName(std::string_view name, std::string_view param) {
   return OkStatus();
 }
 
-Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed) {
+Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed,
+                          bool models_changed) {
   KG_RETURN_IF_ERROR(CheckName(key.name, "name"));
   const Guardrails& g = key.guardrails;
-  if (g.models) KG_RETURN_IF_ERROR(CheckModels(*g.models));
+  if (g.models && models_changed) KG_RETURN_IF_ERROR(CheckModels(*g.models));
   if (g.credit_limit && *g.credit_limit <= 0) {
     return Error::InvalidArgument("credit_limit must be greater than 0 (null means unlimited)",
                                   "credit_limit");

@@ -56,9 +56,7 @@ DataPlane::DataPlane(DataPlaneDeps deps, DataPlaneOptions options, const config:
       environment_{deps_.limiter, usage_writer_, upstream_, deps_.clock, deps_.log,
                    options_.max_response_bytes, metrics_},
       cold_pool_(std::make_unique<boost::asio::thread_pool>(
-          static_cast<size_t>(std::max(options_.cold_path_threads, 1)))) {
-  WarnUnusableProviders(*catalog_.load());
-}
+          static_cast<size_t>(std::max(options_.cold_path_threads, 1)))) {}
 
 void DataPlane::WarnUnusableProviders(const ResolvedCatalog& catalog) {
   for (const auto& [name, target] : catalog.targets) {
@@ -100,6 +98,8 @@ void DataPlane::Register(http::Router& router) {
 void Register(http::Router& router, DataPlane& data_plane) { data_plane.Register(router); }
 
 void DataPlane::Start() {
+  // When serving only: the CLI's commands build a data plane too, and serve no model call.
+  WarnUnusableProviders(*catalog_.load());
   usage_writer_.Start([this] { Housekeeping(); });
 }
 

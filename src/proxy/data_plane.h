@@ -146,7 +146,7 @@ class DataPlane {
   bool IsLoaded(const keys::ServiceKey& key);
   void Housekeeping();
   // Logs a warning for each provider of `catalog` whose calls will be refused (no API key in
-  // its environment variable): at start and at each reload, before any caller finds out.
+  // its environment variable): at Start() and at each reload, before any caller finds out.
   void WarnUnusableProviders(const ResolvedCatalog& catalog);
 
   DataPlaneDeps deps_;

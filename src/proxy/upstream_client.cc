@@ -100,6 +100,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // to another caller, and every answer after it on the connection one caller late.
   bool LooksAlive() {
     if (!socket().is_open()) return false;
+    if (tls_) {
+      // Over TLS the socket may be empty while the bytes are already in hand: a later record
+      // read with the answer's, held by OpenSSL (decrypted or not) or in its input BIO.
+      SSL* ssl = tls_->native_handle();
+      if (SSL_has_pending(ssl) != 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) return false;
+    }
     char byte = 0;
     const ssize_t n = ::recv(socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);

@@ -10,12 +10,14 @@ namespace {
 
 const std::string kBody = "0123456789abcdefghijABCDEFGHIJklmnopqrstWXY";  // 43 characters
 
-TEST(SecretShapeTest, ARunOfExactlyTheSecretsLengthIsOne) {
+TEST(SecretShapeTest, ARunOfTheSecretsLengthOrAPrefixMoreIsOne) {
   ASSERT_EQ(kBody.size(), kSecretBodyChars);
   EXPECT_TRUE(HoldsSecretShape(kBody));
   EXPECT_TRUE(HoldsSecretShape("sk-old-" + kBody));
   EXPECT_TRUE(HoldsSecretShape("trace." + kBody + ".x"));
-  EXPECT_FALSE(HoldsSecretShape(kBody + "Z"));           // 44: longer than any secret
+  EXPECT_TRUE(HoldsSecretShape("sk" + kBody));  // a prefix ending in a letter runs into it
+  EXPECT_TRUE(HoldsSecretShape(std::string(16, 'p') + kBody));
+  EXPECT_FALSE(HoldsSecretShape(std::string(17, 'p') + kBody));  // longer than any key
   EXPECT_FALSE(HoldsSecretShape(kBody.substr(1)));       // 42
   EXPECT_FALSE(HoldsSecretShape(std::string(64, 'f')));  // a key's hash
   EXPECT_FALSE(HoldsSecretShape("req_0123456789a"));
@@ -29,6 +31,9 @@ TEST(SecretShapeTest, EveryRunIsMaskedKeepingItsLastFour) {
   std::string hash(64, 'a');
   MaskSecretShapes(&hash, false);
   EXPECT_EQ(hash, std::string(64, 'a'));
+  std::string run_on = "/keys/kg1" + kBody;  // prefix "kg1": the last 43 are the secret
+  MaskSecretShapes(&run_on, false);
+  EXPECT_EQ(run_on, "/keys/kg1" + masked);
 }
 
 TEST(SecretShapeTest, JsonEscapesStayWhole) {
@@ -37,6 +42,10 @@ TEST(SecretShapeTest, JsonEscapesStayWhole) {
   std::string accented = R"({"m":"\u00e9)" + kBody.substr(1) + R"("})";
   MaskSecretShapes(&accented, true);
   EXPECT_EQ(accented, R"({"m":"\u00e9)" + kBody.substr(1) + R"("})");
+  // After an escaped backslash ("\\"), the run is the secret's whole.
+  std::string after_backslash = R"({"m":"C:\\)" + kBody + R"("})";
+  MaskSecretShapes(&after_backslash, true);
+  EXPECT_EQ(after_backslash.find(kBody), std::string::npos) << after_backslash;
   std::string after_newline = R"({"m":"\n)" + kBody + R"("})";
   MaskSecretShapes(&after_newline, true);
   EXPECT_EQ(after_newline, R"({"m":"\n)" + std::string("\u2022\u2022\u2022\u2022") +

@@ -159,6 +159,8 @@ TEST_F(DataPlaneTest, ACallerWhoHangsUpCancelsTheUpstreamCallAndPaysForWhatCame)
   EXPECT_GT(rows[0].completion_tokens, 0);
   EXPECT_LE(rows[0].cost, 218);
   EXPECT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+  // The access line says the caller left (a stream's status is 200 from its head on).
+  EXPECT_NE(process_->log().find(R"("client_gone":true)"), std::string::npos) << process_->log();
 }
 
 TEST_F(DataPlaneTest, AnUpstreamWhoseCertificateDoesNotVerifyIsRefused) {

@@ -96,6 +96,34 @@ TEST_F(TlsUpstreamTest, CallsToAVerifiedUpstreamAreRelayedOnOnePooledConnection)
   }
 }
 
+// An upstream that writes a second answer nobody asked for right after its answer (audit,
+// 2026-12-07): over TLS the stray record comes in the same read as the answer's, and sits in
+// OpenSSL's buffers, not in the socket. The connection must not be reused, or the next call
+// (another key's) would get it for its answer. The same over plain HTTP.
+TEST_F(TlsUpstreamTest, AnAnswerNobodyAskedForNeverReachesTheNextCaller) {
+  MintedKey first = Mint();
+  MintedKey second = Mint();
+  for (const char* model : {"trusted/echo", "mock/echo"}) {
+    SCOPED_TRACE(model);
+    TestHttpClient client("127.0.0.1", process_->port());  // one io thread, one pool
+    for (int i = 0; i < 3; ++i) {
+      auto asked = client.Request("POST", "/v1/chat/completions",
+                                  ChatBody("mine", 50, model),
+                                  {{"Authorization", "Bearer " + first.secret},
+                                   {"Content-Type", "application/json"},
+                                   {"x-mock-stray-after", "1"}});
+      ASSERT_EQ(asked.status, 200) << asked.body;
+      EXPECT_NE(asked.body.find("echo: mine"), std::string::npos) << asked.body;
+      auto next = client.Request("POST", "/v1/chat/completions", ChatBody("yours", 50, model),
+                                 {{"Authorization", "Bearer " + second.secret},
+                                  {"Content-Type", "application/json"}});
+      ASSERT_EQ(next.status, 200) << next.body;
+      EXPECT_NE(next.body.find("echo: yours"), std::string::npos) << next.body;
+      EXPECT_EQ(next.body.find("STRAY"), std::string::npos) << next.body;
+    }
+  }
+}
+
 TEST_F(TlsUpstreamTest, ACertificateForAnotherNameIsRefusedAndChargesNothing) {
   // The same server, reached as 127.0.0.1: its certificate names localhost only.
   MintedKey key = Mint(kBudget);

@@ -1,6 +1,7 @@
 #include "keys/key_service.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <functional>
 #include <memory>
@@ -56,6 +57,31 @@ class KeyServiceTest : public ::testing::Test {
   std::unique_ptr<KeyService> service_;
   Caller owner_, pk_, other_owner_;
 };
+
+// A key stored under older rules (a models entry since refused, audit 2026-12-07) can still be
+// renamed or disabled: only a models list the update sets is checked.
+TEST_F(KeyServiceTest, AnUpdateChecksOnlyTheModelsItSets) {
+  IssuedServiceKey issued = Create(Named("old"));
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_.path() + "/k.db").c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    const std::string sql = "UPDATE service_keys SET models_json = '[\"*/*\"]' WHERE hash = '" +
+                            issued.key.hash + "'";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  KeyFields disable;
+  disable.disabled = true;
+  auto disabled = service_->UpdateServiceKey(pk_, issued.key.hash, disable, "r");
+  ASSERT_TRUE(disabled.ok()) << disabled.error().message;
+  EXPECT_TRUE(disabled->disabled);
+  KeyFields models;
+  models.models = std::optional<std::vector<std::string>>(std::vector<std::string>{"*/*"});
+  auto refused = service_->UpdateServiceKey(pk_, issued.key.hash, models, "r");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().param, "models");
+}
 
 TEST_F(KeyServiceTest, AuthenticatesEachCredentialKind) {
   EXPECT_EQ(owner_.kind, CallerKind::kOwner);

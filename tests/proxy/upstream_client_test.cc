@@ -170,6 +170,16 @@ class StrayBytesServer {
 
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
   int connections() const { return connections_; }
+  // The test says when the client has its first answer (the connection now idle in its pool);
+  // the server says when it has done `after` to that connection.
+  void FirstAnswerRead() { first_read_ = true; }
+  bool WaitUntilDone() const {
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (!after_done_ && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+    }
+    return after_done_;
+  }
 
  private:
   static void Answer(tcp::socket& socket, net::streambuf& buffer, const std::string& body) {
@@ -184,7 +194,8 @@ class StrayBytesServer {
     ++connections_;
     net::streambuf first_buffer;
     Answer(first, first_buffer, "first");
-    std::this_thread::sleep_for(50ms);
+    const auto read_by = std::chrono::steady_clock::now() + 10s;
+    while (!first_read_ && std::chrono::steady_clock::now() < read_by) std::this_thread::yield();
     switch (after) {
       case After::kStrayAnswer:
         net::write(first, net::buffer(std::string(
@@ -203,6 +214,7 @@ class StrayBytesServer {
         first.close();  // with linger 0: a reset
         break;
     }
+    after_done_ = true;  // on loopback, what was written (or the reset) is at the client now
     // A client that wrongly reused the first connection never comes: give up after a while
     // rather than hang the test.
     tcp::socket second(io_);
@@ -226,6 +238,8 @@ class StrayBytesServer {
   tcp::acceptor acceptor_;
   std::thread thread_;
   std::atomic<int> connections_ = 0;
+  std::atomic<bool> first_read_ = false;
+  std::atomic<bool> after_done_ = false;
 };
 
 TEST(UpstreamClientTest, AConnectionTheServerWroteToOrResetWhileIdleIsNotReused) {
@@ -245,9 +259,10 @@ TEST(UpstreamClientTest, AConnectionTheServerWroteToOrResetWhileIdleIsNotReused)
       EXPECT_EQ(recorder->status_, 200);
       EXPECT_EQ(recorder->body_, expected);
       if (recorder->body_ != expected) break;  // the server has given up on a second one
-      // Well within a second of idle: the pool's check must not wait for the connection to
-      // look old.
-      std::this_thread::sleep_for(150ms);
+      // At once, well within a second of idle: the pool's check must not wait for the
+      // connection to look old.
+      server.FirstAnswerRead();
+      ASSERT_TRUE(server.WaitUntilDone());
     }
     client.CloseIdle();
     EXPECT_EQ(server.connections(), 2);

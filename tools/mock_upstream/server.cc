@@ -190,6 +190,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void CloseTcp();
   void CloseAbortively();
   void SendBadChunk();
+  void WriteStray();
 
   tcp::socket& socket() { return beast::get_lowest_layer(stream_); }
 
@@ -213,6 +214,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string content_encoding_;  // x-mock-content-encoding of the request being answered
   std::string echoed_authorization_;  // x-mock-echo-auth: the Authorization received
   std::string extra_lines_;  // x-mock-extra-headers of the request being answered, as lines
+  bool stray_after_ = false;  // x-mock-stray-after: a second, unasked answer after this one
   bool stream_by_length_ = false;  // x-mock-stream-framing: length (a stream framed by length)
   std::array<char, 512> drain_{};
   bool tls_closing_ = false;  // a TLS close_notify is on its way
@@ -245,6 +247,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
   stream_by_length_ = FieldOf(request, "x-mock-stream-framing") == "length";
   content_encoding_.assign(FieldOf(request, "x-mock-content-encoding").value_or(""));
   extra_lines_ = ExtraHeaderLines(FieldOf(request, "x-mock-extra-headers").value_or(""));
+  stray_after_ = FieldOf(request, "x-mock-stray-after").has_value();
   RequestView view;
   view.method = std::string_view(request.method_string().data(), request.method_string().size());
   view.target = std::string_view(request.target().data(), request.target().size());
@@ -377,6 +380,20 @@ void Session<Stream>::Act() {
   }
 }
 
+// x-mock-stray-after: a whole second answer nobody asked for, in a write (over TLS, a record)
+// of its own right after the answer: a broken upstream a client must not read as its next
+// request's answer.
+template <class Stream>
+void Session<Stream>::WriteStray() {
+  stray_after_ = false;
+  out_.assign("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n"
+              "\"STRAY!\"\n");
+  net::async_write(stream_, net::buffer(out_), [self = this->shared_from_this()](ErrorCode ec,
+                                                                                 size_t) {
+    if (!ec) self->DoRead();
+  });
+}
+
 template <class Stream>
 void Session<Stream>::SendBadChunk() {
   out_.clear();
@@ -416,6 +433,7 @@ void Session<Stream>::Respond() {
   net::async_write(stream_, buffers, [self = this->shared_from_this()](ErrorCode ec, size_t) {
     if (ec) return;
     if (!self->keep_alive_) return self->CloseGracefully();
+    if (self->stray_after_) return self->WriteStray();
     self->DoRead();
   });
 }

@@ -25,11 +25,15 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
   return [&context, render, audience, body = std::move(body)](
              http::Request& request, std::shared_ptr<http::Responder> responder) {
     auto caller = context.keys.Authenticate(request.BearerToken());
-    if (!caller.ok()) return responder->Send(render(caller.error()));
+    if (!caller.ok()) {
+      return responder->Send(render(ShownToCaller(caller.error(), request.request_id)));
+    }
     Status allowed = OkStatus();
     if (audience == Audience::kManagers) allowed = keys::KeyService::RequireManager(*caller);
     if (audience == Audience::kOwnersOnly) allowed = keys::KeyService::RequireOwner(*caller);
-    if (!allowed.ok()) return responder->Send(render(allowed.error()));
+    if (!allowed.ok()) {
+      return responder->Send(render(ShownToCaller(allowed.error(), request.request_id)));
+    }
     auto response = body(*caller, request);
     if (!response.ok()) {
       const Error& error = response.error();

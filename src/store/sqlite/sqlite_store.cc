@@ -3,9 +3,9 @@
 // sqlite_service_keys.cc; the audit log and usage in sqlite_audit_usage.cc.
 #include "store/sqlite/sqlite_store.h"
 
-#include <algorithm>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <exception>
 #include <filesystem>
 #include <system_error>
