@@ -164,11 +164,11 @@ bool Holds(std::string_view text, std::string_view secret) {
   return secret.size() >= kMinRedactedKey && text.find(secret) != std::string_view::npos;
 }
 
-// Whether a Content-Type names application/json (parameters aside, any case).
-bool IsJsonMediaType(std::string_view type) {
+// Whether a Content-Type names `media` (parameters aside, any case).
+bool IsMediaType(std::string_view type, std::string_view media) {
   type = type.substr(0, type.find(';'));
   while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
-  return AsciiIEquals(type, "application/json");
+  return AsciiIEquals(type, media);
 }
 
 // Replaces every `secret` in `text` with kRedacted.
@@ -211,7 +211,9 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // An upstream error to a stream request is relayed whole, like any complete answer; so is a
   // plain JSON answer (an upstream that does not stream), whose usage then counts; an encoded
   // one is not relayed at all (OnResponseEnd).
-  const bool json = IsJsonMediaType(type);
+  const bool json = IsMediaType(type, "application/json");
+  // Events, whatever the caller asked for: searched for the provider's key as a stream's are.
+  event_stream_answer_ = IsMediaType(type, "text/event-stream");
   if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty() ||
       json) {
     return;
@@ -338,8 +340,8 @@ void ModelCall::FinishComplete() {
     charged = EstimateReceived(static_cast<int64_t>(body_.size()));
   }
   // An error answer quoting the provider's key ("Incorrect API key provided: ...") keeps
-  // everything else.
-  if (!success && Holds(body_, admission_.call.target->api_key)) {
+  // everything else; so do events (an error event) sent to a call that did not ask to stream.
+  if ((!success || event_stream_answer_) && Holds(body_, admission_.call.target->api_key)) {
     Redact(&body_, admission_.call.target->api_key);
     NoteEchoedKey("body");
   }

@@ -422,6 +422,12 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
         << quoted.body;
     EXPECT_EQ(quoted.body.find(kUpstreamKey), std::string::npos) << quoted.body;
   }
+  // Events sent to a call that did not ask to stream (re-test audit, 2026-12-07).
+  auto unasked = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                      {{"x-mock-echo-auth-in-stream", "1"}});
+  EXPECT_EQ(unasked.status, 200) << unasked.body;
+  EXPECT_NE(unasked.body.find("key Bearer [redacted]"), std::string::npos) << unasked.body;
+  EXPECT_EQ(unasked.body.find(kUpstreamKey), std::string::npos) << unasked.body;
 }
 
 TEST_F(DataPlaneTest, KeyUsageTotalsEqualTheSumOfItsUsageRecords) {

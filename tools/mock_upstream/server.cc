@@ -277,15 +277,21 @@ void Session<Stream>::OnRead(ErrorCode ec) {
                   R"(","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
   }
   // x-mock-echo-auth-in-stream: a stream whose first event is an error quoting the
-  // Authorization received (a careless upstream's mid-stream error).
-  if (FieldOf(request, "x-mock-echo-auth-in-stream") && reply_.action == Action::kStream) {
+  // Authorization received (a careless upstream's mid-stream error); to a plain request, the
+  // same event as a text/event-stream answer.
+  if (FieldOf(request, "x-mock-echo-auth-in-stream")) {
     const std::string event =
         R"(data: {"error":{"message":"key )" +
         std::string(FieldOf(request, "authorization").value_or("")) + R"("}})" + "\n\n";
-    reply_.body.insert(0, event);
-    for (size_t& end : reply_.event_ends) end += event.size();
-    reply_.event_ends.insert(reply_.event_ends.begin(), event.size());
-    ++reply_.content_events;
+    if (reply_.action == Action::kStream) {
+      reply_.body.insert(0, event);
+      for (size_t& end : reply_.event_ends) end += event.size();
+      reply_.event_ends.insert(reply_.event_ends.begin(), event.size());
+      ++reply_.content_events;
+    } else if (reply_.action == Action::kRespond && reply_.status == 200) {
+      reply_.content_type = "text/event-stream";
+      reply_.body = event + "data: [DONE]\n\n";
+    }
   }
   // x-mock-unterminated: a stream without its [DONE], whose last event (the usage chunk, when
   // asked for) lacks its blank line.
