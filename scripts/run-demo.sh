@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 KEYGATE="$BUILD_DIR/keygate"
 MOCK="$BUILD_DIR/tools/mock_upstream/mock_upstream"
 DATA="${KEYGATE_DATA:-./data}"
-mkdir -p "$DATA"
+mkdir -p -m 700 "$DATA"  # the store is its owner's only (as keygate makes it)
 
 "$MOCK" --listen 127.0.0.1:9090 >"$DATA/mock_upstream.log" 2>&1 &
 MOCK_PID=$!
