@@ -25,6 +25,26 @@ constexpr bool IsAsciiAlnum(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+// Calls `f` with each element of the comma-separated list `list` (RFC 9110 §5.6.1: the optional
+// spaces and tabs around an element trimmed, empty elements skipped) until `f` returns true;
+// returns whether it did.
+template <class F>
+bool AnyListElement(std::string_view list, F f) {
+  while (true) {
+    const size_t comma = list.find(',');
+    std::string_view element = list.substr(0, comma);
+    while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
+      element.remove_prefix(1);
+    }
+    while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) {
+      element.remove_suffix(1);
+    }
+    if (!element.empty() && f(element)) return true;
+    if (comma == std::string_view::npos) return false;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 // The value of the hexadecimal digit `c` (either case), or -1 if it is not one.
 constexpr int AsciiHexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -40,21 +40,11 @@ void RequestParser::on_header_impl(boost::beast::error_code& ec) {
   // The codings, in order: only "chunked", once (keygate decodes no other).
   size_t codings = 0;
   bool only_chunked = true;
-  std::string_view rest = transfer_encoding_;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    std::string_view coding = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) {
-      coding.remove_prefix(1);
-    }
-    while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) {
-      coding.remove_suffix(1);
-    }
-    if (coding.empty()) continue;  // an empty list element (RFC 9110 §5.6.1)
+  AnyListElement(transfer_encoding_, [&](std::string_view coding) {
     ++codings;
     only_chunked = only_chunked && AsciiIEquals(coding, "chunked");
-  }
+    return false;  // every element
+  });
   if (version_ < 11 || codings != 1 || !only_chunked) {
     ec = boost::beast::http::error::bad_transfer_encoding;
   }

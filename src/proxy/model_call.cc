@@ -48,21 +48,7 @@ bool Contains(const std::array<std::string_view, N>& names, std::string_view nam
 template <typename Headers, typename Test>
 bool AnyConnectionToken(const Headers& headers, Test test) {
   for (const auto& [name, value] : headers) {
-    if (name != "connection") continue;
-    std::string_view rest = value;
-    while (true) {
-      const size_t comma = rest.find(',');
-      std::string_view token = rest.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
-      if (!token.empty() && test(token)) return true;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+    if (name == "connection" && AnyListElement(value, test)) return true;
   }
   return false;
 }
@@ -268,7 +254,9 @@ void ModelCall::RelayEvents(std::string_view data) {
   if (room > 0) target->reserve(target->size() + room);
   const size_t from = target->size();
   for (std::string_view event : events_) AppendEvent(event, target);
-  RedactProviderKey(target, from);
+  // A stream is a success, but an event in it may be an error that quotes the provider's key
+  // (an `{"error": ...}` event mid-stream): one search per read of the stream.
+  RedactProviderKey(target, from, "stream event");
   relayed_ = relayed_ || !target->empty();
   // Each write holds the responder until it is on the wire, so that a stream cut right after
   // (the responder released without EndStream) still delivers what came before the cut.
@@ -341,10 +329,7 @@ void ModelCall::FinishComplete() {
   }
   // An error answer quoting the provider's key ("Incorrect API key provided: ...") keeps
   // everything else; so do events (an error event) sent to a call that did not ask to stream.
-  if ((!success || event_stream_answer_) && Holds(body_, admission_.call.target->api_key)) {
-    Redact(&body_, admission_.call.target->api_key);
-    NoteEchoedKey("body");
-  }
+  if (!success || event_stream_answer_) RedactProviderKey(&body_, 0, "body");
   http::Response response;
   response.status = upstream_status_;
   if (upstream_type_) response.content_type = std::move(*upstream_type_);
@@ -428,7 +413,7 @@ std::string ModelCall::TakeUnterminatedEvent() {
   std::string event(pending);
   event.append("\n\n");
   AppendEvent(event, &out);
-  RedactProviderKey(&out, 0);
+  RedactProviderKey(&out, 0, "stream event");
   relayed_ = relayed_ || !out.empty();
   return out;
 }
@@ -476,14 +461,11 @@ int ModelCall::CancelledStatus() const {
   return responder_ && responder_->ClosedByServer() ? kStatusServerClosed : kStatusClientClosed;
 }
 
-void ModelCall::RedactProviderKey(std::string* events, size_t from) {
-  // A stream is a success, but an event in it may be an error that quotes the key (an
-  // `{"error": ...}` event mid-stream): it must not reach the caller. One search per read
-  // of the stream, and none for a provider without a key.
+void ModelCall::RedactProviderKey(std::string* text, size_t from, std::string_view where) {
   const std::string& key = admission_.call.target->api_key;
-  if (!Holds(std::string_view(*events).substr(from), key)) return;
-  Redact(events, key);
-  NoteEchoedKey("stream event");
+  if (!Holds(std::string_view(*text).substr(from), key)) return;
+  Redact(text, key);
+  NoteEchoedKey(where);
 }
 
 void ModelCall::NoteEchoedKey(std::string_view where) {

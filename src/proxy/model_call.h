@@ -103,8 +103,9 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   // The bytes the stream's splitter holds at the stream's end (an event without its blank
   // line), read as an event and terminated, as they go to the caller ("" if none).
   std::string TakeUnterminatedEvent();
-  // Redacts the provider's API key in `events` (from `from` on), should the upstream quote it.
-  void RedactProviderKey(std::string* events, size_t from);
+  // Redacts the provider's API key in `text` (searched from `from` on), should the upstream
+  // quote it, and logs it as found in `where`. None is looked for when the provider has no key.
+  void RedactProviderKey(std::string* text, size_t from, std::string_view where);
   // The usage record's status of a call cancelled: 499 when the caller left, 503 when keygate
   // cut the connection itself (the deadline of a stop's drain).
   int CancelledStatus() const;

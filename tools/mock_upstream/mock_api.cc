@@ -615,15 +615,20 @@ bool ResolveFault(const RequestView& request, std::string_view model, std::optio
 
 // ---- public -----------------------------------------------------------------------------------
 
+std::string_view TakeListItem(std::string_view* list, char separator) {
+  const size_t end = std::min(list->find(separator), list->size());
+  std::string_view item = list->substr(0, end);
+  list->remove_prefix(std::min(end + 1, list->size()));
+  while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+  while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+  return item;
+}
+
 std::optional<Fault> ParseFault(std::string_view spec) {
   Fault fault;
   bool has_delay = false;
   while (!spec.empty()) {
-    size_t comma = spec.find(',');
-    std::string_view item = spec.substr(0, comma);
-    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    const std::string_view item = TakeListItem(&spec, ',');
     if (item.substr(0, kDelayPrefix.size()) == kDelayPrefix) {
       std::string_view ms = item.substr(kDelayPrefix.size());
       if (has_delay || !ParseIntIn(ms, 0, kMaxDelayMs, &fault.delay_ms)) return std::nullopt;

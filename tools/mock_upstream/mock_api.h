@@ -75,6 +75,10 @@ struct Fault {
   FaultKind kind = FaultKind::kNone;
 };
 
+// Takes the first item of `list` (up to `separator` or its end, the spaces around it trimmed)
+// off `list`, separator included.
+std::string_view TakeListItem(std::string_view* list, char separator);
+
 // Parses "delay:<ms>", "500", "429", "400", "reset", "hang", "badchunk", or a comma-separated
 // list with at
 // most one delay and one other fault. Returns nullopt for anything else (or a delay outside

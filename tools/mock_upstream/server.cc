@@ -61,11 +61,7 @@ struct Head {
 std::string ExtraHeaderLines(std::string_view list) {
   std::string lines;
   while (!list.empty()) {
-    const size_t end = std::min(list.find(';'), list.size());
-    std::string_view piece = list.substr(0, end);
-    list.remove_prefix(std::min(end + 1, list.size()));
-    while (!piece.empty() && piece.front() == ' ') piece.remove_prefix(1);
-    while (!piece.empty() && piece.back() == ' ') piece.remove_suffix(1);
+    const std::string_view piece = TakeListItem(&list, ';');
     if (piece.empty()) continue;
     lines.append(piece);
     lines.append("\r\n");
@@ -191,6 +187,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void CloseAbortively();
   void SendBadChunk();
   void WriteStray();
+  // Writes out_ whole, then calls `next` (nothing more if the write fails).
+  void WriteOutThen(void (Session::*next)());
 
   tcp::socket& socket() { return beast::get_lowest_layer(stream_); }
 
@@ -394,10 +392,15 @@ void Session<Stream>::WriteStray() {
   stray_after_ = false;
   out_.assign("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n"
               "\"STRAY!\"\n");
-  net::async_write(stream_, net::buffer(out_), [self = this->shared_from_this()](ErrorCode ec,
-                                                                                 size_t) {
-    if (!ec) self->DoRead();
-  });
+  WriteOutThen(&Session::DoRead);
+}
+
+template <class Stream>
+void Session<Stream>::WriteOutThen(void (Session::*next)()) {
+  net::async_write(stream_, net::buffer(out_),
+                   [self = this->shared_from_this(), next](ErrorCode ec, size_t) {
+                     if (!ec) ((*self).*next)();
+                   });
 }
 
 template <class Stream>
@@ -416,10 +419,7 @@ void Session<Stream>::SendBadChunk() {
                      .echoed_authorization = {},
                      .extra_lines = {}});
   out_.append("zz\r\n");  // not a chunk size
-  net::async_write(stream_, net::buffer(out_), [self = this->shared_from_this()](ErrorCode ec,
-                                                                                 size_t) {
-    if (!ec) self->CloseGracefully();
-  });
+  WriteOutThen(&Session::CloseGracefully);
 }
 
 template <class Stream>
