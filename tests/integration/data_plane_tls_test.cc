@@ -3,7 +3,9 @@
 // SSL_CERT_FILE; its name checked against the certificate; its connections pooled.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "integration/data_plane_fixture.h"
 
@@ -114,6 +116,14 @@ TEST_F(TlsUpstreamTest, AnAnswerNobodyAskedForNeverReachesTheNextCaller) {
                                    {"x-mock-stray-after", "1"}});
       ASSERT_EQ(asked.status, 200) << asked.body;
       EXPECT_NE(asked.body.find("echo: mine"), std::string::npos) << asked.body;
+      // The stray must be at keygate before the next call: one sent after it, while the call
+      // is on its way, no client can tell from its answer (decision 0011).
+      const bool tls = std::string(model) == "trusted/echo";
+      const auto by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while ((tls ? TlsMockStats() : MockStats()).at("strays").to_number<int64_t>() < i + 1 &&
+             std::chrono::steady_clock::now() < by) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       auto next = client.Request("POST", "/v1/chat/completions", ChatBody("yours", 50, model),
                                  {{"Authorization", "Bearer " + second.secret},
                                   {"Content-Type", "application/json"}});

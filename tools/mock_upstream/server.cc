@@ -187,6 +187,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void CloseAbortively();
   void SendBadChunk();
   void WriteStray();
+  void AfterStray();
   // Writes out_ whole, then calls `next` (nothing more if the write fails).
   void WriteOutThen(void (Session::*next)());
 
@@ -392,7 +393,13 @@ void Session<Stream>::WriteStray() {
   stray_after_ = false;
   out_.assign("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n"
               "\"STRAY!\"\n");
-  WriteOutThen(&Session::DoRead);
+  WriteOutThen(&Session::AfterStray);
+}
+
+template <class Stream>
+void Session<Stream>::AfterStray() {
+  stats_.CountStray(slot_);  // written whole: on loopback, at the client already
+  DoRead();
 }
 
 template <class Stream>

@@ -77,6 +77,7 @@ std::string Stats::SnapshotJson() const {
     total.embeddings += slot->counters.embeddings;
     total.streams += slot->counters.streams;
     total.connections += slot->counters.connections;
+    total.strays += slot->counters.strays;
     if (slot->last.sequence != 0 &&
         (latest == nullptr || slot->last.sequence > latest->last.sequence)) {
       latest = slot.get();
@@ -88,6 +89,7 @@ std::string Stats::SnapshotJson() const {
   out["embeddings"] = total.embeddings;
   out["streams"] = total.streams;
   out["connections"] = total.connections;
+  out["strays"] = total.strays;
   out["last_authorization"] = nullptr;
   out["last_headers"] = boost::json::object();
   out["last_body"] = nullptr;

@@ -50,6 +50,7 @@ struct Counters {
   uint64_t embeddings = 0;
   uint64_t streams = 0;
   uint64_t connections = 0;  // accepted (a client that pools its connections opens few)
+  uint64_t strays = 0;  // unasked answers written whole (x-mock-stray-after)
 };
 
 class Stats {
@@ -74,13 +75,12 @@ class Stats {
   }
 
   // Counts a connection accepted for slot `slot`. REQUIRES: slot < slot_count.
-  void CountConnection(size_t slot) {
-    Slot& s = *slots_[slot];
-    std::lock_guard<std::mutex> lock(s.mu);
-    ++s.counters.connections;
-  }
+  void CountConnection(size_t slot) { Increment(slot, &Counters::connections); }
+  // Counts an unasked answer written whole (a test waits for it before its next request).
+  void CountStray(size_t slot) { Increment(slot, &Counters::strays); }
 
   // The GET /mock/stats body: {"requests", "chat", "embeddings", "streams", "connections",
+  // "strays",
   // "last_authorization", "last_headers", "last_body"} as compact JSON. last_authorization is
   // null and last_headers {} when nothing was recorded; last_body is the body parsed as JSON,
   // the raw text as a JSON string when it is not JSON, or null when empty.
@@ -97,6 +97,11 @@ class Stats {
   };
 
   static void Count(RequestKind kind, Counters* counters);
+  void Increment(size_t slot, uint64_t Counters::*counter) {
+    Slot& s = *slots_[slot];
+    std::lock_guard<std::mutex> lock(s.mu);
+    ++(s.counters.*counter);
+  }
 
   std::vector<std::unique_ptr<Slot>> slots_;
   std::atomic<uint64_t> next_sequence_{0};
