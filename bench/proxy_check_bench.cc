@@ -35,12 +35,21 @@ class SteppingClock final : public Clock {
   UnixMillis now_ms_ = kStartMs;
 };
 
-config::Catalog MakeCatalog() {
+// The benchmark's model, after `extra_models` others (a gateway's catalog often lists hundreds).
+config::Catalog MakeCatalog(int extra_models = 0) {
   config::Catalog catalog;
   config::ProviderConfig mock;
   mock.name = "mock";
   mock.base_url = "http://127.0.0.1:9090/v1";
   catalog.providers.push_back(mock);
+  for (int i = 0; i < extra_models; ++i) {
+    config::ModelConfig other;
+    other.id = "mock/model-" + std::to_string(i);
+    other.provider = "mock";
+    other.upstream = other.id.substr(5);
+    other.context_tokens = 8192;
+    catalog.models.push_back(other);
+  }
   config::ModelConfig echo;
   echo.id = "mock/echo";
   echo.provider = "mock";
@@ -55,7 +64,7 @@ config::Catalog MakeCatalog() {
 
 // Everything a Guardrails needs, with one busy key whose limits never refuse.
 struct Bench {
-  Bench() : limiter([](const std::string&, UnixMillis) -> Result<MicroUsd> { return 0; }),
+  explicit Bench(int extra_models = 0) : limiter([](const std::string&, UnixMillis) -> Result<MicroUsd> { return 0; }),
             guardrails(GuardrailOptions{}, index, limiter, clock) {
     keys::ServiceKey key;
     key.hash = keys::Sha256Hex(kSecret);
@@ -67,7 +76,7 @@ struct Bench {
     key.guardrails.models = std::vector<std::string>{"openai/*", "mock/*"};
     key.version = 1;
     index.UpsertServiceKey(key);
-    catalog = *ResolveCatalog(MakeCatalog(), [](const char*) -> const char* { return nullptr; });
+    catalog = *ResolveCatalog(MakeCatalog(extra_models), [](const char*) -> const char* { return nullptr; });
   }
 
   SteppingClock clock;
@@ -77,8 +86,9 @@ struct Bench {
   std::shared_ptr<const ResolvedCatalog> catalog;
 };
 
+// Argument: how many models the catalog lists before the one called.
 void BM_CheckAndSettle(benchmark::State& state) {
-  Bench bench;
+  Bench bench(static_cast<int>(state.range(0)));
   for (auto _ : state) {
     bench.clock.Step();
     Verdict<Admission> verdict =
@@ -91,7 +101,37 @@ void BM_CheckAndSettle(benchmark::State& state) {
     benchmark::DoNotOptimize(verdict);
   }
 }
-BENCHMARK(BM_CheckAndSettle);
+BENCHMARK(BM_CheckAndSettle)->Arg(0)->Arg(500);
+
+// Steps 1 and 2 alone: authenticate, read the body, check the model.
+void BM_Prepare(benchmark::State& state) {
+  Bench bench;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        bench.guardrails.Prepare(kSecret, Endpoint::kChatCompletions, kBody, bench.catalog));
+  }
+}
+BENCHMARK(BM_Prepare);
+
+// Steps 3 and 4 and the settlement alone, on a call prepared once.
+void BM_AdmitAndSettle(benchmark::State& state) {
+  Bench bench;
+  const Verdict<PreparedCall> prepared =
+      bench.guardrails.Prepare(kSecret, Endpoint::kChatCompletions, kBody, bench.catalog);
+  for (auto _ : state) {
+    bench.clock.Step();
+    PreparedCall call = *prepared.value;
+    call.now = bench.clock.NowMs();
+    Verdict<Admission> verdict = bench.guardrails.Admit(std::move(call));
+    if (!verdict.ok()) {
+      state.SkipWithError("a call was refused");
+      return;
+    }
+    bench.limiter.Settle(verdict.value->ticket, 30, 40, bench.clock.NowMs());
+    benchmark::DoNotOptimize(verdict);
+  }
+}
+BENCHMARK(BM_AdmitAndSettle);
 
 void BM_Authenticate(benchmark::State& state) {
   Bench bench;

@@ -41,7 +41,7 @@ enum class Member {
 
 // The member `key` names and the bit that marks it seen (0 for members not tracked).
 std::pair<Member, unsigned> MemberOf(std::string_view key) {
-  constexpr std::array<std::pair<std::string_view, Member>, 6> kRead = {{
+  static constexpr std::array<std::pair<std::string_view, Member>, 6> kRead = {{
       {"model", Member::kModel},
       {"messages", Member::kMessages},
       {"max_tokens", Member::kMaxTokens},

@@ -283,14 +283,14 @@ void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Respo
     for (std::string_view part : {request.PathParam("rest"), request.PathParam("more")}) {
       if (!part.empty()) id.append("/").append(part);
     }
-    const config::ModelConfig* model = catalog->catalog.FindModel(id);
-    if (model == nullptr || !ModelAllowed((*key)->guardrails.models, model->id)) {
+    const ResolvedModel* model = catalog->Find(id);
+    if (model == nullptr || !ModelAllowed((*key)->guardrails.models, model->config->id)) {
       return responder->Send(http::ErrorResponse(
           Error{ErrorCode::kNotFound,
                 "The model '" + id + "' does not exist or this key may not call it.", "model",
                 "model_not_found"}));
     }
-    WriteModel(*model, &w);
+    WriteModel(*model->config, &w);
   }
   http::Response response = http::JsonResponse(200, w.Take());
   // spec §3: every successful answer carries the key's x-ratelimit-* (taking nothing here).

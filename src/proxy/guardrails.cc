@@ -94,7 +94,7 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
 
 Status Guardrails::CheckModel(const keys::ServiceKey& key, const ModelRequest& request,
                               const ResolvedCatalog& catalog,
-                              const config::ModelConfig** model) const {
+                              const ResolvedModel** resolved) const {
   // spec §3 step 2.
   if (!ModelAllowed(key.guardrails.models, request.model)) {
     Error error = Error::PermissionDenied("This key may not call model '" + request.model +
@@ -104,22 +104,23 @@ Status Guardrails::CheckModel(const keys::ServiceKey& key, const ModelRequest& r
     error.param = "model";
     return error;
   }
-  *model = catalog.FindModel(request.model);
-  if (*model == nullptr) {
+  *resolved = catalog.Find(request.model);
+  if (*resolved == nullptr) {
     return Error{ErrorCode::kNotFound,
                  "The model '" + request.model + "' does not exist in this gateway's catalog.",
                  "model", "model_not_found"};
   }
+  const config::ModelConfig* model = (*resolved)->config;
   const int64_t prompt_floor = LargestInputLowerBound(request.prompt);
-  if (prompt_floor > (*model)->context_tokens) {
+  if (prompt_floor > model->context_tokens) {
     return Error{ErrorCode::kInvalidArgument,
                  "This model's maximum context length is " +
-                     std::to_string((*model)->context_tokens) + " tokens, but the input has at " +
+                     std::to_string(model->context_tokens) + " tokens, but the input has at " +
                      "least " + std::to_string(prompt_floor) + " tokens.",
                  request.endpoint == Endpoint::kEmbeddings ? "input" : "messages",
                  "context_length_exceeded"};
   }
-  const int64_t max_output = (*model)->max_output_tokens;
+  const int64_t max_output = model->max_output_tokens;
   if (request.max_completion_tokens && max_output > 0 && *request.max_completion_tokens > max_output) {
     return Error::InvalidArgument(std::string(request.cap_member) + " is too large: " +
                                       std::to_string(*request.max_completion_tokens) +
@@ -139,22 +140,23 @@ Verdict<PreparedCall> Guardrails::Prepare(std::string_view bearer_token, Endpoin
   auto request =
       endpoint == Endpoint::kEmbeddings ? ParseEmbeddingsRequest(body) : ParseChatRequest(body);
   if (!request.ok()) return Refuse<PreparedCall>(request.error());
-  const config::ModelConfig* model = nullptr;
-  if (Status status = CheckModel(**key, *request, *catalog, &model); !status.ok()) {
+  const ResolvedModel* resolved = nullptr;
+  if (Status status = CheckModel(**key, *request, *catalog, &resolved); !status.ok()) {
     return Refuse<PreparedCall>(status.error());
   }
-  std::shared_ptr<const UpstreamTarget> target = catalog->TargetFor(*model);
-  if (target == nullptr || !target->unusable_reason.empty()) {
-    return Refuse<PreparedCall>(Error::Unavailable(
-        target ? target->unusable_reason : "the provider of " + model->id + " is not declared"));
+  const config::ModelConfig& model = *resolved->config;
+  if (resolved->target == nullptr || !resolved->target->unusable_reason.empty()) {
+    return Refuse<PreparedCall>(
+        Error::Unavailable(resolved->target ? resolved->target->unusable_reason
+                                            : "the provider of " + model.id + " is not declared"));
   }
   PreparedCall call;
   call.now = now;
-  call.worst = WorstCaseOf(*model, *request);
+  call.worst = WorstCaseOf(model, *request);
   call.key = std::move(*key);
   call.catalog = std::move(catalog);
-  call.model = model;
-  call.target = std::move(target);
+  call.model = &model;
+  call.target = resolved->target;
   call.request = std::move(*request);
   return Verdict<PreparedCall>{std::move(call), {}, {}};
 }

@@ -148,7 +148,7 @@ class Guardrails {
 
  private:
   Status CheckModel(const keys::ServiceKey& key, const ModelRequest& request,
-                    const ResolvedCatalog& catalog, const config::ModelConfig** model) const;
+                    const ResolvedCatalog& catalog, const ResolvedModel** resolved) const;
 
   const GuardrailOptions options_;
   const keys::KeyIndex& index_;

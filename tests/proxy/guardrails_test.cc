@@ -242,6 +242,55 @@ TEST_F(GuardrailsTest, UnknownModelsOversizedPromptsAndMaxTokensAreRefusedBefore
   EXPECT_TRUE(Check().ok());
 }
 
+TEST(ResolvedCatalogTest, FindsAModelAsFindModelDoesWithItsProvidersUpstream) {
+  config::Catalog source = MakeCatalog();
+  source.models.push_back(source.models[0]);  // the same id twice: the first wins
+  source.models.back().upstream = "second";
+  config::ModelConfig orphan = source.models[0];
+  orphan.id = "ghost/echo";
+  orphan.provider = "ghost";  // no such provider
+  source.models.push_back(orphan);
+  for (int i = 0; i < 300; ++i) {
+    config::ModelConfig m = source.models[1];
+    m.id = "mock/m-" + std::to_string(i);
+    source.models.push_back(m);
+  }
+  auto resolved = ResolveCatalog(source, [](const char*) -> const char* { return nullptr; });
+  ASSERT_TRUE(resolved.ok());
+  const ResolvedCatalog& catalog = **resolved;
+  for (const char* id : {"mock/echo", "MOCK/echo", "Mock/echo", "keyed/echo", "ghost/echo",
+                         "mock/m-0", "mock/m-299", "mock/Echo", "mock/echo ", "echo", "mock/",
+                         "/echo", "mock/m-300", "nope/echo"}) {
+    const ResolvedModel* found = catalog.Find(id);
+    const config::ModelConfig* expected = catalog.catalog.FindModel(id);
+    ASSERT_EQ(found == nullptr, expected == nullptr) << id;
+    if (found != nullptr) {
+      EXPECT_EQ(found->config, expected) << id;
+    }
+  }
+  EXPECT_EQ(catalog.Find("mock/echo")->config->upstream, "echo");
+  EXPECT_EQ(catalog.Find("MOCK/echo")->target->provider, "mock");
+  EXPECT_EQ(catalog.Find("keyed/echo")->target->provider, "keyed");
+  EXPECT_EQ(catalog.Find("ghost/echo")->target, nullptr);
+  EXPECT_EQ(catalog.Find("mock/m-299")->config->id, "mock/m-299");
+  // Ids equal by the catalog's rule hash alike.
+  EXPECT_EQ(ModelIdHash{}("OpenAI/gpt-4o"), ModelIdHash{}("openai/gpt-4o"));
+  EXPECT_TRUE(ModelIdEqual{}("OpenAI/gpt-4o", "openai/gpt-4o"));
+  EXPECT_FALSE(ModelIdEqual{}("openai/GPT-4o", "openai/gpt-4o"));
+}
+
+TEST_F(GuardrailsTest, AModelOfAnUndeclaredProviderIs503) {
+  PutKey();
+  config::Catalog source = MakeCatalog();
+  source.models.push_back(source.models[0]);
+  source.models.back().id = "ghost/echo";
+  source.models.back().provider = "ghost";
+  catalog_ = *ResolveCatalog(source, [](const char*) -> const char* { return nullptr; });
+  auto verdict = Check(Body(10, "ghost/echo"));
+  EXPECT_EQ(verdict.refusal.status, 503);
+  EXPECT_NE(verdict.refusal.body.find("not declared"), std::string::npos) << verdict.refusal.body;
+}
+
 TEST_F(GuardrailsTest, AProviderWithoutItsApiKeyIs503) {
   PutKey();
   auto verdict = Check(Body(10, "keyed/echo"));
