@@ -31,6 +31,17 @@ std::string Pattern(size_t bytes) {
   return text;
 }
 
+// Reads a request's head from `socket` (what follows it stays in `buffer`) and returns its
+// Content-Length.
+size_t ReadHead(tcp::socket& socket, net::streambuf& buffer) {
+  const size_t head_bytes = net::read_until(socket, buffer, "\r\n\r\n");
+  std::string head(net::buffers_begin(buffer.data()),
+                   net::buffers_begin(buffer.data()) + static_cast<std::ptrdiff_t>(head_bytes));
+  buffer.consume(head_bytes);
+  const size_t at = head.find("Content-Length: ");
+  return at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
+}
+
 // Serves `requests` requests on one connection, each only after a pause (so that the client's
 // writes find the socket full), and answers each with the request body's length and whether
 // it matched `expected`.
@@ -57,12 +68,7 @@ class SlowReadingServer {
     net::streambuf buffer;
     for (int i = 0; i < requests; ++i) {
       std::this_thread::sleep_for(200ms);
-      const size_t head_bytes = net::read_until(socket, buffer, "\r\n\r\n");
-      std::string head(net::buffers_begin(buffer.data()),
-                       net::buffers_begin(buffer.data()) + static_cast<std::ptrdiff_t>(head_bytes));
-      buffer.consume(head_bytes);
-      const size_t at = head.find("Content-Length: ");
-      const size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
+      const size_t length = ReadHead(socket, buffer);
       if (buffer.size() < length) {
         net::read(socket, buffer, net::transfer_exactly(length - buffer.size()));
       }
@@ -115,18 +121,34 @@ class Recorder : public UpstreamObserver {
   bool ended_ = false;
 };
 
-// Sends GET /answer to `target` through `client` and runs `io` until `recorder` has seen the
-// end (20 s at most).
+// Sends `request` through `client` and runs `io` until `recorder` has seen the end (`wait` at
+// most).
+void Run(UpstreamClient& client, net::io_context& io, UpstreamRequest request,
+         const std::shared_ptr<Recorder>& recorder, std::chrono::seconds wait) {
+  std::shared_ptr<UpstreamCall> call = client.Create(std::move(request), recorder, io);
+  call->Start();
+  const auto give_up = std::chrono::steady_clock::now() + wait;
+  while (!recorder->ended_ && std::chrono::steady_clock::now() < give_up) io.run_one_for(1s);
+}
+
+// GET /answer, 20 s at most.
 void Get(UpstreamClient& client, net::io_context& io, std::shared_ptr<UpstreamTarget> target,
          std::shared_ptr<Recorder> recorder) {
   UpstreamRequest request;
   request.target = std::move(target);
   request.method = "GET";
   request.path = "/answer";
-  std::shared_ptr<UpstreamCall> call = client.Create(std::move(request), recorder, io);
-  call->Start();
-  const auto give_up = std::chrono::steady_clock::now() + 20s;
-  while (!recorder->ended_ && std::chrono::steady_clock::now() < give_up) io.run_one_for(1s);
+  Run(client, io, std::move(request), recorder, 20s);
+}
+
+// POST /upload with `body`, 30 s at most.
+void Upload(UpstreamClient& client, net::io_context& io, std::shared_ptr<UpstreamTarget> target,
+            const std::string& body, std::shared_ptr<Recorder> recorder) {
+  UpstreamRequest request;
+  request.target = std::move(target);
+  request.path = "/upload";
+  request.body = body;
+  Run(client, io, std::move(request), recorder, 30s);
 }
 
 TEST(UpstreamClientTest, ARequestTheSocketCannotTakeAtOnceIsSentWholeAndTheConnectionReused) {
@@ -137,15 +159,8 @@ TEST(UpstreamClientTest, ARequestTheSocketCannotTakeAtOnceIsSentWholeAndTheConne
   net::io_context io(1);
   UpstreamClient client;
   for (int round = 0; round < 2; ++round) {
-    UpstreamRequest request;
-    request.target = target;
-    request.path = "/upload";
-    request.body = body;
     auto recorder = std::make_shared<Recorder>();
-    std::shared_ptr<UpstreamCall> call = client.Create(std::move(request), recorder, io);
-    call->Start();
-    const auto give_up = std::chrono::steady_clock::now() + 30s;
-    while (!recorder->ended_ && std::chrono::steady_clock::now() < give_up) io.run_one_for(1s);
+    Upload(client, io, target, body, recorder);
     ASSERT_TRUE(recorder->ended_) << "round " << round;
     EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
     EXPECT_EQ(recorder->status_, 200);
@@ -153,6 +168,35 @@ TEST(UpstreamClientTest, ARequestTheSocketCannotTakeAtOnceIsSentWholeAndTheConne
   }
   client.CloseIdle();
   EXPECT_EQ(server.connections(), 1);
+}
+
+// Accepts a connection into `socket` (blocking once accepted), or gives up after 5 s, for a
+// server whose client may wrongly never come: the test fails rather than hangs.
+bool AcceptWithin5s(tcp::acceptor& acceptor, tcp::socket& socket) {
+  acceptor.non_blocking(true);
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  boost::system::error_code accepted;
+  do {
+    acceptor.accept(socket, accepted);
+    if (accepted) std::this_thread::sleep_for(10ms);
+  } while (accepted && std::chrono::steady_clock::now() < give_up);
+  if (accepted) return false;
+  socket.non_blocking(false);
+  return true;
+}
+
+// Accepts a second connection (see AcceptWithin5s), counts it in `connections`, has `serve`
+// answer on it, then reads until the client closes it.
+template <class Serve>
+void ServeSecondConnection(net::io_context& io, tcp::acceptor& acceptor,
+                           std::atomic<int>& connections, Serve serve) {
+  tcp::socket second(io);
+  if (!AcceptWithin5s(acceptor, second)) return;
+  ++connections;
+  net::streambuf buffer;
+  serve(second, buffer);
+  boost::system::error_code ignored;
+  net::read(second, buffer, ignored);
 }
 
 // Answers a request on one connection, then, while the connection sits idle in the client's
@@ -215,23 +259,11 @@ class StrayBytesServer {
         break;
     }
     after_done_ = true;  // on loopback, what was written (or the reset) is at the client now
-    // A client that wrongly reused the first connection never comes: give up after a while
-    // rather than hang the test.
-    tcp::socket second(io_);
-    acceptor_.non_blocking(true);
-    const auto give_up = std::chrono::steady_clock::now() + 5s;
-    boost::system::error_code accepted;
-    do {
-      acceptor_.accept(second, accepted);
-      if (accepted) std::this_thread::sleep_for(10ms);
-    } while (accepted && std::chrono::steady_clock::now() < give_up);
-    if (accepted) return;
-    second.non_blocking(false);
-    ++connections_;
-    net::streambuf second_buffer;
-    Answer(second, second_buffer, "second");
-    boost::system::error_code ignored;
-    net::read(second, second_buffer, ignored);  // until the client closes it
+    // (A client that wrongly reused the first connection never comes.)
+    ServeSecondConnection(io_, acceptor_, connections_,
+                          [](tcp::socket& second, net::streambuf& buffer) {
+                            Answer(second, buffer, "second");
+                          });
   }
 
   net::io_context io_;
@@ -267,6 +299,80 @@ TEST(UpstreamClientTest, AConnectionTheServerWroteToOrResetWhileIdleIsNotReused)
     client.CloseIdle();
     EXPECT_EQ(server.connections(), 2);
   }
+}
+
+// Answers a first request on one connection; takes only the head of the second one on it
+// and resets the connection while the client is still writing that request's body (too large
+// for the socket to take at once); then answers the second request on a new connection.
+class ResetWhileWritingServer {
+ public:
+  ResetWhileWritingServer()
+      : acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    acceptor_.set_option(net::socket_base::receive_buffer_size(64 * 1024));
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ResetWhileWritingServer() { thread_.join(); }
+
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_; }
+  // The length of the body of the request the second connection carried.
+  size_t retried_body() const { return retried_body_; }
+
+ private:
+  static void ReadBodyAndAnswer(tcp::socket& socket, net::streambuf& buffer, size_t length,
+                                const std::string& answer) {
+    if (buffer.size() < length) {
+      net::read(socket, buffer, net::transfer_exactly(length - buffer.size()));
+    }
+    buffer.consume(length);
+    net::write(socket, net::buffer("HTTP/1.1 200 OK\r\nContent-Length: " +
+                                   std::to_string(answer.size()) + "\r\n\r\n" + answer));
+  }
+
+  void Serve() {
+    tcp::socket first(io_);
+    acceptor_.accept(first);
+    ++connections_;
+    net::streambuf first_buffer;
+    ReadBodyAndAnswer(first, first_buffer, ReadHead(first, first_buffer), "first");
+    // The second request: its head, then a reset before its body is in.
+    ReadHead(first, first_buffer);
+    first.set_option(net::socket_base::linger(true, 0));
+    first.close();
+    // (A client that did not send it again never comes.)
+    ServeSecondConnection(io_, acceptor_, connections_,
+                          [this](tcp::socket& second, net::streambuf& buffer) {
+                            retried_body_ = ReadHead(second, buffer);
+                            ReadBodyAndAnswer(second, buffer, retried_body_, "second");
+                          });
+  }
+
+  net::io_context io_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::atomic<int> connections_ = 0;
+  std::atomic<size_t> retried_body_ = 0;
+};
+
+// A pooled connection that passed the check before reuse can still be reset before the
+// request is in: the upstream has not taken it, so it goes again, whole, on a new connection.
+TEST(UpstreamClientTest, ARequestWhosePooledConnectionIsResetWhileItIsWrittenIsSentAgain) {
+  ResetWhileWritingServer server;
+  auto target = LoopbackTarget("reset-while-writing", server.port(), 20s);
+  net::io_context io(1);
+  UpstreamClient client;
+  const std::string large = Pattern(16 << 20);
+  for (const std::string& body : {std::string("small"), large}) {
+    auto recorder = std::make_shared<Recorder>();
+    Upload(client, io, target, body, recorder);
+    ASSERT_TRUE(recorder->ended_);
+    EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+    EXPECT_EQ(recorder->status_, 200);
+    EXPECT_EQ(recorder->body_, body.size() == large.size() ? "second" : "first");
+  }
+  client.CloseIdle();
+  EXPECT_EQ(server.connections(), 2);
+  EXPECT_EQ(server.retried_body(), large.size());
 }
 
 // Answers one request on one connection with `pieces`, each written on its own after a pause
