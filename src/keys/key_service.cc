@@ -323,7 +323,11 @@ Status KeyService::ResolveProject(const Caller& caller, const KeyFields& fields,
 
 Status KeyService::ApplyFields(const Caller& caller, const KeyFields& fields, bool creating,
                                ServiceKey* key, std::optional<Project>* new_project) {
-  if (fields.name.has_value()) key->name = *fields.name;
+  if (fields.name.has_value()) {
+    // Checked only when set: a key named under older rules can still be disabled.
+    KG_RETURN_IF_ERROR(CheckName(*fields.name, "name"));
+    key->name = *fields.name;
+  }
   KG_RETURN_IF_ERROR(ResolveProject(caller, fields, key, new_project));
   Guardrails& g = key->guardrails;
   ApplyPatch(fields.models, &g.models);

@@ -93,7 +93,8 @@ struct ValidationLimits {
 };
 
 // A name (of a key, an organization, a project, an owner credential): 1 to 256 characters of
-// valid UTF-8 (characters, not bytes: a name in CJK script may take three bytes a character).
+// valid UTF-8 (characters, not bytes: a name in CJK script may take three bytes a character),
+// not whitespace alone.
 // InvalidArgument naming `param` otherwise. Text from JSON is valid UTF-8 already; text from
 // the command line may not be, and would make every JSON answer that quotes it invalid.
 Status CheckName(std::string_view name, std::string_view param);
@@ -256,9 +257,10 @@ class KeyService {
 };
 
 // Checks a complete key against the rules of dialects.md "Common rules" at `now`.
-// InvalidArgument naming the model field ("name", "models", "credit_limit", ...). The expiry
-// and the models list are checked only when `expiry_changed` and `models_changed`: a key
-// stored under older rules can still be renamed or disabled without restating them.
+// InvalidArgument naming the model field ("models", "credit_limit", ...). The expiry and the
+// models list are checked only when `expiry_changed` and `models_changed`: a key stored under
+// older rules can still be renamed or disabled without restating them. The name is checked
+// where it is set (CheckName), for the same reason.
 Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed,
                           bool models_changed);
 

@@ -142,6 +142,10 @@ std::string OrNull(const std::string& s) { return s.empty() ? "null" : Json(s); 
 Status CheckName(std::string_view name, std::string_view param) {
   const std::string field(param);
   if (name.empty()) return Error::InvalidArgument(field + " must not be empty", field);
+  // A name of spaces alone shows as nothing in a list or the console.
+  if (name.find_first_not_of(" \t\r\n\v\f") == std::string_view::npos) {
+    return Error::InvalidArgument(field + " must not be only whitespace", field);
+  }
   if (!IsUtf8(name)) return Error::InvalidArgument(field + " must be valid UTF-8", field);
   if (Utf8Chars(name) > ValidationLimits::kMaxNameChars) {
     return Error::InvalidArgument(field + " must be at most 256 characters", field);
@@ -151,7 +155,6 @@ Status CheckName(std::string_view name, std::string_view param) {
 
 Status ValidateServiceKey(const ServiceKey& key, UnixMillis now, bool expiry_changed,
                           bool models_changed) {
-  KG_RETURN_IF_ERROR(CheckName(key.name, "name"));
   const Guardrails& g = key.guardrails;
   if (g.models && models_changed) KG_RETURN_IF_ERROR(CheckModels(*g.models));
   if (g.credit_limit && *g.credit_limit <= 0) {

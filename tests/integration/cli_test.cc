@@ -88,11 +88,11 @@ TEST_F(ManagementTest, CommandsOtherThanInitNeverMakeAStore) {
 }
 
 // Audit, 2026-12-07: `init --org ""` failed after making an empty store, which the other
-// commands then took for one; and an unknown command was not named.
+// commands then took for one; a name of spaces was taken; an unknown command was not named.
 TEST_F(ManagementTest, InitChecksItsArgumentsBeforeMakingAStoreAndUnknownCommandsAreNamed) {
   TempDir empty;
   const std::string data = empty.path() + "/data";
-  for (const std::string& org : {std::string(), std::string(300, 'o')}) {
+  for (const std::string& org : {std::string(), std::string("   "), std::string(300, 'o')}) {
     const CommandResult refused =
         RunCommand({KEYGATE_BINARY, "init", "--data", data, "--org", org});
     EXPECT_EQ(refused.exit_code, 1);

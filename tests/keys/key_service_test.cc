@@ -58,16 +58,18 @@ class KeyServiceTest : public ::testing::Test {
   Caller owner_, pk_, other_owner_;
 };
 
-// A key stored under older rules (a models entry since refused, audit 2026-12-07) can still be
-// renamed or disabled: only a models list the update sets is checked.
-TEST_F(KeyServiceTest, AnUpdateChecksOnlyTheModelsItSets) {
+// A key stored under older rules (a models entry, a name of spaces, since refused: audits
+// 2026-12-07) can still be renamed or disabled: only a models list or a name the update sets
+// is checked.
+TEST_F(KeyServiceTest, AnUpdateChecksOnlyTheModelsAndTheNameItSets) {
   IssuedServiceKey issued = Create(Named("old"));
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir_.path() + "/k.db").c_str(), &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
-    const std::string sql = "UPDATE service_keys SET models_json = '[\"*/*\"]' WHERE hash = '" +
-                            issued.key.hash + "'";
+    const std::string sql =
+        "UPDATE service_keys SET models_json = '[\"*/*\"]', name = '   ' WHERE hash = '" +
+        issued.key.hash + "'";
     EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
   }
@@ -81,6 +83,14 @@ TEST_F(KeyServiceTest, AnUpdateChecksOnlyTheModelsItSets) {
   auto refused = service_->UpdateServiceKey(pk_, issued.key.hash, models, "r");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().param, "models");
+  KeyFields blank;
+  blank.name = " \t ";
+  auto renamed = service_->UpdateServiceKey(pk_, issued.key.hash, blank, "r");
+  ASSERT_FALSE(renamed.ok());
+  EXPECT_EQ(renamed.error().param, "name");
+  auto created = service_->CreateServiceKey(pk_, Named("  "), KeySource::kRouter, "r");
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().message, "name must not be only whitespace");
 }
 
 TEST_F(KeyServiceTest, AuthenticatesEachCredentialKind) {
@@ -257,6 +267,11 @@ TEST(CheckNameTest, CountsCharactersAndRefusesWhatIsNotUtf8) {
     EXPECT_NE(status.error().message.find("UTF-8"), std::string::npos);
   }
   EXPECT_EQ(CheckName("", "project_name").error().message, "project_name must not be empty");
+  for (const char* blank : {" ", "   ", "\t", " \n "}) {
+    EXPECT_EQ(CheckName(blank, "name").error().message, "name must not be only whitespace")
+        << '"' << blank << '"';
+  }
+  EXPECT_TRUE(CheckName(" a ", "name").ok());
 }
 
 
