@@ -17,40 +17,65 @@ size_t Utf8Chars(std::string_view s) {
 
 namespace {
 
-// Well-formed UTF-8 (RFC 3629): no stray continuation byte, no overlong form, no surrogate,
-// nothing above U+10FFFF.
+// Reads the code point at s[*i] into *point and moves *i past it; false if the bytes there are
+// not well-formed UTF-8 (RFC 3629): a stray continuation byte, an overlong form, a surrogate,
+// anything above U+10FFFF, a sequence cut short.
+bool NextCodePoint(std::string_view s, size_t* i, uint32_t* point) {
+  const auto c = static_cast<unsigned char>(s[*i]);
+  size_t length = 0;
+  if (c < 0x80) {
+    *point = c;
+    ++*i;
+    return true;
+  } else if ((c & 0xE0) == 0xC0) {
+    length = 2;
+    *point = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    length = 3;
+    *point = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    length = 4;
+    *point = c & 0x07;
+  } else {
+    return false;
+  }
+  if (*i + length > s.size()) return false;
+  for (size_t k = 1; k < length; ++k) {
+    const auto next = static_cast<unsigned char>(s[*i + k]);
+    if ((next & 0xC0) != 0x80) return false;
+    *point = (*point << 6) | (next & 0x3F);
+  }
+  constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (*point < kSmallest[length] || *point > 0x10FFFF || (*point >= 0xD800 && *point <= 0xDFFF)) {
+    return false;
+  }
+  *i += length;
+  return true;
+}
+
 bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t length = 0;
-    uint32_t point = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      length = 2;
-      point = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      length = 3;
-      point = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      length = 4;
-      point = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + length > s.size()) return false;
-    for (size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(s[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      point = (point << 6) | (next & 0x3F);
-    }
-    constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (point < kSmallest[length] || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) {
-      return false;
-    }
-    i += length;
+  uint32_t point = 0;
+  for (size_t i = 0; i < s.size();) {
+    if (!NextCodePoint(s, &i, &point)) return false;
+  }
+  return true;
+}
+
+// A character that shows as nothing: Unicode's White_Space (ASCII's, U+0085, no-break and
+// typographic spaces, line and paragraph separators, the ideographic space) and the zero-width
+// space, word joiner and byte order mark.
+bool ShowsAsNothing(uint32_t point) {
+  return (point >= 0x09 && point <= 0x0D) || point == 0x20 || point == 0x85 || point == 0xA0 ||
+         point == 0x1680 || (point >= 0x2000 && point <= 0x200B) || point == 0x2028 ||
+         point == 0x2029 || point == 0x202F || point == 0x205F || point == 0x2060 ||
+         point == 0x3000 || point == 0xFEFF;
+}
+
+// True if every character of `s` (valid UTF-8) shows as nothing.
+bool IsBlank(std::string_view s) {
+  uint32_t point = 0;
+  for (size_t i = 0; i < s.size();) {
+    if (NextCodePoint(s, &i, &point) && !ShowsAsNothing(point)) return false;
   }
   return true;
 }
@@ -142,11 +167,9 @@ std::string OrNull(const std::string& s) { return s.empty() ? "null" : Json(s); 
 Status CheckName(std::string_view name, std::string_view param) {
   const std::string field(param);
   if (name.empty()) return Error::InvalidArgument(field + " must not be empty", field);
-  // A name of spaces alone shows as nothing in a list or the console.
-  if (name.find_first_not_of(" \t\r\n\v\f") == std::string_view::npos) {
-    return Error::InvalidArgument(field + " must not be only whitespace", field);
-  }
   if (!IsUtf8(name)) return Error::InvalidArgument(field + " must be valid UTF-8", field);
+  // A name of spaces alone shows as nothing in a list or the console.
+  if (IsBlank(name)) return Error::InvalidArgument(field + " must not be only whitespace", field);
   if (Utf8Chars(name) > ValidationLimits::kMaxNameChars) {
     return Error::InvalidArgument(field + " must be at most 256 characters", field);
   }

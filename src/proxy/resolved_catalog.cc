@@ -55,7 +55,8 @@ Result<std::shared_ptr<const ResolvedCatalog>> ResolveCatalog(const config::Cata
         std::make_shared<const UpstreamTarget>(std::move(*target));
   }
   for (const config::ModelConfig& model : resolved->catalog.models) {
-    if (model.id.find('/') == std::string::npos) continue;  // FindModel finds none either
+    // The config refuses such an id (ResolveModelId); no call can name it either.
+    if (model.id.find('/') == std::string::npos) continue;
     const auto target = resolved->targets.find(AsciiLowered(model.provider));
     resolved->models_.try_emplace(
         model.id, ResolvedModel{&model, target == resolved->targets.end() ? nullptr

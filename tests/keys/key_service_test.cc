@@ -267,11 +267,13 @@ TEST(CheckNameTest, CountsCharactersAndRefusesWhatIsNotUtf8) {
     EXPECT_NE(status.error().message.find("UTF-8"), std::string::npos);
   }
   EXPECT_EQ(CheckName("", "project_name").error().message, "project_name must not be empty");
-  for (const char* blank : {" ", "   ", "\t", " \n "}) {
+  for (const char* blank : {" ", "   ", "\t", " \n ", "\u00a0", "\u3000", " \u2003\u200b",
+                            "\ufeff"}) {
     EXPECT_EQ(CheckName(blank, "name").error().message, "name must not be only whitespace")
         << '"' << blank << '"';
   }
   EXPECT_TRUE(CheckName(" a ", "name").ok());
+  EXPECT_TRUE(CheckName("\u00a0\u00e9", "name").ok());
 }
 
 

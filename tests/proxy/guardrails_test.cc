@@ -250,6 +250,12 @@ TEST(ResolvedCatalogTest, FindsAModelAsFindModelDoesWithItsProvidersUpstream) {
   orphan.id = "ghost/echo";
   orphan.provider = "ghost";  // no such provider
   source.models.push_back(orphan);
+  config::ModelConfig nested = source.models[1];
+  nested.id = "mock/vendor/model";  // a model part with a '/' of its own
+  source.models.push_back(nested);
+  config::ModelConfig shadowed = source.models[1];
+  shadowed.id = "MOCK/other";  // equal to mock/other by the catalog's rule: the first wins
+  source.models.push_back(shadowed);
   for (int i = 0; i < 300; ++i) {
     config::ModelConfig m = source.models[1];
     m.id = "mock/m-" + std::to_string(i);
@@ -260,7 +266,8 @@ TEST(ResolvedCatalogTest, FindsAModelAsFindModelDoesWithItsProvidersUpstream) {
   const ResolvedCatalog& catalog = **resolved;
   for (const char* id : {"mock/echo", "MOCK/echo", "Mock/echo", "keyed/echo", "ghost/echo",
                          "mock/m-0", "mock/m-299", "mock/Echo", "mock/echo ", "echo", "mock/",
-                         "/echo", "mock/m-300", "nope/echo"}) {
+                         "/echo", "mock/m-300", "nope/echo", "MOCK/vendor/model",
+                         "mock/Vendor/model", "mock/vendor", "mock/other"}) {
     const ResolvedModel* found = catalog.Find(id);
     const config::ModelConfig* expected = catalog.catalog.FindModel(id);
     ASSERT_EQ(found == nullptr, expected == nullptr) << id;
@@ -273,6 +280,8 @@ TEST(ResolvedCatalogTest, FindsAModelAsFindModelDoesWithItsProvidersUpstream) {
   EXPECT_EQ(catalog.Find("keyed/echo")->target->provider, "keyed");
   EXPECT_EQ(catalog.Find("ghost/echo")->target, nullptr);
   EXPECT_EQ(catalog.Find("mock/m-299")->config->id, "mock/m-299");
+  EXPECT_EQ(catalog.Find("Mock/vendor/model")->config->id, "mock/vendor/model");
+  EXPECT_EQ(catalog.Find("MOCK/other")->config, &catalog.catalog.models[1]);
   // Ids equal by the catalog's rule hash alike.
   EXPECT_EQ(ModelIdHash{}("OpenAI/gpt-4o"), ModelIdHash{}("openai/gpt-4o"));
   EXPECT_TRUE(ModelIdEqual{}("OpenAI/gpt-4o", "openai/gpt-4o"));
