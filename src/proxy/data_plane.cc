@@ -272,8 +272,9 @@ void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Respo
   const std::string_view wanted = request.PathParam("model");
   if (wanted.empty()) {
     w.BeginObject().Key("object").String("list").Key("data").BeginArray();
+    const ModelScope scope((*key)->guardrails.models);
     for (const config::ModelConfig& model : catalog->catalog.models) {
-      if (ModelAllowed((*key)->guardrails.models, model.id)) WriteModel(model, &w);
+      if (scope.Allows(model.id)) WriteModel(model, &w);
     }
     w.EndArray().EndObject();
   } else {

@@ -29,14 +29,29 @@ Error ManagementKeyRefused() {
       "management_key_not_allowed");
 }
 
+// The allowed models as a refusal names them: the first few, then how many more (a key may be
+// allowed a thousand, and the refusal is sent on every call it makes outside them).
 std::string AllowedList(const std::vector<std::string>& allowed) {
+  constexpr size_t kNamed = 10;
   if (allowed.empty()) return "none";
   std::string out;
-  for (const std::string& model : allowed) {
+  for (size_t i = 0; i < allowed.size() && i < kNamed; ++i) {
     if (!out.empty()) out += ", ";
-    out += model;
+    out += allowed[i];
+  }
+  if (allowed.size() > kNamed) {
+    out += " and " + std::to_string(allowed.size() - kNamed) + " more";
   }
   return out;
+}
+
+// The form of `id` that ModelScope compares: its provider part lower-cased, '/', its model part
+// (an id without '/' has an empty provider part, as SplitModel reads it).
+std::string ScopeKey(std::string_view provider, std::string_view model) {
+  std::string key = AsciiLowered(provider);
+  key += '/';
+  key += model;
+  return key;
 }
 
 template <class T>
@@ -56,6 +71,28 @@ bool ModelAllowed(const std::optional<std::vector<std::string>>& allowed,
     if (allowed_model == "*" || allowed_model == model) return true;
   }
   return false;
+}
+
+ModelScope::ModelScope(const std::optional<std::vector<std::string>>& allowed) {
+  if (!allowed.has_value()) {
+    every_model_ = true;
+    return;
+  }
+  for (const std::string& entry : *allowed) {
+    const auto [provider, model] = SplitModel(entry);
+    if (model == "*") {
+      every_model_of_.insert(AsciiLowered(provider));
+    } else {
+      models_.insert(ScopeKey(provider, model));
+    }
+  }
+}
+
+bool ModelScope::Allows(std::string_view requested) const {
+  if (every_model_) return true;
+  const auto [provider, model] = SplitModel(requested);
+  return every_model_of_.count(AsciiLowered(provider)) != 0 ||
+         models_.count(ScopeKey(provider, model)) != 0;
 }
 
 Guardrails::Guardrails(GuardrailOptions options, const keys::KeyIndex& index,

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -93,6 +94,20 @@ struct Verdict {
 // model exactly; "provider/*" matches every model of the provider.
 bool ModelAllowed(const std::optional<std::vector<std::string>>& allowed,
                   std::string_view requested);
+
+// ModelAllowed for many models against one list: the list is read once into sets, so that each
+// model costs one lookup or two, not a pass over the list (GET /v1/models with a key allowed a
+// thousand models, over a catalog of a thousand). Same answers as ModelAllowed.
+class ModelScope {
+ public:
+  explicit ModelScope(const std::optional<std::vector<std::string>>& allowed);
+  bool Allows(std::string_view requested) const;
+
+ private:
+  bool every_model_ = false;
+  std::unordered_set<std::string> every_model_of_;  // lower-cased providers of "provider/*"
+  std::unordered_set<std::string> models_;          // lower-cased provider, '/', model
+};
 
 class Guardrails {
  public:

@@ -219,6 +219,40 @@ TEST_F(GuardrailsTest, ModelAllowedMatchesOnlyWholeNames) {
   EXPECT_FALSE(ModelAllowed(std::vector<std::string>{"mo/*"}, "mock/echo"));
 }
 
+TEST_F(GuardrailsTest, ModelScopeAnswersAsModelAllowed) {
+  const std::vector<std::string> ids = {"mock/echo", "MOCK/echo", "mock/ECHO", "mock/*",
+                                        "Mock/*",    "mock/",     "mock",      "echo",
+                                        "/echo",     "/*",        "*/*",       "keyed/echo",
+                                        "mock/a/b",  "MOCK/a/b",  "mock/a",    ""};
+  std::vector<std::optional<std::vector<std::string>>> lists = {std::nullopt,
+                                                                std::vector<std::string>{}};
+  for (const std::string& entry : ids) lists.push_back(std::vector<std::string>{entry});
+  lists.push_back(ids);
+  lists.push_back(std::vector<std::string>{"keyed/*", "mock/a/b", "echo"});
+  for (const auto& list : lists) {
+    const ModelScope scope(list);
+    for (const std::string& requested : ids) {
+      EXPECT_EQ(scope.Allows(requested), ModelAllowed(list, requested))
+          << requested << " against " << (list ? std::to_string(list->size()) : "null")
+          << " entries, the first " << (list && !list->empty() ? list->front() : "");
+    }
+  }
+}
+
+TEST_F(GuardrailsTest, AModelRefusalNamesTheFirstTenAllowedModelsAndCountsTheRest) {
+  PutKey([](keys::ServiceKey& k) {
+    std::vector<std::string> allowed;
+    for (int i = 0; i < 25; ++i) allowed.push_back("keyed/m-" + std::to_string(i));
+    k.guardrails.models = allowed;
+  });
+  auto refused = Check(Body(10, "mock/echo"));
+  EXPECT_EQ(refused.refusal.status, 403);
+  EXPECT_NE(refused.refusal.body.find("keyed/m-0, keyed/m-1,"), std::string::npos);
+  EXPECT_NE(refused.refusal.body.find("keyed/m-9 and 15 more."), std::string::npos)
+      << refused.refusal.body;
+  EXPECT_EQ(refused.refusal.body.find("keyed/m-10"), std::string::npos);
+}
+
 TEST_F(GuardrailsTest, UnknownModelsOversizedPromptsAndMaxTokensAreRefusedBeforeTheLimiter) {
   PutKey([](keys::ServiceKey& k) { k.guardrails.rpm_limit = 1; });
   auto unknown = Check(Body(10, "mock/nope"));
