@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/secret_source.h"
 #include "config/config.h"
+#include "http/server.h"
 #include "server/app.h"
 #include "server/serve_lock.h"
 #include "store/sqlite/sqlite_store.h"
@@ -84,6 +85,8 @@ struct Runtime {
 };
 
 int Serve(const CommonFlags& flags) {
+  // Before any thread starts: a reload asked for while the store loads waits for the server.
+  keygate::http::Server::HoldSighupUntilRun();
   auto config = LoadConfig(flags);
   if (!config.ok()) return Fail(config.error().message);
   keygate::Logger log(stderr, config->settings.log_level);

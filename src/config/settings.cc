@@ -193,6 +193,11 @@ constexpr SettingInfo kSettings[] = {
      "inside a request's body (as nginx's client_body_timeout: a body that keeps arriving, "
      "however slowly, is not cut; max_connections bounds how many such clients are held).",
      ApplyInteger<&Settings::idle_timeout_s, 1, 3600>},
+    {"limits.drain_timeout_s", "KEYGATE_LIMITS_DRAIN_TIMEOUT_S", "20", "integer 0..3600",
+     "Seconds a stop (SIGTERM) lets the requests in flight finish before it cuts them (a model "
+     "call cut before its answer is answered 503). Set it above the longest model call to be "
+     "waited for, and below the supervisor's own stop timeout.",
+     ApplyInteger<&Settings::drain_timeout_s, 0, 3600>},
     {"limits.max_connections", "KEYGATE_LIMITS_MAX_CONNECTIONS", "10000", "integer 1..1000000",
      "Most client connections held open at once.",
      ApplyInteger<&Settings::max_connections, 1, 1'000'000>},

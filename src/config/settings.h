@@ -49,6 +49,7 @@ struct Settings {
   int64_t max_body_bytes = 10'485'760;
   int64_t header_timeout_s = 10;
   int64_t idle_timeout_s = 75;
+  int64_t drain_timeout_s = 20;
   int64_t max_connections = 10'000;
   int64_t io_threads = 0;  // 0: one per core
   int64_t usage_flush_interval_ms = 50;

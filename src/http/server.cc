@@ -1,5 +1,8 @@
 #include "http/server.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <csignal>
 #include <exception>
@@ -25,6 +28,14 @@ namespace {
 // After the drain timeout closes the remaining connections, how long their sessions get to
 // unwind (run OnClientGone callbacks, which are posted handlers) before the io threads stop.
 constexpr std::chrono::milliseconds kForceCloseGrace{250};
+
+// The signal set of SIGHUP alone, which a process holds until its server runs.
+sigset_t SighupSet() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
 
 Status ValidateOptions(const ServerOptions& options) {
   if (options.host.empty()) return Error::InvalidArgument("host must not be empty", "host");
@@ -172,6 +183,10 @@ void Server::Impl::Run() {
   state_.set_blocking_pool(&*blocking_pool_);
   signals_.emplace(control_, SIGINT, SIGTERM, SIGHUP);
   WaitForSignal();
+  // A SIGHUP held since the process started (HoldSighupUntilRun) is delivered now, to the
+  // handler; the io threads started below take this thread's mask.
+  const sigset_t hup = SighupSet();
+  pthread_sigmask(SIG_UNBLOCK, &hup, nullptr);
   int threads = IoThreadCount(options_);
   logger_.Info("http.listening", {{"host", options_.host},
                                   {"port", static_cast<int>(port_)},
@@ -194,6 +209,11 @@ void Server::Impl::Run() {
   blocking_pool_->stop();
   blocking_pool_->join();
   logger_.Info("http.stopped");
+}
+
+void Server::HoldSighupUntilRun() {
+  const sigset_t hup = SighupSet();
+  pthread_sigmask(SIG_BLOCK, &hup, nullptr);
 }
 
 void Server::Impl::RunIoLoop(net::io_context& shard) {

@@ -96,6 +96,13 @@ class Server {
   // receives SIGHUP while Run() runs. Replaces any previous callback.
   void OnSighup(std::function<void()> callback);
 
+  // Holds SIGHUP (blocks it in the calling thread and in every thread started from it after)
+  // until a Server's Run() has its handler in place and unblocks it on its own thread: a
+  // SIGHUP sent while the process starts (loading the store can take seconds) is then handled
+  // as a reload once it serves, instead of ending the process (its default action). Call it
+  // first thing in the process, before any thread starts.
+  static void HoldSighupUntilRun();
+
   // Number of connections currently open (including ones finishing a close).
   size_t active_connections() const;
 

@@ -320,11 +320,22 @@ void Session::Shutdown() {
 void Session::ForceClose() {
   Run([](Session& s) {
     s.server_closed_ = true;
-    if (s.exchange_) {
-      s.ClientGone();
-    } else {
-      s.Close();
+    if (!s.exchange_) return s.Close();
+    if (s.exchange_->state == ResponseState::kAwaiting && s.exchange_->on_client_gone &&
+        s.Writable()) {
+      // A call that can be cancelled (a model call) and has sent nothing yet: its client is
+      // told why rather than left with a bare close, and the call is cancelled as if the client
+      // had left (it records itself as cut by keygate, ClosedByServer()). The connection
+      // closes after the answer: the server is draining.
+      std::function<void()> cancel = std::exchange(s.exchange_->on_client_gone, nullptr);
+      s.SendResponse(s.exchange_->seq,
+                     s.RenderError(Error::Unavailable(
+                         "keygate is stopping and cut this call at the end of its drain; "
+                         "send it again")));
+      s.RunCallback("on_client_gone", cancel);
+      return;
     }
+    s.ClientGone();
   });
 }
 

@@ -41,6 +41,7 @@ http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
   o.max_body_bytes = static_cast<size_t>(s.max_body_bytes);
   o.header_timeout_s = static_cast<int>(s.header_timeout_s);
   o.idle_timeout_s = static_cast<int>(s.idle_timeout_s);
+  o.drain_timeout_s = static_cast<int>(s.drain_timeout_s);
   o.max_connections = static_cast<size_t>(s.max_connections);
   o.io_threads = static_cast<int>(s.io_threads);
   o.secret_prefixes = {s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};

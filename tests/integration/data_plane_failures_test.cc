@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -457,6 +459,69 @@ TEST_F(DataPlaneTest, AStreamCutByAStopIsRecordedAsKeygatesNotTheCallers) {
   EXPECT_EQ(rows[0].status, 503);
   EXPECT_GT(rows[0].completion_tokens, 0);  // what was relayed
   EXPECT_EQ(process_->log().find(R"("client_gone":true)"), std::string::npos) << process_->log();
+}
+
+// Audit, 2026-12-07: a call keygate cut at a stop before any of its answer had gone out got a
+// bare close (logged 500, recorded 503). Its caller is told 503 in OpenAI's shape, the access
+// line says 503, and the record 503.
+class CutTest : public DataPlaneTest {
+ protected:
+  // Makes a call the mock holds 10 s, runs `stop` once the mock has it, and checks the cut.
+  void ExpectACallCutBeforeItsAnswerIsAnswered503(const std::function<void()>& stop) {
+    MintedKey key = Mint();
+    TestHttpClient::Reply reply;
+    std::thread caller([this, &key, &reply] {
+      try {
+        reply = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                     {{"x-mock-fault", "delay:10000"}, {"x-request-id", "cut-before-answer"}});
+      } catch (const std::exception&) {
+        // no answer at all: the status stays 0 and the test fails below
+      }
+    });
+    for (int i = 0; i < 500 && MockChats() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    stop();
+    EXPECT_EQ(process_->Wait(), 0) << process_->log();
+    caller.join();
+    EXPECT_EQ(reply.status, 503) << reply.body;
+    EXPECT_NE(reply.body.find(R"("error":{)"), std::string::npos) << reply.body;
+    EXPECT_NE(reply.body.find("stopping"), std::string::npos) << reply.body;
+    EXPECT_EQ(reply.Header("connection"), "close");
+    auto rows = UsageRows(key.hash);
+    ASSERT_EQ(rows.size(), 1u) << process_->log();
+    EXPECT_EQ(rows[0].status, 503);
+    std::istringstream log(process_->log());
+    std::string access;
+    for (std::string line; std::getline(log, line);) {
+      if (line.find(R"("event":"http.request")") != std::string::npos &&
+          line.find("cut-before-answer") != std::string::npos) {
+        access = line;
+      }
+    }
+    EXPECT_NE(access.find(R"("status":503)"), std::string::npos) << process_->log();
+  }
+};
+
+TEST_F(CutTest, ACallCutByASecondSignalBeforeItsAnswerIsAnswered503) {
+  ExpectACallCutBeforeItsAnswerIsAnswered503([this] {
+    process_->Signal(SIGTERM);  // drains: the call may run on
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    process_->Signal(SIGINT);  // a second signal cuts it
+  });
+}
+
+// limits.drain_timeout_s: 0 cuts at once what a stop finds in flight.
+class DrainAtOnceTest : public CutTest {
+ protected:
+  void BeforeStart() override { extra_env_.push_back("KEYGATE_LIMITS_DRAIN_TIMEOUT_S=0"); }
+};
+
+TEST_F(DrainAtOnceTest, ACallCutAtTheDrainsEndBeforeItsAnswerIsAnswered503) {
+  const auto start = std::chrono::steady_clock::now();
+  ExpectACallCutBeforeItsAnswerIsAnswered503([this] { process_->Signal(SIGTERM); });
+  // Not the default drain's 20 s, nor the mock's 10.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
 }
 
 TEST_F(DataPlaneTest, AStopThatCannotStoreUsageSaysSoAndFails) {

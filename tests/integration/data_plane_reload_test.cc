@@ -6,10 +6,12 @@
 
 #include <dirent.h>
 
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "integration/data_plane_fixture.h"
 
@@ -52,6 +54,40 @@ void SighupAndAwait(const KeygateProcess& process, const std::string& event) {
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+// Audit, 2026-12-07: a SIGHUP while keygate started (loading a large store takes seconds)
+// ended the process, SIGHUP's default action. It is held and handled as a reload once keygate
+// serves.
+TEST_F(DataPlaneTest, ASighupWhileStartingIsAReloadOnceServing) {
+  ASSERT_EQ(process_->Stop(), 0);
+  const std::string log_path = dir_.path() + "/stderr.log";
+  std::remove(log_path.c_str());
+  bool started = false;
+  std::thread starting([this, &started] {
+    // An unknown variable makes keygate log a line early in its start, before the store opens.
+    started = process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey,
+                               "KEYGATE_NOT_A_SETTING=1"});
+  });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (process_->log().find("config.unknown_environment") == std::string::npos &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  const pid_t keygate = ChildNamed("keygate");
+  const int sent = keygate > 0 ? kill(keygate, SIGHUP) : -1;
+  starting.join();  // before any assertion can leave the test
+  ASSERT_EQ(sent, 0);
+  ASSERT_TRUE(started) << process_->log();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (process_->log().find("proxy.catalog_reloaded") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(process_->log().find("proxy.catalog_reloaded"), std::string::npos) << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  MintedKey key = Mint();
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
 }
 
 TEST_F(DataPlaneTest, SighupReloadsTheCatalogWithoutDroppingConnections) {
