@@ -119,10 +119,18 @@ class Responder {
   // (as releasing the responder without EndStream() does, which is what this default does).
   // REQUIRES: BeginStream() called, EndStream() not.
   virtual void AbortStream(Response /*instead*/) {}
-  // True once keygate itself closed the connection (the drain's deadline at a stop), false
-  // while open or when the client left: read in OnClientGone's callback, to tell the two.
+  // True once keygate itself cut the exchange (the drain's deadline at a stop, a second
+  // signal), false while not or when the client left: read in OnClientGone's callback, to tell
+  // the two.
   virtual bool ClosedByServer() const { return false; }
-  // `cb` runs once (on an io thread) if the client disconnects before the response completes.
+  // True while an answer can still reach the client: in OnClientGone's callback, false when the
+  // client left or the connection was closed, true when keygate cuts a call that has sent
+  // nothing yet at a stop (the connection is kept for its answer: see OnClientGone).
+  virtual bool CanStillAnswer() const { return false; }
+  // `cb` runs once (on an io thread) if the client disconnects before the response completes,
+  // or when keygate cuts the call at a stop (then ClosedByServer(); and if nothing of the
+  // answer has gone out yet, CanStillAnswer(): the handler is to end the call and answer, or
+  // send the answer it already has, after which the connection closes).
   virtual void OnClientGone(std::function<void()> cb) = 0;
   // Says how long (nanoseconds) the answer waited on an upstream call, so that the server can
   // tell its own share of the request's time (keygate_proxy_overhead_seconds, the access log's

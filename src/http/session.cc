@@ -151,6 +151,7 @@ class ResponderImpl final : public Responder {
   }
   // Read on the session's thread (where OnClientGone's callback runs).
   bool ClosedByServer() const override { return session_->server_closed_; }
+  bool CanStillAnswer() const override { return session_->Writable(); }
   void AbortStream(Response instead) override {
     session_->Run([seq = seq_, instead = std::move(instead)](Session& s) mutable {
       s.AbortStream(seq, std::move(instead));
@@ -323,16 +324,13 @@ void Session::ForceClose() {
     if (!s.exchange_) return s.Close();
     if (s.exchange_->state == ResponseState::kAwaiting && s.exchange_->on_client_gone &&
         s.Writable()) {
-      // A call that can be cancelled (a model call) and has sent nothing yet: its client is
-      // told why rather than left with a bare close, and the call is cancelled as if the client
-      // had left (it records itself as cut by keygate, ClosedByServer()). The connection
-      // closes after the answer: the server is draining.
-      std::function<void()> cancel = std::exchange(s.exchange_->on_client_gone, nullptr);
-      s.SendResponse(s.exchange_->seq,
-                     s.RenderError(Error::Unavailable(
-                         "keygate is stopping and cut this call at the end of its drain; "
-                         "send it again")));
-      s.RunCallback("on_client_gone", cancel);
+      // A call that can be cancelled (a model call) and has sent nothing yet: it is told to
+      // end (CanStillAnswer() true), and its answer, the one it already has or a 503 saying it
+      // was cut, goes out before the connection closes (the server is draining). Not answered
+      // here: an answer already on its way would be lost, and its client told to send again
+      // a call it was charged for.
+      std::function<void()> cut = std::exchange(s.exchange_->on_client_gone, nullptr);
+      s.RunCallback("on_client_gone", cut);
       return;
     }
     s.ClientGone();

@@ -345,12 +345,13 @@ void Session::ResponderReleased(uint64_t seq) {
   switch (exchange_->state) {
     case ResponseState::kAwaiting:
       // A handler may let go without answering a client that left (a cancelled model call):
-      // nothing to send, and SendResponse logs it as 499 (a 500 if keygate closed it).
+      // nothing to send, and SendResponse logs it as 499 (a 503 if keygate cut it at a stop).
       if (Writable()) {
         state_.logger().Error("http.no_response",
                               {{"request_id", exchange_->request_id}, {"route", exchange_->route}});
       }
-      SendResponse(seq, RenderError(InternalError()));
+      SendResponse(seq, RenderError(server_closed_ ? Error::Unavailable("keygate is stopping")
+                                                   : InternalError()));
       return;
     case ResponseState::kStreaming:
       AbortExchange("responder released before EndStream");

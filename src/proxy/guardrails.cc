@@ -29,10 +29,11 @@ Error ManagementKeyRefused() {
       "management_key_not_allowed");
 }
 
-// The allowed models as a refusal names them: the first few, then how many more (a key may be
-// allowed a thousand, and the refusal is sent on every call it makes outside them).
+// The allowed models as a refusal names them (spec §3 step 2): all of them up to a hundred,
+// then how many more (a key may be allowed a thousand, and the refusal goes out on every call
+// it makes outside them: 30 KB each).
 std::string AllowedList(const std::vector<std::string>& allowed) {
-  constexpr size_t kNamed = 10;
+  constexpr size_t kNamed = 100;
   if (allowed.empty()) return "none";
   std::string out;
   for (size_t i = 0; i < allowed.size() && i < kNamed; ++i) {

@@ -131,7 +131,9 @@ void ModelCall::Start(boost::asio::io_context& io) {
   responder_->OnClientGone([weak] {
     std::shared_ptr<ModelCall> self = weak.lock();
     if (self == nullptr) return;
-    self->client_gone_ = true;
+    // Cut by keygate at a stop before anything was sent: the client still gets an answer, the
+    // upstream's if it comes first, else a 503 (FailBeforeAnswer).
+    self->client_gone_ = !(self->responder_ && self->responder_->CanStillAnswer());
     self->upstream_call_->Cancel();
   });
   // Read before Start(), which may finish the call before it returns (a failed write), and
@@ -421,7 +423,15 @@ std::string ModelCall::TakeUnterminatedEvent() {
 void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detail) {
   const std::string& provider = admission_.call.target->provider;
   if (outcome == UpstreamOutcome::kCancelled) {
-    Close(CancelledStatus(), Charge::kRelease, {});
+    const int status = CancelledStatus();
+    Close(status, Charge::kRelease, {});
+    if (!client_gone_ && status == kStatusServerClosed && !streaming_) {
+      // Cut at a stop before anything was sent, its client still there: told so.
+      http::Response response = http::ErrorResponse(Error::Unavailable(
+          "keygate is stopping and cut this call at the end of its drain; send it again"));
+      response.header_lines = admission_.rate_limits.Lines();
+      responder_->Send(std::move(response));
+    }
     responder_.reset();
     return;
   }

@@ -69,12 +69,14 @@ TEST_F(DataPlaneTest, ASighupWhileStartingIsAReloadOnceServing) {
     started = process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey,
                                "KEYGATE_NOT_A_SETTING=1"});
   });
+  // Found first (scanning /proc takes a while), so that the signal follows the line at once.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  pid_t keygate = -1;
+  while (keygate <= 0 && std::chrono::steady_clock::now() < give_up) keygate = ChildNamed("keygate");
   while (process_->log().find("config.unknown_environment") == std::string::npos &&
          std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  const pid_t keygate = ChildNamed("keygate");
   const int sent = keygate > 0 ? kill(keygate, SIGHUP) : -1;
   starting.join();  // before any assertion can leave the test
   ASSERT_EQ(sent, 0);

@@ -239,18 +239,25 @@ TEST_F(GuardrailsTest, ModelScopeAnswersAsModelAllowed) {
   }
 }
 
-TEST_F(GuardrailsTest, AModelRefusalNamesTheFirstTenAllowedModelsAndCountsTheRest) {
-  PutKey([](keys::ServiceKey& k) {
-    std::vector<std::string> allowed;
-    for (int i = 0; i < 25; ++i) allowed.push_back("keyed/m-" + std::to_string(i));
-    k.guardrails.models = allowed;
-  });
-  auto refused = Check(Body(10, "mock/echo"));
-  EXPECT_EQ(refused.refusal.status, 403);
-  EXPECT_NE(refused.refusal.body.find("keyed/m-0, keyed/m-1,"), std::string::npos);
-  EXPECT_NE(refused.refusal.body.find("keyed/m-9 and 15 more."), std::string::npos)
-      << refused.refusal.body;
-  EXPECT_EQ(refused.refusal.body.find("keyed/m-10"), std::string::npos);
+TEST_F(GuardrailsTest, AModelRefusalNamesAHundredAllowedModelsAndCountsTheRest) {
+  auto allow = [this](int count) {
+    PutKey([count](keys::ServiceKey& k) {
+      std::vector<std::string> allowed;
+      for (int i = 0; i < count; ++i) allowed.push_back("keyed/m-" + std::to_string(i));
+      k.guardrails.models = allowed;
+    });
+  };
+  allow(100);
+  auto all = Check(Body(10, "mock/echo"));
+  EXPECT_EQ(all.refusal.status, 403);
+  EXPECT_NE(all.refusal.body.find("keyed/m-0, keyed/m-1,"), std::string::npos);
+  EXPECT_NE(all.refusal.body.find("keyed/m-99."), std::string::npos) << all.refusal.body;
+  allow(1000);
+  auto capped = Check(Body(10, "mock/echo"));
+  EXPECT_NE(capped.refusal.body.find("keyed/m-99 and 900 more."), std::string::npos)
+      << capped.refusal.body;
+  EXPECT_EQ(capped.refusal.body.find("keyed/m-100"), std::string::npos);
+  EXPECT_LT(capped.refusal.body.size(), 3000u);
 }
 
 TEST_F(GuardrailsTest, UnknownModelsOversizedPromptsAndMaxTokensAreRefusedBeforeTheLimiter) {

@@ -258,12 +258,4 @@ Error RenameParam(Error error,
   return error;
 }
 
-Status CheckWorkspaceClaim(const keys::Caller& caller, const boost::json::object& body) {
-  keys::Patch<std::string> workspace;
-  KG_ASSIGN_OR_RETURN(workspace, FieldReader(body).String("workspace_id"));
-  std::optional<std::string> claim;
-  if (workspace.has_value() && workspace->has_value()) claim = **workspace;
-  return keys::KeyService::CheckOrgClaim(caller, claim);
-}
-
 }  // namespace keygate::dialects

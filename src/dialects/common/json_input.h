@@ -70,10 +70,6 @@ Result<bool> ParseBoolParam(std::string_view text, std::string_view param);
 // "active" | "disabled" | "expired" (case-insensitive, an optional API_KEY_STATUS_ prefix).
 Result<keys::KeyStatus> ParseStatusParam(std::string_view text, std::string_view param);
 
-// `workspace_id` in a create body must name the caller's own org: another org's is NotFound
-// (KeyService::CheckOrgClaim), as an OpenRouter or v2 client addressing another org is told.
-Status CheckWorkspaceClaim(const keys::Caller& caller, const boost::json::object& body);
-
 // Renames the model's field names in an error to a dialect's wire names: `renames` maps
 // model param → wire param; the message is rewritten too.
 Error RenameParam(Error error, const std::vector<std::pair<std::string_view, std::string_view>>& renames);

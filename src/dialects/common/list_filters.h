@@ -20,10 +20,4 @@ namespace keygate::dialects {
 Result<bool> ApplyFleetFilter(std::string_view name, std::string_view value,
                               keys::ServiceKeyListOptions* options);
 
-// True if a list's `workspace_id` (or org) parameter `value` names an org other than the
-// caller's: the dialects that take one answer such a list empty. An empty value names none.
-inline bool NamesAnotherOrg(const keys::Caller& caller, std::string_view value) {
-  return !value.empty() && value != caller.org_id;
-}
-
 }  // namespace keygate::dialects

@@ -46,7 +46,7 @@ Result<ListQuery> ReadListQuery(const keys::Caller& caller, const http::Request&
       KG_ASSIGN_OR_RETURN(q.options.include_disabled, ParseBoolParam(value, name));
       include_disabled_given = true;
     } else if (name == "workspace_id") {
-      q.other_workspace = NamesAnotherOrg(caller, value);
+      q.other_workspace = !value.empty() && value != caller.org_id;
     }
   }
   // Asking for disabled (or expired) keys by status shows them unless the caller said otherwise.
@@ -88,6 +88,15 @@ Result<http::Response> KeyAnswer(ManagementContext& ctx, int status, keys::Servi
     KG_ASSIGN_OR_RETURN(view, ctx.viewer.View(std::move(key)));
   }
   return Json(status, KeyDataDocument(view, secret, rotated));
+}
+
+// `workspace_id` in a create body must name the caller's own org (another org's is 404).
+Status CheckWorkspaceClaim(const keys::Caller& caller, const json::object& body) {
+  keys::Patch<std::string> workspace;
+  KG_ASSIGN_OR_RETURN(workspace, FieldReader(body).String("workspace_id"));
+  std::optional<std::string> claim;
+  if (workspace.has_value() && workspace->has_value()) claim = **workspace;
+  return keys::KeyService::CheckOrgClaim(caller, claim);
 }
 
 Result<http::Response> Create(ManagementContext& ctx, const keys::Caller& caller,

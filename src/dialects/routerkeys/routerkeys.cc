@@ -250,11 +250,7 @@ Result<keys::KeySource> ParseSource(std::string_view value) {
   return Error::InvalidArgument("source must be router or workspace", "source");
 }
 
-// The list's options; *other_workspace is set when `workspace_id` names another org (an
-// empty list, as OpenRouter's dialect answers).
-Result<keys::ServiceKeyListOptions> ReadListOptions(const keys::Caller& caller,
-                                                    const http::Request& request,
-                                                    bool* other_workspace) {
+Result<keys::ServiceKeyListOptions> ReadListOptions(const http::Request& request) {
   std::vector<std::pair<std::string, std::string>> params;
   KG_ASSIGN_OR_RETURN(params, ParseQuery(request.query));
   keys::ServiceKeyListOptions o;
@@ -273,8 +269,6 @@ Result<keys::ServiceKeyListOptions> ReadListOptions(const keys::Caller& caller,
       }
     } else if (name == "starting_after") {
       o.starting_after = value;
-    } else if (name == "workspace_id") {
-      *other_workspace = NamesAnotherOrg(caller, value);
     }
   }
   return o;
@@ -283,12 +277,9 @@ Result<keys::ServiceKeyListOptions> ReadListOptions(const keys::Caller& caller,
 Result<http::Response> List(ManagementContext& ctx, const keys::Caller& caller,
                             const http::Request& request) {
   keys::ServiceKeyListOptions options;
-  bool other_workspace = false;
-  KG_ASSIGN_OR_RETURN(options, ReadListOptions(caller, request, &other_workspace));
+  KG_ASSIGN_OR_RETURN(options, ReadListOptions(request));
   store::ServiceKeyPage page;
-  if (!other_workspace) {
-    KG_ASSIGN_OR_RETURN(page, ctx.keys.ListServiceKeys(caller, options));
-  }
+  KG_ASSIGN_OR_RETURN(page, ctx.keys.ListServiceKeys(caller, options));
   std::vector<KeyView> views;
   KG_ASSIGN_OR_RETURN(views, ctx.viewer.Views(std::move(page.keys)));
   JsonWriter w;
@@ -309,7 +300,6 @@ Result<http::Response> Create(ManagementContext& ctx, const keys::Caller& caller
   keys::KeyFields fields;
   KG_ASSIGN_OR_RETURN(fields, ReadFields(body, request.body));
   if (!fields.name.has_value()) return Error::InvalidArgument("name is required", "name");
-  KG_RETURN_IF_ERROR(CheckWorkspaceClaim(caller, body));
   keys::IssuedServiceKey issued;
   KG_ASSIGN_OR_RETURN(issued, ctx.keys.CreateServiceKey(caller, fields, keys::KeySource::kRouter,
                                                         request.request_id));
