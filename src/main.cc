@@ -84,9 +84,15 @@ struct Runtime {
   keygate::OsSecretSource secrets;
 };
 
-int Serve(const CommonFlags& flags) {
-  // Before any thread starts: a reload asked for while the store loads waits for the server.
+// SIGHUP is held from the first code of keygate's that runs (a constructor, before main() and
+// its argument parsing; before any thread starts) until `serve` runs its server: a reload asked
+// for while keygate starts, the store loading, waits for the server instead of ending the
+// process (SIGHUP's default action). The other commands keep it held: they are short.
+__attribute__((constructor)) void HoldSighupFromTheStart() {
   keygate::http::Server::HoldSighupUntilRun();
+}
+
+int Serve(const CommonFlags& flags) {
   auto config = LoadConfig(flags);
   if (!config.ok()) return Fail(config.error().message);
   keygate::Logger log(stderr, config->settings.log_level);

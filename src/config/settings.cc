@@ -196,7 +196,7 @@ constexpr SettingInfo kSettings[] = {
     {"limits.drain_timeout_s", "KEYGATE_LIMITS_DRAIN_TIMEOUT_S", "20", "integer 0..3600",
      "Seconds a stop (SIGTERM) lets the requests in flight finish before it cuts them (a model "
      "call cut before its answer is answered 503). Set it above the longest model call to be "
-     "waited for, and below the supervisor's own stop timeout.",
+     "waited for, and 25 s below the supervisor's own stop timeout.",
      ApplyInteger<&Settings::drain_timeout_s, 0, 3600>},
     {"limits.max_connections", "KEYGATE_LIMITS_MAX_CONNECTIONS", "10000", "integer 1..1000000",
      "Most client connections held open at once.",

@@ -28,6 +28,11 @@ namespace {
 // After the drain timeout closes the remaining connections, how long their sessions get to
 // unwind (run OnClientGone callbacks, which are posted handlers) before the io threads stop.
 constexpr std::chrono::milliseconds kForceCloseGrace{250};
+// At the drain's deadline (not a second signal), how long a handler that cannot be cancelled
+// (a management call waiting on the store, whose busy timeout is 5 s) is given to answer, so
+// that its client learns whether its write was applied. The stop ends as soon as every
+// connection has closed.
+constexpr std::chrono::seconds kUncancellableGrace{10};
 
 // The signal set of SIGHUP alone, which a process holds until its server runs.
 sigset_t SighupSet() {
@@ -125,7 +130,8 @@ class Server::Impl {
   void WaitForSignal();
   void RunSighup();
   void BeginDrain();
-  void OnDrainTimeout();
+  // `forced`: a second signal (nothing waits), else the drain's deadline.
+  void OnDrainTimeout(bool forced);
   void FinishDrain();
 
   // Destruction runs bottom-up: the blocking pool (whose queued handlers hold sessions) goes
@@ -244,7 +250,7 @@ void Server::Impl::WaitForSignal() {
     } else if (stop_requested_.load()) {
       // A second SIGTERM/SIGINT while draining: the operator wants out now.
       logger_.Warn("http.signal_forced_stop", {{"signal", signal_number}});
-      OnDrainTimeout();
+      OnDrainTimeout(/*forced=*/true);
     } else {
       logger_.Info("http.signal", {{"signal", signal_number}});
       Stop();
@@ -282,17 +288,18 @@ void Server::Impl::BeginDrain() {
   for (const auto& session : sessions) session->Shutdown();
   drain_timer_.expires_after(std::chrono::seconds(options_.drain_timeout_s));
   drain_timer_.async_wait([this](beast::error_code ec) {
-    if (!ec) OnDrainTimeout();
+    if (!ec) OnDrainTimeout(/*forced=*/false);
   });
 }
 
-void Server::Impl::OnDrainTimeout() {
+void Server::Impl::OnDrainTimeout(bool forced) {
   if (drain_finished_) return;
   std::vector<std::shared_ptr<internal::Session>> sessions = state_.Sessions();
   logger_.Warn("http.drain_timeout",
-               {{"open_connections", static_cast<uint64_t>(sessions.size())}});
-  for (const auto& session : sessions) session->ForceClose();
-  drain_timer_.expires_after(kForceCloseGrace);
+               {{"open_connections", static_cast<uint64_t>(sessions.size())}, {"forced", forced}});
+  for (const auto& session : sessions) session->ForceClose(forced);
+  drain_timer_.expires_after(forced ? std::chrono::milliseconds(kForceCloseGrace)
+                                    : std::chrono::milliseconds(kUncancellableGrace));
   drain_timer_.async_wait([this](beast::error_code ec) {
     if (!ec) FinishDrain();
   });

@@ -318,12 +318,17 @@ void Session::Shutdown() {
   });
 }
 
-void Session::ForceClose() {
-  Run([](Session& s) {
+void Session::ForceClose(bool forced) {
+  Run([forced](Session& s) {
     s.server_closed_ = true;
     if (!s.exchange_) return s.Close();
-    if (s.exchange_->state == ResponseState::kAwaiting && s.exchange_->on_client_gone &&
-        s.Writable()) {
+    const bool unanswered = s.exchange_->state == ResponseState::kAwaiting && s.Writable();
+    if (unanswered && !s.exchange_->on_client_gone && !forced) {
+      // A handler that cannot be cancelled (a management call waiting on the store): its answer
+      // goes out when it comes, with Connection: close; the server waits a while for it.
+      return;
+    }
+    if (unanswered && s.exchange_->on_client_gone) {
       // A call that can be cancelled (a model call) and has sent nothing yet: it is told to
       // end (CanStillAnswer() true), and its answer, the one it already has or a 503 saying it
       // was cut, goes out before the connection closes (the server is draining). Not answered

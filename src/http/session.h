@@ -142,9 +142,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // Drain: closes the connection now if it is waiting for a request; otherwise it closes
   // after the current response (which says Connection: close). Thread-safe.
   void Shutdown();
-  // Closes the connection now; an outstanding handler is told through OnClientGone.
-  // Thread-safe.
-  void ForceClose();
+  // The drain's end: closes the connection now; an outstanding handler is told through
+  // OnClientGone. Except, while nothing of the answer has gone out: a handler that registered
+  // OnClientGone keeps the connection for its answer (Responder::CanStillAnswer), and unless
+  // `forced` (a second signal) so does one that cannot be cancelled (a management call), whose
+  // client must learn whether its write was applied. Thread-safe.
+  void ForceClose(bool forced);
 
  private:
   friend class ResponderImpl;

@@ -314,7 +314,9 @@ void Session::SendStream(uint64_t seq, int status, HeaderList headers, ContentTy
 
 void Session::SetClientGoneCallback(uint64_t seq, std::function<void()> callback) {
   if (!IsCurrent(seq) || !callback) return;
-  if (client_gone_) {
+  // Gone already, or cut by keygate at a stop while the handler was not yet cancellable (a
+  // model call that waited on the store): told at once.
+  if (client_gone_ || server_closed_) {
     RunCallback("on_client_gone", callback);
     return;
   }

@@ -1,6 +1,7 @@
 // Validation of a service key and the audit diff; both rules live here once for every dialect.
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/ascii.h"
 #include "common/log.h"
@@ -61,14 +62,22 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
-// A character that shows as nothing: Unicode's White_Space (ASCII's, U+0085, no-break and
-// typographic spaces, line and paragraph separators, the ideographic space) and the zero-width
-// space, word joiner and byte order mark.
+// A character that shows as nothing: the controls (C0, DEL, C1), Unicode's White_Space
+// (no-break and typographic spaces, line and paragraph separators, the ideographic space), and
+// the invisible ones of Default_Ignorable_Code_Point and the blank letters (the soft hyphen,
+// the combining grapheme joiner, the Hangul and Mongolian fillers, zero-width spaces, joiners
+// and marks, bidirectional controls, invisible operators, the byte order mark, the braille
+// blank).
 bool ShowsAsNothing(uint32_t point) {
-  return (point >= 0x09 && point <= 0x0D) || point == 0x20 || point == 0x85 || point == 0xA0 ||
-         point == 0x1680 || (point >= 0x2000 && point <= 0x200B) || point == 0x2028 ||
-         point == 0x2029 || point == 0x202F || point == 0x205F || point == 0x2060 ||
-         point == 0x3000 || point == 0xFEFF;
+  constexpr std::pair<uint32_t, uint32_t> kRanges[] = {
+      {0x00, 0x20},     {0x7F, 0xA0},     {0xAD, 0xAD},     {0x34F, 0x34F},   {0x115F, 0x1160},
+      {0x1680, 0x1680}, {0x180B, 0x180E}, {0x2000, 0x200F}, {0x2028, 0x202F}, {0x205F, 0x206F},
+      {0x2800, 0x2800}, {0x3000, 0x3000}, {0x3164, 0x3164}, {0xFE00, 0xFE0F}, {0xFEFF, 0xFEFF},
+      {0xFFA0, 0xFFA0}, {0xE0000, 0xE0FFF}};
+  for (const auto& [low, high] : kRanges) {
+    if (point >= low && point <= high) return true;
+  }
+  return false;
 }
 
 // True if every character of `s` (valid UTF-8) shows as nothing.

@@ -268,7 +268,8 @@ TEST(CheckNameTest, CountsCharactersAndRefusesWhatIsNotUtf8) {
   }
   EXPECT_EQ(CheckName("", "project_name").error().message, "project_name must not be empty");
   for (const char* blank : {" ", "   ", "\t", " \n ", "\u00a0", "\u3000", " \u2003\u200b",
-                            "\ufeff"}) {
+                            "\ufeff", "\u200c\u200d", "\u3164", "\u00ad", "\u2800", "\x01",
+                            "\u202e\u2064", "\u180e"}) {
     EXPECT_EQ(CheckName(blank, "name").error().message, "name must not be only whitespace")
         << '"' << blank << '"';
   }
