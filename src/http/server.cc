@@ -128,7 +128,8 @@ class Server::Impl {
   Result<tcp::endpoint> ResolveEndpoint();
   void RunIoLoop(net::io_context& shard);
   void WaitForSignal();
-  void RunSighup();
+  // Runs the SIGHUP callback on the blocking pool, or (`now`) on this thread.
+  void RunSighup(bool now = false);
   void BeginDrain();
   // `forced`: a second signal (nothing waits), else the drain's deadline.
   void OnDrainTimeout(bool forced);
@@ -189,9 +190,17 @@ void Server::Impl::Run() {
   state_.set_blocking_pool(&*blocking_pool_);
   signals_.emplace(control_, SIGINT, SIGTERM, SIGHUP);
   WaitForSignal();
-  // A SIGHUP held since the process started (HoldSighupUntilRun) is delivered now, to the
-  // handler; the io threads started below take this thread's mask.
+  // A SIGHUP held since the process started (HoldSighupUntilRun) is a reload made here, before
+  // the first request is served (made by the handler, it would race the first requests); one
+  // that comes later goes to the handler. The io threads started below take this thread's mask.
   const sigset_t hup = SighupSet();
+  sigset_t pending;
+  sigemptyset(&pending);
+  const timespec no_wait{0, 0};
+  if (sigpending(&pending) == 0 && sigismember(&pending, SIGHUP) == 1 &&
+      sigtimedwait(&hup, nullptr, &no_wait) == SIGHUP) {
+    RunSighup(/*now=*/true);
+  }
   pthread_sigmask(SIG_UNBLOCK, &hup, nullptr);
   int threads = IoThreadCount(options_);
   logger_.Info("http.listening", {{"host", options_.host},
@@ -259,7 +268,7 @@ void Server::Impl::WaitForSignal() {
   });
 }
 
-void Server::Impl::RunSighup() {
+void Server::Impl::RunSighup(bool now) {
   std::function<void()> callback;
   {
     std::lock_guard<std::mutex> lock(sighup_mu_);
@@ -267,8 +276,7 @@ void Server::Impl::RunSighup() {
   }
   logger_.Info("http.sighup", {{"has_callback", static_cast<bool>(callback)}});
   if (!callback) return;
-  // The callback may block (re-reading config); the blocking pool keeps io threads free.
-  net::post(*blocking_pool_, [this, callback = std::move(callback)] {
+  auto run = [this, callback = std::move(callback)] {
     try {
       callback();
     } catch (const std::exception& e) {
@@ -276,7 +284,10 @@ void Server::Impl::RunSighup() {
     } catch (...) {
       logger_.Error("http.sighup_failed", {{"error", "non-standard exception"}});
     }
-  });
+  };
+  if (now) return run();
+  // The callback may block (re-reading config); the blocking pool keeps io threads free.
+  net::post(*blocking_pool_, std::move(run));
 }
 
 void Server::Impl::BeginDrain() {

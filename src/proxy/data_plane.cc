@@ -1,5 +1,7 @@
 #include "proxy/data_plane.h"
 
+#include <array>
+
 #include <stdexcept>
 #include <utility>
 
@@ -12,6 +14,11 @@
 
 namespace keygate::proxy {
 namespace {
+
+// The path parameters of GET /v1/models/{model}/...: a model's id ("provider/vendor/model"),
+// its slashes sent as path separators, in up to this many segments.
+constexpr std::array<const char*, 8> kModelIdSegments = {"model", "s2", "s3", "s4",
+                                                         "s5",    "s6", "s7", "s8"};
 
 std::shared_ptr<const ResolvedCatalog> ResolveOrThrow(const config::Catalog& catalog,
                                                       const config::GetEnv& getenv) {
@@ -83,9 +90,10 @@ void DataPlane::Register(http::Router& router) {
       },
       http::Execution::kInline);
   // The list, and one model: its id's slashes are path separators as the SDKs send them
-  // (up to "provider/vendor/model"), or %2F inside one segment.
-  for (const char* pattern : {"/v1/models", "/v1/models/{model}", "/v1/models/{model}/{rest}",
-                              "/v1/models/{model}/{rest}/{more}"}) {
+  // (up to kModelIdSegments segments), or %2F inside one segment.
+  std::string pattern = "/v1/models";
+  for (size_t segments = 0; segments <= kModelIdSegments.size(); ++segments) {
+    if (segments > 0) pattern.append("/{").append(kModelIdSegments[segments - 1]).append("}");
     router.Add(
         "GET", pattern,
         [this](http::Request& request, std::shared_ptr<http::Responder> responder) {
@@ -281,7 +289,8 @@ void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Respo
     // GET /v1/models/{model}: the SDKs' retrieve. A model this key may not call is as unknown
     // to it as one the catalog lacks.
     std::string id(wanted);
-    for (std::string_view part : {request.PathParam("rest"), request.PathParam("more")}) {
+    for (size_t i = 1; i < kModelIdSegments.size(); ++i) {
+      const std::string_view part = request.PathParam(kModelIdSegments[i]);
       if (!part.empty()) id.append("/").append(part);
     }
     const ResolvedModel* model = catalog->Find(id);

@@ -164,6 +164,7 @@ class DataPlaneTest : public ::testing::Test {
         << Model("reasoning/tiny", "echo", "1.0", "2.0", 1000, 100)
         << Model("slow/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("dead/echo", "echo", "1.0", "2.0", 8192, 1024)
+        << Model("dead/vendor/family/size/variant/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("selfsigned/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("trusted/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("wronghost/echo", "echo", "1.0", "2.0", 8192, 1024);
