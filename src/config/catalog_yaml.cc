@@ -300,6 +300,15 @@ Status ResolveModelId(const YamlReader& reader, const std::string& path,
         draft->id_node, field,
         "must be provider/model (e.g. openai/gpt-4o-mini), got '" + model.id + "'");
   }
+  const size_t segments = static_cast<size_t>(std::count(model.id.begin(), model.id.end(), '/')) + 1;
+  if (model.id.find("//") != std::string::npos || model.id.back() == '/' ||
+      segments > kMaxModelIdSegments) {
+    // GET /v1/models/{id} sends the slashes as path separators: an empty segment, a trailing
+    // '/' or one segment too many would make a model listed and callable but not retrievable.
+    return reader.ErrorAt(draft->id_node, field,
+                          "must be at most " + std::to_string(kMaxModelIdSegments) +
+                              " non-empty segments separated by '/', got '" + model.id + "'");
+  }
   if (model.id.find('*', slash + 1) != std::string::npos) {
     // Keys' models lists read '*' as every model of a provider: an id holding one could
     // only be allowed by that, or by no list at all.

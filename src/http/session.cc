@@ -150,7 +150,9 @@ class ResponderImpl final : public Responder {
     });
   }
   // Read on the session's thread (where OnClientGone's callback runs).
-  bool ClosedByServer() const override { return session_->server_closed_; }
+  bool ClosedByServer() const override {
+    return session_->server_closed_ || (session_->cut_at_stop_ && !session_->client_gone_);
+  }
   bool CanStillAnswer() const override { return session_->Writable(); }
   void AbortStream(Response instead) override {
     session_->Run([seq = seq_, instead = std::move(instead)](Session& s) mutable {
@@ -320,9 +322,9 @@ void Session::Shutdown() {
 
 void Session::ForceClose(bool forced) {
   Run([forced](Session& s) {
-    s.server_closed_ = true;
-    if (!s.exchange_) return s.Close();
-    const bool unanswered = s.exchange_->state == ResponseState::kAwaiting && s.Writable();
+    const bool unanswered =
+        s.exchange_ && s.exchange_->state == ResponseState::kAwaiting && s.Writable();
+    if (unanswered && (s.exchange_->on_client_gone || !forced)) s.cut_at_stop_ = true;
     if (unanswered && !s.exchange_->on_client_gone && !forced) {
       // A handler that cannot be cancelled (a management call waiting on the store): its answer
       // goes out when it comes, with Connection: close; the server waits a while for it.
@@ -338,6 +340,8 @@ void Session::ForceClose(bool forced) {
       s.RunCallback("on_client_gone", cut);
       return;
     }
+    s.server_closed_ = true;
+    if (!s.exchange_) return s.Close();
     s.ClientGone();
   });
 }

@@ -292,6 +292,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // keygate closed the connection itself (the drain's deadline, a handler's exception): an
   // answer it could not send is logged with its status, not as the client's 499.
   bool server_closed_ = false;
+  // keygate cut the exchange at a stop but kept the connection for its answer (ForceClose):
+  // ClosedByServer() while the client stays; a client that leaves meanwhile is still its 499.
+  bool cut_at_stop_ = false;
   bool keep_alive_ = true;  // read another request once the current exchange finishes
   uint64_t next_seq_ = 0;
   uint64_t requests_served_ = 0;

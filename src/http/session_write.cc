@@ -316,7 +316,7 @@ void Session::SetClientGoneCallback(uint64_t seq, std::function<void()> callback
   if (!IsCurrent(seq) || !callback) return;
   // Gone already, or cut by keygate at a stop while the handler was not yet cancellable (a
   // model call that waited on the store): told at once.
-  if (client_gone_ || server_closed_) {
+  if (client_gone_ || server_closed_ || cut_at_stop_) {
     RunCallback("on_client_gone", callback);
     return;
   }

@@ -298,7 +298,6 @@ Status KeyService::ResolveProject(const Caller& caller, const KeyFields& fields,
   }
   if (name_given) {
     const std::string& name = **fields.project_name;
-    KG_RETURN_IF_ERROR(CheckName(name, "project_name"));
     auto project = store_.FindProjectByName(caller.org_id, name);
     if (project.ok()) {
       key->project_id = project->id;
@@ -306,6 +305,8 @@ Status KeyService::ResolveProject(const Caller& caller, const KeyFields& fields,
       return OkStatus();
     }
     if (project.error().code != ErrorCode::kNotFound) return project.error();
+    // Checked when it makes a project: one named under older rules can still be named.
+    KG_RETURN_IF_ERROR(CheckName(name, "project_name"));
     // spec dialects.md: an unknown project_name creates the project.
     Project created{RandomId("proj_", secrets_), caller.org_id, name, clock_.NowMs()};
     key->project_id = created.id;
@@ -324,8 +325,9 @@ Status KeyService::ResolveProject(const Caller& caller, const KeyFields& fields,
 Status KeyService::ApplyFields(const Caller& caller, const KeyFields& fields, bool creating,
                                ServiceKey* key, std::optional<Project>* new_project) {
   if (fields.name.has_value()) {
-    // Checked only when set: a key named under older rules can still be disabled.
-    KG_RETURN_IF_ERROR(CheckName(*fields.name, "name"));
+    // Checked only when set (a changed name): a key named under older rules can still be
+    // disabled, by a client that sends its whole record back too.
+    if (creating || *fields.name != key->name) KG_RETURN_IF_ERROR(CheckName(*fields.name, "name"));
     key->name = *fields.name;
   }
   KG_RETURN_IF_ERROR(ResolveProject(caller, fields, key, new_project));

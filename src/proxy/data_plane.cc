@@ -19,6 +19,7 @@ namespace {
 // its slashes sent as path separators, in up to this many segments.
 constexpr std::array<const char*, 8> kModelIdSegments = {"model", "s2", "s3", "s4",
                                                          "s5",    "s6", "s7", "s8"};
+static_assert(kModelIdSegments.size() == config::kMaxModelIdSegments);
 
 std::shared_ptr<const ResolvedCatalog> ResolveOrThrow(const config::Catalog& catalog,
                                                       const config::GetEnv& getenv) {

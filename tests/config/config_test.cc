@@ -326,6 +326,12 @@ TEST_F(ConfigTest, ModelErrorsNameTheirLine) {
       {Model("mock/"), "cfg.yaml:5: models[0].id: must be provider/model"},
       {Model("/x"), "cfg.yaml:5: models[0].id: must be provider/model"},
       {Model("mock/gpt-*"), "cfg.yaml:5: models[0].id: must not hold '*' in its model part"},
+      // GET /v1/models/{id} could not retrieve these (re-test audit, 2026-12-07).
+      {Model("mock/a//b"), "cfg.yaml:5: models[0].id: must be at most 8 non-empty segments"},
+      {Model("mock/a/"), "cfg.yaml:5: models[0].id: must be at most 8 non-empty segments"},
+      {Model("mock/1/2/3/4/5/6/7/8"),
+       "cfg.yaml:5: models[0].id: must be at most 8 non-empty segments separated by '/', got "
+       "'mock/1/2/3/4/5/6/7/8'"},
       {Model("mock/a") + Model("MOCK/a"),
        "cfg.yaml:10: models[1].id: duplicate model id 'MOCK/a' (first at "},
       {"  - id: mock/a\n    input_usd_per_mtok: 1\n",

@@ -537,6 +537,7 @@ TEST_F(DataPlaneTest, OneModelIsRetrievedOnlyIfTheKeyMayCallIt) {
     EXPECT_EQ(Parse(reply.body).at("id"), "dead/vendor/family/size/variant/echo");
   }
   EXPECT_EQ(client_->Get("/v1/models/dead/vendor/family/size/echo", dead.secret).status, 404);
+  EXPECT_EQ(client_->Get("/v1/models/dead/1/2/3/4/5/6/7", dead.secret).status, 404);  // 8
 }
 
 TEST_F(DataPlaneTest, UpstreamErrorsPassThroughWithTheirBody) {

@@ -83,6 +83,11 @@ TEST_F(KeyServiceTest, AnUpdateChecksOnlyTheModelsAndTheNameItSets) {
   auto refused = service_->UpdateServiceKey(pk_, issued.key.hash, models, "r");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().param, "models");
+  KeyFields whole_record;  // a client that sends the record back, its name unchanged
+  whole_record.name = "   ";
+  whole_record.disabled = false;
+  auto resent = service_->UpdateServiceKey(pk_, issued.key.hash, whole_record, "r");
+  ASSERT_TRUE(resent.ok()) << resent.error().message;
   KeyFields blank;
   blank.name = " \t ";
   auto renamed = service_->UpdateServiceKey(pk_, issued.key.hash, blank, "r");
