@@ -340,7 +340,8 @@ void Session::ForceClose(bool forced) {
       s.RunCallback("on_client_gone", cut);
       return;
     }
-    s.server_closed_ = true;
+    // keygate closes it, unless its client had left already (then it stays the client's 499).
+    if (!s.client_gone_) s.server_closed_ = true;
     if (!s.exchange_) return s.Close();
     s.ClientGone();
   });
