@@ -64,8 +64,9 @@ config::Catalog MakeCatalog(int extra_models = 0) {
 
 // Everything a Guardrails needs, with one busy key whose limits never refuse.
 struct Bench {
-  explicit Bench(int extra_models = 0) : limiter([](const std::string&, UnixMillis) -> Result<MicroUsd> { return 0; }),
-            guardrails(GuardrailOptions{}, index, limiter, clock) {
+  explicit Bench(int extra_models = 0)
+      : limiter([](const std::string&, UnixMillis) -> Result<MicroUsd> { return 0; }),
+        guardrails(GuardrailOptions{}, index, limiter, clock) {
     keys::ServiceKey key;
     key.hash = keys::Sha256Hex(kSecret);
     key.lineage = key.hash;
@@ -76,7 +77,8 @@ struct Bench {
     key.guardrails.models = std::vector<std::string>{"openai/*", "mock/*"};
     key.version = 1;
     index.UpsertServiceKey(key);
-    catalog = *ResolveCatalog(MakeCatalog(extra_models), [](const char*) -> const char* { return nullptr; });
+    catalog = *ResolveCatalog(MakeCatalog(extra_models),
+                              [](const char*) -> const char* { return nullptr; });
   }
 
   SteppingClock clock;

@@ -25,6 +25,13 @@ constexpr bool IsAsciiAlnum(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+// `s` without the optional whitespace of HTTP (RFC 9110 §5.6.3: spaces and tabs) around it.
+constexpr std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 // Calls `f` with each element of the comma-separated list `list` (RFC 9110 §5.6.1: the optional
 // spaces and tabs around an element trimmed, empty elements skipped) until `f` returns true;
 // returns whether it did.
@@ -32,13 +39,7 @@ template <class F>
 bool AnyListElement(std::string_view list, F f) {
   while (true) {
     const size_t comma = list.find(',');
-    std::string_view element = list.substr(0, comma);
-    while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
-      element.remove_prefix(1);
-    }
-    while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) {
-      element.remove_suffix(1);
-    }
+    const std::string_view element = TrimOws(list.substr(0, comma));
     if (!element.empty() && f(element)) return true;
     if (comma == std::string_view::npos) return false;
     list.remove_prefix(comma + 1);

@@ -22,8 +22,8 @@ inline constexpr size_t kMaxKeyPrefixChars = 16;
 bool HoldsSecretShape(std::string_view text);
 
 // Masks, in place, every such run's last kSecretBodyChars characters as keys are masked
-// everywhere ("••••" and the last four). `json`: `text` is JSON, whose escapes are left whole (the letter and hex digits
-// of a "\uXXXX" or the letter of "\n" never count toward a run).
+// everywhere ("••••" and the last four). `json`: `text` is JSON, whose escapes are left whole
+// (the letter and hex digits of a "\uXXXX" or the letter of "\n" never count toward a run).
 void MaskSecretShapes(std::string* text, bool json);
 
 }  // namespace keygate

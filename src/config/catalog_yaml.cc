@@ -300,7 +300,8 @@ Status ResolveModelId(const YamlReader& reader, const std::string& path,
         draft->id_node, field,
         "must be provider/model (e.g. openai/gpt-4o-mini), got '" + model.id + "'");
   }
-  const size_t segments = static_cast<size_t>(std::count(model.id.begin(), model.id.end(), '/')) + 1;
+  const auto segments =
+      static_cast<size_t>(std::count(model.id.begin(), model.id.end(), '/')) + 1;
   if (model.id.find("//") != std::string::npos || model.id.back() == '/' ||
       segments > kMaxModelIdSegments) {
     // GET /v1/models/{id} sends the slashes as path separators: an empty segment, a trailing

@@ -43,11 +43,11 @@ struct ProviderConfig {
   std::string max_tokens_field = "max_tokens";
 };
 
-// One callable model. Prices are integer micro-dollars per million tokens.
 // A model id's most '/'-separated segments (provider included): GET /v1/models/{id} takes the
 // id's slashes as path separators, and routes that many.
 inline constexpr size_t kMaxModelIdSegments = 8;
 
+// One callable model. Prices are integer micro-dollars per million tokens.
 struct ModelConfig {
   std::string id;        // "provider/model" as written in the file
   std::string provider;  // the declared ProviderConfig::name it belongs to

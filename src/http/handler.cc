@@ -8,12 +8,6 @@ namespace {
 
 bool IsSpace(char c) { return c == ' ' || c == '\t'; }
 
-std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 const std::string* FindHeader(const HeaderList& headers, std::string_view name) {
   // The server stores names lower-cased; comparing without case also serves handlers and
   // tests that build a Request by hand.
@@ -55,14 +49,14 @@ ContentType ContentType::Of(std::string_view value) {
 
 std::string_view Request::BearerToken() const {
   static constexpr std::string_view kScheme = "bearer";
-  std::string_view value = TrimSpaces(Header("authorization"));
+  std::string_view value = TrimOws(Header("authorization"));
   if (value.size() <= kScheme.size() ||
       !AsciiIEquals(value.substr(0, kScheme.size()), kScheme)) {
     return {};
   }
   // The scheme must be followed by whitespace: "Bearerabc" is not a bearer credential.
   if (!IsSpace(value[kScheme.size()])) return {};
-  return TrimSpaces(value.substr(kScheme.size()));
+  return TrimOws(value.substr(kScheme.size()));
 }
 
 }  // namespace keygate::http

@@ -194,13 +194,8 @@ void Server::Impl::Run() {
   // the first request is served (made by the handler, it would race the first requests); one
   // that comes later goes to the handler. The io threads started below take this thread's mask.
   const sigset_t hup = SighupSet();
-  sigset_t pending;
-  sigemptyset(&pending);
   const timespec no_wait{0, 0};
-  if (sigpending(&pending) == 0 && sigismember(&pending, SIGHUP) == 1 &&
-      sigtimedwait(&hup, nullptr, &no_wait) == SIGHUP) {
-    RunSighup(/*now=*/true);
-  }
+  if (sigtimedwait(&hup, nullptr, &no_wait) == SIGHUP) RunSighup(/*now=*/true);
   pthread_sigmask(SIG_UNBLOCK, &hup, nullptr);
   int threads = IoThreadCount(options_);
   logger_.Info("http.listening", {{"host", options_.host},

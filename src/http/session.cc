@@ -324,20 +324,19 @@ void Session::ForceClose(bool forced) {
   Run([forced](Session& s) {
     const bool unanswered =
         s.exchange_ && s.exchange_->state == ResponseState::kAwaiting && s.Writable();
-    if (unanswered && (s.exchange_->on_client_gone || !forced)) s.cut_at_stop_ = true;
-    if (unanswered && !s.exchange_->on_client_gone && !forced) {
-      // A handler that cannot be cancelled (a management call waiting on the store): its answer
-      // goes out when it comes, with Connection: close; the server waits a while for it.
-      return;
-    }
-    if (unanswered && s.exchange_->on_client_gone) {
-      // A call that can be cancelled (a model call) and has sent nothing yet: it is told to
-      // end (CanStillAnswer() true), and its answer, the one it already has or a 503 saying it
-      // was cut, goes out before the connection closes (the server is draining). Not answered
-      // here: an answer already on its way would be lost, and its client told to send again
-      // a call it was charged for.
-      std::function<void()> cut = std::exchange(s.exchange_->on_client_gone, nullptr);
-      s.RunCallback("on_client_gone", cut);
+    if (unanswered && (s.exchange_->on_client_gone || !forced)) {
+      // Nothing has gone out: the connection is kept for the answer, which closes it (the
+      // server is draining). A call that can be cancelled (a model call) is told to end
+      // (CanStillAnswer() true) and answers with what it already has or a 503 saying it was
+      // cut; it is not answered here, where an answer already on its way would be lost and its
+      // client told to send again a call it was charged for. One that cannot be cancelled (a
+      // management call waiting on the store) answers when it is done; the server waits a
+      // while for it.
+      s.cut_at_stop_ = true;
+      if (s.exchange_->on_client_gone) {
+        std::function<void()> cut = std::exchange(s.exchange_->on_client_gone, nullptr);
+        s.RunCallback("on_client_gone", cut);
+      }
       return;
     }
     // keygate closes it, unless its client had left already (then it stays the client's 499).

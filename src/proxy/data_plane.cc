@@ -1,7 +1,6 @@
 #include "proxy/data_plane.h"
 
 #include <array>
-
 #include <stdexcept>
 #include <utility>
 

@@ -154,9 +154,7 @@ bool Holds(std::string_view text, std::string_view secret) {
 
 // Whether a Content-Type names `media` (parameters aside, any case).
 bool IsMediaType(std::string_view type, std::string_view media) {
-  type = type.substr(0, type.find(';'));
-  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
-  return AsciiIEquals(type, media);
+  return AsciiIEquals(TrimOws(type.substr(0, type.find(';'))), media);
 }
 
 // Replaces every `secret` in `text` with kRedacted.

@@ -693,7 +693,8 @@ TEST_F(ServerTest, DrainTimeoutWaitsForAHandlerThatCannotBeCancelled) {
   auto slow = std::async(std::launch::async, [this] { return Client().Get("/gated"); });
   ASSERT_EQ(gated_started_.get_future().wait_for(kWaitLimit), std::future_status::ready);
   server_->Stop();
-  EXPECT_TRUE(Eventually([this] { return LogText().find("http.drain_timeout") != std::string::npos; }));
+  EXPECT_TRUE(Eventually(
+      [this] { return LogText().find("http.drain_timeout") != std::string::npos; }));
   EXPECT_EQ(slow.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout);
   OpenGate();
   auto reply = slow.get();
@@ -722,7 +723,8 @@ TEST_P(LeavingClientTest, AClientThatLeavesBeforeOrDuringTheDrainsGraceIs499) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the server notices
   }
   server_->Stop();
-  EXPECT_TRUE(Eventually([this] { return LogText().find("http.drain_timeout") != std::string::npos; }));
+  EXPECT_TRUE(Eventually(
+      [this] { return LogText().find("http.drain_timeout") != std::string::npos; }));
   if (!before_the_deadline) ::close(fd);  // during the grace
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   OpenGate();

@@ -72,7 +72,9 @@ TEST_F(DataPlaneTest, ASighupWhileStartingIsAReloadOnceServing) {
   // Found first (scanning /proc takes a while), so that the signal follows the line at once.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   pid_t keygate = -1;
-  while (keygate <= 0 && std::chrono::steady_clock::now() < give_up) keygate = ChildNamed("keygate");
+  while (keygate <= 0 && std::chrono::steady_clock::now() < give_up) {
+    keygate = ChildNamed("keygate");
+  }
   while (process_->log().find("config.unknown_environment") == std::string::npos &&
          std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
