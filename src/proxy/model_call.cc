@@ -243,6 +243,8 @@ void ModelCall::OnResponseData(std::string_view data) {
 void ModelCall::RelayEvents(std::string_view data) {
   // spec data-plane.md: each chunk passed on as it arrives. Every event completed by this read
   // goes out in one write.
+  constexpr size_t kEventsOfAShortStream = 16;  // room made once, not by doubling from one
+  if (events_.capacity() == 0) events_.reserve(kEventsOfAShortStream);
   splitter_.Feed(data, &events_);
   // A stream in hand whole keeps its events for the one write at its end (FinishStream).
   std::string out;
