@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <mutex>
+#include <tuple>
 
 namespace keygate::keys {
 
@@ -10,6 +11,7 @@ KeyIndex::Shard& KeyIndex::ShardFor(std::string_view hash) const {
 }
 
 void KeyIndex::UpsertServiceKey(const ServiceKey& key) {
+  auto snapshot = std::make_shared<const ServiceKey>(key);
   {
     Shard& shard = ShardFor(key.hash);
     std::unique_lock lock(shard.mu);
@@ -17,13 +19,41 @@ void KeyIndex::UpsertServiceKey(const ServiceKey& key) {
     // Writes can race (local write vs. poller): the higher version wins.
     if (slot.service_key && slot.service_key->version > key.version) return;
     slot.kind = CredentialKind::kServiceKey;
-    slot.service_key = std::make_shared<const ServiceKey>(key);
+    slot.service_key = snapshot;
     // The key carries its org; an empty org_id here keeps Find() (every model call) from
     // copying it.
     slot.org_id.clear();
   }
+  if (LineageOf(key) != key.hash) NoteSuccessor(snapshot);
   std::unique_lock lock(version_mu_);
   if (key.version > max_version_) max_version_ = key.version;
+}
+
+void KeyIndex::NoteSuccessor(const std::shared_ptr<const ServiceKey>& key) {
+  std::unique_lock lock(successors_mu_);
+  auto& keys = successors_[key->lineage];
+  for (auto& held : keys) {
+    if (held->hash != key->hash) continue;
+    // Two upserts of one key may get here in either order: the higher version stays.
+    if (held->version <= key->version) held = key;
+    return;
+  }
+  keys.push_back(key);
+}
+
+std::shared_ptr<const ServiceKey> KeyIndex::Successor(std::string_view lineage) const {
+  std::shared_lock lock(successors_mu_);
+  const auto it = successors_.find(lineage);
+  if (it == successors_.end()) return nullptr;
+  std::shared_ptr<const ServiceKey> newest;
+  for (const auto& key : it->second) {
+    if (key->revoke_at.has_value()) continue;  // rotated again, or deleted
+    if (!newest || std::tie(key->created_at, key->version) >
+                       std::tie(newest->created_at, newest->version)) {
+      newest = key;
+    }
+  }
+  return newest;
 }
 
 void KeyIndex::UpsertOther(const std::string& hash, CredentialKind kind, const std::string& org_id,

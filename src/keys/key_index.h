@@ -6,6 +6,9 @@
 // Kept current by KeyService on every write of this replica, and by a poller that applies
 // KeyStore::ServiceKeysChangedSince() for writes of other replicas.
 //
+// It also knows, for each lineage that rotation has extended, the key a rotated key in its
+// grace period stands in for (Successor()).
+//
 // Thread safety: all methods may be called concurrently. Find() is lock-sharded and returns
 // an immutable snapshot that stays valid after later updates.
 #pragma once
@@ -17,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/digest_hash.h"
 #include "keys/model.h"
@@ -46,6 +50,10 @@ class KeyIndex {
   void Remove(const std::string& hash);
   // A snapshot for `hash` (lowercase hex digest); kind kNone if absent.
   IndexedCredential Find(std::string_view hash) const;
+  // The key that calls made with a rotated key of `lineage` are held to while its grace period
+  // runs: the newest key of the lineage that was made by rotation and is neither rotated nor
+  // deleted itself (no revoke_at). nullptr when there is none: every successor was deleted.
+  std::shared_ptr<const ServiceKey> Successor(std::string_view lineage) const;
   // The highest service-key version applied so far.
   int64_t max_version() const;
   // Service keys not revoked at `now` (deleted keys and rotated ones past their grace period
@@ -60,7 +68,16 @@ class KeyIndex {
   };
   Shard& ShardFor(std::string_view hash) const;
 
+  // Notes `key` (a new snapshot of a key made by rotation) among its lineage's successors.
+  void NoteSuccessor(const std::shared_ptr<const ServiceKey>& key);
+
   mutable std::array<Shard, kShards> shards_;
+  // Lineage -> the keys made by rotation in it, each as last upserted (an original key is
+  // never its lineage's successor, so a lineage never rotated has no entry).
+  mutable std::shared_mutex successors_mu_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<const ServiceKey>>, DigestHash,
+                     std::equal_to<>>
+      successors_;
   mutable std::shared_mutex version_mu_;
   int64_t max_version_ = 0;
 };

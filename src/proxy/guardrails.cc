@@ -114,9 +114,9 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
   }
   const KeyDigest key_digest = DigestKey(bearer_token);
   const std::string_view digest = key_digest.view();
-  const keys::IndexedCredential found = index_.Find(digest);
+  keys::IndexedCredential found = index_.Find(digest);
   if (found.kind != keys::CredentialKind::kServiceKey) return ManagementCredentialRefusal(found);
-  const std::shared_ptr<const keys::ServiceKey>& key = found.service_key;
+  std::shared_ptr<const keys::ServiceKey> key = std::move(found.service_key);
   // spec §3 step 1, in its order: unknown (or revoked) 401, expired 401, disabled 403.
   if (!keys::ConstantTimeEquals(key->hash, digest) || keys::RevokedAt(*key, now)) {
     return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
@@ -127,7 +127,31 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
   if (key->disabled) {
     return Error::PermissionDenied("This API key is disabled.", "key_disabled");
   }
+  if (key->revoke_at.has_value()) return HeldToSuccessor(std::move(key), now);
   return key;
+}
+
+// A rotated key in its grace period stands in for its successor (decision 0002): the two share
+// one budget and one pair of windows, so its calls are held to the successor's guardrails, and
+// refused once the successor is deleted, disabled or expired. Its own record still decides
+// whether it is revoked, expired or disabled itself (checked before). The record returned is
+// the rotated key's (its hash makes the usage record), with the successor's guardrails.
+Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::HeldToSuccessor(
+    std::shared_ptr<const keys::ServiceKey> key, UnixMillis now) const {
+  const std::shared_ptr<const keys::ServiceKey> successor =
+      index_.Successor(keys::LineageOf(*key));
+  if (successor == nullptr) {
+    return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
+  }
+  if (successor->guardrails.expires_at && *successor->guardrails.expires_at <= now) {
+    return Error::Unauthenticated("This API key has expired.", "key_expired");
+  }
+  if (successor->disabled) {
+    return Error::PermissionDenied("This API key is disabled.", "key_disabled");
+  }
+  auto held = std::make_shared<keys::ServiceKey>(*key);
+  held->guardrails = successor->guardrails;
+  return std::shared_ptr<const keys::ServiceKey>(std::move(held));
 }
 
 Status Guardrails::CheckModel(const keys::ServiceKey& key, const ModelRequest& request,

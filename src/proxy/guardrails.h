@@ -122,6 +122,9 @@ class Guardrails {
   //   PermissionDenied "key_disabled" for a disabled service key; "management_key_not_allowed"
   //   for a provisioning key or an owner credential in the index. A secret the index does not
   //   hold is unknown (401), whatever its prefix: see IsUnindexedManagementKey().
+  // A rotated key in its grace period comes back with its successor's guardrails, and is
+  // refused as its successor is: 401 once the successor is deleted or expired, 403 while it is
+  // disabled (KeyIndex::Successor).
   Result<std::shared_ptr<const keys::ServiceKey>> Authenticate(std::string_view bearer_token) const;
   // The same at `now` (revocation and expiry are judged then).
   Result<std::shared_ptr<const keys::ServiceKey>> Authenticate(std::string_view bearer_token,
@@ -162,6 +165,8 @@ class Guardrails {
   const Clock& clock() const { return clock_; }
 
  private:
+  Result<std::shared_ptr<const keys::ServiceKey>> HeldToSuccessor(
+      std::shared_ptr<const keys::ServiceKey> key, UnixMillis now) const;
   Status CheckModel(const keys::ServiceKey& key, const ModelRequest& request,
                     const ResolvedCatalog& catalog, const ResolvedModel** resolved) const;
 

@@ -246,6 +246,45 @@ TEST_F(DataPlaneTest, ARotatedKeySharesItsBudgetAndTheOldOneIsRevoked) {
   EXPECT_EQ(Call(new_key.secret, ChatBody("hi", 200)).status, 402);
 }
 
+// The old secret of a rotation with a grace period stands in for the new key: the new key's
+// guardrails, changed after the rotation, hold the old secret's calls too, and deleting the
+// new key ends the old one's grace (decision 0002).
+TEST_F(DataPlaneTest, DuringAGracePeriodTheOldSecretIsHeldToTheNewKeysGuardrails) {
+  MintedKey old_key = Mint(R"("credit_limit": 1, "rpm_limit": 100)");
+  auto rotated = client_->Post("/prod/rotateServiceKey",
+                               R"({"api_key_id_hash":")" + old_key.hash +
+                                   R"(","grace_period_seconds":600})",
+                               pk_);
+  ASSERT_EQ(rotated.status, 201) << rotated.body;
+  MintedKey new_key{std::string(Parse(rotated.body).at("api_key").as_string()),
+                    std::string(Parse(rotated.body).at("api_key_id_hash").as_string())};
+  secrets_.push_back(new_key.secret);
+  auto first = Call(old_key.secret, ChatBody("hi", 5));
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.Header("x-ratelimit-limit-requests"), "100");
+
+  Update(new_key, R"("rpm_limit": 7)");
+  EXPECT_EQ(Call(old_key.secret, ChatBody("hi", 5)).Header("x-ratelimit-limit-requests"), "7");
+  Update(new_key, R"("models": ["mock/gpt-4o-mini"])");
+  auto model = Call(old_key.secret, ChatBody("hi", 5));
+  EXPECT_EQ(model.status, 403);
+  EXPECT_EQ(CodeOf(model), "model_not_allowed");
+  Update(new_key, R"("models": null, "credit_limit": 0.000001)");
+  auto budget = Call(old_key.secret, ChatBody("hi", 5));
+  EXPECT_EQ(budget.status, 402) << budget.body;
+  Update(new_key, R"("credit_limit": 1, "disabled": true)");
+  EXPECT_EQ(CodeOf(Call(old_key.secret, ChatBody("hi", 5))), "key_disabled");
+  Update(new_key, R"("disabled": false)");
+  EXPECT_EQ(Call(old_key.secret, ChatBody("hi", 5)).status, 200);
+
+  auto deleted = client_->Post("/prod/deleteServiceKey",
+                               R"({"api_key_id_hash":")" + new_key.hash + "\"}", pk_);
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  auto orphan = Call(old_key.secret, ChatBody("hi", 5));
+  EXPECT_EQ(orphan.status, 401);
+  EXPECT_EQ(CodeOf(orphan), "invalid_api_key");
+}
+
 TEST_F(DataPlaneTest, ABudgetSurvivesARestart) {
   // 220 micro-dollars: one call reserves 218 and costs 8, so a second never fits beside it.
   MintedKey key = Mint(R"("credit_limit": 0.00022)");

@@ -17,6 +17,7 @@ using testing::ManualClock;
 
 constexpr const char* kSecret = "sk-kg-test-secret-0001";
 // 2023-11-14T22:13:20Z, a Tuesday.
+constexpr const char* kSuccessorSecret = "sk-kg-test-secret-0002";
 constexpr UnixMillis kStart = 1'700'000'000'000;
 
 config::Catalog MakeCatalog() {
@@ -93,6 +94,19 @@ class GuardrailsTest : public ::testing::Test {
     return key_;
   }
 
+  // Indexes the key that rotating kSecret's key made (kSuccessorSecret, in its lineage, with
+  // its guardrails as they are now), changed by `edit`.
+  void PutSuccessor(const std::function<void(keys::ServiceKey&)>& edit = {}) {
+    keys::ServiceKey successor = key_;
+    successor.hash = keys::Sha256Hex(kSuccessorSecret);
+    successor.lineage = key_.hash;
+    successor.created_at = key_.created_at + 1;
+    successor.revoke_at.reset();
+    if (edit) edit(successor);
+    successor.version = ++key_.version;
+    index_.UpsertServiceKey(successor);
+  }
+
   Verdict<Admission> Check(const std::string& body = Body(), const std::string& secret = kSecret,
                            Endpoint endpoint = Endpoint::kChatCompletions) {
     return guardrails_.Check(secret, endpoint, body, catalog_);
@@ -138,11 +152,57 @@ TEST_F(GuardrailsTest, UnknownOrMissingKeysAre401) {
 
 TEST_F(GuardrailsTest, ARevokedKeyIs401FromItsRevocationOn) {
   PutKey([](keys::ServiceKey& k) { k.revoke_at = kStart + 1000; });
+  PutSuccessor();
   EXPECT_TRUE(Check().ok());  // the rotation grace period
   clock_.AdvanceMs(1000);
   auto revoked = Check();
   EXPECT_EQ(revoked.refusal.status, 401);
   EXPECT_EQ(CodeOf(revoked), "invalid_api_key");
+}
+
+// Decision 0002: a rotated key and its successor share one budget and one pair of windows, so
+// while the grace period runs the old secret is held to the successor's guardrails; the old
+// key's own state still counts for itself.
+TEST_F(GuardrailsTest, ARotatedKeyInItsGracePeriodIsHeldToItsSuccessorsGuardrails) {
+  PutKey([](keys::ServiceKey& k) {
+    k.revoke_at = kStart + 600'000;
+    k.guardrails.rpm_limit = 100;
+  });
+  PutSuccessor([](keys::ServiceKey& k) { k.guardrails.rpm_limit = 2; });
+  EXPECT_TRUE(Check().ok());
+  EXPECT_TRUE(Check(Body(), kSuccessorSecret).ok());
+  auto third = Check();  // the old secret, past the successor's RPM
+  EXPECT_EQ(third.refusal.status, 429) << third.refusal.body;
+
+  PutSuccessor([](keys::ServiceKey& k) { k.guardrails.models = std::vector<std::string>{"x/y"}; });
+  auto model = Check();
+  EXPECT_EQ(CodeOf(model), "model_not_allowed") << model.refusal.body;
+  EXPECT_NE(model.refusal.body.find("x/y"), std::string::npos);
+
+  PutSuccessor([](keys::ServiceKey& k) { k.disabled = true; });
+  auto disabled = Check();
+  EXPECT_EQ(disabled.refusal.status, 403);
+  EXPECT_EQ(CodeOf(disabled), "key_disabled");
+
+  PutSuccessor([](keys::ServiceKey& k) { k.guardrails.expires_at = kStart; });
+  auto expired = Check();
+  EXPECT_EQ(expired.refusal.status, 401);
+  EXPECT_EQ(CodeOf(expired), "key_expired");
+
+  PutSuccessor([](keys::ServiceKey& k) { k.revoke_at = kStart; });  // deleted
+  auto deleted = Check();
+  EXPECT_EQ(deleted.refusal.status, 401);
+  EXPECT_EQ(CodeOf(deleted), "invalid_api_key");
+}
+
+TEST_F(GuardrailsTest, ARotatedKeysOwnStateStillRefusesIt) {
+  PutKey([](keys::ServiceKey& k) {
+    k.revoke_at = kStart + 600'000;
+    k.disabled = true;
+  });
+  PutSuccessor([](keys::ServiceKey& k) { k.disabled = false; });
+  EXPECT_EQ(CodeOf(Check()), "key_disabled");
+  EXPECT_TRUE(Check(Body(), kSuccessorSecret).ok());
 }
 
 TEST_F(GuardrailsTest, AnExpiredKeyIs401KeyExpiredFromItsExpiryOn) {
