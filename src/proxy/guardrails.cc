@@ -11,6 +11,21 @@
 namespace keygate::proxy {
 namespace {
 
+Error IncorrectKey() {
+  return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
+}
+
+// spec §3 step 1, in its order, for a service key the index holds: revoked 401, expired 401,
+// disabled 403.
+Status RefuseIfUnusable(const keys::ServiceKey& key, UnixMillis now) {
+  if (keys::RevokedAt(key, now)) return IncorrectKey();
+  if (key.guardrails.expires_at && *key.guardrails.expires_at <= now) {
+    return Error::Unauthenticated("This API key has expired.", "key_expired");
+  }
+  if (key.disabled) return Error::PermissionDenied("This API key is disabled.", "key_disabled");
+  return OkStatus();
+}
+
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return !prefix.empty() && s.substr(0, prefix.size()) == prefix;
 }
@@ -118,15 +133,8 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::Authenticate(
   if (found.kind != keys::CredentialKind::kServiceKey) return ManagementCredentialRefusal(found);
   std::shared_ptr<const keys::ServiceKey> key = std::move(found.service_key);
   // spec §3 step 1, in its order: unknown (or revoked) 401, expired 401, disabled 403.
-  if (!keys::ConstantTimeEquals(key->hash, digest) || keys::RevokedAt(*key, now)) {
-    return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
-  }
-  if (key->guardrails.expires_at && *key->guardrails.expires_at <= now) {
-    return Error::Unauthenticated("This API key has expired.", "key_expired");
-  }
-  if (key->disabled) {
-    return Error::PermissionDenied("This API key is disabled.", "key_disabled");
-  }
+  if (!keys::ConstantTimeEquals(key->hash, digest)) return IncorrectKey();
+  KG_RETURN_IF_ERROR(RefuseIfUnusable(*key, now));
   if (key->revoke_at.has_value()) return HeldToSuccessor(std::move(key), now);
   return key;
 }
@@ -140,15 +148,8 @@ Result<std::shared_ptr<const keys::ServiceKey>> Guardrails::HeldToSuccessor(
     std::shared_ptr<const keys::ServiceKey> key, UnixMillis now) const {
   const std::shared_ptr<const keys::ServiceKey> successor =
       index_.Successor(keys::LineageOf(*key));
-  if (successor == nullptr) {
-    return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
-  }
-  if (successor->guardrails.expires_at && *successor->guardrails.expires_at <= now) {
-    return Error::Unauthenticated("This API key has expired.", "key_expired");
-  }
-  if (successor->disabled) {
-    return Error::PermissionDenied("This API key is disabled.", "key_disabled");
-  }
+  if (successor == nullptr) return IncorrectKey();
+  KG_RETURN_IF_ERROR(RefuseIfUnusable(*successor, now));
   auto held = std::make_shared<keys::ServiceKey>(*key);
   held->guardrails = successor->guardrails;
   return std::shared_ptr<const keys::ServiceKey>(std::move(held));
@@ -300,7 +301,7 @@ Error Guardrails::ManagementCredentialRefusal(const keys::IndexedCredential& fou
     case keys::CredentialKind::kNone:
       break;
   }
-  return Error::Unauthenticated("Incorrect API key provided.", "invalid_api_key");
+  return IncorrectKey();
 }
 
 std::string RateLimitFigures::Lines() const {
