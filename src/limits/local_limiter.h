@@ -12,10 +12,10 @@
 // read runs outside every lock. Idle lineages (empty windows, no open ticket, quiet for
 // idle_eviction_ms) can be dropped by EvictIdle and are re-seeded from the store when next seen;
 // the default quiet time is far longer than the usage writer's flush delay, so the store has
-// every settled cost by then. Calls without a credit limit never read the store on Admit. The
-// one gap: when a busy lineage first gains a credit limit, or changes interval so that its
-// period must be re-read, the store may not yet hold the costs settled within the usage
-// writer's flush delay (at most 100 ms) before the read.
+// every settled cost by then. Calls without a credit limit never read the store on Admit. When a
+// lineage first gains a credit limit, or changes interval so that its period must be read
+// again, the store may not yet hold the costs settled within the usage writer's flush delay:
+// the owner's loader adds them (UsageWriter::SpendSince, decision 0007).
 //
 // Thread safety: every public method is safe to call from any thread.
 #pragma once

@@ -89,6 +89,7 @@ void UsageWriter::Append(store::UsageRecord record, uint64_t open_id) {
                          pending_costs_.begin() + static_cast<std::ptrdiff_t>(dropped));
     log_.Error("usage.dropped", {{"records", static_cast<uint64_t>(dropped)}});
   }
+  cost.seq = appended_++;
   const bool was_empty = pending_.empty();
   pending_.push_back(std::move(record));
   pending_costs_.push_back(cost);
@@ -125,8 +126,9 @@ Status UsageWriter::Flush() {
 }
 
 Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
-  // One batch at a time, in order: a Flush() waits for the thread's write to finish.
-  cv_.wait(lock, [this] { return !writing_now_; });
+  // One batch at a time, in order: a Flush() waits for the thread's write to finish. None while
+  // SpendSince() reads the store.
+  cv_.wait(lock, [this] { return !writing_now_ && readers_ == 0; });
   if (pending_.empty()) return OkStatus();
   writing_now_ = true;
   writing_.swap(pending_);
@@ -294,13 +296,11 @@ void UsageWriter::Loop(std::function<void()> task) {
   }
 }
 
-UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day_start,
-                                      UnixMillis week_start, UnixMillis month_start,
-                                      UnixMillis period_start) const {
-  UnflushedSpend spend;
+template <class F>
+void UsageWriter::ForEachUnflushed(const std::string& lineage, F&& f) const {
   const size_t hash = DigestHash{}(lineage);
-  auto add = [&](const std::vector<PendingCost>& costs,
-                 const std::vector<store::UsageRecord>& records) {
+  auto each = [&](const std::vector<PendingCost>& costs,
+                  const std::vector<store::UsageRecord>& records) {
     // In step by construction; never read past the records if they were not.
     const size_t count = std::min(costs.size(), records.size());
     if (costs.size() != records.size()) {
@@ -309,19 +309,56 @@ UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day
                   {"records", static_cast<uint64_t>(records.size())}});
     }
     for (size_t i = 0; i < count; ++i) {
-      const PendingCost& c = costs[i];
-      if (c.lineage_hash != hash || records[i].lineage != lineage) continue;
-      spend.total += c.cost;
-      if (c.at >= day_start) spend.since_day += c.cost;
-      if (c.at >= week_start) spend.since_week += c.cost;
-      if (c.at >= month_start) spend.since_month += c.cost;
-      if (c.at >= period_start) spend.since_period += c.cost;
+      if (costs[i].lineage_hash == hash && records[i].lineage == lineage) f(costs[i]);
     }
   };
+  each(writing_costs_, writing_);
+  each(pending_costs_, pending_);
+}
+
+UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day_start,
+                                      UnixMillis week_start, UnixMillis month_start,
+                                      UnixMillis period_start) const {
+  UnflushedSpend spend;
   std::lock_guard<std::mutex> lock(mu_);
-  add(writing_costs_, writing_);
-  add(pending_costs_, pending_);
+  ForEachUnflushed(lineage, [&](const PendingCost& c) {
+    spend.total += c.cost;
+    if (c.at >= day_start) spend.since_day += c.cost;
+    if (c.at >= week_start) spend.since_week += c.cost;
+    if (c.at >= month_start) spend.since_month += c.cost;
+    if (c.at >= period_start) spend.since_period += c.cost;
+  });
   return spend;
+}
+
+Result<MicroUsd> UsageWriter::SpendSince(const std::string& lineage, UnixMillis period_start,
+                                         const std::function<Result<MicroUsd>()>& read_store) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // A batch being committed is in the store or not depending on when the read lands: wait.
+  cv_.wait(lock, [this] { return !writing_now_; });
+  const uint64_t mark = appended_;
+  // Holds off the batches from here until the records are counted, however read_store ends.
+  struct Reading {
+    UsageWriter& writer;
+    std::unique_lock<std::mutex>& lock;
+    explicit Reading(UsageWriter& w, std::unique_lock<std::mutex>& l) : writer(w), lock(l) {
+      ++writer.readers_;
+    }
+    ~Reading() {
+      if (!lock.owns_lock()) lock.lock();
+      --writer.readers_;
+      writer.cv_.notify_all();
+    }
+  } reading(*this, lock);
+  lock.unlock();
+  Result<MicroUsd> stored = read_store();
+  lock.lock();
+  if (!stored.ok()) return stored;
+  MicroUsd total = *stored;
+  ForEachUnflushed(lineage, [&](const PendingCost& c) {
+    if (c.seq < mark && c.at >= period_start) total += c.cost;
+  });
+  return total;
 }
 
 std::chrono::nanoseconds UsageWriter::Lag(SteadyClock::time_point now) const {

@@ -130,6 +130,14 @@ class UsageWriter {
                            UnixMillis week_start, UnixMillis month_start,
                            UnixMillis period_start) const;
 
+  // The spend of `lineage` from `period_start` on, for seeding a budget: what `read_store`
+  // answers (the records the store has committed), plus the records appended before this call
+  // and not committed yet. No batch commits while the store is read, so that a record counts
+  // once, in the store or here; one appended meanwhile counts in neither (its call settled after
+  // the seed began, which the limiter adds itself). Blocks while a batch commits.
+  Result<MicroUsd> SpendSince(const std::string& lineage, UnixMillis period_start,
+                              const std::function<Result<MicroUsd>()>& read_store);
+
   // Records appended and not yet committed.
   size_t pending() const;
 
@@ -166,7 +174,11 @@ class UsageWriter {
     UnixMillis at = 0;
     MicroUsd cost = 0;
     uint64_t closes = 0;  // the stored open call this record closes, once committed (0: none)
+    uint64_t seq = 0;     // the record's place in the order of Append() calls
   };
+  // Calls f(cost) for each record of `lineage` not committed yet. REQUIRES: mu_ held.
+  template <class F>
+  void ForEachUnflushed(const std::string& lineage, F&& f) const;
 
   store::UsageStore& store_;
   Logger& log_;
@@ -178,6 +190,8 @@ class UsageWriter {
   std::vector<PendingCost> pending_costs_;   // guarded by mu_: one per pending_ record
   std::vector<PendingCost> writing_costs_;   // guarded by mu_: one per writing_ record
   std::chrono::steady_clock::time_point oldest_pending_;  // guarded by mu_
+  uint64_t appended_ = 0;  // guarded by mu_: records appended so far (the next one's seq)
+  int readers_ = 0;        // guarded by mu_: SpendSince calls reading the store (no commit then)
   struct OpenEntry {
     OpenCallInfo call;
     std::chrono::steady_clock::time_point opened;

@@ -158,10 +158,15 @@ void App::Parts::RegisterRoutes() {
 }
 
 void App::Parts::BuildDataPlane() {
-  // Budgets are seeded from the usage the store recorded since the period's start.
+  // Budgets are seeded from the usage since the period's start: what the store committed and
+  // what the usage writer holds yet (decision 0007).
   limiter = std::make_unique<limits::LocalLimiter>(
       [this](const std::string& lineage, UnixMillis period_start) -> Result<MicroUsd> {
-        return store->SpendSince(lineage, limits::DayIndex(period_start));
+        auto read_store = [&] {
+          return store->SpendSince(lineage, limits::DayIndex(period_start));
+        };
+        if (data_plane == nullptr) return read_store();
+        return data_plane->usage_writer().SpendSince(lineage, period_start, read_store);
       });
   proxy::DataPlaneDeps deps{
       index,

@@ -285,6 +285,26 @@ TEST_F(DataPlaneTest, DuringAGracePeriodTheOldSecretIsHeldToTheNewKeysGuardrails
   EXPECT_EQ(CodeOf(orphan), "invalid_api_key");
 }
 
+// Decision 0007: a key whose reset interval changes, or that gains its first credit limit, has
+// its period's spend read again; the calls settled just before, not committed yet, count too.
+TEST_F(DataPlaneTest, ANewIntervalOrAFirstLimitCountsTheSpendNotCommittedYet) {
+  for (const std::string before : {R"("credit_limit": 0.0003)", ""}) {
+    MintedKey key = Mint(before);
+    for (int i = 0; i < 6; ++i) ASSERT_EQ(Call(key.secret, ChatBody("hi", 100)).status, 200);
+    Update(key, R"("credit_limit": 0.0003, "reset_budget_interval": "daily")");
+    // 48 spent (8 a call): a call reserves 218, so five more fit (88 + 218 > 300), not six.
+    int admitted = 0;
+    TestHttpClient::Reply last = Call(key.secret, ChatBody("hi", 100));
+    while (last.status == 200 && admitted < 20) {
+      ++admitted;
+      last = Call(key.secret, ChatBody("hi", 100));
+    }
+    EXPECT_EQ(admitted, 5) << before;
+    EXPECT_EQ(last.status, 402) << last.body;
+    EXPECT_EQ(Parse(last.body).at("error").at("spend"), boost::json::value(0.000088)) << before;
+  }
+}
+
 TEST_F(DataPlaneTest, ABudgetSurvivesARestart) {
   // 220 micro-dollars: one call reserves 218 and costs 8, so a second never fits beside it.
   MintedKey key = Mint(R"("credit_limit": 0.00022)");

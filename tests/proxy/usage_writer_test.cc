@@ -88,6 +88,17 @@ class RecordingUsageStore final : public store::UsageStore {
     std::lock_guard<std::mutex> lock(mu_);
     return batches_.size();
   }
+  // The committed cost of `lineage`'s records at or after `from`.
+  MicroUsd Spend(const std::string& lineage, UnixMillis from) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    MicroUsd spend = 0;
+    for (const auto& batch : batches_) {
+      for (const store::UsageRecord& record : batch) {
+        if (record.lineage == lineage && record.at >= from) spend += record.cost;
+      }
+    }
+    return spend;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -180,6 +191,48 @@ TEST_F(UsageWriterTest, UnflushedCountsTheBatchInFlightAndWhatCameMeanwhile) {
   ASSERT_TRUE(writer.Flush().ok());
   EXPECT_EQ(store_.records(), 4u);
   EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 0);
+}
+
+// A budget's seed (decision 0007): the store's answer plus the records not committed yet, each
+// counted once, none appended after the seed began.
+TEST_F(UsageWriterTest, SpendSinceCountsEachRecordOnceAndNoBatchCommitsWhileTheStoreIsRead) {
+  UsageWriter writer(store_, log_);
+  writer.Append(Record("a", 1, 100));
+  ASSERT_TRUE(writer.Flush().ok());  // committed: the store's
+  writer.Append(Record("a", 5, 100));
+  writer.Append(Record("a", 7, 50));  // before the period
+  writer.Append(Record("b", 11, 100));
+  std::future<Status> flushed;
+  const Result<MicroUsd> spend = writer.SpendSince("a", 60, [&]() -> Result<MicroUsd> {
+    writer.Append(Record("a", 1000, 100));  // settled after the seed began: the limiter's
+    flushed = std::async(std::launch::async, [&writer] { return writer.Flush(); });
+    // The batch waits until the records are counted.
+    EXPECT_EQ(flushed.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+    return store_.Spend("a", 60);
+  });
+  ASSERT_TRUE(spend.ok());
+  EXPECT_EQ(*spend, 1 + 5);
+  ASSERT_TRUE(flushed.get().ok());
+  EXPECT_EQ(store_.Spend("a", 60), 1 + 5 + 1000);
+}
+
+TEST_F(UsageWriterTest, SpendSinceWaitsForTheBatchBeingCommitted) {
+  UsageWriter writer(store_, log_);
+  writer.Append(Record("a", 5, 100));
+  store_.HoldNextWrite();
+  std::future<void> entered = store_.entered();
+  std::future<Status> flushed =
+      std::async(std::launch::async, [&writer] { return writer.Flush(); });
+  ASSERT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  std::future<Result<MicroUsd>> spend = std::async(std::launch::async, [&] {
+    return writer.SpendSince("a", 0, [&]() -> Result<MicroUsd> { return store_.Spend("a", 0); });
+  });
+  EXPECT_EQ(spend.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  store_.release();
+  ASSERT_TRUE(flushed.get().ok());
+  const Result<MicroUsd> seeded = spend.get();
+  ASSERT_TRUE(seeded.ok());
+  EXPECT_EQ(*seeded, 5);
 }
 
 TEST_F(UsageWriterTest, RecordsDroppedPastTheBoundNoLongerCount) {
