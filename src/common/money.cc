@@ -7,6 +7,11 @@ namespace keygate {
 namespace {
 
 constexpr int kMaxDecimals = 6;
+// A double's own error when it holds a decimal amount and is multiplied by a million (two
+// roundings), relative to the value: what it may differ from a whole number of micro-dollars by
+// without the difference being a decimal past the sixth.
+constexpr double kDoubleNoise = 3e-16;
+constexpr const char* kOverPrecise = "must have at most 6 decimals (micro-dollars)";
 
 Error BadAmount(std::string_view param, std::string_view why) {
   return Error::InvalidArgument(std::string(param) + " " + std::string(why), std::string(param));
@@ -30,18 +35,35 @@ Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param) {
   }
   MicroUsd frac = 0;
   int decimals = 0;
+  double beyond = 0;  // the decimals past the sixth, as a fraction of a micro-dollar
+  double scale = 0.1;
   if (i < text.size()) {  // at '.'
     for (++i; i < text.size(); ++i) {
       char c = text[i];
       if (c < '0' || c > '9') return BadAmount(param, "must be a decimal USD amount");
-      if (++decimals > kMaxDecimals) return BadAmount(param, "has more than 6 decimals");
-      frac = frac * 10 + (c - '0');
       any_digit = true;
+      if (++decimals <= kMaxDecimals) {
+        frac = frac * 10 + (c - '0');
+      } else {
+        beyond += (c - '0') * scale;
+        scale /= 10;
+      }
     }
   }
   if (!any_digit) return BadAmount(param, "must be a decimal USD amount");
   for (int d = decimals; d < kMaxDecimals; ++d) frac *= 10;
   MicroUsd total = whole * kMicrosPerUsd + frac;
+  if (beyond > 0) {
+    // Judged as the same amount sent as a JSON number is (UsdFromDouble): trailing zeros, or
+    // digits a double's noise explains ("0.30000000000000004", a client's 0.1 + 0.2 printed),
+    // round to the micro-dollar; a real seventh decimal is refused.
+    const double tolerance = (static_cast<double>(total) + beyond) * kDoubleNoise;
+    if (1 - beyond <= tolerance) {
+      ++total;
+    } else if (beyond > tolerance) {
+      return BadAmount(param, kOverPrecise);
+    }
+  }
   if (total > kMaxMicroUsd) return BadAmount(param, "is too large");
   return total;
 }
@@ -54,8 +76,8 @@ Result<MicroUsd> UsdFromDouble(double usd, std::string_view param) {
   // The double's own error (two roundings: the decimal, then the product) stays below
   // 2.3e-16 of the value; anything more is a decimal past the sixth. Exact to the micro-dollar
   // up to ~$300M; past ~$4.5 billion a double holds no micro-dollars at all (write a string).
-  if (std::fabs(exact - micros) > std::fabs(exact) * 3e-16) {
-    return BadAmount(param, "must have at most 6 decimals (micro-dollars)");
+  if (std::fabs(exact - micros) > std::fabs(exact) * kDoubleNoise) {
+    return BadAmount(param, kOverPrecise);
   }
   return static_cast<MicroUsd>(micros);
 }

@@ -19,7 +19,9 @@ inline constexpr MicroUsd kMaxMicroUsd = 1'000'000'000'000 * kMicrosPerUsd;
 
 // Parses a decimal USD amount ("150", "0.25", "1e2" is refused) into micro-dollars.
 // Returns InvalidArgument (naming `param`) for a malformed, negative-signed or over-precise
-// (more than 6 decimals) value, or one above kMaxMicroUsd.
+// (more than 6 decimals) value, or one above kMaxMicroUsd. Decimals past the sixth are
+// judged as UsdFromDouble judges the same amount: zeros, or what a double's own error
+// explains, are rounded away ("1.0000000", "0.30000000000000004"); others are refused.
 Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param);
 
 // Converts a JSON number of USD into micro-dollars. Returns InvalidArgument for NaN,

@@ -75,13 +75,10 @@ Result<http::Response> UpdateProvisioningKey(ManagementContext& ctx, const keys:
   json::object body;
   KG_ASSIGN_OR_RETURN(body, dialects::ParseObjectBody(request.body, true));
   FieldReader r(body);
-  keys::Patch<bool> disabled;
-  KG_ASSIGN_OR_RETURN(disabled, r.Bool("disabled"));
-  if (disabled && !*disabled) return Error::InvalidArgument("disabled must be true or false", "disabled");
+  std::optional<bool> flag;
+  KG_ASSIGN_OR_RETURN(flag, r.Bool("disabled"));
   std::optional<std::string> name;
   if (r.Has("name")) KG_ASSIGN_OR_RETURN(name, RequiredName(body));
-  std::optional<bool> flag;
-  if (disabled) flag = **disabled;
   auto key = ctx.keys.UpdateProvisioningKey(caller, std::string(request.PathParam("id")), name,
                                             flag, request.request_id);
   if (!key.ok()) return key.error();

@@ -23,6 +23,32 @@ TEST(MoneyTest, RefusesMalformedNegativeAndOverPreciseAmounts) {
   EXPECT_FALSE(ParseUsd("99999999999999999999", "x").ok());
 }
 
+// Audit I: the same amount as a string and as a JSON number gets the same verdict.
+TEST(MoneyTest, AStringIsJudgedAsTheSameAmountSentAsANumber) {
+  struct Amount {
+    const char* text;
+    double number;
+  };
+  for (const Amount& a : {Amount{"1.0000000", 1.0000000}, Amount{"0.30000000000000004", 0.1 + 0.2},
+                          Amount{"0.29999999999999999", 0.29999999999999999},
+                          Amount{"19.990000000", 19.99}, Amount{"0.0000001", 0.0000001},
+                          Amount{"1.1234567", 1.1234567}, Amount{"0.00000049", 0.00000049},
+                          Amount{"1.0000000001", 1.0000000001}}) {
+    const Result<MicroUsd> from_text = ParseUsd(a.text, "limit");
+    const Result<MicroUsd> from_number = UsdFromDouble(a.number, "limit");
+    ASSERT_EQ(from_text.ok(), from_number.ok()) << a.text;
+    if (from_text.ok()) {
+      EXPECT_EQ(*from_text, *from_number) << a.text;
+    } else {
+      EXPECT_EQ(from_text.error().message, from_number.error().message) << a.text;
+    }
+  }
+  EXPECT_EQ(*ParseUsd("1.0000000", "x"), 1'000'000);
+  EXPECT_EQ(*ParseUsd("0.30000000000000004", "x"), 300'000);
+  EXPECT_EQ(*ParseUsd("0.29999999999999999", "x"), 300'000);
+  EXPECT_EQ(*ParseUsd("0.000001000", "x"), 1);
+}
+
 TEST(MoneyTest, DoublesAreReadToTheMicroAndNoFurther) {
   EXPECT_EQ(*UsdFromDouble(0.1, "x"), 100'000);
   EXPECT_EQ(*UsdFromDouble(150, "x"), 150'000'000);

@@ -87,6 +87,43 @@ TEST_F(ManagementTest, BadInputsAnswer4xxNamingTheField) {
   EXPECT_EQ(client_->Get("/healthz").status, 200);
 }
 
+// A flag has no cleared state: null for one is a 400 in every dialect (FastRouter's used to
+// read it as false and re-enable a disabled key; OpenRouter's and the owner API ignored it).
+TEST_F(ManagementTest, AFlagSentAsNullIs400EverywhereAndChangesNothing) {
+  const std::string hash = CreateKeyHash(a_, "flagged");
+  ASSERT_EQ(client_->Post("/prod/updateServiceKey",
+                          R"({"api_key_id_hash":")" + hash + R"(","disabled":true})", a_.pk)
+                .status,
+            200);
+  struct NullFlag {
+    TestHttpClient::Reply reply;
+    std::string field;
+  };
+  const std::vector<NullFlag> sent = {
+      {client_->Post("/prod/updateServiceKey",
+                     R"({"api_key_id_hash":")" + hash + R"(","disabled":null})", a_.pk),
+       "disabled"},
+      {client_->Patch("/api/v1/keys/" + hash, R"({"disabled":null})", a_.pk), "disabled"},
+      {client_->Patch("/api/v1/keys/" + hash, R"({"include_byok_in_limit":null})", a_.pk),
+       "include_byok_in_limit"},
+      {client_->Post("/api/v1/keys", R"({"name":"n","include_byok_in_limit":null})", a_.pk),
+       "include_byok_in_limit"},
+      {client_->Patch("/v2/api-keys/" + hash, R"({"active":null})", a_.pk), "active"},
+      {client_->Patch("/api/owner/keys/" + hash, R"({"disabled":null})", a_.owner_key),
+       "disabled"},
+      {client_->Patch("/api/owner/provisioning-keys/" + a_.pk_id, R"({"disabled":null})",
+                      a_.owner_key),
+       "disabled"},
+  };
+  for (const NullFlag& flag : sent) {
+    EXPECT_EQ(flag.reply.status, 400) << flag.field << ": " << flag.reply.body;
+    EXPECT_NE(flag.reply.body.find(flag.field + " must be true or false"), std::string::npos)
+        << flag.reply.body;
+  }
+  auto record = Parse(client_->Post("/prod/getServiceKeys", "{}", a_.pk).body);
+  EXPECT_NE(boost::json::serialize(record).find(R"("status":"disabled")"), std::string::npos);
+}
+
 // Filters no key can meet (all of more tags than a key may hold, a name longer than a name
 // may be) list nothing, in every dialect, rather than reach the store as a query it refuses.
 TEST_F(ManagementTest, FiltersNoKeyCanMeetListNothing) {

@@ -128,12 +128,11 @@ Result<keys::Patch<int64_t>> FieldReader::Integer(std::string_view name) const {
   return WrongType(name, "an integer");
 }
 
-Result<keys::Patch<bool>> FieldReader::Bool(std::string_view name) const {
+Result<std::optional<bool>> FieldReader::Bool(std::string_view name) const {
   auto it = object_.find(name);
-  if (it == object_.end()) return keys::Patch<bool>{};
-  if (it->value().is_null()) return keys::Patch<bool>{std::optional<bool>{}};
+  if (it == object_.end()) return std::optional<bool>{};
   if (!it->value().is_bool()) return WrongType(name, "true or false");
-  return keys::Patch<bool>{it->value().as_bool()};
+  return std::optional<bool>{it->value().as_bool()};
 }
 
 Result<keys::Patch<MicroUsd>> FieldReader::Money(std::string_view name) const {

@@ -40,7 +40,10 @@ class FieldReader {
   bool Has(std::string_view name) const;
   Result<keys::Patch<std::string>> String(std::string_view name) const;
   Result<keys::Patch<int64_t>> Integer(std::string_view name) const;
-  Result<keys::Patch<bool>> Bool(std::string_view name) const;
+  // A flag: absent is nullopt; null is refused as any other value but true or false (a flag
+  // has no cleared state: "an explicit null clears it" would read as false, re-enabling a key
+  // for a client that sends null for what it leaves alone).
+  Result<std::optional<bool>> Bool(std::string_view name) const;
   // A JSON number or a decimal string of USD → micro-dollars. Negative values are refused.
   Result<keys::Patch<MicroUsd>> Money(std::string_view name) const;
   Result<keys::Patch<UnixMillis>> Timestamp(

@@ -93,9 +93,7 @@ Result<KeyFields> ReadKeyFields(const json::object& body, std::string_view text)
   KG_ASSIGN_OR_RETURN(f.metadata_json, r.ObjectJson("meta_data"));
   if (r.Has("metadata")) KG_ASSIGN_OR_RETURN(f.metadata_json, r.ObjectJson("metadata"));
   KG_ASSIGN_OR_RETURN(f.tags, r.StringList("tags"));
-  keys::Patch<bool> disabled;
-  KG_ASSIGN_OR_RETURN(disabled, r.Bool("disabled"));
-  if (disabled.has_value()) f.disabled = disabled->value_or(false);
+  KG_ASSIGN_OR_RETURN(f.disabled, r.Bool("disabled"));
   return f;
 }
 

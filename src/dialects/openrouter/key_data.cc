@@ -36,11 +36,8 @@ Result<keys::KeyFields> ReadKeyFields(const boost::json::object& body, std::stri
   }
   KG_ASSIGN_OR_RETURN(f.credit_limit, r.Money("limit"));
   KG_ASSIGN_OR_RETURN(f.reset_interval, r.Interval("limit_reset"));
-  keys::Patch<bool> flag;
-  KG_ASSIGN_OR_RETURN(flag, r.Bool("include_byok_in_limit"));
-  if (flag && *flag) f.include_byok_in_limit = **flag;
-  KG_ASSIGN_OR_RETURN(flag, r.Bool("disabled"));
-  if (flag && *flag) f.disabled = **flag;
+  KG_ASSIGN_OR_RETURN(f.include_byok_in_limit, r.Bool("include_byok_in_limit"));
+  KG_ASSIGN_OR_RETURN(f.disabled, r.Bool("disabled"));
   KG_ASSIGN_OR_RETURN(f.expires_at, r.Timestamp("expires_at", TimestampStrictness::kRfc3339Utc));
   KG_ASSIGN_OR_RETURN(f.creator_user_id, r.String("creator_user_id"));
   if (auto it = body.find("external"); it != body.end()) {

@@ -183,12 +183,9 @@ Result<bool> ReadStatusSwitch(const std::string& text) {
 // `active` (bool) and `status` both switch the key; when both are sent they must agree.
 Status ReadActive(const json::object& body, keys::KeyFields* f) {
   FieldReader r(body);
-  keys::Patch<bool> active;
+  std::optional<bool> active;
   KG_ASSIGN_OR_RETURN(active, r.Bool("active"));
-  if (active.has_value() && !active->has_value()) {
-    return Error::InvalidArgument("active must be true or false", "active");
-  }
-  if (active.has_value()) f->disabled = !**active;
+  if (active.has_value()) f->disabled = !*active;
   keys::Patch<std::string> status;
   KG_ASSIGN_OR_RETURN(status, r.String("status"));
   if (!status.has_value()) return OkStatus();
