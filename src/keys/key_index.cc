@@ -77,6 +77,25 @@ IndexedCredential KeyIndex::Find(std::string_view hash) const {
   return it->second;
 }
 
+std::vector<std::shared_ptr<const ServiceKey>> KeyIndex::StandIns(std::string_view lineage,
+                                                                  UnixMillis now) const {
+  std::vector<std::shared_ptr<const ServiceKey>> keys;
+  auto in_grace = [now](const ServiceKey& key) {
+    return key.revoke_at.has_value() && *key.revoke_at > now;
+  };
+  if (const IndexedCredential original = Find(lineage);
+      original.service_key != nullptr && in_grace(*original.service_key)) {
+    keys.push_back(original.service_key);
+  }
+  std::shared_lock lock(successors_mu_);
+  if (const auto it = successors_.find(lineage); it != successors_.end()) {
+    for (const auto& key : it->second) {
+      if (in_grace(*key)) keys.push_back(key);
+    }
+  }
+  return keys;
+}
+
 int64_t KeyIndex::max_version() const {
   std::shared_lock lock(version_mu_);
   return max_version_;

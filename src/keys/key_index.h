@@ -54,6 +54,10 @@ class KeyIndex {
   // runs: the newest key of the lineage that was made by rotation and is neither rotated nor
   // deleted itself (no revoke_at). nullptr when there is none: every successor was deleted.
   std::shared_ptr<const ServiceKey> Successor(std::string_view lineage) const;
+  // The keys of `lineage` rotated and still in their grace period at `now` (the original key
+  // included): the ones that stand in for its successor.
+  std::vector<std::shared_ptr<const ServiceKey>> StandIns(std::string_view lineage,
+                                                          UnixMillis now) const;
   // The highest service-key version applied so far.
   int64_t max_version() const;
   // Service keys not revoked at `now` (deleted keys and rotated ones past their grace period

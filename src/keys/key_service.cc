@@ -25,6 +25,27 @@ auto RetryStale(Attempt attempt) -> decltype(attempt()) {
 }
 
 constexpr int64_t kMsPerSecond = 1000;
+
+// A rotated key in its grace period is held to its successor's models and limits (decision
+// 0002): a change of its own would be acknowledged and do nothing. Its expiry, its disabled
+// flag and everything else may still change: those hold it as they hold any key.
+Status RefuseLimitsOfAStandIn(const ServiceKey& before, const ServiceKey& after, UnixMillis now) {
+  if (!before.revoke_at.has_value() || *before.revoke_at <= now) return OkStatus();
+  const Guardrails& was = before.guardrails;
+  const Guardrails& is = after.guardrails;
+  const char* field = was.models != is.models                 ? "models"
+                      : was.credit_limit != is.credit_limit     ? "credit_limit"
+                      : was.reset_interval != is.reset_interval ? "reset_interval"
+                      : was.rpm_limit != is.rpm_limit           ? "rpm_limit"
+                      : was.tpm_limit != is.tpm_limit           ? "tpm_limit"
+                                                                : nullptr;
+  if (field == nullptr) return OkStatus();
+  return Error::Conflict(
+      "This key was rotated: until its grace period ends it stands in for the key that "
+      "replaced it and is held to that key's models and limits. Change them there, or disable "
+      "or delete this key.",
+      field);
+}
 constexpr size_t kDigestHexChars = 64;
 
 bool LooksLikeDigest(std::string_view s) {
@@ -495,6 +516,7 @@ Result<ServiceKey> KeyService::UpdateServiceKey(const Caller& caller, const std:
     std::optional<Project> new_project;
     KG_RETURN_IF_ERROR(ApplyFields(caller, fields, /*creating=*/false, &key, &new_project));
     key.updated_at = clock_.NowMs();
+    KG_RETURN_IF_ERROR(RefuseLimitsOfAStandIn(before, key, *key.updated_at));
     AuditEntry audit = MakeAudit(caller, "service_key.update", key.hash,
                                  DiffServiceKeys(&before, key), request_id);
     KG_RETURN_IF_ERROR(store_.UpdateServiceKey(&key, new_project, audit));
@@ -523,7 +545,40 @@ Status KeyService::DeleteServiceKeyOnce(const Caller& caller, const std::string&
   index_.UpsertServiceKey(key);
   log_.Info("service_key.revoked", {{"org_id", key.org_id}, {"key", key.masked},
                                     {"request_id", request_id}});
+  EndStandInsOf(caller, key, request_id);
   return OkStatus();
+}
+
+void KeyService::EndStandInsOf(const Caller& caller, const ServiceKey& deleted,
+                               const std::string& request_id) {
+  const std::string& lineage = LineageOf(deleted);
+  if (index_.Successor(lineage) != nullptr) return;  // another key carries the lineage on
+  for (const auto& stand_in : index_.StandIns(lineage, clock_.NowMs())) {
+    // The data plane refuses it already (no successor); this makes its record say so, and
+    // keeps a later rotation of it from giving it a successor again.
+    Status revoked = RetryStale([&]() -> Status {
+      auto loaded = store_.GetServiceKey(stand_in->hash);
+      if (!loaded.ok()) return loaded.error();
+      ServiceKey key = *loaded;
+      const UnixMillis now = clock_.NowMs();
+      if (RevokedAt(key, now)) return OkStatus();
+      key.revoke_at = now;
+      key.updated_at = now;
+      const std::string changes = "{\"revoked_at\":" + TimeChangeJson(loaded->revoke_at, now) +
+                                  ",\"successor_deleted\":\"" + deleted.hash + "\"}";
+      KG_RETURN_IF_ERROR(store_.UpdateServiceKey(
+          &key, std::nullopt,
+          MakeAudit(caller, "service_key.delete", key.hash, changes, request_id)));
+      index_.UpsertServiceKey(key);
+      return OkStatus();
+    });
+    if (!revoked.ok()) {
+      // It stays refused by the data plane; its record shows it until its grace ends.
+      log_.Error("service_key.stand_in_not_revoked",
+                 {{"key", stand_in->masked}, {"error", revoked.error().message},
+                  {"request_id", request_id}});
+    }
+  }
 }
 
 Result<RotatedServiceKey> KeyService::RotateServiceKey(const Caller& caller,
@@ -570,8 +625,9 @@ Result<RotatedServiceKey> KeyService::RotateServiceKeyOnce(const Caller& caller,
                               TimeChangeJson(loaded->revoke_at, out.revoke_at) + "}";
   KG_RETURN_IF_ERROR(store_.RotateServiceKey(
       &old_key, &fresh, MakeAudit(caller, "service_key.rotate", old_key.hash, changes, request_id)));
-  index_.UpsertServiceKey(old_key);
+  // The new key first: the old one, once it shows its grace period, stands in for it.
   index_.UpsertServiceKey(fresh);
+  index_.UpsertServiceKey(old_key);
   log_.Info("service_key.rotated", {{"org_id", fresh.org_id}, {"old", old_key.masked},
                                     {"new", fresh.masked}, {"grace_s", grace_seconds},
                                     {"request_id", request_id}});

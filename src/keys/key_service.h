@@ -226,6 +226,10 @@ class KeyService {
                                                       const std::string& request_id);
   Status DeleteServiceKeyOnce(const Caller& caller, const std::string& hash,
                               const std::string& request_id);
+  // After `deleted` is: if no live key carries its lineage on, revokes the rotated keys that
+  // stood in for it (decision 0002).
+  void EndStandInsOf(const Caller& caller, const ServiceKey& deleted,
+                     const std::string& request_id);
   Result<RotatedServiceKey> RotateServiceKeyOnce(const Caller& caller, const std::string& hash,
                                                  int64_t grace_seconds,
                                                  const std::string& request_id);

@@ -102,6 +102,12 @@ struct WindowPair {
   std::optional<WindowFigures> tokens;
 };
 
+// The requests and tokens a lineage's windows hold at an instant.
+struct WindowUse {
+  int64_t requests = 0;
+  int64_t tokens = 0;
+};
+
 // What a lineage has consumed, for the management answers (v2's
 // requests_per_minute_consumption, token_consumption and consumption).
 struct LimiterSnapshot {
@@ -144,6 +150,11 @@ class Limiter {
   virtual WindowPair Windows(std::string_view lineage, UnixMillis now,
                              std::optional<int64_t> rpm_limit,
                              std::optional<int64_t> tpm_limit) = 0;
+
+  // What the lineage's windows hold at `now`, for the management answers (v2's
+  // requests_per_minute_consumption, token_consumption): nothing is made, the store is not
+  // read, and a lineage not held has used nothing.
+  virtual WindowUse Use(std::string_view lineage, UnixMillis now) = 0;
 
   // Returns the lineage's consumption at `now` for budget period `interval`.
   // Returns Unavailable if the spend of the period had to be read and could not be.

@@ -207,6 +207,14 @@ WindowPair LocalLimiter::Windows(std::string_view lineage, UnixMillis now,
                     FiguresOf(state.tokens, tpm_limit, now)};
 }
 
+WindowUse LocalLimiter::Use(std::string_view lineage, UnixMillis now) {
+  Shard& shard = ShardFor(lineage);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const auto it = shard.lineages.find(lineage);
+  if (it == shard.lineages.end()) return {};
+  return WindowUse{it->second.requests.Used(now), it->second.tokens.Used(now)};
+}
+
 Result<LimiterSnapshot> LocalLimiter::Snapshot(const std::string& lineage, UnixMillis now,
                                                keys::ResetInterval interval) {
   Shard& shard = ShardFor(lineage);

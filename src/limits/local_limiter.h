@@ -72,6 +72,7 @@ class LocalLimiter final : public Limiter {
                                    keys::ResetInterval interval) override;
   WindowPair Windows(std::string_view lineage, UnixMillis now, std::optional<int64_t> rpm_limit,
                      std::optional<int64_t> tpm_limit) override;
+  WindowUse Use(std::string_view lineage, UnixMillis now) override;
 
   // Puts a call made before this process started back into its lineage's RPM and TPM windows
   // (one request and `tokens` at `at`), so that the windows a restart would otherwise empty

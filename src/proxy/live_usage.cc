@@ -31,10 +31,11 @@ void LimiterLiveUsage::AddLive(const keys::ServiceKey& key, UnixMillis now,
   totals->weekly += spend.since_week;
   totals->monthly += spend.since_month;
   totals->current_period += spend.since_period;
-  Result<limits::LimiterSnapshot> snapshot = limiter_.Snapshot(lineage, now, interval);
-  if (!snapshot.ok()) return;
-  totals->requests_current_minute = snapshot->requests_in_window;
-  totals->tokens_current_minute = snapshot->tokens_in_window;
+  // The windows alone: the spend came from the store and the writer above, and a limiter
+  // snapshot would seed the lineage's budget from the store for nothing.
+  const limits::WindowUse use = limiter_.Use(lineage, now);
+  totals->requests_current_minute = use.requests;
+  totals->tokens_current_minute = use.tokens;
 }
 
 }  // namespace keygate::proxy

@@ -127,10 +127,11 @@ Status UsageWriter::Flush() {
 
 Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
   // One batch at a time, in order: a Flush() waits for the thread's write to finish. None while
-  // SpendSince() reads the store.
+  // SpendSince() holds batches off.
   cv_.wait(lock, [this] { return !writing_now_ && readers_ == 0; });
   if (pending_.empty()) return OkStatus();
   writing_now_ = true;
+  ++batches_begun_;
   writing_.swap(pending_);
   writing_costs_.swap(pending_costs_);
   pending_.reserve(writing_.size());
@@ -333,32 +334,45 @@ UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day
 
 Result<MicroUsd> UsageWriter::SpendSince(const std::string& lineage, UnixMillis period_start,
                                          const std::function<Result<MicroUsd>()>& read_store) {
+  constexpr int kTriesBeforeHolding = 3;
   std::unique_lock<std::mutex> lock(mu_);
-  // A batch being committed is in the store or not depending on when the read lands: wait.
-  cv_.wait(lock, [this] { return !writing_now_; });
+  // Records appended from here on are left out: their calls settle after the seed began, and
+  // the budget counts those itself (Budget::SeedSpend).
   const uint64_t mark = appended_;
-  // Holds off the batches from here until the records are counted, however read_store ends.
-  struct Reading {
-    UsageWriter& writer;
-    std::unique_lock<std::mutex>& lock;
-    explicit Reading(UsageWriter& w, std::unique_lock<std::mutex>& l) : writer(w), lock(l) {
-      ++writer.readers_;
+  for (int attempt = 1;; ++attempt) {
+    // A batch being committed is in the store or not depending on when the read lands: wait.
+    cv_.wait(lock, [this] { return !writing_now_; });
+    const uint64_t batches = batches_begun_;
+    // Read without holding the writer off; after a few reads that a batch crossed (a store
+    // slower than the flush interval), with it held off.
+    const bool hold = attempt > kTriesBeforeHolding;
+    Result<MicroUsd> stored = Error::Unavailable("the store was not read");
+    {
+      struct Reading {  // holds batches off (if asked) until the lock is taken again
+        UsageWriter& writer;
+        std::unique_lock<std::mutex>& lock;
+        bool hold;
+        ~Reading() {
+          if (!lock.owns_lock()) lock.lock();
+          if (hold) {
+            --writer.readers_;
+            writer.cv_.notify_all();
+          }
+        }
+      } reading{*this, lock, hold};
+      if (hold) ++readers_;
+      lock.unlock();
+      stored = read_store();
     }
-    ~Reading() {
-      if (!lock.owns_lock()) lock.lock();
-      --writer.readers_;
-      writer.cv_.notify_all();
-    }
-  } reading(*this, lock);
-  lock.unlock();
-  Result<MicroUsd> stored = read_store();
-  lock.lock();
-  if (!stored.ok()) return stored;
-  MicroUsd total = *stored;
-  ForEachUnflushed(lineage, [&](const PendingCost& c) {
-    if (c.seq < mark && c.at >= period_start) total += c.cost;
-  });
-  return total;
+    if (!stored.ok()) return stored;
+    // A batch begun meanwhile may be in the store's answer and in memory both: read again.
+    if (batches_begun_ != batches) continue;
+    MicroUsd total = *stored;
+    ForEachUnflushed(lineage, [&](const PendingCost& c) {
+      if (c.seq < mark && c.at >= period_start) total += c.cost;
+    });
+    return total;
+  }
 }
 
 std::chrono::nanoseconds UsageWriter::Lag(SteadyClock::time_point now) const {

@@ -132,9 +132,10 @@ class UsageWriter {
 
   // The spend of `lineage` from `period_start` on, for seeding a budget: what `read_store`
   // answers (the records the store has committed), plus the records appended before this call
-  // and not committed yet. No batch commits while the store is read, so that a record counts
-  // once, in the store or here; one appended meanwhile counts in neither (its call settled after
-  // the seed began, which the limiter adds itself). Blocks while a batch commits.
+  // and not committed yet. A read that a batch crossed is made again (so that a record counts
+  // once, in the store or here), with batches held off after three; a record appended after the
+  // call counts in neither (its call settled after the seed began, which the limiter adds
+  // itself). Waits while a batch commits.
   Result<MicroUsd> SpendSince(const std::string& lineage, UnixMillis period_start,
                               const std::function<Result<MicroUsd>()>& read_store);
 
@@ -191,7 +192,8 @@ class UsageWriter {
   std::vector<PendingCost> writing_costs_;   // guarded by mu_: one per writing_ record
   std::chrono::steady_clock::time_point oldest_pending_;  // guarded by mu_
   uint64_t appended_ = 0;  // guarded by mu_: records appended so far (the next one's seq)
-  int readers_ = 0;        // guarded by mu_: SpendSince calls reading the store (no commit then)
+  int readers_ = 0;        // guarded by mu_: SpendSince calls holding batches off
+  uint64_t batches_begun_ = 0;  // guarded by mu_: batches WriteBatch has begun
   struct OpenEntry {
     OpenCallInfo call;
     std::chrono::steady_clock::time_point opened;

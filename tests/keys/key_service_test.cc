@@ -224,6 +224,64 @@ TEST_F(KeyServiceTest, RotationKeepsTheOldKeyUntilTheGracePeriodEndsOnTheInjecte
   EXPECT_TRUE(service_->Authenticate(rotated->secret).ok());
 }
 
+// Decision 0002: in its grace period, a rotated key is held to its successor's models and
+// limits, so changing its own is refused rather than acknowledged and ignored.
+TEST_F(KeyServiceTest, ARotatedKeysOwnLimitsCannotChangeDuringItsGracePeriod) {
+  KeyFields f = Named("leaked");
+  f.rpm_limit = std::optional<int64_t>{100};
+  auto old_key = Create(f);
+  ASSERT_TRUE(service_->RotateServiceKey(pk_, old_key.key.hash, 600, "r").ok());
+  KeyFields rpm;
+  rpm.rpm_limit = std::optional<int64_t>{5};
+  auto refused = service_->UpdateServiceKey(pk_, old_key.key.hash, rpm, "r");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(refused.error().param, "rpm_limit");
+  KeyFields models;
+  models.models = std::optional<std::vector<std::string>>{{"mock/echo"}};
+  EXPECT_EQ(service_->UpdateServiceKey(pk_, old_key.key.hash, models, "r").error().param,
+            "models");
+  // What holds it as any key may change, and limits sent back as they are.
+  KeyFields rest = Named("leaked, rotated");
+  rest.disabled = true;
+  rest.rpm_limit = std::optional<int64_t>{100};
+  auto changed = service_->UpdateServiceKey(pk_, old_key.key.hash, rest, "r");
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  EXPECT_TRUE(changed->disabled);
+  // Past its grace period it is gone, like any revoked key.
+  clock_.AdvanceMs(600'000);
+  EXPECT_EQ(service_->UpdateServiceKey(pk_, old_key.key.hash, rpm, "r").error().code,
+            ErrorCode::kNotFound);
+}
+
+// Deleting the key that carries a lineage on ends the grace of the keys standing in for it:
+// their records, the index and a later rotation all see them revoked.
+TEST_F(KeyServiceTest, DeletingTheSuccessorRevokesTheKeysStandingInForIt) {
+  auto a = Create(Named("a"));
+  auto b = service_->RotateServiceKey(pk_, a.key.hash, 600, "r");
+  ASSERT_TRUE(b.ok());
+  auto c = service_->RotateServiceKey(pk_, b->key.hash, 600, "r");  // a -> b -> c
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(service_->DeleteServiceKey(pk_, c->key.hash, "r").ok());
+  for (const std::string& hash : {a.key.hash, b->key.hash}) {
+    EXPECT_EQ(service_->GetServiceKey(pk_, hash).error().code, ErrorCode::kNotFound) << hash;
+    EXPECT_TRUE(RevokedAt(*index_.Find(hash).service_key, clock_.NowMs())) << hash;
+  }
+  EXPECT_EQ(service_->RotateServiceKey(pk_, a.key.hash, 600, "r").error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(service_->Authenticate(a.secret).error().code, ErrorCode::kUnauthenticated);
+}
+
+TEST_F(KeyServiceTest, DeletingOneOfTwoSuccessorsLeavesTheOtherCarryingTheLineage) {
+  auto a = Create(Named("a"));
+  auto b = service_->RotateServiceKey(pk_, a.key.hash, 600, "r");
+  auto c = service_->RotateServiceKey(pk_, a.key.hash, 600, "r");  // a rotated twice
+  ASSERT_TRUE(b.ok() && c.ok());
+  ASSERT_TRUE(service_->DeleteServiceKey(pk_, c->key.hash, "r").ok());
+  EXPECT_TRUE(service_->GetServiceKey(pk_, a.key.hash).ok());
+  EXPECT_EQ(index_.Successor(a.key.lineage)->hash, b->key.hash);
+}
+
 TEST_F(KeyServiceTest, DeleteRevokesAtOnceAndUpdatesTheIndex) {
   auto key = Create(Named("gone"));
   ASSERT_EQ(index_.Find(key.key.hash).kind, CredentialKind::kServiceKey);
