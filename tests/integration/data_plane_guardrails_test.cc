@@ -265,6 +265,11 @@ TEST_F(DataPlaneTest, DuringAGracePeriodTheOldSecretIsHeldToTheNewKeysGuardrails
 
   Update(new_key, R"("rpm_limit": 7)");
   EXPECT_EQ(Call(old_key.secret, ChatBody("hi", 5)).Header("x-ratelimit-limit-requests"), "7");
+  // The old key's own limits no longer count: changing them is refused, naming the field.
+  auto own = client_->Post("/prod/updateServiceKey",
+                           R"({"api_key_id_hash":")" + old_key.hash + R"(","rpm_limit":500})", pk_);
+  EXPECT_EQ(own.status, 409) << own.body;
+  EXPECT_EQ(Parse(own.body).at("error").at("param"), "rpm_limit") << own.body;
   Update(new_key, R"("models": ["mock/gpt-4o-mini"])");
   auto model = Call(old_key.secret, ChatBody("hi", 5));
   EXPECT_EQ(model.status, 403);
