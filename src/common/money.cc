@@ -1,5 +1,6 @@
 #include "common/money.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -57,12 +58,14 @@ Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param) {
     // Judged as the same amount sent as a JSON number is (UsdFromDouble): trailing zeros, or
     // digits a double's noise explains ("0.30000000000000004", a client's 0.1 + 0.2 printed),
     // round to the micro-dollar; a real seventh decimal is refused.
-    const double tolerance = (static_cast<double>(total) + beyond) * kDoubleNoise;
-    if (1 - beyond <= tolerance) {
-      ++total;
-    } else if (beyond > tolerance) {
-      return BadAmount(param, kOverPrecise);
-    }
+    // Capped far below half a micro-dollar: past ~$3M a double's noise would let a real seventh
+    // decimal through, and a string is how such amounts are meant to be written exactly.
+    constexpr double kMostNoise = 1e-3;
+    const double tolerance =
+        std::min((static_cast<double>(total) + beyond) * kDoubleNoise, kMostNoise);
+    const double off = beyond < 0.5 ? beyond : 1 - beyond;  // from the nearest micro-dollar
+    if (off > tolerance) return BadAmount(param, kOverPrecise);
+    if (beyond >= 0.5) ++total;
   }
   if (total > kMaxMicroUsd) return BadAmount(param, "is too large");
   return total;

@@ -33,9 +33,15 @@ Status RefuseLimitsOfAStandIn(const ServiceKey& before, const ServiceKey& after,
   if (!before.revoke_at.has_value() || *before.revoke_at <= now) return OkStatus();
   const Guardrails& was = before.guardrails;
   const Guardrails& is = after.guardrails;
-  const char* field = was.models != is.models                 ? "models"
+  // The same models in another order are the same list.
+  auto sorted = [](std::optional<std::vector<std::string>> models) {
+    if (models) std::sort(models->begin(), models->end());
+    return models;
+  };
+  // The model's field names, which each dialect renames to its own (RenameParam).
+  const char* field = sorted(was.models) != sorted(is.models) ? "models"
                       : was.credit_limit != is.credit_limit     ? "credit_limit"
-                      : was.reset_interval != is.reset_interval ? "reset_interval"
+                      : was.reset_interval != is.reset_interval ? "reset_budget_interval"
                       : was.rpm_limit != is.rpm_limit           ? "rpm_limit"
                       : was.tpm_limit != is.tpm_limit           ? "tpm_limit"
                                                                 : nullptr;

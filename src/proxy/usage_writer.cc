@@ -146,6 +146,16 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
     unstored_since_.store(pending_.empty() ? 0 : oldest_pending_.time_since_epoch().count(),
                           std::memory_order_relaxed);
     written.swap(writing_);
+    for (OpenSeed* seed : open_seeds_) {
+      const size_t count = std::min(written.size(), writing_costs_.size());
+      for (size_t i = 0; i < count; ++i) {
+        const PendingCost& c = writing_costs_[i];
+        if (c.seq >= seed->mark && c.at >= seed->period_start &&
+            c.lineage_hash == seed->lineage_hash && written[i].lineage == seed->lineage) {
+          seed->committed_after_mark += c.cost;
+        }
+      }
+    }
     // Their records committed, the stored calls they closed may be forgotten. (A record
     // dropped past max_pending leaves its call stored: charged at its reservation later.)
     for (const PendingCost& cost : writing_costs_) {
@@ -332,44 +342,51 @@ UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day
   return spend;
 }
 
+size_t UsageWriter::seeds_in_progress() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return open_seeds_.size();
+}
+
 Result<MicroUsd> UsageWriter::SpendSince(const std::string& lineage, UnixMillis period_start,
                                          const std::function<Result<MicroUsd>()>& read_store) {
   constexpr int kTriesBeforeHolding = 3;
   std::unique_lock<std::mutex> lock(mu_);
-  // Records appended from here on are left out: their calls settle after the seed began, and
-  // the budget counts those itself (Budget::SeedSpend).
-  const uint64_t mark = appended_;
+  // Records appended from here on are the budget's: their calls settle after the seed began.
+  OpenSeed seed{lineage, DigestHash{}(lineage), period_start, appended_};
+  // Registered until the end, however read_store ends; holds batches off when asked to.
+  struct Registration {
+    UsageWriter& writer;
+    std::unique_lock<std::mutex>& lock;
+    OpenSeed* seed;
+    bool holding = false;
+    ~Registration() {
+      if (!lock.owns_lock()) lock.lock();
+      auto& seeds = writer.open_seeds_;
+      seeds.erase(std::find(seeds.begin(), seeds.end(), seed));
+      if (holding) --writer.readers_;
+      writer.cv_.notify_all();
+    }
+  } registration{*this, lock, &seed};
+  open_seeds_.push_back(&seed);
   for (int attempt = 1;; ++attempt) {
     // A batch being committed is in the store or not depending on when the read lands: wait.
     cv_.wait(lock, [this] { return !writing_now_; });
     const uint64_t batches = batches_begun_;
     // Read without holding the writer off; after a few reads that a batch crossed (a store
     // slower than the flush interval), with it held off.
-    const bool hold = attempt > kTriesBeforeHolding;
-    Result<MicroUsd> stored = Error::Unavailable("the store was not read");
-    {
-      struct Reading {  // holds batches off (if asked) until the lock is taken again
-        UsageWriter& writer;
-        std::unique_lock<std::mutex>& lock;
-        bool hold;
-        ~Reading() {
-          if (!lock.owns_lock()) lock.lock();
-          if (hold) {
-            --writer.readers_;
-            writer.cv_.notify_all();
-          }
-        }
-      } reading{*this, lock, hold};
-      if (hold) ++readers_;
-      lock.unlock();
-      stored = read_store();
+    if (attempt > kTriesBeforeHolding && !registration.holding) {
+      registration.holding = true;
+      ++readers_;
     }
+    lock.unlock();
+    const Result<MicroUsd> stored = read_store();
+    lock.lock();
     if (!stored.ok()) return stored;
-    // A batch begun meanwhile may be in the store's answer and in memory both: read again.
+    // A batch begun meanwhile may or may not be in the store's answer: read again.
     if (batches_begun_ != batches) continue;
-    MicroUsd total = *stored;
+    MicroUsd total = *stored - seed.committed_after_mark;
     ForEachUnflushed(lineage, [&](const PendingCost& c) {
-      if (c.seq < mark && c.at >= period_start) total += c.cost;
+      if (c.seq < seed.mark && c.at >= period_start) total += c.cost;
     });
     return total;
   }

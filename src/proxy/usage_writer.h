@@ -132,15 +132,18 @@ class UsageWriter {
 
   // The spend of `lineage` from `period_start` on, for seeding a budget: what `read_store`
   // answers (the records the store has committed), plus the records appended before this call
-  // and not committed yet. A read that a batch crossed is made again (so that a record counts
-  // once, in the store or here), with batches held off after three; a record appended after the
-  // call counts in neither (its call settled after the seed began, which the limiter adds
-  // itself). Waits while a batch commits.
+  // and not committed yet, minus those appended after it that a batch committed before the
+  // read: each record appended before the call counts once, and none appended after it (its
+  // call settled after the seed began, which the limiter adds itself). A read that a batch
+  // crossed is made again, with batches held off after three. Waits while a batch commits.
   Result<MicroUsd> SpendSince(const std::string& lineage, UnixMillis period_start,
                               const std::function<Result<MicroUsd>()>& read_store);
 
   // Records appended and not yet committed.
   size_t pending() const;
+
+  // SpendSince calls in progress (for tests).
+  size_t seeds_in_progress() const;
 
   // How long the oldest record not committed yet has waited, as of `now` (zero when every
   // record is committed): at most a flush interval plus a commit while the store keeps up,
@@ -194,6 +197,16 @@ class UsageWriter {
   uint64_t appended_ = 0;  // guarded by mu_: records appended so far (the next one's seq)
   int readers_ = 0;        // guarded by mu_: SpendSince calls holding batches off
   uint64_t batches_begun_ = 0;  // guarded by mu_: batches WriteBatch has begun
+  // A SpendSince call in progress, and what the batches committed meanwhile of its lineage's
+  // records appended after its mark (from then on in the store's answer, and the budget's).
+  struct OpenSeed {
+    const std::string& lineage;
+    size_t lineage_hash = 0;
+    UnixMillis period_start = 0;
+    uint64_t mark = 0;
+    MicroUsd committed_after_mark = 0;
+  };
+  std::vector<OpenSeed*> open_seeds_;  // guarded by mu_
   struct OpenEntry {
     OpenCallInfo call;
     std::chrono::steady_clock::time_point opened;

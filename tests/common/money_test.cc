@@ -47,6 +47,13 @@ TEST(MoneyTest, AStringIsJudgedAsTheSameAmountSentAsANumber) {
   EXPECT_EQ(*ParseUsd("0.30000000000000004", "x"), 300'000);
   EXPECT_EQ(*ParseUsd("0.29999999999999999", "x"), 300'000);
   EXPECT_EQ(*ParseUsd("0.000001000", "x"), 1);
+  // Past what a double holds to the micro-dollar, a string stays exact (review, 2026-12-07).
+  for (const char* big : {"1000000000.0000003", "4000000000.0000001", "5000000000.1234561",
+                          "999999999999.9999995"}) {
+    EXPECT_FALSE(ParseUsd(big, "x").ok()) << big;
+  }
+  EXPECT_EQ(*ParseUsd("5000000000.1234560000", "x"), 5'000'000'000'123'456);
+  EXPECT_EQ(*ParseUsd("0.9999999999999999", "x"), 1'000'000);
 }
 
 TEST(MoneyTest, DoublesAreReadToTheMicroAndNoFurther) {

@@ -229,6 +229,7 @@ TEST_F(KeyServiceTest, RotationKeepsTheOldKeyUntilTheGracePeriodEndsOnTheInjecte
 TEST_F(KeyServiceTest, ARotatedKeysOwnLimitsCannotChangeDuringItsGracePeriod) {
   KeyFields f = Named("leaked");
   f.rpm_limit = std::optional<int64_t>{100};
+  f.models = std::optional<std::vector<std::string>>{{"mock/a", "mock/b"}};
   auto old_key = Create(f);
   ASSERT_TRUE(service_->RotateServiceKey(pk_, old_key.key.hash, 600, "r").ok());
   KeyFields rpm;
@@ -241,10 +242,15 @@ TEST_F(KeyServiceTest, ARotatedKeysOwnLimitsCannotChangeDuringItsGracePeriod) {
   models.models = std::optional<std::vector<std::string>>{{"mock/echo"}};
   EXPECT_EQ(service_->UpdateServiceKey(pk_, old_key.key.hash, models, "r").error().param,
             "models");
+  KeyFields reset;
+  reset.reset_interval = std::optional<ResetInterval>{ResetInterval::kDaily};
+  EXPECT_EQ(service_->UpdateServiceKey(pk_, old_key.key.hash, reset, "r").error().param,
+            "reset_budget_interval");
   // What holds it as any key may change, and limits sent back as they are.
   KeyFields rest = Named("leaked, rotated");
   rest.disabled = true;
   rest.rpm_limit = std::optional<int64_t>{100};
+  rest.models = std::optional<std::vector<std::string>>{{"mock/b", "mock/a"}};  // the same list
   auto changed = service_->UpdateServiceKey(pk_, old_key.key.hash, rest, "r");
   ASSERT_TRUE(changed.ok()) << changed.error().message;
   EXPECT_TRUE(changed->disabled);

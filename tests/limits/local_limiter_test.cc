@@ -170,6 +170,23 @@ TEST_F(LocalLimiterTest, WindowsAreReadWithoutTakingOrHoldingAnything) {
   EXPECT_EQ(loads_, 0);
 }
 
+// What the management answers read (v2's consumption figures): no state made and no store read
+// (a snapshot reads the spend of a lineage it does not hold).
+TEST_F(LocalLimiterTest, UseReadsTheWindowsWithoutReadingTheStoreOrMakingAnything) {
+  const UnixMillis now = clock_.NowMs();
+  const WindowUse unseen = limiter_.Use(kLineage, now);
+  EXPECT_EQ(unseen.requests, 0);
+  EXPECT_EQ(unseen.tokens, 0);
+  EXPECT_EQ(limiter_.LineageCount(), 0u);
+  EXPECT_EQ(loads_, 0);
+  ASSERT_TRUE(limiter_.Admit(Request(40)).allowed());
+  const WindowUse seen = limiter_.Use(kLineage, now);
+  EXPECT_EQ(seen.requests, 1);
+  EXPECT_EQ(seen.tokens, 40);
+  EXPECT_EQ(limiter_.Use(kLineage, now + kWindowMs).requests, 0);  // out of the window
+  EXPECT_EQ(loads_, 0);
+}
+
 TEST_F(LocalLimiterTest, RpmRetryAfterAlsoWaitsForTheTokensWindow) {
   AdmitRequest request = Request(10);
   request.rpm_limit = 2;

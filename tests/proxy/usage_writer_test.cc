@@ -214,8 +214,8 @@ TEST_F(UsageWriterTest, SpendSinceCountsEachRecordOnceAndLeavesOutWhatCameAfter)
 }
 
 // A batch committed while the store is read may or may not be in its answer: the read is made
-// again. What the batch committed of calls that settled after the seed began then counts in
-// the store's answer, and again in the budget (more, never less).
+// again. What the batch committed of records appended after the seed began is then in the
+// store's answer, and taken off again: the budget counts those calls itself.
 TEST_F(UsageWriterTest, SpendSinceReadsAgainWhenABatchCrossesTheRead) {
   UsageWriter writer(store_, log_);
   writer.Append(Record("a", 5, 100));
@@ -230,7 +230,36 @@ TEST_F(UsageWriterTest, SpendSinceReadsAgainWhenABatchCrossesTheRead) {
   });
   ASSERT_TRUE(spend.ok());
   EXPECT_EQ(reads, 2);
-  EXPECT_EQ(*spend, 5 + 1000);  // without the second read: 0 (the 5 in neither)
+  EXPECT_EQ(*spend, 5);  // without the second read: 0 (the 5 in neither); 1005 if not taken off
+}
+
+// The batch in flight when a seed begins ends; another, with a record appended meanwhile, may
+// begin and commit before the seed reads (review, 2026-12-07): that record is still the
+// budget's, not the seed's.
+TEST_F(UsageWriterTest, SpendSinceLeavesOutWhatABatchCommittedAfterItBegan) {
+  for (int round = 0; round < 50; ++round) {
+    RecordingUsageStore store;
+    UsageWriter writer(store, log_);
+    writer.Append(Record("a", 5, 100));
+    store.HoldNextWrite();
+    std::future<void> entered = store.entered();
+    std::future<Status> first =
+        std::async(std::launch::async, [&writer] { return writer.Flush(); });
+    ASSERT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    std::future<Result<MicroUsd>> spend = std::async(std::launch::async, [&] {
+      return writer.SpendSince("a", 0, [&]() -> Result<MicroUsd> { return store.Spend("a", 0); });
+    });
+    while (writer.seeds_in_progress() == 0) std::this_thread::yield();  // waiting for the batch
+    writer.Append(Record("a", 1000, 100));
+    std::future<Status> second =
+        std::async(std::launch::async, [&writer] { return writer.Flush(); });
+    store.release();
+    ASSERT_TRUE(first.get().ok());
+    ASSERT_TRUE(second.get().ok());
+    const Result<MicroUsd> seeded = spend.get();
+    ASSERT_TRUE(seeded.ok());
+    ASSERT_EQ(*seeded, 5) << "round " << round;
+  }
 }
 
 // A store slower than the batches: after three crossed reads, batches wait for the fourth.
