@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
 namespace keygate {
@@ -18,12 +19,48 @@ Error BadAmount(std::string_view param, std::string_view why) {
   return Error::InvalidArgument(std::string(param) + " " + std::string(why), std::string(param));
 }
 
-}  // namespace
+// "1.5e-3" written out as "0.0015" (a JSON number's exponent form, which a client that turns
+// small amounts into strings may send: Python's str(0.00005) is "5e-05"); nullopt if `text` is
+// not digits with at most one '.', then an exponent. Exponents past +-400 are clamped: past
+// +400 no amount fits, and below -400 every digit is past the sixth decimal either way.
+std::optional<std::string> WithoutExponent(std::string_view text) {
+  const size_t e = text.find_first_of("eE");
+  if (e == std::string_view::npos) return std::string(text);
+  std::string_view exponent = text.substr(e + 1);
+  const std::string_view mantissa = text.substr(0, e);
+  bool negative = false;
+  if (!exponent.empty() && (exponent.front() == '+' || exponent.front() == '-')) {
+    negative = exponent.front() == '-';
+    exponent.remove_prefix(1);
+  }
+  if (exponent.empty() || mantissa.empty()) return std::nullopt;
+  int shift = 0;
+  for (char c : exponent) {
+    if (c < '0' || c > '9') return std::nullopt;
+    shift = std::min(shift * 10 + (c - '0'), 401);
+  }
+  if (negative) shift = -shift;
+  std::string digits;
+  size_t point = mantissa.size();  // digits before the point
+  for (size_t i = 0; i < mantissa.size(); ++i) {
+    if (mantissa[i] == '.') {
+      if (point != mantissa.size()) return std::nullopt;
+      point = i;
+    } else {
+      digits += mantissa[i];
+    }
+  }
+  if (digits.empty()) return std::nullopt;
+  const int at = static_cast<int>(point) + shift;  // the point's place in `digits`
+  if (at <= 0) return "0." + std::string(static_cast<size_t>(-at), '0') + digits;
+  if (static_cast<size_t>(at) >= digits.size()) {
+    return digits + std::string(static_cast<size_t>(at) - digits.size(), '0');
+  }
+  return digits.substr(0, static_cast<size_t>(at)) + "." + digits.substr(static_cast<size_t>(at));
+}
 
-Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param) {
-  if (text.empty()) return BadAmount(param, "must be a decimal USD amount");
-  if (text.front() == '-') return BadAmount(param, "must not be negative");
-  if (text.front() == '+') text.remove_prefix(1);
+// A decimal amount without sign or exponent (ParseUsd).
+Result<MicroUsd> ParsePlainUsd(std::string_view text, std::string_view param) {
   MicroUsd whole = 0;
   size_t i = 0;
   bool any_digit = false;
@@ -69,6 +106,20 @@ Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param) {
   }
   if (total > kMaxMicroUsd) return BadAmount(param, "is too large");
   return total;
+}
+
+}  // namespace
+
+Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param) {
+  if (text.empty()) return BadAmount(param, "must be a decimal USD amount");
+  const bool minus = text.front() == '-';
+  if (minus || text.front() == '+') text.remove_prefix(1);
+  const std::optional<std::string> plain = WithoutExponent(text);
+  if (!plain) return BadAmount(param, "must be a decimal USD amount");
+  Result<MicroUsd> amount = ParsePlainUsd(*plain, param);
+  // "-0" is zero, as the number -0 is; anything else below zero is refused.
+  if (minus && amount.ok() && *amount != 0) return BadAmount(param, "must not be negative");
+  return amount;
 }
 
 Result<MicroUsd> UsdFromDouble(double usd, std::string_view param) {

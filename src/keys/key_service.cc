@@ -46,11 +46,14 @@ Status RefuseLimitsOfAStandIn(const ServiceKey& before, const ServiceKey& after,
                       : was.tpm_limit != is.tpm_limit           ? "tpm_limit"
                                                                 : nullptr;
   if (field == nullptr) return OkStatus();
-  return Error::Conflict(
-      "This key was rotated: until its grace period ends it stands in for the key that "
-      "replaced it and is held to that key's models and limits. Change them there, or disable "
-      "or delete this key.",
-      field);
+  // The field in the message too, for v2, whose errors carry no param (each dialect renames
+  // it in both).
+  return Error::Conflict(std::string(field) +
+                             " cannot change: this key was rotated, and until its grace period "
+                             "ends it stands in for the key that replaced it and is held to that "
+                             "key's models and limits. Change them there, or disable or delete "
+                             "this key.",
+                         field);
 }
 constexpr size_t kDigestHexChars = 64;
 
@@ -508,6 +511,19 @@ Result<ServiceKey> KeyService::GetOwnServiceKey(const Caller& caller) {
     return Error::Unauthenticated("this API key has expired", "key_expired");
   }
   if (key->disabled) return Error::PermissionDenied("this API key is disabled", "key_disabled");
+  if (key->revoke_at.has_value()) {
+    // In its grace period it stands in for its successor: what its calls are held to, as the
+    // data plane holds them (decision 0002).
+    const auto successor = index_.Successor(LineageOf(*key));
+    if (successor == nullptr) return Error::Unauthenticated("invalid API key");
+    if (successor->guardrails.expires_at && *successor->guardrails.expires_at <= now) {
+      return Error::Unauthenticated("this API key has expired", "key_expired");
+    }
+    if (successor->disabled) {
+      return Error::PermissionDenied("this API key is disabled", "key_disabled");
+    }
+    key->guardrails = successor->guardrails;
+  }
   return key;
 }
 
@@ -615,6 +631,17 @@ Result<RotatedServiceKey> KeyService::RotateServiceKeyOnce(const Caller& caller,
   out.secret = GenerateSecret(prefixes_.service, secrets_);
   ServiceKey& fresh = out.key;
   fresh = *loaded;  // every guardrail, tag and metadata; same lineage, so spend carries over
+  if (loaded->revoke_at.has_value()) {
+    // Rotated before and in its grace period, it stands in for its successor, whose record is
+    // the credential's as it is now (decision 0002): the new key copies that one, not the
+    // models and limits this key no longer counts, nor a state the owner changed since
+    // (audit K: a successor disabled after a leak came back to life in the copy).
+    if (const auto successor = index_.Successor(LineageOf(*loaded)); successor != nullptr) {
+      auto current = store_.GetServiceKey(successor->hash);
+      if (!current.ok()) return current.error();
+      fresh = *current;
+    }
+  }
   fresh.hash = Sha256Hex(out.secret);
   fresh.masked = MaskSecret(prefixes_.service, out.secret);
   fresh.created_at = now;

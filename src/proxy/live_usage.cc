@@ -18,22 +18,30 @@ std::string LimiterLiveUsage::RateLimitLines(const keys::ServiceKey& key, UnixMi
   return RateLimitLinesFor(limiter_, key, now);
 }
 
-void LimiterLiveUsage::AddLive(const keys::ServiceKey& key, UnixMillis now,
-                               keys::UsageTotals* totals) const {
-  const std::string& lineage = keys::LineageOf(key);
-  const keys::ResetInterval interval = key.guardrails.reset_interval;
-  const UnflushedSpend spend = writer_.Unflushed(
-      lineage, limits::PeriodStart(keys::ResetInterval::kDaily, now),
+Result<std::unordered_map<std::string, keys::UsageTotals>> LimiterLiveUsage::ReadWithUnflushed(
+    const std::vector<std::string>& lineages, UnixMillis now,
+    const std::function<Status()>& read_store) const {
+  auto unflushed = writer_.ReadWithUnflushed(
+      lineages, limits::PeriodStart(keys::ResetInterval::kDaily, now),
       limits::PeriodStart(keys::ResetInterval::kWeekly, now),
-      limits::PeriodStart(keys::ResetInterval::kMonthly, now), limits::PeriodStart(interval, now));
-  totals->total += spend.total;
-  totals->daily += spend.since_day;
-  totals->weekly += spend.since_week;
-  totals->monthly += spend.since_month;
-  totals->current_period += spend.since_period;
-  // The windows alone: the spend came from the store and the writer above, and a limiter
-  // snapshot would seed the lineage's budget from the store for nothing.
-  const limits::WindowUse use = limiter_.Use(lineage, now);
+      limits::PeriodStart(keys::ResetInterval::kMonthly, now), read_store);
+  if (!unflushed.ok()) return unflushed.error();
+  std::unordered_map<std::string, keys::UsageTotals> out;
+  for (const auto& [lineage, spend] : *unflushed) {
+    keys::UsageTotals& totals = out[lineage];
+    totals.total = spend.total;
+    totals.daily = spend.since_day;
+    totals.weekly = spend.since_week;
+    totals.monthly = spend.since_month;
+  }
+  return out;
+}
+
+void LimiterLiveUsage::AddWindows(const keys::ServiceKey& key, UnixMillis now,
+                                  keys::UsageTotals* totals) const {
+  // The windows alone: a limiter snapshot would seed the lineage's budget from the store for
+  // nothing.
+  const limits::WindowUse use = limiter_.Use(keys::LineageOf(key), now);
   totals->requests_current_minute = use.requests;
   totals->tokens_current_minute = use.tokens;
 }

@@ -22,20 +22,22 @@ std::string RateLimitLinesFor(limits::Limiter& limiter, const keys::ServiceKey& 
 class LimiterLiveUsage final : public dialects::LiveUsage {
  public:
   // Neither reference is owned; both must outlive this object.
-  LimiterLiveUsage(limits::Limiter& limiter, const UsageWriter& writer)
+  LimiterLiveUsage(limits::Limiter& limiter, UsageWriter& writer)
       : limiter_(limiter), writer_(writer) {}
 
   // dialects::LiveUsage
-  // Adds the key's uncommitted spend (by its lineage) to every spend figure of `totals`, and
-  // sets the minute's requests and tokens from the Limiter (left as they are if it cannot
-  // answer).
-  void AddLive(const keys::ServiceKey& key, UnixMillis now,
-               keys::UsageTotals* totals) const override;
+  // The uncommitted spend of each lineage (UsageWriter::ReadWithUnflushed).
+  Result<std::unordered_map<std::string, keys::UsageTotals>> ReadWithUnflushed(
+      const std::vector<std::string>& lineages, UnixMillis now,
+      const std::function<Status()>& read_store) const override;
+  // The minute's requests and tokens, from the Limiter's windows.
+  void AddWindows(const keys::ServiceKey& key, UnixMillis now,
+                  keys::UsageTotals* totals) const override;
   std::string RateLimitLines(const keys::ServiceKey& key, UnixMillis now) const override;
 
  private:
   limits::Limiter& limiter_;
-  const UsageWriter& writer_;
+  UsageWriter& writer_;
 };
 
 }  // namespace keygate::proxy

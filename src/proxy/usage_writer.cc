@@ -347,49 +347,98 @@ size_t UsageWriter::seeds_in_progress() const {
   return open_seeds_.size();
 }
 
-Result<MicroUsd> UsageWriter::SpendSince(const std::string& lineage, UnixMillis period_start,
-                                         const std::function<Result<MicroUsd>()>& read_store) {
+Status UsageWriter::ReadBetweenBatches(std::unique_lock<std::mutex>& lock,
+                                       const std::function<Status()>& read_store) {
   constexpr int kTriesBeforeHolding = 3;
-  std::unique_lock<std::mutex> lock(mu_);
-  // Records appended from here on are the budget's: their calls settle after the seed began.
-  OpenSeed seed{lineage, DigestHash{}(lineage), period_start, appended_};
-  // Registered until the end, however read_store ends; holds batches off when asked to.
-  struct Registration {
-    UsageWriter& writer;
-    std::unique_lock<std::mutex>& lock;
-    OpenSeed* seed;
-    bool holding = false;
-    ~Registration() {
-      if (!lock.owns_lock()) lock.lock();
-      auto& seeds = writer.open_seeds_;
-      seeds.erase(std::find(seeds.begin(), seeds.end(), seed));
-      if (holding) --writer.readers_;
-      writer.cv_.notify_all();
-    }
-  } registration{*this, lock, &seed};
-  open_seeds_.push_back(&seed);
   for (int attempt = 1;; ++attempt) {
     // A batch being committed is in the store or not depending on when the read lands: wait.
     cv_.wait(lock, [this] { return !writing_now_; });
     const uint64_t batches = batches_begun_;
     // Read without holding the writer off; after a few reads that a batch crossed (a store
-    // slower than the flush interval), with it held off.
-    if (attempt > kTriesBeforeHolding && !registration.holding) {
-      registration.holding = true;
-      ++readers_;
+    // slower than the flush interval), with it held off. (It can begin only once the lock is
+    // released, after the caller's memory read.)
+    const bool hold = attempt > kTriesBeforeHolding;
+    struct Reading {
+      UsageWriter& writer;
+      std::unique_lock<std::mutex>& lock;
+      bool hold;
+      ~Reading() {
+        if (!lock.owns_lock()) lock.lock();
+        if (hold) {
+          --writer.readers_;
+          writer.cv_.notify_all();
+        }
+      }
+    };
+    Status status = OkStatus();
+    {
+      Reading reading{*this, lock, hold};
+      if (hold) ++readers_;
+      lock.unlock();
+      status = read_store();
     }
-    lock.unlock();
-    const Result<MicroUsd> stored = read_store();
-    lock.lock();
-    if (!stored.ok()) return stored;
+    if (!status.ok()) return status;
     // A batch begun meanwhile may or may not be in the store's answer: read again.
-    if (batches_begun_ != batches) continue;
-    MicroUsd total = *stored - seed.committed_after_mark;
-    ForEachUnflushed(lineage, [&](const PendingCost& c) {
-      if (c.seq < seed.mark && c.at >= period_start) total += c.cost;
-    });
-    return total;
+    if (batches_begun_ == batches) return status;
   }
+}
+
+Result<MicroUsd> UsageWriter::SpendSince(const std::string& lineage, UnixMillis period_start,
+                                         const std::function<Result<MicroUsd>()>& read_store) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // Records appended from here on are the budget's: their calls settle after the seed began.
+  OpenSeed seed{lineage, DigestHash{}(lineage), period_start, appended_};
+  struct Registration {  // until the end, however read_store ends
+    UsageWriter& writer;
+    std::unique_lock<std::mutex>& lock;
+    OpenSeed* seed;
+    ~Registration() {
+      if (!lock.owns_lock()) lock.lock();
+      auto& seeds = writer.open_seeds_;
+      seeds.erase(std::find(seeds.begin(), seeds.end(), seed));
+    }
+  } registration{*this, lock, &seed};
+  open_seeds_.push_back(&seed);
+  MicroUsd stored = 0;
+  KG_RETURN_IF_ERROR(ReadBetweenBatches(lock, [&]() -> Status {
+    Result<MicroUsd> read = read_store();
+    if (!read.ok()) return read.error();
+    stored = *read;
+    return OkStatus();
+  }));
+  MicroUsd total = stored - seed.committed_after_mark;
+  ForEachUnflushed(lineage, [&](const PendingCost& c) {
+    if (c.seq < seed.mark && c.at >= period_start) total += c.cost;
+  });
+  return total;
+}
+
+Result<std::unordered_map<std::string, UnflushedSpend>> UsageWriter::ReadWithUnflushed(
+    const std::vector<std::string>& lineages, UnixMillis day_start, UnixMillis week_start,
+    UnixMillis month_start, const std::function<Status()>& read_store) {
+  std::unique_lock<std::mutex> lock(mu_);
+  KG_RETURN_IF_ERROR(ReadBetweenBatches(lock, read_store));
+  std::unordered_map<std::string, UnflushedSpend> out;
+  std::unordered_map<std::string_view, UnflushedSpend*, DigestHash> wanted;
+  for (const std::string& lineage : lineages) wanted.emplace(lineage, nullptr);
+  auto each = [&](const std::vector<PendingCost>& costs,
+                  const std::vector<store::UsageRecord>& records) {
+    const size_t count = std::min(costs.size(), records.size());
+    for (size_t i = 0; i < count; ++i) {
+      const auto it = wanted.find(records[i].lineage);
+      if (it == wanted.end()) continue;
+      if (it->second == nullptr) it->second = &out[records[i].lineage];
+      UnflushedSpend& spend = *it->second;
+      const PendingCost& c = costs[i];
+      spend.total += c.cost;
+      if (c.at >= day_start) spend.since_day += c.cost;
+      if (c.at >= week_start) spend.since_week += c.cost;
+      if (c.at >= month_start) spend.since_month += c.cost;
+    }
+  };
+  each(writing_costs_, writing_);
+  each(pending_costs_, pending_);
+  return out;
 }
 
 std::chrono::nanoseconds UsageWriter::Lag(SteadyClock::time_point now) const {

@@ -142,6 +142,14 @@ class UsageWriter {
   // Records appended and not yet committed.
   size_t pending() const;
 
+  // The management answers' read: calls `read_store` (the stored spend of `lineages`), then
+  // returns the spend of each of them not committed yet (as Unflushed), so that every record is
+  // counted once, in the store's answer or here (a read that a batch crossed is made again, as
+  // for SpendSince). A lineage with nothing pending has no entry.
+  Result<std::unordered_map<std::string, UnflushedSpend>> ReadWithUnflushed(
+      const std::vector<std::string>& lineages, UnixMillis day_start, UnixMillis week_start,
+      UnixMillis month_start, const std::function<Status()>& read_store);
+
   // SpendSince calls in progress (for tests).
   size_t seeds_in_progress() const;
 
@@ -183,6 +191,12 @@ class UsageWriter {
   // Calls f(cost) for each record of `lineage` not committed yet. REQUIRES: mu_ held.
   template <class F>
   void ForEachUnflushed(const std::string& lineage, F&& f) const;
+  // Calls `read_store` with the lock released, again until no batch began during it (waiting
+  // first for a batch being committed; with batches held off after three tries), and returns
+  // its status with `lock` held: the memory read then agrees with the store's answer.
+  // REQUIRES: `lock` holds mu_.
+  Status ReadBetweenBatches(std::unique_lock<std::mutex>& lock,
+                            const std::function<Status()>& read_store);
 
   store::UsageStore& store_;
   Logger& log_;
@@ -195,7 +209,7 @@ class UsageWriter {
   std::vector<PendingCost> writing_costs_;   // guarded by mu_: one per writing_ record
   std::chrono::steady_clock::time_point oldest_pending_;  // guarded by mu_
   uint64_t appended_ = 0;  // guarded by mu_: records appended so far (the next one's seq)
-  int readers_ = 0;        // guarded by mu_: SpendSince calls holding batches off
+  int readers_ = 0;        // guarded by mu_: reads holding batches off (ReadBetweenBatches)
   uint64_t batches_begun_ = 0;  // guarded by mu_: batches WriteBatch has begun
   // A SpendSince call in progress, and what the batches committed meanwhile of its lineage's
   // records appended after its mark (from then on in the store's answer, and the budget's).

@@ -14,7 +14,8 @@ TEST(MoneyTest, ParsesDecimalStringsExactly) {
 }
 
 TEST(MoneyTest, RefusesMalformedNegativeAndOverPreciseAmounts) {
-  for (const char* bad : {"", "-1", "1e2", "abc", "1.2.3", "0.0000001", ".", "1,5"}) {
+  for (const char* bad : {"", "-1", "1e", "e5", "1e+", "1e2.5", "1ee2", ".e3", "abc", "1.2.3",
+                          "0.0000001", ".", "1,5", "-1e-6"}) {
     auto r = ParseUsd(bad, "credit_limit");
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
@@ -23,25 +24,32 @@ TEST(MoneyTest, RefusesMalformedNegativeAndOverPreciseAmounts) {
   EXPECT_FALSE(ParseUsd("99999999999999999999", "x").ok());
 }
 
+// An amount written as a string and as a JSON number.
+struct Amount {
+  const char* text;
+  double number;
+};
+
+// The same verdict for both forms: the same micro-dollars, or the same refusal.
+void ExpectSameVerdict(const char* text, double number) {
+  const Result<MicroUsd> from_text = ParseUsd(text, "limit");
+  const Result<MicroUsd> from_number = UsdFromDouble(number, "limit");
+  ASSERT_EQ(from_text.ok(), from_number.ok()) << text;
+  if (from_text.ok()) {
+    EXPECT_EQ(*from_text, *from_number) << text;
+  } else {
+    EXPECT_EQ(from_text.error().message, from_number.error().message) << text;
+  }
+}
+
 // Audit I: the same amount as a string and as a JSON number gets the same verdict.
 TEST(MoneyTest, AStringIsJudgedAsTheSameAmountSentAsANumber) {
-  struct Amount {
-    const char* text;
-    double number;
-  };
   for (const Amount& a : {Amount{"1.0000000", 1.0000000}, Amount{"0.30000000000000004", 0.1 + 0.2},
                           Amount{"0.29999999999999999", 0.29999999999999999},
                           Amount{"19.990000000", 19.99}, Amount{"0.0000001", 0.0000001},
                           Amount{"1.1234567", 1.1234567}, Amount{"0.00000049", 0.00000049},
                           Amount{"1.0000000001", 1.0000000001}}) {
-    const Result<MicroUsd> from_text = ParseUsd(a.text, "limit");
-    const Result<MicroUsd> from_number = UsdFromDouble(a.number, "limit");
-    ASSERT_EQ(from_text.ok(), from_number.ok()) << a.text;
-    if (from_text.ok()) {
-      EXPECT_EQ(*from_text, *from_number) << a.text;
-    } else {
-      EXPECT_EQ(from_text.error().message, from_number.error().message) << a.text;
-    }
+    ExpectSameVerdict(a.text, a.number);
   }
   EXPECT_EQ(*ParseUsd("1.0000000", "x"), 1'000'000);
   EXPECT_EQ(*ParseUsd("0.30000000000000004", "x"), 300'000);
@@ -54,6 +62,22 @@ TEST(MoneyTest, AStringIsJudgedAsTheSameAmountSentAsANumber) {
   }
   EXPECT_EQ(*ParseUsd("5000000000.1234560000", "x"), 5'000'000'000'123'456);
   EXPECT_EQ(*ParseUsd("0.9999999999999999", "x"), 1'000'000);
+}
+
+// Audit K: the exponent form a client's number-to-string gives (Python's str(0.00005) is
+// "5e-05"), and "-0", read as the same number.
+TEST(MoneyTest, AStringInExponentFormIsTheNumberItWrites) {
+  for (const Amount& a : {Amount{"1e-6", 1e-6}, Amount{"5e-05", 5e-05}, Amount{"1e12", 1e12},
+                          Amount{"1E12", 1e12}, Amount{"1e0", 1e0}, Amount{"1.0e+0", 1.0},
+                          Amount{"10E-1", 10e-1}, Amount{"1.5e-7", 1.5e-7},
+                          Amount{"1.2345678e2", 1.2345678e2}, Amount{"2e13", 2e13},
+                          Amount{"0e500", 0}, Amount{"1e-500", 0}, Amount{"-0", 0}}) {
+    ExpectSameVerdict(a.text, a.number);
+  }
+  EXPECT_EQ(*ParseUsd("5e-05", "x"), 50);
+  EXPECT_EQ(*ParseUsd("-0.000", "x"), 0);
+  EXPECT_FALSE(ParseUsd("1e400", "x").ok());
+  EXPECT_FALSE(ParseUsd("1e99999999999", "x").ok());
 }
 
 TEST(MoneyTest, DoublesAreReadToTheMicroAndNoFurther) {

@@ -318,7 +318,7 @@ TEST_F(ConfigTest, ModelErrorsNameTheirLine) {
        "cfg.yaml:11: models[1].input_usd_per_mtok: must be a number ≥ 0 (USD per million tokens, "
        "at most 6 decimals), got '-1'"},
       {Model("mock/a", "abc"), "cfg.yaml:6: models[0].input_usd_per_mtok: must be a number ≥ 0"},
-      {Model("mock/a", "1e2"), "cfg.yaml:6: models[0].input_usd_per_mtok: must be a number ≥ 0"},
+      {Model("mock/a", "1e2e"), "cfg.yaml:6: models[0].input_usd_per_mtok: must be a number ≥ 0"},
       {Model("mock/a", "0.0000001"), "cfg.yaml:6: models[0].input_usd_per_mtok"},
       {Model("mock/a", "[1]"), "cfg.yaml:6: models[0].input_usd_per_mtok"},
       {Model("other/a"), "cfg.yaml:5: models[0].id: provider 'other' is not declared"},

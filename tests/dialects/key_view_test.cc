@@ -51,11 +51,19 @@ class CountingUsage final : public store::UsageStore {
 // Adds nothing (a key nobody has called yet) and counts the questions.
 class CountingLive final : public LiveUsage {
  public:
-  void AddLive(const keys::ServiceKey&, UnixMillis, keys::UsageTotals*) const override {
+  Result<std::unordered_map<std::string, keys::UsageTotals>> ReadWithUnflushed(
+      const std::vector<std::string>&, UnixMillis,
+      const std::function<Status()>& read_store) const override {
     ++calls;
+    KG_RETURN_IF_ERROR(read_store());
+    return std::unordered_map<std::string, keys::UsageTotals>{};
+  }
+  void AddWindows(const keys::ServiceKey&, UnixMillis, keys::UsageTotals*) const override {
+    ++window_calls;
   }
   std::string RateLimitLines(const keys::ServiceKey&, UnixMillis) const override { return {}; }
-  mutable int calls = 0;
+  mutable int calls = 0;         // reads of the uncommitted spend
+  mutable int window_calls = 0;  // reads of the windows
 };
 
 keys::ServiceKey FreshKey() {
@@ -97,10 +105,12 @@ TEST(KeyViewTest, ViewOfANewKeyIsTheViewWithoutAskingForUsage) {
   ASSERT_TRUE(asked.ok()) << asked.error().message;
   EXPECT_EQ(usage.spend_for_calls, 1);
   EXPECT_EQ(live.calls, 1);
+  EXPECT_EQ(live.window_calls, 1);
 
   const KeyView fresh = viewer.ViewNew(FreshKey());
   EXPECT_EQ(usage.spend_for_calls, 1);
   EXPECT_EQ(live.calls, 1);
+  EXPECT_EQ(live.window_calls, 1);
   ExpectSameView(fresh, *asked);
   EXPECT_EQ(fresh.limit_remaining, std::optional<MicroUsd>(5'000'000));
   EXPECT_EQ(fresh.status, keys::KeyStatus::kActive);

@@ -238,6 +238,7 @@ TEST_F(KeyServiceTest, ARotatedKeysOwnLimitsCannotChangeDuringItsGracePeriod) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
   EXPECT_EQ(refused.error().param, "rpm_limit");
+  EXPECT_EQ(refused.error().message.rfind("rpm_limit cannot change", 0), 0u);
   KeyFields models;
   models.models = std::optional<std::vector<std::string>>{{"mock/echo"}};
   EXPECT_EQ(service_->UpdateServiceKey(pk_, old_key.key.hash, models, "r").error().param,
@@ -276,6 +277,48 @@ TEST_F(KeyServiceTest, DeletingTheSuccessorRevokesTheKeysStandingInForIt) {
   EXPECT_EQ(service_->RotateServiceKey(pk_, a.key.hash, 600, "r").error().code,
             ErrorCode::kNotFound);
   EXPECT_EQ(service_->Authenticate(a.secret).error().code, ErrorCode::kUnauthenticated);
+}
+
+// Audit K: rotating a stand-in again copies the credential as it is now (its successor's
+// record), not the limits the stand-in no longer counts: a successor locked down after a leak
+// stays locked down in the copy.
+TEST_F(KeyServiceTest, RotatingAStandInAgainCopiesItsSuccessorsRecord) {
+  KeyFields f = Named("leaked");
+  f.credit_limit = std::optional<MicroUsd>{10'000'000};
+  auto a = Create(f);
+  auto b = service_->RotateServiceKey(pk_, a.key.hash, 600, "r");
+  ASSERT_TRUE(b.ok());
+  KeyFields lock;
+  lock.disabled = true;
+  lock.credit_limit = std::optional<MicroUsd>{1};
+  ASSERT_TRUE(service_->UpdateServiceKey(pk_, b->key.hash, lock, "r").ok());
+  auto c = service_->RotateServiceKey(pk_, a.key.hash, 0, "r");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->key.disabled);
+  EXPECT_EQ(c->key.guardrails.credit_limit, std::optional<MicroUsd>{1});
+  EXPECT_EQ(index_.Successor(a.key.lineage)->hash, c->key.hash);
+  EXPECT_TRUE(index_.Successor(a.key.lineage)->disabled);
+}
+
+// GET /api/v1/key with a stand-in's secret shows what its calls are held to (audit K).
+TEST_F(KeyServiceTest, AStandInsOwnRecordShowsItsSuccessorsGuardrails) {
+  KeyFields f = Named("old");
+  f.rpm_limit = std::optional<int64_t>{50};
+  auto a = Create(f);
+  auto b = service_->RotateServiceKey(pk_, a.key.hash, 600, "r");
+  ASSERT_TRUE(b.ok());
+  KeyFields tighter;
+  tighter.rpm_limit = std::optional<int64_t>{7};
+  ASSERT_TRUE(service_->UpdateServiceKey(pk_, b->key.hash, tighter, "r").ok());
+  const Caller caller = *service_->Authenticate(a.secret);
+  auto own = service_->GetOwnServiceKey(caller);
+  ASSERT_TRUE(own.ok()) << own.error().message;
+  EXPECT_EQ(own->hash, a.key.hash);
+  EXPECT_EQ(own->guardrails.rpm_limit, std::optional<int64_t>{7});
+  KeyFields off;
+  off.disabled = true;
+  ASSERT_TRUE(service_->UpdateServiceKey(pk_, b->key.hash, off, "r").ok());
+  EXPECT_EQ(service_->GetOwnServiceKey(caller).error().code, ErrorCode::kPermissionDenied);
 }
 
 TEST_F(KeyServiceTest, DeletingOneOfTwoSuccessorsLeavesTheOtherCarryingTheLineage) {

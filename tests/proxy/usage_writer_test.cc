@@ -307,6 +307,35 @@ TEST_F(UsageWriterTest, SpendSinceWaitsForTheBatchBeingCommitted) {
   EXPECT_EQ(*seeded, 5);
 }
 
+// The management answers' totals (audit K saw them run ahead of every call made, by a batch,
+// then drop back): the store and the records not in it yet, each record counted once.
+TEST_F(UsageWriterTest, ReadWithUnflushedCountsEachRecordOnceWhenABatchCrossesTheRead) {
+  UsageWriter writer(store_, log_);
+  writer.Append(Record("a", 5, 100));
+  writer.Append(Record("b", 7, 100));
+  MicroUsd stored = 0;
+  int reads = 0;
+  auto unflushed = writer.ReadWithUnflushed({"a", "c"}, 0, 0, 0, [&]() -> Status {
+    stored = store_.Spend("a", 0);
+    if (++reads == 1) {
+      writer.Append(Record("a", 1000, 100));
+      EXPECT_TRUE(writer.Flush().ok());  // both records of a leave memory for the store
+    }
+    return OkStatus();
+  });
+  ASSERT_TRUE(unflushed.ok());
+  EXPECT_EQ(reads, 2);
+  const MicroUsd pending = unflushed->count("a") ? unflushed->at("a").total : 0;
+  EXPECT_EQ(stored + pending, 1005);
+  EXPECT_EQ(unflushed->count("b"), 0u);  // not asked for
+  EXPECT_EQ(unflushed->count("c"), 0u);  // nothing pending
+  writer.Append(Record("a", 1, 100));
+  auto later = writer.ReadWithUnflushed({"a"}, 0, 0, 0, [] { return OkStatus(); });
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->at("a").total, 1);
+  EXPECT_EQ(later->at("a").since_day, 1);
+}
+
 TEST_F(UsageWriterTest, RecordsDroppedPastTheBoundNoLongerCount) {
   UsageWriterOptions options;
   options.max_pending = 10;

@@ -1,6 +1,7 @@
 #include "dialects/common/key_view.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 #include "limits/period.h"
@@ -35,13 +36,33 @@ Result<std::vector<KeyView>> KeyViewer::Views(std::vector<keys::ServiceKey> keys
   for (const keys::ServiceKey& key : keys) lineages.push_back(key.lineage);
   std::sort(lineages.begin(), lineages.end());
   lineages.erase(std::unique(lineages.begin(), lineages.end()), lineages.end());
-  auto sums = usage_.SpendFor(lineages, bounds);
-  if (!sums.ok()) return sums.error();
+  std::map<std::string, store::SpendSums> sums;
+  auto read_store = [&]() -> Status {
+    auto read = usage_.SpendFor(lineages, bounds);
+    if (!read.ok()) return read.error();
+    sums = std::move(*read);
+    return OkStatus();
+  };
+  std::unordered_map<std::string, keys::UsageTotals> unflushed;
+  if (live_ != nullptr) {
+    // The store and the records not in it yet, read together: a record counts once.
+    auto live = live_->ReadWithUnflushed(lineages, now, read_store);
+    if (!live.ok()) return live.error();
+    unflushed = std::move(*live);
+  } else {
+    KG_RETURN_IF_ERROR(read_store());
+  }
 
   std::vector<KeyView> views;
   views.reserve(keys.size());
   for (keys::ServiceKey& key : keys) {
-    const store::SpendSums& s = (*sums)[key.lineage];
+    store::SpendSums s = sums[key.lineage];
+    if (const auto it = unflushed.find(key.lineage); it != unflushed.end()) {
+      s.total += it->second.total;
+      s.since_day += it->second.daily;
+      s.since_week += it->second.weekly;
+      s.since_month += it->second.monthly;
+    }
     views.push_back(Build(std::move(key), s, now, /*add_live=*/true));
   }
   return views;
@@ -55,7 +76,7 @@ KeyView KeyViewer::Build(keys::ServiceKey key, const store::SpendSums& s, UnixMi
   view.usage.weekly = s.since_week;
   view.usage.monthly = s.since_month;
   view.usage.current_period = CurrentPeriodSpend(key.guardrails.reset_interval, s);
-  if (add_live && live_ != nullptr) live_->AddLive(key, now, &view.usage);
+  if (add_live && live_ != nullptr) live_->AddWindows(key, now, &view.usage);
   view.status = keys::StatusAt(key, now);
   view.budget_resets_at = limits::NextReset(key.guardrails.reset_interval, now);
   if (key.guardrails.credit_limit) {

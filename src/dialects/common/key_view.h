@@ -5,8 +5,10 @@
 // Thread safety: KeyViewer methods may be called concurrently.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -30,9 +32,16 @@ struct KeyView {
 class LiveUsage {
  public:
   virtual ~LiveUsage() = default;
-  // Adds what the store does not know yet to `totals` for `lineage` at `now`.
-  virtual void AddLive(const keys::ServiceKey& key, UnixMillis now,
-                       keys::UsageTotals* totals) const = 0;
+  // Calls `read_store` (which reads the stored spend of `lineages`), then returns what the
+  // store does not hold yet of each lineage's spend at `now` (total, daily, weekly, monthly),
+  // so that every usage record counts once: in the store's answer or here. A lineage with
+  // nothing pending may have no entry.
+  virtual Result<std::unordered_map<std::string, keys::UsageTotals>> ReadWithUnflushed(
+      const std::vector<std::string>& lineages, UnixMillis now,
+      const std::function<Status()>& read_store) const = 0;
+  // Sets the requests and tokens of the current minute in `totals` for `key`'s lineage.
+  virtual void AddWindows(const keys::ServiceKey& key, UnixMillis now,
+                          keys::UsageTotals* totals) const = 0;
   // The x-ratelimit-* header lines (http::Response::header_lines text) of `key` at `now`, for
   // an answer that takes nothing from its windows; "" without RPM and TPM limits.
   virtual std::string RateLimitLines(const keys::ServiceKey& key, UnixMillis now) const = 0;
