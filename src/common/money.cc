@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 #include <string>
 
 namespace keygate {
@@ -20,12 +19,14 @@ Error BadAmount(std::string_view param, std::string_view why) {
 }
 
 // "1.5e-3" written out as "0.0015" (a JSON number's exponent form, which a client that turns
-// small amounts into strings may send: Python's str(0.00005) is "5e-05"); nullopt if `text` is
-// not digits with at most one '.', then an exponent. Exponents past +-400 are clamped: past
-// +400 no amount fits, and below -400 every digit is past the sixth decimal either way.
-std::optional<std::string> WithoutExponent(std::string_view text) {
+// small amounts into strings may send: Python's str(0.00005) is "5e-05"). Refused: text that is
+// not digits with at most one '.', then an exponent; an amount too large for any limit; one
+// whose first digit lies past the 400th decimal (every digit past the sixth, as for a double
+// so small that it is not 0).
+Result<std::string> WithoutExponent(std::string_view text, std::string_view param) {
   const size_t e = text.find_first_of("eE");
   if (e == std::string_view::npos) return std::string(text);
+  const Error malformed = BadAmount(param, "must be a decimal USD amount");
   std::string_view exponent = text.substr(e + 1);
   const std::string_view mantissa = text.substr(0, e);
   bool negative = false;
@@ -33,25 +34,32 @@ std::optional<std::string> WithoutExponent(std::string_view text) {
     negative = exponent.front() == '-';
     exponent.remove_prefix(1);
   }
-  if (exponent.empty() || mantissa.empty()) return std::nullopt;
-  int shift = 0;
+  if (exponent.empty() || mantissa.empty()) return malformed;
+  int64_t shift = 0;
   for (char c : exponent) {
-    if (c < '0' || c > '9') return std::nullopt;
-    shift = std::min(shift * 10 + (c - '0'), 401);
+    if (c < '0' || c > '9') return malformed;
+    shift = std::min<int64_t>(shift * 10 + (c - '0'), 1'000'000'000);  // saturates, no overflow
   }
   if (negative) shift = -shift;
   std::string digits;
-  size_t point = mantissa.size();  // digits before the point
-  for (size_t i = 0; i < mantissa.size(); ++i) {
-    if (mantissa[i] == '.') {
-      if (point != mantissa.size()) return std::nullopt;
-      point = i;
+  int64_t point = -1;  // digits before the point, once seen
+  for (char c : mantissa) {
+    if (c == '.') {
+      if (point >= 0) return malformed;
+      point = static_cast<int64_t>(digits.size());
     } else {
-      digits += mantissa[i];
+      digits += c;  // checked by ParsePlainUsd
     }
   }
-  if (digits.empty()) return std::nullopt;
-  const int at = static_cast<int>(point) + shift;  // the point's place in `digits`
+  if (point < 0) point = static_cast<int64_t>(digits.size());
+  if (digits.empty()) return malformed;
+  // Leading zeros moved out of the way, so that the point's place says how large the amount is.
+  const size_t zeros = std::min(digits.find_first_not_of('0'), digits.size());
+  digits.erase(0, zeros);
+  if (digits.empty()) return std::string("0");
+  const int64_t at = point - static_cast<int64_t>(zeros) + shift;  // the point's place
+  if (at > 20) return BadAmount(param, "is too large");  // 10^20 USD and more
+  if (at < -400) return BadAmount(param, kOverPrecise);
   if (at <= 0) return "0." + std::string(static_cast<size_t>(-at), '0') + digits;
   if (static_cast<size_t>(at) >= digits.size()) {
     return digits + std::string(static_cast<size_t>(at) - digits.size(), '0');
@@ -114,8 +122,8 @@ Result<MicroUsd> ParseUsd(std::string_view text, std::string_view param) {
   if (text.empty()) return BadAmount(param, "must be a decimal USD amount");
   const bool minus = text.front() == '-';
   if (minus || text.front() == '+') text.remove_prefix(1);
-  const std::optional<std::string> plain = WithoutExponent(text);
-  if (!plain) return BadAmount(param, "must be a decimal USD amount");
+  const Result<std::string> plain = WithoutExponent(text, param);
+  if (!plain.ok()) return plain.error();
   Result<MicroUsd> amount = ParsePlainUsd(*plain, param);
   // "-0" is zero, as the number -0 is; anything else below zero is refused.
   if (minus && amount.ok() && *amount != 0) return BadAmount(param, "must not be negative");

@@ -17,7 +17,7 @@ inline constexpr MicroUsd kMicrosPerUsd = 1'000'000;
 // Upper bound for any configured amount: one trillion USD keeps every sum far from overflow.
 inline constexpr MicroUsd kMaxMicroUsd = 1'000'000'000'000 * kMicrosPerUsd;
 
-// Parses a decimal USD amount ("150", "0.25", "1e2" is refused) into micro-dollars.
+// Parses a decimal USD amount ("150", "0.25", or in exponent form "1.5e2") into micro-dollars.
 // Returns InvalidArgument (naming `param`) for a malformed, negative-signed or over-precise
 // (more than 6 decimals) value, or one above kMaxMicroUsd. Decimals past the sixth are
 // judged as UsdFromDouble judges the same amount: zeros, or what a double's own error

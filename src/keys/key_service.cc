@@ -522,7 +522,12 @@ Result<ServiceKey> KeyService::GetOwnServiceKey(const Caller& caller) {
     if (successor->disabled) {
       return Error::PermissionDenied("this API key is disabled", "key_disabled");
     }
+    // Its own expiry still holds it too: the earlier of the two.
+    const std::optional<UnixMillis> own_expiry = key->guardrails.expires_at;
     key->guardrails = successor->guardrails;
+    if (own_expiry && (!key->guardrails.expires_at || *own_expiry < *key->guardrails.expires_at)) {
+      key->guardrails.expires_at = own_expiry;
+    }
   }
   return key;
 }
@@ -639,6 +644,8 @@ Result<RotatedServiceKey> KeyService::RotateServiceKeyOnce(const Caller& caller,
     if (const auto successor = index_.Successor(LineageOf(*loaded)); successor != nullptr) {
       auto current = store_.GetServiceKey(successor->hash);
       if (!current.ok()) return current.error();
+      // Deleted meanwhile: this key is being revoked with it (EndStandInsOf).
+      if (RevokedAt(*current, now)) return NoSuchKey();
       fresh = *current;
     }
   }

@@ -2,7 +2,7 @@
 // the usage writer has not committed yet, and the current rolling minute's requests and tokens
 // from the Limiter, so that `usage` and v2's consumption fields are current to the call.
 //
-// Thread safety: AddLive may be called from any thread concurrently.
+// Thread safety: ReadWithUnflushed and AddWindows may be called from any thread concurrently.
 #pragma once
 
 #include <string>

@@ -348,16 +348,25 @@ size_t UsageWriter::seeds_in_progress() const {
 }
 
 Status UsageWriter::ReadBetweenBatches(std::unique_lock<std::mutex>& lock,
-                                       const std::function<Status()>& read_store) {
+                                       const std::function<Status()>& read_store, Reader reader) {
   constexpr int kTriesBeforeHolding = 3;
+  constexpr auto kLongestWaitOfAView = std::chrono::milliseconds(200);
+  const bool exact = reader == Reader::kSeed;
   for (int attempt = 1;; ++attempt) {
     // A batch being committed is in the store or not depending on when the read lands: wait.
-    cv_.wait(lock, [this] { return !writing_now_; });
+    // A view waits a little only: a commit may hang for seconds (another process holding the
+    // store's write lock) while the store still answers reads.
+    bool between = true;
+    if (exact) {
+      cv_.wait(lock, [this] { return !writing_now_; });
+    } else {
+      between = cv_.wait_for(lock, kLongestWaitOfAView, [this] { return !writing_now_; });
+    }
     const uint64_t batches = batches_begun_;
-    // Read without holding the writer off; after a few reads that a batch crossed (a store
-    // slower than the flush interval), with it held off. (It can begin only once the lock is
-    // released, after the caller's memory read.)
-    const bool hold = attempt > kTriesBeforeHolding;
+    // Read without holding the writer off; for a seed, after a few reads that a batch crossed
+    // (a store slower than the flush interval), with it held off. (It can begin only once the
+    // lock is released, after the caller's memory read.) A view never holds the writer off.
+    const bool hold = exact && attempt > kTriesBeforeHolding;
     struct Reading {
       UsageWriter& writer;
       std::unique_lock<std::mutex>& lock;
@@ -378,8 +387,10 @@ Status UsageWriter::ReadBetweenBatches(std::unique_lock<std::mutex>& lock,
       status = read_store();
     }
     if (!status.ok()) return status;
-    // A batch begun meanwhile may or may not be in the store's answer: read again.
-    if (batches_begun_ == batches) return status;
+    // A batch begun meanwhile may or may not be in the store's answer: read again (a view, at
+    // most three times, then it takes its last read).
+    if (between && batches_begun_ == batches) return status;
+    if (!exact && attempt >= kTriesBeforeHolding) return status;
   }
 }
 
@@ -400,12 +411,15 @@ Result<MicroUsd> UsageWriter::SpendSince(const std::string& lineage, UnixMillis 
   } registration{*this, lock, &seed};
   open_seeds_.push_back(&seed);
   MicroUsd stored = 0;
-  KG_RETURN_IF_ERROR(ReadBetweenBatches(lock, [&]() -> Status {
-    Result<MicroUsd> read = read_store();
-    if (!read.ok()) return read.error();
-    stored = *read;
-    return OkStatus();
-  }));
+  KG_RETURN_IF_ERROR(ReadBetweenBatches(
+      lock,
+      [&]() -> Status {
+        Result<MicroUsd> read = read_store();
+        if (!read.ok()) return read.error();
+        stored = *read;
+        return OkStatus();
+      },
+      Reader::kSeed));
   MicroUsd total = stored - seed.committed_after_mark;
   ForEachUnflushed(lineage, [&](const PendingCost& c) {
     if (c.seq < seed.mark && c.at >= period_start) total += c.cost;
@@ -417,23 +431,27 @@ Result<std::unordered_map<std::string, UnflushedSpend>> UsageWriter::ReadWithUnf
     const std::vector<std::string>& lineages, UnixMillis day_start, UnixMillis week_start,
     UnixMillis month_start, const std::function<Status()>& read_store) {
   std::unique_lock<std::mutex> lock(mu_);
-  KG_RETURN_IF_ERROR(ReadBetweenBatches(lock, read_store));
+  KG_RETURN_IF_ERROR(ReadBetweenBatches(lock, read_store, Reader::kView));
   std::unordered_map<std::string, UnflushedSpend> out;
-  std::unordered_map<std::string_view, UnflushedSpend*, DigestHash> wanted;
-  for (const std::string& lineage : lineages) wanted.emplace(lineage, nullptr);
+  // The walk reads each record's 24-byte entry and compares a lineage only where its hash is
+  // one of those asked for.
+  std::unordered_map<size_t, std::vector<const std::string*>> wanted;
+  for (const std::string& lineage : lineages) wanted[DigestHash{}(lineage)].push_back(&lineage);
   auto each = [&](const std::vector<PendingCost>& costs,
                   const std::vector<store::UsageRecord>& records) {
     const size_t count = std::min(costs.size(), records.size());
     for (size_t i = 0; i < count; ++i) {
-      const auto it = wanted.find(records[i].lineage);
-      if (it == wanted.end()) continue;
-      if (it->second == nullptr) it->second = &out[records[i].lineage];
-      UnflushedSpend& spend = *it->second;
       const PendingCost& c = costs[i];
-      spend.total += c.cost;
-      if (c.at >= day_start) spend.since_day += c.cost;
-      if (c.at >= week_start) spend.since_week += c.cost;
-      if (c.at >= month_start) spend.since_month += c.cost;
+      const auto it = wanted.find(c.lineage_hash);
+      if (it == wanted.end()) continue;
+      for (const std::string* lineage : it->second) {
+        if (records[i].lineage != *lineage) continue;
+        UnflushedSpend& spend = out[*lineage];
+        spend.total += c.cost;
+        if (c.at >= day_start) spend.since_day += c.cost;
+        if (c.at >= week_start) spend.since_week += c.cost;
+        if (c.at >= month_start) spend.since_month += c.cost;
+      }
     }
   };
   each(writing_costs_, writing_);

@@ -144,8 +144,9 @@ class UsageWriter {
 
   // The management answers' read: calls `read_store` (the stored spend of `lineages`), then
   // returns the spend of each of them not committed yet (as Unflushed), so that every record is
-  // counted once, in the store's answer or here (a read that a batch crossed is made again, as
-  // for SpendSince). A lineage with nothing pending has no entry.
+  // counted once, in the store's answer or here (a read that a batch crossed is made again).
+  // Best effort while a commit hangs or batches keep crossing the read (ReadBetweenBatches): a
+  // view never holds usage up. A lineage with nothing pending has no entry.
   Result<std::unordered_map<std::string, UnflushedSpend>> ReadWithUnflushed(
       const std::vector<std::string>& lineages, UnixMillis day_start, UnixMillis week_start,
       UnixMillis month_start, const std::function<Status()>& read_store);
@@ -177,10 +178,10 @@ class UsageWriter {
   // Notes the calls still open and never stored as lost by the stop. REQUIRES: mu_ held.
   void CountOpenCallsLostAtStop();
 
-  // What Unflushed() reads of a pending record, kept beside it (same index): its walk, once
-  // per key of a management answer and under mu_, which every model call takes to append,
-  // touches 24 bytes a record instead of a whole record (~300), and compares a lineage only
-  // where the hash matches.
+  // What the walks of the pending records read of each, kept beside it (same index): a walk
+  // (once per management answer, ReadWithUnflushed; once per seed) runs under mu_, which
+  // every model call takes to append, so it touches this entry instead of a whole record
+  // (~300 bytes), and compares a lineage only where the hash matches.
   struct PendingCost {
     size_t lineage_hash = 0;
     UnixMillis at = 0;
@@ -191,12 +192,16 @@ class UsageWriter {
   // Calls f(cost) for each record of `lineage` not committed yet. REQUIRES: mu_ held.
   template <class F>
   void ForEachUnflushed(const std::string& lineage, F&& f) const;
-  // Calls `read_store` with the lock released, again until no batch began during it (waiting
-  // first for a batch being committed; with batches held off after three tries), and returns
-  // its status with `lock` held: the memory read then agrees with the store's answer.
+  // Who reads: a budget's seed, which must count each record once (the promise rests on it), or
+  // a management view, which must not wait long on the writer nor hold it off.
+  enum class Reader { kSeed, kView };
+  // Calls `read_store` with the lock released, again until no batch began during it, and
+  // returns its status with `lock` held: the memory read then agrees with the store's answer.
+  // A seed waits for a batch being committed and holds batches off after three tries; a view
+  // waits for it 200 ms at most and takes its third read whatever crossed it.
   // REQUIRES: `lock` holds mu_.
   Status ReadBetweenBatches(std::unique_lock<std::mutex>& lock,
-                            const std::function<Status()>& read_store);
+                            const std::function<Status()>& read_store, Reader reader);
 
   store::UsageStore& store_;
   Logger& log_;

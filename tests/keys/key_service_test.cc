@@ -315,6 +315,11 @@ TEST_F(KeyServiceTest, AStandInsOwnRecordShowsItsSuccessorsGuardrails) {
   ASSERT_TRUE(own.ok()) << own.error().message;
   EXPECT_EQ(own->hash, a.key.hash);
   EXPECT_EQ(own->guardrails.rpm_limit, std::optional<int64_t>{7});
+  EXPECT_EQ(own->guardrails.expires_at, std::nullopt);
+  KeyFields soon;  // its own expiry still holds it, and shows when it is the earlier
+  soon.expires_at = std::optional<UnixMillis>{clock_.NowMs() + 60'000};
+  ASSERT_TRUE(service_->UpdateServiceKey(pk_, a.key.hash, soon, "r").ok());
+  EXPECT_EQ(service_->GetOwnServiceKey(caller)->guardrails.expires_at, soon.expires_at->value());
   KeyFields off;
   off.disabled = true;
   ASSERT_TRUE(service_->UpdateServiceKey(pk_, b->key.hash, off, "r").ok());

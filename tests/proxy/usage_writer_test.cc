@@ -336,6 +336,34 @@ TEST_F(UsageWriterTest, ReadWithUnflushedCountsEachRecordOnceWhenABatchCrossesTh
   EXPECT_EQ(later->at("a").since_day, 1);
 }
 
+// A view never waits on a commit that hangs (another process holding the store's write lock:
+// reads still work), nor holds batches off (review, 2026-12-07).
+TEST_F(UsageWriterTest, ReadWithUnflushedDoesNotWaitForAHangingCommit) {
+  UsageWriter writer(store_, log_);
+  writer.Append(Record("a", 5, 100));
+  store_.HoldNextWrite();
+  std::future<void> entered = store_.entered();
+  std::future<Status> flushed =
+      std::async(std::launch::async, [&writer] { return writer.Flush(); });
+  ASSERT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  std::future<bool> viewed = std::async(std::launch::async, [&] {
+    return writer.ReadWithUnflushed({"a"}, 0, 0, 0, [] { return OkStatus(); }).ok();
+  });
+  EXPECT_EQ(viewed.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  store_.release();
+  ASSERT_TRUE(flushed.get().ok());
+  EXPECT_TRUE(viewed.get());
+  // Batches crossing every read: the view takes its third.
+  int reads = 0;
+  auto crossed = writer.ReadWithUnflushed({"a"}, 0, 0, 0, [&]() -> Status {
+    ++reads;
+    writer.Append(Record("b", 1, 100));
+    return writer.Flush();
+  });
+  ASSERT_TRUE(crossed.ok());
+  EXPECT_EQ(reads, 3);
+}
+
 TEST_F(UsageWriterTest, RecordsDroppedPastTheBoundNoLongerCount) {
   UsageWriterOptions options;
   options.max_pending = 10;

@@ -33,7 +33,7 @@ Result<std::vector<KeyView>> KeyViewer::Views(std::vector<keys::ServiceKey> keys
   bounds.month_start = DayOf(limits::PeriodStart(keys::ResetInterval::kMonthly, now));
   std::vector<std::string> lineages;
   lineages.reserve(keys.size());
-  for (const keys::ServiceKey& key : keys) lineages.push_back(key.lineage);
+  for (const keys::ServiceKey& key : keys) lineages.push_back(keys::LineageOf(key));
   std::sort(lineages.begin(), lineages.end());
   lineages.erase(std::unique(lineages.begin(), lineages.end()), lineages.end());
   std::map<std::string, store::SpendSums> sums;
@@ -56,8 +56,9 @@ Result<std::vector<KeyView>> KeyViewer::Views(std::vector<keys::ServiceKey> keys
   std::vector<KeyView> views;
   views.reserve(keys.size());
   for (keys::ServiceKey& key : keys) {
-    store::SpendSums s = sums[key.lineage];
-    if (const auto it = unflushed.find(key.lineage); it != unflushed.end()) {
+    const std::string& lineage = keys::LineageOf(key);
+    store::SpendSums s = sums[lineage];
+    if (const auto it = unflushed.find(lineage); it != unflushed.end()) {
       s.total += it->second.total;
       s.since_day += it->second.daily;
       s.since_week += it->second.weekly;
