@@ -131,6 +131,17 @@ std::vector<MicroUsd> Totals(const UsageWriter& writer,
   return totals;
 }
 
+// Starts a Flush() on another thread and returns once its write has reached the store, where
+// it waits until `store.release()`.
+std::future<Status> FlushHeldAtTheStore(UsageWriter& writer, RecordingUsageStore& store) {
+  store.HoldNextWrite();
+  std::future<void> entered = store.entered();
+  std::future<Status> flushed =
+      std::async(std::launch::async, [&writer] { return writer.Flush(); });
+  EXPECT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  return flushed;
+}
+
 class UsageWriterTest : public ::testing::Test {
  protected:
   Logger log_{stderr, LogLevel::kError};
@@ -241,11 +252,7 @@ TEST_F(UsageWriterTest, SpendSinceLeavesOutWhatABatchCommittedAfterItBegan) {
     RecordingUsageStore store;
     UsageWriter writer(store, log_);
     writer.Append(Record("a", 5, 100));
-    store.HoldNextWrite();
-    std::future<void> entered = store.entered();
-    std::future<Status> first =
-        std::async(std::launch::async, [&writer] { return writer.Flush(); });
-    ASSERT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    std::future<Status> first = FlushHeldAtTheStore(writer, store);
     std::future<Result<MicroUsd>> spend = std::async(std::launch::async, [&] {
       return writer.SpendSince("a", 0, [&]() -> Result<MicroUsd> { return store.Spend("a", 0); });
     });
@@ -289,11 +296,7 @@ TEST_F(UsageWriterTest, SpendSinceHoldsBatchesOffAfterThreeCrossedReads) {
 TEST_F(UsageWriterTest, SpendSinceWaitsForTheBatchBeingCommitted) {
   UsageWriter writer(store_, log_);
   writer.Append(Record("a", 5, 100));
-  store_.HoldNextWrite();
-  std::future<void> entered = store_.entered();
-  std::future<Status> flushed =
-      std::async(std::launch::async, [&writer] { return writer.Flush(); });
-  ASSERT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  std::future<Status> flushed = FlushHeldAtTheStore(writer, store_);
   std::future<Result<MicroUsd>> spend = std::async(std::launch::async, [&] {
     return writer.SpendSince("a", 0, [&]() -> Result<MicroUsd> { return store_.Spend("a", 0); });
   });
@@ -341,11 +344,7 @@ TEST_F(UsageWriterTest, ReadWithUnflushedCountsEachRecordOnceWhenABatchCrossesTh
 TEST_F(UsageWriterTest, ReadWithUnflushedDoesNotWaitForAHangingCommit) {
   UsageWriter writer(store_, log_);
   writer.Append(Record("a", 5, 100));
-  store_.HoldNextWrite();
-  std::future<void> entered = store_.entered();
-  std::future<Status> flushed =
-      std::async(std::launch::async, [&writer] { return writer.Flush(); });
-  ASSERT_EQ(entered.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  std::future<Status> flushed = FlushHeldAtTheStore(writer, store_);
   std::future<bool> viewed = std::async(std::launch::async, [&] {
     return writer.ReadWithUnflushed({"a"}, 0, 0, 0, [] { return OkStatus(); }).ok();
   });
