@@ -586,6 +586,9 @@ void KeyService::EndStandInsOf(const Caller& caller, const ServiceKey& deleted,
     Status revoked = RetryStale([&]() -> Status {
       auto loaded = store_.GetServiceKey(stand_in->hash);
       if (!loaded.ok()) return loaded.error();
+      // Looked at again after each read: a rotation of it that committed meanwhile (its write
+      // is why a retry reads again) has given it a successor.
+      if (index_.Successor(lineage) != nullptr) return OkStatus();
       ServiceKey key = *loaded;
       const UnixMillis now = clock_.NowMs();
       if (RevokedAt(key, now)) return OkStatus();
