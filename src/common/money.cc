@@ -83,6 +83,7 @@ Result<MicroUsd> ParsePlainUsd(std::string_view text, std::string_view param) {
   int decimals = 0;
   double beyond = 0;  // the decimals past the sixth, as a fraction of a micro-dollar
   double scale = 0.1;
+  bool beyond_nonzero = false;  // (`beyond` is 0 when its digits lie past a double's range)
   if (i < text.size()) {  // at '.'
     for (++i; i < text.size(); ++i) {
       char c = text[i];
@@ -93,13 +94,14 @@ Result<MicroUsd> ParsePlainUsd(std::string_view text, std::string_view param) {
       } else {
         beyond += (c - '0') * scale;
         scale /= 10;
+        beyond_nonzero = beyond_nonzero || c != '0';
       }
     }
   }
   if (!any_digit) return BadAmount(param, "must be a decimal USD amount");
   for (int d = decimals; d < kMaxDecimals; ++d) frac *= 10;
   MicroUsd total = whole * kMicrosPerUsd + frac;
-  if (beyond > 0) {
+  if (beyond_nonzero) {
     // Judged as the same amount sent as a JSON number is (UsdFromDouble): trailing zeros, or
     // digits a double's noise explains ("0.30000000000000004", a client's 0.1 + 0.2 printed),
     // round to the micro-dollar; a real seventh decimal is refused.
@@ -109,7 +111,8 @@ Result<MicroUsd> ParsePlainUsd(std::string_view text, std::string_view param) {
     const double tolerance =
         std::min((static_cast<double>(total) + beyond) * kDoubleNoise, kMostNoise);
     const double off = beyond < 0.5 ? beyond : 1 - beyond;  // from the nearest micro-dollar
-    if (off > tolerance) return BadAmount(param, kOverPrecise);
+    // A positive amount below half a micro-dollar is not 0, however small (as for a double).
+    if (off > tolerance || (total == 0 && beyond < 0.5)) return BadAmount(param, kOverPrecise);
     if (beyond >= 0.5) ++total;
   }
   if (total > kMaxMicroUsd) return BadAmount(param, "is too large");

@@ -522,11 +522,14 @@ Result<ServiceKey> KeyService::GetOwnServiceKey(const Caller& caller) {
     if (successor->disabled) {
       return Error::PermissionDenied("this API key is disabled", "key_disabled");
     }
-    // Its own expiry still holds it too: the earlier of the two.
+    // It stops at the earliest of its own expiry, its successor's and its grace period's end:
+    // the instant a client holding this secret must have switched by (audit L).
     const std::optional<UnixMillis> own_expiry = key->guardrails.expires_at;
     key->guardrails = successor->guardrails;
-    if (own_expiry && (!key->guardrails.expires_at || *own_expiry < *key->guardrails.expires_at)) {
-      key->guardrails.expires_at = own_expiry;
+    for (const std::optional<UnixMillis>& end : {own_expiry, key->revoke_at}) {
+      if (end && (!key->guardrails.expires_at || *end < *key->guardrails.expires_at)) {
+        key->guardrails.expires_at = end;
+      }
     }
   }
   return key;
@@ -557,10 +560,17 @@ Status KeyService::DeleteServiceKey(const Caller& caller, const std::string& has
   return RetryStale([&] { return DeleteServiceKeyOnce(caller, hash, request_id); });
 }
 
+std::mutex& KeyService::LineageLock(const std::string& lineage) {
+  return lineage_locks_[DigestHash{}(lineage) % lineage_locks_.size()];
+}
+
 Status KeyService::DeleteServiceKeyOnce(const Caller& caller, const std::string& hash,
                                         const std::string& request_id) {
   auto loaded = LoadOwnedKey(caller, hash);
   if (!loaded.ok()) return loaded.error();
+  // Held through the revocation of its stand-ins. (What was read before it is checked by the
+  // write's version.)
+  std::lock_guard<std::mutex> lineage_lock(LineageLock(LineageOf(*loaded)));
   ServiceKey key = *loaded;
   const UnixMillis now = clock_.NowMs();
   key.revoke_at = now;
@@ -628,6 +638,8 @@ Result<RotatedServiceKey> KeyService::RotateServiceKeyOnce(const Caller& caller,
                                                            const std::string& request_id) {
   auto loaded = LoadOwnedKey(caller, hash);
   if (!loaded.ok()) return loaded.error();
+  // Held through the read of its successor and the index's update.
+  std::lock_guard<std::mutex> lineage_lock(LineageLock(LineageOf(*loaded)));
   ServiceKey old_key = *loaded;
   const UnixMillis now = clock_.NowMs();
   const UnixMillis revoke_at = now + grace_seconds * kMsPerSecond;

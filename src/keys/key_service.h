@@ -241,6 +241,14 @@ class KeyService {
                        std::string changes_json, const std::string& request_id) const;
   Result<ProvisioningKey> LoadOwnedProvisioningKey(const Caller& caller, const std::string& id);
 
+  // Rotations and deletes of one lineage, one at a time (striped by the lineage's hash): a
+  // rotation of a stand-in reads its successor, and a delete of a successor revokes its
+  // stand-ins, so two of them at once could each act on what the other is changing (audit L:
+  // a rotation answered 201 for a key revoked a millisecond later). One process writes a
+  // store's service keys.
+  std::mutex& LineageLock(const std::string& lineage);
+  std::array<std::mutex, 64> lineage_locks_;
+
   store::KeyStore& store_;
   store::AuditLog& audit_;
   KeyIndex& index_;

@@ -352,6 +352,7 @@ Status UsageWriter::ReadBetweenBatches(std::unique_lock<std::mutex>& lock,
   constexpr int kTriesBeforeHolding = 3;
   constexpr auto kLongestWaitOfAView = std::chrono::milliseconds(200);
   const bool exact = reader == Reader::kSeed;
+  const auto view_deadline = std::chrono::steady_clock::now() + kLongestWaitOfAView;
   for (int attempt = 1;; ++attempt) {
     // A batch being committed is in the store or not depending on when the read lands: wait.
     // A view waits a little only: a commit may hang for seconds (another process holding the
@@ -360,7 +361,7 @@ Status UsageWriter::ReadBetweenBatches(std::unique_lock<std::mutex>& lock,
     if (exact) {
       cv_.wait(lock, [this] { return !writing_now_; });
     } else {
-      between = cv_.wait_for(lock, kLongestWaitOfAView, [this] { return !writing_now_; });
+      between = cv_.wait_until(lock, view_deadline, [this] { return !writing_now_; });
     }
     const uint64_t batches = batches_begun_;
     // Read without holding the writer off; for a seed, after a few reads that a batch crossed

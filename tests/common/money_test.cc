@@ -87,6 +87,14 @@ TEST(MoneyTest, AStringInExponentFormIsTheNumberItWrites) {
   EXPECT_EQ(*ParseUsd("00012.5e-1", "x"), 1'250'000);
   EXPECT_EQ(*ParseUsd("5.e1", "x"), 50'000'000);
   EXPECT_EQ(*ParseUsd(".5e1", "x"), 5'000'000);
+  // Past a double's range, a positive amount is still not 0 (audit L).
+  for (const std::string& tiny : {std::string("1e-330"), std::string("1e-400"),
+                                 "0." + std::string(399, '0') + "1"}) {
+    const Result<MicroUsd> read = ParseUsd(tiny, "x");
+    ASSERT_FALSE(read.ok()) << tiny;
+    EXPECT_NE(read.error().message.find("at most 6 decimals"), std::string::npos);
+  }
+  EXPECT_EQ(*ParseUsd("5." + std::string(399, '0') + "1", "x"), 5'000'000);  // noise of a $5
 }
 
 TEST(MoneyTest, DoublesAreReadToTheMicroAndNoFurther) {

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "keys/secrets.h"
@@ -315,7 +317,7 @@ TEST_F(KeyServiceTest, AStandInsOwnRecordShowsItsSuccessorsGuardrails) {
   ASSERT_TRUE(own.ok()) << own.error().message;
   EXPECT_EQ(own->hash, a.key.hash);
   EXPECT_EQ(own->guardrails.rpm_limit, std::optional<int64_t>{7});
-  EXPECT_EQ(own->guardrails.expires_at, std::nullopt);
+  EXPECT_EQ(own->guardrails.expires_at, clock_.NowMs() + 600'000);  // the grace period's end
   KeyFields soon;  // its own expiry still holds it, and shows when it is the earlier
   soon.expires_at = std::optional<UnixMillis>{clock_.NowMs() + 60'000};
   ASSERT_TRUE(service_->UpdateServiceKey(pk_, a.key.hash, soon, "r").ok());
@@ -324,6 +326,37 @@ TEST_F(KeyServiceTest, AStandInsOwnRecordShowsItsSuccessorsGuardrails) {
   off.disabled = true;
   ASSERT_TRUE(service_->UpdateServiceKey(pk_, b->key.hash, off, "r").ok());
   EXPECT_EQ(service_->GetOwnServiceKey(caller).error().code, ErrorCode::kPermissionDenied);
+}
+
+// Audit L: a delete of the successor and a new rotation of its stand-in at the same moment.
+// Whichever goes first, the answers agree with what follows: a rotation that succeeded leaves
+// the stand-in working (its new successor lives), one refused leaves it revoked.
+TEST_F(KeyServiceTest, ADeleteOfTheSuccessorAndARotationOfItsStandInAgree) {
+  for (int round = 0; round < 40; ++round) {
+    auto a = Create(Named("a"));
+    auto b = service_->RotateServiceKey(pk_, a.key.hash, 3600, "r");
+    ASSERT_TRUE(b.ok());
+    std::atomic<int> ready{0};
+    auto together = [&ready] {
+      ready.fetch_add(1);
+      while (ready.load() < 2) std::this_thread::yield();
+    };
+    std::thread deleter([&] {
+      together();
+      EXPECT_TRUE(service_->DeleteServiceKey(pk_, b->key.hash, "r").ok());
+    });
+    together();
+    auto c = service_->RotateServiceKey(pk_, a.key.hash, 3600, "r");
+    deleter.join();
+    const bool a_lives = service_->GetServiceKey(pk_, a.key.hash).ok();
+    if (c.ok()) {
+      EXPECT_TRUE(a_lives) << "round " << round << ": rotated, then revoked";
+      EXPECT_TRUE(service_->GetServiceKey(pk_, c->key.hash).ok()) << "round " << round;
+    } else {
+      EXPECT_EQ(c.error().code, ErrorCode::kNotFound) << c.error().message;
+      EXPECT_FALSE(a_lives) << "round " << round;
+    }
+  }
 }
 
 TEST_F(KeyServiceTest, DeletingOneOfTwoSuccessorsLeavesTheOtherCarryingTheLineage) {
