@@ -10,6 +10,11 @@ void FailingStore::Heal() {
   fail_all_reads_.store(false);
 }
 
+void FailingStore::AfterNextRotation(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(hook_mu_);
+  after_next_rotation_ = std::move(fn);
+}
+
 void FailingStore::BeforeNextWrite(std::function<void()> fn) {
   std::lock_guard<std::mutex> lock(hook_mu_);
   before_next_write_ = std::move(fn);
@@ -134,7 +139,14 @@ Status FailingStore::UpdateServiceKey(keys::ServiceKey* key,
 Status FailingStore::RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey* new_key,
                                       const keys::AuditEntry& audit) {
   KG_RETURN_IF_ERROR(AdmitWrite("RotateServiceKey"));
-  return keys_.RotateServiceKey(old_key, new_key, audit);
+  KG_RETURN_IF_ERROR(keys_.RotateServiceKey(old_key, new_key, audit));
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock(hook_mu_);
+    hook.swap(after_next_rotation_);
+  }
+  if (hook) hook();
+  return OkStatus();
 }
 
 Result<keys::ServiceKey> FailingStore::GetServiceKey(const std::string& hash) {

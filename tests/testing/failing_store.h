@@ -49,6 +49,9 @@ class FailingStore final : public store::KeyStore,
   // Runs `fn` once, just before the next write reaches the wrapped store: a concurrent writer
   // slipping in between a read and the write made from it. `fn` may use the wrapped store.
   void BeforeNextWrite(std::function<void()> fn);
+  // Runs `fn` once, just after the next rotation has been written to the wrapped store: a
+  // concurrent request slipping in between a rotation's write and what its writer does next.
+  void AfterNextRotation(std::function<void()> fn);
   // Clears every switch and pending count.
   void Heal();
 
@@ -122,7 +125,8 @@ class FailingStore final : public store::KeyStore,
   std::atomic<int64_t> failed_writes_{0};
   std::atomic<int64_t> forwarded_writes_{0};
   std::mutex hook_mu_;
-  std::function<void()> before_next_write_;  // guarded by hook_mu_
+  std::function<void()> before_next_write_;    // guarded by hook_mu_
+  std::function<void()> after_next_rotation_;  // guarded by hook_mu_
 };
 
 }  // namespace keygate::testing
