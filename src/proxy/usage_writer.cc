@@ -147,14 +147,12 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
                           std::memory_order_relaxed);
     written.swap(writing_);
     for (OpenSeed* seed : open_seeds_) {
-      const size_t count = std::min(written.size(), writing_costs_.size());
-      for (size_t i = 0; i < count; ++i) {
-        const PendingCost& c = writing_costs_[i];
+      ForEachCost(writing_costs_, written, [seed](const PendingCost& c, const auto& record) {
         if (c.seq >= seed->mark && c.at >= seed->period_start &&
-            c.lineage_hash == seed->lineage_hash && written[i].lineage == seed->lineage) {
+            c.lineage_hash == seed->lineage_hash && record.lineage == seed->lineage) {
           seed->committed_after_mark += c.cost;
         }
-      }
+      });
     }
     // Their records committed, the stored calls they closed may be forgotten. (A record
     // dropped past max_pending leaves its call stored: charged at its reservation later.)
@@ -307,24 +305,39 @@ void UsageWriter::Loop(std::function<void()> task) {
   }
 }
 
+void UsageWriter::AddToBuckets(const PendingCost& c, UnixMillis day_start, UnixMillis week_start,
+                               UnixMillis month_start, UnflushedSpend* spend) {
+  spend->total += c.cost;
+  if (c.at >= day_start) spend->since_day += c.cost;
+  if (c.at >= week_start) spend->since_week += c.cost;
+  if (c.at >= month_start) spend->since_month += c.cost;
+}
+
+template <class F>
+void UsageWriter::ForEachCost(const std::vector<PendingCost>& costs,
+                              const std::vector<store::UsageRecord>& records, F&& f) const {
+  // In step by construction; never read past the records if they were not.
+  const size_t count = std::min(costs.size(), records.size());
+  if (costs.size() != records.size()) {
+    log_.Error("usage.pending_costs_out_of_step",
+               {{"costs", static_cast<uint64_t>(costs.size())},
+                {"records", static_cast<uint64_t>(records.size())}});
+  }
+  for (size_t i = 0; i < count; ++i) f(costs[i], records[i]);
+}
+
+template <class F>
+void UsageWriter::ForEachUnflushed(F&& f) const {
+  ForEachCost(writing_costs_, writing_, f);
+  ForEachCost(pending_costs_, pending_, f);
+}
+
 template <class F>
 void UsageWriter::ForEachUnflushed(const std::string& lineage, F&& f) const {
   const size_t hash = DigestHash{}(lineage);
-  auto each = [&](const std::vector<PendingCost>& costs,
-                  const std::vector<store::UsageRecord>& records) {
-    // In step by construction; never read past the records if they were not.
-    const size_t count = std::min(costs.size(), records.size());
-    if (costs.size() != records.size()) {
-      log_.Error("usage.pending_costs_out_of_step",
-                 {{"costs", static_cast<uint64_t>(costs.size())},
-                  {"records", static_cast<uint64_t>(records.size())}});
-    }
-    for (size_t i = 0; i < count; ++i) {
-      if (costs[i].lineage_hash == hash && records[i].lineage == lineage) f(costs[i]);
-    }
-  };
-  each(writing_costs_, writing_);
-  each(pending_costs_, pending_);
+  ForEachUnflushed([&](const PendingCost& c, const store::UsageRecord& record) {
+    if (c.lineage_hash == hash && record.lineage == lineage) f(c);
+  });
 }
 
 UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day_start,
@@ -333,10 +346,7 @@ UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day
   UnflushedSpend spend;
   std::lock_guard<std::mutex> lock(mu_);
   ForEachUnflushed(lineage, [&](const PendingCost& c) {
-    spend.total += c.cost;
-    if (c.at >= day_start) spend.since_day += c.cost;
-    if (c.at >= week_start) spend.since_week += c.cost;
-    if (c.at >= month_start) spend.since_month += c.cost;
+    AddToBuckets(c, day_start, week_start, month_start, &spend);
     if (c.at >= period_start) spend.since_period += c.cost;
   });
   return spend;
@@ -438,25 +448,15 @@ Result<std::unordered_map<std::string, UnflushedSpend>> UsageWriter::ReadWithUnf
   // one of those asked for.
   std::unordered_map<size_t, std::vector<const std::string*>> wanted;
   for (const std::string& lineage : lineages) wanted[DigestHash{}(lineage)].push_back(&lineage);
-  auto each = [&](const std::vector<PendingCost>& costs,
-                  const std::vector<store::UsageRecord>& records) {
-    const size_t count = std::min(costs.size(), records.size());
-    for (size_t i = 0; i < count; ++i) {
-      const PendingCost& c = costs[i];
-      const auto it = wanted.find(c.lineage_hash);
-      if (it == wanted.end()) continue;
-      for (const std::string* lineage : it->second) {
-        if (records[i].lineage != *lineage) continue;
-        UnflushedSpend& spend = out[*lineage];
-        spend.total += c.cost;
-        if (c.at >= day_start) spend.since_day += c.cost;
-        if (c.at >= week_start) spend.since_week += c.cost;
-        if (c.at >= month_start) spend.since_month += c.cost;
+  ForEachUnflushed([&](const PendingCost& c, const store::UsageRecord& record) {
+    const auto it = wanted.find(c.lineage_hash);
+    if (it == wanted.end()) return;
+    for (const std::string* lineage : it->second) {
+      if (record.lineage == *lineage) {
+        AddToBuckets(c, day_start, week_start, month_start, &out[*lineage]);
       }
     }
-  };
-  each(writing_costs_, writing_);
-  each(pending_costs_, pending_);
+  });
   return out;
 }
 

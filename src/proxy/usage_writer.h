@@ -189,9 +189,19 @@ class UsageWriter {
     uint64_t closes = 0;  // the stored open call this record closes, once committed (0: none)
     uint64_t seq = 0;     // the record's place in the order of Append() calls
   };
-  // Calls f(cost) for each record of `lineage` not committed yet. REQUIRES: mu_ held.
+  // Calls f(cost, record) for each pair of `costs` and `records` (in step by construction).
+  template <class F>
+  void ForEachCost(const std::vector<PendingCost>& costs,
+                   const std::vector<store::UsageRecord>& records, F&& f) const;
+  // Calls f(cost, record) for each record not committed yet (the batch being written, then the
+  // pending ones); the second form f(cost) for those of `lineage`. REQUIRES: mu_ held.
+  template <class F>
+  void ForEachUnflushed(F&& f) const;
   template <class F>
   void ForEachUnflushed(const std::string& lineage, F&& f) const;
+  // Adds `c` to the total and to each bucket it falls in.
+  static void AddToBuckets(const PendingCost& c, UnixMillis day_start, UnixMillis week_start,
+                           UnixMillis month_start, UnflushedSpend* spend);
   // Who reads: a budget's seed, which must count each record once (the promise rests on it), or
   // a management view, which must not wait long on the writer nor hold it off.
   enum class Reader { kSeed, kView };
