@@ -25,6 +25,25 @@ auto RetryStale(Attempt attempt) -> decltype(attempt()) {
 }
 
 constexpr int64_t kMsPerSecond = 1000;
+constexpr size_t kDigestHexChars = 64;
+
+bool LooksLikeDigest(std::string_view s) {
+  return s.size() == kDigestHexChars &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// spec §3 step 1 for GET /api/v1/key, in its order: unknown or revoked 401, expired 401,
+// disabled 403. `key` may be null (no such key).
+Status RefuseIfUnusable(const ServiceKey* key, UnixMillis now) {
+  if (key == nullptr || RevokedAt(*key, now)) return Error::Unauthenticated("invalid API key");
+  if (key->guardrails.expires_at && *key->guardrails.expires_at <= now) {
+    return Error::Unauthenticated("this API key has expired", "key_expired");
+  }
+  if (key->disabled) return Error::PermissionDenied("this API key is disabled", "key_disabled");
+  return OkStatus();
+}
 
 // A rotated key in its grace period is held to its successor's models and limits (decision
 // 0002): a change of its own would be acknowledged and do nothing. Its expiry, its disabled
@@ -54,14 +73,6 @@ Status RefuseLimitsOfAStandIn(const ServiceKey& before, const ServiceKey& after,
                              "key's models and limits. Change them there, or disable or delete "
                              "this key.",
                          field);
-}
-constexpr size_t kDigestHexChars = 64;
-
-bool LooksLikeDigest(std::string_view s) {
-  return s.size() == kDigestHexChars &&
-         std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 Error NoSuchKey() { return Error::NotFound("no such key"); }
@@ -505,23 +516,12 @@ Result<ServiceKey> KeyService::GetOwnServiceKey(const Caller& caller) {
     return key.error();
   }
   const UnixMillis now = clock_.NowMs();
-  if (RevokedAt(*key, now)) return Error::Unauthenticated("invalid API key");
-  // spec §3 step 1: an expired key is 401 before a disabled one is 403.
-  if (key->guardrails.expires_at && *key->guardrails.expires_at <= now) {
-    return Error::Unauthenticated("this API key has expired", "key_expired");
-  }
-  if (key->disabled) return Error::PermissionDenied("this API key is disabled", "key_disabled");
+  KG_RETURN_IF_ERROR(RefuseIfUnusable(&*key, now));
   if (key->revoke_at.has_value()) {
     // In its grace period it stands in for its successor: what its calls are held to, as the
     // data plane holds them (decision 0002).
     const auto successor = index_.Successor(LineageOf(*key));
-    if (successor == nullptr) return Error::Unauthenticated("invalid API key");
-    if (successor->guardrails.expires_at && *successor->guardrails.expires_at <= now) {
-      return Error::Unauthenticated("this API key has expired", "key_expired");
-    }
-    if (successor->disabled) {
-      return Error::PermissionDenied("this API key is disabled", "key_disabled");
-    }
+    KG_RETURN_IF_ERROR(RefuseIfUnusable(successor.get(), now));
     // It stops at the earliest of its own expiry, its successor's and its grace period's end:
     // the instant a client holding this secret must have switched by (audit L).
     const std::optional<UnixMillis> own_expiry = key->guardrails.expires_at;
