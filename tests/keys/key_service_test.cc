@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <functional>
 #include <future>
 #include <memory>
@@ -457,6 +458,35 @@ TEST_F(KeyServiceRaceTest, ADeleteOfTheSuccessorWaitsForARotationOfItsStandIn) {
   EXPECT_TRUE(racing_->GetServiceKey(pk_, a.key.hash).ok());  // still a stand-in, for c
   EXPECT_TRUE(racing_->Authenticate(a.secret).ok());
   EXPECT_EQ(index_.Successor(a.key.lineage)->hash, c->key.hash);
+}
+
+// A rotation marks the old key (it then stands in for the lineage's successor) and indexes the
+// new one. Indexed the other way round, a call with a stand-in that came between the two found
+// no successor and was refused 401, though no key of the lineage had been deleted. A reader
+// watches for that while the lineage is rotated again and again.
+TEST_F(KeyServiceTest, AStandInAlwaysHasASuccessorWhileItsLineageIsRotated) {
+  const IssuedServiceKey first = Create(Named("a"));
+  auto newest = service_->RotateServiceKey(pk_, first.key.hash, 3600, "r");
+  ASSERT_TRUE(newest.ok());
+  std::atomic<bool> done{false};
+  std::atomic<int> gaps{0};
+  std::atomic<int> looks{0};
+  std::thread reader([&] {
+    while (!done.load(std::memory_order_relaxed)) {
+      gaps += index_.Successor(first.key.lineage) == nullptr;
+      ++looks;
+    }
+  });
+  for (int i = 0; i < 300; ++i) {
+    clock_.AdvanceMs(1);
+    newest = service_->RotateServiceKey(pk_, newest->key.hash, 3600, "r");
+    ASSERT_TRUE(newest.ok()) << newest.error().message;
+  }
+  done = true;
+  reader.join();
+  EXPECT_GT(looks.load(), 300);
+  EXPECT_EQ(gaps.load(), 0);
+  EXPECT_EQ(index_.Successor(first.key.lineage)->hash, newest->key.hash);
 }
 
 TEST_F(KeyServiceRaceTest, AnUpdateNeverRevivesAKeyDeletedMeanwhile) {
