@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/money.h"
+#include "common/time_format.h"
 #include "common/thread_name.h"
 #include "dialects/common/key_view.h"
 #include "dialects/common/management.h"
@@ -29,6 +30,13 @@ namespace {
 
 constexpr auto kBackgroundTick = std::chrono::milliseconds(500);
 constexpr int64_t kIndexBatch = 10'000;
+// Usage records past usage.retention_days are looked for once a minute, and forgotten in
+// writes of this many stored batches (each its own commit, so that usage batches and
+// management writes go on between them), at most kPruneWritesPerTick writes a tick; a longer
+// backlog (a first start with retention, or a store that lagged) goes on at the next tick.
+constexpr int64_t kPruneEveryMs = 60'000;
+constexpr int64_t kPruneBatchesPerWrite = 500;
+constexpr int kPruneWritesPerTick = 10;
 
 keys::KeyPrefixes PrefixesFrom(const config::Settings& s) {
   return keys::KeyPrefixes{s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
@@ -78,6 +86,7 @@ struct App::Parts {
   Status RestoreWindows();
   void BackgroundLoop();
   void ApplyIndexChanges();
+  void PruneUsage();
   void BuildDataPlane();
   Result<keys::IndexedCredential> FindManagementCredential(const std::string& digest);
   void ReloadCatalog();
@@ -87,6 +96,7 @@ struct App::Parts {
   const Clock& clock;
   std::unique_ptr<store::SqliteStore> store;
   bool files_removed_logged = false;  // the background thread's
+  UnixMillis next_prune_ms = 0;       // the background thread's
   keys::KeyIndex index;
   keys::KeyService keys;
   dialects::KeyViewer viewer;
@@ -283,7 +293,33 @@ void App::Parts::BackgroundLoop() {
     if (auto flushed = keys.FlushLastUsed(); !flushed.ok()) {
       log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
     }
+    PruneUsage();
     lock.lock();
+  }
+}
+
+void App::Parts::PruneUsage() {
+  const int64_t days = config.settings.usage_retention_days;
+  const UnixMillis now = clock.NowMs();
+  if (days == 0 || now < next_prune_ms) return;
+  next_prune_ms = now + kPruneEveryMs;
+  const UnixMillis before = now - days * limits::kMsPerDay;
+  store::PrunedUsage total;
+  for (int write = 0; write < kPruneWritesPerTick; ++write) {
+    auto pruned = store->PruneUsageBefore(before, kPruneBatchesPerWrite);
+    if (!pruned.ok()) {
+      log.Warn("usage.prune_failed", {{"error", pruned.error().message}});
+      break;
+    }
+    total.batches += pruned->batches;
+    total.records += pruned->records;
+    if (pruned->batches < kPruneBatchesPerWrite) break;
+    if (write + 1 == kPruneWritesPerTick) next_prune_ms = now;  // more left: the next tick
+  }
+  if (total.batches > 0) {
+    log.Info("usage.records_pruned", {{"records", total.records},
+                                      {"older_than", FormatTimestamp(before)},
+                                      {"retention_days", days}});
   }
 }
 

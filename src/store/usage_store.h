@@ -69,6 +69,12 @@ struct OpenCall {
   UsageRecord call;
 };
 
+// What one PruneUsageBefore removed.
+struct PrunedUsage {
+  int64_t batches = 0;  // stored batches (a lineage's records of one usage batch)
+  int64_t records = 0;
+};
+
 class UsageStore {
  public:
   virtual ~UsageStore() = default;
@@ -101,6 +107,16 @@ class UsageStore {
   }
   // Every open call kept: at start, those a crashed process left.
   virtual Result<std::vector<OpenCall>> OpenCalls() { return std::vector<OpenCall>{}; }
+  // Forgets up to `max_chunks` of the oldest stored batches of records whose every record is
+  // older than `before` (usage.retention_days), in one transaction; the totals (SpendFor,
+  // SpendSince, DailySeries) keep counting them. The newest batch stays whatever its age, so
+  // that record ids are never reused. Returns the records forgotten; fewer batches than
+  // `max_chunks` forgotten means none older is left. A store without it keeps every record.
+  virtual Result<PrunedUsage> PruneUsageBefore(UnixMillis before, int64_t max_chunks) {
+    (void)before;
+    (void)max_chunks;
+    return PrunedUsage{};
+  }
 };
 
 }  // namespace keygate::store

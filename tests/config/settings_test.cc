@@ -43,8 +43,8 @@ TEST(SettingsTest, EveryEntryDescribesItself) {
   for (std::string_view required :
        {"listen", "data", "store", "redis", "limits.max_body_bytes", "limits.header_timeout_s",
         "limits.idle_timeout_s", "limits.max_connections", "io_threads", "usage.flush_interval_ms",
-        "log_level", "key_prefixes.service", "key_prefixes.provisioning", "key_prefixes.owner",
-        "failure_mode"}) {
+        "usage.retention_days", "log_level", "key_prefixes.service", "key_prefixes.provisioning",
+        "key_prefixes.owner", "failure_mode"}) {
     EXPECT_NE(FindSetting(required), nullptr) << required;
   }
   EXPECT_EQ(FindSetting("limits"), nullptr);
@@ -155,6 +155,12 @@ TEST(SettingsTest, IntegerLimitsHoldTheirBounds) {
   EXPECT_TRUE(ApplySetting("usage.flush_interval_ms", "50", &s).ok());
   EXPECT_FALSE(ApplySetting("usage.flush_interval_ms", "0", &s).ok());
   EXPECT_FALSE(ApplySetting("usage.flush_interval_ms", "51", &s).ok());
+  EXPECT_EQ(Settings{}.usage_retention_days, 90);
+  EXPECT_TRUE(ApplySetting("usage.retention_days", "0", &s).ok());  // keep every record
+  EXPECT_EQ(s.usage_retention_days, 0);
+  EXPECT_TRUE(ApplySetting("usage.retention_days", "36500", &s).ok());
+  EXPECT_FALSE(ApplySetting("usage.retention_days", "-1", &s).ok());
+  EXPECT_FALSE(ApplySetting("usage.retention_days", "36501", &s).ok());
 }
 
 TEST(SettingsTest, EnumsAndPrefixes) {

@@ -344,5 +344,48 @@ TEST_F(DataPlaneTest, RateWindowsSurviveARestart) {
   EXPECT_EQ(MockChats(), 2);
 }
 
+// usage.retention_days: the records of calls older than it are forgotten once keygate runs
+// (the newest stored batch stays, so that record ids are never given twice); the key's usage
+// totals keep counting them, and so does its budget.
+TEST_F(DataPlaneTest, UsageRecordsPastTheirRetentionAreForgottenAndTheTotalsStay) {
+  MintedKey key = Mint(R"("credit_limit": 1)");
+  for (size_t i = 1; i <= 3; ++i) {  // three batches: each call waits for its record
+    ASSERT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 200);
+    ASSERT_EQ(WaitForUsage(key.hash, i).size(), i);
+  }
+  const int64_t total = UsageTotalMicros(key);
+  const std::string usage = boost::json::serialize(Record(key).at("usage"));
+  ASSERT_GT(total, 0);
+  ASSERT_EQ(process_->Stop(), 0);
+  {  // The three calls made 100 days ago.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_.path() + "/keygate.db").c_str(), &db), SQLITE_OK);
+    constexpr const char* kAge =
+        "UPDATE usage_chunks SET newest_at = newest_at - 8640000000, records = (SELECT "
+        "json_group_array(json_set(value, '$[10]', (value ->> 10) - 8640000000)) FROM "
+        "json_each(records))";
+    EXPECT_EQ(sqlite3_exec(db, kAge, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  ASSERT_TRUE(process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey,
+                               "KEYGATE_USAGE_RETENTION_DAYS=30"}))
+      << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (UsageRows(key.hash).size() > 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(UsageRows(key.hash).size(), 1u) << process_->log();
+  EXPECT_NE(process_->log().find(R"("event":"usage.records_pruned","records":2)"),
+            std::string::npos)
+      << process_->log();
+  EXPECT_EQ(boost::json::serialize(Record(key).at("usage")), usage);
+  EXPECT_EQ(UsageTotalMicros(key), total);
+  // The budget still counts them: a limit just above the spend leaves room for no call.
+  Update(key, R"("credit_limit": )" + std::to_string((total + 1) / 1e6));
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 5)).status, 402);
+}
+
 }  // namespace
 }  // namespace keygate::testing

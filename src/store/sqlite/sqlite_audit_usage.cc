@@ -277,7 +277,8 @@ Result<AuditPage> SqliteStore::ListAudit(const AuditQuery& query) {
 Status SqliteStore::AppendUsage(const std::vector<UsageRecord>& records) {
   if (records.empty()) return OkStatus();
   const DailyDeltas deltas = SumByLineageAndDay(records);
-  // Raw records and daily totals in one savepoint: the totals never disagree with the records.
+  // Raw records and daily totals in one savepoint: the totals never disagree with the records
+  // (until usage.retention_days removes the records: PruneUsageBefore).
   auto append = [&](Connection& conn) -> Status {
     auto ids = ResolveUsageKeyIds(conn, usage_keys_.ids, records);
     if (!ids.ok()) return ids.error();
@@ -446,6 +447,38 @@ Result<std::vector<OpenCall>> SqliteStore::OpenCalls() {
         });
   }));
   return out;
+}
+
+Result<PrunedUsage> SqliteStore::PruneUsageBefore(UnixMillis before, int64_t max_chunks) {
+  PrunedUsage pruned;
+  if (max_chunks < 1) return pruned;
+  // A chunk's newest_at bounds every record it holds, and usage_chunks_by_time orders them by
+  // it. The newest chunk stays: the next record's id is read from it (InsertUsageChunks).
+  constexpr const char* kDue =
+      "FROM usage_chunks WHERE newest_at < ?1 AND id < (SELECT MAX(id) FROM usage_chunks)";
+  // Read first: a write is a commit with its disk sync, and most passes find nothing due.
+  bool due = false;
+  KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
+    return sqlite::ForEachRow(conn, std::string("SELECT EXISTS (SELECT 1 ") + kDue + ")",
+                              {before}, [&](const Statement& row) {
+                                due = row.ColumnInt(0) != 0;
+                                return OkStatus();
+                              });
+  }));
+  if (!due) return pruned;
+  KG_RETURN_IF_ERROR(Write([&](Connection& conn) {
+    pruned = PrunedUsage{};  // a write may be run again
+    return sqlite::ForEachRow(
+        conn,
+        std::string("DELETE FROM usage_chunks WHERE id IN (SELECT id ") + kDue +
+            " ORDER BY newest_at LIMIT ?2) RETURNING records_count",
+        {before, max_chunks}, [&](const Statement& row) {
+          ++pruned.batches;
+          pruned.records += row.ColumnInt(0);
+          return OkStatus();
+        });
+  }));
+  return pruned;
 }
 
 Result<std::vector<UsageRecord>> SqliteStore::RecentUsage(const std::string& lineage,

@@ -917,5 +917,88 @@ TEST_F(SqliteStoreTest, RecentUsageWalksTheLineageChunksNewestFirst) {
   EXPECT_EQ(plan.find("SCAN c"), std::string::npos) << plan;
 }
 
+// usage.retention_days: stored batches whose every record is older than the cut are forgotten,
+// oldest first and at most as many as asked in one write; the totals keep counting them; the
+// newest batch stays whatever its age, so that a record's id is never given twice.
+TEST_F(SqliteStoreTest, PruneUsageBeforeForgetsOldRecordsAndKeepsTheTotals) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  const std::string a = HexId("lineage-a");
+  const std::string b = HexId("lineage-b");
+  constexpr int64_t kDay = 86'400'000;
+  // Three stored batches in the first append (a: 3 records, b: 2), one a second later (a: 1),
+  // one ten days on (b: 1).
+  ASSERT_TRUE(store
+                  ->AppendUsage({Usage(a, a, "org_a", kT0, "a1"),
+                                 Usage(a, a, "org_a", kT0 + 1, "a2"),
+                                 Usage(a, a, "org_a", kT0 + 2, "a3"),
+                                 Usage(b, b, "org_a", kT0 + 500, "b1"),
+                                 Usage(b, b, "org_a", kT0 + 501, "b2")})
+                  .ok());
+  ASSERT_TRUE(store->AppendUsage({Usage(a, a, "org_a", kT0 + 1000, "a4")}).ok());
+  ASSERT_TRUE(store->AppendUsage({Usage(b, b, "org_a", kT0 + 10 * kDay, "b3")}).ok());
+  auto totals = [&] {
+    return std::to_string(*store->SpendSince(a, 0)) + "/" +
+           std::to_string(*store->SpendSince(b, 0));
+  };
+  const std::string before = totals();
+  EXPECT_EQ(before, "28/21");
+  auto recent = [&](const std::string& lineage) {
+    std::vector<std::string> out;
+    auto records = store->RecentUsage(lineage, 100);
+    EXPECT_TRUE(records.ok()) << records.error().message;
+    if (records.ok()) {
+      for (const UsageRecord& r : *records) out.push_back(r.request_id);
+    }
+    return out;
+  };
+
+  // Nothing is older than the first record.
+  auto none = store->PruneUsageBefore(kT0, 100);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_EQ(none->batches, 0);
+  // The oldest batch first (a's, whose newest record is kT0 + 2), one at a time when asked so.
+  auto one = store->PruneUsageBefore(kT0 + 1001, 1);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->batches, 1);
+  EXPECT_EQ(one->records, 3);
+  EXPECT_EQ(recent(a), std::vector<std::string>{"a4"});
+  EXPECT_EQ(recent(b), (std::vector<std::string>{"b3", "b2", "b1"}));
+  // A batch with a record at or after the cut stays whole (b's first ends at kT0 + 501).
+  auto partial = store->PruneUsageBefore(kT0 + 501, 100);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(partial->batches, 0);
+  auto rest = store->PruneUsageBefore(kT0 + 1001, 100);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(rest->batches, 2);
+  EXPECT_EQ(rest->records, 3);
+  EXPECT_TRUE(recent(a).empty());
+  EXPECT_EQ(recent(b), std::vector<std::string>{"b3"});
+  EXPECT_EQ(totals(), before);
+  auto series = store->DailySeries(a, 0);
+  ASSERT_TRUE(series.ok());
+  ASSERT_EQ(series->size(), 1u);
+  EXPECT_EQ((*series)[0].requests, 4);
+
+  // The newest batch stays, however old: the next record's id follows it. Nothing due, nothing
+  // written (a write is a commit and its disk sync).
+  const int64_t writes = store->GetWriteStats().writes;
+  auto newest = store->PruneUsageBefore(kT0 + 100 * kDay, 100);
+  ASSERT_TRUE(newest.ok());
+  EXPECT_EQ(newest->batches, 0);
+  EXPECT_EQ(store->GetWriteStats().writes, writes);
+  RawDb raw(path_);
+  const std::vector<std::string> last_id = raw.Column("SELECT MAX(id) FROM usage_records");
+  ASSERT_TRUE(store->AppendUsage({Usage(a, a, "org_a", kT0 + 11 * kDay, "a5")}).ok());
+  EXPECT_EQ(raw.Column("SELECT id FROM usage_records WHERE request_id = 'a5'"),
+            std::vector<std::string>{std::to_string(std::stoll(last_id[0]) + 1)});
+  auto last = store->PruneUsageBefore(kT0 + 100 * kDay, 100);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->batches, 1);  // b3's; a5's is now the newest
+  EXPECT_EQ(recent(a), std::vector<std::string>{"a5"});
+  EXPECT_TRUE(recent(b).empty());
+  EXPECT_EQ(*store->SpendSince(b, 0), 21);
+}
+
 }  // namespace
 }  // namespace keygate::store
