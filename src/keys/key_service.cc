@@ -295,6 +295,8 @@ Result<ProvisioningKey> KeyService::UpdateLoadedProvisioningKey(
     key.disabled = *disabled;
   }
   changes += "}";
+  // As for a service key: an update that changes nothing writes nothing.
+  if (key.name == loaded.name && key.disabled == loaded.disabled) return loaded;
   const char* action = !disabled.has_value() ? "provisioning_key.update"
                        : *disabled           ? "provisioning_key.disable"
                                              : "provisioning_key.enable";
@@ -545,10 +547,14 @@ Result<ServiceKey> KeyService::UpdateServiceKey(const Caller& caller, const std:
     ServiceKey key = before;
     std::optional<Project> new_project;
     KG_RETURN_IF_ERROR(ApplyFields(caller, fields, /*creating=*/false, &key, &new_project));
+    std::string changes = DiffServiceKeys(&before, key);
+    // An update that changes nothing (an empty body, or a record sent back as it was) writes
+    // nothing: no updated_at, no audit entry (dialects.md: an empty body changes nothing).
+    if (changes == "{}" && !new_project.has_value()) return before;
     key.updated_at = clock_.NowMs();
     KG_RETURN_IF_ERROR(RefuseLimitsOfAStandIn(before, key, *key.updated_at));
-    AuditEntry audit = MakeAudit(caller, "service_key.update", key.hash,
-                                 DiffServiceKeys(&before, key), request_id);
+    AuditEntry audit =
+        MakeAudit(caller, "service_key.update", key.hash, std::move(changes), request_id);
     KG_RETURN_IF_ERROR(store_.UpdateServiceKey(&key, new_project, audit));
     index_.UpsertServiceKey(key);
     return key;

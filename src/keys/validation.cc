@@ -247,6 +247,9 @@ std::string DiffServiceKeys(const ServiceKey* before, const ServiceKey& after) {
   field("disabled", before ? Json(b.disabled) : "null", Json(after.disabled));
   field("metadata", RawOrNull(b.metadata_json), RawOrNull(after.metadata_json));
   field("tags", before ? Json(b.tags) : "null", Json(after.tags));
+  field("include_byok_in_limit", Json(b.include_byok_in_limit), Json(after.include_byok_in_limit));
+  field("creator_user_id", OrNull(b.creator_user_id), OrNull(after.creator_user_id));
+  field("external_user", OrNull(b.external_user), OrNull(after.external_user));
   return out + "}";
 }
 

@@ -182,6 +182,24 @@ describe('keygate refusals as the client error classes', () => {
     });
   });
 
+  // Audit M: a request larger than the whole TPM limit was sent three times by the client's
+  // default retries; keygate's x-should-retry: false stops them.
+  test('429 that no wait can help: the client does not retry it', async () => {
+    let sent = 0;
+    const openai = new OpenAI({
+      apiKey: await gate.mint({ tpm_limit: 500 }), baseURL: gate.openaiUrl, maxRetries: 2,
+      timeout: 10_000, fetch: (url, init) => { sent += 1; return fetch(url, init); },
+    });
+    await assert.rejects(openai.chat.completions.create({
+      model: 'mock/echo', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1000,
+    }), (error) => {
+      assert.ok(error instanceof OpenAI.RateLimitError, `got ${error?.constructor?.name}`);
+      assert.equal(error.headers.get('x-should-retry'), 'false');
+      return true;
+    });
+    assert.equal(sent, 1);
+  });
+
   test('404 unknown model: NotFoundError', async () => {
     const openai = client(await gate.mint());
     await rejectsWith(openai.chat.completions.create({

@@ -41,6 +41,7 @@ struct Common {
   json::value expiry;
   std::string status;  // lower case
   json::value spend;   // current period, USD
+  json::value revoke_at;  // keygate's own in every dialect: a rotated key's end
 
   bool operator==(const Common&) const = default;
 };
@@ -49,7 +50,8 @@ std::ostream& operator<<(std::ostream& os, const Common& c) {
   return os << "{id " << c.id.substr(0, 8) << " name " << c.name << " limit " << c.credit_limit
             << " interval " << c.interval << " rpm " << c.rpm << " tpm " << c.tpm << " models "
             << c.models << " tags " << c.tags << " metadata " << c.metadata << " expiry "
-            << c.expiry << " status " << c.status << " spend " << c.spend << "}";
+            << c.expiry << " status " << c.status << " spend " << c.spend << " revoke_at " << c.revoke_at
+            << "}";
 }
 
 std::string Lower(std::string s) {
@@ -107,7 +109,8 @@ class CrossDialectTest : public DialectTest {
       return Common{id, Str(r.at("api_key_name")), r.at("credit_limit"),
                     r.at("reset_budget_interval"), r.at("rpm_limit"), r.at("tpm_limit"),
                     r.at("models"), r.at("tags"), r.at("metadata"), r.at("expire_key"),
-                    Lower(Str(r.at("status"))), Member(r.at("usage"), "current_period")};
+                    Lower(Str(r.at("status"))), Member(r.at("usage"), "current_period"),
+                    r.at("revoke_at")};
     }
     return std::nullopt;
   }
@@ -119,7 +122,7 @@ class CrossDialectTest : public DialectTest {
     return Common{Str(r.at("hash")), Str(r.at("name")), r.at("limit"), r.at("limit_reset"),
                   r.at("rpm_limit"), r.at("tpm_limit"), r.at("models"), r.at("tags"),
                   r.at("metadata"), r.at("expires_at"), Lower(Str(r.at("status"))),
-                  r.at("usage_current_period")};
+                  r.at("usage_current_period"), r.at("revoke_at")};
   }
 
   std::optional<Common> ReadRouterKeys(const std::string& id) {
@@ -132,7 +135,7 @@ class CrossDialectTest : public DialectTest {
                   Member(budget, "period"), Member(rate, "requests_per_minute"),
                   Member(rate, "tokens_per_minute"), r.at("models"), r.at("tags"),
                   r.at("metadata"), r.at("expiration"), Lower(Str(r.at("status"))),
-                  r.at("consumption")};
+                  r.at("consumption"), r.at("revoke_at")};
   }
 
   // Sets the name, the credit limit, the RPM and the disabled flag in `d`'s words.
@@ -320,8 +323,11 @@ TEST_F(CrossDialectTest, RotationAndDeletionInOneDialectHoldInTheOthers) {
   const std::string fresh = Str(Obj(rotated)["id"]);
   std::optional<Common> old_view = Read(Dialect::kOpenRouter, id);
   ASSERT_TRUE(old_view.has_value());
+  // Every dialect shows when the old key stops working (audit M: none did).
+  EXPECT_EQ(old_view->revoke_at, Obj(rotated)["replaces"].at("revoke_at"));
   Common expected = *old_view;
   expected.id = fresh;
+  expected.revoke_at = nullptr;
   ExpectSameEverywhere(fresh, expected, "rotated in v2");
   // The old key stays visible everywhere during its grace period; FastRouter rotates it again.
   ExpectSameEverywhere(id, *old_view, "old key in its grace period");

@@ -110,6 +110,8 @@ TEST_F(DataPlaneTest, TpmRefusalsIncludingARequestThatCanNeverFit) {
   EXPECT_NE(never.body.find("never fit"), std::string::npos) << never.body;
   EXPECT_NE(never.body.find(R"("param":"max_tokens")"), std::string::npos) << never.body;
   EXPECT_EQ(never.Header("retry-after"), "");
+  EXPECT_EQ(never.Header("x-should-retry"), "false");  // no wait helps (audit M)
+  EXPECT_EQ(big.Header("x-should-retry"), "");
   EXPECT_EQ(MockChats(), 2);
   // An embedding has no output: its input is what to change.
   auto embedding = Call(key.secret, R"({"model":"mock/embed","input":")" +

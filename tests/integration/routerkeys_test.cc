@@ -16,7 +16,8 @@ namespace json = boost::json;
 const std::set<std::string> kRecordFields = {
     "id", "name", "workspace_id", "token", "token_prefix", "active", "status", "source",
     "budget", "rate_limit", "models", "tags", "metadata", "expiration", "consumption",
-    "token_consumption", "requests_per_minute_consumption", "created", "updated", "last_used_at"};
+    "token_consumption", "requests_per_minute_consumption", "created", "updated", "last_used_at",
+    "revoke_at"};  // keygate's own: a rotated key's end
 
 const std::string kFullCreate = R"({"name":"v2-key","expires_at":"2099-01-01T00:00:00Z",
   "budget":{"amount":"7.25","period":"weekly"},

@@ -460,6 +460,57 @@ TEST_F(KeyServiceRaceTest, ADeleteOfTheSuccessorWaitsForARotationOfItsStandIn) {
   EXPECT_EQ(index_.Successor(a.key.lineage)->hash, c->key.hash);
 }
 
+// Audit M: an empty PATCH moved updated_at and left an audit entry with no change
+// (dialects.md: an empty body is valid and changes nothing). A record sent back as it was is
+// the same no-op. A change the diff used to leave out (include_byok_in_limit, creator, external
+// user) is still written, and now audited with what it changed.
+TEST_F(KeyServiceTest, AnUpdateThatChangesNothingWritesNothing) {
+  const IssuedServiceKey issued = Create(Named("same"));
+  const std::string hash = issued.key.hash;
+  auto entries = [&] {
+    store::AuditQuery query;
+    query.target = hash;
+    auto page = service_->ListAudit(owner_, query);
+    EXPECT_TRUE(page.ok());
+    return page.ok() ? page->entries : std::vector<AuditEntry>{};
+  };
+  const size_t audited = entries().size();
+  clock_.AdvanceMs(1000);
+  auto empty = service_->UpdateServiceKey(pk_, hash, KeyFields{}, "r");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(empty->updated_at.has_value());
+  KeyFields same = Named("same");
+  same.disabled = false;
+  same.tags = std::optional<std::vector<std::string>>{std::vector<std::string>{}};
+  ASSERT_TRUE(service_->UpdateServiceKey(pk_, hash, same, "r").ok());
+  EXPECT_FALSE(service_->GetServiceKey(pk_, hash)->updated_at.has_value());
+  EXPECT_EQ(entries().size(), audited);
+
+  KeyFields byok;
+  byok.include_byok_in_limit = true;
+  auto changed = service_->UpdateServiceKey(pk_, hash, byok, "r");
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(changed->include_byok_in_limit);
+  EXPECT_EQ(changed->updated_at, clock_.NowMs());
+  const auto after = entries();
+  ASSERT_EQ(after.size(), audited + 1);
+  EXPECT_EQ(after[0].changes_json,
+            R"({"include_byok_in_limit":{"before":false,"after":true}})");
+
+  // A provisioning key's likewise.
+  auto pk = service_->CreateProvisioningKey(owner_, "ci-2", "r");
+  ASSERT_TRUE(pk.ok());
+  store::AuditQuery query;
+  query.target = pk->key.hash;
+  ASSERT_EQ(service_->ListAudit(owner_, query)->entries.size(), 1u);
+  ASSERT_TRUE(service_->UpdateProvisioningKey(owner_, pk->key.hash, "ci-2", false, "r").ok());
+  ASSERT_TRUE(service_->UpdateProvisioningKey(owner_, pk->key.hash, std::nullopt, std::nullopt, "r")
+                  .ok());
+  EXPECT_EQ(service_->ListAudit(owner_, query)->entries.size(), 1u);
+  ASSERT_TRUE(service_->UpdateProvisioningKey(owner_, pk->key.hash, std::nullopt, true, "r").ok());
+  EXPECT_EQ(service_->ListAudit(owner_, query)->entries.size(), 2u);
+}
+
 // A rotation marks the old key (it then stands in for the lineage's successor) and indexes the
 // new one. Indexed the other way round, a call with a stand-in that came between the two found
 // no successor and was refused 401, though no key of the lineage had been deleted. A reader

@@ -49,6 +49,8 @@ void WriteRecord(JsonWriter& w, const KeyView& view) {
   w.Key("reset_budget_interval").StringOrNull(keys::ToString(g.reset_interval));
   w.Key("expire_key");
   WriteTimestampOrNull(w, g.expires_at);
+  w.Key("revoke_at");  // keygate's: a rotated key's end (audit M)
+  WriteTimestampOrNull(w, k.revoke_at);
   w.Key("tpm_limit").IntOrNull(g.tpm_limit);
   w.Key("rpm_limit").IntOrNull(g.rpm_limit);
   w.Key("metadata").RawOrNull(k.metadata_json);

@@ -88,6 +88,8 @@ void WriteKeyData(JsonWriter& w, const KeyView& view) {
   TimestampOrNull(w, k.updated_at);
   w.Key("expires_at");
   TimestampOrNull(w, g.expires_at);
+  w.Key("revoke_at");  // keygate's: a rotated key's end (audit M)
+  TimestampOrNull(w, k.revoke_at);
   w.Key("creator_user_id").StringOrNull(k.creator_user_id);
   w.Key("external_user").StringOrNull(k.external_user);
   w.Key("workspace_id").String(k.org_id);

@@ -115,6 +115,8 @@ void WriteRecord(JsonWriter& w, const KeyView& view, const std::string* token) {
   w.Key("metadata").RawOrNull(k.metadata_json);
   w.Key("expiration");
   TimestampOrNull(w, g.expires_at);
+  w.Key("revoke_at");  // keygate's: a rotated key's end (audit M)
+  TimestampOrNull(w, k.revoke_at);
   w.Key("consumption").Usd(view.usage.current_period);
   w.Key("token_consumption").Int(view.usage.tokens_current_minute);
   w.Key("requests_per_minute_consumption").Int(view.usage.requests_current_minute);
