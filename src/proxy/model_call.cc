@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/ascii.h"
+#include "common/secret_shape.h"
 #include "http/error_response.h"
 #include "store/usage_store.h"
 
@@ -75,8 +76,10 @@ http::HeaderList ForwardableHeaders(http::HeaderList headers) {
   const bool named = ConnectionNamesHeaders(headers);
   http::HeaderList out;
   for (auto& [name, value] : headers) {
+    // A keygate key is never handed to a provider, whatever header a client put it in
+    // (x-goog-api-key, x-auth-token, ...: audit N), the caller's own or another.
     if (Contains(kDroppedRequestHeaders, name) || StartsWith(name, "x-forwarded-") ||
-        (named && NamedByConnection(headers, name))) {
+        (named && NamedByConnection(headers, name)) || HoldsSecretShape(value)) {
       continue;
     }
     if (out.empty()) out.reserve(headers.size());  // one allocation, and none if all drop

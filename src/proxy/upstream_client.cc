@@ -119,6 +119,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     user_.reset();
     deadline_ = SteadyClock::time_point::max();
   }
+  // Idle in the pool since `since`: unless an exchange takes it first, its socket is closed at
+  // `since + max_idle` (and the pool drops it at its next Acquire), so that a connection to an
+  // upstream no longer called (a provider removed, a base_url changed) or one its server has
+  // closed does not stay open until shutdown (audit N).
+  void Park(SteadyClock::time_point since, std::chrono::seconds max_idle) {
+    Reclaim();
+    idle_since = since;
+    deadline_ = since + max_idle;
+    ArmTimer();
+  }
   // `now`: a caller that has read the clock in this handler passes its reading.
   void SetDeadline(std::chrono::milliseconds timeout,
                    SteadyClock::time_point now = SteadyClock::now()) {
@@ -291,8 +301,7 @@ class ConnectionPool {
   // `idle_since`: when the connection's last exchange read its last bytes.
   void Release(net::io_context& io, std::shared_ptr<Connection> connection,
                SteadyClock::time_point idle_since) {
-    connection->Reclaim();
-    connection->idle_since = idle_since;
+    connection->Park(idle_since, options_.max_idle_time);
     Shard& shard = ShardOf(io);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.idle.find(KeyView{&io, connection->pool_key()});
@@ -618,11 +627,19 @@ void Exchange::OnConnect(const error_code& ec) {
     http::WatchPeerHangup(connection_->socket());  // lets Read() skip doomed reads
     return Write();
   }
-  // SNI and host-name verification (spec data-plane.md: TLS verified against the CA store).
-  if (!IsIpLiteral(target_->host)) {
-    SSL_set_tlsext_host_name(tls->native_handle(), target_->host.c_str());
+  // SNI and host-name verification (spec data-plane.md: TLS verified against the CA store),
+  // by OpenSSL's own checks during the chain's verification, so that a mismatch is reported as
+  // one ("hostname mismatch"; a verify callback's refusal reads "unspecified").
+  SSL* ssl = tls->native_handle();
+  const bool checked =
+      IsIpLiteral(target_->host)
+          ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), target_->host.c_str()) == 1
+          : SSL_set_tlsext_host_name(ssl, target_->host.c_str()) == 1 &&
+                SSL_set1_host(ssl, target_->host.c_str()) == 1;
+  if (!checked) {
+    return Fail(UpstreamOutcome::kConnectFailed, net::error::invalid_argument,
+                "tls setup for " + target_->host);
   }
-  tls->set_verify_callback(ssl::host_name_verification(target_->host));
   tls->async_handshake(ssl::stream_base::client,
                        [self = shared_from_this()](const error_code& handshake_ec) {
                          self->OnHandshake(handshake_ec);
@@ -630,7 +647,14 @@ void Exchange::OnConnect(const error_code& ec) {
 }
 
 void Exchange::OnHandshake(const error_code& ec) {
-  if (ec) return Fail(UpstreamOutcome::kConnectFailed, ec, "tls handshake");
+  if (ec) {
+    // OpenSSL's error says only "certificate verify failed"; the verification's own result
+    // tells an operator which: expired, another host's name, a CA not trusted (audit N).
+    const long verify = SSL_get_verify_result(connection_->tls()->native_handle());
+    if (verify == X509_V_OK) return Fail(UpstreamOutcome::kConnectFailed, ec, "tls handshake");
+    return Fail(UpstreamOutcome::kConnectFailed, ec,
+                std::string("tls handshake (") + X509_verify_cert_error_string(verify) + ")");
+  }
   Write();
 }
 
@@ -803,14 +827,16 @@ size_t ResponseParser::on_body_impl(beast::string_view body, error_code&) {
 }
 
 bool Exchange::RetryIfStale(const error_code& ec, bool response_started, bool writing) {
-  // Only a pooled connection the server had closed while idle (FIN: it read nothing of the
-  // request), or had reset before the request went out whole, before any answer: sending it
-  // again cannot make the upstream run it twice. A reset after the request went out is not
-  // retried: the upstream may have taken it.
-  const bool closed_while_idle = ec == net::error::eof || ec == bhttp::error::end_of_stream ||
-                                 ec == net::error::broken_pipe ||
-                                 (writing && ec == net::error::connection_reset);
-  if (!reused_ || retried_ || response_started || cancelled_ || timed_out_ || !closed_while_idle) {
+  // Only a request that could not be written whole to a pooled connection the server had
+  // closed or reset meanwhile: the upstream cannot have taken it, so sending it again cannot
+  // make it run twice. Once the request went out whole, an end of the connection before any
+  // answer is the call's failure, never a retry: the upstream may have read the request before
+  // it closed (a crash, a balancer giving up) and run it, and model calls cost money (audit N:
+  // such a call was sent twice and answered 200). As nginx and Go's transport do for a POST.
+  // A connection the server closed while idle is found out before reuse (LooksAlive).
+  const bool not_taken = writing && (ec == net::error::eof || ec == net::error::broken_pipe ||
+                                     ec == net::error::connection_reset);
+  if (!reused_ || retried_ || response_started || cancelled_ || timed_out_ || !not_taken) {
     return false;
   }
   retried_ = true;
@@ -866,7 +892,12 @@ void Connection::ArmTimer() {
     std::shared_ptr<Connection> self = weak.lock();
     if (self == nullptr) return;
     self->timer_.Fired(expiry);
-    if (std::shared_ptr<Exchange> user = self->user_.lock()) user->OnDeadline();
+    if (std::shared_ptr<Exchange> user = self->user_.lock()) return user->OnDeadline();
+    if (self->deadline_ == SteadyClock::time_point::max()) return;  // not parked
+    if (SteadyClock::now() < self->deadline_) return self->ArmTimer();
+    // Idle past the pool's limit: the socket goes now, its buffer's memory with it.
+    self->Close();
+    self->buffer_ = beast::flat_buffer();
   });
 }
 

@@ -50,8 +50,8 @@ std::ostream& operator<<(std::ostream& os, const Common& c) {
   return os << "{id " << c.id.substr(0, 8) << " name " << c.name << " limit " << c.credit_limit
             << " interval " << c.interval << " rpm " << c.rpm << " tpm " << c.tpm << " models "
             << c.models << " tags " << c.tags << " metadata " << c.metadata << " expiry "
-            << c.expiry << " status " << c.status << " spend " << c.spend << " revoke_at " << c.revoke_at
-            << "}";
+            << c.expiry << " status " << c.status << " spend " << c.spend << " revoke_at "
+            << c.revoke_at << "}";
 }
 
 std::string Lower(std::string s) {

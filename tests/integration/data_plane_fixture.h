@@ -133,8 +133,9 @@ class DataPlaneTest : public ::testing::Test {
   // Runs in SetUp before keygate starts (which then gets extra_env_ too).
   virtual void BeforeStart() {}
 
-  // `tls_port`: a server whose certificate no CA vouches for; `trusted_port`: an HTTPS mock
-  // whose certificate names "localhost" only (a fixture that starts one trusts its CA).
+  // `tls_port`: a server whose certificate no CA vouches for (or, in the TLS tests, one for
+  // another name, reached as localhost); `trusted_port`: an HTTPS mock whose certificate names
+  // "localhost" only (a fixture that starts one trusts its CA).
   static std::string ConfigYaml(uint16_t mock_port, uint16_t dead_port, uint16_t tls_port,
                                 uint16_t trusted_port) {
     const std::string mock = "http://127.0.0.1:" + std::to_string(mock_port) + "/v1";
@@ -155,6 +156,8 @@ class DataPlaneTest : public ::testing::Test {
         << "/v1\n    api_key_env: " << kUpstreamKeyEnv << "\n    connect_timeout_ms: 2000\n"
         << "  - name: wronghost\n    base_url: https://127.0.0.1:" << trusted_port
         << "/v1\n    connect_timeout_ms: 2000\n"
+        << "  - name: othername\n    base_url: https://localhost:" << tls_port
+        << "/v1\n    connect_timeout_ms: 2000\n"
         << "models:\n"
         << Model("mock/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("mock/gpt-4o-mini", "gpt-4o-mini", "0.15", "0.60", 128000, 16384)
@@ -167,7 +170,8 @@ class DataPlaneTest : public ::testing::Test {
         << Model("dead/vendor/family/size/variant/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("selfsigned/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("trusted/echo", "echo", "1.0", "2.0", 8192, 1024)
-        << Model("wronghost/echo", "echo", "1.0", "2.0", 8192, 1024);
+        << Model("wronghost/echo", "echo", "1.0", "2.0", 8192, 1024)
+        << Model("othername/echo", "echo", "1.0", "2.0", 8192, 1024);
     return out.str();
   }
 

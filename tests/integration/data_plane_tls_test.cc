@@ -17,30 +17,39 @@ constexpr const char* kBudget = R"("credit_limit": 1)";
 class TlsUpstreamTest : public DataPlaneTest {
  protected:
   // A CA, a certificate it signs for "localhost" only, and the mock serving HTTPS with it on
-  // the `trusted` providers' port; keygate trusts the CA.
+  // the `trusted` providers' port; keygate trusts the CA. The same CA vouches for
+  // "other.example" on the `othername` provider's port, which that provider reaches as
+  // localhost.
   void BeforeStart() override {
-    const std::string d = dir_.path();
-    ca_ = d + "/ca.pem";
-    // EC keys: made in milliseconds.
-    const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt",
-                                         "ec_paramgen_curve:prime256v1", "-nodes"};
+    ca_ = dir_.path() + "/ca.pem";
     Openssl({"req", "-x509", "-subj", "/CN=keygate test CA", "-days", "1", "-keyout",
-             d + "/ca.key", "-out", ca_},
-            ec);
-    Openssl({"req", "-subj", "/CN=localhost", "-keyout", d + "/server.key", "-out",
-             d + "/server.csr"},
-            ec);
-    std::ofstream(d + "/san.ext") << "subjectAltName=DNS:localhost\n";
-    Openssl({"x509", "-req", "-in", d + "/server.csr", "-CA", ca_, "-CAkey", d + "/ca.key",
-             "-CAcreateserial", "-days", "1", "-extfile", d + "/san.ext", "-out",
-             d + "/server.pem"},
-            {});
-    tls_mock_ = std::make_unique<MockUpstreamProcess>(
-        d,
-        std::vector<std::string>{"--tls-cert", d + "/server.pem", "--tls-key", d + "/server.key"},
-        "tls-mock", "127.0.0.1:" + std::to_string(trusted_port_));
-    ASSERT_EQ(tls_mock_->WaitForPort(), trusted_port_) << "the HTTPS mock did not start";
+             dir_.path() + "/ca.key", "-out", ca_},
+            EcKey());
+    ASSERT_NO_FATAL_FAILURE(tls_mock_ = ServeHttps("server", "localhost", trusted_port_));
+    ASSERT_NO_FATAL_FAILURE(other_mock_ = ServeHttps("other", "other.example", tls_port_));
     extra_env_.push_back("SSL_CERT_FILE=" + ca_);
+  }
+
+  // EC keys: made in milliseconds.
+  static std::vector<std::string> EcKey() {
+    return {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"};
+  }
+
+  // A mock serving HTTPS on `port` with NAME.key and NAME.pem, made in the temp dir: a
+  // certificate the CA signs for `host` only.
+  std::unique_ptr<MockUpstreamProcess> ServeHttps(const std::string& name,
+                                                  const std::string& host, uint16_t port) {
+    const std::string d = dir_.path() + "/" + name;
+    Openssl({"req", "-subj", "/CN=" + host, "-keyout", d + ".key", "-out", d + ".csr"}, EcKey());
+    std::ofstream(d + ".ext") << "subjectAltName=DNS:" << host << "\n";
+    Openssl({"x509", "-req", "-in", d + ".csr", "-CA", ca_, "-CAkey", dir_.path() + "/ca.key",
+             "-CAcreateserial", "-days", "1", "-extfile", d + ".ext", "-out", d + ".pem"},
+            {});
+    auto mock = std::make_unique<MockUpstreamProcess>(
+        dir_.path(), std::vector<std::string>{"--tls-cert", d + ".pem", "--tls-key", d + ".key"},
+        name + "-mock", "127.0.0.1:" + std::to_string(port));
+    EXPECT_EQ(mock->WaitForPort(), port) << "the HTTPS mock for " << host << " did not start";
+    return mock;
   }
 
   static void Openssl(std::vector<std::string> args, const std::vector<std::string>& extra) {
@@ -61,6 +70,7 @@ class TlsUpstreamTest : public DataPlaneTest {
 
   std::string ca_;
   std::unique_ptr<MockUpstreamProcess> tls_mock_;
+  std::unique_ptr<MockUpstreamProcess> other_mock_;
 };
 
 TEST_F(TlsUpstreamTest, CallsToAVerifiedUpstreamAreRelayedOnOnePooledConnection) {
@@ -134,12 +144,25 @@ TEST_F(TlsUpstreamTest, AnAnswerNobodyAskedForNeverReachesTheNextCaller) {
   }
 }
 
+// A name the certificate does not hold (a trusted CA's certificate for another host): refused,
+// and the log says why (audit N: every failure read "certificate verify failed").
+TEST_F(TlsUpstreamTest, ACertificateForAnotherHostNameIsRefused) {
+  MintedKey key = Mint(kBudget);
+  auto reply = Call(key.secret, ChatBody("hi", 50, "othername/echo"));
+  EXPECT_EQ(reply.status, 502) << reply.body;
+  EXPECT_NE(reply.body.find("(hostname mismatch)"), std::string::npos) << reply.body;
+  EXPECT_NE(process_->log().find("hostname mismatch"), std::string::npos);
+  EXPECT_EQ(Call(key.secret, ChatBody("hi", 50, "trusted/echo")).status, 200);
+}
+
 TEST_F(TlsUpstreamTest, ACertificateForAnotherNameIsRefusedAndChargesNothing) {
   // The same server, reached as 127.0.0.1: its certificate names localhost only.
   MintedKey key = Mint(kBudget);
   auto reply = Call(key.secret, ChatBody("hi", 50, "wronghost/echo"));
   EXPECT_EQ(reply.status, 502) << reply.body;
   EXPECT_NE(reply.body.find("certificate verify failed"), std::string::npos) << reply.body;
+  // Which check failed (audit N: every failure read the same).
+  EXPECT_NE(reply.body.find("(IP address mismatch)"), std::string::npos) << reply.body;
   EXPECT_EQ(TlsMockStats().at("chat"), 0);
   const auto rows = WaitForUsage(key.hash, 1);
   ASSERT_EQ(rows.size(), 1u);

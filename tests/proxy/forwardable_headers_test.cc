@@ -37,6 +37,22 @@ TEST(ForwardableHeadersTest, KeepsEndToEndHeadersInOrderAndDropsTheRest) {
   EXPECT_EQ(ForwardableHeaders(std::move(headers)), expected);
 }
 
+// Audit N: a caller's keygate key sent in a header outside the list above (Google's, Azure
+// APIM's, a generic token header) went to the provider. Any header holding a keygate key's
+// shape stays behind, whatever its name or the key's prefix.
+TEST(ForwardableHeadersTest, AHeaderHoldingAKeygateKeyNeverGoesUpstream) {
+  const std::string key = "sk-kg-" + std::string("Ab3") + std::string(40, 'x');  // 43 after it
+  http::HeaderList headers = {
+      {"x-goog-api-key", key},
+      {"x-auth-token", "Bearer " + key},
+      {"ocp-apim-subscription-key", "other-prefix-" + key.substr(6)},
+      {"x-trace", "abc123"},
+      {"x-api-token", key + ", more"},
+  };
+  const http::HeaderList expected = {{"x-trace", "abc123"}};
+  EXPECT_EQ(ForwardableHeaders(std::move(headers)), expected);
+}
+
 TEST(ForwardableHeadersTest, HeadersNamedByConnectionAreDroppedWhateverTheirCase) {
   // The Connection value is read while the kept headers move out: it must stay intact.
   http::HeaderList headers = {{"x-before", "1"},

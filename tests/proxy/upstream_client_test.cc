@@ -175,9 +175,22 @@ TEST(UpstreamClientTest, ARequestTheSocketCannotTakeAtOnceIsSentWholeAndTheConne
 
 // Accepts a connection into `socket` (blocking once accepted), or gives up after 5 s, for a
 // server whose client may wrongly never come: the test fails rather than hangs.
-bool AcceptWithin5s(tcp::acceptor& acceptor, tcp::socket& socket) {
+// Reads (and drops) the body of a request whose head said `length`; false if there was no
+// head or the connection ends first. Never throws.
+bool ReadBody(tcp::socket& socket, net::streambuf& buffer, std::optional<size_t> length) {
+  if (!length) return false;
+  boost::system::error_code error;
+  if (buffer.size() < *length) {
+    net::read(socket, buffer, net::transfer_exactly(*length - buffer.size()), error);
+    if (error) return false;
+  }
+  buffer.consume(*length);
+  return true;
+}
+
+bool AcceptWithin(tcp::acceptor& acceptor, tcp::socket& socket, std::chrono::milliseconds wait) {
   acceptor.non_blocking(true);
-  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  const auto give_up = std::chrono::steady_clock::now() + wait;
   boost::system::error_code accepted;
   do {
     acceptor.accept(socket, accepted);
@@ -186,6 +199,10 @@ bool AcceptWithin5s(tcp::acceptor& acceptor, tcp::socket& socket) {
   if (accepted) return false;
   socket.non_blocking(false);
   return true;
+}
+
+bool AcceptWithin5s(tcp::acceptor& acceptor, tcp::socket& socket) {
+  return AcceptWithin(acceptor, socket, 5s);
 }
 
 // Accepts a second connection (see AcceptWithin5s), counts it in `connections`, has `serve`
@@ -326,13 +343,8 @@ class ResetWhileWritingServer {
   // connection ends first. (Never throws: an exception on this thread would end the tests.)
   static bool ReadBodyAndAnswer(tcp::socket& socket, net::streambuf& buffer,
                                 std::optional<size_t> length, const std::string& answer) {
-    if (!length) return false;
+    if (!ReadBody(socket, buffer, length)) return false;
     boost::system::error_code error;
-    if (buffer.size() < *length) {
-      net::read(socket, buffer, net::transfer_exactly(*length - buffer.size()), error);
-      if (error) return false;
-    }
-    buffer.consume(*length);
     net::write(socket, net::buffer("HTTP/1.1 200 OK\r\nContent-Length: " +
                                    std::to_string(answer.size()) + "\r\n\r\n" + answer),
                error);
@@ -386,6 +398,117 @@ TEST(UpstreamClientTest, ARequestWhosePooledConnectionIsResetWhileItIsWrittenIsS
   client.CloseIdle();
   EXPECT_EQ(server.connections(), 2);
   EXPECT_EQ(server.retried_body(), large.size());
+}
+
+// Answers a first request on one connection; reads the second one on it whole, holds it a
+// moment (as a provider that crashes, or a balancer that gives up, after taking a request)
+// and closes the connection without an answer. Then counts whether the client sends it again
+// on a new connection.
+class ClosesAfterReadingServer {
+ public:
+  ClosesAfterReadingServer()
+      : acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ClosesAfterReadingServer() { thread_.join(); }
+
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int requests() const { return requests_; }
+
+ private:
+  static bool ReadRequest(tcp::socket& socket, net::streambuf& buffer) {
+    return ReadBody(socket, buffer, ReadHead(socket, buffer));
+  }
+
+  void Serve() {
+    tcp::socket first(io_);
+    if (!AcceptWithin5s(acceptor_, first)) return;
+    net::streambuf buffer;
+    boost::system::error_code ignored;
+    if (!ReadRequest(first, buffer)) return;
+    ++requests_;
+    net::write(first,
+               net::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")),
+               ignored);
+    if (!ReadRequest(first, buffer)) return;
+    ++requests_;
+    std::this_thread::sleep_for(100ms);
+    first.close(ignored);  // FIN, after the request was taken
+    tcp::socket second(io_);
+    if (!AcceptWithin(acceptor_, second, 1500ms)) return;
+    net::streambuf second_buffer;
+    if (ReadRequest(second, second_buffer)) ++requests_;
+    net::write(second,
+               net::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ntwice")),
+               ignored);
+    net::read(second, second_buffer, ignored);
+  }
+
+  net::io_context io_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::atomic<int> requests_ = 0;
+};
+
+// Audit N: a request the upstream had read before it closed its pooled connection was sent
+// again on a new one, and answered 200: the upstream may have run it (and billed it) twice.
+// Only a request that could not be written whole is sent again (the test above); one written
+// whole whose connection then ends before any answer is a failure of the call.
+TEST(UpstreamClientTest, ARequestTheUpstreamTookBeforeClosingIsNeverSentAgain) {
+  ClosesAfterReadingServer server;
+  auto target = LoopbackTarget("closes-after-reading", server.port(), 20s);
+  net::io_context io(1);
+  UpstreamClient client;
+  auto first = std::make_shared<Recorder>();
+  Upload(client, io, target, "one", first);
+  ASSERT_TRUE(first->ended_);
+  EXPECT_EQ(first->outcome_, UpstreamOutcome::kComplete) << first->detail_;
+  auto second = std::make_shared<Recorder>();
+  Upload(client, io, target, "two", second);
+  ASSERT_TRUE(second->ended_);
+  EXPECT_EQ(second->outcome_, UpstreamOutcome::kReset) << second->detail_;
+  EXPECT_EQ(second->body_, "");
+  client.CloseIdle();
+  EXPECT_EQ(server.requests(), 2);
+}
+
+// Audit N: an idle pooled connection was closed only when its pool was next used, so one to an
+// upstream no longer called (a provider removed, a base_url changed) stayed open until
+// shutdown, and one its server had closed sat in CLOSE-WAIT. It is closed once idle for
+// max_idle_time, whatever else the client does.
+TEST(UpstreamClientTest, AnIdleConnectionIsClosedOnceItHasBeenIdleTooLong) {
+  net::io_context server_io;
+  tcp::acceptor acceptor(server_io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  std::atomic<bool> closed{false};
+  std::thread server([&] {
+    tcp::socket socket(server_io);
+    if (!AcceptWithin5s(acceptor, socket)) return;
+    net::streambuf buffer;
+    if (!ReadHead(socket, buffer)) return;
+    boost::system::error_code error;
+    net::write(socket,
+               net::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")),
+               error);
+    net::read(socket, buffer, error);  // until the client closes it
+    closed = error == net::error::eof;
+  });
+  net::io_context io(1);
+  UpstreamClientOptions options;
+  options.max_idle_time = 1s;
+  UpstreamClient client(options);
+  auto recorder = std::make_shared<Recorder>();
+  Get(client, io, LoopbackTarget("idle", acceptor.local_endpoint().port(), 5s), recorder);
+  ASSERT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+  EXPECT_EQ(client.idle_connections(), 1u);
+  io.run_for(500ms);
+  EXPECT_FALSE(closed);  // not before its time
+  io.run_for(1500ms);  // returns early once the timer has fired: no work is left
+  const auto give_up = std::chrono::steady_clock::now() + 2s;
+  while (!closed && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(closed);
+  client.CloseIdle();
+  if (!closed) acceptor.close();  // (a client that never closes would hold the server)
+  server.join();
 }
 
 // Answers one request on one connection with `pieces`, each written on its own after a pause
