@@ -201,6 +201,7 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // plain JSON answer (an upstream that does not stream), whose usage then counts; an encoded
   // one is not relayed at all (OnResponseEnd).
   const bool json = IsMediaType(type, "application/json");
+  json_answer_ = json;
   // Events, whatever the caller asked for: searched for the provider's key as a stream's are.
   event_stream_answer_ = IsMediaType(type, "text/event-stream");
   if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty() ||
@@ -337,9 +338,20 @@ void ModelCall::FinishComplete() {
   if (!success || event_stream_answer_) RedactProviderKey(&body_, 0, "body");
   http::Response response;
   response.status = upstream_status_;
-  if (upstream_type_) response.content_type = std::move(*upstream_type_);
-  response.body = std::move(body_);
-  response.headers = std::move(response_headers_);
+  std::optional<std::string> events;
+  if (admission_.call.request.stream && json_answer_ && upstream_status_ == 200) {
+    // Asked to stream, answered in one piece: the caller gets the stream it asked for.
+    events = CompletionAsEvents(body_, admission_.call.request.caller_wants_usage);
+  }
+  if (events) {
+    response.content_type = http::ContentType("text/event-stream");
+    response.body = std::move(*events);
+    response.headers = StreamHeaders();
+  } else {
+    if (upstream_type_) response.content_type = std::move(*upstream_type_);
+    response.body = std::move(body_);
+    response.headers = std::move(response_headers_);
+  }
   response.header_lines = admission_.rate_limits.Lines();
   // Settled before the answer leaves: a caller who sends its next call the moment it reads
   // this answer (on any connection) finds the spend and windows already current.

@@ -147,6 +147,7 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   bool whole_stream_ = false;     // ... one whose every event was in hand: sent at its end
   bool relayed_ = false;          // some of the stream's bytes are on their way to the caller
   bool event_stream_answer_ = false;  // the upstream answered text/event-stream
+  bool json_answer_ = false;          // the upstream answered application/json
   std::string whole_events_;      // the events of such a stream, as relayed
   SseSplitter splitter_;
   EventShapes event_shapes_;  // what this stream's events repeat (ReadEvent)

@@ -7,7 +7,9 @@
 #include <iterator>
 
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 #include "proxy/json_scanner.h"
@@ -204,6 +206,61 @@ std::optional<TokenUsage> ParseUsage(std::string_view text, UsageCounts counts) 
     return internal::ParseUsageObject(rest, counts);
   }
   return std::nullopt;
+}
+
+std::optional<std::string> CompletionAsEvents(std::string_view body, bool with_usage) {
+  json::error_code ec;
+  json::value parsed = json::parse(body, ec);
+  const json::object* completion = parsed.if_object();
+  if (ec || completion == nullptr) return std::nullopt;
+  const json::value* object = completion->if_contains("object");
+  const json::value* choices = completion->if_contains("choices");
+  if (object == nullptr || *object != "chat.completion" || choices == nullptr ||
+      !choices->is_array()) {
+    return std::nullopt;
+  }
+  // The members every chunk repeats.
+  json::object head;
+  for (const char* name : {"id", "created", "model", "system_fingerprint", "service_tier"}) {
+    if (const json::value* member = completion->if_contains(name)) head[name] = *member;
+  }
+  head["object"] = "chat.completion.chunk";
+  json::object chunk = head;
+  json::array deltas;
+  for (const json::value& choice : choices->as_array()) {
+    const json::object* c = choice.if_object();
+    if (c == nullptr) return std::nullopt;
+    json::object out;
+    if (const json::value* index = c->if_contains("index")) out["index"] = *index;
+    json::value delta = json::object();
+    if (const json::value* message = c->if_contains("message"); message && message->is_object()) {
+      delta = *message;
+      // A stream's tool calls say which call each piece belongs to.
+      if (json::value* calls = delta.as_object().if_contains("tool_calls");
+          calls != nullptr && calls->is_array()) {
+        int64_t position = 0;
+        for (json::value& call : calls->as_array()) {
+          if (json::object* fields = call.if_object()) fields->insert({{"index", position}});
+          ++position;
+        }
+      }
+    }
+    out["delta"] = std::move(delta);
+    out["logprobs"] = c->contains("logprobs") ? c->at("logprobs") : json::value(nullptr);
+    out["finish_reason"] =
+        c->contains("finish_reason") ? c->at("finish_reason") : json::value(nullptr);
+    deltas.push_back(std::move(out));
+  }
+  chunk["choices"] = std::move(deltas);
+  std::string events = "data: " + json::serialize(chunk) + "\n\n";
+  if (const json::value* usage = completion->if_contains("usage"); with_usage && usage) {
+    json::object last = std::move(head);
+    last["choices"] = json::array();
+    last["usage"] = *usage;
+    events += "data: " + json::serialize(last) + "\n\n";
+  }
+  events += "data: [DONE]\n\n";
+  return events;
 }
 
 void SseSplitter::Feed(std::string_view data, std::vector<std::string_view>* events) {

@@ -29,6 +29,14 @@ enum class UsageCounts { kPromptAndCompletion, kPromptOnly };
 // whole answer.
 std::optional<TokenUsage> ParseUsage(std::string_view json, UsageCounts counts);
 
+// A whole chat completion (`"object": "chat.completion"`) as the events a stream of it would
+// have been, for a caller who asked to stream from an upstream that answered in one piece
+// (audit M: the openai client read such an answer as an empty stream): one chunk with every
+// choice's message as its delta (each tool call given its index) and finish reason, then,
+// when `with_usage`, the usage-only chunk, then `data: [DONE]`. nullopt for anything else (an
+// error, another object, invalid JSON): it is relayed as it came.
+std::optional<std::string> CompletionAsEvents(std::string_view body, bool with_usage);
+
 namespace internal {
 // ParseUsage's two readers of the usage object at the start of `object`, for tests: the
 // scanner (nullopt also when it leaves the object to the full parser) and Boost.JSON's parser.

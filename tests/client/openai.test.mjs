@@ -182,6 +182,26 @@ describe('keygate refusals as the client error classes', () => {
     });
   });
 
+  // Audit M: an upstream that ignores `stream` answered in one piece, and the client read that
+  // as a stream of no chunks. keygate now sends the stream of that answer.
+  test('a stream asked of an upstream that answers in one piece reads as a stream', async () => {
+    const openai = client(await gate.mint());
+    const stream = await openai.chat.completions.create({
+      model: 'mock/echo',
+      messages: [{ role: 'user', content: 'one piece please' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    }, { headers: { 'x-mock-ignore-stream': '1' } });
+    let text = '';
+    let usage = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      usage = chunk.usage ?? usage;
+    }
+    assert.equal(text, 'echo: one piece please');
+    assert.ok(usage?.completion_tokens > 0);
+  });
+
   // Audit M: a request larger than the whole TPM limit was sent three times by the client's
   // default retries; keygate's x-should-retry: false stops them.
   test('429 that no wait can help: the client does not retry it', async () => {

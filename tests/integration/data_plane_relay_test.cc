@@ -365,8 +365,10 @@ TEST_F(DataPlaneTest, AStreamedAndAPlainCallOfTheSameSizeCostTheSame) {
 }
 
 // An upstream that answers a stream request with a plain completion (it does not stream): the
-// answer is relayed as it came, and charged from its usage, like the plain call it is.
-TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsRelayedWholeAndChargedByItsUsage) {
+// caller gets the stream it asked for, made of that answer (audit M: relayed as it came, it
+// read as an empty stream to the openai client), charged from its usage like the plain call
+// it is.
+TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsSentAsAStreamAndChargedByItsUsage) {
   MintedKey plain = Mint();
   MintedKey streamed = Mint();
   const std::string prompt = "the quick brown fox jumps over the lazy dog";
@@ -374,13 +376,28 @@ TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsRelayedWholeAndChargedByItsU
   auto reply = Call(streamed.secret, ChatBody(prompt, 6, "mock/echo", R"(,"stream":true)"),
                     "/v1/chat/completions", {{"x-mock-ignore-stream", "1"}});
   EXPECT_EQ(reply.status, 200) << reply.body;
-  EXPECT_EQ(reply.Header("content-type").rfind("application/json", 0), 0u)
+  EXPECT_EQ(reply.Header("content-type").rfind("text/event-stream", 0), 0u)
       << reply.Header("content-type");
-  EXPECT_NE(reply.body.find(R"("object":"chat.completion")"), std::string::npos) << reply.body;
+  EXPECT_EQ(reply.body.rfind("data: {", 0), 0u) << reply.body;
+  EXPECT_NE(reply.body.find(R"("object":"chat.completion.chunk")"), std::string::npos)
+      << reply.body;
+  EXPECT_NE(reply.body.find(R"("delta":{"role":"assistant","content":"echo: the quick)"),
+            std::string::npos)
+      << reply.body;
+  EXPECT_EQ(reply.body.find(R"("usage")"), std::string::npos) << reply.body;  // not asked for
+  EXPECT_TRUE(reply.body.ends_with("data: [DONE]\n\n")) << reply.body;
+  // Asked for, the usage comes in a chunk of its own, as a stream's would.
+  auto with_usage =
+      Call(streamed.secret,
+           ChatBody(prompt, 6, "mock/echo",
+                    R"(,"stream":true,"stream_options":{"include_usage":true})"),
+           "/v1/chat/completions", {{"x-mock-ignore-stream", "1"}});
+  EXPECT_NE(with_usage.body.find(R"("choices":[],"usage":{)"), std::string::npos)
+      << with_usage.body;
   const auto plain_rows = WaitForUsage(plain.hash, 1);
-  const auto streamed_rows = WaitForUsage(streamed.hash, 1);
+  const auto streamed_rows = WaitForUsage(streamed.hash, 2);
   ASSERT_EQ(plain_rows.size(), 1u);
-  ASSERT_EQ(streamed_rows.size(), 1u);
+  ASSERT_EQ(streamed_rows.size(), 2u);
   EXPECT_EQ(streamed_rows[0].completion_tokens, 6);  // the upstream's usage, not an estimate
   EXPECT_EQ(streamed_rows[0].prompt_tokens, plain_rows[0].prompt_tokens);
   EXPECT_EQ(streamed_rows[0].cost, plain_rows[0].cost);
