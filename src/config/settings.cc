@@ -208,9 +208,10 @@ constexpr SettingInfo kSettings[] = {
      "Longest a model call's usage record waits in memory before it is committed to the store "
      "(in a batch with the others then pending).",
      ApplyInteger<&Settings::usage_flush_interval_ms, 1, 50>},
-    {"usage.retention_days", "KEYGATE_USAGE_RETENTION_DAYS", "90", "integer 0..36500",
-     "Days each model call's usage record is kept in the store; 0 keeps them all. The usage "
-     "totals (total, daily, weekly, monthly) keep counting the calls whose records are gone.",
+    {"usage.retention_days", "KEYGATE_USAGE_RETENTION_DAYS", "0", "integer 0..36500",
+     "Days each model call's usage record is kept in the store; 0 (the default) keeps them "
+     "all, and the store grows by about 100 bytes a call. The usage totals (total, daily, "
+     "weekly, monthly) keep counting the calls whose records are gone.",
      ApplyInteger<&Settings::usage_retention_days, 0, 36500>},
     {"log_level", "KEYGATE_LOG_LEVEL", "info", "debug | info | warn | error",
      "Least severe level written to the structured log on stderr.",

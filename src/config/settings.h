@@ -53,7 +53,7 @@ struct Settings {
   int64_t max_connections = 10'000;
   int64_t io_threads = 0;  // 0: one per core
   int64_t usage_flush_interval_ms = 50;
-  int64_t usage_retention_days = 90;  // 0: keep every usage record
+  int64_t usage_retention_days = 0;  // 0: keep every usage record
   LogLevel log_level = LogLevel::kInfo;
   std::string service_key_prefix = "sk-kg-";
   std::string provisioning_key_prefix = "pk-kg-";

@@ -155,7 +155,10 @@ void DataPlane::HandleCall(Endpoint endpoint, http::Request& request,
   }
   PreparedCall& call = *prepared.value;
   if (deps_.note_used) deps_.note_used(call.key->hash, call.now);
-  http::HeaderList forward = ForwardableHeaders(std::move(request.headers));
+  // The token is a view into a header's string, which the headers' move leaves in place.
+  const std::string_view caller_secret = request.BearerToken();
+  http::HeaderList forward =
+      ForwardableHeaders(std::move(request.headers), caller_secret, options_.key_prefixes);
   if (!MayReadStore(*call.key)) {
     return AdmitAndForward(std::move(call), std::move(forward), io, std::move(responder));
   }

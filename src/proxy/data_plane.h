@@ -73,6 +73,8 @@ struct DataPlaneOptions {
   UsageWriterOptions usage_writer;
   UpstreamClientOptions upstream;
   int cold_path_threads = 2;  // checks that may read the store (first call of a lineage)
+  // Every kind of keygate key's prefix: a caller's header holding one is not forwarded.
+  std::vector<std::string> key_prefixes = {"sk-kg-", "pk-kg-", "ok-kg-"};
 };
 
 // What the data plane uses and does not own; everything must outlive it.

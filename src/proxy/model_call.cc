@@ -71,15 +71,31 @@ bool ConnectionNamesHeaders(const Headers& headers) {
 
 }  // namespace
 
-http::HeaderList ForwardableHeaders(http::HeaderList headers) {
+http::HeaderList ForwardableHeaders(http::HeaderList headers, std::string_view caller_secret,
+                                    std::span<const std::string> key_prefixes) {
   // Connection headers are dropped, never moved from: they stay readable.
   const bool named = ConnectionNamesHeaders(headers);
+  // A keygate key is never handed to a provider, whatever header a client put it in
+  // (x-goog-api-key, x-auth-token, ...: audit N). Recognised by its prefix, not by its shape
+  // alone: a JWT or a long id often holds a run of 43 letters and digits (the review).
+  auto holds_key = [&](std::string_view value) {
+    if (!caller_secret.empty() && value.find(caller_secret) != std::string_view::npos) {
+      return true;
+    }
+    for (const std::string& prefix : key_prefixes) {
+      for (size_t at = value.find(prefix); at != std::string_view::npos;
+           at = value.find(prefix, at + 1)) {
+        if (HoldsSecretShape(value.substr(at, prefix.size() + kSecretBodyChars + 1))) {
+          return true;
+        }
+      }
+    }
+    return false;
+  };
   http::HeaderList out;
   for (auto& [name, value] : headers) {
-    // A keygate key is never handed to a provider, whatever header a client put it in
-    // (x-goog-api-key, x-auth-token, ...: audit N), the caller's own or another.
     if (Contains(kDroppedRequestHeaders, name) || StartsWith(name, "x-forwarded-") ||
-        (named && NamedByConnection(headers, name)) || HoldsSecretShape(value)) {
+        (named && NamedByConnection(headers, name)) || holds_key(value)) {
       continue;
     }
     if (out.empty()) out.reserve(headers.size());  // one allocation, and none if all drop

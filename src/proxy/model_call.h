@@ -59,8 +59,11 @@ struct CallEnvironment {
 // Content-Length, Content-Type, Accept-Encoding, x-request-id) or that name the caller's own
 // account at the provider (openai-organization, openai-project), and forwarding metadata.
 // Takes the headers (their strings move, not copied: a client such as OpenAI's SDK sends a
-// dozen headers that go on).
-http::HeaderList ForwardableHeaders(http::HeaderList headers);
+// dozen headers that go on). Nor does a header that holds a keygate key, whatever its name
+// (audit N): `caller_secret` (the caller's own bearer token, anywhere in the value), or one of
+// `key_prefixes` followed by a key's random part.
+http::HeaderList ForwardableHeaders(http::HeaderList headers, std::string_view caller_secret,
+                                    std::span<const std::string> key_prefixes);
 
 class ModelCall final : public UpstreamObserver, public std::enable_shared_from_this<ModelCall> {
  public:

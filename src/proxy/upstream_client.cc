@@ -69,7 +69,7 @@ class Exchange;
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(net::io_context& io, ssl::context& tls_context, bool tls, std::string pool_key)
-      : pool_key_(std::move(pool_key)), timer_(io) {
+      : io_(io), pool_key_(std::move(pool_key)), timer_(io) {
     if (tls) {
       tls_.emplace(io, tls_context);
     } else {
@@ -119,14 +119,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     user_.reset();
     deadline_ = SteadyClock::time_point::max();
   }
-  // Idle in the pool since `since`: unless an exchange takes it first, its socket is closed at
-  // `since + max_idle` (and the pool drops it at its next Acquire), so that a connection to an
-  // upstream no longer called (a provider removed, a base_url changed) or one its server has
-  // closed does not stay open until shutdown (audit N).
-  void Park(SteadyClock::time_point since, std::chrono::seconds max_idle) {
+  // Idle in `pool` since `since`: unless an exchange takes it first, it is closed and leaves
+  // the pool at `since + max_idle`, so that a connection to an upstream no longer called (a
+  // provider removed, a base_url changed) or one its server has closed does not stay open, or
+  // held, until shutdown (audit N and its review).
+  void Park(SteadyClock::time_point since, std::chrono::seconds max_idle,
+            std::weak_ptr<ConnectionPool> pool) {
     Reclaim();
     idle_since = since;
     deadline_ = since + max_idle;
+    parked_in_ = std::move(pool);
     ArmTimer();
   }
   // `now`: a caller that has read the clock in this handler passes its reading.
@@ -144,6 +146,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SteadyClock::time_point idle_since;
 
  private:
+  net::io_context& io_;
   const std::string pool_key_;
   std::optional<tcp::socket> plain_;
   std::optional<ssl::stream<tcp::socket>> tls_;
@@ -151,6 +154,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   LazyTimer timer_;
   std::weak_ptr<Exchange> user_;
   SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
+  std::weak_ptr<ConnectionPool> parked_in_;  // set while idle in a pool
 };
 
 ssl::context MakeTlsContext() {
@@ -270,7 +274,7 @@ const char* ToString(UpstreamOutcome outcome) {
 
 // ---- the pool -----------------------------------------------------------------------------
 
-class ConnectionPool {
+class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
  public:
   explicit ConnectionPool(UpstreamClientOptions options)
       : options_(options), tls_context_(MakeTlsContext()) {}
@@ -301,7 +305,7 @@ class ConnectionPool {
   // `idle_since`: when the connection's last exchange read its last bytes.
   void Release(net::io_context& io, std::shared_ptr<Connection> connection,
                SteadyClock::time_point idle_since) {
-    connection->Park(idle_since, options_.max_idle_time);
+    connection->Park(idle_since, options_.max_idle_time, weak_from_this());
     Shard& shard = ShardOf(io);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.idle.find(KeyView{&io, connection->pool_key()});
@@ -311,6 +315,22 @@ class ConnectionPool {
     if (it->second.size() < options_.max_idle_per_upstream) {
       it->second.push_back(std::move(connection));
     }
+  }
+
+  // Takes `connection` (of `io`) out of its pool, if it is there. Run on io's thread.
+  void Forget(net::io_context& io, const Connection* connection) {
+    std::shared_ptr<Connection> leaving;  // released after the lock
+    Shard& shard = ShardOf(io);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.idle.find(KeyView{&io, connection->pool_key()});
+    if (it == shard.idle.end()) return;
+    Pool& pool = it->second;
+    const auto at = std::find_if(pool.begin(), pool.end(),
+                                 [&](const auto& held) { return held.get() == connection; });
+    if (at == pool.end()) return;
+    leaving = std::move(*at);
+    pool.erase(at);
+    if (pool.empty()) shard.idle.erase(it);
   }
 
   void CloseIdle() {
@@ -895,9 +915,11 @@ void Connection::ArmTimer() {
     if (std::shared_ptr<Exchange> user = self->user_.lock()) return user->OnDeadline();
     if (self->deadline_ == SteadyClock::time_point::max()) return;  // not parked
     if (SteadyClock::now() < self->deadline_) return self->ArmTimer();
-    // Idle past the pool's limit: the socket goes now, its buffer's memory with it.
+    // Idle past the pool's limit: it closes and leaves the pool.
     self->Close();
-    self->buffer_ = beast::flat_buffer();
+    if (std::shared_ptr<ConnectionPool> pool = self->parked_in_.lock()) {
+      pool->Forget(self->io_, self.get());
+    }
   });
 }
 

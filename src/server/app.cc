@@ -31,11 +31,11 @@ namespace {
 constexpr auto kBackgroundTick = std::chrono::milliseconds(500);
 constexpr int64_t kIndexBatch = 10'000;
 // Usage records past usage.retention_days are looked for once a minute, and forgotten in
-// writes of this many stored batches (each its own commit, so that usage batches and
-// management writes go on between them), at most kPruneWritesPerTick writes a tick; a longer
-// backlog (a first start with retention, or a store that lagged) goes on at the next tick.
-constexpr int64_t kPruneEveryMs = 60'000;
-constexpr int64_t kPruneBatchesPerWrite = 500;
+// writes of at most this many records (a few MB of pages, so that the group commit they share
+// with usage batches and management writes stays short), at most kPruneWritesPerTick writes a
+// tick; a longer backlog (a first start with retention) goes on at the next tick.
+constexpr int64_t kPruneEveryNs = 60'000'000'000;
+constexpr int64_t kPruneRecordsPerWrite = 20'000;
 constexpr int kPruneWritesPerTick = 10;
 
 keys::KeyPrefixes PrefixesFrom(const config::Settings& s) {
@@ -62,6 +62,7 @@ proxy::DataPlaneOptions DataPlaneOptionsFrom(const config::Settings& s) {
   o.guardrails.owner_key_prefix = s.owner_key_prefix;
   o.guardrails.failure_mode = s.failure_mode;
   o.usage_writer.flush_interval = std::chrono::milliseconds(s.usage_flush_interval_ms);
+  o.key_prefixes = {s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
   return o;
 }
 
@@ -96,7 +97,7 @@ struct App::Parts {
   const Clock& clock;
   std::unique_ptr<store::SqliteStore> store;
   bool files_removed_logged = false;  // the background thread's
-  UnixMillis next_prune_ms = 0;       // the background thread's
+  int64_t next_prune_ns = 0;          // the background thread's (monotonic; 0: at once)
   keys::KeyIndex index;
   keys::KeyService keys;
   dialects::KeyViewer viewer;
@@ -300,21 +301,23 @@ void App::Parts::BackgroundLoop() {
 
 void App::Parts::PruneUsage() {
   const int64_t days = config.settings.usage_retention_days;
-  const UnixMillis now = clock.NowMs();
-  if (days == 0 || now < next_prune_ms) return;
-  next_prune_ms = now + kPruneEveryMs;
-  const UnixMillis before = now - days * limits::kMsPerDay;
+  // Paced by the monotonic clock: a step of the wall clock neither stops nor hurries it. Only
+  // the cut is wall time.
+  const int64_t tick_ns = clock.MonotonicNs();
+  if (days == 0 || (next_prune_ns != 0 && tick_ns < next_prune_ns)) return;
+  next_prune_ns = tick_ns + kPruneEveryNs;
+  const UnixMillis before = clock.NowMs() - days * limits::kMsPerDay;
   store::PrunedUsage total;
   for (int write = 0; write < kPruneWritesPerTick; ++write) {
-    auto pruned = store->PruneUsageBefore(before, kPruneBatchesPerWrite);
+    auto pruned = store->PruneUsageBefore(before, kPruneRecordsPerWrite);
     if (!pruned.ok()) {
       log.Warn("usage.prune_failed", {{"error", pruned.error().message}});
       break;
     }
     total.batches += pruned->batches;
     total.records += pruned->records;
-    if (pruned->batches < kPruneBatchesPerWrite) break;
-    if (write + 1 == kPruneWritesPerTick) next_prune_ms = now;  // more left: the next tick
+    if (!pruned->more) break;
+    if (write + 1 == kPruneWritesPerTick) next_prune_ns = tick_ns;  // more left: the next tick
   }
   if (total.batches > 0) {
     log.Info("usage.records_pruned", {{"records", total.records},
@@ -358,6 +361,11 @@ Result<uint16_t> App::Start() {
   }
   auto port = parts_->server.Start();
   if (!port.ok()) return port;
+  if (parts_->config.settings.usage_retention_days == 0) {
+    parts_->log.Info("usage.retention", {{"retention_days", int64_t{0}},
+                                         {"note", "every usage record is kept (about 100 bytes "
+                                                  "a call); usage.retention_days bounds them"}});
+  }
   parts_->background = std::thread([this] { parts_->BackgroundLoop(); });
   parts_->data_plane->Start();
   parts_->server.OnSighup([this] { parts_->ReloadCatalog(); });

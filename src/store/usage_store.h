@@ -73,6 +73,7 @@ struct OpenCall {
 struct PrunedUsage {
   int64_t batches = 0;  // stored batches (a lineage's records of one usage batch)
   int64_t records = 0;
+  bool more = false;  // a due batch was left for another write
 };
 
 class UsageStore {
@@ -107,14 +108,15 @@ class UsageStore {
   }
   // Every open call kept: at start, those a crashed process left.
   virtual Result<std::vector<OpenCall>> OpenCalls() { return std::vector<OpenCall>{}; }
-  // Forgets up to `max_chunks` of the oldest stored batches of records whose every record is
-  // older than `before` (usage.retention_days), in one transaction; the totals (SpendFor,
-  // SpendSince, DailySeries) keep counting them. The newest batch stays whatever its age, so
-  // that record ids are never reused. Returns the records forgotten; fewer batches than
-  // `max_chunks` forgotten means none older is left. A store without it keeps every record.
-  virtual Result<PrunedUsage> PruneUsageBefore(UnixMillis before, int64_t max_chunks) {
+  // Forgets the oldest stored batches of records whose every record is older than `before`
+  // (usage.retention_days), in one write: as many as hold at most `max_records` records
+  // together, and always at least one if any is due. The totals (SpendFor, SpendSince,
+  // DailySeries) keep counting them. The newest batch stays whatever its age, so that record
+  // ids are never reused. Returns what was forgotten (`more`: some due batch is left). A store
+  // without it keeps every record.
+  virtual Result<PrunedUsage> PruneUsageBefore(UnixMillis before, int64_t max_records) {
     (void)before;
-    (void)max_chunks;
+    (void)max_records;
     return PrunedUsage{};
   }
 };

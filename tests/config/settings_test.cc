@@ -155,7 +155,9 @@ TEST(SettingsTest, IntegerLimitsHoldTheirBounds) {
   EXPECT_TRUE(ApplySetting("usage.flush_interval_ms", "50", &s).ok());
   EXPECT_FALSE(ApplySetting("usage.flush_interval_ms", "0", &s).ok());
   EXPECT_FALSE(ApplySetting("usage.flush_interval_ms", "51", &s).ok());
-  EXPECT_EQ(Settings{}.usage_retention_days, 90);
+  EXPECT_EQ(Settings{}.usage_retention_days, 0);  // nothing removed unless asked (review)
+  EXPECT_TRUE(ApplySetting("usage.retention_days", "90", &s).ok());
+  EXPECT_EQ(s.usage_retention_days, 90);
   EXPECT_TRUE(ApplySetting("usage.retention_days", "0", &s).ok());  // keep every record
   EXPECT_EQ(s.usage_retention_days, 0);
   EXPECT_TRUE(ApplySetting("usage.retention_days", "36500", &s).ok());

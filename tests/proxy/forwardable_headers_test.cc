@@ -2,10 +2,20 @@
 // never a credential of the caller's, never one keygate sets itself.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "proxy/model_call.h"
 
 namespace keygate::proxy {
 namespace {
+
+const std::vector<std::string> kPrefixes = {"sk-kg-", "pk-kg-", "ok-kg-"};
+
+// As the data plane calls it for a caller without a bearer token.
+http::HeaderList Forward(http::HeaderList headers) {
+  return ForwardableHeaders(std::move(headers), "", kPrefixes);
+}
 
 TEST(ForwardableHeadersTest, KeepsEndToEndHeadersInOrderAndDropsTheRest) {
   http::HeaderList headers = {
@@ -34,23 +44,37 @@ TEST(ForwardableHeadersTest, KeepsEndToEndHeadersInOrderAndDropsTheRest) {
       {"user-agent", "OpenAI/JS 4.77.0 with a long enough value to live on the heap"},
       {"x-custom", "kept"},
   };
-  EXPECT_EQ(ForwardableHeaders(std::move(headers)), expected);
+  EXPECT_EQ(Forward(std::move(headers)), expected);
 }
 
 // Audit N: a caller's keygate key sent in a header outside the list above (Google's, Azure
-// APIM's, a generic token header) went to the provider. Any header holding a keygate key's
-// shape stays behind, whatever its name or the key's prefix.
+// APIM's, a generic token header) went to the provider. A header holding the caller's own
+// secret anywhere, or any keygate key (a configured prefix and a key's random part), stays
+// behind. A long token that is no keygate key (a JWT, a hex id) goes on (the review: the
+// shape alone dropped about a quarter of JWTs).
 TEST(ForwardableHeadersTest, AHeaderHoldingAKeygateKeyNeverGoesUpstream) {
-  const std::string key = "sk-kg-" + std::string("Ab3") + std::string(40, 'x');  // 43 after it
+  const std::string body = "Ab3" + std::string(40, 'x');  // a key's 43 random characters
+  // Issued under a prefix no longer configured: it still authenticates (by its digest).
+  const std::string caller = "legacy-" + body;
+  const std::string other = "pk-kg-" + std::string(43, 'Q');
   http::HeaderList headers = {
-      {"x-goog-api-key", key},
-      {"x-auth-token", "Bearer " + key},
-      {"ocp-apim-subscription-key", "other-prefix-" + key.substr(6)},
+      {"authorization", "Bearer " + caller},
+      {"x-goog-api-key", caller},
+      {"x-auth-token", "Bearer " + other},
+      {"ocp-apim-subscription-key", "v=" + other + ";"},
+      {"x-glued", caller + "abcdefghijklmnopq"},
       {"x-trace", "abc123"},
-      {"x-api-token", key + ", more"},
+      {"x-jwt", "eyJhbGciOiJIUzI1NiJ9." + std::string(50, 'z') + ".sig"},
+      {"x-hex48", "0123456789abcdef0123456789abcdef0123456789abcdef"},
+      {"x-other-prefix", "zz-" + body},  // the shape without a keygate prefix: not a key here
   };
-  const http::HeaderList expected = {{"x-trace", "abc123"}};
-  EXPECT_EQ(ForwardableHeaders(std::move(headers)), expected);
+  const http::HeaderList expected = {
+      {"x-trace", "abc123"},
+      {"x-jwt", "eyJhbGciOiJIUzI1NiJ9." + std::string(50, 'z') + ".sig"},
+      {"x-hex48", "0123456789abcdef0123456789abcdef0123456789abcdef"},
+      {"x-other-prefix", "zz-" + body},
+  };
+  EXPECT_EQ(ForwardableHeaders(std::move(headers), caller, kPrefixes), expected);
 }
 
 TEST(ForwardableHeadersTest, HeadersNamedByConnectionAreDroppedWhateverTheirCase) {
@@ -62,7 +86,7 @@ TEST(ForwardableHeadersTest, HeadersNamedByConnectionAreDroppedWhateverTheirCase
                               {"x-hop-two", "b"},
                               {"x-after", "3"}};
   const http::HeaderList expected = {{"x-before", "1"}, {"x-middle", "2"}, {"x-after", "3"}};
-  EXPECT_EQ(ForwardableHeaders(std::move(headers)), expected);
+  EXPECT_EQ(Forward(std::move(headers)), expected);
 }
 
 TEST(ForwardableHeadersTest, EveryConnectionLineNamesHeaders) {
@@ -74,7 +98,7 @@ TEST(ForwardableHeadersTest, EveryConnectionLineNamesHeaders) {
                               {"x-secret-hop", "v1"},
                               {"x-kept", "2"}};
   const http::HeaderList expected = {{"x-first", "1"}, {"x-kept", "2"}};
-  EXPECT_EQ(ForwardableHeaders(std::move(headers)), expected);
+  EXPECT_EQ(Forward(std::move(headers)), expected);
 }
 
 }  // namespace

@@ -506,6 +506,7 @@ TEST(UpstreamClientTest, AnIdleConnectionIsClosedOnceItHasBeenIdleTooLong) {
   const auto give_up = std::chrono::steady_clock::now() + 2s;
   while (!closed && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(closed);
+  EXPECT_EQ(client.idle_connections(), 0u);  // and out of the pool, its memory with it
   client.CloseIdle();
   if (!closed) acceptor.close();  // (a client that never closes would hold the server)
   server.join();

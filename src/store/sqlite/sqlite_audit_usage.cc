@@ -449,9 +449,9 @@ Result<std::vector<OpenCall>> SqliteStore::OpenCalls() {
   return out;
 }
 
-Result<PrunedUsage> SqliteStore::PruneUsageBefore(UnixMillis before, int64_t max_chunks) {
+Result<PrunedUsage> SqliteStore::PruneUsageBefore(UnixMillis before, int64_t max_records) {
   PrunedUsage pruned;
-  if (max_chunks < 1) return pruned;
+  if (max_records < 1) return pruned;
   // A chunk's newest_at bounds every record it holds, and usage_chunks_by_time orders them by
   // it. The newest chunk stays: the next record's id is read from it (InsertUsageChunks).
   constexpr const char* kDue =
@@ -466,18 +466,25 @@ Result<PrunedUsage> SqliteStore::PruneUsageBefore(UnixMillis before, int64_t max
                               });
   }));
   if (!due) return pruned;
+  // The oldest due chunks while the records before each are under `max_records` (a full chunk
+  // is ~25 KB, which SQLite's secure_delete also zeroes: bounded by records, one write stays a
+  // few MB whatever the chunks hold). Each chunk holds a record at least, so no more than
+  // `max_records` chunks are read for it, however long the backlog.
+  const std::string sql =
+      std::string("DELETE FROM usage_chunks WHERE id IN (SELECT id FROM (SELECT id, ") +
+      "SUM(records_count) OVER (ORDER BY newest_at, id) - records_count AS before_it FROM " +
+      "(SELECT id, records_count, newest_at " + kDue + " ORDER BY newest_at, id LIMIT ?2)) " +
+      "WHERE before_it < ?2) RETURNING records_count";
   KG_RETURN_IF_ERROR(Write([&](Connection& conn) {
     pruned = PrunedUsage{};  // a write may be run again
-    return sqlite::ForEachRow(
-        conn,
-        std::string("DELETE FROM usage_chunks WHERE id IN (SELECT id ") + kDue +
-            " ORDER BY newest_at LIMIT ?2) RETURNING records_count",
-        {before, max_chunks}, [&](const Statement& row) {
-          ++pruned.batches;
-          pruned.records += row.ColumnInt(0);
-          return OkStatus();
-        });
+    return sqlite::ForEachRow(conn, sql, {before, max_records}, [&](const Statement& row) {
+      ++pruned.batches;
+      pruned.records += row.ColumnInt(0);
+      return OkStatus();
+    });
   }));
+  // Stopped by the bound (or exactly at it): another write may find more.
+  pruned.more = pruned.records >= max_records;
   return pruned;
 }
 

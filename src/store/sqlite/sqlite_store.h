@@ -165,7 +165,7 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Status UpdateOpenCalls(const std::vector<OpenCall>& opened,
                          const std::vector<uint64_t>& closed) override;
   Result<std::vector<OpenCall>> OpenCalls() override;
-  Result<PrunedUsage> PruneUsageBefore(UnixMillis before, int64_t max_chunks) override;
+  Result<PrunedUsage> PruneUsageBefore(UnixMillis before, int64_t max_records) override;
 
  private:
   using ConnFn = std::function<Status(sqlite::Connection&)>;

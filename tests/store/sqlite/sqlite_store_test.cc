@@ -960,8 +960,9 @@ TEST_F(SqliteStoreTest, PruneUsageBeforeForgetsOldRecordsAndKeepsTheTotals) {
   // The oldest batch first (a's, whose newest record is kT0 + 2), one at a time when asked so.
   auto one = store->PruneUsageBefore(kT0 + 1001, 1);
   ASSERT_TRUE(one.ok());
-  EXPECT_EQ(one->batches, 1);
+  EXPECT_EQ(one->batches, 1);  // a write stops at the records asked for, one batch at least
   EXPECT_EQ(one->records, 3);
+  EXPECT_TRUE(one->more);
   EXPECT_EQ(recent(a), std::vector<std::string>{"a4"});
   EXPECT_EQ(recent(b), (std::vector<std::string>{"b3", "b2", "b1"}));
   // A batch with a record at or after the cut stays whole (b's first ends at kT0 + 501).
@@ -972,6 +973,7 @@ TEST_F(SqliteStoreTest, PruneUsageBeforeForgetsOldRecordsAndKeepsTheTotals) {
   ASSERT_TRUE(rest.ok());
   EXPECT_EQ(rest->batches, 2);
   EXPECT_EQ(rest->records, 3);
+  EXPECT_FALSE(rest->more);
   EXPECT_TRUE(recent(a).empty());
   EXPECT_EQ(recent(b), std::vector<std::string>{"b3"});
   EXPECT_EQ(totals(), before);
