@@ -78,13 +78,19 @@ http::HeaderList ForwardableHeaders(http::HeaderList headers, std::string_view c
   // A keygate key is never handed to a provider, whatever header a client put it in
   // (x-goog-api-key, x-auth-token, ...: audit N). Recognised by its prefix, not by its shape
   // alone: a JWT or a long id often holds a run of 43 letters and digits (the review).
+  // (A secret shorter than a key's random part is none: it could only be a test's.)
+  if (caller_secret.size() < kSecretBodyChars) caller_secret = {};
   auto holds_key = [&](std::string_view value) {
     if (!caller_secret.empty() && value.find(caller_secret) != std::string_view::npos) {
       return true;
     }
     for (const std::string& prefix : key_prefixes) {
+      if (prefix.empty()) continue;
       for (size_t at = value.find(prefix); at != std::string_view::npos;
            at = value.find(prefix, at + 1)) {
+        // Where a key begins: not inside a longer run of letters and digits, which a short
+        // prefix ending in one would otherwise find in any long token.
+        if (at > 0 && IsAsciiAlnum(value[at - 1]) && IsAsciiAlnum(prefix.front())) continue;
         if (HoldsSecretShape(value.substr(at, prefix.size() + kSecretBodyChars + 1))) {
           return true;
         }
@@ -339,25 +345,32 @@ void ModelCall::FinishComplete() {
       ParseUsage(body_, admission_.call.request.endpoint == Endpoint::kEmbeddings
                             ? UsageCounts::kPromptOnly
                             : UsageCounts::kPromptAndCompletion);
-  // spec data-plane.md: an upstream error is charged only for the usage it reports.
+  // spec data-plane.md: an upstream error is charged only for the usage it reports, an error
+  // answered with 200 included (the review: it was charged as a completion).
+  const bool error_answer = !usage && success && json_answer_ && IsErrorAnswer(body_);
   Charge charge = Charge::kRelease;
   TokenUsage charged;
   if (usage) {
     charge = Charge::kUsage;
     charged = *usage;
-  } else if (success) {
+  } else if (success && !error_answer) {
     charge = Charge::kUsage;
     charged = EstimateReceived(static_cast<int64_t>(body_.size()));
   }
-  // An error answer quoting the provider's key ("Incorrect API key provided: ...") keeps
-  // everything else; so do events (an error event) sent to a call that did not ask to stream.
-  if (!success || event_stream_answer_) RedactProviderKey(&body_, 0, "body");
   http::Response response;
   response.status = upstream_status_;
   std::optional<std::string> events;
   if (admission_.call.request.stream && json_answer_ && upstream_status_ == 200) {
     // Asked to stream, answered in one piece: the caller gets the stream it asked for.
-    events = CompletionAsEvents(body_, admission_.call.request.caller_wants_usage);
+    events = AnswerAsEvents(body_, admission_.call.request.caller_wants_usage);
+  }
+  // An error answer quoting the provider's key ("Incorrect API key provided: ...") keeps
+  // everything else; so do events (an error event, or an answer made a stream: events are
+  // searched as a stream's are) sent to a call that did not ask to stream.
+  if (events) {
+    RedactProviderKey(&*events, 0, "stream event");
+  } else if (!success || event_stream_answer_ || error_answer) {
+    RedactProviderKey(&body_, 0, "body");
   }
   if (events) {
     response.content_type = http::ContentType("text/event-stream");

@@ -208,59 +208,81 @@ std::optional<TokenUsage> ParseUsage(std::string_view text, UsageCounts counts) 
   return std::nullopt;
 }
 
-std::optional<std::string> CompletionAsEvents(std::string_view body, bool with_usage) {
+std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage) {
+  // Read once, into a monotonic arena (an answer may be tens of MB), and written out piece by
+  // piece: nothing of the answer is copied into a second document.
+  json::monotonic_resource arena;
   json::error_code ec;
-  json::value parsed = json::parse(body, ec);
-  const json::object* completion = parsed.if_object();
-  if (ec || completion == nullptr) return std::nullopt;
-  const json::value* object = completion->if_contains("object");
-  const json::value* choices = completion->if_contains("choices");
+  json::value parsed = json::parse(body, ec, &arena);
+  json::object* answer = parsed.if_object();
+  if (ec || answer == nullptr) return std::nullopt;
+  // An error in a 200 (some aggregators send them): the event a stream's error is, which the
+  // SDKs raise (the openai client's Stream throws an APIError on it).
+  if (answer->contains("error") && !answer->contains("choices")) {
+    return "data: " + std::string(body) + "\n\n";
+  }
+  const json::value* object = answer->if_contains("object");
+  json::value* choices = answer->if_contains("choices");
   if (object == nullptr || *object != "chat.completion" || choices == nullptr ||
       !choices->is_array()) {
     return std::nullopt;
   }
-  // The members every chunk repeats.
-  json::object head;
+  // The members every chunk repeats, as `"name":value,` pieces.
+  std::string head = "{";
   for (const char* name : {"id", "created", "model", "system_fingerprint", "service_tier"}) {
-    if (const json::value* member = completion->if_contains(name)) head[name] = *member;
+    if (const json::value* member = answer->if_contains(name)) {
+      head.append("\"").append(name).append("\":").append(json::serialize(*member)).append(",");
+    }
   }
-  head["object"] = "chat.completion.chunk";
-  json::object chunk = head;
-  json::array deltas;
-  for (const json::value& choice : choices->as_array()) {
-    const json::object* c = choice.if_object();
+  head.append("\"object\":\"chat.completion.chunk\",\"choices\":");
+  std::string events;
+  events.reserve(body.size() + 256);
+  int64_t position = 0;
+  // One chunk per choice, as OpenAI streams them.
+  for (json::value& choice : choices->as_array()) {
+    json::object* c = choice.if_object();
     if (c == nullptr) return std::nullopt;
-    json::object out;
-    if (const json::value* index = c->if_contains("index")) out["index"] = *index;
-    json::value delta = json::object();
-    if (const json::value* message = c->if_contains("message"); message && message->is_object()) {
-      delta = *message;
+    json::value delta = json::object(&arena);
+    if (json::value* message = c->if_contains("message"); message && message->is_object()) {
       // A stream's tool calls say which call each piece belongs to.
-      if (json::value* calls = delta.as_object().if_contains("tool_calls");
+      if (json::value* calls = message->as_object().if_contains("tool_calls");
           calls != nullptr && calls->is_array()) {
-        int64_t position = 0;
+        int64_t call_position = 0;
         for (json::value& call : calls->as_array()) {
-          if (json::object* fields = call.if_object()) fields->insert({{"index", position}});
-          ++position;
+          if (json::object* fields = call.if_object()) {
+            fields->insert({{"index", call_position}});
+          }
+          ++call_position;
         }
       }
+      delta = std::move(*message);
     }
-    out["delta"] = std::move(delta);
-    out["logprobs"] = c->contains("logprobs") ? c->at("logprobs") : json::value(nullptr);
-    out["finish_reason"] =
-        c->contains("finish_reason") ? c->at("finish_reason") : json::value(nullptr);
-    deltas.push_back(std::move(out));
+    const json::value* index = c->if_contains("index");
+    const json::value* logprobs = c->if_contains("logprobs");
+    const json::value* finish = c->if_contains("finish_reason");
+    events.append("data: ").append(head).append("[{\"index\":");
+    events.append(index ? json::serialize(*index) : std::to_string(position));
+    events.append(",\"delta\":").append(json::serialize(delta));
+    events.append(",\"logprobs\":").append(logprobs ? json::serialize(*logprobs) : "null");
+    events.append(",\"finish_reason\":").append(finish ? json::serialize(*finish) : "null");
+    events.append("}]}\n\n");
+    ++position;
   }
-  chunk["choices"] = std::move(deltas);
-  std::string events = "data: " + json::serialize(chunk) + "\n\n";
-  if (const json::value* usage = completion->if_contains("usage"); with_usage && usage) {
-    json::object last = std::move(head);
-    last["choices"] = json::array();
-    last["usage"] = *usage;
-    events += "data: " + json::serialize(last) + "\n\n";
+  if (const json::value* usage = answer->if_contains("usage"); with_usage && usage) {
+    events.append("data: ").append(head).append("[],\"usage\":");
+    events.append(json::serialize(*usage)).append("}\n\n");
   }
-  events += "data: [DONE]\n\n";
+  events.append("data: [DONE]\n\n");
   return events;
+}
+
+bool IsErrorAnswer(std::string_view body) {
+  if (body.find("\"error\"") == std::string_view::npos) return false;
+  json::monotonic_resource arena;
+  json::error_code ec;
+  const json::value parsed = json::parse(body, ec, &arena);
+  const json::object* answer = parsed.if_object();
+  return !ec && answer != nullptr && answer->contains("error") && !answer->contains("choices");
 }
 
 void SseSplitter::Feed(std::string_view data, std::vector<std::string_view>* events) {

@@ -29,13 +29,19 @@ enum class UsageCounts { kPromptAndCompletion, kPromptOnly };
 // whole answer.
 std::optional<TokenUsage> ParseUsage(std::string_view json, UsageCounts counts);
 
-// A whole chat completion (`"object": "chat.completion"`) as the events a stream of it would
-// have been, for a caller who asked to stream from an upstream that answered in one piece
-// (audit M: the openai client read such an answer as an empty stream): one chunk with every
-// choice's message as its delta (each tool call given its index) and finish reason, then,
-// when `with_usage`, the usage-only chunk, then `data: [DONE]`. nullopt for anything else (an
-// error, another object, invalid JSON): it is relayed as it came.
-std::optional<std::string> CompletionAsEvents(std::string_view body, bool with_usage);
+// A whole answer as the events a stream of it would have been, for a caller who asked to
+// stream from an upstream that answered in one piece (audit M: the openai client read such an
+// answer as an empty stream). A chat completion (`"object": "chat.completion"`): a chunk per
+// choice, its message as the delta (each tool call given its index, a choice without an index
+// given its position) with its logprobs and finish reason, then, when `with_usage`, the
+// usage-only chunk, then `data: [DONE]`. An error object (`"error"` without `"choices"`): the
+// one event a stream's error is. nullopt for anything else (invalid JSON, another object): it
+// is relayed as it came.
+std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage);
+
+// True for a JSON object with an `error` member and no `choices`: an upstream's error, whatever
+// its status (some aggregators answer errors with 200).
+bool IsErrorAnswer(std::string_view body);
 
 namespace internal {
 // ParseUsage's two readers of the usage object at the start of `object`, for tests: the

@@ -73,7 +73,7 @@ struct OpenCall {
 struct PrunedUsage {
   int64_t batches = 0;  // stored batches (a lineage's records of one usage batch)
   int64_t records = 0;
-  bool more = false;  // a due batch was left for another write
+  bool more = false;  // the bound was reached: another write may find more
 };
 
 class UsageStore {
@@ -109,11 +109,11 @@ class UsageStore {
   // Every open call kept: at start, those a crashed process left.
   virtual Result<std::vector<OpenCall>> OpenCalls() { return std::vector<OpenCall>{}; }
   // Forgets the oldest stored batches of records whose every record is older than `before`
-  // (usage.retention_days), in one write: as many as hold at most `max_records` records
-  // together, and always at least one if any is due. The totals (SpendFor, SpendSince,
-  // DailySeries) keep counting them. The newest batch stays whatever its age, so that record
-  // ids are never reused. Returns what was forgotten (`more`: some due batch is left). A store
-  // without it keeps every record.
+  // (usage.retention_days), in one write: the oldest while the records before each are under
+  // `max_records` (so the last may cross it), and always one if any is due. The totals
+  // (SpendFor, SpendSince, DailySeries) keep counting them. The newest batch stays whatever its
+  // age, so that record ids are never reused. Returns what was forgotten. A store without it
+  // keeps every record.
   virtual Result<PrunedUsage> PruneUsageBefore(UnixMillis before, int64_t max_records) {
     (void)before;
     (void)max_records;

@@ -403,6 +403,28 @@ TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsSentAsAStreamAndChargedByIts
   EXPECT_EQ(streamed_rows[0].cost, plain_rows[0].cost);
 }
 
+// An error answered with 200 (as some aggregators do): charged nothing, as any upstream error
+// without usage, and a caller who asked to stream gets it as a stream's error event, which the
+// SDKs raise (review: an empty stream, charged an estimate).
+TEST_F(DataPlaneTest, AnErrorAnsweredWith200IsChargedNothingAndStreamedAsAnErrorEvent) {
+  MintedKey key = Mint();
+  auto streamed = Call(key.secret, ChatBody("hi", 6, "mock/echo", R"(,"stream":true)"),
+                       "/v1/chat/completions", {{"x-mock-fault", "error200"}});
+  EXPECT_EQ(streamed.status, 200) << streamed.body;
+  EXPECT_EQ(streamed.Header("content-type").rfind("text/event-stream", 0), 0u);
+  EXPECT_EQ(streamed.body.rfind(R"(data: {"error":{"message":"The model is overloaded)", 0), 0u)
+      << streamed.body;
+  auto plain = Call(key.secret, ChatBody("hi", 6), "/v1/chat/completions",
+                    {{"x-mock-fault", "error200"}});
+  EXPECT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(plain.body.rfind(R"({"error":)", 0), 0u) << plain.body;
+  const auto rows = WaitForUsage(key.hash, 2);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].cost, 0);
+  EXPECT_EQ(rows[1].cost, 0);
+  EXPECT_EQ(UsageTotalMicros(key), 0);
+}
+
 // An upstream that quotes the provider's key back (a 401 "Incorrect API key provided: ...", a
 // debug header) must not hand it to a caller, who holds only a service key: the header is
 // dropped, the key in the body redacted, the rest relayed, and the operator told.

@@ -75,6 +75,15 @@ TEST(ForwardableHeadersTest, AHeaderHoldingAKeygateKeyNeverGoesUpstream) {
       {"x-other-prefix", "zz-" + body},
   };
   EXPECT_EQ(ForwardableHeaders(std::move(headers), caller, kPrefixes), expected);
+
+  // A short prefix that ends in a letter: a key where one begins, not inside a long token.
+  const std::vector<std::string> short_prefix = {"k"};
+  http::HeaderList with_short = {
+      {"x-key", "token=k" + body},
+      {"x-token", "abk" + body},  // a run of 46 with a 'k' inside: no key begins there
+  };
+  const http::HeaderList short_expected = {{"x-token", "abk" + body}};
+  EXPECT_EQ(ForwardableHeaders(std::move(with_short), "", short_prefix), short_expected);
 }
 
 TEST(ForwardableHeadersTest, HeadersNamedByConnectionAreDroppedWhateverTheirCase) {

@@ -520,38 +520,49 @@ TEST(OpenAiResponseTest, CompletionTextBytesAreAnUpperBoundOfTheDelta) {
   EXPECT_EQ(CompletionTextBytes("data: {\"delta\":{\"content\":null}}\n\n"), 0);
 }
 
-// A whole completion sent to a caller who asked to stream (audit M): the events a stream of it
-// would have carried, each choice's message as its delta, each tool call with its index.
-TEST(CompletionAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
+// A whole answer sent to a caller who asked to stream (audit M): the events a stream of it
+// would have carried, a chunk per choice, its message as the delta, each tool call with its
+// index, a choice without an index given its position.
+TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
   const std::string body =
       R"({"id":"c1","object":"chat.completion","created":7,"model":"m","choices":[)"
       R"({"index":0,"message":{"role":"assistant","content":"hi"},"logprobs":null,)"
-      R"("finish_reason":"stop"},{"index":1,"message":{"role":"assistant","content":null,)"
+      R"("finish_reason":"stop"},{"message":{"role":"assistant","content":null,)"
       R"("tool_calls":[{"id":"t1","type":"function","function":{"name":"f","arguments":"{}"}},)"
       R"({"id":"t2","type":"function","function":{"name":"g","arguments":"[]"}}]},)"
       R"("finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":4,)"
       R"("total_tokens":7}})";
-  const std::string chunk =
-      R"(data: {"id":"c1","created":7,"model":"m","object":"chat.completion.chunk","choices":[)"
-      R"({"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,)"
-      R"("finish_reason":"stop"},{"index":1,"delta":{"role":"assistant","content":null,)"
+  const std::string head =
+      R"(data: {"id":"c1","created":7,"model":"m","object":"chat.completion.chunk","choices":)";
+  const std::string chunks =
+      head +
+      R"([{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,)"
+      R"("finish_reason":"stop"}]})"
+      "\n\n" +
+      head +
+      R"([{"index":1,"delta":{"role":"assistant","content":null,)"
       R"("tool_calls":[{"id":"t1","type":"function","function":{"name":"f","arguments":"{}"},)"
       R"("index":0},{"id":"t2","type":"function","function":{"name":"g","arguments":"[]"},)"
       R"("index":1}]},"logprobs":null,"finish_reason":"tool_calls"}]})"
       "\n\n";
-  EXPECT_EQ(CompletionAsEvents(body, false), chunk + "data: [DONE]\n\n");
-  EXPECT_EQ(CompletionAsEvents(body, true),
-            chunk +
-                R"(data: {"id":"c1","created":7,"model":"m","object":"chat.completion.chunk",)"
-                R"("choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,)"
-                R"("total_tokens":7}})"
+  EXPECT_EQ(AnswerAsEvents(body, false), chunks + "data: [DONE]\n\n");
+  EXPECT_EQ(AnswerAsEvents(body, true),
+            chunks + head +
+                R"([],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})"
                 "\n\ndata: [DONE]\n\n");
+  // An error in a 200: the one event a stream's error is.
+  const std::string error = R"({"error":{"message":"overloaded","type":"server_error"}})";
+  EXPECT_EQ(AnswerAsEvents(error, true), "data: " + error + "\n\n");
+  EXPECT_TRUE(IsErrorAnswer(error));
+  EXPECT_FALSE(IsErrorAnswer(body));
+  EXPECT_FALSE(IsErrorAnswer(R"({"choices":[],"error":null})"));
   // Anything else is relayed as it came.
   for (const char* other :
-       {R"({"error":{"message":"no"}})", R"({"object":"list","data":[]})", "not json", "[]",
+       {R"({"object":"list","data":[]})", "not json", "[]",
         R"({"object":"chat.completion","choices":{}})",
         R"({"object":"chat.completion","choices":[1]})"}) {
-    EXPECT_EQ(CompletionAsEvents(other, true), std::nullopt) << other;
+    EXPECT_EQ(AnswerAsEvents(other, true), std::nullopt) << other;
+    EXPECT_FALSE(IsErrorAnswer(other)) << other;
   }
 }
 

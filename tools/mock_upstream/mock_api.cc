@@ -29,6 +29,7 @@ constexpr NamedFault kNamedFaults[] = {
     {"400", FaultKind::kBadRequest},  {"429", FaultKind::kRateLimit},
     {"500", FaultKind::kServerError}, {"reset", FaultKind::kReset},
     {"hang", FaultKind::kHang},       {"badchunk", FaultKind::kBadChunk},
+    {"error200", FaultKind::kError200},
 };
 
 constexpr std::string_view kModelsBody =
@@ -133,6 +134,9 @@ bool ApplyFault(const Fault& fault, Reply* reply) {
       SetError(reply, 500,
                "The server had an error while processing your request (mock fault 500).",
                "server_error");
+      return true;
+    case FaultKind::kError200:
+      SetError(reply, 200, "The model is overloaded (mock fault error200).", "server_error");
       return true;
     case FaultKind::kReset:
       reply->action = Action::kClose;
