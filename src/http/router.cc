@@ -116,22 +116,41 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Execu
 
 namespace {
 
+bool IsLetterOrDigit(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+// A key's secret part is base-62 (keys/secrets.cc).
+constexpr size_t kShortestSecretPart = 16;
+
 // Masks, in `out`, what follows each of `secret_prefixes` up to the first byte `ends` accepts,
 // keeping its last four characters when it is long enough to spare them. Only runs of at least
-// `min_length`, after a prefix found where `may_start(text, at)` allows.
+// `min_length`, after a prefix found where `may_start(text, at)` allows. A prefix of letters
+// and digits alone (`a`, `key`: configurable) is told from a word's letters only where a word
+// begins and only before kShortestSecretPart letters and digits (audit P: with a one-letter
+// prefix, "authentication_error" and "/api/" were masked in answers and logs).
 template <class Ends, class MayStart>
 void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_prefixes, Ends ends,
                        MayStart may_start, size_t min_length) {
   for (const std::string& prefix : secret_prefixes) {
     if (prefix.empty()) continue;
+    const bool plain_word = std::all_of(prefix.begin(), prefix.end(), IsLetterOrDigit);
     for (size_t at = out->find(prefix); at != std::string::npos;
          at = out->find(prefix, at + 1)) {
       if (!may_start(*out, at)) continue;
+      if (plain_word && at > 0 && IsLetterOrDigit((*out)[at - 1])) continue;
       const size_t start = at + prefix.size();
       size_t end = start;
       while (end < out->size() && !ends((*out)[end])) ++end;
       const size_t length = end - start;
       if (length < min_length) continue;
+      if (plain_word &&
+          (length < kShortestSecretPart ||
+           !std::all_of(out->begin() + static_cast<std::ptrdiff_t>(start),
+                        out->begin() + static_cast<std::ptrdiff_t>(start + kShortestSecretPart),
+                        IsLetterOrDigit))) {
+        continue;
+      }
       constexpr size_t kShown = 4;
       const std::string tail = length > 2 * kShown ? out->substr(end - kShown, kShown) : "";
       out->replace(start, length, "\u2022\u2022\u2022\u2022" + tail);
@@ -157,7 +176,6 @@ void MaskKeysInText(std::string* text, std::span<const std::string> secret_prefi
   // is as much a leak), unless inside a \uXXXX escape, whose hex digits a short custom prefix
   // could match (masking there would break the JSON); and only a long run (a code like
   // "invalid_api_key" is never a key, whatever the prefix).
-  constexpr size_t kShortestSecretPart = 16;
   constexpr size_t kEscapeLength = 6;  // \uXXXX
   MaskAfterPrefixes(
       text, secret_prefixes,

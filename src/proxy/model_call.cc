@@ -88,10 +88,14 @@ http::HeaderList ForwardableHeaders(http::HeaderList headers, std::string_view c
       if (prefix.empty()) continue;
       for (size_t at = value.find(prefix); at != std::string_view::npos;
            at = value.find(prefix, at + 1)) {
-        // Where a key begins: not inside a longer run of letters and digits, which a short
-        // prefix ending in one would otherwise find in any long token.
+        // A key: the prefix where a token begins, then exactly a key's random part (a short
+        // prefix ending in a letter otherwise finds one in any long token: audit P).
         if (at > 0 && IsAsciiAlnum(value[at - 1]) && IsAsciiAlnum(prefix.front())) continue;
-        if (HoldsSecretShape(value.substr(at, prefix.size() + kSecretBodyChars + 1))) {
+        const size_t start = at + prefix.size();
+        const size_t end = start + kSecretBodyChars;
+        if (end > value.size() || (end < value.size() && IsAsciiAlnum(value[end]))) continue;
+        if (std::all_of(value.begin() + static_cast<std::ptrdiff_t>(start),
+                        value.begin() + static_cast<std::ptrdiff_t>(end), IsAsciiAlnum)) {
           return true;
         }
       }
@@ -222,12 +226,14 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // An upstream error to a stream request is relayed whole, like any complete answer; so is a
   // plain JSON answer (an upstream that does not stream), whose usage then counts; an encoded
   // one is not relayed at all (OnResponseEnd).
-  const bool json = IsMediaType(type, "application/json");
-  json_answer_ = json;
+  json_answer_ = IsMediaType(type, "application/json");
+  // An answer that says it is not a stream (JSON, text/plain: audit P) is read whole, and made
+  // one if the caller asked (FinishComplete). One without a type is relayed as events.
+  const bool not_events = !type.empty() && !IsMediaType(type, "text/event-stream");
   // Events, whatever the caller asked for: searched for the provider's key as a stream's are.
   event_stream_answer_ = IsMediaType(type, "text/event-stream");
   if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty() ||
-      json) {
+      not_events) {
     return;
   }
   streaming_ = true;
@@ -360,17 +366,19 @@ void ModelCall::FinishComplete() {
   http::Response response;
   response.status = upstream_status_;
   std::optional<std::string> events;
-  if (admission_.call.request.stream && json_answer_ && upstream_status_ == 200) {
+  if (admission_.call.request.stream && !event_stream_answer_ && upstream_status_ == 200) {
     // Asked to stream, answered in one piece: the caller gets the stream it asked for.
     events = AnswerAsEvents(body_, admission_.call.request.caller_wants_usage);
   }
   // An error answer quoting the provider's key ("Incorrect API key provided: ...") keeps
   // everything else; so do events (an error event, or an answer made a stream: events are
   // searched as a stream's are) sent to a call that did not ask to stream.
+  // So does anything a streaming caller gets as it came (audit P: a 200 that was neither a
+  // completion nor an error quoted the key to a stream request).
   if (events) {
     RedactProviderKey(&*events, 0, "stream event");
-  } else if (!success || event_stream_answer_ || error_answer) {
-    RedactProviderKey(&body_, 0, "body");
+  } else if (!success || event_stream_answer_ || error_answer || admission_.call.request.stream) {
+    RedactProviderKeyInJson(&body_);
   }
   if (events) {
     response.content_type = http::ContentType("text/event-stream");
@@ -513,6 +521,20 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
 
 int ModelCall::CancelledStatus() const {
   return responder_ && responder_->ClosedByServer() ? kStatusServerClosed : kStatusClientClosed;
+}
+
+void ModelCall::RedactProviderKeyInJson(std::string* body) {
+  // A key written with JSON escapes (`\u0073k-...`) reads as the key to the client's parser
+  // (audit P): such a body is read and written again, its escapes decoded, before the search.
+  // Only the bodies searched (errors and the like), and only those with an escape: rare.
+  const std::string& key = admission_.call.target->api_key;
+  if (key.size() >= kMinRedactedKey && json_answer_ && body->find("\\u") != std::string::npos) {
+    if (std::optional<std::string> plain = WithEscapesDecoded(*body);
+        plain && Holds(*plain, key)) {
+      *body = std::move(*plain);
+    }
+  }
+  RedactProviderKey(body, 0, "body");
 }
 
 void ModelCall::RedactProviderKey(std::string* text, size_t from, std::string_view where) {

@@ -243,7 +243,17 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
     json::object* c = choice.if_object();
     if (c == nullptr) return std::nullopt;
     json::value delta = json::object(&arena);
+    std::string role;  // the opening chunk's delta, as OpenAI's streams begin
     if (json::value* message = c->if_contains("message"); message && message->is_object()) {
+      if (const json::value* named = message->as_object().if_contains("role")) {
+        role = "{\"role\":" + json::serialize(*named) + "}";
+        // The rest in its order (object::erase would move the last member into its place).
+        json::object rest(&arena);
+        for (json::key_value_pair& member : message->as_object()) {
+          if (member.key() != "role") rest.emplace(member.key(), std::move(member.value()));
+        }
+        *message = std::move(rest);
+      }
       // A stream's tool calls say which call each piece belongs to.
       if (json::value* calls = message->as_object().if_contains("tool_calls");
           calls != nullptr && calls->is_array()) {
@@ -258,10 +268,17 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
       delta = std::move(*message);
     }
     const json::value* index = c->if_contains("index");
+    const std::string index_text = index ? json::serialize(*index) : std::to_string(position);
     const json::value* logprobs = c->if_contains("logprobs");
     const json::value* finish = c->if_contains("finish_reason");
-    events.append("data: ").append(head).append("[{\"index\":");
-    events.append(index ? json::serialize(*index) : std::to_string(position));
+    if (!role.empty()) {
+      // Its role alone first, without logprobs: the openai client's stream helper keeps the
+      // logprobs of a choice's first chunk and then adds them again (audit P: doubled).
+      events.append("data: ").append(head).append("[{\"index\":").append(index_text);
+      events.append(",\"delta\":").append(role);
+      events.append(",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    }
+    events.append("data: ").append(head).append("[{\"index\":").append(index_text);
     events.append(",\"delta\":").append(json::serialize(delta));
     events.append(",\"logprobs\":").append(logprobs ? json::serialize(*logprobs) : "null");
     events.append(",\"finish_reason\":").append(finish ? json::serialize(*finish) : "null");
@@ -274,6 +291,14 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
   }
   events.append("data: [DONE]\n\n");
   return events;
+}
+
+std::optional<std::string> WithEscapesDecoded(std::string_view json_text) {
+  json::monotonic_resource arena;
+  json::error_code ec;
+  const json::value parsed = json::parse(json_text, ec, &arena);
+  if (ec) return std::nullopt;
+  return json::serialize(parsed);
 }
 
 bool IsErrorAnswer(std::string_view body) {

@@ -31,13 +31,18 @@ std::optional<TokenUsage> ParseUsage(std::string_view json, UsageCounts counts);
 
 // A whole answer as the events a stream of it would have been, for a caller who asked to
 // stream from an upstream that answered in one piece (audit M: the openai client read such an
-// answer as an empty stream). A chat completion (`"object": "chat.completion"`): a chunk per
-// choice, its message as the delta (each tool call given its index, a choice without an index
-// given its position) with its logprobs and finish reason, then, when `with_usage`, the
-// usage-only chunk, then `data: [DONE]`. An error object (`"error"` without `"choices"`): the
-// one event a stream's error is. nullopt for anything else (invalid JSON, another object): it
-// is relayed as it came.
+// answer as an empty stream). A chat completion (`"object": "chat.completion"`): per choice, a
+// chunk with its role, then one with the rest of its message as the delta (each tool call given
+// its index, a choice without an index given its position) with its logprobs and finish
+// reason; then, when `with_usage`, the usage-only chunk, then `data: [DONE]`. An error object
+// (`"error"` without `"choices"`): the one event a stream's error is. nullopt for anything else
+// (invalid JSON, another object): it is relayed as it came.
 std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage);
+
+// `json` written again with its string escapes decoded (`\u0073` as `s`; only the escapes JSON
+// needs are kept), so that a text search finds what a client's parser would read; nullopt if
+// it is not JSON.
+std::optional<std::string> WithEscapesDecoded(std::string_view json);
 
 // True for a JSON object with an `error` member and no `choices`: an upstream's error, whatever
 // its status (some aggregators answer errors with 200).

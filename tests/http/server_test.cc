@@ -683,6 +683,27 @@ TEST(PathForLogTest, AKeyInThePathIsMaskedForTheLog) {
       << message;
 }
 
+// Audit P: prefixes may be one letter (key_prefixes.service: a). Such a prefix masked every
+// word it began, and what followed it inside words: "authentication_error" became
+// "a••••rror" in answers, "/api/" "/a••••/" in logs. A prefix of letters and digits alone
+// counts where a word begins, before 16 letters and digits, as a key's random part has.
+TEST(PathForLogTest, AOneLetterPrefixMasksKeysNotWords) {
+  const std::vector<std::string> prefixes = {"a", "pq", "Z"};
+  const std::string body = "0123456789abcdefghijABCDEFGHIJklmnopqrstWXY";
+  EXPECT_EQ(PathForLog("/api/v1/keys/abc", prefixes), "/api/v1/keys/abc");
+  EXPECT_EQ(PathForLog("/v1/chat/completions", prefixes), "/v1/chat/completions");
+  EXPECT_EQ(PathForLog("/api/v1/keys/a" + body, prefixes),
+            "/api/v1/keys/a\u2022\u2022\u2022\u2022" + body.substr(39));
+  std::string message =
+      R"({"error":{"message":"bad key a)" + body +
+      R"(","type":"authentication_error","code":"management_key_not_allowed"}})";
+  MaskKeysInText(&message, prefixes);
+  EXPECT_EQ(message.find(body), std::string::npos) << message;
+  EXPECT_NE(message.find(R"("type":"authentication_error","code":"management_key_not_allowed")"),
+            std::string::npos)
+      << message;
+}
+
 // Audit, 2026-12-07: a management write still waiting on the store at the drain's deadline had
 // its connection cut, was applied afterwards, and its client never knew. A handler that cannot
 // be cancelled is given a while past the deadline, and its client gets its answer.

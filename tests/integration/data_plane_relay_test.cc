@@ -381,8 +381,8 @@ TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsSentAsAStreamAndChargedByIts
   EXPECT_EQ(reply.body.rfind("data: {", 0), 0u) << reply.body;
   EXPECT_NE(reply.body.find(R"("object":"chat.completion.chunk")"), std::string::npos)
       << reply.body;
-  EXPECT_NE(reply.body.find(R"("delta":{"role":"assistant","content":"echo: the quick)"),
-            std::string::npos)
+  EXPECT_NE(reply.body.find(R"("delta":{"role":"assistant"})"), std::string::npos) << reply.body;
+  EXPECT_NE(reply.body.find(R"("delta":{"content":"echo: the quick)"), std::string::npos)
       << reply.body;
   EXPECT_EQ(reply.body.find(R"("usage")"), std::string::npos) << reply.body;  // not asked for
   EXPECT_TRUE(reply.body.ends_with("data: [DONE]\n\n")) << reply.body;
@@ -394,10 +394,18 @@ TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsSentAsAStreamAndChargedByIts
            "/v1/chat/completions", {{"x-mock-ignore-stream", "1"}});
   EXPECT_NE(with_usage.body.find(R"("choices":[],"usage":{)"), std::string::npos)
       << with_usage.body;
+  // Whatever type the answer says it has, if not a stream's (audit P: text/plain went as it
+  // came, an empty stream again).
+  auto as_text = Call(streamed.secret, ChatBody(prompt, 6, "mock/echo", R"(,"stream":true)"),
+                      "/v1/chat/completions",
+                      {{"x-mock-ignore-stream", "1"}, {"x-mock-content-type", "text/plain"}});
+  EXPECT_EQ(as_text.Header("content-type").rfind("text/event-stream", 0), 0u);
+  EXPECT_NE(as_text.body.find(R"("delta":{"content":"echo: the quick)"), std::string::npos)
+      << as_text.body;
   const auto plain_rows = WaitForUsage(plain.hash, 1);
-  const auto streamed_rows = WaitForUsage(streamed.hash, 2);
+  const auto streamed_rows = WaitForUsage(streamed.hash, 3);
   ASSERT_EQ(plain_rows.size(), 1u);
-  ASSERT_EQ(streamed_rows.size(), 2u);
+  ASSERT_EQ(streamed_rows.size(), 3u);
   EXPECT_EQ(streamed_rows[0].completion_tokens, 6);  // the upstream's usage, not an estimate
   EXPECT_EQ(streamed_rows[0].prompt_tokens, plain_rows[0].prompt_tokens);
   EXPECT_EQ(streamed_rows[0].cost, plain_rows[0].cost);
@@ -441,6 +449,12 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
     EXPECT_EQ(value.find(kUpstreamKey), std::string::npos) << name;
   }
   EXPECT_NE(process_->log().find("proxy.upstream_echoed_key"), std::string::npos);
+  // The key spelled in JSON escapes reads as the key to a client's parser (audit P).
+  auto escaped = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                      {{"x-mock-echo-auth", "escaped"}});
+  EXPECT_EQ(escaped.status, 401) << escaped.body;
+  EXPECT_NE(escaped.body.find("Incorrect API key provided: Bearer [redacted]"), std::string::npos)
+      << escaped.body;
   // A stream request's error answer is relayed whole, and kept from the key the same way.
   auto streamed = Call(key.secret, ChatBody("hi", 5, "mock/echo", R"(,"stream":true)"),
                        "/v1/chat/completions", {{"x-mock-echo-auth", "1"}});

@@ -81,8 +81,12 @@ TEST(ForwardableHeadersTest, AHeaderHoldingAKeygateKeyNeverGoesUpstream) {
   http::HeaderList with_short = {
       {"x-key", "token=k" + body},
       {"x-token", "abk" + body},  // a run of 46 with a 'k' inside: no key begins there
+      {"x-hex48", "k" + std::string(47, 'e')},  // 47 after it: longer than a key (audit P)
+      {"x-jwt-sig", "h.p.k" + std::string(42, 'f')},  // 42 after it: shorter
   };
-  const http::HeaderList short_expected = {{"x-token", "abk" + body}};
+  const http::HeaderList short_expected = {{"x-token", "abk" + body},
+                                           {"x-hex48", "k" + std::string(47, 'e')},
+                                           {"x-jwt-sig", "h.p.k" + std::string(42, 'f')}};
   EXPECT_EQ(ForwardableHeaders(std::move(with_short), "", short_prefix), short_expected);
 }
 

@@ -534,13 +534,15 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
       R"("total_tokens":7}})";
   const std::string head =
       R"(data: {"id":"c1","created":7,"model":"m","object":"chat.completion.chunk","choices":)";
+  const std::string role = R"("delta":{"role":"assistant"},"logprobs":null,"finish_reason":null}]})"
+                           "\n\n";
   const std::string chunks =
-      head +
-      R"([{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,)"
+      head + R"([{"index":0,)" + role + head +
+      R"([{"index":0,"delta":{"content":"hi"},"logprobs":null,)"
       R"("finish_reason":"stop"}]})"
       "\n\n" +
-      head +
-      R"([{"index":1,"delta":{"role":"assistant","content":null,)"
+      head + R"([{"index":1,)" + role + head +
+      R"([{"index":1,"delta":{"content":null,)"
       R"("tool_calls":[{"id":"t1","type":"function","function":{"name":"f","arguments":"{}"},)"
       R"("index":0},{"id":"t2","type":"function","function":{"name":"g","arguments":"[]"},)"
       R"("index":1}]},"logprobs":null,"finish_reason":"tool_calls"}]})"

@@ -267,12 +267,22 @@ void Session<Stream>::OnRead(ErrorCode ec) {
   // x-mock-echo-auth: a 401 quoting the Authorization received, in its body and a header (as
   // a careless upstream might), to test that a gateway keeps its key from its callers.
   echoed_authorization_.clear();
-  if (FieldOf(request, "x-mock-echo-auth")) {
+  if (const auto echo = FieldOf(request, "x-mock-echo-auth")) {
     echoed_authorization_.assign(FieldOf(request, "authorization").value_or(""));
     reply_.Clear();
     reply_.status = 401;
     reply_.content_type = "application/json";
-    reply_.body = R"({"error":{"message":"Incorrect API key provided: )" + echoed_authorization_ +
+    // "escaped": every character of the key as a \u escape in the body (JSON allows it).
+    std::string quoted = echoed_authorization_;
+    if (*echo == "escaped") {
+      quoted.clear();
+      char unit[8];
+      for (const char c : echoed_authorization_) {
+        std::snprintf(unit, sizeof unit, "\\u%04x", static_cast<unsigned char>(c));
+        quoted += unit;
+      }
+    }
+    reply_.body = R"({"error":{"message":"Incorrect API key provided: )" + quoted +
                   R"(","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
   }
   // x-mock-echo-auth-in-stream: a stream whose first event is an error quoting the
