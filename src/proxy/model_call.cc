@@ -227,9 +227,10 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // plain JSON answer (an upstream that does not stream), whose usage then counts; an encoded
   // one is not relayed at all (OnResponseEnd).
   json_answer_ = IsMediaType(type, "application/json");
-  // An answer that says it is not a stream (JSON, text/plain: audit P) is read whole, and made
-  // one if the caller asked (FinishComplete). One without a type is relayed as events.
-  const bool not_events = !type.empty() && !IsMediaType(type, "text/event-stream");
+  // A JSON answer is read whole, and made a stream if the caller asked (FinishComplete). Any
+  // other type is relayed as events: an upstream that labels its stream text/plain must not be
+  // held back to its end (the third review; a text/plain answer in one piece goes as it came).
+  const bool not_events = json_answer_;
   // Events, whatever the caller asked for: searched for the provider's key as a stream's are.
   event_stream_answer_ = IsMediaType(type, "text/event-stream");
   if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty() ||
@@ -366,7 +367,7 @@ void ModelCall::FinishComplete() {
   http::Response response;
   response.status = upstream_status_;
   std::optional<std::string> events;
-  if (admission_.call.request.stream && !event_stream_answer_ && upstream_status_ == 200) {
+  if (admission_.call.request.stream && json_answer_ && upstream_status_ == 200) {
     // Asked to stream, answered in one piece: the caller gets the stream it asked for.
     events = AnswerAsEvents(body_, admission_.call.request.caller_wants_usage);
   }

@@ -218,8 +218,10 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
   if (ec || answer == nullptr) return std::nullopt;
   // An error in a 200 (some aggregators send them): the event a stream's error is, which the
   // SDKs raise (the openai client's Stream throws an APIError on it).
+  // Written again, its escapes decoded, so that the search for the provider's key finds a key
+  // spelled `\u0073k-...` (the third review).
   if (answer->contains("error") && !answer->contains("choices")) {
-    return "data: " + std::string(body) + "\n\n";
+    return "data: " + json::serialize(parsed) + "\n\n";
   }
   const json::value* object = answer->if_contains("object");
   json::value* choices = answer->if_contains("choices");
@@ -243,7 +245,7 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
     json::object* c = choice.if_object();
     if (c == nullptr) return std::nullopt;
     json::value delta = json::object(&arena);
-    std::string role;  // the opening chunk's delta, as OpenAI's streams begin
+    std::string role = "{}";  // the opening chunk's delta, as OpenAI's streams begin
     if (json::value* message = c->if_contains("message"); message && message->is_object()) {
       if (const json::value* named = message->as_object().if_contains("role")) {
         role = "{\"role\":" + json::serialize(*named) + "}";
@@ -271,13 +273,12 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
     const std::string index_text = index ? json::serialize(*index) : std::to_string(position);
     const json::value* logprobs = c->if_contains("logprobs");
     const json::value* finish = c->if_contains("finish_reason");
-    if (!role.empty()) {
-      // Its role alone first, without logprobs: the openai client's stream helper keeps the
-      // logprobs of a choice's first chunk and then adds them again (audit P: doubled).
-      events.append("data: ").append(head).append("[{\"index\":").append(index_text);
-      events.append(",\"delta\":").append(role);
-      events.append(",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
-    }
+    // Its role alone first (an empty delta without one), without logprobs: the openai client's
+    // stream helper keeps the logprobs of a choice's first chunk and then adds them again
+    // (audit P: doubled).
+    events.append("data: ").append(head).append("[{\"index\":").append(index_text);
+    events.append(",\"delta\":").append(role);
+    events.append(",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
     events.append("data: ").append(head).append("[{\"index\":").append(index_text);
     events.append(",\"delta\":").append(json::serialize(delta));
     events.append(",\"logprobs\":").append(logprobs ? json::serialize(*logprobs) : "null");

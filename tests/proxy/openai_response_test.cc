@@ -552,9 +552,30 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
             chunks + head +
                 R"([],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})"
                 "\n\ndata: [DONE]\n\n");
-  // An error in a 200: the one event a stream's error is.
+  // Logprobs go with the content, never with the opening chunk (the openai client's helper
+  // would count them twice); a message without a role opens with an empty delta.
+  const std::string logprobs = R"({"content":[{"token":"hi","logprob":-2}]})";
+  const auto with_logprobs = AnswerAsEvents(
+      R"({"object":"chat.completion","choices":[{"index":0,"message":{"content":"hi"},)"
+      R"("logprobs":)" + logprobs + R"(,"finish_reason":"stop"}]})",
+      false);
+  ASSERT_TRUE(with_logprobs.has_value());
+  EXPECT_EQ(*with_logprobs,
+            R"(data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{},)"
+            R"("logprobs":null,"finish_reason":null}]})"
+            "\n\n"
+            R"(data: {"object":"chat.completion.chunk","choices":[{"index":0,)"
+            R"("delta":{"content":"hi"},"logprobs":)" + logprobs +
+                R"(,"finish_reason":"stop"}]})"
+                "\n\ndata: [DONE]\n\n");
+  // An error in a 200: the one event a stream's error is, its escapes decoded (a key spelled
+  // in them must be found by the search that follows).
   const std::string error = R"({"error":{"message":"overloaded","type":"server_error"}})";
   EXPECT_EQ(AnswerAsEvents(error, true), "data: " + error + "\n\n");
+  EXPECT_EQ(AnswerAsEvents(R"({"error":{"message":"key \u0073k-1"}})", false),
+            "data: {\"error\":{\"message\":\"key sk-1\"}}\n\n");
+  EXPECT_EQ(WithEscapesDecoded(R"({"m":"\u0073k-\u00e9\n"})"), "{\"m\":\"sk-\u00e9\\n\"}");
+  EXPECT_EQ(WithEscapesDecoded("not json"), std::nullopt);
   EXPECT_TRUE(IsErrorAnswer(error));
   EXPECT_FALSE(IsErrorAnswer(body));
   EXPECT_FALSE(IsErrorAnswer(R"({"choices":[],"error":null})"));
