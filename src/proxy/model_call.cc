@@ -15,6 +15,8 @@ namespace {
 constexpr int kStatusClientClosed = 499;  // nginx's: the caller went away first
 constexpr int kStatusServerClosed = 503;  // keygate stopped serving it (a stop's deadline)
 constexpr int64_t kNanosPerMilli = 1'000'000;
+// Most leading white space read before an answer of an unexpected type is taken for a stream.
+constexpr size_t kSniffLimit = 4096;
 
 // Request headers that never go upstream (see ForwardableHeaders()).
 constexpr std::array<std::string_view, 24> kDroppedRequestHeaders = {
@@ -227,16 +229,24 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   // plain JSON answer (an upstream that does not stream), whose usage then counts; an encoded
   // one is not relayed at all (OnResponseEnd).
   json_answer_ = IsMediaType(type, "application/json");
-  // A JSON answer is read whole, and made a stream if the caller asked (FinishComplete). Any
-  // other type is relayed as events: an upstream that labels its stream text/plain must not be
-  // held back to its end (the third review; a text/plain answer in one piece goes as it came).
-  const bool not_events = json_answer_;
   // Events, whatever the caller asked for: searched for the provider's key as a stream's are.
   event_stream_answer_ = IsMediaType(type, "text/event-stream");
+  // A JSON answer is read whole, and made a stream if the caller asked (FinishComplete).
   if (!admission_.call.request.stream || status != 200 || client_gone_ || !encoding_.empty() ||
-      not_events) {
+      json_answer_) {
     return;
   }
+  if (!event_stream_answer_ && !type.empty()) {
+    // Another type (text/plain): an answer in one piece, or a stream labelled so, which must
+    // not be held back to its end (the third review). Its first byte tells (audit P).
+    sniffing_ = true;
+    sniffed_whole_ = whole;
+    return;
+  }
+  StartStream(whole);
+}
+
+void ModelCall::StartStream(bool whole) {
   streaming_ = true;
   // A stream whose every event is in hand already goes out at its end, as one answer of known
   // length (SendStream); any other begins now, so that the caller has the head at once.
@@ -263,6 +273,23 @@ http::ContentType ModelCall::StreamType() {
 
 void ModelCall::OnResponseData(std::string_view data) {
   if (streaming_) return RelayEvents(data);
+  if (sniffing_) {
+    const size_t first = data.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos && body_.size() + data.size() < kSniffLimit) {
+      body_.append(data);  // nothing but spaces yet
+      return;
+    }
+    sniffing_ = false;
+    if (first != std::string_view::npos && data[first] == '{') {
+      json_answer_ = true;  // an answer in one piece: read whole, below
+    } else {
+      std::string seen = std::move(body_);
+      body_.clear();
+      seen.append(data);
+      StartStream(sniffed_whole_);
+      return RelayEvents(seen);
+    }
+  }
   if (body_too_large_) return;
   if (body_.size() + data.size() > env_.max_response_bytes) {
     body_too_large_ = true;

@@ -92,6 +92,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
 
   // Begins the caller's stream with the upstream's headers (moved out) and its type.
   void BeginStream();
+  // Starts relaying a stream (`whole`: every event is in hand already).
+  void StartStream(bool whole);
   http::HeaderList StreamHeaders();
   http::ContentType StreamType();
   void RelayEvents(std::string_view data);
@@ -152,7 +154,12 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   bool whole_stream_ = false;     // ... one whose every event was in hand: sent at its end
   bool relayed_ = false;          // some of the stream's bytes are on their way to the caller
   bool event_stream_answer_ = false;  // the upstream answered text/event-stream
-  bool json_answer_ = false;          // the upstream answered application/json
+  bool json_answer_ = false;          // the upstream answered application/json (or, sniffed, JSON)
+  // A stream request answered 200 with a type that is neither JSON's nor an event stream's
+  // (text/plain): its first byte says which it is (OnResponseData). `sniffed_whole_`: the
+  // head said the whole answer was in hand.
+  bool sniffing_ = false;
+  bool sniffed_whole_ = false;
   std::string whole_events_;      // the events of such a stream, as relayed
   SseSplitter splitter_;
   EventShapes event_shapes_;  // what this stream's events repeat (ReadEvent)
