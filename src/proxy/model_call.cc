@@ -236,9 +236,9 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
       json_answer_) {
     return;
   }
-  if (!event_stream_answer_ && !type.empty()) {
-    // Another type (text/plain): an answer in one piece, or a stream labelled so, which must
-    // not be held back to its end (the third review). Its first byte tells (audit P).
+  if (IsMediaType(type, "text/plain")) {
+    // An answer in one piece, or a stream labelled so, which must not be held back to its end
+    // (the third review). Its first byte tells (audit P). Any other type is relayed as events.
     sniffing_ = true;
     sniffed_whole_ = whole;
     return;
@@ -283,6 +283,7 @@ void ModelCall::OnResponseData(std::string_view data) {
     if (first != std::string_view::npos && data[first] == '{') {
       json_answer_ = true;  // an answer in one piece: read whole, below
     } else {
+      if (client_gone_) return;  // cancelled: ends as a call cut before its answer
       std::string seen = std::move(body_);
       body_.clear();
       seen.append(data);
