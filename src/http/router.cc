@@ -116,10 +116,6 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Execu
 
 namespace {
 
-bool IsLetterOrDigit(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
 // A key's secret part is base-62 (keys/secrets.cc).
 constexpr size_t kShortestSecretPart = 16;
 
@@ -134,11 +130,11 @@ void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_pre
                        MayStart may_start, size_t min_length) {
   for (const std::string& prefix : secret_prefixes) {
     if (prefix.empty()) continue;
-    const bool plain_word = std::all_of(prefix.begin(), prefix.end(), IsLetterOrDigit);
+    const bool plain_word = std::all_of(prefix.begin(), prefix.end(), IsAsciiAlnum);
     for (size_t at = out->find(prefix); at != std::string::npos;
          at = out->find(prefix, at + 1)) {
       if (!may_start(*out, at)) continue;
-      if (plain_word && at > 0 && IsLetterOrDigit((*out)[at - 1])) continue;
+      if (plain_word && at > 0 && IsAsciiAlnum((*out)[at - 1])) continue;
       const size_t start = at + prefix.size();
       size_t end = start;
       while (end < out->size() && !ends((*out)[end])) ++end;
@@ -148,7 +144,7 @@ void MaskAfterPrefixes(std::string* out, std::span<const std::string> secret_pre
           (length < kShortestSecretPart ||
            !std::all_of(out->begin() + static_cast<std::ptrdiff_t>(start),
                         out->begin() + static_cast<std::ptrdiff_t>(start + kShortestSecretPart),
-                        IsLetterOrDigit))) {
+                        IsAsciiAlnum))) {
         continue;
       }
       constexpr size_t kShown = 4;

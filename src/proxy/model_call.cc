@@ -406,14 +406,13 @@ void ModelCall::FinishComplete() {
   // completion nor an error quoted the key to a stream request).
   if (events) {
     RedactProviderKey(&*events, 0, "stream event");
-  } else if (!success || event_stream_answer_ || error_answer || admission_.call.request.stream) {
-    RedactProviderKeyInJson(&body_);
-  }
-  if (events) {
     response.content_type = http::ContentType("text/event-stream");
     response.body = std::move(*events);
     response.headers = StreamHeaders();
   } else {
+    if (!success || event_stream_answer_ || error_answer || admission_.call.request.stream) {
+      RedactProviderKeyInJson(&body_);
+    }
     if (upstream_type_) response.content_type = std::move(*upstream_type_);
     response.body = std::move(body_);
     response.headers = std::move(response_headers_);

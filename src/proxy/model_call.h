@@ -156,8 +156,8 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   bool event_stream_answer_ = false;  // the upstream answered text/event-stream
   bool json_answer_ = false;          // the upstream answered application/json (or, sniffed, JSON)
   // A stream request answered 200 as text/plain: its first byte says whether it is an answer
-  // in one piece or a stream (OnResponseData). `sniffed_whole_`: the
-  // head said the whole answer was in hand.
+  // in one piece or a stream (OnResponseData). `sniffed_whole_`: the head said the whole
+  // answer was in hand.
   bool sniffing_ = false;
   bool sniffed_whole_ = false;
   std::string whole_events_;      // the events of such a stream, as relayed

@@ -120,6 +120,19 @@ size_t StringBodyLength(std::string_view text, size_t from) {
   return std::min(i, text.size()) - from;
 }
 
+// `text` read whole into `arena` (which must outlive the value); nullopt if it is not JSON.
+std::optional<json::value> ParseIn(std::string_view text, json::monotonic_resource& arena) {
+  json::error_code ec;
+  json::value parsed = json::parse(text, ec, &arena);
+  if (ec) return std::nullopt;
+  return parsed;
+}
+
+// An upstream's error, whatever its status: an `error` member and no `choices`.
+bool IsErrorObject(const json::object* answer) {
+  return answer != nullptr && answer->contains("error") && !answer->contains("choices");
+}
+
 }  // namespace
 
 namespace internal {
@@ -212,17 +225,14 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
   // Read once, into a monotonic arena (an answer may be tens of MB), and written out piece by
   // piece: nothing of the answer is copied into a second document.
   json::monotonic_resource arena;
-  json::error_code ec;
-  json::value parsed = json::parse(body, ec, &arena);
-  json::object* answer = parsed.if_object();
-  if (ec || answer == nullptr) return std::nullopt;
+  std::optional<json::value> parsed = ParseIn(body, arena);
+  json::object* answer = parsed ? parsed->if_object() : nullptr;
+  if (answer == nullptr) return std::nullopt;
   // An error in a 200 (some aggregators send them): the event a stream's error is, which the
   // SDKs raise (the openai client's Stream throws an APIError on it).
   // Written again, its escapes decoded, so that the search for the provider's key finds a key
   // spelled `\u0073k-...` (the third review).
-  if (answer->contains("error") && !answer->contains("choices")) {
-    return "data: " + json::serialize(parsed) + "\n\n";
-  }
+  if (IsErrorObject(answer)) return "data: " + json::serialize(*parsed) + "\n\n";
   const json::value* object = answer->if_contains("object");
   json::value* choices = answer->if_contains("choices");
   if (object == nullptr || *object != "chat.completion" || choices == nullptr ||
@@ -296,19 +306,16 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
 
 std::optional<std::string> WithEscapesDecoded(std::string_view json_text) {
   json::monotonic_resource arena;
-  json::error_code ec;
-  const json::value parsed = json::parse(json_text, ec, &arena);
-  if (ec) return std::nullopt;
-  return json::serialize(parsed);
+  const std::optional<json::value> parsed = ParseIn(json_text, arena);
+  if (!parsed) return std::nullopt;
+  return json::serialize(*parsed);
 }
 
 bool IsErrorAnswer(std::string_view body) {
   if (body.find("\"error\"") == std::string_view::npos) return false;
   json::monotonic_resource arena;
-  json::error_code ec;
-  const json::value parsed = json::parse(body, ec, &arena);
-  const json::object* answer = parsed.if_object();
-  return !ec && answer != nullptr && answer->contains("error") && !answer->contains("choices");
+  const std::optional<json::value> parsed = ParseIn(body, arena);
+  return IsErrorObject(parsed ? parsed->if_object() : nullptr);
 }
 
 void SseSplitter::Feed(std::string_view data, std::vector<std::string_view>* events) {

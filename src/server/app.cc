@@ -42,6 +42,12 @@ keys::KeyPrefixes PrefixesFrom(const config::Settings& s) {
   return keys::KeyPrefixes{s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
 }
 
+// Every kind of key's prefix: what the server masks in answers and logs, and what the data
+// plane keeps from the providers.
+std::vector<std::string> PrefixListFrom(const config::Settings& s) {
+  return {s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
+}
+
 http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
   http::ServerOptions o;
   o.host = s.listen_host;
@@ -52,7 +58,7 @@ http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
   o.drain_timeout_s = static_cast<int>(s.drain_timeout_s);
   o.max_connections = static_cast<size_t>(s.max_connections);
   o.io_threads = static_cast<int>(s.io_threads);
-  o.secret_prefixes = {s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
+  o.secret_prefixes = PrefixListFrom(s);
   return o;
 }
 
@@ -62,7 +68,7 @@ proxy::DataPlaneOptions DataPlaneOptionsFrom(const config::Settings& s) {
   o.guardrails.owner_key_prefix = s.owner_key_prefix;
   o.guardrails.failure_mode = s.failure_mode;
   o.usage_writer.flush_interval = std::chrono::milliseconds(s.usage_flush_interval_ms);
-  o.key_prefixes = {s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
+  o.key_prefixes = PrefixListFrom(s);
   return o;
 }
 
@@ -118,7 +124,7 @@ struct App::Parts {
 
 void App::Parts::RegisterRoutes() {
   // A key put in a URL is masked in the 404 and 405 that quote it, as in the logs.
-  router.SetSecretPrefixes(ServerOptionsFrom(config.settings).secret_prefixes);
+  router.SetSecretPrefixes(PrefixListFrom(config.settings));
   router.Add("GET", "/healthz",
              [](http::Request&, std::shared_ptr<http::Responder> responder) {
                responder->Send(dialects::Json(200, R"({"status":"ok"})"));

@@ -476,7 +476,6 @@ Result<PrunedUsage> SqliteStore::PruneUsageBefore(UnixMillis before, int64_t max
       "(SELECT id, records_count, newest_at " + kDue + " ORDER BY newest_at, id LIMIT ?2)) " +
       "WHERE before_it < ?2) RETURNING records_count";
   KG_RETURN_IF_ERROR(Write([&](Connection& conn) {
-    pruned = PrunedUsage{};  // a write may be run again
     return sqlite::ForEachRow(conn, sql, {before, max_records}, [&](const Statement& row) {
       ++pruned.batches;
       pruned.records += row.ColumnInt(0);
