@@ -371,18 +371,25 @@ void ModelCall::OnResponseEnd(UpstreamOutcome outcome, std::string_view detail) 
 
 void ModelCall::FinishComplete() {
   const bool success = upstream_status_ >= 200 && upstream_status_ < 300;
-  // The upstream's own failures (relayed as they are) count as upstream errors too.
-  if (upstream_status_ >= 500 || upstream_status_ == 429) {
-    env_.metrics.CountUpstreamFailure(admission_.call.target->provider,
-                                      "status_" + std::to_string(upstream_status_));
-  }
   std::optional<TokenUsage> usage =
       ParseUsage(body_, admission_.call.request.endpoint == Endpoint::kEmbeddings
                             ? UsageCounts::kPromptOnly
                             : UsageCounts::kPromptAndCompletion);
   // spec data-plane.md: an upstream error is charged only for the usage it reports, an error
   // answered with 200 included (the review: it was charged as a completion).
-  const bool error_answer = !usage && success && json_answer_ && IsErrorAnswer(body_);
+  const std::optional<int> error_status =
+      !usage && success && json_answer_ ? ErrorAnswerStatus(body_) : std::nullopt;
+  const bool error_answer = error_status.has_value();
+  // A caller that did not ask to stream gets such an error with the status it stands for (its
+  // `code`, or 502): as a 200, clients read it as a completion without choices. A streaming
+  // caller gets it as a stream's error event, in a 200 (below).
+  const int status =
+      error_answer && !admission_.call.request.stream ? *error_status : upstream_status_;
+  // The upstream's own failures (relayed as they are) count as upstream errors too.
+  if (status >= 500 || status == 429) {
+    env_.metrics.CountUpstreamFailure(admission_.call.target->provider,
+                                      "status_" + std::to_string(status));
+  }
   Charge charge = Charge::kRelease;
   TokenUsage charged;
   if (usage) {
@@ -393,7 +400,7 @@ void ModelCall::FinishComplete() {
     charged = EstimateReceived(static_cast<int64_t>(body_.size()));
   }
   http::Response response;
-  response.status = upstream_status_;
+  response.status = status;
   std::optional<std::string> events;
   if (admission_.call.request.stream && json_answer_ && upstream_status_ == 200) {
     // Asked to stream, answered in one piece: the caller gets the stream it asked for.
@@ -420,7 +427,7 @@ void ModelCall::FinishComplete() {
   response.header_lines = admission_.rate_limits.Lines();
   // Settled before the answer leaves: a caller who sends its next call the moment it reads
   // this answer (on any connection) finds the spend and windows already current.
-  Close(upstream_status_, charge, charged);
+  Close(status, charge, charged);
   if (!client_gone_) responder_->Send(std::move(response));
   responder_.reset();
 }

@@ -311,11 +311,21 @@ std::optional<std::string> WithEscapesDecoded(std::string_view json_text) {
   return json::serialize(*parsed);
 }
 
-bool IsErrorAnswer(std::string_view body) {
-  if (body.find("\"error\"") == std::string_view::npos) return false;
+std::optional<int> ErrorAnswerStatus(std::string_view body) {
+  constexpr int kUnusableUpstreamAnswer = 502;
+  if (body.find("\"error\"") == std::string_view::npos) return std::nullopt;
   json::monotonic_resource arena;
   const std::optional<json::value> parsed = ParseIn(body, arena);
-  return IsErrorObject(parsed ? parsed->if_object() : nullptr);
+  const json::object* answer = parsed ? parsed->if_object() : nullptr;
+  if (!IsErrorObject(answer)) return std::nullopt;
+  const json::object* error = answer->at("error").if_object();
+  const json::value* code = error ? error->if_contains("code") : nullptr;
+  if (code != nullptr && code->is_number()) {
+    json::error_code ec;
+    const auto status = code->to_number<int64_t>(ec);
+    if (!ec && status >= 400 && status <= 599) return static_cast<int>(status);
+  }
+  return kUnusableUpstreamAnswer;
 }
 
 void SseSplitter::Feed(std::string_view data, std::vector<std::string_view>* events) {

@@ -44,9 +44,11 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
 // it is not JSON.
 std::optional<std::string> WithEscapesDecoded(std::string_view json);
 
-// True for a JSON object with an `error` member and no `choices`: an upstream's error, whatever
-// its status (some aggregators answer errors with 200).
-bool IsErrorAnswer(std::string_view body);
+// For a JSON object with an `error` member and no `choices` (an upstream's error, whatever its
+// status: some aggregators answer errors with 200), the status a caller should get for it: its
+// `error.code` when that is a number from 400 to 599 (OpenRouter's shape), 502 otherwise.
+// nullopt for anything else.
+std::optional<int> ErrorAnswerStatus(std::string_view body);
 
 namespace internal {
 // ParseUsage's two readers of the usage object at the start of `object`, for tests: the

@@ -421,7 +421,7 @@ TEST_F(DataPlaneTest, APlainAnswerToAStreamRequestIsSentAsAStreamAndChargedByIts
 // An error answered with 200 (as some aggregators do): charged nothing, as any upstream error
 // without usage, and a caller who asked to stream gets it as a stream's error event, which the
 // SDKs raise (review: an empty stream, charged an estimate).
-TEST_F(DataPlaneTest, AnErrorAnsweredWith200IsChargedNothingAndStreamedAsAnErrorEvent) {
+TEST_F(DataPlaneTest, AnErrorAnsweredWith200IsChargedNothingAndAnsweredAsTheErrorItIs) {
   MintedKey key = Mint();
   auto streamed = Call(key.secret, ChatBody("hi", 6, "mock/echo", R"(,"stream":true)"),
                        "/v1/chat/completions", {{"x-mock-fault", "error200"}});
@@ -431,8 +431,11 @@ TEST_F(DataPlaneTest, AnErrorAnsweredWith200IsChargedNothingAndStreamedAsAnError
       << streamed.body;
   auto plain = Call(key.secret, ChatBody("hi", 6), "/v1/chat/completions",
                     {{"x-mock-fault", "error200"}});
-  EXPECT_EQ(plain.status, 200) << plain.body;
-  EXPECT_EQ(plain.body.rfind(R"({"error":)", 0), 0u) << plain.body;
+  // Not asked to stream: the error with the status it stands for (a 200 reads to a client as a
+  // completion without choices).
+  EXPECT_EQ(plain.status, 502) << plain.body;
+  EXPECT_EQ(plain.body.rfind(R"({"error":{"message":"The model is overloaded)", 0), 0u)
+      << plain.body;
   const auto rows = WaitForUsage(key.hash, 2);
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].cost, 0);

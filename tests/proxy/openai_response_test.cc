@@ -576,16 +576,23 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
             "data: {\"error\":{\"message\":\"key sk-1\"}}\n\n");
   EXPECT_EQ(WithEscapesDecoded(R"({"m":"\u0073k-\u00e9\n"})"), "{\"m\":\"sk-\u00e9\\n\"}");
   EXPECT_EQ(WithEscapesDecoded("not json"), std::nullopt);
-  EXPECT_TRUE(IsErrorAnswer(error));
-  EXPECT_FALSE(IsErrorAnswer(body));
-  EXPECT_FALSE(IsErrorAnswer(R"({"choices":[],"error":null})"));
+  // Its status: 502, or its code when that is an HTTP error status (OpenRouter's shape).
+  EXPECT_EQ(ErrorAnswerStatus(error), 502);
+  EXPECT_EQ(ErrorAnswerStatus(R"({"error":{"code":429,"message":"slow down"}})"), 429);
+  EXPECT_EQ(ErrorAnswerStatus(R"({"error":{"code":503.0}})"), 503);
+  for (const char* code : {"200", "302", "600", "-1", "429.5", "1e300", "\"429\"", "null"}) {
+    EXPECT_EQ(ErrorAnswerStatus(std::string(R"({"error":{"code":)") + code + "}}"), 502) << code;
+  }
+  EXPECT_EQ(ErrorAnswerStatus(R"({"error":"overloaded"})"), 502);
+  EXPECT_EQ(ErrorAnswerStatus(body), std::nullopt);
+  EXPECT_EQ(ErrorAnswerStatus(R"({"choices":[],"error":null})"), std::nullopt);
   // Anything else is relayed as it came.
   for (const char* other :
        {R"({"object":"list","data":[]})", "not json", "[]",
         R"({"object":"chat.completion","choices":{}})",
         R"({"object":"chat.completion","choices":[1]})"}) {
     EXPECT_EQ(AnswerAsEvents(other, true), std::nullopt) << other;
-    EXPECT_FALSE(IsErrorAnswer(other)) << other;
+    EXPECT_EQ(ErrorAnswerStatus(other), std::nullopt) << other;
   }
 }
 
