@@ -328,6 +328,19 @@ void ModelCall::RelayEvents(std::string_view data) {
 
 void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   const bool caller_wants_usage = admission_.call.request.caller_wants_usage;
+  // A key spelled with JSON escapes in an event reads as the key to the client's parser, as in
+  // a body (RedactProviderKeyInJson): such an event goes on with its escapes decoded, so that
+  // the search that follows finds the key. Only with a provider key, and only events with an
+  // escape.
+  std::string decoded;
+  const std::string& key = admission_.call.target->api_key;
+  if (key.size() >= kMinRedactedKey && event.find("\\u") != std::string_view::npos) {
+    if (std::optional<std::string> plain = EventWithEscapesDecoded(event);
+        plain && Holds(*plain, key)) {
+      decoded = std::move(*plain);
+      event = decoded;
+    }
+  }
   const EventFacts facts = ReadEvent(event, &event_shapes_);
   switch (facts.kind) {
     case EventKind::kDone:

@@ -311,6 +311,18 @@ std::optional<std::string> WithEscapesDecoded(std::string_view json_text) {
   return json::serialize(*parsed);
 }
 
+std::optional<std::string> EventWithEscapesDecoded(std::string_view event) {
+  constexpr std::string_view kData = "data:";
+  while (!event.empty() && (event.back() == '\n' || event.back() == '\r')) event.remove_suffix(1);
+  if (event.substr(0, kData.size()) != kData) return std::nullopt;
+  std::string_view payload = event.substr(kData.size());
+  if (!payload.empty() && payload.front() == ' ') payload.remove_prefix(1);
+  if (payload.find_first_of("\r\n") != std::string_view::npos) return std::nullopt;
+  std::optional<std::string> decoded = WithEscapesDecoded(payload);
+  if (!decoded) return std::nullopt;
+  return "data: " + *decoded + "\n\n";
+}
+
 std::optional<int> ErrorAnswerStatus(std::string_view body) {
   constexpr int kUnusableUpstreamAnswer = 502;
   if (body.find("\"error\"") == std::string_view::npos) return std::nullopt;

@@ -44,6 +44,10 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
 // it is not JSON.
 std::optional<std::string> WithEscapesDecoded(std::string_view json);
 
+// An SSE event of one `data:` line holding JSON, written again as `data: `, that JSON with its
+// escapes decoded (WithEscapesDecoded) and a blank line; nullopt for any other event.
+std::optional<std::string> EventWithEscapesDecoded(std::string_view event);
+
 // For a JSON object with an `error` member and no `choices` (an upstream's error, whatever its
 // status: some aggregators answer errors with 200), the status a caller should get for it: its
 // `error.code` when that is a number from 400 to 599 (OpenRouter's shape), 502 otherwise.

@@ -471,12 +471,14 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
   EXPECT_EQ(streamed.status, 401) << streamed.body;
   EXPECT_EQ(streamed.body.find(kUpstreamKey), std::string::npos) << streamed.body;
   // An error event inside a stream that succeeded (audit, 2026-12-07), whether the stream
-  // trickles (three events 50 ms apart) or comes whole.
-  for (const char* delay : {"50", "0"}) {
-    SCOPED_TRACE(delay);
+  // trickles (three events 50 ms apart) or comes whole, the key spelled in JSON escapes or not
+  // (session 19: an escaped one went out).
+  for (const auto& [delay, echo] : std::vector<std::pair<std::string, std::string>>{
+           {"50", "1"}, {"0", "1"}, {"50", "escaped"}, {"0", "escaped"}}) {
+    SCOPED_TRACE(delay + " " + echo);
     auto quoted = Call(key.secret, ChatBody("hi there", 5, "mock/echo", R"(,"stream":true)"),
                        "/v1/chat/completions",
-                       {{"x-mock-echo-auth-in-stream", "1"},
+                       {{"x-mock-echo-auth-in-stream", echo},
                         {"x-mock-chunks", "3"},
                         {"x-mock-chunk-delay-ms", delay}});
     EXPECT_EQ(quoted.status, 200) << quoted.body;

@@ -576,6 +576,13 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
             "data: {\"error\":{\"message\":\"key sk-1\"}}\n\n");
   EXPECT_EQ(WithEscapesDecoded(R"({"m":"\u0073k-\u00e9\n"})"), "{\"m\":\"sk-\u00e9\\n\"}");
   EXPECT_EQ(WithEscapesDecoded("not json"), std::nullopt);
+  EXPECT_EQ(EventWithEscapesDecoded(R"(data: {"m":"\u0073k"})" "\r\n\r\n"),
+            "data: {\"m\":\"sk\"}\n\n");
+  EXPECT_EQ(EventWithEscapesDecoded("data:{\"m\":1}\n\n"), "data: {\"m\":1}\n\n");
+  for (const char* other : {"data: [DONE]\n\n", "event: x\ndata: {}\n\n",
+                            "data: {\"m\":\n\ndata: 1}\n\n", ": comment \\u0073\n\n"}) {
+    EXPECT_EQ(EventWithEscapesDecoded(other), std::nullopt) << other;
+  }
   // Its status: 502, or its code when that is an HTTP error status (OpenRouter's shape).
   EXPECT_EQ(ErrorAnswerStatus(error), 502);
   EXPECT_EQ(ErrorAnswerStatus(R"({"error":{"code":429,"message":"slow down"}})"), 429);

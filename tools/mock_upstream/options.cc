@@ -116,7 +116,8 @@ std::string Usage() {
          "answer to a stream request; x-mock-echo-auth: a 401 quoting the Authorization received\n"
          "(x-mock-echo-auth: escaped, every character as a \\u escape);\n"
          "x-mock-extra-headers: NAME: VALUE; NAME: VALUE more header lines in the answer;\n"
-         "x-mock-echo-auth-in-stream: a stream whose first event quotes the Authorization;\n"
+         "x-mock-echo-auth-in-stream: a stream whose first event quotes the Authorization\n"
+         "(escaped: as \\u escapes);\n"
          "x-mock-unterminated: a stream without [DONE], its last event without its blank line;\n"
          "x-mock-stray-after: a second answer, unasked, right after a plain answer.\n"
          "GET /mock/stats, POST /mock/reset.\n";

@@ -142,6 +142,20 @@ std::optional<std::string_view> FieldOf(const http::request<http::string_body>& 
   return std::string_view(it->value().data(), it->value().size());
 }
 
+// `text` as it goes inside a JSON string (which the Authorization received needs no escape for),
+// or with `escaped` every character of it as a \u escape (JSON allows it; a client's parser reads
+// the same text).
+std::string QuotedForJson(std::string_view text, bool escaped) {
+  if (!escaped) return std::string(text);
+  std::string quoted;
+  char unit[8];
+  for (const char c : text) {
+    std::snprintf(unit, sizeof unit, "\\u%04x", static_cast<unsigned char>(c));
+    quoted += unit;
+  }
+  return quoted;
+}
+
 // One connection, plain (Stream = tcp::socket) or TLS (TlsStream). Runs only on its socket's
 // io_context, which one thread runs: no strand.
 template <class Stream>
@@ -272,26 +286,18 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     reply_.Clear();
     reply_.status = 401;
     reply_.content_type = "application/json";
-    // "escaped": every character of the key as a \u escape in the body (JSON allows it).
-    std::string quoted = echoed_authorization_;
-    if (*echo == "escaped") {
-      quoted.clear();
-      char unit[8];
-      for (const char c : echoed_authorization_) {
-        std::snprintf(unit, sizeof unit, "\\u%04x", static_cast<unsigned char>(c));
-        quoted += unit;
-      }
-    }
-    reply_.body = R"({"error":{"message":"Incorrect API key provided: )" + quoted +
+    reply_.body = R"({"error":{"message":"Incorrect API key provided: )" +
+                  QuotedForJson(echoed_authorization_, *echo == "escaped") +
                   R"(","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
   }
   // x-mock-echo-auth-in-stream: a stream whose first event is an error quoting the
   // Authorization received (a careless upstream's mid-stream error); to a plain request, the
   // same event as a text/event-stream answer.
-  if (FieldOf(request, "x-mock-echo-auth-in-stream")) {
+  if (const auto echo = FieldOf(request, "x-mock-echo-auth-in-stream")) {
     const std::string event =
         R"(data: {"error":{"message":"key )" +
-        std::string(FieldOf(request, "authorization").value_or("")) + R"("}})" + "\n\n";
+        QuotedForJson(FieldOf(request, "authorization").value_or(""), *echo == "escaped") +
+        R"("}})" + "\n\n";
     if (reply_.action == Action::kStream) {
       reply_.body.insert(0, event);
       for (size_t& end : reply_.event_ends) end += event.size();
