@@ -1,5 +1,6 @@
 #include "proxy/guardrails.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "common/ascii.h"
@@ -280,8 +281,9 @@ Verdict<Admission> Guardrails::Check(std::string_view bearer_token, Endpoint end
 }
 
 bool Guardrails::IsUnindexedManagementKey(std::string_view bearer_token) const {
-  if (!StartsWith(bearer_token, options_.provisioning_key_prefix) &&
-      !StartsWith(bearer_token, options_.owner_key_prefix)) {
+  if (std::none_of(options_.management_key_prefixes.begin(),
+                   options_.management_key_prefixes.end(),
+                   [&](const std::string& prefix) { return StartsWith(bearer_token, prefix); })) {
     return false;
   }
   return index_.Find(DigestKey(bearer_token).view()).kind == keys::CredentialKind::kNone;

@@ -37,9 +37,10 @@
 namespace keygate::proxy {
 
 struct GuardrailOptions {
-  // Secrets with these prefixes are management credentials; see Guardrails::Authenticate.
-  std::string provisioning_key_prefix = "pk-kg-";
-  std::string owner_key_prefix = "ok-kg-";
+  // Secrets with these prefixes may be management credentials (the configured provisioning and
+  // owner prefixes, and those of credentials issued under earlier ones); see
+  // Guardrails::IsUnindexedManagementKey.
+  std::vector<std::string> management_key_prefixes = {"pk-kg-", "ok-kg-"};
   // What kStoreUnavailable turns into: 503 (kDeny), or a call forwarded unenforced (kAllow).
   config::FailureMode failure_mode = config::FailureMode::kDeny;
 };

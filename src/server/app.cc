@@ -1,5 +1,6 @@
 #include "server/app.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -64,8 +65,7 @@ http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
 
 proxy::DataPlaneOptions DataPlaneOptionsFrom(const config::Settings& s) {
   proxy::DataPlaneOptions o;
-  o.guardrails.provisioning_key_prefix = s.provisioning_key_prefix;
-  o.guardrails.owner_key_prefix = s.owner_key_prefix;
+  o.guardrails.management_key_prefixes = {s.provisioning_key_prefix, s.owner_key_prefix};
   o.guardrails.failure_mode = s.failure_mode;
   o.usage_writer.flush_interval = std::chrono::milliseconds(s.usage_flush_interval_ms);
   o.key_prefixes = PrefixListFrom(s);
@@ -194,8 +194,21 @@ void App::Parts::BuildDataPlane() {
       [this](const std::string& hash, UnixMillis at) { keys.NoteUsed(hash, at); },
       [this](UnixMillis now) { limiter->EvictIdle(now); },
       [this](const std::string& digest) { return FindManagementCredential(digest); }};
-  data_plane = std::make_unique<proxy::DataPlane>(std::move(deps),
-                                                  DataPlaneOptionsFrom(config.settings),
+  proxy::DataPlaneOptions options = DataPlaneOptionsFrom(config.settings);
+  // A provisioning key or owner credential issued under an earlier prefix is refused as one
+  // (403) on the data plane too, not as an unknown key (401).
+  std::vector<std::string>& management = options.guardrails.management_key_prefixes;
+  if (auto issued = store->ManagementKeyPrefixes(); issued.ok()) {
+    for (std::string& prefix : *issued) {
+      if (!prefix.empty() &&
+          std::find(management.begin(), management.end(), prefix) == management.end()) {
+        management.push_back(std::move(prefix));
+      }
+    }
+  } else {
+    log.Warn("index.prefixes_unread", {{"error", issued.error().message}});
+  }
+  data_plane = std::make_unique<proxy::DataPlane>(std::move(deps), std::move(options),
                                                   config.catalog, &std::getenv);
   viewer.SetLiveUsage(&data_plane->live_usage());
 }

@@ -175,6 +175,16 @@ TEST_F(ManagementTest, KeysOfAnOldPrefixStayMaskedAfterThePrefixesChange) {
   EXPECT_NE(echoed.body.find("\u2022"), std::string::npos) << echoed.body;
   EXPECT_EQ(echoed.body.find(a_.pk), std::string::npos) << echoed.body;
   EXPECT_EQ(echoed.Header("x-request-id").substr(0, 4), "req_");
+  // A management credential of an old prefix calling a model is refused as one (session 19:
+  // it was answered as an unknown key, 401), and still manages keys.
+  for (const std::string& manager : {a_.pk, a_.owner_key}) {
+    auto refused = client_->Post(
+        "/v1/chat/completions",
+        R"({"model":"mock/echo","messages":[{"role":"user","content":"hi"}]})", manager);
+    EXPECT_EQ(refused.status, 403) << refused.body;
+    EXPECT_NE(refused.body.find("cannot call models"), std::string::npos) << refused.body;
+  }
+  EXPECT_EQ(client_->Get("/api/v1/keys", a_.pk).status, 200);
   const std::string log = process_->log();
   for (const std::string& secret : {sk, a_.pk}) {
     EXPECT_EQ(log.find(secret.substr(6)), std::string::npos) << log;  // nor its random part

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "keys/secrets.h"
 #include "store/sqlite/group_commit_writer.h"
 #include "store/sqlite/read_pool.h"
 #include "store/sqlite/row_codec.h"
@@ -374,6 +375,21 @@ Result<std::vector<keys::Organization>> SqliteStore::ListOrganizations() {
                       });
   }));
   return orgs;
+}
+
+Result<std::vector<std::string>> SqliteStore::ManagementKeyPrefixes() {
+  std::vector<std::string> prefixes;
+  KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    return ForEachRow(conn,
+                      "SELECT DISTINCT substr(masked, 1, instr(masked, ?1) - 1) FROM ("
+                      "SELECT masked FROM provisioning_keys UNION ALL "
+                      "SELECT masked FROM owner_credentials)",
+                      {std::string(keys::kMaskDots)}, [&](const sqlite::Statement& row) {
+                        prefixes.push_back(row.ColumnText(0));
+                        return OkStatus();
+                      });
+  }));
+  return prefixes;
 }
 
 Result<keys::OwnerCredential> SqliteStore::GetOwnerCredential(const std::string& hash) {

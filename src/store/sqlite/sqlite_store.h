@@ -121,6 +121,9 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Result<keys::Organization> GetOrganization(const std::string& org_id) override;
   Result<std::vector<keys::Organization>> ListOrganizations() override;
   Result<keys::OwnerCredential> GetOwnerCredential(const std::string& hash) override;
+  // The readable prefixes of every stored provisioning key and owner credential (those of the
+  // configuration when they were issued), each once.
+  Result<std::vector<std::string>> ManagementKeyPrefixes();
   Status InsertOwnerCredential(const keys::OwnerCredential& owner,
                                const keys::AuditEntry& audit) override;
   Status InsertProvisioningKey(const keys::ProvisioningKey& key,
