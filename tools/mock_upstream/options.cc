@@ -119,7 +119,8 @@ std::string Usage() {
          "x-mock-echo-auth-in-stream: a stream whose first event quotes the Authorization\n"
          "(escaped: as \\u escapes);\n"
          "x-mock-unterminated: a stream without [DONE], its last event without its blank line;\n"
-         "x-mock-stray-after: a second answer, unasked, right after a plain answer.\n"
+         "x-mock-stray-after: a second answer, unasked, right after a plain answer;\n"
+         "x-mock-body-later-ms: MS a plain answer's head with a few spaces, its body MS ms later.\n"
          "GET /mock/stats, POST /mock/reset.\n";
 }
 

@@ -192,6 +192,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void SendInterim(int code);
   void Act();
   void Respond();
+  void WriteBodyLater();
+  void WriteBody();
+  void AfterAnswer();
   void StartStream();
   void WriteSegment();
   void OnSegmentWritten(ErrorCode ec);
@@ -228,6 +231,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string echoed_authorization_;  // x-mock-echo-auth: the Authorization received
   std::string extra_lines_;  // x-mock-extra-headers of the request being answered, as lines
   bool stray_after_ = false;  // x-mock-stray-after: a second, unasked answer after this one
+  int body_later_ms_ = 0;     // x-mock-body-later-ms: spaces with the head, the body this later
   bool stream_by_length_ = false;  // x-mock-stream-framing: length (a stream framed by length)
   std::array<char, 512> drain_{};
   bool tls_closing_ = false;  // a TLS close_notify is on its way
@@ -261,6 +265,10 @@ void Session<Stream>::OnRead(ErrorCode ec) {
   content_encoding_.assign(FieldOf(request, "x-mock-content-encoding").value_or(""));
   extra_lines_ = ExtraHeaderLines(FieldOf(request, "x-mock-extra-headers").value_or(""));
   stray_after_ = FieldOf(request, "x-mock-stray-after").has_value();
+  body_later_ms_ = 0;
+  if (auto later = FieldOf(request, "x-mock-body-later-ms")) {
+    std::from_chars(later->data(), later->data() + later->size(), body_later_ms_);
+  }
   RequestView view;
   view.method = std::string_view(request.method_string().data(), request.method_string().size());
   view.target = std::string_view(request.target().data(), request.target().size());
@@ -445,12 +453,17 @@ void Session<Stream>::SendBadChunk() {
   WriteOutThen(&Session::CloseGracefully);
 }
 
+// x-mock-body-later-ms: MS sends the head with a few spaces of the body (JSON allows them), and
+// the rest MS ms later: an answer its client reads in two parts, the first all spaces.
+constexpr std::string_view kLeadingSpaces = " \n ";
+
 template <class Stream>
 void Session<Stream>::Respond() {
+  const bool later = body_later_ms_ > 0;
   out_.clear();
   AppendHead(&out_, {.status = reply_.status,
                      .content_type = reply_.content_type,
-                     .content_length = reply_.body.size(),
+                     .content_length = reply_.body.size() + (later ? kLeadingSpaces.size() : 0),
                      .keep_alive = keep_alive_,
                      .version = version_,
                      .retry_after_s = reply_.retry_after_s,
@@ -458,13 +471,32 @@ void Session<Stream>::Respond() {
                      .content_encoding = content_encoding_,
                      .echoed_authorization = echoed_authorization_,
                      .extra_lines = extra_lines_});
+  if (later) {
+    out_.append(kLeadingSpaces);
+    return WriteOutThen(&Session::WriteBodyLater);
+  }
   std::array<net::const_buffer, 2> buffers = {net::buffer(out_), net::buffer(reply_.body)};
   net::async_write(stream_, buffers, [self = this->shared_from_this()](ErrorCode ec, size_t) {
-    if (ec) return;
-    if (!self->keep_alive_) return self->CloseGracefully();
-    if (self->stray_after_) return self->WriteStray();
-    self->DoRead();
+    if (!ec) self->AfterAnswer();
   });
+}
+
+template <class Stream>
+void Session<Stream>::WriteBodyLater() {
+  AfterDelay(&Session::WriteBody, body_later_ms_);
+}
+
+template <class Stream>
+void Session<Stream>::WriteBody() {
+  out_.assign(reply_.body);
+  WriteOutThen(&Session::AfterAnswer);
+}
+
+template <class Stream>
+void Session<Stream>::AfterAnswer() {
+  if (!keep_alive_) return CloseGracefully();
+  if (stray_after_) return WriteStray();
+  DoRead();
 }
 
 // Frames every event into out_ up front; cuts_ marks where to pause for chunk_delay_ms.
