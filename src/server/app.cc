@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "common/money.h"
-#include "common/time_format.h"
 #include "common/thread_name.h"
 #include "dialects/common/key_view.h"
 #include "dialects/common/management.h"
@@ -24,6 +23,7 @@
 #include "owner/owner_api.h"
 #include "proxy/data_plane.h"
 #include "server/openapi.h"
+#include "server/usage_pruner.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace keygate::server {
@@ -31,13 +31,6 @@ namespace {
 
 constexpr auto kBackgroundTick = std::chrono::milliseconds(500);
 constexpr int64_t kIndexBatch = 10'000;
-// Usage records past usage.retention_days are looked for once a minute, and forgotten in
-// writes of at most this many records (a few MB of pages, so that the group commit they share
-// with usage batches and management writes stays short), at most kPruneWritesPerTick writes a
-// tick; a longer backlog (a first start with retention) goes on at the next tick.
-constexpr int64_t kPruneEveryNs = 60'000'000'000;
-constexpr int64_t kPruneRecordsPerWrite = 20'000;
-constexpr int kPruneWritesPerTick = 10;
 
 keys::KeyPrefixes PrefixesFrom(const config::Settings& s) {
   return keys::KeyPrefixes{s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
@@ -84,7 +77,12 @@ struct App::Parts {
         keys(*store, *store, index, clock, rng, PrefixesFrom(cfg.settings), log),
         viewer(*store, clock),
         management{keys, viewer, log},
-        server(ServerOptionsFrom(cfg.settings), router, log) {
+        server(ServerOptionsFrom(cfg.settings), router, log),
+        pruner(UsagePrunerOptions{.retention_days = cfg.settings.usage_retention_days},
+               [this](UnixMillis before, int64_t max_records) {
+                 return store->PruneUsageBefore(before, max_records);
+               },
+               clock, log) {
     BuildDataPlane();
   }
 
@@ -93,7 +91,6 @@ struct App::Parts {
   Status RestoreWindows();
   void BackgroundLoop();
   void ApplyIndexChanges();
-  void PruneUsage();
   void BuildDataPlane();
   Result<keys::IndexedCredential> FindManagementCredential(const std::string& digest);
   void ReloadCatalog();
@@ -103,7 +100,6 @@ struct App::Parts {
   const Clock& clock;
   std::unique_ptr<store::SqliteStore> store;
   bool files_removed_logged = false;  // the background thread's
-  int64_t next_prune_ns = 0;          // the background thread's (monotonic; 0: at once)
   keys::KeyIndex index;
   keys::KeyService keys;
   dialects::KeyViewer viewer;
@@ -115,6 +111,7 @@ struct App::Parts {
   std::unique_ptr<proxy::DataPlane> data_plane;
   http::Router router;
   http::Server server;
+  UsagePruner pruner;  // the background thread's
 
   std::mutex background_mu;
   std::condition_variable background_cv;
@@ -313,35 +310,8 @@ void App::Parts::BackgroundLoop() {
     if (auto flushed = keys.FlushLastUsed(); !flushed.ok()) {
       log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
     }
-    PruneUsage();
+    pruner.Tick();
     lock.lock();
-  }
-}
-
-void App::Parts::PruneUsage() {
-  const int64_t days = config.settings.usage_retention_days;
-  // Paced by the monotonic clock: a step of the wall clock neither stops nor hurries it. Only
-  // the cut is wall time.
-  const int64_t tick_ns = clock.MonotonicNs();
-  if (days == 0 || (next_prune_ns != 0 && tick_ns < next_prune_ns)) return;
-  next_prune_ns = tick_ns + kPruneEveryNs;
-  const UnixMillis before = clock.NowMs() - days * limits::kMsPerDay;
-  store::PrunedUsage total;
-  for (int write = 0; write < kPruneWritesPerTick; ++write) {
-    auto pruned = store->PruneUsageBefore(before, kPruneRecordsPerWrite);
-    if (!pruned.ok()) {
-      log.Warn("usage.prune_failed", {{"error", pruned.error().message}});
-      break;
-    }
-    total.batches += pruned->batches;
-    total.records += pruned->records;
-    if (!pruned->more) break;
-    if (write + 1 == kPruneWritesPerTick) next_prune_ns = tick_ns;  // more left: the next tick
-  }
-  if (total.batches > 0) {
-    log.Info("usage.records_pruned", {{"records", total.records},
-                                      {"older_than", FormatTimestamp(before)},
-                                      {"retention_days", days}});
   }
 }
 
