@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 namespace keygate {
@@ -162,11 +163,18 @@ std::string FormatUsd(MicroUsd micros) {
 }
 
 MicroUsd CostForTokens(int64_t tokens, MicroUsd micro_usd_per_mtok) {
+  return CostForTokens(tokens, micro_usd_per_mtok, 0, 0);
+}
+
+MicroUsd CostForTokens(int64_t input_tokens, MicroUsd input_price, int64_t output_tokens,
+                       MicroUsd output_price) {
   constexpr int64_t kTokensPerMillion = 1'000'000;
-  // 128-bit intermediate: tokens (< 2^40) times a price (< 2^50) can pass 2^63.
-  __int128 product = static_cast<__int128>(tokens) * micro_usd_per_mtok;
-  __int128 cost = (product + kTokensPerMillion - 1) / kTokensPerMillion;
-  return static_cast<MicroUsd>(cost);
+  // 128-bit intermediate: a count (< 2^63) times a price (< 2^63), twice, fits in 2^127.
+  const __int128 exact = static_cast<__int128>(input_tokens) * input_price +
+                         static_cast<__int128>(output_tokens) * output_price;
+  const __int128 cost = (exact + kTokensPerMillion - 1) / kTokensPerMillion;
+  constexpr MicroUsd kMax = std::numeric_limits<MicroUsd>::max();
+  return cost > kMax ? kMax : static_cast<MicroUsd>(cost);
 }
 
 }  // namespace keygate

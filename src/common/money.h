@@ -42,4 +42,11 @@ inline double UsdAsDouble(MicroUsd micros) {
 // that a reservation is never below the real charge.
 MicroUsd CostForTokens(int64_t tokens, MicroUsd micro_usd_per_mtok);
 
+// Cost of `input_tokens` at `input_price` plus `output_tokens` at `output_price` (micro-dollars
+// per million tokens), summed exactly and then rounded up once (so a call is never charged a
+// micro-dollar for each part's rounding); saturates at the largest MicroUsd. Monotonic in each
+// count. REQUIRES: counts and prices >= 0.
+MicroUsd CostForTokens(int64_t input_tokens, MicroUsd input_price, int64_t output_tokens,
+                       MicroUsd output_price);
+
 }  // namespace keygate

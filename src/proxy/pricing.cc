@@ -14,20 +14,12 @@ int64_t SaturatingMultiply(int64_t a, int64_t b) {
   return product;
 }
 
-MicroUsd SaturatingAdd(MicroUsd a, MicroUsd b) {
-  MicroUsd sum = 0;
-  if (__builtin_add_overflow(a, b, &sum)) return std::numeric_limits<MicroUsd>::max();
-  return sum;
-}
-
 }  // namespace
 
 MicroUsd CostOf(const config::ModelConfig& model, const TokenUsage& usage) {
-  const MicroUsd input =
-      CostForTokens(std::max<int64_t>(usage.prompt_tokens, 0), model.input_micro_usd_per_mtok);
-  const MicroUsd output = CostForTokens(std::max<int64_t>(usage.completion_tokens, 0),
-                                        model.output_micro_usd_per_mtok);
-  return SaturatingAdd(input, output);
+  return CostForTokens(std::max<int64_t>(usage.prompt_tokens, 0), model.input_micro_usd_per_mtok,
+                       std::max<int64_t>(usage.completion_tokens, 0),
+                       model.output_micro_usd_per_mtok);
 }
 
 int64_t CompletionUpperBound(const config::ModelConfig& model, const ModelRequest& request) {

@@ -2,9 +2,9 @@
 // 5, data-plane.md "Cost and usage"), in tokens and integer micro-dollars at the catalog's
 // prices.
 //
-// cost = CostForTokens(prompt, input price) + CostForTokens(completion, output price), each
-// rounded up to the micro-dollar. Both functions are monotonic in each token count, so a worst
-// case computed from upper bounds is never below the real cost: the promise of spec §3.
+// cost = prompt x input price + completion x output price, summed exactly and rounded up once
+// to the micro-dollar (CostForTokens). That is monotonic in each token count, so a worst case
+// computed from upper bounds is never below the real cost: the promise of spec §3.
 //
 // Thread safety: pure functions and plain values.
 #pragma once

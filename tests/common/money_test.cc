@@ -1,5 +1,7 @@
 #include "common/money.h"
 
+#include <limits>
+
 #include <gtest/gtest.h>
 
 namespace keygate {
@@ -131,6 +133,17 @@ TEST(MoneyTest, TokenCostRoundsUpSoReservationsNeverUnderstate) {
   EXPECT_EQ(CostForTokens(1'000'000, 150'000), 150'000);
   EXPECT_EQ(CostForTokens(0, 150'000), 0);
   EXPECT_EQ(CostForTokens(3, 1'000'000), 3);
+}
+
+// Audit R: rounding each part up charged 6 micro-dollars for 4.67 (7 tokens at $0.333333/M and
+// 3 at $0.777777/M); the spec's formula sums, then rounds once.
+TEST(MoneyTest, ACallsCostIsSummedThenRoundedUpOnce) {
+  EXPECT_EQ(CostForTokens(7, 333'333, 3, 777'777), 5);
+  EXPECT_EQ(CostForTokens(1, 150'000, 1, 600'000), 1);
+  EXPECT_EQ(CostForTokens(1'000'000, 150'000, 1'000'000, 600'000), 750'000);
+  EXPECT_EQ(CostForTokens(0, 150'000, 0, 600'000), 0);
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(CostForTokens(max, max, max, max), max);  // saturates
 }
 
 }  // namespace
