@@ -154,11 +154,14 @@ const ParamRule* Rule(std::string_view key) {
   return FindParamRule(Endpoint::kChatCompletions, key);
 }
 
-// A member the request does not read, at the cursor: any JSON value, or one of the kinds its
-// rule allows (openai_params.h). A number whose sign or integral value the rule cares about, and
-// any value of a kind the rule refuses, is the full parser's to judge and word.
-bool ScanOther(Scanner& scan, const ParamRule* rule) {
-  if (rule == nullptr) return scan.SkipValue(1);
+// A member the request does not read, at the cursor: one of the kinds its rule allows
+// (openai_params.h). A number whose sign or integral value the rule cares about, and any value
+// of a kind the rule refuses, is the full parser's to judge and word; so is a member without a
+// rule (a provider's extension, whose text counts toward the prompt) and web search options
+// (which make the prompt's size the context's).
+bool ScanOther(Scanner& scan, std::string_view key, const ParamRule* rule) {
+  if (rule == nullptr) return false;
+  if (key == "web_search_options" && scan.Peek() != 'n') return false;
   unsigned kind = kJsonNumber;
   switch (scan.Peek()) {
     case '"': kind = kJsonString; break;
@@ -217,7 +220,7 @@ bool ScanMemberValue(Scanner& scan, std::string_view key, Member member, Reading
     case Member::kStreamOptions:
       return false;
     case Member::kOther:
-      return ScanOther(scan, Rule(key));
+      return ScanOther(scan, key, Rule(key));
   }
   return false;
 }

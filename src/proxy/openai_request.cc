@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -24,6 +25,22 @@ namespace json = boost::json;
 // schemas and the response format are rendered into it.
 constexpr std::string_view kPromptFields[] = {"tools", "functions", "tool_choice",
                                               "function_call", "response_format"};
+
+// The chat members keygate reads itself (none is text the model reads).
+constexpr std::string_view kReadChatFields[] = {"model", "max_tokens", "max_completion_tokens",
+                                                "n",     "stream",     "stream_options"};
+
+// Whether the top-level member `key` of a chat body is one keygate knows nothing of (neither
+// read nor in openai_params.h's table): a provider's extension, which may well reach the model
+// (vLLM's `documents` and `chat_template`, `system`, `prompt`...), so its text counts toward the
+// prompt (audit R: it went upstream uncounted, and usage above the reservation was not charged).
+bool IsUnknownChatField(std::string_view key) {
+  if (key == "messages" || FindParamRule(Endpoint::kChatCompletions, key) != nullptr) {
+    return false;
+  }
+  return std::find(std::begin(kReadChatFields), std::end(kReadChatFields), key) ==
+         std::end(kReadChatFields);
+}
 
 Error Invalid(std::string message, std::string param) {
   return Error::InvalidArgument(std::move(message), std::move(param));
@@ -261,6 +278,15 @@ Status ReadMessages(const json::object& body, ModelRequest* request) {
   for (size_t i = 0; i < list.size(); ++i) KG_RETURN_IF_ERROR(AddMessage(list[i], i, &conversation));
   for (std::string_view key : kPromptFields) {
     if (const json::value* field = body.if_contains(key)) conversation.text_bytes += TextBytes(*field);
+  }
+  for (const json::key_value_pair& member : body) {
+    if (IsUnknownChatField(member.key())) conversation.text_bytes += TextBytes(member.value());
+  }
+  // Search results join the prompt, of no size the request bounds: only the context bounds
+  // them (as a part that is not text).
+  if (const json::value* search = body.if_contains("web_search_options");
+      search != nullptr && !search->is_null()) {
+    conversation.unbounded = true;
   }
   request->prompt.inputs.push_back(conversation);
   return OkStatus();

@@ -50,7 +50,8 @@ TEST(ChatFastParseTest, CommonBodiesGiveWhatTheFullParserGives) {
       R"({"model":"m","messages":[{"role":"user","content":"\"\\\/\b\f\n\r\t\u0000\u00e9\u4E2D"}]})",
       "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\xC3\xA9 \xE4\xB8\xAD "
       "\xF0\x9F\x99\x82 \xEF\xBF\xBF\x7F\"}]}",
-      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":-12,"x":[0,-0.5,10.25,true,false,null,{},[],""],"y":{}})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":-12,)"
+      R"("metadata":{"x":[0,-0.5,10.25,true,false,null,{},[],""],"y":{}}})",
       "{\n\t\"model\":\"m\",\r\n \"messages\":[\n{ \"role\" :\"user\" }\n]\n}\n",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":"none","functions":null,"function_call":"\u00e9"})",
       R"({"model":"m","messages":[{"role":"developer","content":"hi"},{"role":"tool","content":"1","tool_call_id":"c"}],"temperature":0,"seed":7,"top_logprobs":2,"logprobs":true,"user":null,"parallel_tool_calls":false})",
@@ -89,6 +90,10 @@ TEST(ChatFastParseTest, EverythingElseGoesToTheFullParser) {
       R"({"model":"m","messages":[{"role":"user","content":"a long one","content":"hi"}]})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1.0})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":-0.0})",
+      // members whose text may reach the model (audit R): the full parser counts them
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"documents":["x"]})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":1})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"web_search_options":{}})",
       // refused: the full parser words the error
       R"({"model":"m","messages":[{"role":"bogus","content":"hi"}]})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tools":"x"})",

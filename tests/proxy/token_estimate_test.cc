@@ -79,6 +79,26 @@ TEST(TokenEstimateTest, ToolSchemasCountTowardsThePrompt) {
   EXPECT_GT(UpperBound(tools), UpperBound(plain) + 40);
 }
 
+// A member keygate knows nothing of is forwarded, and may reach the model (vLLM's `documents`,
+// a `system` or `prompt` of another API): its text counts (audit R: it went up uncounted). The
+// members keygate knows that the model does not read add nothing; web search results have no
+// bound but the context.
+TEST(TokenEstimateTest, MembersOfProvidersExtensionsCountTowardsThePrompt) {
+  const std::string hi = R"({"model":"m","messages":[{"role":"user","content":"hi"}])";
+  const int64_t plain = UpperBound(hi + "}");
+  const std::string text(3000, 'x');
+  for (const char* member : {"documents", "system", "prompt", "instructions", "chat_template"}) {
+    EXPECT_EQ(UpperBound(hi + ",\"" + member + "\":\"" + text + "\"}"), plain + 3000) << member;
+  }
+  const std::string around = R"([{"title":"t","text":""}])";  // counted as JSON text
+  EXPECT_EQ(UpperBound(hi + R"(,"documents":[{"title":"t","text":")" + text + R"("}]})"),
+            plain + 3000 + static_cast<int64_t>(around.size()));
+  EXPECT_EQ(UpperBound(hi + R"(,"temperature":0.5,"metadata":{"k":"v"},"user":"u","seed":7})"),
+            plain);
+  EXPECT_EQ(UpperBound(hi + R"(,"web_search_options":{}})", 8192), 8192);
+  EXPECT_EQ(UpperBound(hi + R"(,"web_search_options":null})"), plain);
+}
+
 TEST(TokenEstimateTest, EachInputIsCappedAtTheContext) {
   PromptSize prompt;
   prompt.inputs.push_back({100'000, 0, 4, false});
