@@ -254,7 +254,11 @@ Verdict<Admission> Guardrails::Admit(PreparedCall call) const {
                                                                    : "tpm_exceeded"};
     case limits::LimitOutcome::kRejectBudget:
       return {std::nullopt,
-              BudgetExceededResponse(decision, call.worst, ask.reset_interval, ask.now),
+              BudgetExceededResponse(decision, call.worst, ask.reset_interval, ask.now,
+                                     call.request.endpoint == Endpoint::kEmbeddings ||
+                                             call.request.max_completion_tokens.has_value()
+                                         ? std::string_view()
+                                         : call.request.cap_member),
               "budget_exceeded"};
     case limits::LimitOutcome::kStoreUnavailable:
       if (options_.failure_mode == config::FailureMode::kDeny) {

@@ -178,7 +178,8 @@ http::Response RateLimitedResponse(const limits::Decision& decision, const Worst
 }
 
 http::Response BudgetExceededResponse(const limits::Decision& decision, const WorstCase& worst,
-                                      keys::ResetInterval interval, UnixMillis now) {
+                                      keys::ResetInterval interval, UnixMillis now,
+                                      std::string_view uncapped_member) {
   const limits::BudgetState& budget = *decision.budget;
   const std::string resets =
       budget.resets_at_ms ? FormatTimestamp(*budget.resets_at_ms) : std::string();
@@ -191,6 +192,13 @@ http::Response BudgetExceededResponse(const limits::Decision& decision, const Wo
                         " more is reserved by calls in flight), and this request may cost up to " +
                         Usd(worst.cost) + ". ";
   message += resets.empty() ? "The budget never resets." : "The budget resets at " + resets + ".";
+  if (!uncapped_member.empty()) {
+    // Audit R: a 402 for "hi" read as a mystery; the reservation was the model's whole output.
+    message += " With no " + std::string(uncapped_member) +
+               " set, the request's output is reserved at the model's maximum output, " +
+               std::to_string(worst.completion_tokens) + " tokens in all; a lower " +
+               std::string(uncapped_member) + " reserves less.";
+  }
   JsonWriter w;
   w.BeginObject().Key("error").BeginObject();
   w.Key("message").String(message).Key("type").String(ErrorTypeFor(ErrorCode::kPaymentRequired));

@@ -48,9 +48,12 @@ http::Response RateLimitedResponse(const limits::Decision& decision, const Worst
 
 // The 402 for kRejectBudget: budget_exceeded, whose message and error object give the limit,
 // the spend, the open reservations and when the period resets (fields limit, spend, reserved
-// in USD and resets_at, an ISO 8601 time or null), and the rate-limit headers.
+// in USD and resets_at, an ISO 8601 time or null), and the rate-limit headers. A chat that set
+// no output cap (`uncapped_member`, the member it may set, non-empty) is told that its output
+// was reserved at the model's maximum, and that setting that member reserves less.
 // REQUIRES: decision.outcome == kRejectBudget and decision.budget is set.
 http::Response BudgetExceededResponse(const limits::Decision& decision, const WorstCase& worst,
-                                      keys::ResetInterval interval, UnixMillis now);
+                                      keys::ResetInterval interval, UnixMillis now,
+                                      std::string_view uncapped_member = {});
 
 }  // namespace keygate::proxy

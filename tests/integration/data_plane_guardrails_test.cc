@@ -134,6 +134,15 @@ TEST_F(DataPlaneTest, BudgetRefusalGivesLimitSpendAndReset) {
   EXPECT_EQ(error.at("limit"), boost::json::value(0.0003));
   EXPECT_EQ(error.at("spend"), boost::json::value(0.000016));
   EXPECT_TRUE(error.at("resets_at").is_string());
+  EXPECT_EQ(error.at("message").as_string().find("With no"), std::string::npos) << refused.body;
+  // Without max_tokens, the output is reserved at the model's maximum, and the answer says so.
+  auto uncapped =
+      Call(key.secret, R"({"model":"mock/echo","messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_EQ(uncapped.status, 402) << uncapped.body;
+  EXPECT_NE(uncapped.body.find("With no max_tokens set, the request's output is reserved at the "
+                               "model's maximum output, 1024 tokens in all"),
+            std::string::npos)
+      << uncapped.body;
   EXPECT_EQ(MockChats(), 2);
 }
 

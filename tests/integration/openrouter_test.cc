@@ -23,7 +23,7 @@ const char* const kKeyDataFields[] = {
     "updated_at", "creator_user_id", "external_user", "workspace_id"};
 
 const char* const kCurrentKeyFields[] = {
-    "label", "limit", "limit_remaining", "limit_reset", "include_byok_in_limit", "usage",
+    "name", "label", "limit", "limit_remaining", "limit_reset", "include_byok_in_limit", "usage",
     "usage_daily", "usage_weekly", "usage_monthly", "byok_usage", "byok_usage_daily",
     "byok_usage_weekly", "byok_usage_monthly", "is_free_tier", "is_management_key",
     "is_provisioning_key", "creator_user_id", "organization_id", "workspace_id",
@@ -181,6 +181,7 @@ TEST_F(OpenRouterTest, CurrentKeyAnswersForServiceProvisioningAndOwnerKeys) {
   json::object data = Data(mine);
   for (const char* field : kCurrentKeyFields) EXPECT_TRUE(data.contains(field)) << field;
   EXPECT_EQ(data["label"], created["data"].as_object()["label"]);
+  EXPECT_EQ(data["name"], "or-key");  // spec data-plane.md (audit R: it was missing)
   EXPECT_EQ(data["limit"], 12.5);
   EXPECT_EQ(data["limit_remaining"], 12.5);
   EXPECT_EQ(data["limit_reset"], "monthly");

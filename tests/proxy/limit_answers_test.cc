@@ -89,6 +89,15 @@ TEST(LimitAnswersTest, ABudgetThatNeverResetsSaysSo) {
   EXPECT_NE(response.body.find("never resets"), std::string::npos) << response.body;
   EXPECT_NE(response.body.find("\"resets_at\":null"), std::string::npos) << response.body;
   EXPECT_NE(response.body.find("\"type\":\"insufficient_quota\""), std::string::npos);
+  EXPECT_EQ(response.body.find("max_tokens"), std::string::npos) << response.body;
+  // A chat that set no cap is told its output was reserved at the model's maximum (audit R).
+  http::Response uncapped = BudgetExceededResponse(decision, WorstCase{18, 1024, 2066},
+                                                   keys::ResetInterval::kNever, 0, "max_tokens");
+  EXPECT_NE(uncapped.body.find("With no max_tokens set, the request's output is reserved at the "
+                               "model's maximum output, 1024 tokens in all; a lower max_tokens "
+                               "reserves less."),
+            std::string::npos)
+      << uncapped.body;
 }
 
 }  // namespace

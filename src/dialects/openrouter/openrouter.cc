@@ -159,6 +159,7 @@ Result<http::Response> Rotate(ManagementContext& ctx, const keys::Caller& caller
 
 // CurrentKey's figures, from a service key's view or from a management credential.
 struct CurrentKey {
+  std::string name;
   std::string label;
   std::optional<MicroUsd> limit;
   std::optional<MicroUsd> limit_remaining;
@@ -176,6 +177,7 @@ struct CurrentKey {
 CurrentKey FromView(const KeyView& view) {
   const keys::ServiceKey& k = view.key;
   CurrentKey c;
+  c.name = k.name;
   c.label = k.masked;
   c.limit = k.guardrails.credit_limit;
   c.limit_remaining = view.limit_remaining;
@@ -193,6 +195,7 @@ CurrentKey FromView(const KeyView& view) {
 // A provisioning key or an owner credential: no limits, no spend, management only.
 CurrentKey FromManager(const keys::Caller& caller) {
   CurrentKey c;
+  c.name = caller.name;
   c.label = caller.masked;
   c.is_management_key = true;
   c.org_id = caller.org_id;
@@ -202,6 +205,8 @@ CurrentKey FromManager(const keys::Caller& caller) {
 std::string CurrentKeyDocument(const CurrentKey& c) {
   JsonWriter w;
   w.BeginObject().Key("data").BeginObject();
+  // keygate's addition (spec data-plane.md lists the name; OpenRouter's answer has none).
+  w.Key("name").String(c.name);
   w.Key("label").String(c.label);
   w.Key("limit").UsdOrNull(c.limit);
   w.Key("limit_remaining").UsdOrNull(c.limit_remaining);
