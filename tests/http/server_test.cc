@@ -370,6 +370,26 @@ TEST_F(ServerTest, OversizedChunkedBodyGets413) {
   EXPECT_EQ(client.Get("/hello").status, 200);
 }
 
+// Audit Q: a chunk's extensions and the trailer were bounded by nothing, and buffered whole
+// (400 MB from one unauthenticated connection). They are held to the header's limit.
+TEST_F(ServerTest, AnOversizedChunkLineOrTrailerGets431) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string head =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string filler(64 * 1024, 'a');
+  for (const std::string& body : {"1;e=" + filler + "\r\nx\r\n0\r\n\r\n",
+                                  "1\r\nx\r\n0\r\nX-T: " + filler + "\r\n\r\n"}) {
+    std::string reply = Client().RawExchange(head + body);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
+    EXPECT_NE(reply.find("A chunk's size line or the trailer exceeds the limit of 32768 bytes"),
+              std::string::npos)
+        << reply.substr(0, 400);
+  }
+  // Within the limit, both are read (and the trailer dropped).
+  std::string reply = Client().RawExchange(head + "1;e=v\r\nx\r\n0\r\nX-T: v\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+}
+
 TEST_F(ServerTest, UnknownRouteIs404Json) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   TestHttpClient client = Client();
