@@ -9,6 +9,34 @@ namespace keygate {
 
 namespace {
 
+// The length of the UTF-8 sequence `s` begins with (RFC 3629: no overlong form, no surrogate,
+// nothing above U+10FFFF), or 0 if it begins none. REQUIRES: s[0] >= 0x80.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned lead = byte(0);
+  size_t length = 0;
+  unsigned low = 0x80;  // the range of the second byte, narrowed where the lead requires
+  unsigned high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // overlong
+    if (lead == 0xED) high = 0x9F;  // surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // overlong
+    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
 // AppendJsonString onto a std::string or a TextWriter: runs of plain characters in one append.
 template <typename Out>
 void AppendJsonStringTo(Out* out, std::string_view s) {
@@ -17,7 +45,20 @@ void AppendJsonStringTo(Out* out, std::string_view s) {
   size_t plain = 0;  // start of the run of characters that need no escape
   for (size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') continue;
+    if (c >= 0x80) {
+      // JSON text is UTF-8 (RFC 8259 §8.1): a byte that begins no valid sequence (a path's
+      // %ff, decoded) becomes U+FFFD, or the whole answer or log line would be unreadable to a
+      // strict parser (audit Q).
+      if (const size_t length = Utf8SequenceLength(s.substr(i)); length > 0) {
+        i += length - 1;
+        continue;
+      }
+      out->append(s.data() + plain, i - plain);
+      plain = i + 1;
+      out->append("\\ufffd");
+      continue;
+    }
     out->append(s.data() + plain, i - plain);
     plain = i + 1;
     switch (c) {

@@ -67,7 +67,8 @@ class Logger {
 
 class TextWriter;  // common/text_writer.h
 
-// Appends `s` to `out` as a JSON string literal (with quotes), escaping as RFC 8259 requires.
+// Appends `s` to `out` as a JSON string literal (with quotes), escaping as RFC 8259 requires; a
+// byte that begins no valid UTF-8 sequence is written as \ufffd (JSON text is UTF-8).
 void AppendJsonString(std::string* out, std::string_view s);
 void AppendJsonString(TextWriter* out, std::string_view s);
 

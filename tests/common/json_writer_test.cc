@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/log.h"
+
 namespace keygate {
 namespace {
 
@@ -24,6 +26,26 @@ TEST(JsonWriterTest, EscapesEveryCharacterJsonRequiresAndKeepsTheRest) {
   EXPECT_EQ(w.str(), R"(["\"a\\b\nc\rd\te\u0001\u001f\u0000caf)"
                      "\xc3\xa9"
                      R"(\"","","plain text"])");
+}
+
+// Audit Q: a path's %ff, decoded, went raw into JSON answers and log lines, which a strict
+// parser then refused whole. Every valid sequence passes; each byte of an invalid one is U+FFFD.
+TEST(JsonWriterTest, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  const std::string valid = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xef\xbf\xbf\xf4\x8f\xbf\xbf";
+  std::string out;
+  AppendJsonString(&out, "a" + valid + "b");
+  EXPECT_EQ(out, "\"a" + valid + "b\"");
+  for (const std::string bad : {
+           "\xff", "\x80", "\xc0\x80", "\xc1\xbf",  // a stray continuation, overlong forms
+           "\xe0\x80\x80", "\xed\xa0\x80",           // overlong, a surrogate
+           "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",  // overlong, too high
+           "\xc3", "\xe2\x82"}) {                      // cut short
+    out.clear();
+    AppendJsonString(&out, "/x" + bad + "y");
+    std::string expected = "\"/x";
+    for (size_t i = 0; i < bad.size(); ++i) expected += "\\ufffd";
+    EXPECT_EQ(out, expected + "y\"") << out;
+  }
 }
 
 TEST(JsonWriterTest, WritesIntegersAtTheirLimits) {

@@ -402,6 +402,13 @@ TEST_F(ServerTest, UnknownRouteIs404Json) {
   EXPECT_TRUE(error.at("param").is_null());
   EXPECT_EQ(client.Get("/hello").status, 200);  // still the same connection
   EXPECT_EQ(client.connections_opened(), 1);
+  // A path that is not UTF-8 once decoded is quoted as JSON can hold it (audit Q: raw bytes
+  // made the whole answer unparsable).
+  TestHttpClient::Reply odd = client.Get("/nope%ff");
+  EXPECT_EQ(odd.status, 404);
+  EXPECT_NE(std::string(ErrorOf(odd).at("message").as_string()).find("/nope\xef\xbf\xbd"),
+            std::string::npos)
+      << odd.body;
 }
 
 TEST_F(ServerTest, WrongMethodIs405WithAllow) {
