@@ -350,6 +350,7 @@ void Session::ForceClose(bool forced) {
 
 void Session::StartRead() {
   if (reading_ || closed_) return;
+  if (peer_done_sending_ && phase_ == Phase::kBusy) return;  // nothing more will come
   // A response is outstanding and enough pipelined bytes wait: stop reading (and stop
   // noticing a disconnect) until the response is done.
   if (phase_ == Phase::kBusy && buffer_.size() >= kMaxPipelinedBytes) return;
@@ -370,7 +371,19 @@ void Session::OnRead(beast::error_code ec, size_t bytes) {
   if (!ec && read_may_note_drained_ && bytes < kReadChunkBytes) NoteDrained(socket_);
   if (closed_) return;
   if (ec) {
-    if (phase_ == Phase::kBusy) return ClientGone();
+    if (phase_ == Phase::kBusy) {
+      // TCP cannot tell a client gone from one only done sending (shutdown(SHUT_WR), a
+      // half-close). A handler that acts on its client leaving (a model call: cancelled, as
+      // the spec asks) is told. Any other answer is still written, then the connection closes
+      // (the next read finds the end again): a management write applied must not lose its
+      // answer, a new key's secret shown once (audit Q). To a client gone for good, the write
+      // fails, as it would have.
+      if (ec == boost::asio::error::eof && !(exchange_ && exchange_->on_client_gone)) {
+        peer_done_sending_ = true;
+        return;
+      }
+      return ClientGone();
+    }
     if (phase_ == Phase::kLinger) return Close();
     return OnReadError(ec);
   }

@@ -289,6 +289,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool flush_posted_ = false;  // a deferred start of writing is queued
   bool closed_ = false;
   bool client_gone_ = false;
+  // The client ended its side (FIN) while its request was being answered, and the handler does
+  // not act on its client leaving: the answer is still written (see OnRead).
+  bool peer_done_sending_ = false;
   // keygate closed the connection itself (the drain's deadline, a handler's exception): an
   // answer it could not send is logged with its status, not as the client's 499.
   bool server_closed_ = false;

@@ -321,6 +321,8 @@ void Session::SetClientGoneCallback(uint64_t seq, std::function<void()> callback
     return;
   }
   exchange_->on_client_gone = std::move(callback);
+  // Its client ended its side before the handler could be told (see Session::OnRead).
+  if (peer_done_sending_) ClientGone();
 }
 
 void Session::NoteUpstreamTime(uint64_t seq, int64_t nanoseconds) {
@@ -540,16 +542,21 @@ void Session::LogAccess(Clock::time_point now) {
   // Never a header, never the query: they may hold credentials. (A LogField views its text:
   // the masked path must outlive the array.)
   const std::string path = PathForLog(exchange.path, state_.options().secret_prefixes);
-  const LogField fields[] = {{"method", exchange.method},
-                             {"path", path},
-                             {"status", status},
-                             {"duration_us", duration_us},
-                             {"request_id", exchange.request_id},
-                             {"bytes", exchange.bytes},
-                             {"client_gone", client_gone_ && !server_closed_},
-                             {"overhead_us", overhead_us}};
+  LogField fields[] = {{"method", exchange.method},
+                       {"path", path},
+                       {"status", status},
+                       {"duration_us", duration_us},
+                       {"request_id", exchange.request_id},
+                       {"bytes", exchange.bytes},
+                       {"client_gone", client_gone_ && !server_closed_},
+                       {"", false},
+                       {"", false}};
+  size_t count = 7;
   // overhead_us only for a request that made an upstream call.
-  const size_t count = std::size(fields) - (overhead_us < 0 ? 1 : 0);
+  if (overhead_us >= 0) fields[count++] = {"overhead_us", overhead_us};
+  // The client ended its side before its answer (see Session::OnRead): gone, or only done
+  // sending; TCP cannot tell which, so the answer was written and the status is its.
+  if (peer_done_sending_ && !client_gone_) fields[count++] = {"client_ended_its_side", true};
   state_.logger().Log(LogLevel::kInfo, "http.request", std::span(fields, count));
 }
 

@@ -420,6 +420,33 @@ TEST_F(ServerTest, WrongMethodIs405WithAllow) {
   EXPECT_EQ(ErrorOf(reply).at("code").as_string(), "method_not_allowed");
 }
 
+// Audit Q: a request followed by shutdown(SHUT_WR) was taken for a client gone, and its answer
+// dropped, a management write applied (a key's secret, shown once) included. A handler that
+// does not act on its client leaving answers a half-closed client, then the connection closes.
+TEST_F(ServerTest, AClientThatOnlyEndedItsSideStillGetsItsAnswer) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const int fd = ConnectRaw();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "GET /gated HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_EQ(gated_started_.get_future().wait_for(kWaitLimit), std::future_status::ready);
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  std::this_thread::sleep_for(100ms);  // the server reads the end while the handler waits
+  OpenGate();
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string reply;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) reply.append(buffer, n);
+  ::close(fd);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_TRUE(reply.ends_with("gated")) << reply;
+  EXPECT_TRUE(Eventually([this] {
+    return LogText().find(R"("path":"/gated","status":200)") != std::string::npos &&
+           LogText().find(R"("client_gone":false,"client_ended_its_side":true)") !=
+               std::string::npos;
+  })) << LogText();
+}
+
 TEST_F(ServerTest, BlockingHandlerDoesNotBlockInlineOne) {
   ServerOptions options = TestOptions();
   options.io_threads = 1;
@@ -754,7 +781,8 @@ TEST_F(ServerTest, DrainTimeoutWaitsForAHandlerThatCannotBeCancelled) {
 
 // Review, 2026-12-07: a client that leaves while its connection is kept past the deadline for
 // its answer (or that had left before the deadline) is the client's doing (499), not an answer
-// logged as delivered.
+// logged as delivered. It leaves by a reset, which says it is gone for good: a FIN alone may be a
+// half-close, and is answered (AClientThatOnlyEndedItsSideStillGetsItsAnswer).
 class LeavingClientTest : public ServerTest, public ::testing::WithParamInterface<bool> {};
 
 TEST_P(LeavingClientTest, AClientThatLeavesBeforeOrDuringTheDrainsGraceIs499) {
@@ -766,14 +794,20 @@ TEST_P(LeavingClientTest, AClientThatLeavesBeforeOrDuringTheDrainsGraceIs499) {
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(SendAll(fd, "GET /gated HTTP/1.1\r\nHost: x\r\n\r\n"));
   ASSERT_EQ(gated_started_.get_future().wait_for(kWaitLimit), std::future_status::ready);
-  if (before_the_deadline) {
+  // Closed with a zero linger: a reset, not a FIN.
+  const auto leave = [fd] {
+    const linger abort{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
     ::close(fd);
+  };
+  if (before_the_deadline) {
+    leave();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the server notices
   }
   server_->Stop();
   EXPECT_TRUE(Eventually(
       [this] { return LogText().find("http.drain_timeout") != std::string::npos; }));
-  if (!before_the_deadline) ::close(fd);  // during the grace
+  if (!before_the_deadline) leave();  // during the grace
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   OpenGate();
   run_thread_.join();
