@@ -18,14 +18,17 @@ constexpr int64_t kNanosPerMilli = 1'000'000;
 // Most leading white space read before an answer of an unexpected type is taken for a stream.
 constexpr size_t kSniffLimit = 4096;
 
-// Request headers that never go upstream (see ForwardableHeaders()).
-constexpr std::array<std::string_view, 24> kDroppedRequestHeaders = {
+// Request headers that never go upstream (see ForwardableHeaders()). The body's own (length,
+// type, encoding) describe the caller's body, not the one keygate writes (audit Q: a
+// Content-Encoding went up on a plain body).
+constexpr std::array<std::string_view, 25> kDroppedRequestHeaders = {
     "connection",          "keep-alive",        "proxy-connection",  "proxy-authenticate",
     "proxy-authorization", "te",                "trailer",           "transfer-encoding",
     "upgrade",             "host",              "content-length",    "content-type",
-    "accept-encoding",     "authorization",     "api-key",           "x-api-key",
-    "cookie",              "x-request-id",      "expect",            "openai-organization",
-    "openai-project",      "forwarded",         "x-real-ip",         "via"};
+    "content-encoding",    "accept-encoding",   "authorization",     "api-key",
+    "x-api-key",           "cookie",            "x-request-id",      "expect",
+    "openai-organization", "openai-project",    "forwarded",         "x-real-ip",
+    "via"};
 
 // Response headers of the upstream that never reach the caller: framing and hop-by-hop ones,
 // the server's own, cookies, and the provider's rate limits (the caller's are keygate's).

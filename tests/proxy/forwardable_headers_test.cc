@@ -24,6 +24,7 @@ TEST(ForwardableHeadersTest, KeepsEndToEndHeadersInOrderAndDropsTheRest) {
       {"x-stainless-lang", "js"},
       {"content-type", "application/json"},
       {"content-length", "42"},
+      {"content-encoding", "gzip"},
       {"connection", "keep-alive, x-hop"},
       {"x-hop", "named by Connection"},
       {"keep-alive", "timeout=5"},
