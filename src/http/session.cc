@@ -415,6 +415,13 @@ void Session::Parse() {
   const ServerOptions& options = state_.options();
   while (phase_ != Phase::kBusy && phase_ != Phase::kLinger && !closed_ && buffer_.size() > 0) {
     if (!parser_) {
+      // RFC 9112 §2.2: empty lines before a request line are ignored (a client may send one
+      // after a body; audit Q saw the next request refused).
+      const auto* bytes = static_cast<const char*>(buffer_.data().data());
+      size_t blank = 0;
+      while (blank < buffer_.size() && (bytes[blank] == '\r' || bytes[blank] == '\n')) ++blank;
+      buffer_.consume(blank);
+      if (buffer_.size() == 0) break;
       if (TakeScannedRequest()) continue;  // a pipelined request may follow
       parser_.emplace();
       parser_->header_limit(kMaxHeaderBytes);
@@ -492,8 +499,17 @@ void Session::OnReadError(beast::error_code ec) {
   }
   if (ec == bhttp::error::bad_transfer_encoding) {
     Reject(Error::InvalidArgument(
-        "Malformed HTTP request: Transfer-Encoding must be chunked alone, on HTTP/1.1 (no other "
-        "coding is decoded, so the body's end could not be known)"));
+        "Malformed HTTP request: Transfer-Encoding must be chunked alone, on HTTP/1.1, without "
+        "a Content-Length (no other coding is decoded, and the body's end must be known one "
+        "way)"));
+    return;
+  }
+  if (ec == bhttp::error::bad_content_length) {
+    // Beast's words ("bad Content-Length") for a length it could not read, or one beside a
+    // Transfer-Encoding (audit Q: the two cases read alike).
+    Reject(Error::InvalidArgument(
+        "Malformed HTTP request: Content-Length must be one decimal number, stated once or "
+        "alike each time, and never beside a Transfer-Encoding"));
     return;
   }
   if (ec == bhttp::error::header_limit) {
@@ -522,6 +538,7 @@ void Session::Reject(const Error& error) {
   exchange.seq = ++next_seq_;
   exchange.start = Clock::now();
   exchange.keep_alive = false;  // the stream may hold unread or unparseable bytes
+  exchange.refused_because = error.message;
   if (parser_ && !parser_->target().empty()) {
     // The request line was read (a Content-Length over the limit fails before the head is
     // done): the access line and the metrics name its method and path.
@@ -713,7 +730,13 @@ void Session::OnTimer() {
     return ClientGone();
   }
   if (read_deadline_ <= now) {
-    state_.logger().Log(LogLevel::kDebug, "http.read_timeout", {{"remote", remote_address_}});
+    // An idle keep-alive connection closing is routine; a request left unfinished (a
+    // slowloris, a stalled upload) is worth an operator's line (audit Q: none was written).
+    const bool unfinished = phase_ == Phase::kBody || (phase_ == Phase::kHeader && parser_);
+    state_.logger().Log(unfinished ? LogLevel::kInfo : LogLevel::kDebug,
+                        unfinished ? "http.request_timeout" : "http.read_timeout",
+                        {{"remote", remote_address_},
+                         {"stage", phase_ == Phase::kBody ? "body" : "header"}});
     return Close();
   }
   ScheduleTimer();

@@ -185,6 +185,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // The error shape of the request's path (Router::ErrorRendererFor); nullptr: OpenAI's.
     const ErrorRenderer* render_error = nullptr;
     std::function<void()> on_client_gone;
+    // Why the server refused the message itself (Reject): for the access line. Fixed words and
+    // numbers, never the request's own bytes.
+    std::string refused_because;
   };
   struct OutItem {
     std::string head;  // header block or chunk-size line

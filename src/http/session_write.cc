@@ -550,6 +550,7 @@ void Session::LogAccess(Clock::time_point now) {
                        {"bytes", exchange.bytes},
                        {"client_gone", client_gone_ && !server_closed_},
                        {"", false},
+                       {"", false},
                        {"", false}};
   size_t count = 7;
   // overhead_us only for a request that made an upstream call.
@@ -557,6 +558,8 @@ void Session::LogAccess(Clock::time_point now) {
   // The client ended its side before its answer (see Session::OnRead): gone, or only done
   // sending; TCP cannot tell which, so the answer was written and the status is its.
   if (peer_done_sending_ && !client_gone_) fields[count++] = {"client_ended_its_side", true};
+  // A message the server refused itself says why (audit Q: a bare 400 told an operator nothing).
+  if (!exchange.refused_because.empty()) fields[count++] = {"reason", exchange.refused_because};
   state_.logger().Log(LogLevel::kInfo, "http.request", std::span(fields, count));
 }
 

@@ -390,6 +390,38 @@ TEST_F(ServerTest, AnOversizedChunkLineOrTrailerGets431) {
   EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
 }
 
+// Audit Q: a Content-Length beside a Transfer-Encoding was answered, in one order, as if the
+// Transfer-Encoding were not chunked. Either order is a 400 that names the pair.
+TEST_F(ServerTest, ALengthBesideAChunkedBodyIsRefusedNamingBoth) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string cl = "Content-Length: 5\r\n";
+  const std::string te = "Transfer-Encoding: chunked\r\n";
+  for (const auto& [fields, words] : std::vector<std::pair<std::string, std::string>>{
+           {cl + te, "without a Content-Length"},
+           {te + cl, "never beside a Transfer-Encoding"}}) {
+    std::string reply = Client().RawExchange("POST /echo HTTP/1.1\r\nHost: x\r\n" + fields +
+                                             "\r\n0\r\n\r\n");
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+    EXPECT_NE(reply.find(words), std::string::npos) << reply;
+  }
+  // The access line says why (audit Q: a bare 400).
+  EXPECT_TRUE(Eventually([this] {
+    return LogText().find(R"("reason":"Malformed HTTP request: Content-Length must be)") !=
+           std::string::npos;
+  })) << LogText();
+}
+
+// RFC 9112 §2.2: empty lines before a request line are ignored (audit Q: a 400).
+TEST_F(ServerTest, EmptyLinesBeforeARequestAreIgnored) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string reply = Client().RawExchange(
+      "\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n\r\n\n"
+      "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("HTTP/1.1 200", 1), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("HTTP/1.1 400"), std::string::npos) << reply;
+}
+
 TEST_F(ServerTest, UnknownRouteIs404Json) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   TestHttpClient client = Client();
@@ -653,6 +685,12 @@ TEST_F(ServerTest, IdleAndHeaderTimeoutsCloseConnections) {
   EXPECT_TRUE(Eventually([this] { return server_->active_connections() == 0; }));
   EXPECT_EQ(client.Get("/hello").status, 200);
   EXPECT_EQ(client.connections_opened(), 2);
+  // The unfinished request is an operator's line; the idle close is not (audit Q: neither was).
+  const std::string log = LogText();
+  const std::string line = R"("event":"http.request_timeout")";
+  ASSERT_NE(log.find(line), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("stage":"header")"), std::string::npos) << log;
+  EXPECT_EQ(log.find(line, log.find(line) + 1), std::string::npos) << log;
 }
 
 TEST_F(ServerTest, ABodyThatKeepsArrivingIsNotCutByTheStallLimit) {
