@@ -300,7 +300,8 @@ void DataPlane::HandleModels(http::Request& request, std::shared_ptr<http::Respo
     if (model == nullptr || !ModelAllowed((*key)->guardrails.models, model->config->id)) {
       return responder->Send(http::ErrorResponse(
           Error{ErrorCode::kNotFound,
-                "The model '" + id + "' does not exist or this key may not call it.", "model",
+                "The model " + QuotedModel(id) + " does not exist or this key may not call it.",
+                "model",
                 "model_not_found"}));
     }
     WriteModel(*model->config, &w);

@@ -78,6 +78,15 @@ Verdict<T> Refuse(const Error& error) {
 
 }  // namespace
 
+std::string QuotedModel(std::string_view model) {
+  constexpr size_t kQuotedBytes = 256;
+  std::string out = "'";
+  out.append(model.substr(0, kQuotedBytes));
+  out.append(model.size() > kQuotedBytes ? "...' (" + std::to_string(model.size()) + " bytes)"
+                                         : "'");
+  return out;
+}
+
 bool ModelAllowed(const std::optional<std::vector<std::string>>& allowed,
                   std::string_view requested) {
   if (!allowed.has_value()) return true;
@@ -161,8 +170,9 @@ Status Guardrails::CheckModel(const keys::ServiceKey& key, const ModelRequest& r
                               const ResolvedModel** resolved) const {
   // spec §3 step 2.
   if (!ModelAllowed(key.guardrails.models, request.model)) {
-    Error error = Error::PermissionDenied("This key may not call model '" + request.model +
-                                              "'. Allowed models: " +
+    Error error = Error::PermissionDenied("This key may not call model " +
+                                              QuotedModel(request.model) +
+                                              ". Allowed models: " +
                                               AllowedList(*key.guardrails.models) + ".",
                                           "model_not_allowed");
     error.param = "model";
@@ -171,7 +181,8 @@ Status Guardrails::CheckModel(const keys::ServiceKey& key, const ModelRequest& r
   *resolved = catalog.Find(request.model);
   if (*resolved == nullptr) {
     return Error{ErrorCode::kNotFound,
-                 "The model '" + request.model + "' does not exist in this gateway's catalog.",
+                 "The model " + QuotedModel(request.model) +
+                     " does not exist in this gateway's catalog.",
                  "model", "model_not_found"};
   }
   const config::ModelConfig* model = (*resolved)->config;

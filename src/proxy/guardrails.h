@@ -90,6 +90,10 @@ struct Verdict {
   bool ok() const { return value.has_value(); }
 };
 
+// `model` as an error message quotes it: whole up to 256 bytes, else its first 256 bytes and
+// how long it was (audit R: a 100 KB model name came back whole in a 404).
+std::string QuotedModel(std::string_view model);
+
 // Returns true if `requested` ("provider/model") is within `allowed` (nullopt = every model):
 // an entry "provider/model" matches with the provider compared case-insensitively and the
 // model exactly; "provider/*" matches every model of the provider.

@@ -325,6 +325,14 @@ TEST_F(GuardrailsTest, UnknownModelsOversizedPromptsAndMaxTokensAreRefusedBefore
   auto unknown = Check(Body(10, "mock/nope"));
   EXPECT_EQ(unknown.refusal.status, 404);
   EXPECT_EQ(CodeOf(unknown), "model_not_found");
+  EXPECT_NE(unknown.refusal.body.find("The model 'mock/nope' does not exist"), std::string::npos);
+  // A long name is quoted in part (audit R: 100 KB came back whole).
+  auto long_name = Check(Body(10, "mock/" + std::string(100'000, 'n')));
+  EXPECT_EQ(CodeOf(long_name), "model_not_found");
+  EXPECT_LT(long_name.refusal.body.size(), 1000u);
+  EXPECT_NE(long_name.refusal.body.find("nnn...' (100005 bytes) does not exist"),
+            std::string::npos)
+      << long_name.refusal.body;
   const std::string huge(8192 * kMaxBytesPerToken + 8, 'x');
   auto too_long = Check(R"({"model":"mock/echo","messages":[{"role":"user","content":")" + huge +
                         R"("}]})");
