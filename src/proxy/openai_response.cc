@@ -23,9 +23,10 @@ namespace json = boost::json;
 constexpr std::string_view kDataField = "data:";
 constexpr std::string_view kUsageKey = "\"usage\"";
 constexpr std::string_view kNullUsage = ",\"usage\":null";
-// Members whose string values are completion text.
-constexpr std::string_view kCompletionKeys[] = {"content", "arguments", "refusal", "reasoning",
-                                                "reasoning_content"};
+// Members whose string values are completion text (an audio answer's `transcript` too: audit R
+// saw a stream of transcripts without usage charged nothing).
+constexpr std::string_view kCompletionKeys[] = {"content",   "arguments",         "refusal",
+                                                "reasoning", "reasoning_content", "transcript"};
 
 bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -476,7 +477,9 @@ int64_t CompletionTextBytes(std::string_view event) {
 
 namespace {
 
-constexpr bool IsCompletionKeyLength(size_t size) { return size == 7 || size == 9 || size == 17; }
+constexpr bool IsCompletionKeyLength(size_t size) {
+  return size == 7 || size == 9 || size == 10 || size == 17;
+}
 static_assert(std::all_of(std::begin(kCompletionKeys), std::end(kCompletionKeys),
                           [](std::string_view key) { return IsCompletionKeyLength(key.size()); }));
 

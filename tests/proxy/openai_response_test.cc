@@ -181,6 +181,11 @@ TEST(OpenAiResponseTest, EventScannerAgreesWithTheSearches) {
   EXPECT_EQ(ReadEvent(events[3]).null_usage_at, std::string::npos);
   EXPECT_EQ(ReadEvent(events[1]).completion_text_bytes, 14);  // raw, escapes included
   EXPECT_EQ(ReadEvent(events[3]).completion_text_bytes, 12);
+  // An audio answer's transcript is its text (audit R: charged nothing without usage).
+  const std::string audio =
+      R"(data: {"choices":[{"delta":{"audio":{"id":"a","transcript":"hello"}}}]})" "\n\n";
+  EXPECT_EQ(ReadEvent(audio).completion_text_bytes, 5);
+  EXPECT_EQ(CompletionTextBytes(audio), 5);
   EXPECT_EQ(ReadEvent(events[4]).kind, EventKind::kUsageOnly);
   EXPECT_EQ(ReadEvent(events[4]).usage->prompt_tokens, 24);
   EXPECT_EQ(ReadEvent(events[5]).kind, EventKind::kContentWithUsage);
