@@ -10,6 +10,7 @@ namespace {
 constexpr int64_t kMinTimeoutMs = 1;
 constexpr int64_t kMaxConnectTimeoutMs = 600'000;      // 10 minutes
 constexpr int64_t kMaxResponseTimeoutMs = 86'400'000;  // a day: long streams are legitimate
+constexpr int64_t kMaxIdleTimeoutMs = 3'600'000;       // an hour
 constexpr int64_t kMaxContextTokens = 100'000'000;
 constexpr size_t kMaxNameBytes = 64;
 constexpr size_t kMaxModelNameBytes = 256;
@@ -17,7 +18,7 @@ constexpr int64_t kMaxPort = 65535;
 
 constexpr std::string_view kProviderKeys =
     "name, base_url, api_key_env, headers, connect_timeout_ms, response_timeout_ms, "
-    "max_tokens_field";
+    "idle_timeout_ms, max_tokens_field";
 constexpr std::string_view kModelKeys =
     "id, upstream, input_usd_per_mtok, output_usd_per_mtok, context_tokens, max_output_tokens";
 
@@ -203,6 +204,12 @@ Status ApplyProviderField(const YamlReader& reader, const std::string& key,
     if (!ms.ok()) return ms.error();
     (connect ? draft->provider.connect_timeout_ms : draft->provider.response_timeout_ms) =
         static_cast<int>(*ms);
+    return OkStatus();
+  }
+  if (key == "idle_timeout_ms") {
+    Result<int64_t> ms = reader.Integer(value, field, kMinTimeoutMs, kMaxIdleTimeoutMs);
+    if (!ms.ok()) return ms.error();
+    draft->provider.idle_timeout_ms = static_cast<int>(*ms);
     return OkStatus();
   }
   return reader.ErrorAt(key_node, field,

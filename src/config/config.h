@@ -36,6 +36,9 @@ struct ProviderConfig {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, in file order
   int connect_timeout_ms = 5000;
   int response_timeout_ms = 600000;
+  // How long a pooled connection to it may stay idle before keygate closes it: below the
+  // upstream server's own keep-alive, so that keygate never reuses one the server is closing.
+  int idle_timeout_ms = 60000;
   // The one body member that carries a chat call's output cap upstream (the caller's, or the
   // model's max_output_tokens that the reservation counted on). "max_tokens" (every
   // OpenAI-compatible API) or "max_completion_tokens" (OpenAI's reasoning models refuse

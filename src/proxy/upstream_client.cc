@@ -123,10 +123,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // the pool at `since + max_idle`, so that a connection to an upstream no longer called (a
   // provider removed, a base_url changed) or one its server has closed does not stay open, or
   // held, until shutdown (audit N and its review).
-  void Park(SteadyClock::time_point since, std::chrono::seconds max_idle,
+  void Park(SteadyClock::time_point since, std::chrono::milliseconds max_idle,
             std::weak_ptr<ConnectionPool> pool) {
     Reclaim();
-    idle_since = since;
     deadline_ = since + max_idle;
     parked_in_ = std::move(pool);
     ArmTimer();
@@ -143,7 +142,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const std::string& pool_key() const { return pool_key_; }
   beast::flat_buffer& buffer() { return buffer_; }
-  SteadyClock::time_point idle_since;
 
  private:
   net::io_context& io_;
@@ -246,6 +244,7 @@ Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider
   target.headers = provider.headers;
   target.connect_timeout = std::chrono::milliseconds(provider.connect_timeout_ms);
   target.response_timeout = std::chrono::milliseconds(provider.response_timeout_ms);
+  target.idle_timeout = std::chrono::milliseconds(provider.idle_timeout_ms);
   target.max_tokens_field = provider.max_tokens_field;
   target.pool_key = target.PoolKey();
   if (provider.api_key_env.empty()) return target;
@@ -285,7 +284,6 @@ class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
   // A live idle connection of `io` to `pool_key` at `now`, or nullptr.
   std::shared_ptr<Connection> Acquire(net::io_context& io, std::string_view pool_key,
                                       SteadyClock::time_point now) {
-    const auto oldest = now - options_.max_idle_time;
     Shard& shard = ShardOf(io);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.idle.find(KeyView{&io, pool_key});
@@ -294,7 +292,7 @@ class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
     while (!pool.empty()) {
       std::shared_ptr<Connection> connection = std::move(pool.back());
       pool.pop_back();
-      if (connection->idle_since < oldest) continue;
+      if (connection->deadline() <= now) continue;  // its idle time is up (its timer is due)
       // Checked every time, however short the idle (a system call): an upstream may write
       // after its answer at any moment (a stray answer, a 408, bytes beyond its length).
       if (connection->LooksAlive()) return connection;
@@ -302,10 +300,11 @@ class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
     return nullptr;
   }
 
-  // `idle_since`: when the connection's last exchange read its last bytes.
+  // `idle_since`: when the connection's last exchange read its last bytes; `max_idle`: how long
+  // it may stay idle (its provider's idle_timeout_ms).
   void Release(net::io_context& io, std::shared_ptr<Connection> connection,
-               SteadyClock::time_point idle_since) {
-    connection->Park(idle_since, options_.max_idle_time, weak_from_this());
+               SteadyClock::time_point idle_since, std::chrono::milliseconds max_idle) {
+    connection->Park(idle_since, max_idle, weak_from_this());
     Shard& shard = ShardOf(io);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.idle.find(KeyView{&io, connection->pool_key()});
@@ -887,8 +886,8 @@ void Exchange::Finish(UpstreamOutcome outcome, std::string detail) {
     // A complete answer came in a read: its time is when the connection fell idle. (Unset, it
     // would make the connection look long idle, and the pool drop it: read the clock then.)
     const bool read_some = last_read_at_ != SteadyClock::time_point{};
-    client_->Release(io_, std::move(connection_),
-                     read_some ? last_read_at_ : SteadyClock::now());
+    client_->Release(io_, std::move(connection_), read_some ? last_read_at_ : SteadyClock::now(),
+                     target_->idle_timeout);
   } else if (connection_) {
     connection_->Reclaim();
     connection_->Close();

@@ -59,6 +59,8 @@ struct UpstreamTarget {
   std::string api_key;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds response_timeout{600000};
+  // config::ProviderConfig::idle_timeout_ms: a pooled connection idle this long is closed.
+  std::chrono::milliseconds idle_timeout{60000};
   std::string max_tokens_field = "max_tokens";  // config::ProviderConfig::max_tokens_field
   // Set when the provider cannot be called (its api_key_env is unset): why, without secrets.
   std::string unusable_reason;
@@ -138,7 +140,6 @@ struct UpstreamRequest {
 
 struct UpstreamClientOptions {
   size_t max_idle_per_upstream = 256;  // idle connections kept per pool key
-  std::chrono::seconds max_idle_time{60};  // an idle connection older than this is closed
   size_t max_header_bytes = 64 * 1024;
 };
 

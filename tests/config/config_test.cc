@@ -105,6 +105,7 @@ TEST_F(ConfigTest, SpecExampleParses) {
   EXPECT_EQ(catalog.providers[0].api_key_env, "OPENAI_API_KEY");
   EXPECT_EQ(catalog.providers[0].connect_timeout_ms, 5000);
   EXPECT_EQ(catalog.providers[0].response_timeout_ms, 600000);
+  EXPECT_EQ(catalog.providers[0].idle_timeout_ms, 60000);
   EXPECT_EQ(catalog.providers[0].max_tokens_field, "max_completion_tokens");
   EXPECT_EQ(catalog.providers[1].max_tokens_field, "max_tokens");  // the default
   EXPECT_EQ(catalog.providers[1].name, "mock");
@@ -283,6 +284,9 @@ TEST_F(ConfigTest, ProviderErrorsNameTheirLine) {
        "cfg.yaml:4: providers[0].api_key_env: must be an environment variable name"},
       {"  - name: a\n    base_url: http://x\n    connect_timeout_ms: 0\n",
        "cfg.yaml:4: providers[0].connect_timeout_ms: must be an integer in 1..600000, got '0'"},
+      {"  - name: a\n    base_url: http://x\n    idle_timeout_ms: 3600001\n",
+       "cfg.yaml:4: providers[0].idle_timeout_ms: must be an integer in 1..3600000, got "
+       "'3600001'"},
       {"  - name: a\n    base_url: http://x\n    headers: {Host: evil}\n",
        "cfg.yaml:4: providers[0].headers.Host: is set by keygate itself"},
       {"  - name: a\n    base_url: http://x\n    headers: {Accept-Encoding: gzip}\n",
@@ -379,6 +383,7 @@ TEST_F(ConfigTest, ProviderOptionsAreRead) {
       "    headers: {HTTP-Referer: 'https://example.com', X-Title: My app}\n"
       "    connect_timeout_ms: 250\n"
       "    response_timeout_ms: 30000\n"
+      "    idle_timeout_ms: 4000\n"
       "    max_tokens_field: max_completion_tokens\n");
   ASSERT_TRUE(config.ok()) << config.error().message;
   const ProviderConfig& p = config->catalog.providers[0];
@@ -390,6 +395,7 @@ TEST_F(ConfigTest, ProviderOptionsAreRead) {
   EXPECT_EQ(p.headers[1], (std::pair<std::string, std::string>{"X-Title", "My app"}));
   EXPECT_EQ(p.connect_timeout_ms, 250);
   EXPECT_EQ(p.response_timeout_ms, 30000);
+  EXPECT_EQ(p.idle_timeout_ms, 4000);
   EXPECT_EQ(config->catalog.FindProvider("openrouter"), &p);
 }
 

@@ -475,7 +475,7 @@ TEST(UpstreamClientTest, ARequestTheUpstreamTookBeforeClosingIsNeverSentAgain) {
 // Audit N: an idle pooled connection was closed only when its pool was next used, so one to an
 // upstream no longer called (a provider removed, a base_url changed) stayed open until
 // shutdown, and one its server had closed sat in CLOSE-WAIT. It is closed once idle for
-// max_idle_time, whatever else the client does.
+// its provider's idle_timeout_ms, whatever else the client does.
 TEST(UpstreamClientTest, AnIdleConnectionIsClosedOnceItHasBeenIdleTooLong) {
   net::io_context server_io;
   tcp::acceptor acceptor(server_io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
@@ -493,11 +493,11 @@ TEST(UpstreamClientTest, AnIdleConnectionIsClosedOnceItHasBeenIdleTooLong) {
     closed = error == net::error::eof;
   });
   net::io_context io(1);
-  UpstreamClientOptions options;
-  options.max_idle_time = 1s;
-  UpstreamClient client(options);
+  UpstreamClient client(UpstreamClientOptions{});
   auto recorder = std::make_shared<Recorder>();
-  Get(client, io, LoopbackTarget("idle", acceptor.local_endpoint().port(), 5s), recorder);
+  auto target = LoopbackTarget("idle", acceptor.local_endpoint().port(), 5s);
+  target->idle_timeout = 1s;
+  Get(client, io, target, recorder);
   ASSERT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
   EXPECT_EQ(client.idle_connections(), 1u);
   io.run_for(500ms);

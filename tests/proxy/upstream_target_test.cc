@@ -31,6 +31,10 @@ TEST(UpstreamTargetTest, ResolvesSchemeHostPortAndPath) {
   EXPECT_EQ(https->base_path, "/v1");
   EXPECT_EQ(https->PoolKey(), "https://api.openai.com:443");
   EXPECT_EQ(https->pool_key, "https://api.openai.com:443");  // made once, for every call
+  EXPECT_EQ(https->idle_timeout, std::chrono::milliseconds(60000));  // the default
+  config::ProviderConfig vllm = Provider("http://127.0.0.1:9090");
+  vllm.idle_timeout_ms = 4000;  // below uvicorn's 5 s keep-alive
+  EXPECT_EQ(MakeUpstreamTarget(vllm, FakeEnv)->idle_timeout, std::chrono::milliseconds(4000));
   auto http = MakeUpstreamTarget(Provider("http://127.0.0.1:9090"), FakeEnv);
   ASSERT_TRUE(http.ok());
   EXPECT_FALSE(http->tls);
