@@ -350,7 +350,13 @@ void Session::ForceClose(bool forced) {
 
 void Session::StartRead() {
   if (reading_ || closed_) return;
-  if (peer_done_sending_ && phase_ == Phase::kBusy) return;  // nothing more will come
+  if (peer_done_sending_) {
+    // The client ended its side: nothing more will come, and a read would wait for an event
+    // that never comes (asio retries a read that found the end only when the socket signals
+    // again; review). Once its answer (and any request it pipelined before) is out, close.
+    if (phase_ != Phase::kBusy) Close();
+    return;
+  }
   // A response is outstanding and enough pipelined bytes wait: stop reading (and stop
   // noticing a disconnect) until the response is done.
   if (phase_ == Phase::kBusy && buffer_.size() >= kMaxPipelinedBytes) return;
@@ -377,9 +383,13 @@ void Session::OnRead(beast::error_code ec, size_t bytes) {
       // the spec asks) is told. Any other answer is still written, then the connection closes
       // (the next read finds the end again): a management write applied must not lose its
       // answer, a new key's secret shown once (audit Q). To a client gone for good, the write
-      // fails, as it would have.
+      // fails, as it would have. Requests it pipelined before are answered too; the last
+      // answer says Connection: close (its head still to be written), and StartRead closes
+      // once nothing is left.
       if (ec == boost::asio::error::eof && !(exchange_ && exchange_->on_client_gone)) {
         peer_done_sending_ = true;
+        // The last request (nothing pipelined behind it) says Connection: close.
+        if (exchange_ && buffer_.size() == 0) exchange_->keep_alive = false;
         return;
       }
       return ClientGone();
@@ -610,7 +620,8 @@ void Session::OnRequest(Request request, std::string_view target, int version, b
   exchange.request_id = request.request_id;
   exchange.version = version == 10 ? 10 : 11;
   exchange.head = head;
-  exchange.keep_alive = keep_alive;
+  // A request pipelined before the client ended its side: the last one says it closes.
+  exchange.keep_alive = keep_alive && !(peer_done_sending_ && buffer_.size() == 0);
   exchange.start = request_start_;
 
   std::string_view raw_path;  // views `target`
@@ -732,11 +743,13 @@ void Session::OnTimer() {
   if (read_deadline_ <= now) {
     // An idle keep-alive connection closing is routine; a request left unfinished (a
     // slowloris, a stalled upload) is worth an operator's line (audit Q: none was written).
-    const bool unfinished = phase_ == Phase::kBody || (phase_ == Phase::kHeader && parser_);
-    state_.logger().Log(unfinished ? LogLevel::kInfo : LogLevel::kDebug,
-                        unfinished ? "http.request_timeout" : "http.read_timeout",
-                        {{"remote", remote_address_},
-                         {"stage", phase_ == Phase::kBody ? "body" : "header"}});
+    if (phase_ == Phase::kBody || (phase_ == Phase::kHeader && parser_)) {
+      state_.logger().Info("http.request_timeout",
+                           {{"remote", remote_address_},
+                            {"stage", phase_ == Phase::kBody ? "body" : "header"}});
+    } else {
+      state_.logger().Log(LogLevel::kDebug, "http.read_timeout", {{"remote", remote_address_}});
+    }
     return Close();
   }
   ScheduleTimer();

@@ -186,6 +186,21 @@ bool Holds(std::string_view text, std::string_view secret) {
   return secret.size() >= kMinRedactedKey && text.find(secret) != std::string_view::npos;
 }
 
+// A key written with JSON escapes (`\u0073k-...`) reads as the key to a client's parser (audit
+// P): `text` written again by `decode`, its escapes decoded, when that holds `key` (so that the
+// search that follows finds it); nullopt when it has no escape, or decoded holds no key.
+using Decoder = std::optional<std::string> (*)(std::string_view);
+
+std::optional<std::string> DecodedIfItHolds(std::string_view text, std::string_view key,
+                                            Decoder decode) {
+  if (key.size() < kMinRedactedKey || text.find("\\u") == std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::optional<std::string> plain = decode(text);
+  if (!plain || !Holds(*plain, key)) return std::nullopt;
+  return plain;
+}
+
 // Whether a Content-Type names `media` (parameters aside, any case).
 bool IsMediaType(std::string_view type, std::string_view media) {
   return AsciiIEquals(TrimOws(type.substr(0, type.find(';'))), media);
@@ -313,8 +328,9 @@ void ModelCall::RelayEvents(std::string_view data) {
   // A stream in hand whole keeps its events for the one write at its end (FinishStream).
   std::string out;
   std::string* target = whole_stream_ ? &whole_events_ : &out;
-  // An event goes out as it came or shorter (AppendEvent), so room for the events (and, for a
-  // whole stream, the rest its end appends) is made once, not by doubling event after event.
+  // An event goes out as it came or shorter (AppendEvent; but for an error event decoded,
+  // rare), so room for the events (and, for a whole stream, the rest its end appends) is made
+  // once, not by doubling event after event.
   size_t room = whole_stream_ ? splitter_.Pending().size() : 0;
   for (std::string_view event : events_) room += event.size();
   if (room > 0) target->reserve(target->size() + room);
@@ -331,18 +347,15 @@ void ModelCall::RelayEvents(std::string_view data) {
 
 void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   const bool caller_wants_usage = admission_.call.request.caller_wants_usage;
-  // A key spelled with JSON escapes in an event reads as the key to the client's parser, as in
-  // a body (RedactProviderKeyInJson): such an event goes on with its escapes decoded, so that
-  // the search that follows finds the key. Only with a provider key, and only events with an
-  // escape.
-  std::string decoded;
-  const std::string& key = admission_.call.target->api_key;
-  if (key.size() >= kMinRedactedKey && event.find("\\u") != std::string_view::npos) {
-    if (std::optional<std::string> plain = EventWithEscapesDecoded(event);
-        plain && Holds(*plain, key)) {
-      decoded = std::move(*plain);
-      event = decoded;
-    }
+  // An error event that spells the provider's key in escapes goes on with its escapes decoded,
+  // as a body does (RedactProviderKeyInJson). Only error events: an upstream quotes its key in
+  // an error, and an ordinary event with escapes (Python's json.dumps writes every non-ASCII
+  // character so) must not pay a parse (the review).
+  std::optional<std::string> decoded;
+  if (event.find("\\u") != std::string_view::npos &&
+      event.find("\"error\"") != std::string_view::npos) {
+    decoded = DecodedIfItHolds(event, admission_.call.target->api_key, &EventWithEscapesDecoded);
+    if (decoded) event = *decoded;
   }
   const EventFacts facts = ReadEvent(event, &event_shapes_);
   switch (facts.kind) {
@@ -575,15 +588,11 @@ int ModelCall::CancelledStatus() const {
 }
 
 void ModelCall::RedactProviderKeyInJson(std::string* body) {
-  // A key written with JSON escapes (`\u0073k-...`) reads as the key to the client's parser
-  // (audit P): such a body is read and written again, its escapes decoded, before the search.
   // Only the bodies searched (errors and the like), and only those with an escape: rare.
-  const std::string& key = admission_.call.target->api_key;
-  if (key.size() >= kMinRedactedKey && json_answer_ && body->find("\\u") != std::string::npos) {
-    if (std::optional<std::string> plain = WithEscapesDecoded(*body);
-        plain && Holds(*plain, key)) {
-      *body = std::move(*plain);
-    }
+  if (json_answer_) {
+    std::optional<std::string> plain =
+        DecodedIfItHolds(*body, admission_.call.target->api_key, &WithEscapesDecoded);
+    if (plain) *body = std::move(*plain);
   }
   RedactProviderKey(body, 0, "body");
 }

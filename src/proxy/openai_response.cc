@@ -315,13 +315,28 @@ std::optional<std::string> WithEscapesDecoded(std::string_view json_text) {
 std::optional<std::string> EventWithEscapesDecoded(std::string_view event) {
   constexpr std::string_view kData = "data:";
   while (!event.empty() && (event.back() == '\n' || event.back() == '\r')) event.remove_suffix(1);
-  if (event.substr(0, kData.size()) != kData) return std::nullopt;
-  std::string_view payload = event.substr(kData.size());
-  if (!payload.empty() && payload.front() == ' ') payload.remove_prefix(1);
-  if (payload.find_first_of("\r\n") != std::string_view::npos) return std::nullopt;
-  std::optional<std::string> decoded = WithEscapesDecoded(payload);
-  if (!decoded) return std::nullopt;
-  return "data: " + *decoded + "\n\n";
+  std::string out;
+  bool decoded_one = false;
+  while (!event.empty()) {
+    const size_t end = std::min(event.find('\n'), event.size());
+    std::string_view line = event.substr(0, end);
+    event.remove_prefix(std::min(end + 1, event.size()));
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.substr(0, kData.size()) != kData) {
+      out.append(line).push_back('\n');  // event:, id:, a comment: kept as they are
+      continue;
+    }
+    if (decoded_one) return std::nullopt;  // data over several lines: not one JSON text here
+    std::string_view payload = line.substr(kData.size());
+    if (!payload.empty() && payload.front() == ' ') payload.remove_prefix(1);
+    std::optional<std::string> decoded = WithEscapesDecoded(payload);
+    if (!decoded) return std::nullopt;
+    out.append("data: ").append(*decoded).push_back('\n');
+    decoded_one = true;
+  }
+  if (!decoded_one) return std::nullopt;
+  out.push_back('\n');
+  return out;
 }
 
 std::optional<int> ErrorAnswerStatus(std::string_view body) {

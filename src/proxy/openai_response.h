@@ -44,8 +44,10 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
 // it is not JSON.
 std::optional<std::string> WithEscapesDecoded(std::string_view json);
 
-// An SSE event of one `data:` line holding JSON, written again as `data: `, that JSON with its
-// escapes decoded (WithEscapesDecoded) and a blank line; nullopt for any other event.
+// An SSE event whose one `data:` line holds JSON, written again with that line as `data: ` and
+// the JSON with its escapes decoded (WithEscapesDecoded), its other lines (`event:`, `id:`, a
+// comment) as they were, and a blank line; nullopt for any other event (no data line, data
+// over several lines, or not JSON).
 std::optional<std::string> EventWithEscapesDecoded(std::string_view event);
 
 // For a JSON object with an `error` member and no `choices` (an upstream's error, whatever its

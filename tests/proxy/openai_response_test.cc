@@ -584,8 +584,11 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
   EXPECT_EQ(EventWithEscapesDecoded(R"(data: {"m":"\u0073k"})" "\r\n\r\n"),
             "data: {\"m\":\"sk\"}\n\n");
   EXPECT_EQ(EventWithEscapesDecoded("data:{\"m\":1}\n\n"), "data: {\"m\":1}\n\n");
-  for (const char* other : {"data: [DONE]\n\n", "event: x\ndata: {}\n\n",
-                            "data: {\"m\":\n\ndata: 1}\n\n", ": comment \\u0073\n\n"}) {
+  // Its other lines stay (the review: `event: error` kept an escaped key from the search).
+  EXPECT_EQ(EventWithEscapesDecoded("event: error\r\ndata: {\"m\":\"\\u0073k\"}\r\n\r\n"),
+            "event: error\ndata: {\"m\":\"sk\"}\n\n");
+  for (const char* other : {"data: [DONE]\n\n", "event: x\n\n", "data: {\"m\":\ndata: 1}\n\n",
+                            ": comment \\u0073\n\n"}) {
     EXPECT_EQ(EventWithEscapesDecoded(other), std::nullopt) << other;
   }
   // Its status: 502, or its code when that is an HTTP error status (OpenRouter's shape).
