@@ -446,8 +446,15 @@ void ModelCall::FinishComplete() {
     response.body = std::move(*events);
     response.headers = StreamHeaders();
   } else {
-    if (!success || event_stream_answer_ || error_answer || admission_.call.request.stream) {
+    // Anything but a completion or an embedding with its usage (an error, events, a 2xx of
+    // another shape: audit S saw a text/plain 200 quote the key to a plain call) is searched
+    // with its escapes decoded; the usual answer, for the key as written (one search: its
+    // escapes, common in Python upstreams' text, would cost a parse every call).
+    if (!success || event_stream_answer_ || error_answer || admission_.call.request.stream ||
+        !usage || !json_answer_) {
       RedactProviderKeyInJson(&body_);
+    } else {
+      RedactProviderKey(&body_, 0, "body");
     }
     if (upstream_type_) response.content_type = std::move(*upstream_type_);
     response.body = std::move(body_);

@@ -494,6 +494,11 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
         << quoted.body;
     EXPECT_EQ(quoted.body.find(kUpstreamKey), std::string::npos) << quoted.body;
   }
+  // A 200 that is no completion, to a plain call (audit S: relayed as it came).
+  auto text = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                   {{"x-mock-echo-auth", "text200"}});
+  EXPECT_EQ(text.status, 200) << text.body;
+  EXPECT_EQ(text.body, "upstream says Bearer [redacted]");
   // Events sent to a call that did not ask to stream (re-test audit, 2026-12-07).
   auto unasked = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
                       {{"x-mock-echo-auth-in-stream", "1"}});

@@ -297,6 +297,11 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     reply_.body = R"({"error":{"message":"Incorrect API key provided: )" +
                   QuotedForJson(echoed_authorization_, *echo == "escaped") +
                   R"(","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
+    if (*echo == "text200") {  // a 200 that is no completion, in plain text
+      reply_.status = 200;
+      reply_.content_type = "text/plain";
+      reply_.body = "upstream says " + echoed_authorization_;
+    }
   }
   // x-mock-echo-auth-in-stream: a stream whose first event is an error quoting the
   // Authorization received (a careless upstream's mid-stream error); to a plain request, the
