@@ -384,6 +384,14 @@ Result<ModelRequest> ParseModelRequest(std::string_view body, Endpoint endpoint,
   auto model = ReadModel(object);
   if (!model.ok()) return model.error();
   request.model = std::move(*model);
+  // OpenRouter's list of fallback models: forwarded to an OpenRouter upstream, it would run the
+  // call on models the key may not call, at prices the catalog does not know (audit S).
+  if (const json::value* fallbacks = object.if_contains("models");
+      fallbacks != nullptr && !fallbacks->is_null()) {
+    return Invalid("models (a list of fallback models) is not supported: keygate holds a call "
+                   "to the one model named in model, which the key must be allowed to call",
+                   "models");
+  }
   KG_RETURN_IF_ERROR(read_fields(object, &request));
   KG_RETURN_IF_ERROR(CheckParams(object, endpoint));
   request.body_without_model = BodyWithoutModel(body, object, endpoint, request.stream);

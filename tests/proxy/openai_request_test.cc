@@ -66,6 +66,7 @@ TEST(OpenAiRequestTest, BadChatBodiesAreRefusedNamingTheField) {
       {std::string(R"({"model":7,)") + kMessages + "}", "model"},
       {std::string(R"({"model":"",)") + kMessages + "}", "model"},
       {R"({"model":"m"})", "messages"},
+      {ChatBody(R"(,"models":["openai/gpt-4o"])"), "models"},  // fallbacks (audit S)
       {R"({"model":"m","messages":{}})", "messages"},
       {R"({"model":"m","messages":[]})", "messages"},
       {R"({"model":"m","messages":["hi"]})", "messages[0].role"},
