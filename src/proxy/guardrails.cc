@@ -80,8 +80,14 @@ Verdict<T> Refuse(const Error& error) {
 
 std::string QuotedModel(std::string_view model) {
   constexpr size_t kQuotedBytes = 256;
+  size_t cut = std::min(model.size(), kQuotedBytes);
+  // Not inside a UTF-8 character (audit S: its first bytes showed as U+FFFD).
+  const auto continues = [&](size_t at) {
+    return (static_cast<unsigned char>(model[at]) & 0xC0) == 0x80;
+  };
+  while (cut > 0 && cut < model.size() && continues(cut)) --cut;
   std::string out = "'";
-  out.append(model.substr(0, kQuotedBytes));
+  out.append(model.substr(0, cut));
   out.append(model.size() > kQuotedBytes ? "...' (" + std::to_string(model.size()) + " bytes)"
                                          : "'");
   return out;

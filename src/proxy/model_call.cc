@@ -406,8 +406,9 @@ void ModelCall::FinishComplete() {
                             : UsageCounts::kPromptAndCompletion);
   // spec data-plane.md: an upstream error is charged only for the usage it reports, an error
   // answered with 200 included (the review: it was charged as a completion).
+  // With or without usage (audit S: one with usage went out as a 200); usage reported is charged.
   const std::optional<int> error_status =
-      !usage && success && json_answer_ ? ErrorAnswerStatus(body_) : std::nullopt;
+      success && json_answer_ ? ErrorAnswerStatus(body_) : std::nullopt;
   const bool error_answer = error_status.has_value();
   // A caller that did not ask to stream gets such an error with the status it stands for (its
   // `code`, or 502): as a 200, clients read it as a completion without choices. A streaming

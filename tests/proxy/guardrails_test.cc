@@ -333,6 +333,12 @@ TEST_F(GuardrailsTest, UnknownModelsOversizedPromptsAndMaxTokensAreRefusedBefore
   EXPECT_NE(long_name.refusal.body.find("nnn...' (100005 bytes) does not exist"),
             std::string::npos)
       << long_name.refusal.body;
+  std::string accents = "mock/";
+  for (int i = 0; i < 200; ++i) accents += "\xc3\xa9";  // 405 bytes of "é": cut between two
+  auto accented = Check(Body(10, accents));
+  EXPECT_EQ(accented.refusal.body.find("\\ufffd"), std::string::npos) << accented.refusal.body;
+  EXPECT_NE(accented.refusal.body.find("\xc3\xa9...' (405 bytes)"), std::string::npos)
+      << accented.refusal.body;
   const std::string huge(8192 * kMaxBytesPerToken + 8, 'x');
   auto too_long = Check(R"({"model":"mock/echo","messages":[{"role":"user","content":")" + huge +
                         R"("}]})");

@@ -595,6 +595,7 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
   EXPECT_EQ(ErrorAnswerStatus(error), 502);
   EXPECT_EQ(ErrorAnswerStatus(R"({"error":{"code":429,"message":"slow down"}})"), 429);
   EXPECT_EQ(ErrorAnswerStatus(R"({"error":{"code":503.0}})"), 503);
+  EXPECT_EQ(ErrorAnswerStatus(R"({"error":{"code":503},"usage":{"prompt_tokens":3}})"), 503);
   for (const char* code : {"200", "302", "600", "-1", "429.5", "1e300", "\"429\"", "null"}) {
     EXPECT_EQ(ErrorAnswerStatus(std::string(R"({"error":{"code":)") + code + "}}"), 502) << code;
   }
