@@ -162,10 +162,6 @@ std::string FormatUsd(MicroUsd micros) {
   return negative ? "-" + out : out;
 }
 
-MicroUsd CostForTokens(int64_t tokens, MicroUsd micro_usd_per_mtok) {
-  return CostForTokens(tokens, micro_usd_per_mtok, 0, 0);
-}
-
 MicroUsd CostForTokens(int64_t input_tokens, MicroUsd input_price, int64_t output_tokens,
                        MicroUsd output_price) {
   constexpr int64_t kTokensPerMillion = 1'000'000;

@@ -38,14 +38,10 @@ inline double UsdAsDouble(MicroUsd micros) {
   return static_cast<double>(micros) / static_cast<double>(kMicrosPerUsd);
 }
 
-// Cost of `tokens` at `micro_usd_per_mtok` (micro-dollars per million tokens), rounded up so
-// that a reservation is never below the real charge.
-MicroUsd CostForTokens(int64_t tokens, MicroUsd micro_usd_per_mtok);
-
 // Cost of `input_tokens` at `input_price` plus `output_tokens` at `output_price` (micro-dollars
 // per million tokens), summed exactly and then rounded up once (so a call is never charged a
-// micro-dollar for each part's rounding); saturates at the largest MicroUsd. Monotonic in each
-// count. REQUIRES: counts and prices >= 0.
+// micro-dollar for each part's rounding), so that a reservation is never below the real charge;
+// saturates at the largest MicroUsd. Monotonic in each count. REQUIRES: counts and prices >= 0.
 MicroUsd CostForTokens(int64_t input_tokens, MicroUsd input_price, int64_t output_tokens,
                        MicroUsd output_price);
 

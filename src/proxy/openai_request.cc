@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -26,21 +27,11 @@ namespace json = boost::json;
 constexpr std::string_view kPromptFields[] = {"tools", "functions", "tool_choice",
                                               "function_call", "response_format"};
 
-// The chat members keygate reads itself (none is text the model reads).
-constexpr std::string_view kReadChatFields[] = {"model", "max_tokens", "max_completion_tokens",
-                                                "n",     "stream",     "stream_options"};
-
-// Whether the top-level member `key` of a chat body is one keygate knows nothing of (neither
-// read nor in openai_params.h's table): a provider's extension, which may well reach the model
-// (vLLM's `documents` and `chat_template`, `system`, `prompt`...), so its text counts toward the
-// prompt (audit R: it went upstream uncounted, and usage above the reservation was not charged).
-bool IsUnknownChatField(std::string_view key) {
-  if (key == "messages" || FindParamRule(Endpoint::kChatCompletions, key) != nullptr) {
-    return false;
-  }
-  return std::find(std::begin(kReadChatFields), std::end(kReadChatFields), key) ==
-         std::end(kReadChatFields);
-}
+// The members each endpoint reads itself (their text is counted where they are read).
+constexpr std::string_view kReadChatFields[] = {"model", "messages", "max_tokens",
+                                                "max_completion_tokens", "n", "stream",
+                                                "stream_options"};
+constexpr std::string_view kReadEmbeddingFields[] = {"model", "input"};
 
 Error Invalid(std::string message, std::string param) {
   return Error::InvalidArgument(std::move(message), std::move(param));
@@ -56,6 +47,26 @@ int64_t TextBytes(const json::value& value) {
   if (value.is_string()) return static_cast<int64_t>(value.get_string().size());
   if (value.is_null()) return 0;
   return static_cast<int64_t>(json::serialize(value).size());
+}
+
+// The text of the top-level members of `body` keygate knows nothing of (neither read nor in
+// openai_params.h's table): a provider's extensions, forwarded as written, which may well reach
+// the model (vLLM's `documents` and `chat_template`, `system`, `prompt`...), so they count
+// toward the prompt (audit R: they went upstream uncounted, and usage above the reservation was
+// not charged; audit S: on embeddings too).
+int64_t UnknownMembersBytes(const json::object& body, Endpoint endpoint) {
+  const bool chat = endpoint == Endpoint::kChatCompletions;
+  const auto read = chat ? std::span<const std::string_view>(kReadChatFields)
+                         : std::span<const std::string_view>(kReadEmbeddingFields);
+  int64_t bytes = 0;
+  for (const json::key_value_pair& member : body) {
+    if (FindParamRule(endpoint, member.key()) != nullptr ||
+        std::find(read.begin(), read.end(), member.key()) != read.end()) {
+      continue;
+    }
+    bytes += TextBytes(member.value());
+  }
+  return bytes;
 }
 
 // Bytes of the stack arena a body is parsed into; a larger body continues on the heap.
@@ -221,6 +232,12 @@ Status AddContentParts(const json::array& parts, const std::string& param, Input
                      Indexed(param, i) + "." + std::string(kind));
     }
     size->text_bytes += static_cast<int64_t>(text->get_string().size());
+    // Its other members are forwarded too, and count as a message's do (audit S).
+    for (const json::key_value_pair& member : *part) {
+      if (member.key() != "type" && member.key() != kind) {
+        size->text_bytes += TextBytes(member.value());
+      }
+    }
   }
   return OkStatus();
 }
@@ -279,9 +296,7 @@ Status ReadMessages(const json::object& body, ModelRequest* request) {
   for (std::string_view key : kPromptFields) {
     if (const json::value* field = body.if_contains(key)) conversation.text_bytes += TextBytes(*field);
   }
-  for (const json::key_value_pair& member : body) {
-    if (IsUnknownChatField(member.key())) conversation.text_bytes += TextBytes(member.value());
-  }
+  conversation.text_bytes += UnknownMembersBytes(body, Endpoint::kChatCompletions);
   // Search results join the prompt, of no size the request bounds: only the context bounds
   // them (as a part that is not text).
   if (const json::value* search = body.if_contains("web_search_options");
@@ -369,6 +384,15 @@ Status ReadEmbeddingInput(const json::object& body, ModelRequest* request) {
   return OkStatus();
 }
 
+Status ReadEmbeddingFields(const json::object& body, ModelRequest* request) {
+  KG_RETURN_IF_ERROR(ReadEmbeddingInput(body, request));
+  // Members of a provider's own, as one more input (each is capped at the context).
+  if (const int64_t bytes = UnknownMembersBytes(body, Endpoint::kEmbeddings); bytes > 0) {
+    request->prompt.inputs.push_back(InputSize{bytes, 0, 0, false});
+  }
+  return OkStatus();
+}
+
 // The parse every endpoint shares: the body as a JSON object (in a stack arena), its `model`,
 // then the endpoint's own fields (`read_fields`), then the body to forward without `model`.
 template <class ReadFields>
@@ -417,7 +441,7 @@ Result<ModelRequest> internal::ParseChatRequestFully(std::string_view body) {
 }
 
 Result<ModelRequest> ParseEmbeddingsRequest(std::string_view body) {
-  return ParseModelRequest(body, Endpoint::kEmbeddings, ReadEmbeddingInput);
+  return ParseModelRequest(body, Endpoint::kEmbeddings, ReadEmbeddingFields);
 }
 
 std::string UpstreamBody(const ModelRequest& request, std::string_view upstream_model,

@@ -129,10 +129,10 @@ TEST(MoneyTest, FormatsWithoutTrailingZeros) {
 
 TEST(MoneyTest, TokenCostRoundsUpSoReservationsNeverUnderstate) {
   // 0.15 USD per Mtok = 150000 micro-USD per Mtok; 1 token costs 0.15 micro-USD → 1.
-  EXPECT_EQ(CostForTokens(1, 150'000), 1);
-  EXPECT_EQ(CostForTokens(1'000'000, 150'000), 150'000);
-  EXPECT_EQ(CostForTokens(0, 150'000), 0);
-  EXPECT_EQ(CostForTokens(3, 1'000'000), 3);
+  EXPECT_EQ(CostForTokens(1, 150'000, 0, 0), 1);
+  EXPECT_EQ(CostForTokens(1'000'000, 150'000, 0, 0), 150'000);
+  EXPECT_EQ(CostForTokens(0, 150'000, 0, 0), 0);
+  EXPECT_EQ(CostForTokens(0, 0, 3, 1'000'000), 3);
 }
 
 // Audit R: rounding each part up charged 6 micro-dollars for 4.67 (7 tokens at $0.333333/M and

@@ -96,6 +96,16 @@ TEST(TokenEstimateTest, MembersOfProvidersExtensionsCountTowardsThePrompt) {
   EXPECT_EQ(UpperBound(hi + R"(,"temperature":0.5,"metadata":{"k":"v"},"user":"u","seed":7})"),
             plain);
   EXPECT_EQ(UpperBound(hi + R"(,"web_search_options":{}})", 8192), 8192);
+  // So does a text part's member besides its type and text (audit S).
+  EXPECT_EQ(UpperBound(R"({"model":"m","messages":[{"role":"user","content":[)"
+                       R"({"type":"text","text":"hi","cache":")" + text + R"("}]}]})"),
+            plain + 3000);
+  // And an embedding's, as one more input (audit S).
+  auto embedding = ParseEmbeddingsRequest(R"({"model":"m","input":"hi","encoding_format":"float",)"
+                                          R"("texts":[")" + text + R"("]})");
+  ASSERT_TRUE(embedding.ok());
+  ASSERT_EQ(embedding->prompt.inputs.size(), 2u);
+  EXPECT_EQ(embedding->prompt.inputs[1].text_bytes, 3000 + 4);  // ["..."]
   EXPECT_EQ(UpperBound(hi + R"(,"web_search_options":null})"), plain);
 }
 
