@@ -392,8 +392,15 @@ void Session::AbortStream(uint64_t seq, Response instead) {
 }
 
 void Session::AbortExchange(const char* why) {
-  state_.logger().Warn("http.stream_aborted",
-                       {{"request_id", exchange_->request_id}, {"reason", why}});
+  if (client_gone_ && !server_closed_) {
+    // A handler letting go of a stream whose client left: the client's doing, a 499 in the
+    // access line as in the call's usage record, and nothing to warn of (audit S: a 200 and a
+    // warning).
+    exchange_->status = kStatusClientClosed;
+  } else {
+    state_.logger().Warn("http.stream_aborted",
+                         {{"request_id", exchange_->request_id}, {"reason", why}});
+  }
   // The status line is gone already; cutting the connection is the only way to tell the
   // client the stream is incomplete. keygate cut it, not the client (the access line says so),
   // unless the client had left already (a handler lets go of a stream whose caller left).

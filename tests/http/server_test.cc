@@ -294,6 +294,15 @@ void ServerTest::AddRoutes() {
       },
       Execution::kInline);
   router_.Add(
+      "GET", "/stream-until-gone",
+      [this](Request&, std::shared_ptr<Responder> r) {
+        r->BeginStream(200, {});
+        r->WriteChunk("data: 1\n\n", [](bool) {});
+        // Lets go of the stream, unended, once its client has left (as a model call does).
+        r->OnClientGone([this, r] { client_gone_.set_value(); });
+      },
+      Execution::kInline);
+  router_.Add(
       "GET", "/abort-after-chunk",
       [](Request&, std::shared_ptr<Responder> r) {
         r->BeginStream(200, {});
@@ -598,6 +607,23 @@ TEST_F(ServerTest, AStreamAbortedBeforeItsHeadLeftIsAnsweredInstead) {
     return LogText().find(R"("path":"/abort-after-chunk","status":200)") != std::string::npos;
   })) << LogText();
   EXPECT_EQ(LogText().find(R"("client_gone":true)"), std::string::npos) << LogText();
+}
+
+// Audit S: a stream its client left was logged 200 with a warning, while the call's usage
+// record said 499.
+TEST_F(ServerTest, AStreamItsClientLeftIsLogged499WithoutAWarning) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const int fd = ConnectRaw();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "GET /stream-until-gone HTTP/1.1\r\nHost: x\r\n\r\n"));
+  char buffer[256];
+  ASSERT_GT(::recv(fd, buffer, sizeof buffer, 0), 0);  // the stream began
+  ::close(fd);
+  EXPECT_EQ(client_gone_.get_future().wait_for(kWaitLimit), std::future_status::ready);
+  EXPECT_TRUE(Eventually([this] {
+    return LogText().find(R"("path":"/stream-until-gone","status":499)") != std::string::npos;
+  })) << LogText();
+  EXPECT_EQ(LogText().find("http.stream_aborted"), std::string::npos) << LogText();
 }
 
 // A stream sent whole: one answer framed by its length, its events as they are, the
