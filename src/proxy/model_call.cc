@@ -352,9 +352,10 @@ void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   // an error, and an ordinary event with escapes (Python's json.dumps writes every non-ASCII
   // character so) must not pay a parse (the review).
   std::optional<std::string> decoded;
-  if (event.find("\\u") != std::string_view::npos &&
+  const std::string& key = admission_.call.target->api_key;
+  if (key.size() >= kMinRedactedKey && event.find("\\u") != std::string_view::npos &&
       event.find("\"error\"") != std::string_view::npos) {
-    decoded = DecodedIfItHolds(event, admission_.call.target->api_key, &EventWithEscapesDecoded);
+    decoded = DecodedIfItHolds(event, key, &EventWithEscapesDecoded);
     if (decoded) event = *decoded;
   }
   const EventFacts facts = ReadEvent(event, &event_shapes_);
