@@ -1,5 +1,7 @@
 #include "proxy/model_call.h"
 
+#include <string.h>  // memmem (GNU)
+
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -182,8 +184,11 @@ namespace {
 constexpr size_t kMinRedactedKey = 8;
 constexpr std::string_view kRedacted = "[redacted]";
 
+// memmem: string_view::find would stop at every `s` of an `sk-...` key in English text (the
+// review), and every answer is searched.
 bool Holds(std::string_view text, std::string_view secret) {
-  return secret.size() >= kMinRedactedKey && text.find(secret) != std::string_view::npos;
+  return secret.size() >= kMinRedactedKey &&
+         memmem(text.data(), text.size(), secret.data(), secret.size()) != nullptr;
 }
 
 // A key written with JSON escapes (`\u0073k-...`) reads as the key to a client's parser (audit
@@ -597,12 +602,11 @@ int ModelCall::CancelledStatus() const {
 }
 
 void ModelCall::RedactProviderKeyInJson(std::string* body) {
-  // Only the bodies searched (errors and the like), and only those with an escape: rare.
-  if (json_answer_) {
-    std::optional<std::string> plain =
-        DecodedIfItHolds(*body, admission_.call.target->api_key, &WithEscapesDecoded);
-    if (plain) *body = std::move(*plain);
-  }
+  // Only the bodies searched so (errors and the like), and only those with an escape: rare.
+  // Whatever their type: a client parses a text/plain `{...}` as JSON too (the review).
+  std::optional<std::string> plain =
+      DecodedIfItHolds(*body, admission_.call.target->api_key, &WithEscapesDecoded);
+  if (plain) *body = std::move(*plain);
   RedactProviderKey(body, 0, "body");
 }
 

@@ -129,9 +129,12 @@ std::optional<json::value> ParseIn(std::string_view text, json::monotonic_resour
   return parsed;
 }
 
-// An upstream's error, whatever its status: an `error` member and no `choices`.
+// An upstream's error, whatever its status: an `error` member, not null, and no `choices` (the
+// review: an embedding answer with `"error":null` and its usage was taken for one).
 bool IsErrorObject(const json::object* answer) {
-  return answer != nullptr && answer->contains("error") && !answer->contains("choices");
+  if (answer == nullptr || answer->contains("choices")) return false;
+  const json::value* error = answer->if_contains("error");
+  return error != nullptr && !error->is_null();
 }
 
 }  // namespace

@@ -126,6 +126,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Park(SteadyClock::time_point since, std::chrono::milliseconds max_idle,
             std::weak_ptr<ConnectionPool> pool) {
     Reclaim();
+    idle_since = since;
     deadline_ = since + max_idle;
     parked_in_ = std::move(pool);
     ArmTimer();
@@ -142,6 +143,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const std::string& pool_key() const { return pool_key_; }
   beast::flat_buffer& buffer() { return buffer_; }
+  SteadyClock::time_point idle_since;  // set by Park
 
  private:
   net::io_context& io_;
@@ -281,9 +283,12 @@ class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
   ssl::context& tls_context() { return tls_context_; }
   const UpstreamClientOptions& options() const { return options_; }
 
-  // A live idle connection of `io` to `pool_key` at `now`, or nullptr.
+  // A live idle connection of `io` to `pool_key` at `now`, idle for less than `max_idle` (the
+  // acquiring provider's: providers on one server share its pool, and one may have parked a
+  // connection for longer than the other allows; the review), or nullptr.
   std::shared_ptr<Connection> Acquire(net::io_context& io, std::string_view pool_key,
-                                      SteadyClock::time_point now) {
+                                      SteadyClock::time_point now,
+                                      std::chrono::milliseconds max_idle) {
     Shard& shard = ShardOf(io);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.idle.find(KeyView{&io, pool_key});
@@ -292,7 +297,8 @@ class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
     while (!pool.empty()) {
       std::shared_ptr<Connection> connection = std::move(pool.back());
       pool.pop_back();
-      if (connection->deadline() <= now) continue;  // its idle time is up (its timer is due)
+      // Its idle time is up (its timer is due), or past what this provider allows.
+      if (connection->deadline() <= now || connection->idle_since + max_idle <= now) continue;
       // Checked every time, however short the idle (a system call): an upstream may write
       // after its answer at any moment (a stray answer, a 408, bytes beyond its length).
       if (connection->LooksAlive()) return connection;
@@ -595,7 +601,8 @@ std::string Exchange::Serialize(const UpstreamTarget& target, const UpstreamRequ
 void Exchange::Begin() {
   if (cancelled_) return Finish(UpstreamOutcome::kCancelled, "cancelled before sending");
   const SteadyClock::time_point now = SteadyClock::now();
-  std::shared_ptr<Connection> pooled = client_->Acquire(io_, pool_key(), now);
+  std::shared_ptr<Connection> pooled =
+      client_->Acquire(io_, pool_key(), now, target_->idle_timeout);
   if (pooled == nullptr) return Connect();
   Use(std::move(pooled));
   reused_ = true;

@@ -926,8 +926,6 @@ TEST_F(ServerTest, OnClientGoneFiresWhenClientDisconnects) {
   EXPECT_TRUE(Eventually([this] { return server_->active_connections() == 0; }));
 }
 
-// The review: a handler that acts on its client leaving but registers after the client ended
-// its side (FIN) is told at once, as one registered before it is.
 // Audit S: requests pipelined before a half-close are all answered, the last saying it closes,
 // and then the connection closes (it stayed open for the idle timeout).
 TEST_F(ServerTest, RequestsPipelinedBeforeAHalfCloseAreAllAnsweredThenTheConnectionCloses) {
@@ -950,6 +948,8 @@ TEST_F(ServerTest, RequestsPipelinedBeforeAHalfCloseAreAllAnsweredThenTheConnect
   EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
 }
 
+// The review: a handler that acts on its client leaving but registers after the client ended
+// its side (FIN) is told at once, as one registered before it is.
 TEST_F(ServerTest, AHandlerThatRegistersAfterAHalfCloseIsToldTheClientLeft) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   // The server reads the end before the handler registers.

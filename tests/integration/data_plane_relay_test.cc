@@ -448,6 +448,14 @@ TEST_F(DataPlaneTest, AnErrorAnsweredWith200IsChargedNothingAndAnsweredAsTheErro
   EXPECT_EQ(rows[0].cost, 0);
   EXPECT_EQ(rows[1].cost, 0);
   EXPECT_EQ(UsageTotalMicros(key), 0);
+  // One that reports usage is answered the same, and charged its usage (audit S: a 200).
+  auto with_usage = Call(key.secret, ChatBody("hi", 6), "/v1/chat/completions",
+                         {{"x-mock-fault", "error200usage"}});
+  EXPECT_EQ(with_usage.status, 502) << with_usage.body;
+  const auto charged = WaitForUsage(key.hash, 3);
+  ASSERT_EQ(charged.size(), 3u);
+  EXPECT_EQ(charged[2].prompt_tokens, 7);
+  EXPECT_GT(UsageTotalMicros(key), 0);
 }
 
 // An upstream that quotes the provider's key back (a 401 "Incorrect API key provided: ...", a
@@ -494,6 +502,12 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
         << quoted.body;
     EXPECT_EQ(quoted.body.find(kUpstreamKey), std::string::npos) << quoted.body;
   }
+  // A completion that quotes it (a model given the key in its prompt: the mock echoes it) keeps
+  // it back too: every answer is searched (the review: that branch was untested).
+  auto echoed = Call(key.secret, ChatBody(kUpstreamKey, 60));
+  EXPECT_EQ(echoed.status, 200) << echoed.body;
+  EXPECT_EQ(echoed.body.find(kUpstreamKey), std::string::npos) << echoed.body;
+  EXPECT_NE(echoed.body.find("echo: [redacted]"), std::string::npos) << echoed.body;
   // A 200 that is no completion, to a plain call (audit S: relayed as it came).
   auto text = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
                    {{"x-mock-echo-auth", "text200"}});

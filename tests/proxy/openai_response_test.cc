@@ -602,6 +602,8 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
   EXPECT_EQ(ErrorAnswerStatus(R"({"error":"overloaded"})"), 502);
   EXPECT_EQ(ErrorAnswerStatus(body), std::nullopt);
   EXPECT_EQ(ErrorAnswerStatus(R"({"choices":[],"error":null})"), std::nullopt);
+  EXPECT_EQ(ErrorAnswerStatus(R"({"object":"list","data":[],"error":null,"usage":{}})"),
+            std::nullopt);  // an embedding answer (the review)
   // Anything else is relayed as it came.
   for (const char* other :
        {R"({"object":"list","data":[]})", "not json", "[]",

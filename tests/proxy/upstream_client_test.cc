@@ -321,6 +321,51 @@ TEST(UpstreamClientTest, AConnectionTheServerWroteToOrResetWhileIdleIsNotReused)
   }
 }
 
+// The review: providers on one server share its pool, and a connection one of them parked (idle
+// up to its 60 s) was reused by another whose idle_timeout is far shorter (its server's
+// keep-alive), just as that server would close it.
+TEST(UpstreamClientTest, AProviderReusesNoConnectionIdleLongerThanItAllows) {
+  net::io_context server_io;
+  tcp::acceptor acceptor(server_io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  std::atomic<int> connections{0};
+  const auto answer = [](tcp::socket& socket, net::streambuf& buffer, const std::string& body) {
+    if (!ReadHead(socket, buffer)) return;
+    boost::system::error_code ignored;
+    net::write(socket,
+               net::buffer("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\n\r\n" + body),
+               ignored);
+  };
+  std::thread server([&] {
+    tcp::socket first(server_io);
+    if (!AcceptWithin5s(acceptor, first)) return;
+    ++connections;
+    net::streambuf buffer;
+    answer(first, buffer, "first");  // then it idles in the client's pool, unanswered again
+    ServeSecondConnection(server_io, acceptor, connections,
+                          [&](tcp::socket& second, net::streambuf& second_buffer) {
+                            answer(second, second_buffer, "second");
+                          });
+  });
+  net::io_context io(1);
+  UpstreamClient client;
+  const uint16_t port = acceptor.local_endpoint().port();
+  auto lenient = LoopbackTarget("lenient", port, 2s);  // the default: 60 s
+  auto strict = LoopbackTarget("strict", port, 2s);
+  strict->idle_timeout = 100ms;
+  auto recorder = std::make_shared<Recorder>();
+  Get(client, io, lenient, recorder);
+  EXPECT_EQ(recorder->body_, "first");
+  std::this_thread::sleep_for(200ms);
+  recorder = std::make_shared<Recorder>();
+  Get(client, io, strict, recorder);
+  EXPECT_EQ(recorder->outcome_, UpstreamOutcome::kComplete) << recorder->detail_;
+  EXPECT_EQ(recorder->body_, "second");
+  client.CloseIdle();
+  server.join();
+  EXPECT_EQ(connections, 2);
+}
+
 // Answers a first request on one connection; takes only the head of the second one on it
 // and resets the connection while the client is still writing that request's body (too large
 // for the socket to take at once); then answers the second request on a new connection.

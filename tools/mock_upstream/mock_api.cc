@@ -30,6 +30,7 @@ constexpr NamedFault kNamedFaults[] = {
     {"500", FaultKind::kServerError}, {"reset", FaultKind::kReset},
     {"hang", FaultKind::kHang},       {"badchunk", FaultKind::kBadChunk},
     {"error200", FaultKind::kError200},
+    {"error200usage", FaultKind::kError200Usage},
 };
 
 constexpr std::string_view kModelsBody =
@@ -137,6 +138,11 @@ bool ApplyFault(const Fault& fault, Reply* reply) {
       return true;
     case FaultKind::kError200:
       SetError(reply, 200, "The model is overloaded (mock fault error200).", "server_error");
+      return true;
+    case FaultKind::kError200Usage:
+      SetError(reply, 200, "The model is overloaded (mock fault error200usage).", "server_error");
+      reply->body.pop_back();  // the object's closing brace
+      reply->body.append(R"(,"usage":{"prompt_tokens":7,"completion_tokens":0,"total_tokens":7}})");
       return true;
     case FaultKind::kReset:
       reply->action = Action::kClose;

@@ -66,6 +66,7 @@ enum class FaultKind {
   kRateLimit,    // 429 with Retry-After: 1
   kServerError,  // 500 server_error
   kError200,     // 200 whose body is an error object (as some aggregators answer)
+  kError200Usage,  // the same, with a usage object (7 prompt tokens)
   kReset,        // plain: close without answering; stream: two events then close
   kHang,         // never answer
   kBadChunk,     // a stream head and a malformed chunk in one write, then close
