@@ -413,8 +413,10 @@ void ModelCall::FinishComplete() {
   // spec data-plane.md: an upstream error is charged only for the usage it reports, an error
   // answered with 200 included (the review: it was charged as a completion).
   // With or without usage (audit S: one with usage went out as a 200); usage reported is charged.
+  // Whatever its type but an event stream's (audit T: typed text/plain, it went out a success,
+  // charged): a client parses it as JSON all the same.
   const std::optional<int> error_status =
-      success && json_answer_ ? ErrorAnswerStatus(body_) : std::nullopt;
+      success && !event_stream_answer_ ? ErrorAnswerStatus(body_) : std::nullopt;
   const bool error_answer = error_status.has_value();
   // A caller that did not ask to stream gets such an error with the status it stands for (its
   // `code`, or 502): as a 200, clients read it as a completion without choices. A streaming
@@ -603,9 +605,11 @@ int ModelCall::CancelledStatus() const {
 
 void ModelCall::RedactProviderKeyInJson(std::string* body) {
   // Only the bodies searched so (errors and the like), and only those with an escape: rare.
-  // Whatever their type: a client parses a text/plain `{...}` as JSON too (the review).
+  // Whatever their type: a client parses a text/plain `{...}` as JSON too (the review). An
+  // event stream to a plain call, event by event (audit T: an error event kept its key).
   std::optional<std::string> plain =
-      DecodedIfItHolds(*body, admission_.call.target->api_key, &WithEscapesDecoded);
+      DecodedIfItHolds(*body, admission_.call.target->api_key,
+                       event_stream_answer_ ? &EventsWithEscapesDecoded : &WithEscapesDecoded);
   if (plain) *body = std::move(*plain);
   RedactProviderKey(body, 0, "body");
 }

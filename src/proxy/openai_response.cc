@@ -342,6 +342,24 @@ std::optional<std::string> EventWithEscapesDecoded(std::string_view event) {
   return out;
 }
 
+std::optional<std::string> EventsWithEscapesDecoded(std::string_view events) {
+  SseSplitter splitter;
+  std::vector<std::string_view> split;
+  splitter.Feed(events, &split);
+  std::string out;
+  bool decoded_any = false;
+  for (std::string_view event : split) {
+    std::optional<std::string> decoded = event.find("\\u") != std::string_view::npos
+                                             ? EventWithEscapesDecoded(event)
+                                             : std::nullopt;
+    decoded_any = decoded_any || decoded.has_value();
+    out.append(decoded ? std::string_view(*decoded) : event);
+  }
+  if (!decoded_any) return std::nullopt;
+  out.append(splitter.Pending());
+  return out;
+}
+
 std::optional<int> ErrorAnswerStatus(std::string_view body) {
   constexpr int kUnusableUpstreamAnswer = 502;
   // Asked of every plain answer: memmem, not a pass that stops at each quote.

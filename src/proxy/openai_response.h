@@ -50,6 +50,11 @@ std::optional<std::string> WithEscapesDecoded(std::string_view json);
 // over several lines, or not JSON).
 std::optional<std::string> EventWithEscapesDecoded(std::string_view event);
 
+// `events` (an event stream in hand whole) written again with each event EventWithEscapesDecoded
+// can decode so decoded, the others (and an unterminated end) as they were; nullopt if none
+// could be.
+std::optional<std::string> EventsWithEscapesDecoded(std::string_view events);
+
 // For a JSON object with an `error` member and no `choices` (an upstream's error, whatever its
 // status: some aggregators answer errors with 200), the status a caller should get for it: its
 // `error.code` when that is a number from 400 to 599 (OpenRouter's shape), 502 otherwise.

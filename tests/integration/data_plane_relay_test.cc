@@ -443,18 +443,23 @@ TEST_F(DataPlaneTest, AnErrorAnsweredWith200IsChargedNothingAndAnsweredAsTheErro
   EXPECT_EQ(plain.status, 502) << plain.body;
   EXPECT_EQ(plain.body.rfind(R"({"error":{"message":"The model is overloaded)", 0), 0u)
       << plain.body;
-  const auto rows = WaitForUsage(key.hash, 2);
-  ASSERT_EQ(rows.size(), 2u);
+  // Typed text/plain, the same (audit T: a success, charged).
+  auto as_text = Call(key.secret, ChatBody("hi", 6), "/v1/chat/completions",
+                      {{"x-mock-fault", "error200"}, {"x-mock-content-type", "text/plain"}});
+  EXPECT_EQ(as_text.status, 502) << as_text.body;
+  const auto rows = WaitForUsage(key.hash, 3);
+  ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].cost, 0);
   EXPECT_EQ(rows[1].cost, 0);
+  EXPECT_EQ(rows[2].cost, 0);
   EXPECT_EQ(UsageTotalMicros(key), 0);
   // One that reports usage is answered the same, and charged its usage (audit S: a 200).
   auto with_usage = Call(key.secret, ChatBody("hi", 6), "/v1/chat/completions",
                          {{"x-mock-fault", "error200usage"}});
   EXPECT_EQ(with_usage.status, 502) << with_usage.body;
-  const auto charged = WaitForUsage(key.hash, 3);
-  ASSERT_EQ(charged.size(), 3u);
-  EXPECT_EQ(charged[2].prompt_tokens, 7);
+  const auto charged = WaitForUsage(key.hash, 4);
+  ASSERT_EQ(charged.size(), 4u);
+  EXPECT_EQ(charged[3].prompt_tokens, 7);
   EXPECT_GT(UsageTotalMicros(key), 0);
 }
 
@@ -475,11 +480,15 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
   }
   EXPECT_NE(process_->log().find("proxy.upstream_echoed_key"), std::string::npos);
   // The key spelled in JSON escapes reads as the key to a client's parser (audit P).
-  auto escaped = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
-                      {{"x-mock-echo-auth", "escaped"}});
-  EXPECT_EQ(escaped.status, 401) << escaped.body;
-  EXPECT_NE(escaped.body.find("Incorrect API key provided: Bearer [redacted]"), std::string::npos)
-      << escaped.body;
+  // Whatever its type (audit T: text/plain, none, text/html kept it).
+  for (const char* type : {"application/json", "text/plain", "none"}) {
+    auto escaped = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                        {{"x-mock-echo-auth", "escaped"}, {"x-mock-content-type", type}});
+    EXPECT_EQ(escaped.status, 401) << escaped.body;
+    EXPECT_NE(escaped.body.find("Incorrect API key provided: Bearer [redacted]"),
+              std::string::npos)
+        << type << ": " << escaped.body;
+  }
   // A stream request's error answer is relayed whole, and kept from the key the same way.
   auto streamed = Call(key.secret, ChatBody("hi", 5, "mock/echo", R"(,"stream":true)"),
                        "/v1/chat/completions", {{"x-mock-echo-auth", "1"}});
@@ -513,12 +522,15 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
                    {{"x-mock-echo-auth", "text200"}});
   EXPECT_EQ(text.status, 200) << text.body;
   EXPECT_EQ(text.body, "upstream says Bearer [redacted]");
-  // Events sent to a call that did not ask to stream (re-test audit, 2026-12-07).
-  auto unasked = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
-                      {{"x-mock-echo-auth-in-stream", "1"}});
-  EXPECT_EQ(unasked.status, 200) << unasked.body;
-  EXPECT_NE(unasked.body.find("key Bearer [redacted]"), std::string::npos) << unasked.body;
-  EXPECT_EQ(unasked.body.find(kUpstreamKey), std::string::npos) << unasked.body;
+  // Events sent to a call that did not ask to stream (re-test audit, 2026-12-07), the key in
+  // escapes too (audit T).
+  for (const char* echo : {"1", "escaped"}) {
+    auto unasked = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                        {{"x-mock-echo-auth-in-stream", echo}});
+    EXPECT_EQ(unasked.status, 200) << unasked.body;
+    EXPECT_NE(unasked.body.find("key Bearer [redacted]"), std::string::npos) << unasked.body;
+    EXPECT_EQ(unasked.body.find(kUpstreamKey), std::string::npos) << unasked.body;
+  }
 }
 
 TEST_F(DataPlaneTest, KeyUsageTotalsEqualTheSumOfItsUsageRecords) {
