@@ -448,7 +448,15 @@ void Session::Enqueue(OutItem item, bool defer) {
 }
 
 void Session::WriteNext() {
-  if (out_.empty() || !Writable()) return;
+  if (out_.empty()) return;
+  if (!Writable()) {
+    // Closed while these waited for a posted flush (the client left meanwhile): they can never
+    // go out. Failed now, so that their callbacks, which may hold the responder and so this
+    // session, are let go and the exchange finishes (audit T: such sessions were never freed,
+    // and counted against max_connections until every new connection got a 503).
+    if (!writing_) FailWrites();
+    return;
+  }
   writing_ = true;
   write_buffers_.clear();
   in_flight_ = std::min(out_.size(), kMaxItemsPerWrite);
