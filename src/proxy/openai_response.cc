@@ -355,8 +355,14 @@ std::optional<std::string> EventsWithEscapesDecoded(std::string_view events) {
     decoded_any = decoded_any || decoded.has_value();
     out.append(decoded ? std::string_view(*decoded) : event);
   }
-  if (!decoded_any) return std::nullopt;
-  out.append(splitter.Pending());
+  // An event cut short at the end (no blank line after it) is read as a stream's is
+  // (TakeUnterminatedEvent: the review): decoded too, and closed.
+  const std::string_view rest = splitter.Pending();
+  std::optional<std::string> last = rest.find("\\u") != std::string_view::npos
+                                        ? EventWithEscapesDecoded(rest)
+                                        : std::nullopt;
+  if (!decoded_any && !last) return std::nullopt;
+  out.append(last ? std::string_view(*last) : rest);
   return out;
 }
 

@@ -51,8 +51,8 @@ std::optional<std::string> WithEscapesDecoded(std::string_view json);
 std::optional<std::string> EventWithEscapesDecoded(std::string_view event);
 
 // `events` (an event stream in hand whole) written again with each event EventWithEscapesDecoded
-// can decode so decoded, the others (and an unterminated end) as they were; nullopt if none
-// could be.
+// can decode so decoded (an unterminated last one too, then closed), the others as they were;
+// nullopt if none could be.
 std::optional<std::string> EventsWithEscapesDecoded(std::string_view events);
 
 // For a JSON object with an `error` member and no `choices` (an upstream's error, whatever its

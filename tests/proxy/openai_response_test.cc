@@ -584,6 +584,12 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
   EXPECT_EQ(EventWithEscapesDecoded(R"(data: {"m":"\u0073k"})" "\r\n\r\n"),
             "data: {\"m\":\"sk\"}\n\n");
   EXPECT_EQ(EventWithEscapesDecoded("data:{\"m\":1}\n\n"), "data: {\"m\":1}\n\n");
+  // A stream in hand whole, event by event; its unterminated end too (the review).
+  EXPECT_EQ(EventsWithEscapesDecoded("data: 1\n\ndata: {\"m\":\"\\u0073k\"}"),
+            "data: 1\n\ndata: {\"m\":\"sk\"}\n\n");
+  EXPECT_EQ(EventsWithEscapesDecoded("data: {\"m\":\"\\u0073\"}\n\ndata: [DONE]\n\n"),
+            "data: {\"m\":\"s\"}\n\ndata: [DONE]\n\n");
+  EXPECT_EQ(EventsWithEscapesDecoded("data: 1\n\n"), std::nullopt);
   // Its other lines stay (the review: `event: error` kept an escaped key from the search).
   EXPECT_EQ(EventWithEscapesDecoded("event: error\r\ndata: {\"m\":\"\\u0073k\"}\r\n\r\n"),
             "event: error\ndata: {\"m\":\"sk\"}\n\n");
