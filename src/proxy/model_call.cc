@@ -1,12 +1,11 @@
 #include "proxy/model_call.h"
 
-#include <string.h>  // memmem (GNU)
-
 #include <algorithm>
 #include <array>
 #include <utility>
 
 #include "common/ascii.h"
+#include "common/find_bytes.h"
 #include "common/secret_shape.h"
 #include "http/error_response.h"
 #include "store/usage_store.h"
@@ -184,11 +183,10 @@ namespace {
 constexpr size_t kMinRedactedKey = 8;
 constexpr std::string_view kRedacted = "[redacted]";
 
-// memmem: string_view::find would stop at every `s` of an `sk-...` key in English text (the
+// FindBytes: string_view::find would stop at every `s` of an `sk-...` key in English text (the
 // review), and every answer is searched.
 bool Holds(std::string_view text, std::string_view secret) {
-  return secret.size() >= kMinRedactedKey &&
-         memmem(text.data(), text.size(), secret.data(), secret.size()) != nullptr;
+  return secret.size() >= kMinRedactedKey && FindBytes(text, secret) != std::string_view::npos;
 }
 
 // A key written with JSON escapes (`\u0073k-...`) reads as the key to a client's parser (audit
@@ -359,7 +357,7 @@ void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   std::optional<std::string> decoded;
   const std::string& key = admission_.call.target->api_key;
   if (key.size() >= kMinRedactedKey && event.find("\\u") != std::string_view::npos &&
-      event.find("\"error\"") != std::string_view::npos) {
+      FindBytes(event, "\"error\"") != std::string_view::npos) {
     decoded = DecodedIfItHolds(event, key, &EventWithEscapesDecoded);
     if (decoded) event = *decoded;
   }

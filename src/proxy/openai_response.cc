@@ -1,6 +1,6 @@
 #include "proxy/openai_response.h"
 
-#include <string.h>  // memmem, memrchr (GNU)
+#include <string.h>  // memrchr (GNU)
 
 #include <algorithm>
 #include <cstring>
@@ -12,6 +12,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "common/find_bytes.h"
 #include "proxy/json_scanner.h"
 #include "proxy/quote_index.h"
 
@@ -29,16 +30,6 @@ constexpr std::string_view kCompletionKeys[] = {"content",   "arguments",       
                                                 "reasoning", "reasoning_content", "transcript"};
 
 bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// string_view::find, through glibc's memmem: std::string_view::find tries each occurrence of
-// the first character, and JSON text is full of quotes. Every stream event is searched several
-// times, so this matters.
-size_t Find(std::string_view text, std::string_view needle, size_t from = 0) {
-  if (from > text.size()) return std::string_view::npos;
-  const void* at = memmem(text.data() + from, text.size() - from, needle.data(), needle.size());
-  return at == nullptr ? std::string_view::npos
-                       : static_cast<size_t>(static_cast<const char*>(at) - text.data());
-}
 
 // The end of the line starting at `from`: the first CR or LF, or the end of `text`.
 size_t LineEnd(std::string_view text, size_t from) {
@@ -348,6 +339,9 @@ std::optional<std::string> EventsWithEscapesDecoded(std::string_view events) {
   splitter.Feed(events, &split);
   std::string out;
   bool decoded_any = false;
+  // Each event, and an event cut short at the end (no blank line after it), read as a stream's
+  // is (TakeUnterminatedEvent: the review): decoded when it has an escape (and then closed).
+  split.push_back(splitter.Pending());
   for (std::string_view event : split) {
     std::optional<std::string> decoded = event.find("\\u") != std::string_view::npos
                                              ? EventWithEscapesDecoded(event)
@@ -355,21 +349,14 @@ std::optional<std::string> EventsWithEscapesDecoded(std::string_view events) {
     decoded_any = decoded_any || decoded.has_value();
     out.append(decoded ? std::string_view(*decoded) : event);
   }
-  // An event cut short at the end (no blank line after it) is read as a stream's is
-  // (TakeUnterminatedEvent: the review): decoded too, and closed.
-  const std::string_view rest = splitter.Pending();
-  std::optional<std::string> last = rest.find("\\u") != std::string_view::npos
-                                        ? EventWithEscapesDecoded(rest)
-                                        : std::nullopt;
-  if (!decoded_any && !last) return std::nullopt;
-  out.append(last ? std::string_view(*last) : rest);
+  if (!decoded_any) return std::nullopt;
   return out;
 }
 
 std::optional<int> ErrorAnswerStatus(std::string_view body) {
   constexpr int kUnusableUpstreamAnswer = 502;
-  // Asked of every plain answer: memmem, not a pass that stops at each quote.
-  if (Find(body, "\"error\"") == std::string_view::npos) return std::nullopt;
+  // Asked of every plain answer (FindBytes: not a pass that stops at each quote).
+  if (FindBytes(body, "\"error\"") == std::string_view::npos) return std::nullopt;
   json::monotonic_resource arena;
   const std::optional<json::value> parsed = ParseIn(body, arena);
   const json::object* answer = parsed ? parsed->if_object() : nullptr;
@@ -458,12 +445,12 @@ EventKind ClassifyEvent(std::string_view event) { return ClassifyData(EventData(
 EventKind ClassifyData(std::string_view data) {
   if (data == "[DONE]") return EventKind::kDone;
   // Cheap test first: only an event naming a usage object can be a usage-only chunk.
-  if (Find(data, "\"usage\":{") == std::string_view::npos &&
-      Find(data, "\"usage\": {") == std::string_view::npos) {
+  if (FindBytes(data, "\"usage\":{") == std::string_view::npos &&
+      FindBytes(data, "\"usage\": {") == std::string_view::npos) {
     return EventKind::kContent;
   }
-  const bool no_choices = Find(data, "\"choices\":[]") != std::string_view::npos ||
-                          Find(data, "\"choices\": []") != std::string_view::npos;
+  const bool no_choices = FindBytes(data, "\"choices\":[]") != std::string_view::npos ||
+                          FindBytes(data, "\"choices\": []") != std::string_view::npos;
   return no_choices ? EventKind::kUsageOnly : EventKind::kContentWithUsage;
 }
 
@@ -498,7 +485,7 @@ int64_t CompletionTextBytes(std::string_view event) {
   // is escaped, so the pattern cannot occur there), keeping the completion members.
   constexpr std::string_view kStringMember = "\":\"";
   int64_t bytes = 0;
-  size_t at = Find(event, kStringMember);
+  size_t at = FindBytes(event, kStringMember);
   while (at != std::string_view::npos) {
     const size_t body = at + kStringMember.size();
     const void* open = at == 0 ? nullptr : memrchr(event.data(), '"', at);
@@ -510,9 +497,9 @@ int64_t CompletionTextBytes(std::string_view event) {
             std::end(kCompletionKeys)) {
       const size_t length = StringBodyLength(event, body);
       bytes += static_cast<int64_t>(length);
-      at = Find(event, kStringMember, body + length);
+      at = FindBytes(event, kStringMember, body + length);
     } else {
-      at = Find(event, kStringMember, body);
+      at = FindBytes(event, kStringMember, body);
     }
   }
   return bytes;
