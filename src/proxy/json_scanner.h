@@ -15,6 +15,7 @@
 
 #include "common/ascii.h"
 #include "common/byte_words.h"
+#include "common/utf8.h"
 
 namespace keygate::proxy::internal {
 
@@ -223,32 +224,9 @@ class Scanner {
   // A multi-byte UTF-8 sequence at the cursor, well formed by RFC 3629 (no overlong forms, no
   // surrogates, nothing above U+10FFFF).
   bool ScanUtf8() {
-    const auto lead = static_cast<unsigned char>(*p_);
-    int continuation = 0;
-    unsigned char low = 0x80;  // the range of the first continuation byte
-    unsigned char high = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      continuation = 1;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      continuation = 2;
-      if (lead == 0xE0) low = 0xA0;
-      if (lead == 0xED) high = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      continuation = 3;
-      if (lead == 0xF0) low = 0x90;
-      if (lead == 0xF4) high = 0x8F;
-    } else {
-      return false;
-    }
-    if (end_ - p_ <= continuation) return false;
-    for (int i = 1; i <= continuation; ++i) {
-      const auto byte = static_cast<unsigned char>(p_[i]);
-      if (byte < low || byte > high) return false;
-      low = 0x80;
-      high = 0xBF;
-    }
-    p_ += 1 + continuation;
-    return true;
+    const size_t length = Utf8SequenceLength(std::string_view(p_, static_cast<size_t>(end_ - p_)));
+    p_ += length;
+    return length > 0;
   }
 
   // An object or array whose opening bracket is at the cursor.
