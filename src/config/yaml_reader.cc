@@ -48,6 +48,13 @@ Result<YAML::Node> ParseYamlFile(const std::string& path) {
 }
 
 std::string YamlReader::Where(const YAML::Node& node) const {
+  // yaml-cpp marks an empty value where the next token starts, often lines below: its entry's
+  // key says where it is.
+  if (node.IsDefined() && node.IsNull()) {
+    for (const auto& [value, key_mark] : empty_values_) {
+      if (value.is(node)) return WhereMark(file_, key_mark);
+    }
+  }
   return WhereMark(file_, node.Mark());
 }
 
@@ -112,6 +119,7 @@ Status YamlReader::ForEachEntry(const YAML::Node& map, std::string_view path,
     if (!seen.insert(key).second) {
       return ErrorAt(key_node, JoinPath(path, key), "duplicate key");
     }
+    if (value.IsNull()) empty_values_.emplace_back(value, key_node.Mark());
     KG_RETURN_IF_ERROR(visit(key, key_node, value));
   }
   return OkStatus();

@@ -5,8 +5,8 @@
 // yaml-cpp throws; these helpers catch at the edge and return Result values, so nothing above
 // them sees an exception.
 //
-// Thread safety: a YamlReader is immutable after construction and may be shared; YAML::Node
-// handles must not be shared between threads (yaml-cpp nodes are not thread-safe).
+// Thread safety: none; one YamlReader reads one file on one thread (yaml-cpp nodes are not
+// thread-safe either).
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -15,6 +15,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/money.h"
 #include "common/status.h"
@@ -51,11 +53,14 @@ class YamlReader {
   // Calls `visit` for each entry of the mapping `map` in file order, stopping at the first
   // error, which it returns. A null `map` has no entries. InvalidArgument when `map` is not a
   // mapping, a key is not a scalar, or a key appears twice (yaml-cpp keeps both silently).
+  // Remembers where each empty value's key is, for Where().
   Status ForEachEntry(const YAML::Node& map, std::string_view path,
                       const EntryVisitor& visit) const;
 
  private:
   std::string file_;
+  // Each empty value ForEachEntry visited, with its key's mark.
+  mutable std::vector<std::pair<YAML::Node, YAML::Mark>> empty_values_;
 };
 
 // "<path>.<key>" or just "<key>" at the top level.

@@ -258,6 +258,12 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
       {"- a\n- b\n", "cfg.yaml:1: the document must be a mapping"},
       {"providers: {name: x}\n", "cfg.yaml:1: providers: must be a list of providers"},
       {"models: 3\n", "cfg.yaml:1: models: must be a list of models"},
+      // An empty value is named on its own line, not where the next token starts (yaml-cpp's
+      // mark for it). An empty setting is its default.
+      {"providers:\n  - name:\n\n\n    # a comment\n    base_url: http://x\n",
+       "cfg.yaml:2: providers[0].name: must be 1 to 64"},
+      {"limits:\n  max_body_bytes:\n  header_timeout_s: 0\n",
+       "cfg.yaml:3: limits.header_timeout_s: must be an integer"},
   };
   for (const Case& c : cases) EXPECT_THAT(ErrorOf(c.yaml), HasSubstr(c.expected)) << c.yaml;
 }
@@ -284,6 +290,8 @@ TEST_F(ConfigTest, ProviderErrorsNameTheirLine) {
        "cfg.yaml:4: providers[0].api_key_env: must be an environment variable name"},
       {"  - name: a\n    base_url: http://x\n    connect_timeout_ms: 0\n",
        "cfg.yaml:4: providers[0].connect_timeout_ms: must be an integer in 1..600000, got '0'"},
+      {"  - name: a\n    base_url: http://x\n    idle_timeout_ms:\n    connect_timeout_ms: 5\n",
+       "cfg.yaml:4: providers[0].idle_timeout_ms: must be an integer in 1..3600000"},
       {"  - name: a\n    base_url: http://x\n    idle_timeout_ms: 3600001\n",
        "cfg.yaml:4: providers[0].idle_timeout_ms: must be an integer in 1..3600000, got "
        "'3600001'"},
