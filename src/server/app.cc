@@ -42,6 +42,15 @@ std::vector<std::string> PrefixListFrom(const config::Settings& s) {
   return {s.service_key_prefix, s.provisioning_key_prefix, s.owner_key_prefix};
 }
 
+// Adds each prefix of `issued` not in `prefixes` yet.
+void AddPrefixes(const std::vector<std::string>& issued, std::vector<std::string>& prefixes) {
+  for (const std::string& prefix : issued) {
+    if (!prefix.empty() && std::find(prefixes.begin(), prefixes.end(), prefix) == prefixes.end()) {
+      prefixes.push_back(prefix);
+    }
+  }
+}
+
 http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
   http::ServerOptions o;
   o.host = s.listen_host;
@@ -192,16 +201,13 @@ void App::Parts::BuildDataPlane() {
       [this](UnixMillis now) { limiter->EvictIdle(now); },
       [this](const std::string& digest) { return FindManagementCredential(digest); }};
   proxy::DataPlaneOptions options = DataPlaneOptionsFrom(config.settings);
-  // A provisioning key or owner credential issued under an earlier prefix is refused as one
-  // (403) on the data plane too, not as an unknown key (401).
-  std::vector<std::string>& management = options.guardrails.management_key_prefixes;
-  if (auto issued = store->ManagementKeyPrefixes(); issued.ok()) {
-    for (std::string& prefix : *issued) {
-      if (!prefix.empty() &&
-          std::find(management.begin(), management.end(), prefix) == management.end()) {
-        management.push_back(std::move(prefix));
-      }
-    }
+  // Credentials issued under an earlier prefix: a provisioning key or owner credential is
+  // refused as one (403) on the data plane too, not as an unknown key (401); and no key of any
+  // kind goes upstream in a forwarded header.
+  if (auto issued = store->KeyPrefixesIssued(); issued.ok()) {
+    AddPrefixes(issued->management, options.guardrails.management_key_prefixes);
+    AddPrefixes(issued->management, options.key_prefixes);
+    AddPrefixes(issued->service, options.key_prefixes);
   } else {
     log.Warn("index.prefixes_unread", {{"error", issued.error().message}});
   }

@@ -53,6 +53,33 @@ TEST_F(DataPlaneTest, APlainCallGoesUpstreamWithTheProvidersKeyAndTheUpstreamMod
   EXPECT_EQ(reply.body.find(kUpstreamKey), std::string::npos);
 }
 
+// After the key prefixes changed, keys issued under the old ones go on working; none of them
+// goes upstream in a header outside the dropped list either (session 19's leftover: the prefixes
+// in use were the configured ones alone, so another holder's old key went to the provider).
+TEST_F(DataPlaneTest, KeysIssuedUnderAnOldPrefixNeverGoUpstreamInAHeader) {
+  MintedKey caller = Mint();
+  MintedKey other = Mint();
+  ASSERT_EQ(process_->Stop(), 0);
+  ASSERT_TRUE(process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey,
+                               "KEYGATE_KEY_PREFIXES_SERVICE=sk-acme-",
+                               "KEYGATE_KEY_PREFIXES_PROVISIONING=pk-acme-",
+                               "KEYGATE_KEY_PREFIXES_OWNER=ok-acme-"}))
+      << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  auto reply = Call(caller.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                    {{"x-goog-api-key", other.secret},
+                     {"x-auth-token", "Bearer " + pk_},
+                     {"x-owner", owner_key_},
+                     {"x-kept", "yes"}});
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const json::value stats = MockStats();
+  const json::object& headers = stats.at("last_headers").as_object();
+  EXPECT_EQ(headers.at("x-kept"), "yes");
+  for (const char* name : {"x-goog-api-key", "x-auth-token", "x-owner"}) {
+    EXPECT_FALSE(headers.contains(name)) << name << ": " << json::serialize(headers);
+  }
+}
+
 TEST_F(DataPlaneTest, AKeyGivenAsTheRequestIdOrInThePathIsNeverLogged) {
   MintedKey key = Mint();
   for (const std::string& id : {key.secret, pk_, owner_key_}) {

@@ -377,15 +377,18 @@ Result<std::vector<keys::Organization>> SqliteStore::ListOrganizations() {
   return orgs;
 }
 
-Result<std::vector<std::string>> SqliteStore::ManagementKeyPrefixes() {
-  std::vector<std::string> prefixes;
+Result<SqliteStore::IssuedPrefixes> SqliteStore::KeyPrefixesIssued() {
+  IssuedPrefixes prefixes;
   KG_RETURN_IF_ERROR(Read([&](Connection& conn) {
+    // A masked secret is its prefix, the dots, then its last characters.
     return ForEachRow(conn,
-                      "SELECT DISTINCT substr(masked, 1, instr(masked, ?1) - 1) FROM ("
-                      "SELECT masked FROM provisioning_keys UNION ALL "
-                      "SELECT masked FROM owner_credentials)",
+                      "SELECT DISTINCT kind, substr(masked, 1, instr(masked, ?1) - 1) FROM ("
+                      "SELECT 'm' AS kind, masked FROM provisioning_keys UNION ALL "
+                      "SELECT 'm', masked FROM owner_credentials UNION ALL "
+                      "SELECT 's', masked FROM service_keys)",
                       {std::string(keys::kMaskDots)}, [&](const sqlite::Statement& row) {
-                        prefixes.push_back(row.ColumnText(0));
+                        (row.ColumnText(0) == "m" ? prefixes.management : prefixes.service)
+                            .push_back(row.ColumnText(1));
                         return OkStatus();
                       });
   }));

@@ -121,9 +121,13 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Result<keys::Organization> GetOrganization(const std::string& org_id) override;
   Result<std::vector<keys::Organization>> ListOrganizations() override;
   Result<keys::OwnerCredential> GetOwnerCredential(const std::string& hash) override;
-  // The readable prefixes of every stored provisioning key and owner credential (those of the
-  // configuration when they were issued), each once.
-  Result<std::vector<std::string>> ManagementKeyPrefixes();
+  // The readable prefixes stored credentials were issued under (those of the configuration at
+  // the time), each once: of provisioning keys and owner credentials, and of service keys.
+  struct IssuedPrefixes {
+    std::vector<std::string> management;
+    std::vector<std::string> service;
+  };
+  Result<IssuedPrefixes> KeyPrefixesIssued();
   Status InsertOwnerCredential(const keys::OwnerCredential& owner,
                                const keys::AuditEntry& audit) override;
   Status InsertProvisioningKey(const keys::ProvisioningKey& key,
