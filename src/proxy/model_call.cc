@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <span>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "common/ascii.h"
 #include "common/find_bytes.h"
@@ -179,28 +182,29 @@ void ModelCall::Start(boost::asio::io_context& io) {
 
 namespace {
 
-// Shorter keys are not looked for: too likely to match text that is no secret.
-constexpr size_t kMinRedactedKey = 8;
 constexpr std::string_view kRedacted = "[redacted]";
 
-// FindBytes: string_view::find would stop at every `s` of an `sk-...` key in English text (the
-// review), and every answer is searched.
-bool Holds(std::string_view text, std::string_view secret) {
-  return secret.size() >= kMinRedactedKey && FindBytes(text, secret) != std::string_view::npos;
+// Whether `text` holds any of `secrets` (each at least kMinSecretBytes long). FindBytes:
+// string_view::find would stop at every `s` of an `sk-...` key in English text (the review),
+// and every answer is searched.
+bool HoldsAny(std::string_view text, std::span<const std::string> secrets) {
+  return std::any_of(secrets.begin(), secrets.end(), [&](const std::string& secret) {
+    return FindBytes(text, secret) != std::string_view::npos;
+  });
 }
 
 // A key written with JSON escapes (`\u0073k-...`) reads as the key to a client's parser (audit
-// P): `text` written again by `decode`, its escapes decoded, when that holds `key` (so that the
-// search that follows finds it); nullopt when it has no escape, or decoded holds no key.
+// P): `text` written again by `decode`, its escapes decoded, when that holds one of `secrets`
+// (so that the search that follows finds it); nullopt when it has no escape, or decoded holds
+// none.
 using Decoder = std::optional<std::string> (*)(std::string_view);
 
-std::optional<std::string> DecodedIfItHolds(std::string_view text, std::string_view key,
+std::optional<std::string> DecodedIfItHolds(std::string_view text,
+                                            std::span<const std::string> secrets,
                                             Decoder decode) {
-  if (key.size() < kMinRedactedKey || text.find("\\u") == std::string_view::npos) {
-    return std::nullopt;
-  }
+  if (secrets.empty() || text.find("\\u") == std::string_view::npos) return std::nullopt;
   std::optional<std::string> plain = decode(text);
-  if (!plain || !Holds(*plain, key)) return std::nullopt;
+  if (!plain || !HoldsAny(*plain, secrets)) return std::nullopt;
   return plain;
 }
 
@@ -229,7 +233,7 @@ void ModelCall::OnResponseHead(int status, std::span<const UpstreamHeader> heade
   for (const auto& [name, value] : headers) {
     // An upstream that echoes the provider's key (in a debug header, say) must not hand it
     // to a caller: the header is dropped.
-    if (Holds(value, admission_.call.target->api_key)) {
+    if (HoldsAny(value, admission_.call.target->secrets)) {
       NoteEchoedKey(name);
       continue;
     }
@@ -355,10 +359,10 @@ void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   // an error, and an ordinary event with escapes (Python's json.dumps writes every non-ASCII
   // character so) must not pay a parse (the review).
   std::optional<std::string> decoded;
-  const std::string& key = admission_.call.target->api_key;
-  if (key.size() >= kMinRedactedKey && event.find("\\u") != std::string_view::npos &&
+  const std::vector<std::string>& secrets = admission_.call.target->secrets;
+  if (!secrets.empty() && event.find("\\u") != std::string_view::npos &&
       FindBytes(event, "\"error\"") != std::string_view::npos) {
-    decoded = DecodedIfItHolds(event, key, &EventWithEscapesDecoded);
+    decoded = DecodedIfItHolds(event, secrets, &EventWithEscapesDecoded);
     if (decoded) event = *decoded;
   }
   const EventFacts facts = ReadEvent(event, &event_shapes_);
@@ -606,16 +610,16 @@ void ModelCall::RedactProviderKeyInJson(std::string* body) {
   // Whatever their type: a client parses a text/plain `{...}` as JSON too (the review). An
   // event stream to a plain call, event by event (audit T: an error event kept its key).
   std::optional<std::string> plain =
-      DecodedIfItHolds(*body, admission_.call.target->api_key,
+      DecodedIfItHolds(*body, admission_.call.target->secrets,
                        event_stream_answer_ ? &EventsWithEscapesDecoded : &WithEscapesDecoded);
   if (plain) *body = std::move(*plain);
   RedactProviderKey(body, 0, "body");
 }
 
 void ModelCall::RedactProviderKey(std::string* text, size_t from, std::string_view where) {
-  const std::string& key = admission_.call.target->api_key;
-  if (!Holds(std::string_view(*text).substr(from), key)) return;
-  Redact(text, key);
+  const std::vector<std::string>& secrets = admission_.call.target->secrets;
+  if (!HoldsAny(std::string_view(*text).substr(from), secrets)) return;
+  for (const std::string& secret : secrets) Redact(text, secret);
   NoteEchoedKey(where);
 }
 

@@ -7,10 +7,12 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -244,6 +246,7 @@ Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider
                                   "base_url");
   }
   target.headers = provider.headers;
+  target.secrets = CredentialsOf(provider.headers);
   target.connect_timeout = std::chrono::milliseconds(provider.connect_timeout_ms);
   target.response_timeout = std::chrono::milliseconds(provider.response_timeout_ms);
   target.idle_timeout = std::chrono::milliseconds(provider.idle_timeout_ms);
@@ -256,9 +259,32 @@ Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider
                              "variable " + provider.api_key_env + " is not set";
   } else {
     target.headers.emplace_back("Authorization", std::string("Bearer ") + key);
-    target.api_key = key;
+    if (std::strlen(key) >= kMinSecretBytes) target.secrets.emplace_back(key);
   }
   return target;
+}
+
+std::vector<std::string> CredentialsOf(const http::HeaderList& headers) {
+  constexpr std::array<std::string_view, 8> kCredentialWords = {
+      "key", "token", "secret", "auth", "pass", "signature", "credential", "cookie"};
+  std::vector<std::string> credentials;
+  for (const auto& [name, value] : headers) {
+    const std::string lowered = AsciiLowered(name);
+    if (std::none_of(kCredentialWords.begin(), kCredentialWords.end(),
+                     [&](std::string_view word) { return lowered.find(word) != lowered.npos; })) {
+      continue;
+    }
+    std::string_view credential = TrimOws(value);
+    // "Bearer <token>": the token is the secret, echoed with or without its scheme.
+    const size_t space = credential.find(' ');
+    if (space != std::string_view::npos &&
+        std::all_of(credential.begin(), credential.begin() + space,
+                    [](char c) { return AsciiLower(c) >= 'a' && AsciiLower(c) <= 'z'; })) {
+      credential = TrimOws(credential.substr(space + 1));
+    }
+    if (credential.size() >= kMinSecretBytes) credentials.emplace_back(credential);
+  }
+  return credentials;
 }
 
 const char* ToString(UpstreamOutcome outcome) {

@@ -54,9 +54,11 @@ struct UpstreamTarget {
   // Sent on every request: the provider's extra headers and, when it has an API key, its
   // Authorization. Holds a secret: never log it.
   http::HeaderList headers;
-  // The provider's API key alone (empty without one), to keep it out of what is relayed to
-  // callers should an upstream echo it. A secret: never log it.
-  std::string api_key;
+  // What an upstream must never hand back to a caller, should it echo it (in a body, an
+  // event or a header): the provider's API key and the credentials among its configured
+  // headers (CredentialsOf). Each at least kMinSecretBytes long (a shorter one would match
+  // text that is no secret). Secrets: never log them.
+  std::vector<std::string> secrets;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds response_timeout{600000};
   // config::ProviderConfig::idle_timeout_ms: a pooled connection idle this long is closed.
@@ -71,6 +73,16 @@ struct UpstreamTarget {
   std::string pool_key;
   std::string PoolKey() const;  // composes it
 };
+
+inline constexpr size_t kMinSecretBytes = 8;
+
+// The credentials among a provider's configured headers, as an upstream may echo them: the
+// value of a header whose name says it carries one (Authorization, Cookie, and any name
+// holding "key", "token", "secret", "auth", "pass", "signature" or "credential", in any case:
+// api-key, x-api-key, x-goog-api-key, ocp-apim-subscription-key, x-auth-token, ...), or for a
+// value of the form "Scheme token" (Bearer, Basic, ...) the token alone. Values shorter than
+// kMinSecretBytes are left out.
+std::vector<std::string> CredentialsOf(const http::HeaderList& headers);
 
 // Resolves `provider` into a target, reading its API key from the environment through
 // `getenv`. A provider whose api_key_env is unset or empty is still returned, with

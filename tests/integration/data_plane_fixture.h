@@ -36,6 +36,9 @@ namespace keygate::testing {
 // The upstream's API key, as keygate reads it from the environment.
 inline constexpr const char* kUpstreamKeyEnv = "KG_TEST_MOCK_KEY";
 inline constexpr const char* kUpstreamKey = "sk-upstream-test-0123456789";
+// Credentials written in the file as headers of the provider `literal` (no api_key_env).
+inline constexpr const char* kLiteralKey = "literal-bearer-0123456789";
+inline constexpr const char* kLiteralApiKey = "literal-x-api-key-0123456789";
 // Prices of mock/echo: one micro-dollar per prompt token, two per completion token.
 inline constexpr int64_t kEchoInputMicros = 1;
 inline constexpr int64_t kEchoOutputMicros = 2;
@@ -127,7 +130,9 @@ class DataPlaneTest : public ::testing::Test {
     for (const std::string& secret : secrets_) {
       EXPECT_EQ(log.find(secret), std::string::npos) << "a secret reached the log";
     }
-    EXPECT_EQ(log.find(kUpstreamKey), std::string::npos) << "the upstream key reached the log";
+    for (const char* key : {kUpstreamKey, kLiteralKey, kLiteralApiKey}) {
+      EXPECT_EQ(log.find(key), std::string::npos) << "a provider's credential reached the log";
+    }
   }
 
   // Runs in SetUp before keygate starts (which then gets extra_env_ too).
@@ -144,6 +149,8 @@ class DataPlaneTest : public ::testing::Test {
         << "providers:\n"
         << "  - name: mock\n    base_url: " << mock << "\n    api_key_env: " << kUpstreamKeyEnv
         << "\n    headers: {X-Title: keygate-tests}\n"
+        << "  - name: literal\n    base_url: " << mock << "\n    headers: {Authorization: \"Bearer "
+        << kLiteralKey << "\", X-Api-Key: " << kLiteralApiKey << ", X-Title: keygate-tests}\n"
         << "  - name: reasoning\n    base_url: " << mock
         << "\n    max_tokens_field: max_completion_tokens\n"
         << "  - name: slow\n    base_url: " << mock << "\n    response_timeout_ms: "
@@ -162,6 +169,7 @@ class DataPlaneTest : public ::testing::Test {
         << Model("mock/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("mock/gpt-4o-mini", "gpt-4o-mini", "0.15", "0.60", 128000, 16384)
         << Model("mock/embed", "text-embedding-3-small", "0.02", "0", 8191, 0)
+        << Model("literal/echo", "echo", "1.0", "2.0", 8192, 1024)
         << Model("mock/tiny", "echo", "1.0", "2.0", 1000, 100)
         << Model("mock/small", "echo", "1.0", "2.0", 100, 10)
         << Model("reasoning/tiny", "echo", "1.0", "2.0", 1000, 100)

@@ -560,6 +560,50 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
   }
 }
 
+// Credentials written in the file among a provider's headers (no api_key_env: an Authorization
+// of its own, Anthropic's or Azure's key header) are kept from callers as its API key is (audit
+// V: an upstream echoing them handed them to the holder of a service key).
+TEST_F(DataPlaneTest, CredentialsAmongAProvidersHeadersNeverReachTheCaller) {
+  MintedKey key = Mint();
+  const std::string model = "literal/echo";
+  auto reply = Call(key.secret, ChatBody("hi", 5, model), "/v1/chat/completions",
+                    {{"x-mock-echo-auth", "1"}});
+  EXPECT_EQ(reply.status, 401) << reply.body;
+  EXPECT_NE(reply.body.find("Incorrect API key provided: Bearer [redacted]"), std::string::npos)
+      << reply.body;
+  auto text = Call(key.secret, ChatBody("hi", 5, model), "/v1/chat/completions",
+                   {{"x-mock-echo-auth", "text200"}});
+  EXPECT_EQ(text.body, "upstream says Bearer [redacted]");
+  auto escaped = Call(key.secret, ChatBody("hi", 5, model), "/v1/chat/completions",
+                      {{"x-mock-echo-auth", "escaped"}});
+  EXPECT_NE(escaped.body.find("Incorrect API key provided: Bearer [redacted]"),
+            std::string::npos)
+      << escaped.body;
+  auto streamed = Call(key.secret, ChatBody("hi", 5, model, R"(,"stream":true)"),
+                       "/v1/chat/completions", {{"x-mock-echo-auth-in-stream", "escaped"}});
+  EXPECT_NE(streamed.body.find(R"({"error":{"message":"key Bearer [redacted]"}})"),
+            std::string::npos)
+      << streamed.body;
+  // The other header's value: quoted in a completion, and in a header of the answer.
+  auto quoted = Call(key.secret, ChatBody(kLiteralApiKey, 60, model), "/v1/chat/completions",
+                     {{"x-mock-extra-headers", std::string("X-Debug-Key: ") + kLiteralApiKey}});
+  EXPECT_EQ(quoted.status, 200) << quoted.body;
+  EXPECT_NE(quoted.body.find("echo: [redacted]"), std::string::npos) << quoted.body;
+  EXPECT_EQ(quoted.Header("x-debug-key"), "");
+  for (const auto* answer : {&reply, &text, &escaped, &streamed, &quoted}) {
+    for (const char* secret : {kLiteralKey, kLiteralApiKey}) {
+      EXPECT_EQ(answer->body.find(secret), std::string::npos) << answer->body;
+      for (const auto& [name, value] : answer->headers) {
+        EXPECT_EQ(value.find(secret), std::string::npos) << name;
+      }
+    }
+  }
+  // A value that names no credential is no secret: a completion quoting it is left alone.
+  auto title = Call(key.secret, ChatBody("keygate-tests", 60, model));
+  EXPECT_NE(title.body.find("echo: keygate-tests"), std::string::npos) << title.body;
+  EXPECT_NE(process_->log().find("proxy.upstream_echoed_key"), std::string::npos);
+}
+
 TEST_F(DataPlaneTest, KeyUsageTotalsEqualTheSumOfItsUsageRecords) {
   MintedKey key = Mint(R"("credit_limit": 10)");
   int64_t expected = 0;
@@ -635,7 +679,7 @@ TEST_F(DataPlaneTest, ModelsListsOnlyWhatTheKeyMayCall) {
                                            "mock/tiny", "mock/small"}));
   MintedKey all = Mint();
   const json::value everything = Parse(client_->Get("/v1/models", all.secret).body);
-  EXPECT_EQ(everything.at("data").as_array().size(), 13u);  // the whole catalog
+  EXPECT_EQ(everything.at("data").as_array().size(), 14u);  // the whole catalog
   EXPECT_EQ(client_->Get("/v1/models", "sk-kg-unknown").status, 401);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace keygate::proxy {
 namespace {
@@ -63,6 +64,28 @@ TEST(UpstreamTargetTest, TheApiKeyComesFromTheEnvironmentAfterTheProvidersHeader
   EXPECT_EQ(target->headers[0].first, "OpenAI-Beta");
   EXPECT_EQ(target->headers[1].second, "Bearer secret-value");
   EXPECT_TRUE(target->unusable_reason.empty());
+}
+
+// Audit V: credentials written among a provider's headers are secrets an upstream must not
+// echo to a caller, as its API key is.
+TEST(UpstreamTargetTest, CredentialsAmongTheHeadersAreSecretsToo) {
+  config::ProviderConfig provider = Provider("https://x/v1", "P_KEY");
+  provider.headers = {{"Authorization", "Bearer  literal-bearer-1"},
+                      {"X-Api-Key", "x-api-key-value-1"},
+                      {"OCP-Apim-Subscription-Key", "azure-value-1"},
+                      {"x-auth-token", "Token=abc-def-ghi"},
+                      {"Cookie", "a=b; session=xyz"},
+                      {"api-key", "short"},  // shorter than any secret looked for
+                      {"X-Title", "my-application-name"},
+                      {"HTTP-Referer", "https://example.com/app"}};
+  auto target = MakeUpstreamTarget(provider, FakeEnv);
+  ASSERT_TRUE(target.ok());
+  const std::vector<std::string> expected = {"literal-bearer-1", "x-api-key-value-1",
+                                             "azure-value-1",    "Token=abc-def-ghi",
+                                             "a=b; session=xyz", "secret-value"};
+  EXPECT_EQ(target->secrets, expected);
+  // A provider without any: nothing to look for on its answers.
+  EXPECT_TRUE(MakeUpstreamTarget(Provider("https://x/v1"), FakeEnv)->secrets.empty());
 }
 
 TEST(UpstreamTargetTest, AMissingApiKeyMakesTheProviderUnusableWithoutStoppingKeygate) {
