@@ -195,10 +195,20 @@ int CreateProvisioningKey(const CommonFlags& flags, const std::string& org_id,
   });
 }
 
+// A flag given an empty value (`--data "$DATA_DIR"` with the variable unset) is refused: taken
+// for "not given", it served a new, empty store in ./data (audit V).
+const CLI::Validator kNonEmpty(
+    [](std::string& value) { return value.empty() ? std::string("must not be empty") : ""; },
+    "", "non-empty");
+
 void AddCommonFlags(CLI::App* command, CommonFlags* flags, bool with_listen) {
-  command->add_option("--config", flags->config_path, "YAML config file");
-  command->add_option("--data", flags->data_dir, "data directory (default ./data)");
-  if (with_listen) command->add_option("--listen", flags->listen, "HOST:PORT (default 127.0.0.1:8080)");
+  command->add_option("--config", flags->config_path, "YAML config file")->check(kNonEmpty);
+  command->add_option("--data", flags->data_dir, "data directory (default ./data)")
+      ->check(kNonEmpty);
+  if (with_listen) {
+    command->add_option("--listen", flags->listen, "HOST:PORT (default 127.0.0.1:8080)")
+        ->check(kNonEmpty);
+  }
 }
 
 }  // namespace

@@ -109,6 +109,21 @@ TEST_F(ManagementTest, InitChecksItsArgumentsBeforeMakingAStoreAndUnknownCommand
   }
 }
 
+// Audit V: a flag given an empty value (`--data "$DATA_DIR"`, the variable unset) was taken
+// for a flag not given: serve started on a new, empty store in ./data, or on 127.0.0.1:8080.
+TEST_F(ManagementTest, AFlagGivenAnEmptyValueIsRefused) {
+  for (const char* flag : {"--data", "--config", "--listen"}) {
+    for (const char* command : {"serve", "init"}) {
+      if (std::string(flag) == "--listen" && std::string(command) == "init") continue;
+      const CommandResult refused = RunCommand({KEYGATE_BINARY, command, flag, ""});
+      EXPECT_NE(refused.exit_code, 0) << command << " " << flag;
+      EXPECT_NE(refused.err.find(std::string(flag) + ": must not be empty"), std::string::npos)
+          << refused.err;
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists("data/keygate.db"));
+}
+
 TEST_F(ManagementTest, ASecondServerOnTheSameStoreIsRefusedUntilTheFirstIsGone) {
   KeygateProcess second(process_->data_dir());
   EXPECT_FALSE(second.Start());
