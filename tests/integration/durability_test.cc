@@ -134,8 +134,16 @@ TEST_F(ManagementTest, TheStartLineNamesTheAllocatorBuiltIn) {
 // fails and the log has an error line, once. Audit, 2026-12-07: writes were still answered
 // 201 and lost at the next start; now every write is refused 503 (each commit is checked
 // against the files a restart reads), and the stop is not a clean one.
+//
+// Audit V (session 20): the writes refused 503 were applied after all, at the next start (the
+// close's checkpoint copied the removed WAL into keygate.db, which a restart reads). A batch is
+// now checked before it commits too, and one refused is rolled back. A write acknowledged
+// before the removal is still there after the restart.
 TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReportedAndWritesRefused) {
   ASSERT_EQ(client_->Get("/readyz").status, 200);
+  auto before =
+      client_->Post("/api/owner/provisioning-keys", R"({"name":"before"})", a_.owner_key);
+  ASSERT_EQ(before.status, 201) << before.body;
   ASSERT_TRUE(fs::remove(dir_.path() + "/keygate.db-wal"));
   auto ready = client_->Get("/readyz");
   EXPECT_EQ(ready.status, 503);
@@ -151,7 +159,17 @@ TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReportedAndWritesRefuse
   ASSERT_NE(log.find(event), std::string::npos) << log;
   EXPECT_EQ(log.find(event, log.find(event) + 1), std::string::npos) << log;
   EXPECT_NE(log.find("keygate.db-wal was removed"), std::string::npos);
+  EXPECT_NE(write.body.find("not applied"), std::string::npos) << write.body;
   EXPECT_NE(process_->Stop(), 0);
+
+  ASSERT_TRUE(process_->Start()) << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  auto listed = client_->Get("/api/owner/provisioning-keys", a_.owner_key);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  EXPECT_NE(listed.body.find("\"before\""), std::string::npos) << listed.body;
+  EXPECT_EQ(listed.body.find("\"after\""), std::string::npos) << listed.body;
+  auto again = client_->Post("/api/owner/provisioning-keys", R"({"name":"after"})", a_.owner_key);
+  EXPECT_EQ(again.status, 201) << again.body;
 }
 
 // Audit, 2026-12-07: after the key prefixes changed, keys issued under the old ones (which go

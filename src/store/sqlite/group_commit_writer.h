@@ -15,9 +15,10 @@
 //
 // An optional `after_batch` callback runs on the writer thread after every batch has been
 // acknowledged (the store uses it to checkpoint the WAL off the acknowledgement path). An
-// optional `verify` check runs after each COMMIT, before anyone is told: when it fails (the
-// store's files were removed, so the commit went to files no restart reads), the whole batch
-// fails with its error.
+// optional `verify` check (the store's files are still the ones a restart reads) runs before
+// each batch and after its COMMIT, before anyone is told. Failed before, the batch is not
+// run: "not applied". Failed after (the files went in between), the batch fails too, though
+// it may be in the database after a restart (the close's checkpoint may copy it there).
 //
 // Thread safety: Submit() may be called from any thread. Closures run on the writer thread,
 // one at a time, while their submitter is blocked, so they may use the submitter's locals.

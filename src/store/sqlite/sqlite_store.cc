@@ -192,8 +192,8 @@ StoreFileId IdentifyFile(const std::string& path) {
 Status CheckFiles(const std::string& path, const StoreFileId& opened) {
   auto gone = [&path](const std::string& file, const char* what) {
     return Error::Unavailable("sqlite database " + path + ": " + file + " was " + what +
-                              " while keygate has it open; restart keygate (writes since then "
-                              "are not in the files a restart reads)");
+                              " while keygate has it open; restart keygate (until then no write "
+                              "is taken)");
   };
   if (IdentifyFile(path) != opened) {
     return std::filesystem::exists(path) ? gone(path, "replaced") : gone(path, "removed");
