@@ -168,6 +168,14 @@ Status ConfigureWriteConnection(Connection& conn) {
   KG_RETURN_IF_ERROR(conn.Exec("PRAGMA synchronous=FULL"));
   KG_RETURN_IF_ERROR(conn.Exec("PRAGMA foreign_keys=ON"));
   KG_RETURN_IF_ERROR(conn.Exec(kCacheSizePragma));
+  // A -wal or -shm this user cannot write (left by a start under another user, say) leaves
+  // the file read-write but every write refused, while reads and /readyz go on (audit V).
+  if (Status probe = conn.Exec("BEGIN IMMEDIATE; ROLLBACK"); !probe.ok()) {
+    (void)conn.Exec("ROLLBACK");
+    return Error::Unavailable("sqlite database " + conn.path() + " takes no write (" +
+                              probe.error().message +
+                              "): are it, its -wal and its -shm writable by this user?");
+  }
   return OkStatus();
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,6 +138,48 @@ TEST_F(SqliteStoreTest, OpenOfDirectoryIsUnavailable) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(store.error().message.find(path_), std::string::npos) << store.error().message;
+}
+
+// Audit V: a -wal or -shm this user cannot write (a failed start under another user left them
+// so) let the store open, answer reads and /readyz, and refuse every write. Open refuses it.
+TEST_F(SqliteStoreTest, OpenRefusesAStoreWhoseCompanionFilesItCannotWrite) {
+  OpenOrDie({}).reset();
+  for (const char* suffix : {"-wal", "-shm"}) {
+    std::ofstream(path_ + suffix).flush();
+    ASSERT_EQ(::chmod((path_ + suffix).c_str(), 0400), 0);
+  }
+  // Root writes any file whatever its mode: the store is opened as another user then.
+  constexpr uid_t kNobody = 65534;
+  const bool as_root = ::geteuid() == 0;
+  if (as_root) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_)) {
+      ASSERT_EQ(::chown(entry.path().c_str(), kNobody, kNobody), 0) << entry.path();
+    }
+    ASSERT_EQ(::chown(dir_.c_str(), kNobody, kNobody), 0);
+  }
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(out[0]);
+    if (as_root && (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)) ::_exit(2);
+    auto store = SqliteStore::Open(path_, {});
+    const std::string message = store.ok() ? "opened" : store.error().message;
+    (void)!::write(out[1], message.data(), message.size());
+    ::_exit(store.ok() ? 0 : 1);
+  }
+  ::close(out[1]);
+  std::string message;
+  char buffer[512];
+  for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) > 0;) message.append(buffer, n);
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << message;
+  EXPECT_NE(message.find("takes no write"), std::string::npos) << message;
+  EXPECT_NE(message.find(path_), std::string::npos) << message;
 }
 
 TEST_F(SqliteStoreTest, OpenRejectsBadOptionsAndPaths) {
