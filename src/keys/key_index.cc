@@ -1,6 +1,10 @@
 #include "keys/key_index.h"
 
 #include <functional>
+#include <iterator>
+#include <memory>
+#include <unordered_map>
+#include <vector>
 #include <mutex>
 #include <tuple>
 
@@ -25,8 +29,58 @@ void KeyIndex::UpsertServiceKey(const ServiceKey& key) {
     slot.org_id.clear();
   }
   if (LineageOf(key) != key.hash) NoteSuccessor(snapshot);
+  NoteVersion(key.version);
+}
+
+void KeyIndex::NoteVersion(int64_t version) {
   std::unique_lock lock(version_mu_);
-  if (key.version > max_version_) max_version_ = key.version;
+  if (version > max_version_) max_version_ = version;
+}
+
+bool KeyIndex::RevokedLongAgo(const ServiceKey& key, UnixMillis now) {
+  return key.revoke_at.has_value() && *key.revoke_at <= now - kRevokedKeptMs;
+}
+
+void KeyIndex::ApplyStoredChange(const ServiceKey& key, UnixMillis now) {
+  if (!RevokedLongAgo(key, now)) return UpsertServiceKey(key);
+  {
+    Shard& shard = ShardFor(key.hash);
+    std::unique_lock lock(shard.mu);
+    const auto it = shard.entries.find(key.hash);
+    if (it != shard.entries.end() && it->second.service_key &&
+        it->second.service_key->version <= key.version) {
+      shard.entries.erase(it);
+    }
+  }
+  {
+    std::unique_lock lock(successors_mu_);
+    if (const auto it = successors_.find(key.lineage); it != successors_.end()) {
+      std::erase_if(it->second, [&](const std::shared_ptr<const ServiceKey>& held) {
+        return held->hash == key.hash && held->version <= key.version;
+      });
+      if (it->second.empty()) successors_.erase(it);
+    }
+  }
+  NoteVersion(key.version);
+}
+
+size_t KeyIndex::DropRevoked(UnixMillis now) {
+  size_t dropped = 0;
+  for (Shard& shard : shards_) {
+    std::unique_lock lock(shard.mu);
+    dropped += std::erase_if(shard.entries, [now](const auto& entry) {
+      const IndexedCredential& held = entry.second;
+      return held.service_key != nullptr && RevokedLongAgo(*held.service_key, now);
+    });
+  }
+  std::unique_lock lock(successors_mu_);
+  for (auto it = successors_.begin(); it != successors_.end();) {
+    std::erase_if(it->second, [now](const std::shared_ptr<const ServiceKey>& key) {
+      return RevokedLongAgo(*key, now);
+    });
+    it = it->second.empty() ? successors_.erase(it) : std::next(it);
+  }
+  return dropped;
 }
 
 void KeyIndex::NoteSuccessor(const std::shared_ptr<const ServiceKey>& key) {
@@ -109,6 +163,15 @@ size_t KeyIndex::service_key_count(UnixMillis now) const {
       n += cred.kind == CredentialKind::kServiceKey && cred.service_key != nullptr &&
            !RevokedAt(*cred.service_key, now);
     }
+  }
+  return n;
+}
+
+size_t KeyIndex::service_key_records() const {
+  size_t n = 0;
+  for (Shard& shard : shards_) {
+    std::shared_lock lock(shard.mu);
+    for (const auto& [hash, cred] : shard.entries) n += cred.service_key != nullptr;
   }
   return n;
 }

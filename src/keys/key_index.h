@@ -43,8 +43,23 @@ struct IndexedCredential {
 
 class KeyIndex {
  public:
+  // How long the record of a revoked key (deleted, or rotated and past its grace period) is
+  // kept, refused: long enough that an older version of it read before its revocation (the
+  // poller's, or a racing local write's) cannot bring it back. Then it is dropped
+  // (DropRevoked), and answers as an unknown key: 401 either way.
+  static constexpr UnixMillis kRevokedKeptMs = 60'000;
+
   // Inserts or replaces a service key (ignored if `key.version` is older than what is held).
   void UpsertServiceKey(const ServiceKey& key);
+  // UpsertServiceKey for a change read from the store at `now`: a key revoked longer than
+  // kRevokedKeptMs before is not kept, and a record of it held is dropped (after a restart
+  // the poller reads back every key revoked since the newest live one: audit W).
+  void ApplyStoredChange(const ServiceKey& key, UnixMillis now);
+  // Drops the records of keys revoked longer than kRevokedKeptMs before `now`, so that the
+  // index holds live keys and those of the last minute, however many are deleted (audit W: a
+  // provisioning key deleting keys with large metadata grew memory by ~10 MB/s, for good).
+  // Returns how many it dropped.
+  size_t DropRevoked(UnixMillis now);
   void UpsertOther(const std::string& hash, CredentialKind kind, const std::string& org_id,
                    bool disabled);
   void Remove(const std::string& hash);
@@ -60,9 +75,10 @@ class KeyIndex {
                                                           UnixMillis now) const;
   // The highest service-key version applied so far.
   int64_t max_version() const;
-  // Service keys not revoked at `now` (deleted keys and rotated ones past their grace period
-  // stay in the index, refused, until a restart): the ones that can authenticate.
+  // Service keys not revoked at `now`: the ones that can authenticate.
   size_t service_key_count(UnixMillis now) const;
+  // Service-key records held: those and the revoked ones not dropped yet.
+  size_t service_key_records() const;
 
  private:
   static constexpr size_t kShards = 32;
@@ -74,6 +90,9 @@ class KeyIndex {
 
   // Notes `key` (a new snapshot of a key made by rotation) among its lineage's successors.
   void NoteSuccessor(const std::shared_ptr<const ServiceKey>& key);
+  void NoteVersion(int64_t version);
+  // Whether `key` was revoked longer than kRevokedKeptMs before `now`.
+  static bool RevokedLongAgo(const ServiceKey& key, UnixMillis now);
 
   mutable std::array<Shard, kShards> shards_;
   // Lineage -> the keys made by rotation in it, each as last upserted (an original key is

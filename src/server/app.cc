@@ -109,6 +109,7 @@ struct App::Parts {
   const Clock& clock;
   std::unique_ptr<store::SqliteStore> store;
   bool files_removed_logged = false;  // the background thread's
+  UnixMillis next_revoked_drop = 0;   // the background thread's: KeyIndex::DropRevoked
   keys::KeyIndex index;
   keys::KeyService keys;
   dialects::KeyViewer viewer;
@@ -149,6 +150,12 @@ void App::Parts::RegisterRoutes() {
                    "now (live, rotated ones in their grace period included).\n"
                    "# TYPE keygate_service_keys gauge\nkeygate_service_keys ");
                response.body.append(std::to_string(index.service_key_count(clock.NowMs())))
+                   .append(
+                       "\n# HELP keygate_index_service_key_records Service-key records the "
+                       "in-memory index holds: those and the keys revoked in the last minute "
+                       "or two.\n# TYPE keygate_index_service_key_records gauge\n"
+                       "keygate_index_service_key_records ")
+                   .append(std::to_string(index.service_key_records()))
                    .push_back('\n');
                responder->Send(std::move(response));
              });  // blocking pool: counting the index walks every key
@@ -299,7 +306,8 @@ void App::Parts::ApplyIndexChanges() {
     log.Warn("index.refresh_failed", {{"error", changed.error().message}});
     return;
   }
-  for (const keys::ServiceKey& key : *changed) index.UpsertServiceKey(key);
+  const UnixMillis now = clock.NowMs();
+  for (const keys::ServiceKey& key : *changed) index.ApplyStoredChange(key, now);
 }
 
 void App::Parts::BackgroundLoop() {
@@ -317,6 +325,12 @@ void App::Parts::BackgroundLoop() {
       log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
     }
     pruner.Tick();
+    // A scan of the whole index: once per kRevokedKeptMs, so that it holds the keys revoked in
+    // the last two minutes at most.
+    if (const UnixMillis now = clock.NowMs(); now >= next_revoked_drop) {
+      index.DropRevoked(now);
+      next_revoked_drop = now + keys::KeyIndex::kRevokedKeptMs;
+    }
     lock.lock();
   }
 }

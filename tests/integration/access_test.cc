@@ -1,6 +1,10 @@
 // Who may do what (spec §2) and the tenant boundary, from the outside: every management route
 // with another org's key answers 404, exactly like a key that does not exist.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <thread>
 
 #include "integration/management_fixture.h"
 
@@ -249,15 +253,18 @@ TEST_F(ManagementTest, AuditLogRecordsRotationsWithTheSuccessorAndRevokeAt) {
   EXPECT_EQ(revoke(2).at("after"), revoke(1).at("after"));
 }
 
+// The value of the gauge `name` at /metrics, or -1.
+int Gauge(TestHttpClient& client, const std::string& name) {
+  const std::string text = client.Get("/metrics").body;
+  const size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stoi(text.substr(at + name.size() + 2));
+}
+
 // /metrics' keygate_service_keys counts the keys that can authenticate now: a deleted key, or
-// a rotated one past its grace period, no longer counts (though the index keeps it, refused).
+// a rotated one past its grace period, no longer counts (though the index keeps it, refused,
+// for a minute: keygate_index_service_key_records).
 TEST_F(ManagementTest, TheServiceKeyGaugeCountsOnlyKeysThatCanAuthenticate) {
-  auto gauge = [&] {
-    const std::string text = client_->Get("/metrics").body;
-    const std::string name = "\nkeygate_service_keys ";
-    const size_t at = text.find(name);
-    return at == std::string::npos ? -1 : std::stoi(text.substr(at + name.size()));
-  };
+  auto gauge = [&] { return Gauge(*client_, "keygate_service_keys"); };
   const std::string first = CreateKeyHash(a_, "first");
   const std::string second = CreateKeyHash(b_, "second");
   EXPECT_EQ(gauge(), 2);
@@ -272,6 +279,38 @@ TEST_F(ManagementTest, TheServiceKeyGaugeCountsOnlyKeysThatCanAuthenticate) {
                 R"({"api_key_id_hash":")" + successor + R"(","grace_period_seconds":600})",
                 b_.pk);
   EXPECT_EQ(gauge(), 2);  // within its grace period the old key still works
+  EXPECT_EQ(Gauge(*client_, "keygate_index_service_key_records"), 4);
+}
+
+// Audit W: the index kept every deleted key's record for good, and after a restart the poller
+// read back those deleted after the newest live key. A key revoked over a minute ago is not
+// read back (KeyIndex::ApplyStoredChange), nor kept (KeyIndex::DropRevoked, unit-tested).
+TEST_F(ManagementTest, KeysRevokedLongAgoAreNotReadBackIntoTheIndexAfterARestart) {
+  CreateKeyHash(a_, "live");
+  for (const char* name : {"gone-1", "gone-2", "gone-3"}) {
+    const std::string hash = CreateKeyHash(a_, name);
+    auto deleted =
+        client_->Post("/prod/deleteServiceKey", R"({"api_key_id_hash":")" + hash + R"("})", a_.pk);
+    ASSERT_EQ(deleted.status, 200) << deleted.body;
+  }
+  EXPECT_EQ(Gauge(*client_, "keygate_index_service_key_records"), 4);
+  ASSERT_EQ(process_->Stop(), 0);
+  {  // Deleted two minutes ago.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_.path() + "/keygate.db").c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db,
+                           "UPDATE service_keys SET revoke_at = revoke_at - 120000 "
+                           "WHERE revoke_at IS NOT NULL",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  ASSERT_TRUE(process_->Start()) << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // two ticks of the poller
+  EXPECT_EQ(Gauge(*client_, "keygate_index_service_key_records"), 1);
+  EXPECT_EQ(Gauge(*client_, "keygate_service_keys"), 1);
 }
 
 }  // namespace
