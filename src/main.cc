@@ -120,12 +120,16 @@ int Serve(const CommonFlags& flags) {
            {{"host", config->settings.listen_host},
             {"port", static_cast<int64_t>(*port)},
             {"data", config->settings.data_dir},
+            {"store", config->settings.SqlitePath()},
             {"config", flags.config_path.empty() ? "(none: defaults and environment)"
                                                  : flags.config_path},
             {"providers", static_cast<uint64_t>(config->catalog.providers.size())},
             {"models", static_cast<uint64_t>(config->catalog.models.size())},
             {"allocator", AllocatorName()}});
-  std::printf("keygate listening on http://%s:%u\n", config->settings.listen_host.c_str(), *port);
+  const std::string& host = config->settings.listen_host;
+  const bool ipv6 = host.find(':') != std::string::npos;  // a URL brackets an IPv6 address
+  std::printf("keygate listening on http://%s%s%s:%u\n", ipv6 ? "[" : "", host.c_str(),
+              ipv6 ? "]" : "", *port);
   std::fflush(stdout);
   if (keygate::Status stopped = (*app)->Run(); !stopped.ok()) return Fail(stopped.error().message);
   return 0;

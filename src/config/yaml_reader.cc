@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <vector>
 
 namespace keygate::config::internal {
 namespace {
@@ -41,7 +42,13 @@ Result<YAML::Node> ParseYamlFile(const std::string& path) {
   text << in.rdbuf();
   if (in.bad()) return Error::InvalidArgument(path + ": cannot read: " + std::strerror(errno));
   try {
-    return YAML::Load(text.str());
+    // One document: a second (after `---`) would be read by nothing, silently (audit V).
+    std::vector<YAML::Node> documents = YAML::LoadAll(text.str());
+    if (documents.size() > 1) {
+      return Error::InvalidArgument(WhereMark(path, documents[1].Mark()) +
+                                    ": a second YAML document; the config is one document");
+    }
+    return documents.empty() ? YAML::Node() : documents[0];
   } catch (const YAML::Exception& e) {
     return Error::InvalidArgument(WhereMark(path, e.mark) + ": invalid YAML: " + e.msg);
   }

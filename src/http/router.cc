@@ -228,10 +228,12 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
   }
   const Route* best = nullptr;
   const Endpoint* best_endpoint = nullptr;
+  const Route* best_path = nullptr;  // for a 405: the route the path is, whatever the method
   std::set<std::string, std::less<>> allowed;
   for (const Route& route : routes_) {
     if (!Matches(route, segments)) continue;
     for (const auto& entry : route.endpoints) allowed.insert(entry.first);
+    if (best_path == nullptr || MoreSpecific(route, *best_path)) best_path = &route;
     const Endpoint* endpoint = FindEndpoint(route, method);
     if (endpoint == nullptr) continue;
     if (best == nullptr || MoreSpecific(route, *best)) {
@@ -248,6 +250,7 @@ RouteMatch Router::Match(std::string_view method, std::string_view raw_path) con
       result.rejection =
           RenderError(raw_path, MethodNotAllowed(method, Shown(raw_path), allow));
       result.rejection.headers.emplace_back("allow", allow);
+      result.pattern = best_path->pattern;
     }
     return result;
   }

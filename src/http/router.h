@@ -45,7 +45,8 @@ struct RouteMatch {
   // The matched handler, owned by the Router; nullptr when nothing matched.
   const Handler* handler = nullptr;
   Execution execution = Execution::kBlocking;
-  // The matched pattern as registered ("/api/v1/keys/{hash}"), owned by the Router.
+  // The matched pattern as registered ("/api/v1/keys/{hash}"), owned by the Router; for a
+  // 405, the pattern the path matched; empty for a 404.
   std::string_view pattern;
   // Decoded values of the pattern's `{name}` segments, in pattern order.
   std::vector<std::pair<std::string, std::string>> path_params;

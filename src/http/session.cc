@@ -643,12 +643,12 @@ void Session::OnRequest(Request request, std::string_view target, int version, b
   // per request for nothing under load, where operators run at warn).
   if (state_.logger().Enabled(LogLevel::kInfo)) exchange.path = request.path;
   RouteMatch match = state_.router().Match(request.method, raw_path);
+  if (!match.pattern.empty()) exchange.route = match.pattern;  // a 405 counts under its route
   if (!match.ok()) {
     SendResponse(exchange.seq, std::move(match.rejection));
     return;
   }
   request.path_params = std::move(match.path_params);
-  exchange.route = match.pattern;
   Dispatch(match, std::move(request));
 }
 

@@ -169,7 +169,9 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   struct Exchange {
     uint64_t seq = 0;
-    std::string method;  // for the access log
+    // For the access log and the metrics; "other" until a request line is read (a line that
+    // is none logs and counts as a non-standard method does).
+    std::string method = "other";
     std::string path;    // decoded, without query; for the access log (set at info level only)
     std::string_view route = "unmatched";  // the matched pattern, for the metrics
     std::string request_id;

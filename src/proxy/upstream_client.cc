@@ -256,7 +256,8 @@ Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider
   const char* key = getenv ? getenv(provider.api_key_env.c_str()) : nullptr;
   if (key == nullptr || *key == '\0') {
     target.unusable_reason = "provider " + provider.name + " has no API key: environment " +
-                             "variable " + provider.api_key_env + " is not set";
+                             "variable " + provider.api_key_env +
+                             (key == nullptr ? " is not set" : " is empty");
   } else {
     target.headers.emplace_back("Authorization", std::string("Bearer ") + key);
     if (std::strlen(key) >= kMinSecretBytes) target.secrets.emplace_back(key);

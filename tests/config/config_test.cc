@@ -264,6 +264,8 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
        "cfg.yaml:2: providers[0].name: must be 1 to 64"},
       {"limits:\n  max_body_bytes:\n  header_timeout_s: 0\n",
        "cfg.yaml:3: limits.header_timeout_s: must be an integer"},
+      // A second document would be read by nothing (audit V).
+      {"listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "cfg.yaml:3: a second YAML document"},
   };
   for (const Case& c : cases) EXPECT_THAT(ErrorOf(c.yaml), HasSubstr(c.expected)) << c.yaml;
 }

@@ -504,6 +504,14 @@ TEST_F(ServerTest, WrongMethodIs405WithAllow) {
   EXPECT_EQ(reply.status, 405);
   EXPECT_EQ(reply.Header("allow"), "GET, HEAD");
   EXPECT_EQ(ErrorOf(reply).at("code").as_string(), "method_not_allowed");
+  // Counted under its route: only unrouted paths are "unmatched" (audit V). (Counted once
+  // the answer is written: the client may read it first.)
+  std::string metrics;
+  EXPECT_TRUE(Eventually([&] {
+    metrics.clear();
+    server_->AppendMetrics(&metrics);
+    return metrics.find(R"(route="/hello",method="DELETE",status="405")") != std::string::npos;
+  })) << metrics;
 }
 
 // Audit Q: a request followed by shutdown(SHUT_WR) was taken for a client gone, and its answer
@@ -999,6 +1007,16 @@ TEST_F(ServerTest, MalformedRequestGets400AndClose) {
   EXPECT_NE(reply.find("Connection: close"), std::string::npos);
   EXPECT_NE(reply.find("x-request-id: req_"), std::string::npos);
   EXPECT_EQ(Client().Get("/hello").status, 200);
+  // Not even a method: logged and counted as a non-standard one (audit V: method "").
+  ASSERT_TRUE(Eventually([this] {
+    return LogText().find(R"("method":"other","path":"","status":400)") != std::string::npos;
+  })) << LogText();
+  std::string metrics;  // the log line is written after the count
+  server_->AppendMetrics(&metrics);
+  EXPECT_NE(metrics.find(R"(route="unmatched",method="other",status="400")"),
+            std::string::npos)
+      << metrics;
+  EXPECT_EQ(metrics.find(R"(method="")"), std::string::npos) << metrics;
 }
 
 TEST_F(ServerTest, AcceptsEmptyCookieHeader) {

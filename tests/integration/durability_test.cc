@@ -121,6 +121,8 @@ TEST_F(ManagementTest, TheStartLineNamesTheAllocatorBuiltIn) {
     const boost::json::value* field = entry.as_object().if_contains("allocator");
     ASSERT_NE(field, nullptr) << line;
     allocator = field->as_string().c_str();
+    // And the store it opened (audit V: only the data directory was named).
+    EXPECT_EQ(entry.at("store"), boost::json::value(dir_.path() + "/keygate.db")) << line;
   }
   const std::string expected = KEYGATE_EXPECTED_ALLOCATOR;
   EXPECT_EQ(allocator.substr(0, expected.size()), expected) << process_->log();

@@ -19,6 +19,7 @@ config::ProviderConfig Provider(const std::string& base_url, const std::string& 
 }
 
 const char* FakeEnv(const char* name) {
+  if (std::strcmp(name, "EMPTY_KEY") == 0) return "";
   return std::strcmp(name, "P_KEY") == 0 ? "secret-value" : nullptr;
 }
 
@@ -91,8 +92,12 @@ TEST(UpstreamTargetTest, CredentialsAmongTheHeadersAreSecretsToo) {
 TEST(UpstreamTargetTest, AMissingApiKeyMakesTheProviderUnusableWithoutStoppingKeygate) {
   auto target = MakeUpstreamTarget(Provider("https://x/v1", "UNSET_KEY"), FakeEnv);
   ASSERT_TRUE(target.ok());
-  EXPECT_NE(target->unusable_reason.find("UNSET_KEY"), std::string::npos);
+  EXPECT_NE(target->unusable_reason.find("UNSET_KEY is not set"), std::string::npos);
   EXPECT_EQ(target->headers.size(), 1u);
+  // Set, but to nothing: said so (audit V: "is not set" misled).
+  auto empty = MakeUpstreamTarget(Provider("https://x/v1", "EMPTY_KEY"), FakeEnv);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_NE(empty->unusable_reason.find("EMPTY_KEY is empty"), std::string::npos);
 }
 
 }  // namespace
