@@ -43,9 +43,11 @@ Result<YAML::Node> ParseYamlFile(const std::string& path) {
   if (in.bad()) return Error::InvalidArgument(path + ": cannot read: " + std::strerror(errno));
   try {
     // One document: a second (after `---`) would be read by nothing, silently (audit V).
+    // An empty one (a trailing `---`) holds nothing to miss (the review).
     std::vector<YAML::Node> documents = YAML::LoadAll(text.str());
-    if (documents.size() > 1) {
-      return Error::InvalidArgument(WhereMark(path, documents[1].Mark()) +
+    for (size_t i = 1; i < documents.size(); ++i) {
+      if (documents[i].IsNull()) continue;
+      return Error::InvalidArgument(WhereMark(path, documents[i].Mark()) +
                                     ": a second YAML document; the config is one document");
     }
     return documents.empty() ? YAML::Node() : documents[0];

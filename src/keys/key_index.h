@@ -55,8 +55,9 @@ class KeyIndex {
   // kRevokedKeptMs before is not kept, and a record of it held is dropped (after a restart
   // the poller reads back every key revoked since the newest live one: audit W).
   void ApplyStoredChange(const ServiceKey& key, UnixMillis now);
-  // Drops the records of keys revoked longer than kRevokedKeptMs before `now`, so that the
-  // index holds live keys and those of the last minute, however many are deleted (audit W: a
+  // Drops the records of keys revoked longer than kRevokedKeptMs before `now`; run once per
+  // kRevokedKeptMs, the index holds live keys and those revoked in the last two minutes at
+  // most, however many are deleted (audit W: a
   // provisioning key deleting keys with large metadata grew memory by ~10 MB/s, for good).
   // Returns how many it dropped.
   size_t DropRevoked(UnixMillis now);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/money.h"
@@ -109,7 +110,8 @@ struct App::Parts {
   const Clock& clock;
   std::unique_ptr<store::SqliteStore> store;
   bool files_removed_logged = false;  // the background thread's
-  UnixMillis next_revoked_drop = 0;   // the background thread's: KeyIndex::DropRevoked
+  // The background thread's: KeyIndex::DropRevoked, first one interval after the start.
+  std::optional<UnixMillis> next_revoked_drop;
   keys::KeyIndex index;
   keys::KeyService keys;
   dialects::KeyViewer viewer;
@@ -327,8 +329,8 @@ void App::Parts::BackgroundLoop() {
     pruner.Tick();
     // A scan of the whole index: once per kRevokedKeptMs, so that it holds the keys revoked in
     // the last two minutes at most.
-    if (const UnixMillis now = clock.NowMs(); now >= next_revoked_drop) {
-      index.DropRevoked(now);
+    if (const UnixMillis now = clock.NowMs(); !next_revoked_drop || now >= *next_revoked_drop) {
+      if (next_revoked_drop) index.DropRevoked(now);
       next_revoked_drop = now + keys::KeyIndex::kRevokedKeptMs;
     }
     lock.lock();

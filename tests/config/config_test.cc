@@ -268,6 +268,8 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
       {"listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "cfg.yaml:3: a second YAML document"},
   };
   for (const Case& c : cases) EXPECT_THAT(ErrorOf(c.yaml), HasSubstr(c.expected)) << c.yaml;
+  // A trailing `---` is an empty document: nothing in it to miss (the review).
+  EXPECT_EQ(ErrorOf("listen: 127.0.0.1:1\n---\n# the end\n"), "");
 }
 
 TEST_F(ConfigTest, ProviderErrorsNameTheirLine) {

@@ -284,7 +284,8 @@ TEST_F(ManagementTest, TheServiceKeyGaugeCountsOnlyKeysThatCanAuthenticate) {
 
 // Audit W: the index kept every deleted key's record for good, and after a restart the poller
 // read back those deleted after the newest live key. A key revoked over a minute ago is not
-// read back (KeyIndex::ApplyStoredChange), nor kept (KeyIndex::DropRevoked, unit-tested).
+// read back (KeyIndex::ApplyStoredChange; the first KeyIndex::DropRevoked, unit-tested, runs a
+// minute after the start).
 TEST_F(ManagementTest, KeysRevokedLongAgoAreNotReadBackIntoTheIndexAfterARestart) {
   CreateKeyHash(a_, "live");
   for (const char* name : {"gone-1", "gone-2", "gone-3"}) {

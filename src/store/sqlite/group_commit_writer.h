@@ -55,7 +55,8 @@ class GroupCommitWriter {
 
   // Runs on the writer thread after a batch's waiters have been released.
   using AfterBatchFn = std::function<void(Connection&)>;
-  // Runs on the writer thread after each COMMIT; an error fails the batch.
+  // Runs on the writer thread before each batch (an error: the batch is not run) and after its
+  // COMMIT (an error fails the batch).
   using VerifyFn = std::function<Status()>;
 
   // Takes ownership of `conn` (opened read-write, in WAL mode) and starts the writer thread.

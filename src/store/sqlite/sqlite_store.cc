@@ -174,7 +174,8 @@ Status ConfigureWriteConnection(Connection& conn) {
     (void)conn.Exec("ROLLBACK");
     return Error::Unavailable("sqlite database " + conn.path() + " takes no write (" +
                               probe.error().message +
-                              "): are it, its -wal and its -shm writable by this user?");
+                              "): is another process holding its write lock, or are it, its -wal and its "
+                              "-shm not writable by this user?");
   }
   return OkStatus();
 }
@@ -204,7 +205,10 @@ Status CheckFiles(const std::string& path, const StoreFileId& opened) {
                               "is taken)");
   };
   if (IdentifyFile(path) != opened) {
-    return std::filesystem::exists(path) ? gone(path, "replaced") : gone(path, "removed");
+    // The error_code overload: a stat refused (the directory's mode changed) must not throw on
+    // the writer thread (the review).
+    std::error_code ec;
+    return std::filesystem::exists(path, ec) ? gone(path, "replaced") : gone(path, "removed");
   }
   // While a connection is open in WAL mode, SQLite keeps both companions of the file.
   for (const char* suffix : {"-wal", "-shm"}) {
@@ -277,7 +281,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
   sqlite::WalCheckpointer* raw_checkpointer = checkpointer.get();
   const StoreFileId file = IdentifyFile(path);
   // A commit is acknowledged only while the files it went to are the ones a restart reads
-  // (three stat calls a batch, beside its fsync).
+  // (three stat calls before a batch and three after, beside its fsync).
   auto writer = std::make_unique<sqlite::GroupCommitWriter>(
       std::move(*conn), static_cast<size_t>(options.max_batch_writes),
       [raw_checkpointer](Connection& writer_conn) { raw_checkpointer->AfterBatch(writer_conn); },
