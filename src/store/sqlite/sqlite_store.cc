@@ -174,8 +174,8 @@ Status ConfigureWriteConnection(Connection& conn) {
     (void)conn.Exec("ROLLBACK");
     return Error::Unavailable("sqlite database " + conn.path() + " takes no write (" +
                               probe.error().message +
-                              "): is another process holding its write lock, or are it, its -wal and its "
-                              "-shm not writable by this user?");
+                              "): is another process holding its write lock, or are it, its "
+                              "-wal and its -shm not writable by this user?");
   }
   return OkStatus();
 }
