@@ -118,9 +118,13 @@ class Scanner {
     if (negative) ++p_;
     const char* digits = p_;
     int64_t magnitude = 0;
-    while (p_ < end_ && IsDigit(*p_)) magnitude = magnitude * 10 + (*p_++ - '0');
-    const auto count = p_ - digits;
     constexpr ptrdiff_t kMaxDigits = 18;
+    // Digits past the 18th are skipped, not added: they would overflow int64_t (UB, found by
+    // UBSan: audit U), and the number goes to the full parser anyway.
+    for (; p_ < end_ && IsDigit(*p_); ++p_) {
+      if (p_ - digits < kMaxDigits) magnitude = magnitude * 10 + (*p_ - '0');
+    }
+    const auto count = p_ - digits;
     if (count == 0 || count > kMaxDigits || (count > 1 && *digits == '0')) return false;
     *integer = true;
     if (p_ < end_ && *p_ == '.') {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/ascii.h"
+#include "common/find_bytes.h"
 
 namespace keygate {
 namespace {
@@ -19,6 +20,23 @@ TEST(TextWriterTest, AppendsAfterWhatTheStringHoldsAndTrimsTheRoomLeft) {
     AppendDecimal(std::numeric_limits<int64_t>::min(), &out);
   }  // the destructor finishes
   EXPECT_EQ(text, "head: one,two-9223372036854775808");
+}
+
+// A default string_view's data is null: appending it copies nothing (and calls no memcpy on
+// null, UB even for no bytes: UBSan, audit U). FindBytes likewise never passes it to memmem.
+TEST(TextWriterTest, AnEmptyViewWithoutDataAppendsNothing) {
+  std::string text = "x";
+  {
+    TextWriter out(&text, 8);
+    out.append(std::string_view()).append("y");
+  }
+  EXPECT_EQ(text, "xy");
+  EXPECT_EQ(FindBytes(std::string_view(), "key"), std::string_view::npos);
+  EXPECT_EQ(FindBytes(std::string_view(), std::string_view()), 0u);
+  EXPECT_EQ(FindBytes("abc", std::string_view(), 2), 2u);
+  EXPECT_EQ(FindBytes("abc", "c", 3), std::string_view::npos);
+  EXPECT_EQ(FindBytes("abcabc", "bc", 2), 4u);
+  EXPECT_EQ(FindBytes("ab", "abc"), std::string_view::npos);
 }
 
 TEST(TextWriterTest, AnEstimateTooSmallGrowsTheStringInsteadOfOverflowing) {

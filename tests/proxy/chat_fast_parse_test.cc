@@ -90,6 +90,9 @@ TEST(ChatFastParseTest, EverythingElseGoesToTheFullParser) {
       R"({"model":"m","messages":[{"role":"user","content":"a long one","content":"hi"}]})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1.0})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":-0.0})",
+      // over 18 digits: past int64_t (the scanner overflowed on them, UB: audit U)
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":12345678901234567890123})",
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":-99999999999999999999999})",
       // members whose text may reach the model (audit R): the full parser counts them
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"documents":["x"]})",
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"x":1})",
