@@ -40,7 +40,8 @@ sanitize: setup
 	@cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	@mkdir -p $(SANITIZE_DIR)/logs
 	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=log_path=$$PWD/logs/asan:detect_leaks=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=log_path=$$PWD/logs/tsan \
+	  UBSAN_OPTIONS=print_stacktrace=1 \
+	  TSAN_OPTIONS=log_path=$$PWD/logs/tsan:suppressions=$(CURDIR)/tools/sanitizers/tsan.supp \
 	  ctest --output-on-failure -j 2 --timeout 900
 	@scripts/client-tests.sh $(SANITIZE_DIR)
 	@if ls $(SANITIZE_DIR)/logs/* >/dev/null 2>&1; then \
