@@ -210,7 +210,7 @@ constexpr SettingInfo kSettings[] = {
      ApplyInteger<&Settings::usage_flush_interval_ms, 1, 50>},
     {"usage.retention_days", "KEYGATE_USAGE_RETENTION_DAYS", "0", "integer 0..36500",
      "Days each model call's usage record is kept in the store; 0 (the default) keeps them "
-     "all, and the store grows by about 100 bytes a call. The usage totals (total, daily, "
+     "all, and the store grows by 100-130 bytes a call. The usage totals (total, daily, "
      "weekly, monthly) keep counting the calls whose records are gone.",
      ApplyInteger<&Settings::usage_retention_days, 0, 36500>},
     {"log_level", "KEYGATE_LOG_LEVEL", "info", "debug | info | warn | error",

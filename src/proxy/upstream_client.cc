@@ -266,15 +266,30 @@ Result<UpstreamTarget> MakeUpstreamTarget(const config::ProviderConfig& provider
 }
 
 std::vector<std::string> CredentialsOf(const http::HeaderList& headers) {
-  constexpr std::array<std::string_view, 8> kCredentialWords = {
-      "key", "token", "secret", "auth", "pass", "signature", "credential", "cookie"};
+  // Whole words of the name, not substrings: `x-keygate-env` or `x-portkey-provider` carry no
+  // secret, and a completion quoting their value must not lose it (audit X).
+  constexpr std::array<std::string_view, 18> kCredentialWords = {
+      "key",    "apikey",   "token",      "secret",     "secrets",     "auth",
+      "authorization", "password", "passwd", "pass", "passphrase", "signature",
+      "credential",    "credentials", "cookie", "jwt", "hmac",     "bearer"};
+  auto carries_one = [&](std::string_view name) {
+    const std::string lowered = AsciiLowered(name);
+    std::string_view rest = lowered;
+    while (!rest.empty()) {
+      const size_t end = rest.find_first_of("-_.");
+      const std::string_view word = rest.substr(0, end);
+      if (std::find(kCredentialWords.begin(), kCredentialWords.end(), word) !=
+          kCredentialWords.end()) {
+        return true;
+      }
+      if (end == std::string_view::npos) break;
+      rest.remove_prefix(end + 1);
+    }
+    return false;
+  };
   std::vector<std::string> credentials;
   for (const auto& [name, value] : headers) {
-    const std::string lowered = AsciiLowered(name);
-    if (std::none_of(kCredentialWords.begin(), kCredentialWords.end(),
-                     [&](std::string_view word) { return lowered.find(word) != lowered.npos; })) {
-      continue;
-    }
+    if (!carries_one(name)) continue;
     std::string_view credential = TrimOws(value);
     // "Bearer <token>": the token is the secret, echoed with or without its scheme.
     const size_t space = credential.find(' ');

@@ -77,9 +77,10 @@ struct UpstreamTarget {
 inline constexpr size_t kMinSecretBytes = 8;
 
 // The credentials among a provider's configured headers, as an upstream may echo them: the
-// value of a header whose name says it carries one (Authorization, Cookie, and any name
-// holding "key", "token", "secret", "auth", "pass", "signature" or "credential", in any case:
-// api-key, x-api-key, x-goog-api-key, ocp-apim-subscription-key, x-auth-token, ...), or for a
+// value of a header whose name says it carries one (one of its words, split at - _ and ., in
+// any case, is key, apikey, token, secret(s), auth, authorization, password, passwd, pass,
+// passphrase, signature, credential(s), cookie, jwt, hmac or bearer: api-key, x-api-key,
+// x-goog-api-key, ocp-apim-subscription-key, x-auth-token, x-jwt-assertion, ...), or for a
 // value of the form "Scheme token" (Bearer, Basic, ...) the token alone. Values shorter than
 // kMinSecretBytes are left out.
 std::vector<std::string> CredentialsOf(const http::HeaderList& headers);

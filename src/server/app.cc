@@ -374,7 +374,7 @@ Result<uint16_t> App::Start() {
   if (!port.ok()) return port;
   if (parts_->config.settings.usage_retention_days == 0) {
     parts_->log.Info("usage.retention", {{"retention_days", int64_t{0}},
-                                         {"note", "every usage record is kept (about 100 bytes "
+                                         {"note", "every usage record is kept (100-130 bytes "
                                                   "a call); usage.retention_days bounds them"}});
   }
   parts_->background = std::thread([this] { parts_->BackgroundLoop(); });

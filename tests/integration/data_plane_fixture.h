@@ -37,7 +37,8 @@ namespace keygate::testing {
 inline constexpr const char* kUpstreamKeyEnv = "KG_TEST_MOCK_KEY";
 inline constexpr const char* kUpstreamKey = "sk-upstream-test-0123456789";
 // Credentials written in the file as headers of the provider `literal` (no api_key_env).
-inline constexpr const char* kLiteralKey = "literal-bearer-0123456789";
+// (A `/` in it, as in half of base64 credentials: some encoders write it `\/`.)
+inline constexpr const char* kLiteralKey = "literal/bearer+0123/456789";
 inline constexpr const char* kLiteralApiKey = "literal-x-api-key-0123456789";
 // Prices of mock/echo: one micro-dollar per prompt token, two per completion token.
 inline constexpr int64_t kEchoInputMicros = 1;

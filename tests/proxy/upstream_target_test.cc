@@ -78,12 +78,16 @@ TEST(UpstreamTargetTest, CredentialsAmongTheHeadersAreSecretsToo) {
                       {"Cookie", "a=b; session=xyz"},
                       {"api-key", "short"},  // shorter than any secret looked for
                       {"X-Title", "my-application-name"},
+                      {"x-keygate-env", "production"},  // "keygate" is no "key" (audit X)
+                      {"x-portkey-provider", "azure-openai"},
+                      {"X-JWT-Assertion", "eyJhbGciOiJIUzI1NiJ9"},
                       {"HTTP-Referer", "https://example.com/app"}};
   auto target = MakeUpstreamTarget(provider, FakeEnv);
   ASSERT_TRUE(target.ok());
   const std::vector<std::string> expected = {"literal-bearer-1", "x-api-key-value-1",
                                              "azure-value-1",    "Token=abc-def-ghi",
-                                             "a=b; session=xyz", "secret-value"};
+                                             "a=b; session=xyz", "eyJhbGciOiJIUzI1NiJ9",
+                                             "secret-value"};
   EXPECT_EQ(target->secrets, expected);
   // A provider without any: nothing to look for on its answers.
   EXPECT_TRUE(MakeUpstreamTarget(Provider("https://x/v1"), FakeEnv)->secrets.empty());

@@ -142,11 +142,16 @@ std::optional<std::string_view> FieldOf(const http::request<http::string_body>& 
   return std::string_view(it->value().data(), it->value().size());
 }
 
-// `text` as it goes inside a JSON string (which the Authorization received needs no escape for),
-// or with `escaped` every character of it as a \u escape (JSON allows it; a client's parser reads
-// the same text).
-std::string QuotedForJson(std::string_view text, bool escaped) {
-  if (!escaped) return std::string(text);
+// `text` as it goes inside a JSON string (which the Authorization received needs no escape for);
+// with `escaped` every character of it as a \u escape, with `slash` each `/` as `\/` (PHP's
+// json_encode does so); JSON allows both, and a client's parser reads the same text.
+std::string QuotedForJson(std::string_view text, std::string_view mode) {
+  if (mode == "slash") {
+    std::string quoted;
+    for (const char c : text) quoted += c == '/' ? std::string("\\/") : std::string(1, c);
+    return quoted;
+  }
+  if (mode != "escaped") return std::string(text);
   std::string quoted;
   char unit[8];
   for (const char c : text) {
@@ -295,7 +300,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     reply_.status = 401;
     reply_.content_type = "application/json";
     reply_.body = R"({"error":{"message":"Incorrect API key provided: )" +
-                  QuotedForJson(echoed_authorization_, *echo == "escaped") +
+                  QuotedForJson(echoed_authorization_, *echo) +
                   R"(","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
     if (*echo == "text200") {  // a 200 that is no completion, in plain text
       reply_.status = 200;
@@ -309,7 +314,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
   if (const auto echo = FieldOf(request, "x-mock-echo-auth-in-stream")) {
     const std::string event =
         R"(data: {"error":{"message":"key )" +
-        QuotedForJson(FieldOf(request, "authorization").value_or(""), *echo == "escaped") +
+        QuotedForJson(FieldOf(request, "authorization").value_or(""), *echo) +
         R"("}})" + "\n\n";
     if (reply_.action == Action::kStream) {
       reply_.body.insert(0, event);
