@@ -199,18 +199,10 @@ bool HoldsAny(std::string_view text, std::span<const std::string> secrets) {
 // none.
 using Decoder = std::optional<std::string> (*)(std::string_view);
 
-// Whether `text` holds an escape that can spell a secret's character: `\uXXXX`, or `\/` (the
-// default of PHP's and some Java encoders for `/`, which half of base64 credentials hold: audit
-// X saw a key with `/` reach the caller so).
-bool HoldsHidingEscape(std::string_view text) {
-  return text.find("\\u") != std::string_view::npos ||
-         text.find("\\/") != std::string_view::npos;
-}
-
 std::optional<std::string> DecodedIfItHolds(std::string_view text,
                                             std::span<const std::string> secrets,
                                             Decoder decode) {
-  if (secrets.empty() || !HoldsHidingEscape(text)) return std::nullopt;
+  if (secrets.empty() || !HasHidingEscape(text)) return std::nullopt;
   std::optional<std::string> plain = decode(text);
   if (!plain || !HoldsAny(*plain, secrets)) return std::nullopt;
   return plain;
@@ -368,7 +360,7 @@ void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   // character so) must not pay a parse (the review).
   std::optional<std::string> decoded;
   const std::vector<std::string>& secrets = admission_.call.target->secrets;
-  if (!secrets.empty() && HoldsHidingEscape(event) &&
+  if (!secrets.empty() && HasHidingEscape(event) &&
       FindBytes(event, "\"error\"") != std::string_view::npos) {
     decoded = DecodedIfItHolds(event, secrets, &EventWithEscapesDecoded);
     if (decoded) event = *decoded;

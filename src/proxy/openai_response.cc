@@ -333,6 +333,11 @@ std::optional<std::string> EventWithEscapesDecoded(std::string_view event) {
   return out;
 }
 
+bool HasHidingEscape(std::string_view text) {
+  return text.find("\\u") != std::string_view::npos ||
+         text.find("\\/") != std::string_view::npos;
+}
+
 std::optional<std::string> EventsWithEscapesDecoded(std::string_view events) {
   SseSplitter splitter;
   std::vector<std::string_view> split;
@@ -343,9 +348,8 @@ std::optional<std::string> EventsWithEscapesDecoded(std::string_view events) {
   // is (TakeUnterminatedEvent: the review): decoded when it has an escape (and then closed).
   split.push_back(splitter.Pending());
   for (std::string_view event : split) {
-    std::optional<std::string> decoded = event.find("\\u") != std::string_view::npos
-                                             ? EventWithEscapesDecoded(event)
-                                             : std::nullopt;
+    std::optional<std::string> decoded =
+        HasHidingEscape(event) ? EventWithEscapesDecoded(event) : std::nullopt;
     decoded_any = decoded_any || decoded.has_value();
     out.append(decoded ? std::string_view(*decoded) : event);
   }

@@ -50,6 +50,11 @@ std::optional<std::string> WithEscapesDecoded(std::string_view json);
 // over several lines, or not JSON).
 std::optional<std::string> EventWithEscapesDecoded(std::string_view event);
 
+// Whether `text` holds a JSON escape that can spell a secret's character: `\uXXXX`, or `\/`
+// (the default of PHP's and some Java encoders for `/`, which half of base64 credentials hold:
+// audit X saw a key with `/` reach the caller so). The decoders below are worth running only then.
+bool HasHidingEscape(std::string_view text);
+
 // `events` (an event stream in hand whole) written again with each event EventWithEscapesDecoded
 // can decode so decoded (an unterminated last one too, then closed), the others as they were;
 // nullopt if none could be.
