@@ -3,10 +3,10 @@
 #include <functional>
 #include <iterator>
 #include <memory>
-#include <unordered_map>
-#include <vector>
 #include <mutex>
 #include <tuple>
+#include <unordered_map>
+#include <vector>
 
 namespace keygate::keys {
 
@@ -177,25 +177,17 @@ int64_t KeyIndex::max_version() const {
   return max_version_;
 }
 
-size_t KeyIndex::service_key_count(UnixMillis now) const {
-  size_t n = 0;
+KeyIndex::ServiceKeyCounts KeyIndex::CountServiceKeys(UnixMillis now) const {
+  ServiceKeyCounts counts;
   for (Shard& shard : shards_) {
     std::shared_lock lock(shard.mu);
     for (const auto& [hash, cred] : shard.entries) {
-      n += cred.kind == CredentialKind::kServiceKey && cred.service_key != nullptr &&
-           !RevokedAt(*cred.service_key, now);
+      if (cred.service_key == nullptr) continue;
+      ++counts.records;
+      counts.live += !RevokedAt(*cred.service_key, now);
     }
   }
-  return n;
-}
-
-size_t KeyIndex::service_key_records() const {
-  size_t n = 0;
-  for (Shard& shard : shards_) {
-    std::shared_lock lock(shard.mu);
-    for (const auto& [hash, cred] : shard.entries) n += cred.service_key != nullptr;
-  }
-  return n;
+  return counts;
 }
 
 }  // namespace keygate::keys

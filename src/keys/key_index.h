@@ -57,9 +57,8 @@ class KeyIndex {
   void ApplyStoredChange(const ServiceKey& key, UnixMillis now);
   // Drops the records of keys revoked longer than kRevokedKeptMs before `now`; run once per
   // kRevokedKeptMs, the index holds live keys and those revoked in the last two minutes at
-  // most, however many are deleted (audit W: a
-  // provisioning key deleting keys with large metadata grew memory by ~10 MB/s, for good).
-  // Returns how many it dropped.
+  // most, however many are deleted (audit W: a provisioning key deleting keys with large
+  // metadata grew memory by ~10 MB/s, for good). Returns how many it dropped.
   size_t DropRevoked(UnixMillis now);
   void UpsertOther(const std::string& hash, CredentialKind kind, const std::string& org_id,
                    bool disabled);
@@ -76,10 +75,12 @@ class KeyIndex {
                                                           UnixMillis now) const;
   // The highest service-key version applied so far.
   int64_t max_version() const;
-  // Service keys not revoked at `now`: the ones that can authenticate.
-  size_t service_key_count(UnixMillis now) const;
-  // Service-key records held: those and the revoked ones not dropped yet.
-  size_t service_key_records() const;
+  struct ServiceKeyCounts {
+    size_t live = 0;     // not revoked at `now`: the keys that can authenticate
+    size_t records = 0;  // held: those and the revoked ones not dropped yet
+  };
+  // One walk of the index (for /metrics).
+  ServiceKeyCounts CountServiceKeys(UnixMillis now) const;
 
  private:
   static constexpr size_t kShards = 32;

@@ -269,9 +269,9 @@ std::vector<std::string> CredentialsOf(const http::HeaderList& headers) {
   // Whole words of the name, not substrings: `x-keygate-env` or `x-portkey-provider` carry no
   // secret, and a completion quoting their value must not lose it (audit X).
   constexpr std::array<std::string_view, 18> kCredentialWords = {
-      "key",    "apikey",   "token",      "secret",     "secrets",     "auth",
-      "authorization", "password", "passwd", "pass", "passphrase", "signature",
-      "credential",    "credentials", "cookie", "jwt", "hmac",     "bearer"};
+      "key", "apikey", "token", "secret", "secrets", "auth", "authorization", "password",
+      "passwd", "pass", "passphrase", "signature", "credential", "credentials", "cookie", "jwt",
+      "hmac", "bearer"};
   auto carries_one = [&](std::string_view name) {
     const std::string lowered = AsciiLowered(name);
     std::string_view rest = lowered;

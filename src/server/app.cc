@@ -151,13 +151,14 @@ void App::Parts::RegisterRoutes() {
                    "# HELP keygate_service_keys Service keys the data plane can authenticate "
                    "now (live, rotated ones in their grace period included).\n"
                    "# TYPE keygate_service_keys gauge\nkeygate_service_keys ");
-               response.body.append(std::to_string(index.service_key_count(clock.NowMs())))
+               const auto counted = index.CountServiceKeys(clock.NowMs());
+               response.body.append(std::to_string(counted.live))
                    .append(
                        "\n# HELP keygate_index_service_key_records Service-key records the "
                        "in-memory index holds: those and the keys revoked in the last minute "
                        "or two.\n# TYPE keygate_index_service_key_records gauge\n"
                        "keygate_index_service_key_records ")
-                   .append(std::to_string(index.service_key_records()))
+                   .append(std::to_string(counted.records))
                    .push_back('\n');
                responder->Send(std::move(response));
              });  // blocking pool: counting the index walks every key

@@ -84,9 +84,9 @@ TEST(KeyIndexTest, RevokedKeysAreDroppedAMinuteAfterTheirRevocation) {
   deleted.revoke_at = kNow - 10'000;
   index.UpsertServiceKey(deleted);
   EXPECT_EQ(index.DropRevoked(kNow), 0u);  // revoked ten seconds ago: still held, refused
-  EXPECT_EQ(index.service_key_records(), 4u);
+  EXPECT_EQ(index.CountServiceKeys(kNow).records, 4u);
   EXPECT_EQ(index.DropRevoked(kNow + KeyIndex::kRevokedKeptMs - 10'000), 2u);
-  EXPECT_EQ(index.service_key_records(), 2u);
+  EXPECT_EQ(index.CountServiceKeys(kNow).records, 2u);
   EXPECT_EQ(index.Find("d1").kind, CredentialKind::kNone);
   EXPECT_EQ(index.Find("a2").kind, CredentialKind::kNone);
   // The key in its grace period and its successor are there, and stand in as before.
@@ -120,7 +120,7 @@ TEST(KeyIndexTest, AStoredChangeOfAKeyRevokedLongAgoIsNotKept) {
   recent.revoke_at = kNow - 1;
   index.ApplyStoredChange(recent, kNow);
   EXPECT_EQ(index.Find("a3").service_key->version, 7);
-  EXPECT_EQ(index.service_key_records(), 1u);
+  EXPECT_EQ(index.CountServiceKeys(kNow).records, 1u);
 }
 
 }  // namespace
