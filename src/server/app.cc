@@ -101,6 +101,7 @@ struct App::Parts {
   Status RestoreWindows();
   void BackgroundLoop();
   void ApplyIndexChanges();
+  void SaveWritesOfARemovedWal();
   void BuildDataPlane();
   Result<keys::IndexedCredential> FindManagementCredential(const std::string& digest);
   void ReloadCatalog();
@@ -313,6 +314,19 @@ void App::Parts::ApplyIndexChanges() {
   for (const keys::ServiceKey& key : *changed) index.ApplyStoredChange(key, now);
 }
 
+// The removed WAL lives on while keygate holds it open: a crash before a clean stop would lose
+// the writes acknowledged since the last checkpoint (audit X). Copied into the database file
+// at once, they are safe from then on (a removed database file keeps nothing, whatever is done).
+void App::Parts::SaveWritesOfARemovedWal() {
+  auto checkpoint = store->CheckpointNow();
+  if (!checkpoint.ok()) {
+    log.Error("store.checkpoint_failed", {{"error", checkpoint.error().message}});
+    return;
+  }
+  log.Info("store.checkpointed", {{"wal_frames", checkpoint->wal_frames},
+                                  {"copied_frames", checkpoint->copied_frames}});
+}
+
 void App::Parts::BackgroundLoop() {
   NameThisThread("kg-index");
   std::unique_lock lock(background_mu);
@@ -323,6 +337,7 @@ void App::Parts::BackgroundLoop() {
     if (Status files = store->CheckFilesInPlace(); !files.ok() && !files_removed_logged) {
       log.Error("store.files_removed", {{"error", files.error().message}});  // once
       files_removed_logged = true;
+      SaveWritesOfARemovedWal();
     }
     if (auto flushed = keys.FlushLastUsed(); !flushed.ok()) {
       log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});

@@ -174,6 +174,33 @@ TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReportedAndWritesRefuse
   EXPECT_EQ(again.status, 201) << again.body;
 }
 
+// Audit X (session 20): the writes acknowledged before the WAL was removed were kept by a
+// clean stop only: the removed WAL lives on while keygate holds it open, and a kill -9 took
+// them with it. keygate now copies them into the database file as soon as it sees the removal.
+TEST_F(ManagementTest, WritesAcknowledgedBeforeTheWalWasRemovedSurviveACrash) {
+  for (const char* name : {"first", "second", "third"}) {
+    auto made = client_->Post("/api/owner/provisioning-keys",
+                              std::string(R"({"name":")") + name + R"("})", a_.owner_key);
+    ASSERT_EQ(made.status, 201) << made.body;
+  }
+  ASSERT_TRUE(fs::remove(dir_.path() + "/keygate.db-wal"));
+  const std::string event = "\"event\":\"store.checkpointed\"";
+  for (int i = 0; i < 60 && process_->log().find(event) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(process_->log().find(event), std::string::npos) << process_->log();
+  process_->Kill();
+
+  ASSERT_TRUE(process_->Start()) << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  auto listed = client_->Get("/api/owner/provisioning-keys", a_.owner_key);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  for (const char* name : {"first", "second", "third"}) {
+    EXPECT_NE(listed.body.find(std::string("\"") + name + "\""), std::string::npos)
+        << name << " " << listed.body;
+  }
+}
+
 // Audit, 2026-12-07: after the key prefixes changed, keys issued under the old ones (which go
 // on working) were logged and echoed in full; they are recognised by their shape.
 TEST_F(ManagementTest, KeysOfAnOldPrefixStayMaskedAfterThePrefixesChange) {

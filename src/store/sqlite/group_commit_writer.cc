@@ -42,23 +42,34 @@ GroupCommitWriter::~GroupCommitWriter() { Stop(); }
 Status GroupCommitWriter::Submit(const WriteFn& fn) {
   Pending pending;
   pending.fn = &fn;
+  return Enqueue(&pending);
+}
+
+Status GroupCommitWriter::SubmitAlone(const WriteFn& fn) {
+  Pending pending;
+  pending.fn = &fn;
+  pending.alone = true;
+  return Enqueue(&pending);
+}
+
+Status GroupCommitWriter::Enqueue(Pending* pending) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Error::Unavailable("the sqlite store is closed");
-    queue_.push_back(&pending);
+    queue_.push_back(pending);
     // The writer only sleeps when the queue is empty, so only the first arrival must wake it.
     if (queue_.size() == 1) work_cv_.notify_one();
   }
   {
-    std::unique_lock<std::mutex> lock(pending.mu);
-    pending.cv.wait(lock, [&pending] { return pending.done; });
+    std::unique_lock<std::mutex> lock(pending->mu);
+    pending->cv.wait(lock, [pending] { return pending->done; });
   }
   // Our share of the batch's wake-ups. The waiters named here cannot leave before we wake
   // them, so the pointers are still good.
-  for (Pending* next : pending.wake_next) {
+  for (Pending* next : pending->wake_next) {
     if (next != nullptr) Wake(next);
   }
-  return std::move(pending.status);
+  return std::move(pending->status);
 }
 
 void GroupCommitWriter::Wake(Pending* p) {
@@ -104,7 +115,12 @@ bool GroupCommitWriter::TakeBatch(std::vector<Pending*>* batch) {
   work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
   // On stop the queue is drained first: every write accepted before Stop() still runs.
   if (queue_.empty()) return false;
-  while (!queue_.empty() && batch->size() < max_batch_) {
+  if (queue_.front()->alone) {
+    batch->push_back(queue_.front());
+    queue_.pop_front();
+    return true;
+  }
+  while (!queue_.empty() && batch->size() < max_batch_ && !queue_.front()->alone) {
     batch->push_back(queue_.front());
     queue_.pop_front();
   }
@@ -112,6 +128,10 @@ bool GroupCommitWriter::TakeBatch(std::vector<Pending*>* batch) {
 }
 
 void GroupCommitWriter::RunBatch(const std::vector<Pending*>& batch) {
+  if (batch.front()->alone) {
+    batch.front()->status = Invoke(*batch.front()->fn, *conn_);
+    return;
+  }
   batches_.fetch_add(1, std::memory_order_relaxed);
   writes_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
   auto fail_all = [&](const std::string& what, const Error& cause) {

@@ -75,6 +75,11 @@ class GroupCommitWriter {
   // writer is stopped; Internal if `fn` threw.
   Status Submit(const WriteFn& fn);
 
+  // Runs `fn` on the write connection between two batches, outside any transaction and
+  // without `verify` (a checkpoint), and blocks until it has run. Returns `fn`'s status;
+  // Unavailable if the writer is stopped; Internal if `fn` threw.
+  Status SubmitAlone(const WriteFn& fn);
+
   // Runs every write already queued, then stops the thread and closes the connection.
   // Later Submit() calls return Unavailable. Idempotent.
   void Stop();
@@ -88,6 +93,7 @@ class GroupCommitWriter {
   // the waiters it is responsible for (`wake_next`).
   struct Pending {
     const WriteFn* fn = nullptr;
+    bool alone = false;                       // SubmitAlone(): a batch of its own
     Status status;                            // set by the writer before any wake-up
     std::array<Pending*, 2> wake_next = {};   // set by the writer before any wake-up
     std::mutex mu;
@@ -96,8 +102,9 @@ class GroupCommitWriter {
   };
 
   void Loop();
-  // Blocks until work or stop; moves up to max_batch_ queued writes into `batch`. Returns
-  // false when stopping with nothing left to do.
+  Status Enqueue(Pending* pending);
+  // Blocks until work or stop; moves up to max_batch_ queued writes into `batch`, or the one
+  // submitted alone at the queue's front. Returns false when stopping with nothing left to do.
   bool TakeBatch(std::vector<Pending*>* batch);
   void RunBatch(const std::vector<Pending*>& batch);
   Status RunInSavepoint(const WriteFn& fn);

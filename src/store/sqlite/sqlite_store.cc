@@ -294,6 +294,27 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
 
 Status SqliteStore::CheckFilesInPlace() const { return CheckFiles(path_, file_); }
 
+Result<SqliteStore::CheckpointResult> SqliteStore::CheckpointNow() {
+  // On the write connection: it has had the WAL open since the first write, while a connection
+  // opening it now would open a new file at the removed one's path.
+  CheckpointResult result;
+  Status ran = writer_->SubmitAlone([&result](Connection& conn) -> Status {
+    int wal_frames = 0;
+    int copied_frames = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(conn.db(), nullptr, SQLITE_CHECKPOINT_FULL,
+                                             &wal_frames, &copied_frames);
+    result = CheckpointResult{wal_frames, copied_frames};
+    if (rc != SQLITE_OK || copied_frames < wal_frames) {
+      return Error::Unavailable("checkpoint of " + conn.path() + " copied " +
+                                std::to_string(copied_frames) + " of " +
+                                std::to_string(wal_frames) + " frames: " + sqlite3_errstr(rc));
+    }
+    return OkStatus();
+  });
+  if (!ran.ok()) return ran.error();
+  return result;
+}
+
 void SqliteStore::Close() {
   // The write connection is the last to close, so it checkpoints the WAL and removes it. The
   // checkpointer object outlives it (its WAL hook points there); only its thread stops first.

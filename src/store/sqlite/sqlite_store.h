@@ -107,10 +107,23 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   // OK while the files the open store writes are where it opened them; Unavailable naming the
   // file otherwise: the database renamed, removed or replaced (another file moved to its
   // path), or its -wal or -shm removed (an operator cleaning up, say). Writes would then go to
-  // files no restart reads: every write batch is checked so after its commit and fails
-  // Unavailable (nothing acknowledged is lost). Reads the file system only (no SQL); safe from
-  // any thread.
+  // files no restart reads: every write batch is checked so before it runs ("not applied") and
+  // after its commit, and fails Unavailable (nothing acknowledged is lost). Reads the file
+  // system only (no SQL); safe from any thread.
   Status CheckFilesInPlace() const;
+
+  // The WAL's length in frames before a checkpoint, and how many of them it copied.
+  struct CheckpointResult {
+    int64_t wal_frames = 0;
+    int64_t copied_frames = 0;
+  };
+  // Copies every write committed so far from the WAL into the database file (a FULL checkpoint
+  // on the write connection, between two batches), for when CheckFilesInPlace() finds the -wal
+  // or -shm removed: a removed WAL lives on only while keygate holds it open, so a crash would
+  // lose the writes acknowledged since the last checkpoint (a clean stop copies them too).
+  // Unavailable if the store is closed or the checkpoint could not copy every frame (a reader
+  // held an older snapshot past the busy timeout).
+  Result<CheckpointResult> CheckpointNow();
   WriteStats GetWriteStats() const;
 
   // KeyStore. InsertServiceKey stores an empty lineage as the key's own hash (an original

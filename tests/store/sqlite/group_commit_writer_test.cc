@@ -216,6 +216,37 @@ TEST_F(GroupCommitWriterTest, AfterBatchRunsOncePerBatchAfterEveryWaiterIsReleas
   EXPECT_EQ(writer_->GetStats().batches, 2);  // the gate's, then the 37 queued together
 }
 
+// A write submitted alone (the store's checkpoint) runs outside any transaction, between the
+// batch before it and the one after: the writes queued on either side do not share a batch.
+TEST_F(GroupCommitWriterTest, AWriteSubmittedAloneRunsOutsideAnyTransactionBetweenBatches) {
+  Gate gate;
+  std::vector<Status> results;
+  std::vector<std::thread> threads;
+  QueueBehindGate(&gate, {Insert("before")}, &results, &threads);
+  std::atomic<int> autocommit{-1};
+  std::atomic<size_t> names_seen{0};
+  threads.emplace_back([this, &autocommit, &names_seen] {
+    EXPECT_TRUE(writer_
+                    ->SubmitAlone([&](Connection& conn) -> Status {
+                      autocommit = sqlite3_get_autocommit(conn.db());
+                      names_seen = CommittedNames().size();
+                      return OkStatus();
+                    })
+                    .ok());
+  });
+  while (writer_->QueueDepth() < 2) std::this_thread::yield();
+  threads.emplace_back([this] { EXPECT_TRUE(writer_->Submit(Insert("after")).ok()); });
+  while (writer_->QueueDepth() < 3) std::this_thread::yield();
+  const int64_t batches_before = writer_->GetStats().batches;
+  gate.Open();
+  for (std::thread& thread : threads) thread.join();
+  for (const Status& status : results) EXPECT_TRUE(status.ok());
+  EXPECT_EQ(autocommit.load(), 1);   // no transaction open around it
+  EXPECT_EQ(names_seen.load(), 1u);  // "before" committed, "after" not yet
+  EXPECT_EQ(writer_->GetStats().batches - batches_before, 2);  // "before", then "after"
+  EXPECT_EQ(CommittedNames(), (std::vector<std::string>{"after", "before"}));
+}
+
 class VerifiedWriterTest : public GroupCommitWriterTest {
  protected:
   void SetUp() override {
@@ -247,6 +278,13 @@ TEST_F(VerifiedWriterTest, ABatchIsNotRunOnceTheFilesAreGone) {
   std::vector<Status> results = {writer_->Submit(Insert("a")), writer_->Submit(Insert("b"))};
   ExpectAllFailedWith(results, "not applied");
   EXPECT_EQ(CommittedNames(), std::vector<std::string>{"before"});
+  // A checkpoint submitted alone still runs: it is what saves "before" (SqliteStore).
+  bool ran = false;
+  EXPECT_TRUE(writer_->SubmitAlone([&ran](Connection&) -> Status {
+    ran = true;
+    return OkStatus();
+  }).ok());
+  EXPECT_TRUE(ran);
 }
 
 TEST_F(VerifiedWriterTest, FilesGoneDuringABatchFailEveryWaiterOfIt) {
