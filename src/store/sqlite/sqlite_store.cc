@@ -3,7 +3,9 @@
 // sqlite_service_keys.cc; the audit log and usage in sqlite_audit_usage.cc.
 #include "store/sqlite/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <exception>
@@ -218,6 +220,21 @@ Status CheckFiles(const std::string& path, const StoreFileId& opened) {
   return OkStatus();
 }
 
+// A -wal or -shm left by a start under another user that this one cannot read or write: SQLite
+// would say only "unable to open database file", or open the store and refuse every write.
+Status CheckCompanionsUsable(const std::string& path) {
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::string file = path + suffix;
+    if (::faccessat(AT_FDCWD, file.c_str(), F_OK, AT_EACCESS) != 0) continue;  // none yet
+    if (::faccessat(AT_FDCWD, file.c_str(), R_OK | W_OK, AT_EACCESS) == 0) continue;
+    const std::string cause = std::system_category().message(errno);
+    return Error::Unavailable("sqlite database " + path + ": " + file +
+                              " cannot be read and written by this user (" + cause +
+                              "): was keygate run as another user on this data directory?");
+  }
+  return OkStatus();
+}
+
 // Errors while opening name the file, whatever step failed.
 Error WithPath(const std::string& path, const Error& error) {
   if (error.message.find(path) != std::string::npos) return error;
@@ -250,6 +267,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                        const SqliteOptions& options) {
   KG_RETURN_IF_ERROR(ValidateOptions(path, options));
   KG_RETURN_IF_ERROR(CreateDirectoryFor(path));
+  KG_RETURN_IF_ERROR(CheckCompanionsUsable(path));
   // A database file keygate creates is readable by its owner only (as are its -wal and -shm,
   // which SQLite creates with the database's mode).
   std::error_code missing;
