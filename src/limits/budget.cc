@@ -1,23 +1,11 @@
 #include "limits/budget.h"
 
 #include <algorithm>
-#include <limits>
 
+#include "common/saturating.h"
 #include "limits/period.h"
 
 namespace keygate::limits {
-namespace {
-
-// Spend past int64 saturates instead of wrapping, which can only make a budget look fuller.
-MicroUsd SaturatingAdd(MicroUsd a, MicroUsd b) {
-  MicroUsd sum = 0;
-  if (__builtin_add_overflow(a, b, &sum)) {
-    return b > 0 ? std::numeric_limits<MicroUsd>::max() : std::numeric_limits<MicroUsd>::min();
-  }
-  return sum;
-}
-
-}  // namespace
 
 bool Budget::Roll(keys::ResetInterval interval, UnixMillis now) {
   now = std::max(now, latest_ms_);

@@ -122,6 +122,14 @@ std::optional<json::value> ParseIn(std::string_view text, json::monotonic_resour
 
 // An upstream's error, whatever its status: an `error` member, not null, and no `choices` (the
 // review: an embedding answer with `"error":null` and its usage was taken for one).
+// `usage` unless a count is above kMostTokensReported.
+std::optional<TokenUsage> Plausible(const TokenUsage& usage) {
+  if (usage.prompt_tokens > kMostTokensReported || usage.completion_tokens > kMostTokensReported) {
+    return std::nullopt;
+  }
+  return usage;
+}
+
 bool IsErrorObject(const json::object* answer) {
   if (answer == nullptr || answer->contains("choices")) return false;
   const json::value* error = answer->if_contains("error");
@@ -169,7 +177,7 @@ std::optional<TokenUsage> ScanUsage(std::string_view text, UsageCounts counts) {
   if (!completion.has_value() && counts == UsageCounts::kPromptAndCompletion) {
     return std::nullopt;
   }
-  return TokenUsage{*prompt, completion.value_or(0)};
+  return Plausible(TokenUsage{*prompt, completion.value_or(0)});
 }
 
 // The same, by Boost.JSON's parser: prompt_tokens must be a non-negative integer, and so must
@@ -197,7 +205,7 @@ std::optional<TokenUsage> ParseUsageObject(std::string_view text, UsageCounts co
   const bool reported = completion != nullptr && !completion->is_null();
   if (reported && (!completion->is_int64() || completion->get_int64() < 0)) return std::nullopt;
   if (!reported && counts == UsageCounts::kPromptAndCompletion) return std::nullopt;
-  return TokenUsage{prompt->get_int64(), NonNegative(completion)};
+  return Plausible(TokenUsage{prompt->get_int64(), NonNegative(completion)});
 }
 
 }  // namespace internal

@@ -22,11 +22,17 @@ namespace keygate::proxy {
 // embedding's has none (absent or null: 0).
 enum class UsageCounts { kPromptAndCompletion, kPromptOnly };
 
+// The most tokens a usage object may report in one count: 10,000 times the largest context the
+// catalog takes. More is an upstream's error (audit Z: 5e18 tokens, charged as reported to a key
+// without limits, wrapped its totals negative), read as no usage: the call is charged as if
+// none came, never free.
+inline constexpr int64_t kMostTokensReported = 1'000'000'000'000;
+
 // Returns the token counts of the last `usage` object of a JSON response or stream event
 // payload (prompt_tokens, and completion_tokens, or 0 when absent or null and `counts` is
 // kPromptOnly), or nullopt if there is no `"usage": {...}` member whose object parses and has
-// the counts `counts` needs as non-negative integers. Only the usage object is parsed, not the
-// whole answer.
+// the counts `counts` needs as integers from 0 to kMostTokensReported. Only the usage object
+// is parsed, not the whole answer.
 std::optional<TokenUsage> ParseUsage(std::string_view json, UsageCounts counts);
 
 // A whole answer as the events a stream of it would have been, for a caller who asked to

@@ -1,18 +1,10 @@
 #include "proxy/token_estimate.h"
 
 #include <algorithm>
-#include <limits>
+
+#include "common/saturating.h"
 
 namespace keygate::proxy {
-namespace {
-
-int64_t SaturatingAdd(int64_t a, int64_t b) {
-  int64_t sum = 0;
-  if (__builtin_add_overflow(a, b, &sum)) return std::numeric_limits<int64_t>::max();
-  return sum;
-}
-
-}  // namespace
 
 int64_t PromptUpperBound(const PromptSize& prompt, int64_t context_tokens) {
   int64_t total = 0;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/digest_hash.h"
+#include "common/saturating.h"
 #include "common/thread_name.h"
 
 namespace keygate::proxy {
@@ -150,7 +151,7 @@ Status UsageWriter::WriteBatch(std::unique_lock<std::mutex>& lock) {
       ForEachCost(writing_costs_, written, [seed](const PendingCost& c, const auto& record) {
         if (c.seq >= seed->mark && c.at >= seed->period_start &&
             c.lineage_hash == seed->lineage_hash && record.lineage == seed->lineage) {
-          seed->committed_after_mark += c.cost;
+          seed->committed_after_mark = SaturatingAdd(seed->committed_after_mark, c.cost);
         }
       });
     }
@@ -307,10 +308,10 @@ void UsageWriter::Loop(std::function<void()> task) {
 
 void UsageWriter::AddToBuckets(const PendingCost& c, UnixMillis day_start, UnixMillis week_start,
                                UnixMillis month_start, UnflushedSpend* spend) {
-  spend->total += c.cost;
-  if (c.at >= day_start) spend->since_day += c.cost;
-  if (c.at >= week_start) spend->since_week += c.cost;
-  if (c.at >= month_start) spend->since_month += c.cost;
+  spend->total = SaturatingAdd(spend->total, c.cost);
+  if (c.at >= day_start) spend->since_day = SaturatingAdd(spend->since_day, c.cost);
+  if (c.at >= week_start) spend->since_week = SaturatingAdd(spend->since_week, c.cost);
+  if (c.at >= month_start) spend->since_month = SaturatingAdd(spend->since_month, c.cost);
 }
 
 template <class F>
@@ -347,7 +348,7 @@ UnflushedSpend UsageWriter::Unflushed(const std::string& lineage, UnixMillis day
   std::lock_guard<std::mutex> lock(mu_);
   ForEachUnflushed(lineage, [&](const PendingCost& c) {
     AddToBuckets(c, day_start, week_start, month_start, &spend);
-    if (c.at >= period_start) spend.since_period += c.cost;
+    if (c.at >= period_start) spend.since_period = SaturatingAdd(spend.since_period, c.cost);
   });
   return spend;
 }
@@ -433,7 +434,7 @@ Result<MicroUsd> UsageWriter::SpendSince(const std::string& lineage, UnixMillis 
       Reader::kSeed));
   MicroUsd total = stored - seed.committed_after_mark;
   ForEachUnflushed(lineage, [&](const PendingCost& c) {
-    if (c.seq < seed.mark && c.at >= period_start) total += c.cost;
+    if (c.seq < seed.mark && c.at >= period_start) total = SaturatingAdd(total, c.cost);
   });
   return total;
 }
@@ -469,7 +470,9 @@ std::chrono::nanoseconds UsageWriter::Lag(SteadyClock::time_point now) const {
 
 void UsageWriter::CountLostAtStop() {
   lost_at_stop_ = {pending_.size(), 0, 0};
-  for (const PendingCost& cost : pending_costs_) lost_at_stop_.cost += cost.cost;
+  for (const PendingCost& cost : pending_costs_) {
+    lost_at_stop_.cost = SaturatingAdd(lost_at_stop_.cost, cost.cost);
+  }
 }
 
 void UsageWriter::CountOpenCallsLostAtStop() {

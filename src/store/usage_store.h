@@ -76,10 +76,18 @@ struct PrunedUsage {
   bool more = false;  // the bound was reached: another write may find more
 };
 
+// The most a lineage's daily total holds of each of cost (micro-dollars: about $562 million),
+// prompt tokens, completion tokens and calls; a day past it stays at it. So a sum over 16,384
+// days (44 years) of totals cannot wrap (audit Z: an upstream reporting absurd usage for a key
+// without limits turned its totals negative, and a negative spend admitted every call). A
+// credit limit is at most $300 million (UsdFromDouble), below it.
+inline constexpr int64_t kMostUsageOfADay = INT64_MAX >> 14;
+
 class UsageStore {
  public:
   virtual ~UsageStore() = default;
-  // Appends the records and adds them to the per-lineage daily totals, in one transaction.
+  // Appends the records and adds them to the per-lineage daily totals, in one transaction;
+  // each total saturates at kMostUsageOfADay.
   virtual Status AppendUsage(const std::vector<UsageRecord>& records) = 0;
   // Sums for each lineage asked for (absent lineages get zeros).
   virtual Result<std::map<std::string, SpendSums>> SpendFor(

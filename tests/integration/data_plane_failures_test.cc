@@ -310,6 +310,36 @@ TEST_F(DataPlaneTest, ReportedUsageIsBoundedByTheReservationAndNeverNegative) {
   EXPECT_EQ(rows[0].prompt_tokens, 1000000);
   EXPECT_EQ(rows[0].completion_tokens, 5000);
   EXPECT_EQ(rows[0].cost, 1000000 * kEchoInputMicros + 5000 * kEchoOutputMicros);
+
+  // Audit Z: a count no model reaches (5e18 tokens) was charged as reported too, and two such
+  // calls wrapped the key's tokens of the minute and its spend negative: a TPM limit set then
+  // admitted every call. It is no usage now, charged as an answer without one.
+  MintedKey absurd = Mint();
+  for (const std::string& stream : {std::string(), std::string(R"(,"stream":true)")}) {
+    reply = Call(absurd.secret, ChatBody("hi", 5, "mock/echo", stream), "/v1/chat/completions",
+                 {{"x-mock-usage", "5000000000000000000,0"}});
+    EXPECT_EQ(reply.status, 200) << reply.body;
+  }
+  rows = WaitForUsage(absurd.hash, 2);
+  ASSERT_EQ(rows.size(), 2u);
+  for (const UsageRow& row : rows) {
+    EXPECT_GT(row.prompt_tokens, 0);
+    EXPECT_LT(row.prompt_tokens, 1000);  // the prompt's upper bound
+    EXPECT_GT(row.cost, 0);
+  }
+  EXPECT_GT(UsageTotalMicros(absurd), 0);
+  Update(absurd, R"("tpm_limit": 100)");
+  int admitted = 0;
+  for (int i = 0; i < 6; ++i) {
+    admitted += Call(absurd.secret, ChatBody("hi", 20)).status == 200 ? 1 : 0;
+  }
+  EXPECT_LT(admitted, 6);  // each reserves 38 tokens, settled to what the mock reports
+  rows = WaitForUsage(absurd.hash, 2 + admitted);
+  int64_t tokens_of_the_minute = 0;
+  for (const UsageRow& row : rows) {
+    tokens_of_the_minute += row.prompt_tokens + row.completion_tokens;
+  }
+  EXPECT_LE(tokens_of_the_minute, 100);
 }
 
 // keygate asks upstreams for identity (Accept-Encoding); an answer encoded anyway would reach

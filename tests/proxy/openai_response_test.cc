@@ -52,6 +52,32 @@ TEST(OpenAiResponseTest, ParseUsageRefusesWhatIsNotAUsageObject) {
   }
 }
 
+// Audit Z: 5e18 tokens, reported for a key without limits, were charged as reported and
+// wrapped its totals negative. A count past kMostTokensReported is no usage (the call is then
+// charged as one without usage, never free), by the scanner and the full parser alike, in an
+// answer and in a stream's event.
+TEST(OpenAiResponseTest, ParseUsageRefusesCountsNoModelReaches) {
+  const std::string most = std::to_string(kMostTokensReported);
+  const std::string more = std::to_string(kMostTokensReported + 1);
+  auto answer = [](const std::string& prompt, const std::string& completion,
+                   const char* extra = "") {
+    return R"({"usage":{"prompt_tokens":)" + prompt + R"(,"completion_tokens":)" + completion +
+           extra + "}}";
+  };
+  for (const char* extra : {"", R"(,"total_tokens":1e3)"}) {  // the latter: the full parser
+    auto at_most = ParseUsage(answer(most, most, extra), UsageCounts::kPromptAndCompletion);
+    ASSERT_TRUE(at_most.has_value()) << extra;
+    EXPECT_EQ(at_most->prompt_tokens, kMostTokensReported);
+    for (const std::string& body :
+         {answer(more, "1", extra), answer("1", more, extra),
+          answer("5000000000000000000", "0", extra)}) {
+      EXPECT_FALSE(ParseUsage(body, UsageCounts::kPromptAndCompletion).has_value()) << body;
+      const EventFacts facts = ReadEvent("data: " + body + "\n\n");
+      EXPECT_FALSE(facts.usage.has_value()) << body;
+    }
+  }
+}
+
 // The scanner reads the common usage objects itself, and whatever it reads, it reads as the
 // full parser does.
 TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
@@ -63,7 +89,7 @@ TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
       R"("prompt_tokens_details":{"cached_tokens":0,"audio_tokens":null},)"
       R"("completion_tokens_details":{"reasoning_tokens":0,"accepted_prediction_tokens":0},)"
       R"("cost":0.00012,"is_byok":false,"note":"caf\u00e9 \"x\"","list":[1,[2],{}]})",
-      R"({"total_tokens":999999999999999999,"prompt_tokens":999999999999999999})",
+      R"({"total_tokens":1000000000000,"prompt_tokens":1000000000000})",  // kMostTokensReported
   };
   for (const std::string& object : read_by_scanner) {
     SCOPED_TRACE(object);
@@ -75,7 +101,7 @@ TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
     EXPECT_EQ(scanned->completion_tokens, parsed->completion_tokens);
   }
   EXPECT_EQ(internal::ScanUsage(read_by_scanner[0])->completion_tokens, 5);
-  EXPECT_EQ(internal::ScanUsage(read_by_scanner[4])->prompt_tokens, 999999999999999999);
+  EXPECT_EQ(internal::ScanUsage(read_by_scanner[4])->prompt_tokens, kMostTokensReported);
 
   // Left to the full parser: what ParseUsage answers is the full parser's.
   const std::vector<std::string> left_to_parser = {

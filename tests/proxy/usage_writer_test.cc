@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -202,6 +203,20 @@ TEST_F(UsageWriterTest, UnflushedCountsTheBatchInFlightAndWhatCameMeanwhile) {
   ASSERT_TRUE(writer.Flush().ok());
   EXPECT_EQ(store_.records(), 4u);
   EXPECT_EQ(writer.Unflushed("a", 0, 0, 0, 0).total, 0);
+}
+
+// Audit Z: calls charged the most a cost can be (an absurd usage at an absurd price) wrapped
+// the unflushed spend negative. It saturates.
+TEST_F(UsageWriterTest, UnflushedSpendSaturatesInsteadOfWrapping) {
+  UsageWriter writer(store_, log_);
+  constexpr MicroUsd kMax = std::numeric_limits<MicroUsd>::max();
+  for (int i = 0; i < 3; ++i) writer.Append(Record("a", kMax, 0));
+  const UnflushedSpend spend = writer.Unflushed("a", 0, 0, 0, 0);
+  EXPECT_EQ(spend.total, kMax);
+  EXPECT_EQ(spend.since_day, kMax);
+  EXPECT_EQ(spend.since_week, kMax);
+  EXPECT_EQ(spend.since_month, kMax);
+  EXPECT_EQ(spend.since_period, kMax);
 }
 
 // A budget's seed (decision 0007): the store's answer plus the records not committed yet, each

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <string>
 #include <tuple>
@@ -275,6 +276,42 @@ TEST_P(KeyStoreContractTest, AppendUsageAccumulatesAcrossBatches) {
   EXPECT_EQ((*series)[1].cost, 7);
   EXPECT_EQ(usage().DailySeries("lin", DaysFromCivil(2024, 3, 6))->size(), 1u);
   EXPECT_TRUE(usage().DailySeries("absent", 0)->empty());
+}
+
+// Audit Z: an upstream reporting absurd usage for a key without limits (a cost saturated at
+// the int64 maximum, per call) wrapped the daily totals negative, and a negative spend then
+// admitted every call past a credit limit set later. Each daily total stops at
+// kMostUsageOfADay, so the sums over days stay positive too.
+TEST_P(KeyStoreContractTest, DailyTotalsSaturateInsteadOfWrapping) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const UnixMillis day = At(2024, 3, 5, 1000);
+  auto absurd = [](UnixMillis at) {
+    UsageRecord record = Record("lin", kMax, at);
+    record.prompt_tokens = kMax / 2;
+    record.completion_tokens = kMax / 2;
+    return record;
+  };
+  // Within one batch, and across batches; on two days.
+  ASSERT_TRUE(usage().AppendUsage({absurd(day), absurd(day + 1)}).ok());
+  ASSERT_TRUE(usage().AppendUsage({absurd(day + 2), Record("lin", 5, day + 3)}).ok());
+  ASSERT_TRUE(usage().AppendUsage({absurd(day + kMsPerDay)}).ok());
+  auto series = usage().DailySeries("lin", DaysFromCivil(2024, 3, 1));
+  ASSERT_TRUE(series.ok()) << series.error().message;
+  ASSERT_EQ(series->size(), 2u);
+  for (const DailyUsage& daily : *series) {
+    EXPECT_EQ(daily.cost, kMostUsageOfADay);
+    EXPECT_EQ(daily.tokens, 2 * kMostUsageOfADay);
+  }
+  EXPECT_EQ((*series)[0].requests, 4);
+  const DayBounds bounds{DaysFromCivil(2024, 3, 6), DaysFromCivil(2024, 3, 4),
+                         DaysFromCivil(2024, 3, 1)};
+  auto sums = usage().SpendFor({"lin"}, bounds);
+  ASSERT_TRUE(sums.ok()) << sums.error().message;
+  EXPECT_EQ(sums->at("lin").total, 2 * kMostUsageOfADay);
+  EXPECT_EQ(sums->at("lin").since_day, kMostUsageOfADay);
+  auto since = usage().SpendSince("lin", DaysFromCivil(2024, 3, 1));
+  ASSERT_TRUE(since.ok()) << since.error().message;
+  EXPECT_EQ(*since, 2 * kMostUsageOfADay);
 }
 
 TEST_P(KeyStoreContractTest, RecentUsageIsNewestFirstAndKeepsEveryField) {

@@ -14,6 +14,7 @@
 
 #include "common/ascii.h"
 #include "common/log.h"
+#include "common/saturating.h"
 #include "common/text_writer.h"
 #include "store/sqlite/row_codec.h"
 #include "store/sqlite/schema.h"
@@ -75,9 +76,9 @@ DailyDeltas SumByLineageAndDay(const std::vector<UsageRecord>& records) {
     }
     last_record = &record;
     DailyDelta& delta = *last;
-    delta.cost += record.cost;
-    delta.prompt_tokens += record.prompt_tokens;
-    delta.completion_tokens += record.completion_tokens;
+    delta.cost = SaturatingAdd(delta.cost, record.cost);
+    delta.prompt_tokens = SaturatingAdd(delta.prompt_tokens, record.prompt_tokens);
+    delta.completion_tokens = SaturatingAdd(delta.completion_tokens, record.completion_tokens);
     delta.requests += 1;
   }
   return deltas;
@@ -232,17 +233,21 @@ Result<std::vector<UsageKeyIds>> ResolveUsageKeyIds(Connection& conn,
   return ids;
 }
 
+// Each total saturates at kMostUsageOfADay (a sum past int64 is a REAL in SQLite, which MIN
+// brings back to the integer bound).
 Status AddToDaily(Connection& conn, const std::string& lineage, int64_t day,
                   const DailyDelta& delta) {
+  auto bounded = [](int64_t value) { return std::clamp<int64_t>(value, 0, kMostUsageOfADay); };
   return RunSql(
       conn,
       "INSERT INTO usage_daily (lineage, day, cost, prompt_tokens, completion_tokens, "
       "requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-      "ON CONFLICT (lineage, day) DO UPDATE SET cost = cost + excluded.cost, "
-      "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-      "completion_tokens = completion_tokens + excluded.completion_tokens, "
-      "requests = requests + excluded.requests",
-      {lineage, day, delta.cost, delta.prompt_tokens, delta.completion_tokens, delta.requests});
+      "ON CONFLICT (lineage, day) DO UPDATE SET cost = MIN(cost + excluded.cost, ?7), "
+      "prompt_tokens = MIN(prompt_tokens + excluded.prompt_tokens, ?7), "
+      "completion_tokens = MIN(completion_tokens + excluded.completion_tokens, ?7), "
+      "requests = MIN(requests + excluded.requests, ?7)",
+      {lineage, day, bounded(delta.cost), bounded(delta.prompt_tokens),
+       bounded(delta.completion_tokens), bounded(delta.requests), kMostUsageOfADay});
 }
 
 }  // namespace
