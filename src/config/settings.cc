@@ -185,13 +185,19 @@ constexpr SettingInfo kSettings[] = {
      "integer 1024..1073741824",
      "Largest request body accepted; a larger one is refused with 413.",
      ApplyInteger<&Settings::max_body_bytes, 1024, 1'073'741'824>},
+    {"limits.max_body_memory_bytes", "KEYGATE_LIMITS_MAX_BODY_MEMORY_BYTES", "268435456",
+     "integer 1048576..68719476736, at least limits.max_body_bytes",
+     "Most memory the request bodies being received may hold, summed over every connection (a "
+     "body's Content-Length counts from its head on); a body that would pass it is refused "
+     "with 503 and its connection closed, so that slow or stalled clients cannot exhaust memory.",
+     ApplyInteger<&Settings::max_body_memory_bytes, 1'048'576, 68'719'476'736>},
     {"limits.header_timeout_s", "KEYGATE_LIMITS_HEADER_TIMEOUT_S", "10", "integer 1..300",
      "Seconds a client has to send a request's complete header before the connection is closed.",
      ApplyInteger<&Settings::header_timeout_s, 1, 300>},
     {"limits.idle_timeout_s", "KEYGATE_LIMITS_IDLE_TIMEOUT_S", "75", "integer 1..3600",
      "Seconds a keep-alive connection may sit idle between requests, and the longest silence "
      "inside a request's body (as nginx's client_body_timeout: a body that keeps arriving, "
-     "however slowly, is not cut; max_connections bounds how many such clients are held).",
+     "however slowly, is not cut; max_body_memory_bytes bounds the memory such clients hold).",
      ApplyInteger<&Settings::idle_timeout_s, 1, 3600>},
     {"limits.drain_timeout_s", "KEYGATE_LIMITS_DRAIN_TIMEOUT_S", "20", "integer 0..3600",
      "Seconds a stop (SIGTERM) lets the requests in flight finish before it cuts them (a model "
@@ -296,6 +302,12 @@ Status ValidateSettings(const Settings& settings,
                                         ": must differ and neither may start with the other",
                                     std::string(prefixes[blame_earlier ? i : j].first));
     }
+  }
+  if (settings.max_body_memory_bytes < settings.max_body_bytes) {
+    return Error::InvalidArgument(
+        "limits.max_body_memory_bytes: must be at least limits.max_body_bytes (" +
+            std::to_string(settings.max_body_bytes) + ")",
+        "limits.max_body_memory_bytes");
   }
   if (settings.store_kind != StoreKind::kSqlite) {
     return Error::InvalidArgument(

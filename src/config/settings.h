@@ -47,6 +47,7 @@ struct Settings {
   StoreKind store_kind = StoreKind::kSqlite;
   std::string redis_url;  // empty = no Redis: windows and spend are local to this process
   int64_t max_body_bytes = 10'485'760;
+  int64_t max_body_memory_bytes = 268'435'456;
   int64_t header_timeout_s = 10;
   int64_t idle_timeout_s = 75;
   int64_t drain_timeout_s = 20;

@@ -50,13 +50,41 @@ void RequestParser::on_header_impl(boost::beast::error_code& ec) {
   }
 }
 
-void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
-                                      boost::beast::error_code&) {
-  // basic_parser has already refused a length over the body limit.
-  if (content_length) request_.body.reserve(static_cast<size_t>(*content_length));
+bool BodyMemory::TryHold(size_t bytes) {
+  size_t held = held_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > limit_ || held > limit_ - bytes) return false;
+  } while (!held_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+  return true;
 }
 
-size_t RequestParser::on_body_impl(boost::beast::string_view body, boost::beast::error_code&) {
+RequestParser::~RequestParser() {
+  if (memory_ != nullptr && held_ > 0) memory_->Release(held_);
+}
+
+bool RequestParser::Hold(size_t bytes, boost::beast::error_code& ec) {
+  if (memory_ == nullptr || bytes == 0) return true;
+  if (!memory_->TryHold(bytes)) {
+    body_memory_full_ = true;
+    ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
+    return false;
+  }
+  held_ += bytes;
+  return true;
+}
+
+void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                                      boost::beast::error_code& ec) {
+  // basic_parser has already refused a length over the body limit. The memory a declared
+  // length reserves is held from here: a client that sends it slowly holds it all along.
+  if (!content_length) return;
+  length_known_ = true;
+  if (!Hold(static_cast<size_t>(*content_length), ec)) return;
+  request_.body.reserve(static_cast<size_t>(*content_length));
+}
+
+size_t RequestParser::on_body_impl(boost::beast::string_view body, boost::beast::error_code& ec) {
+  if (!length_known_ && !Hold(body.size(), ec)) return 0;  // a chunk: held as it comes
   request_.body.append(body.data(), body.size());
   return body.size();
 }

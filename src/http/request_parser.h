@@ -2,6 +2,8 @@
 // includes Beast): sessions feed it the bytes they read.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -11,6 +13,21 @@
 #include "http/handler.h"
 
 namespace keygate::http::internal {
+
+// The memory the request bodies being received hold, summed over every connection of a
+// server, against its limit (ServerOptions::max_body_memory_bytes). Thread-safe.
+class BodyMemory {
+ public:
+  explicit BodyMemory(size_t limit) : limit_(limit) {}
+  // Holds `bytes` more if that stays within the limit; false (nothing held) otherwise.
+  bool TryHold(size_t bytes);
+  void Release(size_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
+  size_t held() const { return held_.load(std::memory_order_relaxed); }
+
+ private:
+  const size_t limit_;
+  std::atomic<size_t> held_{0};
+};
 
 // Beast's basic_parser does the HTTP/1.1 work (syntax, header and body limits, chunked coding,
 // keep-alive); this class keeps what it finds in keygate's own types: method and target as
@@ -24,9 +41,19 @@ namespace keygate::http::internal {
 // session answers 400 and closes: the body's end cannot be known). Trailer fields are read
 // and dropped, never merged into the head's (RFC 9110 §6.5.1: an Authorization sent there
 // must not authenticate).
+//
+// With a BodyMemory, the body holds its share of it from its head (its Content-Length) or as
+// its chunks arrive, until the parser is destroyed; a body that does not fit fails with
+// body_memory_full() true (the session answers 503 and closes).
 class RequestParser final : public boost::beast::http::basic_parser<true> {
  public:
-  RequestParser() = default;
+  explicit RequestParser(BodyMemory* memory = nullptr) : memory_(memory) {}
+  ~RequestParser() override;
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+
+  // The last error came from the body not fitting in the BodyMemory.
+  bool body_memory_full() const { return body_memory_full_; }
 
   // Filled as far as parsed: method, target and headers once is_header_done(), the body once
   // is_done(). The other members of Request are the caller's to set.
@@ -58,6 +85,13 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
     return on_body_impl(body, ec);
   }
   void on_finish_impl(boost::beast::error_code&) override {}
+  // Holds `bytes` more of memory_; false (and ec set) if they do not fit.
+  bool Hold(size_t bytes, boost::beast::error_code& ec);
+
+  BodyMemory* const memory_;
+  size_t held_ = 0;  // of memory_
+  bool length_known_ = false;
+  bool body_memory_full_ = false;
 
   Request request_;
   std::string target_;

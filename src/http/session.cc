@@ -433,7 +433,7 @@ void Session::Parse() {
       buffer_.consume(blank);
       if (buffer_.size() == 0) break;
       if (TakeScannedRequest()) continue;  // a pipelined request may follow
-      parser_.emplace();
+      parser_.emplace(&state_.body_memory());
       parser_->header_limit(kMaxHeaderBytes);
       parser_->body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
       phase_ = Phase::kHeader;
@@ -499,6 +499,13 @@ void Session::ExpectContinue() {
 
 void Session::OnReadError(beast::error_code ec) {
   if (closed_) return;
+  if (parser_ && parser_->body_memory_full()) {
+    Reject(Error::Unavailable(
+        "The server is receiving too many request bodies at once (limits.max_body_memory_bytes "
+        "is " + std::to_string(state_.options().max_body_memory_bytes) +
+        " bytes); try again shortly"));
+    return;
+  }
   if (ec == bhttp::error::body_limit) {
     Reject(Error{ErrorCode::kPayloadTooLarge,
                  "Request body exceeds the limit of " +

@@ -55,12 +55,18 @@ class ServerState {
  public:
   ServerState(const ServerOptions& options, const Router& router, Logger& logger,
               HttpMetrics& metrics)
-      : options_(options), router_(router), logger_(logger), metrics_(metrics) {}
+      : options_(options),
+        router_(router),
+        logger_(logger),
+        metrics_(metrics),
+        body_memory_(options.max_body_memory_bytes) {}
 
   const ServerOptions& options() const { return options_; }
   const Router& router() const { return router_; }
   Logger& logger() const { return logger_; }
   HttpMetrics& metrics() const { return metrics_; }
+  // The memory held by the bodies being received, on every connection.
+  BodyMemory& body_memory() { return body_memory_; }
   // REQUIRES: set_blocking_pool() was called (Run() does so before serving).
   net::thread_pool& blocking_pool() const { return *blocking_pool_; }
   void set_blocking_pool(net::thread_pool* pool) { blocking_pool_ = pool; }
@@ -85,6 +91,7 @@ class ServerState {
   const Router& router_;
   Logger& logger_;
   HttpMetrics& metrics_;
+  BodyMemory body_memory_;
   net::thread_pool* blocking_pool_ = nullptr;
   mutable std::mutex mu_;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_

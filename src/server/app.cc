@@ -57,6 +57,7 @@ http::ServerOptions ServerOptionsFrom(const config::Settings& s) {
   o.host = s.listen_host;
   o.port = s.listen_port;
   o.max_body_bytes = static_cast<size_t>(s.max_body_bytes);
+  o.max_body_memory_bytes = static_cast<size_t>(s.max_body_memory_bytes);
   o.header_timeout_s = static_cast<int>(s.header_timeout_s);
   o.idle_timeout_s = static_cast<int>(s.idle_timeout_s);
   o.drain_timeout_s = static_cast<int>(s.drain_timeout_s);

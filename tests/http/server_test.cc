@@ -410,6 +410,69 @@ TEST_F(ServerTest, OversizedBodyGets413AndServerKeepsServing) {
   })) << LogText();
 }
 
+// Audit Z: bodies sent slowly were each buffered up to max_body_bytes before anything else was
+// checked, bounded only by max_connections (64 unauthenticated clients held 650 MB). The bodies
+// being received share max_body_memory_bytes: a declared length holds its share from the head
+// on, a chunked body as it comes; one that does not fit is a 503 and a close; a body taken
+// (or a client gone) gives its share back.
+TEST_F(ServerTest, BodiesBeingReceivedShareABoundedMemory) {
+  ServerOptions options = TestOptions();
+  options.max_body_bytes = 4096;
+  options.max_body_memory_bytes = 6000;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  auto send = [](int fd, const std::string& bytes) {
+    ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // read on its own
+  };
+  // What the server answers a body begun on a fresh connection (a body arriving whole in one
+  // read is taken at once, holding nothing while it waits).
+  auto answer_to = [&](const std::vector<std::string>& parts) {
+    const int fd = ConnectRaw();
+    for (const std::string& part : parts) send(fd, part);
+    std::string reply;
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+      reply.append(buffer, static_cast<size_t>(n));
+      if (reply.find("\r\n\r\n") != std::string::npos) break;
+    }
+    ::close(fd);
+    return reply;
+  };
+  const std::string head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n";
+  const int slow = ConnectRaw();
+  ASSERT_NO_FATAL_FAILURE(send(slow, head + std::string(10, 'a')));  // 4000 held, 10 sent
+  // 4000 more would pass 6000: refused at its head.
+  std::string refused = answer_to({head, std::string(100, 'b')});
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused;
+  EXPECT_NE(refused.find("Connection: close"), std::string::npos) << refused;
+  // A chunked body counts as it arrives: 1500 fit, 2500 more do not.
+  refused = answer_to({"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                       "5dc\r\n" + std::string(1500, 'c') + "\r\n",
+                       "9c4\r\n" + std::string(2500, 'd') + "\r\n0\r\n\r\n"});
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused;
+  // Smaller bodies still fit beside the slow one.
+  std::string fits = answer_to({"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1500\r\n\r\n",
+                                std::string(1500, 'e')});
+  EXPECT_EQ(fits.rfind("HTTP/1.1 200", 0), 0u) << fits;
+  // The slow body completes: its share comes back, and a large body fits again.
+  ASSERT_NO_FATAL_FAILURE(send(slow, std::string(3990, 'a')));
+  char buffer[512];
+  EXPECT_GT(::recv(slow, buffer, sizeof buffer, 0), 0);
+  fits = answer_to({head, std::string(4000, 'f')});
+  EXPECT_EQ(fits.rfind("HTTP/1.1 200", 0), 0u) << fits;
+  // A client gone mid-body gives its share back too.
+  const int gone = ConnectRaw();
+  ASSERT_NO_FATAL_FAILURE(send(gone, head));
+  ::close(gone);
+  ::close(slow);
+  EXPECT_TRUE(Eventually([&] {
+    return answer_to({head, std::string(4000, 'g')}).rfind("HTTP/1.1 200", 0) == 0;
+  }));
+  const std::string log = LogText();
+  EXPECT_NE(log.find("limits.max_body_memory_bytes is 6000 bytes"), std::string::npos) << log;
+}
+
 TEST_F(ServerTest, OversizedChunkedBodyGets413) {
   ServerOptions options = TestOptions();
   options.max_body_bytes = 1024;
