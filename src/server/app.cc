@@ -362,7 +362,9 @@ Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log
   // become this process's SQLite store and windows).
   KG_RETURN_IF_ERROR(config::ValidateSettings(config.settings));
   const std::string path = config.settings.SqlitePath();
-  auto db = store::SqliteStore::Open(path, store::SqliteOptions{});  // makes its directory
+  store::SqliteOptions options;
+  options.max_service_keys_per_org = config.settings.max_service_keys_per_org;
+  auto db = store::SqliteStore::Open(path, options);  // makes its directory
   if (!db.ok()) return db.error();
   auto parts = std::make_unique<Parts>(config, log, clock, secrets, std::move(*db));
   parts->config_path = std::move(config_path);

@@ -93,6 +93,8 @@ class KeyStore {
   // Inserts `key` (and `new_project` first, if given). Sets key->version. A `new_project`
   // whose name its org has by now (a concurrent write created it) is not created again: the
   // key joins the stored one (key->project_id is set to its id). The same for UpdateServiceKey.
+  // A store with a quota of service keys per organization refuses one more with
+  // PermissionDenied (reason key_quota_exceeded).
   virtual Status InsertServiceKey(keys::ServiceKey* key,
                                   const std::optional<keys::Project>& new_project,
                                   const keys::AuditEntry& audit) = 0;

@@ -108,6 +108,26 @@ keys::AuditEntry AuditWithProject(const keys::AuditEntry& audit,
 }
 
 // Inserts the row and its tags. Returns the version it was given.
+// The quota of service keys per organization (0: none), against the keys never revoked
+// (service_key_counts, kept by triggers): a deleted or rotated key no longer counts.
+Status CheckKeyQuota(Connection& conn, const std::string& org_id, int64_t quota) {
+  if (quota <= 0) return OkStatus();
+  int64_t held = 0;
+  KG_RETURN_IF_ERROR(sqlite::ForEachRow(
+      conn, "SELECT COALESCE(SUM(unrevoked), 0) FROM service_key_counts WHERE org_id = ?1",
+      {org_id}, [&held](const Statement& row) {
+        held = row.ColumnInt(0);
+        return OkStatus();
+      }));
+  if (held < quota) return OkStatus();
+  return Error{ErrorCode::kPermissionDenied,
+               "this organization holds " + std::to_string(held) +
+                   " service keys, the most this gateway allows "
+                   "(limits.max_service_keys_per_org); delete keys it no longer needs",
+               {},
+               "key_quota_exceeded"};
+}
+
 Result<int64_t> InsertKeyRow(Connection& conn, const keys::ServiceKey& key) {
   KG_RETURN_IF_ERROR(CheckProjectInOrg(conn, key));
   auto positions = sqlite::NextSequenceValues(conn, kSeqSequence, kVersionSequence);
@@ -197,6 +217,8 @@ Status SqliteStore::InsertServiceKey(keys::ServiceKey* key,
   if (key->lineage.empty()) key->lineage = key->hash;
   int64_t version = 0;
   KG_RETURN_IF_ERROR(Write([&](Connection& conn) -> Status {
+    // On the writer thread, in the write's transaction: concurrent creates cannot pass it.
+    KG_RETURN_IF_ERROR(CheckKeyQuota(conn, key->org_id, max_service_keys_per_org_));
     KG_RETURN_IF_ERROR(InsertProjectIfNew(conn, new_project, key));
     auto inserted = InsertKeyRow(conn, *key);
     if (!inserted.ok()) return inserted.error();

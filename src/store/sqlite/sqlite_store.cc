@@ -54,6 +54,10 @@ Status ValidateOptions(const std::string& path, const SqliteOptions& options) {
   if (options.read_connections < 1 || options.read_connections > kMaxReadConnections) {
     return Error::InvalidArgument("read_connections must be between 1 and 64", "read_connections");
   }
+  if (options.max_service_keys_per_org < 0) {
+    return Error::InvalidArgument("max_service_keys_per_org must be >= 0",
+                                  "max_service_keys_per_org");
+  }
   if (options.max_batch_writes < 1 || options.max_batch_writes > kMaxBatchWrites) {
     return Error::InvalidArgument("max_batch_writes must be between 1 and 100000",
                                   "max_batch_writes");
@@ -251,12 +255,13 @@ keys::Project ReadProject(const sqlite::Statement& stmt) {
 
 // ---------------------------------------------------------------- lifecycle
 
-SqliteStore::SqliteStore(std::string path, StoreFileId file,
+SqliteStore::SqliteStore(std::string path, StoreFileId file, int64_t max_service_keys_per_org,
                          std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
                          std::unique_ptr<sqlite::GroupCommitWriter> writer,
                          std::unique_ptr<sqlite::ReadPool> readers)
     : path_(std::move(path)),
       file_(file),
+      max_service_keys_per_org_(max_service_keys_per_org),
       checkpointer_(std::move(checkpointer)),
       writer_(std::move(writer)),
       readers_(std::move(readers)) {}
@@ -306,7 +311,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
       [path, file] { return CheckFiles(path, file); });
   auto readers =
       std::make_unique<sqlite::ReadPool>(path, options.read_connections, options.busy_timeout_ms);
-  return std::unique_ptr<SqliteStore>(new SqliteStore(path, file, std::move(checkpointer),
+  return std::unique_ptr<SqliteStore>(new SqliteStore(path, file, options.max_service_keys_per_org, std::move(checkpointer),
                                                       std::move(writer), std::move(readers)));
 }
 

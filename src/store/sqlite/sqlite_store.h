@@ -64,6 +64,9 @@ struct SqliteOptions {
   int read_connections = 4;
   // Most writes committed in one transaction (one fsync). REQUIRES: 1..100000.
   int max_batch_writes = 512;
+  // Most service keys an organization may hold that were never revoked (InsertServiceKey);
+  // 0: no limit. REQUIRES: >= 0.
+  int64_t max_service_keys_per_org = 0;
   // Stamps schema_migrations.applied_at. Not owned; must outlive Open(). nullptr = the
   // system clock.
   const Clock* clock = nullptr;
@@ -190,7 +193,7 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
  private:
   using ConnFn = std::function<Status(sqlite::Connection&)>;
 
-  SqliteStore(std::string path, StoreFileId file,
+  SqliteStore(std::string path, StoreFileId file, int64_t max_service_keys_per_org,
               std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
               std::unique_ptr<sqlite::GroupCommitWriter> writer,
               std::unique_ptr<sqlite::ReadPool> readers);
@@ -214,6 +217,7 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
 
   const std::string path_;
   const StoreFileId file_;  // the database file as opened
+  const int64_t max_service_keys_per_org_;  // 0: no limit
   UsageKeyCache usage_keys_;
   // Declared before the writer: the writer's connection calls into it until the writer stops.
   std::unique_ptr<sqlite::WalCheckpointer> checkpointer_;
