@@ -311,8 +311,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
       [path, file] { return CheckFiles(path, file); });
   auto readers =
       std::make_unique<sqlite::ReadPool>(path, options.read_connections, options.busy_timeout_ms);
-  return std::unique_ptr<SqliteStore>(new SqliteStore(path, file, options.max_service_keys_per_org, std::move(checkpointer),
-                                                      std::move(writer), std::move(readers)));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(path, file, options.max_service_keys_per_org,
+                                                      std::move(checkpointer), std::move(writer),
+                                                      std::move(readers)));
 }
 
 Status SqliteStore::CheckFilesInPlace() const { return CheckFiles(path_, file_); }
