@@ -24,25 +24,33 @@ constexpr size_t kSniffLimit = 4096;
 
 // Request headers that never go upstream (see ForwardableHeaders()). The body's own (length,
 // type, encoding) describe the caller's body, not the one keygate writes (audit Q: a
-// Content-Encoding went up on a plain body).
-constexpr std::array<std::string_view, 25> kDroppedRequestHeaders = {
-    "connection",          "keep-alive",        "proxy-connection",  "proxy-authenticate",
-    "proxy-authorization", "te",                "trailer",           "transfer-encoding",
-    "upgrade",             "host",              "content-length",    "content-type",
-    "content-encoding",    "accept-encoding",   "authorization",     "api-key",
-    "x-api-key",           "cookie",            "x-request-id",      "expect",
-    "openai-organization", "openai-project",    "forwarded",         "x-real-ip",
-    "via"};
+// Content-Encoding went up on a plain body). Providers' credential headers (a caller's own
+// key has no business at the operator's provider), and the method and URL overrides a gateway
+// in front of a provider may act on (audit Z).
+constexpr std::array<std::string_view, 33> kDroppedRequestHeaders = {
+    "connection",          "keep-alive",          "proxy-connection",
+    "proxy-authenticate",  "proxy-authorization", "te",
+    "trailer",             "transfer-encoding",   "upgrade",
+    "host",                "content-length",      "content-type",
+    "content-encoding",    "accept-encoding",     "authorization",
+    "api-key",             "x-api-key",           "x-goog-api-key",
+    "x-auth-token",        "ocp-apim-subscription-key",
+    "cookie",              "x-request-id",        "expect",
+    "openai-organization", "openai-project",      "forwarded",
+    "x-real-ip",           "via",                 "x-http-method-override",
+    "x-http-method",       "x-method-override",   "x-original-url",
+    "x-rewrite-url"};
 
 // Response headers of the upstream that never reach the caller: framing and hop-by-hop ones,
-// the server's own, cookies, and the provider's rate limits (the caller's are keygate's).
-constexpr std::array<std::string_view, 16> kDroppedResponseHeaders = {
+// the server's own, cookies, the provider's rate limits (the caller's are keygate's), and the
+// provider account's identity (the operator's OpenAI organization and project: audit Z).
+constexpr std::array<std::string_view, 18> kDroppedResponseHeaders = {
     "connection",                 "keep-alive",                 "proxy-connection",
     "proxy-authenticate",         "proxy-authentication-info",  "te",
     "trailer",                    "upgrade",                    "transfer-encoding",
     "content-length",             "content-type",               "content-encoding",
     "date",                       "server",                     "set-cookie",
-    "alt-svc"};
+    "alt-svc",                    "openai-organization",        "openai-project"};
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;

@@ -142,8 +142,12 @@ TEST_F(DataPlaneTest, HeadersTheUpstreamsConnectionNamesStopAtKeygate) {
                       "/v1/chat/completions",
                       {{"x-mock-extra-headers",
                         "Connection: x-hop-one; X-Hop-One: 1; Connection: keep-alive, X-Hop-Two; "
-                        "x-hop-two: 2; x-end-to-end: 3; Proxy-Authenticate: Basic"}});
+                        "x-hop-two: 2; x-end-to-end: 3; Proxy-Authenticate: Basic; "
+                        "openai-organization: operator-org; openai-project: proj_operator"}});
     ASSERT_EQ(reply.status, 200) << reply.body;
+    // The operator's provider account is not the caller's business (audit Z).
+    EXPECT_EQ(reply.Header("openai-organization"), "");
+    EXPECT_EQ(reply.Header("openai-project"), "");
     EXPECT_EQ(reply.Header("x-hop-one"), "");
     EXPECT_EQ(reply.Header("x-hop-two"), "");
     EXPECT_EQ(reply.Header("proxy-authenticate"), "");  // the upstream's challenge to keygate
