@@ -434,12 +434,13 @@ Result<IssuedServiceKey> KeyService::CreateServiceKey(const Caller& caller,
 Result<ServiceKey> KeyService::LoadOwnedKey(const Caller& caller, const std::string& hash) {
   KG_RETURN_IF_ERROR(RequireManager(caller));
   if (!LooksLikeDigest(hash)) return NoSuchKey();
-  auto key = store_.GetServiceKey(hash);
+  // spec §2: another org's key is indistinguishable from a key that does not exist, in its
+  // answer and in its time (the store does not read it: audit Z).
+  auto key = store_.GetServiceKeyOfOrg(caller.org_id, hash);
   if (!key.ok()) {
     if (key.error().code == ErrorCode::kNotFound) return NoSuchKey();
     return key.error();
   }
-  // spec §2: another org's key is indistinguishable from a key that does not exist.
   if (key->org_id != caller.org_id || RevokedAt(*key, clock_.NowMs())) return NoSuchKey();
   if (key->source == KeySource::kWorkspace && caller.kind != CallerKind::kOwner) {
     return Error::PermissionDenied("provisioning keys cannot access workspace keys");

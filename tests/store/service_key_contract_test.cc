@@ -106,6 +106,24 @@ TEST_P(KeyStoreContractTest, DuplicateServiceKeyHashIsConflict) {
   EXPECT_EQ(keys().GetServiceKey(HexId("none")).error().code, ErrorCode::kNotFound);
 }
 
+// Another org's key is not found by an org's lookup, as one that does not exist (spec §2);
+// the store never reads it for that org (audit Z timed the difference).
+TEST_P(KeyStoreContractTest, AnOrgsLookupFindsOnlyItsOwnKeys) {
+  CreateOrg("org_a");
+  CreateOrg("org_b");
+  const ServiceKey mine = InsertKey("org_a", "mine");
+  const ServiceKey theirs = InsertKey("org_b", "theirs");
+  auto found = keys().GetServiceKeyOfOrg("org_a", mine.hash);
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  EXPECT_EQ(found->name, "mine");
+  EXPECT_EQ(found->org_id, "org_a");
+  EXPECT_EQ(keys().GetServiceKeyOfOrg("org_a", theirs.hash).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(keys().GetServiceKeyOfOrg("org_b", mine.hash).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(keys().GetServiceKeyOfOrg("org_a", HexId("none")).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(keys().GetServiceKeyOfOrg("org_b", theirs.hash)->name, "theirs");
+}
+
 TEST_P(KeyStoreContractTest, UpdateReplacesMutableFieldsAndBumpsVersion) {
   CreateOrg("org_a");
   ServiceKey key = InsertKey("org_a", "before", [](ServiceKey* k) {

@@ -154,6 +154,12 @@ Result<keys::ServiceKey> FailingStore::GetServiceKey(const std::string& hash) {
   return keys_.GetServiceKey(hash);
 }
 
+Result<keys::ServiceKey> FailingStore::GetServiceKeyOfOrg(const std::string& org_id,
+                                                         const std::string& hash) {
+  KG_RETURN_IF_ERROR(AdmitRead("GetServiceKeyOfOrg"));
+  return keys_.GetServiceKeyOfOrg(org_id, hash);
+}
+
 Result<store::ServiceKeyPage> FailingStore::ListServiceKeys(const store::ServiceKeyQuery& query) {
   KG_RETURN_IF_ERROR(AdmitRead("ListServiceKeys"));
   return keys_.ListServiceKeys(query);

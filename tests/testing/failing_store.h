@@ -87,6 +87,8 @@ class FailingStore final : public store::KeyStore,
   Status RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey* new_key,
                           const keys::AuditEntry& audit) override;
   Result<keys::ServiceKey> GetServiceKey(const std::string& hash) override;
+  Result<keys::ServiceKey> GetServiceKeyOfOrg(const std::string& org_id,
+                                              const std::string& hash) override;
   Result<store::ServiceKeyPage> ListServiceKeys(const store::ServiceKeyQuery& query) override;
   Result<std::vector<keys::ServiceKey>> ServiceKeysChangedSince(int64_t after_version,
                                                                 int64_t max) override;

@@ -128,6 +128,18 @@ Status CheckKeyQuota(Connection& conn, const std::string& org_id, int64_t quota)
                "key_quota_exceeded"};
 }
 
+// The one key SelectKeys(where) finds, into `key`; NotFound if none.
+Status ReadOneKey(Connection& conn, const std::string& where,
+                  std::initializer_list<sqlite::SqlValue> params, keys::ServiceKey* key) {
+  return sqlite::ReadOneRow(conn, SelectKeys(where), params, "service key not found",
+                            [key](const Statement& row) -> Status {
+                              auto read = sqlite::ReadServiceKey(row);
+                              if (!read.ok()) return read.error();
+                              *key = std::move(*read);
+                              return OkStatus();
+                            });
+}
+
 Result<int64_t> InsertKeyRow(Connection& conn, const keys::ServiceKey& key) {
   KG_RETURN_IF_ERROR(CheckProjectInOrg(conn, key));
   auto positions = sqlite::NextSequenceValues(conn, kSeqSequence, kVersionSequence);
@@ -270,13 +282,16 @@ Status SqliteStore::RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey
 Result<keys::ServiceKey> SqliteStore::GetServiceKey(const std::string& hash) {
   keys::ServiceKey key;
   KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
-    return sqlite::ReadOneRow(conn, SelectKeys("WHERE k.hash = ?1"), {hash},
-                              "service key not found", [&](const Statement& row) -> Status {
-                                auto read = sqlite::ReadServiceKey(row);
-                                if (!read.ok()) return read.error();
-                                key = std::move(*read);
-                                return OkStatus();
-                              });
+    return ReadOneKey(conn, "WHERE k.hash = ?1", {hash}, &key);
+  }));
+  return key;
+}
+
+Result<keys::ServiceKey> SqliteStore::GetServiceKeyOfOrg(const std::string& org_id,
+                                                         const std::string& hash) {
+  keys::ServiceKey key;
+  KG_RETURN_IF_ERROR(ReadOneStatement([&](Connection& conn) {
+    return ReadOneKey(conn, "WHERE k.hash = ?1 AND k.org_id = ?2", {hash, org_id}, &key);
   }));
   return key;
 }

@@ -166,6 +166,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   Status RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey* new_key,
                           const keys::AuditEntry& audit) override;
   Result<keys::ServiceKey> GetServiceKey(const std::string& hash) override;
+  Result<keys::ServiceKey> GetServiceKeyOfOrg(const std::string& org_id,
+                                              const std::string& hash) override;
   Result<ServiceKeyPage> ListServiceKeys(const ServiceKeyQuery& query) override;
   Result<std::vector<keys::ServiceKey>> ServiceKeysChangedSince(int64_t after_version,
                                                                 int64_t max) override;
