@@ -111,7 +111,9 @@ struct App::Parts {
   Logger& log;
   const Clock& clock;
   std::unique_ptr<store::SqliteStore> store;
-  bool files_removed_logged = false;  // the background thread's
+  bool files_removed_logged = false;  // the background thread's, as the next two
+  bool removed_wal_saved = false;
+  bool removed_wal_failure_logged = false;
   // The background thread's: KeyIndex::DropRevoked, first one interval after the start.
   std::optional<UnixMillis> next_revoked_drop;
   keys::KeyIndex index;
@@ -318,12 +320,17 @@ void App::Parts::ApplyIndexChanges() {
 // The removed WAL lives on while keygate holds it open: a crash before a clean stop would lose
 // the writes acknowledged since the last checkpoint (audit X). Copied into the database file
 // at once, they are safe from then on (a removed database file keeps nothing, whatever is done).
+// The WAL is emptied too, so that one left at its path is never replayed onto another file.
 void App::Parts::SaveWritesOfARemovedWal() {
   auto checkpoint = store->CheckpointNow();
   if (!checkpoint.ok()) {
-    log.Error("store.checkpoint_failed", {{"error", checkpoint.error().message}});
+    if (!removed_wal_failure_logged) {
+      log.Error("store.checkpoint_failed", {{"error", checkpoint.error().message}});  // once
+      removed_wal_failure_logged = true;
+    }
     return;
   }
+  removed_wal_saved = true;
   log.Info("store.checkpointed", {{"wal_frames", checkpoint->wal_frames},
                                   {"copied_frames", checkpoint->copied_frames}});
 }
@@ -338,8 +345,9 @@ void App::Parts::BackgroundLoop() {
     if (Status files = store->CheckFilesInPlace(); !files.ok() && !files_removed_logged) {
       log.Error("store.files_removed", {{"error", files.error().message}});  // once
       files_removed_logged = true;
-      SaveWritesOfARemovedWal();
     }
+    // Again at every tick until it succeeds (a reader's snapshot may hold it off).
+    if (files_removed_logged && !removed_wal_saved) SaveWritesOfARemovedWal();
     if (auto flushed = keys.FlushLastUsed(); !flushed.ok()) {
       log.Warn("last_used.flush_failed", {{"error", flushed.error().message}});
     }

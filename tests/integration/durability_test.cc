@@ -162,6 +162,13 @@ TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReportedAndWritesRefuse
   EXPECT_EQ(log.find(event, log.find(event) + 1), std::string::npos) << log;
   EXPECT_NE(log.find("keygate.db-wal was removed"), std::string::npos);
   EXPECT_NE(write.body.find("not applied"), std::string::npos) << write.body;
+  // Audit AA: a file put back at the path (an sqlite3 shell, a touch) is not the one keygate
+  // has open: the refusal stays (it ended, and writes acknowledged then were lost at a crash).
+  std::ofstream(dir_.path() + "/keygate.db-wal").flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(client_->Get("/readyz").status, 503);
+  write = client_->Post("/api/owner/provisioning-keys", R"({"name":"after"})", a_.owner_key);
+  EXPECT_EQ(write.status, 503) << write.body;
   EXPECT_NE(process_->Stop(), 0);
 
   ASSERT_TRUE(process_->Start()) << process_->log();
@@ -247,6 +254,32 @@ TEST_F(ManagementTest, AStoreFileReplacedUnderTheServerRefusesWrites) {
   EXPECT_EQ(write.status, 503) << write.body;
   auto ready = client_->Get("/readyz");
   EXPECT_EQ(ready.status, 503) << ready.body;
+}
+
+// Audit AA: after a backup was moved into keygate.db's place under the running server, the WAL
+// of the file keygate had open stayed at its path and the next start replayed it onto the
+// backup, which it corrupted ("database disk image is malformed"): the restart the guide names
+// as the way out failed. keygate empties that WAL as soon as it sees the replacement.
+TEST_F(ManagementTest, ABackupMovedIntoPlaceUnderTheServerOpensCleanAfterACrash) {
+  for (int i = 0; i < 20; ++i) CreateKeyHash(a_, "k" + std::to_string(i));  // frames in the WAL
+  TempDir other;
+  KeygateProcess other_process(other.path());
+  const auto restored = other_process.Init("restored");
+  fs::rename(other.path() + "/keygate.db", dir_.path() + "/keygate.db");
+  const std::string event = "\"event\":\"store.checkpointed\"";
+  for (int i = 0; i < 60 && process_->log().find(event) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(process_->log().find(event), std::string::npos) << process_->log();
+  process_->Kill();
+  // The WAL at the path, the old file's, holds no frame to replay onto the backup.
+  const std::string wal = dir_.path() + "/keygate.db-wal";
+  std::error_code ec;
+  EXPECT_TRUE(!fs::exists(wal) || fs::file_size(wal, ec) == 0) << fs::file_size(wal, ec);
+  ASSERT_TRUE(process_->Start()) << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  EXPECT_EQ(client_->Get("/api/owner/keys", restored.owner_key).status, 200);
+  EXPECT_EQ(client_->Get("/api/owner/keys", a_.owner_key).status, 401);  // the backup's orgs only
 }
 
 TEST_F(ManagementTest, ARedisUrlIsRefusedAtStartWithoutItsPassword) {

@@ -196,32 +196,12 @@ Result<std::unique_ptr<Connection>> OpenCheckpointConnection(const std::string& 
   return conn;
 }
 
-// The database file as opened (its device and inode): a file put at its path later (a backup
-// moved into place) is not the one keygate writes.
+// A file as opened (its device and inode): a file put at its path later (a backup moved into
+// place, a -wal re-created) is not the one keygate writes. {} if there is none.
 StoreFileId IdentifyFile(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
   return StoreFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-}
-
-Status CheckFiles(const std::string& path, const StoreFileId& opened) {
-  auto gone = [&path](const std::string& file, const char* what) {
-    return Error::Unavailable("sqlite database " + path + ": " + file + " was " + what +
-                              " while keygate has it open; restart keygate (until then no write "
-                              "is taken)");
-  };
-  if (IdentifyFile(path) != opened) {
-    // The error_code overload: a stat refused (the directory's mode changed) must not throw on
-    // the writer thread (the review).
-    std::error_code ec;
-    return std::filesystem::exists(path, ec) ? gone(path, "replaced") : gone(path, "removed");
-  }
-  // While a connection is open in WAL mode, SQLite keeps both companions of the file.
-  for (const char* suffix : {"-wal", "-shm"}) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path + suffix, ec)) return gone(path + suffix, "removed");
-  }
-  return OkStatus();
 }
 
 // A -wal or -shm left by a start under another user that this one cannot read or write: SQLite
@@ -239,6 +219,29 @@ Status CheckCompanionsUsable(const std::string& path) {
   return OkStatus();
 }
 
+}  // namespace
+
+Status StoreFiles::Check() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (gone_) return *gone_;
+  // While a connection is open in WAL mode, SQLite keeps both companions of the file, as they
+  // were when it opened them.
+  const std::pair<std::string, StoreFileId> files[] = {
+      {path_, db_}, {path_ + "-wal", wal_}, {path_ + "-shm", shm_}};
+  for (const auto& [file, opened] : files) {
+    const StoreFileId now = IdentifyFile(file);
+    if (now == opened) continue;
+    gone_ = Error::Unavailable("sqlite database " + path_ + ": " + file + " was " +
+                               (now == StoreFileId{} ? "removed" : "replaced") +
+                               " while keygate has it open; restart keygate (until then no "
+                               "write is taken)");
+    return *gone_;
+  }
+  return OkStatus();
+}
+
+namespace {
+
 // Errors while opening name the file, whatever step failed.
 Error WithPath(const std::string& path, const Error& error) {
   if (error.message.find(path) != std::string::npos) return error;
@@ -255,12 +258,13 @@ keys::Project ReadProject(const sqlite::Statement& stmt) {
 
 // ---------------------------------------------------------------- lifecycle
 
-SqliteStore::SqliteStore(std::string path, StoreFileId file, int64_t max_service_keys_per_org,
+SqliteStore::SqliteStore(std::string path, std::shared_ptr<StoreFiles> files,
+                         int64_t max_service_keys_per_org,
                          std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
                          std::unique_ptr<sqlite::GroupCommitWriter> writer,
                          std::unique_ptr<sqlite::ReadPool> readers)
     : path_(std::move(path)),
-      file_(file),
+      files_(std::move(files)),
       max_service_keys_per_org_(max_service_keys_per_org),
       checkpointer_(std::move(checkpointer)),
       writer_(std::move(writer)),
@@ -302,21 +306,22 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
       std::move(*checkpoint_conn), kBackgroundCheckpointFrames, kWriterCheckpointFrames);
   checkpointer->Attach(**conn);
   sqlite::WalCheckpointer* raw_checkpointer = checkpointer.get();
-  const StoreFileId file = IdentifyFile(path);
+  // The WAL and the shared memory exist from the probe's write lock on (ConfigureWriteConnection)
+  // and stay while keygate holds connections open.
+  auto files = std::make_shared<StoreFiles>(path, IdentifyFile(path), IdentifyFile(path + "-wal"),
+                                            IdentifyFile(path + "-shm"));
   // A commit is acknowledged only while the files it went to are the ones a restart reads
   // (three stat calls before a batch and three after, beside its fsync).
   auto writer = std::make_unique<sqlite::GroupCommitWriter>(
       std::move(*conn), static_cast<size_t>(options.max_batch_writes),
       [raw_checkpointer](Connection& writer_conn) { raw_checkpointer->AfterBatch(writer_conn); },
-      [path, file] { return CheckFiles(path, file); });
+      [files] { return files->Check(); });
   auto readers =
       std::make_unique<sqlite::ReadPool>(path, options.read_connections, options.busy_timeout_ms);
-  return std::unique_ptr<SqliteStore>(new SqliteStore(path, file, options.max_service_keys_per_org,
+  return std::unique_ptr<SqliteStore>(new SqliteStore(path, files, options.max_service_keys_per_org,
                                                       std::move(checkpointer), std::move(writer),
                                                       std::move(readers)));
 }
-
-Status SqliteStore::CheckFilesInPlace() const { return CheckFiles(path_, file_); }
 
 Result<SqliteStore::CheckpointResult> SqliteStore::CheckpointNow() {
   // On the write connection: it has had the WAL open since the first write, while a connection
@@ -325,13 +330,22 @@ Result<SqliteStore::CheckpointResult> SqliteStore::CheckpointNow() {
   Status ran = writer_->SubmitAlone([&result](Connection& conn) -> Status {
     int wal_frames = 0;
     int copied_frames = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(conn.db(), nullptr, SQLITE_CHECKPOINT_FULL,
-                                             &wal_frames, &copied_frames);
+    int rc = sqlite3_wal_checkpoint_v2(conn.db(), nullptr, SQLITE_CHECKPOINT_FULL, &wal_frames,
+                                       &copied_frames);
     result = CheckpointResult{wal_frames, copied_frames};
     if (rc != SQLITE_OK || copied_frames < wal_frames) {
       return Error::Unavailable("checkpoint of " + conn.path() + " copied " +
                                 std::to_string(copied_frames) + " of " +
                                 std::to_string(wal_frames) + " frames: " + sqlite3_errstr(rc));
+    }
+    // Then the WAL is emptied: one still at the path (the database replaced by a backup, or
+    // only the -shm removed) would otherwise be replayed onto whatever file is there at the
+    // next start (audit AA: onto a restored backup, which it corrupted).
+    rc = sqlite3_wal_checkpoint_v2(conn.db(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                   nullptr);
+    if (rc != SQLITE_OK) {
+      return Error::Unavailable("checkpoint of " + conn.path() + " copied every frame but could "
+                                "not empty the WAL: " + sqlite3_errstr(rc));
     }
     return OkStatus();
   });

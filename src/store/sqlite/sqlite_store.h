@@ -27,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -46,6 +47,24 @@ struct StoreFileId {
   uint64_t device = 0;
   uint64_t inode = 0;
   bool operator==(const StoreFileId&) const = default;
+};
+
+// The files an open store writes, as it opened them (the database, its -wal and its -shm), and
+// whether one of them has been found removed or replaced since: for good, since a file put
+// back at a path (a `touch`, an sqlite3 shell re-creating the -wal: audit AA) is not the one
+// keygate has open. Thread-safe.
+class StoreFiles {
+ public:
+  StoreFiles(std::string path, StoreFileId db, StoreFileId wal, StoreFileId shm)
+      : path_(std::move(path)), db_(db), wal_(wal), shm_(shm) {}
+  // OK while every file is at its path; Unavailable naming the first found gone, from then on.
+  Status Check();
+
+ private:
+  const std::string path_;
+  const StoreFileId db_, wal_, shm_;
+  std::mutex mu_;
+  std::optional<Error> gone_;  // guarded by mu_
 };
 
 namespace sqlite {
@@ -113,7 +132,7 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   // files no restart reads: every write batch is checked so before it runs ("not applied") and
   // after its commit, and fails Unavailable (nothing acknowledged is lost). Reads the file
   // system only (no SQL); safe from any thread.
-  Status CheckFilesInPlace() const;
+  Status CheckFilesInPlace() const { return files_->Check(); }
 
   // The WAL's length in frames before a checkpoint, and how many of them it copied.
   struct CheckpointResult {
@@ -121,11 +140,12 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
     int64_t copied_frames = 0;
   };
   // Copies every write committed so far from the WAL into the database file (a FULL checkpoint
-  // on the write connection, between two batches), for when CheckFilesInPlace() finds the -wal
-  // or -shm removed: a removed WAL lives on only while keygate holds it open, so a crash would
-  // lose the writes acknowledged since the last checkpoint (a clean stop copies them too).
-  // Unavailable if the store is closed or the checkpoint could not copy every frame (a reader
-  // held an older snapshot past the busy timeout).
+  // on the write connection, between two batches), then empties the WAL (TRUNCATE), for when
+  // CheckFilesInPlace() finds a file gone: a removed WAL lives on only while keygate holds it
+  // open, so a crash would lose the writes acknowledged since the last checkpoint (a clean stop
+  // copies them too); a WAL left at its path beside a replaced database would be replayed onto
+  // that file at the next start. Unavailable if the store is closed or the checkpoint could not
+  // copy every frame or empty the WAL (a reader held a snapshot past the busy timeout).
   Result<CheckpointResult> CheckpointNow();
   WriteStats GetWriteStats() const;
 
@@ -195,7 +215,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
  private:
   using ConnFn = std::function<Status(sqlite::Connection&)>;
 
-  SqliteStore(std::string path, StoreFileId file, int64_t max_service_keys_per_org,
+  SqliteStore(std::string path, std::shared_ptr<StoreFiles> files,
+              int64_t max_service_keys_per_org,
               std::unique_ptr<sqlite::WalCheckpointer> checkpointer,
               std::unique_ptr<sqlite::GroupCommitWriter> writer,
               std::unique_ptr<sqlite::ReadPool> readers);
@@ -218,7 +239,7 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
   };
 
   const std::string path_;
-  const StoreFileId file_;  // the database file as opened
+  const std::shared_ptr<StoreFiles> files_;  // shared with the writer's check
   const int64_t max_service_keys_per_org_;  // 0: no limit
   UsageKeyCache usage_keys_;
   // Declared before the writer: the writer's connection calls into it until the writer stops.
