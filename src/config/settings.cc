@@ -209,9 +209,10 @@ constexpr SettingInfo kSettings[] = {
      ApplyInteger<&Settings::max_connections, 1, 1'000'000>},
     {"limits.max_service_keys_per_org", "KEYGATE_LIMITS_MAX_SERVICE_KEYS_PER_ORG", "100000",
      "integer 1..100000000",
-     "Most service keys an organization may hold that were never deleted or rotated away; one "
-     "more is refused with 403 (key_quota_exceeded), so that one organization's provisioning "
-     "key cannot fill the gateway's memory and disk for every other.",
+     "Most service keys an organization may hold that can still authenticate (never deleted, or "
+     "in a rotation's grace period); one more is refused with 403 (key_quota_exceeded), so "
+     "that one organization's provisioning key cannot fill the gateway's memory for every "
+     "other.",
      ApplyInteger<&Settings::max_service_keys_per_org, 1, 100'000'000>},
     {"io_threads", "KEYGATE_IO_THREADS", "0", "integer 0..256",
      "Threads that serve connections, each with its own event loop; 0 means one per core.",

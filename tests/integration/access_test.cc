@@ -110,7 +110,7 @@ TEST_F(ManagementTest, AnOrganizationHoldsAtMostItsQuotaOfServiceKeys) {
   ASSERT_TRUE(process_->Start({"KEYGATE_LIMITS_MAX_SERVICE_KEYS_PER_ORG=3"})) << process_->log();
   client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
   const std::string first = CreateKeyHash(a_, "q1");
-  CreateKeyHash(a_, "q2");
+  const std::string second = CreateKeyHash(a_, "q2");
   CreateKeyHash(a_, "q3");
   const struct {
     std::string path;
@@ -130,9 +130,35 @@ TEST_F(ManagementTest, AnOrganizationHoldsAtMostItsQuotaOfServiceKeys) {
   auto rotated = client_->Post("/api/v1/keys/" + first + "/rotate", "{}", a_.pk);
   ASSERT_EQ(rotated.status, 201) << rotated.body;
   const std::string successor = Parse(rotated.body).at("data").at("hash").as_string().c_str();
+  // Audit AA: a key in a rotation's grace period still authenticates, so it counts: a rotation
+  // with a grace period at the quota is refused (1,000 of them on one key made 1,000 working
+  // keys), whether of a live key or of one already in its grace period.
+  auto graced = client_->Post("/api/v1/keys/" + successor + "/rotate",
+                              R"({"grace_period_seconds":3600})", a_.pk);
+  EXPECT_EQ(graced.status, 403) << graced.body;
   EXPECT_EQ(client_->Post("/api/v1/keys", R"({"name":"q4"})", a_.pk).status, 403);
   EXPECT_EQ(client_->Delete("/api/v1/keys/" + successor, a_.pk).status, 200);
   EXPECT_EQ(client_->Post("/api/v1/keys", R"({"name":"q4"})", a_.pk).status, 201);
+  // Room for one more: a rotation with a grace period takes it; rotating the old key again,
+  // in its grace period, finds none.
+  EXPECT_EQ(client_->Delete("/api/v1/keys/" + second, a_.pk).status, 200);
+  const std::string fifth = CreateKeyHash(a_, "q5");
+  EXPECT_EQ(client_->Delete("/api/v1/keys/" + fifth, a_.pk).status, 200);
+  const std::string third = [&] {
+    const boost::json::value listed = Parse(client_->Get("/api/v1/keys", a_.pk).body);
+    for (const auto& key : listed.at("data").as_array()) {
+      if (key.at("name") == "q3") return std::string(key.at("hash").as_string().c_str());
+    }
+    return std::string();
+  }();
+  for (int expected : {201, 403}) {
+    auto rotated_in_grace = client_->Post("/api/v1/keys/" + third + "/rotate",
+                                          R"({"grace_period_seconds":3600})", a_.pk);
+    EXPECT_EQ(rotated_in_grace.status, expected) << rotated_in_grace.body;
+  }
+  // The v2 dialect's own shape for it.
+  auto v2 = client_->Post("/v2/api-keys", R"({"name":"q6"})", a_.pk);
+  EXPECT_EQ(v2.status, 403) << v2.body;
 }
 
 TEST_F(ManagementTest, MissingOrUnknownCredentialsAre401) {

@@ -108,22 +108,28 @@ keys::AuditEntry AuditWithProject(const keys::AuditEntry& audit,
 }
 
 // Inserts the row and its tags. Returns the version it was given.
-// The quota of service keys per organization (0: none), against the keys never revoked
-// (service_key_counts, kept by triggers): a deleted or rotated key no longer counts.
-Status CheckKeyQuota(Connection& conn, const std::string& org_id, int64_t quota) {
+// The quota of service keys per organization (0: none), checked after a write has made its
+// key: the keys never revoked (service_key_counts, kept by triggers) and those in a rotation's
+// grace period at `now` (which still authenticate: audit AA rotated one key a thousand times
+// with a long grace, each successor uncounted). A deleted key, or one past its grace, no longer
+// counts. How many keys the org holds is not said: a provisioning key cannot see them all.
+Status CheckKeyQuota(Connection& conn, const std::string& org_id, int64_t quota,
+                     UnixMillis now) {
   if (quota <= 0) return OkStatus();
   int64_t held = 0;
   KG_RETURN_IF_ERROR(sqlite::ForEachRow(
-      conn, "SELECT COALESCE(SUM(unrevoked), 0) FROM service_key_counts WHERE org_id = ?1",
-      {org_id}, [&held](const Statement& row) {
+      conn,
+      "SELECT (SELECT COALESCE(SUM(unrevoked), 0) FROM service_key_counts WHERE org_id = ?1) + "
+      "(SELECT COUNT(*) FROM service_keys WHERE org_id = ?1 AND revoke_at > ?2)",
+      {org_id, now}, [&held](const Statement& row) {
         held = row.ColumnInt(0);
         return OkStatus();
       }));
-  if (held < quota) return OkStatus();
+  if (held <= quota) return OkStatus();
   return Error{ErrorCode::kPermissionDenied,
-               "this organization holds " + std::to_string(held) +
-                   " service keys, the most this gateway allows "
-                   "(limits.max_service_keys_per_org); delete keys it no longer needs",
+               "this organization holds the most service keys this gateway allows it "
+               "(limits.max_service_keys_per_org, counting keys in a rotation's grace period); "
+               "delete keys it no longer needs",
                {},
                "key_quota_exceeded"};
 }
@@ -229,11 +235,13 @@ Status SqliteStore::InsertServiceKey(keys::ServiceKey* key,
   if (key->lineage.empty()) key->lineage = key->hash;
   int64_t version = 0;
   KG_RETURN_IF_ERROR(Write([&](Connection& conn) -> Status {
-    // On the writer thread, in the write's transaction: concurrent creates cannot pass it.
-    KG_RETURN_IF_ERROR(CheckKeyQuota(conn, key->org_id, max_service_keys_per_org_));
     KG_RETURN_IF_ERROR(InsertProjectIfNew(conn, new_project, key));
     auto inserted = InsertKeyRow(conn, *key);
     if (!inserted.ok()) return inserted.error();
+    // On the writer thread, in the write's transaction: concurrent creates cannot pass it (a
+    // refusal rolls the write back).
+    KG_RETURN_IF_ERROR(
+        CheckKeyQuota(conn, key->org_id, max_service_keys_per_org_, key->created_at));
     version = *inserted;
     return sqlite::InsertAuditEntry(conn, AuditWithProject(audit, new_project, *key));
   }));
@@ -268,6 +276,10 @@ Status SqliteStore::RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey
     if (!updated.ok()) return updated.error();
     auto inserted = InsertKeyRow(conn, *new_key);
     if (!inserted.ok()) return inserted.error();
+    // The old key counts while in its grace period: a rotation is refused only when that
+    // passes the quota (a rotation without grace replaces a key one for one).
+    KG_RETURN_IF_ERROR(
+        CheckKeyQuota(conn, new_key->org_id, max_service_keys_per_org_, new_key->created_at));
     old_version = *updated;
     new_version = *inserted;
     return sqlite::InsertAuditEntry(conn, audit);
