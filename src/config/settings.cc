@@ -186,7 +186,7 @@ constexpr SettingInfo kSettings[] = {
      "Largest request body accepted; a larger one is refused with 413.",
      ApplyInteger<&Settings::max_body_bytes, 1024, 1'073'741'824>},
     {"limits.max_body_memory_bytes", "KEYGATE_LIMITS_MAX_BODY_MEMORY_BYTES", "268435456",
-     "integer 1048576..68719476736, at least limits.max_body_bytes",
+     "integer 1048576..68719476736 (raised to limits.max_body_bytes when below it)",
      "Most memory the request bodies being received may hold, summed over every connection (a "
      "body's Content-Length counts from its head on); a body that would pass it is refused "
      "with 503 and its connection closed, so that slow or stalled clients cannot exhaust memory.",
@@ -309,12 +309,6 @@ Status ValidateSettings(const Settings& settings,
                                         ": must differ and neither may start with the other",
                                     std::string(prefixes[blame_earlier ? i : j].first));
     }
-  }
-  if (settings.max_body_memory_bytes < settings.max_body_bytes) {
-    return Error::InvalidArgument(
-        "limits.max_body_memory_bytes: must be at least limits.max_body_bytes (" +
-            std::to_string(settings.max_body_bytes) + ")",
-        "limits.max_body_memory_bytes");
   }
   if (settings.store_kind != StoreKind::kSqlite) {
     return Error::InvalidArgument(

@@ -73,13 +73,25 @@ bool RequestParser::Hold(size_t bytes, boost::beast::error_code& ec) {
   return true;
 }
 
+bool RequestParser::HoldDeclaredBody() {
+  if (length_known_) return true;
+  const boost::optional<std::uint64_t> length = content_length();
+  if (!length) return true;  // none, or chunked: held as it comes
+  length_known_ = true;
+  boost::beast::error_code ec;
+  return Hold(static_cast<size_t>(*length), ec);
+}
+
 void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
                                       boost::beast::error_code& ec) {
   // basic_parser has already refused a length over the body limit. The memory a declared
-  // length reserves is held from here: a client that sends it slowly holds it all along.
+  // length reserves is held from the head on (HoldDeclaredBody, from the session): a client
+  // that sends it slowly holds it all along.
   if (!content_length) return;
-  length_known_ = true;
-  if (!Hold(static_cast<size_t>(*content_length), ec)) return;
+  if (!length_known_ && !HoldDeclaredBody()) {
+    ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
+    return;
+  }
   request_.body.reserve(static_cast<size_t>(*content_length));
 }
 

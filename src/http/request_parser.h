@@ -54,6 +54,9 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
 
   // The last error came from the body not fitting in the BodyMemory.
   bool body_memory_full() const { return body_memory_full_; }
+  // Once is_header_done(): holds the declared Content-Length, if any, from now on (before a
+  // 100 Continue invites the body: audit AA). False, with body_memory_full(), if it does not fit.
+  bool HoldDeclaredBody();
 
   // Filled as far as parsed: method, target and headers once is_header_done(), the body once
   // is_done(). The other members of Request are the caller's to set.

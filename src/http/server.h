@@ -47,7 +47,8 @@ struct ServerOptions {
   size_t max_body_bytes = 10 * 1024 * 1024;
   // Most memory the bodies being received may hold, summed over every connection (a body's
   // Content-Length counts from its head on); a body that would pass it is answered 503 and its
-  // connection closed (audit Z: 64 clients trickling 10 MiB bodies held 650 MB).
+  // connection closed (audit Z: 64 clients trickling 10 MiB bodies held 650 MB). Raised to
+  // max_body_bytes when below it.
   size_t max_body_memory_bytes = 256 * 1024 * 1024;
   // Seconds allowed to receive a complete request header.
   int header_timeout_s = 10;

@@ -459,6 +459,11 @@ void Session::Parse() {
     }
     if (phase_ == Phase::kHeader && parser_->is_header_done()) {
       phase_ = Phase::kBody;
+      if (!parser_->HoldDeclaredBody()) {
+        parsing_ = false;
+        return OnReadError(
+            boost::system::errc::make_error_code(boost::system::errc::not_enough_memory));
+      }
       if (!parser_->is_done() && parser_->version() >= 11 &&
           beast::iequals(parser_->request().Header("expect"), "100-continue")) {
         ExpectContinue();

@@ -21,6 +21,7 @@
 // thread (they run the work at once when already on that thread, else post it there).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -59,7 +60,8 @@ class ServerState {
         router_(router),
         logger_(logger),
         metrics_(metrics),
-        body_memory_(options.max_body_memory_bytes) {}
+        // A body of the largest size always fits alone.
+        body_memory_(std::max(options.max_body_memory_bytes, options.max_body_bytes)) {}
 
   const ServerOptions& options() const { return options_; }
   const Router& router() const { return router_; }

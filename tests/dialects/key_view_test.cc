@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,7 +25,7 @@ class CountingUsage final : public store::UsageStore {
       const std::vector<std::string>& lineages, const store::DayBounds&) override {
     ++spend_for_calls;
     std::map<std::string, store::SpendSums> out;
-    for (const std::string& lineage : lineages) out[lineage] = {};
+    for (const std::string& lineage : lineages) out[lineage] = sums;
     return out;
   }
   Result<MicroUsd> SpendSince(const std::string&, int64_t) override { return MicroUsd{0}; }
@@ -44,6 +46,7 @@ class CountingUsage final : public store::UsageStore {
     return std::vector<store::UsageRecord>{};
   }
   int spend_for_calls = 0;
+  store::SpendSums sums;  // what SpendFor answers for every lineage
   std::vector<store::DailyUsage> days;  // what DailySeries holds, oldest first
   std::string asked_lineage;
 };
@@ -52,16 +55,21 @@ class CountingUsage final : public store::UsageStore {
 class CountingLive final : public LiveUsage {
  public:
   Result<std::unordered_map<std::string, keys::UsageTotals>> ReadWithUnflushed(
-      const std::vector<std::string>&, UnixMillis,
+      const std::vector<std::string>& lineages, UnixMillis,
       const std::function<Status()>& read_store) const override {
     ++calls;
     KG_RETURN_IF_ERROR(read_store());
-    return std::unordered_map<std::string, keys::UsageTotals>{};
+    std::unordered_map<std::string, keys::UsageTotals> out;
+    for (const std::string& lineage : lineages) {
+      if (unflushed) out[lineage] = *unflushed;
+    }
+    return out;
   }
   void AddWindows(const keys::ServiceKey&, UnixMillis, keys::UsageTotals*) const override {
     ++window_calls;
   }
   std::string RateLimitLines(const keys::ServiceKey&, UnixMillis) const override { return {}; }
+  std::optional<keys::UsageTotals> unflushed;  // what every lineage adds, if set
   mutable int calls = 0;         // reads of the uncommitted spend
   mutable int window_calls = 0;  // reads of the windows
 };
@@ -115,6 +123,30 @@ TEST(KeyViewTest, ViewOfANewKeyIsTheViewWithoutAskingForUsage) {
   EXPECT_EQ(fresh.limit_remaining, std::optional<MicroUsd>(5'000'000));
   EXPECT_EQ(fresh.status, keys::KeyStatus::kActive);
   EXPECT_TRUE(fresh.budget_resets_at.has_value());
+}
+
+// Audit AA: the stored totals (each day's at most kMostUsageOfADay) plus spend not stored yet
+// (saturated at the int64 maximum by an absurd call) wrapped negative in every dialect's view.
+TEST(KeyViewTest, StoredAndUnflushedSpendAddUpWithoutWrapping) {
+  ManualClock clock(kNow);
+  CountingUsage usage;
+  usage.sums = {store::kMostUsageOfADay, store::kMostUsageOfADay, store::kMostUsageOfADay,
+                store::kMostUsageOfADay};
+  CountingLive live;
+  constexpr MicroUsd kMax = std::numeric_limits<MicroUsd>::max();
+  live.unflushed = keys::UsageTotals{};
+  live.unflushed->total = live.unflushed->daily = kMax;
+  live.unflushed->weekly = live.unflushed->monthly = kMax;
+  KeyViewer viewer(usage, clock);
+  viewer.SetLiveUsage(&live);
+  auto view = viewer.View(FreshKey());
+  ASSERT_TRUE(view.ok()) << view.error().message;
+  EXPECT_EQ(view->usage.total, kMax);
+  EXPECT_EQ(view->usage.daily, kMax);
+  EXPECT_EQ(view->usage.weekly, kMax);
+  EXPECT_EQ(view->usage.monthly, kMax);
+  EXPECT_EQ(view->usage.current_period, kMax);
+  EXPECT_EQ(view->limit_remaining, std::optional<MicroUsd>(0));
 }
 
 // The console's chart: a row for every day of the range, oldest first, today last, the stored

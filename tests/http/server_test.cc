@@ -446,6 +446,10 @@ TEST_F(ServerTest, BodiesBeingReceivedShareABoundedMemory) {
   std::string refused = answer_to({head, std::string(100, 'b')});
   EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused;
   EXPECT_NE(refused.find("Connection: close"), std::string::npos) << refused;
+  // Asking whether to send it: refused at once, not invited (audit AA: 100 Continue came first).
+  refused = answer_to({"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n"
+                       "Expect: 100-continue\r\n\r\n"});
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused;
   // A chunked body counts as it arrives: 1500 fit, 2500 more do not.
   refused = answer_to({"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
                        "5dc\r\n" + std::string(1500, 'c') + "\r\n",
@@ -471,6 +475,25 @@ TEST_F(ServerTest, BodiesBeingReceivedShareABoundedMemory) {
   }));
   const std::string log = LogText();
   EXPECT_NE(log.find("limits.max_body_memory_bytes is 6000 bytes"), std::string::npos) << log;
+}
+
+// A share below the largest body is raised to it: such a body always fits alone (audit AA: a
+// config with a large max_body_bytes was refused once the share came in).
+TEST_F(ServerTest, TheBodyMemoryHoldsAtLeastOneBodyOfTheLargestSize) {
+  ServerOptions options = TestOptions();
+  options.max_body_bytes = 4096;
+  options.max_body_memory_bytes = 1000;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  const int fd = ConnectRaw();
+  const std::string head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const std::string body(4000, 'a');
+  ASSERT_EQ(::send(fd, body.data(), body.size(), MSG_NOSIGNAL), static_cast<ssize_t>(body.size()));
+  char buffer[64] = {};
+  ASSERT_GT(::recv(fd, buffer, sizeof buffer - 1, 0), 0);
+  EXPECT_EQ(std::string(buffer).rfind("HTTP/1.1 200", 0), 0u) << buffer;
+  ::close(fd);
 }
 
 TEST_F(ServerTest, OversizedChunkedBodyGets413) {

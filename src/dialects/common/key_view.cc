@@ -4,6 +4,7 @@
 #include <map>
 #include <utility>
 
+#include "common/saturating.h"
 #include "limits/period.h"
 
 namespace keygate::dialects {
@@ -59,10 +60,11 @@ Result<std::vector<KeyView>> KeyViewer::Views(std::vector<keys::ServiceKey> keys
     const std::string& lineage = keys::LineageOf(key);
     store::SpendSums s = sums[lineage];
     if (const auto it = unflushed.find(lineage); it != unflushed.end()) {
-      s.total += it->second.total;
-      s.since_day += it->second.daily;
-      s.since_week += it->second.weekly;
-      s.since_month += it->second.monthly;
+      // Saturating: each of them may be at its end already (audit AA: the sum wrapped negative).
+      s.total = SaturatingAdd(s.total, it->second.total);
+      s.since_day = SaturatingAdd(s.since_day, it->second.daily);
+      s.since_week = SaturatingAdd(s.since_week, it->second.weekly);
+      s.since_month = SaturatingAdd(s.since_month, it->second.monthly);
     }
     views.push_back(Build(std::move(key), s, now, /*add_live=*/true));
   }
