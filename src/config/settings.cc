@@ -187,9 +187,9 @@ constexpr SettingInfo kSettings[] = {
      ApplyInteger<&Settings::max_body_bytes, 1024, 1'073'741'824>},
     {"limits.max_body_memory_bytes", "KEYGATE_LIMITS_MAX_BODY_MEMORY_BYTES", "268435456",
      "integer 1048576..68719476736 (raised to limits.max_body_bytes when below it)",
-     "Most memory the request bodies being received may hold, summed over every connection (a "
-     "body's Content-Length counts from its head on); a body that would pass it is refused "
-     "with 503 and its connection closed, so that slow or stalled clients cannot exhaust memory.",
+     "Most memory the request bodies being received may hold, summed over every connection "
+     "(each holds what has arrived of it); a body that would pass it is refused with 503 and "
+     "its connection closed, so that slow or stalled clients cannot exhaust memory.",
      ApplyInteger<&Settings::max_body_memory_bytes, 1'048'576, 68'719'476'736>},
     {"limits.header_timeout_s", "KEYGATE_LIMITS_HEADER_TIMEOUT_S", "10", "integer 1..300",
      "Seconds a client has to send a request's complete header before the connection is closed.",
@@ -209,10 +209,10 @@ constexpr SettingInfo kSettings[] = {
      ApplyInteger<&Settings::max_connections, 1, 1'000'000>},
     {"limits.max_service_keys_per_org", "KEYGATE_LIMITS_MAX_SERVICE_KEYS_PER_ORG", "100000",
      "integer 1..100000000",
-     "Most service keys an organization may hold that can still authenticate (never deleted, or "
-     "in a rotation's grace period); one more is refused with 403 (key_quota_exceeded), so "
-     "that one organization's provisioning key cannot fill the gateway's memory for every "
-     "other.",
+     "Most service keys an organization may hold: never deleted (disabled and expired ones "
+     "included) or in a rotation's grace period; one more is refused with 403 "
+     "(key_quota_exceeded), so that one organization's provisioning key cannot fill the "
+     "gateway's memory for every other.",
      ApplyInteger<&Settings::max_service_keys_per_org, 1, 100'000'000>},
     {"io_threads", "KEYGATE_IO_THREADS", "0", "integer 0..256",
      "Threads that serve connections, each with its own event loop; 0 means one per core.",

@@ -73,30 +73,19 @@ bool RequestParser::Hold(size_t bytes, boost::beast::error_code& ec) {
   return true;
 }
 
-bool RequestParser::HoldDeclaredBody() {
-  if (length_known_) return true;
-  const boost::optional<std::uint64_t> length = content_length();
-  if (!length) return true;  // none, or chunked: held as it comes
-  length_known_ = true;
-  boost::beast::error_code ec;
-  return Hold(static_cast<size_t>(*length), ec);
-}
-
 void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
-                                      boost::beast::error_code& ec) {
-  // basic_parser has already refused a length over the body limit. The memory a declared
-  // length reserves is held from the head on (HoldDeclaredBody, from the session): a client
-  // that sends it slowly holds it all along.
-  if (!content_length) return;
-  if (!length_known_ && !HoldDeclaredBody()) {
-    ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
-    return;
+                                      boost::beast::error_code&) {
+  // basic_parser has already refused a length over the body limit. Room is made at once for a
+  // small body only: a declared length costs nothing until its bytes come (the review: held
+  // from the head, a few idle clients declaring large bodies blocked everyone's).
+  constexpr std::uint64_t kReservedUpTo = 1024 * 1024;
+  if (content_length && *content_length <= kReservedUpTo) {
+    request_.body.reserve(static_cast<size_t>(*content_length));
   }
-  request_.body.reserve(static_cast<size_t>(*content_length));
 }
 
 size_t RequestParser::on_body_impl(boost::beast::string_view body, boost::beast::error_code& ec) {
-  if (!length_known_ && !Hold(body.size(), ec)) return 0;  // a chunk: held as it comes
+  if (!Hold(body.size(), ec)) return 0;  // held as it arrives, whatever the framing
   request_.body.append(body.data(), body.size());
   return body.size();
 }

@@ -23,6 +23,7 @@ class BodyMemory {
   bool TryHold(size_t bytes);
   void Release(size_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
   size_t held() const { return held_.load(std::memory_order_relaxed); }
+  size_t limit() const { return limit_; }
 
  private:
   const size_t limit_;
@@ -42,9 +43,9 @@ class BodyMemory {
 // and dropped, never merged into the head's (RFC 9110 §6.5.1: an Authorization sent there
 // must not authenticate).
 //
-// With a BodyMemory, the body holds its share of it from its head (its Content-Length) or as
-// its chunks arrive, until the parser is destroyed; a body that does not fit fails with
-// body_memory_full() true (the session answers 503 and closes).
+// With a BodyMemory, the body holds its share of it as its bytes arrive, until the parser is
+// destroyed; a body that does not fit fails with body_memory_full() true (the session answers
+// 503 and closes).
 class RequestParser final : public boost::beast::http::basic_parser<true> {
  public:
   explicit RequestParser(BodyMemory* memory = nullptr) : memory_(memory) {}
@@ -54,9 +55,6 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
 
   // The last error came from the body not fitting in the BodyMemory.
   bool body_memory_full() const { return body_memory_full_; }
-  // Once is_header_done(): holds the declared Content-Length, if any, from now on (before a
-  // 100 Continue invites the body: audit AA). False, with body_memory_full(), if it does not fit.
-  bool HoldDeclaredBody();
 
   // Filled as far as parsed: method, target and headers once is_header_done(), the body once
   // is_done(). The other members of Request are the caller's to set.
@@ -93,7 +91,6 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
 
   BodyMemory* const memory_;
   size_t held_ = 0;  // of memory_
-  bool length_known_ = false;
   bool body_memory_full_ = false;
 
   Request request_;

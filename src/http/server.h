@@ -45,8 +45,8 @@ struct ServerOptions {
   uint16_t port = 8080;
   // Largest accepted request body; larger bodies are answered 413 payload_too_large.
   size_t max_body_bytes = 10 * 1024 * 1024;
-  // Most memory the bodies being received may hold, summed over every connection (a body's
-  // Content-Length counts from its head on); a body that would pass it is answered 503 and its
+  // Most memory the bodies being received may hold, summed over every connection (each holds
+  // what has arrived of it); a body that would pass it is answered 503 and its
   // connection closed (audit Z: 64 clients trickling 10 MiB bodies held 650 MB). Raised to
   // max_body_bytes when below it.
   size_t max_body_memory_bytes = 256 * 1024 * 1024;

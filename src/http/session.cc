@@ -459,11 +459,6 @@ void Session::Parse() {
     }
     if (phase_ == Phase::kHeader && parser_->is_header_done()) {
       phase_ = Phase::kBody;
-      if (!parser_->HoldDeclaredBody()) {
-        parsing_ = false;
-        return OnReadError(
-            boost::system::errc::make_error_code(boost::system::errc::not_enough_memory));
-      }
       if (!parser_->is_done() && parser_->version() >= 11 &&
           beast::iequals(parser_->request().Header("expect"), "100-continue")) {
         ExpectContinue();
@@ -506,9 +501,9 @@ void Session::OnReadError(beast::error_code ec) {
   if (closed_) return;
   if (parser_ && parser_->body_memory_full()) {
     Reject(Error::Unavailable(
-        "The server is receiving too many request bodies at once (limits.max_body_memory_bytes "
-        "is " + std::to_string(state_.options().max_body_memory_bytes) +
-        " bytes); try again shortly"));
+        "The server is receiving too many request bodies at once (they may hold " +
+        std::to_string(state_.body_memory().limit()) +
+        " bytes: limits.max_body_memory_bytes); try again shortly"));
     return;
   }
   if (ec == bhttp::error::body_limit) {

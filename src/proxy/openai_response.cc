@@ -120,8 +120,6 @@ std::optional<json::value> ParseIn(std::string_view text, json::monotonic_resour
   return parsed;
 }
 
-// An upstream's error, whatever its status: an `error` member, not null, and no `choices` (the
-// review: an embedding answer with `"error":null` and its usage was taken for one).
 // `usage` unless a count is above kMostTokensReported.
 std::optional<TokenUsage> Plausible(const TokenUsage& usage) {
   if (usage.prompt_tokens > kMostTokensReported || usage.completion_tokens > kMostTokensReported) {
@@ -130,6 +128,8 @@ std::optional<TokenUsage> Plausible(const TokenUsage& usage) {
   return usage;
 }
 
+// An upstream's error, whatever its status: an `error` member, not null, and no `choices` (the
+// review: an embedding answer with `"error":null` and its usage was taken for one).
 bool IsErrorObject(const json::object* answer) {
   if (answer == nullptr || answer->contains("choices")) return false;
   const json::value* error = answer->if_contains("error");

@@ -107,7 +107,8 @@ class KeyStore {
                                   const std::optional<keys::Project>& new_project,
                                   const keys::AuditEntry& audit) = 0;
   // One transaction: writes old_key (with its revoke_at set; its version checked as
-  // UpdateServiceKey's) and inserts new_key.
+  // UpdateServiceKey's) and inserts new_key. A store with a quota refuses a rotation that adds
+  // a key past it (the old one in its grace period) with PermissionDenied (key_quota_exceeded).
   virtual Status RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey* new_key,
                                   const keys::AuditEntry& audit) = 0;
   // The stored row, revoked or not. NotFound.

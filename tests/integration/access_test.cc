@@ -159,6 +159,22 @@ TEST_F(ManagementTest, AnOrganizationHoldsAtMostItsQuotaOfServiceKeys) {
   // The v2 dialect's own shape for it.
   auto v2 = client_->Post("/v2/api-keys", R"({"name":"q6"})", a_.pk);
   EXPECT_EQ(v2.status, 403) << v2.body;
+  // Above a quota lowered since, a rotation without grace (a leaked key's) still works: it adds
+  // nothing (the review).
+  ASSERT_EQ(process_->Stop(), 0);
+  ASSERT_TRUE(process_->Start({"KEYGATE_LIMITS_MAX_SERVICE_KEYS_PER_ORG=1"})) << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  auto leaked = client_->Post("/api/v1/keys/" + third + "/rotate", "{}", a_.pk);
+  EXPECT_EQ(leaked.status, 201) << leaked.body;  // in its grace period: it ends now instead
+  const boost::json::value keys = Parse(client_->Get("/api/v1/keys", a_.pk).body);
+  for (const auto& key : keys.at("data").as_array()) {
+    if (key.at("name") != "q4") continue;
+    auto replaced = client_->Post(
+        "/api/v1/keys/" + std::string(key.at("hash").as_string().c_str()) + "/rotate", "{}",
+        a_.pk);
+    EXPECT_EQ(replaced.status, 201) << replaced.body;
+  }
+  EXPECT_EQ(client_->Post("/api/v1/keys", R"({"name":"q7"})", a_.pk).status, 403);
 }
 
 TEST_F(ManagementTest, MissingOrUnknownCredentialsAre401) {

@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "store/usage_store.h"
+
 namespace keygate::store::sqlite {
 namespace {
 
@@ -537,6 +539,24 @@ BEGIN
 END;
 )sql";
 
+// Daily usage totals written before their sums saturated (audit Z, session 21): an upstream's
+// absurd usage could leave one negative (wrapped in keygate) or a REAL (SQLite's own sum past
+// int64), which a budget read as no spend at all, and two such days made SUM() fail. Each is
+// brought into 0..kMostUsageOfADay (2^49 - 1), as totals are kept from now on.
+constexpr const char* kClampDailyTotalsSchema = R"sql(
+UPDATE usage_daily SET
+  cost = CAST(MAX(0, MIN(cost, 562949953421311)) AS INTEGER),
+  prompt_tokens = CAST(MAX(0, MIN(prompt_tokens, 562949953421311)) AS INTEGER),
+  completion_tokens = CAST(MAX(0, MIN(completion_tokens, 562949953421311)) AS INTEGER),
+  requests = CAST(MAX(0, MIN(requests, 562949953421311)) AS INTEGER)
+WHERE typeof(cost) != 'integer' OR typeof(prompt_tokens) != 'integer'
+   OR typeof(completion_tokens) != 'integer' OR typeof(requests) != 'integer'
+   OR MIN(cost, prompt_tokens, completion_tokens, requests) < 0
+   OR MAX(cost, prompt_tokens, completion_tokens, requests) > 562949953421311;
+)sql";
+
+static_assert(kMostUsageOfADay == 562949953421311, "kClampDailyTotalsSchema's bound");
+
 constexpr std::array kMigrations = {
     Migration{1, "initial schema: organizations, keys, projects, audit log, usage", kInitialSchema},
     Migration{2, "list at scale: counters per source and tag, tag rows by org and position, "
@@ -551,6 +571,8 @@ constexpr std::array kMigrations = {
     Migration{7, "open calls: the calls in flight, which a crash must not forget",
               kOpenCallsSchema},
     Migration{8, "audit ids numbered per organization", kAuditPerOrgSchema},
+    Migration{9, "daily usage totals brought into their saturating range",
+              kClampDailyTotalsSchema},
 };
 
 constexpr const char* kCreateMigrationsTable =

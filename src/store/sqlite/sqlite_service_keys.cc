@@ -107,15 +107,11 @@ keys::AuditEntry AuditWithProject(const keys::AuditEntry& audit,
   return out;
 }
 
-// Inserts the row and its tags. Returns the version it was given.
-// The quota of service keys per organization (0: none), checked after a write has made its
-// key: the keys never revoked (service_key_counts, kept by triggers) and those in a rotation's
-// grace period at `now` (which still authenticate: audit AA rotated one key a thousand times
-// with a long grace, each successor uncounted). A deleted key, or one past its grace, no longer
-// counts. How many keys the org holds is not said: a provisioning key cannot see them all.
-Status CheckKeyQuota(Connection& conn, const std::string& org_id, int64_t quota,
-                     UnixMillis now) {
-  if (quota <= 0) return OkStatus();
+// The service keys an org holds at `now` for its quota: those never revoked (service_key_counts,
+// kept by triggers; disabled and expired ones included) and those in a rotation's grace period
+// (which still authenticate: audit AA rotated one key a thousand times with a long grace, each
+// successor uncounted). A deleted key, or one past its grace, no longer counts.
+Result<int64_t> KeysHeld(Connection& conn, const std::string& org_id, UnixMillis now) {
   int64_t held = 0;
   KG_RETURN_IF_ERROR(sqlite::ForEachRow(
       conn,
@@ -125,7 +121,15 @@ Status CheckKeyQuota(Connection& conn, const std::string& org_id, int64_t quota,
         held = row.ColumnInt(0);
         return OkStatus();
       }));
-  if (held <= quota) return OkStatus();
+  return held;
+}
+
+// The quota of service keys per organization (0: none), checked once a write has made its key:
+// refused only if the write raised the count past the quota, so that a rotation without grace
+// (one key for one) works even in an org above a quota lowered since (the review). How many
+// keys the org holds is not said: a provisioning key cannot see them all.
+Status CheckKeyQuota(int64_t quota, int64_t before, int64_t after) {
+  if (quota <= 0 || after <= quota || after <= before) return OkStatus();
   return Error{ErrorCode::kPermissionDenied,
                "this organization holds the most service keys this gateway allows it "
                "(limits.max_service_keys_per_org, counting keys in a rotation's grace period); "
@@ -146,6 +150,7 @@ Status ReadOneKey(Connection& conn, const std::string& where,
                             });
 }
 
+// Inserts the row and its tags. Returns the version it was given.
 Result<int64_t> InsertKeyRow(Connection& conn, const keys::ServiceKey& key) {
   KG_RETURN_IF_ERROR(CheckProjectInOrg(conn, key));
   auto positions = sqlite::NextSequenceValues(conn, kSeqSequence, kVersionSequence);
@@ -239,9 +244,12 @@ Status SqliteStore::InsertServiceKey(keys::ServiceKey* key,
     auto inserted = InsertKeyRow(conn, *key);
     if (!inserted.ok()) return inserted.error();
     // On the writer thread, in the write's transaction: concurrent creates cannot pass it (a
-    // refusal rolls the write back).
-    KG_RETURN_IF_ERROR(
-        CheckKeyQuota(conn, key->org_id, max_service_keys_per_org_, key->created_at));
+    // refusal rolls the write back). A create adds one key.
+    if (max_service_keys_per_org_ > 0) {
+      auto held = KeysHeld(conn, key->org_id, key->created_at);
+      if (!held.ok()) return held.error();
+      KG_RETURN_IF_ERROR(CheckKeyQuota(max_service_keys_per_org_, *held - 1, *held));
+    }
     version = *inserted;
     return sqlite::InsertAuditEntry(conn, AuditWithProject(audit, new_project, *key));
   }));
@@ -272,14 +280,23 @@ Status SqliteStore::RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey
   // spec §3 rotation: both rows in one savepoint, so the old key is never revoked without its
   // replacement existing, nor the other way round.
   KG_RETURN_IF_ERROR(Write([&](Connection& conn) -> Status {
+    int64_t held_before = 0;
+    if (max_service_keys_per_org_ > 0) {
+      auto held = KeysHeld(conn, new_key->org_id, new_key->created_at);
+      if (!held.ok()) return held.error();
+      held_before = *held;
+    }
     auto updated = UpdateKeyRow(conn, *old_key);
     if (!updated.ok()) return updated.error();
     auto inserted = InsertKeyRow(conn, *new_key);
     if (!inserted.ok()) return inserted.error();
-    // The old key counts while in its grace period: a rotation is refused only when that
-    // passes the quota (a rotation without grace replaces a key one for one).
-    KG_RETURN_IF_ERROR(
-        CheckKeyQuota(conn, new_key->org_id, max_service_keys_per_org_, new_key->created_at));
+    // The old key counts while in its grace period: a rotation with one adds a key; one
+    // without replaces a key one for one, and is never refused.
+    if (max_service_keys_per_org_ > 0) {
+      auto held = KeysHeld(conn, new_key->org_id, new_key->created_at);
+      if (!held.ok()) return held.error();
+      KG_RETURN_IF_ERROR(CheckKeyQuota(max_service_keys_per_org_, held_before, *held));
+    }
     old_version = *updated;
     new_version = *inserted;
     return sqlite::InsertAuditEntry(conn, audit);

@@ -83,8 +83,10 @@ struct SqliteOptions {
   int read_connections = 4;
   // Most writes committed in one transaction (one fsync). REQUIRES: 1..100000.
   int max_batch_writes = 512;
-  // Most service keys an organization may hold that were never revoked (InsertServiceKey);
-  // 0: no limit. REQUIRES: >= 0.
+  // Most service keys an organization may hold: never revoked (disabled and expired ones
+  // included) or in a rotation's grace period. A create, or a rotation with a grace period,
+  // that would pass it is refused (InsertServiceKey, RotateServiceKey); 0: no limit.
+  // REQUIRES: >= 0.
   int64_t max_service_keys_per_org = 0;
   // Stamps schema_migrations.applied_at. Not owned; must outlive Open(). nullptr = the
   // system clock.

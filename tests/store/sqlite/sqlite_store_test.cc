@@ -187,6 +187,70 @@ TEST_F(SqliteStoreTest, OpenRefusesAStoreWhoseCompanionFilesItCannotUse) {
   }
 }
 
+// A file found removed or replaced stays so (audit AA: a -wal put back made the store healthy
+// again); a file that cannot be looked at for a moment (its directory unreachable) is no
+// verdict: the check fails then and passes again after (the review).
+TEST_F(SqliteStoreTest, StoreFilesLatchWhatWentButNotWhatCouldNotBeSeen) {
+  namespace fs = std::filesystem;
+  const std::string dir = dir_ + "/files";
+  fs::create_directories(dir);
+  auto id_of = [](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return StoreFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  };
+  for (const char* name : {"db", "db-wal", "db-shm"}) std::ofstream(dir + "/" + name).flush();
+  StoreFiles files(dir + "/db", id_of(dir + "/db"), id_of(dir + "/db-wal"),
+                   id_of(dir + "/db-shm"));
+  EXPECT_TRUE(files.Check().ok());
+  // The directory out of reach (a file where it was: ENOTDIR), then back.
+  fs::rename(dir, dir + ".away");
+  std::ofstream(dir).flush();
+  Status unreachable = files.Check();
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_NE(unreachable.error().message.find("cannot look at"), std::string::npos)
+      << unreachable.error().message;
+  fs::remove(dir);
+  fs::rename(dir + ".away", dir);
+  EXPECT_TRUE(files.Check().ok());
+  // Removed, then put back: gone for good.
+  fs::remove(dir + "/db-wal");
+  EXPECT_NE(files.Check().error().message.find("db-wal was removed"), std::string::npos);
+  std::ofstream(dir + "/db-wal").flush();
+  EXPECT_FALSE(files.Check().ok());
+}
+
+// Schema 9: daily totals a keygate before session 21 wrapped negative, or SQLite turned into a
+// REAL past int64, are brought into 0..kMostUsageOfADay: a budget read a negative sum as no
+// spend at all (the review), and two such days made SUM() fail.
+TEST_F(SqliteStoreTest, MigrationNineBringsDailyTotalsIntoTheirRange) {
+  OpenOrDie({}).reset();
+  {
+    RawDb raw(path_);
+    ASSERT_TRUE(raw.Exec(
+        "INSERT INTO usage_daily (lineage, day, cost, prompt_tokens, completion_tokens, requests) "
+        "VALUES ('lin', 1, -8446744073709551376, 5, 5, 1), ('lin', 2, 1.0e30, 7, -3, 2), "
+        "('lin', 3, 9223372036854775807, 9223372036854775807, 0, 3), ('ok', 1, 42, 1, 2, 1);"
+        "DELETE FROM schema_migrations WHERE version = 9;"));
+  }
+  auto store = OpenOrDie();
+  auto series = store->DailySeries("lin", 0);
+  ASSERT_TRUE(series.ok()) << series.error().message;
+  ASSERT_EQ(series->size(), 3u);
+  EXPECT_EQ((*series)[0].cost, 0);
+  EXPECT_EQ((*series)[1].cost, kMostUsageOfADay);
+  EXPECT_EQ((*series)[1].tokens, 7);
+  EXPECT_EQ((*series)[2].cost, kMostUsageOfADay);
+  EXPECT_EQ((*series)[2].tokens, kMostUsageOfADay);
+  auto since = store->SpendSince("lin", 0);
+  ASSERT_TRUE(since.ok()) << since.error().message;
+  EXPECT_EQ(*since, 2 * kMostUsageOfADay);
+  EXPECT_EQ(store->DailySeries("ok", 0)->at(0).cost, 42);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Column("SELECT DISTINCT typeof(cost) FROM usage_daily"),
+            std::vector<std::string>{"integer"});
+}
+
 TEST_F(SqliteStoreTest, OpenRejectsBadOptionsAndPaths) {
   SqliteOptions options;
   options.read_connections = 0;
