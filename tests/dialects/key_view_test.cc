@@ -149,6 +149,29 @@ TEST(KeyViewTest, StoredAndUnflushedSpendAddUpWithoutWrapping) {
   EXPECT_EQ(view->limit_remaining, std::optional<MicroUsd>(0));
 }
 
+// A key's spend of its budget period is the sum of its reset interval (audit Y: the daily one
+// could have read the week's, and no test said otherwise), and what remains of its limit.
+TEST(KeyViewTest, TheCurrentPeriodIsTheKeysResetInterval) {
+  ManualClock clock(kNow);
+  CountingUsage usage;
+  usage.sums = {1000, 1, 10, 100};  // total, since the day, the week, the month
+  KeyViewer viewer(usage, clock);
+  const std::pair<keys::ResetInterval, MicroUsd> cases[] = {
+      {keys::ResetInterval::kDaily, 1},
+      {keys::ResetInterval::kWeekly, 10},
+      {keys::ResetInterval::kMonthly, 100},
+      {keys::ResetInterval::kNever, 1000}};
+  for (const auto& [interval, spend] : cases) {
+    keys::ServiceKey key = FreshKey();
+    key.guardrails.reset_interval = interval;
+    auto view = viewer.View(key);
+    ASSERT_TRUE(view.ok()) << view.error().message;
+    EXPECT_EQ(view->usage.current_period, spend) << static_cast<int>(interval);
+    EXPECT_EQ(view->limit_remaining, std::optional<MicroUsd>(5'000'000 - spend));
+    EXPECT_EQ(view->usage.total, 1000);
+  }
+}
+
 // The console's chart: a row for every day of the range, oldest first, today last, the stored
 // days in their places and zeros between them; asked of the key's lineage.
 TEST(KeyViewerTest, DailyHasARowForEveryDayOfTheRange) {

@@ -213,6 +213,11 @@ TEST_F(DataPlaneTest, ACallerWhoLeavesBeforeTheAnswerIsCounted499NotAsAFault) {
   auto rows = WaitForUsage(key.hash, 1);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].status, 499);
+  // Nothing of the answer came: the reservation is released, nothing charged (audit Y: a
+  // charge of the prompt's bound went unnoticed).
+  EXPECT_EQ(rows[0].cost, 0);
+  EXPECT_EQ(rows[0].prompt_tokens, 0);
+  EXPECT_EQ(rows[0].completion_tokens, 0);
   const std::string counted =
       R"(keygate_http_requests_total{route="/v1/chat/completions",method="POST",status="499"} 1)";
   std::string text = client_->Get("/metrics").body;
