@@ -216,6 +216,26 @@ TEST_F(GroupCommitWriterTest, AfterBatchRunsOncePerBatchAfterEveryWaiterIsReleas
   EXPECT_EQ(writer_->GetStats().batches, 2);  // the gate's, then the 37 queued together
 }
 
+// SQLite abandoning a batch's transaction (an I/O error or a full disk does; here a write that
+// rolls it back) fails every write of the batch, and none of them is in the store: the writes
+// after the abandoned one would otherwise run in autocommit and commit, while their callers are
+// told they failed (audit Y: a retried usage batch would count twice).
+TEST_F(GroupCommitWriterTest, AnAbandonedTransactionCommitsNothingOfItsBatch) {
+  Gate gate;
+  std::vector<Status> results;
+  std::vector<std::thread> threads;
+  const std::vector<GroupCommitWriter::WriteFn> writes = {
+      Insert("before"), [](Connection& conn) { return conn.Exec("ROLLBACK"); },
+      Insert("after")};
+  QueueBehindGate(&gate, writes, &results, &threads);
+  gate.Open();
+  for (std::thread& thread : threads) thread.join();
+  for (size_t i = 1; i < results.size(); ++i) EXPECT_FALSE(results[i].ok()) << i;
+  EXPECT_TRUE(CommittedNames().empty());
+  EXPECT_TRUE(writer_->Submit(Insert("next")).ok());  // the writer goes on
+  EXPECT_EQ(CommittedNames(), std::vector<std::string>{"next"});
+}
+
 // A write submitted alone (the store's checkpoint) runs outside any transaction, between the
 // batch before it and the one after: the writes queued on either side do not share a batch.
 TEST_F(GroupCommitWriterTest, AWriteSubmittedAloneRunsOutsideAnyTransactionBetweenBatches) {
