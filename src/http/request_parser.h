@@ -22,7 +22,6 @@ class BodyMemory {
   // Holds `bytes` more if that stays within the limit; false (nothing held) otherwise.
   bool TryHold(size_t bytes);
   void Release(size_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
-  size_t held() const { return held_.load(std::memory_order_relaxed); }
   size_t limit() const { return limit_; }
 
  private:

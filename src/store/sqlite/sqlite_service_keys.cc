@@ -110,9 +110,12 @@ keys::AuditEntry AuditWithProject(const keys::AuditEntry& audit,
 // The service keys an org holds at `now` for its quota: those never revoked (service_key_counts,
 // kept by triggers; disabled and expired ones included) and those in a rotation's grace period
 // (which still authenticate: audit AA rotated one key a thousand times with a long grace, each
-// successor uncounted). A deleted key, or one past its grace, no longer counts.
-Result<int64_t> KeysHeld(Connection& conn, const std::string& org_id, UnixMillis now) {
+// successor uncounted). A deleted key, or one past its grace, no longer counts. Without a
+// quota (0) nothing is read: 0.
+Result<int64_t> KeysHeld(Connection& conn, const std::string& org_id, UnixMillis now,
+                         int64_t quota) {
   int64_t held = 0;
+  if (quota <= 0) return held;
   KG_RETURN_IF_ERROR(sqlite::ForEachRow(
       conn,
       "SELECT (SELECT COALESCE(SUM(unrevoked), 0) FROM service_key_counts WHERE org_id = ?1) + "
@@ -245,11 +248,9 @@ Status SqliteStore::InsertServiceKey(keys::ServiceKey* key,
     if (!inserted.ok()) return inserted.error();
     // On the writer thread, in the write's transaction: concurrent creates cannot pass it (a
     // refusal rolls the write back). A create adds one key.
-    if (max_service_keys_per_org_ > 0) {
-      auto held = KeysHeld(conn, key->org_id, key->created_at);
-      if (!held.ok()) return held.error();
-      KG_RETURN_IF_ERROR(CheckKeyQuota(max_service_keys_per_org_, *held - 1, *held));
-    }
+    auto held = KeysHeld(conn, key->org_id, key->created_at, max_service_keys_per_org_);
+    if (!held.ok()) return held.error();
+    KG_RETURN_IF_ERROR(CheckKeyQuota(max_service_keys_per_org_, *held - 1, *held));
     version = *inserted;
     return sqlite::InsertAuditEntry(conn, AuditWithProject(audit, new_project, *key));
   }));
@@ -280,23 +281,18 @@ Status SqliteStore::RotateServiceKey(keys::ServiceKey* old_key, keys::ServiceKey
   // spec §3 rotation: both rows in one savepoint, so the old key is never revoked without its
   // replacement existing, nor the other way round.
   KG_RETURN_IF_ERROR(Write([&](Connection& conn) -> Status {
-    int64_t held_before = 0;
-    if (max_service_keys_per_org_ > 0) {
-      auto held = KeysHeld(conn, new_key->org_id, new_key->created_at);
-      if (!held.ok()) return held.error();
-      held_before = *held;
-    }
+    auto held_before =
+        KeysHeld(conn, new_key->org_id, new_key->created_at, max_service_keys_per_org_);
+    if (!held_before.ok()) return held_before.error();
     auto updated = UpdateKeyRow(conn, *old_key);
     if (!updated.ok()) return updated.error();
     auto inserted = InsertKeyRow(conn, *new_key);
     if (!inserted.ok()) return inserted.error();
     // The old key counts while in its grace period: a rotation with one adds a key; one
     // without replaces a key one for one, and is never refused.
-    if (max_service_keys_per_org_ > 0) {
-      auto held = KeysHeld(conn, new_key->org_id, new_key->created_at);
-      if (!held.ok()) return held.error();
-      KG_RETURN_IF_ERROR(CheckKeyQuota(max_service_keys_per_org_, held_before, *held));
-    }
+    auto held = KeysHeld(conn, new_key->org_id, new_key->created_at, max_service_keys_per_org_);
+    if (!held.ok()) return held.error();
+    KG_RETURN_IF_ERROR(CheckKeyQuota(max_service_keys_per_org_, *held_before, *held));
     old_version = *updated;
     new_version = *inserted;
     return sqlite::InsertAuditEntry(conn, audit);

@@ -198,10 +198,13 @@ Result<std::unique_ptr<Connection>> OpenCheckpointConnection(const std::string& 
 }
 
 // A file as opened (its device and inode): a file put at its path later (a backup moved into
-// place, a -wal re-created) is not the one keygate writes. {} if there is none.
-StoreFileId IdentifyFile(const std::string& path) {
+// place, a -wal re-created) is not the one keygate writes. {} if there is none, or if it cannot
+// be looked at (then `*stat_errno`, if given, says why; it is 0 when stat() succeeded).
+StoreFileId IdentifyFile(const std::string& path, int* stat_errno = nullptr) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
+  const bool seen = ::stat(path.c_str(), &st) == 0;
+  if (stat_errno != nullptr) *stat_errno = seen ? 0 : errno;
+  if (!seen) return {};
   return StoreFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
 }
 
@@ -230,15 +233,13 @@ Status StoreFiles::Check() {
   const std::pair<std::string, StoreFileId> files[] = {
       {path_, db_}, {path_ + "-wal", wal_}, {path_ + "-shm", shm_}};
   for (const auto& [file, opened] : files) {
-    struct stat st {};
-    StoreFileId now;
-    if (::stat(file.c_str(), &st) == 0) {
-      now = StoreFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-    } else if (errno != ENOENT) {
+    int stat_errno = 0;
+    const StoreFileId now = IdentifyFile(file, &stat_errno);
+    if (stat_errno != 0 && stat_errno != ENOENT) {
       // No verdict on the file (the directory's mode changed, say): this check fails, the next
       // may pass (the review).
       return Error::Unavailable("sqlite database " + path_ + ": cannot look at " + file + ": " +
-                                std::system_category().message(errno));
+                                std::system_category().message(stat_errno));
     }
     if (now == opened) continue;
     gone_ = Error::Unavailable("sqlite database " + path_ + ": " + file + " was " +
