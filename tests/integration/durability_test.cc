@@ -26,6 +26,14 @@ std::string Slurp(const fs::path& path) {
   return ss.str();
 }
 
+// Whether `process`'s log holds `text` within 3 s (the background loop's ticks are 500 ms).
+bool LogShowsWithin(const KeygateProcess& process, const std::string& text) {
+  for (int i = 0; i < 60 && process.log().find(text) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return process.log().find(text) != std::string::npos;
+}
+
 TEST_F(ManagementTest, AcknowledgedCreatesSurviveKill9) {
   constexpr int kThreads = 16;
   std::mutex mu;
@@ -191,11 +199,7 @@ TEST_F(ManagementTest, WritesAcknowledgedBeforeTheWalWasRemovedSurviveACrash) {
     ASSERT_EQ(made.status, 201) << made.body;
   }
   ASSERT_TRUE(fs::remove(dir_.path() + "/keygate.db-wal"));
-  const std::string event = "\"event\":\"store.checkpointed\"";
-  for (int i = 0; i < 60 && process_->log().find(event) == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_NE(process_->log().find(event), std::string::npos) << process_->log();
+  ASSERT_TRUE(LogShowsWithin(*process_, "\"event\":\"store.checkpointed\"")) << process_->log();
   process_->Kill();
 
   ASSERT_TRUE(process_->Start()) << process_->log();
@@ -266,11 +270,7 @@ TEST_F(ManagementTest, ABackupMovedIntoPlaceUnderTheServerOpensCleanAfterACrash)
   KeygateProcess other_process(other.path());
   const auto restored = other_process.Init("restored");
   fs::rename(other.path() + "/keygate.db", dir_.path() + "/keygate.db");
-  const std::string event = "\"event\":\"store.checkpointed\"";
-  for (int i = 0; i < 60 && process_->log().find(event) == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_NE(process_->log().find(event), std::string::npos) << process_->log();
+  ASSERT_TRUE(LogShowsWithin(*process_, "\"event\":\"store.checkpointed\"")) << process_->log();
   process_->Kill();
   // The WAL at the path, the old file's, holds no frame to replay onto the backup.
   const std::string wal = dir_.path() + "/keygate.db-wal";
