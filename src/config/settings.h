@@ -53,6 +53,8 @@ struct Settings {
   int64_t drain_timeout_s = 20;
   int64_t max_connections = 10'000;
   int64_t max_service_keys_per_org = 100'000;
+  int64_t management_rps_per_org = 100;  // 0: not limited
+  int64_t management_burst_per_org = 1000;
   int64_t io_threads = 0;  // 0: one per core
   int64_t usage_flush_interval_ms = 50;
   int64_t usage_retention_days = 0;  // 0: keep every usage record

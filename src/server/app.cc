@@ -87,7 +87,9 @@ struct App::Parts {
         store(std::move(db)),
         keys(*store, *store, index, clock, rng, PrefixesFrom(cfg.settings), log),
         viewer(*store, clock),
-        management{keys, viewer, log},
+        org_requests(cfg.settings.management_rps_per_org, cfg.settings.management_burst_per_org,
+                     clock),
+        management{keys, viewer, log, org_requests},
         server(ServerOptionsFrom(cfg.settings), router, log),
         pruner(UsagePrunerOptions{.retention_days = cfg.settings.usage_retention_days},
                [this](UnixMillis before, int64_t max_records) {
@@ -119,6 +121,7 @@ struct App::Parts {
   keys::KeyIndex index;
   keys::KeyService keys;
   dialects::KeyViewer viewer;
+  limits::OrgRequestLimiter org_requests;
   dialects::ManagementContext management;
   std::string config_path;  // re-read on SIGHUP for the catalog; empty = no file
   // The data plane sits before the server: calls in flight hold references to it until the

@@ -177,6 +177,51 @@ TEST_F(ManagementTest, AnOrganizationHoldsAtMostItsQuotaOfServiceKeys) {
   EXPECT_EQ(client_->Post("/api/v1/keys", R"({"name":"q7"})", a_.pk).status, 403);
 }
 
+// Audit Z: one organization's provisioning key flooding creates slowed every other
+// organization's management calls (their median from 1.4 to 38 ms). Each organization's
+// owners and provisioning keys share one bucket of management calls, over every dialect and
+// the owner API; past it, a 429 with Retry-After in the dialect's shape. A service key reading
+// itself does not count, and other organizations are untouched.
+TEST_F(ManagementTest, AnOrganizationsManagementCallsArePaced) {
+  ASSERT_EQ(process_->Stop(), 0);
+  ASSERT_TRUE(process_->Start({"KEYGATE_LIMITS_MANAGEMENT_RPS_PER_ORG=1",
+                               "KEYGATE_LIMITS_MANAGEMENT_BURST_PER_ORG=4"}))
+      << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  const std::string service_key = CreateKey(a_, R"({"api_key_name":"paced"})")["api_key"]
+                                      .as_string()
+                                      .c_str();
+  EXPECT_EQ(client_->Get("/prod/getServiceKeys", a_.pk).status, 200);
+  EXPECT_EQ(client_->Get("/api/v1/keys", a_.pk).status, 200);
+  EXPECT_EQ(client_->Get("/v2/api-keys", a_.pk).status, 200);
+  // The bucket holds a call a second: each route is refused within a few tries.
+  const struct {
+    std::string path;
+    const std::string& credential;
+    std::string shape;  // what the dialect's error body holds
+  } routes[] = {{"/prod/getServiceKeys", a_.pk, R"("code":"management_rate_limited")"},
+                {"/api/v1/keys", a_.pk, R"("code":429)"},
+                {"/v2/api-keys", a_.pk, R"("code":"429")"},
+                {"/api/owner/keys", a_.owner_key, R"("code":429)"}};
+  for (const auto& route : routes) {
+    TestHttpClient::Reply refused;
+    for (int i = 0; i < 3 && refused.status != 429; ++i) {
+      refused = client_->Get(route.path, route.credential);
+    }
+    ASSERT_EQ(refused.status, 429) << route.path << " " << refused.body;
+    EXPECT_EQ(refused.Header("retry-after"), "1") << route.path;
+    EXPECT_NE(refused.body.find(route.shape), std::string::npos) << refused.body;
+    EXPECT_NE(refused.body.find("1 a second, in bursts of up to 4"), std::string::npos) << refused.body;
+  }
+  // The bucket is empty: a service key reading itself is not counted, so five in a row pass.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(client_->Get("/api/v1/key", service_key).status, 200) << i;
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(client_->Get("/prod/getServiceKeys", b_.pk).status, 200) << "org b, " << i;
+  }
+}
+
 TEST_F(ManagementTest, MissingOrUnknownCredentialsAre401) {
   EXPECT_EQ(client_->Get("/prod/getServiceKeys").status, 401);
   EXPECT_EQ(client_->Get("/prod/getServiceKeys", "pk-kg-notakey").status, 401);

@@ -1,9 +1,29 @@
 #include "dialects/common/management.h"
 
 #include <memory>
+#include <string>
 #include <utility>
 
 namespace keygate::dialects {
+namespace {
+
+// The 429 of an organization past its management rate, in the dialect's shape, with the
+// seconds to wait (rounded up: a client retrying at once would be refused again).
+http::Response TooManyCalls(const limits::OrgRequestLimiter& limiter, int64_t wait_ms,
+                            ErrorRenderer render) {
+  const std::string seconds = std::to_string((wait_ms + 999) / 1000);
+  http::Response response = render(Error{
+      ErrorCode::kRateLimited,
+      "Too many management calls for this organization: this gateway allows " +
+          std::to_string(limiter.per_second()) + " a second, in bursts of up to " +
+          std::to_string(limiter.burst()) + ". Retry after " + seconds + " s.",
+      {},
+      "management_rate_limited"});
+  response.headers.emplace_back("Retry-After", seconds);
+  return response;
+}
+
+}  // namespace
 
 http::Response Json(int status, std::string body) {
   http::Response response;
@@ -33,6 +53,11 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
     if (audience == Audience::kOwnersOnly) allowed = keys::KeyService::RequireOwner(*caller);
     if (!allowed.ok()) {
       return responder->Send(render(ShownToCaller(allowed.error(), request.request_id)));
+    }
+    if (caller->kind != keys::CallerKind::kServiceKey) {
+      if (const int64_t wait_ms = context.org_requests.TryTake(caller->org_id); wait_ms > 0) {
+        return responder->Send(TooManyCalls(context.org_requests, wait_ms, render));
+      }
     }
     auto response = body(*caller, request);
     if (!response.ok()) {

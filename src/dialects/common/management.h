@@ -1,6 +1,7 @@
 // What every management route shares: the services it calls and the wrapper that
-// authenticates the caller, checks that it may manage keys (spec §2), runs the route and
-// renders any error in the dialect's own shape.
+// authenticates the caller, checks that it may manage keys (spec §2), counts the call against
+// its organization's management rate, runs the route and renders any error in the dialect's
+// own shape.
 //
 // Thread safety: handlers made here are safe to run concurrently (on the blocking pool).
 #pragma once
@@ -13,6 +14,7 @@
 #include "dialects/common/key_view.h"
 #include "http/handler.h"
 #include "keys/key_service.h"
+#include "limits/request_bucket.h"
 
 namespace keygate::dialects {
 
@@ -20,6 +22,9 @@ struct ManagementContext {
   keys::KeyService& keys;
   KeyViewer& viewer;
   Logger& log;
+  // Management calls of owners and provisioning keys, per organization (a service key reading
+  // itself is not counted).
+  limits::OrgRequestLimiter& org_requests;
 };
 
 using ErrorRenderer = http::Response (*)(const Error& error);
@@ -32,8 +37,9 @@ enum class Audience {
   kOwnersOnly,   // owner credentials only
 };
 
-// A blocking-pool handler: authenticate → check audience → `body` → send. Errors (from any
-// step) are rendered with `render`.
+// A blocking-pool handler: authenticate → check audience → count the call against the
+// organization's rate (429 with Retry-After past it) → `body` → send. Errors (from any step)
+// are rendered with `render`.
 http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, Audience audience,
                               RouteBody body);
 
