@@ -213,7 +213,16 @@ StoreFileId IdentifyFile(const std::string& path, int* stat_errno = nullptr) {
 Status CheckCompanionsUsable(const std::string& path) {
   for (const char* suffix : {"-wal", "-shm"}) {
     const std::string file = path + suffix;
-    if (::faccessat(AT_FDCWD, file.c_str(), F_OK, AT_EACCESS) != 0) continue;  // none yet
+    struct stat link {};
+    if (::lstat(file.c_str(), &link) != 0) continue;  // none yet
+    // A directory or a symbolic link (SQLite follows none to a -wal or -shm) is no file SQLite
+    // can use: it said only "unable to open database file" (audit AA).
+    if (!S_ISREG(link.st_mode)) {
+      return Error::Unavailable(
+          "sqlite database " + path + ": " + file + " is " +
+          (S_ISLNK(link.st_mode) ? "a symbolic link" : "not a regular file") +
+          ", which SQLite cannot use; move it away (keygate makes it anew)");
+    }
     if (::faccessat(AT_FDCWD, file.c_str(), R_OK | W_OK, AT_EACCESS) == 0) continue;
     const std::string cause = std::system_category().message(errno);
     return Error::Unavailable("sqlite database " + path + ": " + file +

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -185,6 +186,37 @@ TEST_F(SqliteStoreTest, OpenRefusesAStoreWhoseCompanionFilesItCannotUse) {
               std::string::npos)
         << std::oct << mode << " " << message;
   }
+}
+
+// Audit AA: a -wal or -shm that is a directory or a symbolic link (SQLite follows none, even
+// to a file) gave SQLite's bare "unable to open database file". Open names the file and what
+// it is; once it is moved away, the store opens.
+TEST_F(SqliteStoreTest, OpenRefusesCompanionsThatAreNoFiles) {
+  namespace fs = std::filesystem;
+  OpenOrDie({}).reset();
+  std::ofstream(dir_ + "/a-file").flush();
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::string file = path_ + suffix;
+    const struct {
+      std::function<void()> make;
+      std::string said;
+    } cases[] = {
+        {[&] { fs::create_directory(file); }, " is not a regular file"},
+        {[&] { fs::create_symlink(dir_ + "/nowhere/at-all", file); }, " is a symbolic link"},
+        {[&] { fs::create_symlink(dir_ + "/a-file", file); }, " is a symbolic link"},
+    };
+    for (const auto& c : cases) {
+      fs::remove(file);
+      c.make();
+      auto store = SqliteStore::Open(path_, {});
+      ASSERT_FALSE(store.ok()) << file << c.said;
+      EXPECT_EQ(store.error().code, ErrorCode::kUnavailable);
+      EXPECT_NE(store.error().message.find(file + c.said), std::string::npos)
+          << store.error().message;
+    }
+    fs::remove(file);
+  }
+  EXPECT_NE(OpenOrDie({}), nullptr);
 }
 
 // A file found removed or replaced stays so (audit AA: a -wal put back made the store healthy
