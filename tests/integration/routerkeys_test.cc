@@ -5,7 +5,9 @@
 
 #include <set>
 
+#include "common/clock.h"
 #include "integration/dialect_fixture.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace keygate::testing {
 namespace {
@@ -338,6 +340,49 @@ TEST_F(RouterKeysTest, RotationKeepsTheOldKeyUntilRevokeAtThenItIsGone) {
   EXPECT_EQ(Call("GET", "/api/v1/key", "", old_token).status, 401);
   EXPECT_EQ(Call("GET", "/api/v1/key", "", Str(fresh["token"])).status, 200);
   EXPECT_EQ(WalkIds("", 25, &pages), std::vector<std::string>{Str(fresh["id"])});
+}
+
+// `consumption` is the spend of the key's current budget period, not its total (audit Y: a
+// mutant writing the total survived, since every test's spend fell on one day). The store is
+// seeded with a call three days ago and one now, for a key whose budget resets daily.
+TEST_F(RouterKeysTest, ConsumptionIsTheSpendOfTheCurrentPeriod) {
+  Reply created = Call("POST", "/v2/api-keys",
+                       R"({"name":"daily","budget":{"amount":"10","period":"daily"}})", a_.pk);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = Str(Obj(created)["id"]);
+  ASSERT_EQ(process_->Stop(), 0);
+  constexpr int64_t kDayMs = 86'400'000;
+  const UnixMillis now = SystemClock().NowMs();
+  {
+    auto store = store::SqliteStore::Open(dir_.path() + "/keygate.db", {});
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    store::UsageRecord earlier;
+    earlier.key_hash = id;
+    earlier.lineage = id;
+    earlier.org_id = a_.org_id;
+    earlier.model = "mock/echo";
+    earlier.provider = "mock";
+    earlier.cost = 2'000'000;
+    earlier.status = 200;
+    earlier.request_id = "req_earlier";
+    earlier.at = now - 3 * kDayMs;
+    store::UsageRecord today = earlier;
+    today.cost = 250'000;
+    today.request_id = "req_today";
+    today.at = now;
+    ASSERT_TRUE((*store)->AppendUsage({earlier, today}).ok());
+  }
+  ASSERT_TRUE(process_->Start()) << process_->log();
+  client_ = std::make_unique<TestHttpClient>("127.0.0.1", process_->port());
+  Reply v2 = Call("GET", "/v2/api-keys/" + id, "", a_.pk);
+  Reply openrouter = Call("GET", "/api/v1/keys/" + id, "", a_.pk);
+  if (SystemClock().NowMs() / kDayMs != now / kDayMs) GTEST_SKIP() << "the UTC day changed";
+  ASSERT_EQ(v2.status, 200) << v2.body;
+  EXPECT_EQ(Obj(v2)["consumption"], json::value(0.25)) << v2.body;
+  ASSERT_EQ(openrouter.status, 200) << openrouter.body;
+  const json::object data = Obj(openrouter)["data"].as_object();
+  EXPECT_EQ(data.at("usage"), json::value(2.25)) << openrouter.body;
+  EXPECT_EQ(data.at("usage_daily"), json::value(0.25)) << openrouter.body;
 }
 
 }  // namespace
