@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,25 @@ int Serve(const CommonFlags& flags) {
   return 0;
 }
 
+// Why a command must not write to the SQLite store at `path` now, or "". Beside a running
+// server the store's -wal and -shm always exist (SQLite keeps both while a connection is open):
+// one missing was removed under the server, which then takes no write until it is restarted.
+// A command would write to files of its own that the server never reads, and print a secret
+// the store may lose at the server's next crash (audit AA).
+std::string RefusalBesideAServer(const std::string& path) {
+  const std::optional<std::string> holder = keygate::server::ServeLock::Holder(path);
+  if (!holder) return "";
+  for (const char* suffix : {"-wal", "-shm"}) {
+    std::error_code ec;
+    if (std::filesystem::exists(path + suffix, ec) || ec) continue;
+    return "keygate serve" + (holder->empty() ? std::string() : " (pid " + *holder + ")") +
+           " holds the store " + path + ", and its " + path + suffix +
+           " is missing: it was removed under the server (restart the server, then run this "
+           "again) or the server is still starting (run this again). Nothing was written.";
+  }
+  return "";
+}
+
 // Runs `fn` against the key service of the configured store, without serving. Only `init`
 // (`create_store`) makes a store that is not there yet: another command would make an empty
 // one by mistake (a --data missing or wrong) and then fail for want of the organization.
@@ -149,6 +169,12 @@ int WithKeyService(const CommonFlags& flags, bool create_store, Fn fn) {
     if (ec || size == 0) {
       return Fail("no store at " + config->settings.SqlitePath() +
                   ": run `keygate init` first, or pass the --data (or --config) of the server");
+    }
+  }
+  if (config->settings.store_kind == keygate::config::StoreKind::kSqlite) {
+    if (std::string refusal = RefusalBesideAServer(config->settings.SqlitePath());
+        !refusal.empty()) {
+      return Fail(refusal);
     }
   }
   keygate::Logger log(stderr, keygate::LogLevel::kWarn);

@@ -10,6 +10,31 @@
 
 namespace keygate::server {
 
+namespace {
+
+// The process id a lock file holds, without its line end ("" if unreadable).
+std::string HolderPid(int fd) {
+  char holder[32] = {};
+  const ssize_t got = ::pread(fd, holder, sizeof holder - 1, 0);
+  std::string pid(holder, got > 0 ? static_cast<size_t>(got) : 0);
+  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+  return pid;
+}
+
+}  // namespace
+
+std::optional<std::string> ServeLock::Holder(const std::string& db_path) {
+  const std::string path = db_path + ".serve-lock";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::optional<std::string> holder;
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) holder = HolderPid(fd);
+  }
+  ::close(fd);  // lets go of the shared lock if it was taken
+  return holder;
+}
+
 Result<ServeLock> ServeLock::Acquire(const std::string& db_path) {
   const std::string path = db_path + ".serve-lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -21,15 +46,12 @@ Result<ServeLock> ServeLock::Acquire(const std::string& db_path) {
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int error = errno;
-    char holder[32] = {};
-    const ssize_t got = ::pread(fd, holder, sizeof holder - 1, 0);
+    const std::string pid = HolderPid(fd);
     ::close(fd);
     if (error != EWOULDBLOCK) {
       return Error::Internal("cannot lock " + path + ": " + std::strerror(error) +
                              " (keygate serve needs flock(2) on the store's file system)");
     }
-    std::string pid(holder, got > 0 ? static_cast<size_t>(got) : 0);
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
     return Error::Unavailable(
         "another keygate serve" + (pid.empty() ? std::string() : " (pid " + pid + ")") +
         " already serves the store " + db_path +

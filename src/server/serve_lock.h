@@ -4,11 +4,12 @@
 // database (PATH.serve-lock), which the kernel releases when the process ends however it ends
 // (kill -9 included), so a crash never leaves a stale lock; the file itself stays. The CLI's
 // `init`, `owner create` and `provisioning-key create` do not take it: they may run beside a
-// server.
+// server (they only ask whether one holds it: Holder()).
 //
 // Thread safety: a ServeLock is owned by one thread; it only holds a descriptor.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -21,6 +22,11 @@ class ServeLock {
   // Unavailable, naming the holder's process id when it can be read, if another process holds
   // it; Internal if the lock file cannot be opened.
   static Result<ServeLock> Acquire(const std::string& db_path);
+
+  // Whether a `keygate serve` holds the lock of the store at `db_path` now: its process id as
+  // the lock file holds it ("" if unreadable), or nullopt when none does (or there is no lock
+  // file). Takes nothing: a shared lock tried and let go at once.
+  static std::optional<std::string> Holder(const std::string& db_path);
 
   ServeLock(ServeLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
   ServeLock& operator=(ServeLock&& other) noexcept;

@@ -137,5 +137,43 @@ TEST_F(ManagementTest, ASecondServerOnTheSameStoreIsRefusedUntilTheFirstIsGone) 
   EXPECT_EQ(other.Get("/api/owner/keys", a_.owner_key).status, 200);
 }
 
+// Audit AA: after an operator removed the store's -wal under a running server, the CLI wrote
+// to a -wal of its own, which the server never read: three `provisioning-key create` printed
+// secrets, and a kill -9 of the server lost two of them. Beside a server, a missing -wal or
+// -shm makes every command refuse, writing nothing; the server's restart lets them run again.
+TEST_F(ManagementTest, CommandsRefuseToWriteBesideAServerWhoseFilesWereRemoved) {
+  const std::string db = process_->data_dir() + "/keygate.db";
+  for (const char* suffix : {"-wal", "-shm"}) {
+    ASSERT_TRUE(std::filesystem::remove(db + suffix)) << suffix;
+    const std::vector<std::vector<std::string>> commands = {
+        {KEYGATE_BINARY, "provisioning-key", "create", "--data", process_->data_dir(), "--org",
+         a_.org_id, "--name", "after-removal"},
+        {KEYGATE_BINARY, "owner", "create", "--data", process_->data_dir(), "--org", a_.org_id,
+         "--name", "after-removal"},
+        {KEYGATE_BINARY, "init", "--data", process_->data_dir(), "--org", "after-removal"}};
+    for (const auto& command : commands) {
+      const CommandResult refused = RunCommand(command);
+      EXPECT_EQ(refused.exit_code, 1) << command[1] << " " << refused.out;
+      EXPECT_EQ(refused.out, "") << command[1];
+      EXPECT_NE(refused.err.find(db + suffix + " is missing"), std::string::npos)
+          << command[1] << " " << refused.err;
+      EXPECT_NE(refused.err.find("(pid "), std::string::npos) << refused.err;
+    }
+    EXPECT_FALSE(std::filesystem::exists(db + suffix)) << "made anew by a command: " << suffix;
+    process_->Stop();  // exits 1: its files were removed
+    ASSERT_TRUE(process_->Start()) << process_->log();
+  }
+  // Beside a whole store, and with no server at all, they run.
+  const CommandResult made =
+      RunCommand({KEYGATE_BINARY, "provisioning-key", "create", "--data", process_->data_dir(),
+                  "--org", a_.org_id, "--name", "beside-a-whole-store"});
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  ASSERT_EQ(process_->Stop(), 0);
+  const CommandResult alone =
+      RunCommand({KEYGATE_BINARY, "provisioning-key", "create", "--data", process_->data_dir(),
+                  "--org", a_.org_id, "--name", "with-no-server"});
+  EXPECT_EQ(alone.exit_code, 0) << alone.err;
+}
+
 }  // namespace
 }  // namespace keygate::testing
