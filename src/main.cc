@@ -144,11 +144,12 @@ int Serve(const CommonFlags& flags) {
 std::string RefusalBesideAServer(const std::string& path) {
   const std::optional<std::string> holder = keygate::server::ServeLock::Holder(path);
   if (!holder) return "";
+  const std::string file = keygate::store::DatabaseFileOf(path);
   for (const char* suffix : {"-wal", "-shm"}) {
     std::error_code ec;
-    if (std::filesystem::exists(path + suffix, ec) || ec) continue;
+    if (std::filesystem::exists(file + suffix, ec) || ec) continue;
     return "keygate serve" + (holder->empty() ? std::string() : " (pid " + *holder + ")") +
-           " holds the store " + path + ", and its " + path + suffix +
+           " holds the store " + path + ", and its " + file + suffix +
            " is missing: it was removed under the server (restart the server, then run this "
            "again) or the server is still starting (run this again). Nothing was written.";
   }

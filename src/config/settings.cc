@@ -216,15 +216,16 @@ constexpr SettingInfo kSettings[] = {
      ApplyInteger<&Settings::max_service_keys_per_org, 1, 100'000'000>},
     {"limits.management_rps_per_org", "KEYGATE_LIMITS_MANAGEMENT_RPS_PER_ORG", "100",
      "integer 0..1000000",
-     "Management calls an organization's owners and provisioning keys may make a second, on "
-     "average (a token bucket per organization); past it and its burst, a call is refused with "
-     "429 and Retry-After, so that one organization cannot slow every other's management "
-     "calls. 0 turns the limit off. Model calls are held to each key's own RPM and TPM instead.",
+     "Management calls a second, on average, that an organization's provisioning keys may make "
+     "between them (its owners, and its service keys, have a bucket each of their own); past "
+     "it and its burst, a call is refused with 429 and Retry-After, so that one organization "
+     "cannot write keys, and grow the store every organization shares, as fast as the store "
+     "commits. 0 turns the limit off. Model calls are held to each key's own RPM and TPM.",
      ApplyInteger<&Settings::management_rps_per_org, 0, 1'000'000>},
     {"limits.management_burst_per_org", "KEYGATE_LIMITS_MANAGEMENT_BURST_PER_ORG", "1000",
      "integer 1..1000000",
-     "Management calls an organization may make at once before limits.management_rps_per_org "
-     "paces them (the bucket's size; it refills at that rate).",
+     "Management calls each bucket of limits.management_rps_per_org allows at once (its size; "
+     "it refills at that rate).",
      ApplyInteger<&Settings::management_burst_per_org, 1, 1'000'000>},
     {"io_threads", "KEYGATE_IO_THREADS", "0", "integer 0..256",
      "Threads that serve connections, each with its own event loop; 0 means one per core.",

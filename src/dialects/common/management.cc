@@ -7,8 +7,9 @@
 namespace keygate::dialects {
 namespace {
 
-// The 429 of an organization past its management rate, in the dialect's shape, with the
-// seconds to wait (rounded up: a client retrying at once would be refused again).
+// The 429 of an organization past its management rate, in the dialect's shape, with the wait:
+// whole seconds in Retry-After (rounded up: a client retrying at once would be refused again),
+// exact milliseconds in retry-after-ms (as the data plane's 429s).
 http::Response TooManyCalls(const limits::OrgRequestLimiter& limiter, int64_t wait_ms,
                             ErrorRenderer render) {
   const std::string seconds = std::to_string((wait_ms + 999) / 1000);
@@ -20,7 +21,26 @@ http::Response TooManyCalls(const limits::OrgRequestLimiter& limiter, int64_t wa
       {},
       "management_rate_limited"});
   response.headers.emplace_back("Retry-After", seconds);
+  response.headers.emplace_back("retry-after-ms", std::to_string(wait_ms));
   return response;
+}
+
+limits::CallerClass ClassOf(keys::CallerKind kind) {
+  switch (kind) {
+    case keys::CallerKind::kOwner: return limits::CallerClass::kOwner;
+    case keys::CallerKind::kProvisioningKey: return limits::CallerClass::kProvisioningKey;
+    case keys::CallerKind::kServiceKey: break;
+  }
+  return limits::CallerClass::kServiceKey;
+}
+
+std::string_view NameOf(limits::CallerClass caller) {
+  switch (caller) {
+    case limits::CallerClass::kOwner: return "owner";
+    case limits::CallerClass::kProvisioningKey: return "provisioning_key";
+    case limits::CallerClass::kServiceKey: break;
+  }
+  return "service_key";
 }
 
 }  // namespace
@@ -48,16 +68,26 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
     if (!caller.ok()) {
       return responder->Send(render(ShownToCaller(caller.error(), request.request_id)));
     }
+    // Counted before the audience check: a service key calling a route it may not is paced
+    // too (each costs the credential's lookup).
+    const limits::CallerClass caller_class = ClassOf(caller->kind);
+    const limits::Pacing pacing = context.org_requests.TryTake(caller->org_id, caller_class);
+    if (pacing.refused_to_log > 0) {
+      context.log.Warn("management.paced",
+                       {{"org_id", caller->org_id},
+                        {"caller", NameOf(caller_class)},
+                        {"refused", pacing.refused_to_log},
+                        {"per_second", context.org_requests.per_second()},
+                        {"burst", context.org_requests.burst()}});
+    }
+    if (pacing.wait_ms > 0) {
+      return responder->Send(TooManyCalls(context.org_requests, pacing.wait_ms, render));
+    }
     Status allowed = OkStatus();
     if (audience == Audience::kManagers) allowed = keys::KeyService::RequireManager(*caller);
     if (audience == Audience::kOwnersOnly) allowed = keys::KeyService::RequireOwner(*caller);
     if (!allowed.ok()) {
       return responder->Send(render(ShownToCaller(allowed.error(), request.request_id)));
-    }
-    if (caller->kind != keys::CallerKind::kServiceKey) {
-      if (const int64_t wait_ms = context.org_requests.TryTake(caller->org_id); wait_ms > 0) {
-        return responder->Send(TooManyCalls(context.org_requests, wait_ms, render));
-      }
     }
     auto response = body(*caller, request);
     if (!response.ok()) {

@@ -22,8 +22,7 @@ struct ManagementContext {
   keys::KeyService& keys;
   KeyViewer& viewer;
   Logger& log;
-  // Management calls of owners and provisioning keys, per organization (a service key reading
-  // itself is not counted).
+  // Management calls per organization and kind of caller.
   limits::OrgRequestLimiter& org_requests;
 };
 
@@ -37,8 +36,8 @@ enum class Audience {
   kOwnersOnly,   // owner credentials only
 };
 
-// A blocking-pool handler: authenticate → check audience → count the call against the
-// organization's rate (429 with Retry-After past it) → `body` → send. Errors (from any step)
+// A blocking-pool handler: authenticate → count the call against the organization's rate
+// (429 with Retry-After past it) → check audience → `body` → send. Errors (from any step)
 // are rendered with `render`.
 http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, Audience audience,
                               RouteBody body);

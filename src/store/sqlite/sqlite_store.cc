@@ -216,12 +216,18 @@ Status CheckCompanionsUsable(const std::string& path) {
     struct stat link {};
     if (::lstat(file.c_str(), &link) != 0) continue;  // none yet
     // A directory or a symbolic link (SQLite follows none to a -wal or -shm) is no file SQLite
-    // can use: it said only "unable to open database file" (audit AA).
+    // can use: it said only "unable to open database file" (audit AA). A link's -wal may hold
+    // committed writes: the file it points to goes in its place (the review).
+    if (S_ISLNK(link.st_mode)) {
+      return Error::Unavailable("sqlite database " + path + ": " + file +
+                                " is a symbolic link, which SQLite does not follow: put the "
+                                "file it points to in its place (a -wal holds committed "
+                                "writes), or remove a link to nothing");
+    }
     if (!S_ISREG(link.st_mode)) {
-      return Error::Unavailable(
-          "sqlite database " + path + ": " + file + " is " +
-          (S_ISLNK(link.st_mode) ? "a symbolic link" : "not a regular file") +
-          ", which SQLite cannot use; move it away (keygate makes it anew)");
+      return Error::Unavailable("sqlite database " + path + ": " + file + " is " +
+                                (S_ISDIR(link.st_mode) ? "a directory" : "not a regular file") +
+                                ", which SQLite cannot use; move it away (keygate makes it anew)");
     }
     if (::faccessat(AT_FDCWD, file.c_str(), R_OK | W_OK, AT_EACCESS) == 0) continue;
     const std::string cause = std::system_category().message(errno);
@@ -292,8 +298,16 @@ SqliteStore::SqliteStore(std::string path, std::shared_ptr<StoreFiles> files,
 
 SqliteStore::~SqliteStore() { Close(); }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+std::string DatabaseFileOf(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_symlink(path, ec)) return path;
+  const std::filesystem::path target = std::filesystem::canonical(path, ec);
+  return ec ? path : target.string();  // a link to nothing: SQLite's own error names it
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& given,
                                                        const SqliteOptions& options) {
+  const std::string path = DatabaseFileOf(given);
   KG_RETURN_IF_ERROR(ValidateOptions(path, options));
   KG_RETURN_IF_ERROR(CreateDirectoryFor(path));
   KG_RETURN_IF_ERROR(CheckCompanionsUsable(path));

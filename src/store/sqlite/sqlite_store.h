@@ -67,6 +67,11 @@ class StoreFiles {
   std::optional<Error> gone_;  // guarded by mu_
 };
 
+// The database file SQLite opens for `path`: the file a symbolic link at `path` points to (SQLite
+// follows it, and keeps the -wal and -shm beside that file, so every check of them looks
+// there), else `path` itself.
+std::string DatabaseFileOf(const std::string& path);
+
 namespace sqlite {
 class Connection;
 class GroupCommitWriter;
@@ -102,7 +107,8 @@ class SqliteStore final : public KeyStore, public AuditLog, public UsageStore {
     int64_t failed_batches = 0;  // transactions that could not begin or commit
   };
 
-  // Opens (creating it, and its parent directory, if needed) the database file at `path`,
+  // Opens (creating it, and its parent directory, if needed) the database file at `path`
+  // (DatabaseFileOf(path), which path() then names),
   // switches it to WAL, applies pending schema migrations and starts the writer thread.
   // Returns the store on success; InvalidArgument naming the option for options out of range;
   // Unavailable naming the path and SQLite's message if the file cannot be created, opened or

@@ -201,9 +201,10 @@ TEST_F(SqliteStoreTest, OpenRefusesCompanionsThatAreNoFiles) {
       std::function<void()> make;
       std::string said;
     } cases[] = {
-        {[&] { fs::create_directory(file); }, " is not a regular file"},
+        {[&] { fs::create_directory(file); }, " is a directory"},
         {[&] { fs::create_symlink(dir_ + "/nowhere/at-all", file); }, " is a symbolic link"},
         {[&] { fs::create_symlink(dir_ + "/a-file", file); }, " is a symbolic link"},
+        {[&] { ASSERT_EQ(::mkfifo(file.c_str(), 0600), 0); }, " is not a regular file"},
     };
     for (const auto& c : cases) {
       fs::remove(file);
@@ -217,6 +218,32 @@ TEST_F(SqliteStoreTest, OpenRefusesCompanionsThatAreNoFiles) {
     fs::remove(file);
   }
   EXPECT_NE(OpenOrDie({}), nullptr);
+}
+
+// The review: SQLite follows a symbolic link to the database and keeps the -wal and -shm beside
+// the file it points to, so the store looks there, and names that file.
+TEST_F(SqliteStoreTest, ADatabaseReachedThroughALinkHasItsCompanionsBesideItsFile) {
+  namespace fs = std::filesystem;
+  OpenOrDie({}).reset();
+  const std::string link = dir_ + "/elsewhere/link.db";
+  fs::create_directories(dir_ + "/elsewhere");
+  fs::create_symlink(path_, link);
+  EXPECT_EQ(DatabaseFileOf(link), fs::canonical(path_).string());
+  EXPECT_EQ(DatabaseFileOf(path_), path_);
+  fs::create_directory(link + "-wal");  // beside the link: SQLite never looks at it
+  {
+    auto store = SqliteStore::Open(link, {});
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    EXPECT_EQ((*store)->path(), fs::canonical(path_).string());
+    EXPECT_TRUE(fs::exists(path_ + "-wal"));
+  }
+  fs::remove(path_ + "-wal");
+  fs::create_directory(path_ + "-wal");  // beside the file: refused
+  auto store = SqliteStore::Open(link, {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find(fs::canonical(path_).string() + "-wal is a directory"),
+            std::string::npos)
+      << store.error().message;
 }
 
 // A file found removed or replaced stays so (audit AA: a -wal put back made the store healthy
