@@ -4,10 +4,13 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -89,7 +92,7 @@ class Server::Impl {
   ~Impl() { state_.MarkStopped(); }
 
   Result<uint16_t> Start();
-  void Run();
+  Status Run();
   void Stop();
   void OnSighup(std::function<void()> callback) {
     std::lock_guard<std::mutex> lock(sighup_mu_);
@@ -181,12 +184,43 @@ Result<tcp::endpoint> Server::Impl::ResolveEndpoint() {
   return results.begin()->endpoint();
 }
 
-void Server::Impl::Run() {
+// Starts `count` threads running `body`, named `name`-N, into `threads`. On a thread that
+// cannot be made (a limit on tasks or memory), returns why; those made are left to the caller.
+Status StartThreads(int count, const std::string& name, const std::function<void()>& body,
+                    std::vector<std::thread>* threads) {
+  try {
+    for (int i = 0; i < count; ++i) {
+      threads->emplace_back([name = name + "-" + std::to_string(i + 1), body] {
+        NameThisThread(name);
+        body();
+      });
+    }
+  } catch (const std::exception& e) {
+    return Error::Unavailable("cannot start thread " + std::to_string(threads->size() + 1) +
+                              " of " + std::to_string(count) + " (" + name + "): " + e.what() +
+                              "; a limit on tasks or memory (a cgroup's pids.max, systemd's "
+                              "TasksMax, ulimit -u or -v) is too low");
+  }
+  return OkStatus();
+}
+
+Status Server::Impl::Run() {
   if (!listener_) {
     logger_.Error("http.run_without_start");
-    return;
+    return Error::Internal("Server::Run without Start");
   }
-  blocking_pool_.emplace(static_cast<std::size_t>(options_.blocking_threads));
+  // The blocking pool's threads are made here and attached to Asio's pool (made with none):
+  // when Asio's own constructor cannot make one, it waits for those it made, which never
+  // stop, and the process hung with its port bound (audit BB, a pids limit of 40).
+  blocking_pool_.emplace(0);
+  std::vector<std::thread> blocking;
+  if (Status started = StartThreads(options_.blocking_threads, "kg-block",
+                                    [this] { blocking_pool_->attach(); }, &blocking);
+      !started.ok()) {
+    blocking_pool_->stop();
+    for (std::thread& thread : blocking) thread.join();
+    return started;
+  }
   state_.set_blocking_pool(&*blocking_pool_);
   signals_.emplace(control_, SIGINT, SIGTERM, SIGHUP);
   WaitForSignal();
@@ -207,18 +241,23 @@ void Server::Impl::Run() {
   for (auto& shard : shards_) keep_running.push_back(net::make_work_guard(*shard));
   std::vector<std::thread> workers;
   workers.reserve(shards_.size() - 1);
-  for (size_t i = 1; i < shards_.size(); ++i) {
-    workers.emplace_back([this, i] {
-      NameThisThread("kg-io-" + std::to_string(i));
-      RunIoLoop(*shards_[i]);
-    });
+  std::atomic<size_t> next_shard{1};
+  Status started = StartThreads(static_cast<int>(shards_.size()) - 1, "kg-io",
+                                [this, &next_shard] { RunIoLoop(*shards_[next_shard++]); },
+                                &workers);
+  if (started.ok()) {
+    RunIoLoop(*shards_.front());  // on the main thread, which keeps the process's name
+  } else {
+    keep_running.clear();
+    for (auto& shard : shards_) shard->stop();
   }
-  RunIoLoop(*shards_.front());  // on the main thread, which keeps the process's name
   for (std::thread& worker : workers) worker.join();
   // Handlers already running finish (their responses go nowhere); queued ones are dropped.
   blocking_pool_->stop();
-  blocking_pool_->join();
+  for (std::thread& thread : blocking) thread.join();
+  if (!started.ok()) return started;
   logger_.Info("http.stopped");
+  return OkStatus();
 }
 
 void Server::HoldSighupUntilRun() {
@@ -330,7 +369,7 @@ Server::~Server() = default;
 
 Result<uint16_t> Server::Start() { return impl_->Start(); }
 
-void Server::Run() { impl_->Run(); }
+Status Server::Run() { return impl_->Run(); }
 
 void Server::Stop() { impl_->Stop(); }
 

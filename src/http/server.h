@@ -91,8 +91,9 @@ class Server {
   // drain_timeout_s, closes idle connections, and returns once the io threads have stopped
   // and the blocking handlers already running have returned (queued ones are dropped).
   // While running, SIGHUP calls the OnSighup() callback instead of stopping.
+  // Unavailable, at once, when its threads cannot be made (a limit on tasks or memory).
   // REQUIRES: Start() succeeded; Run() is called at most once.
-  void Run();
+  Status Run();
 
   // Begins the graceful stop described in Run(). Thread-safe and idempotent; does not block.
   // May be called before Run(), in which case Run() drains at once and returns.

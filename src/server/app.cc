@@ -414,7 +414,7 @@ Result<uint16_t> App::Start() {
 }
 
 Status App::Run() {
-  parts_->server.Run();
+  const Status served = parts_->server.Run();
   parts_->data_plane->Shutdown();  // flushes usage; closes idle upstream connections
   {
     std::lock_guard lock(parts_->background_mu);
@@ -433,6 +433,7 @@ Status App::Run() {
         FormatUsd(lost.cost) + " USD) and " + std::to_string(lost.open_calls) +
         " calls in flight: the store refused them; their keys' spend does not include them");
   }
+  if (!served.ok()) return served;
   if (Status files = parts_->store->CheckFilesInPlace(); !files.ok()) {
     // Whatever this run stored went to files no restart reads: not a clean stop either.
     return Error::Unavailable("stopped with the store's files gone: " + files.error().message);

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -101,7 +103,7 @@ class ServerTest : public ::testing::Test {
     Result<uint16_t> port = server_->Start();
     ASSERT_TRUE(port.ok()) << port.error().message;
     port_ = *port;
-    run_thread_ = std::thread([this] { server_->Run(); });
+    run_thread_ = std::thread([this] { EXPECT_TRUE(server_->Run().ok()); });
   }
 
   void StopServer() {
@@ -1039,7 +1041,7 @@ TEST_F(ServerTest, StopIsIdempotentAndWorksBeforeRun) {
   ASSERT_TRUE(server_->Start().ok());
   server_->Stop();
   server_->Stop();
-  server_->Run();  // drains at once and returns
+  EXPECT_TRUE(server_->Run().ok());  // drains at once and returns
   SUCCEED();
 }
 
@@ -1381,6 +1383,43 @@ TEST_F(ServerTest, AccessLogHasOneLinePerRequestWithoutQueryOrHeaders) {
   EXPECT_NE(log.find("\"bytes\":5"), std::string::npos);
   EXPECT_EQ(log.find("querysecret"), std::string::npos);
   EXPECT_EQ(log.find("sk-headersecret"), std::string::npos);
+}
+
+// Audit BB: under a limit on tasks (a cgroup's pids.max of 40), Asio's thread pool could not
+// make its threads, waited for those it had made, and the process hung for good with its port
+// bound. Run now says so and returns. Here the limit is on the address space (each thread's
+// stack is mapped), in a child process, which an alarm ends if it hangs.
+TEST_F(ServerTest, RunFailsAtOnceWhenItsThreadsCannotBeMade) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitizer's runtime reserves more address space than the limit allows";
+#else
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(20);
+    ServerOptions options = TestOptions();
+    options.blocking_threads = 64;
+    Server server(options, router_, *logger_);
+    if (!server.Start().ok()) ::_exit(3);
+    long pages = 0;
+    if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
+      std::fclose(statm);
+    }
+    // Room for a few stacks of 8 MiB, not for 64.
+    const rlim_t room = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (48 << 20);
+    const rlimit limit{room, room};
+    if (pages == 0 || ::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(4);
+    const Status ran = server.Run();
+    ::_exit(!ran.ok() && ran.error().message.find("cannot start thread") != std::string::npos
+                ? 0
+                : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child hung or crashed: signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << LogText();
+#endif
 }
 
 TEST_F(ServerTest, StartFailsWhenAddressInUse) {
