@@ -5,9 +5,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <vector>
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 namespace keygate::config::internal {
 namespace {
@@ -28,6 +32,41 @@ std::string WhereMark(const std::string& file, const YAML::Mark& mark) {
   return file + ":" + std::to_string(mark.line + 1);  // yaml-cpp counts lines from 0
 }
 
+// Empty documents (`---` alone) read after the first before the text is taken for one that
+// never ends.
+constexpr int kMostEmptyDocuments = 1000;
+
+// Where a document holds something other than a null, if it does: the parser's events, with
+// no node built.
+class DocumentContent final : public YAML::EventHandler {
+ public:
+  std::optional<YAML::Mark> content;
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Saw(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Saw(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Saw(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Saw(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Saw(const YAML::Mark& mark) {
+    if (!content) content = mark;
+  }
+};
+
 }  // namespace
 
 Result<YAML::Node> ParseYamlFile(const std::string& path) {
@@ -43,14 +82,25 @@ Result<YAML::Node> ParseYamlFile(const std::string& path) {
   if (in.bad()) return Error::InvalidArgument(path + ": cannot read: " + std::strerror(errno));
   try {
     // One document: a second (after `---`) would be read by nothing, silently (audit V).
-    // An empty one (a trailing `---`) holds nothing to miss (the review).
-    std::vector<YAML::Node> documents = YAML::LoadAll(text.str());
-    for (size_t i = 1; i < documents.size(); ++i) {
-      if (documents[i].IsNull()) continue;
-      return Error::InvalidArgument(WhereMark(path, documents[i].Mark()) +
-                                    ": a second YAML document; the config is one document");
+    // An empty one (a trailing `---`) holds nothing to miss (the review). Found by reading
+    // the documents after the first one at a time, never all: yaml-cpp 0.7's LoadAll never
+    // returns on a line starting with `,` (yaml-cpp#1040), growing until memory ran out, at a
+    // start and at a SIGHUP's reload alike (audit CC).
+    std::istringstream rest(text.str());
+    YAML::Parser parser(rest);
+    DocumentContent first;
+    parser.HandleNextDocument(first);
+    for (int more = 0; more < kMostEmptyDocuments; ++more) {
+      DocumentContent next;
+      if (!parser.HandleNextDocument(next)) return YAML::Load(text.str());
+      if (next.content) {
+        return Error::InvalidArgument(WhereMark(path, *next.content) +
+                                      ": a second YAML document; the config is one document");
+      }
     }
-    return documents.empty() ? YAML::Node() : documents[0];
+    return Error::InvalidArgument(path +
+                                  ": invalid YAML: it reads as empty documents without end (as "
+                                  "yaml-cpp reads a line starting with a comma)");
   } catch (const YAML::Exception& e) {
     return Error::InvalidArgument(WhereMark(path, e.mark) + ": invalid YAML: " + e.msg);
   }
