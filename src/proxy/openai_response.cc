@@ -3,6 +3,7 @@
 #include <string.h>  // memrchr (GNU)
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <iterator>
 
@@ -338,6 +339,35 @@ std::optional<std::string> EventWithEscapesDecoded(std::string_view event) {
   }
   if (!decoded_one) return std::nullopt;
   out.push_back('\n');
+  return out;
+}
+
+std::string TextEscapesDecoded(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out.push_back(text[i]);
+      continue;
+    }
+    const char kind = text[i + 1];
+    if (kind == '/') {
+      out.push_back('/');
+      ++i;
+      continue;
+    }
+    unsigned code = 0;
+    if (kind == 'u' && i + 6 <= text.size() &&
+        std::from_chars(text.data() + i + 2, text.data() + i + 6, code, 16).ptr ==
+            text.data() + i + 6 &&
+        code >= 0x20 && code < 0x7F && code != '"' && code != '\\') {
+      out.push_back(static_cast<char>(code));
+      i += 5;
+      continue;
+    }
+    out.append(text.substr(i, 2));  // another escape, an escaped backslash: as it is
+    ++i;
+  }
   return out;
 }
 

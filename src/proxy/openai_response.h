@@ -61,6 +61,13 @@ std::optional<std::string> EventWithEscapesDecoded(std::string_view event);
 // audit X saw a key with `/` reach the caller so). The decoders below are worth running only then.
 bool HasHidingEscape(std::string_view text);
 
+// `text` with each escape a secret's character may hide behind decoded where it lies, whatever
+// else the text is: `\uXXXX` of a printable ASCII character other than `"` and `\`, and `\/`
+// (an escaped backslash stays as it is, and what follows it too). A string of valid JSON reads
+// the same after, so this serves text the JSON decoders above refuse yet a lenient client
+// reads: a NaN, deep nesting, a byte that is no UTF-8, data over several lines (audit CC).
+std::string TextEscapesDecoded(std::string_view text);
+
 // `events` (an event stream in hand whole) written again with each event EventWithEscapesDecoded
 // can decode so decoded (an unterminated last one too, then closed), the others as they were;
 // nullopt if none could be.

@@ -10,6 +10,7 @@
 
 #include "common/ascii.h"
 #include "integration/data_plane_fixture.h"
+#include "proxy/openai_response.h"
 
 namespace keygate::testing {
 namespace {
@@ -562,6 +563,39 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
     EXPECT_NE(unasked.body.find("key Bearer [redacted]"), std::string::npos) << unasked.body;
     EXPECT_EQ(unasked.body.find(kUpstreamKey), std::string::npos) << unasked.body;
   }
+}
+
+// Audit CC: an answer Boost.JSON refuses but a lenient client reads (a NaN: Python's json and
+// many others take it) let the key spelled in \u escapes through, unlogged. It is decoded as
+// text then, and the rest relayed as it came.
+TEST_F(DataPlaneTest, AnEscapedKeyInAnAnswerNoStrictParserReadsIsRedactedToo) {
+  MintedKey key = Mint();
+  // What a client reads: the escapes decoded.
+  const auto read = [](const std::string& body) { return proxy::TextEscapesDecoded(body); };
+  auto plain = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                    {{"x-mock-echo-auth", "escaped-nan"}});
+  EXPECT_EQ(plain.status, 401) << plain.body;
+  EXPECT_NE(plain.body.find(R"(Bearer [redacted]","type":"invalid_request_error","param":NaN)"),
+            std::string::npos)
+      << plain.body;
+  EXPECT_EQ(read(plain.body).find(kUpstreamKey), std::string::npos) << plain.body;
+  for (const char* delay : {"50", "0"}) {
+    auto streamed = Call(key.secret, ChatBody("hi there", 5, "mock/echo", R"(,"stream":true)"),
+                         "/v1/chat/completions",
+                         {{"x-mock-echo-auth-in-stream", "escaped-nan"},
+                          {"x-mock-chunks", "3"},
+                          {"x-mock-chunk-delay-ms", delay}});
+    EXPECT_EQ(streamed.status, 200) << streamed.body;
+    EXPECT_NE(streamed.body.find(R"({"error":{"message":"key Bearer [redacted]","param":NaN}})"),
+              std::string::npos)
+        << delay << ": " << streamed.body;
+    EXPECT_EQ(read(streamed.body).find(kUpstreamKey), std::string::npos) << streamed.body;
+  }
+  auto unasked = Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                      {{"x-mock-echo-auth-in-stream", "escaped-nan"}});
+  EXPECT_EQ(unasked.status, 200) << unasked.body;
+  EXPECT_NE(unasked.body.find("key Bearer [redacted]"), std::string::npos) << unasked.body;
+  EXPECT_EQ(read(unasked.body).find(kUpstreamKey), std::string::npos) << unasked.body;
 }
 
 // Credentials written in the file among a provider's headers (no api_key_env: an Authorization

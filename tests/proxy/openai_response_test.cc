@@ -606,6 +606,16 @@ TEST(AnswerAsEventsTest, AWholeCompletionBecomesTheStreamOfIt) {
   EXPECT_EQ(AnswerAsEvents(R"({"error":{"message":"key \u0073k-1"}})", false),
             "data: {\"error\":{\"message\":\"key sk-1\"}}\n\n");
   EXPECT_EQ(WithEscapesDecoded(R"({"m":"\u0073k-\u00e9\n"})"), "{\"m\":\"sk-\u00e9\\n\"}");
+  // As text, whatever else it is (audit CC): printable ASCII escapes and \/ decoded where they
+  // lie; a quote, a backslash, a control character, other characters and an escaped backslash
+  // (and what follows it) as they are; a NaN, a cut escape, no JSON at all alike.
+  EXPECT_EQ(TextEscapesDecoded(R"({"m":"\u0073\u006B-a\/b","p":NaN})"),
+            R"({"m":"sk-a/b","p":NaN})");
+  EXPECT_EQ(TextEscapesDecoded(R"(\u0022\u005c\u005C\u001f\u00e9\\u0073\\/\n)"),
+            R"(\u0022\u005c\u005C\u001f\u00e9\\u0073\\/\n)");
+  EXPECT_EQ(TextEscapesDecoded(R"(x\u007)"), R"(x\u007)");
+  EXPECT_EQ(TextEscapesDecoded(R"(x\u00zz\u+073\)"), R"(x\u00zz\u+073\)");
+  EXPECT_EQ(TextEscapesDecoded("not json \\u0041"), "not json A");
   EXPECT_EQ(WithEscapesDecoded("not json"), std::nullopt);
   EXPECT_EQ(EventWithEscapesDecoded(R"(data: {"m":"\u0073k"})" "\r\n\r\n"),
             "data: {\"m\":\"sk\"}\n\n");

@@ -151,7 +151,7 @@ std::string QuotedForJson(std::string_view text, std::string_view mode) {
     for (const char c : text) quoted += c == '/' ? std::string("\\/") : std::string(1, c);
     return quoted;
   }
-  if (mode != "escaped") return std::string(text);
+  if (mode != "escaped" && mode != "escaped-nan") return std::string(text);
   std::string quoted;
   char unit[8];
   for (const char c : text) {
@@ -301,7 +301,8 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     reply_.content_type = "application/json";
     reply_.body = R"({"error":{"message":"Incorrect API key provided: )" +
                   QuotedForJson(echoed_authorization_, *echo) +
-                  R"(","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
+                  R"(","type":"invalid_request_error","param":)" +
+                  (*echo == "escaped-nan" ? "NaN" : "null") + R"(,"code":"invalid_api_key"}})";
     if (*echo == "text200") {  // a 200 that is no completion, in plain text
       reply_.status = 200;
       reply_.content_type = "text/plain";
@@ -315,7 +316,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
     const std::string event =
         R"(data: {"error":{"message":"key )" +
         QuotedForJson(FieldOf(request, "authorization").value_or(""), *echo) +
-        R"("}})" + "\n\n";
+        (*echo == "escaped-nan" ? R"(","param":NaN}})" : R"("}})") + "\n\n";
     if (reply_.action == Action::kStream) {
       reply_.body.insert(0, event);
       for (size_t& end : reply_.event_ends) end += event.size();
