@@ -200,6 +200,7 @@ std::optional<TokenUsage> ParseUsageObject(std::string_view text, UsageCounts co
     return std::nullopt;
   }
   const json::value usage = parser.release();
+  if (!usage.is_object()) return std::nullopt;  // a number or a string (audit CC: read as one)
   const json::value* prompt = usage.get_object().if_contains("prompt_tokens");
   if (prompt == nullptr || !prompt->is_int64() || prompt->get_int64() < 0) return std::nullopt;
   const json::value* completion = usage.get_object().if_contains("completion_tokens");

@@ -131,6 +131,10 @@ TEST(OpenAiResponseTest, UsageScannerAgreesWithTheFullParser) {
       EXPECT_EQ(whole->completion_tokens, parsed->completion_tokens);
     }
   }
+  // Text that is JSON but no object is no usage (audit CC: "0" was read through a null).
+  for (const char* other : {"0", "\"usage\"", "[1]", "null"}) {
+    EXPECT_FALSE(internal::ParseUsageObject(other).has_value()) << other;
+  }
   // The full parser's answers for a few of them.
   // A negative count is no usage (the call is then charged as one without usage), not free.
   EXPECT_FALSE(internal::ParseUsageObject(left_to_parser[0]).has_value());
