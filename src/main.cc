@@ -2,6 +2,7 @@
 // `provisioning-key create` bootstrap an organization without HTTP (spec §1, §2a). Exceptions
 // are for start-up only: every failure here prints one line and exits 1.
 #include <dlfcn.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -93,6 +94,23 @@ __attribute__((constructor)) void HoldSighupFromTheStart() {
   keygate::http::Server::HoldSighupUntilRun();
 }
 
+// Each client connection, each upstream connection and the store's files take a descriptor:
+// under a limit below limits.max_connections, keygate runs out long before it refuses a
+// connection, and its model calls fail (audit BB: 64 descriptors, 10,000 connections allowed).
+void WarnOfALowDescriptorLimit(int64_t max_connections, keygate::Logger& log) {
+  constexpr int64_t kOwnDescriptors = 256;  // the store, the upstream pools, the event loops
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+  const auto soft = static_cast<int64_t>(limit.rlim_cur);
+  if (soft >= max_connections + kOwnDescriptors) return;
+  log.Warn("server.descriptor_limit",
+           {{"open_files_limit", soft},
+            {"max_connections", max_connections},
+            {"note", "below limits.max_connections and keygate's own descriptors: it will run "
+                     "out before it refuses a connection; raise the limit (ulimit -n, systemd's "
+                     "LimitNOFILE) or lower limits.max_connections"}});
+}
+
 int Serve(const CommonFlags& flags) {
   auto config = LoadConfig(flags);
   if (!config.ok()) return Fail(config.error().message);
@@ -101,6 +119,7 @@ int Serve(const CommonFlags& flags) {
        keygate::config::UnknownKeygateVariables(EnvironmentNames(), *config)) {
     log.Warn("config.unknown_environment", {{"note", note}});
   }
+  WarnOfALowDescriptorLimit(config->settings.max_connections, log);
   // One server per store, taken before the store is even opened (a second server must not
   // migrate a schema under the first), and held until the process ends: declared before the
   // app, it is released after the app has closed the store.

@@ -16,6 +16,8 @@ namespace {
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 // One warning per this many refused connections, so an overload does not flood the log.
 constexpr uint64_t kRefusedLogEvery = 1000;
+// At most one warning this often while accepts fail.
+constexpr std::chrono::seconds kAcceptFailedLogEvery{10};
 
 bool IsResourceExhaustion(const beast::error_code& ec) {
   return ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
@@ -83,7 +85,15 @@ void Listener::DoAccept() {
 void Listener::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
   if (ec) {
-    state_.logger().Warn("http.accept_failed", {{"error", ec.message()}});
+    ++accept_failures_;
+    const auto now = std::chrono::steady_clock::now();
+    if (!accept_failure_logged_at_ || now - *accept_failure_logged_at_ >= kAcceptFailedLogEvery) {
+      // `failures`: those since the last line, this one included.
+      state_.logger().Warn("http.accept_failed",
+                           {{"error", ec.message()}, {"failures", accept_failures_}});
+      accept_failures_ = 0;
+      accept_failure_logged_at_ = now;
+    }
     if (IsResourceExhaustion(ec)) {
       retry_timer_.expires_after(kAcceptRetryDelay);
       retry_timer_.async_wait([self = shared_from_this()](beast::error_code timer_ec) {

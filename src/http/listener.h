@@ -7,8 +7,10 @@
 // first shard and its descriptor handed to its own shard's thread, which alone operates on it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/status.h"
@@ -47,6 +49,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
   tcp::acceptor acceptor_;
   net::steady_timer retry_timer_;
   uint64_t refused_ = 0;
+  // Accept failures since the last warning, and when that was: one line every
+  // kAcceptFailedLogEvery while they last (audit BB: ten a second while out of descriptors).
+  uint64_t accept_failures_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> accept_failure_logged_at_;
 };
 
 }  // namespace keygate::http::internal

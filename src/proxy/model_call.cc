@@ -517,7 +517,8 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   if (outcome == UpstreamOutcome::kCancelled) status = CancelledStatus();
   if (outcome == UpstreamOutcome::kTimeout) status = HttpStatusFor(ErrorCode::kUpstreamTimeout);
   if (outcome == UpstreamOutcome::kReset || outcome == UpstreamOutcome::kBadResponse ||
-      outcome == UpstreamOutcome::kConnectFailed) {
+      outcome == UpstreamOutcome::kConnectFailed ||
+      outcome == UpstreamOutcome::kOutOfResources) {
     status = HttpStatusFor(ErrorCode::kUpstreamFailed);
   }
   // Settled before the stream's end leaves (see FinishComplete).
@@ -588,6 +589,12 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   Error error{ErrorCode::kUpstreamFailed,
               "The upstream provider '" + provider + "' failed (" + std::string(detail) + ").",
               "", "upstream_error"};
+  if (outcome == UpstreamOutcome::kOutOfResources) {
+    error = Error::Unavailable("keygate could not open a connection to the upstream provider '" +
+                               provider + "' (" + std::string(detail) +
+                               "): the gateway is out of file descriptors or memory, not the "
+                               "provider at fault; try again shortly");
+  }
   if (outcome == UpstreamOutcome::kTimeout) {
     error = Error{ErrorCode::kUpstreamTimeout,
                   "The upstream provider '" + provider + "' did not answer in time (" +
@@ -596,6 +603,9 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   }
   http::Response response = http::ErrorResponse(error);
   response.header_lines = admission_.rate_limits.Lines();
+  if (outcome == UpstreamOutcome::kOutOfResources) {
+    response.headers.emplace_back("Retry-After", "1");
+  }
   const int status = response.status;
   // spec §3 step 5: a failed or timed-out upstream call releases its reservations (before
   // the answer leaves, see FinishComplete).

@@ -311,6 +311,7 @@ const char* ToString(UpstreamOutcome outcome) {
     case UpstreamOutcome::kTimeout: return "timeout";
     case UpstreamOutcome::kBadResponse: return "bad_response";
     case UpstreamOutcome::kCancelled: return "cancelled";
+    case UpstreamOutcome::kOutOfResources: return "out_of_resources";
   }
   return "unknown";
 }
@@ -914,6 +915,11 @@ bool Exchange::RetryIfStale(const error_code& ec, bool response_started, bool wr
 }
 
 void Exchange::Fail(UpstreamOutcome outcome, const error_code& ec, std::string_view stage) {
+  if (outcome == UpstreamOutcome::kConnectFailed &&
+      (ec == net::error::no_descriptors || ec == net::error::no_memory ||
+       ec == net::error::no_buffer_space || ec == std::errc::too_many_files_open_in_system)) {
+    outcome = UpstreamOutcome::kOutOfResources;
+  }
   if (cancelled_) outcome = UpstreamOutcome::kCancelled;
   if (timed_out_) outcome = UpstreamOutcome::kTimeout;
   std::string detail(stage);

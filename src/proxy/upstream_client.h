@@ -100,6 +100,9 @@ enum class UpstreamOutcome {
   kTimeout,        // the connect or response timeout passed (504)
   kBadResponse,    // the upstream's answer was not valid HTTP/1.1 (502)
   kCancelled,      // Cancel() was called
+  // keygate itself could not open a connection: out of file descriptors or memory (503: the
+  // provider is not at fault, audit BB)
+  kOutOfResources,
 };
 
 // Returns "complete", "connect_failed", ... for logs.

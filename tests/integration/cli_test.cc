@@ -2,6 +2,7 @@
 // commands other than `init` never make a store by mistake, and one store has one server (two
 // would each hold a key's windows and spend in memory: twice its limits).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <filesystem>
@@ -173,6 +174,23 @@ TEST_F(ManagementTest, CommandsRefuseToWriteBesideAServerWhoseFilesWereRemoved) 
       RunCommand({KEYGATE_BINARY, "provisioning-key", "create", "--data", process_->data_dir(),
                   "--org", a_.org_id, "--name", "with-no-server"});
   EXPECT_EQ(alone.exit_code, 0) << alone.err;
+}
+
+// Audit BB: under a descriptor limit of 64 and limits.max_connections at 10,000, keygate ran
+// out long before it refused a connection, and nothing said so at the start.
+TEST_F(ManagementTest, AStartUnderALowDescriptorLimitWarns) {
+  const CommandResult served =
+      RunCommand({"/usr/bin/timeout", "2", "/usr/bin/prlimit", "--nofile=512:", KEYGATE_BINARY,
+                  "serve", "--data", dir_.path() + "/low-limit", "--listen", "127.0.0.1:0"});
+  EXPECT_NE(served.err.find(R"("event":"server.descriptor_limit","open_files_limit":512)"),
+            std::string::npos)
+      << served.err;
+  // A limit above the connections and keygate's own: no warning (this test's, if so).
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= 10'000 + 256) {
+    EXPECT_EQ(process_->log().find("server.descriptor_limit"), std::string::npos);
+  }
 }
 
 }  // namespace

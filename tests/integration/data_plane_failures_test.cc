@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "integration/data_plane_fixture.h"
 
@@ -101,6 +102,60 @@ TEST_F(DataPlaneTest, EveryUpstreamFailureReleasesItsReservation) {
   for (size_t i = 0; i < rows.size(); i += 2) EXPECT_EQ(rows[i].cost, 0) << rows[i].status;
   EXPECT_EQ(rows[8].status, 504);
   EXPECT_EQ(SumCost(rows), 6 * 8);
+}
+
+// Audit BB: keygate out of file descriptors answered 502 "The upstream provider 'mock' failed
+// (connect: Too many open files)", counted against the provider, which dashboards then blamed.
+// It is keygate's own shortage: a 503 with Retry-After, counted as out_of_resources, released.
+TEST_F(DataPlaneTest, OutOfDescriptorsIsTheGatewaysShortageNotTheProviders) {
+  MintedKey key = Mint(kOneCallBudget);
+  TestHttpClient held("127.0.0.1", process_->port());
+  ASSERT_EQ(held.Get("/healthz").status, 200);  // a connection open before the shortage
+  const std::string pid = std::to_string(process_->pid());
+  // The soft limit only: raising it back to what it was needs no privilege.
+  const CommandResult before = RunCommand(
+      {"/usr/bin/prlimit", "--pid", pid, "--nofile", "--output=SOFT", "--noheadings"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  std::string soft = before.out;
+  while (!soft.empty() && (soft.back() == '\n' || soft.back() == ' ')) soft.pop_back();
+  while (!soft.empty() && soft.front() == ' ') soft.erase(0, 1);
+  ASSERT_EQ(RunCommand({"/usr/bin/prlimit", "--pid", pid, "--nofile=64:"}).exit_code, 0);
+  // Idle connections take what descriptors are left (those past the limit wait unaccepted).
+  std::vector<int> idle;
+  for (int i = 0; i < 80; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(process_->port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // accepted until none is left
+  auto refused = held.Request("POST", "/v1/chat/completions", ChatBody("hi", 100),
+                              {{"authorization", "Bearer " + key.secret}});
+  for (int fd : idle) ::close(fd);
+  const CommandResult restored =
+      RunCommand({"/usr/bin/prlimit", "--pid", pid, "--nofile=" + soft + ":"});
+  ASSERT_EQ(restored.exit_code, 0) << soft << ": " << restored.err;
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_NE(refused.body.find("out of file descriptors or memory, not the provider"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_EQ(refused.Header("retry-after"), "1");
+  EXPECT_NE(client_->Get("/metrics").body.find("outcome=\"out_of_resources\""),
+            std::string::npos);
+  // The reservation is back: the one call the budget holds still fits.
+  auto next = Call(key.secret, ChatBody("hi", 100));
+  EXPECT_EQ(next.status, 200) << next.body;
+  // The listener, out of descriptors too, said so once, not ten times a second (audit BB).
+  const std::string log = process_->log();
+  size_t lines = 0;
+  for (size_t at = log.find("http.accept_failed"); at != std::string::npos;
+       at = log.find("http.accept_failed", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << log;
 }
 
 TEST_F(DataPlaneTest, AStreamResetMidwayIsCutAndChargedForWhatWasReceived) {

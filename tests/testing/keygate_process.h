@@ -56,6 +56,7 @@ class KeygateProcess {
   void Kill();
 
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }  // -1 when not running
   const std::string& data_dir() const { return data_dir_; }
   // Everything the process wrote to stderr and stdout so far.
   std::string log() const;

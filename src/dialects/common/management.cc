@@ -99,7 +99,11 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
                                                 {"request_id", request.request_id},
                                                 {"error", error.message}});
       }
-      return responder->Send(render(ShownToCaller(error, request.request_id)));
+      http::Response refusal = render(ShownToCaller(error, request.request_id));
+      // The store unavailable for now (its disk full, say): a client may retry, as the data
+      // plane's 503s say (audit BB).
+      if (refusal.status == 503) refusal.headers.emplace_back("Retry-After", "1");
+      return responder->Send(std::move(refusal));
     }
     responder->Send(std::move(response).value());
   };
