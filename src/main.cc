@@ -95,20 +95,28 @@ __attribute__((constructor)) void HoldSighupFromTheStart() {
 }
 
 // Each client connection, each upstream connection and the store's files take a descriptor:
-// under a limit below limits.max_connections, keygate runs out long before it refuses a
-// connection, and its model calls fail (audit BB: 64 descriptors, 10,000 connections allowed).
-void WarnOfALowDescriptorLimit(int64_t max_connections, keygate::Logger& log) {
-  constexpr int64_t kOwnDescriptors = 256;  // the store, the upstream pools, the event loops
+// about twice limits.max_connections at full load. The soft limit is raised to the hard one
+// (as Go's runtime does; keygate waits with epoll, which has no limit of select()'s), and a hard
+// limit below that need is told: keygate would run out long before it refuses a connection
+// (audit BB: 64 descriptors, 10,000 connections allowed).
+void RaiseTheDescriptorLimit(int64_t max_connections, keygate::Logger& log) {
+  constexpr int64_t kOwnDescriptors = 256;  // the store, the event loops, the log
   rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised{limit.rlim_max, limit.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return;
   const auto soft = static_cast<int64_t>(limit.rlim_cur);
-  if (soft >= max_connections + kOwnDescriptors) return;
+  if (soft >= 2 * max_connections + kOwnDescriptors) return;
   log.Warn("server.descriptor_limit",
            {{"open_files_limit", soft},
             {"max_connections", max_connections},
-            {"note", "below limits.max_connections and keygate's own descriptors: it will run "
-                     "out before it refuses a connection; raise the limit (ulimit -n, systemd's "
-                     "LimitNOFILE) or lower limits.max_connections"}});
+            {"note", "below twice limits.max_connections (a client's and an upstream "
+                     "connection each) and keygate's own: it will run out before it refuses a "
+                     "connection; raise the limit (ulimit -Hn, systemd's LimitNOFILE) or lower "
+                     "limits.max_connections"}});
 }
 
 int Serve(const CommonFlags& flags) {
@@ -119,7 +127,7 @@ int Serve(const CommonFlags& flags) {
        keygate::config::UnknownKeygateVariables(EnvironmentNames(), *config)) {
     log.Warn("config.unknown_environment", {{"note", note}});
   }
-  WarnOfALowDescriptorLimit(config->settings.max_connections, log);
+  RaiseTheDescriptorLimit(config->settings.max_connections, log);
   // One server per store, taken before the store is even opened (a second server must not
   // migrate a schema under the first), and held until the process ends: declared before the
   // app, it is released after the app has closed the store.
@@ -170,7 +178,8 @@ std::string RefusalBesideAServer(const std::string& path) {
     return "keygate serve" + (holder->empty() ? std::string() : " (pid " + *holder + ")") +
            " holds the store " + path + ", and its " + file + suffix +
            " is missing: it was removed under the server (restart the server, then run this "
-           "again) or the server is still starting (run this again). Nothing was written.";
+           "again), or the server is starting or stopping (run this again). Nothing was "
+           "written.";
   }
   return "";
 }

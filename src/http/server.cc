@@ -4,7 +4,6 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <csignal>
 #include <exception>
 #include <functional>
@@ -184,15 +183,40 @@ Result<tcp::endpoint> Server::Impl::ResolveEndpoint() {
   return results.begin()->endpoint();
 }
 
-// Starts `count` threads running `body`, named `name`-N, into `threads`. On a thread that
-// cannot be made (a limit on tasks or memory), returns why; those made are left to the caller.
-Status StartThreads(int count, const std::string& name, const std::function<void()>& body,
+namespace {
+
+// Threads stopped (by `stop`) and joined when this goes, however the scope ends: a return, or
+// an exception, which would otherwise destroy a joinable std::thread (std::terminate).
+class JoinedAtExit {
+ public:
+  explicit JoinedAtExit(std::function<void()> stop) : stop_(std::move(stop)) {}
+  JoinedAtExit(const JoinedAtExit&) = delete;
+  JoinedAtExit& operator=(const JoinedAtExit&) = delete;
+  ~JoinedAtExit() { Join(); }
+
+  void Join() {
+    if (stop_) std::exchange(stop_, nullptr)();
+    for (std::thread& thread : threads) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+  std::vector<std::thread> threads;
+
+ private:
+  std::function<void()> stop_;
+};
+
+// Starts `count` threads running `body(i)` for i in [0, count), named `name`-(i+1), into
+// `threads`. On a thread that cannot be made (a limit on tasks or memory), returns why; those
+// made are left to the caller.
+Status StartThreads(int count, const std::string& name, const std::function<void(int)>& body,
                     std::vector<std::thread>* threads) {
   try {
     for (int i = 0; i < count; ++i) {
-      threads->emplace_back([name = name + "-" + std::to_string(i + 1), body] {
+      threads->emplace_back([name = name + "-" + std::to_string(i + 1), body, i] {
         NameThisThread(name);
-        body();
+        body(i);
       });
     }
   } catch (const std::exception& e) {
@@ -204,6 +228,8 @@ Status StartThreads(int count, const std::string& name, const std::function<void
   return OkStatus();
 }
 
+}  // namespace
+
 Status Server::Impl::Run() {
   if (!listener_) {
     logger_.Error("http.run_without_start");
@@ -211,16 +237,12 @@ Status Server::Impl::Run() {
   }
   // The blocking pool's threads are made here and attached to Asio's pool (made with none):
   // when Asio's own constructor cannot make one, it waits for those it made, which never
-  // stop, and the process hung with its port bound (audit BB, a pids limit of 40).
+  // stop, and the process hung with its port bound (audit BB, a pids limit of 40). Handlers
+  // already running when it stops finish (their responses go nowhere); queued ones are dropped.
   blocking_pool_.emplace(0);
-  std::vector<std::thread> blocking;
-  if (Status started = StartThreads(options_.blocking_threads, "kg-block",
-                                    [this] { blocking_pool_->attach(); }, &blocking);
-      !started.ok()) {
-    blocking_pool_->stop();
-    for (std::thread& thread : blocking) thread.join();
-    return started;
-  }
+  JoinedAtExit blocking([this] { blocking_pool_->stop(); });
+  KG_RETURN_IF_ERROR(StartThreads(options_.blocking_threads, "kg-block",
+                                  [this](int) { blocking_pool_->attach(); }, &blocking.threads));
   state_.set_blocking_pool(&*blocking_pool_);
   signals_.emplace(control_, SIGINT, SIGTERM, SIGHUP);
   WaitForSignal();
@@ -239,23 +261,17 @@ Status Server::Impl::Run() {
   // Every shard keeps running (even with no connection) until FinishDrain() stops them all.
   std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
   for (auto& shard : shards_) keep_running.push_back(net::make_work_guard(*shard));
-  std::vector<std::thread> workers;
-  workers.reserve(shards_.size() - 1);
-  std::atomic<size_t> next_shard{1};
-  Status started = StartThreads(static_cast<int>(shards_.size()) - 1, "kg-io",
-                                [this, &next_shard] { RunIoLoop(*shards_[next_shard++]); },
-                                &workers);
-  if (started.ok()) {
-    RunIoLoop(*shards_.front());  // on the main thread, which keeps the process's name
-  } else {
+  JoinedAtExit workers([this, &keep_running] {
     keep_running.clear();
     for (auto& shard : shards_) shard->stop();
-  }
-  for (std::thread& worker : workers) worker.join();
-  // Handlers already running finish (their responses go nowhere); queued ones are dropped.
-  blocking_pool_->stop();
-  for (std::thread& thread : blocking) thread.join();
-  if (!started.ok()) return started;
+  });
+  workers.threads.reserve(shards_.size() - 1);
+  KG_RETURN_IF_ERROR(StartThreads(static_cast<int>(shards_.size()) - 1, "kg-io",
+                                  [this](int i) { RunIoLoop(*shards_[i + 1]); },
+                                  &workers.threads));
+  RunIoLoop(*shards_.front());  // on the main thread, which keeps the process's name
+  workers.Join();
+  blocking.Join();
   logger_.Info("http.stopped");
   return OkStatus();
 }

@@ -212,11 +212,13 @@ std::optional<std::string> DecodedIfItHolds(std::string_view text,
                                             Decoder decode) {
   if (secrets.empty() || !HasHidingEscape(text)) return std::nullopt;
   std::optional<std::string> plain = decode(text);
-  // Text the decoder cannot read may still be read by a client (audit CC: a NaN in an error
-  // body let a key in \u escapes through): decoded as text then.
-  if (!plain) plain = TextEscapesDecoded(text);
-  if (!HoldsAny(*plain, secrets)) return std::nullopt;
-  return plain;
+  if (plain && HoldsAny(*plain, secrets)) return plain;
+  // Text the decoder cannot read, whole or in part (the events of a stream it leaves as they
+  // came), may still be read by a client (audit CC: a NaN in an error body let a key in \u
+  // escapes through; the review: beside an event it could decode): decoded as text then.
+  std::string as_text = TextEscapesDecoded(text);
+  if (!HoldsAny(as_text, secrets)) return std::nullopt;
+  return as_text;
 }
 
 // Whether a Content-Type names `media` (parameters aside, any case).
@@ -516,9 +518,10 @@ void ModelCall::FinishStream(UpstreamOutcome outcome, std::string_view detail) {
   int status = 200;
   if (outcome == UpstreamOutcome::kCancelled) status = CancelledStatus();
   if (outcome == UpstreamOutcome::kTimeout) status = HttpStatusFor(ErrorCode::kUpstreamTimeout);
+  // Only before an answer in practice (a connection is opened first).
+  if (outcome == UpstreamOutcome::kOutOfResources) status = HttpStatusFor(ErrorCode::kUnavailable);
   if (outcome == UpstreamOutcome::kReset || outcome == UpstreamOutcome::kBadResponse ||
-      outcome == UpstreamOutcome::kConnectFailed ||
-      outcome == UpstreamOutcome::kOutOfResources) {
+      outcome == UpstreamOutcome::kConnectFailed) {
     status = HttpStatusFor(ErrorCode::kUpstreamFailed);
   }
   // Settled before the stream's end leaves (see FinishComplete).
@@ -581,11 +584,19 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
     responder_.reset();
     return;
   }
-  env_.metrics.CountUpstreamFailure(provider, ToString(outcome));
-  env_.log.Warn("proxy.upstream_failed", {{"request_id", responder_->request_id()},
-                                          {"provider", provider},
-                                          {"outcome", ToString(outcome)},
-                                          {"detail", detail}});
+  // keygate's own shortage is not counted against the provider (the review: a dashboard
+  // summing its errors by provider would still blame it).
+  const bool own = outcome == UpstreamOutcome::kOutOfResources;
+  if (own) {
+    env_.metrics.CountRejection(ToString(outcome));
+  } else {
+    env_.metrics.CountUpstreamFailure(provider, ToString(outcome));
+  }
+  env_.log.Warn(own ? "proxy.out_of_resources" : "proxy.upstream_failed",
+                {{"request_id", responder_->request_id()},
+                 {"provider", provider},
+                 {"outcome", ToString(outcome)},
+                 {"detail", detail}});
   Error error{ErrorCode::kUpstreamFailed,
               "The upstream provider '" + provider + "' failed (" + std::string(detail) + ").",
               "", "upstream_error"};

@@ -44,8 +44,18 @@ Result<ServeLock> ServeLock::Acquire(const std::string& db_path) {
   if (fd < 0) {
     return Error::Internal("cannot open the lock file " + path + ": " + std::strerror(errno));
   }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int error = errno;
+  // Tried for up to 100 ms: a CLI command asking whether a server holds it (Holder) holds it
+  // shared for an instant.
+  bool locked = false;
+  int error = 0;
+  for (int tries = 0; tries < 20 && !locked; ++tries) {
+    locked = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (locked) break;
+    error = errno;
+    if (error != EWOULDBLOCK) break;
+    ::usleep(5'000);
+  }
+  if (!locked) {
     const std::string pid = HolderPid(fd);
     ::close(fd);
     if (error != EWOULDBLOCK) {

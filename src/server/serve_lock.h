@@ -25,8 +25,8 @@ class ServeLock {
 
   // Whether a `keygate serve` holds the lock of the store at `db_path` now: its process id as
   // the lock file holds it ("" if unreadable), or nullopt when none does (or there is no lock
-  // file). A shared lock tried and let go at once: a server starting in that instant is
-  // refused as if another served the store (its supervisor starts it again).
+  // file). A shared lock tried and let go at once (Acquire tries for 100 ms, so that a server
+  // starting in that instant is not refused).
   static std::optional<std::string> Holder(const std::string& db_path);
 
   ServeLock(ServeLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }

@@ -1406,8 +1406,8 @@ TEST_F(ServerTest, RunFailsAtOnceWhenItsThreadsCannotBeMade) {
       if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
       std::fclose(statm);
     }
-    // Room for a few stacks of 8 MiB, not for 64.
-    const rlim_t room = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (48 << 20);
+    // Room for two stacks of 8 MiB, not for 64.
+    const rlim_t room = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (20 << 20);
     const rlimit limit{room, room};
     if (pages == 0 || ::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(4);
     const Status ran = server.Run();
@@ -1418,7 +1418,7 @@ TEST_F(ServerTest, RunFailsAtOnceWhenItsThreadsCannotBeMade) {
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status)) << "the child hung or crashed: signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0) << LogText();
+  EXPECT_EQ(WEXITSTATUS(status), 0);  // 1: Run returned something else (its log is the child's)
 #endif
 }
 

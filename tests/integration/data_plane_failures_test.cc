@@ -131,7 +131,13 @@ TEST_F(DataPlaneTest, OutOfDescriptorsIsTheGatewaysShortageNotTheProviders) {
     ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
     idle.push_back(fd);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // accepted until none is left
+  // Accepted until none is left: the listener says so at its first failure (bounded wait).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (process_->log().find("http.accept_failed") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(process_->log().find("http.accept_failed"), std::string::npos);
   auto refused = held.Request("POST", "/v1/chat/completions", ChatBody("hi", 100),
                               {{"authorization", "Bearer " + key.secret}});
   for (int fd : idle) ::close(fd);
@@ -143,8 +149,12 @@ TEST_F(DataPlaneTest, OutOfDescriptorsIsTheGatewaysShortageNotTheProviders) {
             std::string::npos)
       << refused.body;
   EXPECT_EQ(refused.Header("retry-after"), "1");
-  EXPECT_NE(client_->Get("/metrics").body.find("outcome=\"out_of_resources\""),
-            std::string::npos);
+  const std::string metrics = client_->Get("/metrics").body;
+  EXPECT_NE(metrics.find(R"(keygate_rejections_total{reason="out_of_resources"} 1)"),
+            std::string::npos)
+      << metrics;
+  EXPECT_EQ(metrics.find(R"(outcome="out_of_resources")"), std::string::npos)
+      << "counted against the provider: " << metrics;
   // The reservation is back: the one call the budget holds still fits.
   auto next = Call(key.secret, ChatBody("hi", 100));
   EXPECT_EQ(next.status, 200) << next.body;

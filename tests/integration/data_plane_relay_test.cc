@@ -596,6 +596,10 @@ TEST_F(DataPlaneTest, AnEscapedKeyInAnAnswerNoStrictParserReadsIsRedactedToo) {
   EXPECT_EQ(unasked.status, 200) << unasked.body;
   EXPECT_NE(unasked.body.find("key Bearer [redacted]"), std::string::npos) << unasked.body;
   EXPECT_EQ(read(unasked.body).find(kUpstreamKey), std::string::npos) << unasked.body;
+  // The review: the event before it, which a strict parser reads (its escape decoded), kept
+  // the whole stream from being decoded as text; the rest as it came.
+  EXPECT_NE(unasked.body.find(R"(data: {"note":"caf\u00e9"})"), std::string::npos)
+      << unasked.body;
 }
 
 // Credentials written in the file among a provider's headers (no api_key_env: an Authorization

@@ -25,6 +25,14 @@ http::Response TooManyCalls(const limits::OrgRequestLimiter& limiter, int64_t wa
   return response;
 }
 
+// `error` in the dialect's shape. A 503 (the store unavailable: its disk full, its files
+// removed) says a client may retry, as the data plane's do (audit BB).
+http::Response Refusal(ErrorRenderer render, const Error& error) {
+  http::Response refusal = render(error);
+  if (refusal.status == 503) refusal.headers.emplace_back("Retry-After", "1");
+  return refusal;
+}
+
 limits::CallerClass ClassOf(keys::CallerKind kind) {
   switch (kind) {
     case keys::CallerKind::kOwner: return limits::CallerClass::kOwner;
@@ -66,7 +74,7 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
              http::Request& request, std::shared_ptr<http::Responder> responder) {
     auto caller = context.keys.Authenticate(request.BearerToken());
     if (!caller.ok()) {
-      return responder->Send(render(ShownToCaller(caller.error(), request.request_id)));
+      return responder->Send(Refusal(render, ShownToCaller(caller.error(), request.request_id)));
     }
     // Counted before the audience check: a service key calling a route it may not is paced
     // too (each costs the credential's lookup).
@@ -99,11 +107,7 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
                                                 {"request_id", request.request_id},
                                                 {"error", error.message}});
       }
-      http::Response refusal = render(ShownToCaller(error, request.request_id));
-      // The store unavailable for now (its disk full, say): a client may retry, as the data
-      // plane's 503s say (audit BB).
-      if (refusal.status == 503) refusal.headers.emplace_back("Retry-After", "1");
-      return responder->Send(std::move(refusal));
+      return responder->Send(Refusal(render, ShownToCaller(error, request.request_id)));
     }
     responder->Send(std::move(response).value());
   };
