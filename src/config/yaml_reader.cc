@@ -40,9 +40,12 @@ constexpr int kMostEmptyDocuments = 1000;
 // no node built.
 class DocumentContent final : public YAML::EventHandler {
  public:
+  std::optional<YAML::Mark> start;
   std::optional<YAML::Mark> content;
 
-  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (!start) start = mark;
+  }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Saw(mark); }
@@ -90,17 +93,20 @@ Result<YAML::Node> ParseYamlFile(const std::string& path) {
     YAML::Parser parser(rest);
     DocumentContent first;
     parser.HandleNextDocument(first);
+    std::optional<YAML::Mark> second;
     for (int more = 0; more < kMostEmptyDocuments; ++more) {
       DocumentContent next;
       if (!parser.HandleNextDocument(next)) return YAML::Load(text.str());
+      if (!second) second = next.start;
       if (next.content) {
         return Error::InvalidArgument(WhereMark(path, *next.content) +
                                       ": a second YAML document; the config is one document");
       }
     }
-    return Error::InvalidArgument(path +
-                                  ": invalid YAML: it reads as empty documents without end (as "
-                                  "yaml-cpp reads a line starting with a comma)");
+    return Error::InvalidArgument(
+        (second ? WhereMark(path, *second) : path) +
+        ": invalid YAML: it reads as empty documents without end (as yaml-cpp reads a line "
+        "starting with a comma)");
   } catch (const YAML::Exception& e) {
     return Error::InvalidArgument(WhereMark(path, e.mark) + ": invalid YAML: " + e.msg);
   }

@@ -268,10 +268,10 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
       {"listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "cfg.yaml:3: a second YAML document"},
       // yaml-cpp 0.7 reads a line starting with a comma as documents without end: its LoadAll
       // grew until memory ran out (audit CC). Refused, at once.
-      {",\n", "cfg.yaml: invalid YAML: it reads as empty documents without end"},
+      {"\n,\n", "cfg.yaml:2: invalid YAML: it reads as empty documents without end"},
       {"listen: 127.0.0.1:1\n,x\n", "cfg.yaml:2: invalid YAML: end of map not found"},
-      {"!,\n", "cfg.yaml: invalid YAML: it reads as empty documents without end"},
-      {"!!str,x\n", "cfg.yaml: invalid YAML: it reads as empty documents without end"},
+      {"!,\n", "cfg.yaml:1: invalid YAML: it reads as empty documents without end"},
+      {"!!str,x\n", "cfg.yaml:1: invalid YAML: it reads as empty documents without end"},
   };
   for (const Case& c : cases) EXPECT_THAT(ErrorOf(c.yaml), HasSubstr(c.expected)) << c.yaml;
   // A trailing `---` is an empty document: nothing in it to miss (the review).
