@@ -27,6 +27,10 @@ namespace keygate::store {
 // it was read (UpdateServiceKey, RotateServiceKey, UpdateProvisioningKey): read it again.
 inline constexpr const char* kStaleWrite = "stale_write";
 
+// The reason of the Unavailable every write gets from a store whose files were removed or
+// replaced under it, until a restart: no retry helps before then.
+inline constexpr const char* kStoreFilesRemoved = "store_files_removed";
+
 struct ServiceKeyQuery {
   std::string org_id;                    // REQUIRED
   std::optional<keys::KeySource> source; // nullopt = every source

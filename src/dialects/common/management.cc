@@ -25,11 +25,14 @@ http::Response TooManyCalls(const limits::OrgRequestLimiter& limiter, int64_t wa
   return response;
 }
 
-// `error` in the dialect's shape. A 503 (the store unavailable: its disk full, its files
-// removed) says a client may retry, as the data plane's do (audit BB).
+// `error` in the dialect's shape. A 503 (the store unavailable: its disk full, say) says a
+// client may retry, as the data plane's do (audit BB); not when only a restart helps (the
+// review: a client would retry every second until then).
 http::Response Refusal(ErrorRenderer render, const Error& error) {
   http::Response refusal = render(error);
-  if (refusal.status == 503) refusal.headers.emplace_back("Retry-After", "1");
+  if (refusal.status == 503 && error.reason != store::kStoreFilesRemoved) {
+    refusal.headers.emplace_back("Retry-After", "1");
+  }
   return refusal;
 }
 

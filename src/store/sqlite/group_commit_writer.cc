@@ -136,7 +136,11 @@ void GroupCommitWriter::RunBatch(const std::vector<Pending*>& batch) {
   writes_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
   auto fail_all = [&](const std::string& what, const Error& cause) {
     failed_batches_.fetch_add(1, std::memory_order_relaxed);
-    for (Pending* p : batch) p->status = Error::Unavailable(what + ": " + cause.message);
+    for (Pending* p : batch) {
+      Error failed = Error::Unavailable(what + ": " + cause.message);
+      failed.reason = cause.reason;  // kStoreFilesRemoved, say: what a client may do next
+      p->status = std::move(failed);
+    }
   };
 
   // Not one write to files no restart reads: the checkpoint at close would copy them into the

@@ -261,6 +261,7 @@ Status StoreFiles::Check() {
                                (now == StoreFileId{} ? "removed" : "replaced") +
                                " while keygate has it open; restart keygate (until then no "
                                "write is taken)");
+    gone_->reason = kStoreFilesRemoved;
     return *gone_;
   }
   return OkStatus();
