@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -73,7 +74,45 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+namespace {
+
+// The lowest port the kernel hands out for outgoing connections (and for a bind to port 0).
+int EphemeralLow() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  int high = 0;
+  return range >> low >> high ? low : 32768;
+}
+
+// Whether `port` can be bound on loopback now.
+bool Bindable(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return bound;
+}
+
+}  // namespace
+
 uint16_t FreePort() {
+  // Below the ephemeral range when there is room: a port from it can be taken, between this
+  // pick and the server's bind, as the local port of any outgoing connection (a fixture's
+  // HTTPS mock once failed to start so).
+  constexpr int kLowest = 10'000;
+  const int ephemeral = EphemeralLow();
+  if (ephemeral - kLowest >= 1'000) {
+    std::random_device random;
+    std::uniform_int_distribution<int> pick(kLowest, ephemeral - 1);
+    for (int tries = 0; tries < 100; ++tries) {
+      const auto port = static_cast<uint16_t>(pick(random));
+      if (Bindable(port)) return port;
+    }
+  }
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

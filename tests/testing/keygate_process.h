@@ -26,7 +26,8 @@ class TempDir {
   std::string path_;
 };
 
-// A loopback port that was free a moment ago.
+// A loopback port that was free a moment ago, below the ephemeral range when there is room
+// (so that no outgoing connection takes it before the server it is for binds it).
 uint16_t FreePort();
 
 // Runs `argv` to completion; returns its exit status and stdout.
