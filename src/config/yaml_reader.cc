@@ -89,8 +89,8 @@ Result<YAML::Node> ParseYamlFile(const std::string& path) {
     // the documents after the first one at a time, never all: yaml-cpp 0.7's LoadAll never
     // returns on a line starting with `,` (yaml-cpp#1040), growing until memory ran out, at a
     // start and at a SIGHUP's reload alike (audit CC).
-    std::istringstream rest(text.str());
-    YAML::Parser parser(rest);
+    std::istringstream stream(text.str());
+    YAML::Parser parser(stream);
     DocumentContent first;
     parser.HandleNextDocument(first);
     std::optional<YAML::Mark> second;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "http/error_response.h"
+#include "http/resource_errors.h"
 
 namespace keygate::http::internal {
 
@@ -18,11 +19,6 @@ constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 constexpr uint64_t kRefusedLogEvery = 1000;
 // At most one warning this often while accepts fail.
 constexpr std::chrono::seconds kAcceptFailedLogEvery{10};
-
-bool IsResourceExhaustion(const beast::error_code& ec) {
-  return ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
-         ec == net::error::no_memory;
-}
 
 std::string DescribeEndpoint(const tcp::endpoint& endpoint) {
   std::string address = endpoint.address().to_string();

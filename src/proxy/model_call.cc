@@ -600,7 +600,7 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   Error error{ErrorCode::kUpstreamFailed,
               "The upstream provider '" + provider + "' failed (" + std::string(detail) + ").",
               "", "upstream_error"};
-  if (outcome == UpstreamOutcome::kOutOfResources) {
+  if (own) {
     error = Error::Unavailable("keygate could not open a connection to the upstream provider '" +
                                provider + "' (" + std::string(detail) +
                                "): the gateway is out of file descriptors or memory, not the "
@@ -614,9 +614,7 @@ void ModelCall::FailBeforeAnswer(UpstreamOutcome outcome, std::string_view detai
   }
   http::Response response = http::ErrorResponse(error);
   response.header_lines = admission_.rate_limits.Lines();
-  if (outcome == UpstreamOutcome::kOutOfResources) {
-    response.headers.emplace_back("Retry-After", "1");
-  }
+  if (own) response.headers.emplace_back("Retry-After", "1");
   const int status = response.status;
   // spec §3 step 5: a failed or timed-out upstream call releases its reservations (before
   // the answer leaves, see FinishComplete).

@@ -39,6 +39,7 @@
 #include "common/text_writer.h"
 #include "http/message_scan.h"
 #include "http/read_readiness.h"
+#include "http/resource_errors.h"
 
 namespace keygate::proxy {
 namespace {
@@ -915,9 +916,9 @@ bool Exchange::RetryIfStale(const error_code& ec, bool response_started, bool wr
 }
 
 void Exchange::Fail(UpstreamOutcome outcome, const error_code& ec, std::string_view stage) {
+  // The machine's descriptors gone too (ENFILE): as much the gateway's shortage as its own.
   if (outcome == UpstreamOutcome::kConnectFailed &&
-      (ec == net::error::no_descriptors || ec == net::error::no_memory ||
-       ec == net::error::no_buffer_space || ec == std::errc::too_many_files_open_in_system)) {
+      (http::IsResourceExhaustion(ec) || ec == std::errc::too_many_files_open_in_system)) {
     outcome = UpstreamOutcome::kOutOfResources;
   }
   if (cancelled_) outcome = UpstreamOutcome::kCancelled;

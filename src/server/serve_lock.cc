@@ -48,7 +48,7 @@ Result<ServeLock> ServeLock::Acquire(const std::string& db_path) {
   // shared for an instant.
   bool locked = false;
   int error = 0;
-  for (int tries = 0; tries < 20 && !locked; ++tries) {
+  for (int tries = 0; tries < 20; ++tries) {
     locked = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
     if (locked) break;
     error = errno;
