@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "integration/data_plane_fixture.h"
+#include "integration/store_lock.h"
 
 namespace keygate::testing {
 namespace {
@@ -479,25 +480,6 @@ TEST_F(DataPlaneTest, CallsInFlightAtACrashAreChargedAndCountedAfterTheRestart) 
   ASSERT_TRUE(process_->Start({std::string(kUpstreamKeyEnv) + "=" + kUpstreamKey}));
   EXPECT_EQ(UsageRows(key.hash).size(), 2u);
 }
-
-// Holds SQLite's write lock on the store, as another process would, until Release().
-class StoreLock {
- public:
-  explicit StoreLock(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
-  }
-  ~StoreLock() { Release(); }
-  void Release() {
-    if (db_ == nullptr) return;
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    sqlite3_close(db_);
-    db_ = nullptr;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 // Audit, 2026-12-06: with the store refusing writes, a stop dropped every usage record since,
 // exited 0, and the restarted server let the key spend its budget again.

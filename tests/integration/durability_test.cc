@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "integration/management_fixture.h"
+#include "integration/store_lock.h"
 
 namespace keygate::testing {
 namespace {
@@ -171,7 +172,16 @@ TEST_F(ManagementTest, StoreFilesRemovedUnderTheServerAreReportedAndWritesRefuse
   ASSERT_NE(log.find(event), std::string::npos) << log;
   EXPECT_EQ(log.find(event, log.find(event) + 1), std::string::npos) << log;
   EXPECT_NE(log.find("keygate.db-wal was removed"), std::string::npos);
-  EXPECT_NE(write.body.find("not applied"), std::string::npos) << write.body;
+  // The caller learns that only a restart helps, not the store's paths: those are in the
+  // log, under the request id it is given.
+  const std::string id = write.Header("x-request-id");
+  EXPECT_NE(write.body.find("until keygate is restarted"), std::string::npos) << write.body;
+  EXPECT_NE(write.body.find(id), std::string::npos) << write.body;
+  EXPECT_EQ(write.body.find("keygate.db"), std::string::npos) << write.body;
+  const size_t failed = log.find("\"request_id\":\"" + id + "\"");
+  ASSERT_NE(failed, std::string::npos) << log;
+  const std::string line = log.substr(failed, log.find('\n', failed) - failed);
+  EXPECT_NE(line.find("not applied"), std::string::npos) << line;
   // Audit AA: a file put back at the path (an sqlite3 shell, a touch) is not the one keygate
   // has open: the refusal stays (it ended, and writes acknowledged then were lost at a crash).
   std::ofstream(dir_.path() + "/keygate.db-wal").flush();
@@ -249,6 +259,34 @@ TEST_F(ManagementTest, KeysOfAnOldPrefixStayMaskedAfterThePrefixesChange) {
   for (const std::string& secret : {sk, a_.pk}) {
     EXPECT_EQ(log.find(secret.substr(6)), std::string::npos) << log;  // nor its random part
   }
+}
+
+// Audit BB (session 22): a management 503 quoted SQLite's message to the caller (one showed a
+// query's text, another the data directory's path). The caller is told the store is
+// unavailable, that a retry may help, and the request id; the log has SQLite's words under it.
+TEST_F(ManagementTest, AStoreThatTakesNoWriteIsReportedWithoutItsDetails) {
+  StoreLock lock(dir_.path() + "/keygate.db");
+  auto write = client_->Post("/api/owner/provisioning-keys", R"({"name":"locked"})", a_.owner_key);
+  lock.Release();
+  ASSERT_EQ(write.status, 503) << write.body;
+  EXPECT_EQ(write.Header("retry-after"), "1");
+  const std::string id = write.Header("x-request-id");
+  EXPECT_NE(write.body.find("store is unavailable; retry in a moment"), std::string::npos)
+      << write.body;
+  EXPECT_NE(write.body.find(id), std::string::npos) << write.body;
+  for (const char* detail : {"sqlite", "locked", "keygate.db", "INSERT"}) {
+    EXPECT_EQ(write.body.find(detail), std::string::npos) << detail << ": " << write.body;
+  }
+  const std::string log = process_->log();
+  const size_t failed = log.find("\"request_id\":\"" + id + "\"");
+  ASSERT_NE(failed, std::string::npos) << log;
+  const std::string line = log.substr(log.rfind('\n', failed) + 1,
+                                      log.find('\n', failed) - log.rfind('\n', failed) - 1);
+  EXPECT_NE(line.find("management.failed"), std::string::npos) << line;
+  EXPECT_NE(line.find("locked"), std::string::npos) << line;
+  // Nothing was written: the key is not there once the lock is gone.
+  auto listed = client_->Get("/api/owner/provisioning-keys", a_.owner_key);
+  EXPECT_EQ(listed.body.find("\"locked\""), std::string::npos) << listed.body;
 }
 
 // A backup moved into the database's place is not the file keygate writes: the same.

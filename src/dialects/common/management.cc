@@ -36,6 +36,20 @@ http::Response Refusal(ErrorRenderer render, const Error& error) {
   return refusal;
 }
 
+// The answer to a call that failed: a failure of keygate's own (5xx) is logged with its text
+// (a store's message, a file's path), which the caller is not shown.
+http::Response Failed(ManagementContext& context, const http::Request& request,
+                      ErrorRenderer render, const Error& error) {
+  if (HttpStatusFor(error.code) >= 500) {
+    // No path: a caller may have put a key there (the access line, masked, has it under the
+    // same request id).
+    context.log.Error("management.failed", {{"method", request.method},
+                                            {"request_id", request.request_id},
+                                            {"error", error.message}});
+  }
+  return Refusal(render, ShownToCaller(error, request.request_id));
+}
+
 limits::CallerClass ClassOf(keys::CallerKind kind) {
   switch (kind) {
     case keys::CallerKind::kOwner: return limits::CallerClass::kOwner;
@@ -64,10 +78,20 @@ http::Response Json(int status, std::string body) {
 }
 
 Error ShownToCaller(const Error& error, const std::string& request_id) {
-  if (error.code != ErrorCode::kInternal) return error;
+  if (error.code != ErrorCode::kInternal && error.code != ErrorCode::kUnavailable) return error;
   Error shown = error;
-  shown.message = "keygate could not complete this request (an internal error); its log has "
-                  "the details under request id " + request_id + ".";
+  const std::string details = " Its log has the details under request id " + request_id + ".";
+  if (error.code == ErrorCode::kInternal) {
+    shown.message = "keygate could not complete this request (an internal error)." + details;
+  } else if (error.reason == store::kStoreFilesRemoved) {
+    // Not applied, or (rarely) committed as the files went: the log says which.
+    shown.message = "keygate's store takes no write until keygate is restarted (its files were "
+                    "removed or replaced under it), so this request's change was not applied, "
+                    "unless it committed as the files went: its log says which, under request "
+                    "id " + request_id + ".";
+  } else {
+    shown.message = "keygate's store is unavailable; retry in a moment." + details;
+  }
   return shown;
 }
 
@@ -76,9 +100,7 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
   return [&context, render, audience, body = std::move(body)](
              http::Request& request, std::shared_ptr<http::Responder> responder) {
     auto caller = context.keys.Authenticate(request.BearerToken());
-    if (!caller.ok()) {
-      return responder->Send(Refusal(render, ShownToCaller(caller.error(), request.request_id)));
-    }
+    if (!caller.ok()) return responder->Send(Failed(context, request, render, caller.error()));
     // Counted before the audience check: a service key calling a route it may not is paced
     // too (each costs the credential's lookup).
     const limits::CallerClass caller_class = ClassOf(caller->kind);
@@ -101,17 +123,7 @@ http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, 
       return responder->Send(render(ShownToCaller(allowed.error(), request.request_id)));
     }
     auto response = body(*caller, request);
-    if (!response.ok()) {
-      const Error& error = response.error();
-      if (HttpStatusFor(error.code) >= 500) {
-        // No path: a caller may have put a key there (the access line, masked, has it under
-        // the same request id).
-        context.log.Error("management.failed", {{"method", request.method},
-                                                {"request_id", request.request_id},
-                                                {"error", error.message}});
-      }
-      return responder->Send(Refusal(render, ShownToCaller(error, request.request_id)));
-    }
+    if (!response.ok()) return responder->Send(Failed(context, request, render, response.error()));
     responder->Send(std::move(response).value());
   };
 }

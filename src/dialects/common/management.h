@@ -42,9 +42,9 @@ enum class Audience {
 http::Handler ManagementRoute(ManagementContext& context, ErrorRenderer render, Audience audience,
                               RouteBody body);
 
-// What a caller is told of `error`: an internal error (a fault of keygate's own) says only that,
-// and the request id to quote, its text (a store's message, a query) being for the log; any
-// other error as it is.
+// What a caller is told of `error`: an internal error (a fault of keygate's own) or an
+// unavailable store says only that, whether a retry may help, and the request id to quote, its
+// text (a store's message, a query, a file's path) being for the log; any other error as it is.
 Error ShownToCaller(const Error& error, const std::string& request_id);
 
 // A JSON response with the given status.
