@@ -202,20 +202,15 @@ bool HoldsAny(std::string_view text, std::span<const std::string> secrets) {
 }
 
 // A key written with JSON escapes (`\u0073k-...`) reads as the key to a client's parser (audit
-// P): `text` written again by `decode`, its escapes decoded, when that holds one of `secrets`
-// (so that the search that follows finds it); nullopt when it has no escape, or decoded holds
-// none.
-using Decoder = std::optional<std::string> (*)(std::string_view);
-
+// P): `text` with those escapes decoded where they lie (TextEscapesDecoded), when that holds
+// one of `secrets` (so that the search that follows finds it); nullopt when it has no such
+// escape, or decoded holds none. Decoded as text, not parsed and written again: whatever a
+// lenient client reads is searched (audit CC: a NaN in an error body beside a key in escapes),
+// and the caller gets the answer's numbers as they came (a document written again turned 1e400
+// into `Infinity`).
 std::optional<std::string> DecodedIfItHolds(std::string_view text,
-                                            std::span<const std::string> secrets,
-                                            Decoder decode) {
+                                            std::span<const std::string> secrets) {
   if (secrets.empty() || !HasHidingEscape(text)) return std::nullopt;
-  std::optional<std::string> plain = decode(text);
-  if (plain && HoldsAny(*plain, secrets)) return plain;
-  // Text the decoder cannot read, whole or in part (the events of a stream it leaves as they
-  // came), may still be read by a client (audit CC: a NaN in an error body let a key in \u
-  // escapes through; the review: beside an event it could decode): decoded as text then.
   std::string as_text = TextEscapesDecoded(text);
   if (!HoldsAny(as_text, secrets)) return std::nullopt;
   return as_text;
@@ -368,14 +363,14 @@ void ModelCall::RelayEvents(std::string_view data) {
 void ModelCall::AppendEvent(std::string_view event, std::string* out) {
   const bool caller_wants_usage = admission_.call.request.caller_wants_usage;
   // An error event that spells the provider's key in escapes goes on with its escapes decoded,
-  // as a body does (RedactProviderKeyInJson). Only error events: an upstream quotes its key in
+  // as a body does (RedactProviderKeyDecoded). Only error events: an upstream quotes its key in
   // an error, and an ordinary event with escapes (Python's json.dumps writes every non-ASCII
-  // character so) must not pay a parse (the review).
+  // character so) must not pay a decoding (the review).
   std::optional<std::string> decoded;
   const std::vector<std::string>& secrets = admission_.call.target->secrets;
   if (!secrets.empty() && HasHidingEscape(event) &&
       FindBytes(event, "\"error\"") != std::string_view::npos) {
-    decoded = DecodedIfItHolds(event, secrets, &EventWithEscapesDecoded);
+    decoded = DecodedIfItHolds(event, secrets);
     if (decoded) event = *decoded;
   }
   const EventFacts facts = ReadEvent(event, &event_shapes_);
@@ -465,7 +460,7 @@ void ModelCall::FinishComplete() {
   // So does anything a streaming caller gets as it came (audit P: a 200 that was neither a
   // completion nor an error quoted the key to a stream request).
   if (events) {
-    RedactProviderKey(&*events, 0, "stream event");
+    RedactProviderKeyDecoded(&*events, "stream event");  // written from the answer's text
     response.content_type = http::ContentType("text/event-stream");
     response.body = std::move(*events);
     response.headers = StreamHeaders();
@@ -476,7 +471,7 @@ void ModelCall::FinishComplete() {
     // escapes, common in Python upstreams' text, would cost a parse every call).
     if (!success || event_stream_answer_ || error_answer || admission_.call.request.stream ||
         !usage || !json_answer_) {
-      RedactProviderKeyInJson(&body_);
+      RedactProviderKeyDecoded(&body_, "body");
     } else {
       RedactProviderKey(&body_, 0, "body");
     }
@@ -635,15 +630,13 @@ int ModelCall::CancelledStatus() const {
   return responder_ && responder_->ClosedByServer() ? kStatusServerClosed : kStatusClientClosed;
 }
 
-void ModelCall::RedactProviderKeyInJson(std::string* body) {
-  // Only the bodies searched so (errors and the like), and only those with an escape: rare.
-  // Whatever their type: a client parses a text/plain `{...}` as JSON too (the review). An
-  // event stream to a plain call, event by event (audit T: an error event kept its key).
-  std::optional<std::string> plain =
-      DecodedIfItHolds(*body, admission_.call.target->secrets,
-                       event_stream_answer_ ? &EventsWithEscapesDecoded : &WithEscapesDecoded);
-  if (plain) *body = std::move(*plain);
-  RedactProviderKey(body, 0, "body");
+void ModelCall::RedactProviderKeyDecoded(std::string* text, std::string_view where) {
+  // Only the texts searched so (errors and the like), and only those with an escape: rare.
+  // Whatever their type: a client parses a text/plain `{...}` as JSON too (the review); an
+  // event stream to a plain call (audit T: an error event kept its key).
+  std::optional<std::string> plain = DecodedIfItHolds(*text, admission_.call.target->secrets);
+  if (plain) *text = std::move(*plain);
+  RedactProviderKey(text, 0, where);
 }
 
 void ModelCall::RedactProviderKey(std::string* text, size_t from, std::string_view where) {

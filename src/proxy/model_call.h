@@ -111,8 +111,9 @@ class ModelCall final : public UpstreamObserver, public std::enable_shared_from_
   // Redacts the provider's API key in `text` (searched from `from` on), should the upstream
   // quote it, and logs it as found in `where`. None is looked for when the provider has no key.
   void RedactProviderKey(std::string* text, size_t from, std::string_view where);
-  // RedactProviderKey for a whole answer's body, the key found even where JSON escapes spell it.
-  void RedactProviderKeyInJson(std::string* body);
+  // RedactProviderKey for a whole text (an answer's body, the events made of one), the key
+  // found even where JSON escapes spell it.
+  void RedactProviderKeyDecoded(std::string* text, std::string_view where);
   // The usage record's status of a call cancelled: 499 when the caller left, 503 when keygate
   // cut the connection itself (the deadline of a stop's drain).
   int CancelledStatus() const;

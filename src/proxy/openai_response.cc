@@ -10,7 +10,6 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 #include "common/find_bytes.h"
@@ -137,6 +136,115 @@ bool IsErrorObject(const json::object* answer) {
   return error != nullptr && !error->is_null();
 }
 
+// Over valid JSON written without whitespace between its tokens (Minified), whose spans are
+// found without a grammar: the end of the value that starts at `at`.
+size_t ValueEnd(std::string_view json, size_t at) {
+  if (json[at] == '"') return at + 1 + StringBodyLength(json, at + 1) + 1;
+  if (json[at] != '{' && json[at] != '[') {
+    while (at < json.size() && json[at] != ',' && json[at] != '}' && json[at] != ']') ++at;
+    return at;
+  }
+  int depth = 0;
+  for (size_t i = at; i < json.size(); ++i) {
+    const char c = json[i];
+    if (c == '"') {
+      i += StringBodyLength(json, i + 1) + 1;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return json.size();
+}
+
+// Valid JSON without the whitespace between its tokens, strings and numbers as written: what
+// one SSE data line can hold, and what ValueEnd reads.
+std::string Minified(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  for (size_t i = 0; i < json.size(); ++i) {
+    if (IsJsonSpace(json[i])) continue;
+    const size_t end = json[i] == '"' ? ValueEnd(json, i) : i + 1;
+    out.append(json.substr(i, end - i));
+    i = end - 1;
+  }
+  return out;
+}
+
+bool IsObject(std::string_view value) { return !value.empty() && value.front() == '{'; }
+bool IsArray(std::string_view value) { return !value.empty() && value.front() == '['; }
+
+// A member of an object in minified JSON: its name as written (quoted) and decoded, its value.
+struct RawMember {
+  std::string_view raw_key;
+  std::string key;
+  std::string_view value;
+};
+
+// The members (an object's) or elements (an array's) of `container`, minified JSON, in order.
+std::vector<RawMember> PartsOf(std::string_view container) {
+  std::vector<RawMember> parts;
+  const bool object = IsObject(container);
+  for (size_t at = 1; at < container.size() && container[at] != '}' && container[at] != ']';) {
+    RawMember part;
+    if (object) {
+      const size_t name_end = ValueEnd(container, at);
+      part.raw_key = container.substr(at, name_end - at);
+      const std::string_view name = part.raw_key.substr(1, part.raw_key.size() - 2);
+      if (name.find('\\') == std::string_view::npos) {
+        part.key = std::string(name);
+      } else {  // an escaped name, as the parser reads it
+        json::error_code ec;
+        const json::value decoded = json::parse(part.raw_key, ec);
+        if (!ec && decoded.is_string()) part.key = std::string(decoded.get_string());
+      }
+      at = name_end + 1;  // past the colon
+    }
+    const size_t value_end = ValueEnd(container, at);
+    part.value = container.substr(at, value_end - at);
+    parts.push_back(std::move(part));
+    at = value_end + (value_end < container.size() && container[value_end] == ',' ? 1 : 0);
+  }
+  return parts;
+}
+
+std::vector<RawMember> MembersOf(std::string_view object) { return PartsOf(object); }
+
+std::vector<std::string_view> ElementsOf(std::string_view array) {
+  std::vector<std::string_view> elements;
+  for (const RawMember& element : PartsOf(array)) elements.push_back(element.value);
+  return elements;
+}
+
+// The value of the member `name`: the last one of that name, as the JSON parser reads it.
+const std::string_view* Find(const std::vector<RawMember>& members, std::string_view name) {
+  for (auto it = members.rbegin(); it != members.rend(); ++it) {
+    if (it->key == name) return &it->value;
+  }
+  return nullptr;
+}
+
+// A message's tool calls (a minified array) with each call object that has no `index` given
+// its position, as a stream's pieces of tool calls are.
+std::string WithIndices(std::string_view calls) {
+  std::string out = "[";
+  int64_t position = 0;
+  for (std::string_view call : ElementsOf(calls)) {
+    if (out.size() > 1) out.push_back(',');
+    if (IsObject(call) && Find(MembersOf(call), "index") == nullptr) {
+      out.append(call.substr(0, call.size() - 1));
+      out.append(call.size() > 2 ? ",\"index\":" : "\"index\":").append(std::to_string(position));
+      out.push_back('}');
+    } else {
+      out.append(call);
+    }
+    ++position;
+  }
+  out.push_back(']');
+  return out;
+}
+
 }  // namespace
 
 namespace internal {
@@ -227,28 +335,34 @@ std::optional<TokenUsage> ParseUsage(std::string_view text, UsageCounts counts) 
 }
 
 std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage) {
-  // Read once, into a monotonic arena (an answer may be tens of MB), and written out piece by
-  // piece: nothing of the answer is copied into a second document.
-  json::monotonic_resource arena;
-  std::optional<json::value> parsed = ParseIn(body, arena);
-  json::object* answer = parsed ? parsed->if_object() : nullptr;
-  if (answer == nullptr) return std::nullopt;
-  // An error in a 200 (some aggregators send them): the event a stream's error is, which the
-  // SDKs raise (the openai client's Stream throws an APIError on it).
-  // Written again, its escapes decoded, so that the search for the provider's key finds a key
-  // spelled `\u0073k-...` (the third review).
-  if (IsErrorObject(answer)) return "data: " + json::serialize(*parsed) + "\n\n";
-  const json::value* object = answer->if_contains("object");
-  json::value* choices = answer->if_contains("choices");
-  if (object == nullptr || *object != "chat.completion" || choices == nullptr ||
-      !choices->is_array()) {
-    return std::nullopt;
+  // Checked by the JSON parser (valid, and of the shape a completion has), then written out
+  // from its own text: a document written again would change its numbers (1e400 became
+  // `Infinity`, which no client parses; big integers lost digits: audit CC) and its escapes.
+  {
+    json::monotonic_resource arena;
+    std::optional<json::value> parsed = ParseIn(body, arena);
+    const json::object* answer = parsed ? parsed->if_object() : nullptr;
+    if (answer == nullptr) return std::nullopt;
+    // An error in a 200 (some aggregators send them): the event a stream's error is, which
+    // the SDKs raise (the openai client's Stream throws an APIError on it).
+    if (IsErrorObject(answer)) return "data: " + Minified(body) + "\n\n";
+    const json::value* object = answer->if_contains("object");
+    const json::value* choices = answer->if_contains("choices");
+    if (object == nullptr || *object != "chat.completion" || choices == nullptr ||
+        !choices->is_array()) {
+      return std::nullopt;
+    }
+    for (const json::value& choice : choices->get_array()) {
+      if (!choice.is_object()) return std::nullopt;
+    }
   }
+  const std::string text = Minified(body);
+  const std::vector<RawMember> answer = MembersOf(text);
   // The members every chunk repeats, as `"name":value,` pieces.
   std::string head = "{";
   for (const char* name : {"id", "created", "model", "system_fingerprint", "service_tier"}) {
-    if (const json::value* member = answer->if_contains(name)) {
-      head.append("\"").append(name).append("\":").append(json::serialize(*member)).append(",");
+    if (const std::string_view* value = Find(answer, name)) {
+      head.append("\"").append(name).append("\":").append(*value).append(",");
     }
   }
   head.append("\"object\":\"chat.completion.chunk\",\"choices\":");
@@ -256,38 +370,34 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
   events.reserve(body.size() + 256);
   int64_t position = 0;
   // One chunk per choice, as OpenAI streams them.
-  for (json::value& choice : choices->as_array()) {
-    json::object* c = choice.if_object();
-    if (c == nullptr) return std::nullopt;
-    json::value delta = json::object(&arena);
+  for (std::string_view choice : ElementsOf(*Find(answer, "choices"))) {
+    const std::vector<RawMember> members = MembersOf(choice);
     std::string role = "{}";  // the opening chunk's delta, as OpenAI's streams begin
-    if (json::value* message = c->if_contains("message"); message && message->is_object()) {
-      if (const json::value* named = message->as_object().if_contains("role")) {
-        role = "{\"role\":" + json::serialize(*named) + "}";
-        // The rest in its order (object::erase would move the last member into its place).
-        json::object rest(&arena);
-        for (json::key_value_pair& member : message->as_object()) {
-          if (member.key() != "role") rest.emplace(member.key(), std::move(member.value()));
+    std::string delta = "{}";
+    const std::string_view* message = Find(members, "message");
+    if (message != nullptr && IsObject(*message)) {
+      delta = "{";
+      for (const RawMember& member : MembersOf(*message)) {
+        if (member.key == "role") {
+          role.assign("{\"role\":").append(member.value).append("}");
+          continue;
         }
-        *message = std::move(rest);
-      }
-      // A stream's tool calls say which call each piece belongs to.
-      if (json::value* calls = message->as_object().if_contains("tool_calls");
-          calls != nullptr && calls->is_array()) {
-        int64_t call_position = 0;
-        for (json::value& call : calls->as_array()) {
-          if (json::object* fields = call.if_object()) {
-            fields->insert({{"index", call_position}});
-          }
-          ++call_position;
+        delta.append(member.raw_key).push_back(':');
+        // A stream's tool calls say which call each piece belongs to.
+        if (member.key == "tool_calls" && IsArray(member.value)) {
+          delta.append(WithIndices(member.value));
+        } else {
+          delta.append(member.value);
         }
+        delta.push_back(',');
       }
-      delta = std::move(*message);
+      if (delta.size() > 1) delta.pop_back();
+      delta.push_back('}');
     }
-    const json::value* index = c->if_contains("index");
-    const std::string index_text = index ? json::serialize(*index) : std::to_string(position);
-    const json::value* logprobs = c->if_contains("logprobs");
-    const json::value* finish = c->if_contains("finish_reason");
+    const std::string_view* index = Find(members, "index");
+    const std::string index_text = index ? std::string(*index) : std::to_string(position);
+    const std::string_view* logprobs = Find(members, "logprobs");
+    const std::string_view* finish = Find(members, "finish_reason");
     // Its role alone first (an empty delta without one), without logprobs: the openai client's
     // stream helper keeps the logprobs of a choice's first chunk and then adds them again
     // (audit P: doubled).
@@ -295,52 +405,18 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
     events.append(",\"delta\":").append(role);
     events.append(",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
     events.append("data: ").append(head).append("[{\"index\":").append(index_text);
-    events.append(",\"delta\":").append(json::serialize(delta));
-    events.append(",\"logprobs\":").append(logprobs ? json::serialize(*logprobs) : "null");
-    events.append(",\"finish_reason\":").append(finish ? json::serialize(*finish) : "null");
+    events.append(",\"delta\":").append(delta);
+    events.append(",\"logprobs\":").append(logprobs ? *logprobs : "null");
+    events.append(",\"finish_reason\":").append(finish ? *finish : "null");
     events.append("}]}\n\n");
     ++position;
   }
-  if (const json::value* usage = answer->if_contains("usage"); with_usage && usage) {
+  if (const std::string_view* usage = Find(answer, "usage"); with_usage && usage) {
     events.append("data: ").append(head).append("[],\"usage\":");
-    events.append(json::serialize(*usage)).append("}\n\n");
+    events.append(*usage).append("}\n\n");
   }
   events.append("data: [DONE]\n\n");
   return events;
-}
-
-std::optional<std::string> WithEscapesDecoded(std::string_view json_text) {
-  json::monotonic_resource arena;
-  const std::optional<json::value> parsed = ParseIn(json_text, arena);
-  if (!parsed) return std::nullopt;
-  return json::serialize(*parsed);
-}
-
-std::optional<std::string> EventWithEscapesDecoded(std::string_view event) {
-  constexpr std::string_view kData = "data:";
-  while (!event.empty() && (event.back() == '\n' || event.back() == '\r')) event.remove_suffix(1);
-  std::string out;
-  bool decoded_one = false;
-  while (!event.empty()) {
-    const size_t end = std::min(event.find('\n'), event.size());
-    std::string_view line = event.substr(0, end);
-    event.remove_prefix(std::min(end + 1, event.size()));
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.substr(0, kData.size()) != kData) {
-      out.append(line).push_back('\n');  // event:, id:, a comment: kept as they are
-      continue;
-    }
-    if (decoded_one) return std::nullopt;  // data over several lines: not one JSON text here
-    std::string_view payload = line.substr(kData.size());
-    if (!payload.empty() && payload.front() == ' ') payload.remove_prefix(1);
-    std::optional<std::string> decoded = WithEscapesDecoded(payload);
-    if (!decoded) return std::nullopt;
-    out.append("data: ").append(*decoded).push_back('\n');
-    decoded_one = true;
-  }
-  if (!decoded_one) return std::nullopt;
-  out.push_back('\n');
-  return out;
 }
 
 std::string TextEscapesDecoded(std::string_view text) {
@@ -375,25 +451,6 @@ std::string TextEscapesDecoded(std::string_view text) {
 bool HasHidingEscape(std::string_view text) {
   return text.find("\\u") != std::string_view::npos ||
          text.find("\\/") != std::string_view::npos;
-}
-
-std::optional<std::string> EventsWithEscapesDecoded(std::string_view events) {
-  SseSplitter splitter;
-  std::vector<std::string_view> split;
-  splitter.Feed(events, &split);
-  std::string out;
-  bool decoded_any = false;
-  // Each event, and an event cut short at the end (no blank line after it), read as a stream's
-  // is (TakeUnterminatedEvent: the review): decoded when it has an escape (and then closed).
-  split.push_back(splitter.Pending());
-  for (std::string_view event : split) {
-    std::optional<std::string> decoded =
-        HasHidingEscape(event) ? EventWithEscapesDecoded(event) : std::nullopt;
-    decoded_any = decoded_any || decoded.has_value();
-    out.append(decoded ? std::string_view(*decoded) : event);
-  }
-  if (!decoded_any) return std::nullopt;
-  return out;
 }
 
 std::optional<int> ErrorAnswerStatus(std::string_view body) {

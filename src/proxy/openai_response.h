@@ -42,36 +42,23 @@ std::optional<TokenUsage> ParseUsage(std::string_view json, UsageCounts counts);
 // its index, a choice without an index given its position) with its logprobs and finish
 // reason; then, when `with_usage`, the usage-only chunk, then `data: [DONE]`. An error object
 // (`"error"` without `"choices"`): the one event a stream's error is. nullopt for anything else
-// (invalid JSON, another object): it is relayed as it came.
+// (invalid JSON, another object): it is relayed as it came. Every piece is the answer's own
+// text (its numbers and escapes as written), without the whitespace between tokens.
 std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage);
-
-// `json` written again with its string escapes decoded (`\u0073` as `s`; only the escapes JSON
-// needs are kept), so that a text search finds what a client's parser would read; nullopt if
-// it is not JSON.
-std::optional<std::string> WithEscapesDecoded(std::string_view json);
-
-// An SSE event whose one `data:` line holds JSON, written again with that line as `data: ` and
-// the JSON with its escapes decoded (WithEscapesDecoded), its other lines (`event:`, `id:`, a
-// comment) as they were, and a blank line; nullopt for any other event (no data line, data
-// over several lines, or not JSON).
-std::optional<std::string> EventWithEscapesDecoded(std::string_view event);
 
 // Whether `text` holds a JSON escape that can spell a secret's character: `\uXXXX`, or `\/`
 // (the default of PHP's and some Java encoders for `/`, which half of base64 credentials hold:
-// audit X saw a key with `/` reach the caller so). The decoders below are worth running only then.
+// audit X saw a key with `/` reach the caller so). TextEscapesDecoded is worth running only then.
 bool HasHidingEscape(std::string_view text);
 
 // `text` with each escape a secret's character may hide behind decoded where it lies, whatever
 // else the text is: `\uXXXX` of a printable ASCII character other than `"` and `\`, and `\/`
-// (an escaped backslash stays as it is, and what follows it too). A string of valid JSON reads
-// the same after, so this serves text the JSON decoders above refuse yet a lenient client
-// reads: a NaN, deep nesting, a byte that is no UTF-8, data over several lines (audit CC).
+// (an escaped backslash stays as it is, and what follows it too). Valid JSON reads the same
+// after, its numbers as written; and text a JSON parser refuses yet a lenient client reads (a
+// NaN, deep nesting, a byte that is no UTF-8, data over several lines: audit CC) is decoded
+// alike. Any secret a parser would read out of JSON is in what this returns, for a secret of
+// printable ASCII other than `"` and `\` (a parser's text written again escapes those too).
 std::string TextEscapesDecoded(std::string_view text);
-
-// `events` (an event stream in hand whole) written again with each event EventWithEscapesDecoded
-// can decode so decoded (an unterminated last one too, then closed), the others as they were;
-// nullopt if none could be.
-std::optional<std::string> EventsWithEscapesDecoded(std::string_view events);
 
 // For a JSON object with an `error` member and no `choices` (an upstream's error, whatever its
 // status: some aggregators answer errors with 200), the status a caller should get for it: its

@@ -543,6 +543,18 @@ TEST_F(DataPlaneTest, TheProvidersKeyEchoedByTheUpstreamNeverReachesTheCaller) {
         << quoted.body;
     EXPECT_EQ(quoted.body.find(kUpstreamKey), std::string::npos) << quoted.body;
   }
+  // An error in a 200, the key in escapes, to a call that asked to stream: the one event a
+  // stream's error is, written from the answer's own text (its escapes kept: audit CC's
+  // numbers), searched with them decoded.
+  auto whole = Call(key.secret, ChatBody("hi", 5, "mock/echo", R"(,"stream":true)"),
+                    "/v1/chat/completions", {{"x-mock-echo-auth", "escaped200"}});
+  EXPECT_EQ(whole.status, 200) << whole.body;
+  EXPECT_EQ(whole.body.rfind("data: {\"error\":{\"message\":\"Incorrect API key provided: "
+                             "Bearer [redacted]\"", 0),
+            0u)
+      << whole.body;
+  EXPECT_EQ(proxy::TextEscapesDecoded(whole.body).find(kUpstreamKey), std::string::npos)
+      << whole.body;
   // A completion that quotes it (a model given the key in its prompt: the mock echoes it) keeps
   // it back too: every answer is searched (the review: that branch was untested).
   auto echoed = Call(key.secret, ChatBody(kUpstreamKey, 60));

@@ -151,7 +151,9 @@ std::string QuotedForJson(std::string_view text, std::string_view mode) {
     for (const char c : text) quoted += c == '/' ? std::string("\\/") : std::string(1, c);
     return quoted;
   }
-  if (mode != "escaped" && mode != "escaped-nan") return std::string(text);
+  if (mode != "escaped" && mode != "escaped-nan" && mode != "escaped200") {
+    return std::string(text);
+  }
   std::string quoted;
   char unit[8];
   for (const char c : text) {
@@ -303,6 +305,7 @@ void Session<Stream>::OnRead(ErrorCode ec) {
                   QuotedForJson(echoed_authorization_, *echo) +
                   R"(","type":"invalid_request_error","param":)" +
                   (*echo == "escaped-nan" ? "NaN" : "null") + R"(,"code":"invalid_api_key"}})";
+    if (*echo == "escaped200") reply_.status = 200;  // an error in a 200, as aggregators send
     if (*echo == "text200") {  // a 200 that is no completion, in plain text
       reply_.status = 200;
       reply_.content_type = "text/plain";
