@@ -76,6 +76,21 @@ std::vector<JsonMemberText> ObjectMembers(std::string_view text) {
   return members;
 }
 
+std::vector<std::string_view> ArrayElements(std::string_view text) {
+  std::vector<std::string_view> elements;
+  size_t i = SkipSpace(text, 0);
+  if (i >= text.size() || text[i] != '[') return elements;
+  i = SkipSpace(text, i + 1);
+  while (i < text.size() && text[i] != ']') {
+    const size_t end = SkipValue(text, i);
+    if (end <= i) break;
+    elements.push_back(text.substr(i, end - i));
+    i = SkipSpace(text, end);
+    if (i < text.size() && text[i] == ',') i = SkipSpace(text, i + 1);
+  }
+  return elements;
+}
+
 void AppendUtf8(unsigned code_point, std::string* out) {
   if (code_point < 0x80) {
     out->push_back(static_cast<char>(code_point));

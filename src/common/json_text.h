@@ -26,6 +26,10 @@ struct JsonMemberText {
 // included. Empty when `text` is not an object or the object is empty.
 std::vector<JsonMemberText> ObjectMembers(std::string_view text);
 
+// The elements of the array `text` (whitespace allowed around it and them), in order, each as
+// written. Empty when `text` is not an array or the array is empty.
+std::vector<std::string_view> ArrayElements(std::string_view text);
+
 // The decoded text of a string's contents `raw` (between its quotes): escapes, surrogate pairs
 // included, become UTF-8.
 std::string JsonUnescape(std::string_view raw);

@@ -13,6 +13,7 @@
 #include <boost/json/value.hpp>
 
 #include "common/find_bytes.h"
+#include "common/json_text.h"
 #include "proxy/json_scanner.h"
 #include "proxy/quote_index.h"
 
@@ -136,103 +137,26 @@ bool IsErrorObject(const json::object* answer) {
   return error != nullptr && !error->is_null();
 }
 
-// Over valid JSON written without whitespace between its tokens (Minified), whose spans are
-// found without a grammar: the end of the value that starts at `at`.
-size_t ValueEnd(std::string_view json, size_t at) {
-  if (json[at] == '"') return at + 1 + StringBodyLength(json, at + 1) + 1;
-  if (json[at] != '{' && json[at] != '[') {
-    while (at < json.size() && json[at] != ',' && json[at] != '}' && json[at] != ']') ++at;
-    return at;
+// The value of the member `name` of an object's members: the last one of that name, as a JSON
+// parser reads it.
+const std::string_view* Find(const std::vector<JsonMemberText>& members, std::string_view name) {
+  for (auto it = members.rbegin(); it != members.rend(); ++it) {
+    if (JsonNameIs(it->raw_name, name)) return &it->value;
   }
-  int depth = 0;
-  for (size_t i = at; i < json.size(); ++i) {
-    const char c = json[i];
-    if (c == '"') {
-      i += StringBodyLength(json, i + 1) + 1;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if ((c == '}' || c == ']') && --depth == 0) {
-      return i + 1;
-    }
-  }
-  return json.size();
-}
-
-// Valid JSON without the whitespace between its tokens, strings and numbers as written: what
-// one SSE data line can hold, and what ValueEnd reads.
-std::string Minified(std::string_view json) {
-  std::string out;
-  out.reserve(json.size());
-  for (size_t i = 0; i < json.size(); ++i) {
-    if (IsJsonSpace(json[i])) continue;
-    const size_t end = json[i] == '"' ? ValueEnd(json, i) : i + 1;
-    out.append(json.substr(i, end - i));
-    i = end - 1;
-  }
-  return out;
+  return nullptr;
 }
 
 bool IsObject(std::string_view value) { return !value.empty() && value.front() == '{'; }
 bool IsArray(std::string_view value) { return !value.empty() && value.front() == '['; }
 
-// A member of an object in minified JSON: its name as written (quoted) and decoded, its value.
-struct RawMember {
-  std::string_view raw_key;
-  std::string key;
-  std::string_view value;
-};
-
-// The members (an object's) or elements (an array's) of `container`, minified JSON, in order.
-std::vector<RawMember> PartsOf(std::string_view container) {
-  std::vector<RawMember> parts;
-  const bool object = IsObject(container);
-  for (size_t at = 1; at < container.size() && container[at] != '}' && container[at] != ']';) {
-    RawMember part;
-    if (object) {
-      const size_t name_end = ValueEnd(container, at);
-      part.raw_key = container.substr(at, name_end - at);
-      const std::string_view name = part.raw_key.substr(1, part.raw_key.size() - 2);
-      if (name.find('\\') == std::string_view::npos) {
-        part.key = std::string(name);
-      } else {  // an escaped name, as the parser reads it
-        json::error_code ec;
-        const json::value decoded = json::parse(part.raw_key, ec);
-        if (!ec && decoded.is_string()) part.key = std::string(decoded.get_string());
-      }
-      at = name_end + 1;  // past the colon
-    }
-    const size_t value_end = ValueEnd(container, at);
-    part.value = container.substr(at, value_end - at);
-    parts.push_back(std::move(part));
-    at = value_end + (value_end < container.size() && container[value_end] == ',' ? 1 : 0);
-  }
-  return parts;
-}
-
-std::vector<RawMember> MembersOf(std::string_view object) { return PartsOf(object); }
-
-std::vector<std::string_view> ElementsOf(std::string_view array) {
-  std::vector<std::string_view> elements;
-  for (const RawMember& element : PartsOf(array)) elements.push_back(element.value);
-  return elements;
-}
-
-// The value of the member `name`: the last one of that name, as the JSON parser reads it.
-const std::string_view* Find(const std::vector<RawMember>& members, std::string_view name) {
-  for (auto it = members.rbegin(); it != members.rend(); ++it) {
-    if (it->key == name) return &it->value;
-  }
-  return nullptr;
-}
-
-// A message's tool calls (a minified array) with each call object that has no `index` given
+// A message's tool calls (an array as written) with each call object that has no `index` given
 // its position, as a stream's pieces of tool calls are.
 std::string WithIndices(std::string_view calls) {
   std::string out = "[";
   int64_t position = 0;
-  for (std::string_view call : ElementsOf(calls)) {
+  for (std::string_view call : ArrayElements(calls)) {
     if (out.size() > 1) out.push_back(',');
-    if (IsObject(call) && Find(MembersOf(call), "index") == nullptr) {
+    if (IsObject(call) && Find(ObjectMembers(call), "index") == nullptr) {
       out.append(call.substr(0, call.size() - 1));
       out.append(call.size() > 2 ? ",\"index\":" : "\"index\":").append(std::to_string(position));
       out.push_back('}');
@@ -345,7 +269,7 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
     if (answer == nullptr) return std::nullopt;
     // An error in a 200 (some aggregators send them): the event a stream's error is, which
     // the SDKs raise (the openai client's Stream throws an APIError on it).
-    if (IsErrorObject(answer)) return "data: " + Minified(body) + "\n\n";
+    if (IsErrorObject(answer)) return "data: " + CompactJson(body) + "\n\n";
     const json::value* object = answer->if_contains("object");
     const json::value* choices = answer->if_contains("choices");
     if (object == nullptr || *object != "chat.completion" || choices == nullptr ||
@@ -356,8 +280,8 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
       if (!choice.is_object()) return std::nullopt;
     }
   }
-  const std::string text = Minified(body);
-  const std::vector<RawMember> answer = MembersOf(text);
+  const std::string text = CompactJson(body);  // one data line; no space within any piece
+  const std::vector<JsonMemberText> answer = ObjectMembers(text);
   // The members every chunk repeats, as `"name":value,` pieces.
   std::string head = "{";
   for (const char* name : {"id", "created", "model", "system_fingerprint", "service_tier"}) {
@@ -370,21 +294,21 @@ std::optional<std::string> AnswerAsEvents(std::string_view body, bool with_usage
   events.reserve(body.size() + 256);
   int64_t position = 0;
   // One chunk per choice, as OpenAI streams them.
-  for (std::string_view choice : ElementsOf(*Find(answer, "choices"))) {
-    const std::vector<RawMember> members = MembersOf(choice);
+  for (std::string_view choice : ArrayElements(*Find(answer, "choices"))) {
+    const std::vector<JsonMemberText> members = ObjectMembers(choice);
     std::string role = "{}";  // the opening chunk's delta, as OpenAI's streams begin
     std::string delta = "{}";
     const std::string_view* message = Find(members, "message");
     if (message != nullptr && IsObject(*message)) {
       delta = "{";
-      for (const RawMember& member : MembersOf(*message)) {
-        if (member.key == "role") {
+      for (const JsonMemberText& member : ObjectMembers(*message)) {
+        if (JsonNameIs(member.raw_name, "role")) {
           role.assign("{\"role\":").append(member.value).append("}");
           continue;
         }
-        delta.append(member.raw_key).push_back(':');
+        delta.append("\"").append(member.raw_name).append("\":");
         // A stream's tool calls say which call each piece belongs to.
-        if (member.key == "tool_calls" && IsArray(member.value)) {
+        if (JsonNameIs(member.raw_name, "tool_calls") && IsArray(member.value)) {
           delta.append(WithIndices(member.value));
         } else {
           delta.append(member.value);

@@ -21,6 +21,19 @@ TEST(JsonTextTest, ObjectMembersAreReadAsWrittenInOrderWithRepeats) {
   EXPECT_TRUE(ObjectMembers("[1]").empty());
 }
 
+TEST(JsonTextTest, ArrayElementsAreReadAsWrittenInOrder) {
+  const auto elements = ArrayElements(" [ 1e400 , {\"a\":\"],\"} ,\"x\\\"]\",[ ],-0.0 ] ");
+  ASSERT_EQ(elements.size(), 5u);
+  EXPECT_EQ(elements[0], "1e400");
+  EXPECT_EQ(elements[1], "{\"a\":\"],\"}");
+  EXPECT_EQ(elements[2], "\"x\\\"]\"");
+  EXPECT_EQ(elements[3], "[ ]");
+  EXPECT_EQ(elements[4], "-0.0");
+  EXPECT_TRUE(ArrayElements("[]").empty());
+  EXPECT_TRUE(ArrayElements(" [ ] ").empty());
+  EXPECT_TRUE(ArrayElements("{\"a\":1}").empty());
+}
+
 TEST(JsonTextTest, UnescapeDecodesEveryEscapeAndSurrogatePairs) {
   EXPECT_EQ(JsonUnescape(R"(\"\\\/\b\f\n\r\t)"), "\"\\/\b\f\n\r\t");
   EXPECT_EQ(JsonUnescape(R"(caf\u00e9 \u4E2D \ud83d\ude42)"),
