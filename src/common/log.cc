@@ -1,7 +1,19 @@
 #include "common/log.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <ctime>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
 
 #include "common/text_writer.h"
 #include "common/utf8.h"
@@ -65,10 +77,9 @@ const char* LevelName(LogLevel level) {
   }
   return "info";
 }
-}  // namespace
 
-void Logger::Log(LogLevel level, std::string_view event, std::span<const LogField> fields) {
-  if (!Enabled(level)) return;
+// One log line: `{"ts":...,"level":...,"event":...,fields...}` and a line feed.
+std::string FormatLine(LogLevel level, std::string_view event, std::span<const LogField> fields) {
   // The log line's timestamp is for humans reading logs, not for any decision, so it may use
   // the real time of day (clock.h governs decisions).
   std::timespec ts;
@@ -101,9 +112,191 @@ void Logger::Log(LogLevel level, std::string_view event, std::span<const LogFiel
     }
   }
   line += "}\n";
-  std::lock_guard<std::mutex> lock(mu_);
-  std::fwrite(line.data(), 1, line.size(), out_);
-  std::fflush(out_);
+  return line;
+}
+
+// A write a pipe with room takes whole without blocking (a pipe's page; a socket that polls
+// writable has more room than this).
+constexpr size_t kMostBytesPerWrite = 4096;
+// How long a stop waits for a reader that stopped reading, and how often the writer looks.
+constexpr auto kStopWait = std::chrono::seconds(1);
+constexpr int kPollMs = 100;
+
+enum class Room { kSome, kNone, kGone };
+
+// Whether `fd` takes a write now (kGone: it never will, a reader closed or an error).
+Room RoomIn(int fd, int timeout_ms) {
+  for (;;) {
+    pollfd p{fd, POLLOUT, 0};
+    const int ready = ::poll(&p, 1, timeout_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) return Room::kNone;
+    if (ready < 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) return Room::kGone;
+    return Room::kSome;
+  }
+}
+
+}  // namespace
+
+// Where the lines go: written at once while the reader keeps up, else through the backlog and
+// the thread that writes it (started at the first stall).
+class Logger::Writer {
+ public:
+  explicit Writer(std::FILE* out) : out_(out), fd_(out ? fileno(out) : -1) {
+    struct stat st {};
+    // A regular file always has room (a slow disk blocks a write, as it would any reader's);
+    // so has a FILE* without a descriptor (a memory stream).
+    may_stall_ = fd_ >= 0 && ::fstat(fd_, &st) == 0 && !S_ISREG(st.st_mode);
+  }
+
+  ~Writer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      stop_by_ = std::chrono::steady_clock::now() + kStopWait;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Write(std::string line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!may_stall_) {
+      std::fwrite(line.data(), 1, line.size(), out_);
+      std::fflush(out_);
+      return;
+    }
+    if (backlog_.empty() && !writing_) {
+      const size_t written = WriteWhatFits(line);
+      if (written == line.size()) return;
+      line.erase(0, written);  // a line begun is finished, whatever the backlog holds
+    } else if (backlog_.size() + in_flight_ + line.size() > kMostBacklogBytes) {
+      ++dropped_;
+      ++unreported_;
+      return;
+    }
+    backlog_.append(line);
+    if (!thread_.joinable() && !StartThread()) {
+      // No thread to be had: written as it was before the backlog (blocking).
+      WriteAll(backlog_, /*give_up=*/false);
+      backlog_.clear();
+      return;
+    }
+    wake_.notify_one();
+  }
+
+  int64_t dropped() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dropped_;
+  }
+
+ private:
+  bool StartThread() {
+    try {
+      thread_ = std::thread([this] { Run(); });
+      return true;
+    } catch (const std::system_error&) {
+      return false;
+    }
+  }
+
+  // Writes the start of `text` that the descriptor takes without waiting; returns its length
+  // (all of it when the descriptor is gone: such lines are lost, as they would have been).
+  size_t WriteWhatFits(std::string_view text) {
+    size_t done = 0;
+    while (done < text.size()) {
+      const Room room = RoomIn(fd_, 0);
+      if (room == Room::kNone) return done;
+      if (room == Room::kGone) return text.size();
+      const ssize_t n = ::write(fd_, text.data() + done,
+                                std::min(text.size() - done, kMostBytesPerWrite));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return done;
+      if (n <= 0) return text.size();
+      done += static_cast<size_t>(n);
+    }
+    return done;
+  }
+
+  // Writes `text` whole, waiting for room; with `give_up`, not after the stop's deadline.
+  // Returns false when it gave up or the descriptor is gone.
+  bool WriteAll(std::string_view text, bool give_up) {
+    while (!text.empty()) {
+      const Room room = RoomIn(fd_, kPollMs);
+      if (room == Room::kGone) return false;
+      if (room == Room::kNone) {
+        if (give_up && PastTheStopsDeadline()) return false;
+        continue;
+      }
+      const ssize_t n =
+          ::write(fd_, text.data(), std::min(text.size(), kMostBytesPerWrite));
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) return false;
+      text.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  bool PastTheStopsDeadline() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopping_ && std::chrono::steady_clock::now() >= stop_by_;
+  }
+
+  // The backlog's thread: takes what waits, writes it as the reader takes it, then says how
+  // many lines were dropped meanwhile.
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stopping_ || !backlog_.empty(); });
+      if (backlog_.empty()) return;  // stopping, nothing left
+      std::string batch;
+      batch.swap(backlog_);
+      writing_ = true;
+      in_flight_ = batch.size();
+      lock.unlock();
+      const bool written = WriteAll(batch, /*give_up=*/true);
+      lock.lock();
+      writing_ = false;
+      in_flight_ = 0;
+      if (!written) {
+        backlog_.clear();  // the stop's deadline passed, or no reader is left
+        return;
+      }
+      if (backlog_.empty() && unreported_ > 0) {
+        const LogField count("lines", unreported_);
+        const LogField most("backlog_bytes", static_cast<int64_t>(kMostBacklogBytes));
+        const LogField fields[] = {count, most};
+        backlog_ = FormatLine(LogLevel::kWarn, "log.dropped", fields);
+        unreported_ = 0;
+      }
+    }
+  }
+
+  std::FILE* const out_;
+  const int fd_;
+  bool may_stall_ = false;
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::string backlog_;     // whole lines (the first may be the rest of one begun)
+  bool writing_ = false;    // the thread writes lines taken from the backlog
+  size_t in_flight_ = 0;    // their bytes (held, as the backlog's are)
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point stop_by_;
+  int64_t dropped_ = 0;     // ever
+  int64_t unreported_ = 0;  // since the last log.dropped line
+  std::thread thread_;
+};
+
+Logger::Logger(std::FILE* out, LogLevel min_level)
+    : writer_(std::make_unique<Writer>(out)), min_level_(min_level) {}
+
+Logger::~Logger() = default;
+
+int64_t Logger::dropped() const { return writer_->dropped(); }
+
+void Logger::Log(LogLevel level, std::string_view event, std::span<const LogField> fields) {
+  if (!Enabled(level)) return;
+  writer_->Write(FormatLine(level, event, fields));
 }
 
 }  // namespace keygate

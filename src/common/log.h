@@ -4,12 +4,18 @@
 //
 // The Logger is created once in main() and passed by reference (no global logger).
 // Thread safety: Log() may be called from any thread; lines never interleave.
+//
+// A line is written at once, as it is made, while the log's reader keeps up. When the reader of
+// a pipe, a socket or a terminal stops reading (a stalled journald or container log driver), a
+// line is never waited for: what does not fit goes to a backlog that a thread of the Logger's
+// writes as the reader takes it; past kMostBacklogBytes, lines are dropped and counted, and a
+// `log.dropped` line with the count follows once the backlog is written.
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <initializer_list>
-#include <mutex>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -39,9 +45,15 @@ struct LogField {
 
 class Logger {
  public:
+  // Lines held for a reader that stopped reading, at most.
+  static constexpr size_t kMostBacklogBytes = 4 << 20;
+
   // Does not take ownership of `out`.
-  explicit Logger(std::FILE* out = stderr, LogLevel min_level = LogLevel::kInfo)
-      : out_(out), min_level_(min_level) {}
+  explicit Logger(std::FILE* out = stderr, LogLevel min_level = LogLevel::kInfo);
+  // Writes the backlog, waiting at most a second for a reader that stopped reading.
+  ~Logger();
+  Logger(const Logger&) = delete;
+  Logger& operator=(const Logger&) = delete;
 
   void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {}) {
     Log(level, event, std::span<const LogField>(fields.begin(), fields.size()));
@@ -58,11 +70,13 @@ class Logger {
     Log(LogLevel::kError, event, fields);
   }
   bool Enabled(LogLevel level) const { return level >= min_level_; }
+  // Lines dropped so far because the backlog was full.
+  int64_t dropped() const;
 
  private:
-  std::FILE* out_;
+  class Writer;  // log.cc
+  std::unique_ptr<Writer> writer_;
   LogLevel min_level_;
-  std::mutex mu_;
 };
 
 class TextWriter;  // common/text_writer.h

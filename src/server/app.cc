@@ -166,6 +166,11 @@ void App::Parts::RegisterRoutes() {
                        "or two.\n# TYPE keygate_index_service_key_records gauge\n"
                        "keygate_index_service_key_records ")
                    .append(std::to_string(counted.records))
+                   .append("\n# HELP keygate_log_lines_dropped_total Log lines dropped because "
+                           "the log's reader stopped reading and the backlog was full.\n"
+                           "# TYPE keygate_log_lines_dropped_total counter\n"
+                           "keygate_log_lines_dropped_total ")
+                   .append(std::to_string(log.dropped()))
                    .push_back('\n');
                responder->Send(std::move(response));
              });  // blocking pool: counting the index walks every key

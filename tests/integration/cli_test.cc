@@ -2,7 +2,12 @@
 // commands other than `init` never make a store by mistake, and one store has one server (two
 // would each hold a key's windows and spend in memory: twice its limits).
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -201,6 +206,68 @@ TEST_F(ManagementTest, AStartUnderALowDescriptorLimitWarns) {
                   file, "--listen", "127.0.0.1:0"});
   EXPECT_EQ(raised.exit_code, 1) << raised.err;
   EXPECT_EQ(raised.err.find("server.descriptor_limit"), std::string::npos) << raised.err;
+}
+
+// Audit BB (session 22): the log was written as each line was made, so a reader that stopped
+// reading it (a stalled log shipper) stopped the gateway, /healthz included, once the pipe was
+// full. Nobody reads this server's stderr: hundreds of calls, each logging a line, fill the
+// pipe many times over, and every one is answered; once read, the lines are there.
+TEST_F(ManagementTest, AGatewayWhoseLogNobodyReadsKeepsServing) {
+  ASSERT_EQ(process_->Stop(), 0);
+  int log_pipe[2];
+  ASSERT_EQ(pipe(log_pipe), 0);
+  const std::string listen = "127.0.0.1:" + std::to_string(FreePort());
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(log_pipe[1], STDERR_FILENO);
+    dup2(open("/dev/null", O_WRONLY), STDOUT_FILENO);
+    close(log_pipe[0]);
+    execl(KEYGATE_BINARY, KEYGATE_BINARY, "serve", "--data", dir_.path().c_str(), "--listen",
+          listen.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(log_pipe[1]);
+  struct Reaped {
+    pid_t pid;
+    ~Reaped() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } reaped{pid};
+  TestHttpClient client("127.0.0.1", static_cast<uint16_t>(std::stoi(listen.substr(10))));
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    try {
+      up = client.Get("/healthz").status == 200;
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  ASSERT_TRUE(up);
+  constexpr int kCalls = 600;  // ~300 bytes of access line each: the pipe's 64 KiB three times
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_EQ(client.Get("/api/v1/keys", a_.pk).status, 200) << i;
+  }
+  EXPECT_EQ(client.Get("/healthz").status, 200);
+  EXPECT_NE(client.Get("/metrics").body.find("keygate_log_lines_dropped_total 0"),
+            std::string::npos);
+  // The reader is back: every line, whole, then the stop's.
+  kill(pid, SIGTERM);
+  std::string log;
+  char buffer[65536];
+  for (pollfd p{log_pipe[0], POLLIN, 0}; poll(&p, 1, 10'000) > 0;) {
+    const ssize_t n = read(log_pipe[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    log.append(buffer, static_cast<size_t>(n));
+  }
+  close(log_pipe[0]);
+  size_t calls = 0;
+  for (size_t at = log.find("\"path\":\"/api/v1/keys\""); at != std::string::npos;
+       at = log.find("\"path\":\"/api/v1/keys\"", at + 1)) {
+    ++calls;
+  }
+  EXPECT_EQ(calls, static_cast<size_t>(kCalls));
+  EXPECT_NE(log.find("\"event\":\"server.stopped\""), std::string::npos) << log.substr(0, 500);
 }
 
 }  // namespace
