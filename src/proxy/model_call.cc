@@ -433,10 +433,19 @@ void ModelCall::FinishComplete() {
   // caller gets it as a stream's error event, in a 200 (below).
   const int status =
       error_answer && !admission_.call.request.stream ? *error_status : upstream_status_;
-  // The upstream's own failures (relayed as they are) count as upstream errors too.
-  if (status >= 500 || status == 429) {
+  // The upstream's own failures (relayed as they are) count as upstream errors too; so does
+  // its refusal of keygate's credential for it (audit DD: a revoked or mistyped provider key
+  // showed only as the callers' 401s, which read like a refusal of their own keys).
+  const bool credential_refused = upstream_status_ == 401 || upstream_status_ == 403;
+  if (status >= 500 || status == 429 || credential_refused) {
     env_.metrics.CountUpstreamFailure(admission_.call.target->provider,
                                       "status_" + std::to_string(status));
+  }
+  if (credential_refused) {
+    env_.log.Warn("proxy.upstream_refused_credential",
+                  {{"request_id", responder_->request_id()},
+                   {"provider", admission_.call.target->provider},
+                   {"status", upstream_status_}});
   }
   Charge charge = Charge::kRelease;
   TokenUsage charged;

@@ -642,5 +642,31 @@ TEST_F(DataPlaneTest, MetricsCountRequestsRejectionsAndUpstreamErrors) {
   EXPECT_EQ(text.find(key.hash), std::string::npos);
 }
 
+// Audit DD: a provider refusing keygate's credential for it (a revoked or mistyped provider
+// key) showed only as 401s to callers, which read like refusals of their own keys: neither
+// counted nor logged. It is relayed as before, and counted and logged for the operator; the
+// caller's own mistakes the upstream answers (a 400) are not counted.
+TEST_F(DataPlaneTest, AProvidersRefusalOfItsCredentialIsCountedAndLogged) {
+  MintedKey key = Mint();
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions",
+                 {{"x-mock-echo-auth", "1"}})
+                .status,
+            401);
+  ASSERT_EQ(Call(key.secret, ChatBody("hi", 5), "/v1/chat/completions", {{"x-mock-fault", "400"}})
+                .status,
+            400);
+  const std::string text = client_->Get("/metrics").body;
+  EXPECT_NE(text.find(R"(keygate_upstream_errors_total{provider="mock",outcome="status_401"} 1)"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find(R"(outcome="status_400")"), std::string::npos) << text;
+  EXPECT_EQ(text.find(R"(keygate_rejections_total{reason="invalid_api_key"})"), std::string::npos)
+      << text;
+  const std::string log = process_->log();
+  const size_t line = log.find(R"("event":"proxy.upstream_refused_credential")");
+  ASSERT_NE(line, std::string::npos) << log;
+  EXPECT_NE(log.find(R"("provider":"mock","status":401)", line), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace keygate::testing
