@@ -39,11 +39,16 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-Result<keygate::config::Config> LoadConfig(const CommonFlags& flags) {
+// The settings the command line gives (--data, --listen), over the file and the environment.
+std::vector<keygate::config::SettingOverride> OverridesOf(const CommonFlags& flags) {
   std::vector<keygate::config::SettingOverride> overrides;
   if (!flags.data_dir.empty()) overrides.emplace_back("data", flags.data_dir);
   if (!flags.listen.empty()) overrides.emplace_back("listen", flags.listen);
-  return keygate::config::LoadConfig(flags.config_path, &std::getenv, overrides);
+  return overrides;
+}
+
+Result<keygate::config::Config> LoadConfig(const CommonFlags& flags) {
+  return keygate::config::LoadConfig(flags.config_path, &std::getenv, OverridesOf(flags));
 }
 
 // The malloc this process runs on, for the start-up line: the object that provides the
@@ -140,7 +145,7 @@ int Serve(const CommonFlags& flags) {
   if (!lock.ok()) return Fail(lock.error().message);
   Runtime runtime;
   auto app = keygate::server::App::Open(*config, log, runtime.clock, runtime.secrets,
-                                        flags.config_path);
+                                        flags.config_path, OverridesOf(flags));
   if (!app.ok()) return Fail(app.error().message);
   auto port = (*app)->Start();
   if (!port.ok()) return Fail(port.error().message);

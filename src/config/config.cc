@@ -151,9 +151,8 @@ Status ValidateCombined(const Settings& settings, const Origins& origins, const 
   return Error::InvalidArgument(where + ": " + status.error().message, status.error().param);
 }
 
-// `getenv` null means the catalog-only reload: the environment and the cross-setting rules are
-// skipped, since the running server keeps the settings it started with.
-Result<Config> Load(const std::string& path, const GetEnv* getenv,
+// An empty `getenv` reads no environment.
+Result<Config> Load(const std::string& path, const GetEnv& getenv,
                     const std::vector<SettingOverride>& overrides) {
   YAML::Node root;
   if (!path.empty()) {
@@ -170,8 +169,7 @@ Result<Config> Load(const std::string& path, const GetEnv* getenv,
   Result<Catalog> catalog = internal::ParseCatalog(reader, providers, models);
   if (!catalog.ok()) return catalog.error();
   config.catalog = std::move(*catalog);
-  if (getenv == nullptr) return config;
-  if (*getenv) KG_RETURN_IF_ERROR(ApplyEnvironment(*getenv, &config.settings, &origins));
+  if (getenv) KG_RETURN_IF_ERROR(ApplyEnvironment(getenv, &config.settings, &origins));
   KG_RETURN_IF_ERROR(ApplyOverrides(overrides, &config.settings, &origins));
   KG_RETURN_IF_ERROR(ValidateCombined(config.settings, origins, path));
   return config;
@@ -204,7 +202,7 @@ const ModelConfig* Catalog::FindModel(std::string_view id) const {
 
 Result<Config> LoadConfig(const std::string& path_or_empty, const GetEnv& getenv,
                           const std::vector<SettingOverride>& overrides) {
-  return Load(path_or_empty, &getenv, overrides);
+  return Load(path_or_empty, getenv, overrides);
 }
 
 std::vector<std::string> UnknownKeygateVariables(const std::vector<std::string>& names,
@@ -225,9 +223,10 @@ std::vector<std::string> UnknownKeygateVariables(const std::vector<std::string>&
   return notes;
 }
 
-Result<Catalog> LoadCatalog(const std::string& path) {
+Result<Catalog> LoadCatalog(const std::string& path, const GetEnv& getenv,
+                            const std::vector<SettingOverride>& overrides) {
   if (path.empty()) return Error::InvalidArgument("LoadCatalog needs a config file path");
-  Result<Config> config = Load(path, /*getenv=*/nullptr, /*overrides=*/{});
+  Result<Config> config = Load(path, getenv, overrides);
   if (!config.ok()) return config.error();
   return std::move(config->catalog);
 }

@@ -4,8 +4,9 @@
 //
 // Reload: SIGHUP re-reads only the catalog (providers and models) with LoadCatalog; the
 // scalar settings (listen address, store, limits...) need a restart. LoadCatalog validates
-// the whole file exactly as LoadConfig does, so a reload never accepts a file that a restart
-// would refuse; the caller swaps in the new Catalog only when it loaded cleanly.
+// the whole file exactly as LoadConfig does, with the start's environment and overrides, so a
+// reload never accepts a file that a restart would refuse; the caller swaps in the new Catalog
+// only when it loaded cleanly.
 //
 // Every error is InvalidArgument and its message names the file, the line and the key:
 //   "config.yaml:12: models[1].input_usd_per_mtok: must be a number ≥ 0, got '-1'"
@@ -102,9 +103,13 @@ Result<Config> LoadConfig(const std::string& path_or_empty, const GetEnv& getenv
                           const std::vector<SettingOverride>& overrides = {});
 
 // Re-reads `path` for a reload (SIGHUP) and returns only its providers and models. The whole
-// file is validated as by LoadConfig (without the environment), and fails with the same
-// errors. REQUIRES: `path` is not empty.
-Result<Catalog> LoadCatalog(const std::string& path);
+// file is validated as by LoadConfig with `getenv` and the `overrides` the server started with,
+// cross-setting rules included, and fails with the same errors: a reload accepts no file that
+// the next start, with the same command line and environment, would refuse (audit DD: a file
+// whose key prefixes overlapped was reloaded, and the next start refused it). REQUIRES: `path`
+// is not empty.
+Result<Catalog> LoadCatalog(const std::string& path, const GetEnv& getenv,
+                            const std::vector<SettingOverride>& overrides = {});
 
 // For each of the environment variable `names` that starts with KEYGATE_ but is neither a
 // setting's variable nor a provider's `api_key_env` in `config`, a note saying so, with the

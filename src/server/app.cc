@@ -124,6 +124,7 @@ struct App::Parts {
   limits::OrgRequestLimiter org_requests;
   dialects::ManagementContext management;
   std::string config_path;  // re-read on SIGHUP for the catalog; empty = no file
+  std::vector<config::SettingOverride> overrides;  // the start's, for the reload's checks
   // The data plane sits before the server: calls in flight hold references to it until the
   // server's io_context is gone.
   std::unique_ptr<limits::LocalLimiter> limiter;
@@ -266,7 +267,7 @@ void App::Parts::ReloadCatalog() {
     log.Warn("config.reload_skipped", {{"reason", "keygate was started without --config"}});
     return;
   }
-  auto catalog = config::LoadCatalog(config_path);
+  auto catalog = config::LoadCatalog(config_path, &std::getenv, overrides);
   Status status = catalog.ok() ? data_plane->ReloadCatalog(*catalog) : Status(catalog.error());
   if (!status.ok()) log.Error("config.reload_failed", {{"error", status.error().message}});
 }
@@ -372,7 +373,8 @@ void App::Parts::BackgroundLoop() {
 
 Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log,
                                        const Clock& clock, SecretSource& secrets,
-                                       std::string config_path) {
+                                       std::string config_path,
+                                       std::vector<config::SettingOverride> overrides) {
   // LoadConfig refuses what ValidateSettings refuses, naming the file's line; a Config built
   // otherwise is held to the same rules (a PostgreSQL store or a Redis URL must never quietly
   // become this process's SQLite store and windows).
@@ -384,6 +386,7 @@ Result<std::unique_ptr<App>> App::Open(const config::Config& config, Logger& log
   if (!db.ok()) return db.error();
   auto parts = std::make_unique<Parts>(config, log, clock, secrets, std::move(*db));
   parts->config_path = std::move(config_path);
+  parts->overrides = std::move(overrides);
   parts->RegisterRoutes();
   KG_RETURN_IF_ERROR(parts->LoadIndex());
   return std::unique_ptr<App>(new App(std::move(parts)));

@@ -21,10 +21,13 @@ class App {
  public:
   // Opens the store named by `config` (creating it if needed) and wires every room.
   // `config_path` is the file `config` came from, re-read for the catalog on SIGHUP (empty:
-  // none). Unavailable if the store cannot be opened. The references must outlive the App.
+  // none) with the environment and `overrides` (--listen, --data) as at the start, so that a
+  // reload accepts only what the next start would. Unavailable if the store cannot be opened.
+  // The references must outlive the App.
   static Result<std::unique_ptr<App>> Open(const config::Config& config, Logger& log,
                                            const Clock& clock, SecretSource& secrets,
-                                           std::string config_path = {});
+                                           std::string config_path = {},
+                                           std::vector<config::SettingOverride> overrides = {});
   ~App();
 
   // Binds the listener; returns the bound port. Unavailable if the address is taken.

@@ -487,19 +487,34 @@ TEST_F(ConfigTest, ADirectoryIsNoConfigFile) {
   Result<Config> config = LoadConfig((dir_ / "conf.d").string(), Env());
   ASSERT_FALSE(config.ok());
   EXPECT_THAT(config.error().message, HasSubstr("conf.d: cannot read: is a directory"));
-  EXPECT_FALSE(LoadCatalog((dir_ / "conf.d").string()).ok());
+  EXPECT_FALSE(LoadCatalog((dir_ / "conf.d").string(), Env()).ok());
 }
 
 TEST_F(ConfigTest, LoadCatalogRereadsProvidersAndModelsOnly) {
-  env_ = {{"KEYGATE_LISTEN", "nonsense"}};  // ignored: a reload keeps the running settings
   std::string path = Write(std::string(kProvider) + "models:\n" + Model("mock/a"));
-  Result<Catalog> catalog = LoadCatalog(path);
+  Result<Catalog> catalog = LoadCatalog(path, Env());
   ASSERT_TRUE(catalog.ok()) << catalog.error().message;
   ASSERT_EQ(catalog->models.size(), 1u);
   EXPECT_EQ(catalog->models[0].id, "mock/a");
   Write(std::string(kProvider) + "models:\n" + Model("nope/a"));
-  EXPECT_THAT(LoadCatalog(path).error().message, HasSubstr("cfg.yaml:5: models[0].id"));
-  EXPECT_FALSE(LoadCatalog("").ok());
+  EXPECT_THAT(LoadCatalog(path, Env()).error().message, HasSubstr("cfg.yaml:5: models[0].id"));
+  EXPECT_FALSE(LoadCatalog("", Env()).ok());
+}
+
+// Audit DD: a reload skipped the rules that hold between settings, so a file the next start
+// refuses (key prefixes that overlap, a Redis URL) was reloaded and logged as such. They hold
+// with the environment and the command line's settings of the start, as at the next start.
+TEST_F(ConfigTest, AReloadRefusesWhatTheNextStartWould) {
+  const std::string catalog = std::string(kProvider) + "models:\n" + Model("mock/a");
+  std::string path =
+      Write(catalog + "key_prefixes: { service: sk-, provisioning: sk-x- }\n");
+  EXPECT_THAT(LoadCatalog(path, Env()).error().message, HasSubstr("must differ"));
+  EXPECT_FALSE(LoadConfig(path, Env()).ok());
+  path = Write(catalog + "redis: redis://cache:6379/0\n");
+  EXPECT_FALSE(LoadCatalog(path, Env()).ok());
+  env_ = {{"KEYGATE_REDIS", ""}};  // the environment of the start clears it: taken, as then
+  EXPECT_TRUE(LoadCatalog(path, Env()).ok());
+  EXPECT_TRUE(LoadConfig(path, Env()).ok());
 }
 
 }  // namespace
