@@ -633,11 +633,16 @@ void Session::OnRequest(Request request, std::string_view target, int version, b
 
   std::string_view raw_path;  // views `target`
   if (!SplitTarget(target, &raw_path, &request.query)) {
-    SendResponse(exchange.seq, ErrorResponse(Error::InvalidArgument("Malformed request target")));
+    exchange.refused_because = "Malformed request target";
+    SendResponse(exchange.seq, ErrorResponse(Error::InvalidArgument(exchange.refused_because)));
     return;
   }
   exchange.render_error = state_.router().ErrorRendererFor(raw_path);
   if (const char* problem = SingleFieldProblem(request, version)) {
+    // Logged with its reason and path, as the parser's refusals are (audit DD: a probe without
+    // Host left an anonymous 400).
+    exchange.refused_because = problem;
+    exchange.path = LogPath(target);
     SendResponse(exchange.seq, RenderError(Error::InvalidArgument(problem)));
     return;
   }

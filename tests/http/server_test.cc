@@ -1264,6 +1264,12 @@ TEST_F(ServerTest, Http11NeedsExactlyOneHost) {
     EXPECT_NE(reply.find("exactly one Host"), std::string::npos) << reply;
   }
   EXPECT_EQ(Client().RawExchange("GET /hello HTTP/1.0\r\n\r\n").rfind("HTTP/1.0 200", 0), 0u);
+  // Logged with its path and reason (audit DD: a probe without Host left an anonymous 400).
+  ASSERT_TRUE(Eventually([this] {
+    return LogText().find(R"("path":"/hello","status":400)") != std::string::npos &&
+           LogText().find(R"("reason":"Malformed HTTP request: HTTP/1.1 needs exactly one Host)")
+               != std::string::npos;
+  })) << LogText();
 }
 
 // Audit, 2026-12-07: with two Authorization headers the first won, where a proxy in front
@@ -1284,6 +1290,11 @@ TEST_F(ServerTest, TwoAuthorizationHeadersAreRefused) {
       "POST /authorization HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
       "Content-Length: 0\r\nConnection: close\r\n\r\n");
   EXPECT_NE(one.find("authorization=Bearer a"), std::string::npos) << one;
+  ASSERT_TRUE(Eventually([this] {
+    return LogText().find(R"("path":"/authorization","status":400)") != std::string::npos &&
+           LogText().find(R"("reason":"Malformed HTTP request: more than one Authorization)") !=
+               std::string::npos;
+  })) << LogText();
 }
 
 // Audit, 2026-12-06: the method as sent was a metrics label and a log field: 3,000 made-up
