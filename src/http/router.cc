@@ -79,11 +79,12 @@ std::optional<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
-void Router::Add(std::string method, std::string pattern, Handler handler, Execution exec) {
+void Router::Add(std::string method, std::string pattern, Handler handler, Execution exec,
+                 std::string label) {
   if (method.empty()) ThrowBadPattern(pattern, "empty method");
   if (pattern.empty() || pattern.front() != '/') ThrowBadPattern(pattern, "must start with '/'");
   Route route;
-  route.pattern = pattern;
+  route.pattern = label.empty() ? pattern : std::move(label);
   Endpoint endpoint{std::move(handler), exec, {}};
   for (std::string_view part : SplitPath(pattern)) {
     if (part.empty()) ThrowBadPattern(pattern, "empty segment");

@@ -87,8 +87,11 @@ class Router {
   // not start with '/', has an empty or repeated `{}` name or a '{' that is not a whole
   // segment, if `method` is empty, or if the same method is already registered on a pattern
   // of the same shape (same literals, parameters in the same places).
+  // `label` names the route in RouteMatch::pattern (the metrics' and the log's route) instead
+  // of `pattern`: one name for patterns that serve one resource (a model id of one to eight
+  // segments is `/v1/models/{model}`). The first registration of a shape sets it.
   void Add(std::string method, std::string pattern, Handler handler,
-           Execution exec = Execution::kBlocking);
+           Execution exec = Execution::kBlocking, std::string label = {});
 
   // Finds the handler for `method` on `raw_path` (the request target's path, still
   // percent-encoded, without the query). Returns a RouteMatch with handler != nullptr on
@@ -134,7 +137,7 @@ class Router {
     std::vector<std::string> param_names;  // in segment order
   };
   struct Route {
-    std::string pattern;  // as first registered
+    std::string pattern;  // as first registered, or its label
     std::vector<Segment> segments;
     std::map<std::string, Endpoint, std::less<>> endpoints;  // by method
   };

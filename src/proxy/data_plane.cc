@@ -90,7 +90,8 @@ void DataPlane::Register(http::Router& router) {
       },
       http::Execution::kInline);
   // The list, and one model: its id's slashes are path separators as the SDKs send them
-  // (up to kModelIdSegments segments), or %2F inside one segment.
+  // (up to kModelIdSegments segments), or %2F inside one segment; counted as one route,
+  // `/v1/models/{model}` (audit DD: as `/v1/models/{model}/{s2}`, the name of no route).
   std::string pattern = "/v1/models";
   for (size_t segments = 0; segments <= kModelIdSegments.size(); ++segments) {
     if (segments > 0) pattern.append("/{").append(kModelIdSegments[segments - 1]).append("}");
@@ -99,7 +100,7 @@ void DataPlane::Register(http::Router& router) {
         [this](http::Request& request, std::shared_ptr<http::Responder> responder) {
           HandleModels(request, std::move(responder));
         },
-        http::Execution::kInline);
+        http::Execution::kInline, segments > 0 ? "/v1/models/{model}" : "");
   }
 }
 

@@ -776,6 +776,14 @@ TEST_F(DataPlaneTest, OneModelIsRetrievedOnlyIfTheKeyMayCallIt) {
   }
   EXPECT_EQ(client_->Get("/v1/models/dead/vendor/family/size/echo", dead.secret).status, 404);
   EXPECT_EQ(client_->Get("/v1/models/dead/1/2/3/4/5/6/7", dead.secret).status, 404);  // 8
+  // Counted under the route's one name, however many segments the id has (audit DD: as
+  // `/v1/models/{model}/{s2}` and so on, which no dashboard names).
+  const std::string metrics = client_->Get("/metrics").body;
+  EXPECT_NE(metrics.find(R"(keygate_http_requests_total{route="/v1/models/{model}",method="GET",)"
+                         R"(status="200"} 5)"),
+            std::string::npos)
+      << metrics;
+  EXPECT_EQ(metrics.find("{s2}"), std::string::npos) << metrics;
 }
 
 TEST_F(DataPlaneTest, UpstreamErrorsPassThroughWithTheirBody) {
