@@ -84,6 +84,12 @@ Status ApplyFileSetting(const YamlReader& reader, const std::string& name,
   if (!value.IsScalar()) {
     return reader.ErrorAt(value, name, "must be a single value, not a list or mapping");
   }
+  // A number in quotes is a string in YAML: refused, as in the catalog (audit DD: `'10'` was
+  // taken here and refused there), where the environment's text is all it can be.
+  if (info->accepts.starts_with("integer") && internal::IsQuoted(value)) {
+    return reader.ErrorAt(value, name,
+                          "must be an integer, not a quoted string (write it without quotes)");
+  }
   Status status = info->apply(value.Scalar(), settings);
   if (!status.ok()) return reader.ErrorAt(value, name, status.error().message);
   (*origins)[name] = reader.Where(value);

@@ -23,10 +23,6 @@ std::string Quoted(std::string_view text) {
   return "'" + std::string(text.substr(0, kMaxEchoedValueBytes)) + "…'";
 }
 
-// A scalar written in quotes ("8192"): a string in YAML, whatever its text. yaml-cpp tags a
-// quoted scalar "!" and a plain one "?".
-bool IsQuoted(const YAML::Node& node) { return node.Tag() == "!"; }
-
 std::string WhereMark(const std::string& file, const YAML::Mark& mark) {
   if (mark.is_null() || mark.line < 0) return file;
   return file + ":" + std::to_string(mark.line + 1);  // yaml-cpp counts lines from 0
@@ -71,6 +67,9 @@ class DocumentContent final : public YAML::EventHandler {
 };
 
 }  // namespace
+
+// yaml-cpp tags a quoted scalar "!" and a plain one "?".
+bool IsQuoted(const YAML::Node& node) { return node.Tag() == "!"; }
 
 Result<YAML::Node> ParseYamlFile(const std::string& path) {
   std::error_code ec;

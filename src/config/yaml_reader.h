@@ -28,6 +28,9 @@ namespace keygate::config::internal {
 // "<path>:<line>: invalid YAML: <parser message>".
 Result<YAML::Node> ParseYamlFile(const std::string& path);
 
+// Whether `node` is a scalar written in quotes ("8192"): a string in YAML, whatever its text.
+bool IsQuoted(const YAML::Node& node);
+
 class YamlReader {
  public:
   // `file` is the name shown in messages (the path as the operator gave it).

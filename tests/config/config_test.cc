@@ -247,6 +247,11 @@ TEST_F(ConfigTest, ErrorsNameFileLineAndKey) {
        "cfg.yaml:4: limits.max_body_bytes: must be an integer in 1024..1073741824, got '12'"},
       {"limits: {header_timeout_s: ten}\n",
        "cfg.yaml:1: limits.header_timeout_s: must be an integer"},
+      // A number in quotes is a string, as in the catalog (audit DD: taken here, refused there).
+      {"limits:\n  header_timeout_s: '10'\n",
+       "cfg.yaml:2: limits.header_timeout_s: must be an integer, not a quoted string"},
+      {"limits: {max_body_bytes: \"10485760\"}\n",
+       "cfg.yaml:1: limits.max_body_bytes: must be an integer, not a quoted string"},
       {"log_level: loud\n", "cfg.yaml:1: log_level: must be one of debug, info, warn, error"},
       {"failure_mode: maybe\n", "cfg.yaml:1: failure_mode: must be deny or allow"},
       {"listen: 1.2.3.4\n", "cfg.yaml:1: listen: must be HOST:PORT"},
