@@ -100,6 +100,13 @@ void Listener::OnAccept(beast::error_code ec, tcp::socket socket) {
     DoAccept();
     return;
   }
+  if (accept_failure_logged_at_) {
+    // The first connection after failures: the end of the shortage, with the failures no line
+    // has counted yet (the last ten seconds' at most), and the next failure is logged at once.
+    state_.logger().Warn("http.accept_recovered", {{"failures", accept_failures_}});
+    accept_failures_ = 0;
+    accept_failure_logged_at_.reset();
+  }
   // Connections still on their way to a shard are not counted yet: a burst can pass the limit
   // by the few accepted in the same instant.
   if (state_.active() >= state_.options().max_connections) {

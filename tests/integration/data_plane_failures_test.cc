@@ -167,6 +167,9 @@ TEST_F(DataPlaneTest, OutOfDescriptorsIsTheGatewaysShortageNotTheProviders) {
     ++lines;
   }
   EXPECT_EQ(lines, 1u) << log;
+  // And when it accepted again, with the failures no line had counted yet.
+  EXPECT_NE(log.find(R"("event":"http.accept_recovered","failures":)"), std::string::npos)
+      << log;
 }
 
 TEST_F(DataPlaneTest, AStreamResetMidwayIsCutAndChargedForWhatWasReceived) {
