@@ -164,7 +164,12 @@ int Serve(const CommonFlags& flags) {
   std::printf("keygate listening on http://%s%s%s:%u\n", ipv6 ? "[" : "", host.c_str(),
               ipv6 ? "]" : "", *port);
   std::fflush(stdout);
-  if (keygate::Status stopped = (*app)->Run(); !stopped.ok()) return Fail(stopped.error().message);
+  // Through the log, not around it: stderr written beside the Logger could block on a stalled
+  // reader for good and cut one of its lines in two (the review).
+  if (keygate::Status stopped = (*app)->Run(); !stopped.ok()) {
+    log.Error("server.failed", {{"error", stopped.error().message}});
+    return 1;
+  }
   return 0;
 }
 

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include <thread>
 
 #include "common/text_writer.h"
+#include "common/thread_name.h"
 #include "common/utf8.h"
 
 namespace keygate {
@@ -147,6 +150,15 @@ class Logger::Writer {
     // A regular file always has room (a slow disk blocks a write, as it would any reader's);
     // so has a FILE* without a descriptor (a memory stream).
     may_stall_ = fd_ >= 0 && ::fstat(fd_, &st) == 0 && !S_ISREG(st.st_mode);
+    if (!may_stall_) return;
+    is_socket_ = S_ISSOCK(st.st_mode);
+    if (!is_socket_) {
+      // A pipe or a terminal: written through a description of its own that never blocks (a
+      // terminal that polls writable still blocks a write longer than its room: the review).
+      // Not O_NONBLOCK on the descriptor itself, whose description a shell may share.
+      const std::string path = "/proc/self/fd/" + std::to_string(fd_);
+      own_fd_ = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    }
   }
 
   ~Writer() {
@@ -157,6 +169,7 @@ class Logger::Writer {
     }
     wake_.notify_one();
     if (thread_.joinable()) thread_.join();
+    if (own_fd_ >= 0) ::close(own_fd_);
   }
 
   void Write(std::string line) {
@@ -170,7 +183,7 @@ class Logger::Writer {
       const size_t written = WriteWhatFits(line);
       if (written == line.size()) return;
       line.erase(0, written);  // a line begun is finished, whatever the backlog holds
-    } else if (backlog_.size() + in_flight_ + line.size() > kMostBacklogBytes) {
+    } else if (gave_up_ || backlog_.size() + in_flight_ + line.size() > kMostBacklogBytes) {
       ++dropped_;
       ++unreported_;
       return;
@@ -193,11 +206,27 @@ class Logger::Writer {
  private:
   bool StartThread() {
     try {
-      thread_ = std::thread([this] { Run(); });
+      thread_ = std::thread([this] {
+        NameThisThread("kg-log");
+        Run();
+      });
       return true;
     } catch (const std::system_error&) {
       return false;
     }
+  }
+
+  // One write that never blocks: through the non-blocking description, or MSG_DONTWAIT on a
+  // socket; else (no such description could be had) a plain write after a poll found room.
+  ssize_t WriteSome(std::string_view text) {
+    const size_t n = std::min(text.size(), kMostBytesPerWrite);
+    if (is_socket_) return ::send(fd_, text.data(), n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return ::write(own_fd_ >= 0 ? own_fd_ : fd_, text.data(), n);
+  }
+
+  // Lines in `text` (those given up on), for the count of lines dropped.
+  static int64_t LinesIn(std::string_view text) {
+    return static_cast<int64_t>(std::count(text.begin(), text.end(), '\n'));
   }
 
   // Writes the start of `text` that the descriptor takes without waiting; returns its length
@@ -207,12 +236,17 @@ class Logger::Writer {
     while (done < text.size()) {
       const Room room = RoomIn(fd_, 0);
       if (room == Room::kNone) return done;
-      if (room == Room::kGone) return text.size();
-      const ssize_t n = ::write(fd_, text.data() + done,
-                                std::min(text.size() - done, kMostBytesPerWrite));
+      if (room == Room::kGone) {
+        CountLost(text.substr(done));
+        return text.size();
+      }
+      const ssize_t n = WriteSome(text.substr(done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) return done;
-      if (n <= 0) return text.size();
+      if (n <= 0) {
+        CountLost(text.substr(done));
+        return text.size();
+      }
       done += static_cast<size_t>(n);
     }
     return done;
@@ -222,19 +256,23 @@ class Logger::Writer {
   // Returns false when it gave up or the descriptor is gone.
   bool WriteAll(std::string_view text, bool give_up) {
     while (!text.empty()) {
+      // Every pass: a reader that takes a little at a time holds a stop no longer (the review).
+      if (give_up && PastTheStopsDeadline()) return false;
       const Room room = RoomIn(fd_, kPollMs);
       if (room == Room::kGone) return false;
-      if (room == Room::kNone) {
-        if (give_up && PastTheStopsDeadline()) return false;
-        continue;
-      }
-      const ssize_t n =
-          ::write(fd_, text.data(), std::min(text.size(), kMostBytesPerWrite));
+      if (room == Room::kNone) continue;
+      const ssize_t n = WriteSome(text);
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) return false;
       text.remove_prefix(static_cast<size_t>(n));
     }
     return true;
+  }
+
+  // Lines lost with a descriptor that is gone (called under the lock, from Write).
+  void CountLost(std::string_view text) {
+    const int64_t lines = LinesIn(text);
+    dropped_ += lines;
   }
 
   bool PastTheStopsDeadline() {
@@ -259,7 +297,11 @@ class Logger::Writer {
       writing_ = false;
       in_flight_ = 0;
       if (!written) {
-        backlog_.clear();  // the stop's deadline passed, or no reader is left
+        // The stop's deadline passed, or no reader is left: what waits is dropped, counted, and
+        // so is every line after (no thread writes them).
+        dropped_ += LinesIn(batch) + LinesIn(backlog_);
+        backlog_.clear();
+        gave_up_ = true;
         return;
       }
       if (backlog_.empty() && unreported_ > 0) {
@@ -275,6 +317,9 @@ class Logger::Writer {
   std::FILE* const out_;
   const int fd_;
   bool may_stall_ = false;
+  bool is_socket_ = false;
+  int own_fd_ = -1;         // a non-blocking description of a pipe or terminal, or -1
+  bool gave_up_ = false;    // the thread stopped for good: later lines are dropped
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::string backlog_;     // whole lines (the first may be the rest of one begun)
