@@ -637,7 +637,7 @@ TEST_F(DataPlaneTest, CredentialsAmongAProvidersHeadersNeverReachTheCaller) {
               std::string::npos)
         << answers.back().body;
   }
-  // Events sent to a call that did not ask to stream, decoded event by event.
+  // Events sent to a call that did not ask to stream, their escapes decoded (as text).
   answers.push_back(Call(key.secret, ChatBody("hi", 5, model), "/v1/chat/completions",
                          {{"x-mock-echo-auth-in-stream", "slash"}}));
   EXPECT_NE(answers.back().body.find("key Bearer [redacted]"), std::string::npos)
