@@ -25,19 +25,11 @@ http::Response TooManyCalls(const limits::OrgRequestLimiter& limiter, int64_t wa
   return response;
 }
 
-// `error` in the dialect's shape. A 503 (the store unavailable: its disk full, say) says a
-// client may retry, as the data plane's do (audit BB); not when only a restart helps (the
-// review: a client would retry every second until then).
-http::Response Refusal(ErrorRenderer render, const Error& error) {
-  http::Response refusal = render(error);
-  if (refusal.status == 503 && error.reason != store::kStoreFilesRemoved) {
-    refusal.headers.emplace_back("Retry-After", "1");
-  }
-  return refusal;
-}
-
-// The answer to a call that failed: a failure of keygate's own (5xx) is logged with its text
-// (a store's message, a file's path), which the caller is not shown.
+// The answer to a call that failed, in the dialect's shape: a failure of keygate's own (5xx)
+// is logged with its text (a store's message, a file's path), which the caller is not shown. A
+// 503 (the store unavailable: its disk full, say) says a client may retry, as the data plane's
+// do (audit BB); not when only a restart helps (the review: a client would retry every second
+// until then).
 http::Response Failed(ManagementContext& context, const http::Request& request,
                       ErrorRenderer render, const Error& error) {
   if (HttpStatusFor(error.code) >= 500) {
@@ -47,7 +39,11 @@ http::Response Failed(ManagementContext& context, const http::Request& request,
                                             {"request_id", request.request_id},
                                             {"error", error.message}});
   }
-  return Refusal(render, ShownToCaller(error, request.request_id));
+  http::Response refusal = render(ShownToCaller(error, request.request_id));
+  if (refusal.status == 503 && error.reason != store::kStoreFilesRemoved) {
+    refusal.headers.emplace_back("Retry-After", "1");
+  }
+  return refusal;
 }
 
 limits::CallerClass ClassOf(keys::CallerKind kind) {
